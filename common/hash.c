@@ -1,0 +1,80 @@
+#include "newsalert/hash.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void to_hex(const unsigned char *md, size_t len, char *hex) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0xf];
+    }
+    hex[2 * len] = '\0';
+}
+
+void na_sha256_hex(const void *data, size_t len, char hex[NA_SHA256_HEX_LEN + 1]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    to_hex(md, NA_SHA256_LEN, hex);
+}
+
+void na_sha256_hex_parts(const char *const *parts, char hex[NA_SHA256_HEX_LEN + 1]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (; *parts; parts++) {
+        EVP_DigestUpdate(ctx, *parts, strlen(*parts) + 1);
+    }
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    to_hex(md, NA_SHA256_LEN, hex);
+}
+
+na_err_t na_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                        unsigned char mac[NA_SHA256_LEN]) {
+    unsigned int maclen = 0;
+    if (!HMAC(EVP_sha256(), key, (int)key_len, data, len, mac, &maclen) ||
+        maclen != NA_SHA256_LEN) {
+        return NA_ERR_INVALID;
+    }
+    return NA_OK;
+}
+
+char *na_base64_encode(const void *data, size_t len) {
+    size_t outlen = 4 * ((len + 2) / 3) + 1;
+    char *out = malloc(outlen);
+    if (!out) {
+        return NULL;
+    }
+    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+unsigned char *na_base64_decode(const char *text, size_t *out_len) {
+    size_t len = strlen(text);
+    if (len % 4 != 0) {
+        return NULL;
+    }
+    unsigned char *out = malloc(len / 4 * 3 + 1);
+    if (!out) {
+        return NULL;
+    }
+    int n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)len);
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    /* EVP_DecodeBlock counts padding bytes as output; take them back. */
+    if (len >= 1 && text[len - 1] == '=') {
+        n--;
+    }
+    if (len >= 2 && text[len - 2] == '=') {
+        n--;
+    }
+    *out_len = (size_t)n;
+    return out;
+}

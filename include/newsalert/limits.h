@@ -1,0 +1,41 @@
+/**
+ * @file limits.h
+ * @brief Every cap on input-sized allocations, in one place.
+ *
+ * Anything whose size comes from outside (Kafka, HTTP, files, environment)
+ * is checked against one of these before memory is allocated for it.
+ */
+#ifndef NEWSALERT_LIMITS_H
+#define NEWSALERT_LIMITS_H
+
+/** Largest feed document accepted from HTTP or a file (bytes). */
+#define NA_MAX_FEED_BYTES (16u * 1024u * 1024u)
+/** Most items taken from one feed document; the rest are dropped, counted. */
+#define NA_MAX_FEED_ITEMS 5000u
+/** Deepest XML/JSON nesting accepted in a feed. */
+#define NA_MAX_FEED_DEPTH 64u
+/** Largest article/v1 record accepted from Kafka (bytes). */
+#define NA_MAX_ARTICLE_BYTES (1024u * 1024u)
+/** Longest title kept (bytes); longer ones are cut at a UTF-8 boundary. */
+#define NA_MAX_TITLE_BYTES 2048u
+/** Longest summary kept (bytes). */
+#define NA_MAX_SUMMARY_BYTES (16u * 1024u)
+/** Longest plain-text content kept (bytes). */
+#define NA_MAX_CONTENT_BYTES (256u * 1024u)
+/** Longest URL kept (bytes). */
+#define NA_MAX_URL_BYTES 4096u
+/** Most authors / categories kept per article. */
+#define NA_MAX_AUTHORS 32u
+#define NA_MAX_CATEGORIES 64u
+/** Largest config, rules or sources file read (bytes). */
+#define NA_MAX_CONFIG_BYTES (8u * 1024u * 1024u)
+/** Most sources in one sources file. */
+#define NA_MAX_SOURCES 100000u
+/** Largest seen-state file read (bytes). */
+#define NA_MAX_STATE_BYTES (256u * 1024u * 1024u)
+/** Item ids remembered per feed in the seen-state. */
+#define NA_SEEN_IDS_PER_FEED 2048u
+/** Largest webhook response body kept for diagnostics (bytes). */
+#define NA_MAX_WEBHOOK_RESPONSE_BYTES (64u * 1024u)
+
+#endif

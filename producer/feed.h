@@ -1,0 +1,57 @@
+/**
+ * @file feed.h
+ * @brief Feed documents (RSS 0.9x/1.0/2.0, Atom 0.3/1.0, JSON Feed 1.0/1.1)
+ *        to articles. The format is detected from the content.
+ *
+ * Each format is one file (feed_rss.c, feed_atom.c, feed_json.c) filling
+ * one struct na_feed_format; feed.c holds the table and the detection.
+ * Parsing never touches the network or the file system: libxml2 runs with
+ * XML_PARSE_NONET and without entity expansion or DTD loading.
+ */
+#ifndef NEWSALERT_FEED_H
+#define NEWSALERT_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "newsalert/article.h"
+#include "newsalert/err.h"
+
+/** What one feed document yields. */
+struct na_feed {
+    const char *format;         /**< static name: "rss", "rdf", "atom", "jsonfeed" */
+    char *title;                /**< feed title or NULL */
+    char *link;                 /**< feed home page or NULL */
+    char *lang;                 /**< feed language or NULL */
+    int ttl_min;                /**< RSS <ttl> in minutes, 0 if absent */
+    uint32_t skip_hours;        /**< RSS <skipHours>: bit h set = skip hour h (UTC) */
+    uint8_t skip_days;          /**< RSS <skipDays>: bit 0 = Sunday .. bit 6 = Saturday */
+    struct na_article *items;   /**< items_cnt parsed items, in document order */
+    size_t items_cnt;
+    size_t items_dropped;       /**< items skipped: over NA_MAX_FEED_ITEMS or unusable */
+};
+
+void na_feed_init(struct na_feed *feed);
+/** @brief Free all that @p feed owns; NULL-safe. */
+void na_feed_cleanup(struct na_feed *feed);
+
+/**
+ * @brief Parse one feed document.
+ *
+ * Items come out with url (absolute, resolved against xml:base, then the
+ * feed's link, then @p base_url), guid, title, summary and content as plain
+ * text (HTML stripped, entities decoded), authors, categories, lang,
+ * published_at and updated_at (published_at falls back to updated_at).
+ * The caller sets source_* and fetched_at, then calls na_article_set_id().
+ * All strings are valid UTF-8 and within the caps of limits.h.
+ *
+ * @param base_url URL the document came from (for relative links), or NULL.
+ * @param feed initialised with na_feed_init(); filled on success, left clean
+ *        on failure.
+ * @returns NA_OK; NA_ERR_TOO_LARGE over NA_MAX_FEED_BYTES; NA_ERR_PARSE or
+ *          NA_ERR_UNSUPPORTED with one line in @p errstr naming the problem.
+ */
+NA_WUR na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
+                              struct na_feed *feed, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,212 @@
+#include "sources.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "newsalert/limits.h"
+#include "newsalert/timeutil.h"
+#include "newsalert/util.h"
+
+void na_sources_cleanup(struct na_sources *s) {
+    if (!s) {
+        return;
+    }
+    for (size_t i = 0; i < s->cnt; i++) {
+        struct na_source *src = &s->v[i];
+        free(src->id);
+        free(src->name);
+        free(src->url);
+        for (size_t h = 0; h < src->headers_cnt; h++) {
+            free(src->headers[h]);
+        }
+        free(src->headers);
+    }
+    free(s->v);
+    s->v = NULL;
+    s->cnt = 0;
+}
+
+static na_err_t parse_interval(json_t *v, int64_t *ms) {
+    if (json_is_integer(v)) {
+        json_int_t sec = json_integer_value(v);
+        if (sec < 1 || sec > 86400 * 30) {
+            return NA_ERR_INVALID;
+        }
+        *ms = (int64_t)sec * 1000;
+        return NA_OK;
+    }
+    if (json_is_string(v) && !na_duration_parse_ms(json_string_value(v), ms) &&
+        *ms >= NA_SOURCE_MIN_INTERVAL_MS) {
+        return NA_OK;
+    }
+    return NA_ERR_INVALID;
+}
+
+static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src,
+                             char *errstr, size_t errstr_size) {
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(obj)) {
+        snprintf(errstr, errstr_size, "sources[%zu]: not an object", idx);
+        return NA_ERR_CONFIG;
+    }
+    src->interval_ms = NA_SOURCE_DEFAULT_INTERVAL_MS;
+    json_object_foreach(obj, key, v) {
+        if (!strcmp(key, "id") || !strcmp(key, "name") || !strcmp(key, "url")) {
+            if (!json_is_string(v) || !json_string_length(v)) {
+                snprintf(errstr, errstr_size, "sources[%zu].%s: not a non-empty string",
+                         idx, key);
+                return NA_ERR_CONFIG;
+            }
+            char **dst = !strcmp(key, "id") ? &src->id
+                         : !strcmp(key, "name") ? &src->name
+                                                : &src->url;
+            *dst = na_strdup(json_string_value(v));
+            if (!*dst) {
+                return NA_ERR_NOMEM;
+            }
+        } else if (!strcmp(key, "interval")) {
+            if (parse_interval(v, &src->interval_ms)) {
+                snprintf(errstr, errstr_size,
+                         "sources[%zu].interval: want seconds or a duration like "
+                         "\"90s\", \"5m\" (at least 1s)",
+                         idx);
+                return NA_ERR_CONFIG;
+            }
+        } else if (!strcmp(key, "headers")) {
+            const char *hname;
+            json_t *hv;
+            if (!json_is_object(v)) {
+                snprintf(errstr, errstr_size, "sources[%zu].headers: not an object", idx);
+                return NA_ERR_CONFIG;
+            }
+            json_object_foreach(v, hname, hv) {
+                struct na_buf line;
+                if (!json_is_string(hv) || strpbrk(hname, ":\r\n ") ||
+                    strpbrk(json_string_value(hv), "\r\n")) {
+                    snprintf(errstr, errstr_size,
+                             "sources[%zu].headers.%s: not a valid header", idx, hname);
+                    return NA_ERR_CONFIG;
+                }
+                na_buf_init(&line);
+                na_buf_printf(&line, "%s: %s", hname, json_string_value(hv));
+                char **n = realloc(src->headers, (src->headers_cnt + 1) * sizeof(*n));
+                if (!n) {
+                    na_buf_cleanup(&line);
+                    return NA_ERR_NOMEM;
+                }
+                src->headers = n;
+                n[src->headers_cnt] = na_buf_steal(&line);
+                if (!n[src->headers_cnt]) {
+                    return NA_ERR_NOMEM;
+                }
+                src->headers_cnt++;
+            }
+        } else {
+            snprintf(errstr, errstr_size, "sources[%zu]: unknown key \"%s\"", idx, key);
+            return NA_ERR_CONFIG;
+        }
+    }
+    if (!src->url) {
+        snprintf(errstr, errstr_size, "sources[%zu]: missing \"url\"", idx);
+        return NA_ERR_CONFIG;
+    }
+    if (strncasecmp(src->url, "http://", 7) && strncasecmp(src->url, "https://", 8)) {
+        snprintf(errstr, errstr_size, "sources[%zu].url: only http and https are fetched",
+                 idx);
+        return NA_ERR_CONFIG;
+    }
+    if (!src->id && !(src->id = na_strdup(src->url))) {
+        return NA_ERR_NOMEM;
+    }
+    if (!src->name && !(src->name = na_strdup(src->id))) {
+        return NA_ERR_NOMEM;
+    }
+    return NA_OK;
+}
+
+na_err_t na_sources_load_buf(const char *buf, size_t len, const char *name,
+                             struct na_sources *out, char *errstr, size_t errstr_size) {
+    json_error_t jerr;
+    json_t *root = NULL;
+    json_t *list;
+    na_err_t err = NA_OK;
+    char detail[384];
+
+    memset(out, 0, sizeof(*out));
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(errstr, errstr_size, "%s:%d:%d: %s", name, jerr.line, jerr.column,
+                 jerr.text);
+        return NA_ERR_PARSE;
+    }
+    list = root;
+    if (json_is_object(root)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(root, key, v) {
+            if (strcmp(key, "sources")) {
+                snprintf(errstr, errstr_size, "%s: unknown key \"%s\"", name, key);
+                err = NA_ERR_CONFIG;
+                goto out;
+            }
+        }
+        list = json_object_get(root, "sources");
+    }
+    if (!json_is_array(list)) {
+        snprintf(errstr, errstr_size, "%s: want {\"sources\": [...]} or an array", name);
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    if (json_array_size(list) > NA_MAX_SOURCES) {
+        snprintf(errstr, errstr_size, "%s: more than %u sources", name, NA_MAX_SOURCES);
+        err = NA_ERR_TOO_LARGE;
+        goto out;
+    }
+    out->v = calloc(json_array_size(list) + 1, sizeof(*out->v));
+    if (!out->v) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        struct na_source *src = &out->v[out->cnt++];
+        if ((err = parse_source(json_array_get(list, i), i, src, detail,
+                                sizeof(detail)))) {
+            snprintf(errstr, errstr_size, "%s: %s", name, detail);
+            goto out;
+        }
+        for (size_t j = 0; j + 1 < out->cnt; j++) {
+            if (!strcmp(out->v[j].id, src->id)) {
+                snprintf(errstr, errstr_size, "%s: sources[%zu]: duplicate id \"%s\"",
+                         name, i, src->id);
+                err = NA_ERR_CONFIG;
+                goto out;
+            }
+        }
+    }
+out:
+    if (err) {
+        na_sources_cleanup(out);
+    }
+    json_decref(root);
+    return err;
+}
+
+na_err_t na_sources_load_file(const char *path, struct na_sources *out, char *errstr,
+                              size_t errstr_size) {
+    char *buf = NULL;
+    size_t len = 0;
+    na_err_t err;
+
+    memset(out, 0, sizeof(*out));
+    err = na_read_file(path, NA_MAX_CONFIG_BYTES, &buf, &len, errstr, errstr_size);
+    if (!err) {
+        err = na_sources_load_buf(buf, len, path, out, errstr, errstr_size);
+    }
+    free(buf);
+    return err;
+}
