@@ -1,0 +1,80 @@
+/**
+ * @file deliver.h
+ * @brief Webhook delivery with libcurl multi: concurrent POSTs over kept-
+ *        alive connections, retries with exponential backoff and jitter,
+ *        Retry-After honoured, Standard Webhooks signing.
+ *
+ * Single-threaded: submit, run and the done callback all happen on the
+ * caller's thread. A job ends exactly once, in the done callback, with
+ * NA_OUTCOME_OK (2xx) or a final failure (DROP, or RETRY after the last
+ * attempt) that the caller dead-letters.
+ */
+#ifndef NEWSALERT_DELIVER_H
+#define NEWSALERT_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "newsalert/err.h"
+#include "route.h"
+
+typedef struct na_deliver_s na_deliver_t;
+
+struct na_deliver_opts {
+    long concurrency;        /**< transfers at once ("deliver_concurrency") */
+    long timeout_ms;         /**< per attempt ("deliver_timeout") */
+    long connect_timeout_ms;
+    int max_attempts;        /**< then the job fails ("deliver_max_attempts") */
+    int64_t backoff_ms;      /**< first retry delay ("deliver_backoff") */
+    int64_t backoff_max_ms;  /**< cap ("deliver_backoff_max") */
+    const char *user_agent;
+};
+
+struct na_delivery_result {
+    const struct na_route *route;
+    const char *alert_id;
+    const char *body; /**< the payload sent, len bytes (for the dead-letter copy) */
+    size_t len;
+    na_outcome_t outcome;
+    long status;      /**< last HTTP status (0: no response) */
+    int attempts;
+    const char *error; /**< last error text */
+};
+
+/** @p res is borrowed for the call; @p opaque is what na_deliver_submit() got. */
+typedef void(na_deliver_done_cb)(void *opaque, const struct na_delivery_result *res,
+                                 void *ctx);
+
+/** @returns new deliverer; destroy with na_deliver_destroy(). */
+na_deliver_t *na_deliver_new(const struct na_deliver_opts *opts);
+
+/** @brief Abort everything without callbacks; NULL-safe. */
+void na_deliver_destroy(na_deliver_t *d);
+
+/**
+ * @brief Queue one POST of @p body to @p route.
+ * @param body taken (also on failure); free()d by the deliverer.
+ * @param route borrowed; must outlive the job.
+ */
+NA_WUR na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
+                                        const char *alert_id, char *body, size_t len,
+                                        void *opaque);
+
+/**
+ * @brief Start due jobs, perform I/O for at most @p timeout_ms, and call
+ *        @p cb for each job that ended.
+ */
+void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, void *ctx);
+
+/** @returns jobs not yet ended (waiting, backing off or in flight). */
+size_t na_deliver_pending(const na_deliver_t *d);
+
+/**
+ * @brief Standard Webhooks signature of @p body: "v1,<base64 HMAC-SHA256 of
+ *        id.timestamp.body>".
+ * @returns new string; free(); NULL on failure.
+ */
+char *na_deliver_sign(const unsigned char *key, size_t key_len, const char *msg_id,
+                      long long timestamp, const char *body, size_t len);
+
+#endif
