@@ -1,0 +1,588 @@
+#include "consumer.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+#include "deliver.h"
+#include "format.h"
+#include "newsalert/article.h"
+#include "newsalert/http.h"
+#include "newsalert/limits.h"
+#include "newsalert/log.h"
+#include "newsalert/timeutil.h"
+#include "newsalert/util.h"
+#include "rules.h"
+#include "tracker.h"
+
+#define C(f) offsetof(struct na_consumer_conf, f)
+const struct na_conf_entry na_consumer_conf_table[] = {
+    {"brokers", NA_CONF_STRING, C(brokers), "127.0.0.1:9092",
+     "Kafka bootstrap servers HOST:PORT[,..]", 0, 0, 0},
+    {"group_id", NA_CONF_STRING, C(group_id), "newsalert-consumer", "consumer group id",
+     0, 0, 0},
+    {"topic", NA_CONF_STRING, C(topic), NA_TOPIC_ARTICLES, "articles topic", 0, 0, 0},
+    {"dlq_topic", NA_CONF_STRING, C(dlq_topic), NA_TOPIC_DLQ,
+     "dead-letter topic (poison records, undeliverable alerts)", 0, 0, 0},
+    {"rules", NA_CONF_STRING, C(rules), "/etc/newsalert/rules.json", "rules JSON file", 0,
+     0, 0},
+    {"webhook", NA_CONF_STRING, C(webhook), NULL,
+     "one-route shortcut: post every alert to this URL", NA_CONF_SECRET, 0, 0},
+    {"webhook_format", NA_CONF_STRING, C(webhook_format), "json",
+     "format of --webhook: json|slack", 0, 0, 0},
+    {"deliver_concurrency", NA_CONF_INT, C(deliver_concurrency), "16",
+     "webhook requests in flight at once", 0, 1, 1000},
+    {"deliver_timeout", NA_CONF_DURATION, C(deliver_timeout_ms), "15s",
+     "timeout of one webhook request", 0, 100, 600000},
+    {"deliver_max_attempts", NA_CONF_INT, C(deliver_max_attempts), "10",
+     "attempts per alert before it is dead-lettered", 0, 1, 1000},
+    {"deliver_backoff", NA_CONF_DURATION, C(deliver_backoff_ms), "1s",
+     "first retry delay (doubles, with jitter)", 0, 1, 3600000},
+    {"deliver_backoff_max", NA_CONF_DURATION, C(deliver_backoff_max_ms), "5m",
+     "longest retry delay", 0, 1, 86400000},
+    {"max_pending", NA_CONF_INT, C(max_pending), "1000",
+     "alerts in flight before the consumer pauses its partitions", 0, 1, 1000000},
+    {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
+     "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
+    {"log_level", NA_CONF_STRING, C(log_level), "info", "error|warn|info|debug", 0, 0, 0},
+    {"print", NA_CONF_BOOL, C(print), "false", "print each alert on stdout", 0, 0, 0},
+    {"exit_eof", NA_CONF_BOOL, C(exit_eof), "false",
+     "exit when all partitions are consumed and all alerts finished", 0, 0, 0},
+    NA_CONF_END,
+};
+#undef C
+
+struct consumer {
+    const struct na_consumer_conf *conf;
+    struct na_consumer_stats *stats;
+    FILE *out;
+    rd_kafka_t *rk;      /* the group consumer */
+    rd_kafka_t *dlq;     /* producer for news.dlq */
+    na_rules_t *rules;
+    na_deliver_t *deliver;
+    na_tracker_t *tracker;
+    bool paused;
+    bool fatal;
+    int32_t *eof;        /* partitions at their end (exit_eof) */
+    size_t eof_cnt;
+};
+
+struct dlq_ctx {
+    struct na_tracker_entry *entry;
+};
+
+/* ---- dead letters ---- */
+
+static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+    struct consumer *c = opaque;
+    struct dlq_ctx *ctx = rkm->_private;
+    if (rkm->err) {
+        /* The record is not finished: its offset is never stored, so it is
+         * consumed again after a restart. Keep the daemon going. */
+        na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "err=%s",
+               na_log_q(rd_kafka_err2str(rkm->err)));
+        free(ctx);
+        return;
+    }
+    c->stats->dlq_produced++;
+    na_tracker_done(c->tracker, ctx->entry);
+    free(ctx);
+}
+
+/* Copy @p value to the DLQ with error headers; finishing @p entry waits for
+ * the DLQ's delivery report. */
+static void dead_letter(struct consumer *c, struct na_tracker_entry *entry, const void *key,
+                        size_t key_len, const void *value, size_t len, const char *stage,
+                        const char *reason, const char *route, int32_t partition,
+                        int64_t offset) {
+    struct dlq_ctx *ctx = calloc(1, sizeof(*ctx));
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
+    char num[32];
+    rd_kafka_resp_err_t kerr;
+
+    if (!ctx) {
+        rd_kafka_headers_destroy(hdrs);
+        return;
+    }
+    entry->pending++;
+    ctx->entry = entry;
+    rd_kafka_header_add(hdrs, "error.stage", -1, stage, -1);
+    rd_kafka_header_add(hdrs, "error.reason", -1, reason, -1);
+    rd_kafka_header_add(hdrs, "source.topic", -1, c->conf->topic, -1);
+    snprintf(num, sizeof(num), "%d", (int)partition);
+    rd_kafka_header_add(hdrs, "source.partition", -1, num, -1);
+    snprintf(num, sizeof(num), "%lld", (long long)offset);
+    rd_kafka_header_add(hdrs, "source.offset", -1, num, -1);
+    if (route) {
+        rd_kafka_header_add(hdrs, "route", -1, route, -1);
+    }
+    do {
+        /* F_COPY: the record's buffers belong to the consumed message. */
+        kerr = rd_kafka_producev(c->dlq, RD_KAFKA_V_TOPIC(c->conf->dlq_topic),
+                                 RD_KAFKA_V_KEY(key, key_len),
+                                 RD_KAFKA_V_VALUE((void *)value, len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ctx),
+                                 RD_KAFKA_V_END);
+        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(c->dlq, 100);
+        }
+    } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    if (kerr) {
+        na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "err=%s",
+               na_log_q(rd_kafka_err2str(kerr)));
+        rd_kafka_headers_destroy(hdrs);
+        free(ctx); /* entry keeps its extra pending unit: never stored */
+    }
+}
+
+/* ---- alerts ---- */
+
+struct job_ctx {
+    struct na_tracker_entry *entry;
+    int32_t partition;
+    int64_t offset;
+};
+
+static void on_delivered(void *opaque, const struct na_delivery_result *res, void *vc) {
+    struct consumer *c = vc;
+    struct job_ctx *jc = opaque;
+    if (res->outcome == NA_OUTCOME_OK) {
+        c->stats->alerts_sent++;
+        na_log(NA_LOG_INFO, "deliver", "alert_sent", "route=%s alert=%s status=%ld "
+               "attempts=%d", na_log_q(res->route->name), res->alert_id, res->status,
+               res->attempts);
+    } else {
+        c->stats->alerts_failed++;
+        na_log(NA_LOG_ERROR, "deliver", "alert_failed",
+               "route=%s alert=%s status=%ld attempts=%d err=%s outcome=%s",
+               na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
+               na_log_q(res->error), na_outcome2str(res->outcome));
+        if (!jc->entry->orphaned) {
+            dead_letter(c, jc->entry, res->alert_id, strlen(res->alert_id), res->body,
+                        res->len, "deliver", res->error, res->route->name, jc->partition,
+                        jc->offset);
+        }
+    }
+    na_tracker_done(c->tracker, jc->entry);
+    free(jc);
+}
+
+static void print_alert(struct consumer *c, const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    const struct na_match *m = alert->match;
+    char ts[NA_RFC3339_LEN] = "unknown time";
+    if (a->published_at != NA_TIME_UNKNOWN) {
+        na_time_format_rfc3339(a->published_at, ts);
+    }
+    fprintf(c->out, "ALERT %-16s score=%-6.2f %s\n      source: %s, %s\n      evidence:",
+            m->topic, m->score, a->title ? a->title : "(untitled)",
+            a->source_name ? a->source_name : "?", ts);
+    for (size_t i = 0; i < m->evidence_cnt && i < 8; i++) {
+        fprintf(c->out, "%s \"%s\" (%s)", i ? "," : "",
+                m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+                m->evidence[i].field);
+    }
+    fprintf(c->out, "\n");
+    if (a->url) {
+        fprintf(c->out, "      %s\n", a->url);
+    }
+    fflush(c->out);
+}
+
+static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
+                         const struct na_article *a, const struct na_classification *cls,
+                         int32_t partition, int64_t offset) {
+    for (size_t i = 0; i < cls->matches_cnt; i++) {
+        struct na_alert alert;
+        na_alert_init(&alert, a, &cls->matches[i], na_rules_version(c->rules));
+        c->stats->matched++;
+        na_log(NA_LOG_INFO, "consumer", "match", "article=%s topic=%s score=%.2f alert=%s",
+               a->id, na_log_q(cls->matches[i].topic), cls->matches[i].score, alert.id);
+        if (c->conf->print) {
+            print_alert(c, &alert);
+        }
+        for (size_t r = 0; r < c->conf->routes.cnt; r++) {
+            const struct na_route *route = &c->conf->routes.v[r];
+            struct na_buf body;
+            struct job_ctx *jc;
+            if (!na_route_wants(route, cls->matches[i].topic, cls->matches[i].score)) {
+                continue;
+            }
+            na_buf_init(&body);
+            na_err_t err = route->format->render(&alert, &body);
+            if (err || !(jc = calloc(1, sizeof(*jc)))) {
+                na_log(NA_LOG_ERROR, "consumer", "render_failed", "route=%s alert=%s err=%s",
+                       na_log_q(route->name), alert.id, na_err2str(err ? err : NA_ERR_NOMEM));
+                na_buf_cleanup(&body);
+                continue; /* the entry stays unfinished: retried after restart */
+            }
+            jc->entry = entry;
+            jc->partition = partition;
+            jc->offset = offset;
+            entry->pending++;
+            size_t len = body.len;
+            if (na_deliver_submit_steal(c->deliver, route, alert.id, na_buf_steal(&body), len,
+                                        jc)) {
+                entry->pending--;
+                free(jc);
+            }
+        }
+    }
+}
+
+static void eof_clear(struct consumer *c, int32_t partition) {
+    for (size_t i = 0; i < c->eof_cnt; i++) {
+        if (c->eof[i] == partition) {
+            c->eof[i] = c->eof[--c->eof_cnt];
+            return;
+        }
+    }
+}
+
+static void eof_set(struct consumer *c, int32_t partition) {
+    eof_clear(c, partition);
+    int32_t *n = realloc(c->eof, (c->eof_cnt + 1) * sizeof(*n));
+    if (n) {
+        c->eof = n;
+        c->eof[c->eof_cnt++] = partition;
+    }
+}
+
+static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
+    struct na_article a;
+    struct na_classification cls;
+    char errstr[512];
+    struct na_tracker_entry *entry;
+
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eof_set(c, rkm->partition);
+        } else {
+            na_log(NA_LOG_WARN, "consumer", "consume_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+            if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
+                c->fatal = true;
+            }
+        }
+        return;
+    }
+    eof_clear(c, rkm->partition);
+    c->stats->consumed++;
+    entry = na_tracker_add(c->tracker, rkm->partition, rkm->offset);
+    if (!entry) {
+        c->fatal = true;
+        return;
+    }
+    na_article_init(&a);
+    memset(&cls, 0, sizeof(cls));
+    na_err_t err = rkm->len > NA_MAX_ARTICLE_BYTES
+                       ? NA_ERR_TOO_LARGE
+                       : na_article_from_json(rkm->payload, rkm->len, &a, errstr,
+                                              sizeof(errstr));
+    if (err == NA_ERR_TOO_LARGE) {
+        snprintf(errstr, sizeof(errstr), "record of %zu bytes exceeds %u", rkm->len,
+                 NA_MAX_ARTICLE_BYTES);
+    }
+    if (!rkm->payload) {
+        snprintf(errstr, sizeof(errstr), "record has no value");
+        err = NA_ERR_INVALID;
+    }
+    if (err) {
+        c->stats->poison++;
+        na_log(NA_LOG_WARN, "consumer", "poison_record",
+               "partition=%d offset=%lld err=%s", (int)rkm->partition,
+               (long long)rkm->offset, na_log_q(errstr));
+        dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload, rkm->len, "decode",
+                    errstr, NULL, rkm->partition, rkm->offset);
+        na_tracker_done(c->tracker, entry);
+        return;
+    }
+    if (na_rules_classify(c->rules, &a, &cls)) {
+        na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s", a.id);
+    } else {
+        raise_alerts(c, entry, &a, &cls, rkm->partition, rkm->offset);
+    }
+    na_classification_cleanup(&cls);
+    na_article_cleanup(&a);
+    na_tracker_done(c->tracker, entry);
+}
+
+/* ---- offsets, pausing, rebalancing ---- */
+
+static void store_offsets(struct consumer *c) {
+    for (size_t i = 0; i < na_tracker_partitions(c->tracker); i++) {
+        int32_t partition = na_tracker_partition(c->tracker, i);
+        int64_t offset;
+        if (!na_tracker_committable(c->tracker, partition, &offset)) {
+            continue;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, c->conf->topic, partition)->offset = offset;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
+        if (err) {
+            na_log(NA_LOG_WARN, "consumer", "offset_store_failed",
+                   "partition=%d offset=%lld err=%s", (int)partition, (long long)offset,
+                   na_log_q(rd_kafka_err2str(err)));
+        } else {
+            c->stats->offsets_stored++;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
+static void set_paused(struct consumer *c, bool pause) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (c->paused == pause || rd_kafka_assignment(c->rk, &parts)) {
+        return;
+    }
+    if (pause) {
+        rd_kafka_pause_partitions(c->rk, parts);
+        c->stats->paused++;
+    } else {
+        rd_kafka_resume_partitions(c->rk, parts);
+    }
+    na_log(NA_LOG_INFO, "consumer", pause ? "paused" : "resumed", "pending=%zu partitions=%d",
+           na_deliver_pending(c->deliver), parts->cnt);
+    rd_kafka_topic_partition_list_destroy(parts);
+    c->paused = pause;
+}
+
+/* Runs inside rd_kafka_consumer_poll() on the main thread. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    struct consumer *c = opaque;
+    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        na_log(NA_LOG_INFO, "consumer", "assigned", "partitions=%d", parts->cnt);
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) {
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        if (c->paused) {
+            rd_kafka_pause_partitions(rk, parts);
+        }
+        return;
+    }
+    /* Revoked: store what is finished (auto-commit commits it on unassign),
+     * then forget the rest; the next owner re-reads it. */
+    store_offsets(c);
+    na_log(NA_LOG_INFO, "consumer", "revoked", "partitions=%d", parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        na_tracker_revoke(c->tracker, parts->elems[i].partition);
+        eof_clear(c, parts->elems[i].partition);
+    }
+    if (cooperative) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) {
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static bool caught_up(struct consumer *c) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    bool done = true;
+    if (na_deliver_pending(c->deliver) || na_tracker_unfinished(c->tracker) ||
+        rd_kafka_outq_len(c->dlq) || rd_kafka_assignment(c->rk, &parts)) {
+        return false;
+    }
+    if (!parts->cnt) {
+        done = false;
+    }
+    for (int i = 0; done && i < parts->cnt; i++) {
+        bool at_end = false;
+        for (size_t j = 0; j < c->eof_cnt; j++) {
+            at_end |= c->eof[j] == parts->elems[i].partition;
+        }
+        done = at_end;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return done;
+}
+
+static rd_kafka_t *make_client(const struct na_consumer_conf *conf, rd_kafka_type_t type,
+                               struct consumer *c, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *kconf = na_kafka_conf_new(conf->brokers, NULL, errstr, errstr_size);
+    rd_kafka_t *rk = NULL;
+    if (!kconf) {
+        return NULL;
+    }
+    if (type == RD_KAFKA_CONSUMER) {
+        if (na_kafka_conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "client.id", "newsalert-consumer", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.auto.offset.store", "false", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "auto.offset.reset", "earliest", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.partition.eof", conf->exit_eof ? "true" : "false",
+                              errstr, errstr_size)) {
+            goto fail;
+        }
+        rd_kafka_conf_set_rebalance_cb(kconf, on_rebalance);
+    } else {
+        if (na_kafka_conf_set(kconf, "client.id", "newsalert-consumer-dlq", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "acks", "all", errstr, errstr_size)) {
+            goto fail;
+        }
+        rd_kafka_conf_set_dr_msg_cb(kconf, on_dlq_delivery);
+    }
+    /* The user's -X last, on both clients: librdkafka warns about and
+     * ignores a consumer-only property on the producer and vice versa. */
+    for (size_t i = 0; i < conf->props.cnt; i++) {
+        char key[256];
+        char ignored[512];
+        const char *eq = strchr(conf->props.kv[i], '=');
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - conf->props.kv[i]), conf->props.kv[i]);
+        if (rd_kafka_conf_set(kconf, key, eq + 1, ignored, sizeof(ignored)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "%s", ignored);
+            goto fail;
+        }
+    }
+    rd_kafka_conf_set_opaque(kconf, c);
+    rk = rd_kafka_new(type, kconf, errstr, errstr_size);
+    if (!rk) {
+        goto fail;
+    }
+    return rk;
+fail:
+    rd_kafka_conf_destroy(kconf);
+    return NULL;
+}
+
+na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomic_t *running,
+                         FILE *out, struct na_consumer_stats *stats, char *errstr,
+                         size_t errstr_size) {
+    struct consumer c;
+    na_err_t err = NA_OK;
+    rd_kafka_topic_partition_list_t *sub = NULL;
+
+    memset(&c, 0, sizeof(c));
+    memset(stats, 0, sizeof(*stats));
+    c.conf = conf;
+    c.stats = stats;
+    c.out = out;
+    srandom((unsigned)na_now_ms());
+
+    if ((err = na_rules_load_file(conf->rules, &c.rules, errstr, errstr_size))) {
+        goto out;
+    }
+    struct na_deliver_opts dopts = {
+        .concurrency = conf->deliver_concurrency,
+        .timeout_ms = conf->deliver_timeout_ms,
+        .connect_timeout_ms = conf->deliver_timeout_ms,
+        .max_attempts = (int)conf->deliver_max_attempts,
+        .backoff_ms = conf->deliver_backoff_ms,
+        .backoff_max_ms = conf->deliver_backoff_max_ms,
+        .user_agent = NA_HTTP_USER_AGENT,
+    };
+    if (!(c.deliver = na_deliver_new(&dopts)) || !(c.tracker = na_tracker_new())) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    if (!(c.dlq = make_client(conf, RD_KAFKA_PRODUCER, &c, errstr, errstr_size)) ||
+        !(c.rk = make_client(conf, RD_KAFKA_CONSUMER, &c, errstr, errstr_size))) {
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    {
+        struct na_topic_spec specs[2] = {na_kafka_topic_articles(conf->topic),
+                                         na_kafka_topic_dlq(conf->dlq_topic)};
+        char terr[512];
+        if (na_kafka_ensure_topics(c.dlq, specs, 2, 10000, terr, sizeof(terr))) {
+            na_log(NA_LOG_WARN, "consumer", "topic_check_failed", "err=%s", na_log_q(terr));
+        }
+    }
+    rd_kafka_poll_set_consumer(c.rk);
+    sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, conf->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(c.rk, sub);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "subscribe %s: %s", conf->topic, rd_kafka_err2str(kerr));
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    na_log(NA_LOG_INFO, "consumer", "started", "topic=%s group=%s routes=%zu rules=%s "
+           "topics=%zu", na_log_q(conf->topic), na_log_q(conf->group_id), conf->routes.cnt,
+           na_rules_version(c.rules), na_rules_topic_count(c.rules));
+
+    while (*running && !c.fatal) {
+        bool busy = na_deliver_pending(c.deliver) > 0;
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c.rk, busy ? 0 : 100);
+        if (rkm) {
+            handle_message(&c, rkm);
+            rd_kafka_message_destroy(rkm);
+        }
+        na_deliver_run(c.deliver, rkm ? 0 : (busy ? 20 : 0), on_delivered, &c);
+        rd_kafka_poll(c.dlq, 0);
+        store_offsets(&c);
+        size_t pending = na_deliver_pending(c.deliver);
+        if (!c.paused && pending >= (size_t)conf->max_pending) {
+            set_paused(&c, true);
+        } else if (c.paused && pending < (size_t)conf->max_pending / 2) {
+            set_paused(&c, false);
+        }
+        if (conf->exit_eof && caught_up(&c)) {
+            na_log(NA_LOG_INFO, "consumer", "caught_up", NULL);
+            break;
+        }
+    }
+
+    /* Drain: finish in-flight alerts up to the deadline, store, close. */
+    int64_t deadline = na_mono_ms() + conf->drain_timeout_ms;
+    while ((na_deliver_pending(c.deliver) || rd_kafka_outq_len(c.dlq)) &&
+           na_mono_ms() < deadline) {
+        na_deliver_run(c.deliver, 50, on_delivered, &c);
+        rd_kafka_poll(c.dlq, 10);
+        store_offsets(&c);
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c.rk, 0);
+        if (rkm) {
+            /* Paused or not, nothing new is started while draining: this
+             * record is not stored and is consumed again next time. */
+            rd_kafka_message_destroy(rkm);
+        }
+    }
+    if (na_deliver_pending(c.deliver)) {
+        na_log(NA_LOG_WARN, "consumer", "drain_timeout", "unfinished=%zu",
+               na_deliver_pending(c.deliver));
+    }
+    rd_kafka_flush(c.dlq, 10000);
+    store_offsets(&c);
+    if (c.fatal) {
+        snprintf(errstr, errstr_size, "fatal Kafka error (see log)");
+        err = NA_ERR_KAFKA;
+    }
+    na_log(NA_LOG_INFO, "consumer", "summary",
+           "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
+           "dlq=%llu offsets_stored=%llu paused=%llu",
+           stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
+           stats->alerts_failed, stats->dlq_produced, stats->offsets_stored, stats->paused);
+out:
+    if (sub) {
+        rd_kafka_topic_partition_list_destroy(sub);
+    }
+    if (c.rk) {
+        rd_kafka_consumer_close(c.rk); /* commits the stored offsets */
+        rd_kafka_destroy(c.rk);
+    }
+    na_deliver_destroy(c.deliver);
+    if (c.dlq) {
+        rd_kafka_flush(c.dlq, 5000);
+        rd_kafka_destroy(c.dlq);
+    }
+    na_tracker_destroy(c.tracker);
+    na_rules_destroy(c.rules);
+    free(c.eof);
+    return err;
+}

@@ -1,0 +1,62 @@
+/**
+ * @file consumer.h
+ * @brief The classifier and alerter daemon.
+ */
+#ifndef NEWSALERT_CONSUMER_H
+#define NEWSALERT_CONSUMER_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "newsalert/config.h"
+#include "newsalert/err.h"
+#include "newsalert/kafka.h"
+#include "route.h"
+
+/** Resolved consumer settings; see na_consumer_conf_table for keys. */
+struct na_consumer_conf {
+    char *brokers;                /**< "brokers" */
+    char *group_id;               /**< "group_id" */
+    char *topic;                  /**< "topic": articles topic */
+    char *dlq_topic;              /**< "dlq_topic" */
+    char *rules;                  /**< "rules": rules JSON file */
+    char *webhook;                /**< "webhook": one-route shortcut URL */
+    char *webhook_format;         /**< "webhook_format" for --webhook */
+    long long deliver_concurrency;   /**< "deliver_concurrency" */
+    long long deliver_timeout_ms;    /**< "deliver_timeout" */
+    long long deliver_max_attempts;  /**< "deliver_max_attempts" */
+    long long deliver_backoff_ms;    /**< "deliver_backoff" */
+    long long deliver_backoff_max_ms;/**< "deliver_backoff_max" */
+    long long max_pending;        /**< "max_pending": alerts in flight before pausing */
+    long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
+    char *log_level;              /**< "log_level" */
+    int print;                    /**< "print": alerts to stdout as they happen */
+    int exit_eof;                 /**< "exit_eof": exit once caught up and delivered */
+    struct na_kafka_props props;  /**< "kafka" and -X */
+    struct na_routes routes;      /**< "routes" plus --webhook */
+};
+
+extern const struct na_conf_entry na_consumer_conf_table[];
+
+struct na_consumer_stats {
+    unsigned long long consumed;
+    unsigned long long poison;
+    unsigned long long matched;
+    unsigned long long alerts_sent;
+    unsigned long long alerts_failed;
+    unsigned long long dlq_produced;
+    unsigned long long offsets_stored;
+    unsigned long long paused;
+};
+
+/**
+ * @brief Run until *@p running is 0 (signal) or, with exit_eof, until every
+ *        assigned partition is at its end and all alerts are finished.
+ * @param out where --print writes alerts (stdout).
+ */
+NA_WUR na_err_t na_consumer_run(const struct na_consumer_conf *conf,
+                                volatile sig_atomic_t *running, FILE *out,
+                                struct na_consumer_stats *stats, char *errstr,
+                                size_t errstr_size);
+
+#endif
