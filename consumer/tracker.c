@@ -90,6 +90,9 @@ struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition, int6
         p->head = 0;
         p->cap = cap;
     }
+    if (p->stored < 0) {
+        p->stored = offset; /* storing the first record's own offset says nothing */
+    }
     e->partition = partition;
     e->offset = offset;
     e->pending = 1; /* the record's own processing; see na_tracker_done() */
@@ -122,7 +125,7 @@ bool na_tracker_committable(na_tracker_t *t, int32_t partition, int64_t *offset)
         p->len--;
     }
     int64_t next = p->len ? p->q[p->head]->offset : p->next_offset;
-    if (next <= p->stored || (!p->len && p->next_offset == 0)) {
+    if (next <= p->stored) {
         return false;
     }
     p->stored = next;

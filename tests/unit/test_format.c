@@ -1,0 +1,205 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+#include "deliver.h"
+#include "format.h"
+#include "newsalert/util.h"
+#include "route.h"
+
+static struct na_article article;
+static struct na_evidence evidence[2];
+static struct na_match match;
+
+static void setup_alert(struct na_alert *alert, const char *title) {
+    na_article_init(&article);
+    article.url = strdup("https://harbour-wire.example/2026/01/06/ban");
+    article.title = strdup(title);
+    article.source_name = strdup("Harbour <Wire> & Co");
+    article.published_at = 1767686400;
+    na_article_set_id(&article);
+    evidence[0] = (struct na_evidence){"\"dual-use\"", "dual-use", "title", 10};
+    evidence[1] = (struct na_evidence){"export*", "exports", "content", 42};
+    memset(&match, 0, sizeof(match));
+    match.topic = "export_controls";
+    match.score = 7.5;
+    match.threshold = 3;
+    match.evidence = evidence;
+    match.evidence_cnt = 2;
+    match.snippet = "Beijing <!channel> banned exports of dual-use items & more";
+    na_alert_init(alert, &article, &match, "abc123def456");
+}
+
+static json_t *render(const char *format, const struct na_alert *alert) {
+    struct na_buf buf;
+    json_error_t jerr;
+    na_buf_init(&buf);
+    assert_int_equal(na_format_find(format)->render(alert, &buf), NA_OK);
+    json_t *root = json_loads(buf.data, 0, &jerr);
+    assert_non_null(root);
+    na_buf_cleanup(&buf);
+    return root;
+}
+
+static void test_json_is_alert_v1(void **state) {
+    (void)state;
+    struct na_alert alert;
+    setup_alert(&alert, "China bans dual-use exports to Japan");
+    json_t *root = render("json", &alert);
+    assert_string_equal(json_string_value(json_object_get(root, "schema")), "alert/v1");
+    assert_string_equal(json_string_value(json_object_get(root, "id")), alert.id);
+    assert_string_equal(json_string_value(json_object_get(root, "article_id")), article.id);
+    assert_string_equal(json_string_value(json_object_get(root, "topic")), "export_controls");
+    assert_true(json_real_value(json_object_get(root, "score")) == 7.5);
+    json_t *ev = json_object_get(root, "evidence");
+    assert_int_equal(json_array_size(ev), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 1), "matched")),
+                        "exports");
+    json_t *art = json_object_get(root, "article");
+    assert_string_equal(json_string_value(json_object_get(art, "published_at")),
+                        "2026-01-06T08:00:00Z");
+    assert_string_equal(json_string_value(json_object_get(root, "rules_version")),
+                        "abc123def456");
+    json_decref(root);
+    na_article_cleanup(&article);
+}
+
+static void test_alert_id_is_stable_per_article_and_topic(void **state) {
+    (void)state;
+    struct na_alert a1, a2;
+    setup_alert(&a1, "x");
+    na_alert_init(&a2, &article, &match, "other-rules");
+    assert_string_equal(a1.id, a2.id);
+    match.topic = "taiwan";
+    na_alert_init(&a2, &article, &match, "other-rules");
+    assert_string_not_equal(a1.id, a2.id);
+    na_article_cleanup(&article);
+}
+
+static void test_slack_blocks_and_escaping(void **state) {
+    (void)state;
+    struct na_alert alert;
+    setup_alert(&alert, "Ban <@U123> & <!here> lands");
+    json_t *root = render("slack", &alert);
+    const char *text = json_string_value(json_object_get(root, "text"));
+    assert_non_null(text);
+    assert_null(strstr(text, "<@U123>"));
+    assert_null(strstr(text, "<!here>"));
+    assert_non_null(strstr(text, "&lt;@U123&gt; &amp; &lt;!here&gt;"));
+    json_t *blocks = json_object_get(root, "blocks");
+    assert_int_equal(json_array_size(blocks), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(blocks, 0), "type")),
+                        "header");
+    json_t *section = json_object_get(json_array_get(blocks, 1), "text");
+    const char *st = json_string_value(json_object_get(section, "text"));
+    assert_non_null(strstr(st, "export_controls"));
+    assert_non_null(strstr(st, "dual-use"));
+    assert_null(strstr(st, "<!channel>"));
+    assert_non_null(strstr(st, "&lt;!channel&gt;"));
+    json_t *ctx = json_array_get(json_object_get(json_array_get(blocks, 2), "elements"), 0);
+    assert_non_null(strstr(json_string_value(json_object_get(ctx, "text")),
+                           "Harbour &lt;Wire&gt; &amp; Co"));
+    json_t *button = json_array_get(json_object_get(json_array_get(blocks, 3), "elements"), 0);
+    assert_string_equal(json_string_value(json_object_get(button, "url")), article.url);
+    assert_null(json_object_get(root, "link_names"));
+    json_decref(root);
+    na_article_cleanup(&article);
+}
+
+static void test_slack_limits_and_utf8(void **state) {
+    (void)state;
+    struct na_alert alert;
+    /* 400 x "é" (2 bytes each): the 150-byte header cut must not split one. */
+    char title[801];
+    for (int i = 0; i < 400; i++) {
+        memcpy(title + 2 * i, "\xc3\xa9", 2);
+    }
+    title[800] = '\0';
+    setup_alert(&alert, title);
+    free(article.url);
+    article.url = strdup("javascript:alert(1)");
+    json_t *root = render("slack", &alert);
+    json_t *blocks = json_object_get(root, "blocks");
+    const char *header = json_string_value(
+        json_object_get(json_object_get(json_array_get(blocks, 0), "text"), "text"));
+    assert_true(strlen(header) <= 150);
+    assert_true(na_utf8_valid(header, strlen(header)));
+    assert_non_null(strstr(header, "\xe2\x80\xa6"));
+    /* Non-http links are not emitted: no button. */
+    assert_int_equal(json_array_size(blocks), 3);
+    assert_null(strstr(json_string_value(json_object_get(root, "text")), "javascript:"));
+    json_decref(root);
+    na_article_cleanup(&article);
+}
+
+static void test_standard_webhooks_signature(void **state) {
+    (void)state;
+    /* The published example of the Standard Webhooks specification. */
+    size_t key_len = 0;
+    unsigned char *key = na_base64_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &key_len);
+    const char *body = "{\"test\": 2432232314}";
+    char *sig = na_deliver_sign(key, key_len, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                                body, strlen(body));
+    assert_string_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    free(sig);
+    free(key);
+}
+
+static void test_routes_parse_and_filter(void **state) {
+    (void)state;
+    struct na_routes routes = {NULL, 0};
+    char errstr[256];
+    json_error_t jerr;
+    json_t *ok = json_loads("[{\"name\":\"desk\",\"url\":\"https://hooks.example/T/1\","
+                            "\"format\":\"slack\",\"topics\":[\"taiwan\"],\"min_score\":2,"
+                            "\"secret\":\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}]",
+                            0, &jerr);
+    assert_int_equal(na_routes_parse(ok, &routes, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(routes.cnt, 1);
+    assert_true(na_route_wants(&routes.v[0], "taiwan", 2.5));
+    assert_false(na_route_wants(&routes.v[0], "taiwan", 1.5));
+    assert_false(na_route_wants(&routes.v[0], "rare_earths", 9));
+    assert_int_equal(routes.v[0].key_len, 24);
+    json_t *dump = na_routes_dump(&routes);
+    char *text = json_dumps(dump, 0);
+    assert_null(strstr(text, "hooks.example/T/1"));
+    assert_null(strstr(text, "MfKQ9r8"));
+    free(text);
+    json_decref(dump);
+    json_decref(ok);
+
+    static const char *const bad[][2] = {
+        {"[{\"url\":\"ftp://x/\"}]", "http(s)"},
+        {"[{\"url\":\"https://x/\",\"format\":\"fax\"}]", "format"},
+        {"[{\"url\":\"https://x/\",\"colour\":1}]", "unknown key \"colour\""},
+        {"[{\"url\":\"https://x/\",\"secret\":\"whsec_short\"}]", "secret"},
+        {"[{\"url\":\"https://x/\",\"topics\":\"taiwan\"}]", "topics"},
+        {"{}", "array"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_loads(bad[i][0], 0, &jerr);
+        errstr[0] = '\0';
+        assert_int_not_equal(na_routes_parse(j, &routes, errstr, sizeof(errstr)), NA_OK);
+        assert_non_null(strstr(errstr, bad[i][1]));
+        json_decref(j);
+    }
+    assert_int_equal(routes.cnt, 1);
+    na_routes_cleanup(&routes);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_is_alert_v1),
+        cmocka_unit_test(test_alert_id_is_stable_per_article_and_topic),
+        cmocka_unit_test(test_slack_blocks_and_escaping),
+        cmocka_unit_test(test_slack_limits_and_utf8),
+        cmocka_unit_test(test_standard_webhooks_signature),
+        cmocka_unit_test(test_routes_parse_and_filter),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

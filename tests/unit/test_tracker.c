@@ -1,0 +1,96 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tracker.h"
+
+static void test_in_order_commit_over_out_of_order_completion(void **state) {
+    (void)state;
+    na_tracker_t *t = na_tracker_new();
+    int64_t off = -1;
+    struct na_tracker_entry *e[4];
+    for (int i = 0; i < 4; i++) {
+        e[i] = na_tracker_add(t, 0, 10 + i);
+        e[i]->pending++; /* one alert each */
+        na_tracker_done(t, e[i]); /* record processed; alert outstanding */
+    }
+    assert_int_equal(na_tracker_unfinished(t), 4);
+    assert_false(na_tracker_committable(t, 0, &off));
+    /* Later records finish first: nothing may be stored yet. */
+    na_tracker_done(t, e[2]);
+    na_tracker_done(t, e[3]);
+    assert_false(na_tracker_committable(t, 0, &off));
+    na_tracker_done(t, e[0]);
+    assert_true(na_tracker_committable(t, 0, &off));
+    assert_int_equal(off, 11); /* lowest unfinished */
+    assert_false(na_tracker_committable(t, 0, &off)); /* no change, nothing new */
+    na_tracker_done(t, e[1]);
+    assert_true(na_tracker_committable(t, 0, &off));
+    assert_int_equal(off, 14); /* one past the last */
+    assert_int_equal(na_tracker_unfinished(t), 0);
+    na_tracker_destroy(t);
+}
+
+static void test_partitions_are_independent(void **state) {
+    (void)state;
+    na_tracker_t *t = na_tracker_new();
+    int64_t off;
+    struct na_tracker_entry *a = na_tracker_add(t, 0, 5);
+    struct na_tracker_entry *b = na_tracker_add(t, 1, 7);
+    a->pending++;
+    na_tracker_done(t, a);
+    na_tracker_done(t, b);
+    assert_false(na_tracker_committable(t, 0, &off));
+    assert_true(na_tracker_committable(t, 1, &off));
+    assert_int_equal(off, 8);
+    assert_int_equal(na_tracker_partitions(t), 2);
+    na_tracker_done(t, a);
+    assert_true(na_tracker_committable(t, 0, &off));
+    assert_int_equal(off, 6);
+    na_tracker_destroy(t);
+}
+
+static void test_revoke_orphans_unfinished(void **state) {
+    (void)state;
+    na_tracker_t *t = na_tracker_new();
+    int64_t off;
+    struct na_tracker_entry *a = na_tracker_add(t, 3, 100);
+    a->pending++;
+    na_tracker_done(t, a);
+    na_tracker_revoke(t, 3);
+    assert_true(a->orphaned);
+    assert_int_equal(na_tracker_partitions(t), 0);
+    assert_false(na_tracker_committable(t, 3, &off));
+    na_tracker_done(t, a); /* frees the orphan; ASan checks */
+    assert_int_equal(na_tracker_unfinished(t), 0);
+    na_tracker_destroy(t);
+}
+
+static void test_many_entries_grow_the_queue(void **state) {
+    (void)state;
+    na_tracker_t *t = na_tracker_new();
+    int64_t off;
+    struct na_tracker_entry *first = na_tracker_add(t, 0, 0);
+    first->pending++;
+    na_tracker_done(t, first);
+    for (int i = 1; i < 1000; i++) {
+        na_tracker_done(t, na_tracker_add(t, 0, i));
+    }
+    assert_false(na_tracker_committable(t, 0, &off));
+    na_tracker_done(t, first);
+    assert_true(na_tracker_committable(t, 0, &off));
+    assert_int_equal(off, 1000);
+    na_tracker_destroy(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_order_commit_over_out_of_order_completion),
+        cmocka_unit_test(test_partitions_are_independent),
+        cmocka_unit_test(test_revoke_orphans_unfinished),
+        cmocka_unit_test(test_many_entries_grow_the_queue),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
