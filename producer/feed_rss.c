@@ -1,0 +1,307 @@
+/*
+ * RSS 0.9x and 2.0 (root <rss>, no namespace) and RSS 1.0 / 0.90 (root
+ * <rdf:RDF>). RSS 2.0 items sit inside <channel>; RDF items are siblings of
+ * <channel>. Titles and descriptions are HTML (escaped or in CDATA), as the
+ * RSS 2.0 best practices describe; content:encoded is HTML.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "feed_internal.h"
+#include "newsalert/util.h"
+
+/* An RSS core element: no namespace, or one of the RSS namespaces. */
+static bool core(const xmlNode *n, const char *name) {
+    if (!n || n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, name)) {
+        return false;
+    }
+    const char *ns = na_feed_xml_ns(n);
+    return !ns || !strcmp(ns, NA_FEED_NS_RSS10) || !strcmp(ns, NA_FEED_NS_RSS090) ||
+           !strcmp(ns, NA_FEED_NS_RSS_USERLAND);
+}
+
+static bool match_rss(const xmlNode *root) {
+    return core(root, "rss");
+}
+
+static bool match_rdf(const xmlNode *root) {
+    return na_feed_xml_is(root, NA_FEED_NS_RDF, "RDF");
+}
+
+static char *trimmed_text(const xmlNode *n) {
+    char *s = na_feed_xml_text(n);
+    if (!s) {
+        return NULL;
+    }
+    size_t start = strspn(s, " \t\r\n");
+    size_t len = strlen(s + start);
+    while (len > 0 && strchr(" \t\r\n", s[start + len - 1])) {
+        len--;
+    }
+    memmove(s, s + start, len);
+    s[len] = '\0';
+    return s;
+}
+
+/* <author>editor@example.org (Jane Doe)</author>: the name in parentheses
+ * when there is one, else the whole text. */
+static na_err_t add_rss_author(struct na_article *a, const char *s) {
+    const char *open = strchr(s, '(');
+    const char *close = open ? strrchr(open, ')') : NULL;
+    if (open && close && close > open + 1) {
+        return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, open + 1,
+                                (size_t)(close - open - 1));
+    }
+    return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, s, strlen(s));
+}
+
+static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
+                           const char *inherited, const char *fallback) {
+    struct na_article *a = NULL;
+    char *base = NULL;
+    char *permalink = NULL;
+    char *text = NULL;
+    na_err_t err = na_feed_item_begin(ctx, &a);
+    if (err || !a) {
+        return err;
+    }
+    base = na_feed_xml_base(item, inherited, fallback);
+    const char *b = base ? base : fallback;
+    if ((err = na_feed_xml_lang(item, &a->lang))) {
+        goto out;
+    }
+    for (const xmlNode *c = item->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        const char *ns = na_feed_xml_ns(c);
+        bool dc = ns && !strcmp(ns, NA_FEED_NS_DC);
+        bool dcterms = ns && !strcmp(ns, NA_FEED_NS_DCTERMS);
+        const char *name = (const char *)c->name;
+        free(text);
+        text = NULL;
+        if (core(c, "description") || na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded")) {
+            text = na_feed_xml_markup(c, true);
+        } else {
+            text = trimmed_text(c);
+        }
+        if (!text) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        if (core(c, "title") || (dc && !strcmp(name, "title"))) {
+            err = na_feed_set_html(&a->title, text, strlen(text), NA_MAX_TITLE_BYTES, true);
+        } else if (core(c, "link")) {
+            err = na_feed_set_url(&a->url, b, text, true);
+        } else if (core(c, "guid")) {
+            char *pl = na_feed_xml_attr(c, NULL, "isPermaLink");
+            if (!permalink && (!pl || strcasecmp(pl, "false"))) {
+                permalink = na_strdup(text);
+            }
+            free(pl);
+            err = na_feed_set_plain(&a->guid, text, strlen(text), NA_MAX_URL_BYTES, true);
+        } else if (core(c, "description") || (dc && !strcmp(name, "description"))) {
+            err = na_feed_set_html(&a->summary, text, strlen(text), NA_MAX_SUMMARY_BYTES,
+                                   false);
+        } else if (na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded")) {
+            err = na_feed_set_html(&a->content, text, strlen(text), NA_MAX_CONTENT_BYTES,
+                                   false);
+        } else if (core(c, "author")) {
+            err = add_rss_author(a, text);
+        } else if (dc && (!strcmp(name, "creator") || !strcmp(name, "contributor"))) {
+            err = na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, text,
+                                   strlen(text));
+        } else if (core(c, "category") || (dc && !strcmp(name, "subject"))) {
+            err = na_feed_add_name(&a->categories, &a->categories_cnt,
+                                   NA_MAX_CATEGORIES, text, strlen(text));
+        } else if (core(c, "pubDate") || (dc && !strcmp(name, "date")) ||
+                   (dcterms && (!strcmp(name, "issued") || !strcmp(name, "created")))) {
+            na_feed_set_date(&a->published_at, text);
+        } else if (dcterms && !strcmp(name, "modified")) {
+            na_feed_set_date(&a->updated_at, text);
+        } else if ((dc && !strcmp(name, "language")) || core(c, "language")) {
+            err = na_feed_set_lang(&a->lang, text);
+        }
+        if (err) {
+            goto out;
+        }
+    }
+    /* RDF: rdf:about names the item, usually by its link */
+    char *about = na_feed_xml_attr(item, NA_FEED_NS_RDF, "about");
+    if (about) {
+        err = na_feed_set_plain(&a->guid, about, strlen(about), NA_MAX_URL_BYTES, true);
+        if (!err && !permalink) {
+            permalink = about;
+            about = NULL;
+        }
+        free(about);
+        if (err) {
+            goto out;
+        }
+    }
+    if (!a->url && permalink) {
+        err = na_feed_set_url(&a->url, b, permalink, true);
+    }
+out:
+    free(text);
+    free(permalink);
+    free(base);
+    if (err) {
+        na_feed_item_abort(ctx);
+    } else {
+        na_feed_item_end(ctx);
+    }
+    return err;
+}
+
+static void parse_skip_hours(struct na_feed *feed, const xmlNode *n) {
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        long long h;
+        char *text;
+        if (!core(c, "hour") || !(text = trimmed_text(c))) {
+            continue;
+        }
+        if (!na_parse_int64(text, 0, 24, &h)) {
+            feed->skip_hours |= 1u << (h % 24); /* some feeds write 24 for 0 */
+        }
+        free(text);
+    }
+}
+
+static void parse_skip_days(struct na_feed *feed, const xmlNode *n) {
+    static const char *const days[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                       "Thursday", "Friday", "Saturday"};
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        char *text;
+        if (!core(c, "day") || !(text = trimmed_text(c))) {
+            continue;
+        }
+        for (unsigned d = 0; d < 7; d++) {
+            if (!strcasecmp(text, days[d])) {
+                feed->skip_days |= (uint8_t)(1u << d);
+            }
+        }
+        free(text);
+    }
+}
+
+/* Feed-level fields of <channel>. */
+static na_err_t parse_channel(struct na_feed_ctx *ctx, const xmlNode *channel,
+                              const char *base) {
+    struct na_feed *feed = ctx->feed;
+    na_err_t err = NA_OK;
+    for (const xmlNode *c = channel->children; c && !err; c = c->next) {
+        const char *ns = na_feed_xml_ns(c);
+        bool dc = ns && !strcmp(ns, NA_FEED_NS_DC);
+        char *text = NULL;
+        if (c->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        if (core(c, "skipHours")) {
+            parse_skip_hours(feed, c);
+            continue;
+        }
+        if (core(c, "skipDays")) {
+            parse_skip_days(feed, c);
+            continue;
+        }
+        if (!(text = trimmed_text(c))) {
+            return NA_ERR_NOMEM;
+        }
+        if (core(c, "title")) {
+            err = na_feed_set_html(&feed->title, text, strlen(text), NA_MAX_TITLE_BYTES,
+                                   true);
+        } else if (core(c, "link")) {
+            err = na_feed_set_url(&feed->link, base ? base : ctx->base_url, text, false);
+        } else if (core(c, "language") || (dc && !strcmp((const char *)c->name,
+                                                         "language"))) {
+            err = na_feed_set_lang(&feed->lang, text);
+        } else if (core(c, "ttl")) {
+            long long ttl;
+            if (!na_parse_int64(text, 0, 7 * 24 * 60, &ttl)) {
+                feed->ttl_min = (int)ttl;
+            }
+        }
+        free(text);
+    }
+    if (!err) {
+        err = na_feed_xml_lang(channel, &feed->lang);
+    }
+    return err;
+}
+
+/* Items under @p parent, resolved against the xml:base chain @p base or the
+ * feed's link, then the document URL. */
+static na_err_t parse_items(struct na_feed_ctx *ctx, const xmlNode *parent,
+                            const char *base) {
+    const char *fallback = ctx->feed->link ? ctx->feed->link : ctx->base_url;
+    for (const xmlNode *c = parent->children; c; c = c->next) {
+        if (core(c, "item")) {
+            na_err_t err = parse_item(ctx, c, base, fallback);
+            if (err) {
+                return err;
+            }
+        }
+    }
+    return NA_OK;
+}
+
+static const xmlNode *find_channel(const xmlNode *root) {
+    for (const xmlNode *c = root->children; c; c = c->next) {
+        if (core(c, "channel")) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Shared by both roots: @p items_in_channel tells where items live. */
+static na_err_t parse_doc(struct na_feed_ctx *ctx, xmlNode *root, bool items_in_channel) {
+    char *root_base = NULL;
+    char *chan_base = NULL;
+    na_err_t err = NA_OK;
+    const xmlNode *channel = find_channel(root);
+
+    root_base = na_feed_xml_base(root, NULL, ctx->base_url);
+    if (channel) {
+        chan_base = na_feed_xml_base(channel, root_base, ctx->base_url);
+        if ((err = parse_channel(ctx, channel, chan_base))) {
+            goto out;
+        }
+    }
+    if ((err = na_feed_xml_lang(root, &ctx->feed->lang))) {
+        goto out;
+    }
+    if (channel && items_in_channel) {
+        err = parse_items(ctx, channel, chan_base);
+    }
+    if (!err) {
+        /* RDF items; and RSS 0.9x documents that put items beside <channel> */
+        err = parse_items(ctx, root, root_base);
+    }
+out:
+    free(root_base);
+    free(chan_base);
+    return err;
+}
+
+static na_err_t parse_rss(struct na_feed_ctx *ctx, xmlNode *root) {
+    return parse_doc(ctx, root, true);
+}
+
+static na_err_t parse_rdf(struct na_feed_ctx *ctx, xmlNode *root) {
+    return parse_doc(ctx, root, false);
+}
+
+const struct na_feed_format na_feed_format_rss = {
+    .name = "rss",
+    .match_xml = match_rss,
+    .parse_xml = parse_rss,
+};
+
+const struct na_feed_format na_feed_format_rdf = {
+    .name = "rdf",
+    .match_xml = match_rdf,
+    .parse_xml = parse_rdf,
+};
