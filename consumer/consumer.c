@@ -47,6 +47,8 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
     {"log_level", NA_CONF_STRING, C(log_level), "info", "error|warn|info|debug", 0, 0, 0},
     {"print", NA_CONF_BOOL, C(print), "false", "print each alert on stdout", 0, 0, 0},
+    {"create_topics", NA_CONF_BOOL, C(create_topics), "true",
+     "create the articles and dead-letter topics when missing", 0, 0, 0},
     {"exit_eof", NA_CONF_BOOL, C(exit_eof), "false",
      "exit when all partitions are consumed and all alerts finished", 0, 0, 0},
     NA_CONF_END,
@@ -496,7 +498,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
         err = NA_ERR_CONFIG;
         goto out;
     }
-    {
+    if (conf->create_topics) {
         struct na_topic_spec specs[2] = {na_kafka_topic_articles(conf->topic),
                                          na_kafka_topic_dlq(conf->dlq_topic)};
         char terr[512];

@@ -31,6 +31,7 @@ struct na_consumer_conf {
     long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
     char *log_level;              /**< "log_level" */
     int print;                    /**< "print": alerts to stdout as they happen */
+    int create_topics;            /**< "create_topics": create missing topics */
     int exit_eof;                 /**< "exit_eof": exit once caught up and delivered */
     struct na_kafka_props props;  /**< "kafka" and -X */
     struct na_routes routes;      /**< "routes" plus --webhook */

@@ -1,5 +1,88 @@
+/*
+ * newsalert-producer: parses arguments and runs; the work is in the
+ * na_producer library.
+ */
+#include <signal.h>
 #include <stdio.h>
-int main(void) {
-    fprintf(stderr, "newsalert-producer: under construction\n");
-    return 1;
+#include <string.h>
+
+#include "cmd_parse.h"
+#include "newsalert/cli.h"
+#include "newsalert/http.h"
+#include "newsalert/log.h"
+#include "producer.h"
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig) {
+    (void)sig;
+    running = 0;
+}
+
+static const char synopsis[] =
+    "  newsalert-producer [--once] [--brokers HOST:PORT[,..]] [--config FILE]\n"
+    "                     [--sources FILE] [--state-dir DIR] [-X key=value]..\n"
+    "  newsalert-producer parse [--base-url URL] FILE|-\n"
+    "\n"
+    "Polls the feeds of the sources file, normalises every new item to article/v1\n"
+    "and produces it to Kafka (idempotent, acks=all, key = article id).\n"
+    "SIGTERM/SIGINT: stop fetching, wait for deliveries (flush_timeout), exit 0.\n";
+
+int main(int argc, char **argv) {
+    struct na_producer_conf conf;
+    struct na_producer_stats stats;
+    char errstr[1024];
+    struct sigaction sa;
+    int rc = 0;
+
+    if (argc > 1 && !strcmp(argv[1], "parse")) {
+        return na_cmd_parse(argc - 1, argv + 1);
+    }
+    memset(&conf, 0, sizeof(conf));
+    struct na_cli cli = {
+        .prog = "newsalert-producer",
+        .synopsis = synopsis,
+        .table = na_producer_conf_table,
+        .obj = &conf,
+        .props = &conf.props,
+    };
+    switch (na_cli_load(&cli, argc, argv)) {
+    case NA_CLI_RUN:
+        break;
+    case NA_CLI_EXIT_OK:
+        rc = 0;
+        goto out;
+    case NA_CLI_EXIT_FAIL:
+        rc = 1;
+        goto out;
+    case NA_CLI_EXIT_USAGE:
+        rc = 2;
+        goto out;
+    }
+    enum na_log_level level;
+    if (na_log_level_parse(conf.log_level, &level)) {
+        fprintf(stderr, "newsalert-producer: log_level: want error|warn|info|debug\n");
+        rc = 2;
+        goto out;
+    }
+    na_log_set_level(level);
+    if (na_http_global_init()) {
+        fprintf(stderr, "newsalert-producer: libcurl initialisation failed\n");
+        rc = 1;
+        goto out;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (na_producer_run(&conf, &running, &stats, errstr, sizeof(errstr))) {
+        fprintf(stderr, "newsalert-producer: %s\n", errstr);
+        rc = 1;
+    }
+    na_http_global_cleanup();
+out:
+    na_conf_cleanup(na_producer_conf_table, &conf);
+    na_kafka_props_cleanup(&conf.props);
+    return rc;
 }

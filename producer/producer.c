@@ -46,6 +46,8 @@ const struct na_conf_entry na_producer_conf_table[] = {
     {"user_agent", NA_CONF_STRING, C(user_agent), NA_HTTP_USER_AGENT,
      "User-Agent sent to feeds", 0, 0, 0},
     {"log_level", NA_CONF_STRING, C(log_level), "info", "error|warn|info|debug", 0, 0, 0},
+    {"create_topics", NA_CONF_BOOL, C(create_topics), "true",
+     "create the articles topic (partitions, retention) when missing", 0, 0, 0},
     {"once", NA_CONF_BOOL, C(once), "false",
      "one round: fetch every feed once, wait for deliveries, exit", 0, 0, 0},
     NA_CONF_END,
@@ -434,7 +436,7 @@ na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomi
         goto out;
     }
     kconf = NULL; /* taken by rd_kafka_new() */
-    {
+    if (conf->create_topics) {
         struct na_topic_spec spec = na_kafka_topic_articles(conf->topic);
         char terr[512];
         if (na_kafka_ensure_topics(p.rk, &spec, 1, 10000, terr, sizeof(terr))) {

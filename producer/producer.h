@@ -28,6 +28,7 @@ struct na_producer_conf {
     char *user_agent;               /**< "user_agent" */
     char *log_level;                /**< "log_level" */
     int once;                       /**< "once" / --once */
+    int create_topics;              /**< "create_topics": create the topic when missing */
     struct na_kafka_props props;    /**< "kafka": {...} and -X key=value */
 };
 
