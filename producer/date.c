@@ -296,7 +296,7 @@ static na_err_t parse_822(const char *s, int64_t *t) {
         }
         if ((*p == '+' || *p == '-') && d.have_time && !d.have_offset) {
             if (!read_offset(&p, &d.offset_min)) {
-                return complete(&d) ? finish(&d, t) : NA_ERR_INVALID;
+                return NA_ERR_INVALID; /* a zone we cannot read: no guessing */
             }
             d.have_offset = true;
             d.have_zone = true;

@@ -452,13 +452,15 @@ static size_t do_ref(struct text_out *o, const char *s, size_t len, size_t i) {
         }
         return p + 1;
     }
-    /* Legacy references that browsers accept without ';'. */
+    /* Legacy references that browsers accept without ';' ("&amp", "&lt3"),
+     * when no letter follows ("&ampere" stays as written). */
     static const char *const legacy[] = {"amp", "lt", "gt", "quot", "nbsp"};
     for (size_t k = 0; k < sizeof(legacy) / sizeof(legacy[0]); k++) {
         size_t n = strlen(legacy[k]);
-        if (p - name == n && !memcmp(s + name, legacy[k], n)) {
+        if (p - name >= n && !memcmp(s + name, legacy[k], n) &&
+            (name + n >= len || !is_alpha((unsigned char)s[name + n]))) {
             out_cp(o, (uint32_t)na_html_entity_lookup(legacy[k], n));
-            return p;
+            return name + n;
         }
     }
     out_bytes(o, "&", 1);
