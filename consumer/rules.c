@@ -1,0 +1,1573 @@
+/*
+ * Topic rules: loading (JSON), compiling (rules_query.c), and the one-pass
+ * matcher. See docs/rules.md.
+ *
+ * Matching an article, like a percolator:
+ *   1. tokenise each field once (rules_text.c);
+ *   2. look every token up in the term dictionary: its plural-folded form
+ *      as an exact key, and each of its leading substrings whose length
+ *      some prefix key has (one incremental hash over the token);
+ *   3. sort the hits by (key, field, position);
+ *   4. the topics posted under the hit keys are the candidates; only they
+ *      are evaluated, in rules-file order, with positions for phrases and
+ *      NEAR.
+ * Every allocation of a call lives in a struct scan on its stack, so calls
+ * on one rules object may run concurrently.
+ */
+#include "rules.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "newsalert/hash.h"
+#include "newsalert/limits.h"
+#include "newsalert/util.h"
+#include "rules_internal.h"
+
+static const char *const field_names[NA_RULES_FIELDS] = {"title", "summary", "content"};
+
+/* ================================================================ */
+/* Loading                                                          */
+/* ================================================================ */
+
+/* --- finding a line and column in the (valid) JSON text --- */
+
+struct jloc {
+    const char *s;
+    size_t len;
+    size_t i;
+    int line;
+    int col;
+};
+
+static void jl_adv(struct jloc *j) {
+    if (j->i >= j->len) {
+        return;
+    }
+    unsigned char c = (unsigned char)j->s[j->i++];
+    if (c == '\n') {
+        j->line++;
+        j->col = 1;
+    } else if ((c & 0xc0) != 0x80) {
+        j->col++;
+    }
+}
+
+static char jl_peek(const struct jloc *j) {
+    return j->i < j->len ? j->s[j->i] : '\0';
+}
+
+static void jl_ws(struct jloc *j) {
+    while (j->i < j->len && (jl_peek(j) == ' ' || jl_peek(j) == '\t' ||
+                             jl_peek(j) == '\n' || jl_peek(j) == '\r')) {
+        jl_adv(j);
+    }
+}
+
+static void jl_string(struct jloc *j) {
+    jl_adv(j); /* opening quote */
+    while (j->i < j->len) {
+        char c = jl_peek(j);
+        jl_adv(j);
+        if (c == '\\') {
+            jl_adv(j);
+        } else if (c == '"') {
+            return;
+        }
+    }
+}
+
+static void jl_value(struct jloc *j) {
+    char c = jl_peek(j);
+    if (c == '"') {
+        jl_string(j);
+        return;
+    }
+    if (c == '{' || c == '[') {
+        size_t depth = 0;
+        while (j->i < j->len) {
+            c = jl_peek(j);
+            if (c == '"') {
+                jl_string(j);
+                continue;
+            }
+            if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+            }
+            jl_adv(j);
+            if (!depth) {
+                return;
+            }
+        }
+        return;
+    }
+    while (j->i < j->len && !strchr(",}] \t\r\n", jl_peek(j))) {
+        jl_adv(j);
+    }
+}
+
+/* At '{': move to the value of member key; kl, kc get the key's place. */
+static bool jl_member(struct jloc *j, const char *key, int *kl, int *kc) {
+    size_t klen = strlen(key);
+    jl_ws(j);
+    if (jl_peek(j) != '{') {
+        return false;
+    }
+    jl_adv(j);
+    for (;;) {
+        jl_ws(j);
+        if (jl_peek(j) != '"') {
+            return false;
+        }
+        int line = j->line;
+        int col = j->col;
+        size_t start = j->i + 1;
+        jl_string(j);
+        bool match = j->i - start - 1 == klen && !memcmp(j->s + start, key, klen);
+        jl_ws(j);
+        if (jl_peek(j) != ':') {
+            return false;
+        }
+        jl_adv(j);
+        jl_ws(j);
+        if (match) {
+            *kl = line;
+            *kc = col;
+            return true;
+        }
+        jl_value(j);
+        jl_ws(j);
+        if (jl_peek(j) != ',') {
+            return false;
+        }
+        jl_adv(j);
+    }
+}
+
+/* At '[': move to element idx. */
+static bool jl_elem(struct jloc *j, size_t idx) {
+    jl_ws(j);
+    if (jl_peek(j) != '[') {
+        return false;
+    }
+    jl_adv(j);
+    for (size_t k = 0;; k++) {
+        jl_ws(j);
+        if (jl_peek(j) == ']' || j->i >= j->len) {
+            return false;
+        }
+        if (k == idx) {
+            return true;
+        }
+        jl_value(j);
+        jl_ws(j);
+        if (jl_peek(j) != ',') {
+            return false;
+        }
+        jl_adv(j);
+    }
+}
+
+/*
+ * Line and column of a place in the rules text: the top-level member key1
+ * (its key when want_key), inside it element idx1 (if >= 0), inside that
+ * member key2 (its key when want_key, else its value), inside that element
+ * idx2 (if >= 0). Stops at the deepest place it finds.
+ */
+static void locate(const char *buf, size_t len, const char *key1, long idx1,
+                   const char *key2, long idx2, bool want_key, int *line, int *col) {
+    struct jloc j = {buf, len, 0, 1, 1};
+    int kl;
+    int kc;
+    jl_ws(&j);
+    *line = j.line;
+    *col = j.col;
+    if (!key1) {
+        return;
+    }
+    if (!jl_member(&j, key1, &kl, &kc)) {
+        return;
+    }
+    *line = want_key && idx1 < 0 ? kl : j.line;
+    *col = want_key && idx1 < 0 ? kc : j.col;
+    if (idx1 < 0 || !jl_elem(&j, (size_t)idx1)) {
+        return;
+    }
+    *line = j.line;
+    *col = j.col;
+    if (!key2 || !jl_member(&j, key2, &kl, &kc)) {
+        return;
+    }
+    *line = want_key ? kl : j.line;
+    *col = want_key ? kc : j.col;
+    if (idx2 < 0 || !jl_elem(&j, (size_t)idx2)) {
+        return;
+    }
+    *line = j.line;
+    *col = j.col;
+}
+
+/* --- the loader --- */
+
+struct load {
+    const char *buf;
+    size_t len;
+    const char *name;
+    char *errstr;
+    size_t errstr_size;
+    na_rules_t *rules;
+    double def_threshold;
+    double def_fw[NA_RULES_FIELDS];
+    /* (key, topic) pairs for the postings */
+    uint64_t *pairs;
+    size_t pairs_cnt;
+    size_t pairs_cap;
+};
+
+/* One error line: "FILE:LINE:COL: topic "NAME": MESSAGE". */
+static void load_error(struct load *ld, long topic, const char *key2, long idx2,
+                       bool want_key, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void load_error(struct load *ld, long topic, const char *key2, long idx2,
+                       bool want_key, const char *fmt, ...) {
+    char msg[512];
+    char who[128] = "";
+    int line;
+    int col;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (topic >= 0) {
+        const char *tname = NULL;
+        if ((size_t)topic < ld->rules->topics_cnt) {
+            tname = ld->rules->topics[topic].name;
+        }
+        if (tname) {
+            snprintf(who, sizeof(who), "topic \"%.64s\": ", tname);
+        } else {
+            snprintf(who, sizeof(who), "topic #%ld: ", topic + 1);
+        }
+        locate(ld->buf, ld->len, "topics", topic, key2, idx2, want_key, &line, &col);
+    } else {
+        locate(ld->buf, ld->len, key2, -1, NULL, -1, want_key, &line, &col);
+    }
+    snprintf(ld->errstr, ld->errstr_size, "%s:%d:%d: %s%s", ld->name, line, col, who, msg);
+}
+
+static bool valid_name(const char *s, size_t len) {
+    if (!len || len > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Parse a "weights" object into fw (which holds the defaults). */
+static na_err_t load_weights(struct load *ld, long topic, json_t *obj, double *fw) {
+    const char *key;
+    json_t *v;
+    const char *where = topic >= 0 ? "weights" : "defaults";
+    if (!json_is_object(obj)) {
+        load_error(ld, topic, where, -1, false, "\"weights\" must be an object");
+        return NA_ERR_CONFIG;
+    }
+    json_object_foreach(obj, key, v) {
+        double w = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(w) || w < 0 || w > NA_RULES_MAX_WEIGHT) {
+            load_error(ld, topic, where, -1, false,
+                       "weight \"%.32s\" must be a number from 0 to %g", key,
+                       NA_RULES_MAX_WEIGHT);
+            return NA_ERR_CONFIG;
+        }
+        if (!strcmp(key, "title")) {
+            fw[NA_RULES_TITLE] = w;
+        } else if (!strcmp(key, "summary")) {
+            fw[NA_RULES_SUMMARY] = w;
+        } else if (!strcmp(key, "content")) {
+            fw[NA_RULES_CONTENT] = w;
+        } else if (!strcmp(key, "body")) {
+            fw[NA_RULES_SUMMARY] = w;
+            fw[NA_RULES_CONTENT] = w;
+        } else {
+            load_error(ld, topic, where, -1, false,
+                       "unknown field \"%.32s\" in \"weights\" (title, summary, content, "
+                       "body)", key);
+            return NA_ERR_CONFIG;
+        }
+    }
+    return NA_OK;
+}
+
+static na_err_t load_threshold(struct load *ld, long topic, json_t *v, double *out) {
+    double t = json_number_value(v);
+    if (!json_is_number(v) || !isfinite(t) || t < 0 || t > 1e6) {
+        load_error(ld, topic, topic >= 0 ? "threshold" : "defaults", -1, false,
+                   "\"threshold\" must be a number >= 0");
+        return NA_ERR_CONFIG;
+    }
+    *out = t;
+    return NA_OK;
+}
+
+/* Compile a "query" or "exclude" value (a string, or an array of strings
+ * that are ORed) of topic t into *root. */
+static na_err_t load_query(struct load *ld, size_t t, const char *key, json_t *v,
+                           bool positive, uint32_t *root) {
+    const char *clauses_one[1];
+    const char **clauses = clauses_one;
+    size_t cnt = 0;
+    size_t err_clause = 0;
+    size_t err_col = 1;
+    char msg[256];
+    na_err_t err = NA_OK;
+
+    if (json_is_string(v)) {
+        clauses_one[0] = json_string_value(v);
+        cnt = 1;
+        if (strlen(clauses_one[0]) != json_string_length(v)) {
+            load_error(ld, (long)t, key, -1, false, "\"%s\" contains a NUL byte", key);
+            return NA_ERR_CONFIG;
+        }
+    } else if (json_is_array(v) && json_array_size(v) > 0 &&
+               json_array_size(v) <= NA_RULES_MAX_NODES) {
+        cnt = json_array_size(v);
+        clauses = calloc(cnt, sizeof(*clauses));
+        if (!clauses) {
+            return NA_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < cnt; i++) {
+            json_t *c = json_array_get(v, i);
+            if (!json_is_string(c) || strlen(json_string_value(c)) != json_string_length(c)) {
+                load_error(ld, (long)t, key, (long)i, false,
+                           "\"%s\"[%zu] must be a string without NUL bytes", key, i);
+                err = NA_ERR_CONFIG;
+                goto out;
+            }
+            clauses[i] = json_string_value(c);
+        }
+    } else {
+        load_error(ld, (long)t, key, -1, false,
+                   "\"%s\" must be a query string or a non-empty array of them", key);
+        return NA_ERR_CONFIG;
+    }
+    err = na_rules_query_compile(&ld->rules->b, clauses, cnt, positive, root, &err_clause,
+                                 &err_col, msg, sizeof(msg));
+    if (err == NA_ERR_CONFIG) {
+        if (json_is_array(v)) {
+            load_error(ld, (long)t, key, (long)err_clause, false, "%s[%zu] column %zu: %s",
+                       key, err_clause, err_col, msg);
+        } else {
+            load_error(ld, (long)t, key, -1, false, "%s column %zu: %s", key, err_col, msg);
+        }
+    } else if (err) {
+        snprintf(ld->errstr, ld->errstr_size, "%s: %s", ld->name, msg);
+    }
+out:
+    if (clauses != clauses_one) {
+        free(clauses);
+    }
+    return err;
+}
+
+static int pair_push(struct load *ld, uint32_t key, uint32_t topic) {
+    if (ld->pairs_cnt == ld->pairs_cap) {
+        size_t cap = ld->pairs_cap ? ld->pairs_cap * 2 : 256;
+        uint64_t *p = realloc(ld->pairs, cap * sizeof(*p));
+        if (!p) {
+            return -1;
+        }
+        ld->pairs = p;
+        ld->pairs_cap = cap;
+    }
+    ld->pairs[ld->pairs_cnt++] = ((uint64_t)key << 32) | topic;
+    return 0;
+}
+
+/* Post topic t under one key of each form of its positive atoms
+ * [atom_first, atom_end): the longest key, as the likeliest to be rare. */
+static na_err_t post_topic(struct load *ld, uint32_t t, size_t atom_first,
+                           size_t atom_end) {
+    const struct na_rbuild *b = &ld->rules->b;
+    for (size_t a = atom_first; a < atom_end; a++) {
+        const struct na_ratom *atom = &b->atoms[a];
+        if (!atom->positive) {
+            continue;
+        }
+        for (uint32_t f = 0; f < atom->form_cnt; f++) {
+            const struct na_rform *form = &b->forms[atom->form_first + f];
+            uint32_t best = b->elems[form->elem_first];
+            for (uint32_t e = 1; e < form->elem_cnt; e++) {
+                uint32_t k = b->elems[form->elem_first + e];
+                if (b->keys[k].len > b->keys[best].len) {
+                    best = k;
+                }
+            }
+            if (pair_push(ld, best, t)) {
+                return NA_ERR_NOMEM;
+            }
+        }
+    }
+    return NA_OK;
+}
+
+static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
+    struct na_rtopic *topic = &ld->rules->topics[t];
+    const char *key;
+    json_t *v;
+    json_t *query = NULL;
+    json_t *exclude = NULL;
+    na_err_t err;
+
+    topic->threshold = ld->def_threshold;
+    memcpy(topic->fw, ld->def_fw, sizeof(topic->fw));
+    topic->query = NA_RNONE;
+    topic->exclude = NA_RNONE;
+    if (!json_is_object(obj)) {
+        load_error(ld, (long)t, NULL, -1, false, "a topic must be an object");
+        return NA_ERR_CONFIG;
+    }
+    v = json_object_get(obj, "name");
+    if (!v) {
+        load_error(ld, (long)t, NULL, -1, false, "missing \"name\"");
+        return NA_ERR_CONFIG;
+    }
+    if (!json_is_string(v) || !valid_name(json_string_value(v), json_string_length(v))) {
+        load_error(ld, (long)t, "name", -1, false,
+                   "\"name\" must be 1 to 64 letters, digits, '_', '-' or '.'");
+        return NA_ERR_CONFIG;
+    }
+    topic->name = na_strdup(json_string_value(v));
+    if (!topic->name) {
+        return NA_ERR_NOMEM;
+    }
+    json_object_foreach(obj, key, v) {
+        if (!strcmp(key, "name")) {
+            continue;
+        } else if (!strcmp(key, "query")) {
+            query = v;
+        } else if (!strcmp(key, "exclude")) {
+            exclude = v;
+        } else if (!strcmp(key, "threshold")) {
+            if ((err = load_threshold(ld, (long)t, v, &topic->threshold))) {
+                return err;
+            }
+        } else if (!strcmp(key, "weights")) {
+            if ((err = load_weights(ld, (long)t, v, topic->fw))) {
+                return err;
+            }
+        } else if (!strcmp(key, "description")) {
+            if (!json_is_string(v)) {
+                load_error(ld, (long)t, key, -1, false, "\"description\" must be a string");
+                return NA_ERR_CONFIG;
+            }
+            topic->description = na_strdup(json_string_value(v));
+            if (!topic->description) {
+                return NA_ERR_NOMEM;
+            }
+        } else {
+            load_error(ld, (long)t, key, -1, true,
+                       "unknown key \"%.40s\" (name, description, query, exclude, "
+                       "threshold, weights)", key);
+            return NA_ERR_CONFIG;
+        }
+    }
+    if (!query) {
+        load_error(ld, (long)t, NULL, -1, false, "missing \"query\"");
+        return NA_ERR_CONFIG;
+    }
+    size_t atoms_before = ld->rules->b.atoms_cnt;
+    if ((err = load_query(ld, t, "query", query, true, &topic->query))) {
+        return err;
+    }
+    if ((err = post_topic(ld, (uint32_t)t, atoms_before, ld->rules->b.atoms_cnt))) {
+        return err;
+    }
+    if (exclude && (err = load_query(ld, t, "exclude", exclude, false, &topic->exclude))) {
+        return err;
+    }
+    return NA_OK;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static na_err_t build_postings(struct load *ld) {
+    na_rules_t *r = ld->rules;
+    size_t n = 0;
+    if (!ld->pairs_cnt) {
+        return NA_OK;
+    }
+    qsort(ld->pairs, ld->pairs_cnt, sizeof(*ld->pairs), cmp_u64);
+    r->posts = malloc(ld->pairs_cnt * sizeof(*r->posts));
+    if (!r->posts) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < ld->pairs_cnt; i++) {
+        if (i && ld->pairs[i] == ld->pairs[i - 1]) {
+            continue;
+        }
+        uint32_t key = (uint32_t)(ld->pairs[i] >> 32);
+        struct na_rkey *k = &r->b.keys[key];
+        if (!k->post_cnt) {
+            k->post_first = (uint32_t)n;
+        }
+        k->post_cnt++;
+        r->posts[n++] = (uint32_t)ld->pairs[i];
+    }
+    r->posts_cnt = n;
+    return NA_OK;
+}
+
+struct name_ref {
+    const char *name;
+    size_t idx;
+};
+
+static int cmp_name_ref(const void *a, const void *b) {
+    const struct name_ref *x = a;
+    const struct name_ref *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c) {
+        return c;
+    }
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static na_err_t check_names(struct load *ld) {
+    na_rules_t *r = ld->rules;
+    struct name_ref *refs;
+    long dup = -1;
+    if (r->topics_cnt < 2) {
+        return NA_OK;
+    }
+    refs = malloc(r->topics_cnt * sizeof(*refs));
+    if (!refs) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < r->topics_cnt; i++) {
+        refs[i].name = r->topics[i].name;
+        refs[i].idx = i;
+    }
+    qsort(refs, r->topics_cnt, sizeof(*refs), cmp_name_ref);
+    for (size_t i = 1; i < r->topics_cnt; i++) {
+        if (!strcmp(refs[i].name, refs[i - 1].name) &&
+            (dup < 0 || refs[i].idx < (size_t)dup)) {
+            dup = (long)refs[i].idx;
+        }
+    }
+    free(refs);
+    if (dup >= 0) {
+        load_error(ld, dup, "name", -1, false, "a topic of this name comes earlier");
+        return NA_ERR_CONFIG;
+    }
+    return NA_OK;
+}
+
+na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
+                           na_rules_t **rulesp, char *errstr, size_t errstr_size) {
+    struct load ld;
+    json_error_t jerr;
+    json_t *root = NULL;
+    json_t *topics = NULL;
+    json_t *v;
+    const char *key;
+    char hex[NA_SHA256_HEX_LEN + 1];
+    na_err_t err = NA_OK;
+
+    memset(&ld, 0, sizeof(ld));
+    ld.buf = buf;
+    ld.len = len;
+    ld.name = name ? name : "rules";
+    ld.errstr = errstr;
+    ld.errstr_size = errstr_size;
+    ld.def_threshold = 1.0;
+    ld.def_fw[NA_RULES_TITLE] = 3.0;
+    ld.def_fw[NA_RULES_SUMMARY] = 1.5;
+    ld.def_fw[NA_RULES_CONTENT] = 1.0;
+    *rulesp = NULL;
+
+    if (len > NA_MAX_CONFIG_BYTES) {
+        snprintf(errstr, errstr_size, "%s: larger than %u bytes", ld.name,
+                 NA_MAX_CONFIG_BYTES);
+        return NA_ERR_TOO_LARGE;
+    }
+    ld.rules = calloc(1, sizeof(*ld.rules));
+    if (!ld.rules) {
+        return NA_ERR_NOMEM;
+    }
+    na_sha256_hex(buf, len, hex);
+    memcpy(ld.rules->version, hex, 12);
+    ld.rules->version[12] = '\0';
+
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(errstr, errstr_size, "%s:%d:%d: JSON error: %s", ld.name, jerr.line,
+                 jerr.column, jerr.text);
+        err = NA_ERR_PARSE;
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        load_error(&ld, -1, NULL, -1, false, "the rules must be a JSON object");
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "topics")) {
+            topics = v;
+        } else if (!strcmp(key, "description")) {
+            if (!json_is_string(v)) {
+                load_error(&ld, -1, key, -1, false, "\"description\" must be a string");
+                err = NA_ERR_CONFIG;
+                goto out;
+            }
+        } else if (!strcmp(key, "defaults")) {
+            const char *dkey;
+            json_t *dv;
+            if (!json_is_object(v)) {
+                load_error(&ld, -1, key, -1, false, "\"defaults\" must be an object");
+                err = NA_ERR_CONFIG;
+                goto out;
+            }
+            json_object_foreach(v, dkey, dv) {
+                if (!strcmp(dkey, "threshold")) {
+                    err = load_threshold(&ld, -1, dv, &ld.def_threshold);
+                } else if (!strcmp(dkey, "weights")) {
+                    err = load_weights(&ld, -1, dv, ld.def_fw);
+                } else {
+                    load_error(&ld, -1, key, -1, false,
+                               "unknown key \"%.40s\" in \"defaults\" (threshold, weights)",
+                               dkey);
+                    err = NA_ERR_CONFIG;
+                }
+                if (err) {
+                    goto out;
+                }
+            }
+        } else {
+            load_error(&ld, -1, key, -1, true,
+                       "unknown key \"%.40s\" (topics, defaults, description)", key);
+            err = NA_ERR_CONFIG;
+            goto out;
+        }
+    }
+    if (!json_is_array(topics)) {
+        load_error(&ld, -1, topics ? "topics" : NULL, -1, false,
+                   "\"topics\" must be an array of topics");
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    if (json_array_size(topics) > NA_RULES_MAX_TOPICS) {
+        load_error(&ld, -1, "topics", -1, false, "more than %u topics",
+                   NA_RULES_MAX_TOPICS);
+        err = NA_ERR_TOO_LARGE;
+        goto out;
+    }
+    if (json_array_size(topics)) {
+        ld.rules->topics = calloc(json_array_size(topics), sizeof(*ld.rules->topics));
+        if (!ld.rules->topics) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < json_array_size(topics); i++) {
+        ld.rules->topics_cnt = i + 1;
+        if ((err = load_topic(&ld, i, json_array_get(topics, i)))) {
+            goto out;
+        }
+    }
+    if ((err = check_names(&ld)) || (err = build_postings(&ld))) {
+        goto out;
+    }
+out:
+    if (err == NA_ERR_NOMEM) {
+        snprintf(errstr, errstr_size, "%s: out of memory", ld.name);
+    }
+    json_decref(root);
+    free(ld.pairs);
+    if (err) {
+        na_rules_destroy(ld.rules);
+    } else {
+        *rulesp = ld.rules;
+    }
+    return err;
+}
+
+na_err_t na_rules_load_file(const char *path, na_rules_t **rulesp, char *errstr,
+                            size_t errstr_size) {
+    char *buf = NULL;
+    size_t len = 0;
+    na_err_t err;
+    *rulesp = NULL;
+    err = na_read_file(path, NA_MAX_CONFIG_BYTES, &buf, &len, errstr, errstr_size);
+    if (err) {
+        return err == NA_ERR_TOO_LARGE ? err : NA_ERR_IO;
+    }
+    err = na_rules_load_buf(buf, len, path, rulesp, errstr, errstr_size);
+    free(buf);
+    return err;
+}
+
+void na_rules_destroy(na_rules_t *rules) {
+    if (!rules) {
+        return;
+    }
+    for (size_t i = 0; i < rules->topics_cnt; i++) {
+        free(rules->topics[i].name);
+        free(rules->topics[i].description);
+    }
+    free(rules->topics);
+    free(rules->posts);
+    na_rbuild_cleanup(&rules->b);
+    free(rules);
+}
+
+const char *na_rules_version(const na_rules_t *rules) {
+    return rules->version;
+}
+
+size_t na_rules_topic_count(const na_rules_t *rules) {
+    return rules->topics_cnt;
+}
+
+const char *na_rules_topic_name(const na_rules_t *rules, size_t i) {
+    return i < rules->topics_cnt ? rules->topics[i].name : NULL;
+}
+
+long na_rules_topic_index(const na_rules_t *rules, const char *name) {
+    for (size_t i = 0; i < rules->topics_cnt; i++) {
+        if (!strcmp(rules->topics[i].name, name)) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* ================================================================ */
+/* Matching                                                         */
+/* ================================================================ */
+
+struct hit {
+    uint32_t key;
+    uint32_t pos;
+    uint32_t pos_end;
+    uint32_t tok;
+    uint8_t field;
+};
+
+/* One occurrence of an atom. */
+struct occ {
+    uint32_t pos;
+    uint32_t pos_end;
+    uint32_t bstart;
+    uint32_t bend;
+    uint32_t atom;
+    uint8_t field;
+    uint8_t used;
+};
+
+/* One piece of evidence: an atom's first counted occurrence in a field. */
+struct ev {
+    uint32_t atom;
+    uint32_t bstart;
+    uint32_t bend;
+    uint8_t field;
+    double contrib;
+};
+
+struct scan {
+    const na_rules_t *r;
+    const char *text[NA_RULES_FIELDS];
+    size_t len[NA_RULES_FIELDS];
+    struct na_rtoks toks[NA_RULES_FIELDS];
+    struct hit *hits;
+    size_t hits_cnt;
+    size_t hits_cap;
+    struct occ *occ;
+    size_t occ_cnt;
+    size_t occ_cap;
+    struct ev *ev;
+    size_t ev_cnt;
+    size_t ev_cap;
+    const struct na_rtopic *topic; /* being evaluated */
+    bool oom;
+};
+
+static void scan_init(struct scan *s, const na_rules_t *r) {
+    memset(s, 0, sizeof(*s));
+    s->r = r;
+    for (int f = 0; f < NA_RULES_FIELDS; f++) {
+        na_rtoks_init(&s->toks[f]);
+    }
+}
+
+static void scan_cleanup(struct scan *s) {
+    for (int f = 0; f < NA_RULES_FIELDS; f++) {
+        na_rtoks_cleanup(&s->toks[f]);
+    }
+    free(s->hits);
+    free(s->occ);
+    free(s->ev);
+}
+
+static void *scan_grow(struct scan *s, void *p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) {
+        return p;
+    }
+    size_t cap2 = *cap ? *cap * 2 : 64;
+    while (cap2 < need) {
+        cap2 *= 2;
+    }
+    void *q = realloc(p, cap2 * elem);
+    if (!q) {
+        s->oom = true;
+        return NULL;
+    }
+    *cap = cap2;
+    return q;
+}
+
+static void hit_push(struct scan *s, uint32_t key, int field, uint32_t tok) {
+    if (s->hits_cnt == s->hits_cap) {
+        struct hit *h = scan_grow(s, s->hits, &s->hits_cap, s->hits_cnt + 1, sizeof(*h));
+        if (!h) {
+            return;
+        }
+        s->hits = h;
+    }
+    const struct na_rtok *t = &s->toks[field].v[tok];
+    struct hit *h = &s->hits[s->hits_cnt++];
+    h->key = key;
+    h->pos = t->pos;
+    h->pos_end = t->pos_end;
+    h->tok = tok;
+    h->field = (uint8_t)field;
+}
+
+static int cmp_hit(const void *a, const void *b) {
+    const struct hit *x = a;
+    const struct hit *y = b;
+    if (x->key != y->key) {
+        return x->key < y->key ? -1 : 1;
+    }
+    if (x->field != y->field) {
+        return x->field < y->field ? -1 : 1;
+    }
+    if (x->pos != y->pos) {
+        return x->pos < y->pos ? -1 : 1;
+    }
+    if (x->pos_end != y->pos_end) {
+        return x->pos_end < y->pos_end ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Tokenise the fields and collect the dictionary hits. */
+static na_err_t scan_article(struct scan *s, const struct na_article *a) {
+    const struct na_rbuild *b = &s->r->b;
+    const char *fields[NA_RULES_FIELDS] = {a->title, a->summary, a->content};
+    char stem[NA_RULES_MAX_TERM_BYTES + 2];
+
+    for (int f = 0; f < NA_RULES_FIELDS; f++) {
+        const char *text = fields[f] ? fields[f] : "";
+        size_t len = strnlen(text, NA_RULES_MAX_FIELD_BYTES);
+        struct na_rtoks *toks = &s->toks[f];
+        s->text[f] = text;
+        s->len[f] = len;
+        if (na_rules_tokenize(text, len, toks)) {
+            return NA_ERR_NOMEM;
+        }
+        if (!b->keys_cnt) {
+            continue;
+        }
+        for (size_t i = 0; i < toks->cnt; i++) {
+            const struct na_rtok *t = &toks->v[i];
+            const char *fold = toks->text + t->fold_off;
+            if (!t->truncated) {
+                size_t n = na_rtok_stem(toks, t, stem);
+                uint32_t h = NA_RULES_FNV_INIT;
+                for (size_t k = 0; k < n; k++) {
+                    h = na_rules_fnv(h, (unsigned char)stem[k]);
+                }
+                uint32_t key = na_rules_key_find(b, stem, n, 0, na_rules_hash_fin(h, 0));
+                if (key != NA_RNONE) {
+                    hit_push(s, key, f, (uint32_t)i);
+                }
+            }
+            if (b->prefix_lens) {
+                uint32_t h = NA_RULES_FNV_INIT;
+                size_t max = t->fold_len < 63 ? t->fold_len : 63;
+                for (size_t l = 1; l <= max; l++) {
+                    h = na_rules_fnv(h, (unsigned char)fold[l - 1]);
+                    if (!(b->prefix_lens & ((uint64_t)1 << l))) {
+                        continue;
+                    }
+                    uint32_t key = na_rules_key_find(b, fold, l, 1, na_rules_hash_fin(h, 1));
+                    if (key != NA_RNONE) {
+                        hit_push(s, key, f, (uint32_t)i);
+                    }
+                }
+            }
+        }
+        if (s->oom) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    if (s->hits_cnt > 1) {
+        qsort(s->hits, s->hits_cnt, sizeof(*s->hits), cmp_hit);
+    }
+    return NA_OK;
+}
+
+/* First hit index with (key, field, pos) >= the given one. */
+static size_t hits_lower(const struct scan *s, uint32_t key, uint8_t field, uint32_t pos) {
+    size_t lo = 0;
+    size_t hi = s->hits_cnt;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct hit *h = &s->hits[mid];
+        bool less = h->key < key ||
+                    (h->key == key && (h->field < field ||
+                                       (h->field == field && h->pos < pos)));
+        if (less) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Can elements j.. of form follow from position pos in field? Sets the
+ * end position and byte end of the first way found. */
+static bool chain(const struct scan *s, const struct na_rform *form, uint32_t j,
+                  uint8_t field, uint32_t pos, uint32_t *pos_end, uint32_t *bend) {
+    uint32_t key = s->r->b.elems[form->elem_first + j];
+    for (size_t i = hits_lower(s, key, field, pos); i < s->hits_cnt; i++) {
+        const struct hit *h = &s->hits[i];
+        if (h->key != key || h->field != field || h->pos != pos) {
+            break;
+        }
+        if (j + 1 == form->elem_cnt) {
+            *pos_end = h->pos_end;
+            *bend = s->toks[field].v[h->tok].bend;
+            return true;
+        }
+        if (chain(s, form, j + 1, field, h->pos_end + 1, pos_end, bend)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int cmp_occ(const void *a, const void *b) {
+    const struct occ *x = a;
+    const struct occ *y = b;
+    if (x->field != y->field) {
+        return x->field < y->field ? -1 : 1;
+    }
+    if (x->pos != y->pos) {
+        return x->pos < y->pos ? -1 : 1;
+    }
+    if (x->pos_end != y->pos_end) {
+        return x->pos_end > y->pos_end ? -1 : 1; /* longest first */
+    }
+    return 0;
+}
+
+/* Push the occurrences of an atom onto s->occ, sorted, one per position.
+ * @returns how many. */
+static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
+    const struct na_rbuild *b = &s->r->b;
+    const struct na_ratom *atom = &b->atoms[atom_idx];
+    size_t first = s->occ_cnt;
+    for (uint32_t f = 0; f < atom->form_cnt; f++) {
+        const struct na_rform *form = &b->forms[atom->form_first + f];
+        uint32_t key = b->elems[form->elem_first];
+        for (size_t i = hits_lower(s, key, 0, 0); i < s->hits_cnt; i++) {
+            const struct hit *h = &s->hits[i];
+            uint32_t pos_end = h->pos_end;
+            uint32_t bend = s->toks[h->field].v[h->tok].bend;
+            if (h->key != key) {
+                break;
+            }
+            if (!(atom->fields & (1u << h->field))) {
+                continue;
+            }
+            if (form->elem_cnt > 1 &&
+                !chain(s, form, 1, h->field, h->pos_end + 1, &pos_end, &bend)) {
+                continue;
+            }
+            if (s->occ_cnt == s->occ_cap) {
+                struct occ *o = scan_grow(s, s->occ, &s->occ_cap, s->occ_cnt + 1,
+                                          sizeof(*o));
+                if (!o) {
+                    s->occ_cnt = first;
+                    return 0;
+                }
+                s->occ = o;
+            }
+            struct occ *o = &s->occ[s->occ_cnt++];
+            o->pos = h->pos;
+            o->pos_end = pos_end;
+            o->bstart = s->toks[h->field].v[h->tok].bstart;
+            o->bend = bend;
+            o->atom = atom_idx;
+            o->field = h->field;
+            o->used = 0;
+        }
+    }
+    size_t cnt = s->occ_cnt - first;
+    if (cnt > 1) {
+        qsort(s->occ + first, cnt, sizeof(*s->occ), cmp_occ);
+        size_t w = first + 1;
+        for (size_t i = first + 1; i < s->occ_cnt; i++) {
+            if (s->occ[i].field == s->occ[w - 1].field && s->occ[i].pos == s->occ[w - 1].pos) {
+                continue;
+            }
+            s->occ[w++] = s->occ[i];
+        }
+        s->occ_cnt = w;
+    }
+    return s->occ_cnt - first;
+}
+
+/* 1, 1.5, 1.75, ... -> 2: repeated mentions count, with diminishing returns. */
+static double saturate(size_t count) {
+    if (count > 32) {
+        count = 32;
+    }
+    return 2.0 - ldexp(1.0, 1 - (int)count);
+}
+
+static void ev_push(struct scan *s, uint32_t atom, const struct occ *o, double contrib) {
+    if (s->ev_cnt == s->ev_cap) {
+        struct ev *e = scan_grow(s, s->ev, &s->ev_cap, s->ev_cnt + 1, sizeof(*e));
+        if (!e) {
+            return;
+        }
+        s->ev = e;
+    }
+    struct ev *e = &s->ev[s->ev_cnt++];
+    e->atom = atom;
+    e->bstart = o->bstart;
+    e->bend = o->bend;
+    e->field = o->field;
+    e->contrib = contrib;
+}
+
+/* Score and evidence of atom's occurrences in s->occ[first..end) (only
+ * those marked used when only_used). @returns the score. */
+static double occ_score(struct scan *s, uint32_t atom_idx, size_t first, size_t end,
+                        bool only_used) {
+    const struct na_ratom *atom = &s->r->b.atoms[atom_idx];
+    double score = 0;
+    for (uint8_t f = 0; f < NA_RULES_FIELDS; f++) {
+        size_t count = 0;
+        const struct occ *firsto = NULL;
+        for (size_t i = first; i < end; i++) {
+            const struct occ *o = &s->occ[i];
+            if (o->atom != atom_idx || o->field != f || (only_used && !o->used)) {
+                continue;
+            }
+            if (!firsto) {
+                firsto = o;
+            }
+            count++;
+        }
+        if (!count) {
+            continue;
+        }
+        double c = atom->weight * s->topic->fw[f] * saturate(count);
+        score += c;
+        ev_push(s, atom_idx, firsto, atom->weight * s->topic->fw[f]);
+    }
+    return score;
+}
+
+static bool eval_near(struct scan *s, const struct na_rnode *node, double *score) {
+    const struct na_rbuild *b = &s->r->b;
+    size_t l0 = s->occ_cnt;
+    bool any = false;
+    for (uint32_t i = 0; i < node->b; i++) {
+        atom_occ(s, b->kids[node->a + i]);
+    }
+    size_t r0 = s->occ_cnt;
+    for (uint32_t i = 0; i < node->c; i++) {
+        atom_occ(s, b->kids[node->a + node->b + i]);
+    }
+    size_t r1 = s->occ_cnt;
+    if (r1 - r0 > 1) {
+        qsort(s->occ + r0, r1 - r0, sizeof(*s->occ), cmp_occ);
+    }
+    for (size_t i = l0; i < r0; i++) {
+        struct occ *lo = &s->occ[i];
+        uint32_t from = lo->pos > node->near + NA_RULES_MAX_PHRASE_WORDS
+                            ? lo->pos - node->near - NA_RULES_MAX_PHRASE_WORDS
+                            : 0;
+        /* binary search the first right occurrence at (field, >= from) */
+        size_t lo_i = r0;
+        size_t hi_i = r1;
+        while (lo_i < hi_i) {
+            size_t mid = lo_i + (hi_i - lo_i) / 2;
+            const struct occ *m = &s->occ[mid];
+            if (m->field < lo->field || (m->field == lo->field && m->pos < from)) {
+                lo_i = mid + 1;
+            } else {
+                hi_i = mid;
+            }
+        }
+        for (size_t k = lo_i; k < r1; k++) {
+            struct occ *ro = &s->occ[k];
+            uint32_t dist;
+            if (ro->field != lo->field || ro->pos > lo->pos_end + node->near) {
+                break;
+            }
+            if (ro->pos > lo->pos_end) {
+                dist = ro->pos - lo->pos_end;
+            } else if (ro->pos_end < lo->pos) {
+                dist = lo->pos - ro->pos_end;
+            } else {
+                continue; /* the same words: not two things near each other */
+            }
+            if (dist <= node->near) {
+                lo->used = ro->used = 1;
+                any = true;
+            }
+        }
+    }
+    if (any) {
+        *score = 0;
+        for (uint32_t i = 0; i < node->b + node->c; i++) {
+            uint32_t atom = b->kids[node->a + i];
+            bool seen = false;
+            for (uint32_t k = 0; k < i; k++) {
+                seen = seen || b->kids[node->a + k] == atom;
+            }
+            if (!seen) {
+                *score += occ_score(s, atom, l0, r1, true);
+            }
+        }
+    }
+    s->occ_cnt = l0;
+    return any;
+}
+
+static bool eval(struct scan *s, uint32_t n, double *score) {
+    const struct na_rbuild *b = &s->r->b;
+    const struct na_rnode *node = &b->nodes[n];
+    size_t mark = s->ev_cnt;
+    double sub;
+    *score = 0;
+    switch (node->kind) {
+    case NA_RNODE_ATOM: {
+        size_t first = s->occ_cnt;
+        size_t cnt = atom_occ(s, node->a);
+        if (cnt) {
+            *score = occ_score(s, node->a, first, first + cnt, false);
+        }
+        s->occ_cnt = first;
+        return cnt > 0;
+    }
+    case NA_RNODE_AND:
+        for (uint32_t i = 0; i < node->b; i++) {
+            if (!eval(s, b->kids[node->a + i], &sub)) {
+                s->ev_cnt = mark;
+                *score = 0;
+                return false;
+            }
+            *score += sub;
+        }
+        return true;
+    case NA_RNODE_OR: {
+        bool any = false;
+        for (uint32_t i = 0; i < node->b; i++) {
+            size_t kid_mark = s->ev_cnt;
+            if (eval(s, b->kids[node->a + i], &sub)) {
+                any = true;
+                *score += sub;
+            } else {
+                s->ev_cnt = kid_mark;
+            }
+        }
+        return any;
+    }
+    case NA_RNODE_NOT: {
+        bool r = eval(s, node->a, &sub);
+        s->ev_cnt = mark;
+        return !r;
+    }
+    case NA_RNODE_NEAR:
+        if (!eval_near(s, node, score)) {
+            s->ev_cnt = mark;
+            return false;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Evaluate topic t; its evidence is left in s->ev from the mark on. */
+static void topic_eval(struct scan *s, size_t t, struct na_rules_verdict *v) {
+    const struct na_rtopic *topic = &s->r->topics[t];
+    double ignored;
+    memset(v, 0, sizeof(*v));
+    s->topic = topic;
+    v->threshold = topic->threshold;
+    v->query = eval(s, topic->query, &v->score);
+    if (!v->query) {
+        v->score = 0;
+        return;
+    }
+    v->score = round(v->score * 1e6) / 1e6;
+    if (topic->exclude != NA_RNONE) {
+        size_t mark = s->ev_cnt;
+        v->excluded = eval(s, topic->exclude, &ignored);
+        s->ev_cnt = mark;
+    }
+    v->matched = !v->excluded && v->score + 1e-9 >= topic->threshold;
+}
+
+/* ---- building a match ---- */
+
+static int cmp_ev_strength(const void *a, const void *b) {
+    const struct ev *x = a;
+    const struct ev *y = b;
+    if (x->contrib != y->contrib) {
+        return x->contrib > y->contrib ? -1 : 1;
+    }
+    if (x->field != y->field) {
+        return x->field < y->field ? -1 : 1;
+    }
+    return x->bstart < y->bstart ? -1 : x->bstart > y->bstart;
+}
+
+static int cmp_ev_place(const void *a, const void *b) {
+    const struct ev *x = a;
+    const struct ev *y = b;
+    if (x->field != y->field) {
+        return x->field < y->field ? -1 : 1;
+    }
+    if (x->bstart != y->bstart) {
+        return x->bstart < y->bstart ? -1 : 1;
+    }
+    return x->atom < y->atom ? -1 : x->atom > y->atom;
+}
+
+/* Valid UTF-8 copy of text[start..end) with whitespace runs as one space,
+ * cut to at most max bytes. */
+static char *clean_text(const char *text, size_t start, size_t end, size_t max) {
+    char *raw = na_utf8_sanitize(text + start, end - start);
+    size_t w = 0;
+    bool space = false;
+    if (!raw) {
+        return NULL;
+    }
+    for (size_t i = 0; raw[i]; i++) {
+        char c = raw[i];
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+            space = w > 0;
+            continue;
+        }
+        if (space) {
+            raw[w++] = ' ';
+            space = false;
+        }
+        raw[w++] = c;
+    }
+    raw[na_utf8_cut(raw, w, max)] = '\0';
+    return raw;
+}
+
+static bool is_cont(const char *s, size_t i) {
+    return ((unsigned char)s[i] & 0xc0) == 0x80;
+}
+
+/* Up to NA_RULES_SNIPPET_BYTES of text around [mstart, mend), cut at word
+ * and UTF-8 boundaries, with "…" where the text goes on. */
+static char *make_snippet(const char *text, size_t len, size_t mstart, size_t mend) {
+    const size_t dots = 3; /* "…" */
+    const size_t budget = NA_RULES_SNIPPET_BYTES - 2 * dots;
+    size_t start = 0;
+    size_t end = len;
+    struct na_buf out;
+    char *body;
+
+    if (len > NA_RULES_SNIPPET_BYTES) {
+        start = mstart > 60 ? mstart - 60 : 0;
+        end = start + budget < len ? start + budget : len;
+        if (end - start < budget) {
+            start = end > budget ? end - budget : 0;
+        }
+        if (start > 0) {
+            for (size_t i = start; i < start + 24 && i < mstart; i++) {
+                if (text[i] == ' ' || text[i] == '\n') {
+                    start = i + 1;
+                    break;
+                }
+            }
+        }
+        if (end < len) {
+            for (size_t i = end; i > end - 24 && i > mend; i--) {
+                if (text[i] == ' ' || text[i] == '\n') {
+                    end = i;
+                    break;
+                }
+            }
+        }
+        while (start < end && is_cont(text, start)) {
+            start++;
+        }
+        while (end > start && end < len && is_cont(text, end)) {
+            end--;
+        }
+    }
+    body = clean_text(text, start, end, len > NA_RULES_SNIPPET_BYTES ? budget
+                                                                       : NA_RULES_SNIPPET_BYTES);
+    if (!body) {
+        return NULL;
+    }
+    na_buf_init(&out);
+    if (start > 0) {
+        na_buf_puts(&out, "\xe2\x80\xa6");
+    }
+    na_buf_puts(&out, body);
+    if (end < len) {
+        na_buf_puts(&out, "\xe2\x80\xa6");
+    }
+    free(body);
+    return na_buf_steal(&out);
+}
+
+static void match_cleanup(struct na_match *m) {
+    free(m->topic);
+    for (size_t i = 0; i < m->evidence_cnt; i++) {
+        free(m->evidence[i].term);
+        free(m->evidence[i].matched);
+    }
+    free(m->evidence);
+    free(m->snippet);
+    memset(m, 0, sizeof(*m));
+}
+
+static na_err_t match_fill(struct scan *s, size_t t, const struct na_rules_verdict *v,
+                           size_t mark, struct na_match *m) {
+    const struct na_rbuild *b = &s->r->b;
+    struct ev *ev = s->ev + mark;
+    size_t cnt = s->ev_cnt - mark;
+    size_t w = 0;
+
+    memset(m, 0, sizeof(*m));
+    m->topic = na_strdup(s->r->topics[t].name);
+    m->score = v->score;
+    m->threshold = v->threshold;
+    if (!m->topic) {
+        return NA_ERR_NOMEM;
+    }
+    /* One entry per (term text, field, offset), strongest first for the cap. */
+    qsort(ev, cnt, sizeof(*ev), cmp_ev_place);
+    for (size_t i = 0; i < cnt; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < w && !dup; k++) {
+            const struct na_ratom *x = &b->atoms[ev[k].atom];
+            const struct na_ratom *y = &b->atoms[ev[i].atom];
+            dup = ev[k].field == ev[i].field && ev[k].bstart == ev[i].bstart &&
+                  x->text_len == y->text_len &&
+                  !memcmp(b->strs + x->text_off, b->strs + y->text_off, x->text_len);
+        }
+        if (!dup) {
+            ev[w++] = ev[i];
+        }
+    }
+    cnt = w;
+    qsort(ev, cnt, sizeof(*ev), cmp_ev_strength);
+    /* The snippet comes from the body when it can: the title is shown anyway. */
+    const struct ev *best = cnt ? &ev[0] : NULL;
+    for (size_t i = 0; i < cnt; i++) {
+        if (ev[i].field != NA_RULES_TITLE) {
+            best = &ev[i];
+            break;
+        }
+    }
+    if (best) {
+        m->snippet = make_snippet(s->text[best->field], s->len[best->field], best->bstart,
+                                  best->bend);
+        if (!m->snippet) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    if (cnt > NA_RULES_MAX_EVIDENCE) {
+        cnt = NA_RULES_MAX_EVIDENCE;
+    }
+    qsort(ev, cnt, sizeof(*ev), cmp_ev_place);
+    if (cnt) {
+        m->evidence = calloc(cnt, sizeof(*m->evidence));
+        if (!m->evidence) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        const struct na_ratom *atom = &b->atoms[ev[i].atom];
+        struct na_evidence *e = &m->evidence[i];
+        m->evidence_cnt = i + 1;
+        e->term = na_strndup(b->strs + atom->text_off, atom->text_len);
+        e->matched = clean_text(s->text[ev[i].field], ev[i].bstart, ev[i].bend,
+                                NA_RULES_MATCHED_BYTES);
+        e->field = field_names[ev[i].field];
+        e->offset = ev[i].bstart;
+        if (!e->term || !e->matched) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    return NA_OK;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a;
+    uint32_t y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Candidate topics: those posted under a hit key, sorted, unique. */
+static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
+    const na_rules_t *r = s->r;
+    uint32_t *c = NULL;
+    size_t cnt = 0;
+    size_t cap = 0;
+    *out = NULL;
+    *out_cnt = 0;
+    for (size_t i = 0; i < s->hits_cnt; i++) {
+        if (i && s->hits[i].key == s->hits[i - 1].key) {
+            continue;
+        }
+        const struct na_rkey *k = &r->b.keys[s->hits[i].key];
+        if (!k->post_cnt) {
+            continue;
+        }
+        if (cnt + k->post_cnt > cap) {
+            size_t cap2 = cap ? cap * 2 : 64;
+            while (cap2 < cnt + k->post_cnt) {
+                cap2 *= 2;
+            }
+            uint32_t *p = realloc(c, cap2 * sizeof(*c));
+            if (!p) {
+                free(c);
+                return NA_ERR_NOMEM;
+            }
+            c = p;
+            cap = cap2;
+        }
+        memcpy(c + cnt, r->posts + k->post_first, k->post_cnt * sizeof(*c));
+        cnt += k->post_cnt;
+    }
+    if (cnt > 1) {
+        qsort(c, cnt, sizeof(*c), cmp_u32);
+        size_t w = 1;
+        for (size_t i = 1; i < cnt; i++) {
+            if (c[i] != c[w - 1]) {
+                c[w++] = c[i];
+            }
+        }
+        cnt = w;
+    }
+    *out = c;
+    *out_cnt = cnt;
+    return NA_OK;
+}
+
+na_err_t na_rules_classify(const na_rules_t *rules, const struct na_article *a,
+                           struct na_classification *out) {
+    struct scan s;
+    uint32_t *cand = NULL;
+    size_t cand_cnt = 0;
+    size_t cap = 0;
+    na_err_t err;
+
+    memset(out, 0, sizeof(*out));
+    scan_init(&s, rules);
+    if ((err = scan_article(&s, a)) || (err = candidates(&s, &cand, &cand_cnt))) {
+        goto out;
+    }
+    for (size_t i = 0; i < cand_cnt; i++) {
+        struct na_rules_verdict v;
+        size_t mark = s.ev_cnt;
+        topic_eval(&s, cand[i], &v);
+        if (s.oom) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        if (v.matched) {
+            if (out->matches_cnt == cap) {
+                size_t cap2 = cap ? cap * 2 : 4;
+                struct na_match *m = realloc(out->matches, cap2 * sizeof(*m));
+                if (!m) {
+                    err = NA_ERR_NOMEM;
+                    goto out;
+                }
+                out->matches = m;
+                cap = cap2;
+            }
+            err = match_fill(&s, cand[i], &v, mark, &out->matches[out->matches_cnt]);
+            out->matches_cnt++;
+            if (err) {
+                goto out;
+            }
+        }
+        s.ev_cnt = mark;
+    }
+out:
+    free(cand);
+    scan_cleanup(&s);
+    if (err) {
+        na_classification_cleanup(out);
+    }
+    return err;
+}
+
+na_err_t na_rules_explain(const na_rules_t *rules, const struct na_article *a,
+                          size_t topic, struct na_rules_verdict *v) {
+    struct scan s;
+    na_err_t err;
+    memset(v, 0, sizeof(*v));
+    if (topic >= rules->topics_cnt) {
+        return NA_ERR_NOT_FOUND;
+    }
+    scan_init(&s, rules);
+    err = scan_article(&s, a);
+    if (!err) {
+        topic_eval(&s, topic, v);
+        if (s.oom) {
+            err = NA_ERR_NOMEM;
+        }
+    }
+    scan_cleanup(&s);
+    return err;
+}
+
+void na_classification_cleanup(struct na_classification *c) {
+    if (!c) {
+        return;
+    }
+    for (size_t i = 0; i < c->matches_cnt; i++) {
+        match_cleanup(&c->matches[i]);
+    }
+    free(c->matches);
+    memset(c, 0, sizeof(*c));
+}
