@@ -253,22 +253,27 @@ if __name__ == "__main__":
 def test_runner_shim(ctx):
     here = os.path.dirname(os.path.abspath(__file__))
     demo = ctx.write("demo.py", RUNNER_DEMO % (here, False))
-    cp = harness.run([sys.executable, demo, "--build", ctx.path("bdir")], timeout=60)
+    # The failing demo keeps its temp folder: keep it inside ours.
+    env = {"TMPDIR": ctx.tmp}
+    cp = harness.run([sys.executable, demo, "--build", ctx.path("bdir")], timeout=60,
+                     env=env)
     assert cp.returncode == 1, (cp.returncode, cp.stdout, cp.stderr)
     lines = cp.stdout.splitlines()
     assert any(l.startswith("PASS test_ok") for l in lines), cp.stdout
     assert "FAIL test_bad: one is not two" in lines, cp.stdout
     assert "Traceback" in cp.stdout and "boom-from-child" in cp.stdout, cp.stdout
+    assert "temp files kept in %s/" % ctx.tmp in cp.stdout, cp.stdout
     assert "SKIP test_skipped: not today" in lines, cp.stdout
     assert lines[-1] == "1 passed, 1 failed", lines[-1]
 
-    cp = harness.run([sys.executable, demo, "--build", "bdir", "-k", "ok"], timeout=60)
+    cp = harness.run([sys.executable, demo, "--build", "bdir", "-k", "ok"], timeout=60,
+                     env=env)
     assert cp.returncode == 0 and cp.stdout.splitlines()[-1] == "1 passed, 0 failed", \
         cp.stdout
 
     demo2 = ctx.write("demo2.py", RUNNER_DEMO % (here, True))
     cp = harness.run([sys.executable, demo2, "--build", "bdir"], timeout=60,
-                     env={"NA_TEST_BROKERS": None})
+                     env=dict(env, NA_TEST_BROKERS=None))
     assert cp.returncode == 0, cp.returncode
     assert cp.stdout.strip() == harness.SKIP_NO_BROKER, cp.stdout
 
