@@ -1,5 +1,140 @@
+/*
+ * newsalert-consumer: parses arguments and runs; the work is in the
+ * na_consumer library.
+ */
+#include <signal.h>
 #include <stdio.h>
-int main(void) {
-    fprintf(stderr, "newsalert-consumer: under construction\n");
-    return 1;
+#include <string.h>
+
+#include "cmd_classify.h"
+#include "consumer.h"
+#include "newsalert/cli.h"
+#include "newsalert/http.h"
+#include "newsalert/log.h"
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig) {
+    (void)sig;
+    running = 0;
+}
+
+static const char synopsis[] =
+    "  newsalert-consumer [--brokers HOST:PORT[,..]] [--config FILE] [--rules FILE]\n"
+    "                     [--webhook URL [--webhook-format json|slack]] [--print]\n"
+    "                     [--exit-eof] [-X key=value]..\n"
+    "  newsalert-consumer classify [--rules FILE] [FILE..|-]\n"
+    "  newsalert-consumer rules test FILE [--rules FILE]\n"
+    "\n"
+    "Consumes article/v1 records in a consumer group, classifies each by the\n"
+    "rules and posts one alert per matching topic to every route that wants it.\n"
+    "Offsets are stored only below the lowest article whose alerts are not yet\n"
+    "delivered or dead-lettered (at least once, in order per partition).\n"
+    "Routes come from the config file's \"routes\" array\n"
+    "  [{\"name\", \"url\", \"format\": \"json|slack\", \"topics\": [..], \"min_score\",\n"
+    "    \"secret\": \"whsec_...\"}]\n"
+    "or from --webhook URL. SIGTERM/SIGINT: finish in-flight alerts (drain_timeout),\n"
+    "commit, exit 0.\n";
+
+static int file_key(void *ctx, const char *key, json_t *value, char *errstr,
+                    size_t errstr_size) {
+    struct na_consumer_conf *conf = ctx;
+    if (strcmp(key, "routes")) {
+        return 0;
+    }
+    return na_routes_parse(value, &conf->routes, errstr, errstr_size) ? -1 : 1;
+}
+
+/* --dump-config runs inside na_cli_load(), before --webhook becomes a
+ * route: show it as the route it will be. */
+static void dump(void *ctx, json_t *root) {
+    struct na_consumer_conf *conf = ctx;
+    struct na_routes routes = conf->routes;
+    struct na_routes extra = {NULL, 0};
+    char errstr[256];
+    json_t *arr = na_routes_dump(&routes);
+    if (conf->webhook &&
+        !na_routes_add_url(&extra, conf->webhook, conf->webhook_format, errstr,
+                           sizeof(errstr))) {
+        json_t *more = na_routes_dump(&extra);
+        json_array_extend(arr, more);
+        json_decref(more);
+    }
+    na_routes_cleanup(&extra);
+    json_object_set_new(root, "routes", arr);
+}
+
+int main(int argc, char **argv) {
+    struct na_consumer_conf conf;
+    struct na_consumer_stats stats;
+    char errstr[1024];
+    struct sigaction sa;
+    int rc = 0;
+
+    if (argc > 1 && !strcmp(argv[1], "classify")) {
+        return na_cmd_classify(argc - 1, argv + 1);
+    }
+    if (argc > 1 && !strcmp(argv[1], "rules")) {
+        return na_cmd_rules(argc - 1, argv + 1);
+    }
+    memset(&conf, 0, sizeof(conf));
+    struct na_cli cli = {
+        .prog = "newsalert-consumer",
+        .synopsis = synopsis,
+        .table = na_consumer_conf_table,
+        .obj = &conf,
+        .props = &conf.props,
+        .file_key = file_key,
+        .dump = dump,
+        .ctx = &conf,
+    };
+    switch (na_cli_load(&cli, argc, argv)) {
+    case NA_CLI_RUN:
+        break;
+    case NA_CLI_EXIT_OK:
+        goto out;
+    case NA_CLI_EXIT_FAIL:
+        rc = 1;
+        goto out;
+    case NA_CLI_EXIT_USAGE:
+        rc = 2;
+        goto out;
+    }
+    if (conf.webhook && na_routes_add_url(&conf.routes, conf.webhook, conf.webhook_format,
+                                          errstr, sizeof(errstr))) {
+        fprintf(stderr, "newsalert-consumer: %s\n", errstr);
+        rc = 2;
+        goto out;
+    }
+    enum na_log_level level;
+    if (na_log_level_parse(conf.log_level, &level)) {
+        fprintf(stderr, "newsalert-consumer: log_level: want error|warn|info|debug\n");
+        rc = 2;
+        goto out;
+    }
+    na_log_set_level(level);
+    if (!conf.routes.cnt && !conf.print) {
+        na_log(NA_LOG_WARN, "consumer", "no_routes",
+               "msg=\"no routes: alerts are logged only (see --webhook, routes, --print)\"");
+    }
+    if (na_http_global_init()) {
+        fprintf(stderr, "newsalert-consumer: libcurl initialisation failed\n");
+        rc = 1;
+        goto out;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (na_consumer_run(&conf, &running, stdout, &stats, errstr, sizeof(errstr))) {
+        fprintf(stderr, "newsalert-consumer: %s\n", errstr);
+        rc = 1;
+    }
+    na_http_global_cleanup();
+out:
+    na_conf_cleanup(na_consumer_conf_table, &conf);
+    na_kafka_props_cleanup(&conf.props);
+    na_routes_cleanup(&conf.routes);
+    return rc;
 }
