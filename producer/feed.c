@@ -498,9 +498,31 @@ static bool needs_sanitize(const char *s, size_t len) {
     return !na_utf8_valid(s, len);
 }
 
+/* The first fatal error of a parse: what went wrong first, not what the
+ * parser said last while giving up. */
+struct xml_first_error {
+    bool set;
+    int line;
+    char msg[200];
+};
+
+/* Structured error handler of our parser contexts: @p data is the context
+ * (libxml2's default userData), its _private our xml_first_error. */
+static void keep_first_error(void *data, xmlErrorPtr error) {
+    xmlParserCtxtPtr pctxt = data;
+    struct xml_first_error *first = pctxt ? pctxt->_private : NULL;
+    if (!first || first->set || !error || error->level < XML_ERR_FATAL) {
+        return;
+    }
+    first->set = true;
+    first->line = error->line;
+    snprintf(first->msg, sizeof(first->msg), "%s", error->message ? error->message : "");
+}
+
 static na_err_t parse_xml(struct na_feed_ctx *ctx, const char *buf, size_t len) {
     xmlParserCtxtPtr pctxt = NULL;
     xmlDocPtr doc = NULL;
+    struct xml_first_error first = {false, 0, ""};
     char *copy = NULL;
     na_err_t err = NA_OK;
     const int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR |
@@ -526,20 +548,29 @@ static na_err_t parse_xml(struct na_feed_ctx *ctx, const char *buf, size_t len) 
         err = NA_ERR_NOMEM;
         goto out;
     }
+    /* A structured handler on this context takes every error: it keeps the
+     * first fatal one, and no message reaches stderr (XML_PARSE_NOERROR
+     * alone lets some, such as "huge text node", through). */
+    pctxt->_private = &first;
+    if (pctxt->sax) {
+        pctxt->sax->serror = keep_first_error;
+    }
     doc = xmlCtxtReadMemory(pctxt, buf, (int)len, NULL, NULL, options);
     if (!doc) {
         const xmlError *xe = xmlCtxtGetLastError(pctxt);
         char msg[200];
         size_t n;
-        snprintf(msg, sizeof(msg), "%s", xe && xe->message ? xe->message : "unknown");
+        int line = first.set ? first.line : (xe ? xe->line : 0);
+        snprintf(msg, sizeof(msg), "%s",
+                 first.set ? first.msg : (xe && xe->message ? xe->message : "unknown"));
         n = strcspn(msg, "\r\n");
         msg[n] = '\0';
         while (n > 0 && msg[n - 1] == ' ') {
             msg[--n] = '\0';
         }
         char *clean = na_utf8_sanitize(msg, n);
-        snprintf(ctx->errstr, ctx->errstr_size, "XML error at line %d: %s",
-                 xe ? xe->line : 0, clean ? clean : "");
+        snprintf(ctx->errstr, ctx->errstr_size, "XML error at line %d: %s", line,
+                 clean ? clean : "");
         free(clean);
         err = NA_ERR_PARSE;
         goto out;

@@ -313,6 +313,59 @@ static enum brk tag_brk(const char *name, size_t n) {
     return BRK_NONE;
 }
 
+/* HTML element names (HTML 5 and common older ones), sorted. A '<' that
+ * starts none of these (nor a custom "x-y" or namespaced "o:p" element) is
+ * text: feed titles often carry "<Updates>" or "x<y" meant literally. */
+static const char *const html_elements[] = {
+    "a",        "abbr",     "acronym",    "address",  "area",     "article",
+    "aside",    "audio",    "b",          "base",     "basefont", "bdi",
+    "bdo",      "big",      "blink",      "blockquote", "body",   "br",
+    "button",   "canvas",   "caption",    "center",   "cite",     "code",
+    "col",      "colgroup", "data",       "datalist", "dd",       "del",
+    "details",  "dfn",      "dialog",     "dir",      "div",      "dl",
+    "dt",       "em",       "embed",      "fieldset", "figcaption", "figure",
+    "font",     "footer",   "form",       "frame",    "frameset", "h1",
+    "h2",       "h3",       "h4",         "h5",       "h6",       "head",
+    "header",   "hgroup",   "hr",         "html",     "i",        "iframe",
+    "img",      "input",    "ins",        "kbd",      "label",    "legend",
+    "li",       "link",     "main",       "map",      "mark",     "marquee",
+    "math",     "menu",     "meta",       "meter",    "nav",      "nobr",
+    "noframes", "noscript", "object",     "ol",       "optgroup", "option",
+    "output",   "p",        "param",      "picture",  "pre",      "progress",
+    "q",        "rp",       "rt",         "ruby",     "s",        "samp",
+    "script",   "section",  "select",     "small",    "source",   "span",
+    "strike",   "strong",   "style",      "sub",      "summary",  "sup",
+    "svg",      "table",    "tbody",      "td",       "template", "textarea",
+    "tfoot",    "th",       "thead",      "time",     "title",    "tr",
+    "track",    "tt",       "u",          "ul",       "var",      "video",
+    "wbr",
+};
+
+static bool is_element_name(const char *name, size_t n) {
+    if (memchr(name, '-', n) || memchr(name, ':', n)) {
+        return true;
+    }
+    size_t lo = 0;
+    size_t hi = sizeof(html_elements) / sizeof(html_elements[0]);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *e = html_elements[mid];
+        int cmp = strncasecmp(e, name, n);
+        if (!cmp && e[n] != '\0') {
+            cmp = 1;
+        }
+        if (!cmp) {
+            return true;
+        }
+        if (cmp < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
 static bool is_raw_text(const char *name, size_t n) {
     return (n == 6 && !strncasecmp(name, "script", 6)) ||
            (n == 5 && !strncasecmp(name, "style", 5));
@@ -370,6 +423,11 @@ static size_t do_tag(struct text_out *o, const char *s, size_t len, size_t i) {
         p++;
     }
     size_t name_len = p - name;
+    if (!is_element_name(s + name, name_len) ||
+        (p < len && !is_space((unsigned char)s[p]) && s[p] != '>' && s[p] != '/')) {
+        out_bytes(o, "<", 1); /* "<Updates>", "x<y": text, not a tag */
+        return i + 1;
+    }
     char quote = 0;
     char prev = 0;
     while (p < len) {

@@ -1,0 +1,694 @@
+/*
+ * Feed parsing: every folder of tests/data/feeds/ is one case with
+ *   input.xml or input.json   the document
+ *   base-url.txt              (optional) the document URL, first line
+ *   expected.jsonl            the article/v1 lines, without fetched_at,
+ *                             compared as JSON values (key order free)
+ *   expected-feed.json        (optional) feed-level fields
+ *   expected-error.txt        instead of the two above: a substring of the
+ *                             error line (NA_ERR_* must not be NA_OK)
+ *   forbidden.txt             (optional) substrings, one a line, that must
+ *                             appear in no output line and no error
+ * Articles get source {"id":"test","name":"test","feed_url": base URL or
+ * "file:input"}. NA_UPDATE_FIXTURES=1 rewrites expected.jsonl and
+ * expected-feed.json from the output, for review before committing.
+ * Documents too big or too deep for a file are built in memory below.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd_parse.h"
+#include "feed.h"
+#include "newsalert/limits.h"
+#include "newsalert/timeutil.h"
+#include "newsalert/util.h"
+
+#define MIN_FIXTURES 20
+
+static char *read_opt(const char *dir, const char *name, size_t *len) {
+    char path[4096];
+    char errstr[256];
+    char *buf = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (access(path, F_OK)) {
+        return NULL;
+    }
+    assert_int_equal(na_read_file(path, NA_MAX_FEED_BYTES, &buf, &n, errstr,
+                                  sizeof(errstr)), NA_OK);
+    if (len) {
+        *len = n;
+    }
+    return buf;
+}
+
+/* Next line of the NUL-terminated text at *p (cut in place), or NULL. */
+static char *next_line(char **p) {
+    char *line = *p;
+    if (!line || !*line) {
+        return NULL;
+    }
+    char *nl = strchr(line, '\n');
+    if (nl) {
+        *nl = '\0';
+        *p = nl + 1;
+    } else {
+        *p = line + strlen(line);
+    }
+    return line;
+}
+
+static void chomp(char *s) {
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) {
+        s[--n] = '\0';
+    }
+}
+
+/* The article as compared: article/v1 without fetched_at. */
+static json_t *article_value(struct na_article *a, const char *feed_url) {
+    free(a->source_id);
+    free(a->source_name);
+    free(a->source_feed_url);
+    a->source_id = strdup("test");
+    a->source_name = strdup("test");
+    a->source_feed_url = strdup(feed_url);
+    a->fetched_at = 1767700000;
+    na_article_set_id(a);
+    char *json = na_article_to_json(a);
+    assert_non_null(json);
+    json_t *v = json_loads(json, 0, NULL);
+    assert_non_null(v);
+    free(json);
+    assert_int_equal(json_object_del(v, "fetched_at"), 0);
+    return v;
+}
+
+static json_t *feed_value(const struct na_feed *feed) {
+    json_t *hours = json_array();
+    json_t *days = json_array();
+    for (int h = 0; h < 24; h++) {
+        if (feed->skip_hours & (1u << h)) {
+            json_array_append_new(hours, json_integer(h));
+        }
+    }
+    for (int d = 0; d < 7; d++) {
+        if (feed->skip_days & (1u << d)) {
+            json_array_append_new(days, json_integer(d));
+        }
+    }
+    return json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:o, s:o, s:I, s:I}", "format",
+                     feed->format, "title", feed->title, "link", feed->link, "lang",
+                     feed->lang, "ttl_min", feed->ttl_min, "skip_hours", hours,
+                     "skip_days", days, "items", (json_int_t)feed->items_cnt,
+                     "items_dropped", (json_int_t)feed->items_dropped);
+}
+
+static void check_forbidden(const char *forbidden, const char *text, const char *name) {
+    if (!forbidden || !text) {
+        return;
+    }
+    char *copy = strdup(forbidden);
+    char *cur = copy;
+    for (char *line = next_line(&cur); line; line = next_line(&cur)) {
+        chomp(line);
+        if (*line && strstr(text, line)) {
+            print_error("%s: forbidden \"%s\" found in: %s\n", name, line, text);
+            fail();
+        }
+    }
+    free(copy);
+}
+
+static void write_file(const char *dir, const char *name, const char *data) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(data, fp);
+    fclose(fp);
+}
+
+static void run_case(const char *dir, const char *name) {
+    struct na_feed feed;
+    char errstr[512] = "";
+    size_t len = 0;
+    char *input = read_opt(dir, "input.xml", &len);
+    if (!input) {
+        input = read_opt(dir, "input.json", &len);
+    }
+    if (!input) {
+        print_error("%s: no input.xml or input.json\n", name);
+        fail();
+    }
+    char *base_url = read_opt(dir, "base-url.txt", NULL);
+    char *want_err = read_opt(dir, "expected-error.txt", NULL);
+    char *want_lines = read_opt(dir, "expected.jsonl", NULL);
+    char *want_feed = read_opt(dir, "expected-feed.json", NULL);
+    char *forbidden = read_opt(dir, "forbidden.txt", NULL);
+    bool update = getenv("NA_UPDATE_FIXTURES") != NULL;
+    if (base_url) {
+        chomp(base_url);
+    }
+
+    na_feed_init(&feed);
+    na_err_t err = na_feed_parse(input, len, base_url, &feed, errstr, sizeof(errstr));
+    check_forbidden(forbidden, errstr, name);
+    if (want_err) {
+        chomp(want_err);
+        if (!err || !strstr(errstr, want_err)) {
+            print_error("%s: want error containing \"%s\", got %s: %s\n", name, want_err,
+                        na_err2str(err), errstr);
+            fail();
+        }
+        assert_int_equal(feed.items_cnt, 0);
+        assert_null(feed.items);
+        goto out;
+    }
+    if (err) {
+        print_error("%s: %s: %s\n", name, na_err2str(err), errstr);
+        fail();
+    }
+
+    struct na_buf actual;
+    na_buf_init(&actual);
+    const char *feed_url = base_url ? base_url : "file:input";
+    json_t *want = NULL;
+    for (size_t i = 0; i < feed.items_cnt; i++) {
+        json_t *got = article_value(&feed.items[i], feed_url);
+        char *line = json_dumps(got, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        assert_non_null(line);
+        check_forbidden(forbidden, line, name);
+        na_buf_printf(&actual, "%s\n", line);
+        free(line);
+        json_decref(got);
+    }
+    json_t *fv = feed_value(&feed);
+    char *feed_json = json_dumps(fv, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (update) {
+        write_file(dir, "expected.jsonl", actual.data ? actual.data : "");
+        write_file(dir, "expected-feed.json", feed_json);
+        print_message("%s: expected files rewritten\n", name);
+    } else {
+        if (!want_lines) {
+            print_error("%s: no expected.jsonl\n", name);
+            fail();
+        }
+        /* compare line by line as JSON values */
+        size_t n = 0;
+        char *copy = strdup(want_lines);
+        char *cur = copy;
+        for (char *line = next_line(&cur); line; line = next_line(&cur)) {
+            json_error_t jerr;
+            if (!*line) {
+                continue;
+            }
+            want = json_loads(line, 0, &jerr);
+            if (!want) {
+                print_error("%s: expected.jsonl line %zu: %s\n", name, n + 1, jerr.text);
+                fail();
+            }
+            if (n >= feed.items_cnt) {
+                print_error("%s: %zu items, expected.jsonl has more\n", name,
+                            feed.items_cnt);
+                fail();
+            }
+            json_t *got = article_value(&feed.items[n], feed_url);
+            if (!json_equal(got, want)) {
+                char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+                char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+                print_error("%s: item %zu differs\n want: %s\n got:  %s\n", name, n, w, g);
+                free(g);
+                free(w);
+                fail();
+            }
+            json_decref(got);
+            json_decref(want);
+            want = NULL;
+            n++;
+        }
+        free(copy);
+        if (n != feed.items_cnt) {
+            print_error("%s: %zu items, expected.jsonl has %zu\n", name, feed.items_cnt, n);
+            fail();
+        }
+        if (want_feed) {
+            json_t *wf = json_loads(want_feed, 0, NULL);
+            assert_non_null(wf);
+            if (!json_equal(wf, fv)) {
+                print_error("%s: feed differs\n want: %s\n got:  %s\n", name, want_feed,
+                            feed_json);
+                fail();
+            }
+            json_decref(wf);
+        }
+    }
+    free(feed_json);
+    json_decref(fv);
+    na_buf_cleanup(&actual);
+out:
+    na_feed_cleanup(&feed);
+    free(input);
+    free(base_url);
+    free(want_err);
+    free(want_lines);
+    free(want_feed);
+    free(forbidden);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_fixtures(void **state) {
+    (void)state;
+    const char *src = getenv("NA_SOURCE_DIR");
+    char root[4096];
+    char *names[512];
+    size_t cnt = 0;
+    assert_non_null(src);
+    snprintf(root, sizeof(root), "%s/tests/data/feeds", src);
+    DIR *d = opendir(root);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char path[4096 + 256];
+        struct stat st;
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+        if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
+            continue;
+        }
+        assert_true(cnt < sizeof(names) / sizeof(names[0]));
+        names[cnt++] = strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, cnt, sizeof(names[0]), cmp_str);
+    assert_true(cnt >= MIN_FIXTURES);
+    for (size_t i = 0; i < cnt; i++) {
+        char dir[4096 + 256];
+        snprintf(dir, sizeof(dir), "%s/%s", root, names[i]);
+        run_case(dir, names[i]);
+        free(names[i]);
+    }
+    print_message("%zu feed fixtures\n", cnt);
+}
+
+static void expect_error(const char *doc, size_t len, na_err_t want, const char *needle) {
+    struct na_feed feed;
+    char errstr[512] = "";
+    na_feed_init(&feed);
+    na_err_t err = na_feed_parse(doc, len, NULL, &feed, errstr, sizeof(errstr));
+    if (err != want || !strstr(errstr, needle)) {
+        print_error("want %s \"%s\", got %s \"%s\"\n", na_err2str(want), needle,
+                    na_err2str(err), errstr);
+        fail();
+    }
+    assert_int_equal(feed.items_cnt, 0);
+    assert_null(feed.items);
+    assert_null(feed.title);
+    na_feed_cleanup(&feed);
+}
+
+static size_t parse_ok(const char *doc, size_t len, struct na_feed *feed) {
+    char errstr[512] = "";
+    na_err_t err = na_feed_parse(doc, len, NULL, feed, errstr, sizeof(errstr));
+    if (err) {
+        print_error("%s: %s\n", na_err2str(err), errstr);
+        fail();
+    }
+    return feed->items_cnt;
+}
+
+/* A document over NA_MAX_FEED_BYTES is refused before parsing; one of
+ * exactly NA_MAX_FEED_BYTES is parsed. */
+static void test_oversized(void **state) {
+    (void)state;
+    const char *head = "<rss><channel>";
+    const char *tail = "<item><title>Last one</title></item></channel></rss>";
+    size_t len = NA_MAX_FEED_BYTES;
+    char *doc = malloc(len + 1);
+    assert_non_null(doc);
+    /* filler: comments of 4 KiB (libxml2 refuses single nodes over 10 MB) */
+    memset(doc, 'x', len + 1);
+    memcpy(doc, head, strlen(head));
+    for (size_t off = strlen(head); off + 4096 <= len - strlen(tail); off += 4096) {
+        memcpy(doc + off, "<!--", 4);
+        memcpy(doc + off + 4096 - 3, "-->", 3);
+    }
+    size_t fill_end = strlen(head) + (len - strlen(tail) - strlen(head)) / 4096 * 4096;
+    memset(doc + fill_end, ' ', len - strlen(tail) - fill_end);
+    memcpy(doc + len - strlen(tail), tail, strlen(tail));
+    struct na_feed feed;
+    na_feed_init(&feed);
+    assert_int_equal(parse_ok(doc, len, &feed), 1);
+    assert_string_equal(feed.items[0].title, "Last one");
+    na_feed_cleanup(&feed);
+    doc[len] = ' ';
+    expect_error(doc, len + 1, NA_ERR_TOO_LARGE, "exceeds");
+    free(doc);
+}
+
+static char *nested_xml(unsigned depth) {
+    struct na_buf buf;
+    na_buf_init(&buf);
+    na_buf_puts(&buf, "<rss><channel><title>Deep</title>");
+    for (unsigned i = 0; i < depth; i++) {
+        na_buf_puts(&buf, "<x>");
+    }
+    for (unsigned i = 0; i < depth; i++) {
+        na_buf_puts(&buf, "</x>");
+    }
+    na_buf_puts(&buf, "<item><title>After</title></item></channel></rss>");
+    return na_buf_steal(&buf);
+}
+
+static void test_deep_xml(void **state) {
+    (void)state;
+    struct na_feed feed;
+    char *doc = nested_xml(10000); /* libxml2's own limit (256) refuses it */
+    expect_error(doc, strlen(doc), NA_ERR_PARSE, "XML error");
+    free(doc);
+    doc = nested_xml(100); /* under libxml2's limit, over ours */
+    expect_error(doc, strlen(doc), NA_ERR_PARSE, "nesting deeper than 64");
+    free(doc);
+    doc = nested_xml(50);
+    na_feed_init(&feed);
+    assert_int_equal(parse_ok(doc, strlen(doc), &feed), 1);
+    assert_string_equal(feed.title, "Deep");
+    na_feed_cleanup(&feed);
+    free(doc);
+}
+
+static char *nested_json(unsigned depth, bool in_string) {
+    struct na_buf buf;
+    na_buf_init(&buf);
+    na_buf_puts(&buf, "{\"version\":\"https://jsonfeed.org/version/1.1\",\"items\":"
+                      "[{\"title\":\"Shallow\",\"x\":");
+    if (in_string) {
+        na_buf_puts(&buf, "\"");
+    }
+    for (unsigned i = 0; i < depth; i++) {
+        na_buf_puts(&buf, "[");
+    }
+    for (unsigned i = 0; i < depth; i++) {
+        na_buf_puts(&buf, in_string ? "]\\\"" : "]");
+    }
+    if (in_string) {
+        na_buf_puts(&buf, "\"");
+    }
+    na_buf_puts(&buf, "}]}");
+    return na_buf_steal(&buf);
+}
+
+static void test_deep_json(void **state) {
+    (void)state;
+    struct na_feed feed;
+    char *doc = nested_json(10000, false);
+    expect_error(doc, strlen(doc), NA_ERR_PARSE, "nesting deeper than 64");
+    free(doc);
+    doc = nested_json(70, false);
+    expect_error(doc, strlen(doc), NA_ERR_PARSE, "nesting deeper than 64");
+    free(doc);
+    doc = nested_json(50, false);
+    na_feed_init(&feed);
+    assert_int_equal(parse_ok(doc, strlen(doc), &feed), 1);
+    na_feed_cleanup(&feed);
+    free(doc);
+    /* brackets (and escaped quotes) inside a string are not nesting */
+    doc = nested_json(10000, true);
+    na_feed_init(&feed);
+    assert_int_equal(parse_ok(doc, strlen(doc), &feed), 1);
+    assert_string_equal(feed.items[0].title, "Shallow");
+    na_feed_cleanup(&feed);
+    free(doc);
+}
+
+/* Items past NA_MAX_FEED_ITEMS are dropped and counted, in both syntaxes. */
+static void test_many_items(void **state) {
+    (void)state;
+    struct na_buf xml, json;
+    struct na_feed feed;
+    const unsigned n = NA_MAX_FEED_ITEMS + 3;
+    na_buf_init(&xml);
+    na_buf_init(&json);
+    na_buf_puts(&xml, "<rss><channel>");
+    na_buf_puts(&json, "{\"version\":\"https://jsonfeed.org/version/1.1\",\"items\":[");
+    for (unsigned i = 0; i < n; i++) {
+        na_buf_printf(&xml, "<item><link>https://example.org/n/%u</link></item>", i);
+        na_buf_printf(&json, "%s{\"id\":\"%u\",\"url\":\"https://example.org/n/%u\"}",
+                      i ? "," : "", i, i);
+    }
+    na_buf_puts(&xml, "</channel></rss>");
+    na_buf_puts(&json, "]}");
+    struct na_buf *docs[2] = {&xml, &json};
+    for (int k = 0; k < 2; k++) {
+        na_feed_init(&feed);
+        assert_int_equal(parse_ok(docs[k]->data, docs[k]->len, &feed), NA_MAX_FEED_ITEMS);
+        assert_int_equal(feed.items_dropped, 3);
+        assert_string_equal(feed.items[NA_MAX_FEED_ITEMS - 1].url,
+                            "https://example.org/n/4999");
+        na_feed_cleanup(&feed);
+    }
+    na_buf_cleanup(&xml);
+    na_buf_cleanup(&json);
+}
+
+/* @p tmpl with "@PATH@" replaced by @p path; free(). */
+static char *with_path(const char *tmpl, const char *path) {
+    struct na_buf buf;
+    const char *at;
+    na_buf_init(&buf);
+    while ((at = strstr(tmpl, "@PATH@"))) {
+        na_buf_append(&buf, tmpl, (size_t)(at - tmpl));
+        na_buf_puts(&buf, path);
+        tmpl = at + 6;
+    }
+    na_buf_puts(&buf, tmpl);
+    return na_buf_steal(&buf);
+}
+
+/* External entities and DTDs that point at a local file never bring its
+ * contents into the output, whichever way they are referenced. */
+static void test_xxe_local_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/na_test_feed_secret_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *secret = "SECRET-MARKER-7f3a <item><title>smuggled</title></item>";
+    assert_int_equal(write(fd, secret, strlen(secret)), (ssize_t)strlen(secret));
+    close(fd);
+
+    static const char *const templates[] = {
+        "<!DOCTYPE rss [<!ENTITY x SYSTEM \"file://@PATH@\">]>"
+        "<rss><channel><item><title>a&x;b</title><description>&x;</description>"
+        "<link>https://example.org/&x;</link></item></channel></rss>",
+        "<!DOCTYPE rss SYSTEM \"file://@PATH@\"><rss><channel><item><title>t</title>"
+        "</item></channel></rss>",
+        "<!DOCTYPE rss [<!ENTITY % p SYSTEM \"file://@PATH@\"> %p;]>"
+        "<rss><channel><item><title>t</title></item></channel></rss>",
+        "<!DOCTYPE feed [<!ENTITY x SYSTEM \"file://@PATH@\">]>"
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><id>i</id><title "
+        "type=\"xhtml\"><div xmlns=\"http://www.w3.org/1999/xhtml\">&x;</div></title>"
+        "<content type=\"html\">&x;</content></entry></feed>",
+        "<!DOCTYPE rss [<!ENTITY x SYSTEM \"file://@PATH@\"><!ENTITY y \"&x;\">]>"
+        "<rss><channel><item><title>&y;</title></item></channel></rss>",
+    };
+    for (size_t k = 0; k < sizeof(templates) / sizeof(templates[0]); k++) {
+        char errstr[512] = "";
+        struct na_feed feed;
+        char *doc = with_path(templates[k], path);
+        na_feed_init(&feed);
+        na_err_t err = na_feed_parse(doc, strlen(doc), NULL, &feed, errstr,
+                                     sizeof(errstr));
+        assert_null(strstr(errstr, "SECRET"));
+        if (!err) {
+            for (size_t i = 0; i < feed.items_cnt; i++) {
+                char *json = na_article_to_json(&feed.items[i]);
+                assert_non_null(json);
+                assert_null(strstr(json, "SECRET"));
+                assert_null(strstr(json, "smuggled"));
+                free(json);
+            }
+        }
+        na_feed_cleanup(&feed);
+        free(doc);
+    }
+    unlink(path);
+}
+
+/* A feed struct parsed into twice holds only the second result. */
+static void test_reuse_and_failure_leaves_clean(void **state) {
+    (void)state;
+    struct na_feed feed;
+    char errstr[256];
+    const char *rss = "<rss><channel><title>One</title><item><title>a</title></item>"
+                      "</channel></rss>";
+    const char *atom = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Two</title>"
+                       "<entry><title>b</title></entry><entry><title>c</title></entry>"
+                       "</feed>";
+    na_feed_init(&feed);
+    assert_int_equal(parse_ok(rss, strlen(rss), &feed), 1);
+    assert_int_equal(parse_ok(atom, strlen(atom), &feed), 2);
+    assert_string_equal(feed.title, "Two");
+    assert_string_equal(feed.format, "atom");
+    assert_int_equal(na_feed_parse("<rss><channel>", 14, NULL, &feed, errstr,
+                                   sizeof(errstr)), NA_ERR_PARSE);
+    assert_int_equal(feed.items_cnt, 0);
+    assert_null(feed.title);
+    assert_null(feed.format);
+    /* a NULL errstr is allowed */
+    assert_int_equal(na_feed_parse("", 0, NULL, &feed, NULL, 0), NA_ERR_PARSE);
+    na_feed_cleanup(&feed);
+    na_feed_cleanup(NULL);
+}
+
+/* Run na_cmd_parse() with stdout and stderr captured. */
+static int run_cmd(char **argv, int argc, char **out, char **err) {
+    char opath[] = "/tmp/na_test_cmd_out_XXXXXX";
+    char epath[] = "/tmp/na_test_cmd_err_XXXXXX";
+    int ofd = mkstemp(opath);
+    int efd = mkstemp(epath);
+    assert_true(ofd >= 0 && efd >= 0);
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1);
+    int saved_err = dup(2);
+    dup2(ofd, 1);
+    dup2(efd, 2);
+    int rc = na_cmd_parse(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    close(ofd);
+    close(efd);
+    char errstr[256];
+    size_t len;
+    assert_int_equal(na_read_file(opath, 1 << 20, out, &len, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(na_read_file(epath, 1 << 20, err, &len, errstr, sizeof(errstr)),
+                     NA_OK);
+    unlink(opath);
+    unlink(epath);
+    return rc;
+}
+
+static size_t count_lines(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) {
+        n += *s == '\n';
+    }
+    return n;
+}
+
+static void test_cmd_parse(void **state) {
+    (void)state;
+    char *out = NULL;
+    char *err = NULL;
+    char path[4096];
+    char missing[] = "/nonexistent/feed.xml";
+    char parse[] = "parse";
+    char help[] = "--help";
+    char base_opt[] = "--base-url";
+    char base[] = "https://wire.example.org/feeds/main.xml";
+    char bogus[] = "--bogus";
+    const char *src = getenv("NA_SOURCE_DIR");
+    assert_non_null(src);
+
+    char *a_help[] = {parse, help};
+    assert_int_equal(run_cmd(a_help, 2, &out, &err), 0);
+    assert_non_null(strstr(out, "Usage: newsalert-producer parse"));
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+
+    char *a_none[] = {parse};
+    assert_int_equal(run_cmd(a_none, 1, &out, &err), 2);
+    assert_string_equal(out, "");
+    assert_non_null(strstr(err, "missing FILE"));
+    free(out);
+    free(err);
+
+    char *a_bogus[] = {parse, bogus, missing};
+    assert_int_equal(run_cmd(a_bogus, 3, &out, &err), 2);
+    assert_non_null(strstr(err, "unknown option --bogus"));
+    free(out);
+    free(err);
+
+    char *a_missing[] = {parse, missing};
+    assert_int_equal(run_cmd(a_missing, 2, &out, &err), 1);
+    assert_string_equal(out, "");
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "newsalert-producer: parse: /nonexistent/feed.xml: "));
+    free(out);
+    free(err);
+
+    snprintf(path, sizeof(path), "%s/tests/data/feeds/malformed-xml/input.xml", src);
+    char *a_bad[] = {parse, path};
+    assert_int_equal(run_cmd(a_bad, 2, &out, &err), 1);
+    assert_string_equal(out, "");
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "input.xml: XML error at line"));
+    free(out);
+    free(err);
+
+    snprintf(path, sizeof(path), "%s/tests/data/feeds/rss20-basic/input.xml", src);
+    char *a_ok[] = {parse, base_opt, base, path};
+    int64_t before = na_now_ms() / 1000;
+    assert_int_equal(run_cmd(a_ok, 4, &out, &err), 0);
+    assert_string_equal(err, "");
+    assert_true(count_lines(out) >= 3);
+    /* every line is a valid article/v1 record with the CLI's source fields */
+    char *cur = out;
+    for (char *line = next_line(&cur); line; line = next_line(&cur)) {
+        struct na_article a;
+        char errstr[256];
+        na_article_init(&a);
+        assert_int_equal(na_article_from_json(line, strlen(line), &a, errstr,
+                                              sizeof(errstr)), NA_OK);
+        assert_string_equal(a.source_id, "cli");
+        assert_string_equal(a.source_name, path);
+        assert_string_equal(a.source_feed_url, base);
+        assert_true(a.fetched_at >= before && a.fetched_at <= before + 60);
+        na_article_cleanup(&a);
+    }
+    free(out);
+    free(err);
+
+    snprintf(path, sizeof(path), "%s/tests/data/feeds/rss-empty-channel/input.xml", src);
+    char *a_empty[] = {parse, path};
+    assert_int_equal(run_cmd(a_empty, 2, &out, &err), 0);
+    assert_string_equal(out, "");
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_deep_xml),
+        cmocka_unit_test(test_deep_json),
+        cmocka_unit_test(test_many_items),
+        cmocka_unit_test(test_xxe_local_file),
+        cmocka_unit_test(test_reuse_and_failure_leaves_clean),
+        cmocka_unit_test(test_cmd_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
