@@ -19,6 +19,12 @@ int64_t na_mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t na_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void na_time_format_rfc3339(int64_t t, char buf[NA_RFC3339_LEN]) {
     struct tm tm;
     time_t tt = (time_t)t;

@@ -11,6 +11,7 @@
 #include "newsalert/http.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "rules.h"
@@ -147,16 +148,32 @@ struct job_ctx {
     int64_t offset;
 };
 
+static void route_inc(const char *name, const char *help, const char *route) {
+    char esc[256], labels[300];
+    snprintf(labels, sizeof(labels), "route=\"%s\"",
+             na_metrics_label_escape(route, esc, sizeof(esc)));
+    na_metrics_inc(name, help, labels);
+}
+
 static void on_delivered(void *opaque, const struct na_delivery_result *res, void *vc) {
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
+    if (res->attempts > 1) {
+        na_metric_add(na_metrics_get(NA_METRIC_COUNTER, "newsalert_consumer_alert_retries_total",
+                                     "Webhook attempts after the first.", NULL),
+                      res->attempts - 1);
+    }
     if (res->outcome == NA_OUTCOME_OK) {
         c->stats->alerts_sent++;
+        route_inc("newsalert_consumer_alerts_sent_total", "Alerts a route accepted.",
+                  res->route->name);
         na_log(NA_LOG_INFO, "deliver", "alert_sent", "route=%s alert=%s status=%ld "
                "attempts=%d", na_log_q(res->route->name), res->alert_id, res->status,
                res->attempts);
     } else {
         c->stats->alerts_failed++;
+        route_inc("newsalert_consumer_alerts_dead_lettered_total",
+                  "Alerts given up on and sent to the dead-letter topic.", res->route->name);
         na_log(NA_LOG_ERROR, "deliver", "alert_failed",
                "route=%s alert=%s status=%ld attempts=%d err=%s outcome=%s",
                na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
@@ -272,6 +289,7 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
     }
     eof_clear(c, rkm->partition);
     c->stats->consumed++;
+    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.", NULL);
     entry = na_tracker_add(c->tracker, rkm->partition, rkm->offset);
     if (!entry) {
         c->fatal = true;
@@ -293,6 +311,8 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
     }
     if (err) {
         c->stats->poison++;
+        na_metrics_inc("newsalert_consumer_poison_records_total",
+                       "Records that are not valid article/v1.", NULL);
         na_log(NA_LOG_WARN, "consumer", "poison_record",
                "partition=%d offset=%lld err=%s", (int)rkm->partition,
                (long long)rkm->offset, na_log_q(errstr));
@@ -301,7 +321,12 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
         na_tracker_done(c->tracker, entry);
         return;
     }
-    if (na_rules_classify(c->rules, &a, &cls)) {
+    int64_t t0 = na_mono_us();
+    na_err_t cerr = na_rules_classify(c->rules, &a, &cls);
+    na_metric_observe(na_metrics_get(NA_METRIC_HISTOGRAM, "newsalert_consumer_classify_seconds",
+                                     "Time to classify one article.", NULL),
+                      (double)(na_mono_us() - t0) / 1e6);
+    if (cerr) {
         na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s", a.id);
     } else {
         raise_alerts(c, entry, &a, &cls, rkm->partition, rkm->offset);
@@ -530,6 +555,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
         rd_kafka_poll(c.dlq, 0);
         store_offsets(&c);
         size_t pending = na_deliver_pending(c.deliver);
+        na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_alerts_pending",
+                                     "Alerts queued or in flight.", NULL),
+                      (double)pending);
         if (!c.paused && pending >= (size_t)conf->max_pending) {
             set_paused(&c, true);
         } else if (c.paused && pending < (size_t)conf->max_pending / 2) {

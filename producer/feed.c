@@ -498,6 +498,27 @@ static bool needs_sanitize(const char *s, size_t len) {
     return !na_utf8_valid(s, len);
 }
 
+/* Upper bound of the tree nodes libxml2 would build (see
+ * NA_FEED_MAX_XML_MARKUP); counts '<' even inside CDATA and comments. */
+static size_t markup_count(const char *s, size_t len) {
+    static const char *const predefined[] = {"amp;", "lt;", "gt;", "quot;", "apos;"};
+    size_t cnt = 0;
+    const char *end = s + len;
+    for (const char *p = s; p < end; p++) {
+        if (*p == '<') {
+            cnt++;
+        } else if (*p == '&' && p + 1 < end && p[1] != '#') {
+            bool pre = false;
+            for (size_t k = 0; k < 5 && !pre; k++) {
+                size_t n = strlen(predefined[k]);
+                pre = (size_t)(end - p - 1) >= n && !memcmp(p + 1, predefined[k], n);
+            }
+            cnt += !pre;
+        }
+    }
+    return cnt;
+}
+
 /* The first fatal error of a parse: what went wrong first, not what the
  * parser said last while giving up. */
 struct xml_first_error {
@@ -537,7 +558,10 @@ static na_err_t parse_xml(struct na_feed_ctx *ctx, const char *buf, size_t len) 
         buf = copy;
         len = strlen(copy);
     }
-    if (len > (size_t)INT32_MAX) {
+    if (len > (size_t)INT32_MAX || markup_count(buf, len) > NA_FEED_MAX_XML_MARKUP) {
+        snprintf(ctx->errstr, ctx->errstr_size,
+                 "XML document has more than %u tags and entity references",
+                 NA_FEED_MAX_XML_MARKUP);
         err = NA_ERR_TOO_LARGE;
         goto out;
     }

@@ -19,6 +19,14 @@
 
 /** Most bytes of raw text gathered from one XML element before conversion. */
 #define NA_FEED_MAX_RAW_TEXT_BYTES (4u * NA_MAX_CONTENT_BYTES)
+/**
+ * Most markup starts ('<', and '&' of a reference other than a character
+ * reference or one of the five predefined entities) in one XML document.
+ * libxml2 spends 100-200 bytes per tree node, so 16 MiB of "<a/>" or "&e;"
+ * would cost 0.5-1 GB; a real feed of NA_MAX_FEED_ITEMS items stays far
+ * below this bound (about 150 MB worst case).
+ */
+#define NA_FEED_MAX_XML_MARKUP (NA_MAX_FEED_ITEMS * 200u)
 /** Longest declared entity value substituted for a reference (bytes). */
 #define NA_FEED_MAX_ENTITY_BYTES 64u
 

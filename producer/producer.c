@@ -12,6 +12,7 @@
 #include "newsalert/http.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "seen.h"
@@ -83,6 +84,14 @@ struct producer {
     bool fatal;
 };
 
+/* Per-feed counter: newsalert_producer_<what>_total{feed="<id>"}. */
+static void feed_inc(const struct feed_state *fs, const char *name, const char *help) {
+    char esc[256], labels[300];
+    snprintf(labels, sizeof(labels), "feed=\"%s\"",
+             na_metrics_label_escape(fs->src->id, esc, sizeof(esc)));
+    na_metrics_inc(name, help, labels);
+}
+
 static void finish_batch(struct producer *p, struct feed_state *fs) {
     na_err_t err;
     if (fs->failed) {
@@ -111,6 +120,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 
     if (rkm->err) {
         p->stats->delivery_errors++;
+        na_metrics_inc("newsalert_producer_delivery_errors_total",
+                       "Articles Kafka did not confirm.", NULL);
         fs->failed = true;
         na_log(NA_LOG_ERROR, "producer", "delivery_failed",
                "feed=%s article=%s err=%s persisted=%d", na_log_q(fs->src->id), ctx->id,
@@ -120,6 +131,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         }
     } else {
         p->stats->delivered++;
+        na_metrics_inc("newsalert_producer_articles_delivered_total",
+                       "Articles confirmed by Kafka.", NULL);
         if (na_seen_add(p->seen, fs->src->id, ctx->id)) {
             fs->failed = true;
         }
@@ -204,6 +217,8 @@ static na_err_t produce_article(struct producer *p, struct feed_state *fs,
     }
     fs->pending++;
     p->stats->produced++;
+    na_metrics_inc("newsalert_producer_articles_produced_total",
+                   "Articles handed to Kafka.", NULL);
     return NA_OK;
 }
 
@@ -269,8 +284,10 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     fs->in_flight = false;
     fs->fetched = true;
     p->stats->fetches++;
+    feed_inc(fs, "newsalert_producer_fetches_total", "Feed fetches completed.");
     if (res->status == 304) {
         p->stats->not_modified++;
+        feed_inc(fs, "newsalert_producer_not_modified_total", "Fetches answered 304.");
         fs->errors_in_row = 0;
         fs->next_due_ms = na_mono_ms() + jitter(fs->src->interval_ms, 10);
         na_log(NA_LOG_DEBUG, "fetch", "not_modified", "feed=%s ms=%lld",
@@ -279,6 +296,7 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     }
     if (outcome != NA_OUTCOME_OK || res->too_large) {
         p->stats->fetch_errors++;
+        feed_inc(fs, "newsalert_producer_fetch_errors_total", "Failed fetches.");
         schedule_error(p, fs, res->retry_after);
         na_log(NA_LOG_WARN, "fetch", "fetch_error",
                "feed=%s url=%s status=%ld err=%s outcome=%s retry_in_ms=%lld",
@@ -293,6 +311,8 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
                                  sizeof(errstr));
     if (err) {
         p->stats->parse_errors++;
+        feed_inc(fs, "newsalert_producer_parse_errors_total", "Feed documents that did "
+                 "not parse.");
         schedule_error(p, fs, NULL);
         na_log(NA_LOG_WARN, "fetch", "feed_parse_error", "feed=%s url=%s err=%s",
                na_log_q(fs->src->id), na_log_q(fs->src->url), na_log_q(errstr));
@@ -300,6 +320,15 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     }
     fs->errors_in_row = 0;
     fs->next_due_ms = na_mono_ms() + jitter(fs->src->interval_ms, 10);
+    {
+        char esc[256], labels[300];
+        snprintf(labels, sizeof(labels), "feed=\"%s\"",
+                 na_metrics_label_escape(fs->src->id, esc, sizeof(esc)));
+        na_metric_set(na_metrics_get(NA_METRIC_GAUGE,
+                                     "newsalert_producer_feed_last_success_seconds",
+                                     "Unix time of the last successful fetch.", labels),
+                      (double)na_now_ms() / 1000.0);
+    }
     fs->new_etag = na_strdup(res->etag);
     fs->new_lm = na_strdup(res->last_modified);
     handle_items(p, fs, &doc);

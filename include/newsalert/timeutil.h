@@ -22,6 +22,9 @@ int64_t na_now_ms(void);
 /** @returns monotonic time in milliseconds (for timeouts and intervals). */
 int64_t na_mono_ms(void);
 
+/** @returns monotonic time in microseconds (for short measurements). */
+int64_t na_mono_us(void);
+
 /** @brief Format @p t as "YYYY-MM-DDTHH:MM:SSZ" into @p buf. */
 void na_time_format_rfc3339(int64_t t, char buf[NA_RFC3339_LEN]);
 

@@ -679,9 +679,115 @@ static void test_cmd_parse(void **state) {
     free(err);
 }
 
+/* Every output string of a successful parse is valid UTF-8 within caps. */
+static void check_feed_sane(const struct na_feed *feed) {
+    assert_true(feed->items_cnt <= NA_MAX_FEED_ITEMS);
+    for (size_t i = 0; i < feed->items_cnt; i++) {
+        const struct na_article *a = &feed->items[i];
+        const char *fields[] = {a->url, a->guid, a->title, a->summary, a->content, a->lang};
+        const size_t caps[] = {NA_MAX_URL_BYTES, NA_MAX_URL_BYTES, NA_MAX_TITLE_BYTES,
+                               NA_MAX_SUMMARY_BYTES, NA_MAX_CONTENT_BYTES, 35};
+        for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+            if (fields[f]) {
+                assert_true(strlen(fields[f]) <= caps[f]);
+                assert_true(na_utf8_valid(fields[f], strlen(fields[f])));
+            }
+        }
+        assert_true(a->authors_cnt <= NA_MAX_AUTHORS);
+        assert_true(a->categories_cnt <= NA_MAX_CATEGORIES);
+        for (size_t k = 0; k < a->authors_cnt; k++) {
+            assert_true(na_utf8_valid(a->authors[k], strlen(a->authors[k])));
+        }
+        for (size_t k = 0; k < a->categories_cnt; k++) {
+            assert_true(na_utf8_valid(a->categories[k], strlen(a->categories[k])));
+        }
+        if (a->url) {
+            assert_true(!strncmp(a->url, "http://", 7) || !strncmp(a->url, "https://", 8));
+        }
+    }
+}
+
+/* Cheap deterministic fuzzing: each fixture input with bytes flipped,
+ * inserted, deleted and the tail cut off must parse or fail cleanly (the
+ * sanitizers watch memory), and what parses must be sane. */
+static void test_mutated_fixtures(void **state) {
+    (void)state;
+    static const char *const cases[] = {
+        "rss20-basic",  "rss10-rdf",         "atom10-xml-base",   "atom03",
+        "jsonfeed10",   "jsonfeed11",        "rss-cdata-entities", "rss-html-summaries",
+        "wrong-json-types", "rss091-html-entities",
+    };
+    static const char junk[] = "<>&;\"'[]{}:,/#\\\x00\xff\xc3!-?=";
+    const char *src = getenv("NA_SOURCE_DIR");
+    uint32_t rnd = 12345;
+    size_t parsed = 0;
+    size_t failed = 0;
+    assert_non_null(src);
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char dir[4096];
+        size_t len = 0;
+        snprintf(dir, sizeof(dir), "%s/tests/data/feeds/%s", src, cases[c]);
+        char *orig = read_opt(dir, "input.xml", &len);
+        if (!orig) {
+            orig = read_opt(dir, "input.json", &len);
+        }
+        assert_non_null(orig);
+        for (int round = 0; round < 150; round++) {
+            char *doc = malloc(len + 16);
+            size_t n = len;
+            assert_non_null(doc);
+            memcpy(doc, orig, len);
+            int edits = 1 + round % 4;
+            for (int e = 0; e < edits && n > 0; e++) {
+                rnd = rnd * 1103515245u + 12345u;
+                size_t pos = (rnd >> 8) % n;
+                char ch = junk[(rnd >> 4) % (sizeof(junk) - 1)];
+                switch ((rnd >> 2) % 4) {
+                case 0:
+                    doc[pos] = ch;
+                    break;
+                case 1:
+                    memmove(doc + pos + 1, doc + pos, n - pos);
+                    doc[pos] = ch;
+                    n++;
+                    break;
+                case 2:
+                    memmove(doc + pos, doc + pos + 1, n - pos - 1);
+                    n--;
+                    break;
+                default:
+                    n = pos;
+                    break;
+                }
+            }
+            struct na_feed feed;
+            char errstr[512] = "";
+            na_feed_init(&feed);
+            na_err_t err = na_feed_parse(doc, n, "https://fuzz.example.org/feed", &feed,
+                                         errstr, sizeof(errstr));
+            if (err) {
+                failed++;
+                assert_true(errstr[0] != '\0');
+                assert_null(strchr(errstr, '\n'));
+                assert_true(na_utf8_valid(errstr, strlen(errstr)));
+                assert_int_equal(feed.items_cnt, 0);
+            } else {
+                parsed++;
+                check_feed_sane(&feed);
+            }
+            na_feed_cleanup(&feed);
+            free(doc);
+        }
+        free(orig);
+    }
+    print_message("mutations: %zu parsed, %zu refused\n", parsed, failed);
+    assert_true(parsed > 0 && failed > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_mutated_fixtures),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_deep_xml),
         cmocka_unit_test(test_deep_json),
