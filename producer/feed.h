@@ -7,6 +7,16 @@
  * one struct na_feed_format; feed.c holds the table and the detection.
  * Parsing never touches the network or the file system: libxml2 runs with
  * XML_PARSE_NONET and without entity expansion or DTD loading.
+ *
+ * Detection looks only at the bytes: after a UTF-8 BOM and whitespace, '{'
+ * is JSON Feed, '<' (or a UTF-16 BOM) is XML, dispatched on the root
+ * element (<rss>, <rdf:RDF>, <feed>). Entity references stay unexpanded:
+ * an internal entity with a short plain-text value reads as that value, an
+ * undeclared one as the HTML 4 character of that name, anything else
+ * (external, nested, markup) as nothing (details in feed.c).
+ *
+ * Thread-safe for distinct feeds, once libxml2 is initialised: call
+ * xmlInitParser() (or parse one document) before starting threads.
  */
 #ifndef NEWSALERT_FEED_H
 #define NEWSALERT_FEED_H
@@ -48,8 +58,15 @@ void na_feed_cleanup(struct na_feed *feed);
  * @param base_url URL the document came from (for relative links), or NULL.
  * @param feed initialised with na_feed_init(); filled on success, left clean
  *        on failure.
- * @returns NA_OK; NA_ERR_TOO_LARGE over NA_MAX_FEED_BYTES; NA_ERR_PARSE or
- *          NA_ERR_UNSUPPORTED with one line in @p errstr naming the problem.
+ * Items over NA_MAX_FEED_ITEMS, and items with neither link, guid nor
+ * title, are counted in items_dropped. Control bytes and invalid UTF-8 in
+ * a UTF-8 document become spaces and U+FFFD instead of failing it.
+ *
+ * @returns NA_OK; NA_ERR_TOO_LARGE over NA_MAX_FEED_BYTES (or over
+ *          NA_FEED_MAX_XML_MARKUP tags); NA_ERR_PARSE (malformed, empty,
+ *          nested deeper than NA_MAX_FEED_DEPTH) or NA_ERR_UNSUPPORTED
+ *          (unknown root element, JSON that is no JSON Feed), with one line
+ *          in @p errstr naming the problem (@p errstr may be NULL).
  */
 NA_WUR na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
                               struct na_feed *feed, char *errstr, size_t errstr_size);

@@ -29,6 +29,7 @@
 
 #include "cmd_parse.h"
 #include "feed.h"
+#include "feed_internal.h" /* NA_FEED_MAX_XML_MARKUP */
 #include "newsalert/limits.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
@@ -359,6 +360,37 @@ static void test_oversized(void **state) {
     doc[len] = ' ';
     expect_error(doc, len + 1, NA_ERR_TOO_LARGE, "exceeds");
     free(doc);
+}
+
+/* Tiny nodes cost libxml2 far more than their bytes: a document with more
+ * markup than NA_FEED_MAX_XML_MARKUP is refused before it is parsed. */
+static void test_too_many_nodes(void **state) {
+    (void)state;
+    struct na_buf buf;
+    struct na_feed feed;
+    na_buf_init(&buf);
+    na_buf_puts(&buf, "<rss><channel><item><title>t</title></item>");
+    while (buf.len < 4u * (NA_FEED_MAX_XML_MARKUP + 10)) {
+        na_buf_puts(&buf, "<a/>");
+    }
+    na_buf_puts(&buf, "</channel></rss>");
+    expect_error(buf.data, buf.len, NA_ERR_TOO_LARGE, "tags and entity references");
+    na_buf_cleanup(&buf);
+    /* entity references count too; predefined and character ones do not */
+    na_buf_init(&buf);
+    na_buf_puts(&buf, "<!DOCTYPE rss [<!ENTITY e \"x\">]><rss><channel><item><title>");
+    for (unsigned i = 0; i < NA_FEED_MAX_XML_MARKUP / 4; i++) {
+        na_buf_puts(&buf, "&amp;&lt;&#65;&e;");
+    }
+    na_buf_puts(&buf, "</title></item></channel></rss>");
+    na_feed_init(&feed);
+    assert_int_equal(parse_ok(buf.data, buf.len, &feed), 1);
+    na_feed_cleanup(&feed);
+    for (unsigned i = 0; i < NA_FEED_MAX_XML_MARKUP; i++) {
+        na_buf_puts(&buf, "&e;");
+    }
+    expect_error(buf.data, buf.len, NA_ERR_TOO_LARGE, "tags and entity references");
+    na_buf_cleanup(&buf);
 }
 
 static char *nested_xml(unsigned depth) {
@@ -789,6 +821,7 @@ int main(void) {
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_mutated_fixtures),
         cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_too_many_nodes),
         cmocka_unit_test(test_deep_xml),
         cmocka_unit_test(test_deep_json),
         cmocka_unit_test(test_many_items),
