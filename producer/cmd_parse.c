@@ -13,20 +13,19 @@
 #define PROG "newsalert-producer"
 
 static void usage(FILE *fp) {
-    fprintf(fp,
-            "Usage: " PROG " parse [--base-url URL] FILE|-\n"
-            "\n"
-            "Parse one RSS, RDF, Atom or JSON Feed document (FILE, or stdin for -)\n"
-            "and print each item as one article/v1 JSON line on stdout.\n"
-            "\n"
-            "Options:\n"
-            "  --base-url URL  URL the document came from: relative links resolve\n"
-            "                  against it, and it is the articles' source.feed_url\n"
-            "                  (default: file:FILE)\n"
-            "  -h, --help      show this help\n"
-            "\n"
-            "Exit status: 0 success (also with no items), 1 unreadable or\n"
-            "unparsable document, 2 bad usage.\n");
+    fprintf(fp, "Usage: " PROG " parse [--base-url URL] FILE|-\n"
+                "\n"
+                "Parse one RSS, RDF, Atom or JSON Feed document (FILE, or stdin for -)\n"
+                "and print each item as one article/v1 JSON line on stdout.\n"
+                "\n"
+                "Options:\n"
+                "  --base-url URL  URL the document came from: relative links resolve\n"
+                "                  against it, and it is the articles' source.feed_url\n"
+                "                  (default: file:FILE)\n"
+                "  -h, --help      show this help\n"
+                "\n"
+                "Exit status: 0 success (also with no items), 1 unreadable or\n"
+                "unparsable document, 2 bad usage.\n");
 }
 
 /* One line "what arg", then the usage; exit code 2. */

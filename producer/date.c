@@ -15,33 +15,33 @@ struct zone {
 };
 
 static const struct zone zones[] = {
-    {"UT", 0},         {"UTC", 0},        {"GMT", 0},       {"Z", 0},
-    {"EST", -5 * 60},  {"EDT", -4 * 60},  {"CST", -6 * 60}, {"CDT", -5 * 60},
-    {"MST", -7 * 60},  {"MDT", -6 * 60},  {"PST", -8 * 60}, {"PDT", -7 * 60},
+    {"UT", 0},         {"UTC", 0},        {"GMT", 0},        {"Z", 0},
+    {"EST", -5 * 60},  {"EDT", -4 * 60},  {"CST", -6 * 60},  {"CDT", -5 * 60},
+    {"MST", -7 * 60},  {"MDT", -6 * 60},  {"PST", -8 * 60},  {"PDT", -7 * 60},
     {"AKST", -9 * 60}, {"AKDT", -8 * 60}, {"HST", -10 * 60}, {"WET", 0},
-    {"WEST", 60},      {"BST", 60},       {"CET", 60},      {"CEST", 120},
-    {"EET", 120},      {"EEST", 180},     {"MSK", 180},     {"IST", 330},
-    {"HKT", 480},      {"SGT", 480},      {"AWST", 480},    {"JST", 540},
-    {"KST", 540},      {"ACST", 570},     {"AEST", 600},    {"AEDT", 660},
+    {"WEST", 60},      {"BST", 60},       {"CET", 60},       {"CEST", 120},
+    {"EET", 120},      {"EEST", 180},     {"MSK", 180},      {"IST", 330},
+    {"HKT", 480},      {"SGT", 480},      {"AWST", 480},     {"JST", 540},
+    {"KST", 540},      {"ACST", 570},     {"AEST", 600},     {"AEDT", 660},
     {"NZST", 720},     {"NZDT", 780},
 };
 
-static const char *const months[] = {"january", "february", "march",     "april",
-                                     "may",     "june",     "july",      "august",
-                                     "september", "october", "november", "december"};
+static const char *const months[] = {"january",   "february", "march",    "april",
+                                     "may",       "june",     "july",     "august",
+                                     "september", "october",  "november", "december"};
 
 static const char *const wdays[] = {"sunday",   "monday", "tuesday", "wednesday",
                                     "thursday", "friday", "saturday"};
 
 struct parsed {
-    int day;      /* 0 = not seen */
-    int mon;      /* 1..12, 0 = not seen */
-    int year;     /* -1 = not seen */
+    int day;  /* 0 = not seen */
+    int mon;  /* 1..12, 0 = not seen */
+    int year; /* -1 = not seen */
     int year_digits;
     int hh, mm, ss;
     bool have_time;
-    bool have_zone;      /* a zone name or offset was seen */
-    bool have_offset;    /* a numeric offset was seen */
+    bool have_zone;   /* a zone name or offset was seen */
+    bool have_offset; /* a numeric offset was seen */
     int offset_min;
 };
 

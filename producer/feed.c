@@ -546,8 +546,8 @@ static na_err_t parse_xml(struct na_feed_ctx *ctx, const char *buf, size_t len) 
     struct xml_first_error first = {false, 0, ""};
     char *copy = NULL;
     na_err_t err = NA_OK;
-    const int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR |
-                        XML_PARSE_NOWARNING;
+    const int options =
+        XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
 
     if (xml_is_utf8(buf, len) && needs_sanitize(buf, len)) {
         copy = na_utf8_sanitize(buf, len);
@@ -684,11 +684,11 @@ na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
             feed->format = na_feed_format_jsonfeed.name;
             err = na_feed_format_jsonfeed.parse_json(&ctx, buf, len);
         }
-    } else if (*buf == '<' || (len >= 2 && (((unsigned char)buf[0] == 0xfe &&
-                                              (unsigned char)buf[1] == 0xff) ||
-                                             ((unsigned char)buf[0] == 0xff &&
-                                              (unsigned char)buf[1] == 0xfe) ||
-                                             buf[0] == '\0'))) {
+    } else if (*buf == '<' ||
+               (len >= 2 &&
+                (((unsigned char)buf[0] == 0xfe && (unsigned char)buf[1] == 0xff) ||
+                 ((unsigned char)buf[0] == 0xff && (unsigned char)buf[1] == 0xfe) ||
+                 buf[0] == '\0'))) {
         err = parse_xml(&ctx, buf, len);
     } else if (*buf == '[') {
         snprintf(errstr, errstr_size, "JSON array is not a JSON Feed");

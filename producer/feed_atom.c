@@ -160,7 +160,8 @@ static na_err_t add_authors(char ***list, size_t *cnt, const xmlNode *parent) {
             if (!name) {
                 return NA_ERR_NOMEM;
             }
-            na_err_t err = na_feed_add_name(list, cnt, NA_MAX_AUTHORS, name, strlen(name));
+            na_err_t err =
+                na_feed_add_name(list, cnt, NA_MAX_AUTHORS, name, strlen(name));
             free(name);
             if (err) {
                 return err;

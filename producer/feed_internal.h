@@ -43,10 +43,10 @@
 
 /** State of one na_feed_parse() call, handed to the format callbacks. */
 struct na_feed_ctx {
-    struct na_feed *feed;  /**< the output */
-    const char *base_url;  /**< the caller's document URL, or NULL */
-    size_t items_size;     /**< slots allocated in feed->items */
-    char *errstr;          /**< caller's buffer for one line */
+    struct na_feed *feed; /**< the output */
+    const char *base_url; /**< the caller's document URL, or NULL */
+    size_t items_size;    /**< slots allocated in feed->items */
+    char *errstr;         /**< caller's buffer for one line */
     size_t errstr_size;
 };
 

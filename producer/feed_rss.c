@@ -91,7 +91,8 @@ static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
             goto out;
         }
         if (core(c, "title") || (dc && !strcmp(name, "title"))) {
-            err = na_feed_set_html(&a->title, text, strlen(text), NA_MAX_TITLE_BYTES, true);
+            err =
+                na_feed_set_html(&a->title, text, strlen(text), NA_MAX_TITLE_BYTES, true);
         } else if (core(c, "link")) {
             err = na_feed_set_url(&a->url, b, text, true);
         } else if (core(c, "guid")) {
@@ -113,8 +114,8 @@ static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
             err = na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, text,
                                    strlen(text));
         } else if (core(c, "category") || (dc && !strcmp(name, "subject"))) {
-            err = na_feed_add_name(&a->categories, &a->categories_cnt,
-                                   NA_MAX_CATEGORIES, text, strlen(text));
+            err = na_feed_add_name(&a->categories, &a->categories_cnt, NA_MAX_CATEGORIES,
+                                   text, strlen(text));
         } else if (core(c, "pubDate") || (dc && !strcmp(name, "date")) ||
                    (dcterms && (!strcmp(name, "issued") || !strcmp(name, "created")))) {
             na_feed_set_date(&a->published_at, text);
@@ -214,8 +215,8 @@ static na_err_t parse_channel(struct na_feed_ctx *ctx, const xmlNode *channel,
                                    true);
         } else if (core(c, "link")) {
             err = na_feed_set_url(&feed->link, base ? base : ctx->base_url, text, false);
-        } else if (core(c, "language") || (dc && !strcmp((const char *)c->name,
-                                                         "language"))) {
+        } else if (core(c, "language") ||
+                   (dc && !strcmp((const char *)c->name, "language"))) {
             err = na_feed_set_lang(&feed->lang, text);
         } else if (core(c, "ttl")) {
             long long ttl;

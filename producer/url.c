@@ -65,8 +65,8 @@ static char *prepare(const char *ref) {
         if (c == '\t' || c == '\n' || c == '\r') {
             continue;
         }
-        if (i >= host_end && (c <= ' ' || c >= 0x7f || c == '"' || c == '<' ||
-                              c == '>' || c == '`')) {
+        if (i >= host_end &&
+            (c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '`')) {
             char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
             na_buf_append(&buf, esc, 3);
         } else {
@@ -132,8 +132,7 @@ out:
 }
 
 static bool is_tracking(const char *name, size_t n) {
-    static const char *const names[] = {"fbclid", "gclid", "mc_cid", "mc_eid",
-                                        "ref_src"};
+    static const char *const names[] = {"fbclid", "gclid", "mc_cid", "mc_eid", "ref_src"};
     if (n >= 4 && !strncasecmp(name, "utm_", 4)) {
         return true;
     }
@@ -205,8 +204,8 @@ char *na_url_canonical(const char *url) {
     }
     if (curl_url_get(h, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
         kept = filter_query(query);
-        if (!kept || curl_url_set(h, CURLUPART_QUERY, *kept ? kept : NULL, 0) !=
-                         CURLUE_OK) {
+        if (!kept ||
+            curl_url_set(h, CURLUPART_QUERY, *kept ? kept : NULL, 0) != CURLUE_OK) {
             goto out;
         }
     }

@@ -18,7 +18,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -45,8 +47,8 @@ static char *read_opt(const char *dir, const char *name, size_t *len) {
     if (access(path, F_OK)) {
         return NULL;
     }
-    assert_int_equal(na_read_file(path, NA_MAX_FEED_BYTES, &buf, &n, errstr,
-                                  sizeof(errstr)), NA_OK);
+    assert_int_equal(
+        na_read_file(path, NA_MAX_FEED_BYTES, &buf, &n, errstr, sizeof(errstr)), NA_OK);
     if (len) {
         *len = n;
     }
@@ -228,7 +230,8 @@ static void run_case(const char *dir, const char *name) {
             if (!json_equal(got, want)) {
                 char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
                 char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
-                print_error("%s: item %zu differs\n want: %s\n got:  %s\n", name, n, w, g);
+                print_error("%s: item %zu differs\n want: %s\n got:  %s\n", name, n, w,
+                            g);
                 free(g);
                 free(w);
                 fail();
@@ -240,7 +243,8 @@ static void run_case(const char *dir, const char *name) {
         }
         free(copy);
         if (n != feed.items_cnt) {
-            print_error("%s: %zu items, expected.jsonl has %zu\n", name, feed.items_cnt, n);
+            print_error("%s: %zu items, expected.jsonl has %zu\n", name, feed.items_cnt,
+                        n);
             fail();
         }
         if (want_feed) {
@@ -543,8 +547,8 @@ static void test_xxe_local_file(void **state) {
         struct na_feed feed;
         char *doc = with_path(templates[k], path);
         na_feed_init(&feed);
-        na_err_t err = na_feed_parse(doc, strlen(doc), NULL, &feed, errstr,
-                                     sizeof(errstr));
+        na_err_t err =
+            na_feed_parse(doc, strlen(doc), NULL, &feed, errstr, sizeof(errstr));
         assert_null(strstr(errstr, "SECRET"));
         if (!err) {
             for (size_t i = 0; i < feed.items_cnt; i++) {
@@ -576,8 +580,9 @@ static void test_reuse_and_failure_leaves_clean(void **state) {
     assert_int_equal(parse_ok(atom, strlen(atom), &feed), 2);
     assert_string_equal(feed.title, "Two");
     assert_string_equal(feed.format, "atom");
-    assert_int_equal(na_feed_parse("<rss><channel>", 14, NULL, &feed, errstr,
-                                   sizeof(errstr)), NA_ERR_PARSE);
+    assert_int_equal(
+        na_feed_parse("<rss><channel>", 14, NULL, &feed, errstr, sizeof(errstr)),
+        NA_ERR_PARSE);
     assert_int_equal(feed.items_cnt, 0);
     assert_null(feed.title);
     assert_null(feed.format);
@@ -691,8 +696,8 @@ static void test_cmd_parse(void **state) {
         struct na_article a;
         char errstr[256];
         na_article_init(&a);
-        assert_int_equal(na_article_from_json(line, strlen(line), &a, errstr,
-                                              sizeof(errstr)), NA_OK);
+        assert_int_equal(
+            na_article_from_json(line, strlen(line), &a, errstr, sizeof(errstr)), NA_OK);
         assert_string_equal(a.source_id, "cli");
         assert_string_equal(a.source_name, path);
         assert_string_equal(a.source_feed_url, base);
@@ -716,9 +721,11 @@ static void check_feed_sane(const struct na_feed *feed) {
     assert_true(feed->items_cnt <= NA_MAX_FEED_ITEMS);
     for (size_t i = 0; i < feed->items_cnt; i++) {
         const struct na_article *a = &feed->items[i];
-        const char *fields[] = {a->url, a->guid, a->title, a->summary, a->content, a->lang};
-        const size_t caps[] = {NA_MAX_URL_BYTES, NA_MAX_URL_BYTES, NA_MAX_TITLE_BYTES,
-                               NA_MAX_SUMMARY_BYTES, NA_MAX_CONTENT_BYTES, 35};
+        const char *fields[] = {a->url,     a->guid,    a->title,
+                                a->summary, a->content, a->lang};
+        const size_t caps[] = {NA_MAX_URL_BYTES,     NA_MAX_URL_BYTES,
+                               NA_MAX_TITLE_BYTES,   NA_MAX_SUMMARY_BYTES,
+                               NA_MAX_CONTENT_BYTES, 35};
         for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
             if (fields[f]) {
                 assert_true(strlen(fields[f]) <= caps[f]);
@@ -734,7 +741,8 @@ static void check_feed_sane(const struct na_feed *feed) {
             assert_true(na_utf8_valid(a->categories[k], strlen(a->categories[k])));
         }
         if (a->url) {
-            assert_true(!strncmp(a->url, "http://", 7) || !strncmp(a->url, "https://", 8));
+            assert_true(!strncmp(a->url, "http://", 7) ||
+                        !strncmp(a->url, "https://", 8));
         }
     }
 }
@@ -745,9 +753,11 @@ static void check_feed_sane(const struct na_feed *feed) {
 static void test_mutated_fixtures(void **state) {
     (void)state;
     static const char *const cases[] = {
-        "rss20-basic",  "rss10-rdf",         "atom10-xml-base",   "atom03",
-        "jsonfeed10",   "jsonfeed11",        "rss-cdata-entities", "rss-html-summaries",
-        "wrong-json-types", "rss091-html-entities",
+        "rss20-basic",        "rss10-rdf",
+        "atom10-xml-base",    "atom03",
+        "jsonfeed10",         "jsonfeed11",
+        "rss-cdata-entities", "rss-html-summaries",
+        "wrong-json-types",   "rss091-html-entities",
     };
     static const char junk[] = "<>&;\"'[]{}:,/#\\\x00\xff\xc3!-?=";
     const char *src = getenv("NA_SOURCE_DIR");

@@ -2,7 +2,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,8 @@ static const struct html_case cases[] = {
     {"<ul><li>x</li><li>y</li></ul>after", "x\ny\n\nafter"},
     {"<h2>Head</h2>body", "Head\n\nbody"},
     {"<table><tr><td>1</td><td>2</td></tr><tr><td>3</td></tr></table>", "1 2\n3"},
-    {"in<b>line</b> <i>tags</i> <a href=\"x\">stay</a> joined", "inline tags stay joined"},
+    {"in<b>line</b> <i>tags</i> <a href=\"x\">stay</a> joined",
+     "inline tags stay joined"},
     {"a<script>var x = '<p>no</p>';</script>b", "ab"},
     {"a<SCRIPT type=text/javascript>if (a</b) {}</script >b", "ab"},
     {"a<style>p { color: red }</style>b", "ab"},
@@ -47,13 +50,17 @@ static const struct html_case cases[] = {
     {"a&nbsp;b&nbsp;&nbsp;c", "a b c"},
     {"a\xc2\xa0\xc2\xa0z", "a z"},
     {"&mdash;&ndash;&hellip;", "\xe2\x80\x94\xe2\x80\x93\xe2\x80\xa6"},
-    {"&lsquo;q&rsquo; &ldquo;qq&rdquo;", "\xe2\x80\x98q\xe2\x80\x99 \xe2\x80\x9cqq\xe2\x80\x9d"},
-    {"caf&eacute; &Eacute;t&eacute; &euro;5 &copy;", "caf\xc3\xa9 \xc3\x89t\xc3\xa9 \xe2\x82\xac" "5 \xc2\xa9"},
+    {"&lsquo;q&rsquo; &ldquo;qq&rdquo;",
+     "\xe2\x80\x98q\xe2\x80\x99 \xe2\x80\x9cqq\xe2\x80\x9d"},
+    {"caf&eacute; &Eacute;t&eacute; &euro;5 &copy;",
+     "caf\xc3\xa9 \xc3\x89t\xc3\xa9 \xe2\x82\xac"
+     "5 \xc2\xa9"},
     {"&#65;&#x42;&#X43;&#0067;", "ABCC"},
     {"&#8212;&#x2014;", "\xe2\x80\x94\xe2\x80\x94"},
     {"&#128512;", "\xf0\x9f\x98\x80"},
     {"&#150;&#x93;", "\xe2\x80\x93\xe2\x80\x9c"}, /* windows-1252 range */
-    {"&#0;&#xD800;&#x110000;&#99999999999;", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    {"&#0;&#xD800;&#x110000;&#99999999999;",
+     "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
     {"&#65 x", "A x"},
     {"&#; &#x; &", "&#; &#x; &"},
     {"&unknown; &AMP; stays", "&unknown; &AMP; stays"},
@@ -62,7 +69,9 @@ static const struct html_case cases[] = {
     {"&ampere &ltd", "&ampere &ltd"},
     {"&amp;lt;b&amp;gt;", "&lt;b&gt;"}, /* decoded once, not twice */
     {"bad \xff byte", "bad \xef\xbf\xbd byte"},
-    {"ctl\x01" "char", "ctl char"},
+    {"ctl\x01"
+     "char",
+     "ctl char"},
     {"<p>\n  First\n  para.\n</p>\n<p>Second</p>\n", "First para.\n\nSecond"},
     {"</p></p><br><br>text", "text"},
     {"<p><br></p>", ""},
@@ -148,10 +157,8 @@ static void test_hostile_large(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),
-        cmocka_unit_test(test_embedded_nul),
-        cmocka_unit_test(test_plain_text),
-        cmocka_unit_test(test_entity_lookup),
+        cmocka_unit_test(test_cases),         cmocka_unit_test(test_embedded_nul),
+        cmocka_unit_test(test_plain_text),    cmocka_unit_test(test_entity_lookup),
         cmocka_unit_test(test_hostile_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

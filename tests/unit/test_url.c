@@ -2,7 +2,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,8 @@ static const struct resolve_case resolve_cases[] = {
     {"https://news.example.org/", "ftp://files.example.org/a", NULL},
     {"file:///tmp/feed.xml", "story.html", NULL},
     {NULL, "  https://news.example.org/spaced  \n", "https://news.example.org/spaced"},
-    {NULL, "https://news.example.org/bro\nken\tlink", "https://news.example.org/brokenlink"},
+    {NULL, "https://news.example.org/bro\nken\tlink",
+     "https://news.example.org/brokenlink"},
     {NULL, "https://news.example.org/a b?q=c d#e f",
      "https://news.example.org/a%20b?q=c%20d#e%20f"},
     {NULL, "https://news.example.org/caf\xc3\xa9", "https://news.example.org/caf%C3%A9"},
@@ -77,7 +80,8 @@ struct canon_case {
 };
 
 static const struct canon_case canon_cases[] = {
-    {"HTTPS://News.EXAMPLE.org:443/Path/Keeps/Case", "https://news.example.org/Path/Keeps/Case"},
+    {"HTTPS://News.EXAMPLE.org:443/Path/Keeps/Case",
+     "https://news.example.org/Path/Keeps/Case"},
     {"http://news.example.org:80/a", "http://news.example.org/a"},
     {"http://news.example.org:8080/a", "http://news.example.org:8080/a"},
     {"https://news.example.org:80/a", "https://news.example.org:80/a"},
@@ -92,7 +96,8 @@ static const struct canon_case canon_cases[] = {
      "https://news.example.org/a?utm=keep&utmost=keep&refsrc=keep"},
     {"https://news.example.org/a?z=1&y=2&x=3", "https://news.example.org/a?z=1&y=2&x=3"},
     {"https://user:secret@news.example.org/a", "https://news.example.org/a"},
-    {"https://news.example.org/%7euser/%e2%82%ac", "https://news.example.org/%7Euser/%E2%82%AC"},
+    {"https://news.example.org/%7euser/%e2%82%ac",
+     "https://news.example.org/%7Euser/%E2%82%AC"},
     {"https://news.example.org", "https://news.example.org/"},
     {"https://news.example.org/a/../b", "https://news.example.org/b"},
     {"http://[::1]:80/x", "http://[::1]/x"},
