@@ -312,6 +312,10 @@ static void lex(struct qp *p) {
         }
         p->tok.type = QT_FIELD;
         p->pos = start + flen + 1;
+        if (p->pos >= p->len || is_space(q[p->pos])) {
+            fail(p, start, "a field scope must be followed directly by a term, phrase "
+                 "or '('");
+        }
         return;
     }
     if (word_is(w, wlen, "AND")) {
