@@ -255,12 +255,15 @@ static void entity_text(struct na_buf *buf, const xmlNode *ref) {
         }
         return;
     }
-    if (ent->etype != XML_INTERNAL_GENERAL_ENTITY || !ent->content) {
+    if ((ent->etype != XML_INTERNAL_GENERAL_ENTITY &&
+         ent->etype != XML_INTERNAL_PREDEFINED_ENTITY) ||
+        !ent->content) {
         return;
     }
     const char *v = (const char *)ent->content;
     size_t len = strlen(v);
-    if (len <= NA_FEED_MAX_ENTITY_BYTES && !strpbrk(v, "&<")) {
+    if (ent->etype == XML_INTERNAL_PREDEFINED_ENTITY ||
+        (len <= NA_FEED_MAX_ENTITY_BYTES && !strpbrk(v, "&<"))) {
         na_buf_append(buf, v, len);
     }
 }

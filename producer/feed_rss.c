@@ -142,7 +142,8 @@ static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
         }
     }
     if (!a->url && permalink) {
-        err = na_feed_set_url(&a->url, b, permalink, true);
+        /* only an absolute guid: "12345" is no link, whatever isPermaLink says */
+        err = na_feed_set_url(&a->url, NULL, permalink, true);
     }
 out:
     free(text);
