@@ -28,10 +28,10 @@ static void usage(FILE *fp) {
                 "unparsable document, 2 bad usage.\n");
 }
 
-/* One line "what arg", then the usage; exit code 2. */
+/* One line "what arg" and the synopsis; exit code 2. */
 static int bad_usage(const char *what, const char *arg) {
     fprintf(stderr, PROG ": parse: %s%s\n", what, arg);
-    usage(stderr);
+    fprintf(stderr, "Usage: " PROG " parse [--base-url URL] FILE|-  (--help for more)\n");
     return 2;
 }
 

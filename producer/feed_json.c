@@ -156,7 +156,8 @@ static na_err_t parse_json(struct na_feed_ctx *ctx, const char *buf, size_t len)
     size_t slen = 0;
     na_err_t err = NA_OK;
 
-    root = json_loadb(buf, len, 0, &jerr);
+    /* JSON_ALLOW_NUL: one "\u0000" should cost a space, not the feed */
+    root = json_loadb(buf, len, JSON_ALLOW_NUL, &jerr);
     if (!root) {
         char *text = na_utf8_sanitize(jerr.text, strlen(jerr.text));
         snprintf(ctx->errstr, ctx->errstr_size, "JSON error at line %d column %d: %s",
