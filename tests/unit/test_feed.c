@@ -38,17 +38,30 @@
 
 #define MIN_FIXTURES 20
 
+/* @returns new a + b + c; free(). */
+static char *cat3(const char *a, const char *b, const char *c) {
+    struct na_buf buf;
+    na_buf_init(&buf);
+    na_buf_puts(&buf, a);
+    na_buf_puts(&buf, b);
+    na_buf_puts(&buf, c);
+    char *s = na_buf_steal(&buf);
+    assert_non_null(s);
+    return s;
+}
+
 static char *read_opt(const char *dir, const char *name, size_t *len) {
-    char path[4096];
+    char *path = cat3(dir, "/", name);
     char errstr[256];
     char *buf = NULL;
     size_t n = 0;
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
     if (access(path, F_OK)) {
+        free(path);
         return NULL;
     }
     assert_int_equal(
         na_read_file(path, NA_MAX_FEED_BYTES, &buf, &n, errstr, sizeof(errstr)), NA_OK);
+    free(path);
     if (len) {
         *len = n;
     }
@@ -134,12 +147,12 @@ static void check_forbidden(const char *forbidden, const char *text, const char 
 }
 
 static void write_file(const char *dir, const char *name, const char *data) {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char *path = cat3(dir, "/", name);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fputs(data, fp);
     fclose(fp);
+    free(path);
 }
 
 static void run_case(const char *dir, const char *name) {
@@ -278,22 +291,22 @@ static int cmp_str(const void *a, const void *b) {
 static void test_fixtures(void **state) {
     (void)state;
     const char *src = getenv("NA_SOURCE_DIR");
-    char root[4096];
     char *names[512];
     size_t cnt = 0;
     assert_non_null(src);
-    snprintf(root, sizeof(root), "%s/tests/data/feeds", src);
+    char *root = cat3(src, "/tests/data/feeds", "");
     DIR *d = opendir(root);
     assert_non_null(d);
     struct dirent *de;
     while ((de = readdir(d))) {
-        char path[4096 + 256];
         struct stat st;
         if (de->d_name[0] == '.') {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-        if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
+        char *path = cat3(root, "/", de->d_name);
+        int rc = stat(path, &st);
+        free(path);
+        if (rc || !S_ISDIR(st.st_mode)) {
             continue;
         }
         assert_true(cnt < sizeof(names) / sizeof(names[0]));
@@ -303,11 +316,12 @@ static void test_fixtures(void **state) {
     qsort(names, cnt, sizeof(names[0]), cmp_str);
     assert_true(cnt >= MIN_FIXTURES);
     for (size_t i = 0; i < cnt; i++) {
-        char dir[4096 + 256];
-        snprintf(dir, sizeof(dir), "%s/%s", root, names[i]);
+        char *dir = cat3(root, "/", names[i]);
         run_case(dir, names[i]);
+        free(dir);
         free(names[i]);
     }
+    free(root);
     print_message("%zu feed fixtures\n", cnt);
 }
 
@@ -637,7 +651,7 @@ static void test_cmd_parse(void **state) {
     (void)state;
     char *out = NULL;
     char *err = NULL;
-    char path[4096];
+    char *path = NULL;
     char missing[] = "/nonexistent/feed.xml";
     char parse[] = "parse";
     char help[] = "--help";
@@ -675,7 +689,8 @@ static void test_cmd_parse(void **state) {
     free(out);
     free(err);
 
-    snprintf(path, sizeof(path), "%s/tests/data/feeds/malformed-xml/input.xml", src);
+    free(path);
+    path = cat3(src, "/tests/data/feeds/malformed-xml", "/input.xml");
     char *a_bad[] = {parse, path};
     assert_int_equal(run_cmd(a_bad, 2, &out, &err), 1);
     assert_string_equal(out, "");
@@ -684,7 +699,8 @@ static void test_cmd_parse(void **state) {
     free(out);
     free(err);
 
-    snprintf(path, sizeof(path), "%s/tests/data/feeds/rss20-basic/input.xml", src);
+    free(path);
+    path = cat3(src, "/tests/data/feeds/rss20-basic", "/input.xml");
     char *a_ok[] = {parse, base_opt, base, path};
     int64_t before = na_now_ms() / 1000;
     assert_int_equal(run_cmd(a_ok, 4, &out, &err), 0);
@@ -707,13 +723,15 @@ static void test_cmd_parse(void **state) {
     free(out);
     free(err);
 
-    snprintf(path, sizeof(path), "%s/tests/data/feeds/rss-empty-channel/input.xml", src);
+    free(path);
+    path = cat3(src, "/tests/data/feeds/rss-empty-channel", "/input.xml");
     char *a_empty[] = {parse, path};
     assert_int_equal(run_cmd(a_empty, 2, &out, &err), 0);
     assert_string_equal(out, "");
     assert_string_equal(err, "");
     free(out);
     free(err);
+    free(path);
 }
 
 /* Every output string of a successful parse is valid UTF-8 within caps. */
@@ -766,14 +784,14 @@ static void test_mutated_fixtures(void **state) {
     size_t failed = 0;
     assert_non_null(src);
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-        char dir[4096];
         size_t len = 0;
-        snprintf(dir, sizeof(dir), "%s/tests/data/feeds/%s", src, cases[c]);
+        char *dir = cat3(src, "/tests/data/feeds/", cases[c]);
         char *orig = read_opt(dir, "input.xml", &len);
         if (!orig) {
             orig = read_opt(dir, "input.json", &len);
         }
         assert_non_null(orig);
+        free(dir);
         for (int round = 0; round < 150; round++) {
             char *doc = malloc(len + 16);
             size_t n = len;
