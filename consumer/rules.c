@@ -397,31 +397,131 @@ static int pair_push(struct load *ld, uint32_t key, uint32_t topic) {
     return 0;
 }
 
-/* Post topic t under one key of each form of its positive atoms
- * [atom_first, atom_end): the longest key, as the likeliest to be rare. */
-static na_err_t post_topic(struct load *ld, uint32_t t, size_t atom_first,
-                           size_t atom_end) {
-    const struct na_rbuild *b = &ld->rules->b;
-    for (size_t a = atom_first; a < atom_end; a++) {
-        const struct na_ratom *atom = &b->atoms[a];
-        if (!atom->positive) {
-            continue;
+/*
+ * Candidate selection. A topic is evaluated only for articles that hit one
+ * of its posted keys, so the posted keys must cover every way the query can
+ * be true, and should be as rare as possible. For each node we pick a
+ * "necessary" set of atoms, one of which occurs whenever the node is true:
+ * an atom itself; all branches of an OR; the cheapest child of an AND; the
+ * cheaper side of a NEAR. NOT has none (the compiler made sure that every
+ * query needs a term outside NOT). Each form of a chosen atom is posted
+ * under its longest key. Cost is a guess at how often the keys occur:
+ * short words and prefixes are common.
+ */
+#define COST_NONE 1e300
+
+static double key_cost(const struct na_rbuild *b, uint32_t k) {
+    return (b->keys[k].prefix ? 3.0 : 1.0) / (1.0 + b->keys[k].len);
+}
+
+static uint32_t form_proxy(const struct na_rbuild *b, const struct na_rform *form) {
+    uint32_t best = b->elems[form->elem_first];
+    for (uint32_t e = 1; e < form->elem_cnt; e++) {
+        uint32_t k = b->elems[form->elem_first + e];
+        if (b->keys[k].len > b->keys[best].len) {
+            best = k;
         }
-        for (uint32_t f = 0; f < atom->form_cnt; f++) {
-            const struct na_rform *form = &b->forms[atom->form_first + f];
-            uint32_t best = b->elems[form->elem_first];
-            for (uint32_t e = 1; e < form->elem_cnt; e++) {
-                uint32_t k = b->elems[form->elem_first + e];
-                if (b->keys[k].len > b->keys[best].len) {
-                    best = k;
-                }
-            }
-            if (pair_push(ld, best, t)) {
-                return NA_ERR_NOMEM;
-            }
+    }
+    return best;
+}
+
+static double atom_cost(const struct na_rbuild *b, uint32_t a) {
+    const struct na_ratom *atom = &b->atoms[a];
+    double cost = 0;
+    for (uint32_t f = 0; f < atom->form_cnt; f++) {
+        cost += key_cost(b, form_proxy(b, &b->forms[atom->form_first + f]));
+    }
+    return cost;
+}
+
+static double node_cost(const struct na_rbuild *b, uint32_t n) {
+    const struct na_rnode *node = &b->nodes[n];
+    double cost = 0;
+    switch (node->kind) {
+    case NA_RNODE_ATOM:
+        return atom_cost(b, node->a);
+    case NA_RNODE_OR:
+        for (uint32_t i = 0; i < node->b; i++) {
+            cost += node_cost(b, b->kids[node->a + i]);
+        }
+        return cost > COST_NONE ? COST_NONE : cost;
+    case NA_RNODE_AND:
+        cost = COST_NONE;
+        for (uint32_t i = 0; i < node->b; i++) {
+            double c = node_cost(b, b->kids[node->a + i]);
+            cost = c < cost ? c : cost;
+        }
+        return cost;
+    case NA_RNODE_NEAR: {
+        double left = 0;
+        double right = 0;
+        for (uint32_t i = 0; i < node->b; i++) {
+            left += atom_cost(b, b->kids[node->a + i]);
+        }
+        for (uint32_t i = 0; i < node->c; i++) {
+            right += atom_cost(b, b->kids[node->a + node->b + i]);
+        }
+        return left < right ? left : right;
+    }
+    default:
+        return COST_NONE;
+    }
+}
+
+static na_err_t post_atom(struct load *ld, uint32_t a, uint32_t t) {
+    const struct na_rbuild *b = &ld->rules->b;
+    const struct na_ratom *atom = &b->atoms[a];
+    for (uint32_t f = 0; f < atom->form_cnt; f++) {
+        if (pair_push(ld, form_proxy(b, &b->forms[atom->form_first + f]), t)) {
+            return NA_ERR_NOMEM;
         }
     }
     return NA_OK;
+}
+
+static na_err_t post_node(struct load *ld, uint32_t n, uint32_t t) {
+    const struct na_rbuild *b = &ld->rules->b;
+    const struct na_rnode *node = &b->nodes[n];
+    na_err_t err = NA_OK;
+    switch (node->kind) {
+    case NA_RNODE_ATOM:
+        return post_atom(ld, node->a, t);
+    case NA_RNODE_OR:
+        for (uint32_t i = 0; i < node->b && !err; i++) {
+            err = post_node(ld, b->kids[node->a + i], t);
+        }
+        return err;
+    case NA_RNODE_AND: {
+        uint32_t best = b->kids[node->a];
+        double best_cost = node_cost(b, best);
+        for (uint32_t i = 1; i < node->b; i++) {
+            double c = node_cost(b, b->kids[node->a + i]);
+            if (c < best_cost) {
+                best = b->kids[node->a + i];
+                best_cost = c;
+            }
+        }
+        return post_node(ld, best, t);
+    }
+    case NA_RNODE_NEAR: {
+        double left = 0;
+        double right = 0;
+        for (uint32_t i = 0; i < node->b; i++) {
+            left += atom_cost(b, b->kids[node->a + i]);
+        }
+        for (uint32_t i = 0; i < node->c; i++) {
+            right += atom_cost(b, b->kids[node->a + node->b + i]);
+        }
+        uint32_t first = left <= right ? 0 : node->b;
+        uint32_t cnt = left <= right ? node->b : node->c;
+        for (uint32_t i = 0; i < cnt && !err; i++) {
+            err = post_atom(ld, b->kids[node->a + first + i], t);
+        }
+        return err;
+    }
+    default:
+        return NA_OK; /* unreachable for a compiled query: needs_hit() holds */
+    }
 }
 
 static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
@@ -489,11 +589,10 @@ static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
         load_error(ld, (long)t, NULL, -1, false, "missing \"query\"");
         return NA_ERR_CONFIG;
     }
-    size_t atoms_before = ld->rules->b.atoms_cnt;
     if ((err = load_query(ld, t, "query", query, true, &topic->query))) {
         return err;
     }
-    if ((err = post_topic(ld, (uint32_t)t, atoms_before, ld->rules->b.atoms_cnt))) {
+    if ((err = post_node(ld, topic->query, (uint32_t)t))) {
         return err;
     }
     if (exclude && (err = load_query(ld, t, "exclude", exclude, false, &topic->exclude))) {
@@ -782,6 +881,13 @@ struct occ {
     uint8_t used;
 };
 
+/* The run of s->hits of one key; cnt 0 = empty slot. */
+struct krange {
+    uint32_t key;
+    uint32_t first;
+    uint32_t cnt;
+};
+
 /* One piece of evidence: an atom's first counted occurrence in a field. */
 struct ev {
     uint32_t atom;
@@ -805,6 +911,8 @@ struct scan {
     struct ev *ev;
     size_t ev_cnt;
     size_t ev_cap;
+    struct krange *kr; /* hash map: hit key -> its run of hits */
+    size_t kr_mask;
     const struct na_rtopic *topic; /* being evaluated */
     bool oom;
 };
@@ -824,6 +932,7 @@ static void scan_cleanup(struct scan *s) {
     free(s->hits);
     free(s->occ);
     free(s->ev);
+    free(s->kr);
 }
 
 static void *scan_grow(struct scan *s, void *p, size_t *cap, size_t need, size_t elem) {
@@ -875,6 +984,57 @@ static int cmp_hit(const void *a, const void *b) {
     if (x->pos_end != y->pos_end) {
         return x->pos_end < y->pos_end ? -1 : 1;
     }
+    return 0;
+}
+
+static uint32_t key_slot(uint32_t key) {
+    return key * 2654435761u;
+}
+
+/* Index the sorted hits by key, so that an atom finds its hits (or learns
+ * that it has none) in O(1). */
+static na_err_t key_ranges(struct scan *s) {
+    size_t distinct = 0;
+    size_t size = 16;
+    for (size_t i = 0; i < s->hits_cnt; i++) {
+        distinct += !i || s->hits[i].key != s->hits[i - 1].key;
+    }
+    while (size < distinct * 2) {
+        size *= 2;
+    }
+    s->kr = calloc(size, sizeof(*s->kr));
+    if (!s->kr) {
+        return NA_ERR_NOMEM;
+    }
+    s->kr_mask = size - 1;
+    for (size_t i = 0; i < s->hits_cnt;) {
+        size_t j = i + 1;
+        while (j < s->hits_cnt && s->hits[j].key == s->hits[i].key) {
+            j++;
+        }
+        size_t slot = key_slot(s->hits[i].key) & s->kr_mask;
+        while (s->kr[slot].cnt) {
+            slot = (slot + 1) & s->kr_mask;
+        }
+        s->kr[slot].key = s->hits[i].key;
+        s->kr[slot].first = (uint32_t)i;
+        s->kr[slot].cnt = (uint32_t)(j - i);
+        i = j;
+    }
+    return NA_OK;
+}
+
+/* @returns the hits of key (*first, count), count 0 when none. */
+static uint32_t key_hits(const struct scan *s, uint32_t key, uint32_t *first) {
+    size_t slot = key_slot(key) & s->kr_mask;
+    while (s->kr[slot].cnt) {
+        if (s->kr[slot].key == key) {
+            *first = s->kr[slot].first;
+            return s->kr[slot].cnt;
+        }
+        slot = (slot + 1) & s->kr_mask;
+    }
+    *first = 0;
     return 0;
 }
 
@@ -932,20 +1092,16 @@ static na_err_t scan_article(struct scan *s, const struct na_article *a) {
     if (s->hits_cnt > 1) {
         qsort(s->hits, s->hits_cnt, sizeof(*s->hits), cmp_hit);
     }
-    return NA_OK;
+    return key_ranges(s);
 }
 
-/* First hit index with (key, field, pos) >= the given one. */
-static size_t hits_lower(const struct scan *s, uint32_t key, uint8_t field, uint32_t pos) {
-    size_t lo = 0;
-    size_t hi = s->hits_cnt;
+/* First hit in [lo, hi) (one key's run) with (field, pos) >= the given. */
+static size_t hits_lower(const struct scan *s, size_t lo, size_t hi, uint8_t field,
+                         uint32_t pos) {
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct hit *h = &s->hits[mid];
-        bool less = h->key < key ||
-                    (h->key == key && (h->field < field ||
-                                       (h->field == field && h->pos < pos)));
-        if (less) {
+        if (h->field < field || (h->field == field && h->pos < pos)) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -959,9 +1115,11 @@ static size_t hits_lower(const struct scan *s, uint32_t key, uint8_t field, uint
 static bool chain(const struct scan *s, const struct na_rform *form, uint32_t j,
                   uint8_t field, uint32_t pos, uint32_t *pos_end, uint32_t *bend) {
     uint32_t key = s->r->b.elems[form->elem_first + j];
-    for (size_t i = hits_lower(s, key, field, pos); i < s->hits_cnt; i++) {
+    uint32_t first;
+    uint32_t cnt = key_hits(s, key, &first);
+    for (size_t i = hits_lower(s, first, first + cnt, field, pos); i < first + cnt; i++) {
         const struct hit *h = &s->hits[i];
-        if (h->key != key || h->field != field || h->pos != pos) {
+        if (h->field != field || h->pos != pos) {
             break;
         }
         if (j + 1 == form->elem_cnt) {
@@ -999,14 +1157,12 @@ static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
     size_t first = s->occ_cnt;
     for (uint32_t f = 0; f < atom->form_cnt; f++) {
         const struct na_rform *form = &b->forms[atom->form_first + f];
-        uint32_t key = b->elems[form->elem_first];
-        for (size_t i = hits_lower(s, key, 0, 0); i < s->hits_cnt; i++) {
+        uint32_t first_hit;
+        uint32_t cnt = key_hits(s, b->elems[form->elem_first], &first_hit);
+        for (size_t i = first_hit; i < first_hit + cnt; i++) {
             const struct hit *h = &s->hits[i];
             uint32_t pos_end = h->pos_end;
             uint32_t bend = s->toks[h->field].v[h->tok].bend;
-            if (h->key != key) {
-                break;
-            }
             if (!(atom->fields & (1u << h->field))) {
                 continue;
             }
@@ -1439,54 +1595,52 @@ static na_err_t match_fill(struct scan *s, size_t t, const struct na_rules_verdi
     return NA_OK;
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a;
-    uint32_t y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Candidate topics: those posted under a hit key, sorted, unique. */
+/* Candidate topics, in rules order: those posted under a hit key. */
 static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
     const na_rules_t *r = s->r;
+    size_t words = (r->topics_cnt + 63) / 64;
+    uint64_t *seen = NULL;
     uint32_t *c = NULL;
     size_t cnt = 0;
-    size_t cap = 0;
     *out = NULL;
     *out_cnt = 0;
+    if (!words || !s->hits_cnt) {
+        return NA_OK;
+    }
+    seen = calloc(words, sizeof(*seen));
+    if (!seen) {
+        return NA_ERR_NOMEM;
+    }
     for (size_t i = 0; i < s->hits_cnt; i++) {
         if (i && s->hits[i].key == s->hits[i - 1].key) {
             continue;
         }
         const struct na_rkey *k = &r->b.keys[s->hits[i].key];
-        if (!k->post_cnt) {
-            continue;
-        }
-        if (cnt + k->post_cnt > cap) {
-            size_t cap2 = cap ? cap * 2 : 64;
-            while (cap2 < cnt + k->post_cnt) {
-                cap2 *= 2;
+        for (uint32_t p = 0; p < k->post_cnt; p++) {
+            uint32_t t = r->posts[k->post_first + p];
+            uint64_t bit = (uint64_t)1 << (t & 63);
+            if (!(seen[t >> 6] & bit)) {
+                seen[t >> 6] |= bit;
+                cnt++;
             }
-            uint32_t *p = realloc(c, cap2 * sizeof(*c));
-            if (!p) {
-                free(c);
-                return NA_ERR_NOMEM;
-            }
-            c = p;
-            cap = cap2;
         }
-        memcpy(c + cnt, r->posts + k->post_first, k->post_cnt * sizeof(*c));
-        cnt += k->post_cnt;
     }
-    if (cnt > 1) {
-        qsort(c, cnt, sizeof(*c), cmp_u32);
-        size_t w = 1;
-        for (size_t i = 1; i < cnt; i++) {
-            if (c[i] != c[w - 1]) {
-                c[w++] = c[i];
+    if (cnt) {
+        c = malloc(cnt * sizeof(*c));
+        if (!c) {
+            free(seen);
+            return NA_ERR_NOMEM;
+        }
+        cnt = 0;
+        for (size_t w = 0; w < words; w++) {
+            uint64_t bits = seen[w];
+            while (bits) {
+                c[cnt++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
+                bits &= bits - 1;
             }
         }
-        cnt = w;
     }
+    free(seen);
     *out = c;
     *out_cnt = cnt;
     return NA_OK;

@@ -140,7 +140,6 @@ struct na_ratom {
     uint32_t form_cnt;
     double weight;       /**< ^w, times the weights of enclosing groups */
     uint8_t fields;      /**< NA_RULES_F_* mask from title:/body: scopes */
-    uint8_t positive;    /**< not under NOT: its hits make the topic a candidate */
 };
 
 /** A sequence of consecutive words; each element is a key index. */
@@ -227,7 +226,9 @@ void na_rbuild_cleanup(struct na_rbuild *b);
  * @brief Compile one query (its clauses ORed together) into @p b.
  * @param clauses the query texts; @p clauses_cnt of them.
  * @param root set to the root node index.
- * @param positive false for exclude queries (their atoms make no candidates).
+ * @param positive true for a topic's query, which must need a term outside
+ *        NOT to be true (so that the topic can be found by its terms); false
+ *        for exclude queries.
  * @param err_clause, err_col set on error: which clause and the column
  *        (1-based, in characters) within it; errstr gets the message alone.
  * @returns NA_OK, NA_ERR_CONFIG (bad query) or NA_ERR_NOMEM.

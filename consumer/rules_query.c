@@ -177,7 +177,6 @@ struct qp {
     size_t pos;
     struct qtok tok;
     uint8_t scope;
-    bool positive;
     unsigned depth;
     size_t nodes;
     size_t err_off;
@@ -516,7 +515,6 @@ static uint32_t atom_begin(struct qp *p, size_t text_off, size_t text_len) {
     a->form_first = (uint32_t)b->forms_cnt;
     a->weight = p->tok.weight;
     a->fields = p->scope;
-    a->positive = p->positive;
     return (uint32_t)b->atoms_cnt++;
 }
 
@@ -762,7 +760,6 @@ static uint32_t parse_unary(struct qp *p) {
         return parse_near(p);
     }
     size_t off = p->tok.off;
-    bool saved = p->positive;
     if (++p->depth > NA_RULES_MAX_DEPTH) {
         fail(p, off, "parentheses and NOT nested deeper than %u", NA_RULES_MAX_DEPTH);
         return NA_RNONE;
@@ -776,9 +773,7 @@ static uint32_t parse_unary(struct qp *p) {
         fail(p, off, "NOT needs an operand");
         return NA_RNONE;
     }
-    p->positive = false;
     uint32_t kid = parse_unary(p);
-    p->positive = saved;
     p->depth--;
     if (p->failed) {
         return NA_RNONE;
@@ -931,7 +926,6 @@ na_err_t na_rules_query_compile(struct na_rbuild *b, const char *const *clauses,
         p.len = strlen(clauses[i]);
         p.pos = 0;
         p.scope = NA_RULES_F_ALL;
-        p.positive = positive;
         p.depth = 0;
         lex(&p);
         if (p.failed) {
