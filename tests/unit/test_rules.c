@@ -644,6 +644,153 @@ static void test_hostile_articles(void **state) {
     na_rules_destroy(rules);
 }
 
+/* ---- the percolator never misses: classify == evaluating every topic ---- */
+
+static const char *const vocab[] = {"alpha", "beta", "gamma", "delta", "dual-use",
+                                    "policies", "Łódź", "rare", "earth", "the"};
+
+static unsigned rnd(unsigned *seed) {
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+static void random_atom(struct na_buf *q, unsigned *seed) {
+    unsigned r = rnd(seed) % 10;
+    const char *w = vocab[rnd(seed) % 10];
+    if (r == 0) {
+        na_buf_printf(q, "\"%s %s\"", w, vocab[rnd(seed) % 10]);
+    } else if (r == 1) {
+        na_buf_printf(q, "%.3s*", strcmp(w, "Łódź") ? w : "lod");
+    } else if (r == 2) {
+        na_buf_printf(q, "title:%s", w);
+    } else if (r == 3) {
+        na_buf_printf(q, "body:%s^2", w);
+    } else {
+        na_buf_puts(q, w);
+    }
+}
+
+static void random_query(struct na_buf *q, unsigned *seed, int depth) {
+    unsigned r = rnd(seed) % 7;
+    if (depth > 3 || r == 0) {
+        random_atom(q, seed);
+        return;
+    }
+    switch (r) {
+    case 1:
+    case 2:
+        na_buf_puts(q, "(");
+        random_query(q, seed, depth + 1);
+        na_buf_puts(q, r == 1 ? " AND " : " ");
+        random_query(q, seed, depth + 1);
+        na_buf_puts(q, ")");
+        break;
+    case 3:
+    case 4:
+        na_buf_puts(q, "(");
+        random_query(q, seed, depth + 1);
+        na_buf_puts(q, " OR ");
+        random_query(q, seed, depth + 1);
+        na_buf_puts(q, ")");
+        break;
+    case 5:
+        na_buf_puts(q, "(");
+        random_query(q, seed, depth + 1);
+        na_buf_puts(q, " NOT ");
+        random_atom(q, seed);
+        na_buf_puts(q, ")");
+        break;
+    default:
+        random_atom(q, seed);
+        na_buf_printf(q, " NEAR/%u ", 1 + rnd(seed) % 4);
+        na_buf_puts(q, "(");
+        random_atom(q, seed);
+        na_buf_puts(q, " OR ");
+        random_atom(q, seed);
+        na_buf_puts(q, ")");
+        break;
+    }
+}
+
+static void test_candidates_never_miss(void **state) {
+    (void)state;
+    unsigned seed = 20260106;
+    struct na_buf json;
+    size_t topics = 0;
+    na_buf_init(&json);
+    na_buf_puts(&json, "{\"topics\":[");
+    for (int i = 0; i < 400; i++) {
+        struct na_buf q;
+        char errstr[256];
+        na_rules_t *probe = NULL;
+        na_buf_init(&q);
+        random_query(&q, &seed, 0);
+        char *one = topic_json(q.data, rnd(&seed) % 4 ? NULL : vocab[rnd(&seed) % 10],
+                               (double)(rnd(&seed) % 4));
+        /* keep the queries that compile (pure NOT queries are refused) */
+        if (!na_rules_load_buf(one, strlen(one), "p", &probe, errstr, sizeof(errstr))) {
+            char *start = strstr(one, "[") + 1;
+            size_t len = strlen(start) - 2; /* drop "]}" */
+            char name[32];
+            snprintf(name, sizeof(name), "\"r%zu\"", topics++);
+            na_buf_printf(&json, "%s", topics > 1 ? "," : "");
+            /* rename "t" to a unique name */
+            char *pos = strstr(start, "\"t\"");
+            na_buf_append(&json, start, (size_t)(pos - start));
+            na_buf_puts(&json, name);
+            na_buf_append(&json, pos + 3, len - (size_t)(pos + 3 - start));
+        }
+        na_rules_destroy(probe);
+        free(one);
+        na_buf_cleanup(&q);
+    }
+    na_buf_puts(&json, "]}");
+    assert_true(topics > 200);
+    na_rules_t *rules = load_ok(json.data);
+    size_t matched = 0;
+    for (int i = 0; i < 300; i++) {
+        struct na_buf text[3];
+        struct na_article a;
+        struct na_classification c;
+        for (int f = 0; f < 3; f++) {
+            na_buf_init(&text[f]);
+            unsigned words = rnd(&seed) % (f ? 12 : 4);
+            for (unsigned w = 0; w < words; w++) {
+                const char *word = vocab[rnd(&seed) % 10];
+                na_buf_printf(&text[f], "%s%s", w ? (rnd(&seed) % 3 ? " " : ", ") : "",
+                              rnd(&seed) % 2 ? word : "lodz-alpha");
+            }
+        }
+        article(&a, text[0].data, text[1].data, text[2].data);
+        assert_int_equal(na_rules_classify(rules, &a, &c), NA_OK);
+        size_t m = 0;
+        for (size_t t = 0; t < na_rules_topic_count(rules); t++) {
+            struct na_rules_verdict v;
+            assert_int_equal(na_rules_explain(rules, &a, t, &v), NA_OK);
+            bool got = m < c.matches_cnt && !strcmp(c.matches[m].topic,
+                                                    na_rules_topic_name(rules, t));
+            if (got != v.matched) {
+                print_error("topic %zu: classify %d, explain %d\n", t, got, v.matched);
+                fail();
+            }
+            if (got) {
+                assert_score(c.matches[m].score, v.score);
+                m++;
+            }
+        }
+        assert_int_equal(m, c.matches_cnt);
+        matched += m;
+        na_classification_cleanup(&c);
+        na_article_cleanup(&a);
+        for (int f = 0; f < 3; f++) {
+            na_buf_cleanup(&text[f]);
+        }
+    }
+    assert_true(matched > 100);
+    na_rules_destroy(rules);
+    na_buf_cleanup(&json);
+}
+
 /* ---- concurrency and scale ---- */
 
 struct worker {
@@ -1127,6 +1274,7 @@ int main(void) {
         cmocka_unit_test(test_evidence_offsets),
         cmocka_unit_test(test_snippet_cut_at_utf8_boundaries),
         cmocka_unit_test(test_hostile_articles),
+        cmocka_unit_test(test_candidates_never_miss),
         cmocka_unit_test(test_concurrent_classify),
         cmocka_unit_test(test_thousands_of_topics),
         cmocka_unit_test(test_shipped_rules_short_texts),
