@@ -91,8 +91,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, int first, struct 
         } else if (!dashdash && !strcmp(arg, "--")) {
             dashdash = true;
         } else if (!dashdash && arg[0] == '-' && arg[1]) {
-            fprintf(stderr, "newsalert-consumer %s: unknown option %s (see --help)\n", cmd,
-                    arg);
+            fprintf(stderr, "newsalert-consumer %s: unknown option %s (see --help)\n",
+                    cmd, arg);
             return EXIT_USAGE;
         } else {
             o->files[o->files_cnt++] = arg;
@@ -157,10 +157,10 @@ static json_t *match_to_json(const struct na_match *m) {
     json_t *obj;
     for (size_t i = 0; ev && i < m->evidence_cnt; i++) {
         const struct na_evidence *e = &m->evidence[i];
-        json_array_append_new(ev, json_pack("{s:s, s:s, s:s, s:I}", "term", e->term,
-                                            "matched", e->matched ? e->matched : "",
-                                            "field", e->field, "offset",
-                                            (json_int_t)e->offset));
+        json_array_append_new(ev,
+                              json_pack("{s:s, s:s, s:s, s:I}", "term", e->term,
+                                        "matched", e->matched ? e->matched : "", "field",
+                                        e->field, "offset", (json_int_t)e->offset));
     }
     obj = json_pack("{s:s, s:f, s:f, s:o, s:o}", "topic", m->topic, "score", m->score,
                     "threshold", m->threshold, "evidence", ev ? ev : json_array(),
@@ -286,9 +286,10 @@ int na_cmd_classify(int argc, char **argv) {
                 break;
             }
             if (too_long) {
-                fprintf(stderr,
-                        "newsalert-consumer classify: %s:%zu: line longer than %u bytes\n",
-                        is_stdin ? "-" : fname, line_no, NA_MAX_ARTICLE_BYTES);
+                fprintf(
+                    stderr,
+                    "newsalert-consumer classify: %s:%zu: line longer than %u bytes\n",
+                    is_stdin ? "-" : fname, line_no, NA_MAX_ARTICLE_BYTES);
                 rc = EXIT_BAD;
                 continue;
             }
@@ -309,7 +310,8 @@ int na_cmd_classify(int argc, char **argv) {
         }
     }
     if (fflush(stdout) || ferror(stdout)) {
-        fprintf(stderr, "newsalert-consumer classify: write error: %s\n", strerror(errno));
+        fprintf(stderr, "newsalert-consumer classify: write error: %s\n",
+                strerror(errno));
         rc = EXIT_BAD;
     }
 out:
@@ -377,7 +379,8 @@ static int run_case(const na_rules_t *rules, json_t *tc, const char *where) {
     }
     json_array_foreach(labels, i, l) {
         if (!json_is_string(l) || na_rules_topic_index(rules, json_string_value(l)) < 0) {
-            na_buf_printf(&msg, "%slabel %s is not a topic of the rules", failed ? "; " : "",
+            na_buf_printf(&msg, "%slabel %s is not a topic of the rules",
+                          failed ? "; " : "",
                           json_is_string(l) ? json_string_value(l) : "(not a string)");
             failed = 1;
         }
@@ -387,8 +390,8 @@ static int run_case(const na_rules_t *rules, json_t *tc, const char *where) {
     }
     a.title = na_strdup(opt_str(tc, "title"));
     a.summary = na_strdup(opt_str(tc, "summary"));
-    a.content = na_strdup(opt_str(tc, "text") ? opt_str(tc, "text")
-                                               : opt_str(tc, "content"));
+    a.content =
+        na_strdup(opt_str(tc, "text") ? opt_str(tc, "text") : opt_str(tc, "content"));
     if ((err = na_rules_classify(rules, &a, &c))) {
         na_buf_printf(&msg, "classify failed: %s", na_err2str(err));
         failed = 1;
@@ -401,8 +404,9 @@ static int run_case(const na_rules_t *rules, json_t *tc, const char *where) {
             want = want || !strcmp(json_string_value(l), c.matches[m].topic);
         }
         if (!want) {
-            na_buf_printf(&msg, "%sunexpected %s (score %g >= threshold %g", failed ? "; " : "",
-                          c.matches[m].topic, c.matches[m].score, c.matches[m].threshold);
+            na_buf_printf(&msg, "%sunexpected %s (score %g >= threshold %g",
+                          failed ? "; " : "", c.matches[m].topic, c.matches[m].score,
+                          c.matches[m].threshold);
             describe_evidence(&msg, &c.matches[m]);
             na_buf_puts(&msg, ")");
             failed = 1;

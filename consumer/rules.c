@@ -259,7 +259,8 @@ static void load_error(struct load *ld, long topic, const char *key2, long idx2,
     } else {
         locate(ld->buf, ld->len, key2, -1, NULL, -1, want_key, &line, &col);
     }
-    snprintf(ld->errstr, ld->errstr_size, "%s:%d:%d: %s%s", ld->name, line, col, who, msg);
+    snprintf(ld->errstr, ld->errstr_size, "%s:%d:%d: %s%s", ld->name, line, col, who,
+             msg);
 }
 
 static bool valid_name(const char *s, size_t len) {
@@ -268,8 +269,8 @@ static bool valid_name(const char *s, size_t len) {
     }
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.')) {
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) {
             return false;
         }
     }
@@ -305,7 +306,8 @@ static na_err_t load_weights(struct load *ld, long topic, json_t *obj, double *f
         } else {
             load_error(ld, topic, where, -1, false,
                        "unknown field \"%.32s\" in \"weights\" (title, summary, content, "
-                       "body)", key);
+                       "body)",
+                       key);
             return NA_ERR_CONFIG;
         }
     }
@@ -351,7 +353,8 @@ static na_err_t load_query(struct load *ld, size_t t, const char *key, json_t *v
         }
         for (size_t i = 0; i < cnt; i++) {
             json_t *c = json_array_get(v, i);
-            if (!json_is_string(c) || strlen(json_string_value(c)) != json_string_length(c)) {
+            if (!json_is_string(c) ||
+                strlen(json_string_value(c)) != json_string_length(c)) {
                 load_error(ld, (long)t, key, (long)i, false,
                            "\"%s\"[%zu] must be a string without NUL bytes", key, i);
                 err = NA_ERR_CONFIG;
@@ -368,10 +371,11 @@ static na_err_t load_query(struct load *ld, size_t t, const char *key, json_t *v
                                  &err_col, msg, sizeof(msg));
     if (err == NA_ERR_CONFIG) {
         if (json_is_array(v)) {
-            load_error(ld, (long)t, key, (long)err_clause, false, "%s[%zu] column %zu: %s",
-                       key, err_clause, err_col, msg);
+            load_error(ld, (long)t, key, (long)err_clause, false,
+                       "%s[%zu] column %zu: %s", key, err_clause, err_col, msg);
         } else {
-            load_error(ld, (long)t, key, -1, false, "%s column %zu: %s", key, err_col, msg);
+            load_error(ld, (long)t, key, -1, false, "%s column %zu: %s", key, err_col,
+                       msg);
         }
     } else if (err) {
         snprintf(ld->errstr, ld->errstr_size, "%s: %s", ld->name, msg);
@@ -571,7 +575,8 @@ static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
             }
         } else if (!strcmp(key, "description")) {
             if (!json_is_string(v)) {
-                load_error(ld, (long)t, key, -1, false, "\"description\" must be a string");
+                load_error(ld, (long)t, key, -1, false,
+                           "\"description\" must be a string");
                 return NA_ERR_CONFIG;
             }
             topic->description = na_strdup(json_string_value(v));
@@ -581,7 +586,8 @@ static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
         } else {
             load_error(ld, (long)t, key, -1, true,
                        "unknown key \"%.40s\" (name, description, query, exclude, "
-                       "threshold, weights)", key);
+                       "threshold, weights)",
+                       key);
             return NA_ERR_CONFIG;
         }
     }
@@ -595,7 +601,8 @@ static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
     if ((err = post_node(ld, topic->query, (uint32_t)t))) {
         return err;
     }
-    if (exclude && (err = load_query(ld, t, "exclude", exclude, false, &topic->exclude))) {
+    if (exclude &&
+        (err = load_query(ld, t, "exclude", exclude, false, &topic->exclude))) {
         return err;
     }
     return NA_OK;
@@ -750,9 +757,10 @@ na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
                 } else if (!strcmp(dkey, "weights")) {
                     err = load_weights(&ld, -1, dv, ld.def_fw);
                 } else {
-                    load_error(&ld, -1, key, -1, false,
-                               "unknown key \"%.40s\" in \"defaults\" (threshold, weights)",
-                               dkey);
+                    load_error(
+                        &ld, -1, key, -1, false,
+                        "unknown key \"%.40s\" in \"defaults\" (threshold, weights)",
+                        dkey);
                     err = NA_ERR_CONFIG;
                 }
                 if (err) {
@@ -1078,7 +1086,8 @@ static na_err_t scan_article(struct scan *s, const struct na_article *a) {
                     if (!(b->prefix_lens & ((uint64_t)1 << l))) {
                         continue;
                     }
-                    uint32_t key = na_rules_key_find(b, fold, l, 1, na_rules_hash_fin(h, 1));
+                    uint32_t key =
+                        na_rules_key_find(b, fold, l, 1, na_rules_hash_fin(h, 1));
                     if (key != NA_RNONE) {
                         hit_push(s, key, f, (uint32_t)i);
                     }
@@ -1171,8 +1180,8 @@ static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
                 continue;
             }
             if (s->occ_cnt == s->occ_cap) {
-                struct occ *o = scan_grow(s, s->occ, &s->occ_cap, s->occ_cnt + 1,
-                                          sizeof(*o));
+                struct occ *o =
+                    scan_grow(s, s->occ, &s->occ_cap, s->occ_cnt + 1, sizeof(*o));
                 if (!o) {
                     s->occ_cnt = first;
                     return 0;
@@ -1194,7 +1203,8 @@ static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
         qsort(s->occ + first, cnt, sizeof(*s->occ), cmp_occ);
         size_t w = first + 1;
         for (size_t i = first + 1; i < s->occ_cnt; i++) {
-            if (s->occ[i].field == s->occ[w - 1].field && s->occ[i].pos == s->occ[w - 1].pos) {
+            if (s->occ[i].field == s->occ[w - 1].field &&
+                s->occ[i].pos == s->occ[w - 1].pos) {
                 continue;
             }
             s->occ[w++] = s->occ[i];
@@ -1495,8 +1505,8 @@ static char *make_snippet(const char *text, size_t len, size_t mstart, size_t me
             end--;
         }
     }
-    body = clean_text(text, start, end, len > NA_RULES_SNIPPET_BYTES ? budget
-                                                                       : NA_RULES_SNIPPET_BYTES);
+    body = clean_text(text, start, end,
+                      len > NA_RULES_SNIPPET_BYTES ? budget : NA_RULES_SNIPPET_BYTES);
     if (!body) {
         return NULL;
     }

@@ -134,12 +134,12 @@ struct na_rnode {
 
 /** A term, prefix or phrase as written; matches when any of its forms does. */
 struct na_ratom {
-    uint32_t text_off;   /**< as written, in na_rules_s.strs */
+    uint32_t text_off; /**< as written, in na_rules_s.strs */
     uint32_t text_len;
     uint32_t form_first; /**< forms[form_first .. +form_cnt) */
     uint32_t form_cnt;
-    double weight;       /**< ^w, times the weights of enclosing groups */
-    uint8_t fields;      /**< NA_RULES_F_* mask from title:/body: scopes */
+    double weight;  /**< ^w, times the weights of enclosing groups */
+    uint8_t fields; /**< NA_RULES_F_* mask from title:/body: scopes */
 };
 
 /** A sequence of consecutive words; each element is a key index. */
@@ -242,11 +242,11 @@ NA_WUR na_err_t na_rules_query_compile(struct na_rbuild *b, const char *const *c
 
 /** Why a topic did or did not match one article. */
 struct na_rules_verdict {
-    bool query;       /**< the query was true */
-    bool excluded;    /**< the exclude query was true */
-    double score;     /**< the query's score (0 when false) */
+    bool query;    /**< the query was true */
+    bool excluded; /**< the exclude query was true */
+    double score;  /**< the query's score (0 when false) */
     double threshold;
-    bool matched;     /**< query && !excluded && score >= threshold */
+    bool matched; /**< query && !excluded && score >= threshold */
 };
 
 /** @returns borrowed name of topic @p i (< na_rules_topic_count()). */

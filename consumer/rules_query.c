@@ -54,7 +54,8 @@ void na_rbuild_cleanup(struct na_rbuild *b) {
 
 /* @returns the offset of a copy of s in b->strs, or UINT32_MAX. */
 static uint32_t str_add(struct na_rbuild *b, const char *s, size_t len) {
-    if (b->strs_len + len > UINT32_MAX - 1 || GROW(b->strs, b->strs_len, b->strs_cap, len + 1)) {
+    if (b->strs_len + len > UINT32_MAX - 1 ||
+        GROW(b->strs, b->strs_len, b->strs_cap, len + 1)) {
         return UINT32_MAX;
     }
     uint32_t off = (uint32_t)b->strs_len;
@@ -162,12 +163,12 @@ enum qt {
 
 struct qtok {
     enum qt type;
-    size_t off;       /* where the token starts (for errors) */
-    size_t text_off;  /* WORD: the word; PHRASE: between the quotes */
+    size_t off;      /* where the token starts (for errors) */
+    size_t text_off; /* WORD: the word; PHRASE: between the quotes */
     size_t text_len;
-    unsigned near;    /* NEAR/n */
-    uint8_t fields;   /* FIELD */
-    double weight;    /* ^w after a WORD, PHRASE or ')'; 1 when none */
+    unsigned near;  /* NEAR/n */
+    uint8_t fields; /* FIELD */
+    double weight;  /* ^w after a WORD, PHRASE or ')'; 1 when none */
 };
 
 struct qp {
@@ -231,8 +232,8 @@ static void lex_weight(struct qp *p) {
         return;
     }
     p->pos++;
-    while (p->pos < p->len && ((p->q[p->pos] >= '0' && p->q[p->pos] <= '9') ||
-                               p->q[p->pos] == '.')) {
+    while (p->pos < p->len &&
+           ((p->q[p->pos] >= '0' && p->q[p->pos] <= '9') || p->q[p->pos] == '.')) {
         if (n + 1 < sizeof(buf)) {
             buf[n++] = p->q[p->pos];
         }
@@ -244,7 +245,8 @@ static void lex_weight(struct qp *p) {
     double w = n ? strtod(buf, &end) : -1.0;
     if (!n || errno || !end || *end || !isfinite(w) || w < 0 || w > NA_RULES_MAX_WEIGHT ||
         (p->pos < p->len && !is_word_stop(p->q[p->pos]))) {
-        fail(p, start, "bad weight after '^' (a number from 0 to %g)", NA_RULES_MAX_WEIGHT);
+        fail(p, start, "bad weight after '^' (a number from 0 to %g)",
+             NA_RULES_MAX_WEIGHT);
         return;
     }
     p->tok.weight = w;
@@ -305,14 +307,17 @@ static void lex(struct qp *p) {
         } else if (word_is(w, flen, "body")) {
             p->tok.fields = NA_RULES_F_BODY;
         } else {
-            fail(p, start, "unknown field \"%.*s\" (fields are title: and body:; "
-                 "quote a phrase to search for a colon)", (int)(flen > 40 ? 40 : flen), w);
+            fail(p, start,
+                 "unknown field \"%.*s\" (fields are title: and body:; "
+                 "quote a phrase to search for a colon)",
+                 (int)(flen > 40 ? 40 : flen), w);
             return;
         }
         p->tok.type = QT_FIELD;
         p->pos = start + flen + 1;
         if (p->pos >= p->len || is_space(q[p->pos])) {
-            fail(p, start, "a field scope must be followed directly by a term, phrase "
+            fail(p, start,
+                 "a field scope must be followed directly by a term, phrase "
                  "or '('");
         }
         return;
@@ -350,9 +355,14 @@ static void lex(struct qp *p) {
     }
     if (word_is(w, wlen, "and") || word_is(w, wlen, "or") || word_is(w, wlen, "not") ||
         word_is(w, wlen, "near") || (wlen > 5 && !memcmp(w, "near/", 5))) {
-        fail(p, start, "operators are upper-case: write %s, or quote \"%.*s\" to search "
-             "for the word", wlen == 3 && w[0] == 'a' ? "AND" : wlen == 2 ? "OR"
-             : wlen == 3 ? "NOT" : "NEAR/n", (int)(wlen > 8 ? 8 : wlen), w);
+        fail(p, start,
+             "operators are upper-case: write %s, or quote \"%.*s\" to search "
+             "for the word",
+             wlen == 3 && w[0] == 'a' ? "AND"
+             : wlen == 2              ? "OR"
+             : wlen == 3              ? "NOT"
+                                      : "NEAR/n",
+             (int)(wlen > 8 ? 8 : wlen), w);
         return;
     }
     p->tok.type = QT_WORD;
@@ -683,8 +693,11 @@ static uint32_t parse_primary(struct qp *p) {
         return NA_RNONE;
     default:
         fail(p, p->tok.off, "expected a term, phrase or '(' but found %s",
-             p->tok.type == QT_RPAREN ? "')'" : p->tok.type == QT_NEAR ? "NEAR"
-             : p->tok.type == QT_AND ? "AND" : p->tok.type == QT_OR ? "OR" : "NOT");
+             p->tok.type == QT_RPAREN ? "')'"
+             : p->tok.type == QT_NEAR ? "NEAR"
+             : p->tok.type == QT_AND  ? "AND"
+             : p->tok.type == QT_OR   ? "OR"
+                                      : "NOT");
         return NA_RNONE;
     }
     p->scope = saved_scope;
@@ -940,12 +953,13 @@ na_err_t na_rules_query_compile(struct na_rbuild *b, const char *const *clauses,
             goto out;
         }
         if (p.tok.type != QT_EOF) {
-            fail(&p, p.tok.off, "unexpected %s", p.tok.type == QT_RPAREN ? "')'"
-                 : "text after the end of the query");
+            fail(&p, p.tok.off, "unexpected %s",
+                 p.tok.type == QT_RPAREN ? "')'" : "text after the end of the query");
             goto out;
         }
         if (positive && !needs_hit(b, n)) {
-            fail(&p, 0, "the query can match without any of its terms (it needs a term "
+            fail(&p, 0,
+                 "the query can match without any of its terms (it needs a term "
                  "outside NOT)");
             goto out;
         }

@@ -223,7 +223,8 @@ size_t na_rules_plural_fold(const char *w, size_t len, bool *y) {
             *y = true; /* "policies" -> "policy" */
             return len - 3;
         }
-        if (q == 'x' || (len >= 5 && (q == 'h' && (w[len - 4] == 'c' || w[len - 4] == 's'))) ||
+        if (q == 'x' ||
+            (len >= 5 && (q == 'h' && (w[len - 4] == 'c' || w[len - 4] == 's'))) ||
             (len >= 5 && q == 's' && w[len - 4] == 's') ||
             (len >= 5 && q == 'z' && w[len - 4] == 'z')) {
             return len - 2; /* "taxes", "switches", "crashes", "losses", "buzzes" */
@@ -288,8 +289,8 @@ static void tok_stem(struct na_rtoks *t, struct na_rtok *tok) {
         tok->stem_len = tok->fold_len; /* too long to be any term */
         return;
     }
-    tok->stem_len = (uint16_t)na_rules_plural_fold(t->text + tok->fold_off,
-                                                   tok->fold_len, &y);
+    tok->stem_len =
+        (uint16_t)na_rules_plural_fold(t->text + tok->fold_off, tok->fold_len, &y);
     tok->stem_y = y;
 }
 

@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -38,8 +40,8 @@ static void src_path(char *buf, size_t size, const char *rel) {
 
 /* Rules of one topic "t" from query, exclude (or NULL) and threshold. */
 static char *topic_json(const char *query, const char *exclude, double threshold) {
-    json_t *topic = json_pack("{s:s, s:s, s:f}", "name", "t", "query", query, "threshold",
-                              threshold);
+    json_t *topic =
+        json_pack("{s:s, s:s, s:f}", "name", "t", "query", query, "threshold", threshold);
     if (exclude) {
         json_object_set_new(topic, "exclude", json_string(exclude));
     }
@@ -159,8 +161,8 @@ static void test_fold_case_and_accents(void **state) {
     (void)state;
     char w[16][80];
     size_t n;
-    fold_all("CAFÉ Ünïcode Łódź Øresund Straße ÆSIR œuvre Şişli Čapek İzmir façade", w, 16,
-             &n);
+    fold_all("CAFÉ Ünïcode Łódź Øresund Straße ÆSIR œuvre Şişli Čapek İzmir façade", w,
+             16, &n);
     assert_int_equal(n, 11);
     assert_string_equal(w[0], "cafe");
     assert_string_equal(w[1], "unicode");
@@ -174,8 +176,9 @@ static void test_fold_case_and_accents(void **state) {
     assert_string_equal(w[9], "izmir");
     assert_string_equal(w[10], "facade");
     /* decomposed accents (e + U+0301) and Greek / Cyrillic capitals */
-    fold_all("Cafe\xcc\x81 \xce\x91\xce\x98\xce\x97\xce\x9d\xce\x91 \xd0\x9c\xd0\x98\xd0\xa0",
-             w, 16, &n);
+    fold_all(
+        "Cafe\xcc\x81 \xce\x91\xce\x98\xce\x97\xce\x9d\xce\x91 \xd0\x9c\xd0\x98\xd0\xa0",
+        w, 16, &n);
     assert_int_equal(n, 3);
     assert_string_equal(w[0], "cafe");
     assert_string_equal(w[1], "\xce\xb1\xce\xb8\xce\xb7\xce\xbd\xce\xb1");
@@ -188,10 +191,10 @@ static void test_fold_plurals(void **state) {
         const char *in;
         const char *out;
     } cases[] = {
-        {"controls", "control"}, {"policies", "policy"},   {"licences", "licence"},
-        {"taxes", "tax"},        {"switches", "switch"},   {"losses", "loss"},
-        {"class", "class"},      {"status", "status"},     {"gas", "gas"},
-        {"its", "its"},          {"bans", "ban"},          {"earths", "earth"},
+        {"controls", "control"}, {"policies", "policy"},    {"licences", "licence"},
+        {"taxes", "tax"},        {"switches", "switch"},    {"losses", "loss"},
+        {"class", "class"},      {"status", "status"},      {"gas", "gas"},
+        {"its", "its"},          {"bans", "ban"},           {"earths", "earth"},
         {"diseases", "disease"}, {"employees", "employee"}, {"days", "day"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -228,7 +231,8 @@ static void test_tokenize_hyphens_possessives_acronyms(void **state) {
 static void test_tokenize_invalid_utf8_and_cjk(void **state) {
     (void)state;
     struct na_rtoks t;
-    const char text[] = "\xff\xfe" "abc\xc3 \xe5\x8f\xb0\xe6\xb9\xbe!\xed\xa0\x80x";
+    const char text[] = "\xff\xfe"
+                        "abc\xc3 \xe5\x8f\xb0\xe6\xb9\xbe!\xed\xa0\x80x";
     na_rtoks_init(&t);
     assert_int_equal(na_rules_tokenize(text, sizeof(text) - 1, &t), NA_OK);
     assert_int_equal(t.cnt, 4); /* abc, two ideographs, x */
@@ -278,8 +282,8 @@ static void test_query_near(void **state) {
     assert_false(matches("export NEAR/3 ban", NULL, "export of all the ban"));
     assert_false(matches("export NEAR/3 ban", "export", "ban"));
     assert_true(matches("\"rare earth\" NEAR/2 magnet*", NULL, "magnets of rare earths"));
-    assert_true(matches("(export OR shipment) NEAR/1 (ban OR curb)", NULL,
-                        "shipment curb"));
+    assert_true(
+        matches("(export OR shipment) NEAR/1 (ban OR curb)", NULL, "shipment curb"));
     assert_false(matches("export NEAR/1 export*", NULL, "export"));
     assert_true(matches("export NEAR/1 export*", NULL, "export exports"));
     assert_true(matches("NOT x export NEAR/2 ban", NULL, "export ban"));
@@ -334,7 +338,8 @@ static void test_query_scoring_counts_true_branches_only(void **state) {
     /* NEAR counts only the occurrences that are near */
     rules = load_topic("export NEAR/1 ban", NULL, 0);
     /* (punctuation is no boundary: "ban. Export" would be adjacent) */
-    assert_score(score_of(rules, NULL, NULL, "export ban and other words. Export. Export."), 2);
+    assert_score(
+        score_of(rules, NULL, NULL, "export ban and other words. Export. Export."), 2);
     na_rules_destroy(rules);
 }
 
@@ -342,7 +347,7 @@ static void test_threshold_and_exclude(void **state) {
     (void)state;
     na_rules_t *rules = load_topic("taiwan", "\"bubble tea\"", 3);
     assert_score(score_of(rules, NULL, "Taiwan", "Taiwan"), -1); /* 2.5 < 3 */
-    assert_score(score_of(rules, "Taiwan", NULL, NULL), 3);        /* equal passes */
+    assert_score(score_of(rules, "Taiwan", NULL, NULL), 3);      /* equal passes */
     assert_score(score_of(rules, "Taiwan", NULL, "bubble teas"), -1);
     na_rules_destroy(rules);
     /* a query array is an OR of its clauses */
@@ -373,7 +378,8 @@ static void test_hyphens_accents_plurals_match(void **state) {
     assert_true(matches("US", NULL, "the U.S. said"));
     assert_true(matches("U.S.", NULL, "the US said"));
     assert_true(matches("taiwan", NULL, "Taiwan\xe2\x80\x99s strait"));
-    assert_true(matches("\"\xe5\x8f\xb0\xe6\xb9\xbe\"", NULL, "\xe4\xb8\xad\xe5\x8f\xb0\xe6\xb9\xbe"));
+    assert_true(matches("\"\xe5\x8f\xb0\xe6\xb9\xbe\"", NULL,
+                        "\xe4\xb8\xad\xe5\x8f\xb0\xe6\xb9\xbe"));
 }
 
 static void test_query_errors(void **state) {
@@ -408,11 +414,12 @@ static void test_query_errors(void **state) {
     query_fails("\xc3\xa9t\xc3\xa9 )", "unexpected ')'", "query column 5");
     /* exclude errors name the exclude */
     char *json = topic_json("a", "b (", 1);
-    load_fails(json, NA_ERR_CONFIG, "topic \"t\"", "exclude column 4", "at the end", NULL);
+    load_fails(json, NA_ERR_CONFIG, "topic \"t\"", "exclude column 4", "at the end",
+               NULL);
     free(json);
     /* array clauses are named by index */
-    load_fails("{\"topics\":[{\"name\":\"t\",\"query\":[\"a\",\"b OR\"]}]}", NA_ERR_CONFIG,
-               "rules.json:1:37:", "query[1] column 3", NULL);
+    load_fails("{\"topics\":[{\"name\":\"t\",\"query\":[\"a\",\"b OR\"]}]}",
+               NA_ERR_CONFIG, "rules.json:1:37:", "query[1] column 3", NULL);
 }
 
 static void test_query_hostile(void **state) {
@@ -463,13 +470,15 @@ static void test_query_hostile(void **state) {
 
 static void test_rules_json_errors(void **state) {
     (void)state;
-    load_fails("{\"topics\": [\n  {\"name\": \"t\",, }]}", NA_ERR_PARSE, "rules.json:2:",
-               "JSON error", NULL);
-    load_fails("{\"topics\": [\n  {\"name\": \"t\",\n   \"query\": \"a\",\n   \"treshold\": 2}"
-               "]}",
-               NA_ERR_CONFIG, "rules.json:4:4:", "topic \"t\"", "unknown key \"treshold\"",
-               NULL);
-    load_fails("{\"topics\": [{\"name\": \"t\", \"query\": \"a\", \"weights\": {\"author\": 2}}]}",
+    load_fails("{\"topics\": [\n  {\"name\": \"t\",, }]}", NA_ERR_PARSE,
+               "rules.json:2:", "JSON error", NULL);
+    load_fails(
+        "{\"topics\": [\n  {\"name\": \"t\",\n   \"query\": \"a\",\n   \"treshold\": 2}"
+        "]}",
+        NA_ERR_CONFIG, "rules.json:4:4:", "topic \"t\"", "unknown key \"treshold\"",
+        NULL);
+    load_fails("{\"topics\": [{\"name\": \"t\", \"query\": \"a\", \"weights\": "
+               "{\"author\": 2}}]}",
                NA_ERR_CONFIG, "topic \"t\"", "unknown field \"author\"", NULL);
     load_fails("{\"topics\": [{\"name\": \"t\", \"query\": \"a\", \"threshold\": -1}]}",
                NA_ERR_CONFIG, "topic \"t\"", "threshold", NULL);
@@ -480,8 +489,8 @@ static void test_rules_json_errors(void **state) {
     load_fails("{\"topics\": [{\"name\": \"t\", \"query\": \"a\"},\n"
                "             {\"name\": \"t\", \"query\": \"b\"}]}",
                NA_ERR_CONFIG, "rules.json:2:23:", "comes earlier", NULL);
-    load_fails("{\"topics\": [], \"extra\": 1}", NA_ERR_CONFIG, "rules.json:1:16:",
-               "unknown key \"extra\"", NULL);
+    load_fails("{\"topics\": [], \"extra\": 1}", NA_ERR_CONFIG,
+               "rules.json:1:16:", "unknown key \"extra\"", NULL);
     load_fails("{\"topics\": {}}", NA_ERR_CONFIG, "\"topics\" must be an array", NULL);
     load_fails("[]", NA_ERR_CONFIG, "must be a JSON object", NULL);
     load_fails("{\"topics\": [{\"name\": \"a b\", \"query\": \"a\"}]}", NA_ERR_CONFIG,
@@ -492,9 +501,9 @@ static void test_rules_json_errors(void **state) {
     /* load_file: I/O errors name the path */
     na_rules_t *rules = NULL;
     char errstr[256] = "";
-    assert_int_equal(na_rules_load_file("/nonexistent/rules.json", &rules, errstr,
-                                        sizeof(errstr)),
-                     NA_ERR_IO);
+    assert_int_equal(
+        na_rules_load_file("/nonexistent/rules.json", &rules, errstr, sizeof(errstr)),
+        NA_ERR_IO);
     assert_non_null(strstr(errstr, "/nonexistent/rules.json"));
     assert_null(rules);
 }
@@ -646,8 +655,8 @@ static void test_hostile_articles(void **state) {
 
 /* ---- the percolator never misses: classify == evaluating every topic ---- */
 
-static const char *const vocab[] = {"alpha", "beta", "gamma", "delta", "dual-use",
-                                    "policies", "Łódź", "rare", "earth", "the"};
+static const char *const vocab[] = {"alpha",    "beta", "gamma", "delta", "dual-use",
+                                    "policies", "Łódź", "rare",  "earth", "the"};
 
 static unsigned rnd(unsigned *seed) {
     *seed = *seed * 1103515245u + 12345u;
@@ -767,8 +776,8 @@ static void test_candidates_never_miss(void **state) {
         for (size_t t = 0; t < na_rules_topic_count(rules); t++) {
             struct na_rules_verdict v;
             assert_int_equal(na_rules_explain(rules, &a, t, &v), NA_OK);
-            bool got = m < c.matches_cnt && !strcmp(c.matches[m].topic,
-                                                    na_rules_topic_name(rules, t));
+            bool got = m < c.matches_cnt &&
+                       !strcmp(c.matches[m].topic, na_rules_topic_name(rules, t));
             if (got != v.matched) {
                 print_error("topic %zu: classify %d, explain %d\n", t, got, v.matched);
                 fail();
@@ -878,9 +887,10 @@ static void test_thousands_of_topics(void **state) {
 
     double t2 = now_s();
     for (int i = 0; i < 200; i++) {
-        article(&a, "w1a", NULL,
-                "A common article text with the words the and the and the w9a, repeated. "
-                "A common article text with the words the and the and the w9a, repeated.");
+        article(
+            &a, "w1a", NULL,
+            "A common article text with the words the and the and the w9a, repeated. "
+            "A common article text with the words the and the and the w9a, repeated.");
         assert_int_equal(na_rules_classify(rules, &a, &c), NA_OK);
         assert_int_equal(c.matches_cnt, 2);
         na_classification_cleanup(&c);
@@ -941,7 +951,8 @@ static void test_shipped_rules_short_texts(void **state) {
          "supply outside China is tight.",
          "export_controls,rare_earths"},
         {"Chipmaker added to US entity list", "", "export_controls"},
-        {"Rare-earth magnet output climbs", "Neodymium magnets for EV motors.", "rare_earths"},
+        {"Rare-earth magnet output climbs", "Neodymium magnets for EV motors.",
+         "rare_earths"},
         {"Dysprosium price doubles", "Heavy rare earths are scarce outside China.",
          "rare_earths"},
         {"PLA drills encircle Taiwan", "Warships crossed the Taiwan Strait median line.",
@@ -958,11 +969,13 @@ static void test_shipped_rules_short_texts(void **state) {
         {"Thai green curry in 20 minutes", "Thai basil, coconut milk, fish sauce.", ""},
         {"Thai parliament picks a new prime minister",
          "The military-backed parties lost seats in the election.", ""},
-        {"Exports rise 4% in October", "Export statistics showed strong car shipments.", ""},
+        {"Exports rise 4% in October", "Export statistics showed strong car shipments.",
+         ""},
         {"Tariffs on steel take effect", "Exporters face new tariffs from Monday.", ""},
         {"Parental controls for teenagers' phones",
          "Set limits and control app downloads.", ""},
-        {"Pest control demand rises", "Pest control firms are busy after a wet summer.", ""},
+        {"Pest control demand rises", "Pest control firms are busy after a wet summer.",
+         ""},
         {"Taiwanese bubble tea chain opens in London",
          "The Taipei-based chain serves boba tea and plans Chinese stores.", ""},
     };
@@ -972,7 +985,8 @@ static void test_shipped_rules_short_texts(void **state) {
         char got[128];
         topics_of(rules, cases[i].title, NULL, cases[i].content, got, sizeof(got));
         if (strcmp(got, cases[i].want)) {
-            print_error("\"%s\": got [%s], want [%s]\n", cases[i].title, got, cases[i].want);
+            print_error("\"%s\": got [%s], want [%s]\n", cases[i].title, got,
+                        cases[i].want);
             fail();
         }
     }
@@ -998,9 +1012,9 @@ static void test_shipped_rules_sample_feeds(void **state) {
         char rel[256];
         snprintf(rel, sizeof(rel), "examples/feeds/%s", feeds[f]);
         src_path(path, sizeof(path), rel);
-        assert_int_equal(na_read_file(path, NA_MAX_FEED_BYTES, &buf, &len, errstr,
-                                      sizeof(errstr)),
-                         NA_OK);
+        assert_int_equal(
+            na_read_file(path, NA_MAX_FEED_BYTES, &buf, &len, errstr, sizeof(errstr)),
+            NA_OK);
         na_feed_init(&feed);
         if (na_feed_parse(buf, len, NULL, &feed, errstr, sizeof(errstr))) {
             print_error("%s: %s\n", path, errstr);
@@ -1017,7 +1031,8 @@ static void test_shipped_rules_sample_feeds(void **state) {
             assert_non_null(want);
             topics_of(rules, a->title, a->summary, a->content, got, sizeof(got));
             /* labels are listed in rules order in labels.json; compare as sets */
-            static const char *const order[] = {"export_controls", "rare_earths", "taiwan"};
+            static const char *const order[] = {"export_controls", "rare_earths",
+                                                "taiwan"};
             for (size_t o = 0; o < 3; o++) {
                 json_array_foreach(want, k, l) {
                     if (!strcmp(json_string_value(l), order[o])) {
@@ -1092,15 +1107,16 @@ static void test_cmd_classify(void **state) {
     char *err = NULL;
     close(mkstemp(rules_path));
     close(mkstemp(in_path));
-    write_file(rules_path, "{\"topics\":[{\"name\":\"ec\",\"query\":\"export* NEAR/2 ban*\","
-                           "\"threshold\":1}]}");
-    write_file(in_path,
-               "{\"id\":\"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-               "\",\"title\":\"Export ban\",\"content\":\"none\"}\n"
-               "\n"
-               "China banned exports of dual-use items\r\n"
-               "{\"id\": 5}\n"
-               "nothing to see\n");
+    write_file(rules_path,
+               "{\"topics\":[{\"name\":\"ec\",\"query\":\"export* NEAR/2 ban*\","
+               "\"threshold\":1}]}");
+    write_file(in_path, "{\"id\":\""
+                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                        "\",\"title\":\"Export ban\",\"content\":\"none\"}\n"
+                        "\n"
+                        "China banned exports of dual-use items\r\n"
+                        "{\"id\": 5}\n"
+                        "nothing to see\n");
     char *argv[] = {"classify", "--rules", rules_path, in_path, NULL};
     int rc = capture(na_cmd_classify, 4, argv, &out, &err);
     assert_int_equal(rc, 1); /* one bad line */
@@ -1187,8 +1203,9 @@ static void test_cmd_rules_test(void **state) {
     char *err = NULL;
     close(mkstemp(rules_path));
     close(mkstemp(cases_path));
-    write_file(rules_path, "{\"topics\":[{\"name\":\"a\",\"query\":\"alpha\",\"threshold\":2},"
-                           "{\"name\":\"b\",\"query\":\"beta\",\"exclude\":\"gamma\"}]}");
+    write_file(rules_path,
+               "{\"topics\":[{\"name\":\"a\",\"query\":\"alpha\",\"threshold\":2},"
+               "{\"name\":\"b\",\"query\":\"beta\",\"exclude\":\"gamma\"}]}");
     write_file(cases_path,
                "{\"name\":\"both\",\"title\":\"alpha beta\",\"labels\":[\"a\",\"b\"]}\n"
                "{\"name\":\"none\",\"text\":\"nothing\",\"labels\":[]}\n"
@@ -1202,7 +1219,8 @@ static void test_cmd_rules_test(void **state) {
     assert_non_null(strstr(out, "ok   none (line 2)\n"));
     assert_non_null(strstr(out, "FAIL low (line 3): missing a (score 1 < threshold 2)"));
     assert_non_null(strstr(out, "FAIL excl (line 4): missing b (excluded"));
-    assert_non_null(strstr(out, "FAIL extra (line 5): unexpected b (score 1 >= threshold 1"));
+    assert_non_null(
+        strstr(out, "FAIL extra (line 5): unexpected b (score 1 >= threshold 1"));
     assert_non_null(strstr(out, "beta=\"beta\"@content"));
     assert_non_null(strstr(out, "FAIL unknown (line 6): label zzz is not a topic"));
     assert_non_null(strstr(out, "\n2 passed, 4 failed\n"));
