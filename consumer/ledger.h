@@ -1,0 +1,124 @@
+/**
+ * @file ledger.h
+ * @brief The alert ledger: which alert went to which route, kept in the
+ *        compacted topic `news.alerts` (key = alert id, value = alert/v1
+ *        plus a "deliveries" object with one outcome per route).
+ *
+ * Invariant: an alert is sent to a route only when the ledger has no
+ * delivered record of (alert id, route); a delivery is confirmed by the
+ * broker (idempotent producer, acks=all) before the offset of the article
+ * that raised it may be stored. Together with at-least-once consumption this
+ * means an alert reaches a route at most once per ledger, also after a kill
+ * -9 between delivery and commit: the article is consumed again, the ledger
+ * says delivered, nothing is re-sent. (A crash between the HTTP 2xx and the
+ * ledger write can still re-send once; the webhook-id header lets the
+ * receiver drop that copy.)
+ *
+ * Compaction keeps only the last value of a key, so every record carries
+ * ALL routes known delivered for its alert, not just the newest one.
+ *
+ * Threading: one thread. Confirmation callbacks run inside
+ * na_ledger_poll() / na_ledger_flush() on the caller's thread.
+ */
+#ifndef NEWSALERT_LEDGER_H
+#define NEWSALERT_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "newsalert/err.h"
+#include "newsalert/kafka.h"
+
+#define NA_LEDGER_SCHEMA "alert/v1"
+
+typedef struct na_ledger_s na_ledger_t;
+
+/**
+ * Called once per na_ledger_record() when the broker confirmed (err NA_OK)
+ * or refused (err NA_ERR_KAFKA) the record. @p opaque is what
+ * na_ledger_record() got.
+ */
+typedef void(na_ledger_confirm_cb)(void *opaque, na_err_t err, void *ctx);
+
+struct na_ledger_opts {
+    const char *brokers;                /**< bootstrap servers */
+    const struct na_kafka_props *props; /**< -X pass-through, or NULL */
+    const char *topic;                  /**< NULL: NA_TOPIC_ALERTS */
+    int load_timeout_ms;                /**< reading the ledger to its end */
+    bool create_topic;                  /**< create the compacted topic if missing */
+    na_ledger_confirm_cb *confirm_cb;   /**< may be NULL */
+    void *ctx;                          /**< passed to confirm_cb */
+};
+
+/** One route's outcome for an alert, as written in "deliveries". */
+struct na_ledger_delivery {
+    const char *outcome;  /**< "delivered", "digest" (sent inside a digest),
+                               "linked" (story follow-up, not sent) */
+    long status;          /**< last HTTP status, 0 if none */
+    int attempts;
+    int64_t at_ms;        /**< Unix ms of the outcome */
+};
+
+/**
+ * @brief Open the ledger: read @p opts->topic from the beginning to its
+ *        current end (every partition) into memory, and make the idempotent
+ *        producer that na_ledger_record() uses.
+ * @param out new ledger; destroy with na_ledger_destroy().
+ * @returns NA_OK, NA_ERR_KAFKA / NA_ERR_TIMEOUT (errstr says which
+ *          partition did not reach its end), NA_ERR_CONFIG, NA_ERR_NOMEM.
+ */
+NA_WUR na_err_t na_ledger_open(const struct na_ledger_opts *opts, na_ledger_t **out,
+                               char *errstr, size_t errstr_size);
+
+/**
+ * @brief An in-memory ledger with no Kafka behind it (tests, dry runs):
+ *        na_ledger_record() marks and confirms at the next na_ledger_poll().
+ * @returns new ledger; destroy with na_ledger_destroy(); NULL on no memory.
+ */
+na_ledger_t *na_ledger_new_memory(na_ledger_confirm_cb *cb, void *ctx);
+
+/** @brief Flush outstanding records (up to 10 s) and free; NULL-safe. */
+void na_ledger_destroy(na_ledger_t *l);
+
+/** @returns true when (@p alert_id, @p route) is recorded as sent
+ *           ("delivered" or "digest"). */
+bool na_ledger_delivered(const na_ledger_t *l, const char *alert_id, const char *route);
+
+/** @returns true when @p alert_id has any record (any route, any outcome). */
+bool na_ledger_known(const na_ledger_t *l, const char *alert_id);
+
+/** @returns alerts in memory. */
+size_t na_ledger_count(const na_ledger_t *l);
+
+/**
+ * @brief Mark (@p alert_id, @p route) in memory and produce the alert's
+ *        record (alert/v1 @p alert_json plus every route's outcome known).
+ *        The in-memory mark is immediate, so a second call for the same
+ *        pair is answered "delivered" at once; the record is durable only
+ *        when the confirm callback says NA_OK.
+ * @param alert_json borrowed alert/v1 object text (the record's body);
+ *        NULL writes a record with "deliveries" only.
+ * @returns NA_OK (confirm_cb will be called exactly once with @p opaque),
+ *          or an error (confirm_cb is not called).
+ */
+NA_WUR na_err_t na_ledger_record(na_ledger_t *l, const char *alert_id, const char *route,
+                                 const struct na_ledger_delivery *d,
+                                 const char *alert_json, void *opaque);
+
+/** @brief Serve producer events (confirmations) for up to @p timeout_ms. */
+void na_ledger_poll(na_ledger_t *l, int timeout_ms);
+
+/** @returns records produced and not yet confirmed or refused. */
+size_t na_ledger_outstanding(const na_ledger_t *l);
+
+/**
+ * @brief Apply one ledger record (key, value; value NULL = tombstone) to
+ *        the in-memory state, as loading does. Exposed for tests.
+ * @returns NA_OK, or NA_ERR_INVALID for a value that is not a ledger record
+ *          (it is skipped).
+ */
+NA_WUR na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len,
+                                const char *value, size_t len);
+
+#endif
