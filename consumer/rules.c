@@ -1262,7 +1262,10 @@ static double occ_score(struct scan *s, uint32_t atom_idx, size_t first, size_t 
         }
         double c = atom->weight * s->topic->fw[f] * saturate(count);
         score += c;
-        ev_push(s, atom_idx, firsto, atom->weight * s->topic->fw[f]);
+        if (c > 0) {
+            /* weight-0 terms decide truth, not score: not evidence */
+            ev_push(s, atom_idx, firsto, atom->weight * s->topic->fw[f]);
+        }
     }
     return score;
 }

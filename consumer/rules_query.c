@@ -830,13 +830,63 @@ out:
     return p->failed ? NA_RNONE : n;
 }
 
+/* Same words after folding, same fields? */
+static bool atoms_same(const struct na_rbuild *b, uint32_t x, uint32_t y) {
+    const struct na_ratom *ax = &b->atoms[x];
+    const struct na_ratom *ay = &b->atoms[y];
+    if (ax->form_cnt != ay->form_cnt || ax->fields != ay->fields) {
+        return false;
+    }
+    for (uint32_t f = 0; f < ax->form_cnt; f++) {
+        const struct na_rform *fx = &b->forms[ax->form_first + f];
+        const struct na_rform *fy = &b->forms[ay->form_first + f];
+        if (fx->elem_cnt != fy->elem_cnt ||
+            memcmp(b->elems + fx->elem_first, b->elems + fy->elem_first,
+                   fx->elem_cnt * sizeof(*b->elems))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* An OR of two terms that fold alike ("ban OR bans") would count the same
+ * words twice in the score: refuse it. */
+static void or_check_repeats(struct qp *p, const struct idlist *kids,
+                             const struct idlist *offs) {
+    const struct na_rbuild *b = p->b;
+    for (size_t i = 0; i < kids->cnt; i++) {
+        const struct na_rnode *x = &b->nodes[kids->v[i]];
+        if (x->kind != NA_RNODE_ATOM) {
+            continue;
+        }
+        for (size_t k = 0; k < i; k++) {
+            const struct na_rnode *y = &b->nodes[kids->v[k]];
+            if (y->kind == NA_RNODE_ATOM && atoms_same(b, x->a, y->a)) {
+                const struct na_ratom *ax = &b->atoms[x->a];
+                const struct na_ratom *ay = &b->atoms[y->a];
+                fail(p, offs->v[i],
+                     "\"%.*s\" repeats \"%.*s\" (the same words after folding); "
+                     "keep one",
+                     (int)(ax->text_len > 40 ? 40 : ax->text_len), b->strs + ax->text_off,
+                     (int)(ay->text_len > 40 ? 40 : ay->text_len),
+                     b->strs + ay->text_off);
+                return;
+            }
+        }
+    }
+}
+
 static uint32_t parse_or(struct qp *p) {
     struct idlist kids = {0};
+    struct idlist offs = {0}; /* where each operand starts, for errors */
     uint32_t n;
     if (p->tok.type == QT_OR || p->tok.type == QT_AND) {
         fail(p, p->tok.off, "%s needs an operand on each side",
              p->tok.type == QT_OR ? "OR" : "AND");
         return NA_RNONE;
+    }
+    if (idlist_push(p, &offs, (uint32_t)p->tok.off)) {
+        goto out;
     }
     n = parse_and(p);
     if (p->failed || idlist_push(p, &kids, n)) {
@@ -853,19 +903,24 @@ static uint32_t parse_or(struct qp *p) {
             fail(p, off, "OR needs an operand on each side");
             goto out;
         }
+        if (idlist_push(p, &offs, (uint32_t)p->tok.off)) {
+            goto out;
+        }
         n = parse_and(p);
         if (p->failed || idlist_push(p, &kids, n)) {
             goto out;
         }
     }
     if (kids.cnt > 1) {
-        uint32_t first = kids_add(p, kids.v, kids.cnt);
+        or_check_repeats(p, &kids, &offs);
+        uint32_t first = p->failed ? NA_RNONE : kids_add(p, kids.v, kids.cnt);
         if (first != NA_RNONE) {
             n = node_add(p, NA_RNODE_OR, first, (uint32_t)kids.cnt, 0);
         }
     }
 out:
     free(kids.v);
+    free(offs.v);
     return p->failed ? NA_RNONE : n;
 }
 

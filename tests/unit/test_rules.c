@@ -410,6 +410,10 @@ static void test_query_errors(void **state) {
     query_fails("", "empty query", "query column 1");
     query_fails("a ---", "has no letters or digits", "query column 3");
     query_fails("OR a", "OR needs an operand", "query column 1");
+    /* terms that fold alike would count twice */
+    query_fails("ban OR bans", "\"bans\" repeats \"ban\"", "query column 8");
+    query_fails("x (Policy OR a OR policies)", "repeats \"Policy\"", "query column 19");
+    assert_true(matches("title:ban OR ban", NULL, "bans"));
     /* columns count characters, not bytes */
     query_fails("\xc3\xa9t\xc3\xa9 )", "unexpected ')'", "query column 5");
     /* exclude errors name the exclude */
@@ -560,6 +564,24 @@ static void test_evidence_offsets(void **state) {
     na_classification_cleanup(&c);
     assert_null(c.matches);
     na_article_cleanup(&a);
+    na_rules_destroy(rules);
+}
+
+static void test_zero_weight_terms_are_not_evidence(void **state) {
+    (void)state;
+    na_rules_t *rules = load_topic("taiwan AND (china OR military)^0", NULL, 1);
+    struct na_article a;
+    struct na_classification c;
+    article(&a, "Taiwan", NULL, "China and the military");
+    assert_int_equal(na_rules_classify(rules, &a, &c), NA_OK);
+    assert_int_equal(c.matches_cnt, 1);
+    assert_score(c.matches[0].score, 3);
+    assert_int_equal(c.matches[0].evidence_cnt, 1);
+    assert_string_equal(c.matches[0].evidence[0].term, "taiwan");
+    na_classification_cleanup(&c);
+    na_article_cleanup(&a);
+    /* without the context the query is false */
+    assert_score(score_of(rules, "Taiwan", NULL, "bubble tea"), -1);
     na_rules_destroy(rules);
 }
 
@@ -1290,6 +1312,7 @@ int main(void) {
         cmocka_unit_test(test_rules_json_errors),
         cmocka_unit_test(test_version_and_counts),
         cmocka_unit_test(test_evidence_offsets),
+        cmocka_unit_test(test_zero_weight_terms_are_not_evidence),
         cmocka_unit_test(test_snippet_cut_at_utf8_boundaries),
         cmocka_unit_test(test_hostile_articles),
         cmocka_unit_test(test_candidates_never_miss),
