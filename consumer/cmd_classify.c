@@ -118,34 +118,37 @@ static na_rules_t *load_rules(const char *cmd, const char *path) {
 /* ---- classify ---- */
 
 /*
- * Read one line of at most max bytes into buf (without the newline).
+ * Read one line of at most max bytes into buf (without the newline; NUL
+ * bytes are kept, the caller uses buf->len).
  * @returns false at end of input; *too_long when the line was longer (the
  *          rest of it is skipped).
  */
 static bool read_line(FILE *fp, struct na_buf *buf, size_t max, bool *too_long) {
-    char chunk[65536];
+    char chunk[4096];
+    size_t n = 0;
     bool any = false;
+    int c;
     buf->len = 0;
     if (buf->data) {
         buf->data[0] = '\0';
     }
     *too_long = false;
-    while (fgets(chunk, sizeof(chunk), fp)) {
-        size_t n = strlen(chunk);
-        bool eol = n > 0 && chunk[n - 1] == '\n';
+    while ((c = getc(fp)) != EOF) {
         any = true;
-        if (eol) {
-            n--;
-        }
-        if (!*too_long && buf->len + n <= max) {
-            na_buf_append(buf, chunk, n);
-        } else {
-            *too_long = true;
-        }
-        if (eol) {
+        if (c == '\n') {
             break;
         }
+        if (buf->len + n >= max) {
+            *too_long = true;
+            continue;
+        }
+        chunk[n++] = (char)c;
+        if (n == sizeof(chunk)) {
+            na_buf_append(buf, chunk, n);
+            n = 0;
+        }
     }
+    na_buf_append(buf, chunk, n);
     if (buf->len && buf->data[buf->len - 1] == '\r') {
         buf->data[--buf->len] = '\0';
     }

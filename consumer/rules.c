@@ -824,7 +824,7 @@ na_err_t na_rules_load_file(const char *path, na_rules_t **rulesp, char *errstr,
     *rulesp = NULL;
     err = na_read_file(path, NA_MAX_CONFIG_BYTES, &buf, &len, errstr, errstr_size);
     if (err) {
-        return err == NA_ERR_TOO_LARGE ? err : NA_ERR_IO;
+        return err == NA_ERR_TOO_LARGE || err == NA_ERR_NOMEM ? err : NA_ERR_IO;
     }
     err = na_rules_load_buf(buf, len, path, rulesp, errstr, errstr_size);
     free(buf);

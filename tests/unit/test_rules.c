@@ -1204,6 +1204,31 @@ static void test_cmd_classify(void **state) {
     assert_string_equal(out, "");
     free(out);
     free(err);
+    /* regression: a NUL byte inside a line once merged it with the next line;
+     * an over-long line is reported and skipped */
+    {
+        write_file(rules_path, "{\"topics\":[{\"name\":\"ec\",\"query\":\"ban\"}]}");
+        FILE *fp = fopen(in_path, "wb");
+        assert_non_null(fp);
+        fwrite("a\0b ban\nban two\n", 1, 17, fp);
+        for (size_t i = 0; i < NA_MAX_ARTICLE_BYTES + 10; i++) {
+            fputc('x', fp);
+        }
+        fputs("\nlast ban\n", fp);
+        fclose(fp);
+        char *argv_nul[] = {"classify", "--rules", rules_path, in_path, NULL};
+        assert_int_equal(capture(na_cmd_classify, 4, argv_nul, &out, &err), 1);
+        size_t lines = 0;
+        for (const char *c = out; *c; c++) {
+            lines += *c == '\n';
+        }
+        assert_int_equal(lines, 3);
+        assert_non_null(strstr(out, "\"snippet\":\"a b ban\""));
+        assert_non_null(strstr(out, "\"snippet\":\"last ban\""));
+        assert_non_null(strstr(err, ":3: line longer than"));
+        free(out);
+        free(err);
+    }
     /* $NEWSALERT_RULES is the default */
     write_file(rules_path, "{\"topics\":[{\"name\":\"x\",\"query\":\"nothing\"}]}");
     setenv("NEWSALERT_RULES", rules_path, 1);
