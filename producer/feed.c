@@ -101,6 +101,9 @@ void na_feed_item_end(struct na_feed_ctx *ctx) {
         return;
     }
     struct na_article *a = &feed->items[feed->items_cnt - 1];
+    if (!na_feed_derive(ctx)) {
+        return;
+    }
     if (a->published_at == NA_TIME_UNKNOWN) {
         a->published_at = a->updated_at;
     }
@@ -641,6 +644,12 @@ out:
 
 na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
                        struct na_feed *feed, char *errstr, size_t errstr_size) {
+    return na_feed_parse_ex(buf, len, base_url, 0, feed, errstr, errstr_size);
+}
+
+na_err_t na_feed_parse_ex(const char *buf, size_t len, const char *base_url,
+                          unsigned flags, struct na_feed *feed, char *errstr,
+                          size_t errstr_size) {
     struct na_feed_ctx ctx;
     na_err_t err = NA_OK;
     char dummy[1];
@@ -654,6 +663,7 @@ na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
     memset(&ctx, 0, sizeof(ctx));
     ctx.feed = feed;
     ctx.base_url = base_url;
+    ctx.flags = flags;
     ctx.errstr = errstr;
     ctx.errstr_size = errstr_size;
 

@@ -71,4 +71,22 @@ void na_feed_cleanup(struct na_feed *feed);
 NA_WUR na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
                               struct na_feed *feed, char *errstr, size_t errstr_size);
 
+/**
+ * na_feed_parse_ex() flag: items as the document writes them, for
+ * comparison with other parsers (tests/conformance). No item is dropped
+ * for lacking link, guid and title, and no value is derived from
+ * elsewhere: no guid or link from rdf:about, no link from a permalink
+ * guid, no published_at from updated_at, no authors or lang from the feed.
+ * Not for articles: such items may have no usable id.
+ */
+#define NA_FEED_LITERAL 0x1u
+
+/**
+ * @brief na_feed_parse() with @p flags (0 or NA_FEED_LITERAL); the same
+ *        contract otherwise. na_feed_parse() is na_feed_parse_ex() with 0.
+ */
+NA_WUR na_err_t na_feed_parse_ex(const char *buf, size_t len, const char *base_url,
+                                 unsigned flags, struct na_feed *feed, char *errstr,
+                                 size_t errstr_size);
+
 #endif

@@ -20,12 +20,17 @@ struct names {
     size_t cnt;
 };
 
+/* An Atom element, or one without namespace (inside an Atom document). */
 static bool core(const xmlNode *n, const char *name) {
     if (!n || n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, name)) {
         return false;
     }
     const char *ns = na_feed_xml_ns(n);
     return !ns || !strcmp(ns, NA_FEED_NS_ATOM10) || !strcmp(ns, NA_FEED_NS_ATOM03);
+}
+
+bool na_feed_atom_is(const xmlNode *n, const char *name) {
+    return core(n, name) && na_feed_xml_ns(n) != NULL;
 }
 
 static bool match_atom(const xmlNode *root) {
@@ -73,9 +78,7 @@ static enum text_kind text_kind(const char *type, const char *mode) {
     return KIND_SKIP;
 }
 
-/* Set *dst from the Atom text construct @p n. */
-static na_err_t set_text_construct(char **dst, const xmlNode *n, size_t max,
-                                   bool one_line) {
+na_err_t na_feed_atom_text(char **dst, const xmlNode *n, size_t max, bool one_line) {
     char *type = na_feed_xml_attr(n, NULL, "type");
     char *mode = na_feed_xml_attr(n, NULL, "mode");
     char *src = na_feed_xml_attr(n, NULL, "src");
@@ -146,23 +149,44 @@ static na_err_t set_alternate(char **dst, const xmlNode *parent, const char *bas
     return err;
 }
 
-/* Names of the <author> (or <contributor>-less) persons under @p parent. */
-static na_err_t add_authors(char ***list, size_t *cnt, const xmlNode *parent) {
-    for (const xmlNode *c = parent->children; c; c = c->next) {
-        if (!core(c, "author")) {
-            continue;
-        }
-        for (const xmlNode *p = c->children; p; p = p->next) {
-            if (!core(p, "name")) {
+/* The text of the first child of @p n named @p name, trimmed, or NULL. */
+static char *child_text(const xmlNode *n, const char *name, bool *nomem) {
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        if (core(c, name)) {
+            char *s = trimmed_text(c);
+            if (!s) {
+                *nomem = true;
+            } else if (!*s) {
+                free(s);
                 continue;
             }
-            char *name = na_feed_xml_text(p);
-            if (!name) {
-                return NA_ERR_NOMEM;
-            }
-            na_err_t err =
-                na_feed_add_name(list, cnt, NA_MAX_AUTHORS, name, strlen(name));
-            free(name);
+            return s;
+        }
+    }
+    return NULL;
+}
+
+na_err_t na_feed_atom_person(char ***list, size_t *cnt, const xmlNode *n) {
+    bool nomem = false;
+    char *name = child_text(n, "name", &nomem);
+    na_err_t err = NA_OK;
+    if (!name && !nomem) {
+        name = child_text(n, "email", &nomem); /* a person known by email only */
+    }
+    if (nomem) {
+        err = NA_ERR_NOMEM;
+    } else if (name) {
+        err = na_feed_add_name(list, cnt, NA_MAX_AUTHORS, name, strlen(name));
+    }
+    free(name);
+    return err;
+}
+
+/* Names of the <author> persons under @p parent. */
+static na_err_t add_authors(char ***list, size_t *cnt, const xmlNode *parent) {
+    for (const xmlNode *c = parent->children; c; c = c->next) {
+        if (core(c, "author")) {
+            na_err_t err = na_feed_atom_person(list, cnt, c);
             if (err) {
                 return err;
             }
@@ -193,15 +217,17 @@ static na_err_t parse_entry(struct na_feed_ctx *ctx, const xmlNode *entry,
             continue;
         }
         if (core(c, "title")) {
-            err = set_text_construct(&a->title, c, NA_MAX_TITLE_BYTES, true);
+            err = na_feed_atom_text(&a->title, c, NA_MAX_TITLE_BYTES, true);
         } else if (core(c, "summary")) {
-            err = set_text_construct(&a->summary, c, NA_MAX_SUMMARY_BYTES, false);
+            err = na_feed_atom_text(&a->summary, c, NA_MAX_SUMMARY_BYTES, false);
         } else if (core(c, "content")) {
-            err = set_text_construct(&a->content, c, NA_MAX_CONTENT_BYTES, false);
+            err = na_feed_atom_text(&a->content, c, NA_MAX_CONTENT_BYTES, false);
         } else if (core(c, "category")) {
-            char *term = na_feed_xml_attr(c, NULL, "term");
-            if (!term) {
-                term = na_feed_xml_attr(c, NULL, "label");
+            /* label is the human-readable form of term (RFC 4287 4.2.2) */
+            char *term = na_feed_xml_attr(c, NULL, "label");
+            if (!term || !term[strspn(term, " \t\r\n")]) {
+                free(term);
+                term = na_feed_xml_attr(c, NULL, "term");
             }
             if (term) {
                 err = na_feed_add_name(&a->categories, &a->categories_cnt,
@@ -230,7 +256,9 @@ static na_err_t parse_entry(struct na_feed_ctx *ctx, const xmlNode *entry,
             free(text);
         }
     }
-    for (size_t i = 0; !err && a->authors_cnt == 0 && i < feed_authors->cnt; i++) {
+    for (size_t i = 0; !err && na_feed_derive(ctx) && a->authors_cnt == 0 &&
+                       i < feed_authors->cnt;
+         i++) {
         err = na_article_list_add(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS,
                                   feed_authors->v[i]);
     }
@@ -258,7 +286,7 @@ static na_err_t parse_atom(struct na_feed_ctx *ctx, xmlNode *root) {
     }
     for (const xmlNode *c = root->children; c && !err; c = c->next) {
         if (core(c, "title")) {
-            err = set_text_construct(&feed->title, c, NA_MAX_TITLE_BYTES, true);
+            err = na_feed_atom_text(&feed->title, c, NA_MAX_TITLE_BYTES, true);
         }
     }
     const char *fallback = feed->link ? feed->link : ctx->base_url;

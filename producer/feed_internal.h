@@ -40,11 +40,14 @@
 #define NA_FEED_NS_DCTERMS "http://purl.org/dc/terms/"
 #define NA_FEED_NS_CONTENT "http://purl.org/rss/1.0/modules/content/"
 #define NA_FEED_NS_XML "http://www.w3.org/XML/1998/namespace"
+/** iTunes podcast namespace; feeds spell it in either case, compare with strcasecmp */
+#define NA_FEED_NS_ITUNES "http://www.itunes.com/dtds/podcast-1.0.dtd"
 
 /** State of one na_feed_parse() call, handed to the format callbacks. */
 struct na_feed_ctx {
     struct na_feed *feed; /**< the output */
     const char *base_url; /**< the caller's document URL, or NULL */
+    unsigned flags;       /**< na_feed_parse_ex() flags */
     size_t items_size;    /**< slots allocated in feed->items */
     char *errstr;         /**< caller's buffer for one line */
     size_t errstr_size;
@@ -114,6 +117,29 @@ void na_feed_set_date(int64_t *dst, const char *s);
 /** @brief Append a name (author, category) as one-line plain text. */
 NA_WUR na_err_t na_feed_add_name(char ***list, size_t *cnt, size_t max, const char *s,
                                  size_t len);
+
+/** @returns true when article/v1 derivations are on (not NA_FEED_LITERAL). */
+static inline bool na_feed_derive(const struct na_feed_ctx *ctx) {
+    return !(ctx->flags & NA_FEED_LITERAL);
+}
+
+/* ---- Atom constructs, also met inside RSS items (feed_atom.c) ---- */
+
+/** @returns true when @p n is an Atom 1.0 or 0.3 element named @p name. */
+bool na_feed_atom_is(const xmlNode *n, const char *name);
+
+/**
+ * @brief Set *dst from the Atom text construct @p n (type text, html or
+ *        xhtml; Atom 0.3 MIME types and mode; out-of-line src= ignored).
+ */
+NA_WUR na_err_t na_feed_atom_text(char **dst, const xmlNode *n, size_t max,
+                                  bool one_line);
+
+/**
+ * @brief Append the Atom person construct @p n (<author>, <contributor>)
+ *        to @p list: its name, or its email when it has no name.
+ */
+NA_WUR na_err_t na_feed_atom_person(char ***list, size_t *cnt, const xmlNode *n);
 
 /* ---- XML (libxml2 trees parsed without entity substitution) ---- */
 

@@ -44,16 +44,196 @@ static char *trimmed_text(const xmlNode *n) {
     return s;
 }
 
-/* <author>editor@example.org (Jane Doe)</author>: the name in parentheses
- * when there is one, else the whole text. */
-static na_err_t add_rss_author(struct na_article *a, const char *s) {
-    const char *open = strchr(s, '(');
-    const char *close = open ? strrchr(open, ')') : NULL;
-    if (open && close && close > open + 1) {
-        return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, open + 1,
-                                (size_t)(close - open - 1));
+/* Trim ASCII whitespace of s[*start .. *start + *len). */
+static void trim_span(const char *s, size_t *start, size_t *len) {
+    while (*len > 0 && strchr(" \t\r\n", s[*start])) {
+        (*start)++;
+        (*len)--;
+    }
+    while (*len > 0 && strchr(" \t\r\n", s[*start + *len - 1])) {
+        (*len)--;
+    }
+}
+
+/*
+ * A person as RSS writes one (<author>, dc:author): "email (Name)",
+ * "Name (email)", "Name <email>" or either alone. The part that is not an
+ * email address wins; an address alone stands for the person.
+ */
+static na_err_t add_person(struct na_article *a, const char *s) {
+    const char *open = strpbrk(s, "(<");
+    const char *close = open ? strrchr(open, *open == '(' ? ')' : '>') : NULL;
+    size_t in_start = 0;
+    size_t in_len = 0;
+    size_t out_start = 0;
+    size_t out_len = 0;
+    if (open && close) {
+        in_start = (size_t)(open + 1 - s);
+        in_len = (size_t)(close - open - 1);
+        trim_span(s, &in_start, &in_len);
+        out_len = (size_t)(open - s);
+        trim_span(s, &out_start, &out_len);
+        if (out_len == 0) {
+            out_start = (size_t)(close + 1 - s);
+            out_len = strlen(close + 1);
+            trim_span(s, &out_start, &out_len);
+        }
+        bool out_is_mail = out_len > 0 && memchr(s + out_start, '@', out_len);
+        bool in_is_mail = in_len > 0 && memchr(s + in_start, '@', in_len);
+        if (in_len > 0 && (out_len == 0 || (out_is_mail && !in_is_mail))) {
+            return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS,
+                                    s + in_start, in_len);
+        }
+        if (out_len > 0) {
+            return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS,
+                                    s + out_start, out_len);
+        }
     }
     return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, s, strlen(s));
+}
+
+/* itunes:keywords "a, b,c": one category each. */
+static na_err_t add_keywords(struct na_article *a, const char *s) {
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        na_err_t err =
+            na_feed_add_name(&a->categories, &a->categories_cnt, NA_MAX_CATEGORIES, s, n);
+        if (err) {
+            return err;
+        }
+        s += n;
+        s += *s == ',';
+    }
+    return NA_OK;
+}
+
+static bool is_itunes(const char *ns) {
+    return ns && !strcasecmp(ns, NA_FEED_NS_ITUNES);
+}
+
+/* Pass 1 of an item: the RSS core elements and content:encoded. */
+static na_err_t item_core(struct na_article *a, const xmlNode *c, const char *b,
+                          char **permalink) {
+    char *text = NULL;
+    na_err_t err = NA_OK;
+    bool html = core(c, "description") || na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded");
+
+    text = html ? na_feed_xml_markup(c, true) : trimmed_text(c);
+    if (!text) {
+        return NA_ERR_NOMEM;
+    }
+    if (core(c, "title")) {
+        err = na_feed_set_html(&a->title, text, strlen(text), NA_MAX_TITLE_BYTES, true);
+    } else if (core(c, "link")) {
+        if (!*text) {
+            /* <link href=".."/>, the Atom way, written without namespace */
+            free(text);
+            text = na_feed_xml_attr(c, NULL, "href");
+        }
+        err = text ? na_feed_set_url(&a->url, b, text, true) : NA_OK;
+    } else if (core(c, "guid")) {
+        char *pl = na_feed_xml_attr(c, NULL, "isPermaLink");
+        if (!*permalink && (!pl || strcasecmp(pl, "false"))) {
+            *permalink = na_strdup(text);
+        }
+        free(pl);
+        err = na_feed_set_plain(&a->guid, text, strlen(text), NA_MAX_URL_BYTES, true);
+    } else if (core(c, "description")) {
+        err = na_feed_set_html(&a->summary, text, strlen(text), NA_MAX_SUMMARY_BYTES,
+                               false);
+    } else if (na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded")) {
+        err = na_feed_set_html(&a->content, text, strlen(text), NA_MAX_CONTENT_BYTES,
+                               false);
+    } else if (core(c, "author")) {
+        err = add_person(a, text);
+    } else if (core(c, "category")) {
+        err = na_feed_add_name(&a->categories, &a->categories_cnt, NA_MAX_CATEGORIES,
+                               text, strlen(text));
+    } else if (core(c, "pubDate")) {
+        na_feed_set_date(&a->published_at, text);
+    } else if (core(c, "language")) {
+        err = na_feed_set_lang(&a->lang, text);
+    }
+    free(text);
+    return err;
+}
+
+/*
+ * Pass 2: the modules feeds add (Dublin Core, embedded Atom, iTunes), as
+ * fallbacks: a field the core set stays, and their authors count only
+ * when the core named none (@p core_authors).
+ */
+static na_err_t item_ext(struct na_article *a, const xmlNode *c, const char *b,
+                         bool core_authors) {
+    const char *ns = na_feed_xml_ns(c);
+    const char *name = (const char *)c->name;
+    bool dc = ns && !strcmp(ns, NA_FEED_NS_DC);
+    bool dcterms = ns && !strcmp(ns, NA_FEED_NS_DCTERMS);
+    bool itunes = is_itunes(ns);
+    char *text = NULL;
+    na_err_t err = NA_OK;
+
+    if (!ns || (!dc && !dcterms && !itunes && !na_feed_atom_is(c, name))) {
+        return NA_OK;
+    }
+    if (na_feed_atom_is(c, "author")) {
+        return core_authors ? NA_OK : na_feed_atom_person(&a->authors, &a->authors_cnt, c);
+    }
+    if (na_feed_atom_is(c, "content")) {
+        return na_feed_atom_text(&a->content, c, NA_MAX_CONTENT_BYTES, false);
+    }
+    if (na_feed_atom_is(c, "summary")) {
+        return na_feed_atom_text(&a->summary, c, NA_MAX_SUMMARY_BYTES, false);
+    }
+    if (na_feed_atom_is(c, "title")) {
+        return na_feed_atom_text(&a->title, c, NA_MAX_TITLE_BYTES, true);
+    }
+    if (na_feed_atom_is(c, "link") || na_feed_atom_is(c, "category")) {
+        bool link = !strcmp(name, "link");
+        char *rel = link ? na_feed_xml_attr(c, NULL, "rel") : NULL;
+        char *v = na_feed_xml_attr(c, NULL, link ? "href" : "term");
+        if (v && link && (!rel || !strcasecmp(rel, "alternate"))) {
+            err = na_feed_set_url(&a->url, b, v, true);
+        } else if (v && !link) {
+            err = na_feed_add_name(&a->categories, &a->categories_cnt, NA_MAX_CATEGORIES,
+                                   v, strlen(v));
+        }
+        free(rel);
+        free(v);
+        return err;
+    }
+    if (!(text = trimmed_text(c))) {
+        return NA_ERR_NOMEM;
+    }
+    if (dc && !strcmp(name, "title")) {
+        err = na_feed_set_html(&a->title, text, strlen(text), NA_MAX_TITLE_BYTES, true);
+    } else if ((dc && !strcmp(name, "description")) || (itunes && !strcmp(name, "summary"))) {
+        err = na_feed_set_html(&a->summary, text, strlen(text), NA_MAX_SUMMARY_BYTES,
+                               false);
+    } else if (dc && (!strcmp(name, "creator") || !strcmp(name, "author") ||
+                      !strcmp(name, "contributor"))) {
+        err = core_authors ? NA_OK : add_person(a, text);
+    } else if (itunes && !strcmp(name, "author")) {
+        err = core_authors ? NA_OK : add_person(a, text);
+    } else if (dc && !strcmp(name, "subject")) {
+        err = na_feed_add_name(&a->categories, &a->categories_cnt, NA_MAX_CATEGORIES,
+                               text, strlen(text));
+    } else if (itunes && !strcmp(name, "keywords")) {
+        err = add_keywords(a, text);
+    } else if (dc && !strcmp(name, "date")) {
+        /* a date in the life of the item: when it came out, or last changed */
+        na_feed_set_date(&a->published_at, text);
+        na_feed_set_date(&a->updated_at, text);
+    } else if ((dcterms && (!strcmp(name, "issued") || !strcmp(name, "created"))) ||
+               na_feed_atom_is(c, "published")) {
+        na_feed_set_date(&a->published_at, text);
+    } else if ((dcterms && !strcmp(name, "modified")) || na_feed_atom_is(c, "updated")) {
+        na_feed_set_date(&a->updated_at, text);
+    } else if (dc && !strcmp(name, "language")) {
+        err = na_feed_set_lang(&a->lang, text);
+    }
+    free(text);
+    return err;
 }
 
 static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
@@ -61,7 +241,7 @@ static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
     struct na_article *a = NULL;
     char *base = NULL;
     char *permalink = NULL;
-    char *text = NULL;
+    char *about = NULL;
     na_err_t err = na_feed_item_begin(ctx, &a);
     if (err || !a) {
         return err;
@@ -71,74 +251,30 @@ static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
     if ((err = na_feed_xml_lang(item, &a->lang))) {
         goto out;
     }
-    for (const xmlNode *c = item->children; c; c = c->next) {
-        if (c->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-        const char *ns = na_feed_xml_ns(c);
-        bool dc = ns && !strcmp(ns, NA_FEED_NS_DC);
-        bool dcterms = ns && !strcmp(ns, NA_FEED_NS_DCTERMS);
-        const char *name = (const char *)c->name;
-        free(text);
-        text = NULL;
-        if (core(c, "description") || na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded")) {
-            text = na_feed_xml_markup(c, true);
-        } else {
-            text = trimmed_text(c);
-        }
-        if (!text) {
-            err = NA_ERR_NOMEM;
-            goto out;
-        }
-        if (core(c, "title") || (dc && !strcmp(name, "title"))) {
-            err =
-                na_feed_set_html(&a->title, text, strlen(text), NA_MAX_TITLE_BYTES, true);
-        } else if (core(c, "link")) {
-            err = na_feed_set_url(&a->url, b, text, true);
-        } else if (core(c, "guid")) {
-            char *pl = na_feed_xml_attr(c, NULL, "isPermaLink");
-            if (!permalink && (!pl || strcasecmp(pl, "false"))) {
-                permalink = na_strdup(text);
-            }
-            free(pl);
-            err = na_feed_set_plain(&a->guid, text, strlen(text), NA_MAX_URL_BYTES, true);
-        } else if (core(c, "description") || (dc && !strcmp(name, "description"))) {
-            err = na_feed_set_html(&a->summary, text, strlen(text), NA_MAX_SUMMARY_BYTES,
-                                   false);
-        } else if (na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded")) {
-            err = na_feed_set_html(&a->content, text, strlen(text), NA_MAX_CONTENT_BYTES,
-                                   false);
-        } else if (core(c, "author")) {
-            err = add_rss_author(a, text);
-        } else if (dc && (!strcmp(name, "creator") || !strcmp(name, "contributor"))) {
-            err = na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, text,
-                                   strlen(text));
-        } else if (core(c, "category") || (dc && !strcmp(name, "subject"))) {
-            err = na_feed_add_name(&a->categories, &a->categories_cnt, NA_MAX_CATEGORIES,
-                                   text, strlen(text));
-        } else if (core(c, "pubDate") || (dc && !strcmp(name, "date")) ||
-                   (dcterms && (!strcmp(name, "issued") || !strcmp(name, "created")))) {
-            na_feed_set_date(&a->published_at, text);
-        } else if (dcterms && !strcmp(name, "modified")) {
-            na_feed_set_date(&a->updated_at, text);
-        } else if ((dc && !strcmp(name, "language")) || core(c, "language")) {
-            err = na_feed_set_lang(&a->lang, text);
-        }
-        if (err) {
-            goto out;
+    for (const xmlNode *c = item->children; c && !err; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE) {
+            err = item_core(a, c, b, &permalink);
         }
     }
+    bool core_authors = a->authors_cnt > 0;
+    for (const xmlNode *c = item->children; c && !err; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE) {
+            err = item_ext(a, c, b, core_authors);
+        }
+    }
+    if (err || !na_feed_derive(ctx)) {
+        goto out;
+    }
     /* RDF: rdf:about names the item, usually by its link */
-    char *about = na_feed_xml_attr(item, NA_FEED_NS_RDF, "about");
+    about = na_feed_xml_attr(item, NA_FEED_NS_RDF, "about");
     if (about) {
         err = na_feed_set_plain(&a->guid, about, strlen(about), NA_MAX_URL_BYTES, true);
-        if (!err && !permalink) {
-            permalink = about;
-            about = NULL;
-        }
-        free(about);
         if (err) {
             goto out;
+        }
+        if (!permalink) {
+            permalink = about;
+            about = NULL;
         }
     }
     if (!a->url && permalink) {
@@ -146,7 +282,7 @@ static na_err_t parse_item(struct na_feed_ctx *ctx, const xmlNode *item,
         err = na_feed_set_url(&a->url, NULL, permalink, true);
     }
 out:
-    free(text);
+    free(about);
     free(permalink);
     free(base);
     if (err) {
