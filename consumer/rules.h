@@ -2,7 +2,9 @@
  * @file rules.h
  * @brief Topic rules: compiled once, evaluated per article.
  *
- * The rules language is documented in docs/rules.md.
+ * The rules language, the matching and scoring, and the engine's invariants
+ * are documented in docs/rules.md. A compiled rules object is immutable:
+ * any number of threads may classify with it at once.
  */
 #ifndef NEWSALERT_RULES_H
 #define NEWSALERT_RULES_H
@@ -14,10 +16,11 @@
 
 typedef struct na_rules_s na_rules_t;
 
-/** One matched term, as evidence for a topic. */
+/** One matched term, as evidence for a topic: the term's first counted
+ *  occurrence in one field. */
 struct na_evidence {
     char *term;        /**< the query term or phrase as written in the rule */
-    char *matched;     /**< the text as it stood in the article */
+    char *matched;     /**< the text as it stood in the article (valid UTF-8) */
     const char *field; /**< static: "title", "summary" or "content" */
     size_t offset;     /**< byte offset of the match in that field */
 };
@@ -25,11 +28,12 @@ struct na_evidence {
 /** One topic that an article matched. */
 struct na_match {
     char *topic;
-    double score;
+    double score;     /**< >= threshold */
     double threshold;
-    struct na_evidence *evidence;
+    struct na_evidence *evidence; /**< by field, then offset; at most 32 */
     size_t evidence_cnt;
-    char *snippet; /**< up to ~200 bytes of text around the strongest match */
+    char *snippet; /**< at most 200 bytes (valid UTF-8, "…" where cut) around the
+                        strongest match, from the body when the body matched */
 };
 
 struct na_classification {
@@ -38,10 +42,13 @@ struct na_classification {
 };
 
 /**
- * @brief Compile rules from a JSON file.
- * @param rulesp set to new rules; destroy with na_rules_destroy().
- * @returns NA_OK, or NA_ERR_IO / NA_ERR_PARSE / NA_ERR_CONFIG with one line
- *          in errstr naming the file, the topic, and the line and column.
+ * @brief Compile rules from a JSON file (at most NA_MAX_CONFIG_BYTES).
+ * @param rulesp set to new rules; destroy with na_rules_destroy(). NULL on
+ *        failure.
+ * @returns NA_OK, or NA_ERR_IO / NA_ERR_TOO_LARGE / NA_ERR_PARSE (JSON
+ *          syntax) / NA_ERR_CONFIG (anything else) / NA_ERR_NOMEM, with one
+ *          line in errstr: `FILE:LINE:COL: topic "NAME": message`, where a
+ *          query error also names the column within the query string.
  */
 NA_WUR na_err_t na_rules_load_file(const char *path, na_rules_t **rulesp, char *errstr,
                                    size_t errstr_size);
@@ -53,7 +60,8 @@ NA_WUR na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
 /** @brief NULL-safe. */
 void na_rules_destroy(na_rules_t *rules);
 
-/** @returns borrowed version string (hash of the rules text), valid until destroy. */
+/** @returns borrowed version string, valid until destroy: the first 12 hex
+ *           digits of the SHA-256 of the rules text. */
 const char *na_rules_version(const na_rules_t *rules);
 
 /** @returns the number of topics. */
@@ -61,12 +69,16 @@ size_t na_rules_topic_count(const na_rules_t *rules);
 
 /**
  * @brief Classify @p a. Thread-safe for concurrent calls on one rules object.
+ *        Any bytes are accepted (invalid UTF-8 separates words); each field
+ *        is scanned up to its first 1 MiB.
  * @param out filled with the matched topics (zero or more); release with
- *        na_classification_cleanup().
+ *        na_classification_cleanup(), also after an error (it is then empty).
+ * @returns NA_OK or NA_ERR_NOMEM.
  */
 NA_WUR na_err_t na_rules_classify(const na_rules_t *rules, const struct na_article *a,
                                   struct na_classification *out);
 
+/** @brief Free everything @p c owns and zero it. NULL-safe. */
 void na_classification_cleanup(struct na_classification *c);
 
 #endif
