@@ -28,7 +28,7 @@ struct na_evidence {
 /** One topic that an article matched. */
 struct na_match {
     char *topic;
-    double score;     /**< >= threshold */
+    double score; /**< >= threshold */
     double threshold;
     struct na_evidence *evidence; /**< by field, then offset; at most 32 */
     size_t evidence_cnt;
