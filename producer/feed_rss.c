@@ -191,7 +191,11 @@ static na_err_t item_ext(struct na_article *a, const xmlNode *c, const char *b,
     if (na_feed_atom_is(c, "link") || na_feed_atom_is(c, "category")) {
         bool link = !strcmp(name, "link");
         char *rel = link ? na_feed_xml_attr(c, NULL, "rel") : NULL;
-        char *v = na_feed_xml_attr(c, NULL, link ? "href" : "term");
+        char *v = na_feed_xml_attr(c, NULL, link ? "href" : "label");
+        if (!link && (!v || !v[strspn(v, " \t\r\n")])) {
+            free(v); /* no label: the term itself */
+            v = na_feed_xml_attr(c, NULL, "term");
+        }
         if (v && link && (!rel || !strcasecmp(rel, "alternate"))) {
             err = na_feed_set_url(&a->url, b, v, true);
         } else if (v && !link) {
