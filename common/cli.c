@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "newsalert/daemon.h"
 #include "newsalert/util.h"
 
 static void help(const struct na_cli *cli) {
@@ -226,6 +227,10 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
         return NA_CLI_EXIT_FAIL;
     }
     rd_kafka_conf_destroy(kconf);
+    if (na_daemon_conf_check(cli->table, cli->obj, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s: %s\n", cli->prog, errstr);
+        return NA_CLI_EXIT_FAIL;
+    }
 
     if (dump) {
         json_t *root = na_conf_dump(cli->table, cli->obj);

@@ -10,7 +10,7 @@
 # function returns 1.
 
 # What the build needs (scripts/demo) and what the tests add (scripts/test).
-NA_BUILD_DEBS=(build-essential cmake pkg-config librdkafka-dev libjansson-dev
+NA_BUILD_DEBS=(build-essential cmake pkg-config librdkafka-dev libjansson-dev libmicrohttpd-dev
                libcurl4-openssl-dev libxml2-dev libssl-dev python3)
 NA_TEST_DEBS=(libcmocka-dev kafkacat openjdk-17-jre-headless maven)
 
