@@ -7,6 +7,7 @@
 #include "alert.h"
 #include "deliver.h"
 #include "format.h"
+#include "ledger.h"
 #include "newsalert/article.h"
 #include "newsalert/http.h"
 #include "newsalert/limits.h"
@@ -31,7 +32,7 @@ const struct na_conf_entry na_consumer_conf_table[] = {
     {"webhook", NA_CONF_STRING, C(webhook), NULL,
      "one-route shortcut: post every alert to this URL", NA_CONF_SECRET, 0, 0},
     {"webhook_format", NA_CONF_STRING, C(webhook_format), "json",
-     "format of --webhook: json|slack", 0, 0, 0},
+     "format of --webhook: json|slack|mattermost|discord|teams|googlechat", 0, 0, 0},
     {"deliver_concurrency", NA_CONF_INT, C(deliver_concurrency), "16",
      "webhook requests in flight at once", 0, 1, 1000},
     {"deliver_timeout", NA_CONF_DURATION, C(deliver_timeout_ms), "15s",
@@ -43,7 +44,14 @@ const struct na_conf_entry na_consumer_conf_table[] = {
     {"deliver_backoff_max", NA_CONF_DURATION, C(deliver_backoff_max_ms), "5m",
      "longest retry delay", 0, 1, 86400000},
     {"max_pending", NA_CONF_INT, C(max_pending), "1000",
-     "alerts in flight before the consumer pauses its partitions", 0, 1, 1000000},
+     "alerts queued or in flight per route before the consumer pauses its partitions", 0, 1,
+     1000000},
+    {"ledger", NA_CONF_BOOL, C(ledger), "true",
+     "record delivered alerts in the ledger topic and never send one twice", 0, 0, 0},
+    {"ledger_topic", NA_CONF_STRING, C(ledger_topic), NA_TOPIC_ALERTS,
+     "compacted alert ledger topic (key = alert id)", 0, 0, 0},
+    {"ledger_timeout", NA_CONF_DURATION, C(ledger_timeout_ms), "60s",
+     "how long start-up may take to read the ledger to its end", 0, 100, 3600000},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
     {"log_level", NA_CONF_STRING, C(log_level), "info", "error|warn|info|debug", 0, 0, 0},
@@ -65,6 +73,7 @@ struct consumer {
     na_rules_t *rules;
     na_deliver_t *deliver;
     na_tracker_t *tracker;
+    na_ledger_t *ledger; /* NULL with ledger=false */
     bool paused;
     bool fatal;
     int32_t *eof;        /* partitions at their end (exit_eof) */
@@ -142,11 +151,23 @@ static void dead_letter(struct consumer *c, struct na_tracker_entry *entry, cons
 
 /* ---- alerts ---- */
 
+/* One (alert, route) on its way: delivered, then recorded in the ledger,
+ * then its unit of the article's entry is done. */
 struct job_ctx {
     struct na_tracker_entry *entry;
     int32_t partition;
     int64_t offset;
+    char alert_id[NA_SHA256_HEX_LEN + 1];
+    const struct na_route *route;
+    char *alert_json; /* alert/v1 for the ledger record */
 };
+
+static void job_ctx_free(struct job_ctx *jc) {
+    if (jc) {
+        free(jc->alert_json);
+        free(jc);
+    }
+}
 
 static void route_inc(const char *name, const char *help, const char *route) {
     char esc[256], labels[300];
@@ -167,9 +188,27 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
         c->stats->alerts_sent++;
         route_inc("newsalert_consumer_alerts_sent_total", "Alerts a route accepted.",
                   res->route->name);
+        if (res->digest_cnt) {
+            c->stats->digests++;
+        }
         na_log(NA_LOG_INFO, "deliver", "alert_sent", "route=%s alert=%s status=%ld "
-               "attempts=%d", na_log_q(res->route->name), res->alert_id, res->status,
-               res->attempts);
+               "attempts=%d digest=%zu", na_log_q(res->route->name), res->alert_id,
+               res->status, res->attempts, res->digest_cnt);
+        if (c->ledger) {
+            struct na_ledger_delivery del = {res->digest_cnt ? "digest" : "delivered",
+                                             res->status, res->attempts, na_now_ms()};
+            /* The entry's unit is done when the broker confirms (on_recorded). */
+            if (!na_ledger_record(c->ledger, res->alert_id, res->route->name, &del,
+                                  jc->alert_json, jc)) {
+                return;
+            }
+            na_log(NA_LOG_ERROR, "consumer", "ledger_failed", "route=%s alert=%s",
+                   na_log_q(res->route->name), res->alert_id);
+            /* Unfinished on purpose: the article is read again after a
+             * restart rather than its alert being forgotten. */
+            job_ctx_free(jc);
+            return;
+        }
     } else {
         c->stats->alerts_failed++;
         route_inc("newsalert_consumer_alerts_dead_lettered_total",
@@ -185,7 +224,22 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
         }
     }
     na_tracker_done(c->tracker, jc->entry);
-    free(jc);
+    job_ctx_free(jc);
+}
+
+/* Runs inside na_ledger_poll(): the broker has the record (or refused it). */
+static void on_recorded(void *opaque, na_err_t err, void *vc) {
+    struct consumer *c = vc;
+    struct job_ctx *jc = opaque;
+    if (err) {
+        na_log(NA_LOG_ERROR, "consumer", "ledger_failed", "route=%s alert=%s",
+               na_log_q(jc->route->name), jc->alert_id);
+        job_ctx_free(jc); /* entry stays unfinished: re-read after a restart */
+        return;
+    }
+    c->stats->ledger_recorded++;
+    na_tracker_done(c->tracker, jc->entry);
+    job_ctx_free(jc);
 }
 
 static void print_alert(struct consumer *c, const struct na_alert *alert) {
@@ -222,32 +276,59 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
         if (c->conf->print) {
             print_alert(c, &alert);
         }
+        char *alert_json = NULL;
         for (size_t r = 0; r < c->conf->routes.cnt; r++) {
             const struct na_route *route = &c->conf->routes.v[r];
             struct na_buf body;
-            struct job_ctx *jc;
+            struct job_ctx *jc = NULL;
+            struct na_digest_item *item = NULL;
             if (!na_route_wants(route, cls->matches[i].topic, cls->matches[i].score)) {
                 continue;
             }
+            if (c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) {
+                c->stats->ledger_skipped++;
+                route_inc("newsalert_consumer_alerts_already_sent_total",
+                          "Alerts not sent again: the ledger records them.", route->name);
+                na_log(NA_LOG_INFO, "consumer", "already_sent", "route=%s alert=%s",
+                       na_log_q(route->name), alert.id);
+                continue;
+            }
+            if (c->ledger && !alert_json) {
+                json_t *root = na_alert_to_json(&alert);
+                alert_json = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                                  : NULL;
+                json_decref(root);
+            }
             na_buf_init(&body);
             na_err_t err = route->format->render(&alert, &body);
-            if (err || !(jc = calloc(1, sizeof(*jc)))) {
+            if (!err && (!(jc = calloc(1, sizeof(*jc))) || !(item = na_digest_item_new(&alert)) ||
+                         (c->ledger && !alert_json) ||
+                         (alert_json && !(jc->alert_json = na_strdup(alert_json))))) {
+                err = NA_ERR_NOMEM;
+            }
+            if (err) {
                 na_log(NA_LOG_ERROR, "consumer", "render_failed", "route=%s alert=%s err=%s",
-                       na_log_q(route->name), alert.id, na_err2str(err ? err : NA_ERR_NOMEM));
+                       na_log_q(route->name), alert.id, na_err2str(err));
                 na_buf_cleanup(&body);
-                continue; /* the entry stays unfinished: retried after restart */
+                na_digest_item_free(item);
+                job_ctx_free(jc);
+                route_inc("newsalert_consumer_render_errors_total",
+                          "Alerts a route's format could not render.", route->name);
+                continue;
             }
             jc->entry = entry;
             jc->partition = partition;
             jc->offset = offset;
+            jc->route = route;
+            memcpy(jc->alert_id, alert.id, sizeof(jc->alert_id));
             entry->pending++;
             size_t len = body.len;
             if (na_deliver_submit_steal(c->deliver, route, alert.id, na_buf_steal(&body), len,
-                                        jc)) {
-                entry->pending--;
-                free(jc);
+                                        item, jc)) {
+                job_ctx_free(jc); /* entry keeps its unit: retried after restart */
             }
         }
+        free(alert_json);
     }
 }
 
@@ -359,6 +440,34 @@ static void store_offsets(struct consumer *c) {
     }
 }
 
+static void set_paused(struct consumer *c, bool pause);
+
+static size_t route_bound(const struct consumer *c, const struct na_route *route) {
+    return route->max_queue > 0 ? (size_t)route->max_queue : (size_t)c->conf->max_pending;
+}
+
+/* Pause when any route's queue is full (a route that is down fills only its
+ * own queue); resume when every route is below half of its bound. */
+static void update_pause(struct consumer *c) {
+    bool full = false, low = true;
+    for (size_t r = 0; r < c->conf->routes.cnt; r++) {
+        const struct na_route *route = &c->conf->routes.v[r];
+        size_t pending = na_deliver_route_pending(c->deliver, route);
+        size_t bound = route_bound(c, route);
+        full |= pending >= bound;
+        low &= pending < bound / 2 + (bound < 2);
+    }
+    /* Ledger records waiting for the broker count against the global bound. */
+    size_t outstanding = na_ledger_outstanding(c->ledger);
+    full |= outstanding >= (size_t)c->conf->max_pending;
+    low &= outstanding < (size_t)c->conf->max_pending / 2 + 1;
+    if (!c->paused && full) {
+        set_paused(c, true);
+    } else if (c->paused && low) {
+        set_paused(c, false);
+    }
+}
+
 static void set_paused(struct consumer *c, bool pause) {
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (c->paused == pause || rd_kafka_assignment(c->rk, &parts)) {
@@ -418,7 +527,8 @@ static bool caught_up(struct consumer *c) {
     rd_kafka_topic_partition_list_t *parts = NULL;
     bool done = true;
     if (na_deliver_pending(c->deliver) || na_tracker_unfinished(c->tracker) ||
-        rd_kafka_outq_len(c->dlq) || rd_kafka_assignment(c->rk, &parts)) {
+        rd_kafka_outq_len(c->dlq) || na_ledger_outstanding(c->ledger) ||
+        rd_kafka_assignment(c->rk, &parts)) {
         return false;
     }
     if (!parts->cnt) {
@@ -531,6 +641,21 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
             na_log(NA_LOG_WARN, "consumer", "topic_check_failed", "err=%s", na_log_q(terr));
         }
     }
+    if (conf->ledger) {
+        /* Read the whole ledger before the first article is consumed. */
+        struct na_ledger_opts lopts = {
+            .brokers = conf->brokers,
+            .props = &conf->props,
+            .topic = conf->ledger_topic,
+            .load_timeout_ms = (int)conf->ledger_timeout_ms,
+            .create_topic = conf->create_topics,
+            .confirm_cb = on_recorded,
+            .ctx = &c,
+        };
+        if ((err = na_ledger_open(&lopts, &c.ledger, errstr, errstr_size))) {
+            goto out;
+        }
+    }
     rd_kafka_poll_set_consumer(c.rk);
     sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, conf->topic, RD_KAFKA_PARTITION_UA);
@@ -553,16 +678,15 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
         }
         na_deliver_run(c.deliver, rkm ? 0 : (busy ? 20 : 0), on_delivered, &c);
         rd_kafka_poll(c.dlq, 0);
+        if (c.ledger) {
+            na_ledger_poll(c.ledger, 0);
+        }
         store_offsets(&c);
         size_t pending = na_deliver_pending(c.deliver);
         na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_alerts_pending",
                                      "Alerts queued or in flight.", NULL),
                       (double)pending);
-        if (!c.paused && pending >= (size_t)conf->max_pending) {
-            set_paused(&c, true);
-        } else if (c.paused && pending < (size_t)conf->max_pending / 2) {
-            set_paused(&c, false);
-        }
+        update_pause(&c);
         if (conf->exit_eof && caught_up(&c)) {
             na_log(NA_LOG_INFO, "consumer", "caught_up", NULL);
             break;
@@ -571,10 +695,14 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
 
     /* Drain: finish in-flight alerts up to the deadline, store, close. */
     int64_t deadline = na_mono_ms() + conf->drain_timeout_ms;
-    while ((na_deliver_pending(c.deliver) || rd_kafka_outq_len(c.dlq)) &&
+    while ((na_deliver_pending(c.deliver) || rd_kafka_outq_len(c.dlq) ||
+            na_ledger_outstanding(c.ledger)) &&
            na_mono_ms() < deadline) {
         na_deliver_run(c.deliver, 50, on_delivered, &c);
         rd_kafka_poll(c.dlq, 10);
+        if (c.ledger) {
+            na_ledger_poll(c.ledger, 10);
+        }
         store_offsets(&c);
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c.rk, 0);
         if (rkm) {
@@ -588,6 +716,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
                na_deliver_pending(c.deliver));
     }
     rd_kafka_flush(c.dlq, 10000);
+    for (int i = 0; c.ledger && na_ledger_outstanding(c.ledger) && i < 100; i++) {
+        na_ledger_poll(c.ledger, 100);
+    }
     store_offsets(&c);
     if (c.fatal) {
         snprintf(errstr, errstr_size, "fatal Kafka error (see log)");
@@ -595,9 +726,11 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
     }
     na_log(NA_LOG_INFO, "consumer", "summary",
            "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
-           "dlq=%llu offsets_stored=%llu paused=%llu",
+           "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
+           "ledger_recorded=%llu digests=%llu",
            stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
-           stats->alerts_failed, stats->dlq_produced, stats->offsets_stored, stats->paused);
+           stats->alerts_failed, stats->dlq_produced, stats->offsets_stored, stats->paused,
+           stats->ledger_skipped, stats->ledger_recorded, stats->digests);
 out:
     if (sub) {
         rd_kafka_topic_partition_list_destroy(sub);
@@ -607,6 +740,7 @@ out:
         rd_kafka_destroy(c.rk);
     }
     na_deliver_destroy(c.deliver);
+    na_ledger_destroy(c.ledger);
     if (c.dlq) {
         rd_kafka_flush(c.dlq, 5000);
         rd_kafka_destroy(c.dlq);

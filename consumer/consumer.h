@@ -27,7 +27,11 @@ struct na_consumer_conf {
     long long deliver_max_attempts;  /**< "deliver_max_attempts" */
     long long deliver_backoff_ms;    /**< "deliver_backoff" */
     long long deliver_backoff_max_ms;/**< "deliver_backoff_max" */
-    long long max_pending;        /**< "max_pending": alerts in flight before pausing */
+    long long max_pending;        /**< "max_pending": alerts in flight before pausing
+                                       (per route unless the route sets max_queue) */
+    char *ledger_topic;           /**< "ledger_topic": compacted alert ledger */
+    int ledger;                   /**< "ledger": read and write the alert ledger */
+    long long ledger_timeout_ms;  /**< "ledger_timeout": reading the ledger at start */
     long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
     char *log_level;              /**< "log_level" */
     int print;                    /**< "print": alerts to stdout as they happen */
@@ -48,6 +52,9 @@ struct na_consumer_stats {
     unsigned long long dlq_produced;
     unsigned long long offsets_stored;
     unsigned long long paused;
+    unsigned long long ledger_skipped;  /**< alerts not sent: the ledger had them */
+    unsigned long long ledger_recorded; /**< ledger records confirmed */
+    unsigned long long digests;         /**< alerts that went out inside a digest */
 };
 
 /**

@@ -1,6 +1,7 @@
 #include "deliver.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,21 +14,51 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 
+/* Most alerts folded into one digest message; the rest wait for the next. */
+#define DIGEST_MAX_ITEMS 200
+/* Response bytes kept (Discord's 429 JSON body). */
+#define RESPONSE_KEEP_BYTES 4096
+
+struct rstate;
+
+/* An alert inside a digest job. */
+struct member {
+    void *opaque;
+    char alert_id[NA_SHA256_HEX_LEN + 1];
+};
+
 struct job {
     const struct na_route *route;
+    struct rstate *rs;
     char alert_id[NA_SHA256_HEX_LEN + 1];
     char *body;
     size_t len;
     void *opaque;
+    struct na_digest_item *item; /* NULL: never folded into a digest */
+    struct member *members;      /* digest job: the alerts it carries */
+    size_t members_cnt;
     int attempts;
     int64_t not_before_ms;
     CURL *curl;                 /* while in flight */
     struct curl_slist *headers; /* while in flight */
     char *retry_after;
+    double rl_reset_after_s; /* X-RateLimit-Reset-After, -1 if absent */
+    long rl_remaining;       /* X-RateLimit-Remaining, -1 if absent */
+    char response[RESPONSE_KEEP_BYTES + 1];
     size_t response_bytes;
     long status;
     char error[CURL_ERROR_SIZE];
     struct job *next;
+};
+
+/* Per-route state: FIFO of jobs not in flight, token bucket, pauses. */
+struct rstate {
+    const struct na_route *route;
+    struct job *head, *tail;
+    size_t pending;          /* alerts of this route not ended */
+    double tokens;
+    int64_t refill_ms;
+    int64_t blocked_until_ms; /* 429, empty Discord bucket, or after a failure */
 };
 
 struct na_deliver_s {
@@ -36,7 +67,8 @@ struct na_deliver_s {
     CURLM *multi;
     CURL **idle;         /* easy handles kept for connection reuse */
     size_t idle_cnt;
-    struct job *waiting; /* not in flight: new or backing off */
+    struct rstate **routes; /* each allocated once: jobs point at them */
+    size_t routes_cnt;
     struct job *active;  /* in flight */
     size_t active_cnt;
     size_t pending;
@@ -63,6 +95,8 @@ static void job_free(struct job *j) {
     free(j->body);
     free(j->retry_after);
     curl_slist_free_all(j->headers);
+    na_digest_item_free(j->item);
+    free(j->members);
     free(j);
 }
 
@@ -77,11 +111,15 @@ void na_deliver_destroy(na_deliver_t *d) {
         curl_easy_cleanup(j->curl);
         job_free(j);
     }
-    while (d->waiting) {
-        struct job *j = d->waiting;
-        d->waiting = j->next;
-        job_free(j);
+    for (size_t r = 0; r < d->routes_cnt; r++) {
+        while (d->routes[r]->head) {
+            struct job *j = d->routes[r]->head;
+            d->routes[r]->head = j->next;
+            job_free(j);
+        }
+        free(d->routes[r]);
     }
+    free(d->routes);
     for (size_t i = 0; i < d->idle_cnt; i++) {
         curl_easy_cleanup(d->idle[i]);
     }
@@ -93,23 +131,87 @@ void na_deliver_destroy(na_deliver_t *d) {
     free(d);
 }
 
+static struct rstate *route_state(na_deliver_t *d, const struct na_route *route) {
+    for (size_t i = 0; i < d->routes_cnt; i++) {
+        if (d->routes[i]->route == route) {
+            return d->routes[i];
+        }
+    }
+    struct rstate **n = realloc(d->routes, (d->routes_cnt + 1) * sizeof(*n));
+    if (!n) {
+        return NULL;
+    }
+    d->routes = n;
+    struct rstate *rs = calloc(1, sizeof(*rs));
+    if (!rs) {
+        return NULL;
+    }
+    n[d->routes_cnt++] = rs;
+    rs->route = route;
+    rs->tokens = route->burst > 0 ? route->burst : 1;
+    rs->refill_ms = na_mono_ms();
+    return rs;
+}
+
+static void push_tail(struct rstate *rs, struct job *j) {
+    j->next = NULL;
+    if (rs->tail) {
+        rs->tail->next = j;
+    } else {
+        rs->head = j;
+    }
+    rs->tail = j;
+}
+
+static void push_head(struct rstate *rs, struct job *j) {
+    j->next = rs->head;
+    rs->head = j;
+    if (!rs->tail) {
+        rs->tail = j;
+    }
+}
+
+static struct job *pop_head(struct rstate *rs) {
+    struct job *j = rs->head;
+    rs->head = j->next;
+    if (!rs->head) {
+        rs->tail = NULL;
+    }
+    j->next = NULL;
+    return j;
+}
+
 na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
                                  const char *alert_id, char *body, size_t len,
-                                 void *opaque) {
+                                 struct na_digest_item *item, void *opaque) {
     struct job *j = calloc(1, sizeof(*j));
-    if (!j) {
+    struct rstate *rs = j ? route_state(d, route) : NULL;
+    if (!j || !rs) {
+        free(j);
         free(body);
+        na_digest_item_free(item);
         return NA_ERR_NOMEM;
     }
     j->route = route;
+    j->rs = rs;
     snprintf(j->alert_id, sizeof(j->alert_id), "%s", alert_id);
     j->body = body;
     j->len = len;
     j->opaque = opaque;
-    j->next = d->waiting;
-    d->waiting = j;
+    j->item = item;
+    push_tail(rs, j);
+    rs->pending++;
     d->pending++;
     return NA_OK;
+}
+
+size_t na_deliver_route_pending(const na_deliver_t *d, const struct na_route *route) {
+    for (size_t i = 0; i < d->routes_cnt; i++) {
+        if (d->routes[i]->route == route) {
+            return d->routes[i]->pending;
+        }
+    }
+    return 0;
 }
 
 char *na_deliver_sign(const unsigned char *key, size_t key_len, const char *msg_id,
@@ -139,15 +241,52 @@ char *na_deliver_sign(const unsigned char *key, size_t key_len, const char *msg_
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     struct job *j = userdata;
-    (void)ptr;
-    j->response_bytes += size * nmemb; /* drained, not kept */
-    return size * nmemb;
+    size_t n = size * nmemb;
+    /* The first RESPONSE_KEEP_BYTES are kept (a 429's JSON); the rest drained. */
+    if (j->response_bytes < RESPONSE_KEEP_BYTES) {
+        size_t keep = RESPONSE_KEEP_BYTES - j->response_bytes;
+        keep = keep < n ? keep : n;
+        memcpy(j->response + j->response_bytes, ptr, keep);
+        j->response[j->response_bytes + keep] = '\0';
+    }
+    j->response_bytes += n;
+    return n;
+}
+
+/* @returns the value of header line @p buf if it is @p name, trimmed, into
+ * @p val. */
+static bool header_value(const char *buf, size_t n, const char *name, char *val,
+                         size_t val_size) {
+    size_t nl = strlen(name);
+    if (n <= nl || strncasecmp(buf, name, nl) || buf[nl] != ':') {
+        return false;
+    }
+    const char *v = buf + nl + 1;
+    size_t len = n - nl - 1;
+    while (len && (*v == ' ' || *v == '\t')) {
+        v++;
+        len--;
+    }
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ')) {
+        len--;
+    }
+    snprintf(val, val_size, "%.*s", (int)(len < val_size ? len : val_size - 1), v);
+    return true;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata) {
     struct job *j = userdata;
     size_t n = size * nitems;
-    if (n > 12 && !strncasecmp(buf, "retry-after:", 12)) {
+    char val[64];
+    if (header_value(buf, n, "x-ratelimit-remaining", val, sizeof(val))) {
+        char *end;
+        long x = strtol(val, &end, 10);
+        j->rl_remaining = end != val && x >= 0 ? x : -1;
+    } else if (header_value(buf, n, "x-ratelimit-reset-after", val, sizeof(val))) {
+        char *end;
+        double x = strtod(val, &end);
+        j->rl_reset_after_s = end != val && x >= 0 && x < 86400 ? x : -1;
+    } else if (n > 12 && !strncasecmp(buf, "retry-after:", 12)) {
         size_t len = n - 12;
         const char *v = buf + 12;
         while (len && (*v == ' ' || *v == '\t')) {
@@ -191,6 +330,9 @@ static na_err_t start(na_deliver_t *d, struct job *j) {
     j->error[0] = '\0';
     j->status = 0;
     j->response_bytes = 0;
+    j->response[0] = '\0';
+    j->rl_remaining = -1;
+    j->rl_reset_after_s = -1;
     free(j->retry_after);
     j->retry_after = NULL;
     curl_slist_free_all(j->headers);
@@ -229,6 +371,8 @@ static na_err_t start(na_deliver_t *d, struct job *j) {
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, j->error);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PRIVATE, j);
+    /* keepalive false (a benchmark's baseline): one connection per request. */
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, j->route->keepalive ? 0L : 1L);
     if (curl_multi_add_handle(d->multi, c) != CURLM_OK) {
         return NA_ERR_NOMEM;
     }
@@ -261,35 +405,150 @@ static int64_t backoff_ms(const na_deliver_t *d, const struct job *j) {
     return delay;
 }
 
+static void refill(struct rstate *rs, int64_t now) {
+    const struct na_route *r = rs->route;
+    double burst = r->burst > 0 ? r->burst : 1;
+    double rate = r->rate_per_s > 0 ? r->rate_per_s : 1;
+    rs->tokens += (double)(now - rs->refill_ms) * rate / 1000.0;
+    if (rs->tokens > burst) {
+        rs->tokens = burst;
+    }
+    rs->refill_ms = now;
+}
+
+/* When more than the route's digest_threshold fresh alerts wait, fold them
+ * (up to DIGEST_MAX_ITEMS, in queue order) into one digest job at the head
+ * of the queue. Alerts already tried, or without a digest item, stay
+ * single. */
+static void fold_digest(struct rstate *rs) {
+    const struct na_route *r = rs->route;
+    size_t fresh = 0;
+    struct job *dj = NULL;
+    const struct na_digest_item **items = NULL;
+    struct na_buf body;
+
+    if (r->digest_threshold <= 0 || !r->format->render_digest) {
+        return;
+    }
+    for (struct job *j = rs->head; j; j = j->next) {
+        fresh += !j->attempts && j->item && !j->members;
+    }
+    if (fresh <= (size_t)r->digest_threshold) {
+        return;
+    }
+    if (fresh > DIGEST_MAX_ITEMS) {
+        fresh = DIGEST_MAX_ITEMS;
+    }
+    na_buf_init(&body);
+    dj = calloc(1, sizeof(*dj));
+    items = calloc(fresh, sizeof(*items));
+    if (!dj || !items || !(dj->members = calloc(fresh, sizeof(*dj->members)))) {
+        goto fail;
+    }
+    size_t n = 0;
+    for (struct job *j = rs->head; j && n < fresh; j = j->next) {
+        if (!j->attempts && j->item && !j->members) {
+            items[n++] = j->item;
+        }
+    }
+    if (r->format->render_digest(items, n, &body) || body.oom) {
+        goto fail;
+    }
+    /* The digest's id (its webhook-id) is a hash of its alerts' ids. */
+    const char *parts[DIGEST_MAX_ITEMS + 2];
+    parts[0] = "digest/v1";
+    for (size_t i = 0; i < n; i++) {
+        parts[i + 1] = items[i]->alert_id;
+    }
+    parts[n + 1] = NULL;
+    na_sha256_hex_parts(parts, dj->alert_id);
+    /* Move the members out of the queue. */
+    struct job **pp = &rs->head;
+    size_t m = 0;
+    rs->tail = NULL;
+    while (*pp) {
+        struct job *j = *pp;
+        if (m < n && !j->attempts && j->item && !j->members) {
+            dj->members[m].opaque = j->opaque;
+            memcpy(dj->members[m].alert_id, j->alert_id, sizeof(j->alert_id));
+            m++;
+            *pp = j->next;
+            job_free(j);
+            continue;
+        }
+        rs->tail = j;
+        pp = &j->next;
+    }
+    dj->members_cnt = m;
+    dj->route = r;
+    dj->rs = rs;
+    dj->len = body.len;
+    dj->body = na_buf_steal(&body);
+    push_head(rs, dj);
+    na_log(NA_LOG_INFO, "deliver", "digest", "route=%s alerts=%zu digest=%s",
+           na_log_q(r->name), m, dj->alert_id);
+    free(items);
+    return;
+fail:
+    na_log(NA_LOG_WARN, "deliver", "digest_failed", "route=%s", na_log_q(r->name));
+    free(items);
+    if (dj) {
+        free(dj->members);
+        free(dj);
+    }
+    na_buf_cleanup(&body);
+}
+
 static void start_due(na_deliver_t *d) {
     int64_t now = na_mono_ms();
-    struct job **pp = &d->waiting;
-    while (*pp && d->active_cnt < (size_t)d->opts.concurrency) {
-        struct job *j = *pp;
-        if (j->not_before_ms > now) {
-            pp = &j->next;
-            continue;
-        }
-        if (start(d, j)) {
-            if (j->curl) {
-                release_handle(d, j);
+    for (size_t r = 0; r < d->routes_cnt; r++) {
+        struct rstate *rs = d->routes[r];
+        refill(rs, now);
+        while (rs->head && d->active_cnt < (size_t)d->opts.concurrency &&
+               rs->blocked_until_ms <= now && rs->tokens >= 1.0) {
+            if (rs->head->not_before_ms > now) {
+                break; /* FIFO per route: the head's backoff holds the rest */
             }
-            j->not_before_ms = now + 1000;
-            pp = &j->next;
-            continue;
+            fold_digest(rs);
+            struct job *j = pop_head(rs);
+            if (start(d, j)) {
+                if (j->curl) {
+                    release_handle(d, j);
+                }
+                j->not_before_ms = now + 1000;
+                push_head(rs, j);
+                break;
+            }
+            rs->tokens -= 1.0;
+            j->next = d->active;
+            d->active = j;
+            d->active_cnt++;
         }
-        *pp = j->next;
-        j->next = d->active;
-        d->active = j;
-        d->active_cnt++;
     }
 }
 
+/* Earliest moment a waiting job may start (its backoff, its route's pause
+ * and its route's next token). */
 static int64_t next_wake_ms(const na_deliver_t *d) {
     int64_t next = INT64_MAX;
-    for (const struct job *j = d->waiting; j; j = j->next) {
-        if (j->not_before_ms < next) {
-            next = j->not_before_ms;
+    for (size_t r = 0; r < d->routes_cnt; r++) {
+        const struct rstate *rs = d->routes[r];
+        if (!rs->head) {
+            continue;
+        }
+        int64_t t = rs->head->not_before_ms;
+        if (rs->blocked_until_ms > t) {
+            t = rs->blocked_until_ms;
+        }
+        if (rs->tokens < 1.0) {
+            double rate = rs->route->rate_per_s > 0 ? rs->route->rate_per_s : 1;
+            int64_t tok = rs->refill_ms + (int64_t)((1.0 - rs->tokens) * 1000.0 / rate) + 1;
+            if (tok > t) {
+                t = tok;
+            }
+        }
+        if (t < next) {
+            next = t;
         }
     }
     return next;
@@ -305,6 +564,47 @@ static void unlink_active(na_deliver_t *d, struct job *j) {
     }
 }
 
+/* Discord's 429 body: {"retry_after": seconds (float), "global": bool}. */
+static int64_t retry_after_body_ms(const char *body) {
+    json_error_t jerr;
+    json_t *root = body && *body == '{' ? json_loads(body, 0, &jerr) : NULL;
+    json_t *v = json_object_get(root, "retry_after");
+    int64_t ms = -1;
+    if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 86400) {
+        ms = (int64_t)(json_number_value(v) * 1000.0) + 1;
+    }
+    json_decref(root);
+    return ms;
+}
+
+/* A job ended: every alert it carries ends, in queue order. */
+static void finish(na_deliver_t *d, struct job *j, na_outcome_t outcome,
+                   na_deliver_done_cb *cb, void *ctx) {
+    struct na_delivery_result res = {
+        .route = j->route,
+        .alert_id = j->alert_id,
+        .body = j->body,
+        .len = j->len,
+        .outcome = outcome,
+        .status = j->status,
+        .attempts = j->attempts,
+        .error = j->error,
+        .digest_cnt = j->members_cnt,
+    };
+    if (!j->members) {
+        d->pending--;
+        j->rs->pending--;
+        cb(j->opaque, &res, ctx);
+    }
+    for (size_t i = 0; i < j->members_cnt; i++) {
+        res.alert_id = j->members[i].alert_id;
+        d->pending--;
+        j->rs->pending--;
+        cb(j->members[i].opaque, &res, ctx);
+    }
+    job_free(j);
+}
+
 void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, void *ctx) {
     int running = 0;
     int msgs = 0;
@@ -315,7 +615,7 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
     if (timeout_ms > 0 && d->pending) {
         int64_t wake = next_wake_ms(d) - na_mono_ms();
         int wait = timeout_ms;
-        if (!running && wake < wait) {
+        if (wake < wait) {
             wait = wake < 0 ? 0 : (int)wake;
         }
         if (running) {
@@ -341,34 +641,39 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
             snprintf(j->error, sizeof(j->error), "HTTP %ld", j->status);
         }
         na_outcome_t outcome = na_http_classify(code, j->status);
+        struct rstate *rs = j->rs;
+        int64_t now = na_mono_ms();
+        /* Discord: an empty bucket pauses the route until it refills. */
+        if (j->rl_remaining == 0 && j->rl_reset_after_s >= 0) {
+            int64_t until = now + (int64_t)(j->rl_reset_after_s * 1000.0) + 1;
+            if (until > rs->blocked_until_ms) {
+                rs->blocked_until_ms = until;
+            }
+        }
         if (outcome == NA_OUTCOME_RETRY && j->attempts < d->opts.max_attempts) {
             int64_t delay = backoff_ms(d, j);
             int64_t ra = na_http_retry_after_ms(j->retry_after, na_now_ms() / 1000);
+            int64_t body_ra = j->status == 429 ? retry_after_body_ms(j->response) : -1;
             if (ra > delay) {
                 delay = ra;
             }
-            j->not_before_ms = na_mono_ms() + delay;
+            if (body_ra > delay) {
+                delay = body_ra;
+            }
+            j->not_before_ms = now + delay;
+            /* The whole route waits: a down or throttling service gets one
+             * probe per backoff period, not one per queued alert. */
+            if (j->not_before_ms > rs->blocked_until_ms) {
+                rs->blocked_until_ms = j->not_before_ms;
+            }
             na_log(NA_LOG_WARN, "deliver", "retry",
                    "route=%s alert=%s attempt=%d status=%ld err=%s retry_in_ms=%lld",
                    na_log_q(j->route->name), j->alert_id, j->attempts, j->status,
                    na_log_q(j->error), (long long)delay);
-            j->next = d->waiting;
-            d->waiting = j;
+            push_head(rs, j);
             continue;
         }
-        struct na_delivery_result res = {
-            .route = j->route,
-            .alert_id = j->alert_id,
-            .body = j->body,
-            .len = j->len,
-            .outcome = outcome,
-            .status = j->status,
-            .attempts = j->attempts,
-            .error = j->error,
-        };
-        d->pending--;
-        cb(j->opaque, &res, ctx);
-        job_free(j);
+        finish(d, j, outcome, cb, ctx);
     }
     start_due(d);
 }

@@ -5,9 +5,16 @@
  *        Retry-After honoured, Standard Webhooks signing.
  *
  * Single-threaded: submit, run and the done callback all happen on the
- * caller's thread. A job ends exactly once, in the done callback, with
+ * caller's thread. An alert ends exactly once, in the done callback, with
  * NA_OUTCOME_OK (2xx) or a final failure (DROP, or RETRY after the last
  * attempt) that the caller dead-letters.
+ *
+ * Per route: a FIFO queue, a token bucket (route rate_per_s / burst, else
+ * the format's defaults), a route-wide pause after a failure, a 429's
+ * Retry-After (or Discord's "retry_after" body) and Discord's
+ * X-RateLimit-Remaining: 0 / X-RateLimit-Reset-After. When more than the
+ * route's digest_threshold fresh alerts wait, they leave as ONE digest
+ * message (the format's render_digest) and each ends with digest_cnt > 0.
  */
 #ifndef NEWSALERT_DELIVER_H
 #define NEWSALERT_DELIVER_H
@@ -15,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format.h"
 #include "newsalert/err.h"
 #include "route.h"
 
@@ -39,6 +47,7 @@ struct na_delivery_result {
     long status;      /**< last HTTP status (0: no response) */
     int attempts;
     const char *error; /**< last error text */
+    size_t digest_cnt; /**< > 0: sent inside a digest of this many alerts */
 };
 
 /** @p res is borrowed for the call; @p opaque is what na_deliver_submit() got. */
@@ -54,11 +63,16 @@ void na_deliver_destroy(na_deliver_t *d);
 /**
  * @brief Queue one POST of @p body to @p route.
  * @param body taken (also on failure); free()d by the deliverer.
+ * @param item taken (also on failure), or NULL: what a digest line shows;
+ *        without it the alert is never folded into a digest.
  * @param route borrowed; must outlive the job.
  */
 NA_WUR na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
                                         const char *alert_id, char *body, size_t len,
-                                        void *opaque);
+                                        struct na_digest_item *item, void *opaque);
+
+/** @returns alerts of @p route not yet ended (the route's queue bound). */
+size_t na_deliver_route_pending(const na_deliver_t *d, const struct na_route *route);
 
 /**
  * @brief Start due jobs, perform I/O for at most @p timeout_ms, and call

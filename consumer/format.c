@@ -2,10 +2,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const struct na_format *const formats[] = {
-    &na_format_json,
-    &na_format_slack,
+    &na_format_json,    &na_format_slack,      &na_format_mattermost,
+    &na_format_discord, &na_format_teams,      &na_format_googlechat,
 };
 
 const struct na_format *na_format_find(const char *name) {
@@ -18,7 +19,50 @@ const struct na_format *na_format_find(const char *name) {
 }
 
 const char *na_format_names(void) {
-    return "json, slack";
+    return "json|slack|mattermost|discord|teams|googlechat";
+}
+
+struct na_digest_item *na_digest_item_new(const struct na_alert *alert) {
+    struct na_digest_item *it = calloc(1, sizeof(*it));
+    const struct na_article *a = alert->article;
+    if (!it) {
+        return NULL;
+    }
+    memcpy(it->alert_id, alert->id, sizeof(it->alert_id));
+    it->score = alert->match->score;
+    it->topic = na_strdup(alert->match->topic);
+    it->title = na_format_truncate(a->title ? a->title : "", 300);
+    it->url = na_format_http_url(a->url) ? na_strdup(a->url) : NULL;
+    it->source = na_format_truncate(a->source_name ? a->source_name : "", 100);
+    if (!it->topic || !it->title || !it->source ||
+        (na_format_http_url(a->url) && !it->url)) {
+        na_digest_item_free(it);
+        return NULL;
+    }
+    return it;
+}
+
+void na_digest_item_free(struct na_digest_item *item) {
+    if (!item) {
+        return;
+    }
+    free(item->topic);
+    free(item->title);
+    free(item->url);
+    free(item->source);
+    free(item);
+}
+
+bool na_format_http_url(const char *url) {
+    if (!url || !(!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7))) {
+        return false;
+    }
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>' || *p == '"' || *p == '|') {
+            return false;
+        }
+    }
+    return true;
 }
 
 char *na_format_truncate(const char *s, size_t max) {
@@ -35,6 +79,18 @@ char *na_format_truncate(const char *s, size_t max) {
     na_buf_append(&buf, s, cut);
     na_buf_puts(&buf, "\xe2\x80\xa6"); /* U+2026 … (3 bytes) */
     return na_buf_steal(&buf);
+}
+
+void na_format_buf_cut(struct na_buf *buf, size_t max) {
+    if (buf->len <= max || !buf->data) {
+        return;
+    }
+    size_t cut = max >= 3 ? na_utf8_cut(buf->data, buf->len, max - 3) : 0;
+    buf->len = cut;
+    buf->data[cut] = '\0';
+    if (max >= 3) {
+        na_buf_puts(buf, "\xe2\x80\xa6");
+    }
 }
 
 void na_format_slack_escape(struct na_buf *out, const char *s, size_t max) {
@@ -55,4 +111,35 @@ void na_format_slack_escape(struct na_buf *out, const char *s, size_t max) {
         }
     }
     free(t);
+}
+
+void na_format_md_escape(struct na_buf *out, const char *s, size_t max, enum na_md_mode mode) {
+    char *t = na_format_truncate(s, max);
+    for (const char *p = t; p && *p; p++) {
+        if (*p == '@') {
+            na_buf_puts(out, "@\xe2\x80\x8b"); /* @ + U+200B */
+        } else if (mode == NA_MD_HTML && (*p == '&' || *p == '<' || *p == '>')) {
+            na_buf_puts(out, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : "&gt;");
+        } else if (mode == NA_MD_BACKSLASH && strchr("\\*_~`|<>[]()#-", *p)) {
+            char esc[2] = {'\\', *p};
+            na_buf_append(out, esc, 2);
+        } else if (mode == NA_MD_ZWSP && strchr("*_[]~`#<>", *p)) {
+            na_buf_append(out, p, 1);
+            na_buf_puts(out, "\xe2\x80\x8b");
+        } else {
+            na_buf_append(out, p, 1);
+        }
+    }
+    free(t);
+}
+
+na_err_t na_format_dump_steal(json_t *root, struct na_buf *out) {
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (!text) {
+        return NA_ERR_NOMEM;
+    }
+    na_buf_puts(out, text);
+    free(text);
+    return out->oom ? NA_ERR_NOMEM : NA_OK;
 }

@@ -8,6 +8,8 @@
 #include <strings.h>
 
 #include "format.h"
+#include <stdio.h>
+
 #include "newsalert/timeutil.h"
 
 #define SLACK_HEADER_MAX 150
@@ -15,8 +17,11 @@
 #define SLACK_SNIPPET_MAX 600
 #define SLACK_TERMS_MAX 10
 
+#define SLACK_MAX_BLOCKS 50
+#define SLACK_DIGEST_SECTIONS 20
+
 static bool http_url(const char *url) {
-    return url && (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7));
+    return na_format_http_url(url);
 }
 
 static char *section_text(const struct na_alert *alert) {
@@ -109,4 +114,77 @@ out:
     return err;
 }
 
-const struct na_format na_format_slack = {"slack", render};
+/* A digest: a header, up to SLACK_DIGEST_SECTIONS sections of at most
+ * SLACK_SECTION_MAX bytes with one line per alert, and a context block
+ * counting the alerts that did not fit. */
+static na_err_t render_digest(const struct na_digest_item *const *items, size_t cnt,
+                              struct na_buf *out) {
+    json_t *blocks = json_array();
+    struct na_buf sec, line, fb;
+    size_t shown = 0, sections = 0;
+    char head[96];
+    na_err_t err = NA_ERR_NOMEM;
+
+    na_buf_init(&sec);
+    na_buf_init(&line);
+    na_buf_init(&fb);
+    snprintf(head, sizeof(head), "%zu news alerts", cnt);
+    if (!blocks) {
+        goto out;
+    }
+    json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s}}", "type", "header", "text",
+                                            "type", "plain_text", "text", head));
+    for (size_t i = 0; i <= cnt && sections < SLACK_DIGEST_SECTIONS; i++) {
+        if (i < cnt) {
+            const struct na_digest_item *it = items[i];
+            line.len = 0;
+            na_buf_printf(&line, "\xe2\x80\xa2 `%s` %.2f ", it->topic, it->score);
+            na_format_slack_escape(&line, it->title && *it->title ? it->title : "(untitled)",
+                                   300);
+            if (it->url && strlen(it->url) < 2000) {
+                na_buf_puts(&line, "\n      ");
+                na_format_slack_escape(&line, it->url, 2000);
+            }
+            na_buf_puts(&line, "\n");
+            if (line.oom) {
+                goto out;
+            }
+        }
+        if (i == cnt || sec.len + line.len > SLACK_SECTION_MAX) {
+            if (sec.len) {
+                json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s}}", "type",
+                                                        "section", "text", "type", "mrkdwn",
+                                                        "text", sec.data));
+                sections++;
+                sec.len = 0;
+            }
+            if (i == cnt || sections >= SLACK_DIGEST_SECTIONS) {
+                break;
+            }
+        }
+        na_buf_append(&sec, line.data, line.len);
+        shown++;
+    }
+    if (shown < cnt) {
+        char more[64];
+        snprintf(more, sizeof(more), "and %zu more", cnt - shown);
+        json_array_append_new(blocks, json_pack("{s:s, s:[{s:s, s:s}]}", "type", "context",
+                                                "elements", "type", "mrkdwn", "text", more));
+    }
+    na_buf_printf(&fb, "%s", head);
+    if (sec.oom || fb.oom) {
+        goto out;
+    }
+    err = na_format_dump_steal(json_pack("{s:s, s:O, s:b}", "text", fb.data, "blocks", blocks,
+                                         "unfurl_links", 0),
+                               out);
+out:
+    json_decref(blocks);
+    na_buf_cleanup(&sec);
+    na_buf_cleanup(&line);
+    na_buf_cleanup(&fb);
+    return err;
+}
+
+/* About one message per second per webhook, short bursts allowed. */
+const struct na_format na_format_slack = {"slack", render, render_digest, 1.0, 3.0};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd_classify.h"
+#include "cmd_replay.h"
 #include "consumer.h"
 #include "newsalert/cli.h"
 #include "newsalert/http.h"
@@ -21,18 +22,23 @@ static void on_signal(int sig) {
 
 static const char synopsis[] =
     "  newsalert-consumer [--brokers HOST:PORT[,..]] [--config FILE] [--rules FILE]\n"
-    "                     [--webhook URL [--webhook-format json|slack]] [--print]\n"
+    "                     [--webhook URL [--webhook-format FORMAT]] [--print]\n"
     "                     [--exit-eof] [-X key=value]..\n"
     "  newsalert-consumer classify [--rules FILE] [FILE..|-]\n"
     "  newsalert-consumer rules test FILE [--rules FILE]\n"
+    "  newsalert-consumer replay --from X --to Y [...] (see replay --help)\n"
     "\n"
     "Consumes article/v1 records in a consumer group, classifies each by the\n"
     "rules and posts one alert per matching topic to every route that wants it.\n"
     "Offsets are stored only below the lowest article whose alerts are not yet\n"
     "delivered or dead-lettered (at least once, in order per partition).\n"
     "Routes come from the config file's \"routes\" array\n"
-    "  [{\"name\", \"url\", \"format\": \"json|slack\", \"topics\": [..], \"min_score\",\n"
-    "    \"secret\": \"whsec_...\"}]\n"
+    "  [{\"name\", \"url\", \"format\", \"topics\": [..], \"min_score\",\n"
+    "    \"secret\": \"whsec_...\", \"rate_per_s\", \"burst\", \"digest_threshold\",\n"
+    "    \"max_queue\", \"keepalive\"}]\n"
+    "FORMAT: json (alert/v1, Standard Webhooks signed) | slack | mattermost | discord |\n"
+    "teams | googlechat. Delivered alerts are recorded in the compacted ledger topic\n"
+    "(ledger_topic); an alert already recorded for a route is never sent to it again.\n"
     "or from --webhook URL. SIGTERM/SIGINT: finish in-flight alerts (drain_timeout),\n"
     "commit, exit 0.\n";
 
@@ -76,6 +82,9 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && !strcmp(argv[1], "rules")) {
         return na_cmd_rules(argc - 1, argv + 1);
+    }
+    if (argc > 1 && !strcmp(argv[1], "replay")) {
+        return na_cmd_replay(argc - 1, argv + 1);
     }
     memset(&conf, 0, sizeof(conf));
     struct na_cli cli = {

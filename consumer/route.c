@@ -65,6 +65,8 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
         snprintf(errstr, errstr_size, "routes[%zu]: not an object", idx);
         return NA_ERR_CONFIG;
     }
+    r->keepalive = true;
+    r->digest_threshold = NA_ROUTE_DIGEST_THRESHOLD;
     json_object_foreach(obj, key, v) {
         if (!strcmp(key, "name") || !strcmp(key, "url") || !strcmp(key, "secret") ||
             !strcmp(key, "format")) {
@@ -107,6 +109,28 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
                 }
                 r->topics_cnt++;
             }
+        } else if (!strcmp(key, "rate_per_s") || !strcmp(key, "burst")) {
+            double x = json_number_value(v);
+            if (!json_is_number(v) || !isfinite(x) || x <= 0 || x > 100000) {
+                snprintf(errstr, errstr_size, "routes[%zu].%s: want a number in (0, 100000]",
+                         idx, key);
+                return NA_ERR_CONFIG;
+            }
+            *(!strcmp(key, "burst") ? &r->burst : &r->rate_per_s) = x;
+        } else if (!strcmp(key, "digest_threshold") || !strcmp(key, "max_queue")) {
+            json_int_t x = json_integer_value(v);
+            if (!json_is_integer(v) || x < 0 || x > 1000000) {
+                snprintf(errstr, errstr_size, "routes[%zu].%s: want an integer in [0, 1000000]",
+                         idx, key);
+                return NA_ERR_CONFIG;
+            }
+            *(!strcmp(key, "max_queue") ? &r->max_queue : &r->digest_threshold) = (long)x;
+        } else if (!strcmp(key, "keepalive")) {
+            if (!json_is_boolean(v)) {
+                snprintf(errstr, errstr_size, "routes[%zu].keepalive: want true or false", idx);
+                return NA_ERR_CONFIG;
+            }
+            r->keepalive = json_is_true(v);
         } else if (!strcmp(key, "min_score")) {
             if (!json_is_number(v) || !isfinite(json_number_value(v))) {
                 snprintf(errstr, errstr_size, "routes[%zu].min_score: want a number", idx);
@@ -126,6 +150,12 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
         snprintf(errstr, errstr_size, "routes[%zu].format: \"%s\" is not one of %s", idx,
                  format, na_format_names());
         return NA_ERR_CONFIG;
+    }
+    if (r->rate_per_s <= 0) {
+        r->rate_per_s = r->format->rate_per_s;
+    }
+    if (r->burst <= 0) {
+        r->burst = r->format->burst;
     }
     if (!r->name) {
         snprintf(name, sizeof(name), "route%zu", idx);
@@ -215,10 +245,13 @@ json_t *na_routes_dump(const struct na_routes *routes) {
         for (size_t t = 0; t < r->topics_cnt; t++) {
             json_array_append_new(topics, json_string(r->topics[t]));
         }
-        json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:o, s:f, s:s?}", "name",
-                                             r->name, "url", url, "format", r->format->name,
-                                             "topics", topics, "min_score", r->min_score,
-                                             "secret", r->secret ? "***" : NULL));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s?, s:s, s:o, s:f, s:s?, s:f, s:f, s:i, s:i, s:b}", "name",
+                           r->name, "url", url, "format", r->format->name, "topics", topics,
+                           "min_score", r->min_score, "secret", r->secret ? "***" : NULL,
+                           "rate_per_s", r->rate_per_s, "burst", r->burst,
+                           "digest_threshold", (int)r->digest_threshold, "max_queue",
+                           (int)r->max_queue, "keepalive", r->keepalive));
         free(url);
     }
     return arr;

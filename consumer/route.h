@@ -24,7 +24,17 @@ struct na_route {
     char *secret;                    /**< Standard Webhooks secret ("whsec_..."), or NULL */
     unsigned char *key;              /**< decoded secret */
     size_t key_len;
+    double rate_per_s;               /**< "rate_per_s": pacing (default: the format's) */
+    double burst;                    /**< "burst": token bucket size (default: the format's) */
+    long digest_threshold;           /**< "digest_threshold": more fresh alerts waiting
+                                          than this leave as one digest (0: never) */
+    long max_queue;                  /**< "max_queue": alerts queued or in flight before
+                                          the consumer pauses (0: max_pending) */
+    bool keepalive;                  /**< "keepalive": reuse connections (default true) */
 };
+
+#define NA_ROUTE_DIGEST_THRESHOLD 10
+#define NA_ROUTE_MAX_QUEUE_DEFAULT 0
 
 struct na_routes {
     struct na_route *v;
@@ -33,7 +43,8 @@ struct na_routes {
 
 /**
  * @brief Parse a JSON array of routes:
- *        [{"name", "url", "format", "topics", "min_score", "secret"}].
+ *        [{"name", "url", "format", "topics", "min_score", "secret",
+ *          "rate_per_s", "burst", "digest_threshold", "max_queue", "keepalive"}].
  *        Unknown keys are errors naming the key; url must be http(s).
  * @param out appended to; release with na_routes_cleanup().
  */

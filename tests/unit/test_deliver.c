@@ -155,7 +155,7 @@ static struct outcome deliver_one(struct server *s, const char *secret, int max_
     na_deliver_t *d = na_deliver_new(&opts);
     const char *alert_id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], alert_id, strdup("{\"a\":1}"), 7,
-                                             NULL),
+                                             NULL, NULL),
                      NA_OK);
     int64_t deadline = na_mono_ms() + 10000;
     while (na_deliver_pending(d) && na_mono_ms() < deadline) {

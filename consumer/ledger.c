@@ -1,0 +1,635 @@
+/* The alert ledger (see ledger.h and docs/delivery.md). Memory: an open-
+ * addressing table of alert id -> the routes that have an outcome, with
+ * route names interned once. */
+#include "ledger.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "newsalert/hash.h"
+#include "newsalert/log.h"
+#include "newsalert/metrics.h"
+#include "newsalert/timeutil.h"
+#include "newsalert/util.h"
+
+/* Largest ledger record read back (bytes) and longest key/route name. */
+#define LEDGER_MAX_VALUE_BYTES (1024u * 1024u)
+#define LEDGER_MAX_KEY 128u
+#define LEDGER_MAX_ROUTES_PER_ALERT 64u
+
+enum outcome { OUT_DELIVERED, OUT_DIGEST, OUT_LINKED, OUT_OTHER };
+
+static const char *const outcome_names[] = {"delivered", "digest", "linked", "other"};
+
+struct mark {
+    const char *route; /* interned */
+    long status;
+    int attempts;
+    int64_t at_ms;
+    unsigned char outcome;
+};
+
+struct slot {
+    char *id; /* NULL: empty */
+    struct mark *marks;
+    unsigned marks_cnt;
+};
+
+struct mem_pending {
+    void *opaque;
+    struct mem_pending *next;
+};
+
+struct na_ledger_s {
+    struct slot *slots;
+    size_t size; /* power of two */
+    size_t cnt;
+    char **routes; /* interned route names */
+    size_t routes_cnt;
+    rd_kafka_t *rk; /* NULL: memory ledger */
+    char *topic;
+    na_ledger_confirm_cb *cb;
+    void *ctx;
+    size_t outstanding;
+    struct mem_pending *mem_head, **mem_tail;
+};
+
+/* ---- table ---- */
+
+static uint64_t hash_id(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct slot *find_slot(const na_ledger_t *l, const char *id) {
+    size_t mask = l->size - 1;
+    for (size_t i = (size_t)hash_id(id) & mask;; i = (i + 1) & mask) {
+        struct slot *s = &l->slots[i];
+        if (!s->id || !strcmp(s->id, id)) {
+            return s;
+        }
+    }
+}
+
+static na_err_t grow(na_ledger_t *l) {
+    size_t old_size = l->size;
+    struct slot *old = l->slots;
+    size_t size = old_size ? old_size * 2 : 1024;
+    struct slot *n = calloc(size, sizeof(*n));
+    if (!n) {
+        return NA_ERR_NOMEM;
+    }
+    l->slots = n;
+    l->size = size;
+    for (size_t i = 0; i < old_size; i++) {
+        if (old[i].id) {
+            *find_slot(l, old[i].id) = old[i];
+        }
+    }
+    free(old);
+    return NA_OK;
+}
+
+static const char *intern(na_ledger_t *l, const char *route) {
+    for (size_t i = 0; i < l->routes_cnt; i++) {
+        if (!strcmp(l->routes[i], route)) {
+            return l->routes[i];
+        }
+    }
+    char **n = realloc(l->routes, (l->routes_cnt + 1) * sizeof(*n));
+    if (!n) {
+        return NULL;
+    }
+    l->routes = n;
+    if (!(n[l->routes_cnt] = na_strdup(route))) {
+        return NULL;
+    }
+    return n[l->routes_cnt++];
+}
+
+/* Remove and re-insert the run after @p s so probing stays correct. */
+static void erase(na_ledger_t *l, struct slot *s) {
+    size_t mask = l->size - 1;
+    size_t i = (size_t)(s - l->slots);
+    free(s->id);
+    free(s->marks);
+    memset(s, 0, sizeof(*s));
+    l->cnt--;
+    for (i = (i + 1) & mask; l->slots[i].id; i = (i + 1) & mask) {
+        struct slot tmp = l->slots[i];
+        memset(&l->slots[i], 0, sizeof(l->slots[i]));
+        *find_slot(l, tmp.id) = tmp;
+    }
+}
+
+static struct slot *get_or_add(na_ledger_t *l, const char *id) {
+    if ((l->cnt + 1) * 4 > l->size * 3 && grow(l)) {
+        return NULL;
+    }
+    struct slot *s = find_slot(l, id);
+    if (!s->id) {
+        if (!(s->id = na_strdup(id))) {
+            return NULL;
+        }
+        l->cnt++;
+    }
+    return s;
+}
+
+static na_err_t set_mark(na_ledger_t *l, struct slot *s, const char *route,
+                         enum outcome outcome, long status, int attempts, int64_t at_ms) {
+    const char *name = intern(l, route);
+    struct mark *m = NULL;
+    if (!name) {
+        return NA_ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < s->marks_cnt; i++) {
+        if (s->marks[i].route == name) {
+            m = &s->marks[i];
+        }
+    }
+    if (!m) {
+        if (s->marks_cnt >= LEDGER_MAX_ROUTES_PER_ALERT) {
+            return NA_ERR_TOO_LARGE;
+        }
+        struct mark *n = realloc(s->marks, (s->marks_cnt + 1) * sizeof(*n));
+        if (!n) {
+            return NA_ERR_NOMEM;
+        }
+        s->marks = n;
+        m = &n[s->marks_cnt++];
+        memset(m, 0, sizeof(*m));
+        m->route = name;
+    } else if (m->outcome <= OUT_DIGEST && outcome > OUT_DIGEST) {
+        return NA_OK; /* "sent" is never downgraded */
+    }
+    m->outcome = (unsigned char)outcome;
+    m->status = status;
+    m->attempts = attempts;
+    m->at_ms = at_ms;
+    return NA_OK;
+}
+
+static enum outcome outcome_parse(const char *s) {
+    for (int i = 0; i < OUT_OTHER; i++) {
+        if (!strcmp(s, outcome_names[i])) {
+            return (enum outcome)i;
+        }
+    }
+    return OUT_OTHER;
+}
+
+/* ---- queries ---- */
+
+bool na_ledger_known(const na_ledger_t *l, const char *alert_id) {
+    return l && l->size && find_slot(l, alert_id)->id;
+}
+
+bool na_ledger_delivered(const na_ledger_t *l, const char *alert_id, const char *route) {
+    if (!l || !l->size) {
+        return false;
+    }
+    const struct slot *s = find_slot(l, alert_id);
+    for (unsigned i = 0; s->id && i < s->marks_cnt; i++) {
+        if (s->marks[i].outcome <= OUT_DIGEST && !strcmp(s->marks[i].route, route)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t na_ledger_count(const na_ledger_t *l) {
+    return l ? l->cnt : 0;
+}
+
+size_t na_ledger_outstanding(const na_ledger_t *l) {
+    return l ? l->outstanding : 0;
+}
+
+/* ---- records ---- */
+
+na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len, const char *value,
+                         size_t len) {
+    char id[LEDGER_MAX_KEY + 1];
+    json_t *root = NULL, *dels, *v;
+    const char *route;
+    json_error_t jerr;
+    na_err_t err = NA_OK;
+
+    if (!key || !key_len || key_len > LEDGER_MAX_KEY || memchr(key, '\0', key_len)) {
+        return NA_ERR_INVALID;
+    }
+    memcpy(id, key, key_len);
+    id[key_len] = '\0';
+    if (!value) { /* tombstone */
+        if (l->size && find_slot(l, id)->id) {
+            erase(l, find_slot(l, id));
+        }
+        return NA_OK;
+    }
+    if (len > LEDGER_MAX_VALUE_BYTES) {
+        return NA_ERR_INVALID;
+    }
+    root = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
+    dels = json_object_get(root, "deliveries");
+    if (!json_is_object(dels)) {
+        err = NA_ERR_INVALID;
+        goto out;
+    }
+    struct slot *s = get_or_add(l, id);
+    if (!s) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    json_object_foreach(dels, route, v) {
+        const char *outcome = json_string_value(json_object_get(v, "outcome"));
+        if (!outcome || !*route) {
+            continue;
+        }
+        err = set_mark(l, s, route, outcome_parse(outcome),
+                       (long)json_integer_value(json_object_get(v, "status")),
+                       (int)json_integer_value(json_object_get(v, "attempts")),
+                       (int64_t)json_integer_value(json_object_get(v, "at_ms")));
+        if (err) {
+            goto out;
+        }
+    }
+out:
+    json_decref(root);
+    return err;
+}
+
+/* The record's value: alert/v1 (if given) plus every route's outcome. */
+static char *record_value(const struct slot *s, const char *alert_json) {
+    json_error_t jerr;
+    json_t *root = alert_json ? json_loads(alert_json, 0, &jerr) : json_object();
+    json_t *dels = json_object();
+    char *text = NULL;
+    if (!json_is_object(root) || !dels) {
+        goto out;
+    }
+    for (unsigned i = 0; i < s->marks_cnt; i++) {
+        const struct mark *m = &s->marks[i];
+        json_object_set_new(dels, m->route,
+                            json_pack("{s:s, s:i, s:i, s:I}", "outcome",
+                                      outcome_names[m->outcome], "status", (int)m->status,
+                                      "attempts", m->attempts, "at_ms",
+                                      (json_int_t)m->at_ms));
+    }
+    json_object_set(root, "deliveries", dels);
+    text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+out:
+    json_decref(root);
+    json_decref(dels);
+    return text;
+}
+
+na_err_t na_ledger_record(na_ledger_t *l, const char *alert_id, const char *route,
+                          const struct na_ledger_delivery *d, const char *alert_json,
+                          void *opaque) {
+    struct slot *s;
+    char *value = NULL;
+    na_err_t err;
+
+    if (!*alert_id || strlen(alert_id) > LEDGER_MAX_KEY) {
+        return NA_ERR_INVALID;
+    }
+    if (!(s = get_or_add(l, alert_id))) {
+        return NA_ERR_NOMEM;
+    }
+    if ((err = set_mark(l, s, route, outcome_parse(d->outcome), d->status, d->attempts,
+                        d->at_ms))) {
+        return err;
+    }
+    if (!l->rk) {
+        struct mem_pending *p = calloc(1, sizeof(*p));
+        if (!p) {
+            return NA_ERR_NOMEM;
+        }
+        p->opaque = opaque;
+        *l->mem_tail = p;
+        l->mem_tail = &p->next;
+        l->outstanding++;
+        return NA_OK;
+    }
+    if (!(value = record_value(s, alert_json))) {
+        return NA_ERR_NOMEM;
+    }
+    rd_kafka_resp_err_t kerr;
+    do {
+        /* F_FREE: librdkafka frees value once the record is delivered. */
+        kerr = rd_kafka_producev(l->rk, RD_KAFKA_V_TOPIC(l->topic),
+                                 RD_KAFKA_V_KEY(alert_id, strlen(alert_id)),
+                                 RD_KAFKA_V_VALUE(value, strlen(value)),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(l->rk, 100);
+        }
+    } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    if (kerr) {
+        na_log(NA_LOG_ERROR, "ledger", "produce_failed", "alert=%s err=%s", alert_id,
+               na_log_q(rd_kafka_err2str(kerr)));
+        free(value);
+        return NA_ERR_KAFKA;
+    }
+    l->outstanding++;
+    return NA_OK;
+}
+
+/* Runs inside rd_kafka_poll() on the caller's thread. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+    na_ledger_t *l = opaque;
+    (void)rk;
+    l->outstanding--;
+    if (rkm->err) {
+        na_log(NA_LOG_ERROR, "ledger", "record_failed", "err=%s",
+               na_log_q(rd_kafka_err2str(rkm->err)));
+        na_metrics_inc("newsalert_consumer_ledger_errors_total",
+                       "Ledger records the broker refused.", NULL);
+    } else {
+        na_metrics_inc("newsalert_consumer_ledger_records_total",
+                       "Ledger records confirmed by the broker.", NULL);
+    }
+    if (l->cb) {
+        l->cb(rkm->_private, rkm->err ? NA_ERR_KAFKA : NA_OK, l->ctx);
+    }
+}
+
+void na_ledger_poll(na_ledger_t *l, int timeout_ms) {
+    if (l->rk) {
+        rd_kafka_poll(l->rk, timeout_ms);
+        return;
+    }
+    while (l->mem_head) {
+        struct mem_pending *p = l->mem_head;
+        l->mem_head = p->next;
+        if (!l->mem_head) {
+            l->mem_tail = &l->mem_head;
+        }
+        l->outstanding--;
+        if (l->cb) {
+            l->cb(p->opaque, NA_OK, l->ctx);
+        }
+        free(p);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+na_ledger_t *na_ledger_new_memory(na_ledger_confirm_cb *cb, void *ctx) {
+    na_ledger_t *l = calloc(1, sizeof(*l));
+    if (!l) {
+        return NULL;
+    }
+    l->cb = cb;
+    l->ctx = ctx;
+    l->mem_tail = &l->mem_head;
+    if (grow(l)) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void na_ledger_destroy(na_ledger_t *l) {
+    if (!l) {
+        return;
+    }
+    if (l->rk) {
+        rd_kafka_flush(l->rk, 10000);
+        if (rd_kafka_outq_len(l->rk)) {
+            na_log(NA_LOG_WARN, "ledger", "unflushed", "records=%d",
+                   rd_kafka_outq_len(l->rk));
+        }
+        rd_kafka_destroy(l->rk);
+    }
+    while (l->mem_head) {
+        struct mem_pending *p = l->mem_head;
+        l->mem_head = p->next;
+        free(p);
+    }
+    for (size_t i = 0; i < l->size; i++) {
+        free(l->slots[i].id);
+        free(l->slots[i].marks);
+    }
+    free(l->slots);
+    for (size_t i = 0; i < l->routes_cnt; i++) {
+        free(l->routes[i]);
+    }
+    free(l->routes);
+    free(l->topic);
+    free(l);
+}
+
+static rd_kafka_t *client(const struct na_ledger_opts *opts, rd_kafka_type_t type,
+                          na_ledger_t *l, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *kconf = na_kafka_conf_new(opts->brokers, NULL, errstr, errstr_size);
+    rd_kafka_t *rk;
+    if (!kconf) {
+        return NULL;
+    }
+    if (type == RD_KAFKA_PRODUCER) {
+        if (na_kafka_conf_set(kconf, "client.id", "newsalert-ledger", errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "acks", "all", errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "linger.ms", "0", errstr, errstr_size)) {
+            goto fail;
+        }
+        rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
+        rd_kafka_conf_set_opaque(kconf, l);
+    } else {
+        if (na_kafka_conf_set(kconf, "client.id", "newsalert-ledger-load", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "group.id", "newsalert-ledger-load", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr, errstr_size)) {
+            goto fail;
+        }
+    }
+    /* -X last; a property of the other client type only warns. */
+    for (size_t i = 0; opts->props && i < opts->props->cnt; i++) {
+        char key[256], ignored[512];
+        const char *kv = opts->props->kv[i];
+        const char *eq = strchr(kv, '=');
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+        if (rd_kafka_conf_set(kconf, key, eq + 1, ignored, sizeof(ignored)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "%s", ignored);
+            goto fail;
+        }
+    }
+    rk = rd_kafka_new(type, kconf, errstr, errstr_size);
+    if (!rk) {
+        goto fail;
+    }
+    return rk;
+fail:
+    rd_kafka_conf_destroy(kconf);
+    return NULL;
+}
+
+/* Read every partition of the topic from its start to the end it had when
+ * loading began. */
+static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *errstr,
+                     size_t errstr_size) {
+    rd_kafka_t *rk = NULL;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int64_t *high = NULL;
+    bool *done = NULL;
+    int remaining = 0;
+    size_t records = 0, skipped = 0;
+    na_err_t err = NA_OK;
+    int64_t t0 = na_mono_ms(), deadline = t0 + opts->load_timeout_ms;
+
+    if (!(rk = client(opts, RD_KAFKA_CONSUMER, l, errstr, errstr_size))) {
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    rkt = rd_kafka_topic_new(rk, l->topic, NULL);
+    rd_kafka_resp_err_t kerr =
+        rd_kafka_metadata(rk, 0, rkt, &md, opts->load_timeout_ms);
+    if (kerr || md->topic_cnt != 1) {
+        snprintf(errstr, errstr_size, "ledger %s: metadata: %s", l->topic,
+                 rd_kafka_err2str(kerr));
+        err = kerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NA_ERR_TIMEOUT : NA_ERR_KAFKA;
+        goto out;
+    }
+    if (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        na_log(NA_LOG_WARN, "ledger", "no_topic", "topic=%s", na_log_q(l->topic));
+        goto out; /* empty ledger */
+    }
+    if (md->topics[0].err) {
+        snprintf(errstr, errstr_size, "ledger %s: %s", l->topic,
+                 rd_kafka_err2str(md->topics[0].err));
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    int cnt = md->topics[0].partition_cnt;
+    parts = rd_kafka_topic_partition_list_new(cnt);
+    high = calloc((size_t)cnt + 1, sizeof(*high));
+    done = calloc((size_t)cnt + 1, sizeof(*done));
+    if (!high || !done) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    for (int i = 0; i < cnt; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        if (p < 0 || p >= cnt) {
+            continue;
+        }
+        kerr = rd_kafka_query_watermark_offsets(rk, l->topic, p, &lo, &hi,
+                                                opts->load_timeout_ms);
+        if (kerr) {
+            snprintf(errstr, errstr_size, "ledger %s [%d]: watermarks: %s", l->topic, (int)p,
+                     rd_kafka_err2str(kerr));
+            err = NA_ERR_KAFKA;
+            goto out;
+        }
+        high[p] = hi;
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(parts, l->topic, p)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+            remaining++;
+        } else {
+            done[p] = true;
+        }
+    }
+    if (remaining && (kerr = rd_kafka_assign(rk, parts))) {
+        snprintf(errstr, errstr_size, "ledger %s: assign: %s", l->topic,
+                 rd_kafka_err2str(kerr));
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    while (remaining > 0) {
+        if (na_mono_ms() > deadline) {
+            snprintf(errstr, errstr_size, "ledger %s: not read to its end within %d ms",
+                     l->topic, opts->load_timeout_ms);
+            err = NA_ERR_TIMEOUT;
+            goto out;
+        }
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 100);
+        if (!rkm) {
+            continue;
+        }
+        int32_t p = rkm->partition;
+        bool in_range = p >= 0 && p < cnt && !done[p];
+        if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            na_log(NA_LOG_WARN, "ledger", "load_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+        } else if (!rkm->err && in_range) {
+            records++;
+            if (na_ledger_apply(l, rkm->key, rkm->key_len, rkm->payload, rkm->len)) {
+                skipped++;
+            }
+        }
+        if (in_range && ((rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+                          rkm->offset >= high[p]) ||
+                         (!rkm->err && rkm->offset + 1 >= high[p]))) {
+            done[p] = true;
+            remaining--;
+        }
+        rd_kafka_message_destroy(rkm);
+    }
+    na_log(NA_LOG_INFO, "ledger", "loaded", "topic=%s records=%zu skipped=%zu alerts=%zu "
+           "ms=%lld", na_log_q(l->topic), records, skipped, l->cnt,
+           (long long)(na_mono_ms() - t0));
+out:
+    free(high);
+    free(done);
+    if (parts) {
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    if (rkt) {
+        rd_kafka_topic_destroy(rkt);
+    }
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    return err;
+}
+
+na_err_t na_ledger_open(const struct na_ledger_opts *opts, na_ledger_t **out, char *errstr,
+                        size_t errstr_size) {
+    na_ledger_t *l = na_ledger_new_memory(opts->confirm_cb, opts->ctx);
+    na_err_t err = NA_OK;
+    *out = NULL;
+    if (!l || !(l->topic = na_strdup(opts->topic ? opts->topic : NA_TOPIC_ALERTS))) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    if (!(l->rk = client(opts, RD_KAFKA_PRODUCER, l, errstr, errstr_size))) {
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    if (opts->create_topic) {
+        struct na_topic_spec spec = na_kafka_topic_alerts(l->topic);
+        char terr[512];
+        if (na_kafka_ensure_topics(l->rk, &spec, 1, opts->load_timeout_ms, terr,
+                                   sizeof(terr))) {
+            na_log(NA_LOG_WARN, "ledger", "topic_check_failed", "err=%s", na_log_q(terr));
+        }
+    }
+    err = load(l, opts, errstr, errstr_size);
+out:
+    if (err) {
+        na_ledger_destroy(l);
+        return err;
+    }
+    *out = l;
+    return NA_OK;
+}
