@@ -1,0 +1,466 @@
+/*
+ * The configuration matrix: precedence flag > env > file > default, unknown
+ * keys and flags named, -X passed to librdkafka with its error verbatim,
+ * secrets redacted in --dump-config; first in process through na_cli_load()
+ * with a table of the test's own, then on the real programs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "newsalert/cli.h"
+#include "newsalert/daemon.h"
+#include "newsalert/util.h"
+
+struct conf {
+    char *brokers;
+    long long batch;
+    long long timeout_ms;
+    int once;
+    char *token;
+    struct na_daemon_conf daemon;
+    struct na_kafka_props props;
+};
+
+#define C(f) offsetof(struct conf, f)
+static const struct na_conf_entry table[] = {
+    {"brokers", NA_CONF_STRING, C(brokers), "127.0.0.1:9092", "brokers", 0, 0, 0},
+    {"batch", NA_CONF_INT, C(batch), "10", "batch size", 0, 1, 1000},
+    {"timeout", NA_CONF_DURATION, C(timeout_ms), "30s", "timeout", 0, 0, 0},
+    {"once", NA_CONF_BOOL, C(once), "false", "one round", 0, 0, 0},
+    {"token", NA_CONF_STRING, C(token), NULL, "API token", NA_CONF_SECRET, 0, 0},
+    NA_DAEMON_CONF_ENTRIES(struct conf, daemon),
+    NA_CONF_END,
+};
+#undef C
+
+static char tmpdir[PATH_MAX];
+
+/* What one na_cli_load() run did. */
+struct run {
+    enum na_cli_action action;
+    struct conf conf;
+    char out[8192];
+    char err[4096];
+};
+
+static void slurp(int fd, char *buf, size_t size) {
+    ssize_t n = pread(fd, buf, size - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* na_cli_load() with stdout and stderr captured. @p argv NULL-terminated. */
+static void cli_run(struct run *r, const char *const *argv) {
+    char *args[32];
+    int argc = 0;
+    char path[PATH_MAX + 16];
+    args[argc++] = (char *)"test";
+    for (; *argv && argc < 31; argv++) {
+        args[argc++] = (char *)*argv;
+    }
+    args[argc] = NULL;
+    memset(r, 0, sizeof(*r));
+
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1), saved_err = dup(2);
+    snprintf(path, sizeof(path), "%s/out", tmpdir);
+    int out = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    snprintf(path, sizeof(path), "%s/err", tmpdir);
+    int err = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(out >= 0 && err >= 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    struct na_cli cli = {
+        .prog = "test",
+        .synopsis = "  test [options]\n",
+        .table = table,
+        .obj = &r->conf,
+        .props = &r->conf.props,
+    };
+    r->action = na_cli_load(&cli, argc, args);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    slurp(out, r->out, sizeof(r->out));
+    slurp(err, r->err, sizeof(r->err));
+    close(out);
+    close(err);
+}
+
+static void run_cleanup(struct run *r) {
+    na_conf_cleanup(table, &r->conf);
+    na_kafka_props_cleanup(&r->conf.props);
+}
+
+static const char *write_file(const char *name, const char *text) {
+    static char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/na-test-config-XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    unsetenv("NEWSALERT_CONFIG");
+    unsetenv("NEWSALERT_BATCH");
+    unsetenv("NEWSALERT_BROKERS");
+    unsetenv("NEWSALERT_LOG_FORMAT");
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Every combination of the four sources for one key: the highest wins. */
+static void test_precedence_matrix(void **state) {
+    (void)state;
+    const char *cfg = write_file("p.json", "{\"batch\": 20}");
+    char cfgcopy[PATH_MAX + 64];
+    snprintf(cfgcopy, sizeof(cfgcopy), "%s", cfg);
+    for (int mask = 0; mask < 8; mask++) {
+        int file = mask & 1, env = mask & 2, flag = mask & 4;
+        const char *argv[8] = {NULL};
+        int n = 0;
+        struct run r;
+        if (file) {
+            argv[n++] = "--config";
+            argv[n++] = cfgcopy;
+        }
+        if (flag) {
+            argv[n++] = "--batch";
+            argv[n++] = "40";
+        }
+        if (env) {
+            setenv("NEWSALERT_BATCH", "30", 1);
+        } else {
+            unsetenv("NEWSALERT_BATCH");
+        }
+        cli_run(&r, argv);
+        assert_int_equal(r.action, NA_CLI_RUN);
+        long long want = flag ? 40 : env ? 30 : file ? 20 : 10;
+        if (r.conf.batch != want) {
+            fail_msg("file=%d env=%d flag=%d: batch %lld, want %lld", file, !!env, !!flag,
+                     r.conf.batch, want);
+        }
+        run_cleanup(&r);
+    }
+    unsetenv("NEWSALERT_BATCH");
+}
+
+static void test_config_file_from_env_and_flag_forms(void **state) {
+    (void)state;
+    struct run r;
+    const char *cfg = write_file("e.json", "{\"brokers\": \"file:1\", \"timeout\": \"5m\","
+                                           " \"once\": true, \"log_format\": \"json\"}");
+    setenv("NEWSALERT_CONFIG", cfg, 1);
+    const char *argv[] = {"--timeout=250ms", "--once=false", NULL};
+    cli_run(&r, argv);
+    unsetenv("NEWSALERT_CONFIG");
+    assert_int_equal(r.action, NA_CLI_RUN);
+    assert_string_equal(r.conf.brokers, "file:1");
+    assert_int_equal(r.conf.timeout_ms, 250);
+    assert_int_equal(r.conf.once, 0);
+    assert_string_equal(r.conf.daemon.log_format, "json");
+    assert_string_equal(r.conf.daemon.http_listen, "");
+    run_cleanup(&r);
+}
+
+static void test_unknown_keys_and_flags_are_named(void **state) {
+    (void)state;
+    struct run r;
+    const char *cfg = write_file("u.json", "{\"batch\": 2, \"bacth_size\": 3}");
+    const char *argv1[] = {"--config", cfg, NULL};
+    cli_run(&r, argv1);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "unknown key \"bacth_size\""));
+    assert_non_null(strstr(r.err, "u.json"));
+    run_cleanup(&r);
+
+    const char *argv2[] = {"--no-such-flag", "1", NULL};
+    cli_run(&r, argv2);
+    assert_int_equal(r.action, NA_CLI_EXIT_USAGE);
+    assert_non_null(strstr(r.err, "unknown option \"--no-such-flag\""));
+    run_cleanup(&r);
+
+    /* Out of range and wrong type name the key and the origin. */
+    setenv("NEWSALERT_BATCH", "5000", 1);
+    const char *argv3[] = {NULL};
+    cli_run(&r, argv3);
+    unsetenv("NEWSALERT_BATCH");
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "env NEWSALERT_BATCH: batch: want an integer in [1, 1000]"));
+    run_cleanup(&r);
+
+    const char *argv4[] = {"--log-format", "xml", "--check-config", NULL};
+    cli_run(&r, argv4);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "log_format: want logfmt|json, not \"xml\""));
+    run_cleanup(&r);
+
+    const char *argv5[] = {"--http-listen", "9464", "--check-config", NULL};
+    cli_run(&r, argv5);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "http_listen: want HOST:PORT"));
+    run_cleanup(&r);
+
+    const char *bad = write_file("bad.json", "{\"batch\": 2,\n \"once\": tru}");
+    const char *argv6[] = {"--config", bad, NULL};
+    cli_run(&r, argv6);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "bad.json:2:"));
+    run_cleanup(&r);
+}
+
+static void test_kafka_passthrough_error_verbatim(void **state) {
+    (void)state;
+    struct run r;
+    char want[512];
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    /* What librdkafka itself says about these, to compare verbatim. */
+    assert_int_not_equal(rd_kafka_conf_set(kconf, "no.such.property", "1", want,
+                                           sizeof(want)), RD_KAFKA_CONF_OK);
+    const char *argv1[] = {"-X", "no.such.property=1", NULL};
+    cli_run(&r, argv1);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, want));
+    run_cleanup(&r);
+
+    assert_int_not_equal(rd_kafka_conf_set(kconf, "linger.ms", "soon", want, sizeof(want)),
+                         RD_KAFKA_CONF_OK);
+    rd_kafka_conf_destroy(kconf);
+    const char *cfg = write_file("k.json", "{\"kafka\": {\"linger.ms\": \"soon\"}}");
+    const char *argv2[] = {"--config", cfg, NULL};
+    cli_run(&r, argv2);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, want));
+    run_cleanup(&r);
+
+    const char *argv3[] = {"-X", "novalue", NULL};
+    cli_run(&r, argv3);
+    assert_int_equal(r.action, NA_CLI_EXIT_USAGE);
+    run_cleanup(&r);
+
+    /* -X after the file's "kafka" object: both kept in order, -X last. */
+    const char *cfg2 = write_file("k2.json", "{\"kafka\": {\"linger.ms\": 5}}");
+    const char *argv4[] = {"--config", cfg2, "-X", "linger.ms=7", NULL};
+    cli_run(&r, argv4);
+    assert_int_equal(r.action, NA_CLI_RUN);
+    assert_int_equal(r.conf.props.cnt, 2);
+    assert_string_equal(r.conf.props.kv[0], "linger.ms=5");
+    assert_string_equal(r.conf.props.kv[1], "linger.ms=7");
+    run_cleanup(&r);
+}
+
+static void test_dump_config_redacts_secrets(void **state) {
+    (void)state;
+    struct run r;
+    json_error_t jerr;
+    const char *cfg = write_file("s.json", "{\"token\": \"tok-SECRET-1\", \"kafka\": "
+                                           "{\"sasl.password\": \"pw-SECRET-2\", "
+                                           "\"sasl.username\": \"alice\"}}");
+    const char *argv[] = {"--config", cfg, "--dump-config", NULL};
+    cli_run(&r, argv);
+    assert_int_equal(r.action, NA_CLI_EXIT_OK);
+    assert_null(strstr(r.out, "SECRET"));
+    json_t *root = json_loads(r.out, 0, &jerr);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "token")), "***");
+    json_t *kafka = json_object_get(root, "kafka");
+    assert_string_equal(json_string_value(json_object_get(kafka, "sasl.password")), "***");
+    assert_string_equal(json_string_value(json_object_get(kafka, "sasl.username")), "alice");
+    assert_string_equal(json_string_value(json_object_get(root, "timeout")), "30000ms");
+    assert_string_equal(json_string_value(json_object_get(root, "log_format")), "logfmt");
+    json_decref(root);
+    run_cleanup(&r);
+
+    const char *argv2[] = {"--check-config", NULL};
+    cli_run(&r, argv2);
+    assert_int_equal(r.action, NA_CLI_EXIT_OK);
+    assert_non_null(strstr(r.out, "configuration ok"));
+    run_cleanup(&r);
+
+    const char *argv3[] = {"--help", NULL};
+    cli_run(&r, argv3);
+    assert_int_equal(r.action, NA_CLI_EXIT_OK);
+    assert_non_null(strstr(r.out, "precedence: flag > NEWSALERT_* environment > config "
+                                  "file > default"));
+    assert_non_null(strstr(r.out, "Exit codes:"));
+    assert_non_null(strstr(r.out, "--log-format"));
+    assert_non_null(strstr(r.out, "NEWSALERT_HTTP_LISTEN"));
+    run_cleanup(&r);
+}
+
+/* ---- the real programs ---- */
+
+static char bindir[PATH_MAX];
+
+struct proc {
+    int status;
+    char out[16384];
+};
+
+/* Run @p cmd (a shell line; "BIN" stands for the build folder) with stderr
+ * merged into out. */
+static void sh(struct proc *p, const char *cmd) {
+    struct na_buf line;
+    na_buf_init(&line);
+    for (const char *c = cmd; *c; c++) {
+        if (!strncmp(c, "BIN/", 4)) {
+            na_buf_printf(&line, "%s/", bindir);
+            c += 3;
+        } else {
+            na_buf_append(&line, c, 1);
+        }
+    }
+    na_buf_puts(&line, " 2>&1");
+    FILE *fp = popen(line.data, "r");
+    assert_non_null(fp);
+    size_t n = fread(p->out, 1, sizeof(p->out) - 1, fp);
+    p->out[n] = '\0';
+    int st = pclose(fp);
+    p->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    na_buf_cleanup(&line);
+}
+
+static int have_programs(void) {
+    char exe[PATH_MAX];
+    char path[PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        return 0;
+    }
+    exe[n] = '\0';
+    snprintf(bindir, sizeof(bindir), "%s", dirname(exe));
+    snprintf(path, sizeof(path), "%s/newsalert-consumer", bindir);
+    return access(path, X_OK) == 0;
+}
+
+static void test_programs_exit_codes(void **state) {
+    (void)state;
+    struct proc p;
+    if (!have_programs()) {
+        skip();
+    }
+    sh(&p, "BIN/newsalert-producer --version");
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "newsalert-producer "));
+    sh(&p, "BIN/newsalert-producer --no-such-flag");
+    assert_int_equal(p.status, 2);
+    assert_non_null(strstr(p.out, "--no-such-flag"));
+    sh(&p, "BIN/newsalert-consumer --check-config --rules /nonexistent.json");
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "configuration ok"));
+    sh(&p, "BIN/newsalert-consumer -X no.such.property=1 --check-config");
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.out, "No such configuration property: \"no.such.property\""));
+    const char *cfg = write_file("prog.json", "{\"fetch_concurrency\": 5, \"topik\": 1}");
+    char cmd[PATH_MAX + 128];
+    snprintf(cmd, sizeof(cmd), "BIN/newsalert-producer --config %s --check-config", cfg);
+    sh(&p, cmd);
+    assert_int_equal(p.status, 1);
+    assert_non_null(strstr(p.out, "unknown key \"topik\""));
+}
+
+static void test_programs_precedence_and_redaction(void **state) {
+    (void)state;
+    struct proc p;
+    json_error_t jerr;
+    char cmd[PATH_MAX * 2];
+    if (!have_programs()) {
+        skip();
+    }
+    const char *cfg = write_file("prog2.json", "{\"fetch_concurrency\": 5, "
+                                               "\"fetch_per_host\": 6}");
+    snprintf(cmd, sizeof(cmd), "NEWSALERT_FETCH_PER_HOST=7 NEWSALERT_FETCH_MAX_REDIRECTS=3 "
+             "BIN/newsalert-producer --config %s --fetch-max-redirects 2 --dump-config", cfg);
+    sh(&p, cmd);
+    assert_int_equal(p.status, 0);
+    json_t *root = json_loads(p.out, 0, &jerr);
+    assert_non_null(root);
+    assert_int_equal(json_integer_value(json_object_get(root, "fetch_concurrency")), 5);
+    assert_int_equal(json_integer_value(json_object_get(root, "fetch_per_host")), 7);
+    assert_int_equal(json_integer_value(json_object_get(root, "fetch_max_redirects")), 2);
+    json_decref(root);
+
+    /* Webhook URLs and route secrets never appear. */
+    const char *ccfg = write_file(
+        "cons.json",
+        "{\"routes\": [{\"name\": \"desk\", \"url\": "
+        "\"https://hooks.example/services/T0/B0/URLSECRET1\", \"format\": \"json\", "
+        "\"secret\": \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}],"
+        " \"kafka\": {\"sasl.password\": \"PWSECRET3\"}}");
+    snprintf(cmd, sizeof(cmd), "BIN/newsalert-consumer --config %s --webhook "
+             "'https://user:PASSSECRET4@chat.example/hook/URLSECRET5?token=QSECRET6' "
+             "--dump-config", ccfg);
+    sh(&p, cmd);
+    assert_int_equal(p.status, 0);
+    root = json_loads(p.out, 0, &jerr);
+    assert_non_null(root);
+    assert_null(strstr(p.out, "SECRET"));
+    assert_null(strstr(p.out, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+    assert_non_null(strstr(p.out, "desk"));
+    json_decref(root);
+}
+
+static void test_programs_log_format(void **state) {
+    (void)state;
+    struct proc p;
+    if (!have_programs()) {
+        skip();
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *prog = i ? "newsalert-consumer" : "newsalert-producer";
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "BIN/%s --help", prog);
+        sh(&p, cmd);
+        if (!strstr(p.out, "--log-format")) {
+            /* Not wired into this daemon's table yet (docs/operations.md). */
+            skip();
+        }
+        snprintf(cmd, sizeof(cmd), "BIN/%s --log-format json --check-config", prog);
+        sh(&p, cmd);
+        assert_int_equal(p.status, 0);
+        snprintf(cmd, sizeof(cmd), "BIN/%s --log-format xml --check-config", prog);
+        sh(&p, cmd);
+        assert_int_equal(p.status, 1);
+        assert_non_null(strstr(p.out, "log_format: want logfmt|json"));
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_precedence_matrix),
+        cmocka_unit_test(test_config_file_from_env_and_flag_forms),
+        cmocka_unit_test(test_unknown_keys_and_flags_are_named),
+        cmocka_unit_test(test_kafka_passthrough_error_verbatim),
+        cmocka_unit_test(test_dump_config_redacts_secrets),
+        cmocka_unit_test(test_programs_exit_codes),
+        cmocka_unit_test(test_programs_precedence_and_redaction),
+        cmocka_unit_test(test_programs_log_format),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
