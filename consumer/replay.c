@@ -1,0 +1,1232 @@
+/* Replay of the articles topic: bounds, ranges, the read loop and its
+ * outputs (see replay.h and docs/replay.md). */
+#include "replay.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+#include "deliver.h"
+#include "format.h"
+#include "ledger.h"
+#include "newsalert/http.h"
+#include "newsalert/limits.h"
+#include "newsalert/log.h"
+#include "newsalert/metrics.h"
+#include "newsalert/timeutil.h"
+#include "newsalert/util.h"
+#include "tracker.h"
+
+/* ---- bounds ---- */
+
+static int pos_cmp(const void *a, const void *b) {
+    const struct na_replay_pos *x = a;
+    const struct na_replay_pos *y = b;
+    return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+void na_replay_bound_cleanup(struct na_replay_bound *b) {
+    if (!b) {
+        return;
+    }
+    free(b->pos);
+    memset(b, 0, sizeof(*b));
+}
+
+static na_err_t parse_offsets(const char *s, struct na_replay_bound *b, char *errstr,
+                              size_t errstr_size) {
+    const char *p = s;
+    b->kind = NA_REPLAY_OFFSETS;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char item[64];
+        char *colon;
+        long long part, off;
+        if (n == 0 || n >= sizeof(item)) {
+            snprintf(errstr, errstr_size, "bad partition offset \"%.*s\" in \"%s\"",
+                     (int)(n < 40 ? n : 40), p, s);
+            return NA_ERR_INVALID;
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        colon = strchr(item, ':');
+        if (!colon) {
+            snprintf(errstr, errstr_size,
+                     "\"%s\": want beginning, end, an RFC 3339 time or "
+                     "PARTITION:OFFSET[,..]", s);
+            return NA_ERR_INVALID;
+        }
+        *colon = '\0';
+        if (na_parse_int64(item, 0, NA_REPLAY_MAX_PARTITIONS - 1, &part) ||
+            na_parse_int64(colon + 1, 0, INT64_MAX, &off)) {
+            snprintf(errstr, errstr_size, "bad partition offset \"%s:%s\" in \"%s\"", item,
+                     colon + 1, s);
+            return NA_ERR_INVALID;
+        }
+        if (b->pos_cnt >= NA_REPLAY_MAX_PARTITIONS) {
+            snprintf(errstr, errstr_size, "more than %d partitions in \"%.40s...\"",
+                     NA_REPLAY_MAX_PARTITIONS, s);
+            return NA_ERR_INVALID;
+        }
+        struct na_replay_pos *v = realloc(b->pos, (b->pos_cnt + 1) * sizeof(*v));
+        if (!v) {
+            return NA_ERR_NOMEM;
+        }
+        b->pos = v;
+        b->pos[b->pos_cnt].partition = (int32_t)part;
+        b->pos[b->pos_cnt].offset = off;
+        b->pos_cnt++;
+        p += n;
+        if (*p == ',') {
+            p++;
+            if (!*p) {
+                snprintf(errstr, errstr_size, "trailing comma in \"%s\"", s);
+                return NA_ERR_INVALID;
+            }
+        }
+    }
+    if (!b->pos_cnt) {
+        snprintf(errstr, errstr_size, "empty bound");
+        return NA_ERR_INVALID;
+    }
+    qsort(b->pos, b->pos_cnt, sizeof(*b->pos), pos_cmp);
+    for (size_t i = 1; i < b->pos_cnt; i++) {
+        if (b->pos[i].partition == b->pos[i - 1].partition) {
+            snprintf(errstr, errstr_size, "partition %d named twice in \"%s\"",
+                     (int)b->pos[i].partition, s);
+            return NA_ERR_INVALID;
+        }
+    }
+    return NA_OK;
+}
+
+na_err_t na_replay_bound_parse(const char *s, struct na_replay_bound *b, char *errstr,
+                               size_t errstr_size) {
+    int64_t t;
+    memset(b, 0, sizeof(*b));
+    if (!s || !*s) {
+        snprintf(errstr, errstr_size, "empty bound");
+        return NA_ERR_INVALID;
+    }
+    if (!strcmp(s, "beginning")) {
+        b->kind = NA_REPLAY_BEGINNING;
+        return NA_OK;
+    }
+    if (!strcmp(s, "end")) {
+        b->kind = NA_REPLAY_END;
+        return NA_OK;
+    }
+    /* A time has '-' at index 4 ("2026-..."); offsets never hold '-'. */
+    if (strlen(s) >= 10 && s[4] == '-') {
+        if (na_time_parse_rfc3339(s, &t) || t > INT64_MAX / 1000 || t < 0) {
+            snprintf(errstr, errstr_size, "\"%s\" is not an RFC 3339 time", s);
+            return NA_ERR_INVALID;
+        }
+        b->kind = NA_REPLAY_TIME;
+        b->time_ms = t * 1000;
+        return NA_OK;
+    }
+    return parse_offsets(s, b, errstr, errstr_size);
+}
+
+/* ---- planning ---- */
+
+static const struct na_replay_pos *bound_find(const struct na_replay_bound *b,
+                                              int32_t partition) {
+    struct na_replay_pos key = {partition, 0};
+    return bsearch(&key, b->pos, b->pos_cnt, sizeof(*b->pos), pos_cmp);
+}
+
+static int wm_cmp(const void *a, const void *b) {
+    const struct na_replay_wm *x = a;
+    const struct na_replay_wm *y = b;
+    return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static int64_t bound_offset(const struct na_replay_bound *b, const struct na_replay_wm *w,
+                            int64_t time_offset) {
+    switch (b->kind) {
+    case NA_REPLAY_BEGINNING:
+        return w->low;
+    case NA_REPLAY_END:
+        return w->high;
+    case NA_REPLAY_TIME:
+        return time_offset < 0 ? w->high : time_offset;
+    case NA_REPLAY_OFFSETS:
+        break;
+    }
+    return bound_find(b, w->partition)->offset;
+}
+
+na_err_t na_replay_plan(const struct na_replay_bound *from, const struct na_replay_bound *to,
+                        const struct na_replay_wm *wm, size_t wm_cnt,
+                        struct na_replay_range *range, char *errstr, size_t errstr_size) {
+    struct na_replay_wm *sorted = NULL;
+    na_err_t err = NA_OK;
+    const struct na_replay_bound *bounds[2] = {from, to};
+
+    memset(range, 0, sizeof(*range));
+    range->ts_from_ms = from->kind == NA_REPLAY_TIME ? from->time_ms : NA_REPLAY_TS_NONE;
+    range->ts_to_ms = to->kind == NA_REPLAY_TIME ? to->time_ms : NA_REPLAY_TS_NONE;
+    /* Every partition an offset bound names must exist. */
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < bounds[k]->pos_cnt; i++) {
+            bool found = false;
+            for (size_t j = 0; j < wm_cnt && !found; j++) {
+                found = wm[j].partition == bounds[k]->pos[i].partition;
+            }
+            if (!found) {
+                snprintf(errstr, errstr_size, "--%s names partition %d, which the topic "
+                         "does not have (%zu partitions)", k ? "to" : "from",
+                         (int)bounds[k]->pos[i].partition, wm_cnt);
+                return NA_ERR_INVALID;
+            }
+        }
+    }
+    if (!wm_cnt) {
+        return NA_OK;
+    }
+    sorted = malloc(wm_cnt * sizeof(*sorted));
+    range->parts = calloc(wm_cnt, sizeof(*range->parts));
+    if (!sorted || !range->parts) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(sorted, wm, wm_cnt * sizeof(*sorted));
+    qsort(sorted, wm_cnt, sizeof(*sorted), wm_cmp);
+    for (size_t i = 0; i < wm_cnt; i++) {
+        const struct na_replay_wm *w = &sorted[i];
+        struct na_replay_part *p = &range->parts[range->cnt];
+        if ((from->kind == NA_REPLAY_OFFSETS && !bound_find(from, w->partition)) ||
+            (to->kind == NA_REPLAY_OFFSETS && !bound_find(to, w->partition))) {
+            continue; /* an offset bound selects its partitions */
+        }
+        int64_t high = w->high < w->low ? w->low : w->high;
+        p->partition = w->partition;
+        p->low = w->low;
+        p->high = high;
+        p->start = clamp64(bound_offset(from, w, w->from_time_offset), w->low, high);
+        p->end = clamp64(bound_offset(to, w, w->to_time_offset), w->low, high);
+        if (p->end < p->start) {
+            p->end = p->start;
+        }
+        p->next = p->start;
+        p->resume = p->start;
+        p->done = p->start >= p->end;
+        range->cnt++;
+    }
+out:
+    free(sorted);
+    if (err) {
+        na_replay_range_cleanup(range);
+    }
+    return err;
+}
+
+void na_replay_range_cleanup(struct na_replay_range *range) {
+    if (!range) {
+        return;
+    }
+    free(range->parts);
+    range->parts = NULL;
+    range->cnt = 0;
+}
+
+uint64_t na_replay_range_total(const struct na_replay_range *range) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < range->cnt; i++) {
+        n += (uint64_t)(range->parts[i].end - range->parts[i].start);
+    }
+    return n;
+}
+
+uint64_t na_replay_range_done(const struct na_replay_range *range) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < range->cnt; i++) {
+        const struct na_replay_part *p = &range->parts[i];
+        int64_t next = p->next > p->end ? p->end : p->next;
+        n += (uint64_t)(next - p->start);
+    }
+    return n;
+}
+
+/* Offsets-for-times of @p time_ms on every partition of @p wm. */
+static na_err_t times_lookup(rd_kafka_t *rk, const char *topic, struct na_replay_wm *wm,
+                             size_t cnt, int64_t time_ms, bool to, int timeout_ms,
+                             char *errstr, size_t errstr_size) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)cnt);
+    rd_kafka_resp_err_t kerr;
+    na_err_t err = NA_OK;
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_topic_partition_list_add(l, topic, wm[i].partition)->offset = time_ms;
+    }
+    kerr = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "offsets for time on %s: %s", topic,
+                 rd_kafka_err2str(kerr));
+        err = kerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NA_ERR_TIMEOUT : NA_ERR_KAFKA;
+        goto out;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(l, topic, wm[i].partition);
+        if (!tp || tp->err) {
+            snprintf(errstr, errstr_size, "offsets for time on %s [%d]: %s", topic,
+                     (int)wm[i].partition, tp ? rd_kafka_err2str(tp->err) : "no answer");
+            err = NA_ERR_KAFKA;
+            goto out;
+        }
+        if (to) {
+            wm[i].to_time_offset = tp->offset;
+        } else {
+            wm[i].from_time_offset = tp->offset;
+        }
+    }
+out:
+    rd_kafka_topic_partition_list_destroy(l);
+    return err;
+}
+
+na_err_t na_replay_resolve(rd_kafka_t *rk, const char *topic,
+                           const struct na_replay_bound *from,
+                           const struct na_replay_bound *to, int64_t lateness_ms,
+                           int timeout_ms, struct na_replay_range *range, char *errstr,
+                           size_t errstr_size) {
+    rd_kafka_topic_t *rkt = NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    struct na_replay_wm *wm = NULL;
+    size_t cnt = 0;
+    na_err_t err = NA_OK;
+    rd_kafka_resp_err_t kerr;
+
+    memset(range, 0, sizeof(*range));
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt) {
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        return NA_ERR_KAFKA;
+    }
+    kerr = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "metadata of %s: %s", topic, rd_kafka_err2str(kerr));
+        err = kerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NA_ERR_TIMEOUT : NA_ERR_KAFKA;
+        goto out;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+        rd_kafka_resp_err_t terr = md->topic_cnt ? md->topics[0].err
+                                                 : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        snprintf(errstr, errstr_size, "topic %s: %s", topic, rd_kafka_err2str(terr));
+        err = terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? NA_ERR_NOT_FOUND
+                                                               : NA_ERR_KAFKA;
+        goto out;
+    }
+    cnt = (size_t)md->topics[0].partition_cnt;
+    if (cnt > NA_REPLAY_MAX_PARTITIONS) {
+        snprintf(errstr, errstr_size, "topic %s has %zu partitions", topic, cnt);
+        err = NA_ERR_TOO_LARGE;
+        goto out;
+    }
+    if (cnt && !(wm = calloc(cnt, sizeof(*wm)))) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        wm[i].partition = md->topics[0].partitions[i].id;
+        wm[i].from_time_offset = -1;
+        wm[i].to_time_offset = -1;
+        kerr = rd_kafka_query_watermark_offsets(rk, topic, wm[i].partition, &wm[i].low,
+                                                &wm[i].high, timeout_ms);
+        if (kerr) {
+            snprintf(errstr, errstr_size, "watermarks of %s [%d]: %s", topic,
+                     (int)wm[i].partition, rd_kafka_err2str(kerr));
+            err = kerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NA_ERR_TIMEOUT : NA_ERR_KAFKA;
+            goto out;
+        }
+    }
+    if (cnt && from->kind == NA_REPLAY_TIME &&
+        (err = times_lookup(rk, topic, wm, cnt, from->time_ms, false, timeout_ms, errstr,
+                            errstr_size))) {
+        goto out;
+    }
+    if (cnt && to->kind == NA_REPLAY_TIME &&
+        (err = times_lookup(rk, topic, wm, cnt, to->time_ms + lateness_ms, true, timeout_ms,
+                            errstr, errstr_size))) {
+        goto out;
+    }
+    err = na_replay_plan(from, to, wm, cnt, range, errstr, errstr_size);
+out:
+    free(wm);
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return err;
+}
+
+/* ---- resume and progress text ---- */
+
+char *na_replay_resume_args(const struct na_replay_range *range) {
+    struct na_buf b;
+    char ts[NA_RFC3339_LEN];
+    na_buf_init(&b);
+    na_buf_puts(&b, "--from ");
+    for (size_t i = 0; i < range->cnt; i++) {
+        na_buf_printf(&b, "%s%d:%" PRId64, i ? "," : "", (int)range->parts[i].partition,
+                      range->parts[i].resume);
+    }
+    na_buf_puts(&b, " --to ");
+    for (size_t i = 0; i < range->cnt; i++) {
+        na_buf_printf(&b, "%s%d:%" PRId64, i ? "," : "", (int)range->parts[i].partition,
+                      range->parts[i].end);
+    }
+    if (range->ts_from_ms != NA_REPLAY_TS_NONE) {
+        na_time_format_rfc3339(range->ts_from_ms / 1000, ts);
+        na_buf_printf(&b, " --ts-from %s", ts);
+    }
+    if (range->ts_to_ms != NA_REPLAY_TS_NONE) {
+        na_time_format_rfc3339(range->ts_to_ms / 1000, ts);
+        na_buf_printf(&b, " --ts-to %s", ts);
+    }
+    if (b.oom) {
+        na_buf_cleanup(&b);
+        return NULL;
+    }
+    return na_buf_steal(&b);
+}
+
+void na_replay_progress_format(char *buf, size_t size, uint64_t done, uint64_t total,
+                               double rate, bool bar) {
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    long long eta = -1;
+    char eta_txt[32] = "--:--";
+    if (rate > 0 && done <= total) {
+        eta = (long long)((double)(total - done) / rate + 0.5);
+        if (eta >= 3600) {
+            snprintf(eta_txt, sizeof(eta_txt), "%lld:%02lld:%02lld", eta / 3600,
+                     eta / 60 % 60, eta % 60);
+        } else {
+            snprintf(eta_txt, sizeof(eta_txt), "%lld:%02lld", eta / 60, eta % 60);
+        }
+    }
+    if (!bar) {
+        snprintf(buf, size, "done=%" PRIu64 " total=%" PRIu64 " pct=%.1f rate=%.0f eta_s=%lld",
+                 done, total, pct, rate > 0 ? rate : 0.0, eta);
+        return;
+    }
+    char cells[31];
+    int filled = (int)(pct * 30 / 100);
+    for (int i = 0; i < 30; i++) {
+        cells[i] = i < filled ? '#' : '.';
+    }
+    cells[30] = '\0';
+    snprintf(buf, size, "[%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f msg/s  ETA %s", cells,
+             pct, done, total, rate > 0 ? rate : 0.0, eta_txt);
+}
+
+/* ---- backtest ---- */
+
+void na_replay_diff_init(struct na_replay_diff *diff) {
+    memset(diff, 0, sizeof(*diff));
+}
+
+void na_replay_diff_cleanup(struct na_replay_diff *diff) {
+    if (!diff) {
+        return;
+    }
+    for (size_t i = 0; i < diff->cnt; i++) {
+        free(diff->v[i].topic);
+        free(diff->v[i].title);
+    }
+    free(diff->v);
+    na_replay_diff_init(diff);
+}
+
+static bool has_topic(const struct na_classification *c, const char *topic) {
+    for (size_t i = 0; i < c->matches_cnt; i++) {
+        if (!strcmp(c->matches[i].topic, topic)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static na_err_t diff_push(struct na_replay_diff *diff, const struct na_article *a,
+                          const char *topic, bool gained) {
+    if (diff->cnt == diff->size) {
+        size_t n = diff->size ? diff->size * 2 : 16;
+        struct na_replay_change *v = realloc(diff->v, n * sizeof(*v));
+        if (!v) {
+            return NA_ERR_NOMEM;
+        }
+        diff->v = v;
+        diff->size = n;
+    }
+    struct na_replay_change *c = &diff->v[diff->cnt];
+    memset(c, 0, sizeof(*c));
+    c->topic = na_strdup(topic);
+    c->title = na_strdup(a->title ? a->title : "(untitled)");
+    if (!c->topic || !c->title) {
+        free(c->topic);
+        free(c->title);
+        return NA_ERR_NOMEM;
+    }
+    memcpy(c->article_id, a->id, sizeof(c->article_id));
+    c->gained = gained;
+    diff->cnt++;
+    return NA_OK;
+}
+
+na_err_t na_replay_diff_add(struct na_replay_diff *diff, const struct na_article *a,
+                            const struct na_classification *cur,
+                            const struct na_classification *base) {
+    na_err_t err;
+    diff->articles++;
+    for (size_t i = 0; i < cur->matches_cnt; i++) {
+        if (has_topic(base, cur->matches[i].topic)) {
+            diff->same++;
+        } else if ((err = diff_push(diff, a, cur->matches[i].topic, true))) {
+            return err;
+        }
+    }
+    for (size_t i = 0; i < base->matches_cnt; i++) {
+        if (!has_topic(cur, base->matches[i].topic) &&
+            (err = diff_push(diff, a, base->matches[i].topic, false))) {
+            return err;
+        }
+    }
+    return NA_OK;
+}
+
+/* Titles on one line: control bytes become spaces. */
+static void print_title(FILE *fp, const char *s) {
+    for (; *s; s++) {
+        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s, fp);
+    }
+}
+
+void na_replay_diff_print(const struct na_replay_diff *diff, const char *const *topics,
+                          FILE *fp) {
+    size_t gained_all = 0, lost_all = 0;
+    for (const char *const *t = topics; *t; t++) {
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t i = 0; i < diff->cnt; i++) {
+                const struct na_replay_change *c = &diff->v[i];
+                if (strcmp(c->topic, *t) || c->gained != (pass == 0)) {
+                    continue;
+                }
+                fprintf(fp, "%c %s  ", c->gained ? '+' : '-', c->topic);
+                print_title(fp, c->title);
+                fprintf(fp, "  (%s)\n", c->article_id);
+            }
+        }
+    }
+    for (const char *const *t = topics; *t; t++) {
+        size_t gained = 0, lost = 0;
+        for (size_t i = 0; i < diff->cnt; i++) {
+            if (!strcmp(diff->v[i].topic, *t)) {
+                gained += diff->v[i].gained;
+                lost += !diff->v[i].gained;
+            }
+        }
+        gained_all += gained;
+        lost_all += lost;
+        fprintf(fp, "%s: +%zu -%zu\n", *t, gained, lost);
+    }
+    fprintf(fp, "total: +%zu -%zu (unchanged %" PRIu64 ", articles %" PRIu64 ")\n",
+            gained_all, lost_all, diff->same, diff->articles);
+}
+
+/* ---- classified line ---- */
+
+static json_t *match_json(const struct na_match *m) {
+    json_t *ev = json_array();
+    for (size_t i = 0; ev && i < m->evidence_cnt; i++) {
+        const struct na_evidence *e = &m->evidence[i];
+        json_array_append_new(ev, json_pack("{s:s, s:s, s:s, s:I}", "term", e->term,
+                                            "matched", e->matched ? e->matched : "",
+                                            "field", e->field, "offset",
+                                            (json_int_t)e->offset));
+    }
+    return json_pack("{s:s, s:f, s:f, s:o, s:o}", "topic", m->topic, "score", m->score,
+                     "threshold", m->threshold, "evidence", ev ? ev : json_array(),
+                     "snippet", m->snippet ? json_string(m->snippet) : json_null());
+}
+
+char *na_replay_classified_json(const struct na_article *a,
+                                const struct na_classification *cls) {
+    json_t *topics = json_array();
+    json_t *root;
+    char *out;
+    for (size_t i = 0; topics && i < cls->matches_cnt; i++) {
+        json_array_append_new(topics, match_json(&cls->matches[i]));
+    }
+    root = json_pack("{s:s, s:o, s:o}", "id", a->id, "title",
+                     a->title ? json_string(a->title) : json_null(), "topics",
+                     topics ? topics : json_array());
+    if (!root) {
+        return NULL;
+    }
+    out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(root);
+    return out;
+}
+
+/* ---- clients ---- */
+
+static na_err_t apply_props(rd_kafka_conf_t *kconf, const struct na_kafka_props *props,
+                            char *errstr, size_t errstr_size) {
+    for (size_t i = 0; props && i < props->cnt; i++) {
+        char key[256];
+        const char *eq = strchr(props->kv[i], '=');
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - props->kv[i]), props->kv[i]);
+        if (rd_kafka_conf_set(kconf, key, eq + 1, errstr, errstr_size) !=
+            RD_KAFKA_CONF_OK) {
+            return NA_ERR_CONFIG;
+        }
+    }
+    return NA_OK;
+}
+
+rd_kafka_t *na_replay_consumer_new(const char *brokers, const struct na_kafka_props *props,
+                                   char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *kconf = na_kafka_conf_new(brokers, NULL, errstr, errstr_size);
+    rd_kafka_t *rk = NULL;
+    char group[96];
+    if (!kconf) {
+        return NULL;
+    }
+    /* -X first, then what keeps the live group safe: a group of our own that
+     * is never joined (assign, not subscribe) and never committed to. */
+    snprintf(group, sizeof(group), "newsalert-replay-%lld-%ld", (long long)na_now_ms(),
+             random() % 100000);
+    if (apply_props(kconf, props, errstr, errstr_size) ||
+        na_kafka_conf_set(kconf, "client.id", "newsalert-replay", errstr, errstr_size) ||
+        na_kafka_conf_set(kconf, "group.id", group, errstr, errstr_size) ||
+        na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr, errstr_size) ||
+        na_kafka_conf_set(kconf, "enable.auto.offset.store", "false", errstr,
+                          errstr_size) ||
+        na_kafka_conf_set(kconf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+        na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr, errstr_size)) {
+        rd_kafka_conf_destroy(kconf);
+        return NULL;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
+    if (!rk) {
+        rd_kafka_conf_destroy(kconf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+/* ---- the run ---- */
+
+/* A set of strings (alert id + route) seen in this run, so that an article
+ * read twice (re-published before compaction) alerts once. */
+struct strset {
+    char **v;
+    size_t size; /* power of two */
+    size_t cnt;
+};
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* @returns 1 added, 0 already there, -1 no memory. */
+static int strset_add(struct strset *set, const char *s) {
+    if ((set->cnt + 1) * 2 > set->size) {
+        size_t n = set->size ? set->size * 2 : 1024;
+        char **v = calloc(n, sizeof(*v));
+        if (!v) {
+            return -1;
+        }
+        for (size_t i = 0; i < set->size; i++) {
+            if (set->v[i]) {
+                size_t j = fnv1a(set->v[i]) & (n - 1);
+                while (v[j]) {
+                    j = (j + 1) & (n - 1);
+                }
+                v[j] = set->v[i];
+            }
+        }
+        free(set->v);
+        set->v = v;
+        set->size = n;
+    }
+    size_t j = fnv1a(s) & (set->size - 1);
+    while (set->v[j]) {
+        if (!strcmp(set->v[j], s)) {
+            return 0;
+        }
+        j = (j + 1) & (set->size - 1);
+    }
+    if (!(set->v[j] = na_strdup(s))) {
+        return -1;
+    }
+    set->cnt++;
+    return 1;
+}
+
+static void strset_cleanup(struct strset *set) {
+    for (size_t i = 0; i < set->size; i++) {
+        free(set->v[i]);
+    }
+    free(set->v);
+    memset(set, 0, sizeof(*set));
+}
+
+struct replay {
+    const struct na_replay_opts *opts;
+    struct na_replay_range *range;
+    struct na_replay_stats *stats;
+    rd_kafka_t *out_rk; /* producer of --output-topic */
+    na_deliver_t *deliver;
+    na_ledger_t *ledger;
+    na_tracker_t *tracker;
+    struct strset seen;
+    bool fatal;
+    bool out_failed;
+    char errstr[512];
+};
+
+/* One (alert, route) delivery in flight; then its ledger record. */
+struct job {
+    struct replay *r;
+    struct na_tracker_entry *entry;
+    const struct na_route *route;
+    char alert_id[NA_SHA256_HEX_LEN + 1];
+    char *alert_json;
+};
+
+static void job_free(struct job *j) {
+    if (j) {
+        free(j->alert_json);
+        free(j);
+    }
+}
+
+static void on_output_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+    struct replay *r = opaque;
+    (void)rk;
+    if (rkm->err) {
+        r->out_failed = true;
+        snprintf(r->errstr, sizeof(r->errstr), "producing to %s: %s",
+                 r->opts->output_topic, rd_kafka_err2str(rkm->err));
+    }
+}
+
+/* Ledger confirmation: the delivery is durable; its article may be resumed past. */
+static void on_ledger_confirm(void *opaque, na_err_t err, void *ctx) {
+    struct replay *r = ctx;
+    struct job *j = opaque;
+    if (err) {
+        na_log(NA_LOG_ERROR, "replay", "ledger_write_failed", "alert=%s route=%s",
+               j->alert_id, na_log_q(j->route->name));
+    }
+    na_tracker_done(r->tracker, j->entry);
+    job_free(j);
+}
+
+static void on_delivered(void *opaque, const struct na_delivery_result *res, void *ctx) {
+    struct replay *r = ctx;
+    struct job *j = opaque;
+    if (res->outcome == NA_OUTCOME_OK) {
+        struct na_ledger_delivery d = {"delivered", res->status, res->attempts, na_now_ms()};
+        r->stats->sent++;
+        na_metrics_inc("newsalert_replay_alerts_sent_total", "Alerts a route accepted "
+                       "during a replay.", NULL);
+        na_log(NA_LOG_INFO, "replay", "alert_sent", "route=%s alert=%s status=%ld",
+               na_log_q(j->route->name), j->alert_id, res->status);
+        if (!na_ledger_record(r->ledger, j->alert_id, j->route->name, &d, j->alert_json,
+                              j)) {
+            return; /* on_ledger_confirm finishes the job */
+        }
+        na_log(NA_LOG_ERROR, "replay", "ledger_write_failed", "alert=%s route=%s",
+               j->alert_id, na_log_q(j->route->name));
+    } else {
+        r->stats->failed++;
+        na_metrics_inc("newsalert_replay_alerts_failed_total", "Alerts given up on during "
+                       "a replay.", NULL);
+        na_log(NA_LOG_ERROR, "replay", "alert_failed",
+               "route=%s alert=%s status=%ld attempts=%d err=%s",
+               na_log_q(j->route->name), j->alert_id, res->status, res->attempts,
+               na_log_q(res->error));
+    }
+    na_tracker_done(r->tracker, j->entry);
+    job_free(j);
+}
+
+static void post_alert(struct replay *r, struct na_tracker_entry *entry,
+                       const struct na_alert *alert, const struct na_route *route,
+                       const char *alert_json) {
+    struct na_buf body;
+    struct job *j = calloc(1, sizeof(*j));
+    na_buf_init(&body);
+    if (!j || !(j->alert_json = na_strdup(alert_json)) ||
+        route->format->render(alert, &body) || body.oom) {
+        na_log(NA_LOG_ERROR, "replay", "render_failed", "route=%s alert=%s",
+               na_log_q(route->name), alert->id);
+        r->stats->failed++;
+        na_buf_cleanup(&body);
+        job_free(j);
+        return;
+    }
+    j->r = r;
+    j->entry = entry;
+    j->route = route;
+    memcpy(j->alert_id, alert->id, sizeof(j->alert_id));
+    entry->pending++;
+    size_t len = body.len;
+    if (na_deliver_submit_steal(r->deliver, route, alert->id, na_buf_steal(&body), len,
+                                NULL, j)) {
+        entry->pending--;
+        r->stats->failed++;
+        job_free(j);
+    }
+}
+
+static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
+                         const struct na_article *a, const struct na_classification *cls) {
+    const struct na_replay_opts *o = r->opts;
+    const struct na_routes *routes = &o->conf->routes;
+    char key[NA_SHA256_HEX_LEN + 260];
+
+    for (size_t i = 0; i < cls->matches_cnt; i++) {
+        struct na_alert alert;
+        json_t *root;
+        json_t *names = json_array();
+        char *text = NULL;
+        bool any = !routes->cnt;
+
+        na_alert_init(&alert, a, &cls->matches[i], na_rules_version(o->rules));
+        root = na_alert_to_json(&alert);
+        for (size_t k = 0; names && k < routes->cnt; k++) {
+            const struct na_route *route = &routes->v[k];
+            if (!na_route_wants(route, alert.match->topic, alert.match->score)) {
+                continue;
+            }
+            if (r->ledger && na_ledger_delivered(r->ledger, alert.id, route->name)) {
+                r->stats->already_sent++;
+                continue;
+            }
+            snprintf(key, sizeof(key), "%s\t%s", alert.id, route->name);
+            if (strset_add(&r->seen, key) != 1) {
+                continue; /* this run already has it */
+            }
+            json_array_append_new(names, json_string(route->name));
+            any = true;
+        }
+        if (!routes->cnt && strset_add(&r->seen, alert.id) != 1) {
+            any = false;
+        }
+        if (root && names && routes->cnt) {
+            json_object_set(root, "routes", names);
+        }
+        text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (!text) {
+            r->fatal = true;
+            snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+        } else if (any) {
+            r->stats->alerts++;
+            if (o->dry_run) {
+                fputs(text, o->dry_run);
+                fputc('\n', o->dry_run);
+            }
+            if (o->post_routes) {
+                size_t k;
+                json_t *n;
+                json_array_foreach(names, k, n) {
+                    for (size_t x = 0; x < routes->cnt; x++) {
+                        if (!strcmp(routes->v[x].name, json_string_value(n))) {
+                            post_alert(r, entry, &alert, &routes->v[x], text);
+                        }
+                    }
+                }
+            }
+        }
+        free(text);
+        json_decref(names);
+        json_decref(root);
+    }
+}
+
+static void write_output(struct replay *r, const struct na_article *a,
+                         const struct na_classification *cls) {
+    const struct na_replay_opts *o = r->opts;
+    char *line = na_replay_classified_json(a, cls);
+    if (!line) {
+        r->fatal = true;
+        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+        return;
+    }
+    if (o->output) {
+        fputs(line, o->output);
+        fputc('\n', o->output);
+    }
+    if (r->out_rk) {
+        rd_kafka_resp_err_t kerr;
+        size_t len = strlen(line);
+        do {
+            /* F_FREE: librdkafka frees the line once delivered. */
+            kerr = rd_kafka_producev(r->out_rk, RD_KAFKA_V_TOPIC(o->output_topic),
+                                     RD_KAFKA_V_KEY(a->id, strlen(a->id)),
+                                     RD_KAFKA_V_VALUE(line, len),
+                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                     RD_KAFKA_V_HEADER("content-type", "application/json", -1),
+                                     RD_KAFKA_V_END);
+            if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(r->out_rk, 100);
+            }
+        } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        if (kerr) {
+            free(line);
+            r->out_failed = true;
+            snprintf(r->errstr, sizeof(r->errstr), "producing to %s: %s", o->output_topic,
+                     rd_kafka_err2str(kerr));
+        }
+        line = NULL;
+    }
+    free(line);
+    r->stats->output_lines++;
+}
+
+static struct na_replay_part *find_part(struct na_replay_range *range, int32_t partition) {
+    for (size_t i = 0; i < range->cnt; i++) {
+        if (range->parts[i].partition == partition) {
+            return &range->parts[i];
+        }
+    }
+    return NULL;
+}
+
+static void part_finish(struct replay *r, struct na_replay_part *p) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    p->done = true;
+    rd_kafka_topic_partition_list_add(l, r->opts->conf->topic, p->partition);
+    rd_kafka_pause_partitions(r->opts->rk, l); /* stop fetching past the end */
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
+    const struct na_replay_opts *o = r->opts;
+    struct na_replay_part *p = find_part(r->range, rkm->partition);
+    struct na_article a;
+    struct na_classification cls, base;
+    struct na_tracker_entry *entry;
+    char errstr[512];
+    na_err_t err;
+
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            /* The end of the log before our end: records there were compacted
+             * away or deleted; nothing more will come within the range. */
+            if (p && !p->done && rkm->offset >= p->end) {
+                p->next = p->end;
+                part_finish(r, p);
+            }
+            return;
+        }
+        na_log(NA_LOG_WARN, "replay", "consume_error", "err=%s",
+               na_log_q(rd_kafka_message_errstr(rkm)));
+        if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
+            r->fatal = true;
+            snprintf(r->errstr, sizeof(r->errstr), "%s", rd_kafka_message_errstr(rkm));
+        }
+        return;
+    }
+    if (!p || p->done || rkm->offset < p->next) {
+        return;
+    }
+    if (rkm->offset >= p->end) {
+        p->next = p->end;
+        part_finish(r, p);
+        return;
+    }
+    p->next = rkm->offset + 1;
+    r->stats->read++;
+    entry = na_tracker_add(r->tracker, rkm->partition, rkm->offset);
+    if (!entry) {
+        r->fatal = true;
+        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+        return;
+    }
+    na_article_init(&a);
+    memset(&cls, 0, sizeof(cls));
+    memset(&base, 0, sizeof(base));
+    int64_t ts = rd_kafka_message_timestamp(rkm, NULL);
+    if ((r->range->ts_from_ms != NA_REPLAY_TS_NONE && ts < r->range->ts_from_ms) ||
+        (r->range->ts_to_ms != NA_REPLAY_TS_NONE && ts >= r->range->ts_to_ms)) {
+        r->stats->filtered++;
+        goto out;
+    }
+    err = !rkm->payload ? NA_ERR_INVALID
+          : rkm->len > NA_MAX_ARTICLE_BYTES
+              ? NA_ERR_TOO_LARGE
+              : na_article_from_json(rkm->payload, rkm->len, &a, errstr, sizeof(errstr));
+    if (err) {
+        if (err == NA_ERR_TOO_LARGE || !rkm->payload) {
+            snprintf(errstr, sizeof(errstr), "%s", rkm->payload ? "record too large"
+                                                                : "record has no value");
+        }
+        r->stats->poison++;
+        na_log(NA_LOG_WARN, "replay", "poison_record", "partition=%d offset=%lld err=%s",
+               (int)rkm->partition, (long long)rkm->offset, na_log_q(errstr));
+        goto out;
+    }
+    r->stats->articles++;
+    if (na_rules_classify(o->rules, &a, &cls) ||
+        (o->baseline && na_rules_classify(o->baseline, &a, &base))) {
+        na_log(NA_LOG_ERROR, "replay", "classify_failed", "article=%s", a.id);
+        goto out;
+    }
+    if (o->baseline && o->diff && na_replay_diff_add(o->diff, &a, &cls, &base)) {
+        r->fatal = true;
+        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+        goto out;
+    }
+    if (o->output || r->out_rk) {
+        write_output(r, &a, &cls);
+    }
+    if (o->dry_run || o->post_routes) {
+        raise_alerts(r, entry, &a, &cls);
+    }
+out:
+    if (p->next >= p->end) {
+        part_finish(r, p);
+    }
+    na_classification_cleanup(&base);
+    na_classification_cleanup(&cls);
+    na_article_cleanup(&a);
+    na_tracker_done(r->tracker, entry);
+}
+
+static void update_resume(struct replay *r) {
+    for (size_t i = 0; i < r->range->cnt; i++) {
+        struct na_replay_part *p = &r->range->parts[i];
+        int64_t off;
+        if (na_tracker_committable(r->tracker, p->partition, &off)) {
+            p->resume = off;
+        }
+    }
+}
+
+static bool all_done(const struct na_replay_range *range) {
+    for (size_t i = 0; i < range->cnt; i++) {
+        if (!range->parts[i].done) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t work_pending(struct replay *r) {
+    return (r->deliver ? na_deliver_pending(r->deliver) : 0) +
+           (r->ledger ? na_ledger_outstanding(r->ledger) : 0) +
+           (r->out_rk ? (size_t)rd_kafka_outq_len(r->out_rk) : 0);
+}
+
+static void serve(struct replay *r, int timeout_ms) {
+    if (r->deliver) {
+        na_deliver_run(r->deliver, timeout_ms, on_delivered, r);
+        timeout_ms = 0;
+    }
+    if (r->ledger) {
+        na_ledger_poll(r->ledger, 0);
+    }
+    if (r->out_rk) {
+        rd_kafka_poll(r->out_rk, timeout_ms);
+    }
+}
+
+static void progress(struct replay *r, int64_t t0, int64_t *last, bool final) {
+    const struct na_replay_opts *o = r->opts;
+    int64_t now = na_mono_ms();
+    int64_t every = o->progress == 1 ? 200 : o->progress_interval_ms;
+    char text[256];
+    if (!o->progress || (!final && now - *last < every)) {
+        return;
+    }
+    *last = now;
+    uint64_t done = na_replay_range_done(r->range);
+    double secs = (double)(now - t0) / 1000.0;
+    na_replay_progress_format(text, sizeof(text), done, na_replay_range_total(r->range),
+                              secs > 0.2 ? (double)done / secs : -1, o->progress == 1);
+    if (o->progress == 1) {
+        fprintf(stderr, "\r%s\x1b[K%s", text, final ? "\n" : "");
+        fflush(stderr);
+    } else {
+        na_log(NA_LOG_INFO, "replay", "progress", "%s", text);
+    }
+}
+
+static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size) {
+    const struct na_replay_opts *o = r->opts;
+    const struct na_consumer_conf *conf = o->conf;
+    bool want_ledger = conf->routes.cnt && (o->post_routes || o->dry_run);
+
+    if (o->post_routes) {
+        struct na_deliver_opts dopts = {
+            .concurrency = conf->deliver_concurrency,
+            .timeout_ms = conf->deliver_timeout_ms,
+            .connect_timeout_ms = conf->deliver_timeout_ms,
+            .max_attempts = (int)conf->deliver_max_attempts,
+            .backoff_ms = conf->deliver_backoff_ms,
+            .backoff_max_ms = conf->deliver_backoff_max_ms,
+            .user_agent = NA_HTTP_USER_AGENT,
+        };
+        if (!(r->deliver = na_deliver_new(&dopts))) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    if (want_ledger) {
+        struct na_ledger_opts lopts = {
+            .brokers = conf->brokers,
+            .props = &conf->props,
+            .topic = conf->ledger_topic,
+            .load_timeout_ms = (int)conf->ledger_timeout_ms,
+            .create_topic = o->post_routes,
+            .confirm_cb = on_ledger_confirm,
+            .ctx = r,
+        };
+        na_err_t err = na_ledger_open(&lopts, &r->ledger, errstr, errstr_size);
+        if (err) {
+            return err;
+        }
+        na_log(NA_LOG_INFO, "replay", "ledger_loaded", "alerts=%zu",
+               na_ledger_count(r->ledger));
+    }
+    if (o->output_topic) {
+        rd_kafka_conf_t *kconf = na_kafka_conf_new(conf->brokers, &conf->props, errstr,
+                                                   errstr_size);
+        if (!kconf || na_kafka_conf_set(kconf, "client.id", "newsalert-replay-output", errstr,
+                                        errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "linger.ms", "50", errstr, errstr_size)) {
+            if (kconf) {
+                rd_kafka_conf_destroy(kconf);
+            }
+            return NA_ERR_CONFIG;
+        }
+        rd_kafka_conf_set_dr_msg_cb(kconf, on_output_delivery);
+        rd_kafka_conf_set_opaque(kconf, r);
+        if (!(r->out_rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size))) {
+            rd_kafka_conf_destroy(kconf);
+            return NA_ERR_CONFIG;
+        }
+    }
+    return NA_OK;
+}
+
+na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range *range,
+                       struct na_replay_stats *stats, char *errstr, size_t errstr_size) {
+    struct replay r;
+    rd_kafka_topic_partition_list_t *assign = NULL;
+    na_err_t err = NA_OK;
+    int64_t t0 = na_mono_ms();
+    int64_t last = t0;
+
+    memset(&r, 0, sizeof(r));
+    memset(stats, 0, sizeof(*stats));
+    r.opts = opts;
+    r.range = range;
+    r.stats = stats;
+    if (!(r.tracker = na_tracker_new())) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    if ((err = open_outputs(&r, errstr, errstr_size))) {
+        goto out;
+    }
+    assign = rd_kafka_topic_partition_list_new((int)range->cnt);
+    for (size_t i = 0; i < range->cnt; i++) {
+        if (!range->parts[i].done) {
+            rd_kafka_topic_partition_list_add(assign, opts->conf->topic,
+                                              range->parts[i].partition)
+                ->offset = range->parts[i].next;
+        }
+    }
+    na_log(NA_LOG_INFO, "replay", "started", "topic=%s partitions=%d records=%" PRIu64,
+           na_log_q(opts->conf->topic), assign->cnt, na_replay_range_total(range));
+    if (assign->cnt) {
+        rd_kafka_resp_err_t kerr = rd_kafka_assign(opts->rk, assign);
+        if (kerr) {
+            snprintf(errstr, errstr_size, "assign: %s", rd_kafka_err2str(kerr));
+            err = NA_ERR_KAFKA;
+            goto out;
+        }
+    }
+    while (*opts->running && !r.fatal && !r.out_failed && !all_done(range)) {
+        bool busy = work_pending(&r) > 0;
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(opts->rk, busy ? 0 : 100);
+        if (rkm) {
+            handle_message(&r, rkm);
+            rd_kafka_message_destroy(rkm);
+        }
+        serve(&r, rkm ? 0 : (busy ? 10 : 0));
+        update_resume(&r);
+        progress(&r, t0, &last, false);
+        /* Back-pressure: do not read ahead of the deliveries without limit. */
+        while (*opts->running && r.deliver &&
+               na_deliver_pending(r.deliver) >= (size_t)opts->conf->max_pending) {
+            serve(&r, 50);
+        }
+    }
+    stats->interrupted = !all_done(range) && !r.fatal && !r.out_failed;
+    /* Finish what was started: deliveries (up to drain_timeout when
+     * interrupted), ledger records, produced lines. */
+    int64_t deadline = na_mono_ms() + (stats->interrupted ? opts->conf->drain_timeout_ms
+                                                          : INT64_MAX / 4);
+    while (work_pending(&r) && na_mono_ms() < deadline) {
+        serve(&r, 50);
+        update_resume(&r);
+        progress(&r, t0, &last, false);
+    }
+    if (r.out_rk) {
+        rd_kafka_flush(r.out_rk, 10000);
+    }
+    if (assign->cnt) {
+        rd_kafka_assign(opts->rk, NULL);
+    }
+    update_resume(&r);
+    progress(&r, t0, &last, true);
+    if (na_tracker_unfinished(r.tracker)) {
+        na_log(NA_LOG_WARN, "replay", "drain_timeout", "unfinished=%zu",
+               na_tracker_unfinished(r.tracker));
+    }
+    if (r.fatal || r.out_failed) {
+        snprintf(errstr, errstr_size, "%s", r.errstr);
+        err = r.fatal ? NA_ERR_KAFKA : NA_ERR_IO;
+    }
+    na_log(NA_LOG_INFO, "replay", "summary",
+           "read=%" PRIu64 " filtered=%" PRIu64 " articles=%" PRIu64 " poison=%" PRIu64
+           " alerts=%" PRIu64 " already_sent=%" PRIu64 " sent=%" PRIu64 " failed=%" PRIu64
+           " output=%" PRIu64 " interrupted=%d seconds=%.2f",
+           stats->read, stats->filtered, stats->articles, stats->poison, stats->alerts,
+           stats->already_sent, stats->sent, stats->failed, stats->output_lines,
+           stats->interrupted, (double)(na_mono_ms() - t0) / 1000.0);
+out:
+    if (assign) {
+        rd_kafka_topic_partition_list_destroy(assign);
+    }
+    na_deliver_destroy(r.deliver);
+    na_ledger_destroy(r.ledger);
+    if (r.out_rk) {
+        rd_kafka_flush(r.out_rk, 5000);
+        rd_kafka_destroy(r.out_rk);
+    }
+    na_tracker_destroy(r.tracker);
+    strset_cleanup(&r.seen);
+    return err;
+}

@@ -1,0 +1,555 @@
+/*
+ * Replay: bound parsing, range planning (clamping, empty partitions,
+ * partition selection), resume arguments, progress text, the backtest
+ * difference, the classified line, and whole runs on librdkafka's mock
+ * cluster (stops by itself, empty partitions, offsets, dry-run dedup).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "newsalert/article.h"
+#include "newsalert/log.h"
+#include "newsalert/util.h"
+#include "replay.h"
+#include "rules.h"
+
+/* ---- bounds ---- */
+
+static void test_bound_keywords_and_times(void **state) {
+    (void)state;
+    struct na_replay_bound b;
+    char errstr[256];
+    assert_int_equal(na_replay_bound_parse("beginning", &b, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(b.kind, NA_REPLAY_BEGINNING);
+    na_replay_bound_cleanup(&b);
+    assert_int_equal(na_replay_bound_parse("end", &b, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(b.kind, NA_REPLAY_END);
+    na_replay_bound_cleanup(&b);
+    assert_int_equal(na_replay_bound_parse("2026-01-06T08:00:00Z", &b, errstr,
+                                           sizeof(errstr)), NA_OK);
+    assert_int_equal(b.kind, NA_REPLAY_TIME);
+    assert_int_equal(b.time_ms, 1767686400000LL);
+    na_replay_bound_cleanup(&b);
+    assert_int_equal(na_replay_bound_parse("2026-01-06T16:00:00+08:00", &b, errstr,
+                                           sizeof(errstr)), NA_OK);
+    assert_int_equal(b.time_ms, 1767686400000LL);
+    na_replay_bound_cleanup(&b);
+}
+
+static void test_bound_offsets_sorted(void **state) {
+    (void)state;
+    struct na_replay_bound b;
+    char errstr[256];
+    assert_int_equal(na_replay_bound_parse("3:7,0:120,1:80", &b, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(b.kind, NA_REPLAY_OFFSETS);
+    assert_int_equal(b.pos_cnt, 3);
+    assert_int_equal(b.pos[0].partition, 0);
+    assert_int_equal(b.pos[0].offset, 120);
+    assert_int_equal(b.pos[1].partition, 1);
+    assert_int_equal(b.pos[1].offset, 80);
+    assert_int_equal(b.pos[2].partition, 3);
+    assert_int_equal(b.pos[2].offset, 7);
+    na_replay_bound_cleanup(&b);
+}
+
+static void test_bound_rejects_bad_input(void **state) {
+    (void)state;
+    static const char *const bad[] = {"", "yesterday", "0:", ":5", "0:-1", "-1:5",
+                                      "0:1,", "0:1,,1:2", "0:1,0:2", "0:1x",
+                                      "2026-13-01T00:00:00Z", "2026-01-06T25:00:00Z",
+                                      "0:99999999999999999999", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        struct na_replay_bound b;
+        char errstr[256] = "";
+        na_err_t err = na_replay_bound_parse(bad[i], &b, errstr, sizeof(errstr));
+        if (err != NA_ERR_INVALID) {
+            print_error("\"%s\" accepted\n", bad[i]);
+        }
+        assert_int_equal(err, NA_ERR_INVALID);
+        assert_true(errstr[0] != '\0');
+        assert_null(strchr(errstr, '\n'));
+        na_replay_bound_cleanup(&b);
+    }
+}
+
+/* ---- planning ---- */
+
+static void bound(const char *s, struct na_replay_bound *b) {
+    char errstr[256];
+    assert_int_equal(na_replay_bound_parse(s, b, errstr, sizeof(errstr)), NA_OK);
+}
+
+static void test_plan_beginning_to_end_skips_empty_partitions(void **state) {
+    (void)state;
+    struct na_replay_bound from, to;
+    struct na_replay_range r;
+    char errstr[256];
+    struct na_replay_wm wm[] = {{2, 5, 5, -1, -1}, {0, 10, 40, -1, -1}, {1, 0, 7, -1, -1}};
+    bound("beginning", &from);
+    bound("end", &to);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(r.cnt, 3);
+    assert_int_equal(r.parts[0].partition, 0); /* sorted */
+    assert_int_equal(r.parts[0].start, 10);
+    assert_int_equal(r.parts[0].end, 40);
+    assert_false(r.parts[0].done);
+    assert_int_equal(r.parts[1].start, 0);
+    assert_int_equal(r.parts[1].end, 7);
+    /* An empty partition is done before anything is read. */
+    assert_int_equal(r.parts[2].start, 5);
+    assert_int_equal(r.parts[2].end, 5);
+    assert_true(r.parts[2].done);
+    assert_int_equal(na_replay_range_total(&r), 37);
+    assert_int_equal(na_replay_range_done(&r), 0);
+    assert_int_equal(r.ts_from_ms, NA_REPLAY_TS_NONE);
+    assert_int_equal(r.ts_to_ms, NA_REPLAY_TS_NONE);
+    na_replay_range_cleanup(&r);
+    na_replay_bound_cleanup(&from);
+    na_replay_bound_cleanup(&to);
+}
+
+static void test_plan_times(void **state) {
+    (void)state;
+    struct na_replay_bound from, to;
+    struct na_replay_range r;
+    char errstr[256];
+    /* p0: both times inside; p1: nothing stamped at/after from (-1 -> high);
+     * p2: to lies after every record (-1 -> high). */
+    struct na_replay_wm wm[] = {{0, 0, 100, 20, 60}, {1, 0, 50, -1, -1}, {2, 3, 9, 4, -1}};
+    bound("2026-01-06T00:00:00Z", &from);
+    bound("2026-01-07T00:00:00Z", &to);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(r.parts[0].start, 20);
+    assert_int_equal(r.parts[0].end, 60);
+    assert_int_equal(r.parts[1].start, 50);
+    assert_int_equal(r.parts[1].end, 50);
+    assert_true(r.parts[1].done);
+    assert_int_equal(r.parts[2].start, 4);
+    assert_int_equal(r.parts[2].end, 9);
+    assert_int_equal(r.ts_from_ms, from.time_ms);
+    assert_int_equal(r.ts_to_ms, to.time_ms);
+    na_replay_range_cleanup(&r);
+    na_replay_bound_cleanup(&from);
+    na_replay_bound_cleanup(&to);
+}
+
+static void test_plan_offsets_select_and_clamp(void **state) {
+    (void)state;
+    struct na_replay_bound from, to;
+    struct na_replay_range r;
+    char errstr[256];
+    struct na_replay_wm wm[] = {{0, 10, 40, -1, -1}, {1, 0, 7, -1, -1}, {2, 0, 9, -1, -1}};
+    /* Below the low watermark (deleted by retention) clamps up; the end is
+     * exclusive and clamps to the high watermark; partition 2 is not named. */
+    bound("0:3,1:5", &from);
+    bound("end", &to);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(r.cnt, 2);
+    assert_int_equal(r.parts[0].start, 10);
+    assert_int_equal(r.parts[0].end, 40);
+    assert_int_equal(r.parts[1].start, 5);
+    assert_int_equal(r.parts[1].end, 7);
+    na_replay_range_cleanup(&r);
+    na_replay_bound_cleanup(&to);
+    /* Both offset bounds: only partitions named by both; end < start is empty. */
+    bound("1:900", &to);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(r.cnt, 1);
+    assert_int_equal(r.parts[0].partition, 1);
+    assert_int_equal(r.parts[0].end, 7);
+    na_replay_range_cleanup(&r);
+    na_replay_bound_cleanup(&to);
+    bound("0:12,1:2", &to);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(r.parts[0].end, 12);
+    assert_int_equal(r.parts[1].start, 5);
+    assert_int_equal(r.parts[1].end, 5);
+    assert_true(r.parts[1].done);
+    na_replay_range_cleanup(&r);
+    na_replay_bound_cleanup(&to);
+    /* A partition the topic lacks is an error naming it. */
+    bound("7:1", &to);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)),
+                     NA_ERR_INVALID);
+    assert_non_null(strstr(errstr, "partition 7"));
+    na_replay_bound_cleanup(&to);
+    na_replay_bound_cleanup(&from);
+}
+
+/* ---- resume and progress ---- */
+
+static void test_resume_args(void **state) {
+    (void)state;
+    struct na_replay_part parts[] = {{0, 0, 100, 10, 90, 50, 42, false},
+                                     {1, 0, 100, 0, 80, 80, 80, true}};
+    struct na_replay_range r = {parts, 2, NA_REPLAY_TS_NONE, NA_REPLAY_TS_NONE};
+    char *s = na_replay_resume_args(&r);
+    assert_string_equal(s, "--from 0:42,1:80 --to 0:90,1:80");
+    free(s);
+    assert_int_equal(na_replay_range_total(&r), 160);
+    assert_int_equal(na_replay_range_done(&r), 40 + 80);
+    r.ts_from_ms = 1767657600000LL;
+    r.ts_to_ms = 1767744000000LL;
+    s = na_replay_resume_args(&r);
+    assert_string_equal(s, "--from 0:42,1:80 --to 0:90,1:80 --ts-from 2026-01-06T00:00:00Z "
+                           "--ts-to 2026-01-07T00:00:00Z");
+    free(s);
+}
+
+static void test_progress_text(void **state) {
+    (void)state;
+    char buf[256];
+    na_replay_progress_format(buf, sizeof(buf), 420, 1000, 100.0, false);
+    assert_string_equal(buf, "done=420 total=1000 pct=42.0 rate=100 eta_s=6");
+    na_replay_progress_format(buf, sizeof(buf), 0, 1000, -1, false);
+    assert_string_equal(buf, "done=0 total=1000 pct=0.0 rate=0 eta_s=-1");
+    na_replay_progress_format(buf, sizeof(buf), 500, 1000, 2.0, true);
+    assert_non_null(strstr(buf, "[###############...............]"));
+    assert_non_null(strstr(buf, " 50.0%"));
+    assert_non_null(strstr(buf, "500/1000"));
+    assert_non_null(strstr(buf, "2 msg/s"));
+    assert_non_null(strstr(buf, "ETA 4:10"));
+    na_replay_progress_format(buf, sizeof(buf), 0, 0, -1, true);
+    assert_non_null(strstr(buf, "100.0%"));
+    assert_non_null(strstr(buf, "ETA --:--"));
+}
+
+/* ---- backtest ---- */
+
+static na_rules_t *load_rules(const char *json) {
+    na_rules_t *rules = NULL;
+    char errstr[512] = "";
+    na_err_t err = na_rules_load_buf(json, strlen(json), "rules.json", &rules, errstr,
+                                     sizeof(errstr));
+    if (err) {
+        print_error("rules: %s\n", errstr);
+    }
+    assert_int_equal(err, NA_OK);
+    return rules;
+}
+
+static const char old_rules[] =
+    "{\"topics\":[{\"name\":\"taiwan\",\"query\":\"taiwan\",\"threshold\":1},"
+    "{\"name\":\"rare_earths\",\"query\":\"\\\"rare earth\\\"\",\"threshold\":1}]}";
+static const char new_rules[] =
+    "{\"topics\":[{\"name\":\"taiwan\",\"query\":\"taiwan OR taipei\",\"threshold\":1},"
+    "{\"name\":\"rare_earths\",\"query\":\"gallium\",\"threshold\":1}]}";
+
+static void article(struct na_article *a, const char *id_seed, const char *title) {
+    na_article_init(a);
+    a->title = na_strdup(title);
+    a->url = na_strdup(id_seed);
+    na_sha256_hex(id_seed, strlen(id_seed), a->id);
+}
+
+static void test_diff_gained_lost_per_topic(void **state) {
+    (void)state;
+    na_rules_t *cur = load_rules(new_rules);
+    na_rules_t *base = load_rules(old_rules);
+    struct na_replay_diff diff;
+    static const char *const titles[] = {
+        "Taipei holds drills",          /* taiwan gained */
+        "Taiwan votes",                 /* taiwan in both */
+        "Rare earth prices climb",      /* rare_earths lost */
+        "Gallium curbs, rare earth too", /* rare_earths in both */
+        "Gallium output rises",         /* rare_earths gained */
+        "Weather",                      /* nothing */
+    };
+    na_replay_diff_init(&diff);
+    for (size_t i = 0; i < sizeof(titles) / sizeof(*titles); i++) {
+        struct na_article a;
+        struct na_classification c = {0}, b = {0};
+        char seed[32];
+        snprintf(seed, sizeof(seed), "https://x.test/%zu", i);
+        article(&a, seed, titles[i]);
+        assert_int_equal(na_rules_classify(cur, &a, &c), NA_OK);
+        assert_int_equal(na_rules_classify(base, &a, &b), NA_OK);
+        assert_int_equal(na_replay_diff_add(&diff, &a, &c, &b), NA_OK);
+        na_classification_cleanup(&c);
+        na_classification_cleanup(&b);
+        na_article_cleanup(&a);
+    }
+    assert_int_equal(diff.articles, 6);
+    assert_int_equal(diff.same, 2);
+    assert_int_equal(diff.cnt, 3);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    static const char *const topics[] = {"taiwan", "rare_earths", "export_controls", NULL};
+    na_replay_diff_print(&diff, topics, fp);
+    fclose(fp);
+    assert_non_null(strstr(text, "+ taiwan  Taipei holds drills  ("));
+    assert_non_null(strstr(text, "+ rare_earths  Gallium output rises  ("));
+    assert_non_null(strstr(text, "- rare_earths  Rare earth prices climb  ("));
+    assert_null(strstr(text, "Taiwan votes"));
+    assert_null(strstr(text, "Weather"));
+    assert_non_null(strstr(text, "\ntaiwan: +1 -0\n"));
+    assert_non_null(strstr(text, "\nrare_earths: +1 -1\n"));
+    assert_non_null(strstr(text, "\nexport_controls: +0 -0\n"));
+    assert_non_null(strstr(text, "total: +2 -1 (unchanged 2, articles 6)"));
+    /* Gained before lost within a topic. */
+    assert_true(strstr(text, "+ rare_earths") < strstr(text, "- rare_earths"));
+    free(text);
+    na_replay_diff_cleanup(&diff);
+    na_rules_destroy(cur);
+    na_rules_destroy(base);
+}
+
+static void test_classified_line_shape(void **state) {
+    (void)state;
+    na_rules_t *rules = load_rules(new_rules);
+    struct na_article a;
+    struct na_classification c = {0};
+    json_error_t jerr;
+    article(&a, "https://x.test/1", "Taipei and gallium");
+    assert_int_equal(na_rules_classify(rules, &a, &c), NA_OK);
+    char *line = na_replay_classified_json(&a, &c);
+    assert_non_null(line);
+    assert_null(strchr(line, '\n'));
+    json_t *root = json_loads(line, 0, &jerr);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "id")), a.id);
+    assert_string_equal(json_string_value(json_object_get(root, "title")),
+                        "Taipei and gallium");
+    json_t *topics = json_object_get(root, "topics");
+    assert_int_equal(json_array_size(topics), 2);
+    json_t *t0 = json_array_get(topics, 0);
+    assert_string_equal(json_string_value(json_object_get(t0, "topic")), "taiwan");
+    assert_true(json_is_number(json_object_get(t0, "score")));
+    assert_true(json_is_number(json_object_get(t0, "threshold")));
+    assert_true(json_array_size(json_object_get(t0, "evidence")) >= 1);
+    assert_non_null(json_object_get(t0, "snippet"));
+    json_decref(root);
+    free(line);
+    na_classification_cleanup(&c);
+    na_article_cleanup(&a);
+    na_rules_destroy(rules);
+}
+
+/* ---- whole runs on the mock cluster ---- */
+
+#define TOPIC "na.unit.replay"
+
+struct mock {
+    rd_kafka_t *prod; /* owns the mock cluster */
+    const char *bootstraps;
+};
+
+static void produce_article(rd_kafka_t *rk, int32_t partition, const char *url,
+                            const char *title) {
+    struct na_article a;
+    article(&a, url, title);
+    a.fetched_at = 1767657600;
+    a.source_id = na_strdup("unit");
+    a.source_name = na_strdup("Unit");
+    a.source_feed_url = na_strdup("https://x.test/feed");
+    char *json = na_article_to_json(&a);
+    assert_non_null(json);
+    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
+                                       RD_KAFKA_V_PARTITION(partition),
+                                       RD_KAFKA_V_KEY(a.id, strlen(a.id)),
+                                       RD_KAFKA_V_VALUE(json, strlen(json)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    free(json);
+    na_article_cleanup(&a);
+}
+
+static int mock_setup(void **state) {
+    struct mock *m = calloc(1, sizeof(*m));
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    na_log_set_level(NA_LOG_ERROR);
+    assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", errstr,
+                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    m->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(m->prod);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, 3, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    m->bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+    /* p0: 5 articles (2 about Taiwan, one of them twice), p1: 3, p2: none. */
+    produce_article(m->prod, 0, "https://x.test/a0", "Taiwan drills");
+    produce_article(m->prod, 0, "https://x.test/a1", "Weather");
+    produce_article(m->prod, 0, "https://x.test/a0", "Taiwan drills");
+    produce_article(m->prod, 0, "https://x.test/a3", "Taipei talks");
+    produce_article(m->prod, 0, "https://x.test/a4", "Sports");
+    produce_article(m->prod, 1, "https://x.test/b0", "Gallium curbs");
+    produce_article(m->prod, 1, "https://x.test/b1", "Markets");
+    produce_article(m->prod, 1, "https://x.test/b2", "Taiwan votes");
+    assert_int_equal(rd_kafka_flush(m->prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    *state = m;
+    return 0;
+}
+
+static int mock_teardown(void **state) {
+    struct mock *m = *state;
+    rd_kafka_destroy(m->prod);
+    free(m);
+    return 0;
+}
+
+struct run_out {
+    char *dry;
+    size_t dry_len;
+    char *classified;
+    size_t classified_len;
+    struct na_replay_stats stats;
+    struct na_replay_range range;
+};
+
+static size_t count_lines(const char *s) {
+    size_t n = 0;
+    for (; s && *s; s++) {
+        n += *s == '\n';
+    }
+    return n;
+}
+
+static void run(struct mock *m, const char *from_s, const char *to_s, const char *rules_json,
+                int running_flag, struct run_out *out) {
+    struct na_consumer_conf conf;
+    struct na_replay_bound from, to;
+    char errstr[512] = "";
+    volatile sig_atomic_t running = running_flag;
+    na_rules_t *rules = load_rules(rules_json);
+    rd_kafka_t *rk = na_replay_consumer_new(m->bootstraps, NULL, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    memset(&conf, 0, sizeof(conf));
+    memset(out, 0, sizeof(*out));
+    conf.brokers = (char *)m->bootstraps;
+    conf.topic = (char *)TOPIC;
+    conf.max_pending = 100;
+    conf.drain_timeout_ms = 1000;
+    bound(from_s, &from);
+    bound(to_s, &to);
+    assert_int_equal(na_replay_resolve(rk, TOPIC, &from, &to, 0, 10000, &out->range, errstr,
+                                       sizeof(errstr)), NA_OK);
+    FILE *dry = open_memstream(&out->dry, &out->dry_len);
+    FILE *cls = open_memstream(&out->classified, &out->classified_len);
+    struct na_replay_opts opts = {
+        .rk = rk,
+        .conf = &conf,
+        .rules = rules,
+        .dry_run = dry,
+        .output = cls,
+        .running = &running,
+    };
+    assert_int_equal(na_replay_run(&opts, &out->range, &out->stats, errstr, sizeof(errstr)),
+                     NA_OK);
+    fclose(dry);
+    fclose(cls);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    na_replay_bound_cleanup(&from);
+    na_replay_bound_cleanup(&to);
+    na_rules_destroy(rules);
+}
+
+static void run_cleanup(struct run_out *out) {
+    free(out->dry);
+    free(out->classified);
+    na_replay_range_cleanup(&out->range);
+}
+
+static void test_run_whole_topic_stops_by_itself(void **state) {
+    struct mock *m = *state;
+    struct run_out o;
+    run(m, "beginning", "end", new_rules, 1, &o);
+    /* Ends without waiting on the empty partition 2. */
+    assert_false(o.stats.interrupted);
+    assert_int_equal(o.stats.read, 8);
+    assert_int_equal(o.stats.articles, 8);
+    assert_int_equal(count_lines(o.classified), 8);
+    assert_int_equal(o.stats.output_lines, 8);
+    /* Alerts: a0 (once, although read twice), a3, b0, b2. */
+    assert_int_equal(count_lines(o.dry), 4);
+    assert_int_equal(o.stats.alerts, 4);
+    assert_non_null(strstr(o.dry, "\"schema\":\"alert/v1\""));
+    assert_non_null(strstr(o.dry, "Taipei talks"));
+    assert_null(strstr(o.dry, "Weather"));
+    for (size_t i = 0; i < o.range.cnt; i++) {
+        assert_true(o.range.parts[i].done);
+        assert_int_equal(o.range.parts[i].resume, o.range.parts[i].end);
+    }
+    run_cleanup(&o);
+}
+
+static void test_run_offsets_range_exclusive_end(void **state) {
+    struct mock *m = *state;
+    struct run_out o;
+    run(m, "0:1,1:2", "0:4,1:3", new_rules, 1, &o);
+    /* p0 offsets 1,2,3 and p1 offset 2. */
+    assert_false(o.stats.interrupted);
+    assert_int_equal(o.stats.read, 4);
+    assert_int_equal(count_lines(o.classified), 4);
+    assert_non_null(strstr(o.classified, "\"Weather\""));
+    assert_non_null(strstr(o.classified, "\"Taipei talks\""));
+    assert_non_null(strstr(o.classified, "\"Taiwan votes\""));
+    assert_null(strstr(o.classified, "\"Sports\""));
+    assert_null(strstr(o.classified, "\"Gallium curbs\""));
+    run_cleanup(&o);
+}
+
+static void test_run_empty_range_reads_nothing(void **state) {
+    struct mock *m = *state;
+    struct run_out o;
+    run(m, "end", "end", new_rules, 1, &o);
+    assert_int_equal(na_replay_range_total(&o.range), 0);
+    assert_false(o.stats.interrupted);
+    assert_int_equal(o.stats.read, 0);
+    assert_int_equal(o.dry_len, 0);
+    run_cleanup(&o);
+}
+
+static void test_run_interrupted_resumes_at_start(void **state) {
+    struct mock *m = *state;
+    struct run_out o;
+    run(m, "beginning", "end", new_rules, 0, &o);
+    assert_true(o.stats.interrupted);
+    assert_int_equal(o.stats.read, 0);
+    char *args = na_replay_resume_args(&o.range);
+    assert_string_equal(args, "--from 0:0,1:0,2:0 --to 0:5,1:3,2:0");
+    free(args);
+    run_cleanup(&o);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bound_keywords_and_times),
+        cmocka_unit_test(test_bound_offsets_sorted),
+        cmocka_unit_test(test_bound_rejects_bad_input),
+        cmocka_unit_test(test_plan_beginning_to_end_skips_empty_partitions),
+        cmocka_unit_test(test_plan_times),
+        cmocka_unit_test(test_plan_offsets_select_and_clamp),
+        cmocka_unit_test(test_resume_args),
+        cmocka_unit_test(test_progress_text),
+        cmocka_unit_test(test_diff_gained_lost_per_topic),
+        cmocka_unit_test(test_classified_line_shape),
+    };
+    const struct CMUnitTest mock_tests[] = {
+        cmocka_unit_test(test_run_whole_topic_stops_by_itself),
+        cmocka_unit_test(test_run_offsets_range_exclusive_end),
+        cmocka_unit_test(test_run_empty_range_reads_nothing),
+        cmocka_unit_test(test_run_interrupted_resumes_at_start),
+    };
+    int failed = cmocka_run_group_tests_name("replay", tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("replay on the mock cluster", mock_tests,
+                                          mock_setup, mock_teardown);
+    return failed;
+}
