@@ -86,12 +86,22 @@ static bool is_http(CURLU *h) {
     return ok;
 }
 
-/* The URL of @p h as a malloc()ed string (curl's own must be curl_free()d). */
+/*
+ * The URL of @p h as a malloc()ed string (curl's own must be curl_free()d),
+ * or NULL when it is not valid UTF-8 without control bytes: libcurl takes
+ * raw bytes in the host and user name (for IDN), and a host such as
+ * "ex\xb8.org" would otherwise come out as is.
+ */
 static char *get_url(CURLU *h, unsigned int flags) {
     char *s = NULL;
     char *out = NULL;
-    if (curl_url_get(h, CURLUPART_URL, &s, flags) == CURLUE_OK) {
-        out = na_strdup(s);
+    if (curl_url_get(h, CURLUPART_URL, &s, flags) == CURLUE_OK &&
+        na_utf8_valid(s, strlen(s))) {
+        bool ctl = false;
+        for (const unsigned char *c = (const unsigned char *)s; *c && !ctl; c++) {
+            ctl = *c < 0x20 || *c == 0x7f;
+        }
+        out = ctl ? NULL : na_strdup(s);
     }
     curl_free(s);
     return out;
