@@ -6,6 +6,7 @@
 
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+#include "url.h"
 
 struct transfer {
     CURL *curl;
@@ -14,6 +15,8 @@ struct transfer {
     struct na_fetch_res res;
     size_t max_bytes;
     int64_t start_ms;
+    bool perm_chain; /* every response so far was a 301/308 */
+    bool cur_perm;   /* the response being read is a 301/308 */
     struct transfer *next;
 };
 
@@ -21,6 +24,7 @@ struct na_fetcher_s {
     CURLM *multi;
     struct na_fetch_opts opts;
     char *user_agent;
+    char *instance_line; /* "X-Newsalert-Instance: id" or NULL */
     struct transfer *list;
     size_t active;
 };
@@ -32,8 +36,15 @@ na_fetcher_t *na_fetcher_new(const struct na_fetch_opts *opts) {
     }
     f->opts = *opts;
     f->user_agent = na_strdup(opts->user_agent ? opts->user_agent : "newsalert");
+    if (opts->instance_id && *opts->instance_id) {
+        struct na_buf line;
+        na_buf_init(&line);
+        na_buf_printf(&line, "X-Newsalert-Instance: %s", opts->instance_id);
+        f->instance_line = na_buf_steal(&line);
+    }
     f->multi = curl_multi_init();
-    if (!f->multi || !f->user_agent) {
+    if (!f->multi || !f->user_agent ||
+        (opts->instance_id && *opts->instance_id && !f->instance_line)) {
         na_fetcher_destroy(f);
         return NULL;
     }
@@ -54,6 +65,7 @@ static void transfer_free(na_fetcher_t *f, struct transfer *t) {
     free(t->res.last_modified);
     free(t->res.retry_after);
     free(t->res.effective_url);
+    free(t->res.permanent_url);
     free(t);
 }
 
@@ -70,6 +82,7 @@ void na_fetcher_destroy(na_fetcher_t *f) {
         curl_multi_cleanup(f->multi);
     }
     free(f->user_agent);
+    free(f->instance_line);
     free(f);
 }
 
@@ -110,13 +123,31 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata) {
         {"retry-after:", offsetof(struct na_fetch_res, retry_after)},
     };
     if (n > 5 && !strncmp(buf, "HTTP/", 5)) {
-        /* A new response in a redirect chain: note permanent redirects. */
+        /* A new response in a redirect chain: note permanent redirects. Only
+         * a leading run of them moves the feed: after a 302 the address we
+         * would store is a temporary one. */
         const char *sp = memchr(buf, ' ', n);
-        if (sp && (size_t)(sp - buf) + 4 <= n &&
-            (!strncmp(sp + 1, "301", 3) || !strncmp(sp + 1, "308", 3))) {
+        bool perm = sp && (size_t)(sp - buf) + 4 <= n &&
+                    (!strncmp(sp + 1, "301", 3) || !strncmp(sp + 1, "308", 3));
+        t->cur_perm = perm;
+        if (perm) {
             t->res.permanent_redirect = true;
+        } else {
+            t->perm_chain = false;
         }
         return n;
+    }
+    if (t->perm_chain && t->cur_perm && n > 9 && !strncasecmp(buf, "location:", 9)) {
+        char *loc = NULL;
+        char *cur = NULL;
+        keep_header(&loc, buf + 9, n - 9);
+        curl_easy_getinfo(t->curl, CURLINFO_EFFECTIVE_URL, &cur);
+        char *abs = loc ? na_url_resolve(cur, loc) : NULL;
+        free(loc);
+        if (abs) {
+            free(t->res.permanent_url);
+            t->res.permanent_url = abs;
+        }
     }
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
         size_t wl = strlen(wanted[i].name);
@@ -137,6 +168,7 @@ na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
     }
     na_buf_init(&t->body);
     t->res.opaque = req->opaque;
+    t->perm_chain = true;
     t->max_bytes = f->opts.max_bytes;
     t->curl = curl_easy_init();
     if (!t->curl) {
@@ -149,6 +181,18 @@ na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
         }
         t->headers = h;
     }
+    if (f->instance_line) {
+        if (!(h = curl_slist_append(t->headers, f->instance_line))) {
+            goto nomem;
+        }
+        t->headers = h;
+    }
+    if (!(h = curl_slist_append(t->headers, "Accept: application/rss+xml, "
+                                "application/atom+xml, application/feed+json, "
+                                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"))) {
+        goto nomem;
+    }
+    t->headers = h;
     if (req->etag) {
         snprintf(line, sizeof(line), "If-None-Match: %s", req->etag);
         if (!(h = curl_slist_append(t->headers, line))) {
@@ -247,6 +291,60 @@ int na_fetcher_run(na_fetcher_t *f, int timeout_ms, na_fetch_done_cb *cb, void *
         transfer_free(f, t);
     }
     return running;
+}
+
+size_t na_fetcher_cancel(na_fetcher_t *f, const void *opaque) {
+    size_t n = 0;
+    struct transfer **pp = &f->list;
+    while (*pp) {
+        struct transfer *t = *pp;
+        if (t->res.opaque != opaque) {
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        f->active--;
+        transfer_free(f, t);
+        n++;
+    }
+    return n;
+}
+
+const char *na_fetch_reason(const struct na_fetch_res *res) {
+    if (res->too_large) {
+        return "too_large";
+    }
+    switch (res->code) {
+    case CURLE_OK:
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_TOO_MANY_REDIRECTS:
+        return "redirects";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "dns";
+    case CURLE_COULDNT_CONNECT:
+        return "connect";
+    default:
+        return "transport";
+    }
+    if (res->status == 410) {
+        return "http_410";
+    }
+    if (res->status == 429) {
+        return "http_429";
+    }
+    if (res->status >= 500) {
+        return "http_5xx";
+    }
+    if (res->status >= 400) {
+        return "http_4xx";
+    }
+    if (res->status >= 300 || res->status < 200) {
+        return "http_3xx";
+    }
+    return "ok";
 }
 
 size_t na_fetcher_active(const na_fetcher_t *f) {

@@ -27,7 +27,8 @@ struct na_fetch_opts {
     long timeout_ms;         /**< whole transfer, "fetch_timeout" */
     long max_redirects;
     size_t max_bytes;        /**< body cap, "fetch_max_bytes" */
-    const char *user_agent;
+    const char *user_agent;  /**< "user_agent" */
+    const char *instance_id; /**< sent as X-Newsalert-Instance, or NULL */
 };
 
 struct na_fetch_req {
@@ -52,6 +53,8 @@ struct na_fetch_res {
     char *effective_url;   /**< after redirects */
     long redirects;        /**< redirects followed */
     bool permanent_redirect; /**< a 301/308 was among them */
+    char *permanent_url;   /**< where the leading run of 301/308 redirects led
+                                (absolute), or NULL: the feed's new address */
     int64_t elapsed_ms;
     char errstr[CURL_ERROR_SIZE];
 };
@@ -73,6 +76,19 @@ NA_WUR na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req);
  * @returns the number of transfers still running.
  */
 int na_fetcher_run(na_fetcher_t *f, int timeout_ms, na_fetch_done_cb *cb, void *ctx);
+
+/**
+ * @brief Abort every transfer whose opaque is @p opaque, without callback.
+ * @returns the number aborted.
+ */
+size_t na_fetcher_cancel(na_fetcher_t *f, const void *opaque);
+
+/**
+ * @returns a static, metric-friendly reason for a failed result: "timeout",
+ *          "too_large", "redirects", "connect", "dns", "transport", "http_5xx",
+ *          "http_429", "http_4xx", "http_410", "http_3xx", or "ok".
+ */
+const char *na_fetch_reason(const struct na_fetch_res *res);
 
 /** @returns transfers queued or running. */
 size_t na_fetcher_active(const na_fetcher_t *f);

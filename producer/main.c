@@ -22,10 +22,16 @@ static void on_signal(int sig) {
 static const char synopsis[] =
     "  newsalert-producer [--once] [--brokers HOST:PORT[,..]] [--config FILE]\n"
     "                     [--sources FILE] [--state-dir DIR] [-X key=value]..\n"
+    "                     [--sources-topic TOPIC --group-id GROUP] [--dry-run]\n"
+    "  newsalert-producer sources load FILE --sources-topic TOPIC [--brokers ..]\n"
     "  newsalert-producer parse [--base-url URL] FILE|-\n"
     "\n"
     "Polls the feeds of the sources file, normalises every new item to article/v1\n"
     "and produces it to Kafka (idempotent, acks=all, key = article id).\n"
+    "With --sources-topic the feeds are the records of that compacted topic, shared\n"
+    "by every instance of --group-id (each polls the partitions Kafka assigns it);\n"
+    "`sources load FILE` publishes a sources file to that topic (and removes the\n"
+    "sources the file no longer has).\n"
     "SIGTERM/SIGINT: stop fetching, wait for deliveries (flush_timeout), exit 0.\n";
 
 int main(int argc, char **argv) {
@@ -35,8 +41,20 @@ int main(int argc, char **argv) {
     struct sigaction sa;
     int rc = 0;
 
+    const char *load_file = NULL;
     if (argc > 1 && !strcmp(argv[1], "parse")) {
         return na_cmd_parse(argc - 1, argv + 1);
+    }
+    if (argc > 1 && !strcmp(argv[1], "sources")) {
+        if (argc < 4 || strcmp(argv[2], "load") || argv[3][0] == '-') {
+            fprintf(stderr, "newsalert-producer: usage: newsalert-producer sources load FILE "
+                    "--sources-topic TOPIC [--brokers HOST:PORT] [-X key=value]..\n");
+            return 2;
+        }
+        load_file = argv[3];
+        argv[3] = argv[0]; /* the options after FILE, with a program name in front */
+        argc -= 3;
+        argv += 3;
     }
     memset(&conf, 0, sizeof(conf));
     struct na_cli cli = {
@@ -76,7 +94,13 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (na_producer_run(&conf, &running, &stats, errstr, sizeof(errstr))) {
+    if (load_file) {
+        na_err_t err = na_producer_sources_load(&conf, load_file, errstr, sizeof(errstr));
+        if (err) {
+            fprintf(stderr, "newsalert-producer: %s\n", errstr);
+            rc = err == NA_ERR_USAGE ? 2 : 1;
+        }
+    } else if (na_producer_run(&conf, &running, &stats, errstr, sizeof(errstr))) {
         fprintf(stderr, "newsalert-producer: %s\n", errstr);
         rc = 1;
     }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "feed.h"
 #include "fetch.h"
@@ -17,98 +19,524 @@
 #include "newsalert/util.h"
 #include "seen.h"
 #include "sources.h"
+#include "url.h"
 
+/* Designated initialisers: the entry struct may grow members. */
 #define C(f) offsetof(struct na_producer_conf, f)
+#define E(k, t, f, d, text, lo, hi)                                                   \
+    {.key = (k), .type = (t), .offset = C(f), .def = (d), .desc = (text), .min = (lo), \
+     .max = (hi)}
 const struct na_conf_entry na_producer_conf_table[] = {
-    {"brokers", NA_CONF_STRING, C(brokers), "127.0.0.1:9092",
-     "Kafka bootstrap servers HOST:PORT[,..]", 0, 0, 0},
-    {"sources", NA_CONF_STRING, C(sources), "/etc/newsalert/sources.json",
-     "sources JSON file", 0, 0, 0},
-    {"state_dir", NA_CONF_STRING, C(state_dir), "/var/lib/newsalert",
-     "folder for the seen-state (seen.json)", 0, 0, 0},
-    {"topic", NA_CONF_STRING, C(topic), NA_TOPIC_ARTICLES, "topic articles go to", 0, 0,
-     0},
-    {"fetch_concurrency", NA_CONF_INT, C(fetch_concurrency), "32",
-     "concurrent feed transfers", 0, 1, 10000},
-    {"fetch_per_host", NA_CONF_INT, C(fetch_per_host), "4",
-     "concurrent connections per host", 0, 1, 1000},
-    {"fetch_timeout", NA_CONF_DURATION, C(fetch_timeout_ms), "30s",
-     "whole-transfer timeout per feed", 0, 100, 3600000},
-    {"fetch_connect_timeout", NA_CONF_DURATION, C(fetch_connect_timeout_ms), "10s",
-     "connect timeout per feed", 0, 100, 600000},
-    {"fetch_max_bytes", NA_CONF_INT, C(fetch_max_bytes), "16777216",
-     "largest feed body accepted (bytes)", 0, 1024, NA_MAX_FEED_BYTES},
-    {"fetch_max_redirects", NA_CONF_INT, C(fetch_max_redirects), "5",
-     "redirects followed per fetch", 0, 0, 20},
-    {"retry_max", NA_CONF_DURATION, C(retry_max_ms), "1h",
-     "longest backoff after failed fetches", 0, 1000, 86400000},
-    {"flush_timeout", NA_CONF_DURATION, C(flush_timeout_ms), "30s",
-     "how long shutdown waits for Kafka deliveries", 0, 0, 3600000},
-    {"user_agent", NA_CONF_STRING, C(user_agent), NA_HTTP_USER_AGENT,
-     "User-Agent sent to feeds", 0, 0, 0},
-    {"log_level", NA_CONF_STRING, C(log_level), "info", "error|warn|info|debug", 0, 0, 0},
-    {"create_topics", NA_CONF_BOOL, C(create_topics), "true",
-     "create the articles topic (partitions, retention) when missing", 0, 0, 0},
-    {"once", NA_CONF_BOOL, C(once), "false",
-     "one round: fetch every feed once, wait for deliveries, exit", 0, 0, 0},
+    E("brokers", NA_CONF_STRING, brokers, "127.0.0.1:9092",
+      "Kafka bootstrap servers HOST:PORT[,..]", 0, 0),
+    E("sources", NA_CONF_STRING, sources, "/etc/newsalert/sources.json",
+      "sources JSON file (file mode; re-read when it changes)", 0, 0),
+    E("sources_topic", NA_CONF_STRING, sources_topic, NULL,
+      "topic mode: poll the feeds of this compacted topic's partitions assigned to this "
+      "instance in group group_id (e.g. news.sources)", 0, 0),
+    E("state_topic", NA_CONF_STRING, state_topic, NA_TOPIC_FETCHSTATE,
+      "topic mode: compacted topic of per-feed seen-state", 0, 0),
+    E("group_id", NA_CONF_STRING, group_id, "newsalert-producer",
+      "topic mode: consumer group the instances share", 0, 0),
+    E("instance_id", NA_CONF_STRING, instance_id, NULL,
+      "name of this instance (X-Newsalert-Instance header, logs); default host-pid", 0, 0),
+    E("state_dir", NA_CONF_STRING, state_dir, "/var/lib/newsalert",
+      "folder for the seen-state (seen.json, file mode)", 0, 0),
+    E("topic", NA_CONF_STRING, topic, NA_TOPIC_ARTICLES, "topic articles go to", 0, 0),
+    E("metrics_file", NA_CONF_STRING, metrics_file, NULL,
+      "write the metrics (Prometheus text) to this file every 5 s and at exit", 0, 0),
+    E("fetch_concurrency", NA_CONF_INT, fetch_concurrency, "32",
+      "concurrent feed transfers", 1, 10000),
+    E("fetch_per_host", NA_CONF_INT, fetch_per_host, "4", "concurrent connections per host",
+      1, 1000),
+    E("fetch_timeout", NA_CONF_DURATION, fetch_timeout_ms, "30s",
+      "whole-transfer timeout per feed", 100, 3600000),
+    E("fetch_connect_timeout", NA_CONF_DURATION, fetch_connect_timeout_ms, "10s",
+      "connect timeout per feed", 100, 600000),
+    E("fetch_max_bytes", NA_CONF_INT, fetch_max_bytes, "16777216",
+      "largest feed body accepted (bytes)", 1024, NA_MAX_FEED_BYTES),
+    E("fetch_max_redirects", NA_CONF_INT, fetch_max_redirects, "5",
+      "redirects followed per fetch", 0, 20),
+    E("retry_base", NA_CONF_DURATION, retry_base_ms, "30s",
+      "backoff after the first failed fetch (doubles per failure)", 100, 86400000),
+    E("retry_max", NA_CONF_DURATION, retry_max_ms, "1h",
+      "longest backoff after failed fetches", 1000, 86400000),
+    E("state_grace", NA_CONF_DURATION, state_grace_ms, "7d",
+      "how long the state of a feed removed from the sources is kept", 0, 31536000000LL),
+    E("flush_timeout", NA_CONF_DURATION, flush_timeout_ms, "30s",
+      "how long shutdown waits for Kafka deliveries", 0, 3600000),
+    E("user_agent", NA_CONF_STRING, user_agent, NA_HTTP_USER_AGENT,
+      "User-Agent sent to feeds", 0, 0),
+    E("log_level", NA_CONF_STRING, log_level, "info", "error|warn|info|debug", 0, 0),
+    E("create_topics", NA_CONF_BOOL, create_topics, "true",
+      "create the topics (partitions, retention, compaction) when missing", 0, 0),
+    E("once", NA_CONF_BOOL, once, "false",
+      "one round: fetch every feed once, wait for deliveries, exit", 0, 0),
+    E("dry_run", NA_CONF_BOOL, dry_run, "false",
+      "fetch and parse but produce nothing (no Kafka; file mode; benchmarks)", 0, 0),
     NA_CONF_END,
 };
+#undef E
 #undef C
 
-struct feed_state {
-    const struct na_source *src;
-    int64_t next_due_ms;
-    bool in_flight;      /* a fetch is running */
-    size_t pending;      /* produced messages without a delivery report */
-    bool failed;         /* a delivery of the current batch failed */
-    bool fetched;        /* at least one fetch completed (for --once) */
-    char *new_etag;      /* validators to keep once the batch is delivered */
-    char *new_lm;
+#define NO_HEAP ((size_t)-1)
+#define STATE_SAVE_MS 1000
+#define STATE_SOFT_SAVE_MS 60000
+#define SOURCES_CHECK_MS 2000
+#define METRICS_WRITE_MS 5000
+#define STATE_LOAD_TIMEOUT_MS 30000
+
+struct feed {
+    struct na_source src; /* owned */
+    int32_t partition;    /* of its news.sources record; -1 in file mode */
+    int64_t due_ms;       /* monotonic */
+    size_t heap_idx;      /* NO_HEAP when not scheduled */
+    size_t pending;       /* produced messages without a delivery report */
     unsigned errors_in_row;
+    bool in_flight;       /* a fetch is running */
+    bool fetched;         /* at least one fetch completed (for --once) */
+    bool failed;          /* something of the current batch was not persisted */
+    bool retired;         /* answered 410 for this very source entry */
+    bool removed;         /* left the sources; freed once pending is 0 */
+    char *new_etag;       /* validators to keep once the batch is delivered */
+    char *new_lm;
 };
 
 struct msg_ctx {
-    struct feed_state *feed;
+    struct feed *feed;
+    int rev;
     char id[NA_SHA256_HEX_LEN + 1];
+    char fp[NA_SEEN_FP_LEN + 1];
 };
 
 struct producer {
     const struct na_producer_conf *conf;
     struct na_producer_stats *stats;
-    rd_kafka_t *rk;
+    char instance[256];
+    rd_kafka_t *rk;       /* articles (and fetch state) producer; NULL in dry run */
+    rd_kafka_t *rk_src;   /* topic mode: sources consumer in the group */
+    rd_kafka_t *rk_state; /* topic mode: reader of the state topic */
     na_seen_t *seen;
     na_fetcher_t *fetcher;
-    struct na_sources sources;
-    struct feed_state *feeds;
-    int64_t last_save_ms;
+    struct feed **feeds;  /* sorted by id */
+    size_t feeds_cnt, feeds_size;
+    struct feed **heap;   /* min-heap on due_ms */
+    size_t heap_cnt, heap_size;
+    struct feed **dead;   /* removed feeds waiting for delivery reports */
+    size_t dead_cnt, dead_size;
+    struct stat sources_st;
+    int64_t last_save_ms, last_sources_check_ms, last_metrics_ms;
     bool fatal;
 };
 
-/* Per-feed counter: newsalert_producer_<what>_total{feed="<id>"}. */
-static void feed_inc(const struct feed_state *fs, const char *name, const char *help) {
-    char esc[256], labels[300];
-    snprintf(labels, sizeof(labels), "feed=\"%s\"",
-             na_metrics_label_escape(fs->src->id, esc, sizeof(esc)));
+/* ---------------------------------------------------------------------------
+ * metrics and small helpers */
+
+static void feed_labels(const struct feed *f, const char *extra, char *buf, size_t size) {
+    char esc[512];
+    snprintf(buf, size, "feed=\"%s\"%s%s",
+             na_metrics_label_escape(f->src.id, esc, sizeof(esc)), extra ? "," : "",
+             extra ? extra : "");
+}
+
+/* Per-feed counter: newsalert_producer_<what>_total{feed="<id>"[,extra]}. */
+static void feed_inc(const struct feed *f, const char *name, const char *help,
+                     const char *extra) {
+    char labels[700];
+    feed_labels(f, extra, labels, sizeof(labels));
     na_metrics_inc(name, help, labels);
 }
 
-static void finish_batch(struct producer *p, struct feed_state *fs) {
+static int64_t rand_between(int64_t lo, int64_t hi) {
+    if (hi <= lo) {
+        return lo;
+    }
+    return lo + (int64_t)(((uint64_t)random() << 31 ^ (uint64_t)random()) %
+                          (uint64_t)(hi - lo + 1));
+}
+
+static int64_t jitter(int64_t ms, int pct) {
+    int64_t span = ms * pct / 100;
+    return ms <= 0 ? 0 : rand_between(ms - span, ms + span);
+}
+
+int64_t na_producer_next_delay_ms(int64_t now_wall_ms, int64_t interval_ms, int ttl_min,
+                                  uint32_t skip_hours, uint8_t skip_days, int jitter_pct) {
+    const int64_t hour_ms = 3600LL * 1000;
+    int64_t delay = interval_ms;
+    /* <ttl>: the channel may be cached that long; a day at most, so that a
+     * silly value cannot silence a feed. */
+    if (ttl_min > 0) {
+        int64_t ttl_ms = (int64_t)ttl_min * 60000;
+        if (ttl_ms > 24 * hour_ms) {
+            ttl_ms = 24 * hour_ms;
+        }
+        if (ttl_ms > delay) {
+            delay = ttl_ms;
+        }
+    }
+    delay = jitter(delay, jitter_pct);
+    if ((skip_hours & 0xffffffu) == 0xffffffu || (skip_days & 0x7fu) == 0x7fu) {
+        return delay; /* everything skipped: the hint is nonsense, ignore it */
+    }
+    int64_t at = now_wall_ms + delay;
+    for (int i = 0; i < 24 * 8; i++) {
+        time_t secs = (time_t)(at / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        if (!(skip_hours >> tm.tm_hour & 1u) && !(skip_days >> tm.tm_wday & 1u)) {
+            break;
+        }
+        at = (at / hour_ms + 1) * hour_ms; /* the start of the next hour */
+    }
+    return at - now_wall_ms;
+}
+
+int64_t na_producer_backoff_ms(unsigned errors_in_row, int64_t base_ms, int64_t max_ms,
+                               int64_t retry_after_ms) {
+    int64_t delay = base_ms;
+    for (unsigned i = 1; i < errors_in_row && delay < max_ms; i++) {
+        delay *= 2;
+    }
+    if (delay > max_ms) {
+        delay = max_ms;
+    }
+    delay = jitter(delay, 20);
+    if (retry_after_ms > delay) {
+        delay = retry_after_ms;
+    }
+    return delay;
+}
+
+/* ---------------------------------------------------------------------------
+ * the schedule: a binary min-heap of feeds on due_ms */
+
+static void heap_swap(struct producer *p, size_t a, size_t b) {
+    struct feed *t = p->heap[a];
+    p->heap[a] = p->heap[b];
+    p->heap[b] = t;
+    p->heap[a]->heap_idx = a;
+    p->heap[b]->heap_idx = b;
+}
+
+static void heap_up(struct producer *p, size_t i) {
+    while (i > 0 && p->heap[(i - 1) / 2]->due_ms > p->heap[i]->due_ms) {
+        heap_swap(p, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct producer *p, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->heap_cnt && p->heap[l]->due_ms < p->heap[m]->due_ms) {
+            m = l;
+        }
+        if (r < p->heap_cnt && p->heap[r]->due_ms < p->heap[m]->due_ms) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        heap_swap(p, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct producer *p, struct feed *f) {
+    size_t i = f->heap_idx;
+    if (i == NO_HEAP) {
+        return;
+    }
+    f->heap_idx = NO_HEAP;
+    p->heap_cnt--;
+    if (i == p->heap_cnt) {
+        return;
+    }
+    p->heap[i] = p->heap[p->heap_cnt];
+    p->heap[i]->heap_idx = i;
+    heap_up(p, i);
+    heap_down(p, p->heap[i]->heap_idx);
+}
+
+/* (Re)schedule @p f at monotonic @p due_ms. */
+static void schedule_at(struct producer *p, struct feed *f, int64_t due_ms) {
+    heap_remove(p, f);
+    if (f->removed || f->retired) {
+        return;
+    }
+    if (p->heap_cnt == p->heap_size) {
+        size_t n = p->heap_size ? p->heap_size * 2 : 64;
+        struct feed **h = realloc(p->heap, n * sizeof(*h));
+        if (!h) {
+            return; /* dropped from the schedule until the next source change */
+        }
+        p->heap = h;
+        p->heap_size = n;
+    }
+    f->due_ms = due_ms;
+    f->heap_idx = p->heap_cnt;
+    p->heap[p->heap_cnt++] = f;
+    heap_up(p, f->heap_idx);
+}
+
+/* Schedule the next poll @p delay_ms from now and remember it (wall clock)
+ * so that a restart or the next owner keeps the rhythm. */
+static void schedule_in(struct producer *p, struct feed *f, int64_t delay_ms) {
+    if (na_seen_set_int(p->seen, f->src.id, "next_at", na_now_ms() + delay_ms, true)) {
+        na_log(NA_LOG_WARN, "producer", "state_error", "feed=%s err=no memory",
+               na_log_q(f->src.id));
+    }
+    if (!p->conf->once) {
+        schedule_at(p, f, na_mono_ms() + delay_ms);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * the feed table, sorted by id */
+
+static size_t feed_pos(const struct producer *p, const char *id, bool *found) {
+    size_t lo = 0, hi = p->feeds_cnt;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(p->feeds[mid]->src.id, id);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
+
+static struct feed *feed_find(const struct producer *p, const char *id) {
+    bool found;
+    size_t i = feed_pos(p, id, &found);
+    return found ? p->feeds[i] : NULL;
+}
+
+static int feed_active(const char *id, void *ctx) {
+    return feed_find(ctx, id) != NULL;
+}
+
+static void feed_free(struct feed *f) {
+    if (!f) {
+        return;
+    }
+    na_source_cleanup(&f->src);
+    free(f->new_etag);
+    free(f->new_lm);
+    free(f);
+}
+
+/* The URL polled: the source's, or where a permanent redirect of this very
+ * source URL led. @returns borrowed. */
+static const char *feed_url(const struct producer *p, const struct feed *f) {
+    const char *moved = na_seen_get_str(p->seen, f->src.id, "url");
+    const char *from = na_seen_get_str(p->seen, f->src.id, "moved_from");
+    return moved && from && !strcmp(from, f->src.url) ? moved : f->src.url;
+}
+
+/* First poll of a feed that just appeared: when its state says (so a
+ * restart or a handover keeps the rhythm), else soon with a little spread. */
+static void schedule_first(struct producer *p, struct feed *f) {
+    int64_t now_wall = na_now_ms();
+    int64_t next_at = na_seen_get_int(p->seen, f->src.id, "next_at", 0);
+    int64_t cap = f->src.interval_ms > p->conf->retry_max_ms ? f->src.interval_ms
+                                                               : p->conf->retry_max_ms;
+    int64_t delay;
+    if (p->conf->once) {
+        delay = 0;
+    } else if (next_at > now_wall) {
+        delay = next_at - now_wall > cap ? cap : next_at - now_wall;
+    } else {
+        int64_t spread = f->src.interval_ms / 10;
+        delay = rand_between(0, spread > 5000 ? 5000 : spread);
+    }
+    schedule_at(p, f, na_mono_ms() + delay);
+}
+
+static void feed_refresh_retired(struct producer *p, struct feed *f) {
+    const char *r = na_seen_get_str(p->seen, f->src.id, "retired");
+    f->retired = r && !strcmp(r, f->src.hash);
+    if (r && !f->retired) {
+        /* The sources entry changed since the 410: poll it again. */
+        if (na_seen_set_str(p->seen, f->src.id, "retired", NULL)) {
+            f->retired = true;
+        }
+        na_log(NA_LOG_INFO, "producer", "feed_unretired", "feed=%s url=%s",
+               na_log_q(f->src.id), na_log_q(f->src.url));
+    }
+}
+
+/* Add or update the feed of @p src (taken). */
+static na_err_t feed_upsert(struct producer *p, struct na_source *src, int32_t partition) {
+    bool found;
+    size_t i = feed_pos(p, src->id, &found);
+    if (found) {
+        struct feed *f = p->feeds[i];
+        f->partition = partition;
+        if (!strcmp(f->src.hash, src->hash)) {
+            na_source_cleanup(src);
+            return NA_OK;
+        }
+        na_source_cleanup(&f->src);
+        f->src = *src;
+        memset(src, 0, sizeof(*src));
+        f->errors_in_row = 0;
+        feed_refresh_retired(p, f);
+        if (!f->in_flight) {
+            schedule_at(p, f, na_mono_ms());
+        }
+        na_log(NA_LOG_INFO, "producer", "feed_changed", "feed=%s url=%s",
+               na_log_q(f->src.id), na_log_q(f->src.url));
+        return NA_OK;
+    }
+    if (p->feeds_cnt == p->feeds_size) {
+        size_t n = p->feeds_size ? p->feeds_size * 2 : 64;
+        struct feed **v = realloc(p->feeds, n * sizeof(*v));
+        if (!v) {
+            na_source_cleanup(src);
+            return NA_ERR_NOMEM;
+        }
+        p->feeds = v;
+        p->feeds_size = n;
+    }
+    struct feed *f = calloc(1, sizeof(*f));
+    if (!f) {
+        na_source_cleanup(src);
+        return NA_ERR_NOMEM;
+    }
+    f->src = *src;
+    memset(src, 0, sizeof(*src));
+    f->partition = partition;
+    f->heap_idx = NO_HEAP;
+    memmove(&p->feeds[i + 1], &p->feeds[i], (p->feeds_cnt - i) * sizeof(*p->feeds));
+    p->feeds[i] = f;
+    p->feeds_cnt++;
+    feed_refresh_retired(p, f);
+    if (f->retired) {
+        f->fetched = true; /* nothing to do in a --once round */
+        na_log(NA_LOG_WARN, "producer", "feed_retired_skipped",
+               "feed=%s url=%s reason=\"answered 410 Gone; change its sources entry to "
+               "poll it again\"", na_log_q(f->src.id), na_log_q(f->src.url));
+    }
+    schedule_first(p, f);
+    return NA_OK;
+}
+
+static void feed_remove(struct producer *p, struct feed *f) {
+    bool found;
+    size_t i = feed_pos(p, f->src.id, &found);
+    if (!found || p->feeds[i] != f) {
+        return;
+    }
+    if (f->in_flight) {
+        na_fetcher_cancel(p->fetcher, f);
+        f->in_flight = false;
+    }
+    heap_remove(p, f);
+    memmove(&p->feeds[i], &p->feeds[i + 1], (p->feeds_cnt - i - 1) * sizeof(*p->feeds));
+    p->feeds_cnt--;
+    f->removed = true;
+    if (!f->pending) {
+        feed_free(f);
+        return;
+    }
+    if (p->dead_cnt == p->dead_size) {
+        size_t n = p->dead_size ? p->dead_size * 2 : 16;
+        struct feed **v = realloc(p->dead, n * sizeof(*v));
+        if (!v) {
+            return; /* leaked rather than freed under a pending delivery */
+        }
+        p->dead = v;
+        p->dead_size = n;
+    }
+    p->dead[p->dead_cnt++] = f;
+}
+
+static void reap_dead(struct producer *p) {
+    for (size_t i = 0; i < p->dead_cnt;) {
+        if (p->dead[i]->pending) {
+            i++;
+            continue;
+        }
+        feed_free(p->dead[i]);
+        p->dead[i] = p->dead[--p->dead_cnt];
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Kafka: fetch state records, articles, delivery reports */
+
+/* Topic mode: publish a feed's whole state to the state topic, same
+ * partition number as its source record, so the next owner finds it. */
+static void publish_state(struct producer *p, struct feed *f) {
+    if (!p->rk_src || !p->rk || f->partition < 0) {
+        return;
+    }
+    char *json = na_seen_feed_dump(p->seen, f->src.id);
+    rd_kafka_resp_err_t kerr;
+    if (!json) {
+        return;
+    }
+    /* F_FREE: librdkafka frees json once sent; on failure it stays ours. */
+    kerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(p->conf->state_topic),
+                             RD_KAFKA_V_PARTITION(f->partition),
+                             RD_KAFKA_V_KEY(f->src.id, strlen(f->src.id)),
+                             RD_KAFKA_V_VALUE(json, strlen(json)),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                             RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    if (kerr) {
+        free(json);
+        na_log(NA_LOG_ERROR, "producer", "state_publish_failed", "feed=%s err=%s",
+               na_log_q(f->src.id), na_log_q(rd_kafka_err2str(kerr)));
+        na_metrics_inc("newsalert_producer_state_errors_total",
+                       "Fetch state records Kafka did not take or confirm.", NULL);
+    }
+}
+
+static void finish_batch(struct producer *p, struct feed *f) {
     na_err_t err;
-    if (fs->failed) {
+    if (f->failed) {
         /* Something of this batch was not persisted: forget the validators so
          * the next fetch is unconditional and the item is produced again. */
-        err = na_seen_set_validators(p->seen, fs->src->id, NULL, NULL);
+        err = na_seen_set_validators(p->seen, f->src.id, NULL, NULL);
     } else {
-        err = na_seen_set_validators(p->seen, fs->src->id, fs->new_etag, fs->new_lm);
+        err = na_seen_set_validators(p->seen, f->src.id, f->new_etag, f->new_lm);
     }
     if (err) {
         na_log(NA_LOG_ERROR, "producer", "state_error", "feed=%s err=%s",
-               na_log_q(fs->src->id), na_err2str(err));
+               na_log_q(f->src.id), na_err2str(err));
     }
-    free(fs->new_etag);
-    free(fs->new_lm);
-    fs->new_etag = fs->new_lm = NULL;
-    fs->failed = false;
+    free(f->new_etag);
+    free(f->new_lm);
+    f->new_etag = f->new_lm = NULL;
+    f->failed = false;
+    if (!f->removed) {
+        publish_state(p, f);
+    }
+}
+
+static void delivered_ok(struct producer *p, struct msg_ctx *ctx) {
+    struct feed *f = ctx->feed;
+    p->stats->delivered++;
+    na_metrics_inc("newsalert_producer_articles_delivered_total",
+                   "Articles confirmed by Kafka.", NULL);
+    if (na_seen_put(p->seen, f->src.id, ctx->id, ctx->fp, ctx->rev)) {
+        f->failed = true;
+    }
+}
+
+static void batch_done_one(struct producer *p, struct feed *f) {
+    if (--f->pending == 0) {
+        finish_batch(p, f);
+    }
 }
 
 /* Delivery reports run inside rd_kafka_poll()/rd_kafka_flush(), on the main
@@ -116,33 +544,36 @@ static void finish_batch(struct producer *p, struct feed_state *fs) {
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
     struct producer *p = opaque;
     struct msg_ctx *ctx = rkm->_private;
-    struct feed_state *fs = ctx->feed;
 
+    if (!ctx) { /* a fetch state record */
+        if (rkm->err) {
+            na_log(NA_LOG_ERROR, "producer", "state_delivery_failed", "topic=%s err=%s",
+                   na_log_q(rd_kafka_topic_name(rkm->rkt)),
+                   na_log_q(rd_kafka_err2str(rkm->err)));
+            na_metrics_inc("newsalert_producer_state_errors_total",
+                           "Fetch state records Kafka did not take or confirm.", NULL);
+        }
+        return;
+    }
+    struct feed *f = ctx->feed;
     if (rkm->err) {
         p->stats->delivery_errors++;
         na_metrics_inc("newsalert_producer_delivery_errors_total",
                        "Articles Kafka did not confirm.", NULL);
-        fs->failed = true;
+        f->failed = true;
         na_log(NA_LOG_ERROR, "producer", "delivery_failed",
-               "feed=%s article=%s err=%s persisted=%d", na_log_q(fs->src->id), ctx->id,
+               "feed=%s article=%s err=%s persisted=%d", na_log_q(f->src.id), ctx->id,
                na_log_q(rd_kafka_err2str(rkm->err)), (int)rd_kafka_message_status(rkm));
         if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
             p->fatal = true;
         }
     } else {
-        p->stats->delivered++;
-        na_metrics_inc("newsalert_producer_articles_delivered_total",
-                       "Articles confirmed by Kafka.", NULL);
-        if (na_seen_add(p->seen, fs->src->id, ctx->id)) {
-            fs->failed = true;
-        }
-        na_log(NA_LOG_DEBUG, "producer", "delivered", "feed=%s article=%s partition=%d "
-               "offset=%lld", na_log_q(fs->src->id), ctx->id, (int)rkm->partition,
-               (long long)rkm->offset);
+        delivered_ok(p, ctx);
+        na_log(NA_LOG_DEBUG, "producer", "delivered", "feed=%s article=%s rev=%d "
+               "partition=%d offset=%lld", na_log_q(f->src.id), ctx->id, ctx->rev,
+               (int)rkm->partition, (long long)rkm->offset);
     }
-    if (--fs->pending == 0) {
-        finish_batch(p, fs);
-    }
+    batch_done_one(p, f);
     free(ctx);
 }
 
@@ -155,8 +586,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         p->fatal = true;
         return;
     }
-    na_log(NA_LOG_WARN, "producer", "kafka_error", "err=%s reason=%s",
-           na_log_q(rd_kafka_err2name((rd_kafka_resp_err_t)err)), na_log_q(reason));
+    na_log(NA_LOG_WARN, "producer", "kafka_error", "client=%s err=%s reason=%s",
+           rd_kafka_name(rk), na_log_q(rd_kafka_err2name((rd_kafka_resp_err_t)err)),
+           na_log_q(reason));
 }
 
 /* Message timestamp per DESIGN.md: the published time when known, never
@@ -175,23 +607,39 @@ static int64_t message_ts_ms(const struct na_article *a) {
     return ts;
 }
 
-static na_err_t produce_article(struct producer *p, struct feed_state *fs,
-                                const struct na_article *a) {
-    char *json = na_article_to_json(a);
+static na_err_t produce_article(struct producer *p, struct feed *f,
+                                const struct na_article *a, const char *fp, int rev) {
+    char *json = NULL;
     rd_kafka_headers_t *hdrs = NULL;
-    struct msg_ctx *ctx = NULL;
+    struct msg_ctx *ctx = calloc(1, sizeof(*ctx));
     rd_kafka_resp_err_t kerr;
+    char revbuf[24];
 
-    if (!json || !(ctx = calloc(1, sizeof(*ctx)))) {
-        free(json);
+    if (!ctx) {
         return NA_ERR_NOMEM;
     }
-    ctx->feed = fs;
+    ctx->feed = f;
+    ctx->rev = rev;
     memcpy(ctx->id, a->id, sizeof(ctx->id));
-    hdrs = rd_kafka_headers_new(3);
+    snprintf(ctx->fp, sizeof(ctx->fp), "%s", fp ? fp : "");
+    if (!p->rk) { /* dry run: as if Kafka had confirmed it at once */
+        p->stats->produced++;
+        f->pending++;
+        delivered_ok(p, ctx);
+        f->pending--;
+        free(ctx);
+        return NA_OK;
+    }
+    if (!(json = na_article_to_json(a))) {
+        free(ctx);
+        return NA_ERR_NOMEM;
+    }
+    snprintf(revbuf, sizeof(revbuf), "%d", rev);
+    hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, "content-type", -1, NA_ARTICLE_CONTENT_TYPE, -1);
     rd_kafka_header_add(hdrs, "schema", -1, NA_ARTICLE_SCHEMA, -1);
-    rd_kafka_header_add(hdrs, "source", -1, fs->src->id, -1);
+    rd_kafka_header_add(hdrs, "source", -1, f->src.id, -1);
+    rd_kafka_header_add(hdrs, "revision", -1, revbuf, -1);
     for (;;) {
         /* F_FREE: librdkafka frees json (malloc'd by jansson) once sent; on
          * failure ownership stays with us, as does the headers list. */
@@ -209,101 +657,183 @@ static na_err_t produce_article(struct producer *p, struct feed_state *fs,
     }
     if (kerr) {
         na_log(NA_LOG_ERROR, "producer", "produce_failed", "feed=%s article=%s err=%s",
-               na_log_q(fs->src->id), a->id, na_log_q(rd_kafka_err2str(kerr)));
+               na_log_q(f->src.id), a->id, na_log_q(rd_kafka_err2str(kerr)));
         rd_kafka_headers_destroy(hdrs);
         free(json);
         free(ctx);
         return NA_ERR_KAFKA;
     }
-    fs->pending++;
+    f->pending++;
     p->stats->produced++;
     na_metrics_inc("newsalert_producer_articles_produced_total",
                    "Articles handed to Kafka.", NULL);
     return NA_OK;
 }
 
-static int64_t jitter(int64_t ms, int pct) {
-    if (ms <= 0) {
-        return 0;
-    }
-    int64_t span = ms * pct / 100;
-    return ms - span + (span ? (int64_t)(random() % (2 * span + 1)) : 0);
-}
+/* ---------------------------------------------------------------------------
+ * fetch results */
 
-static void schedule_error(struct producer *p, struct feed_state *fs, const char *retry_after) {
-    int64_t delay = 30000;
-    for (unsigned i = 0; i < fs->errors_in_row && delay < p->conf->retry_max_ms; i++) {
-        delay *= 2;
-    }
-    if (delay > p->conf->retry_max_ms) {
-        delay = p->conf->retry_max_ms;
-    }
-    delay = jitter(delay, 20);
-    int64_t ra = na_http_retry_after_ms(retry_after, na_now_ms() / 1000);
-    if (ra > delay) {
-        delay = ra;
-    }
-    fs->errors_in_row++;
-    fs->next_due_ms = na_mono_ms() + delay;
-}
-
-static void handle_items(struct producer *p, struct feed_state *fs, struct na_feed *doc) {
+/* Dedup per docs/producer.md: id (canonical URL, or feed URL + GUID), then
+ * content fingerprint. */
+static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc,
+                         size_t *fresh) {
     int64_t now_s = na_now_ms() / 1000;
+    char(*fps)[NA_SEEN_FP_LEN + 1] = calloc(doc->items_cnt + 1, sizeof(*fps));
+    *fresh = 0;
+    if (!fps) {
+        f->failed = true;
+        return;
+    }
     for (size_t i = 0; i < doc->items_cnt; i++) {
         struct na_article *a = &doc->items[i];
         bool dup = false;
+        int rev = 1;
         p->stats->items++;
         free(a->source_id);
         free(a->source_name);
         free(a->source_feed_url);
-        a->source_id = na_strdup(fs->src->id);
-        a->source_name = na_strdup(fs->src->name);
-        a->source_feed_url = na_strdup(fs->src->url);
+        a->source_id = na_strdup(f->src.id);
+        a->source_name = na_strdup(f->src.name);
+        a->source_feed_url = na_strdup(f->src.url);
         a->fetched_at = now_s;
-        na_article_set_id(a);
-        for (size_t j = 0; j < i && !dup; j++) {
-            dup = !strcmp(doc->items[j].id, a->id);
+        if (a->url) {
+            char *canon = na_url_canonical(a->url);
+            if (canon) {
+                free(a->url);
+                a->url = canon;
+            }
         }
-        if (dup || na_seen_has(p->seen, fs->src->id, a->id)) {
+        na_article_set_id(a);
+        na_seen_fingerprint(a, fps[i]);
+        for (size_t j = 0; j < i && !dup; j++) {
+            dup = !strcmp(doc->items[j].id, a->id) || (fps[i][0] && !strcmp(fps[j], fps[i]));
+        }
+        enum na_seen_verdict v = dup ? NA_SEEN_SAME
+                                     : na_seen_check(p->seen, f->src.id, a->id, fps[i], &rev);
+        switch (v) {
+        case NA_SEEN_SAME:
             p->stats->skipped_seen++;
             continue;
+        case NA_SEEN_DUPLICATE:
+            /* Same text under a new GUID or link: not new. Remember the new
+             * id too, so that it stays known. */
+            p->stats->skipped_dup++;
+            feed_inc(f, "newsalert_producer_duplicates_total",
+                     "Items skipped: new id, known content fingerprint.", NULL);
+            na_log(NA_LOG_DEBUG, "producer", "duplicate", "feed=%s article=%s fp=%s",
+                   na_log_q(f->src.id), a->id, fps[i]);
+            if (na_seen_put(p->seen, f->src.id, a->id, fps[i], 1)) {
+                f->failed = true;
+            }
+            continue;
+        case NA_SEEN_EDITED:
+            p->stats->updates++;
+            feed_inc(f, "newsalert_producer_updates_total",
+                     "Edited items produced again under the same id.", NULL);
+            na_log(NA_LOG_INFO, "producer", "article_updated", "feed=%s article=%s rev=%d",
+                   na_log_q(f->src.id), a->id, rev);
+            break;
+        case NA_SEEN_NEW:
+            break;
         }
-        if (produce_article(p, fs, a)) {
-            fs->failed = true;
+        if (produce_article(p, f, a, fps[i], rev)) {
+            f->failed = true;
+        } else {
+            (*fresh)++;
         }
     }
+    free(fps);
+}
+
+static void retire(struct producer *p, struct feed *f, const struct na_fetch_res *res) {
+    char labels[700];
+    f->retired = true;
+    f->fetched = true;
+    heap_remove(p, f);
+    p->stats->retired++;
+    if (na_seen_set_str(p->seen, f->src.id, "retired", f->src.hash)) {
+        na_log(NA_LOG_ERROR, "producer", "state_error", "feed=%s err=no memory",
+               na_log_q(f->src.id));
+    }
+    feed_inc(f, "newsalert_producer_feeds_retired_total", "Feeds retired on 410 Gone.",
+             NULL);
+    feed_labels(f, NULL, labels, sizeof(labels));
+    na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_producer_feed_retired",
+                                 "1 while a feed is retired (answered 410 Gone).", labels),
+                  1);
+    na_log(NA_LOG_ERROR, "fetch", "feed_retired",
+           "feed=%s url=%s status=410 reason=\"the feed is gone; not polled again until "
+           "its sources entry changes\"", na_log_q(f->src.id),
+           na_log_q(res->effective_url ? res->effective_url : f->src.url));
+    publish_state(p, f);
+}
+
+static void note_moved(struct producer *p, struct feed *f, const struct na_fetch_res *res) {
+    const char *now_url = feed_url(p, f);
+    if (!res->permanent_url || !strcmp(res->permanent_url, now_url)) {
+        return;
+    }
+    if (na_seen_set_str(p->seen, f->src.id, "url", res->permanent_url) ||
+        na_seen_set_str(p->seen, f->src.id, "moved_from", f->src.url)) {
+        return;
+    }
+    p->stats->moved++;
+    feed_inc(f, "newsalert_producer_feeds_moved_total",
+             "Permanent redirects (301/308) whose target is now polled.", NULL);
+    na_log(NA_LOG_WARN, "fetch", "feed_moved", "feed=%s from=%s to=%s",
+           na_log_q(f->src.id), na_log_q(now_url), na_log_q(res->permanent_url));
+}
+
+static void fetch_failed(struct producer *p, struct feed *f, const struct na_fetch_res *res,
+                         const char *reason, const char *detail) {
+    char extra[64];
+    int64_t ra = na_http_retry_after_ms(res->retry_after, na_now_ms() / 1000);
+    p->stats->fetch_errors++;
+    snprintf(extra, sizeof(extra), "reason=\"%s\"", reason);
+    feed_inc(f, "newsalert_producer_fetch_errors_total", "Failed fetches.", extra);
+    f->errors_in_row++;
+    int64_t delay = na_producer_backoff_ms(f->errors_in_row, p->conf->retry_base_ms,
+                                           p->conf->retry_max_ms, ra);
+    schedule_in(p, f, delay);
+    na_log(NA_LOG_WARN, "fetch", "fetch_error",
+           "feed=%s url=%s reason=%s status=%ld err=%s errors_in_row=%u retry_in_ms=%lld "
+           "ms=%lld", na_log_q(f->src.id), na_log_q(feed_url(p, f)), reason, res->status,
+           na_log_q(detail), f->errors_in_row, (long long)delay, (long long)res->elapsed_ms);
 }
 
 static void on_fetched(struct na_fetch_res *res, void *opaque) {
     struct producer *p = opaque;
-    struct feed_state *fs = res->opaque;
+    struct feed *f = res->opaque;
     struct na_feed doc;
     char errstr[512];
     na_outcome_t outcome = na_http_classify(res->code, res->status);
 
-    fs->in_flight = false;
-    fs->fetched = true;
+    f->in_flight = false;
+    f->fetched = true;
     p->stats->fetches++;
-    feed_inc(fs, "newsalert_producer_fetches_total", "Feed fetches completed.");
-    if (res->status == 304) {
+    feed_inc(f, "newsalert_producer_fetches_total", "Feed fetches completed.", NULL);
+    if (res->code == CURLE_OK && res->status == 304) {
         p->stats->not_modified++;
-        feed_inc(fs, "newsalert_producer_not_modified_total", "Fetches answered 304.");
-        fs->errors_in_row = 0;
-        fs->next_due_ms = na_mono_ms() + jitter(fs->src->interval_ms, 10);
+        feed_inc(f, "newsalert_producer_not_modified_total", "Fetches answered 304.", NULL);
+        note_moved(p, f, res);
+        f->errors_in_row = 0;
+        schedule_in(p, f, na_producer_next_delay_ms(
+                              na_now_ms(), f->src.interval_ms,
+                              (int)na_seen_get_int(p->seen, f->src.id, "ttl", 0),
+                              (uint32_t)na_seen_get_int(p->seen, f->src.id, "skip_hours", 0),
+                              (uint8_t)na_seen_get_int(p->seen, f->src.id, "skip_days", 0),
+                              10));
         na_log(NA_LOG_DEBUG, "fetch", "not_modified", "feed=%s ms=%lld",
-               na_log_q(fs->src->id), (long long)res->elapsed_ms);
+               na_log_q(f->src.id), (long long)res->elapsed_ms);
+        return;
+    }
+    if (res->code == CURLE_OK && res->status == 410) {
+        retire(p, f, res);
         return;
     }
     if (outcome != NA_OUTCOME_OK || res->too_large) {
-        p->stats->fetch_errors++;
-        feed_inc(fs, "newsalert_producer_fetch_errors_total", "Failed fetches.");
-        schedule_error(p, fs, res->retry_after);
-        na_log(NA_LOG_WARN, "fetch", "fetch_error",
-               "feed=%s url=%s status=%ld err=%s outcome=%s retry_in_ms=%lld",
-               na_log_q(fs->src->id), na_log_q(fs->src->url), res->status,
-               na_log_q(res->errstr[0] ? res->errstr : "HTTP error status"),
-               na_outcome2str(res->too_large ? NA_OUTCOME_DROP : outcome),
-               (long long)(fs->next_due_ms - na_mono_ms()));
+        fetch_failed(p, f, res, na_fetch_reason(res),
+                     res->errstr[0] ? res->errstr : "HTTP error status");
         return;
     }
     na_feed_init(&doc);
@@ -311,112 +841,605 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
                                  sizeof(errstr));
     if (err) {
         p->stats->parse_errors++;
-        feed_inc(fs, "newsalert_producer_parse_errors_total", "Feed documents that did "
-                 "not parse.");
-        schedule_error(p, fs, NULL);
-        na_log(NA_LOG_WARN, "fetch", "feed_parse_error", "feed=%s url=%s err=%s",
-               na_log_q(fs->src->id), na_log_q(fs->src->url), na_log_q(errstr));
+        feed_inc(f, "newsalert_producer_parse_errors_total",
+                 "Feed documents that did not parse.", NULL);
+        f->errors_in_row++;
+        int64_t delay = na_producer_backoff_ms(f->errors_in_row, p->conf->retry_base_ms,
+                                               p->conf->retry_max_ms, -1);
+        schedule_in(p, f, delay);
+        na_log(NA_LOG_WARN, "fetch", "feed_parse_error",
+               "feed=%s url=%s bytes=%zu err=%s retry_in_ms=%lld", na_log_q(f->src.id),
+               na_log_q(feed_url(p, f)), res->body_len, na_log_q(errstr), (long long)delay);
         return;
     }
-    fs->errors_in_row = 0;
-    fs->next_due_ms = na_mono_ms() + jitter(fs->src->interval_ms, 10);
+    note_moved(p, f, res);
+    f->errors_in_row = 0;
     {
-        char esc[256], labels[300];
-        snprintf(labels, sizeof(labels), "feed=\"%s\"",
-                 na_metrics_label_escape(fs->src->id, esc, sizeof(esc)));
+        char labels[700];
+        feed_labels(f, NULL, labels, sizeof(labels));
         na_metric_set(na_metrics_get(NA_METRIC_GAUGE,
                                      "newsalert_producer_feed_last_success_seconds",
                                      "Unix time of the last successful fetch.", labels),
                       (double)na_now_ms() / 1000.0);
     }
-    fs->new_etag = na_strdup(res->etag);
-    fs->new_lm = na_strdup(res->last_modified);
-    handle_items(p, fs, &doc);
+    /* Hints of the document (RSS ttl, skipHours, skipDays) shape the schedule
+     * and are kept with the state so that they hold after a restart. */
+    if (na_seen_set_int(p->seen, f->src.id, "ttl", doc.ttl_min, false) ||
+        na_seen_set_int(p->seen, f->src.id, "skip_hours", doc.skip_hours, false) ||
+        na_seen_set_int(p->seen, f->src.id, "skip_days", doc.skip_days, false)) {
+        f->failed = true;
+    }
+    schedule_in(p, f, na_producer_next_delay_ms(na_now_ms(), f->src.interval_ms, doc.ttl_min,
+                                                doc.skip_hours, doc.skip_days, 10));
+    free(f->new_etag);
+    free(f->new_lm);
+    f->new_etag = na_strdup(res->etag);
+    f->new_lm = na_strdup(res->last_modified);
+    f->pending++; /* hold the batch open while producing */
+    size_t fresh = 0;
+    handle_items(p, f, &doc, &fresh);
     na_log(NA_LOG_INFO, "fetch", "fetched",
            "feed=%s format=%s status=%ld bytes=%zu items=%zu new=%zu dropped=%zu ms=%lld",
-           na_log_q(fs->src->id), doc.format ? doc.format : "?", res->status, res->body_len,
-           doc.items_cnt, fs->pending, doc.items_dropped, (long long)res->elapsed_ms);
-    if (fs->pending == 0) {
-        finish_batch(p, fs);
-    }
+           na_log_q(f->src.id), doc.format ? doc.format : "?", res->status, res->body_len,
+           doc.items_cnt, fresh, doc.items_dropped, (long long)res->elapsed_ms);
+    batch_done_one(p, f);
     na_feed_cleanup(&doc);
 }
 
 static void start_due_fetches(struct producer *p) {
     int64_t now = na_mono_ms();
-    for (size_t i = 0; i < p->sources.cnt; i++) {
-        struct feed_state *fs = &p->feeds[i];
-        if (fs->in_flight || fs->pending || now < fs->next_due_ms ||
-            (p->conf->once && fs->fetched)) {
+    while (p->heap_cnt && p->heap[0]->due_ms <= now &&
+           na_fetcher_active(p->fetcher) < (size_t)p->conf->fetch_concurrency) {
+        struct feed *f = p->heap[0];
+        heap_remove(p, f);
+        if (f->pending || f->in_flight) {
+            /* The last batch is not confirmed yet: its validators are not
+             * stored, so wait for it. */
+            schedule_at(p, f, now + 200);
             continue;
         }
         struct na_fetch_req req = {
-            .url = fs->src->url,
-            .headers = fs->src->headers,
-            .headers_cnt = fs->src->headers_cnt,
-            .etag = na_seen_validator(p->seen, fs->src->id, "etag"),
-            .last_modified = na_seen_validator(p->seen, fs->src->id, "last_modified"),
-            .opaque = fs,
+            .url = feed_url(p, f),
+            .headers = f->src.headers,
+            .headers_cnt = f->src.headers_cnt,
+            .etag = na_seen_validator(p->seen, f->src.id, "etag"),
+            .last_modified = na_seen_validator(p->seen, f->src.id, "last_modified"),
+            .opaque = f,
         };
         if (na_fetcher_add(p->fetcher, &req)) {
-            fs->next_due_ms = now + 1000;
+            schedule_at(p, f, now + 1000);
             continue;
         }
-        fs->in_flight = true;
+        f->in_flight = true;
     }
 }
 
 static bool round_done(const struct producer *p) {
-    for (size_t i = 0; i < p->sources.cnt; i++) {
-        if (!p->feeds[i].fetched || p->feeds[i].in_flight || p->feeds[i].pending) {
+    for (size_t i = 0; i < p->feeds_cnt; i++) {
+        const struct feed *f = p->feeds[i];
+        if (!f->fetched || f->in_flight || f->pending) {
             return false;
         }
     }
     return true;
 }
 
-static void save_state(struct producer *p) {
+/* ---------------------------------------------------------------------------
+ * file mode: the sources file, re-read when it changes */
+
+static na_err_t apply_sources_file(struct producer *p, char *errstr, size_t errstr_size) {
+    struct na_sources s;
+    struct stat st;
+    na_err_t err;
+    if (stat(p->conf->sources, &st)) {
+        snprintf(errstr, errstr_size, "%s: %s", p->conf->sources, strerror(errno));
+        return NA_ERR_IO;
+    }
+    if ((err = na_sources_load_file(p->conf->sources, &s, errstr, errstr_size))) {
+        return err;
+    }
+    p->sources_st = st;
+    /* Feeds gone from the file stop now; their state waits state_grace. */
+    for (size_t i = p->feeds_cnt; i-- > 0;) {
+        bool keep = false;
+        for (size_t j = 0; j < s.cnt && !keep; j++) {
+            keep = !strcmp(s.v[j].id, p->feeds[i]->src.id);
+        }
+        if (!keep) {
+            na_log(NA_LOG_INFO, "producer", "feed_removed", "feed=%s",
+                   na_log_q(p->feeds[i]->src.id));
+            feed_remove(p, p->feeds[i]);
+        }
+    }
+    for (size_t j = 0; j < s.cnt; j++) {
+        if ((err = feed_upsert(p, &s.v[j], -1))) {
+            snprintf(errstr, errstr_size, "no memory for the sources");
+            break;
+        }
+    }
+    na_sources_cleanup(&s);
+    size_t dropped = na_seen_prune(p->seen, feed_active, p, na_now_ms() / 1000,
+                                   p->conf->state_grace_ms / 1000);
+    if (dropped) {
+        na_log(NA_LOG_INFO, "producer", "state_pruned", "feeds=%zu", dropped);
+    }
+    return err;
+}
+
+static void check_sources_file(struct producer *p) {
+    struct stat st;
     char errstr[512];
+    p->last_sources_check_ms = na_mono_ms();
+    if (stat(p->conf->sources, &st)) {
+        return;
+    }
+    if (st.st_mtim.tv_sec == p->sources_st.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == p->sources_st.st_mtim.tv_nsec &&
+        st.st_size == p->sources_st.st_size && st.st_ino == p->sources_st.st_ino) {
+        return;
+    }
+    if (apply_sources_file(p, errstr, sizeof(errstr))) {
+        p->sources_st = st; /* do not retry the same broken file every 2 s */
+        na_log(NA_LOG_ERROR, "producer", "sources_reload_failed",
+               "err=%s keeping=%zu", na_log_q(errstr), p->feeds_cnt);
+        return;
+    }
+    na_log(NA_LOG_INFO, "producer", "sources_reloaded", "sources=%zu", p->feeds_cnt);
+}
+
+/* ---------------------------------------------------------------------------
+ * topic mode: sources from a compacted topic, shared by a consumer group */
+
+static void key_text(const rd_kafka_message_t *rkm, char *buf, size_t size) {
+    size_t n = rkm->key_len < size - 1 ? rkm->key_len : size - 1;
+    if (rkm->key && n) {
+        memcpy(buf, rkm->key, n);
+    }
+    buf[rkm->key ? n : 0] = '\0';
+}
+
+/* Read partition @p part of the state topic up to its end into the
+ * seen-state. Runs inside the rebalance callback, before the sources of
+ * that partition are consumed. */
+static void load_state_partition(struct producer *p, int32_t part) {
+    int64_t lo = 0, hi = 0;
+    size_t n = 0;
+    char id[1024], errstr[512];
+    rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+        p->rk_state, p->conf->state_topic, part, &lo, &hi, 10000);
+    if (kerr) {
+        na_log(NA_LOG_ERROR, "producer", "state_load_failed", "topic=%s partition=%d err=%s",
+               na_log_q(p->conf->state_topic), (int)part, na_log_q(rd_kafka_err2str(kerr)));
+        return;
+    }
+    if (hi <= lo) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, p->conf->state_topic, part)->offset = lo;
+    rd_kafka_assign(p->rk_state, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    int64_t deadline = na_mono_ms() + STATE_LOAD_TIMEOUT_MS;
+    bool done = false;
+    while (!done && na_mono_ms() < deadline) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(p->rk_state, 200);
+        if (!rkm) {
+            continue;
+        }
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = true;
+        } else if (rkm->err) {
+            na_log(NA_LOG_WARN, "producer", "state_read_error", "partition=%d err=%s",
+                   (int)part, na_log_q(rd_kafka_message_errstr(rkm)));
+        } else {
+            key_text(rkm, id, sizeof(id));
+            if (!rkm->payload) {
+                na_seen_feed_drop(p->seen, id);
+            } else if (na_seen_feed_load(p->seen, id, rkm->payload, rkm->len, errstr,
+                                         sizeof(errstr))) {
+                na_log(NA_LOG_WARN, "producer", "state_record_bad", "feed=%s err=%s",
+                       na_log_q(id), na_log_q(errstr));
+            }
+            n++;
+            done = rkm->offset >= hi - 1;
+        }
+        rd_kafka_message_destroy(rkm);
+    }
+    rd_kafka_assign(p->rk_state, NULL);
+    na_log(done ? NA_LOG_INFO : NA_LOG_ERROR, "producer",
+           done ? "state_loaded" : "state_load_incomplete", "partition=%d records=%zu",
+           (int)part, n);
+}
+
+static bool in_list(const rd_kafka_topic_partition_list_t *parts, int32_t part) {
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition == part) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Hand feeds over: stop their fetches, wait for their articles, publish
+ * their state, forget them. Returns only when the next owner may start. */
+static void revoke_partitions(struct producer *p,
+                              const rd_kafka_topic_partition_list_t *parts) {
+    size_t moved = 0;
+    for (size_t i = 0; i < p->feeds_cnt; i++) {
+        struct feed *f = p->feeds[i];
+        if (in_list(parts, f->partition) && f->in_flight) {
+            na_fetcher_cancel(p->fetcher, f);
+            f->in_flight = false;
+        }
+    }
+    if (p->rk) {
+        rd_kafka_flush(p->rk, (int)p->conf->flush_timeout_ms); /* articles, then states */
+    }
+    for (size_t i = p->feeds_cnt; i-- > 0;) {
+        struct feed *f = p->feeds[i];
+        if (in_list(parts, f->partition)) {
+            char *id = na_strdup(f->src.id);
+            feed_remove(p, f);
+            if (id) {
+                na_seen_feed_drop(p->seen, id);
+            }
+            free(id);
+            moved++;
+        }
+    }
+    if (p->rk) {
+        rd_kafka_flush(p->rk, (int)p->conf->flush_timeout_ms);
+    }
+    na_log(NA_LOG_INFO, "producer", "partitions_revoked", "instance=%s partitions=%d "
+           "feeds=%zu", na_log_q(p->instance), parts->cnt, moved);
+}
+
+/* Runs inside rd_kafka_consumer_poll() of the sources consumer, on the main
+ * thread. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    struct producer *p = opaque;
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    char list[512];
+    size_t o = 0;
+    list[0] = '\0';
+    for (int i = 0; i < parts->cnt && o < sizeof(list) - 12; i++) {
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%d", i ? "," : "",
+                              (int)parts->elems[i].partition);
+    }
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            load_state_partition(p, parts->elems[i].partition);
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING; /* whole compacted log */
+        }
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) {
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        na_log(NA_LOG_INFO, "producer", "partitions_assigned",
+               "instance=%s partitions=\"%s\"", na_log_q(p->instance), list);
+        return;
+    }
+    revoke_partitions(p, parts);
+    if (coop) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) {
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
+    char id[1024], errstr[512];
+    struct na_source src;
+    if (rkm->err) {
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            na_log(NA_LOG_WARN, "producer", "sources_consume_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+        }
+        return;
+    }
+    key_text(rkm, id, sizeof(id));
+    if (!id[0]) {
+        na_log(NA_LOG_WARN, "producer", "bad_source", "partition=%d offset=%lld "
+               "err=\"record without key\"", (int)rkm->partition, (long long)rkm->offset);
+        return;
+    }
+    struct feed *f = feed_find(p, id);
+    if (!rkm->payload) { /* tombstone: the source was removed */
+        if (f) {
+            na_log(NA_LOG_INFO, "producer", "feed_removed", "feed=%s", na_log_q(id));
+            feed_remove(p, f);
+            na_seen_feed_drop(p->seen, id);
+            if (p->rk) { /* its state goes too */
+                rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(p->conf->state_topic),
+                                  RD_KAFKA_V_PARTITION(rkm->partition),
+                                  RD_KAFKA_V_KEY(id, strlen(id)), RD_KAFKA_V_VALUE(NULL, 0),
+                                  RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+            }
+        }
+        return;
+    }
+    if (na_source_parse_json(rkm->payload, rkm->len, id, &src, errstr, sizeof(errstr))) {
+        na_metrics_inc("newsalert_producer_bad_sources_total",
+                       "Source records that were not a valid source.", NULL);
+        na_log(NA_LOG_WARN, "producer", "bad_source", "partition=%d offset=%lld err=%s",
+               (int)rkm->partition, (long long)rkm->offset, na_log_q(errstr));
+        return;
+    }
+    if (feed_upsert(p, &src, rkm->partition)) {
+        na_log(NA_LOG_ERROR, "producer", "source_dropped", "feed=%s err=no memory",
+               na_log_q(id));
+    }
+}
+
+static rd_kafka_conf_t *kafka_conf(const struct na_producer_conf *conf, char *errstr,
+                                   size_t errstr_size) {
+    rd_kafka_conf_t *kconf = na_kafka_conf_new(conf->brokers, NULL, errstr, errstr_size);
+    return kconf;
+}
+
+static na_err_t apply_user_props(const struct na_producer_conf *conf, rd_kafka_conf_t *kconf,
+                                 char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < conf->props.cnt; i++) {
+        char key[256];
+        const char *eq = strchr(conf->props.kv[i], '=');
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - conf->props.kv[i]), conf->props.kv[i]);
+        na_err_t err = na_kafka_conf_set(kconf, key, eq + 1, errstr, errstr_size);
+        if (err) {
+            return err;
+        }
+    }
+    return NA_OK;
+}
+
+/* Partitions of @p topic, or -1. */
+static int topic_partitions(rd_kafka_t *rk, const char *topic) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int n = -1;
+    if (!rkt) {
+        return -1;
+    }
+    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
+        if (md->topic_cnt == 1 && !md->topics[0].err) {
+            n = md->topics[0].partition_cnt;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+static const char *const sources_configs[] = {"cleanup.policy", "compact", NULL};
+static const char *const state_configs[] = {"cleanup.policy", "compact", "max.message.bytes",
+                                            "4194304", NULL};
+
+/* Create the sources and state topics when missing; the state topic needs
+ * at least as many partitions as the sources topic (records go to the same
+ * partition number). */
+static na_err_t ensure_mode_topics(rd_kafka_t *rk, const struct na_producer_conf *conf,
+                                   bool create, char *errstr, size_t errstr_size) {
+    char terr[512];
+    if (create) {
+        struct na_topic_spec specs[] = {
+            {conf->sources_topic, NA_SOURCES_PARTITIONS, sources_configs},
+        };
+        if (na_kafka_ensure_topics(rk, specs, 1, 10000, terr, sizeof(terr))) {
+            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s", na_log_q(terr));
+        }
+    }
+    int ns = topic_partitions(rk, conf->sources_topic);
+    if (ns < 1) {
+        snprintf(errstr, errstr_size, "topic %s: not found", conf->sources_topic);
+        return NA_ERR_NOT_FOUND;
+    }
+    if (create) {
+        struct na_topic_spec specs[] = {{conf->state_topic, ns, state_configs}};
+        if (na_kafka_ensure_topics(rk, specs, 1, 10000, terr, sizeof(terr))) {
+            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s", na_log_q(terr));
+        }
+    }
+    int nst = topic_partitions(rk, conf->state_topic);
+    if (nst < ns) {
+        snprintf(errstr, errstr_size, "topic %s has %d partitions, %s needs at least %d "
+                 "(as many as %s)", conf->state_topic, nst, conf->state_topic, ns,
+                 conf->sources_topic);
+        return NA_ERR_CONFIG;
+    }
+    return NA_OK;
+}
+
+static na_err_t start_topic_mode(struct producer *p, char *errstr, size_t errstr_size) {
+    const struct na_producer_conf *conf = p->conf;
+    rd_kafka_conf_t *kconf = NULL;
+    rd_kafka_topic_partition_list_t *sub = NULL;
+    na_err_t err = NA_OK;
+
+    if ((err = ensure_mode_topics(p->rk, conf, conf->create_topics, errstr, errstr_size))) {
+        return err;
+    }
+    /* The state reader: plain assign(), no group, stops at each partition end. */
+    if (!(kconf = kafka_conf(conf, errstr, errstr_size))) {
+        return NA_ERR_CONFIG;
+    }
+    if ((err = na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "client.id", "newsalert-producer-state", errstr,
+                                 errstr_size)) ||
+        (err = apply_user_props(conf, kconf, errstr, errstr_size))) {
+        goto out;
+    }
+    rd_kafka_conf_set_error_cb(kconf, on_error);
+    rd_kafka_conf_set_opaque(kconf, p);
+    if (!(p->rk_state = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size))) {
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    /* The sources consumer: one group; Kafka's rebalancing hands out feeds.
+     * Nothing is committed: an owner reads its partitions from the start. */
+    if (!(kconf = kafka_conf(conf, errstr, errstr_size))) {
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    if ((err = na_kafka_conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "auto.offset.reset", "earliest", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "client.id", "newsalert-producer-sources", errstr,
+                                 errstr_size)) ||
+        (err = apply_user_props(conf, kconf, errstr, errstr_size))) {
+        goto out;
+    }
+    rd_kafka_conf_set_rebalance_cb(kconf, on_rebalance);
+    rd_kafka_conf_set_error_cb(kconf, on_error);
+    rd_kafka_conf_set_opaque(kconf, p);
+    if (!(p->rk_src = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size))) {
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    kconf = NULL;
+    sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, conf->sources_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(p->rk_src, sub);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "subscribe %s: %s", conf->sources_topic,
+                 rd_kafka_err2str(kerr));
+        err = NA_ERR_KAFKA;
+    }
+out:
+    if (kconf) {
+        rd_kafka_conf_destroy(kconf);
+    }
+    if (sub) {
+        rd_kafka_topic_partition_list_destroy(sub);
+    }
+    return err;
+}
+
+/* ---------------------------------------------------------------------------
+ * the run */
+
+static void save_state(struct producer *p, bool force) {
+    char errstr[512];
+    int dirty = na_seen_dirty(p->seen);
+    int64_t since = na_mono_ms() - p->last_save_ms;
+    if (!dirty || (!force && (dirty == 2 ? since < STATE_SAVE_MS : since < STATE_SOFT_SAVE_MS))) {
+        return;
+    }
     if (na_seen_save(p->seen, errstr, sizeof(errstr))) {
         na_log(NA_LOG_ERROR, "producer", "state_save_failed", "err=%s", na_log_q(errstr));
     }
     p->last_save_ms = na_mono_ms();
 }
 
+static void write_metrics(struct producer *p) {
+    char errstr[512];
+    p->last_metrics_ms = na_mono_ms();
+    if (!p->conf->metrics_file) {
+        return;
+    }
+    char *text = na_metrics_render();
+    if (text && na_write_file_atomic(p->conf->metrics_file, text, strlen(text), errstr,
+                                     sizeof(errstr))) {
+        na_log(NA_LOG_WARN, "producer", "metrics_write_failed", "err=%s", na_log_q(errstr));
+    }
+    free(text);
+}
+
+static na_err_t start_producer(struct producer *p, char *errstr, size_t errstr_size) {
+    const struct na_producer_conf *conf = p->conf;
+    rd_kafka_conf_t *kconf = kafka_conf(conf, errstr, errstr_size);
+    na_err_t err;
+    if (!kconf) {
+        return NA_ERR_CONFIG;
+    }
+    /* Our delivery guarantees first, then the user's -X (which may tune them). */
+    if ((err = na_kafka_conf_set(kconf, "client.id", "newsalert-producer", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "acks", "all", errstr, errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "linger.ms", "5", errstr, errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "compression.type", "lz4", errstr, errstr_size)) ||
+        (err = apply_user_props(conf, kconf, errstr, errstr_size))) {
+        rd_kafka_conf_destroy(kconf);
+        return err;
+    }
+    rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
+    rd_kafka_conf_set_error_cb(kconf, on_error);
+    rd_kafka_conf_set_opaque(kconf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(kconf);
+        return NA_ERR_KAFKA;
+    }
+    if (conf->create_topics) {
+        struct na_topic_spec spec = na_kafka_topic_articles(conf->topic);
+        char terr[512];
+        if (na_kafka_ensure_topics(p->rk, &spec, 1, 10000, terr, sizeof(terr))) {
+            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s", na_log_q(terr));
+        }
+    }
+    return NA_OK;
+}
+
+static void default_instance(const struct na_producer_conf *conf, char *buf, size_t size) {
+    char host[128] = "host";
+    if (conf->instance_id && *conf->instance_id) {
+        snprintf(buf, size, "%s", conf->instance_id);
+        return;
+    }
+    if (gethostname(host, sizeof(host) - 1)) {
+        snprintf(host, sizeof(host), "host");
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, size, "%s-%ld", host, (long)getpid());
+}
+
 na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomic_t *running,
                          struct na_producer_stats *stats, char *errstr, size_t errstr_size) {
     struct producer p;
-    rd_kafka_conf_t *kconf = NULL;
     char path[4096];
     na_err_t err = NA_OK;
+    bool topic_mode = conf->sources_topic && *conf->sources_topic;
 
     memset(&p, 0, sizeof(p));
     memset(stats, 0, sizeof(*stats));
     p.conf = conf;
     p.stats = stats;
-    srandom((unsigned)na_now_ms());
+    srandom((unsigned)na_now_ms() ^ (unsigned)getpid());
+    default_instance(conf, p.instance, sizeof(p.instance));
 
-    if ((err = na_sources_load_file(conf->sources, &p.sources, errstr, errstr_size))) {
+    if (topic_mode && (conf->once || conf->dry_run)) {
+        snprintf(errstr, errstr_size, "once and dry_run need a sources file, not "
+                 "sources_topic");
+        err = NA_ERR_CONFIG;
         goto out;
     }
-    if (mkdir(conf->state_dir, 0700) && errno != EEXIST) {
-        snprintf(errstr, errstr_size, "state_dir %s: %s", conf->state_dir, strerror(errno));
-        err = NA_ERR_IO;
-        goto out;
+    if (topic_mode) {
+        err = na_seen_load(NULL, &p.seen, errstr, errstr_size);
+    } else {
+        if (mkdir(conf->state_dir, 0700) && errno != EEXIST) {
+            snprintf(errstr, errstr_size, "state_dir %s: %s", conf->state_dir,
+                     strerror(errno));
+            err = NA_ERR_IO;
+            goto out;
+        }
+        snprintf(path, sizeof(path), "%s/seen.json", conf->state_dir);
+        err = na_seen_load(path, &p.seen, errstr, errstr_size);
     }
-    snprintf(path, sizeof(path), "%s/seen.json", conf->state_dir);
-    if ((err = na_seen_load(path, &p.seen, errstr, errstr_size))) {
+    if (err) {
         goto out;
-    }
-    p.feeds = calloc(p.sources.cnt + 1, sizeof(*p.feeds));
-    if (!p.feeds) {
-        err = NA_ERR_NOMEM;
-        goto out;
-    }
-    int64_t now = na_mono_ms();
-    for (size_t i = 0; i < p.sources.cnt; i++) {
-        p.feeds[i].src = &p.sources.v[i];
-        p.feeds[i].next_due_ms = now;
     }
     struct na_fetch_opts fopts = {
         .max_total = conf->fetch_concurrency,
@@ -426,75 +1449,78 @@ na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomi
         .max_redirects = conf->fetch_max_redirects,
         .max_bytes = (size_t)conf->fetch_max_bytes,
         .user_agent = conf->user_agent,
+        .instance_id = p.instance,
     };
     if (!(p.fetcher = na_fetcher_new(&fopts))) {
         err = NA_ERR_NOMEM;
         goto out;
     }
-
-    if (!(kconf = na_kafka_conf_new(NULL, NULL, errstr, errstr_size))) {
-        err = NA_ERR_CONFIG;
+    if (!topic_mode && (err = apply_sources_file(&p, errstr, errstr_size))) {
         goto out;
     }
-    /* Our delivery guarantees first, then the user's -X (which may tune them). */
-    if ((err = na_kafka_conf_set(kconf, "bootstrap.servers", conf->brokers, errstr,
-                                 errstr_size)) ||
-        (err = na_kafka_conf_set(kconf, "client.id", "newsalert-producer", errstr,
-                                 errstr_size)) ||
-        (err = na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr,
-                                 errstr_size)) ||
-        (err = na_kafka_conf_set(kconf, "acks", "all", errstr, errstr_size)) ||
-        (err = na_kafka_conf_set(kconf, "linger.ms", "5", errstr, errstr_size)) ||
-        (err = na_kafka_conf_set(kconf, "compression.type", "lz4", errstr, errstr_size))) {
+    if (!conf->dry_run && (err = start_producer(&p, errstr, errstr_size))) {
         goto out;
     }
-    for (size_t i = 0; i < conf->props.cnt; i++) {
-        char key[256];
-        const char *eq = strchr(conf->props.kv[i], '=');
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - conf->props.kv[i]), conf->props.kv[i]);
-        if ((err = na_kafka_conf_set(kconf, key, eq + 1, errstr, errstr_size))) {
-            goto out;
-        }
-    }
-    rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
-    rd_kafka_conf_set_error_cb(kconf, on_error);
-    rd_kafka_conf_set_opaque(kconf, &p);
-    p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
-    if (!p.rk) {
-        err = NA_ERR_KAFKA;
+    if (topic_mode && (err = start_topic_mode(&p, errstr, errstr_size))) {
         goto out;
     }
-    kconf = NULL; /* taken by rd_kafka_new() */
-    if (conf->create_topics) {
-        struct na_topic_spec spec = na_kafka_topic_articles(conf->topic);
-        char terr[512];
-        if (na_kafka_ensure_topics(p.rk, &spec, 1, 10000, terr, sizeof(terr))) {
-            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s", na_log_q(terr));
-        }
-    }
-    na_log(NA_LOG_INFO, "producer", "started", "sources=%zu topic=%s once=%d",
-           p.sources.cnt, na_log_q(conf->topic), conf->once);
+    na_log(NA_LOG_INFO, "producer", "started",
+           "instance=%s mode=%s sources=%zu topic=%s once=%d dry_run=%d",
+           na_log_q(p.instance), topic_mode ? "topic" : "file", p.feeds_cnt,
+           na_log_q(conf->topic), conf->once, conf->dry_run);
+    p.last_sources_check_ms = p.last_metrics_ms = p.last_save_ms = na_mono_ms();
 
     while (*running && !p.fatal) {
+        if (p.rk_src) {
+            for (int i = 0; i < 1000; i++) {
+                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(p.rk_src, 0);
+                if (!rkm) {
+                    break;
+                }
+                on_source_record(&p, rkm);
+                rd_kafka_message_destroy(rkm);
+            }
+        } else if (!conf->once && na_mono_ms() - p.last_sources_check_ms > SOURCES_CHECK_MS) {
+            check_sources_file(&p);
+        }
         start_due_fetches(&p);
-        na_fetcher_run(p.fetcher, na_fetcher_active(p.fetcher) ? 100 : 0, on_fetched, &p);
-        rd_kafka_poll(p.rk, na_fetcher_active(p.fetcher) ? 0 : 100);
-        if (na_mono_ms() - p.last_save_ms > 1000) {
-            save_state(&p);
+        int64_t wait = 100;
+        if (p.heap_cnt && na_fetcher_active(p.fetcher) < (size_t)conf->fetch_concurrency) {
+            int64_t until = p.heap[0]->due_ms - na_mono_ms();
+            wait = until < 0 ? 0 : until < wait ? until : wait;
+        }
+        bool busy = na_fetcher_active(p.fetcher) > 0;
+        na_fetcher_run(p.fetcher, busy ? (int)wait : 0, on_fetched, &p);
+        if (p.rk) {
+            rd_kafka_poll(p.rk, busy ? 0 : (int)wait);
+        } else if (!busy && wait > 0) {
+            na_sleep_ms(wait);
+        }
+        reap_dead(&p);
+        save_state(&p, false);
+        if (na_mono_ms() - p.last_metrics_ms > METRICS_WRITE_MS) {
+            write_metrics(&p);
         }
         if (conf->once && round_done(&p)) {
             break;
         }
     }
 
-    /* Shutdown: flush -> check the out queue -> save -> destroy. */
-    rd_kafka_resp_err_t ferr = rd_kafka_flush(p.rk, (int)conf->flush_timeout_ms);
-    if (ferr || rd_kafka_outq_len(p.rk) > 0) {
-        snprintf(errstr, errstr_size, "%d messages not delivered within %lld ms",
-                 rd_kafka_outq_len(p.rk), conf->flush_timeout_ms);
-        err = NA_ERR_TIMEOUT;
+    /* Shutdown: leave the group (hands our feeds over, with their state),
+     * flush -> check the out queue -> save -> destroy. */
+    if (p.rk_src) {
+        rd_kafka_consumer_close(p.rk_src);
     }
-    save_state(&p);
+    if (p.rk) {
+        rd_kafka_resp_err_t ferr = rd_kafka_flush(p.rk, (int)conf->flush_timeout_ms);
+        if (ferr || rd_kafka_outq_len(p.rk) > 0) {
+            snprintf(errstr, errstr_size, "%d messages not delivered within %lld ms",
+                     rd_kafka_outq_len(p.rk), conf->flush_timeout_ms);
+            err = NA_ERR_TIMEOUT;
+        }
+    }
+    save_state(&p, true);
+    write_metrics(&p);
     if (!err && p.fatal) {
         snprintf(errstr, errstr_size, "fatal Kafka error (see log)");
         err = NA_ERR_KAFKA;
@@ -506,11 +1532,19 @@ na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomi
     }
     na_log(NA_LOG_INFO, "producer", "summary",
            "fetches=%llu fetch_errors=%llu not_modified=%llu parse_errors=%llu items=%llu "
-           "skipped_seen=%llu produced=%llu delivered=%llu delivery_errors=%llu",
+           "skipped_seen=%llu skipped_dup=%llu updates=%llu produced=%llu delivered=%llu "
+           "delivery_errors=%llu moved=%llu retired=%llu",
            stats->fetches, stats->fetch_errors, stats->not_modified, stats->parse_errors,
-           stats->items, stats->skipped_seen, stats->produced, stats->delivered,
-           stats->delivery_errors);
+           stats->items, stats->skipped_seen, stats->skipped_dup, stats->updates,
+           stats->produced, stats->delivered, stats->delivery_errors, stats->moved,
+           stats->retired);
 out:
+    if (p.rk_src) {
+        rd_kafka_destroy(p.rk_src);
+    }
+    if (p.rk_state) {
+        rd_kafka_destroy(p.rk_state);
+    }
     if (p.rk) {
         if (rd_kafka_outq_len(p.rk) > 0) {
             /* Messages still queued after the deadline: their contexts are
@@ -520,16 +1554,201 @@ out:
         }
         rd_kafka_destroy(p.rk);
     }
+    na_fetcher_destroy(p.fetcher);
+    for (size_t i = 0; i < p.feeds_cnt; i++) {
+        feed_free(p.feeds[i]);
+    }
+    for (size_t i = 0; i < p.dead_cnt; i++) {
+        feed_free(p.dead[i]);
+    }
+    free(p.feeds);
+    free(p.heap);
+    free(p.dead);
+    na_seen_destroy(p.seen);
+    return err;
+}
+
+/* ---------------------------------------------------------------------------
+ * sources load */
+
+struct load_ctx {
+    size_t failed;
+    char first_err[256];
+};
+
+static void on_load_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+    struct load_ctx *lc = opaque;
+    if (rkm->err) {
+        if (!lc->failed++) {
+            snprintf(lc->first_err, sizeof(lc->first_err), "%s", rd_kafka_err2str(rkm->err));
+        }
+    }
+}
+
+/* Ids of the live records of @p topic now (the latest per key is not a
+ * tombstone), as a JSON object used as a set. */
+static json_t *topic_keys(const struct na_producer_conf *conf, int partitions, char *errstr,
+                          size_t errstr_size) {
+    rd_kafka_conf_t *kconf = kafka_conf(conf, errstr, errstr_size);
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_partition_list_t *tp = NULL;
+    json_t *keys = json_object();
+    int eofs = 0;
+    char id[1024];
+
+    if (!kconf || !keys ||
+        na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr, errstr_size) ||
+        apply_user_props(conf, kconf, errstr, errstr_size)) {
+        goto fail;
+    }
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size))) {
+        goto fail;
+    }
+    kconf = NULL;
+    tp = rd_kafka_topic_partition_list_new(partitions);
+    for (int i = 0; i < partitions; i++) {
+        rd_kafka_topic_partition_list_add(tp, conf->sources_topic, i)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(rk, tp);
+    int64_t deadline = na_mono_ms() + 60000;
+    while (eofs < partitions) {
+        if (na_mono_ms() > deadline) {
+            snprintf(errstr, errstr_size, "reading %s: no end within 60 s",
+                     conf->sources_topic);
+            goto fail;
+        }
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 500);
+        if (!rkm) {
+            continue;
+        }
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else if (!rkm->err) {
+            key_text(rkm, id, sizeof(id));
+            if (rkm->payload) {
+                json_object_set_new(keys, id, json_true());
+            } else {
+                json_object_del(keys, id);
+            }
+        }
+        rd_kafka_message_destroy(rkm);
+    }
+    rd_kafka_topic_partition_list_destroy(tp);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return keys;
+fail:
+    if (tp) {
+        rd_kafka_topic_partition_list_destroy(tp);
+    }
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
     if (kconf) {
         rd_kafka_conf_destroy(kconf);
     }
-    na_fetcher_destroy(p.fetcher);
-    for (size_t i = 0; p.feeds && i < p.sources.cnt; i++) {
-        free(p.feeds[i].new_etag);
-        free(p.feeds[i].new_lm);
+    json_decref(keys);
+    return NULL;
+}
+
+na_err_t na_producer_sources_load(const struct na_producer_conf *conf, const char *path,
+                                  char *errstr, size_t errstr_size) {
+    struct na_sources s;
+    struct load_ctx lc;
+    rd_kafka_conf_t *kconf = NULL;
+    rd_kafka_t *rk = NULL;
+    json_t *keys = NULL;
+    const char *key;
+    json_t *v;
+    size_t removed = 0;
+    na_err_t err;
+
+    memset(&lc, 0, sizeof(lc));
+    if (!conf->sources_topic || !*conf->sources_topic) {
+        snprintf(errstr, errstr_size, "sources load needs --sources-topic");
+        return NA_ERR_USAGE;
     }
-    free(p.feeds);
-    na_seen_destroy(p.seen);
-    na_sources_cleanup(&p.sources);
+    if ((err = na_sources_load_file(path, &s, errstr, errstr_size))) {
+        return err;
+    }
+    if (!(kconf = kafka_conf(conf, errstr, errstr_size))) {
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    /* murmur2 as the Java clients: a record keeps its partition whichever
+     * client writes it. */
+    if ((err = na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "partitioner", "murmur2_random", errstr,
+                                 errstr_size)) ||
+        (err = apply_user_props(conf, kconf, errstr, errstr_size))) {
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(kconf, on_load_delivery);
+    rd_kafka_conf_set_opaque(kconf, &lc);
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size))) {
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    kconf = NULL;
+    if ((err = ensure_mode_topics(rk, conf, true, errstr, errstr_size))) {
+        goto out;
+    }
+    if (!(keys = topic_keys(conf, topic_partitions(rk, conf->sources_topic), errstr,
+                            errstr_size))) {
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    for (size_t i = 0; i < s.cnt; i++) {
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(conf->sources_topic),
+            RD_KAFKA_V_KEY(s.v[i].id, strlen(s.v[i].id)),
+            RD_KAFKA_V_VALUE(s.v[i].json, strlen(s.v[i].json)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(rk, 100);
+            i--;
+            continue;
+        }
+        if (kerr) {
+            snprintf(errstr, errstr_size, "producing source %s: %s", s.v[i].id,
+                     rd_kafka_err2str(kerr));
+            err = NA_ERR_KAFKA;
+            goto out;
+        }
+        json_object_del(keys, s.v[i].id);
+    }
+    json_object_foreach(keys, key, v) {
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(conf->sources_topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_END);
+        if (kerr) {
+            snprintf(errstr, errstr_size, "removing source %s: %s", key,
+                     rd_kafka_err2str(kerr));
+            err = NA_ERR_KAFKA;
+            goto out;
+        }
+        removed++;
+    }
+    if (rd_kafka_flush(rk, 30000) || rd_kafka_outq_len(rk) > 0 || lc.failed) {
+        snprintf(errstr, errstr_size, "%zu source records not confirmed: %s",
+                 lc.failed + (size_t)rd_kafka_outq_len(rk),
+                 lc.failed ? lc.first_err : "timed out");
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    na_log(NA_LOG_INFO, "producer", "sources_loaded", "topic=%s published=%zu removed=%zu",
+           na_log_q(conf->sources_topic), s.cnt, removed);
+out:
+    if (rk) {
+        rd_kafka_destroy(rk);
+    }
+    if (kconf) {
+        rd_kafka_conf_destroy(kconf);
+    }
+    json_decref(keys);
+    na_sources_cleanup(&s);
     return err;
 }

@@ -1,24 +1,32 @@
 #include "seen.h"
 
-#include <jansson.h>
+#include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/util.h"
 
-/* In memory the state is the JSON document itself:
- *   {"version": 1, "feeds": {"<feed id>": {"etag": "...", "last_modified": "...",
- *                                         "seq": N, "ids": {"<article id>": seq}}}}
- * "ids" is an object so that lookups are hashed; seq orders eviction. */
+/* In memory the state is the JSON document itself (format in seen.h): "ids"
+ * and "fps" are objects so that lookups are hashed; seq orders eviction. */
 struct na_seen_s {
-    char *path;
+    char *path; /* NULL: memory only */
     json_t *root;
-    bool dirty;
+    int dirty;  /* 0 clean, 1 schedules only, 2 changes that matter */
 };
+
+#define SEEN_VERSION 2
+
+static void mark(na_seen_t *seen, int level) {
+    if (seen->dirty < level) {
+        seen->dirty = level;
+    }
+}
 
 void na_seen_destroy(na_seen_t *seen) {
     if (!seen) {
@@ -29,6 +37,45 @@ void na_seen_destroy(na_seen_t *seen) {
     free(seen);
 }
 
+/* Bring one feed object to version 2: ids map to [seq, fp|null, rev], and
+ * "fps" exists. @returns 0, or -1 when the object is not a feed state. */
+static int upgrade_feed(json_t *f) {
+    json_t *ids = json_object_get(f, "ids");
+    const char *key;
+    json_t *v;
+    if (!json_is_object(f)) {
+        return -1;
+    }
+    if (!ids) {
+        if (json_object_set_new(f, "ids", json_object())) {
+            return -1;
+        }
+        ids = json_object_get(f, "ids");
+    }
+    if (!json_is_object(ids)) {
+        return -1;
+    }
+    if (!json_is_object(json_object_get(f, "fps")) &&
+        json_object_set_new(f, "fps", json_object())) {
+        return -1;
+    }
+    json_object_foreach(ids, key, v) {
+        if (json_is_integer(v)) {
+            json_t *n = json_pack("[I, n, i]", (json_int_t)json_integer_value(v), 1);
+            if (!n || json_object_set_new(ids, key, n)) {
+                return -1;
+            }
+        } else if (!json_is_array(v) || !json_is_integer(json_array_get(v, 0))) {
+            return -1;
+        }
+    }
+    if (!json_is_integer(json_object_get(f, "seq")) &&
+        json_object_set_new(f, "seq", json_integer(0))) {
+        return -1;
+    }
+    return 0;
+}
+
 na_err_t na_seen_load(const char *path, na_seen_t **seenp, char *errstr,
                       size_t errstr_size) {
     na_seen_t *seen = calloc(1, sizeof(*seen));
@@ -36,14 +83,16 @@ na_err_t na_seen_load(const char *path, na_seen_t **seenp, char *errstr,
     size_t len = 0;
     json_error_t jerr;
     struct stat st;
+    const char *key;
+    json_t *v;
     na_err_t err = NA_OK;
 
-    if (!seen || !(seen->path = na_strdup(path))) {
+    if (!seen || (path && !(seen->path = na_strdup(path)))) {
         err = NA_ERR_NOMEM;
         goto out;
     }
-    if (stat(path, &st) && errno == ENOENT) {
-        seen->root = json_pack("{s:i, s:{}}", "version", 1, "feeds");
+    if (!path || (stat(path, &st) && errno == ENOENT)) {
+        seen->root = json_pack("{s:i, s:{}}", "version", SEEN_VERSION, "feeds");
         if (!seen->root) {
             err = NA_ERR_NOMEM;
         }
@@ -59,6 +108,14 @@ na_err_t na_seen_load(const char *path, na_seen_t **seenp, char *errstr,
         err = NA_ERR_PARSE;
         goto out;
     }
+    json_object_foreach(json_object_get(seen->root, "feeds"), key, v) {
+        if (upgrade_feed(v)) {
+            snprintf(errstr, errstr_size, "%s: corrupt seen-state: feed %s", path, key);
+            err = NA_ERR_PARSE;
+            goto out;
+        }
+    }
+    json_object_set_new(seen->root, "version", json_integer(SEEN_VERSION));
 out:
     free(buf);
     if (err) {
@@ -69,8 +126,13 @@ out:
     return err;
 }
 
+int na_seen_dirty(const na_seen_t *seen) {
+    return seen->dirty;
+}
+
 na_err_t na_seen_save(na_seen_t *seen, char *errstr, size_t errstr_size) {
-    if (!seen->dirty) {
+    if (!seen->dirty || !seen->path) {
+        seen->dirty = 0;
         return NA_OK;
     }
     char *text = json_dumps(seen->root, JSON_COMPACT);
@@ -80,9 +142,47 @@ na_err_t na_seen_save(na_seen_t *seen, char *errstr, size_t errstr_size) {
     na_err_t err = na_write_file_atomic(seen->path, text, strlen(text), errstr, errstr_size);
     free(text);
     if (!err) {
-        seen->dirty = false;
+        seen->dirty = 0;
     }
     return err;
+}
+
+/* Normalise one text into the hash input: lower-case ASCII, every run of
+ * whitespace one space, no leading or trailing space. */
+static void norm_append(struct na_buf *b, const char *s) {
+    bool space = b->len > 0;
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isspace(c)) {
+            space = b->len > 0;
+            continue;
+        }
+        if (space) {
+            na_buf_append(b, " ", 1);
+            space = false;
+        }
+        char lc = (char)tolower(c);
+        na_buf_append(b, &lc, 1);
+    }
+}
+
+bool na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]) {
+    struct na_buf b;
+    char hex[NA_SHA256_HEX_LEN + 1];
+    bool ok = false;
+    na_buf_init(&b);
+    norm_append(&b, a->title);
+    na_buf_append(&b, "\n", 1);
+    norm_append(&b, a->content && *a->content ? a->content : a->summary);
+    fp[0] = '\0';
+    if (!b.oom && b.len > NA_SEEN_FP_MIN_TEXT) {
+        na_sha256_hex(b.data, b.len, hex);
+        memcpy(fp, hex, NA_SEEN_FP_LEN);
+        fp[NA_SEEN_FP_LEN] = '\0';
+        ok = true;
+    }
+    na_buf_cleanup(&b);
+    return ok;
 }
 
 static json_t *feed_obj(const na_seen_t *seen, const char *feed_id) {
@@ -94,7 +194,7 @@ static json_t *feed_obj_create(na_seen_t *seen, const char *feed_id) {
     if (f) {
         return f;
     }
-    f = json_pack("{s:i, s:{}}", "seq", 0, "ids");
+    f = json_pack("{s:i, s:{}, s:{}}", "seq", 0, "ids", "fps");
     if (!f || json_object_set_new(json_object_get(seen->root, "feeds"), feed_id, f)) {
         return NULL;
     }
@@ -106,14 +206,51 @@ bool na_seen_has(const na_seen_t *seen, const char *feed_id, const char *article
     return f && json_object_get(json_object_get(f, "ids"), article_id) != NULL;
 }
 
+enum na_seen_verdict na_seen_check(const na_seen_t *seen, const char *feed_id,
+                                   const char *article_id, const char *fp, int *rev) {
+    json_t *f = feed_obj(seen, feed_id);
+    json_t *entry = json_object_get(json_object_get(f, "ids"), article_id);
+    *rev = 1;
+    if (entry) {
+        const char *old = json_string_value(json_array_get(entry, 1));
+        *rev = (int)json_integer_value(json_array_get(entry, 2));
+        if (*rev < 1) {
+            *rev = 1;
+        }
+        /* No fingerprint on either side: nothing to compare, so not an edit. */
+        if (fp && *fp && old && strcmp(old, fp)) {
+            (*rev)++;
+            return NA_SEEN_EDITED;
+        }
+        return NA_SEEN_SAME;
+    }
+    if (fp && *fp && json_object_get(json_object_get(f, "fps"), fp)) {
+        return NA_SEEN_DUPLICATE;
+    }
+    return NA_SEEN_NEW;
+}
+
 size_t na_seen_count(const na_seen_t *seen, const char *feed_id) {
     json_t *f = feed_obj(seen, feed_id);
     return f ? json_object_size(json_object_get(f, "ids")) : 0;
 }
 
+size_t na_seen_feeds(const na_seen_t *seen) {
+    return json_object_size(json_object_get(seen->root, "feeds"));
+}
+
+static int cmp_seq(const void *a, const void *b) {
+    json_int_t x = *(const json_int_t *)a;
+    json_int_t y = *(const json_int_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Forget the oldest tenth of the ids once a feed is over the cap, so the
- * O(n) scan runs once per NA_SEEN_IDS_PER_FEED / 10 additions. */
-static void evict(json_t *ids) {
+ * O(n log n) pass runs once per NA_SEEN_IDS_PER_FEED / 10 additions. A
+ * fingerprint goes with the id that owns it. */
+static void evict(json_t *f) {
+    json_t *ids = json_object_get(f, "ids");
+    json_t *fps = json_object_get(f, "fps");
     size_t n = json_object_size(ids);
     size_t drop = n - NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10;
     json_int_t *seqs = malloc(n * sizeof(*seqs));
@@ -125,46 +262,48 @@ static void evict(json_t *ids) {
         return;
     }
     json_object_foreach(ids, key, v) {
-        seqs[i++] = json_integer_value(v);
+        seqs[i++] = json_integer_value(json_array_get(v, 0));
     }
-    /* The cut-off is the drop-th smallest sequence number: selection by a
-     * partial sort is plenty at these sizes. */
-    for (size_t a = 0; a < drop; a++) {
-        size_t min = a;
-        for (size_t b = a + 1; b < n; b++) {
-            if (seqs[b] < seqs[min]) {
-                min = b;
-            }
-        }
-        json_int_t t = seqs[a];
-        seqs[a] = seqs[min];
-        seqs[min] = t;
-    }
+    qsort(seqs, n, sizeof(*seqs), cmp_seq);
     json_int_t cutoff = seqs[drop - 1];
     free(seqs);
     json_object_foreach_safe(ids, tmp, key, v) {
-        if (json_integer_value(v) <= cutoff) {
+        if (json_integer_value(json_array_get(v, 0)) <= cutoff) {
+            const char *fp = json_string_value(json_array_get(v, 1));
+            const char *owner = fp ? json_string_value(json_object_get(fps, fp)) : NULL;
+            if (owner && !strcmp(owner, key)) {
+                json_object_del(fps, fp);
+            }
             json_object_del(ids, key);
         }
     }
 }
 
-na_err_t na_seen_add(na_seen_t *seen, const char *feed_id, const char *article_id) {
+na_err_t na_seen_put(na_seen_t *seen, const char *feed_id, const char *article_id,
+                     const char *fp, int rev) {
     json_t *f = feed_obj_create(seen, feed_id);
     if (!f) {
         return NA_ERR_NOMEM;
     }
     json_t *ids = json_object_get(f, "ids");
+    json_t *fps = json_object_get(f, "fps");
     json_int_t seq = json_integer_value(json_object_get(f, "seq")) + 1;
-    if (json_object_set_new(f, "seq", json_integer(seq)) ||
-        json_object_set_new(ids, article_id, json_integer(seq))) {
+    bool has_fp = fp && *fp;
+    json_t *entry = json_pack("[I, s?, i]", seq, has_fp ? fp : NULL, rev < 1 ? 1 : rev);
+    if (!entry || json_object_set_new(f, "seq", json_integer(seq)) ||
+        json_object_set_new(ids, article_id, entry) ||
+        (has_fp && json_object_set_new(fps, fp, json_string(article_id)))) {
         return NA_ERR_NOMEM;
     }
     if (json_object_size(ids) > NA_SEEN_IDS_PER_FEED) {
-        evict(ids);
+        evict(f);
     }
-    seen->dirty = true;
+    mark(seen, 2);
     return NA_OK;
+}
+
+na_err_t na_seen_add(na_seen_t *seen, const char *feed_id, const char *article_id) {
+    return na_seen_put(seen, feed_id, article_id, NULL, 1);
 }
 
 const char *na_seen_validator(const na_seen_t *seen, const char *feed_id, const char *name) {
@@ -185,6 +324,107 @@ na_err_t na_seen_set_validators(na_seen_t *seen, const char *feed_id, const char
     if (!f || set_or_del(f, "etag", etag) || set_or_del(f, "last_modified", last_modified)) {
         return NA_ERR_NOMEM;
     }
-    seen->dirty = true;
+    mark(seen, 2);
     return NA_OK;
+}
+
+const char *na_seen_get_str(const na_seen_t *seen, const char *feed_id, const char *key) {
+    return json_string_value(json_object_get(feed_obj(seen, feed_id), key));
+}
+
+na_err_t na_seen_set_str(na_seen_t *seen, const char *feed_id, const char *key,
+                         const char *value) {
+    json_t *f = feed_obj_create(seen, feed_id);
+    if (!f || set_or_del(f, key, value)) {
+        return NA_ERR_NOMEM;
+    }
+    mark(seen, 2);
+    return NA_OK;
+}
+
+int64_t na_seen_get_int(const na_seen_t *seen, const char *feed_id, const char *key,
+                        int64_t def) {
+    json_t *v = json_object_get(feed_obj(seen, feed_id), key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+}
+
+na_err_t na_seen_set_int(na_seen_t *seen, const char *feed_id, const char *key,
+                         int64_t value, bool soft) {
+    json_t *f = feed_obj_create(seen, feed_id);
+    json_t *old = f ? json_object_get(f, key) : NULL;
+    if (!f) {
+        return NA_ERR_NOMEM;
+    }
+    if (json_is_integer(old) && json_integer_value(old) == value) {
+        return NA_OK;
+    }
+    if (json_object_set_new(f, key, json_integer(value))) {
+        return NA_ERR_NOMEM;
+    }
+    mark(seen, soft ? 1 : 2);
+    return NA_OK;
+}
+
+char *na_seen_feed_dump(const na_seen_t *seen, const char *feed_id) {
+    json_t *f = feed_obj(seen, feed_id);
+    return f ? json_dumps(f, JSON_COMPACT) : NULL;
+}
+
+na_err_t na_seen_feed_load(na_seen_t *seen, const char *feed_id, const char *buf,
+                           size_t len, char *errstr, size_t errstr_size) {
+    json_error_t jerr;
+    json_t *f;
+    if (len > NA_MAX_STATE_BYTES) {
+        snprintf(errstr, errstr_size, "feed %s: state of %zu bytes", feed_id, len);
+        return NA_ERR_PARSE;
+    }
+    f = json_loadb(buf, len, 0, &jerr);
+    if (!f || upgrade_feed(f)) {
+        snprintf(errstr, errstr_size, "feed %s: corrupt state: %s", feed_id,
+                 f ? "not a feed state" : jerr.text);
+        json_decref(f);
+        return NA_ERR_PARSE;
+    }
+    if (json_object_set_new(json_object_get(seen->root, "feeds"), feed_id, f)) {
+        return NA_ERR_NOMEM;
+    }
+    mark(seen, 2);
+    return NA_OK;
+}
+
+void na_seen_feed_drop(na_seen_t *seen, const char *feed_id) {
+    if (!json_object_del(json_object_get(seen->root, "feeds"), feed_id)) {
+        mark(seen, 2);
+    }
+}
+
+size_t na_seen_prune(na_seen_t *seen, na_seen_active_cb *active, void *ctx, int64_t now_s,
+                     int64_t grace_s) {
+    json_t *feeds = json_object_get(seen->root, "feeds");
+    const char *key;
+    json_t *f;
+    void *tmp;
+    size_t dropped = 0;
+    json_object_foreach_safe(feeds, tmp, key, f) {
+        json_t *at = json_object_get(f, "active_at");
+        if (active(key, ctx)) {
+            if (!json_is_integer(at) || json_integer_value(at) != now_s) {
+                json_object_set_new(f, "active_at", json_integer(now_s));
+                mark(seen, 1);
+            }
+            continue;
+        }
+        if (!json_is_integer(at)) {
+            json_object_set_new(f, "active_at", json_integer(now_s));
+            mark(seen, 1);
+            at = json_object_get(f, "active_at");
+        }
+        if (now_s - json_integer_value(at) > grace_s ||
+            json_object_size(feeds) > NA_SEEN_MAX_FEEDS) {
+            json_object_del(feeds, key);
+            mark(seen, 2);
+            dropped++;
+        }
+    }
+    return dropped;
 }

@@ -6,23 +6,32 @@
 #include <string.h>
 #include <strings.h>
 
+#include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+
+void na_source_cleanup(struct na_source *src) {
+    if (!src) {
+        return;
+    }
+    free(src->id);
+    free(src->name);
+    free(src->url);
+    for (size_t h = 0; h < src->headers_cnt; h++) {
+        free(src->headers[h]);
+    }
+    free(src->headers);
+    free(src->json);
+    memset(src, 0, sizeof(*src));
+}
 
 void na_sources_cleanup(struct na_sources *s) {
     if (!s) {
         return;
     }
     for (size_t i = 0; i < s->cnt; i++) {
-        struct na_source *src = &s->v[i];
-        free(src->id);
-        free(src->name);
-        free(src->url);
-        for (size_t h = 0; h < src->headers_cnt; h++) {
-            free(src->headers[h]);
-        }
-        free(src->headers);
+        na_source_cleanup(&s->v[i]);
     }
     free(s->v);
     s->v = NULL;
@@ -126,7 +135,52 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src,
     if (!src->name && !(src->name = na_strdup(src->id))) {
         return NA_ERR_NOMEM;
     }
+    /* The canonical text of the entry (keys sorted, id included) names it
+     * in news.sources and tells when it changed. */
+    json_t *copy = json_deep_copy(obj);
+    if (!copy || json_object_set_new(copy, "id", json_string(src->id))) {
+        json_decref(copy);
+        return NA_ERR_NOMEM;
+    }
+    src->json = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
+    if (!src->json) {
+        return NA_ERR_NOMEM;
+    }
+    na_sha256_hex(src->json, strlen(src->json), src->hash);
     return NA_OK;
+}
+
+na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
+                              struct na_source *src, char *errstr, size_t errstr_size) {
+    json_error_t jerr;
+    json_t *obj = NULL;
+    na_err_t err;
+    char detail[384];
+
+    memset(src, 0, sizeof(*src));
+    obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!obj) {
+        snprintf(errstr, errstr_size, "source %s:%d:%d: %s", key_id, jerr.line, jerr.column,
+                 jerr.text);
+        return NA_ERR_PARSE;
+    }
+    if (json_is_object(obj) && !json_object_get(obj, "id") &&
+        json_object_set_new(obj, "id", json_string(key_id))) {
+        json_decref(obj);
+        return NA_ERR_NOMEM;
+    }
+    err = parse_source(obj, 0, src, detail, sizeof(detail));
+    if (!err && strcmp(src->id, key_id)) {
+        snprintf(detail, sizeof(detail), "id \"%s\" differs from the record key", src->id);
+        err = NA_ERR_CONFIG;
+    }
+    if (err) {
+        snprintf(errstr, errstr_size, "source %s: %s", key_id, detail);
+        na_source_cleanup(src);
+    }
+    json_decref(obj);
+    return err;
 }
 
 na_err_t na_sources_load_buf(const char *buf, size_t len, const char *name,

@@ -26,6 +26,9 @@ struct na_source {
     int64_t interval_ms; /**< "interval": "90s", "5m", or seconds as a number */
     char **headers;      /**< "headers": "Name: value" lines */
     size_t headers_cnt;
+    char *json;          /**< the source object as compact JSON, "id" included
+                              (the value of a `news.sources` record) */
+    char hash[65];       /**< hex SHA-256 of json: changes whenever the entry does */
 };
 
 struct na_sources {
@@ -48,5 +51,19 @@ NA_WUR na_err_t na_sources_load_buf(const char *buf, size_t len, const char *nam
                                     size_t errstr_size);
 
 void na_sources_cleanup(struct na_sources *s);
+
+/** @brief Free what one source owns and zero it; NULL-safe. */
+void na_source_cleanup(struct na_source *src);
+
+/**
+ * @brief Parse one source object (a `news.sources` record value).
+ * @param key_id the record key: the id, which an "id" member must match.
+ * @param src filled on success (release with na_source_cleanup()), zeroed on
+ *        failure.
+ * @returns NA_OK, NA_ERR_PARSE or NA_ERR_CONFIG with one line in errstr.
+ */
+NA_WUR na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
+                                     struct na_source *src, char *errstr,
+                                     size_t errstr_size);
 
 #endif
