@@ -10,6 +10,12 @@
  * created first (when missing) with that many partitions and retention.ms
  * RETENTION_MS (default 30 days). Idempotent, acks=all; exits 0 only when
  * every record was acknowledged, and prints "produced N" on stderr.
+ *
+ *   newsalert-produce-at -b BROKERS -t TOPIC -G GROUP
+ *
+ * prints the committed offsets of consumer group GROUP on TOPIC instead, one
+ * "PARTITION OFFSET" line per partition (-1001: none), without joining the
+ * group or committing anything.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,15 +41,69 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
 }
 
+/* -G: committed offsets of @p group on every partition of @p topic. */
+static int committed(const char *brokers, const char *topic, const char *group,
+                     const struct na_kafka_props *props) {
+    char errstr[512];
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    int rc = 1;
+    rd_kafka_conf_t *conf = na_kafka_conf_new(brokers, props, errstr, sizeof(errstr));
+    if (!conf || na_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
+        na_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr))) {
+        fprintf(stderr, "newsalert-produce-at: %s\n", errstr);
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return 1;
+    }
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "newsalert-produce-at: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t kerr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    if (kerr || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "newsalert-produce-at: metadata of %s: %s\n", topic,
+                rd_kafka_err2str(kerr ? kerr : md->topics[0].err));
+        goto out;
+    }
+    l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id);
+    }
+    if ((kerr = rd_kafka_committed(rk, l, 10000))) {
+        fprintf(stderr, "newsalert-produce-at: committed: %s\n", rd_kafka_err2str(kerr));
+        goto out;
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        printf("%d %lld\n", (int)l->elems[i].partition, (long long)l->elems[i].offset);
+    }
+    rc = 0;
+out:
+    if (l) {
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: newsalert-produce-at -b BROKERS -t TOPIC [-p PARTITIONS] "
                     "[-r RETENTION_MS] [-X key=value].. < TS\\tPARTITION\\tKEY\\tVALUE "
-                    "lines\n");
+                    "lines\n       newsalert-produce-at -b BROKERS -t TOPIC -G GROUP\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
-    const char *brokers = NULL, *topic = NULL;
+    const char *brokers = NULL, *topic = NULL, *group = NULL;
     long long partitions = 0, retention_ms = 30LL * 24 * 3600 * 1000;
     struct na_kafka_props props = {NULL, 0};
     char errstr[512];
@@ -62,6 +122,8 @@ int main(int argc, char **argv) {
             brokers = v;
         } else if (!strcmp(argv[i], "-t")) {
             topic = v;
+        } else if (!strcmp(argv[i], "-G")) {
+            group = v;
         } else if (!strcmp(argv[i], "-p")) {
             if (na_parse_int64(v, 1, 10000, &partitions)) {
                 return usage();
@@ -81,6 +143,11 @@ int main(int argc, char **argv) {
     }
     if (!brokers || !topic) {
         return usage();
+    }
+    if (group) {
+        rc = committed(brokers, topic, group, &props);
+        na_kafka_props_cleanup(&props);
+        return rc;
     }
     if (!(conf = na_kafka_conf_new(brokers, &props, errstr, sizeof(errstr))) ||
         na_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
