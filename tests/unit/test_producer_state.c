@@ -6,7 +6,10 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "newsalert/config.h"
@@ -169,6 +172,274 @@ static void test_redact_url(void **state) {
     free(r);
 }
 
+static void make_article(struct na_article *a, const char *title, const char *content) {
+    na_article_init(a);
+    a->title = strdup(title);
+    a->content = content ? strdup(content) : NULL;
+}
+
+static void test_fingerprint_normalises_and_needs_text(void **state) {
+    (void)state;
+    struct na_article a, b, c;
+    char fa[NA_SEEN_FP_LEN + 1], fb[NA_SEEN_FP_LEN + 1], fc[NA_SEEN_FP_LEN + 1];
+    make_article(&a, "China bans exports", "Dual-use items   to Japan's\n military.");
+    make_article(&b, "  china BANS exports ", "dual-use items to japan's military.");
+    make_article(&c, "China bans exports", "Dual-use items to Korea's military.");
+    assert_true(na_seen_fingerprint(&a, fa));
+    assert_true(na_seen_fingerprint(&b, fb));
+    assert_true(na_seen_fingerprint(&c, fc));
+    assert_int_equal(strlen(fa), NA_SEEN_FP_LEN);
+    assert_string_equal(fa, fb);
+    assert_string_not_equal(fa, fc);
+    na_article_cleanup(&a);
+    make_article(&a, "Short", NULL); /* too little text to tell items apart */
+    assert_false(na_seen_fingerprint(&a, fa));
+    assert_string_equal(fa, "");
+    na_article_cleanup(&a);
+    na_article_cleanup(&b);
+    na_article_cleanup(&c);
+}
+
+static void test_seen_verdicts_new_same_edited_duplicate(void **state) {
+    (void)state;
+    char path[256], errstr[256];
+    na_seen_t *seen = NULL;
+    int rev = 0;
+    snprintf(path, sizeof(path), "%s/verdicts.json", dir);
+    assert_int_equal(na_seen_load(path, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_check(seen, "f", "id1", "aaaa", &rev), NA_SEEN_NEW);
+    assert_int_equal(rev, 1);
+    assert_int_equal(na_seen_put(seen, "f", "id1", "aaaa", 1), NA_OK);
+    assert_int_equal(na_seen_check(seen, "f", "id1", "aaaa", &rev), NA_SEEN_SAME);
+    /* Same id, new text: an update, revision 2. */
+    assert_int_equal(na_seen_check(seen, "f", "id1", "bbbb", &rev), NA_SEEN_EDITED);
+    assert_int_equal(rev, 2);
+    assert_int_equal(na_seen_put(seen, "f", "id1", "bbbb", rev), NA_OK);
+    /* New GUID (new id), text already known: not new. */
+    assert_int_equal(na_seen_check(seen, "f", "id2", "bbbb", &rev), NA_SEEN_DUPLICATE);
+    /* ...but only within the same feed. */
+    assert_int_equal(na_seen_check(seen, "g", "id2", "bbbb", &rev), NA_SEEN_NEW);
+    /* No fingerprint: no edit detection, no duplicate detection. */
+    assert_int_equal(na_seen_check(seen, "f", "id1", "", &rev), NA_SEEN_SAME);
+    assert_int_equal(rev, 2);
+    assert_int_equal(na_seen_check(seen, "f", "id3", NULL, &rev), NA_SEEN_NEW);
+    assert_int_equal(na_seen_save(seen, errstr, sizeof(errstr)), NA_OK);
+    na_seen_destroy(seen);
+    assert_int_equal(na_seen_load(path, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_check(seen, "f", "id1", "bbbb", &rev), NA_SEEN_SAME);
+    assert_int_equal(rev, 2);
+    assert_int_equal(na_seen_check(seen, "f", "id1", "cccc", &rev), NA_SEEN_EDITED);
+    assert_int_equal(rev, 3);
+    na_seen_destroy(seen);
+}
+
+static void test_seen_version1_file_loads(void **state) {
+    (void)state;
+    char path[256], errstr[256];
+    na_seen_t *seen = NULL;
+    int rev;
+    snprintf(path, sizeof(path), "%s/v1.json", dir);
+    FILE *fp = fopen(path, "w");
+    fputs("{\"version\":1,\"feeds\":{\"f\":{\"etag\":\"\\\"e\\\"\",\"seq\":2,"
+          "\"ids\":{\"a\":1,\"b\":2}}}}", fp);
+    fclose(fp);
+    assert_int_equal(na_seen_load(path, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_true(na_seen_has(seen, "f", "a"));
+    assert_string_equal(na_seen_validator(seen, "f", "etag"), "\"e\"");
+    /* Known id without fingerprint: adopting one is no edit. */
+    assert_int_equal(na_seen_check(seen, "f", "b", "ffff", &rev), NA_SEEN_SAME);
+    na_seen_destroy(seen);
+}
+
+static void test_seen_eviction_drops_fingerprints(void **state) {
+    (void)state;
+    char errstr[256], id[32], fp[32];
+    na_seen_t *seen = NULL;
+    int rev;
+    assert_int_equal(na_seen_load(NULL, &seen, errstr, sizeof(errstr)), NA_OK);
+    for (unsigned i = 0; i < NA_SEEN_IDS_PER_FEED + 1; i++) {
+        snprintf(id, sizeof(id), "id%u", i);
+        snprintf(fp, sizeof(fp), "fp%u", i);
+        assert_int_equal(na_seen_put(seen, "f", id, fp, 1), NA_OK);
+    }
+    assert_false(na_seen_has(seen, "f", "id0"));
+    assert_int_equal(na_seen_check(seen, "f", "new", "fp0", &rev), NA_SEEN_NEW);
+    snprintf(fp, sizeof(fp), "fp%u", NA_SEEN_IDS_PER_FEED);
+    assert_int_equal(na_seen_check(seen, "f", "new", fp, &rev), NA_SEEN_DUPLICATE);
+    /* Memory only: saving is a no-op. */
+    assert_int_equal(na_seen_save(seen, errstr, sizeof(errstr)), NA_OK);
+    na_seen_destroy(seen);
+}
+
+static void test_seen_feed_dump_load_and_schedule_fields(void **state) {
+    (void)state;
+    char errstr[256];
+    na_seen_t *a = NULL, *b = NULL;
+    int rev;
+    assert_int_equal(na_seen_load(NULL, &a, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_load(NULL, &b, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_put(a, "f", "id1", "aaaa", 1), NA_OK);
+    assert_int_equal(na_seen_set_str(a, "f", "url", "http://new/feed"), NA_OK);
+    assert_int_equal(na_seen_dirty(a), 2);
+    assert_int_equal(na_seen_save(a, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_dirty(a), 0);
+    assert_int_equal(na_seen_set_int(a, "f", "next_at", 12345, true), NA_OK);
+    assert_int_equal(na_seen_dirty(a), 1); /* schedules alone are soft */
+    char *json = na_seen_feed_dump(a, "f");
+    assert_non_null(json);
+    assert_null(na_seen_feed_dump(a, "nope"));
+    assert_int_equal(na_seen_feed_load(b, "f", json, strlen(json), errstr, sizeof(errstr)),
+                     NA_OK);
+    free(json);
+    assert_int_equal(na_seen_check(b, "f", "id1", "aaaa", &rev), NA_SEEN_SAME);
+    assert_string_equal(na_seen_get_str(b, "f", "url"), "http://new/feed");
+    assert_int_equal(na_seen_get_int(b, "f", "next_at", 0), 12345);
+    assert_int_equal(na_seen_get_int(b, "f", "ttl", -7), -7);
+    assert_int_equal(na_seen_feed_load(b, "f", "[1]", 3, errstr, sizeof(errstr)),
+                     NA_ERR_PARSE);
+    assert_true(na_seen_has(b, "f", "id1")); /* the old state stays */
+    na_seen_feed_drop(b, "f");
+    assert_int_equal(na_seen_feeds(b), 0);
+    na_seen_destroy(a);
+    na_seen_destroy(b);
+}
+
+static int only_f_active(const char *id, void *ctx) {
+    (void)ctx;
+    return !strcmp(id, "f");
+}
+
+static void test_seen_prune_after_grace(void **state) {
+    (void)state;
+    char errstr[256];
+    na_seen_t *seen = NULL;
+    assert_int_equal(na_seen_load(NULL, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_add(seen, "f", "a"), NA_OK);
+    assert_int_equal(na_seen_add(seen, "gone", "a"), NA_OK);
+    /* The first sight of an inactive feed starts its grace period. */
+    assert_int_equal(na_seen_prune(seen, only_f_active, NULL, 1000, 100), 0);
+    assert_int_equal(na_seen_prune(seen, only_f_active, NULL, 1100, 100), 0);
+    assert_true(na_seen_has(seen, "gone", "a"));
+    assert_int_equal(na_seen_prune(seen, only_f_active, NULL, 1101, 100), 1);
+    assert_false(na_seen_has(seen, "gone", "a"));
+    assert_true(na_seen_has(seen, "f", "a"));
+    assert_int_equal(na_seen_prune(seen, only_f_active, NULL, 99999, 100), 0);
+    na_seen_destroy(seen);
+}
+
+/* kill -9 at random moments while a child rewrites the state in a loop: the
+ * file always loads, and holds a whole state (never a torn one). */
+static void test_seen_survives_kill_9(void **state) {
+    (void)state;
+    char path[256], errstr[256];
+    snprintf(path, sizeof(path), "%s/killed.json", dir);
+    unlink(path);
+    srandom((unsigned)time(NULL));
+    size_t seen_ids = 0;
+    for (int round = 0; round < 25; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            na_seen_t *seen = NULL;
+            char id[64], fp[32], e[256];
+            if (na_seen_load(path, &seen, e, sizeof(e))) {
+                _exit(3);
+            }
+            for (unsigned i = 0;; i++) {
+                snprintf(id, sizeof(id), "r%d-%u", round, i);
+                snprintf(fp, sizeof(fp), "%016u", i);
+                if (na_seen_put(seen, "feed", id, fp, 1) ||
+                    na_seen_set_validators(seen, "feed", id, NULL) ||
+                    na_seen_save(seen, e, sizeof(e))) {
+                    _exit(4);
+                }
+            }
+        }
+        struct timespec ts = {0, (long)(1 + random() % 40) * 1000000L};
+        nanosleep(&ts, NULL);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        na_seen_t *seen = NULL;
+        assert_int_equal(na_seen_load(path, &seen, errstr, sizeof(errstr)), NA_OK);
+        /* A whole state: the validator names an id that is in it. */
+        const char *etag = na_seen_validator(seen, "feed", "etag");
+        if (etag) {
+            assert_true(na_seen_has(seen, "feed", etag));
+        }
+        seen_ids = na_seen_count(seen, "feed");
+        na_seen_destroy(seen);
+    }
+    /* The children did write (and were killed while writing). */
+    assert_true(seen_ids > 25);
+}
+
+static void test_schedule_ttl_skip_and_backoff(void **state) {
+    (void)state;
+    /* 2026-01-05 is a Monday; 10:00 UTC. */
+    const int64_t mon10 = 1767607200LL * 1000;
+    int64_t d = na_producer_next_delay_ms(mon10, 60000, 0, 0, 0, 0);
+    assert_int_equal(d, 60000);
+    d = na_producer_next_delay_ms(mon10, 600000, 0, 0, 0, 10);
+    assert_true(d >= 540000 && d <= 660000);
+    /* <ttl> longer than the interval wins, capped at a day. */
+    assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 30, 0, 0, 0), 1800000);
+    assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 100000, 0, 0, 0),
+                     24LL * 3600 * 1000);
+    /* skipHours 10 and 11: the next poll is at 12:00. */
+    assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 0, (1u << 10) | (1u << 11), 0, 0),
+                     2 * 3600 * 1000);
+    /* skipDays Monday (bit 1): Tuesday 00:00. */
+    assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 0, 0, 1u << 1, 0),
+                     14LL * 3600 * 1000);
+    /* Every hour skipped is nonsense: ignored. */
+    assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 0, 0xffffffu, 0, 0), 60000);
+
+    int64_t prev = 0;
+    for (unsigned e = 1; e <= 12; e++) {
+        int64_t b = na_producer_backoff_ms(e, 1000, 60000, -1);
+        int64_t want = 1000LL << (e - 1);
+        if (want > 60000) {
+            want = 60000;
+        }
+        assert_true(b >= want * 8 / 10 && b <= want * 12 / 10);
+        assert_true(e < 3 || b >= prev * 8 / 12 || want == 60000);
+        prev = b;
+    }
+    /* Retry-After longer than the backoff wins; never giving up: still finite. */
+    assert_int_equal(na_producer_backoff_ms(1, 1000, 60000, 120000), 120000);
+    assert_true(na_producer_backoff_ms(1000, 1000, 60000, -1) <= 72000);
+}
+
+static void test_source_json_and_hash(void **state) {
+    (void)state;
+    struct na_source a, b;
+    char errstr[256];
+    const char *j1 = "{\"url\":\"http://x/a.xml\",\"interval\":\"90s\"}";
+    const char *j2 = "{\"interval\":\"90s\",\"url\":\"http://x/a.xml\",\"id\":\"a\"}";
+    const char *j3 = "{\"interval\":\"2m\",\"url\":\"http://x/a.xml\"}";
+    assert_int_equal(na_source_parse_json(j1, strlen(j1), "a", &a, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(na_source_parse_json(j2, strlen(j2), "a", &b, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_string_equal(a.id, "a");
+    assert_string_equal(a.hash, b.hash); /* same entry, whatever the key order */
+    assert_non_null(strstr(a.json, "\"id\":\"a\""));
+    na_source_cleanup(&b);
+    assert_int_equal(na_source_parse_json(j3, strlen(j3), "a", &b, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_string_not_equal(a.hash, b.hash);
+    na_source_cleanup(&b);
+    assert_int_equal(na_source_parse_json(j2, strlen(j2), "other", &b, errstr, sizeof(errstr)),
+                     NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "differs from the record key"));
+    assert_null(b.id);
+    assert_int_equal(na_source_parse_json("{", 1, "a", &b, errstr, sizeof(errstr)),
+                     NA_ERR_PARSE);
+    na_source_cleanup(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seen_survives_reload),
@@ -177,6 +448,15 @@ int main(void) {
         cmocka_unit_test(test_sources_valid_and_invalid),
         cmocka_unit_test(test_config_table_precedence_and_errors),
         cmocka_unit_test(test_redact_url),
+        cmocka_unit_test(test_fingerprint_normalises_and_needs_text),
+        cmocka_unit_test(test_seen_verdicts_new_same_edited_duplicate),
+        cmocka_unit_test(test_seen_version1_file_loads),
+        cmocka_unit_test(test_seen_eviction_drops_fingerprints),
+        cmocka_unit_test(test_seen_feed_dump_load_and_schedule_fields),
+        cmocka_unit_test(test_seen_prune_after_grace),
+        cmocka_unit_test(test_seen_survives_kill_9),
+        cmocka_unit_test(test_schedule_ttl_skip_and_backoff),
+        cmocka_unit_test(test_source_json_and_hash),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
