@@ -433,7 +433,10 @@ static void fold_digest(struct rstate *rs) {
     for (struct job *j = rs->head; j; j = j->next) {
         fresh += !j->attempts && j->item && !j->members;
     }
-    if (fresh <= (size_t)r->digest_threshold) {
+    /* A flood is more fresh alerts than the threshold AND than the bucket
+     * can pay for now; a queue that waits only for a free transfer slot is
+     * not one. */
+    if (fresh <= (size_t)r->digest_threshold || (double)fresh <= rs->tokens) {
         return;
     }
     if (fresh > DIGEST_MAX_ITEMS) {

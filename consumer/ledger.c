@@ -496,8 +496,19 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
         goto out;
     }
     rkt = rd_kafka_topic_new(rk, l->topic, NULL);
-    rd_kafka_resp_err_t kerr =
-        rd_kafka_metadata(rk, 0, rkt, &md, opts->load_timeout_ms);
+    rd_kafka_resp_err_t kerr;
+    for (;;) {
+        kerr = rd_kafka_metadata(rk, 0, rkt, &md, opts->load_timeout_ms);
+        if (kerr || md->topic_cnt != 1 || !md->topics[0].err ||
+            md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+            na_mono_ms() >= deadline) {
+            break;
+        }
+        /* Just created: leaders not elected yet. */
+        rd_kafka_metadata_destroy(md);
+        md = NULL;
+        na_sleep_ms(100);
+    }
     if (kerr || md->topic_cnt != 1) {
         snprintf(errstr, errstr_size, "ledger %s: metadata: %s", l->topic,
                  rd_kafka_err2str(kerr));
@@ -528,8 +539,18 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
         if (p < 0 || p >= cnt) {
             continue;
         }
-        kerr = rd_kafka_query_watermark_offsets(rk, l->topic, p, &lo, &hi,
-                                                opts->load_timeout_ms);
+        /* A topic created a moment ago may not have a leader yet: retry
+         * until the load deadline. */
+        for (;;) {
+            int left = (int)(deadline - na_mono_ms());
+            kerr = rd_kafka_query_watermark_offsets(rk, l->topic, p, &lo, &hi,
+                                                    left > 1000 ? 1000 : left > 0 ? left : 1);
+            if (!kerr || na_mono_ms() >= deadline ||
+                na_kafka_classify(kerr, 0) != NA_OUTCOME_RETRY) {
+                break;
+            }
+            na_sleep_ms(100);
+        }
         if (kerr) {
             snprintf(errstr, errstr_size, "ledger %s [%d]: watermarks: %s", l->topic, (int)p,
                      rd_kafka_err2str(kerr));

@@ -5,7 +5,8 @@ Asserts the exact set of (article, topic) alerts that examples/feeds/
 labels.json names, none for the unrelated stories, nothing republished
 after a producer restart, poison records dead-lettered without stopping the
 consumer, and every alert still delivered when the consumer is SIGKILLed
-before it commits and then restarted."""
+before it commits and then restarted; nothing sent twice when it is SIGKILLed
+after delivery (the alert ledger, news.alerts)."""
 
 import base64
 import glob
@@ -58,6 +59,8 @@ class Pipeline:
         self.ctx = ctx
         self.topic = ctx.topic("na.it.articles")
         self.dlq = ctx.topic("na.it.dlq")
+        # Each test its own ledger: alert ids repeat across tests (same feeds).
+        self.ledger = ctx.topic("na.it.alerts")
         self.feeds, self.sources = serve_sample_feeds(ctx)
         self.state = ctx.path("state")
 
@@ -72,7 +75,7 @@ class Pipeline:
     def consumer(self, group, routes, extra=(), name=None):
         cfg = self.ctx.write("%s.json" % (name or group), {
             "brokers": self.ctx.brokers, "topic": self.topic, "dlq_topic": self.dlq,
-            "group_id": group,
+            "group_id": group, "ledger_topic": self.ledger,
             "rules": os.environ.get("NA_TEST_RULES") or self.ctx.src("examples", "rules.json"),
             "routes": routes})
         return self.ctx.proc([self.ctx.bin("newsalert-consumer"), "--config", cfg]
@@ -96,7 +99,9 @@ def test_end_to_end_exact_alerts_and_no_republish(ctx):
     hook = ctx.webhook()
     routes = [{"name": "generic", "url": hook.url("/json"), "format": "json",
                "secret": "whsec_" + SECRET_B64},
-              {"name": "desk", "url": hook.url("/slack"), "format": "slack"}]
+              # One message per alert here (no digest), fast pacing for the test.
+              {"name": "desk", "url": hook.url("/slack"), "format": "slack",
+               "digest_threshold": 0, "rate_per_s": 50, "burst": 50}]
     c = pipe.consumer(harness.unique_topic("na-it-group"), routes, ["--exit-eof"])
     rc = c.wait(180)
     assert rc == 0, "consumer exited %s:\n%s" % (rc, c.tail())
@@ -180,29 +185,53 @@ def test_sigkill_while_webhook_is_down_loses_nothing(ctx):
     assert set(delivered(hook, "/json")) == expected
 
 
-def test_sigkill_after_delivery_before_commit_redelivers(ctx):
+def test_sigkill_after_delivery_before_commit_sends_nothing_twice(ctx):
     pipe = Pipeline(ctx)
     expected, _, _ = expected_alerts(ctx)
     pipe.produce()
     hook = ctx.webhook()
     group = harness.unique_topic("na-it-group")
-    routes = [{"name": "generic", "url": hook.url("/json"), "format": "json"}]
+    routes = [{"name": "generic", "url": hook.url("/json"), "format": "json"},
+              {"name": "desk", "url": hook.url("/slack"), "format": "slack",
+               "digest_threshold": 0, "rate_per_s": 50, "burst": 50}]
     # Offsets are stored but never committed before the kill.
     c = pipe.consumer(group, routes, ["-X", "auto.commit.interval.ms=3600000"],
                       name="consumer-1")
-    hook.wait_for(lambda reqs: len([r for r in reqs if r.status == 200]) >= len(expected),
-                  timeout=120)
+    hook.wait_for(lambda reqs: len([r for r in reqs if r.status == 200])
+                  >= 2 * len(expected), timeout=120)
+    # Delivered, and the ledger holds every (alert, route): the window
+    # between the confirmed ledger record and the offset commit.
+    def ledger_complete():
+        recs = harness.kcat_consume(ctx.brokers, pipe.ledger, timeout=10)
+        last = {}
+        for r in recs:
+            last[r["key"]] = json.loads(r["value"])
+        return (len(last) == len(expected) and
+                all(set(v["deliveries"]) == {"generic", "desk"} for v in last.values()))
+    harness.wait_until(ledger_complete, timeout=60, interval=0.5, what="ledger complete")
     c.kill(signal.SIGKILL)
     assert c.wait(10) == -signal.SIGKILL
-    first = len(delivered(hook, "/json"))
-    assert first == len(expected)
+    first = delivered(hook, "/json")
+    assert sorted(first) == sorted(expected)
+    first_slack = len(hook.bodies("/slack", status=200))
+    assert first_slack == len(expected)
 
     c2 = pipe.consumer(group, routes, ["--exit-eof"], name="consumer-2")
     rc = c2.wait(180)
     assert rc == 0, c2.tail()
-    again = delivered(hook, "/json")[first:]
-    # At least once: nothing was committed, so everything is delivered again.
-    assert set(again) == expected
+    # Nothing was committed, so every article is consumed again, but the
+    # ledger says delivered: nothing is sent twice, on either route.
+    assert delivered(hook, "/json") == first
+    assert len(hook.bodies("/slack", status=200)) == first_slack
+    s = summary(c2)
+    assert s["matched"] == len(expected), s
+    assert s["ledger_skipped"] == 2 * len(expected) and s["alerts_sent"] == 0, s
+    # The ledger record is alert/v1 plus each route's outcome.
+    recs = harness.kcat_consume(ctx.brokers, pipe.ledger, timeout=10)
+    v = json.loads(recs[-1]["value"])
+    assert v["schema"] == "alert/v1" and v["id"] == recs[-1]["key"]
+    assert v["deliveries"]["generic"]["outcome"] == "delivered"
+    assert v["deliveries"]["generic"]["status"] == 200
 
 
 if __name__ == "__main__":
