@@ -152,11 +152,22 @@ static na_err_t parse_json(struct na_feed_ctx *ctx, const char *buf, size_t len)
     struct names authors = {NULL, 0};
     json_error_t jerr;
     json_t *root = NULL;
+    char *copy = NULL;
     const json_t *items;
     const char *s;
     size_t slen = 0;
     na_err_t err = NA_OK;
 
+    /* Invalid UTF-8 or raw control bytes: U+FFFD and spaces, as for XML,
+     * rather than losing every item to one bad byte. */
+    if (!na_utf8_valid(buf, len) || memchr(buf, '\0', len)) {
+        copy = na_utf8_sanitize(buf, len);
+        if (!copy) {
+            return NA_ERR_NOMEM;
+        }
+        buf = copy;
+        len = strlen(copy);
+    }
     /* JSON_ALLOW_NUL: one "\u0000" should cost a space, not the feed */
     root = json_loadb(buf, len, JSON_ALLOW_NUL, &jerr);
     if (!root) {
@@ -164,6 +175,7 @@ static na_err_t parse_json(struct na_feed_ctx *ctx, const char *buf, size_t len)
         snprintf(ctx->errstr, ctx->errstr_size, "JSON error at line %d column %d: %s",
                  jerr.line, jerr.column, text ? text : "");
         free(text);
+        free(copy);
         return NA_ERR_PARSE;
     }
     s = str_member(root, "version", &slen);
@@ -204,6 +216,7 @@ out:
     }
     free(authors.v);
     json_decref(root);
+    free(copy);
     return err;
 }
 
