@@ -1,0 +1,280 @@
+/*
+ * Fault injection inside librdkafka, where a real broker cannot easily be
+ * made to fail that way: the mock cluster's request errors and broker
+ * down/up around produce (the producer daemon), commit and the ledger (the
+ * consumer daemon). Feeds and webhooks come from a local HTTP stub.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "consumer.h"
+#include "httpstub.h"
+#include "newsalert/http.h"
+#include "newsalert/log.h"
+#include "newsalert/timeutil.h"
+#include "producer.h"
+#include "route.h"
+
+/* Kafka protocol API keys (KIP-4 numbering). */
+#define API_PRODUCE 0
+#define API_OFFSET_COMMIT 8
+
+#define ITEMS 12
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mcluster;
+static const char *bootstraps;
+static struct na_stub stub;
+static char feed[16384];
+static char dir[] = "/tmp/na-faults-XXXXXX";
+static int run_no;
+
+static void build_feed(void) {
+    size_t o = (size_t)snprintf(feed, sizeof(feed),
+                                "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel>"
+                                "<title>Fault feed</title><link>https://faults.example/</link>");
+    for (int i = 0; i < ITEMS; i++) {
+        o += (size_t)snprintf(
+            feed + o, sizeof(feed) - o,
+            "<item><title>Beijing bans dual-use exports to military end users, case %d"
+            "</title><link>https://faults.example/story/%d</link><description>The commerce "
+            "ministry banned exports of dual-use items and tightened export licences for "
+            "chip tools, officials said (case %d).</description></item>",
+            i, i, i);
+    }
+    snprintf(feed + o, sizeof(feed) - o, "</channel></rss>");
+}
+
+static int setup(void **state) {
+    (void)state;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    na_log_set_level(NA_LOG_WARN);
+    if (!mkdtemp(dir) || na_http_global_init()) {
+        return -1;
+    }
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    mcluster = rd_kafka_mock_cluster_new(mock_rk, 3);
+    if (!mcluster) {
+        return -1;
+    }
+    bootstraps = rd_kafka_mock_cluster_bootstraps(mcluster);
+    build_feed();
+    if (na_stub_start(&stub)) {
+        return -1;
+    }
+    na_stub_set(&stub, "/feed.xml", feed);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    na_stub_stop(&stub);
+    rd_kafka_mock_cluster_destroy(mcluster);
+    rd_kafka_destroy(mock_rk);
+    na_http_global_cleanup();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Count the records of @p topic (all partitions, from the beginning). */
+static int count_records(const char *topic, int partitions) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "counter", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++) {
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int n = 0, eofs = 0;
+    int64_t deadline = na_mono_ms() + 20000;
+    while (eofs < partitions && na_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else if (!m->err) {
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    assert_int_equal(eofs, partitions);
+    return n;
+}
+
+static void produce_feed(const char *topic, struct na_producer_stats *stats) {
+    struct na_producer_conf conf;
+    char errstr[512], path[256], sources[512];
+    volatile sig_atomic_t running = 1;
+    memset(&conf, 0, sizeof(conf));
+    assert_int_equal(na_conf_defaults(na_producer_conf_table, &conf, errstr, sizeof(errstr)),
+                     NA_OK);
+    snprintf(path, sizeof(path), "%s/sources-%d.json", dir, ++run_no);
+    snprintf(sources, sizeof(sources),
+             "{\"sources\":[{\"id\":\"faults\",\"url\":\"http://127.0.0.1:%d/feed.xml\"}]}",
+             stub.port);
+    FILE *fp = fopen(path, "w");
+    fputs(sources, fp);
+    fclose(fp);
+#define SET(k, v)                                                                      \
+    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, k), &conf, v, "t",     \
+                                 errstr, sizeof(errstr)),                                  \
+                     NA_OK)
+    SET("brokers", bootstraps);
+    SET("sources", path);
+    snprintf(path, sizeof(path), "%s/state-%d", dir, run_no);
+    SET("state_dir", path);
+    SET("topic", topic);
+    SET("once", "true");
+    SET("create_topics", "false");
+    SET("flush_timeout", "60s");
+#undef SET
+    assert_int_equal(na_producer_run(&conf, &running, stats, errstr, sizeof(errstr)), NA_OK);
+    na_conf_cleanup(na_producer_conf_table, &conf);
+    na_kafka_props_cleanup(&conf.props);
+}
+
+static void test_produce_survives_request_errors_without_duplicates(void **state) {
+    (void)state;
+    struct na_producer_stats stats;
+    rd_kafka_mock_topic_create(mcluster, "faults.a", 3, 3);
+    /* Transient errors on the first Produce requests: the idempotent
+     * producer retries them; none may be lost or written twice. */
+    rd_kafka_mock_push_request_errors(
+        mcluster, API_PRODUCE, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    produce_feed("faults.a", &stats);
+    assert_int_equal(stats.produced, ITEMS);
+    assert_int_equal(stats.delivered, ITEMS);
+    assert_int_equal(stats.delivery_errors, 0);
+    assert_int_equal(count_records("faults.a", 3), ITEMS);
+}
+
+static void *bring_up_later(void *arg) {
+    (void)arg;
+    na_sleep_ms(2000);
+    for (int b = 1; b <= 3; b++) {
+        rd_kafka_mock_broker_set_up(mcluster, b);
+    }
+    return NULL;
+}
+
+static void test_produce_waits_for_brokers_that_come_back(void **state) {
+    (void)state;
+    struct na_producer_stats stats;
+    pthread_t t;
+    rd_kafka_mock_topic_create(mcluster, "faults.b", 3, 3);
+    for (int b = 1; b <= 3; b++) {
+        rd_kafka_mock_broker_set_down(mcluster, b);
+    }
+    pthread_create(&t, NULL, bring_up_later, NULL);
+    produce_feed("faults.b", &stats);
+    pthread_join(t, NULL);
+    assert_int_equal(stats.delivered, ITEMS);
+    assert_int_equal(stats.delivery_errors, 0);
+    assert_int_equal(count_records("faults.b", 3), ITEMS);
+}
+
+static void consume(const char *topic, const char *group, struct na_consumer_stats *stats) {
+    struct na_consumer_conf conf;
+    char errstr[512], rules[512], url[128];
+    volatile sig_atomic_t running = 1;
+    const char *src = getenv("NA_SOURCE_DIR");
+    memset(&conf, 0, sizeof(conf));
+    assert_int_equal(na_conf_defaults(na_consumer_conf_table, &conf, errstr, sizeof(errstr)),
+                     NA_OK);
+    snprintf(rules, sizeof(rules), "%s/examples/rules.json", src ? src : ".");
+#define SET(k, v)                                                                      \
+    assert_int_equal(na_conf_set(na_conf_find(na_consumer_conf_table, k), &conf, v, "t",     \
+                                 errstr, sizeof(errstr)),                                  \
+                     NA_OK)
+    SET("brokers", bootstraps);
+    SET("topic", topic);
+    SET("group_id", group);
+    SET("rules", rules);
+    SET("dlq_topic", "faults.dlq");
+    SET("ledger_topic", "faults.alerts");
+    SET("create_topics", "false");
+    SET("exit_eof", "true");
+    SET("deliver_backoff", "50ms");
+#undef SET
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", stub.port);
+    assert_int_equal(na_routes_add_url(&conf.routes, url, "json", errstr, sizeof(errstr)),
+                     NA_OK);
+    FILE *out = fopen("/dev/null", "w");
+    na_err_t err = na_consumer_run(&conf, &running, out, stats, errstr, sizeof(errstr));
+    if (err) {
+        fail_msg("consumer: %s", errstr);
+    }
+    fclose(out);
+    na_conf_cleanup(na_consumer_conf_table, &conf);
+    na_kafka_props_cleanup(&conf.props);
+    na_routes_cleanup(&conf.routes);
+}
+
+static void test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice(
+    void **state) {
+    (void)state;
+    struct na_producer_stats pstats;
+    struct na_consumer_stats cstats;
+    rd_kafka_mock_topic_create(mcluster, "faults.c", 3, 3);
+    rd_kafka_mock_topic_create(mcluster, "faults.alerts", 3, 3);
+    rd_kafka_mock_topic_create(mcluster, "faults.dlq", 1, 3);
+    produce_feed("faults.c", &pstats);
+    assert_int_equal(pstats.delivered, ITEMS);
+    int before = stub.posts_cnt;
+
+    /* Commits fail for a while, and the ledger's first produce requests. */
+    rd_kafka_mock_push_request_errors(mcluster, API_OFFSET_COMMIT, 4,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                      RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    rd_kafka_mock_push_request_errors(mcluster, API_PRODUCE, 3,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    consume("faults.c", "faults-group", &cstats);
+    assert_int_equal(cstats.consumed, ITEMS);
+    int sent = stub.posts_cnt - before;
+    assert_true(sent >= ITEMS); /* each item raises at least export_controls */
+    assert_int_equal(cstats.alerts_failed, 0);
+
+    /* A second group reads everything again: the ledger sends nothing twice. */
+    consume("faults.c", "faults-group-2", &cstats);
+    assert_int_equal(cstats.consumed, ITEMS);
+    assert_int_equal(stub.posts_cnt - before, sent);
+    assert_int_equal(na_stub_unique_posts(&stub), stub.posts_cnt);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_produce_survives_request_errors_without_duplicates),
+        cmocka_unit_test(test_produce_waits_for_brokers_that_come_back),
+        cmocka_unit_test(test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
