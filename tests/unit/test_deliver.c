@@ -279,6 +279,208 @@ static void test_unreachable_endpoint_is_retried(void **state) {
     assert_int_equal(o.status, 0);
 }
 
+
+/* ---- per-route pacing, digests, service rate-limit signals ---- */
+
+struct many {
+    int calls;
+    int ok;
+    size_t digest_cnt[64];
+};
+
+static void on_many(void *opaque, const struct na_delivery_result *res, void *ctx) {
+    struct many *m = ctx;
+    (void)opaque;
+    if (m->calls < 64) {
+        m->digest_cnt[m->calls] = res->digest_cnt;
+    }
+    m->calls++;
+    m->ok += res->outcome == NA_OUTCOME_OK;
+}
+
+static struct na_digest_item *item_new(int i) {
+    struct na_digest_item *it = calloc(1, sizeof(*it));
+    char title[64];
+    snprintf(it->alert_id, sizeof(it->alert_id), "%064d", i);
+    snprintf(title, sizeof(title), "Story number %d", i);
+    it->topic = strdup("taiwan");
+    it->title = strdup(title);
+    it->url = strdup("https://example.com/a");
+    it->source = strdup("Wire");
+    it->score = 5;
+    return it;
+}
+
+/* Submit @p n alerts to one route described by @p route_json (its "url" is
+ * filled in) and run until all ended or 15 s passed. @returns ms taken. */
+static int64_t deliver_many(struct server *s, json_t *route_json, int n, bool items,
+                            struct many *m, size_t *pending_after_submit) {
+    struct na_routes routes = {NULL, 0};
+    char url[64], errstr[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", s->port);
+    json_object_set_new(route_json, "url", json_string(url));
+    json_t *arr = json_pack("[o]", route_json);
+    assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
+    json_decref(arr);
+    struct na_deliver_opts opts = {4, 5000, 5000, 5, 50, 200, "test"};
+    na_deliver_t *d = na_deliver_new(&opts);
+    for (int i = 0; i < n; i++) {
+        char id[NA_SHA256_HEX_LEN + 1];
+        snprintf(id, sizeof(id), "%064d", i);
+        assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], id, strdup("{\"a\":1}"), 7,
+                                                 items ? item_new(i) : NULL, NULL),
+                         NA_OK);
+    }
+    if (pending_after_submit) {
+        *pending_after_submit = na_deliver_route_pending(d, &routes.v[0]);
+    }
+    int64_t t0 = na_mono_ms();
+    while (na_deliver_pending(d) && na_mono_ms() < t0 + 15000) {
+        na_deliver_run(d, 50, on_many, m);
+    }
+    int64_t took = na_mono_ms() - t0;
+    assert_int_equal(na_deliver_route_pending(d, &routes.v[0]), 0);
+    na_deliver_destroy(d);
+    na_routes_cleanup(&routes);
+    return took;
+}
+
+static void test_token_bucket_paces_a_route(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    size_t pending = 0;
+    memset(&s, 0, sizeof(s));
+    server_start(&s);
+    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 5.0, "burst", 1.0,
+                               "digest_threshold", 0),
+                 4, true, &m, &pending);
+    server_stop(&s);
+    assert_int_equal(pending, 4);
+    assert_int_equal(m.ok, 4);
+    assert_int_equal(s.requests, 4);
+    /* 5 per second with a bucket of one: about 200 ms apart. */
+    for (int i = 1; i < 4; i++) {
+        assert_true(s.at_ms[i] - s.at_ms[i - 1] >= 150);
+    }
+}
+
+static void test_flood_becomes_one_digest(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    memset(&s, 0, sizeof(s));
+    server_start(&s);
+    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 1.0, "burst", 1.0,
+                               "digest_threshold", 3),
+                 10, true, &m, NULL);
+    server_stop(&s);
+    assert_int_equal(s.requests, 1);
+    assert_int_equal(m.calls, 10);
+    assert_int_equal(m.ok, 10);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(m.digest_cnt[i], 10);
+    }
+    assert_non_null(strstr(s.bodies[0], "\"schema\":\"alert-digest/v1\""));
+    assert_non_null(strstr(s.bodies[0], "\"count\":10"));
+}
+
+static void test_few_alerts_are_not_digested(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    memset(&s, 0, sizeof(s));
+    server_start(&s);
+    /* Under the threshold: singles, paced; alerts without items never fold. */
+    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 20.0, "burst", 1.0,
+                               "digest_threshold", 3),
+                 3, true, &m, NULL);
+    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 20.0, "burst", 1.0,
+                               "digest_threshold", 1),
+                 3, false, &m, NULL);
+    server_stop(&s);
+    assert_int_equal(s.requests, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(m.digest_cnt[i], 0);
+    }
+}
+
+static void test_discord_429_body_retry_after(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    memset(&s, 0, sizeof(s));
+    s.script[0] = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                  "Content-Length: 41\r\n\r\n{\"retry_after\": 1.2, \"global\": false}   ";
+    server_start(&s);
+    deliver_many(&s, json_pack("{s:s}", "format", "discord"), 1, true, &m, NULL);
+    server_stop(&s);
+    assert_int_equal(m.ok, 1);
+    assert_int_equal(s.requests, 2);
+    /* No Retry-After header: the JSON body's 1.2 s rules (backoff is <= 50 ms). */
+    assert_true(s.at_ms[1] - s.at_ms[0] >= 1150);
+}
+
+static void test_discord_empty_bucket_pauses_the_route(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    memset(&s, 0, sizeof(s));
+    s.script[0] = "HTTP/1.1 204 No Content\r\nX-RateLimit-Limit: 5\r\n"
+                  "X-RateLimit-Remaining: 0\r\nX-RateLimit-Reset-After: 0.8\r\n"
+                  "Content-Length: 0\r\n\r\n";
+    s.script[1] = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+    server_start(&s);
+    deliver_many(&s, json_pack("{s:s, s:f, s:f, s:i}", "format", "discord", "rate_per_s",
+                               100.0, "burst", 1.0, "digest_threshold", 0),
+                 2, true, &m, NULL);
+    server_stop(&s);
+    assert_int_equal(m.ok, 2);
+    assert_true(s.at_ms[1] - s.at_ms[0] >= 780);
+}
+
+static void test_keepalive_false_opens_a_connection_per_request(void **state) {
+    (void)state;
+    struct server s1, s2;
+    struct many m = {0};
+    memset(&s1, 0, sizeof(s1));
+    memset(&s2, 0, sizeof(s2));
+    server_start(&s1);
+    /* One request at a time (the test server serves one connection at once). */
+    deliver_many(&s1, json_pack("{s:b, s:i, s:f, s:f}", "keepalive", 0, "digest_threshold", 0,
+                                "rate_per_s", 20.0, "burst", 1.0),
+                 5, true, &m, NULL);
+    server_stop(&s1);
+    server_start(&s2);
+    deliver_many(&s2, json_pack("{s:i, s:f, s:f}", "digest_threshold", 0, "rate_per_s", 20.0,
+                                "burst", 1.0),
+                 5, false, &m, NULL);
+    server_stop(&s2);
+    assert_int_equal(s1.requests, 5);
+    assert_int_equal(s1.connections, 5);
+    assert_int_equal(s2.requests, 5);
+    assert_int_equal(s2.connections, 1);
+}
+
+static void test_route_failure_pauses_the_whole_route(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    memset(&s, 0, sizeof(s));
+    s.script[0] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                  "Content-Length: 0\r\n\r\n";
+    server_start(&s);
+    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 100.0, "burst", 1.0,
+                               "digest_threshold", 0),
+                 3, true, &m, NULL);
+    server_stop(&s);
+    assert_int_equal(m.ok, 3);
+    assert_int_equal(s.requests, 4);
+    /* The 503's Retry-After holds every alert of the route, not just the one
+     * that failed. */
+    assert_true(s.at_ms[1] - s.at_ms[0] >= 950);
+}
+
 static int setup(void **state) {
     (void)state;
     return na_http_global_init() ? -1 : 0;
@@ -299,6 +501,13 @@ int main(void) {
         cmocka_unit_test(test_redirect_is_a_failure),
         cmocka_unit_test(test_signed_requests_carry_standard_webhooks_headers),
         cmocka_unit_test(test_unreachable_endpoint_is_retried),
+        cmocka_unit_test(test_token_bucket_paces_a_route),
+        cmocka_unit_test(test_flood_becomes_one_digest),
+        cmocka_unit_test(test_few_alerts_are_not_digested),
+        cmocka_unit_test(test_discord_429_body_retry_after),
+        cmocka_unit_test(test_discord_empty_bucket_pauses_the_route),
+        cmocka_unit_test(test_keepalive_false_opens_a_connection_per_request),
+        cmocka_unit_test(test_route_failure_pauses_the_whole_route),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
