@@ -127,6 +127,7 @@ class Request:
         self.time = time.monotonic()
         self.wall = time.time()
         self.status = None
+        self.done = None  # time.monotonic() when the answer was sent (or given up)
 
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
@@ -200,6 +201,7 @@ class _Server:
     @staticmethod
     def _send(h, req, status, body=b"", ctype=None, headers=None):
         req.status = status
+        req.done = time.monotonic()
         h.send_response(status)
         for k, v in (headers or {}).items():
             h.send_header(k, v)
@@ -294,7 +296,8 @@ class FeedServer(_Server):
     without If-None-Match, to an If-Modified-Since not older than
     Last-Modified. Unknown paths answer 404. Faults per path: fail() answers a
     status (optionally with Retry-After, optionally only N times), hang()
-    holds the request, redirect() answers 3xx with Location.
+    holds the request, redirect() answers 3xx with Location, drip() sends a
+    body that never ends, stream() sends a large generated body.
     """
 
     def __init__(self, routes=None):
@@ -356,6 +359,21 @@ class FeedServer(_Server):
             self._faults[path] = {"kind": "hang", "seconds": seconds, "count": count,
                                   "release": threading.Event()}
 
+    def drip(self, path, chunk=b"<", every=0.2):
+        """Answer 200 for `path` with a body that never ends: `chunk` every
+        `every` seconds, no Content-Length, until the client gives up."""
+        with self._lock:
+            self._faults[path] = {"kind": "drip", "chunk": chunk, "every": every,
+                                  "count": None}
+
+    def stream(self, path, nbytes, chunk_size=1 << 16, content_length=False):
+        """Answer 200 for `path` with `nbytes` of generated XML-ish bytes, streamed
+        in chunks (with a Content-Length only when `content_length`)."""
+        with self._lock:
+            self._faults[path] = {"kind": "stream", "nbytes": nbytes,
+                                  "chunk_size": chunk_size,
+                                  "content_length": content_length, "count": None}
+
     def redirect(self, path, location, status=301):
         """Answer `status` with Location: `location` for `path`."""
         with self._lock:
@@ -401,6 +419,9 @@ class FeedServer(_Server):
                 self._send(h, req, fault["status"], b"", "text/plain",
                            {"Location": fault["location"]})
                 return
+            if fault is not None and fault["kind"] in ("drip", "stream"):
+                self._stream(h, req, fault)
+                return
             if fault is not None and fault["kind"] == "hang":
                 fault["release"].wait(fault["seconds"])
                 if self._closing.is_set():
@@ -423,6 +444,32 @@ class FeedServer(_Server):
             self._send(h, req, 200, route.body, route.ctype, hdrs)
         finally:
             self._answered()
+
+    def _stream(self, h, req, fault):
+        req.status = 200
+        h.close_connection = True
+        h.send_response(200)
+        h.send_header("Content-Type", "application/rss+xml")
+        if fault["kind"] == "stream" and fault["content_length"]:
+            h.send_header("Content-Length", str(fault["nbytes"]))
+        h.send_header("Connection", "close")
+        h.end_headers()
+        try:
+            if fault["kind"] == "drip":
+                while not self._closing.is_set():
+                    h.wfile.write(fault["chunk"])
+                    h.wfile.flush()
+                    time.sleep(fault["every"])
+            else:
+                left = fault["nbytes"]
+                block = (b"<rss><channel>" + b"x" * fault["chunk_size"])[:fault["chunk_size"]]
+                while left > 0 and not self._closing.is_set():
+                    n = min(left, len(block))
+                    h.wfile.write(block[:n])
+                    left -= n
+        except (ConnectionError, OSError):
+            pass  # the client gave up: what the tests expect
+        req.done = time.monotonic()
 
     @staticmethod
     def _not_modified(req, route):

@@ -1,0 +1,288 @@
+"""The fetcher against misbehaving HTTP feeds: hangs, a body that never ends,
+a 100 MB body, 500s, a redirect loop, 404, 410, permanent redirects,
+Retry-After, <ttl>; and dedup of edited and re-GUIDed items.
+
+Most tests run the daemon with --dry-run (no Kafka needed): each bad feed
+must give one clear log line naming it, a metric, and the good feeds must
+keep their schedule. The dedup test needs the real broker (skipped without).
+"""
+
+import email.utils
+import json
+import re
+import time
+
+import harness
+
+RSS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>{name}</title><link>http://example.org/</link>
+{extra}
+<item><title>{name}: rare earth export rules tightened again</title>
+<link>http://example.org/{name}/1</link><guid>{name}-1</guid>
+<description>Officials announced new licence rules for {name}.</description></item>
+</channel></rss>
+"""
+
+
+def rss(name, extra=""):
+    return RSS.format(name=name, extra=extra)
+
+
+def start(ctx, feeds, sources, extra=(), name="producer"):
+    cfg = ctx.write(name + "-sources.json", {"sources": sources})
+    metrics = ctx.path(name + ".prom")
+    argv = [ctx.bin("newsalert-producer"), "--dry-run", "--sources", cfg,
+            "--state-dir", ctx.path(name + "-state"), "--metrics-file", metrics,
+            "--fetch-timeout", "2s", "--fetch-connect-timeout", "1s",
+            "--retry-base", "1s", "--retry-max", "4s", "--fetch-per-host", "16",
+            "--log-level", "info"] + list(extra)
+    return ctx.proc(argv, name=name), cfg, metrics
+
+
+def src(feeds, fid, path, interval="1s"):
+    return {"id": fid, "url": feeds.url(path), "interval": interval}
+
+
+def events(proc, event):
+    """Parsed logfmt lines of one event."""
+    out = []
+    for line in proc.stderr_text().splitlines():
+        if " event=%s " % event not in line + " ":
+            continue
+        out.append(dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line)))
+    return [{k: v.strip('"') for k, v in d.items()} for d in out]
+
+
+def gaps(reqs):
+    ts = [r.time for r in reqs]
+    return [b - a for a, b in zip(ts, ts[1:])]
+
+
+def metric(path, name, **labels):
+    """Value of one series in the metrics file, or None."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all('%s="%s"' % (k, v) in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_bad_feeds_each_log_a_line_and_a_metric_and_good_feeds_keep_time(ctx):
+    feeds = ctx.feed_server()
+    feeds.set("/ok.xml", rss("ok"))
+    feeds.set("/hang.xml", rss("hang"))
+    feeds.hang("/hang.xml")
+    feeds.drip("/drip.xml")
+    feeds.stream("/big.xml", 100 * 1024 * 1024)
+    feeds.fail("/e500.xml", 500)
+    feeds.redirect("/loop.xml", "/loop.xml", status=302)
+    feeds.set("/broken.xml", "<rss><channel><item><title>x</titl")
+    bad = {"hang": ("/hang.xml", "timeout"), "drip": ("/drip.xml", "timeout"),
+           "big": ("/big.xml", "too_large"), "e500": ("/e500.xml", "http_5xx"),
+           "loop": ("/loop.xml", "redirects"), "missing": ("/missing.xml", "http_4xx")}
+    sources = [src(feeds, "ok", "/ok.xml")]
+    sources += [src(feeds, fid, path) for fid, (path, _) in bad.items()]
+    sources.append(src(feeds, "broken", "/broken.xml"))
+    p, _, metrics = start(ctx, feeds, sources)
+
+    time.sleep(9)
+    p.stop()
+    errs = events(p, "fetch_error")
+    for fid, (_, reason) in bad.items():
+        mine = [e for e in errs if e.get("feed") == fid]
+        assert mine, "no fetch_error line for %s:\n%s" % (fid, p.tail())
+        assert all(e["reason"] == reason for e in mine), (fid, mine)
+        assert metric(metrics, "newsalert_producer_fetch_errors_total", feed=fid,
+                      reason=reason) >= 1, fid
+    parse = [e for e in events(p, "feed_parse_error") if e.get("feed") == "broken"]
+    assert parse and parse[0]["err"], p.tail()
+    assert metric(metrics, "newsalert_producer_parse_errors_total", feed="broken") >= 1
+    # Backoff: 1 s, 2 s, 4 s...: a failing feed is not hammered.
+    assert len(feeds.requests("/e500.xml")) <= 5, gaps(feeds.requests("/e500.xml"))
+    # The good feed kept its 1 s rhythm through all of it.
+    ok = feeds.requests("/ok.xml")
+    assert len(ok) >= 7, len(ok)
+    assert max(gaps(ok)) < 1.6, gaps(ok)
+    # No 100 MB buffered: the transfer stopped at the cap.
+    assert re.search(r'feed="big".*too_large|reason="too_large"', open(metrics).read())
+
+
+def test_one_hanging_feed_never_delays_the_others(ctx):
+    feeds = ctx.feed_server()
+    names = ["a", "b", "c", "d", "e"]
+    for n in names:
+        feeds.set("/%s.xml" % n, rss(n))
+    feeds.set("/slow.xml", rss("slow"))
+    feeds.hang("/slow.xml")  # held until the client gives up
+    sources = [src(feeds, n, "/%s.xml" % n) for n in names]
+    sources.append(src(feeds, "slow", "/slow.xml"))
+    # One connection per host: the hanging transfer must not hold the others.
+    p, _, _ = start(ctx, feeds, sources, ["--fetch-timeout", "5s",
+                                          "--fetch-per-host", "2"])
+    time.sleep(8)
+    p.stop()
+    for n in names:
+        reqs = feeds.requests("/%s.xml" % n)
+        assert len(reqs) >= 6, (n, len(reqs))
+        assert max(gaps(reqs)) < 1.6, (n, gaps(reqs))
+    assert any(e.get("feed") == "slow" and e["reason"] == "timeout"
+               for e in events(p, "fetch_error")), p.tail()
+
+
+def test_retry_after_both_forms_and_exponential_backoff(ctx):
+    feeds = ctx.feed_server()
+    feeds.set("/secs.xml", rss("secs"))
+    feeds.set("/date.xml", rss("date"))
+    feeds.fail("/secs.xml", 503, retry_after=3, count=1)
+    feeds.fail("/date.xml", 429, count=1,
+               retry_after=email.utils.formatdate(time.time() + 4, usegmt=True))
+    feeds.fail("/e500.xml", 500)
+    p, _, _ = start(ctx, feeds, [src(feeds, "secs", "/secs.xml"),
+                                 src(feeds, "date", "/date.xml"),
+                                 src(feeds, "e500", "/e500.xml")],
+                    ["--retry-base", "300ms", "--retry-max", "10s"])
+    time.sleep(7)
+    p.stop()
+    g = gaps(feeds.requests("/secs.xml"))
+    assert g and g[0] >= 2.9, g
+    g = gaps(feeds.requests("/date.xml"))
+    assert g and g[0] >= 2.5, g  # an HTTP date has whole seconds
+    # 0.3, 0.6, 1.2, 2.4 s (+-20 %): growing, none shorter than the one before
+    # by more than jitter allows.
+    g = gaps(feeds.requests("/e500.xml"))
+    assert len(g) >= 3, g
+    assert g[2] > g[0] * 2, g
+
+
+def test_ttl_holds_the_next_poll(ctx):
+    feeds = ctx.feed_server()
+    feeds.set("/ttl.xml", rss("ttl", "<ttl>60</ttl>"))
+    feeds.set("/plain.xml", rss("plain"))
+    p, _, _ = start(ctx, feeds, [src(feeds, "ttl", "/ttl.xml"),
+                                 src(feeds, "plain", "/plain.xml")])
+    time.sleep(5)
+    p.stop()
+    assert feeds.count("/ttl.xml") == 1
+    assert feeds.count("/plain.xml") >= 4
+    state = json.load(open(ctx.path("producer-state", "seen.json")))
+    assert state["feeds"]["ttl"]["ttl"] == 60
+
+
+def test_moved_feed_is_polled_at_its_new_url_and_gone_feed_is_retired(ctx):
+    feeds = ctx.feed_server()
+    feeds.set("/new.xml", rss("moved"))
+    feeds.redirect("/old.xml", feeds.url("/new.xml"), status=301)
+    feeds.set("/new308.xml", rss("moved308"))
+    feeds.redirect("/old308.xml", "/new308.xml", status=308)
+    feeds.set("/tmp-target.xml", rss("temp"))
+    feeds.redirect("/temp.xml", "/tmp-target.xml", status=302)
+    feeds.fail("/gone.xml", 410)
+    sources = [src(feeds, "moved", "/old.xml"), src(feeds, "moved308", "/old308.xml"),
+               src(feeds, "temp", "/temp.xml"), src(feeds, "gone", "/gone.xml")]
+    p, cfg, metrics = start(ctx, feeds, sources)
+    time.sleep(5)
+    # 301/308: one request to the old address, the rest straight to the new one.
+    assert feeds.count("/old.xml") == 1 and feeds.count("/new.xml") >= 3
+    assert feeds.count("/old308.xml") == 1 and feeds.count("/new308.xml") >= 3
+    # 302 is temporary: the old address stays.
+    assert feeds.count("/temp.xml") >= 3
+    moved = events(p, "feed_moved")
+    assert {e["feed"] for e in moved} == {"moved", "moved308"}, moved
+    # 410: retired loudly, and never polled again...
+    assert feeds.count("/gone.xml") == 1
+    retired = events(p, "feed_retired")
+    assert len(retired) == 1 and retired[0]["feed"] == "gone" and \
+        retired[0]["level"] == "error", retired
+    # ...until its sources entry changes (the file is re-read).
+    feeds.clear_fault("/gone.xml")
+    feeds.set("/gone.xml", rss("gone"))
+    sources[3]["interval"] = "2s"
+    ctx.write("producer-sources.json", {"sources": sources})
+    feeds.wait_count(2, timeout=10, path="/gone.xml")
+    p.stop()
+    assert metric(metrics, "newsalert_producer_feeds_retired_total", feed="gone") == 1
+    assert events(p, "feed_unretired")[0]["feed"] == "gone"
+    state = json.load(open(ctx.path("producer-state", "seen.json")))
+    assert state["feeds"]["moved"]["url"] == feeds.url("/new.xml")
+    assert state["feeds"]["moved308"]["url"] == feeds.url("/new308.xml")
+    assert "retired" not in state["feeds"]["gone"]
+    # A restart keeps polling the new address.
+    feeds.clear()
+    p2, _, _ = start(ctx, feeds, sources, name="producer")
+    time.sleep(2.5)
+    p2.stop()
+    assert feeds.count("/old.xml") == 0 and feeds.count("/new.xml") >= 1
+
+
+def test_instance_header_and_user_agent(ctx):
+    feeds = ctx.feed_server()
+    feeds.set("/a.xml", rss("a"))
+    p, _, _ = start(ctx, feeds, [src(feeds, "a", "/a.xml")],
+                    ["--once", "--instance-id", "fetcher-7"])
+    assert p.wait(30) == 0, p.tail()
+    r = feeds.requests("/a.xml")[0]
+    assert r.header("X-Newsalert-Instance") == "fetcher-7"
+    assert r.header("User-Agent").startswith("newsalert/")
+    assert "gzip" in r.header("Accept-Encoding", "")
+
+
+ITEMS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>Desk</title><link>{base}/</link>
+<item><title>Rare earth export curbs tighten</title><link>{link}</link>
+<description>{text}</description></item>
+<item><title>Taiwan strait drills announced today</title><guid isPermaLink="false">{guid}</guid>
+<description>Exercises near the median line, the ministry said.</description></item>
+</channel></rss>
+"""
+
+
+def test_edited_item_is_an_update_and_a_new_guid_is_not_new(ctx):
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    base = feeds.url("").rstrip("/")
+    feeds.set("/desk.xml", ITEMS.format(base=base, link=base + "/a", guid="g-1",
+                                        text="Licences now needed for seven elements."))
+    topic = ctx.topic("na.it.fetcher")
+    cfg = ctx.write("sources.json", {"sources": [{"id": "desk",
+                                                  "url": feeds.url("/desk.xml")}]})
+    argv = [ctx.bin("newsalert-producer"), "--once", "--brokers", ctx.brokers,
+            "--sources", cfg, "--state-dir", ctx.path("state"), "--topic", topic]
+
+    def once(name):
+        p = ctx.proc(argv, name=name)
+        assert p.wait(60) == 0, p.tail()
+        m = re.findall(r"event=summary (.*)", p.stderr_text())[-1]
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m)}
+
+    s = once("first")
+    assert s["produced"] == 2, s
+    # Edited text under a tracking-decorated link (same canonical URL), and the
+    # link-less item under a new GUID with the same text.
+    feeds.set("/desk.xml", ITEMS.format(
+        base=base, link=base + "/a?utm_source=rss#top", guid="g-2",
+        text="Licences now needed for nine elements, up from seven."))
+    s = once("second")
+    assert s["produced"] == 1 and s["updates"] == 1 and s["skipped_dup"] == 1, s
+    s = once("third")
+    assert s["produced"] == 0, s
+
+    recs = harness.kcat_consume(ctx.brokers, topic, count=3, timeout=30)
+    by_key = {}
+    for r in recs:
+        by_key.setdefault(r["key"], []).append(r)
+    assert len(by_key) == 2, by_key.keys()
+    edited = [v for v in by_key.values() if len(v) == 2][0]
+    assert [r["headers"].get("revision") for r in edited] == ["1", "2"]
+    assert "nine elements" in json.loads(edited[1]["value"])["summary"]
+    assert json.loads(edited[1]["value"])["url"] == base + "/a"
+
+
+if __name__ == "__main__":
+    harness.main(globals(), needs_broker=False, timeout=120)
