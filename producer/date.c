@@ -327,6 +327,15 @@ static na_err_t parse_iso(char *s, int64_t *t) {
             break;
         }
     }
+    /* "2026-01-06T08:00:00+00:00Z": an offset and a Z; the offset rules */
+    if (len > 16 && (s[len - 1] == 'Z' || s[len - 1] == 'z') &&
+        (strchr(s + 10, '+') || strchr(s + 10, '-'))) {
+        s[len - 1] = '\0';
+        if (!na_time_parse_rfc3339(s, t)) {
+            return NA_OK;
+        }
+        s[len - 1] = 'Z';
+    }
     /* longest prefix first, so "2026-01-06 08:00:00 junk" keeps its time */
     int tries = 0;
     for (size_t i = len; i > 10 && tries < 8; i--) {
@@ -366,6 +375,12 @@ na_err_t na_date_parse(const char *s, int64_t *t) {
     }
     memcpy(buf, s, len);
     buf[len] = '\0';
+    /* "2026/01/06 08:00": slashes for dashes, year first, seen in the wild */
+    if (len >= 10 && is_digit(buf[0]) && is_digit(buf[1]) && is_digit(buf[2]) &&
+        is_digit(buf[3]) && buf[4] == '/' && buf[7] == '/') {
+        buf[4] = '-';
+        buf[7] = '-';
+    }
     if (len >= 10 && is_digit(buf[0]) && is_digit(buf[1]) && is_digit(buf[2]) &&
         is_digit(buf[3]) && buf[4] == '-') {
         err = parse_iso(buf, &v);

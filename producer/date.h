@@ -15,7 +15,9 @@
  * Accepted:
  * - RFC 3339 / ISO 8601 date-times and dates ("2026-01-06T08:00:00Z",
  *   "2026-01-06T16:00:00.5+08:00", "2026-01-06 08:00:00", "2026-01-06"),
- *   via na_time_parse_rfc3339(); a time without zone is UTC.
+ *   via na_time_parse_rfc3339(); a time without zone is UTC. Also with
+ *   slashes ("2026/01/06 08:00") and with a Z after an offset
+ *   ("...+00:00Z": the offset counts).
  * - RFC 822 / 1123 / 2822 dates, with or without the day name, with 2- or
  *   4-digit years (00-49 = 20xx, 50-99 = 19xx), with or without seconds:
  *   "Tue, 06 Jan 2026 08:00:00 +0800", "6 Jan 26 08:00 GMT".
