@@ -192,6 +192,257 @@ static void test_routes_parse_and_filter(void **state) {
     na_routes_cleanup(&routes);
 }
 
+
+/* ---- every service: shape, escaping, mentions, limits ---- */
+
+static const char *const hostile =
+    "@everyone @here <@123456> <@&987> <!channel> <users/all> **bold** [x](http://e.vil) # h";
+
+static size_t utf8_chars(const char *s) {
+    size_t n = 0;
+    for (; s && *s; s++) {
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    }
+    return n;
+}
+
+/* No '@' directly followed by a letter: every one is broken by U+200B. */
+static void assert_no_live_mentions(const char *s) {
+    for (const char *p = s; p && (p = strchr(p, '@')); p++) {
+        assert_memory_equal(p + 1, "\xe2\x80\x8b", 3);
+    }
+}
+
+static void test_discord_embed_and_no_pings(void **state) {
+    (void)state;
+    struct na_alert alert;
+    setup_alert(&alert, hostile);
+    json_t *root = render("discord", &alert);
+    json_t *am = json_object_get(root, "allowed_mentions");
+    assert_true(json_is_array(json_object_get(am, "parse")));
+    assert_int_equal(json_array_size(json_object_get(am, "parse")), 0);
+    json_t *embed = json_array_get(json_object_get(root, "embeds"), 0);
+    const char *title = json_string_value(json_object_get(embed, "title"));
+    assert_no_live_mentions(title);
+    assert_null(strstr(title, "<@123456>"));
+    assert_non_null(strstr(title, "\\*\\*bold\\*\\*"));
+    assert_non_null(strstr(title, "\\[x\\]\\(http://e.vil\\)"));
+    assert_string_equal(json_string_value(json_object_get(embed, "url")), article.url);
+    json_int_t colour = json_integer_value(json_object_get(embed, "color"));
+    assert_no_live_mentions(json_string_value(json_object_get(embed, "description")));
+    assert_string_equal(json_string_value(json_object_get(embed, "timestamp")),
+                        "2026-01-06T08:00:00Z");
+    json_decref(root);
+    /* One colour per topic. */
+    match.topic = "taiwan";
+    na_alert_init(&alert, &article, &match, "v");
+    root = render("discord", &alert);
+    embed = json_array_get(json_object_get(root, "embeds"), 0);
+    assert_true(json_integer_value(json_object_get(embed, "color")) != colour);
+    json_decref(root);
+    na_article_cleanup(&article);
+}
+
+static void test_teams_adaptive_card(void **state) {
+    (void)state;
+    struct na_alert alert;
+    setup_alert(&alert, hostile);
+    json_t *root = render("teams", &alert);
+    assert_string_equal(json_string_value(json_object_get(root, "type")), "message");
+    json_t *att = json_array_get(json_object_get(root, "attachments"), 0);
+    assert_string_equal(json_string_value(json_object_get(att, "contentType")),
+                        "application/vnd.microsoft.card.adaptive");
+    json_t *card = json_object_get(att, "content");
+    assert_string_equal(json_string_value(json_object_get(card, "type")), "AdaptiveCard");
+    const char *title =
+        json_string_value(json_object_get(json_array_get(json_object_get(card, "body"), 0),
+                                          "text"));
+    assert_no_live_mentions(title);
+    assert_null(strstr(title, "**bold**"));
+    json_t *action = json_array_get(json_object_get(card, "actions"), 0);
+    assert_string_equal(json_string_value(json_object_get(action, "type")), "Action.OpenUrl");
+    assert_string_equal(json_string_value(json_object_get(action, "url")), article.url);
+    json_decref(root);
+    na_article_cleanup(&article);
+}
+
+static void test_googlechat_card_and_text(void **state) {
+    (void)state;
+    struct na_alert alert;
+    setup_alert(&alert, hostile);
+    json_t *root = render("googlechat", &alert);
+    const char *text = json_string_value(json_object_get(root, "text"));
+    assert_null(strstr(text, "<users/all>"));
+    assert_non_null(strstr(text, "&lt;users/all&gt;"));
+    assert_no_live_mentions(text);
+    json_t *card = json_object_get(json_array_get(json_object_get(root, "cardsV2"), 0), "card");
+    assert_non_null(json_object_get(json_object_get(card, "header"), "title"));
+    json_t *widgets = json_object_get(json_array_get(json_object_get(card, "sections"), 0),
+                                      "widgets");
+    const char *para = json_string_value(
+        json_object_get(json_object_get(json_array_get(widgets, 0), "textParagraph"), "text"));
+    assert_null(strstr(para, "<!channel>"));
+    assert_non_null(strstr(para, "&lt;!channel&gt;"));
+    json_decref(root);
+    na_article_cleanup(&article);
+}
+
+static void test_mattermost_attachment(void **state) {
+    (void)state;
+    struct na_alert alert;
+    setup_alert(&alert, hostile);
+    json_t *root = render("mattermost", &alert);
+    json_t *att = json_array_get(json_object_get(root, "attachments"), 0);
+    const char *title = json_string_value(json_object_get(att, "title"));
+    assert_null(strstr(title, "<@123456>"));
+    assert_non_null(strstr(title, "&lt;@\xe2\x80\x8b" "123456&gt;"));
+    assert_no_live_mentions(title);
+    assert_string_equal(json_string_value(json_object_get(att, "title_link")), article.url);
+    assert_no_live_mentions(json_string_value(json_object_get(att, "text")));
+    json_decref(root);
+    na_article_cleanup(&article);
+}
+
+/* A 20,000-byte title and snippet of 3-byte characters, and a javascript:
+ * link: every service stays inside its limits, valid UTF-8, no link. */
+static void test_every_format_respects_limits(void **state) {
+    (void)state;
+    static const char *const names[] = {"slack", "mattermost", "discord", "teams",
+                                        "googlechat"};
+    static const size_t max_payload[] = {40000, 16383, 8000, 20000, 30000};
+    char *big = malloc(20001);
+    for (int i = 0; i < 20000 / 3; i++) {
+        memcpy(big + 3 * i, "\xe6\x97\xa5", 3); /* 日 */
+    }
+    big[20000 / 3 * 3] = '\0';
+    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+        struct na_alert alert;
+        struct na_buf buf;
+        json_error_t jerr;
+        setup_alert(&alert, big);
+        match.snippet = big;
+        free(article.url);
+        article.url = strdup("javascript:alert(1)");
+        na_buf_init(&buf);
+        assert_int_equal(na_format_find(names[f])->render(&alert, &buf), NA_OK);
+        assert_true(buf.len <= max_payload[f]);
+        assert_true(na_utf8_valid(buf.data, buf.len));
+        assert_null(strstr(buf.data, "javascript:"));
+        json_t *root = json_loads(buf.data, 0, &jerr); /* jansson checks UTF-8 too */
+        assert_non_null(root);
+        if (!strcmp(names[f], "discord")) {
+            json_t *e = json_array_get(json_object_get(root, "embeds"), 0);
+            assert_true(utf8_chars(json_string_value(json_object_get(e, "title"))) <= 256);
+            assert_true(utf8_chars(json_string_value(json_object_get(e, "description"))) <=
+                        4096);
+        } else if (!strcmp(names[f], "mattermost")) {
+            json_t *a = json_array_get(json_object_get(root, "attachments"), 0);
+            assert_true(utf8_chars(json_string_value(json_object_get(a, "title"))) +
+                            utf8_chars(json_string_value(json_object_get(a, "text"))) +
+                            utf8_chars(json_string_value(json_object_get(a, "fallback"))) <=
+                        7900);
+        } else if (!strcmp(names[f], "slack")) {
+            json_t *b = json_object_get(root, "blocks");
+            const char *sec = json_string_value(
+                json_object_get(json_object_get(json_array_get(b, 1), "text"), "text"));
+            assert_true(utf8_chars(sec) <= 3000);
+        }
+        json_decref(root);
+        na_buf_cleanup(&buf);
+        na_article_cleanup(&article);
+    }
+    free(big);
+}
+
+/* 1000 alerts in one digest: within each service's limits, the rest counted. */
+static void test_digests_list_alerts_within_limits(void **state) {
+    (void)state;
+    static const char *const names[] = {"json", "slack", "mattermost", "discord", "teams",
+                                        "googlechat"};
+    struct na_digest_item *items[1000];
+    struct na_alert alert;
+    setup_alert(&alert, "Digest @everyone <!here> story");
+    for (int i = 0; i < 1000; i++) {
+        items[i] = na_digest_item_new(&alert);
+        assert_non_null(items[i]);
+    }
+    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+        struct na_buf buf;
+        json_error_t jerr;
+        na_buf_init(&buf);
+        assert_int_equal(na_format_find(names[f])->render_digest(
+                             (const struct na_digest_item *const *)items, 1000, &buf),
+                         NA_OK);
+        json_t *root = json_loads(buf.data, 0, &jerr);
+        assert_non_null(root);
+        if (strcmp(names[f], "json")) {
+            assert_non_null(strstr(buf.data, "1000 news alerts"));
+            assert_non_null(strstr(buf.data, "more"));
+            assert_null(strstr(buf.data, "<!here>"));
+        }
+        if (!strcmp(names[f], "json")) {
+            assert_int_equal(json_array_size(json_object_get(root, "alerts")), 1000);
+        } else if (!strcmp(names[f], "slack")) {
+            json_t *b = json_object_get(root, "blocks");
+            assert_true(json_array_size(b) <= 50);
+            for (size_t i = 0; i < json_array_size(b); i++) {
+                const char *t = json_string_value(
+                    json_object_get(json_object_get(json_array_get(b, i), "text"), "text"));
+                assert_true(!t || utf8_chars(t) <= 3000);
+            }
+        } else if (!strcmp(names[f], "discord")) {
+            json_t *e = json_array_get(json_object_get(root, "embeds"), 0);
+            assert_true(utf8_chars(json_string_value(json_object_get(e, "description"))) <=
+                        4096);
+            assert_int_equal(json_array_size(json_object_get(
+                                 json_object_get(root, "allowed_mentions"), "parse")),
+                             0);
+            assert_no_live_mentions(json_string_value(json_object_get(e, "description")));
+        } else if (!strcmp(names[f], "mattermost")) {
+            json_t *a = json_array_get(json_object_get(root, "attachments"), 0);
+            assert_true(utf8_chars(json_string_value(json_object_get(a, "text"))) <= 7900);
+        } else if (!strcmp(names[f], "teams")) {
+            assert_true(buf.len <= 20000);
+        } else {
+            assert_true(buf.len <= 30000);
+        }
+        json_decref(root);
+        na_buf_cleanup(&buf);
+    }
+    for (int i = 0; i < 1000; i++) {
+        na_digest_item_free(items[i]);
+    }
+    na_article_cleanup(&article);
+}
+
+static void test_route_pacing_options(void **state) {
+    (void)state;
+    struct na_routes routes = {NULL, 0};
+    char errstr[256];
+    json_error_t jerr;
+    json_t *j = json_loads("[{\"name\":\"a\",\"url\":\"https://x/1\",\"format\":\"discord\"},"
+                           "{\"name\":\"b\",\"url\":\"https://x/2\",\"format\":\"teams\","
+                           "\"rate_per_s\":0.5,\"burst\":2,\"digest_threshold\":0,"
+                           "\"max_queue\":50,\"keepalive\":false}]",
+                           0, &jerr);
+    assert_int_equal(na_routes_parse(j, &routes, errstr, sizeof(errstr)), NA_OK);
+    assert_true(routes.v[0].rate_per_s == na_format_discord.rate_per_s);
+    assert_true(routes.v[0].burst == na_format_discord.burst);
+    assert_int_equal(routes.v[0].digest_threshold, NA_ROUTE_DIGEST_THRESHOLD);
+    assert_true(routes.v[0].keepalive);
+    assert_true(routes.v[1].rate_per_s == 0.5);
+    assert_true(routes.v[1].burst == 2);
+    assert_int_equal(routes.v[1].digest_threshold, 0);
+    assert_int_equal(routes.v[1].max_queue, 50);
+    assert_false(routes.v[1].keepalive);
+    json_decref(j);
+    j = json_loads("[{\"url\":\"https://x/\",\"rate_per_s\":-1}]", 0, &jerr);
+    assert_int_not_equal(na_routes_parse(j, &routes, errstr, sizeof(errstr)), NA_OK);
+    assert_non_null(strstr(errstr, "rate_per_s"));
+    json_decref(j);
+    na_routes_cleanup(&routes);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_is_alert_v1),
@@ -200,6 +451,13 @@ int main(void) {
         cmocka_unit_test(test_slack_limits_and_utf8),
         cmocka_unit_test(test_standard_webhooks_signature),
         cmocka_unit_test(test_routes_parse_and_filter),
+        cmocka_unit_test(test_discord_embed_and_no_pings),
+        cmocka_unit_test(test_teams_adaptive_card),
+        cmocka_unit_test(test_googlechat_card_and_text),
+        cmocka_unit_test(test_mattermost_attachment),
+        cmocka_unit_test(test_every_format_respects_limits),
+        cmocka_unit_test(test_digests_list_alerts_within_limits),
+        cmocka_unit_test(test_route_pacing_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
