@@ -53,15 +53,17 @@ static uint32_t rnd(void) {
 }
 
 static const char *const words[] = {
-    "ministry",  "exports",  "rare",      "earth",    "controls", "port",    "council",
-    "shipping",  "tariff",   "minister",  "said",     "on",       "the",     "of",
-    "and",       "in",       "a",         "to",       "new",      "rules",   "trade",
-    "Taiwan",    "Japan",    "China",     "licence",  "dual-use", "items",   "market",
-    "prices",    "week",     "after",     "talks",    "supply",   "chain",   "magnets",
-    "gallium",   "germanium", "officials", "report",  "statement", "Tuesday", "quota",
-    "board",     "vote",     "harbour",   "pilots",   "vessels",  "industry", "growth",
-    "policy",    "analysts", "expect",    "decision", "review",   "sanctions", "firms",
-    "investors", "shares",   "fell",      "rose",     "percent",  "billion", "agency",
+    "ministry",  "exports",   "rare",      "earth",     "controls", "port",
+    "council",   "shipping",  "tariff",    "minister",  "said",     "on",
+    "the",       "of",        "and",       "in",        "a",        "to",
+    "new",       "rules",     "trade",     "Taiwan",    "Japan",    "China",
+    "licence",   "dual-use",  "items",     "market",    "prices",   "week",
+    "after",     "talks",     "supply",    "chain",     "magnets",  "gallium",
+    "germanium", "officials", "report",    "statement", "Tuesday",  "quota",
+    "board",     "vote",      "harbour",   "pilots",    "vessels",  "industry",
+    "growth",    "policy",    "analysts",  "expect",    "decision", "review",
+    "sanctions", "firms",     "investors", "shares",    "fell",     "rose",
+    "percent",   "billion",   "agency",
 };
 
 static void sentence(struct na_buf *b, unsigned min_words, unsigned max_words) {
@@ -201,10 +203,11 @@ static void json_item(struct na_buf *b, unsigned doc, unsigned i, bool first) {
     json_escape(b, summary);
     na_buf_puts(b, ",\"content_html\":");
     json_escape(b, body);
-    na_buf_printf(b,
-                  ",\"date_published\":\"2026-01-%02uT%02u:%02u:00Z\","
-                  "\"authors\":[{\"name\":\"Reporter %u\"}],\"tags\":[\"trade\",\"s%u\"]}",
-                  day, rnd() % 24, rnd() % 60, rnd() % 50, rnd() % 9);
+    na_buf_printf(
+        b,
+        ",\"date_published\":\"2026-01-%02uT%02u:%02u:00Z\","
+        "\"authors\":[{\"name\":\"Reporter %u\"}],\"tags\":[\"trade\",\"s%u\"]}",
+        day, rnd() % 24, rnd() % 60, rnd() % 50, rnd() % 9);
     free(t);
     free(summary);
     free(body);
@@ -217,33 +220,36 @@ static char *gen_doc(const char *format, size_t target, unsigned doc) {
     bool atom = !strcmp(format, "atom");
     na_buf_init(&b);
     if (rss) {
-        na_buf_printf(&b,
-                      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                      "<rss version=\"2.0\" "
-                      "xmlns:content=\"http://purl.org/rss/1.0/modules/content/\" "
-                      "xmlns:dc=\"http://purl.org/dc/elements/1.1/\" "
-                      "xmlns:atom=\"http://www.w3.org/2005/Atom\">\n<channel>\n"
-                      "<title>News Wire %u</title>\n<link>https://news%u.example.org/</link>\n"
-                      "<description>Latest stories</description>\n<language>en-us</language>\n"
-                      "<atom:link href=\"https://news%u.example.org/feed.xml\" rel=\"self\" "
-                      "type=\"application/rss+xml\"/>\n<ttl>15</ttl>\n",
-                      doc, doc, doc);
+        na_buf_printf(
+            &b,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<rss version=\"2.0\" "
+            "xmlns:content=\"http://purl.org/rss/1.0/modules/content/\" "
+            "xmlns:dc=\"http://purl.org/dc/elements/1.1/\" "
+            "xmlns:atom=\"http://www.w3.org/2005/Atom\">\n<channel>\n"
+            "<title>News Wire %u</title>\n<link>https://news%u.example.org/</link>\n"
+            "<description>Latest stories</description>\n<language>en-us</language>\n"
+            "<atom:link href=\"https://news%u.example.org/feed.xml\" rel=\"self\" "
+            "type=\"application/rss+xml\"/>\n<ttl>15</ttl>\n",
+            doc, doc, doc);
     } else if (atom) {
-        na_buf_printf(&b,
-                      "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-                      "<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"en\">\n"
-                      "<title>News Wire %u</title>\n"
-                      "<link rel=\"alternate\" href=\"https://news%u.example.org/\"/>\n"
-                      "<link rel=\"self\" href=\"https://news%u.example.org/atom.xml\"/>\n"
-                      "<id>tag:news%u.example.org,2026:feed</id>\n"
-                      "<updated>2026-01-06T08:00:00Z</updated>\n",
-                      doc, doc, doc, doc);
+        na_buf_printf(
+            &b,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"en\">\n"
+            "<title>News Wire %u</title>\n"
+            "<link rel=\"alternate\" href=\"https://news%u.example.org/\"/>\n"
+            "<link rel=\"self\" href=\"https://news%u.example.org/atom.xml\"/>\n"
+            "<id>tag:news%u.example.org,2026:feed</id>\n"
+            "<updated>2026-01-06T08:00:00Z</updated>\n",
+            doc, doc, doc, doc);
     } else {
-        na_buf_printf(&b,
-                      "{\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"News Wire "
-                      "%u\",\"home_page_url\":\"https://news%u.example.org/\",\"language\":"
-                      "\"en\",\"items\":[\n",
-                      doc, doc);
+        na_buf_printf(
+            &b,
+            "{\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"News Wire "
+            "%u\",\"home_page_url\":\"https://news%u.example.org/\",\"language\":"
+            "\"en\",\"items\":[\n",
+            doc, doc);
     }
     /* close enough: the last item may pass the target by one item */
     while (b.len + 40 < target || i == 0) {

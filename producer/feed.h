@@ -29,16 +29,16 @@
 
 /** What one feed document yields. */
 struct na_feed {
-    const char *format;         /**< static name: "rss", "rdf", "atom", "jsonfeed" */
-    char *title;                /**< feed title or NULL */
-    char *link;                 /**< feed home page or NULL */
-    char *lang;                 /**< feed language or NULL */
-    int ttl_min;                /**< RSS <ttl> in minutes, 0 if absent */
-    uint32_t skip_hours;        /**< RSS <skipHours>: bit h set = skip hour h (UTC) */
-    uint8_t skip_days;          /**< RSS <skipDays>: bit 0 = Sunday .. bit 6 = Saturday */
-    struct na_article *items;   /**< items_cnt parsed items, in document order */
+    const char *format;       /**< static name: "rss", "rdf", "atom", "jsonfeed" */
+    char *title;              /**< feed title or NULL */
+    char *link;               /**< feed home page or NULL */
+    char *lang;               /**< feed language or NULL */
+    int ttl_min;              /**< RSS <ttl> in minutes, 0 if absent */
+    uint32_t skip_hours;      /**< RSS <skipHours>: bit h set = skip hour h (UTC) */
+    uint8_t skip_days;        /**< RSS <skipDays>: bit 0 = Sunday .. bit 6 = Saturday */
+    struct na_article *items; /**< items_cnt parsed items, in document order */
     size_t items_cnt;
-    size_t items_dropped;       /**< items skipped: over NA_MAX_FEED_ITEMS or unusable */
+    size_t items_dropped; /**< items skipped: over NA_MAX_FEED_ITEMS or unusable */
 };
 
 void na_feed_init(struct na_feed *feed);

@@ -256,8 +256,8 @@ static na_err_t parse_entry(struct na_feed_ctx *ctx, const xmlNode *entry,
             free(text);
         }
     }
-    for (size_t i = 0; !err && na_feed_derive(ctx) && a->authors_cnt == 0 &&
-                       i < feed_authors->cnt;
+    for (size_t i = 0;
+         !err && na_feed_derive(ctx) && a->authors_cnt == 0 && i < feed_authors->cnt;
          i++) {
         err = na_article_list_add(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS,
                                   feed_authors->v[i]);

@@ -119,8 +119,8 @@ static na_err_t parse_item(struct na_feed_ctx *ctx, const json_t *item,
     if ((err = add_authors(&a->authors, &a->authors_cnt, item))) {
         goto out;
     }
-    for (size_t i = 0; na_feed_derive(ctx) && a->authors_cnt == 0 && i < feed_authors->cnt;
-         i++) {
+    for (size_t i = 0;
+         na_feed_derive(ctx) && a->authors_cnt == 0 && i < feed_authors->cnt; i++) {
         if ((err = na_article_list_add(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS,
                                        feed_authors->v[i]))) {
             goto out;

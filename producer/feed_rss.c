@@ -116,7 +116,8 @@ static na_err_t item_core(struct na_article *a, const xmlNode *c, const char *b,
                           char **permalink) {
     char *text = NULL;
     na_err_t err = NA_OK;
-    bool html = core(c, "description") || na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded");
+    bool html =
+        core(c, "description") || na_feed_xml_is(c, NA_FEED_NS_CONTENT, "encoded");
 
     text = html ? na_feed_xml_markup(c, true) : trimmed_text(c);
     if (!text) {
@@ -177,7 +178,8 @@ static na_err_t item_ext(struct na_article *a, const xmlNode *c, const char *b,
         return NA_OK;
     }
     if (na_feed_atom_is(c, "author")) {
-        return core_authors ? NA_OK : na_feed_atom_person(&a->authors, &a->authors_cnt, c);
+        return core_authors ? NA_OK
+                            : na_feed_atom_person(&a->authors, &a->authors_cnt, c);
     }
     if (na_feed_atom_is(c, "content")) {
         return na_feed_atom_text(&a->content, c, NA_MAX_CONTENT_BYTES, false);
@@ -211,7 +213,8 @@ static na_err_t item_ext(struct na_article *a, const xmlNode *c, const char *b,
     }
     if (dc && !strcmp(name, "title")) {
         err = na_feed_set_html(&a->title, text, strlen(text), NA_MAX_TITLE_BYTES, true);
-    } else if ((dc && !strcmp(name, "description")) || (itunes && !strcmp(name, "summary"))) {
+    } else if ((dc && !strcmp(name, "description")) ||
+               (itunes && !strcmp(name, "summary"))) {
         err = na_feed_set_html(&a->summary, text, strlen(text), NA_MAX_SUMMARY_BYTES,
                                false);
     } else if (dc && (!strcmp(name, "creator") || !strcmp(name, "author") ||

@@ -58,7 +58,7 @@ enum field {
 };
 
 static const char *const field_names[F_COUNT] = {
-    "title",   "link",        "guid",    "published",  "updated",
+    "title",       "link",    "guid",    "published",  "updated",
     "description", "content", "authors", "categories",
 };
 

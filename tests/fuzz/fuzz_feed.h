@@ -67,9 +67,9 @@ static int fuzz_feed_one(const uint8_t *data, size_t size) {
         struct na_feed feed;
         char errstr[512];
         na_feed_init(&feed);
-        na_err_t err = na_feed_parse_ex((const char *)data, size,
-                                        "https://fuzz.example.org/feed/", flags[f],
-                                        &feed, errstr, sizeof(errstr));
+        na_err_t err =
+            na_feed_parse_ex((const char *)data, size, "https://fuzz.example.org/feed/",
+                             flags[f], &feed, errstr, sizeof(errstr));
         if (err) {
             /* failure: a clean feed and one line of valid UTF-8 */
             if (feed.items_cnt || feed.items || !errstr[0] || strchr(errstr, '\n')) {

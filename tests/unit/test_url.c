@@ -53,7 +53,10 @@ static const struct resolve_case resolve_cases[] = {
     /* found by fuzz_text: a host must be valid UTF-8 */
     {NULL, "http://news.\xb8.example/a", NULL},
     {"http://news.\xb8.example/a", "b", NULL},
-    {NULL, "https://us\xff" "er@news.example.org/a", NULL},
+    {NULL,
+     "https://us\xff"
+     "er@news.example.org/a",
+     NULL},
 };
 
 static void test_resolve(void **state) {
@@ -110,9 +113,16 @@ static const struct canon_case canon_cases[] = {
     {"/relative", NULL},
     {"", NULL},
     /* found by fuzz_text: raw bytes in the host came out as invalid UTF-8 */
-    {"HtTP://Example..s\xb8" "c/a", NULL},
-    {"https://us\xff" "er@news.example.org/a", "https://news.example.org/a"},
-    {"https://b\xc3\xbc" "cher.example/a", "https://b\xc3\xbc" "cher.example/a"},
+    {"HtTP://Example..s\xb8"
+     "c/a",
+     NULL},
+    {"https://us\xff"
+     "er@news.example.org/a",
+     "https://news.example.org/a"},
+    {"https://b\xc3\xbc"
+     "cher.example/a",
+     "https://b\xc3\xbc"
+     "cher.example/a"},
 };
 
 static void test_canonical(void **state) {
