@@ -1,0 +1,172 @@
+/* The alert ledger: in-memory answers, record format read back, and a
+ * round trip through librdkafka's mock cluster (record, confirm, reopen:
+ * the new instance knows what the old one sent). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "newsalert/timeutil.h"
+
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+struct confirms {
+    int ok;
+    int failed;
+    void *last;
+};
+
+static void on_confirm(void *opaque, na_err_t err, void *ctx) {
+    struct confirms *c = ctx;
+    if (err) {
+        c->failed++;
+    } else {
+        c->ok++;
+    }
+    c->last = opaque;
+}
+
+static void test_memory_ledger_marks_and_confirms(void **state) {
+    (void)state;
+    struct confirms c = {0, 0, NULL};
+    int token = 7;
+    na_ledger_t *l = na_ledger_new_memory(on_confirm, &c);
+    struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000};
+    assert_false(na_ledger_delivered(l, ID_A, "desk"));
+    assert_false(na_ledger_known(l, ID_A));
+    assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, NULL, &token), NA_OK);
+    /* Marked at once, confirmed at the next poll. */
+    assert_true(na_ledger_delivered(l, ID_A, "desk"));
+    assert_false(na_ledger_delivered(l, ID_A, "other"));
+    assert_false(na_ledger_delivered(l, ID_B, "desk"));
+    assert_int_equal(na_ledger_outstanding(l), 1);
+    assert_int_equal(c.ok, 0);
+    na_ledger_poll(l, 0);
+    assert_int_equal(c.ok, 1);
+    assert_ptr_equal(c.last, &token);
+    assert_int_equal(na_ledger_outstanding(l), 0);
+    /* "linked" is known but not sent, and never downgrades "delivered". */
+    struct na_ledger_delivery linked = {"linked", 0, 0, 1};
+    assert_int_equal(na_ledger_record(l, ID_B, "desk", &linked, NULL, NULL), NA_OK);
+    assert_true(na_ledger_known(l, ID_B));
+    assert_false(na_ledger_delivered(l, ID_B, "desk"));
+    assert_int_equal(na_ledger_record(l, ID_A, "desk", &linked, NULL, NULL), NA_OK);
+    assert_true(na_ledger_delivered(l, ID_A, "desk"));
+    assert_int_equal(na_ledger_count(l), 2);
+    na_ledger_destroy(l);
+    na_ledger_destroy(NULL);
+}
+
+static void test_apply_reads_records_and_tombstones(void **state) {
+    (void)state;
+    na_ledger_t *l = na_ledger_new_memory(NULL, NULL);
+    const char *v = "{\"schema\":\"alert/v1\",\"id\":\"" ID_A "\",\"deliveries\":{"
+                    "\"desk\":{\"outcome\":\"delivered\",\"status\":200,\"attempts\":1},"
+                    "\"ops\":{\"outcome\":\"digest\",\"status\":204},"
+                    "\"late\":{\"outcome\":\"linked\"}}}";
+    assert_int_equal(na_ledger_apply(l, ID_A, 64, v, strlen(v)), NA_OK);
+    assert_true(na_ledger_delivered(l, ID_A, "desk"));
+    assert_true(na_ledger_delivered(l, ID_A, "ops"));
+    assert_false(na_ledger_delivered(l, ID_A, "late"));
+    /* Not a ledger record: skipped, state unchanged. */
+    assert_int_equal(na_ledger_apply(l, ID_B, 64, "{\"x\":1}", 7), NA_ERR_INVALID);
+    assert_int_equal(na_ledger_apply(l, ID_B, 64, "not json", 8), NA_ERR_INVALID);
+    assert_int_equal(na_ledger_apply(l, NULL, 0, v, strlen(v)), NA_ERR_INVALID);
+    assert_false(na_ledger_known(l, ID_B));
+    /* Tombstone forgets the alert. */
+    assert_int_equal(na_ledger_apply(l, ID_A, 64, NULL, 0), NA_OK);
+    assert_false(na_ledger_delivered(l, ID_A, "desk"));
+    assert_int_equal(na_ledger_count(l), 0);
+    na_ledger_destroy(l);
+}
+
+/* Enough alerts to grow the table several times, then erase half. */
+static void test_table_grows_and_erases(void **state) {
+    (void)state;
+    na_ledger_t *l = na_ledger_new_memory(NULL, NULL);
+    struct na_ledger_delivery d = {"delivered", 200, 1, 1};
+    char id[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "alert-%d", i);
+        assert_int_equal(na_ledger_record(l, id, i % 2 ? "a" : "b", &d, NULL, NULL), NA_OK);
+    }
+    na_ledger_poll(l, 0);
+    for (int i = 0; i < 5000; i += 2) {
+        snprintf(id, sizeof(id), "alert-%d", i);
+        assert_int_equal(na_ledger_apply(l, id, strlen(id), NULL, 0), NA_OK);
+    }
+    assert_int_equal(na_ledger_count(l), 2500);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "alert-%d", i);
+        assert_int_equal(na_ledger_delivered(l, id, "a"), i % 2 == 1);
+        assert_false(na_ledger_delivered(l, id, "b"));
+    }
+    na_ledger_destroy(l);
+}
+
+static void test_round_trip_through_a_cluster(void **state) {
+    (void)state;
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+    assert_non_null(mc);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "alerts", 3, 1), 0);
+
+    struct confirms c = {0, 0, NULL};
+    struct na_ledger_opts opts = {brokers, NULL, "alerts", 20000, false, on_confirm, &c};
+    na_ledger_t *l = NULL;
+    assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_ledger_count(l), 0);
+    struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000};
+    const char *alert = "{\"schema\":\"alert/v1\",\"id\":\"" ID_A "\",\"topic\":\"taiwan\"}";
+    assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, alert, NULL), NA_OK);
+    assert_int_equal(na_ledger_record(l, ID_A, "ops", &d, alert, NULL), NA_OK);
+    assert_int_equal(na_ledger_record(l, ID_B, "desk", &d, NULL, NULL), NA_OK);
+    int64_t deadline = na_mono_ms() + 20000;
+    while (na_ledger_outstanding(l) && na_mono_ms() < deadline) {
+        na_ledger_poll(l, 100);
+    }
+    assert_int_equal(c.ok, 3);
+    assert_int_equal(c.failed, 0);
+    na_ledger_destroy(l);
+
+    /* A new instance reads the topic to its end before answering. */
+    l = NULL;
+    assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_ledger_count(l), 2);
+    assert_true(na_ledger_delivered(l, ID_A, "desk"));
+    assert_true(na_ledger_delivered(l, ID_A, "ops"));
+    assert_true(na_ledger_delivered(l, ID_B, "desk"));
+    assert_false(na_ledger_delivered(l, ID_B, "ops"));
+    na_ledger_destroy(l);
+
+    /* A topic that does not exist is an empty ledger. */
+    opts.topic = "no-such-ledger";
+    assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_ledger_count(l), 0);
+    na_ledger_destroy(l);
+
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory_ledger_marks_and_confirms),
+        cmocka_unit_test(test_apply_reads_records_and_tombstones),
+        cmocka_unit_test(test_table_grows_and_erases),
+        cmocka_unit_test(test_round_trip_through_a_cluster),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
