@@ -879,7 +879,7 @@ static void or_check_repeats(struct qp *p, const struct idlist *kids,
 static uint32_t parse_or(struct qp *p) {
     struct idlist kids = {0};
     struct idlist offs = {0}; /* where each operand starts, for errors */
-    uint32_t n;
+    uint32_t n = NA_RNONE;
     if (p->tok.type == QT_OR || p->tok.type == QT_AND) {
         fail(p, p->tok.off, "%s needs an operand on each side",
              p->tok.type == QT_OR ? "OR" : "AND");
