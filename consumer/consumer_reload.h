@@ -17,9 +17,10 @@
 /**
  * @brief Compile @p path and, when it compiles, replace *@p rulesp (the old
  *        rules are destroyed: call it where no classification is running).
- * @returns NA_OK, or the load error with *@p rulesp unchanged.
+ * @returns NA_OK, or the load error with *@p rulesp unchanged (already logged:
+ *          callers may ignore it).
  */
-NA_WUR na_err_t na_consumer_reload_rules(const char *path, na_rules_t **rulesp);
+na_err_t na_consumer_reload_rules(const char *path, na_rules_t **rulesp);
 
 /**
  * @brief Read the "routes" array of config file @p config_path again (plus
