@@ -696,6 +696,8 @@ struct replay {
     na_ledger_t *ledger;
     na_tracker_t *tracker;
     struct strset seen;
+    struct job *jobs; /* every job not yet ended, freed at the end if abandoned */
+    na_metric_t *records; /* newsalert_replay_records_total */
     bool fatal;
     bool out_failed;
     char errstr[512];
@@ -703,6 +705,7 @@ struct replay {
 
 /* One (alert, route) delivery in flight; then its ledger record. */
 struct job {
+    struct job *prev, *next; /* replay.jobs */
     struct replay *r;
     struct na_tracker_entry *entry;
     const struct na_route *route;
@@ -711,10 +714,21 @@ struct job {
 };
 
 static void job_free(struct job *j) {
-    if (j) {
-        free(j->alert_json);
-        free(j);
+    if (!j) {
+        return;
     }
+    if (j->r) {
+        if (j->prev) {
+            j->prev->next = j->next;
+        } else {
+            j->r->jobs = j->next;
+        }
+        if (j->next) {
+            j->next->prev = j->prev;
+        }
+    }
+    free(j->alert_json);
+    free(j);
 }
 
 static void on_output_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
@@ -784,6 +798,11 @@ static void post_alert(struct replay *r, struct na_tracker_entry *entry,
         return;
     }
     j->r = r;
+    j->next = r->jobs;
+    if (r->jobs) {
+        r->jobs->prev = j;
+    }
+    r->jobs = j;
     j->entry = entry;
     j->route = route;
     memcpy(j->alert_id, alert->id, sizeof(j->alert_id));
@@ -956,6 +975,7 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
     }
     p->next = rkm->offset + 1;
     r->stats->read++;
+    na_metric_add(r->records, 1);
     entry = na_tracker_add(r->tracker, rkm->partition, rkm->offset);
     if (!entry) {
         r->fatal = true;
@@ -1142,6 +1162,8 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     r.opts = opts;
     r.range = range;
     r.stats = stats;
+    r.records = na_metrics_get(NA_METRIC_COUNTER, "newsalert_replay_records_total",
+                               "Records read by replays.", NULL);
     if (!(r.tracker = na_tracker_new())) {
         err = NA_ERR_NOMEM;
         goto out;
@@ -1220,8 +1242,11 @@ out:
     if (assign) {
         rd_kafka_topic_partition_list_destroy(assign);
     }
-    na_deliver_destroy(r.deliver);
+    na_deliver_destroy(r.deliver); /* abandons jobs past the drain deadline */
     na_ledger_destroy(r.ledger);
+    while (r.jobs) {
+        job_free(r.jobs);
+    }
     if (r.out_rk) {
         rd_kafka_flush(r.out_rk, 5000);
         rd_kafka_destroy(r.out_rk);
