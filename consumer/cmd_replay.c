@@ -100,13 +100,13 @@ static int file_key(void *ctx, const char *key, json_t *value, char *errstr,
 static int flag(void *ctx, const char *name, const char *value, int *used, char *errstr,
                 size_t errstr_size) {
     struct replay_args *a = ctx;
-    static const char *const valued[] = {"from", "to", "output", "output-topic",
-                                         "baseline-rules", "ts-from",
-                                         "ts-to", "progress", "lateness",
-                                         "progress-interval", NULL};
-    const char **slots[] = {&a->from, &a->to, &a->output, &a->output_topic, &a->baseline,
-                            &a->ts_from, &a->ts_to, &a->progress,
-                            NULL, NULL};
+    static const char *const valued[] = {
+        "from",    "to",    "output",   "output-topic", "baseline-rules",
+        "ts-from", "ts-to", "progress", "lateness",     "progress-interval",
+        NULL};
+    const char **slots[] = {&a->from,     &a->to,      &a->output, &a->output_topic,
+                            &a->baseline, &a->ts_from, &a->ts_to,  &a->progress,
+                            NULL,         NULL};
     *used = 0;
     if (!strcmp(name, "dry-run")) {
         a->dry_run = true;
@@ -131,8 +131,8 @@ static int flag(void *ctx, const char *name, const char *value, int *used, char 
         }
         int64_t ms;
         if (na_duration_parse_ms(value, &ms) || ms < 0) {
-            snprintf(errstr, errstr_size, "--%s: \"%s\" is not a duration (90s, 1h)", name,
-                     value);
+            snprintf(errstr, errstr_size, "--%s: \"%s\" is not a duration (90s, 1h)",
+                     name, value);
             return -1;
         }
         if (!strcmp(name, "lateness")) {
@@ -150,7 +150,8 @@ static void shell_arg(struct na_buf *b, const char *s) {
     bool plain = *s != '\0';
     for (const char *p = s; *p && plain; p++) {
         plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                       "-_./:=,@+%", *p) != NULL;
+                       "-_./:=,@+%",
+                       *p) != NULL;
     }
     if (plain) {
         na_buf_puts(b, s);
@@ -197,7 +198,8 @@ static char *resume_command(int argc, char **argv, const char *bounds) {
     return na_buf_steal(&b);
 }
 
-static void report_interrupted(const struct na_replay_range *range, int argc, char **argv) {
+static void report_interrupted(const struct na_replay_range *range, int argc,
+                               char **argv) {
     uint64_t done = na_replay_range_done(range);
     uint64_t total = na_replay_range_total(range);
     char *bounds = na_replay_resume_args(range);
@@ -217,7 +219,8 @@ static void report_interrupted(const struct na_replay_range *range, int argc, ch
 }
 
 /* Why a range holds nothing, for the one stderr line. */
-static void report_empty(const struct na_replay_bound *from, const struct na_replay_bound *to,
+static void report_empty(const struct na_replay_bound *from,
+                         const struct na_replay_bound *to,
                          const struct na_replay_range *range, const char *topic) {
     int64_t now_ms = na_now_ms();
     bool before_retention = to->kind == NA_REPLAY_TIME && range->cnt > 0;
@@ -229,10 +232,13 @@ static void report_empty(const struct na_replay_bound *from, const struct na_rep
     if (from->kind == NA_REPLAY_TIME && from->time_ms > now_ms) {
         fprintf(stderr, "%s: nothing to replay: the range starts in the future\n", PROG);
     } else if (empty_topic) {
-        fprintf(stderr, "%s: nothing to replay: topic %s holds no records\n", PROG, topic);
+        fprintf(stderr, "%s: nothing to replay: topic %s holds no records\n", PROG,
+                topic);
     } else if (before_retention) {
-        fprintf(stderr, "%s: nothing to replay: the range ends before the oldest "
-                        "record still retained in %s\n", PROG, topic);
+        fprintf(stderr,
+                "%s: nothing to replay: the range ends before the oldest "
+                "record still retained in %s\n",
+                PROG, topic);
     } else {
         fprintf(stderr, "%s: nothing to replay: no records of %s in the range\n", PROG,
                 topic);
@@ -257,7 +263,8 @@ static const char **topic_names(const na_rules_t *a, const na_rules_t *b) {
         return NULL;
     }
     for (size_t i = 0; i < na + nb; i++) {
-        const char *t = i < na ? na_rules_topic_name(a, i) : na_rules_topic_name(b, i - na);
+        const char *t =
+            i < na ? na_rules_topic_name(a, i) : na_rules_topic_name(b, i - na);
         bool dup = false;
         for (size_t k = 0; k < n && !dup; k++) {
             dup = !strcmp(v[k], t);
@@ -315,8 +322,9 @@ int na_cmd_replay(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    if (a.conf.webhook && na_routes_add_url(&a.conf.routes, a.conf.webhook,
-                                            a.conf.webhook_format, errstr, sizeof(errstr))) {
+    if (a.conf.webhook &&
+        na_routes_add_url(&a.conf.routes, a.conf.webhook, a.conf.webhook_format, errstr,
+                          sizeof(errstr))) {
         fprintf(stderr, "%s: %s\n", PROG, errstr);
         rc = 2;
         goto out;
@@ -350,20 +358,26 @@ int na_cmd_replay(int argc, char **argv) {
         goto out;
     }
     if (!a.routes && !a.dry_run && !a.output && !a.output_topic && !a.baseline) {
-        fprintf(stderr, "%s: choose an output: --routes, --dry-run, --output FILE, "
-                        "--output-topic TOPIC or --baseline-rules FILE\n", PROG);
+        fprintf(stderr,
+                "%s: choose an output: --routes, --dry-run, --output FILE, "
+                "--output-topic TOPIC or --baseline-rules FILE\n",
+                PROG);
         rc = 2;
         goto out;
     }
     if (a.routes && !a.conf.routes.cnt) {
-        fprintf(stderr, "%s: --routes: the configuration has no routes (config "
-                        "\"routes\" or --webhook)\n", PROG);
+        fprintf(stderr,
+                "%s: --routes: the configuration has no routes (config "
+                "\"routes\" or --webhook)\n",
+                PROG);
         rc = 2;
         goto out;
     }
     if (a.routes && !a.conf.ledger) {
-        fprintf(stderr, "%s: --routes needs the ledger (ledger=true), which keeps a "
-                        "replay from sending an alert twice\n", PROG);
+        fprintf(stderr,
+                "%s: --routes needs the ledger (ledger=true), which keeps a "
+                "replay from sending an alert twice\n",
+                PROG);
         rc = 2;
         goto out;
     }
@@ -380,7 +394,8 @@ int na_cmd_replay(int argc, char **argv) {
         goto out;
     }
     if (na_rules_load_file(a.conf.rules, &rules, errstr, sizeof(errstr)) ||
-        (a.baseline && na_rules_load_file(a.baseline, &baseline, errstr, sizeof(errstr)))) {
+        (a.baseline &&
+         na_rules_load_file(a.baseline, &baseline, errstr, sizeof(errstr)))) {
         fprintf(stderr, "%s: %s\n", PROG, errstr);
         rc = 1;
         goto out;
@@ -414,8 +429,10 @@ int na_cmd_replay(int argc, char **argv) {
     }
     for (size_t i = 0; i < range.cnt; i++) {
         const struct na_replay_part *p = &range.parts[i];
-        na_log(NA_LOG_INFO, "replay", "range", "partition=%d start=%lld end=%lld low=%lld "
-               "high=%lld", (int)p->partition, (long long)p->start, (long long)p->end,
+        na_log(NA_LOG_INFO, "replay", "range",
+               "partition=%d start=%lld end=%lld low=%lld "
+               "high=%lld",
+               (int)p->partition, (long long)p->start, (long long)p->end,
                (long long)p->low, (long long)p->high);
     }
     if (!na_replay_range_total(&range)) {
@@ -470,7 +487,8 @@ int na_cmd_replay(int argc, char **argv) {
         report_interrupted(&range, argc, argv);
         rc = 1;
     }
-    if ((out && fflush(out)) || fflush(stdout) || ferror(stdout) || (out && ferror(out))) {
+    if ((out && fflush(out)) || fflush(stdout) || ferror(stdout) ||
+        (out && ferror(out))) {
         fprintf(stderr, "%s: write error: %s\n", PROG, strerror(errno));
         rc = 1;
     }

@@ -56,14 +56,15 @@ static na_err_t parse_offsets(const char *s, struct na_replay_bound *b, char *er
         if (!colon) {
             snprintf(errstr, errstr_size,
                      "\"%s\": want beginning, end, an RFC 3339 time or "
-                     "PARTITION:OFFSET[,..]", s);
+                     "PARTITION:OFFSET[,..]",
+                     s);
             return NA_ERR_INVALID;
         }
         *colon = '\0';
         if (na_parse_int64(item, 0, NA_REPLAY_MAX_PARTITIONS - 1, &part) ||
             na_parse_int64(colon + 1, 0, INT64_MAX, &off)) {
-            snprintf(errstr, errstr_size, "bad partition offset \"%s:%s\" in \"%s\"", item,
-                     colon + 1, s);
+            snprintf(errstr, errstr_size, "bad partition offset \"%s:%s\" in \"%s\"",
+                     item, colon + 1, s);
             return NA_ERR_INVALID;
         }
         if (b->pos_cnt >= NA_REPLAY_MAX_PARTITIONS) {
@@ -165,9 +166,10 @@ static int64_t bound_offset(const struct na_replay_bound *b, const struct na_rep
     return bound_find(b, w->partition)->offset;
 }
 
-na_err_t na_replay_plan(const struct na_replay_bound *from, const struct na_replay_bound *to,
-                        const struct na_replay_wm *wm, size_t wm_cnt,
-                        struct na_replay_range *range, char *errstr, size_t errstr_size) {
+na_err_t na_replay_plan(const struct na_replay_bound *from,
+                        const struct na_replay_bound *to, const struct na_replay_wm *wm,
+                        size_t wm_cnt, struct na_replay_range *range, char *errstr,
+                        size_t errstr_size) {
     struct na_replay_wm *sorted = NULL;
     na_err_t err = NA_OK;
     const struct na_replay_bound *bounds[2] = {from, to};
@@ -183,9 +185,10 @@ na_err_t na_replay_plan(const struct na_replay_bound *from, const struct na_repl
                 found = wm[j].partition == bounds[k]->pos[i].partition;
             }
             if (!found) {
-                snprintf(errstr, errstr_size, "--%s names partition %d, which the topic "
-                         "does not have (%zu partitions)", k ? "to" : "from",
-                         (int)bounds[k]->pos[i].partition, wm_cnt);
+                snprintf(errstr, errstr_size,
+                         "--%s names partition %d, which the topic "
+                         "does not have (%zu partitions)",
+                         k ? "to" : "from", (int)bounds[k]->pos[i].partition, wm_cnt);
                 return NA_ERR_INVALID;
             }
         }
@@ -315,16 +318,17 @@ na_err_t na_replay_resolve(rd_kafka_t *rk, const char *topic,
     }
     kerr = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     if (kerr) {
-        snprintf(errstr, errstr_size, "metadata of %s: %s", topic, rd_kafka_err2str(kerr));
+        snprintf(errstr, errstr_size, "metadata of %s: %s", topic,
+                 rd_kafka_err2str(kerr));
         err = kerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NA_ERR_TIMEOUT : NA_ERR_KAFKA;
         goto out;
     }
     if (md->topic_cnt != 1 || md->topics[0].err) {
-        rd_kafka_resp_err_t terr = md->topic_cnt ? md->topics[0].err
-                                                 : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        rd_kafka_resp_err_t terr =
+            md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
         snprintf(errstr, errstr_size, "topic %s: %s", topic, rd_kafka_err2str(terr));
         err = terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? NA_ERR_NOT_FOUND
-                                                               : NA_ERR_KAFKA;
+                                                              : NA_ERR_KAFKA;
         goto out;
     }
     cnt = (size_t)md->topics[0].partition_cnt;
@@ -356,8 +360,8 @@ na_err_t na_replay_resolve(rd_kafka_t *rk, const char *topic,
         goto out;
     }
     if (cnt && to->kind == NA_REPLAY_TIME &&
-        (err = times_lookup(rk, topic, wm, cnt, to->time_ms + lateness_ms, true, timeout_ms,
-                            errstr, errstr_size))) {
+        (err = times_lookup(rk, topic, wm, cnt, to->time_ms + lateness_ms, true,
+                            timeout_ms, errstr, errstr_size))) {
         goto out;
     }
     err = na_replay_plan(from, to, wm, cnt, range, errstr, errstr_size);
@@ -416,8 +420,9 @@ void na_replay_progress_format(char *buf, size_t size, uint64_t done, uint64_t t
         }
     }
     if (!bar) {
-        snprintf(buf, size, "done=%" PRIu64 " total=%" PRIu64 " pct=%.1f rate=%.0f eta_s=%lld",
-                 done, total, pct, rate > 0 ? rate : 0.0, eta);
+        snprintf(buf, size,
+                 "done=%" PRIu64 " total=%" PRIu64 " pct=%.1f rate=%.0f eta_s=%lld", done,
+                 total, pct, rate > 0 ? rate : 0.0, eta);
         return;
     }
     char cells[31];
@@ -426,8 +431,8 @@ void na_replay_progress_format(char *buf, size_t size, uint64_t done, uint64_t t
         cells[i] = i < filled ? '#' : '.';
     }
     cells[30] = '\0';
-    snprintf(buf, size, "[%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f msg/s  ETA %s", cells,
-             pct, done, total, rate > 0 ? rate : 0.0, eta_txt);
+    snprintf(buf, size, "[%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f msg/s  ETA %s",
+             cells, pct, done, total, rate > 0 ? rate : 0.0, eta_txt);
 }
 
 /* ---- backtest ---- */
@@ -549,10 +554,10 @@ static json_t *match_json(const struct na_match *m) {
     json_t *ev = json_array();
     for (size_t i = 0; ev && i < m->evidence_cnt; i++) {
         const struct na_evidence *e = &m->evidence[i];
-        json_array_append_new(ev, json_pack("{s:s, s:s, s:s, s:I}", "term", e->term,
-                                            "matched", e->matched ? e->matched : "",
-                                            "field", e->field, "offset",
-                                            (json_int_t)e->offset));
+        json_array_append_new(ev,
+                              json_pack("{s:s, s:s, s:s, s:I}", "term", e->term,
+                                        "matched", e->matched ? e->matched : "", "field",
+                                        e->field, "offset", (json_int_t)e->offset));
     }
     return json_pack("{s:s, s:f, s:f, s:o, s:o}", "topic", m->topic, "score", m->score,
                      "threshold", m->threshold, "evidence", ev ? ev : json_array(),
@@ -594,8 +599,9 @@ static na_err_t apply_props(rd_kafka_conf_t *kconf, const struct na_kafka_props 
     return NA_OK;
 }
 
-rd_kafka_t *na_replay_consumer_new(const char *brokers, const struct na_kafka_props *props,
-                                   char *errstr, size_t errstr_size) {
+rd_kafka_t *na_replay_consumer_new(const char *brokers,
+                                   const struct na_kafka_props *props, char *errstr,
+                                   size_t errstr_size) {
     rd_kafka_conf_t *kconf = na_kafka_conf_new(brokers, NULL, errstr, errstr_size);
     rd_kafka_t *rk = NULL;
     char group[96];
@@ -696,7 +702,7 @@ struct replay {
     na_ledger_t *ledger;
     na_tracker_t *tracker;
     struct strset seen;
-    struct job *jobs; /* every job not yet ended, freed at the end if abandoned */
+    struct job *jobs;     /* every job not yet ended, freed at the end if abandoned */
     na_metric_t *records; /* newsalert_replay_records_total */
     bool fatal;
     bool out_failed;
@@ -731,7 +737,8 @@ static void job_free(struct job *j) {
     free(j);
 }
 
-static void on_output_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+static void on_output_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                               void *opaque) {
     struct replay *r = opaque;
     (void)rk;
     if (rkm->err) {
@@ -757,10 +764,13 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
     struct replay *r = ctx;
     struct job *j = opaque;
     if (res->outcome == NA_OUTCOME_OK) {
-        struct na_ledger_delivery d = {"delivered", res->status, res->attempts, na_now_ms()};
+        struct na_ledger_delivery d = {"delivered", res->status, res->attempts,
+                                       na_now_ms()};
         r->stats->sent++;
-        na_metrics_inc("newsalert_replay_alerts_sent_total", "Alerts a route accepted "
-                       "during a replay.", NULL);
+        na_metrics_inc("newsalert_replay_alerts_sent_total",
+                       "Alerts a route accepted "
+                       "during a replay.",
+                       NULL);
         na_log(NA_LOG_INFO, "replay", "alert_sent", "route=%s alert=%s status=%ld",
                na_log_q(j->route->name), j->alert_id, res->status);
         if (!na_ledger_record(r->ledger, j->alert_id, j->route->name, &d, j->alert_json,
@@ -771,8 +781,10 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
                j->alert_id, na_log_q(j->route->name));
     } else {
         r->stats->failed++;
-        na_metrics_inc("newsalert_replay_alerts_failed_total", "Alerts given up on during "
-                       "a replay.", NULL);
+        na_metrics_inc("newsalert_replay_alerts_failed_total",
+                       "Alerts given up on during "
+                       "a replay.",
+                       NULL);
         na_log(NA_LOG_ERROR, "replay", "alert_failed",
                "route=%s alert=%s status=%ld attempts=%d err=%s",
                na_log_q(j->route->name), j->alert_id, res->status, res->attempts,
@@ -817,7 +829,8 @@ static void post_alert(struct replay *r, struct na_tracker_entry *entry,
 }
 
 static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
-                         const struct na_article *a, const struct na_classification *cls) {
+                         const struct na_article *a,
+                         const struct na_classification *cls) {
     const struct na_replay_opts *o = r->opts;
     const struct na_routes *routes = &o->conf->routes;
     char key[NA_SHA256_HEX_LEN + 260];
@@ -899,12 +912,12 @@ static void write_output(struct replay *r, const struct na_article *a,
         size_t len = strlen(line);
         do {
             /* F_FREE: librdkafka frees the line once delivered. */
-            kerr = rd_kafka_producev(r->out_rk, RD_KAFKA_V_TOPIC(o->output_topic),
-                                     RD_KAFKA_V_KEY(a->id, strlen(a->id)),
-                                     RD_KAFKA_V_VALUE(line, len),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                     RD_KAFKA_V_HEADER("content-type", "application/json", -1),
-                                     RD_KAFKA_V_END);
+            kerr = rd_kafka_producev(
+                r->out_rk, RD_KAFKA_V_TOPIC(o->output_topic),
+                RD_KAFKA_V_KEY(a->id, strlen(a->id)), RD_KAFKA_V_VALUE(line, len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                RD_KAFKA_V_HEADER("content-type", "application/json", -1),
+                RD_KAFKA_V_END);
             if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(r->out_rk, 100);
             }
@@ -921,7 +934,8 @@ static void write_output(struct replay *r, const struct na_article *a,
     r->stats->output_lines++;
 }
 
-static struct na_replay_part *find_part(struct na_replay_range *range, int32_t partition) {
+static struct na_replay_part *find_part(struct na_replay_range *range,
+                                        int32_t partition) {
     for (size_t i = 0; i < range->cnt; i++) {
         if (range->parts[i].partition == partition) {
             return &range->parts[i];
@@ -997,8 +1011,8 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
               : na_article_from_json(rkm->payload, rkm->len, &a, errstr, sizeof(errstr));
     if (err) {
         if (err == NA_ERR_TOO_LARGE || !rkm->payload) {
-            snprintf(errstr, sizeof(errstr), "%s", rkm->payload ? "record too large"
-                                                                : "record has no value");
+            snprintf(errstr, sizeof(errstr), "%s",
+                     rkm->payload ? "record too large" : "record has no value");
         }
         r->stats->poison++;
         na_log(NA_LOG_WARN, "replay", "poison_record", "partition=%d offset=%lld err=%s",
@@ -1128,10 +1142,11 @@ static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size)
                na_ledger_count(r->ledger));
     }
     if (o->output_topic) {
-        rd_kafka_conf_t *kconf = na_kafka_conf_new(conf->brokers, &conf->props, errstr,
-                                                   errstr_size);
-        if (!kconf || na_kafka_conf_set(kconf, "client.id", "newsalert-replay-output", errstr,
-                                        errstr_size) ||
+        rd_kafka_conf_t *kconf =
+            na_kafka_conf_new(conf->brokers, &conf->props, errstr, errstr_size);
+        if (!kconf ||
+            na_kafka_conf_set(kconf, "client.id", "newsalert-replay-output", errstr,
+                              errstr_size) ||
             na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, errstr_size) ||
             na_kafka_conf_set(kconf, "linger.ms", "50", errstr, errstr_size)) {
             if (kconf) {

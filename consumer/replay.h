@@ -65,8 +65,8 @@ struct na_replay_pos {
 /** A parsed --from or --to. Embed; release with na_replay_bound_cleanup(). */
 struct na_replay_bound {
     enum na_replay_bound_kind kind;
-    int64_t time_ms;             /**< NA_REPLAY_TIME */
-    struct na_replay_pos *pos;   /**< NA_REPLAY_OFFSETS, sorted by partition */
+    int64_t time_ms;           /**< NA_REPLAY_TIME */
+    struct na_replay_pos *pos; /**< NA_REPLAY_OFFSETS, sorted by partition */
     size_t pos_cnt;
 };
 
@@ -107,7 +107,7 @@ struct na_replay_wm {
     int32_t partition;
     int64_t low, high;
     int64_t from_time_offset; /**< offsets-for-times of a time --from; -1: none */
-    int64_t to_time_offset;   /**< offsets-for-times of a time --to (+lateness); -1: none */
+    int64_t to_time_offset; /**< offsets-for-times of a time --to (+lateness); -1: none */
 };
 
 /**
@@ -192,7 +192,8 @@ void na_replay_diff_cleanup(struct na_replay_diff *diff);
  *        record every topic in one and not the other.
  * @returns NA_OK or NA_ERR_NOMEM.
  */
-NA_WUR na_err_t na_replay_diff_add(struct na_replay_diff *diff, const struct na_article *a,
+NA_WUR na_err_t na_replay_diff_add(struct na_replay_diff *diff,
+                                   const struct na_article *a,
                                    const struct na_classification *cur,
                                    const struct na_classification *base);
 
@@ -209,32 +210,32 @@ void na_replay_diff_print(const struct na_replay_diff *diff, const char *const *
 
 /** What one run does; the outputs may be combined. */
 struct na_replay_opts {
-    rd_kafka_t *rk;   /**< borrowed: the na_replay_consumer_new() that resolved the range */
+    rd_kafka_t *rk; /**< borrowed: the na_replay_consumer_new() that resolved the range */
     const struct na_consumer_conf *conf; /**< brokers, topic, props, routes, deliver_* */
     const na_rules_t *rules;             /**< the rules whose alerts are output */
     const na_rules_t *baseline;          /**< backtest against these, or NULL */
     struct na_replay_diff *diff;         /**< filled when baseline is set */
-    bool post_routes;         /**< --routes: post to conf->routes through the ledger
-                                   (conf->ledger_topic, conf->ledger_timeout_ms) */
-    FILE *dry_run;            /**< --dry-run: alert/v1 lines here, or NULL */
-    FILE *output;             /**< --output: classified lines here, or NULL */
-    const char *output_topic; /**< --output-topic, or NULL */
-    int progress;             /**< 0 none, 1 bar on stderr, 2 log lines */
-    int64_t progress_interval_ms; /**< log line interval (progress 2) */
+    bool post_routes;               /**< --routes: post to conf->routes through the ledger
+                                         (conf->ledger_topic, conf->ledger_timeout_ms) */
+    FILE *dry_run;                  /**< --dry-run: alert/v1 lines here, or NULL */
+    FILE *output;                   /**< --output: classified lines here, or NULL */
+    const char *output_topic;       /**< --output-topic, or NULL */
+    int progress;                   /**< 0 none, 1 bar on stderr, 2 log lines */
+    int64_t progress_interval_ms;   /**< log line interval (progress 2) */
     volatile sig_atomic_t *running; /**< cleared by SIGINT/SIGTERM */
 };
 
 struct na_replay_stats {
-    uint64_t read;          /**< records read inside the offset ranges */
-    uint64_t filtered;      /**< read but outside the timestamp window */
-    uint64_t articles;      /**< decoded and classified */
-    uint64_t poison;        /**< not article/v1 (skipped, logged) */
-    uint64_t alerts;        /**< alerts raised by the rules */
-    uint64_t already_sent;  /**< (alert, route) pairs the ledger had */
-    uint64_t sent;          /**< (alert, route) pairs delivered now */
-    uint64_t failed;        /**< (alert, route) pairs given up on */
-    uint64_t output_lines;  /**< classified lines written or produced */
-    bool interrupted;       /**< stopped by *running before the end */
+    uint64_t read;         /**< records read inside the offset ranges */
+    uint64_t filtered;     /**< read but outside the timestamp window */
+    uint64_t articles;     /**< decoded and classified */
+    uint64_t poison;       /**< not article/v1 (skipped, logged) */
+    uint64_t alerts;       /**< alerts raised by the rules */
+    uint64_t already_sent; /**< (alert, route) pairs the ledger had */
+    uint64_t sent;         /**< (alert, route) pairs delivered now */
+    uint64_t failed;       /**< (alert, route) pairs given up on */
+    uint64_t output_lines; /**< classified lines written or produced */
+    bool interrupted;      /**< stopped by *running before the end */
 };
 
 /**
@@ -265,7 +266,8 @@ char *na_replay_classified_json(const struct na_article *a,
  *        enable.auto.offset.store=false.
  * @returns new handle (rd_kafka_destroy()), or NULL with errstr.
  */
-rd_kafka_t *na_replay_consumer_new(const char *brokers, const struct na_kafka_props *props,
-                                   char *errstr, size_t errstr_size);
+rd_kafka_t *na_replay_consumer_new(const char *brokers,
+                                   const struct na_kafka_props *props, char *errstr,
+                                   size_t errstr_size);
 
 #endif

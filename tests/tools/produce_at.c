@@ -192,8 +192,10 @@ int main(int argc, char **argv) {
         long long ts, part;
         if (!f[3] || na_parse_int64(f[0], 0, INT64_MAX, &ts) ||
             na_parse_int64(f[1], -1, 100000, &part)) {
-            fprintf(stderr, "newsalert-produce-at: bad line %llu (want "
-                            "TS\\tPARTITION\\tKEY\\tVALUE)\n", sent + 1);
+            fprintf(stderr,
+                    "newsalert-produce-at: bad line %llu (want "
+                    "TS\\tPARTITION\\tKEY\\tVALUE)\n",
+                    sent + 1);
             free(buf);
             goto out;
         }
@@ -222,8 +224,8 @@ int main(int argc, char **argv) {
     free(buf);
     rd_kafka_flush(rk, 60000);
     if (rd_kafka_outq_len(rk) || failed || acked != sent) {
-        fprintf(stderr, "newsalert-produce-at: %llu of %llu records acknowledged\n", acked,
-                sent);
+        fprintf(stderr, "newsalert-produce-at: %llu of %llu records acknowledged\n",
+                acked, sent);
         goto out;
     }
     fprintf(stderr, "produced %llu\n", acked);

@@ -31,19 +31,21 @@ static void test_bound_keywords_and_times(void **state) {
     (void)state;
     struct na_replay_bound b;
     char errstr[256];
-    assert_int_equal(na_replay_bound_parse("beginning", &b, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_replay_bound_parse("beginning", &b, errstr, sizeof(errstr)),
+                     NA_OK);
     assert_int_equal(b.kind, NA_REPLAY_BEGINNING);
     na_replay_bound_cleanup(&b);
     assert_int_equal(na_replay_bound_parse("end", &b, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(b.kind, NA_REPLAY_END);
     na_replay_bound_cleanup(&b);
-    assert_int_equal(na_replay_bound_parse("2026-01-06T08:00:00Z", &b, errstr,
-                                           sizeof(errstr)), NA_OK);
+    assert_int_equal(
+        na_replay_bound_parse("2026-01-06T08:00:00Z", &b, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(b.kind, NA_REPLAY_TIME);
     assert_int_equal(b.time_ms, 1767686400000LL);
     na_replay_bound_cleanup(&b);
-    assert_int_equal(na_replay_bound_parse("2026-01-06T16:00:00+08:00", &b, errstr,
-                                           sizeof(errstr)), NA_OK);
+    assert_int_equal(
+        na_replay_bound_parse("2026-01-06T16:00:00+08:00", &b, errstr, sizeof(errstr)),
+        NA_OK);
     assert_int_equal(b.time_ms, 1767686400000LL);
     na_replay_bound_cleanup(&b);
 }
@@ -67,10 +69,20 @@ static void test_bound_offsets_sorted(void **state) {
 
 static void test_bound_rejects_bad_input(void **state) {
     (void)state;
-    static const char *const bad[] = {"", "yesterday", "0:", ":5", "0:-1", "-1:5",
-                                      "0:1,", "0:1,,1:2", "0:1,0:2", "0:1x",
-                                      "2026-13-01T00:00:00Z", "2026-01-06T25:00:00Z",
-                                      "0:99999999999999999999", NULL};
+    static const char *const bad[] = {"",
+                                      "yesterday",
+                                      "0:",
+                                      ":5",
+                                      "0:-1",
+                                      "-1:5",
+                                      "0:1,",
+                                      "0:1,,1:2",
+                                      "0:1,0:2",
+                                      "0:1x",
+                                      "2026-13-01T00:00:00Z",
+                                      "2026-01-06T25:00:00Z",
+                                      "0:99999999999999999999",
+                                      NULL};
     for (size_t i = 0; bad[i]; i++) {
         struct na_replay_bound b;
         char errstr[256] = "";
@@ -97,10 +109,12 @@ static void test_plan_beginning_to_end_skips_empty_partitions(void **state) {
     struct na_replay_bound from, to;
     struct na_replay_range r;
     char errstr[256];
-    struct na_replay_wm wm[] = {{2, 5, 5, -1, -1}, {0, 10, 40, -1, -1}, {1, 0, 7, -1, -1}};
+    struct na_replay_wm wm[] = {
+        {2, 5, 5, -1, -1}, {0, 10, 40, -1, -1}, {1, 0, 7, -1, -1}};
     bound("beginning", &from);
     bound("end", &to);
-    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)),
+                     NA_OK);
     assert_int_equal(r.cnt, 3);
     assert_int_equal(r.parts[0].partition, 0); /* sorted */
     assert_int_equal(r.parts[0].start, 10);
@@ -128,10 +142,12 @@ static void test_plan_times(void **state) {
     char errstr[256];
     /* p0: both times inside; p1: nothing stamped at/after from (-1 -> high);
      * p2: to lies after every record (-1 -> high). */
-    struct na_replay_wm wm[] = {{0, 0, 100, 20, 60}, {1, 0, 50, -1, -1}, {2, 3, 9, 4, -1}};
+    struct na_replay_wm wm[] = {
+        {0, 0, 100, 20, 60}, {1, 0, 50, -1, -1}, {2, 3, 9, 4, -1}};
     bound("2026-01-06T00:00:00Z", &from);
     bound("2026-01-07T00:00:00Z", &to);
-    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)),
+                     NA_OK);
     assert_int_equal(r.parts[0].start, 20);
     assert_int_equal(r.parts[0].end, 60);
     assert_int_equal(r.parts[1].start, 50);
@@ -151,12 +167,14 @@ static void test_plan_offsets_select_and_clamp(void **state) {
     struct na_replay_bound from, to;
     struct na_replay_range r;
     char errstr[256];
-    struct na_replay_wm wm[] = {{0, 10, 40, -1, -1}, {1, 0, 7, -1, -1}, {2, 0, 9, -1, -1}};
+    struct na_replay_wm wm[] = {
+        {0, 10, 40, -1, -1}, {1, 0, 7, -1, -1}, {2, 0, 9, -1, -1}};
     /* Below the low watermark (deleted by retention) clamps up; the end is
      * exclusive and clamps to the high watermark; partition 2 is not named. */
     bound("0:3,1:5", &from);
     bound("end", &to);
-    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)),
+                     NA_OK);
     assert_int_equal(r.cnt, 2);
     assert_int_equal(r.parts[0].start, 10);
     assert_int_equal(r.parts[0].end, 40);
@@ -166,14 +184,16 @@ static void test_plan_offsets_select_and_clamp(void **state) {
     na_replay_bound_cleanup(&to);
     /* Both offset bounds: only partitions named by both; end < start is empty. */
     bound("1:900", &to);
-    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)),
+                     NA_OK);
     assert_int_equal(r.cnt, 1);
     assert_int_equal(r.parts[0].partition, 1);
     assert_int_equal(r.parts[0].end, 7);
     na_replay_range_cleanup(&r);
     na_replay_bound_cleanup(&to);
     bound("0:12,1:2", &to);
-    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_replay_plan(&from, &to, wm, 3, &r, errstr, sizeof(errstr)),
+                     NA_OK);
     assert_int_equal(r.parts[0].end, 12);
     assert_int_equal(r.parts[1].start, 5);
     assert_int_equal(r.parts[1].end, 5);
@@ -204,8 +224,9 @@ static void test_resume_args(void **state) {
     r.ts_from_ms = 1767657600000LL;
     r.ts_to_ms = 1767744000000LL;
     s = na_replay_resume_args(&r);
-    assert_string_equal(s, "--from 0:42,1:80 --to 0:90,1:80 --ts-from 2026-01-06T00:00:00Z "
-                           "--ts-to 2026-01-07T00:00:00Z");
+    assert_string_equal(s,
+                        "--from 0:42,1:80 --to 0:90,1:80 --ts-from 2026-01-06T00:00:00Z "
+                        "--ts-to 2026-01-07T00:00:00Z");
     free(s);
 }
 
@@ -261,12 +282,12 @@ static void test_diff_gained_lost_per_topic(void **state) {
     na_rules_t *base = load_rules(old_rules);
     struct na_replay_diff diff;
     static const char *const titles[] = {
-        "Taipei holds drills",          /* taiwan gained */
-        "Taiwan votes",                 /* taiwan in both */
-        "Rare earth prices climb",      /* rare_earths lost */
+        "Taipei holds drills",           /* taiwan gained */
+        "Taiwan votes",                  /* taiwan in both */
+        "Rare earth prices climb",       /* rare_earths lost */
         "Gallium curbs, rare earth too", /* rare_earths in both */
-        "Gallium output rises",         /* rare_earths gained */
-        "Weather",                      /* nothing */
+        "Gallium output rises",          /* rare_earths gained */
+        "Weather",                       /* nothing */
     };
     na_replay_diff_init(&diff);
     for (size_t i = 0; i < sizeof(titles) / sizeof(*titles); i++) {
@@ -289,7 +310,8 @@ static void test_diff_gained_lost_per_topic(void **state) {
     char *text = NULL;
     size_t len = 0;
     FILE *fp = open_memstream(&text, &len);
-    static const char *const topics[] = {"taiwan", "rare_earths", "export_controls", NULL};
+    static const char *const topics[] = {"taiwan", "rare_earths", "export_controls",
+                                         NULL};
     na_replay_diff_print(&diff, topics, fp);
     fclose(fp);
     assert_non_null(strstr(text, "+ taiwan  Taipei holds drills  ("));
@@ -359,13 +381,12 @@ static void produce_article(rd_kafka_t *rk, int32_t partition, const char *url,
     a.source_feed_url = na_strdup("https://x.test/feed");
     char *json = na_article_to_json(&a);
     assert_non_null(json);
-    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
-                                       RD_KAFKA_V_PARTITION(partition),
-                                       RD_KAFKA_V_KEY(a.id, strlen(a.id)),
-                                       RD_KAFKA_V_VALUE(json, strlen(json)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_END),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_KEY(a.id, strlen(a.id)),
+                          RD_KAFKA_V_VALUE(json, strlen(json)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
     free(json);
     na_article_cleanup(&a);
 }
@@ -375,13 +396,15 @@ static int mock_setup(void **state) {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     na_log_set_level(NA_LOG_ERROR);
-    assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", errstr,
-                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
     m->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     assert_non_null(m->prod);
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
     assert_non_null(mc);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, 3, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, 3, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
     m->bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
     /* p0: 5 articles (2 about Taiwan, one of them twice), p1: 3, p2: none. */
     produce_article(m->prod, 0, "https://x.test/a0", "Taiwan drills");
@@ -421,8 +444,8 @@ static size_t count_lines(const char *s) {
     return n;
 }
 
-static void run(struct mock *m, const char *from_s, const char *to_s, const char *rules_json,
-                int running_flag, struct run_out *out) {
+static void run(struct mock *m, const char *from_s, const char *to_s,
+                const char *rules_json, int running_flag, struct run_out *out) {
     struct na_consumer_conf conf;
     struct na_replay_bound from, to;
     char errstr[512] = "";
@@ -438,8 +461,9 @@ static void run(struct mock *m, const char *from_s, const char *to_s, const char
     conf.drain_timeout_ms = 1000;
     bound(from_s, &from);
     bound(to_s, &to);
-    assert_int_equal(na_replay_resolve(rk, TOPIC, &from, &to, 0, 10000, &out->range, errstr,
-                                       sizeof(errstr)), NA_OK);
+    assert_int_equal(na_replay_resolve(rk, TOPIC, &from, &to, 0, 10000, &out->range,
+                                       errstr, sizeof(errstr)),
+                     NA_OK);
     FILE *dry = open_memstream(&out->dry, &out->dry_len);
     FILE *cls = open_memstream(&out->classified, &out->classified_len);
     struct na_replay_opts opts = {
@@ -450,8 +474,8 @@ static void run(struct mock *m, const char *from_s, const char *to_s, const char
         .output = cls,
         .running = &running,
     };
-    assert_int_equal(na_replay_run(&opts, &out->range, &out->stats, errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_replay_run(&opts, &out->range, &out->stats, errstr, sizeof(errstr)), NA_OK);
     fclose(dry);
     fclose(cls);
     rd_kafka_consumer_close(rk);
