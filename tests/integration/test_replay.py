@@ -190,6 +190,16 @@ def test_time_window_returns_exactly_the_articles_inside_it(ctx):
     assert [r["offset"] for r in part0][:6] == list(range(6))
     assert read_ids(out_off) == [r["key"] for r in part0[2:5]]
 
+    # The same lines produced to a topic, keyed by article id.
+    out_topic = ctx.topic("na.it.replay.classified")
+    rc, p = topic.replay(cfg, "--from", iso(lo), "--to", iso(hi), "--output-topic",
+                         out_topic)
+    assert rc == 0, p.tail()
+    recs = harness.kcat_consume(ctx.brokers, out_topic, count=10, timeout=30)
+    assert sorted(r["key"] for r in recs) == want
+    assert all(json.loads(r["value"])["id"] == r["key"] for r in recs)
+    assert len(harness.kcat_consume(ctx.brokers, out_topic)) == 10
+
     # Dry run: the alerts it would send, alert/v1, one per (article, topic).
     rc, p = topic.replay(cfg, "--from", iso(lo), "--to", iso(hi), "--dry-run")
     assert rc == 0, p.tail()
