@@ -60,6 +60,11 @@ def metric(metrics, name, labels=""):
     return metrics.get((name, "{%s}" % labels if labels else ""), 0.0)
 
 
+def metric_sum(metrics, name, label):
+    """Sum of `name` over every label set that holds `label` (feed="x")."""
+    return sum(v for (n, labels), v in metrics.items() if n == name and label in labels)
+
+
 def article(n, title):
     url = "http://news.test/ops/%d" % n
     return {"schema": "article/v1", "id": hashlib.sha256(url.encode()).hexdigest(),
@@ -218,16 +223,23 @@ def test_producer_metrics_scraped_during_a_run_match_what_happened(ctx):
     p = ctx.proc([ctx.bin("newsalert-producer"), "--brokers", ctx.brokers, "--sources",
                   sources, "--state-dir", ctx.path("state"), "--topic", topic,
                   "--http-listen", "127.0.0.1:%d" % port], name="producer")
+    harness.wait_until(lambda: http_get("http://127.0.0.1:%d/healthz" % port)[0] == 200, 60,
+                       what="producer /healthz 200")
 
     def settled():
         m = scrape(port)
         return (metric(m, "newsalert_producer_articles_delivered_total") >= 5 and
                 metric(m, "newsalert_producer_not_modified_total", 'feed="ok"') >= 1 and
-                metric(m, "newsalert_producer_fetch_errors_total", 'feed="down"') >= 1) and m
+                metric_sum(m, "newsalert_producer_fetch_errors_total", 'feed="down"') >= 1
+                ) and m
     m = harness.wait_until(settled, 60, interval=0.3, what="producer counters")
     assert metric(m, "newsalert_producer_articles_produced_total") == 5
     assert metric(m, "newsalert_producer_articles_delivered_total") == 5
     assert metric(m, "newsalert_producer_delivery_errors_total") == 0
+    # Every fetch of down.xml failed and was counted as a fetch error.
+    assert metric_sum(m, "newsalert_producer_fetch_errors_total", 'feed="down"') == \
+        feeds.count("/down.xml"), feeds.count("/down.xml")
+    assert metric_sum(m, "newsalert_producer_fetch_errors_total", 'feed="ok"') == 0
     # Every answered fetch of ok.xml is counted (one may be in flight now).
     fetches = metric(m, "newsalert_producer_fetches_total", 'feed="ok"')
     assert feeds.count("/ok.xml") - 1 <= fetches <= feeds.count("/ok.xml"), (
