@@ -217,6 +217,8 @@ def main():
     ap.add_argument("--long-outage", type=float, default=15,
                     help="seconds of the one long broker outage (> message timeout)")
     ap.add_argument("--publish-every", type=float, default=0.4)
+    ap.add_argument("--down-max", type=float, default=20,
+                    help="longest webhook outage, seconds (full run: minutes)")
     ap.add_argument("--max-rss-mb", type=float, default=200)
     ap.add_argument("--drain", type=float, default=240, help="max seconds to drain")
     ap.add_argument("--keep", action="store_true")
@@ -345,7 +347,8 @@ def main():
                     threading.Timer(rng.uniform(3, 8), h.up).start()
                 else:
                     h.down(503, retry_after=1)
-                    threading.Timer(rng.uniform(5, 20), h.up).start()
+                    threading.Timer(rng.uniform(min(5, args.down_max), args.down_max),
+                                    h.up).start()
             elif what == "rebalance":
                 counts["rebalances"] += 1
                 if second.alive():
