@@ -11,6 +11,7 @@
 #include "date.h"
 #include "html.h"
 #include "newsalert/limits.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "url.h"
@@ -647,9 +648,11 @@ na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
     return na_feed_parse_ex(buf, len, base_url, 0, feed, errstr, errstr_size);
 }
 
-na_err_t na_feed_parse_ex(const char *buf, size_t len, const char *base_url,
+/* na_feed_parse_ex() without the metrics; *format_out: the format
+ * detected, also on failure (NULL when none was). */
+static na_err_t parse_any(const char *buf, size_t len, const char *base_url,
                           unsigned flags, struct na_feed *feed, char *errstr,
-                          size_t errstr_size) {
+                          size_t errstr_size, const char **format_out) {
     struct na_feed_ctx ctx;
     na_err_t err = NA_OK;
     char dummy[1];
@@ -659,6 +662,7 @@ na_err_t na_feed_parse_ex(const char *buf, size_t len, const char *base_url,
         errstr_size = sizeof(dummy);
     }
     errstr[0] = '\0';
+    *format_out = NULL;
     na_feed_cleanup(feed);
     memset(&ctx, 0, sizeof(ctx));
     ctx.feed = feed;
@@ -710,11 +714,57 @@ na_err_t na_feed_parse_ex(const char *buf, size_t len, const char *base_url,
         snprintf(errstr, errstr_size, "not a feed: neither XML nor JSON");
         err = NA_ERR_PARSE;
     }
+    *format_out = feed->format;
     if (err) {
         if (err == NA_ERR_NOMEM && !errstr[0]) {
             snprintf(errstr, errstr_size, "out of memory");
         }
         na_feed_cleanup(feed);
     }
+    return err;
+}
+
+/* Process-wide counters (the fetcher counts per feed): documents by format
+ * and outcome, items kept and dropped by format. */
+static void count(const char *format, na_err_t err, const struct na_feed *feed) {
+    char labels[96];
+    const char *result = "ok";
+    if (err == NA_ERR_TOO_LARGE) {
+        result = "too_large";
+    } else if (err == NA_ERR_UNSUPPORTED) {
+        result = "unsupported";
+    } else if (err == NA_ERR_NOMEM) {
+        result = "nomem";
+    } else if (err) {
+        result = "malformed";
+    }
+    snprintf(labels, sizeof(labels), "format=\"%s\",result=\"%s\"",
+             format ? format : "unknown", result);
+    na_metrics_inc("newsalert_feed_documents_total",
+                   "Feed documents parsed, by detected format and outcome", labels);
+    if (err) {
+        return;
+    }
+    snprintf(labels, sizeof(labels), "format=\"%s\"", format);
+    na_metric_add(na_metrics_get(NA_METRIC_COUNTER, "newsalert_feed_items_total",
+                                 "Items read from feed documents", labels),
+                  (double)feed->items_cnt);
+    if (feed->items_dropped) {
+        na_metric_add(
+            na_metrics_get(NA_METRIC_COUNTER, "newsalert_feed_items_dropped_total",
+                           "Items skipped: over the item cap, or without link, guid "
+                           "and title",
+                           labels),
+            (double)feed->items_dropped);
+    }
+}
+
+na_err_t na_feed_parse_ex(const char *buf, size_t len, const char *base_url,
+                          unsigned flags, struct na_feed *feed, char *errstr,
+                          size_t errstr_size) {
+    const char *format = NULL;
+    na_err_t err =
+        parse_any(buf, len, base_url, flags, feed, errstr, errstr_size, &format);
+    count(format, err, feed);
     return err;
 }

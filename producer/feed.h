@@ -15,6 +15,12 @@
  * undeclared one as the HTML 4 character of that name, anything else
  * (external, nested, markup) as nothing (details in feed.c).
  *
+ * Every call is counted in the process-wide metrics (metrics.h):
+ * newsalert_feed_documents_total{format,result} (result ok, malformed,
+ * too_large, unsupported, nomem; format "unknown" before detection),
+ * newsalert_feed_items_total{format} and
+ * newsalert_feed_items_dropped_total{format}. The fetcher counts per feed.
+ *
  * Thread-safe for distinct feeds, once libxml2 is initialised: call
  * xmlInitParser() (or parse one document) before starting threads.
  */

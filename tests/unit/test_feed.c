@@ -33,6 +33,7 @@
 #include "feed.h"
 #include "feed_internal.h" /* NA_FEED_MAX_XML_MARKUP */
 #include "newsalert/limits.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 
@@ -844,6 +845,100 @@ static void test_mutated_fixtures(void **state) {
     assert_true(parsed > 0 && failed > 0);
 }
 
+/* NA_FEED_LITERAL: no item dropped, nothing derived; the default derives. */
+static void test_literal_flag(void **state) {
+    (void)state;
+    static const char rdf[] =
+        "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\" "
+        "xmlns=\"http://purl.org/rss/1.0/\"><channel rdf:about=\"https://r.example/\">"
+        "<title>R</title><link>https://r.example/</link><dc:language "
+        "xmlns:dc=\"http://purl.org/dc/elements/1.1/\">fr</dc:language></channel>"
+        "<item rdf:about=\"https://r.example/1\"><description>d</description>"
+        "<dcterms:modified xmlns:dcterms=\"http://purl.org/dc/terms/\">"
+        "2026-01-06T08:00:00Z</dcterms:modified></item>"
+        "<item><description>nothing to name it by</description></item></rdf:RDF>";
+    static const char atom[] =
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><author><name>Feed Author</name>"
+        "</author><entry><title>t</title></entry></feed>";
+    struct na_feed feed;
+    char errstr[256];
+    na_feed_init(&feed);
+
+    assert_int_equal(
+        na_feed_parse(rdf, sizeof(rdf) - 1, NULL, &feed, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(feed.items_cnt, 1);
+    assert_int_equal(feed.items_dropped, 1);
+    assert_string_equal(feed.items[0].guid, "https://r.example/1");
+    assert_string_equal(feed.items[0].url, "https://r.example/1");
+    assert_string_equal(feed.items[0].lang, "fr");
+    assert_int_equal(feed.items[0].published_at, 1767686400);
+
+    assert_int_equal(na_feed_parse_ex(rdf, sizeof(rdf) - 1, NULL, NA_FEED_LITERAL, &feed,
+                                      errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(feed.items_cnt, 2);
+    assert_int_equal(feed.items_dropped, 0);
+    assert_null(feed.items[0].guid);
+    assert_null(feed.items[0].url);
+    assert_null(feed.items[0].lang);
+    assert_int_equal(feed.items[0].published_at, NA_TIME_UNKNOWN);
+    assert_int_equal(feed.items[0].updated_at, 1767686400);
+    assert_string_equal(feed.items[1].summary, "nothing to name it by");
+
+    assert_int_equal(
+        na_feed_parse(atom, sizeof(atom) - 1, NULL, &feed, errstr, sizeof(errstr)),
+        NA_OK);
+    assert_int_equal(feed.items[0].authors_cnt, 1);
+    assert_string_equal(feed.items[0].authors[0], "Feed Author");
+    assert_int_equal(na_feed_parse_ex(atom, sizeof(atom) - 1, NULL, NA_FEED_LITERAL,
+                                      &feed, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(feed.items[0].authors_cnt, 0);
+    na_feed_cleanup(&feed);
+}
+
+static double metric(const char *name, const char *labels) {
+    return na_metric_value(na_metrics_get(NA_METRIC_COUNTER, name, "test", labels));
+}
+
+/* Every parse is counted by format and outcome; items kept and dropped. */
+static void test_metrics_counted(void **state) {
+    (void)state;
+    static const char rss[] = "<rss version=\"2.0\"><channel><item><title>a</title>"
+                              "</item><item><description>no name</description></item>"
+                              "<item><link>https://m.example/b</link></item>"
+                              "</channel></rss>";
+    static const char bad[] = "<rss><channel></rss>";
+    static const char json[] = "[1, 2]";
+    struct na_feed feed;
+    char errstr[256];
+    const char *ok = "format=\"rss\",result=\"ok\"";
+    const char *malformed = "format=\"unknown\",result=\"malformed\"";
+    const char *unsupported = "format=\"unknown\",result=\"unsupported\"";
+    double ok0 = metric("newsalert_feed_documents_total", ok);
+    double bad0 = metric("newsalert_feed_documents_total", malformed);
+    double uns0 = metric("newsalert_feed_documents_total", unsupported);
+    double items0 = metric("newsalert_feed_items_total", "format=\"rss\"");
+    double dropped0 = metric("newsalert_feed_items_dropped_total", "format=\"rss\"");
+
+    na_feed_init(&feed);
+    assert_int_equal(
+        na_feed_parse(rss, sizeof(rss) - 1, NULL, &feed, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(
+        na_feed_parse(bad, sizeof(bad) - 1, NULL, &feed, errstr, sizeof(errstr)),
+        NA_ERR_PARSE);
+    assert_int_equal(
+        na_feed_parse(json, sizeof(json) - 1, NULL, &feed, errstr, sizeof(errstr)),
+        NA_ERR_UNSUPPORTED);
+    na_feed_cleanup(&feed);
+    assert_true(metric("newsalert_feed_documents_total", ok) == ok0 + 1);
+    assert_true(metric("newsalert_feed_documents_total", malformed) == bad0 + 1);
+    assert_true(metric("newsalert_feed_documents_total", unsupported) == uns0 + 1);
+    assert_true(metric("newsalert_feed_items_total", "format=\"rss\"") == items0 + 2);
+    assert_true(metric("newsalert_feed_items_dropped_total", "format=\"rss\"") ==
+                dropped0 + 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures),
@@ -856,6 +951,8 @@ int main(void) {
         cmocka_unit_test(test_xxe_local_file),
         cmocka_unit_test(test_reuse_and_failure_leaves_clean),
         cmocka_unit_test(test_cmd_parse),
+        cmocka_unit_test(test_literal_flag),
+        cmocka_unit_test(test_metrics_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
