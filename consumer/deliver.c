@@ -427,7 +427,10 @@ static void fold_digest(struct rstate *rs) {
     const struct na_digest_item **items = NULL;
     struct na_buf body;
 
-    if (r->digest_threshold <= 0 || !r->format->render_digest) {
+    /* A head that is being retried goes alone first: a route that is down
+     * is probed with one alert, and the backlog is folded once it answers. */
+    if (r->digest_threshold <= 0 || !r->format->render_digest || !rs->head ||
+        rs->head->attempts) {
         return;
     }
     for (struct job *j = rs->head; j; j = j->next) {

@@ -62,9 +62,14 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     if (a->published_at != NA_TIME_UNKNOWN) {
         na_time_format_rfc3339(a->published_at, ts);
     }
-    /* Header blocks are plain_text: no escaping needed, just the limit. */
-    header = na_format_truncate(a->title && *a->title ? a->title : "(untitled)",
-                                SLACK_HEADER_MAX);
+    /* Header blocks are plain_text, where Slack does not fire mentions;
+     * escaped all the same (Slack decodes &amp; &lt; &gt; in every text
+     * object) so no <!here> ever reaches Slack raw. Cut once more after
+     * escaping, which can only grow the text. */
+    na_format_slack_escape(&title, a->title && *a->title ? a->title : "(untitled)",
+                           SLACK_HEADER_MAX);
+    header = title.oom ? NULL : na_format_truncate(title.data ? title.data : "",
+                                                   SLACK_HEADER_MAX);
     section = section_text(alert);
     na_buf_printf(&fb, "[%s] ", alert->match->topic);
     na_format_slack_escape(&fb, a->title ? a->title : "", 1000);
