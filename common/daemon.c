@@ -33,7 +33,8 @@ na_err_t na_daemon_signals_install(char *errstr, size_t errstr_size) {
     static const struct {
         int sig;
         void (*fn)(int);
-    } plan[] = {{SIGTERM, on_stop}, {SIGINT, on_stop}, {SIGHUP, on_hup}, {SIGPIPE, SIG_IGN}};
+    } plan[] = {
+        {SIGTERM, on_stop}, {SIGINT, on_stop}, {SIGHUP, on_hup}, {SIGPIPE, SIG_IGN}};
 
     running = 1;
     stops = 0;
@@ -45,7 +46,8 @@ na_err_t na_daemon_signals_install(char *errstr, size_t errstr_size) {
         /* SA_RESTART: a signal does not fail a read() of a config file. */
         sa.sa_flags = SA_RESTART;
         if (sigaction(plan[i].sig, &sa, NULL)) {
-            snprintf(errstr, errstr_size, "sigaction(%d): %s", plan[i].sig, strerror(errno));
+            snprintf(errstr, errstr_size, "sigaction(%d): %s", plan[i].sig,
+                     strerror(errno));
             return NA_ERR_IO;
         }
     }
@@ -131,18 +133,20 @@ int na_daemon_parse_listen(const char *listen, char *host, size_t host_size, int
     return 0;
 }
 
-static na_err_t check_values(const char *log_format, const char *http_listen, char *errstr,
-                             size_t errstr_size) {
+static na_err_t check_values(const char *log_format, const char *http_listen,
+                             char *errstr, size_t errstr_size) {
     char host[256];
     int port;
     if (log_format && strcmp(log_format, "logfmt") && strcmp(log_format, "json")) {
-        snprintf(errstr, errstr_size, "log_format: want logfmt|json, not \"%s\"", log_format);
+        snprintf(errstr, errstr_size, "log_format: want logfmt|json, not \"%s\"",
+                 log_format);
         return NA_ERR_CONFIG;
     }
     if (http_listen && *http_listen &&
         na_daemon_parse_listen(http_listen, host, sizeof(host), &port)) {
         snprintf(errstr, errstr_size,
-                 "http_listen: want HOST:PORT, [V6]:PORT or :PORT, not \"%s\"", http_listen);
+                 "http_listen: want HOST:PORT, [V6]:PORT or :PORT, not \"%s\"",
+                 http_listen);
         return NA_ERR_CONFIG;
     }
     return NA_OK;
@@ -169,9 +173,45 @@ na_err_t na_daemon_conf_apply(const struct na_daemon_conf *dc, char *errstr,
     if (err) {
         return err;
     }
-    na_log_set_format(dc->log_format && !strcmp(dc->log_format, "json") ? NA_LOG_FORMAT_JSON
-                                                                       : NA_LOG_FORMAT_LOGFMT);
+    na_log_set_format(dc->log_format && !strcmp(dc->log_format, "json")
+                          ? NA_LOG_FORMAT_JSON
+                          : NA_LOG_FORMAT_LOGFMT);
     return NA_OK;
+}
+
+void na_daemon_kafka_gauges(rd_kafka_t *rk, const char *client) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    char labels[512], esc[300];
+
+    snprintf(labels, sizeof(labels), "client=\"%s\"",
+             na_metrics_label_escape(client, esc, sizeof(esc)));
+    na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_kafka_queue_messages",
+                                 "Messages and requests waiting in a Kafka client's queues.",
+                                 labels),
+                  (double)rd_kafka_outq_len(rk));
+    if (rd_kafka_type(rk) != RD_KAFKA_CONSUMER || rd_kafka_assignment(rk, &parts)) {
+        return;
+    }
+    if (!rd_kafka_position(rk, parts)) {
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            int64_t lo = -1, hi = -1;
+            if (tp->offset < 0 ||
+                rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi) ||
+                hi < 0) {
+                continue; /* nothing consumed yet, or no watermark seen yet */
+            }
+            snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"",
+                     na_metrics_label_escape(tp->topic, esc, sizeof(esc)),
+                     (int)tp->partition);
+            na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_lag_messages",
+                                         "Records behind the high watermark, per "
+                                         "assigned partition.",
+                                         labels),
+                          (double)(hi > tp->offset ? hi - tp->offset : 0));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
 }
 
 na_err_t na_daemon_reload(const char *comp, const struct na_reload_ops *ops, void *ctx) {

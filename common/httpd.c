@@ -21,8 +21,9 @@
 #define CT_HTML "text/html; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 /* The page has no script at all; inline CSS is its only style. */
-#define PAGE_CSP "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; " \
-                 "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#define PAGE_CSP                                                                         \
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "                    \
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 struct na_httpd_s {
     struct MHD_Daemon *mhd;
@@ -220,9 +221,11 @@ static void render_alerts(struct na_buf *buf, const json_t *alerts) {
         na_buf_puts(buf, "</span> <span class=\"score\">score ");
         put_value(buf, json_object_get(a, "score"));
         na_buf_puts(buf, "</span> ");
-        put_link(buf, jstr(a, "url"), *jstr(a, "title") ? jstr(a, "title") : "(untitled)");
+        put_link(buf, jstr(a, "url"),
+                 *jstr(a, "title") ? jstr(a, "title") : "(untitled)");
         na_buf_puts(buf, "</div>\n<div class=\"meta\">");
-        na_httpd_html_escape(buf, *jstr(a, "source") ? jstr(a, "source") : "unknown source");
+        na_httpd_html_escape(buf,
+                             *jstr(a, "source") ? jstr(a, "source") : "unknown source");
         na_buf_puts(buf, " &middot; published ");
         put_value(buf, json_object_get(a, "published_at"));
         na_buf_puts(buf, " &middot; alerted ");
@@ -267,10 +270,11 @@ static const char page_css[] =
     "ol.alerts li{margin:.6em 0}.topic{font-weight:700}.score{color:#57606a}"
     ".ev{font-size:.9em}q{background:#fff8c5}a{color:#0969da}";
 
-char *na_httpd_render_page(const char *daemon_name, const json_t *status, int64_t age_ms) {
+char *na_httpd_render_page(const char *daemon_name, const json_t *status,
+                           int64_t age_ms) {
     struct na_buf buf;
-    const char *name = status && *jstr(status, "daemon") ? jstr(status, "daemon")
-                                                          : daemon_name;
+    const char *name =
+        status && *jstr(status, "daemon") ? jstr(status, "daemon") : daemon_name;
     na_buf_init(&buf);
     na_buf_puts(&buf, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                       "<meta name=\"viewport\" content=\"width=device-width\">"
@@ -305,7 +309,7 @@ char *na_httpd_render_page(const char *daemon_name, const json_t *status, int64_
         na_buf_puts(&buf, " &middot; Kafka ");
         badge(&buf, json_is_true(json_object_get(kafka, "connected")),
               json_is_true(json_object_get(kafka, "connected")) ? "connected"
-                                                                 : "not connected");
+                                                                : "not connected");
         if (*jstr(kafka, "brokers")) {
             na_buf_puts(&buf, " ");
             na_httpd_html_escape(&buf, jstr(kafka, "brokers"));
@@ -331,9 +335,10 @@ char *na_httpd_render_page(const char *daemon_name, const json_t *status, int64_
     if (json_object_get(status, "alerts")) {
         render_alerts(&buf, json_object_get(status, "alerts"));
     }
-    na_buf_puts(&buf, "<p class=\"sub\">Read-only. Machine-readable: <a href=\"/status.json\">"
-                      "/status.json</a>, <a href=\"/metrics\">/metrics</a>, "
-                      "<a href=\"/readyz\">/readyz</a>.</p>\n</body></html>\n");
+    na_buf_puts(&buf,
+                "<p class=\"sub\">Read-only. Machine-readable: <a href=\"/status.json\">"
+                "/status.json</a>, <a href=\"/metrics\">/metrics</a>, "
+                "<a href=\"/readyz\">/readyz</a>.</p>\n</body></html>\n");
     if (buf.oom) {
         na_buf_cleanup(&buf);
         return NULL;
@@ -343,13 +348,13 @@ char *na_httpd_render_page(const char *daemon_name, const json_t *status, int64_
 
 /* ---- the server ---- */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
-                             char *body, bool head) {
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
+                             const char *type, char *body, bool head) {
     /* MUST_FREE: libmicrohttpd frees body with free() once sent. */
     size_t len = body ? strlen(body) : 0;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE
-                                                                           : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body ? body : (void *)"",
+        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     enum MHD_Result ret;
     char labels[96];
 
@@ -372,7 +377,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
     MHD_destroy_response(resp);
     snprintf(labels, sizeof(labels), "code=\"%u\"", status);
     na_metrics_inc("newsalert_http_requests_total",
-                   "Requests answered by the operations listener, by status code.", labels);
+                   "Requests answered by the operations listener, by status code.",
+                   labels);
     return ret;
 }
 
@@ -396,7 +402,8 @@ static void stall_reason(const struct na_httpd_s *h, char *buf, size_t size) {
     int64_t age = na_mono_ms() - h->published_ms;
     buf[0] = '\0';
     if (h->published_ms && age > h->stall_ms) {
-        snprintf(buf, size, "main loop stalled: no status for %lld s", (long long)(age / 1000));
+        snprintf(buf, size, "main loop stalled: no status for %lld s",
+                 (long long)(age / 1000));
     }
 }
 
@@ -427,15 +434,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     stall_reason(h, stalled, sizeof(stalled));
     if (!strcmp(url, "/healthz")) {
         code = stalled[0] ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
-        body = json_text(stalled[0] ? json_pack("{ss ss}", "status", "stalled", "reason",
-                                                stalled)
-                                    : json_pack("{ss}", "status", "ok"));
+        body = json_text(
+            stalled[0] ? json_pack("{ss ss}", "status", "stalled", "reason", stalled)
+                       : json_pack("{ss}", "status", "ok"));
     } else if (!strcmp(url, "/readyz")) {
         json_t *reasons = json_array();
-        bool ready = h->status && json_is_true(json_object_get(h->status, "ready")) &&
-                     !stalled[0];
+        bool ready =
+            h->status && json_is_true(json_object_get(h->status, "ready")) && !stalled[0];
         if (!h->status) {
-            json_array_append_new(reasons, json_string("starting: no status published yet"));
+            json_array_append_new(reasons,
+                                  json_string("starting: no status published yet"));
         } else if (stalled[0]) {
             json_array_append_new(reasons, json_string(stalled));
         }
@@ -473,7 +481,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
-                                                            va_list ap) {
+                                                             va_list ap) {
     char msg[512];
     (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -484,8 +492,8 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
     na_log(NA_LOG_WARN, "httpd", "httpd_error", "err=%s", na_log_q(msg));
 }
 
-na_err_t na_httpd_start(const struct na_httpd_opts *opts, na_httpd_t **httpdp, char *errstr,
-                        size_t errstr_size) {
+na_err_t na_httpd_start(const struct na_httpd_opts *opts, na_httpd_t **httpdp,
+                        char *errstr, size_t errstr_size) {
     struct na_httpd_s *h = NULL;
     struct addrinfo hints, *res = NULL;
     char host[256], portstr[16];
@@ -505,7 +513,8 @@ na_err_t na_httpd_start(const struct na_httpd_opts *opts, na_httpd_t **httpdp, c
     snprintf(portstr, sizeof(portstr), "%d", port);
     gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
     if (gai) {
-        snprintf(errstr, errstr_size, "http_listen %s: %s", opts->listen, gai_strerror(gai));
+        snprintf(errstr, errstr_size, "http_listen %s: %s", opts->listen,
+                 gai_strerror(gai));
         return NA_ERR_CONFIG;
     }
     if (!(h = calloc(1, sizeof(*h)))) {
@@ -524,23 +533,23 @@ na_err_t na_httpd_start(const struct na_httpd_opts *opts, na_httpd_t **httpdp, c
         flags |= MHD_USE_IPv6;
     }
     /* The logger first, so that libmicrohttpd never writes to stderr itself. */
-    h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
-                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                              MHD_OPTION_SOCK_ADDR, res->ai_addr,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-                              MHD_OPTION_END);
+    h->mhd = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)64, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)65536, MHD_OPTION_END);
     if (!h->mhd) {
-        snprintf(errstr, errstr_size, "http_listen %s: cannot listen (address in use or "
-                 "not local?)", opts->listen);
+        snprintf(errstr, errstr_size,
+                 "http_listen %s: cannot listen (address in use or "
+                 "not local?)",
+                 opts->listen);
         err = NA_ERR_IO;
         goto out;
     }
     h->port = port;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd,
-                                                           MHD_DAEMON_INFO_LISTEN_FD);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_LISTEN_FD);
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     if (info && !getsockname(info->listen_fd, (struct sockaddr *)&ss, &sslen)) {

@@ -19,6 +19,7 @@
 #ifndef NEWSALERT_DAEMON_H
 #define NEWSALERT_DAEMON_H
 
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,12 +42,14 @@ struct na_daemon_conf {
  *     NA_DAEMON_CONF_ENTRIES(struct na_producer_conf, daemon),
  *     NA_CONF_END,
  */
+/* clang-format off */
 #define NA_DAEMON_CONF_ENTRIES(type, member)                                        \
     {"log_format", NA_CONF_STRING, offsetof(type, member.log_format), "logfmt",     \
      "log line format: logfmt|json", 0, 0, 0},                                      \
     {"http_listen", NA_CONF_STRING, offsetof(type, member.http_listen), "",         \
      "HOST:PORT for /healthz /readyz /metrics and the status page (empty: off)", 0, \
      0, 0}
+/* clang-format on */
 
 /**
  * @brief Apply the resolved settings: the log format; checks that
@@ -118,6 +121,17 @@ int64_t na_daemon_deadline(int64_t timeout_ms);
  *          as the poll timeout of a drain loop: `while (work && left > 0)`.
  */
 int na_daemon_deadline_left_ms(int64_t deadline, int max_ms);
+
+/**
+ * @brief Refresh the Kafka gauges of one client, from its local state (no
+ *        broker round trip): `newsalert_kafka_queue_messages{client}` (messages
+ *        and requests waiting in its queues: rd_kafka_outq_len()) and, for a
+ *        consumer, `newsalert_consumer_lag_messages{topic,partition}` (high
+ *        watermark last seen minus the position) for every assigned partition
+ *        that has both. Call it from the main loop about once a second.
+ * @param client short name for the label ("articles", "dlq", "consumer").
+ */
+void na_daemon_kafka_gauges(rd_kafka_t *rk, const char *client);
 
 /** One piece of state that can be reloaded: load into staging, then swap. */
 struct na_reload_ops {

@@ -14,8 +14,8 @@
  * | path           | 200 when                               | body                      |
  * |----------------|----------------------------------------|---------------------------|
  * | `/healthz`     | the main loop published within stall_ms | `{"status":"ok"}`        |
- * | `/readyz`      | the snapshot says `"ready": true`      | `{"ready":..,"reasons":[..]}` |
- * | `/metrics`     | always                                 | Prometheus text 0.0.4     |
+ * | `/readyz`      | the snapshot says `"ready": true`      |
+ * `{"ready":..,"reasons":[..]}` | | `/metrics`     | always | Prometheus text 0.0.4     |
  * | `/status.json` | a snapshot exists                      | the snapshot              |
  * | `/`            | always                                 | HTML status page          |
  *
@@ -46,8 +46,8 @@
  *       "alerts": [{"at": "..", "topic": "taiwan", "score": 7.5, "title": "..",
  *                   "url": "https://..", "source": "Harbour Wire",
  *                   "published_at": "..",
- *                   "routes": [{"name": "desk", "outcome": "sent|retrying|dead_lettered"}],
- *                   "evidence": [{"term": "taiwan", "matched": "Taiwan",
+ *                   "routes": [{"name": "desk", "outcome":
+ * "sent|retrying|dead_lettered"}], "evidence": [{"term": "taiwan", "matched": "Taiwan",
  *                                 "field": "title"}]}]   // newest first
  *     }
  *

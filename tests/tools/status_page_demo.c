@@ -29,7 +29,8 @@ static const char status_text[] =
     "   \"last_success\": \"2026-01-06T09:12:40Z\", \"stale_s\": 20, \"stale\": false,"
     "   \"fetches\": 74, \"errors\": 0, \"error\": \"\"},"
     "  {\"id\": \"meridian-post\", \"name\": \"The Meridian Post\","
-    "   \"url\": \"https://meridian-post.example/feed.atom\", \"status\": \"not_modified\","
+    "   \"url\": \"https://meridian-post.example/feed.atom\", \"status\": "
+    "\"not_modified\","
     "   \"http_status\": 304, \"last_fetch\": \"2026-01-06T09:12:31Z\","
     "   \"last_success\": \"2026-01-06T09:12:31Z\", \"stale_s\": 29, \"stale\": false,"
     "   \"fetches\": 74, \"errors\": 1, \"error\": \"\"},"
@@ -60,7 +61,8 @@ static const char status_text[] =
     "                  {\"term\": \"Ministry of Commerce\","
     "                   \"matched\": \"Ministry of Commerce\", \"field\": \"content\"}]},"
     "  {\"at\": \"2026-01-06T09:03:16Z\", \"topic\": \"rare_earths\", \"score\": 4.0,"
-    "   \"title\": \"Rare-earth magnets in focus as <Beijing> tightens controls & \\\"lists\\\"\","
+    "   \"title\": \"Rare-earth magnets in focus as <Beijing> tightens controls & "
+    "\\\"lists\\\"\","
     "   \"url\": \"javascript:alert(document.cookie)\","
     "   \"source\": \"The Meridian Post <script>alert(1)</script>\","
     "   \"published_at\": \"2026-01-06T09:01:00Z\","
@@ -96,7 +98,8 @@ int main(int argc, char **argv) {
         json_decref(status);
         return 1;
     }
-    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.", NULL);
+    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.",
+                   NULL);
     printf("port=%d\n", na_httpd_port(httpd));
     fflush(stdout);
     while (!na_daemon_should_stop()) {

@@ -174,8 +174,9 @@ static void test_precedence_matrix(void **state) {
 static void test_config_file_from_env_and_flag_forms(void **state) {
     (void)state;
     struct run r;
-    const char *cfg = write_file("e.json", "{\"brokers\": \"file:1\", \"timeout\": \"5m\","
-                                           " \"once\": true, \"log_format\": \"json\"}");
+    const char *cfg =
+        write_file("e.json", "{\"brokers\": \"file:1\", \"timeout\": \"5m\","
+                             " \"once\": true, \"log_format\": \"json\"}");
     setenv("NEWSALERT_CONFIG", cfg, 1);
     const char *argv[] = {"--timeout=250ms", "--once=false", NULL};
     cli_run(&r, argv);
@@ -212,7 +213,8 @@ static void test_unknown_keys_and_flags_are_named(void **state) {
     cli_run(&r, argv3);
     unsetenv("NEWSALERT_BATCH");
     assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
-    assert_non_null(strstr(r.err, "env NEWSALERT_BATCH: batch: want an integer in [1, 1000]"));
+    assert_non_null(
+        strstr(r.err, "env NEWSALERT_BATCH: batch: want an integer in [1, 1000]"));
     run_cleanup(&r);
 
     const char *argv4[] = {"--log-format", "xml", "--check-config", NULL};
@@ -241,16 +243,18 @@ static void test_kafka_passthrough_error_verbatim(void **state) {
     char want[512];
     rd_kafka_conf_t *kconf = rd_kafka_conf_new();
     /* What librdkafka itself says about these, to compare verbatim. */
-    assert_int_not_equal(rd_kafka_conf_set(kconf, "no.such.property", "1", want,
-                                           sizeof(want)), RD_KAFKA_CONF_OK);
+    assert_int_not_equal(
+        rd_kafka_conf_set(kconf, "no.such.property", "1", want, sizeof(want)),
+        RD_KAFKA_CONF_OK);
     const char *argv1[] = {"-X", "no.such.property=1", NULL};
     cli_run(&r, argv1);
     assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
     assert_non_null(strstr(r.err, want));
     run_cleanup(&r);
 
-    assert_int_not_equal(rd_kafka_conf_set(kconf, "linger.ms", "soon", want, sizeof(want)),
-                         RD_KAFKA_CONF_OK);
+    assert_int_not_equal(
+        rd_kafka_conf_set(kconf, "linger.ms", "soon", want, sizeof(want)),
+        RD_KAFKA_CONF_OK);
     rd_kafka_conf_destroy(kconf);
     const char *cfg = write_file("k.json", "{\"kafka\": {\"linger.ms\": \"soon\"}}");
     const char *argv2[] = {"--config", cfg, NULL};
@@ -290,8 +294,10 @@ static void test_dump_config_redacts_secrets(void **state) {
     assert_non_null(root);
     assert_string_equal(json_string_value(json_object_get(root, "token")), "***");
     json_t *kafka = json_object_get(root, "kafka");
-    assert_string_equal(json_string_value(json_object_get(kafka, "sasl.password")), "***");
-    assert_string_equal(json_string_value(json_object_get(kafka, "sasl.username")), "alice");
+    assert_string_equal(json_string_value(json_object_get(kafka, "sasl.password")),
+                        "***");
+    assert_string_equal(json_string_value(json_object_get(kafka, "sasl.username")),
+                        "alice");
     assert_string_equal(json_string_value(json_object_get(root, "timeout")), "30000ms");
     assert_string_equal(json_string_value(json_object_get(root, "log_format")), "logfmt");
     json_decref(root);
@@ -376,7 +382,8 @@ static void test_programs_exit_codes(void **state) {
     assert_non_null(strstr(p.out, "configuration ok"));
     sh(&p, "BIN/newsalert-consumer -X no.such.property=1 --check-config");
     assert_int_equal(p.status, 1);
-    assert_non_null(strstr(p.out, "No such configuration property: \"no.such.property\""));
+    assert_non_null(
+        strstr(p.out, "No such configuration property: \"no.such.property\""));
     const char *cfg = write_file("prog.json", "{\"fetch_concurrency\": 5, \"topik\": 1}");
     char cmd[PATH_MAX + 128];
     snprintf(cmd, sizeof(cmd), "BIN/newsalert-producer --config %s --check-config", cfg);
@@ -395,8 +402,10 @@ static void test_programs_precedence_and_redaction(void **state) {
     }
     const char *cfg = write_file("prog2.json", "{\"fetch_concurrency\": 5, "
                                                "\"fetch_per_host\": 6}");
-    snprintf(cmd, sizeof(cmd), "NEWSALERT_FETCH_PER_HOST=7 NEWSALERT_FETCH_MAX_REDIRECTS=3 "
-             "BIN/newsalert-producer --config %s --fetch-max-redirects 2 --dump-config", cfg);
+    snprintf(cmd, sizeof(cmd),
+             "NEWSALERT_FETCH_PER_HOST=7 NEWSALERT_FETCH_MAX_REDIRECTS=3 "
+             "BIN/newsalert-producer --config %s --fetch-max-redirects 2 --dump-config",
+             cfg);
     sh(&p, cmd);
     assert_int_equal(p.status, 0);
     json_t *root = json_loads(p.out, 0, &jerr);
@@ -413,9 +422,11 @@ static void test_programs_precedence_and_redaction(void **state) {
         "\"https://hooks.example/services/T0/B0/URLSECRET1\", \"format\": \"json\", "
         "\"secret\": \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}],"
         " \"kafka\": {\"sasl.password\": \"PWSECRET3\"}}");
-    snprintf(cmd, sizeof(cmd), "BIN/newsalert-consumer --config %s --webhook "
+    snprintf(cmd, sizeof(cmd),
+             "BIN/newsalert-consumer --config %s --webhook "
              "'https://user:PASSSECRET4@chat.example/hook/URLSECRET5?token=QSECRET6' "
-             "--dump-config", ccfg);
+             "--dump-config",
+             ccfg);
     sh(&p, cmd);
     assert_int_equal(p.status, 0);
     root = json_loads(p.out, 0, &jerr);

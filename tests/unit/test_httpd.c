@@ -89,8 +89,8 @@ static void test_endpoints_codes_and_types(void **state) {
     (void)state;
     struct answer a;
     na_metrics_reset();
-    na_metric_add(na_metrics_get(NA_METRIC_COUNTER, "newsalert_test_things_total", "T.",
-                                 NULL), 3);
+    na_metric_add(
+        na_metrics_get(NA_METRIC_COUNTER, "newsalert_test_things_total", "T.", NULL), 3);
     na_httpd_t *h = start(0);
     int port = na_httpd_port(h);
 
@@ -138,8 +138,9 @@ static void test_endpoints_codes_and_types(void **state) {
                                           "\"feed wire (critical) stale 7200 s\"]}"));
     fetch(port, NULL, "/readyz", &a);
     assert_int_equal(a.status, 503);
-    assert_string_equal(a.body.data, "{\"ready\":false,\"reasons\":[\"kafka: not connected\","
-                                     "\"feed wire (critical) stale 7200 s\"]}\n");
+    assert_string_equal(a.body.data,
+                        "{\"ready\":false,\"reasons\":[\"kafka: not connected\","
+                        "\"feed wire (critical) stale 7200 s\"]}\n");
     na_buf_cleanup(&a.body);
 
     fetch(port, NULL, "/status.json", &a);
@@ -224,7 +225,8 @@ static void test_escape_and_page_without_status(void **state) {
     (void)state;
     struct na_buf buf;
     na_buf_init(&buf);
-    na_httpd_html_escape(&buf, "a<b>&\"c'\x01\x7f" "d");
+    na_httpd_html_escape(&buf, "a<b>&\"c'\x01\x7f"
+                               "d");
     assert_string_equal(buf.data, "a&lt;b&gt;&amp;&quot;c&#39;d");
     na_buf_cleanup(&buf);
     char *page = na_httpd_render_page("newsalert-<x>", NULL, 0);
