@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd_classify.h"
+#include "cmd_eval.h"
 #include "cmd_replay.h"
 #include "consumer.h"
 #include "newsalert/cli.h"
@@ -26,6 +27,8 @@ static const char synopsis[] =
     "                     [--exit-eof] [-X key=value]..\n"
     "  newsalert-consumer classify [--rules FILE] [FILE..|-]\n"
     "  newsalert-consumer rules test FILE [--rules FILE]\n"
+    "  newsalert-consumer eval --rules FILE [--json] DATA.jsonl\n"
+    "  newsalert-consumer stories [--window DUR] [FILE..|-]\n"
     "  newsalert-consumer replay --from X --to Y [...] (see replay --help)\n"
     "\n"
     "Consumes article/v1 records in a consumer group, classifies each by the\n"
@@ -82,6 +85,12 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && !strcmp(argv[1], "rules")) {
         return na_cmd_rules(argc - 1, argv + 1);
+    }
+    if (argc > 1 && !strcmp(argv[1], "eval")) {
+        return na_cmd_eval(argc - 1, argv + 1);
+    }
+    if (argc > 1 && !strcmp(argv[1], "stories")) {
+        return na_cmd_stories(argc - 1, argv + 1);
     }
     if (argc > 1 && !strcmp(argv[1], "replay")) {
         return na_cmd_replay(argc - 1, argv + 1);

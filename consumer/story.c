@@ -1,0 +1,967 @@
+/*
+ * Story grouping. See story.h for the contract.
+ *
+ * Signature of an article (a set of features, each present or not):
+ *   "e:" names: capitalised words not at a sentence start, acronyms, and
+ *        runs of two or more capitalised words (as one feature "e:a_b");
+ *   "d:" dates: a month next to a day number ("d:jan06");
+ *   "n:" figures: a number with the word after it ("n:25_percent"), and
+ *        every number of three or more digits that is not a year;
+ *   "t:" terms: every other word of three or more letters that is not a
+ *        stop word, plural-folded.
+ * Each feature weighs kind weight x IDF, where the document frequencies
+ * count the signatures seen (assigned and seeded) and are halved whenever
+ * the count of documents reaches NA_STORY_IDF_DOCS, a rolling window that
+ * forgets old documents smoothly and deterministically.
+ *
+ * A story keeps, per feature, the number of its articles that had it.
+ * Similarity of an article A and a story S is the cosine of A's weights
+ * and S's weights scaled by count/articles; A joins the best story with
+ * similarity >= NA_STORY_SIM, else opens a new one. Candidate stories are
+ * those posted under A's NA_STORY_PROBE heaviest features in the inverted
+ * index (feature -> open stories that have it).
+ */
+#include "story.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "newsalert/limits.h"
+#include "newsalert/timeutil.h"
+#include "newsalert/util.h"
+#include "rules_internal.h"
+
+/** Bytes of each article field read for the signature. */
+#define NA_STORY_FIELD_BYTES (16u * 1024u)
+/** Most features kept per article (the heaviest). */
+#define NA_STORY_ART_FEATURES 160u
+/** Most features kept per story (the most frequent, then heaviest). */
+#define NA_STORY_MAX_FEATURES 600u
+/** Heaviest article features whose postings give the candidates. */
+#define NA_STORY_PROBE 40u
+/** Similarity needed to join a story. */
+#define NA_STORY_SIM 0.20
+/** Document frequencies are halved when this many documents were counted. */
+#define NA_STORY_IDF_DOCS 20000.0
+/** Pseudo documents in which no feature occurs (IDF smoothing). */
+#define NA_STORY_IDF_PRIOR 30.0
+/** Longest feature text (bytes). */
+#define NA_STORY_FEATURE_BYTES 96u
+
+struct feat {
+    char *s;
+    uint32_t hash;
+    double df;
+    struct story **post; /* open stories that have this feature */
+    size_t post_cnt, post_cap;
+};
+
+struct sfeat {
+    uint32_t fid;
+    uint32_t cnt;
+};
+
+struct story {
+    char id[NA_SHA256_HEX_LEN + 1];
+    int64_t first, last; /* Unix s */
+    size_t n;            /* articles */
+    struct sfeat *f;     /* sorted by fid */
+    size_t f_cnt;
+    size_t idx; /* in st->stories */
+    double score; /* scratch: accumulated dot product */
+    bool cand;    /* scratch */
+};
+
+struct na_stories_s {
+    int64_t window_s;
+    int64_t now; /* newest article time seen, Unix s; NA_TIME_UNKNOWN at first */
+    struct feat *feats;
+    size_t feats_cnt, feats_cap;
+    uint32_t *slots; /* open addressing: fid + 1, 0 = empty */
+    size_t slots_cnt;
+    double docs; /* documents counted in df */
+    struct story **stories;
+    size_t stories_cnt, stories_cap;
+};
+
+/* ---------------------------------------------------------------- */
+/* Feature dictionary                                               */
+/* ---------------------------------------------------------------- */
+
+static uint32_t str_hash(const char *s, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static bool slots_grow(na_stories_t *st) {
+    size_t n = st->slots_cnt ? st->slots_cnt * 2 : 1024;
+    uint32_t *s = calloc(n, sizeof(*s));
+    if (!s) {
+        return false;
+    }
+    for (size_t i = 0; i < st->feats_cnt; i++) {
+        size_t j = st->feats[i].hash & (n - 1);
+        while (s[j]) {
+            j = (j + 1) & (n - 1);
+        }
+        s[j] = (uint32_t)i + 1;
+    }
+    free(st->slots);
+    st->slots = s;
+    st->slots_cnt = n;
+    return true;
+}
+
+/* @returns the feature id of s[0..len), added when @p add; UINT32_MAX when
+ *          absent (or on no memory when adding). */
+static uint32_t feat_id(na_stories_t *st, const char *s, size_t len, bool add) {
+    uint32_t h = str_hash(s, len);
+    if (st->slots_cnt) {
+        size_t j = h & (st->slots_cnt - 1);
+        while (st->slots[j]) {
+            struct feat *f = &st->feats[st->slots[j] - 1];
+            if (f->hash == h && !strncmp(f->s, s, len) && f->s[len] == '\0') {
+                return st->slots[j] - 1;
+            }
+            j = (j + 1) & (st->slots_cnt - 1);
+        }
+    }
+    if (!add) {
+        return UINT32_MAX;
+    }
+    if ((st->feats_cnt + 1) * 2 > st->slots_cnt && !slots_grow(st)) {
+        return UINT32_MAX;
+    }
+    if (st->feats_cnt == st->feats_cap) {
+        size_t cap = st->feats_cap ? st->feats_cap * 2 : 1024;
+        struct feat *nf = realloc(st->feats, cap * sizeof(*nf));
+        if (!nf) {
+            return UINT32_MAX;
+        }
+        st->feats = nf;
+        st->feats_cap = cap;
+    }
+    struct feat *f = &st->feats[st->feats_cnt];
+    memset(f, 0, sizeof(*f));
+    f->s = na_strndup(s, len);
+    if (!f->s) {
+        return UINT32_MAX;
+    }
+    f->hash = h;
+    size_t j = h & (st->slots_cnt - 1);
+    while (st->slots[j]) {
+        j = (j + 1) & (st->slots_cnt - 1);
+    }
+    st->slots[j] = (uint32_t)st->feats_cnt + 1;
+    return (uint32_t)st->feats_cnt++;
+}
+
+static double kind_weight(const char *s) {
+    switch (s[0]) {
+    case 'e':
+        return 1.6;
+    case 'd':
+        return 2.0;
+    case 'n':
+        return 1.6;
+    default:
+        return 1.0;
+    }
+}
+
+static double feat_weight(const na_stories_t *st, uint32_t fid) {
+    const struct feat *f = &st->feats[fid];
+    double idf = log((st->docs + NA_STORY_IDF_PRIOR) / (f->df + 1.0));
+    if (idf < 0.05) {
+        idf = 0.05;
+    }
+    return kind_weight(f->s) * idf;
+}
+
+static void df_add(na_stories_t *st, uint32_t fid, double cnt) {
+    st->feats[fid].df += cnt;
+}
+
+static void docs_add(na_stories_t *st, double n) {
+    st->docs += n;
+    if (st->docs >= NA_STORY_IDF_DOCS) {
+        st->docs /= 2;
+        for (size_t i = 0; i < st->feats_cnt; i++) {
+            st->feats[i].df /= 2;
+        }
+    }
+}
+
+static bool post_add(struct feat *f, struct story *s) {
+    if (f->post_cnt == f->post_cap) {
+        size_t cap = f->post_cap ? f->post_cap * 2 : 4;
+        struct story **np = realloc(f->post, cap * sizeof(*np));
+        if (!np) {
+            return false;
+        }
+        f->post = np;
+        f->post_cap = cap;
+    }
+    f->post[f->post_cnt++] = s;
+    return true;
+}
+
+static void post_del(struct feat *f, const struct story *s) {
+    for (size_t i = 0; i < f->post_cnt; i++) {
+        if (f->post[i] == s) {
+            f->post[i] = f->post[--f->post_cnt];
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* Signatures of articles                                           */
+/* ---------------------------------------------------------------- */
+
+static const char *const stop_words[] = {
+    "the", "and", "for", "that", "with", "from", "this", "was", "were", "are", "has",
+    "have", "had", "its", "his", "her", "their", "they", "them", "she", "him", "but",
+    "not", "which", "who", "whom", "whose", "what", "when", "where", "will", "would",
+    "could", "should", "can", "may", "might", "must", "been", "being", "than", "then",
+    "there", "these", "those", "into", "onto", "over", "under", "about", "after",
+    "before", "also", "such", "other", "more", "most", "some", "any", "all", "each",
+    "said", "say", "says", "according", "while", "our", "out", "one", "two", "new",
+    "per", "via", "upon", "just", "only", "very", "both", "between", "against",
+    "during", "since", "until", "because", "how", "why", "you", "your", "itself",
+    "does", "did", "doing", "done", "made", "make", "many", "much", "own", "same",
+    "still", "yet", "year", "years", "week", "weeks", "day", "days", "month", "months",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "today", "yesterday", "last", "first", "next", "told", "including", "across",
+    "through", "without", "within", "among", "around", "further", "however", "what",
+    "here", "now", "even", "well", "like", "way", "get", "got", "take", "took",
+    "week", "time", "times", "part", "parts", "people", "news", "report", "reports",
+    "reported", "reporting", "reuters", "statement", "according", "content", "skip",
+    "main", "read", "more", "subscribe", "subscriber", "account", "login", "click",
+    "share", "image", "photo", "caption", "advertisement", "copyright", "minutes",
+};
+
+static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                     "jul", "aug", "sep", "oct", "nov", "dec"};
+
+static bool is_stop(const char *w, size_t len) {
+    for (size_t i = 0; i < sizeof(stop_words) / sizeof(stop_words[0]); i++) {
+        if (strlen(stop_words[i]) == len && !memcmp(stop_words[i], w, len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* @returns 1..12 when w is a month name or its 3-letter abbreviation. */
+static int month_of(const char *w, size_t len) {
+    static const char *const full[] = {"january", "february", "march",     "april",
+                                       "may",     "june",     "july",      "august",
+                                       "september", "october", "november", "december"};
+    for (int m = 0; m < 12; m++) {
+        if ((len == strlen(full[m]) && !memcmp(w, full[m], len)) ||
+            (len == 3 && !memcmp(w, full[m], 3) && m != 4) ||
+            (len == 4 && m == 8 && !memcmp(w, "sept", 4))) {
+            return m + 1;
+        }
+    }
+    return 0;
+}
+
+static bool all_digits(const char *w, size_t len) {
+    if (!len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)w[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static long small_num(const char *w, size_t len) {
+    long v = 0;
+    if (!all_digits(w, len) || len > 6) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        v = v * 10 + (w[i] - '0');
+    }
+    return v;
+}
+
+/* A word token of the source, as the signature reads it. */
+struct wtok {
+    const char *fold; /* plural-folded, lower case */
+    size_t len;
+    const char *raw; /* in the source */
+    size_t raw_len;
+    bool cap;      /* starts with an upper-case letter */
+    bool acronym;  /* two or more letters, all upper case */
+    bool sent;     /* first word of a sentence (or line) */
+    bool adjacent; /* follows the previous word with only spaces between */
+};
+
+struct sig {
+    char (*f)[NA_STORY_FEATURE_BYTES];
+    size_t cnt, cap;
+};
+
+static bool sig_add(struct sig *g, const char *kind, const char *a, size_t alen,
+                    const char *b, size_t blen) {
+    char tmp[NA_STORY_FEATURE_BYTES];
+    struct na_buf buf;
+    na_buf_init(&buf);
+    na_buf_puts(&buf, kind);
+    na_buf_append(&buf, a, alen);
+    if (b) {
+        na_buf_append(&buf, "_", 1);
+        na_buf_append(&buf, b, blen);
+    }
+    if (!buf.data) {
+        return false;
+    }
+    size_t n = na_utf8_cut(buf.data, buf.len, sizeof(tmp) - 1);
+    memcpy(tmp, buf.data, n);
+    tmp[n] = '\0';
+    na_buf_cleanup(&buf);
+    for (size_t i = 0; i < g->cnt; i++) {
+        if (!strcmp(g->f[i], tmp)) {
+            return true;
+        }
+    }
+    if (g->cnt == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        char(*nf)[NA_STORY_FEATURE_BYTES] = realloc(g->f, cap * sizeof(*nf));
+        if (!nf) {
+            return false;
+        }
+        g->f = nf;
+        g->cap = cap;
+    }
+    memcpy(g->f[g->cnt++], tmp, n + 1);
+    return true;
+}
+
+static bool is_upper_ascii(char c) {
+    return c >= 'A' && c <= 'Z';
+}
+
+/* Read the features of one text into @p g. */
+static na_err_t sig_text(const char *s, size_t len, struct sig *g) {
+    struct na_rtoks t;
+    struct wtok *w = NULL;
+    size_t wn = 0;
+    char *stems = NULL;
+    na_err_t err = NA_OK;
+
+    if (len > NA_STORY_FIELD_BYTES) {
+        len = na_utf8_cut(s, len, NA_STORY_FIELD_BYTES);
+    }
+    na_rtoks_init(&t);
+    if ((err = na_rules_tokenize(s, len, &t))) {
+        goto out;
+    }
+    w = calloc(t.cnt + 1, sizeof(*w));
+    stems = malloc(t.text_len + t.cnt * 2 + 1);
+    if (!w || !stems) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    size_t soff = 0;
+    uint32_t prev_end = 0;
+    for (size_t i = 0; i < t.cnt; i++) {
+        const struct na_rtok *k = &t.v[i];
+        if (k->pos_end != k->pos && i > 0) {
+            /* A hyphenated word's joined form: its parts carry it. */
+            continue;
+        }
+        struct wtok *x = &w[wn++];
+        size_t sl = na_rtok_stem(&t, k, stems + soff);
+        x->fold = stems + soff;
+        x->len = sl;
+        soff += sl + 1;
+        x->raw = s + k->bstart;
+        x->raw_len = k->bend - k->bstart;
+        {
+            unsigned char c0 = (unsigned char)x->raw[0];
+            unsigned char c1 = x->raw_len > 1 ? (unsigned char)x->raw[1] : 0;
+            /* ASCII, or Latin-1 upper case (U+00C0..U+00DE). */
+            x->cap = is_upper_ascii(x->raw[0]) ||
+                     (c0 == 0xc3 && c1 >= 0x80 && c1 <= 0x9e && c1 != 0x97);
+        }
+        size_t up = 0;
+        for (size_t j = 0; j < x->raw_len; j++) {
+            up += is_upper_ascii(x->raw[j]);
+        }
+        x->acronym = up >= 2 && up == x->raw_len;
+        /* Sentence start: previous non-space byte ends a sentence. */
+        size_t b = k->bstart;
+        bool adjacent = true;
+        while (b > prev_end && b > 0) {
+            char c = s[b - 1];
+            if (c == ' ') {
+                b--;
+                continue;
+            }
+            adjacent = false;
+            break;
+        }
+        x->adjacent = wn > 1 && adjacent;
+        x->sent = true;
+        for (size_t j = k->bstart; j > 0; j--) {
+            char c = s[j - 1];
+            if (c == ' ' || c == '\t' || c == '"' || c == '(' || c == '\'') {
+                continue;
+            }
+            x->sent = c == '.' || c == '!' || c == '?' || c == '\n' || c == ':' ||
+                      c == '|';
+            break;
+        }
+        prev_end = k->bend;
+    }
+
+    for (size_t i = 0; i < wn && !err; i++) {
+        struct wtok *x = &w[i];
+        bool stop = is_stop(x->fold, x->len);
+        bool digits = all_digits(x->fold, x->len);
+        int m = month_of(x->fold, x->len);
+        if (m && x->cap) {
+            long d = -1;
+            if (i + 1 < wn) {
+                d = small_num(w[i + 1].fold, w[i + 1].len);
+            }
+            if ((d < 1 || d > 31) && i > 0) {
+                d = small_num(w[i - 1].fold, w[i - 1].len);
+            }
+            if (d >= 1 && d <= 31) {
+                char day[3] = {(char)('0' + d / 10), (char)('0' + d % 10), 0};
+                char mon[8];
+                memcpy(mon, months[m - 1], 4);
+                if (!sig_add(g, "d:", mon, 3, day, 2)) {
+                    err = NA_ERR_NOMEM;
+                }
+            }
+            continue;
+        }
+        if (digits) {
+            long v = small_num(x->fold, x->len);
+            bool year = v >= 1900 && v <= 2100;
+            if (!year && i + 1 < wn && !all_digits(w[i + 1].fold, w[i + 1].len) &&
+                !is_stop(w[i + 1].fold, w[i + 1].len) && w[i + 1].len >= 2 &&
+                !month_of(w[i + 1].fold, w[i + 1].len)) {
+                if (!sig_add(g, "n:", x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
+                    err = NA_ERR_NOMEM;
+                }
+            } else if (!year && x->len >= 3) {
+                if (!sig_add(g, "n:", x->fold, x->len, NULL, 0)) {
+                    err = NA_ERR_NOMEM;
+                }
+            }
+            continue;
+        }
+        if (stop || x->len < 3) {
+            continue;
+        }
+        if (!sig_add(g, "t:", x->fold, x->len, NULL, 0)) {
+            err = NA_ERR_NOMEM;
+            break;
+        }
+        bool name = x->acronym || (x->cap && !x->sent);
+        if (name && !sig_add(g, "e:", x->fold, x->len, NULL, 0)) {
+            err = NA_ERR_NOMEM;
+        }
+        /* Runs of capitalised words: "Sanae Takaichi", "Ministry of Commerce". */
+        if (x->cap && i + 1 < wn && w[i + 1].adjacent && w[i + 1].cap &&
+            !is_stop(w[i + 1].fold, w[i + 1].len) && w[i + 1].len >= 3 &&
+            !w[i + 1].sent) {
+            if (!sig_add(g, "e:", x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
+                err = NA_ERR_NOMEM;
+            }
+        }
+    }
+out:
+    free(w);
+    free(stems);
+    na_rtoks_cleanup(&t);
+    return err;
+}
+
+/* ---------------------------------------------------------------- */
+/* Stories                                                          */
+/* ---------------------------------------------------------------- */
+
+na_stories_t *na_stories_new(int64_t window_ms) {
+    na_stories_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        return NULL;
+    }
+    st->window_s = (window_ms > 0 ? window_ms : NA_STORY_WINDOW_MS_DEFAULT) / 1000;
+    if (st->window_s < 1) {
+        st->window_s = 1;
+    }
+    st->now = NA_TIME_UNKNOWN;
+    return st;
+}
+
+static void story_free(struct story *s) {
+    if (s) {
+        free(s->f);
+        free(s);
+    }
+}
+
+void na_stories_destroy(na_stories_t *st) {
+    if (!st) {
+        return;
+    }
+    for (size_t i = 0; i < st->stories_cnt; i++) {
+        story_free(st->stories[i]);
+    }
+    free(st->stories);
+    for (size_t i = 0; i < st->feats_cnt; i++) {
+        free(st->feats[i].s);
+        free(st->feats[i].post);
+    }
+    free(st->feats);
+    free(st->slots);
+    free(st);
+}
+
+size_t na_stories_count(const na_stories_t *st) {
+    return st->stories_cnt;
+}
+
+static void story_close(na_stories_t *st, struct story *s) {
+    for (size_t i = 0; i < s->f_cnt; i++) {
+        post_del(&st->feats[s->f[i].fid], s);
+    }
+    size_t idx = s->idx;
+    st->stories[idx] = st->stories[--st->stories_cnt];
+    st->stories[idx]->idx = idx;
+    story_free(s);
+}
+
+size_t na_stories_evict(na_stories_t *st, int64_t now) {
+    size_t closed = 0;
+    for (size_t i = 0; i < st->stories_cnt;) {
+        struct story *s = st->stories[i];
+        if (s->last < now - st->window_s) {
+            story_close(st, s);
+            closed++;
+        } else {
+            i++;
+        }
+    }
+    return closed;
+}
+
+static struct story *story_find(const na_stories_t *st, const char *id) {
+    for (size_t i = 0; i < st->stories_cnt; i++) {
+        if (!strcmp(st->stories[i]->id, id)) {
+            return st->stories[i];
+        }
+    }
+    return NULL;
+}
+
+size_t na_story_article_count(const na_stories_t *st, const char *story_id) {
+    const struct story *s = story_find(st, story_id);
+    return s ? s->n : 0;
+}
+
+void na_story_alert_id(const char *story_id, const char *topic,
+                       char alert_id[NA_SHA256_HEX_LEN + 1]) {
+    const char *parts[] = {"alert/v1", story_id, topic, NULL};
+    na_sha256_hex_parts(parts, alert_id);
+}
+
+static int sfeat_cmp(const void *a, const void *b) {
+    const struct sfeat *x = a;
+    const struct sfeat *y = b;
+    return x->fid < y->fid ? -1 : x->fid > y->fid;
+}
+
+static struct story *story_new(na_stories_t *st, const char *id) {
+    if (st->stories_cnt == st->stories_cap) {
+        size_t cap = st->stories_cap ? st->stories_cap * 2 : 64;
+        struct story **ns = realloc(st->stories, cap * sizeof(*ns));
+        if (!ns) {
+            return NULL;
+        }
+        st->stories = ns;
+        st->stories_cap = cap;
+    }
+    struct story *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return NULL;
+    }
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->idx = st->stories_cnt;
+    st->stories[st->stories_cnt++] = s;
+    return s;
+}
+
+/* Order for keeping a story's features: most articles, then heaviest. */
+static const na_stories_t *trim_st;
+
+static int sfeat_keep_cmp(const void *a, const void *b) {
+    const struct sfeat *x = a;
+    const struct sfeat *y = b;
+    if (x->cnt != y->cnt) {
+        return x->cnt > y->cnt ? -1 : 1;
+    }
+    double wx = feat_weight(trim_st, x->fid);
+    double wy = feat_weight(trim_st, y->fid);
+    if (wx != wy) {
+        return wx > wy ? -1 : 1;
+    }
+    return x->fid < y->fid ? -1 : x->fid > y->fid;
+}
+
+/* Merge the sorted (fid, cnt) list @p add into @p s and index new ones. */
+static na_err_t story_merge(na_stories_t *st, struct story *s, const struct sfeat *add,
+                            size_t add_cnt) {
+    struct sfeat *m = malloc((s->f_cnt + add_cnt) * sizeof(*m) + 1);
+    size_t i = 0, j = 0, n = 0;
+    if (!m) {
+        return NA_ERR_NOMEM;
+    }
+    while (i < s->f_cnt || j < add_cnt) {
+        if (j == add_cnt || (i < s->f_cnt && s->f[i].fid < add[j].fid)) {
+            m[n++] = s->f[i++];
+        } else if (i == s->f_cnt || add[j].fid < s->f[i].fid) {
+            if (!post_add(&st->feats[add[j].fid], s)) {
+                free(m);
+                return NA_ERR_NOMEM;
+            }
+            m[n++] = add[j++];
+        } else {
+            m[n] = s->f[i++];
+            m[n++].cnt += add[j++].cnt;
+        }
+    }
+    if (n > NA_STORY_MAX_FEATURES) {
+        trim_st = st;
+        qsort(m, n, sizeof(*m), sfeat_keep_cmp);
+        for (size_t k = NA_STORY_MAX_FEATURES; k < n; k++) {
+            post_del(&st->feats[m[k].fid], s);
+        }
+        n = NA_STORY_MAX_FEATURES;
+        qsort(m, n, sizeof(*m), sfeat_cmp);
+    }
+    free(s->f);
+    s->f = m;
+    s->f_cnt = n;
+    return NA_OK;
+}
+
+static int64_t article_time(const na_stories_t *st, const struct na_article *a) {
+    if (a->published_at != NA_TIME_UNKNOWN) {
+        return a->published_at;
+    }
+    if (a->fetched_at != NA_TIME_UNKNOWN && a->fetched_at > 0) {
+        return a->fetched_at;
+    }
+    return st->now != NA_TIME_UNKNOWN ? st->now : 0;
+}
+
+struct afeat {
+    uint32_t fid;
+    double w;
+};
+
+static int afeat_w_cmp(const void *a, const void *b) {
+    const struct afeat *x = a;
+    const struct afeat *y = b;
+    if (x->w != y->w) {
+        return x->w > y->w ? -1 : 1;
+    }
+    return x->fid < y->fid ? -1 : x->fid > y->fid;
+}
+
+static double story_norm(const na_stories_t *st, const struct story *s) {
+    double sum = 0;
+    for (size_t i = 0; i < s->f_cnt; i++) {
+        double w = feat_weight(st, s->f[i].fid) * (double)s->f[i].cnt / (double)s->n;
+        sum += w * w;
+    }
+    return sqrt(sum);
+}
+
+na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
+                           char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new) {
+    struct sig g = {0};
+    struct afeat *af = NULL;
+    struct sfeat *sf = NULL;
+    struct story **cands = NULL;
+    size_t cands_cnt = 0;
+    na_err_t err = NA_OK;
+    int64_t t = article_time(st, a);
+
+    if (is_new) {
+        *is_new = false;
+    }
+    if (st->now == NA_TIME_UNKNOWN || t > st->now) {
+        st->now = t;
+    }
+    na_stories_evict(st, st->now);
+
+    const char *fields[] = {a->title, a->summary, a->content};
+    for (size_t i = 0; i < 3 && !err; i++) {
+        if (fields[i]) {
+            err = sig_text(fields[i], strlen(fields[i]), &g);
+        }
+    }
+    if (err) {
+        goto out;
+    }
+    af = calloc(g.cnt + 1, sizeof(*af));
+    if (!af) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    size_t an = 0;
+    for (size_t i = 0; i < g.cnt; i++) {
+        uint32_t fid = feat_id(st, g.f[i], strlen(g.f[i]), true);
+        if (fid == UINT32_MAX) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        af[an].fid = fid;
+        af[an++].w = 0;
+    }
+    /* The document counts before it is compared, so its own words weigh. */
+    docs_add(st, 1);
+    for (size_t i = 0; i < an; i++) {
+        df_add(st, af[i].fid, 1);
+    }
+    for (size_t i = 0; i < an; i++) {
+        af[i].w = feat_weight(st, af[i].fid);
+    }
+    qsort(af, an, sizeof(*af), afeat_w_cmp);
+    if (an > NA_STORY_ART_FEATURES) {
+        an = NA_STORY_ART_FEATURES;
+    }
+    double anorm = 0;
+    for (size_t i = 0; i < an; i++) {
+        anorm += af[i].w * af[i].w;
+    }
+    anorm = sqrt(anorm);
+
+    /* Candidates: stories posted under the heaviest features. */
+    for (size_t i = 0; i < an && i < NA_STORY_PROBE; i++) {
+        struct feat *f = &st->feats[af[i].fid];
+        for (size_t k = 0; k < f->post_cnt; k++) {
+            struct story *s = f->post[k];
+            if (s->cand) {
+                continue;
+            }
+            struct story **nc = realloc(cands, (cands_cnt + 1) * sizeof(*nc));
+            if (!nc) {
+                err = NA_ERR_NOMEM;
+                goto out_cands;
+            }
+            cands = nc;
+            s->cand = true;
+            s->score = 0;
+            cands[cands_cnt++] = s;
+        }
+    }
+    /* Dot products: the article's features against each candidate. */
+    struct story *best = NULL;
+    double best_sim = 0;
+    if (cands_cnt && anorm > 0) {
+        for (size_t i = 0; i < an; i++) {
+            struct feat *f = &st->feats[af[i].fid];
+            for (size_t k = 0; k < f->post_cnt; k++) {
+                struct story *s = f->post[k];
+                if (!s->cand) {
+                    continue;
+                }
+                struct sfeat key = {af[i].fid, 0};
+                const struct sfeat *hit = bsearch(&key, s->f, s->f_cnt, sizeof(key),
+                                                  sfeat_cmp);
+                if (hit) {
+                    s->score += af[i].w * af[i].w * (double)hit->cnt / (double)s->n;
+                }
+            }
+        }
+        for (size_t k = 0; k < cands_cnt; k++) {
+            struct story *s = cands[k];
+            double sn = story_norm(st, s);
+            double sim = sn > 0 ? s->score / (anorm * sn) : 0;
+            if (sim > best_sim || (sim == best_sim && best && strcmp(s->id, best->id) < 0)) {
+                best_sim = sim;
+                best = s;
+            }
+        }
+    }
+    if (!best || best_sim < NA_STORY_SIM) {
+        const char *parts[] = {"story/v1", a->id, NULL};
+        char id[NA_SHA256_HEX_LEN + 1];
+        na_sha256_hex_parts(parts, id);
+        best = story_find(st, id);
+        if (!best) {
+            if (!(best = story_new(st, id))) {
+                err = NA_ERR_NOMEM;
+                goto out_cands;
+            }
+            best->first = t;
+            if (is_new) {
+                *is_new = true;
+            }
+        }
+    }
+    sf = malloc((an + 1) * sizeof(*sf));
+    if (!sf) {
+        err = NA_ERR_NOMEM;
+        goto out_cands;
+    }
+    for (size_t i = 0; i < an; i++) {
+        sf[i].fid = af[i].fid;
+        sf[i].cnt = 1;
+    }
+    qsort(sf, an, sizeof(*sf), sfeat_cmp);
+    if ((err = story_merge(st, best, sf, an))) {
+        goto out_cands;
+    }
+    best->n++;
+    if (t > best->last) {
+        best->last = t;
+    }
+    memcpy(story_id, best->id, NA_SHA256_HEX_LEN + 1);
+out_cands:
+    for (size_t k = 0; k < cands_cnt; k++) {
+        cands[k]->cand = false;
+    }
+out:
+    free(cands);
+    free(sf);
+    free(af);
+    free(g.f);
+    return err;
+}
+
+json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
+    const struct story *s = story_find(st, story_id);
+    json_t *f;
+    json_t *root;
+    if (!s) {
+        return NULL;
+    }
+    f = json_object();
+    root = json_pack("{s:i, s:I, s:I}", "v", 1, "t", (json_int_t)s->last, "n",
+                     (json_int_t)s->n);
+    if (!f || !root) {
+        json_decref(f);
+        json_decref(root);
+        return NULL;
+    }
+    for (size_t i = 0; i < s->f_cnt; i++) {
+        if (json_object_set_new(f, st->feats[s->f[i].fid].s,
+                                json_integer(s->f[i].cnt))) {
+            json_decref(f);
+            json_decref(root);
+            return NULL;
+        }
+    }
+    if (json_object_set_new(root, "f", f)) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static bool hex_id(const char *id) {
+    if (!id || strlen(id) != NA_SHA256_HEX_LEN) {
+        return false;
+    }
+    for (size_t i = 0; i < NA_SHA256_HEX_LEN; i++) {
+        if (!isxdigit((unsigned char)id[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *signature,
+                         int64_t published_at) {
+    json_t *f = json_object_get(signature, "f");
+    json_t *n = json_object_get(signature, "n");
+    json_t *t = json_object_get(signature, "t");
+    struct sfeat *sf = NULL;
+    size_t cnt = 0;
+    const char *key;
+    json_t *val;
+    na_err_t err = NA_OK;
+
+    if (!hex_id(story_id) || !json_is_object(f) || !json_is_integer(n) ||
+        json_integer_value(n) < 1 ||
+        (published_at == NA_TIME_UNKNOWN && !json_is_integer(t))) {
+        return NA_ERR_INVALID;
+    }
+    if (published_at == NA_TIME_UNKNOWN) {
+        published_at = (int64_t)json_integer_value(t);
+    }
+    if (st->now != NA_TIME_UNKNOWN && published_at < st->now - st->window_s) {
+        return NA_OK;
+    }
+    json_object_foreach((json_t *)f, key, val) {
+        if (!json_is_integer(val) || json_integer_value(val) < 1 ||
+            strlen(key) >= NA_STORY_FEATURE_BYTES || strlen(key) < 3 || key[1] != ':') {
+            return NA_ERR_INVALID;
+        }
+    }
+    sf = malloc((json_object_size(f) + 1) * sizeof(*sf));
+    if (!sf) {
+        return NA_ERR_NOMEM;
+    }
+    json_object_foreach((json_t *)f, key, val) {
+        uint32_t fid = feat_id(st, key, strlen(key), true);
+        if (fid == UINT32_MAX) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        json_int_t c = json_integer_value(val);
+        if (c > json_integer_value(n)) {
+            c = json_integer_value(n);
+        }
+        sf[cnt].fid = fid;
+        sf[cnt++].cnt = (uint32_t)c;
+    }
+    qsort(sf, cnt, sizeof(*sf), sfeat_cmp);
+    struct story *s = story_find(st, story_id);
+    if (!s) {
+        if (!(s = story_new(st, story_id))) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        s->first = published_at;
+    }
+    if ((err = story_merge(st, s, sf, cnt))) {
+        goto out;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        df_add(st, sf[i].fid, sf[i].cnt);
+    }
+    docs_add(st, (double)json_integer_value(n));
+    s->n += (size_t)json_integer_value(n);
+    if (published_at > s->last) {
+        s->last = published_at;
+    }
+    if (st->now == NA_TIME_UNKNOWN || published_at > st->now) {
+        st->now = published_at;
+    }
+out:
+    free(sf);
+    return err;
+}
