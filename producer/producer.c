@@ -998,39 +998,58 @@ static void key_text(const rd_kafka_message_t *rkm, char *buf, size_t size) {
     buf[rkm->key ? n : 0] = '\0';
 }
 
-/* Read partition @p part of the state topic up to its end into the
- * seen-state. Runs inside the rebalance callback, before the sources of
- * that partition are consumed. */
-static void load_state_partition(struct producer *p, int32_t part) {
-    int64_t lo = 0, hi = 0;
+/* Read the partitions of @p parts (their numbers) of the state topic up to
+ * their ends into the seen-state. Runs inside the rebalance callback, before
+ * the sources of those partitions are consumed. */
+static void load_state(struct producer *p, const rd_kafka_topic_partition_list_t *parts) {
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(parts->cnt);
+    int64_t *hi = calloc((size_t)parts->cnt + 1, sizeof(*hi));
     size_t n = 0;
+    int left = 0;
     char id[1024], errstr[512];
-    rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
-        p->rk_state, p->conf->state_topic, part, &lo, &hi, 10000);
-    if (kerr) {
-        na_log(NA_LOG_ERROR, "producer", "state_load_failed", "topic=%s partition=%d err=%s",
-               na_log_q(p->conf->state_topic), (int)part, na_log_q(rd_kafka_err2str(kerr)));
+    if (!hi) {
+        rd_kafka_topic_partition_list_destroy(tp);
         return;
     }
-    if (hi <= lo) {
-        return;
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t lo = 0;
+        int32_t part = parts->elems[i].partition;
+        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+            p->rk_state, p->conf->state_topic, part, &lo, &hi[i], 10000);
+        if (kerr) {
+            na_log(NA_LOG_ERROR, "producer", "state_load_failed",
+                   "topic=%s partition=%d err=%s", na_log_q(p->conf->state_topic),
+                   (int)part, na_log_q(rd_kafka_err2str(kerr)));
+            continue;
+        }
+        if (hi[i] > lo) {
+            rd_kafka_topic_partition_list_add(tp, p->conf->state_topic, part)->offset = lo;
+            left++;
+        }
     }
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, p->conf->state_topic, part)->offset = lo;
-    rd_kafka_assign(p->rk_state, tp);
-    rd_kafka_topic_partition_list_destroy(tp);
+    if (left) {
+        rd_kafka_assign(p->rk_state, tp);
+    }
     int64_t deadline = na_mono_ms() + STATE_LOAD_TIMEOUT_MS;
-    bool done = false;
-    while (!done && na_mono_ms() < deadline) {
+    while (left > 0 && na_mono_ms() < deadline) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(p->rk_state, 200);
+        int idx = -1;
         if (!rkm) {
             continue;
         }
+        for (int i = 0; i < parts->cnt; i++) {
+            if (parts->elems[i].partition == rkm->partition) {
+                idx = i;
+            }
+        }
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            done = true;
+            if (idx >= 0 && hi[idx] >= 0) {
+                hi[idx] = -1;
+                left--;
+            }
         } else if (rkm->err) {
             na_log(NA_LOG_WARN, "producer", "state_read_error", "partition=%d err=%s",
-                   (int)part, na_log_q(rd_kafka_message_errstr(rkm)));
+                   (int)rkm->partition, na_log_q(rd_kafka_message_errstr(rkm)));
         } else {
             key_text(rkm, id, sizeof(id));
             if (!rkm->payload) {
@@ -1041,14 +1060,19 @@ static void load_state_partition(struct producer *p, int32_t part) {
                        na_log_q(id), na_log_q(errstr));
             }
             n++;
-            done = rkm->offset >= hi - 1;
+            if (idx >= 0 && hi[idx] >= 0 && rkm->offset >= hi[idx] - 1) {
+                hi[idx] = -1;
+                left--;
+            }
         }
         rd_kafka_message_destroy(rkm);
     }
     rd_kafka_assign(p->rk_state, NULL);
-    na_log(done ? NA_LOG_INFO : NA_LOG_ERROR, "producer",
-           done ? "state_loaded" : "state_load_incomplete", "partition=%d records=%zu",
-           (int)part, n);
+    na_log(left ? NA_LOG_ERROR : NA_LOG_INFO, "producer",
+           left ? "state_load_incomplete" : "state_loaded", "partitions=%d records=%zu",
+           parts->cnt, n);
+    rd_kafka_topic_partition_list_destroy(tp);
+    free(hi);
 }
 
 static bool in_list(const rd_kafka_topic_partition_list_t *parts, int32_t part) {
@@ -1108,8 +1132,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               (int)parts->elems[i].partition);
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        load_state(p, parts);
         for (int i = 0; i < parts->cnt; i++) {
-            load_state_partition(p, parts->elems[i].partition);
             parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING; /* whole compacted log */
         }
         if (coop) {
@@ -1199,19 +1223,26 @@ static na_err_t apply_user_props(const struct na_producer_conf *conf, rd_kafka_c
     return NA_OK;
 }
 
-/* Partitions of @p topic, or -1. */
+/* Partitions of @p topic, or -1. A topic just created may take a moment to
+ * show in the metadata: retried for up to 10 s. */
 static int topic_partitions(rd_kafka_t *rk, const char *topic) {
-    const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int64_t deadline = na_mono_ms() + 10000;
     int n = -1;
     if (!rkt) {
         return -1;
     }
-    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
-        if (md->topic_cnt == 1 && !md->topics[0].err) {
-            n = md->topics[0].partition_cnt;
+    while (n < 1 && na_mono_ms() < deadline) {
+        const struct rd_kafka_metadata *md = NULL;
+        if (!rd_kafka_metadata(rk, 0, rkt, &md, 5000)) {
+            if (md->topic_cnt == 1 && !md->topics[0].err) {
+                n = md->topics[0].partition_cnt;
+            }
+            rd_kafka_metadata_destroy(md);
         }
-        rd_kafka_metadata_destroy(md);
+        if (n < 1) {
+            na_sleep_ms(200);
+        }
     }
     rd_kafka_topic_destroy(rkt);
     return n;
@@ -1248,9 +1279,8 @@ static na_err_t ensure_mode_topics(rd_kafka_t *rk, const struct na_producer_conf
     }
     int nst = topic_partitions(rk, conf->state_topic);
     if (nst < ns) {
-        snprintf(errstr, errstr_size, "topic %s has %d partitions, %s needs at least %d "
-                 "(as many as %s)", conf->state_topic, nst, conf->state_topic, ns,
-                 conf->sources_topic);
+        snprintf(errstr, errstr_size, "topic %s has %d partitions; it needs at least %d, "
+                 "as many as %s", conf->state_topic, nst, ns, conf->sources_topic);
         return NA_ERR_CONFIG;
     }
     return NA_OK;
@@ -1265,11 +1295,14 @@ static na_err_t start_topic_mode(struct producer *p, char *errstr, size_t errstr
     if ((err = ensure_mode_topics(p->rk, conf, conf->create_topics, errstr, errstr_size))) {
         return err;
     }
-    /* The state reader: plain assign(), no group, stops at each partition end. */
+    /* The state reader: plain assign() (its group.id is never joined, nothing
+     * is committed), stops at each partition end. */
     if (!(kconf = kafka_conf(conf, errstr, errstr_size))) {
         return NA_ERR_CONFIG;
     }
     if ((err = na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr,
+                                 errstr_size)) ||
+        (err = na_kafka_conf_set(kconf, "group.id", "newsalert-producer-reader", errstr,
                                  errstr_size)) ||
         (err = na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr,
                                  errstr_size)) ||
@@ -1596,8 +1629,13 @@ static json_t *topic_keys(const struct na_producer_conf *conf, int partitions, c
     int eofs = 0;
     char id[1024];
 
+    /* A group.id is needed for the consumer API, but with assign() and no
+     * commits the group is never joined. */
     if (!kconf || !keys ||
         na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr, errstr_size) ||
+        na_kafka_conf_set(kconf, "group.id", "newsalert-producer-reader", errstr,
+                          errstr_size) ||
+        na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr, errstr_size) ||
         apply_user_props(conf, kconf, errstr, errstr_size)) {
         goto fail;
     }
@@ -1624,7 +1662,10 @@ static json_t *topic_keys(const struct na_producer_conf *conf, int partitions, c
         }
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             eofs++;
-        } else if (!rkm->err) {
+        } else if (rkm->err) {
+            na_log(NA_LOG_DEBUG, "producer", "sources_read_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+        } else {
             key_text(rkm, id, sizeof(id));
             if (rkm->payload) {
                 json_object_set_new(keys, id, json_true());
