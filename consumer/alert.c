@@ -4,14 +4,21 @@
 
 #include "newsalert/timeutil.h"
 
-void na_alert_init(struct na_alert *alert, const struct na_article *article,
-                   const struct na_match *match, const char *rules_version) {
-    const char *parts[] = {"alert/v1", article->id, match->topic, NULL};
+void na_alert_init_story(struct na_alert *alert, const struct na_article *article,
+                         const struct na_match *match, const char *rules_version,
+                         const char *story_id) {
+    const char *parts[] = {"alert/v1", story_id ? story_id : article->id, match->topic, NULL};
     memset(alert, 0, sizeof(*alert));
     alert->article = article;
     alert->match = match;
     alert->rules_version = rules_version;
+    alert->story_id = story_id;
     na_sha256_hex_parts(parts, alert->id);
+}
+
+void na_alert_init(struct na_alert *alert, const struct na_article *article,
+                   const struct na_match *match, const char *rules_version) {
+    na_alert_init_story(alert, article, match, rules_version, NULL);
 }
 
 json_t *na_alert_to_json(const struct na_alert *alert) {
@@ -31,8 +38,8 @@ json_t *na_alert_to_json(const struct na_alert *alert) {
     json_object_set_new(root, "schema", json_string(NA_ALERT_SCHEMA));
     json_object_set_new(root, "id", json_string(alert->id));
     json_object_set_new(root, "article_id", json_string(a->id));
-    /* Story grouping comes later; until then each article is its own story. */
-    json_object_set_new(root, "story_id", json_string(a->id));
+    json_object_set_new(root, "story_id",
+                        json_string(alert->story_id ? alert->story_id : a->id));
     json_object_set_new(root, "topic", json_string(m->topic));
     json_object_set_new(root, "score", json_real(m->score));
     for (size_t i = 0; i < m->evidence_cnt; i++) {
@@ -56,5 +63,8 @@ json_t *na_alert_to_json(const struct na_alert *alert) {
     json_object_set_new(root, "article", art);
     json_object_set_new(root, "rules_version",
                         json_string(alert->rules_version ? alert->rules_version : ""));
+    if (alert->story) {
+        json_object_set(root, "story", (json_t *)alert->story);
+    }
     return root;
 }

@@ -14,15 +14,30 @@
 
 /** An alert borrows the article and the match it was made from. */
 struct na_alert {
-    char id[NA_SHA256_HEX_LEN + 1]; /**< stable: hash of article id and topic */
+    char id[NA_SHA256_HEX_LEN + 1]; /**< stable: hash of story (else article) id and topic */
     const struct na_article *article;
     const struct na_match *match;
     const char *rules_version;
+    const char *story_id;  /**< NULL: the article is its own story */
+    const json_t *story;   /**< borrowed extra "story" member for alert/v1, or NULL */
 };
 
-/** @brief Fill @p alert and compute its id. All pointers are borrowed. */
+/**
+ * @brief Fill @p alert and compute its id: hex SHA-256 over the parts
+ *        ("alert/v1", article id, topic). All pointers are borrowed.
+ */
 void na_alert_init(struct na_alert *alert, const struct na_article *article,
                    const struct na_match *match, const char *rules_version);
+
+/**
+ * @brief As na_alert_init() for an article of story @p story_id: the id is
+ *        over ("alert/v1", story id, topic), the same for every article of
+ *        the story (story.h na_story_alert_id()), so a story alerts a topic
+ *        once. @p story_id borrowed; NULL behaves as na_alert_init().
+ */
+void na_alert_init_story(struct na_alert *alert, const struct na_article *article,
+                         const struct na_match *match, const char *rules_version,
+                         const char *story_id);
 
 /**
  * @brief alert/v1 as a JSON object.

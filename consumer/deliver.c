@@ -59,6 +59,8 @@ struct rstate {
     double tokens;
     int64_t refill_ms;
     int64_t blocked_until_ms; /* 429, empty Discord bucket, or after a failure */
+    size_t active;            /* transfers in flight */
+    bool failing;             /* last outcome was a failure: one probe at a time */
 };
 
 struct na_deliver_s {
@@ -203,6 +205,38 @@ na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
     rs->pending++;
     d->pending++;
     return NA_OK;
+}
+
+static bool job_has(const struct job *j, const char *alert_id) {
+    if (!j->members) {
+        return !strcmp(j->alert_id, alert_id);
+    }
+    for (size_t i = 0; i < j->members_cnt; i++) {
+        if (!strcmp(j->members[i].alert_id, alert_id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool na_deliver_has(const na_deliver_t *d, const struct na_route *route,
+                    const char *alert_id) {
+    for (size_t i = 0; i < d->routes_cnt; i++) {
+        if (d->routes[i]->route != route) {
+            continue;
+        }
+        for (const struct job *j = d->routes[i]->head; j; j = j->next) {
+            if (job_has(j, alert_id)) {
+                return true;
+            }
+        }
+    }
+    for (const struct job *j = d->active; j; j = j->next) {
+        if (j->route == route && job_has(j, alert_id)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 size_t na_deliver_route_pending(const na_deliver_t *d, const struct na_route *route) {
@@ -510,8 +544,11 @@ static void start_due(na_deliver_t *d) {
     for (size_t r = 0; r < d->routes_cnt; r++) {
         struct rstate *rs = d->routes[r];
         refill(rs, now);
+        /* After a failure the route is half-open: one probe at a time until
+         * a request succeeds. */
         while (rs->head && d->active_cnt < (size_t)d->opts.concurrency &&
-               rs->blocked_until_ms <= now && rs->tokens >= 1.0) {
+               rs->blocked_until_ms <= now && rs->tokens >= 1.0 &&
+               !(rs->failing && rs->active)) {
             if (rs->head->not_before_ms > now) {
                 break; /* FIFO per route: the head's backoff holds the rest */
             }
@@ -526,6 +563,7 @@ static void start_due(na_deliver_t *d) {
                 break;
             }
             rs->tokens -= 1.0;
+            rs->active++;
             j->next = d->active;
             d->active = j;
             d->active_cnt++;
@@ -648,6 +686,8 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
         }
         na_outcome_t outcome = na_http_classify(code, j->status);
         struct rstate *rs = j->rs;
+        rs->active--;
+        rs->failing = outcome == NA_OUTCOME_RETRY;
         int64_t now = na_mono_ms();
         /* Discord: an empty bucket pauses the route until it refills. */
         if (j->rl_remaining == 0 && j->rl_reset_after_s >= 0) {

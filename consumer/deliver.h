@@ -19,6 +19,7 @@
 #ifndef NEWSALERT_DELIVER_H
 #define NEWSALERT_DELIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,14 @@ void na_deliver_destroy(na_deliver_t *d);
 NA_WUR na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
                                         const char *alert_id, char *body, size_t len,
                                         struct na_digest_item *item, void *opaque);
+
+/**
+ * @returns true when @p alert_id is queued or in flight to @p route (alone
+ *          or in a digest). Linear in the route's queue (bounded by its
+ *          max_queue).
+ */
+bool na_deliver_has(const na_deliver_t *d, const struct na_route *route,
+                    const char *alert_id);
 
 /** @returns alerts of @p route not yet ended (the route's queue bound). */
 size_t na_deliver_route_pending(const na_deliver_t *d, const struct na_route *route);

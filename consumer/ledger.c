@@ -214,8 +214,9 @@ size_t na_ledger_outstanding(const na_ledger_t *l) {
 
 /* ---- records ---- */
 
-na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len, const char *value,
-                         size_t len) {
+/* na_ledger_apply(); with @p cb, also hands the parsed record to it. */
+static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const char *value,
+                      size_t len, na_ledger_load_cb *cb, void *cb_ctx) {
     char id[LEDGER_MAX_KEY + 1];
     json_t *root = NULL, *dels, *v;
     const char *route;
@@ -230,6 +231,9 @@ na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len, const 
     if (!value) { /* tombstone */
         if (l->size && find_slot(l, id)->id) {
             erase(l, find_slot(l, id));
+        }
+        if (cb) {
+            cb(id, NULL, cb_ctx);
         }
         return NA_OK;
     }
@@ -260,9 +264,17 @@ na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len, const 
             goto out;
         }
     }
+    if (cb) {
+        cb(id, root, cb_ctx);
+    }
 out:
     json_decref(root);
     return err;
+}
+
+na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len, const char *value,
+                         size_t len) {
+    return apply(l, key, key_len, value, len, NULL, NULL);
 }
 
 /* The record's value: alert/v1 (if given) plus every route's outcome. */
@@ -590,7 +602,8 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
                    na_log_q(rd_kafka_message_errstr(rkm)));
         } else if (!rkm->err && in_range) {
             records++;
-            if (na_ledger_apply(l, rkm->key, rkm->key_len, rkm->payload, rkm->len)) {
+            if (apply(l, rkm->key, rkm->key_len, rkm->payload, rkm->len, opts->load_cb,
+                      opts->load_ctx)) {
                 skipped++;
             }
         }

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "newsalert/err.h"
 #include "newsalert/kafka.h"
 
@@ -41,6 +43,13 @@ typedef struct na_ledger_s na_ledger_t;
  */
 typedef void(na_ledger_confirm_cb)(void *opaque, na_err_t err, void *ctx);
 
+/**
+ * Called by na_ledger_open() for every record read while loading, after it
+ * was applied (e.g. to re-open stories from a record's "story" member).
+ * @p value is borrowed for the call; NULL for a tombstone.
+ */
+typedef void(na_ledger_load_cb)(const char *alert_id, const json_t *value, void *ctx);
+
 struct na_ledger_opts {
     const char *brokers;                /**< bootstrap servers */
     const struct na_kafka_props *props; /**< -X pass-through, or NULL */
@@ -49,6 +58,8 @@ struct na_ledger_opts {
     bool create_topic;                  /**< create the compacted topic if missing */
     na_ledger_confirm_cb *confirm_cb;   /**< may be NULL */
     void *ctx;                          /**< passed to confirm_cb */
+    na_ledger_load_cb *load_cb;         /**< may be NULL */
+    void *load_ctx;                     /**< passed to load_cb */
 };
 
 /** One route's outcome for an alert, as written in "deliveries". */

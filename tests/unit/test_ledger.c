@@ -112,6 +112,16 @@ static void test_table_grows_and_erases(void **state) {
     na_ledger_destroy(l);
 }
 
+/* Each loaded record: the alert/v1 body is there with "deliveries". */
+static void on_load(const char *alert_id, const json_t *value, void *ctx) {
+    int *n = ctx;
+    assert_true(json_is_object(json_object_get(value, "deliveries")));
+    if (!strcmp(alert_id, ID_A)) {
+        assert_string_equal(json_string_value(json_object_get(value, "topic")), "taiwan");
+    }
+    (*n)++;
+}
+
 static void test_round_trip_through_a_cluster(void **state) {
     (void)state;
     char errstr[512];
@@ -124,7 +134,9 @@ static void test_round_trip_through_a_cluster(void **state) {
     assert_int_equal(rd_kafka_mock_topic_create(mc, "alerts", 3, 1), 0);
 
     struct confirms c = {0, 0, NULL};
-    struct na_ledger_opts opts = {brokers, NULL, "alerts", 20000, false, on_confirm, &c};
+    int loaded = 0;
+    struct na_ledger_opts opts = {brokers, NULL, "alerts", 20000, false, on_confirm, &c,
+                                  NULL, NULL};
     na_ledger_t *l = NULL;
     assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(na_ledger_count(l), 0);
@@ -141,14 +153,18 @@ static void test_round_trip_through_a_cluster(void **state) {
     assert_int_equal(c.failed, 0);
     na_ledger_destroy(l);
 
-    /* A new instance reads the topic to its end before answering. */
+    /* A new instance reads the topic to its end before answering, and
+     * shows each record to the load callback. */
     l = NULL;
+    opts.load_cb = on_load;
+    opts.load_ctx = &loaded;
     assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(na_ledger_count(l), 2);
     assert_true(na_ledger_delivered(l, ID_A, "desk"));
     assert_true(na_ledger_delivered(l, ID_A, "ops"));
     assert_true(na_ledger_delivered(l, ID_B, "desk"));
     assert_false(na_ledger_delivered(l, ID_B, "ops"));
+    assert_int_equal(loaded, 3);
     na_ledger_destroy(l);
 
     /* A topic that does not exist is an empty ledger. */
