@@ -765,6 +765,13 @@ na_err_t na_feed_parse_ex(const char *buf, size_t len, const char *base_url,
     const char *format = NULL;
     na_err_t err =
         parse_any(buf, len, base_url, flags, feed, errstr, errstr_size, &format);
+    /* one line, whatever a library put in its message (jansson quotes the
+     * input near the error, line breaks included) */
+    for (char *p = errstr; err && p && *p; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            *p = ' ';
+        }
+    }
     count(format, err, feed);
     return err;
 }

@@ -190,6 +190,9 @@ static void run_case(const char *dir, const char *name) {
         }
         assert_int_equal(feed.items_cnt, 0);
         assert_null(feed.items);
+        /* one line of valid UTF-8 */
+        assert_null(strpbrk(errstr, "\r\n"));
+        assert_true(na_utf8_valid(errstr, strlen(errstr)));
         goto out;
     }
     if (err) {
