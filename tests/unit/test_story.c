@@ -1,0 +1,350 @@
+/*
+ * Story grouping: paraphrased reports of one event form one story, other
+ * stories of the same weeks stay apart (the development set's story keys
+ * and the five seed reports of ../shared/seeds/ when present), the window,
+ * signatures and seeding after a restart, alert ids.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_eval.h"
+#include "newsalert/article.h"
+#include "newsalert/timeutil.h"
+#include "newsalert/util.h"
+#include "story.h"
+
+#define DAY (24 * 3600)
+#define SEED_STORY "cn-jp-dualuse-ban-2026"
+
+static const char *src_dir(void) {
+    const char *d = getenv("NA_SOURCE_DIR");
+    return d && *d ? d : ".";
+}
+
+static void mk(struct na_article *a, const char *id, const char *title,
+               const char *text, int64_t t) {
+    na_article_init(a);
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    a->title = na_strdup(title);
+    a->content = na_strdup(text);
+    a->published_at = t;
+}
+
+static void assign(na_stories_t *st, const char *id, const char *title, const char *text,
+                   int64_t t, char story[65], bool *is_new) {
+    struct na_article a;
+    mk(&a, id, title, text, t);
+    assert_int_equal(na_stories_assign(st, &a, story, is_new), NA_OK);
+    na_article_cleanup(&a);
+}
+
+static const char *const ban_a_title = "China bans dual-use exports to Japan's military";
+static const char *const ban_a =
+    "China's Ministry of Commerce on January 6 banned exports of dual-use items to "
+    "Japanese military end users, after Prime Minister Sanae Takaichi's remarks on "
+    "Taiwan. Rare earths such as dysprosium could be affected, analysts said.";
+static const char *const ban_b_title = "Tokyo protests Beijing's dual-use export ban";
+static const char *const ban_b =
+    "Japan lodged a protest after the Chinese Ministry of Commerce prohibited, from "
+    "January 6, the sale of dual-use goods to Japan's armed forces. The measure follows "
+    "Sanae Takaichi's comments about Taiwan; dysprosium and other rare earths may be "
+    "covered.";
+static const char *const other_title = "Dutch wasp season breaks records";
+static const char *const other =
+    "Pest control firms in Utrecht and Rotterdam answered 41,000 calls about wasp nests "
+    "in August, the Netherlands Pest Association said, a record for the summer months.";
+
+static void test_paraphrases_join_unrelated_apart(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(3 * DAY * 1000LL);
+    char s1[65], s2[65], s3[65];
+    bool n1, n2, n3;
+    assert_non_null(st);
+    assign(st, "a", ban_a_title, ban_a, 1767690000, s1, &n1);
+    assign(st, "b", other_title, other, 1767693600, s2, &n2);
+    assign(st, "c", ban_b_title, ban_b, 1767697200, s3, &n3);
+    assert_true(n1);
+    assert_true(n2);
+    assert_false(n3);
+    assert_string_equal(s1, s3);
+    assert_string_not_equal(s1, s2);
+    assert_int_equal(na_stories_count(st), 2);
+    assert_int_equal(na_story_article_count(st, s1), 2);
+    /* Ids: SHA-256 of "story/v1" and the first article's id. */
+    char want[65];
+    const char *parts[] = {"story/v1", "a", NULL};
+    na_sha256_hex_parts(parts, want);
+    assert_string_equal(s1, want);
+    na_stories_destroy(st);
+}
+
+static void test_window_closes_stories(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(2 * DAY * 1000LL);
+    char s1[65], s2[65], s3[65];
+    bool is_new;
+    assign(st, "a", ban_a_title, ban_a, 1767690000, s1, &is_new);
+    /* A day later: same story. */
+    assign(st, "b", ban_b_title, ban_b, 1767690000 + DAY, s2, &is_new);
+    assert_string_equal(s1, s2);
+    /* Three days after the newest: the story was closed, a new one opens. */
+    assign(st, "c", ban_a_title, ban_a, 1767690000 + 4 * DAY + 1, s3, &is_new);
+    assert_true(is_new);
+    assert_string_not_equal(s1, s3);
+    assert_int_equal(na_story_article_count(st, s1), 0);
+    assert_null(na_story_signature(st, s1));
+    assert_int_equal(na_stories_count(st), 1);
+    /* Explicit eviction. */
+    assert_int_equal(na_stories_evict(st, 1767690000 + 100 * DAY), 1);
+    assert_int_equal(na_stories_count(st), 0);
+    na_stories_destroy(st);
+}
+
+static void test_signature_seed_restart(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(0);
+    char s1[65], s2[65], s3[65];
+    bool is_new = true;
+    assign(st, "a", ban_a_title, ban_a, 1767690000, s1, &is_new);
+    json_t *sig = na_story_signature(st, s1);
+    assert_non_null(sig);
+    assert_int_equal(json_integer_value(json_object_get(sig, "n")), 1);
+    assert_int_equal(json_integer_value(json_object_get(sig, "t")), 1767690000);
+    assert_true(json_object_size(json_object_get(sig, "f")) > 10);
+    /* Through text, as the ledger stores it. */
+    char *text = json_dumps(sig, JSON_COMPACT);
+    json_decref(sig);
+    json_t *back = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(back);
+    na_stories_destroy(st);
+
+    /* A restarted daemon seeds from the ledger: the next report joins. */
+    st = na_stories_new(0);
+    assert_int_equal(na_stories_seed(st, s1, back, NA_TIME_UNKNOWN), NA_OK);
+    assert_int_equal(na_stories_count(st), 1);
+    assign(st, "b", ban_b_title, ban_b, 1767697200, s2, &is_new);
+    assert_false(is_new);
+    assert_string_equal(s1, s2);
+    assert_int_equal(na_story_article_count(st, s1), 2);
+    /* Seeding the same story again merges. */
+    assert_int_equal(na_stories_seed(st, s1, back, 1767697200), NA_OK);
+    assert_int_equal(na_stories_count(st), 1);
+    assert_int_equal(na_story_article_count(st, s1), 3);
+    /* Unrelated article: its own story. */
+    assign(st, "c", other_title, other, 1767697300, s3, &is_new);
+    assert_true(is_new);
+    /* Bad seeds. */
+    assert_int_equal(na_stories_seed(st, "xyz", back, 1), NA_ERR_INVALID);
+    json_t *bad = json_pack("{s:i, s:i, s:{s:s}}", "v", 1, "n", 1, "f", "t:x", "y");
+    assert_int_equal(na_stories_seed(st, s1, bad, 1767697200), NA_ERR_INVALID);
+    json_decref(bad);
+    bad = json_pack("{s:i, s:i}", "v", 1, "n", 1);
+    assert_int_equal(na_stories_seed(st, s1, bad, 1767697200), NA_ERR_INVALID);
+    json_decref(bad);
+    /* A seed older than the window is ignored. */
+    assert_int_equal(na_stories_seed(st, s3, back, 1767697300 - 30 * DAY), NA_OK);
+    assert_int_equal(na_stories_count(st), 2);
+    json_decref(back);
+    na_stories_destroy(st);
+}
+
+static void test_alert_id(void **state) {
+    (void)state;
+    char a[65], b[65], c[65], want[65];
+    const char *parts[] = {"alert/v1", "s1", "taiwan", NULL};
+    na_story_alert_id("s1", "taiwan", a);
+    na_story_alert_id("s1", "taiwan", b);
+    na_story_alert_id("s1", "rare_earths", c);
+    na_sha256_hex_parts(parts, want);
+    assert_string_equal(a, want);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+}
+
+static void test_hostile_input(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(1000);
+    struct na_article a;
+    char s[65];
+    na_article_init(&a);
+    snprintf(a.id, sizeof(a.id), "empty");
+    /* No fields, no time. */
+    assert_int_equal(na_stories_assign(st, &a, s, NULL), NA_OK);
+    a.content = malloc(200001);
+    for (size_t i = 0; i < 200000; i++) {
+        a.content[i] = "Aa1 .\n\xc3\xa9"[i % 8];
+    }
+    a.content[200000] = '\0';
+    assert_int_equal(na_stories_assign(st, &a, s, NULL), NA_OK);
+    na_article_cleanup(&a);
+    na_stories_destroy(st);
+}
+
+/* ---- the development set and the seed reports ---- */
+
+struct item {
+    struct na_article a;
+    char *story; /* gold key */
+    char got[65];
+};
+
+static int item_cmp(const void *x, const void *y) {
+    const struct item *a = x;
+    const struct item *b = y;
+    if (a->a.published_at != b->a.published_at) {
+        return a->a.published_at < b->a.published_at ? -1 : 1;
+    }
+    return strcmp(a->a.id, b->a.id);
+}
+
+static size_t load_dev(struct item **out) {
+    char path[4096];
+    char *buf = NULL;
+    size_t len = 0;
+    char errstr[256];
+    size_t n = 0;
+    struct item *v = calloc(1000, sizeof(*v));
+    assert_non_null(v);
+    snprintf(path, sizeof(path), "%s/data/dev.jsonl", src_dir());
+    assert_int_equal(na_read_file(path, 16u << 20, &buf, &len, errstr, sizeof(errstr)),
+                     NA_OK);
+    for (char *line = buf; line && *line && n < 1000;) {
+        char *nl = strchr(line, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+        if (*line) {
+            json_t *obj = json_loads(line, 0, NULL);
+            assert_non_null(obj);
+            na_article_init(&v[n].a);
+            assert_int_equal(na_eval_article(obj, &v[n].a, errstr, sizeof(errstr)), NA_OK);
+            v[n].story = na_strdup(json_string_value(json_object_get(obj, "story")));
+            assert_non_null(v[n].story);
+            json_decref(obj);
+            n++;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(buf);
+    *out = v;
+    return n;
+}
+
+/* Adds the seed reports (first line = title) at @p v[n..]; @returns how many. */
+static size_t load_seeds(struct item *v, size_t n) {
+    char dir[4096];
+    struct dirent **names = NULL;
+    size_t added = 0;
+    snprintf(dir, sizeof(dir), "%s/../shared/seeds", src_dir());
+    int cnt = scandir(dir, &names, NULL, alphasort);
+    for (int i = 0; i < cnt; i++) {
+        char path[8192];
+        char *buf = NULL;
+        size_t len = 0;
+        char errstr[256];
+        if (strstr(names[i]->d_name, ".txt") && n + added < 1000) {
+            snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+            assert_int_equal(na_read_file(path, 1u << 20, &buf, &len, errstr,
+                                          sizeof(errstr)),
+                             NA_OK);
+            struct item *it = &v[n + added];
+            char *nl = strchr(buf, '\n');
+            na_article_init(&it->a);
+            snprintf(it->a.id, sizeof(it->a.id), "seed-%.40s", names[i]->d_name);
+            it->a.title = na_strndup(buf, nl ? (size_t)(nl - buf) : len);
+            it->a.content = na_strdup(nl ? nl + 1 : "");
+            /* Reports of 7 and 8 January 2026, a few hours apart. */
+            it->a.published_at = 1767744000 + (int64_t)added * 7 * 3600;
+            it->story = na_strdup(SEED_STORY);
+            free(buf);
+            added++;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return added;
+}
+
+static void test_dev_set_and_seeds(void **state) {
+    (void)state;
+    struct item *v = NULL;
+    size_t n = load_dev(&v);
+    size_t seeds = load_seeds(v, n);
+    assert_true(n >= 150);
+    n += seeds;
+    qsort(v, n, sizeof(*v), item_cmp);
+    na_stories_t *st = na_stories_new(NA_STORY_WINDOW_MS_DEFAULT);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(na_stories_assign(st, &v[i].a, v[i].got, NULL), NA_OK);
+    }
+    /* Pairwise precision and recall of the grouping against the story keys. */
+    size_t tp = 0, fp = 0, fn = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            bool gold = !strcmp(v[i].story, v[j].story);
+            bool got = !strcmp(v[i].got, v[j].got);
+            tp += gold && got;
+            fp += got && !gold;
+            fn += gold && !got;
+            if (got && !gold) {
+                print_message("joined across stories: %s (%s) and %s (%s)\n", v[i].a.id,
+                              v[i].story, v[j].a.id, v[j].story);
+            }
+        }
+    }
+    double p = tp + fp ? (double)tp / (double)(tp + fp) : 1.0;
+    double r = tp + fn ? (double)tp / (double)(tp + fn) : 1.0;
+    print_message("story grouping: %zu articles (%zu seed reports), pairwise precision "
+                  "%.3f recall %.3f (tp %zu fp %zu fn %zu)\n",
+                  n, seeds, p, r, tp, fp, fn);
+    assert_true(p >= 0.95);
+    assert_true(r >= 0.60);
+
+    /* The seed reports: one story, and nothing from another story in it. */
+    const char *seed_story = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!strncmp(v[i].a.id, "seed-", 5)) {
+            if (!seed_story) {
+                seed_story = v[i].got;
+            }
+            assert_string_equal(v[i].got, seed_story);
+        }
+    }
+    if (!seeds) {
+        print_message("../shared/seeds not present: seed reports skipped\n");
+    }
+    for (size_t i = 0; seed_story && i < n; i++) {
+        if (!strcmp(v[i].got, seed_story)) {
+            assert_string_equal(v[i].story, SEED_STORY);
+        }
+    }
+    na_stories_destroy(st);
+    for (size_t i = 0; i < n; i++) {
+        na_article_cleanup(&v[i].a);
+        free(v[i].story);
+    }
+    free(v);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paraphrases_join_unrelated_apart),
+        cmocka_unit_test(test_window_closes_stories),
+        cmocka_unit_test(test_signature_seed_restart),
+        cmocka_unit_test(test_alert_id),
+        cmocka_unit_test(test_hostile_input),
+        cmocka_unit_test(test_dev_set_and_seeds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
