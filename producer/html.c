@@ -239,11 +239,28 @@ static void out_cp(struct text_out *o, uint32_t cp) {
     out_bytes(o, utf8, na_html_utf8_encode(cp, utf8));
 }
 
+/* true when s[0..len) needs no na_utf8_sanitize(): valid UTF-8 and no
+ * control byte but newline and tab (the common case, kept without a copy) */
+static bool is_clean(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+            return false;
+        }
+    }
+    return na_utf8_valid(s, len);
+}
+
 static char *out_finish(struct text_out *o) {
     char *s = NULL;
-    if (!o->buf.oom) {
-        s = na_utf8_sanitize(o->buf.data ? o->buf.data : "", o->buf.len);
+    if (o->buf.oom) {
+        na_buf_cleanup(&o->buf);
+        return NULL;
     }
+    if (is_clean(o->buf.data ? o->buf.data : "", o->buf.len)) {
+        return na_buf_steal(&o->buf);
+    }
+    s = na_utf8_sanitize(o->buf.data ? o->buf.data : "", o->buf.len);
     na_buf_cleanup(&o->buf);
     return s;
 }
