@@ -224,6 +224,8 @@ def main():
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
+    # SIGTERM (ctest's timeout, a user) still runs the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
     print("soak: seed=%d duration=%ss kill_every=%ss broker_restarts=%d" % (
