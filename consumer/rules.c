@@ -641,6 +641,26 @@ static na_err_t build_postings(struct load *ld) {
     return NA_OK;
 }
 
+/* The key filter: 16 bits or more per key, so few words pass by chance. */
+static na_err_t build_bloom(na_rules_t *r) {
+    size_t bits = 4096;
+    while (bits < r->b.keys_cnt * 16) {
+        bits *= 2;
+    }
+    r->bloom = calloc(bits / 64, sizeof(*r->bloom));
+    if (!r->bloom) {
+        return NA_ERR_NOMEM;
+    }
+    r->bloom_mask = bits - 1;
+    for (size_t i = 0; i < r->b.keys_cnt; i++) {
+        const struct na_rkey *k = &r->b.keys[i];
+        uint64_t h = na_rules_quick_hash(r->b.strs + k->str_off, k->len, k->prefix) &
+                     r->bloom_mask;
+        r->bloom[h >> 6] |= (uint64_t)1 << (h & 63);
+    }
+    return NA_OK;
+}
+
 struct name_ref {
     const char *name;
     size_t idx;
@@ -799,7 +819,8 @@ na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
             goto out;
         }
     }
-    if ((err = check_names(&ld)) || (err = build_postings(&ld))) {
+    if ((err = check_names(&ld)) || (err = build_postings(&ld)) ||
+        (err = build_bloom(ld.rules))) {
         goto out;
     }
 out:
@@ -841,6 +862,7 @@ void na_rules_destroy(na_rules_t *rules) {
     }
     free(rules->topics);
     free(rules->posts);
+    free(rules->bloom);
     na_rbuild_cleanup(&rules->b);
     free(rules);
 }
@@ -874,7 +896,8 @@ struct hit {
     uint32_t key;
     uint32_t pos;
     uint32_t pos_end;
-    uint32_t tok;
+    uint32_t bstart;
+    uint32_t bend;
     uint8_t field;
 };
 
@@ -909,7 +932,7 @@ struct scan {
     const na_rules_t *r;
     const char *text[NA_RULES_FIELDS];
     size_t len[NA_RULES_FIELDS];
-    struct na_rtoks toks[NA_RULES_FIELDS];
+    struct na_rtoks toks; /* scratch: one chunk of a field */
     struct hit *hits;
     size_t hits_cnt;
     size_t hits_cap;
@@ -928,15 +951,11 @@ struct scan {
 static void scan_init(struct scan *s, const na_rules_t *r) {
     memset(s, 0, sizeof(*s));
     s->r = r;
-    for (int f = 0; f < NA_RULES_FIELDS; f++) {
-        na_rtoks_init(&s->toks[f]);
-    }
+    na_rtoks_init(&s->toks);
 }
 
 static void scan_cleanup(struct scan *s) {
-    for (int f = 0; f < NA_RULES_FIELDS; f++) {
-        na_rtoks_cleanup(&s->toks[f]);
-    }
+    na_rtoks_cleanup(&s->toks);
     free(s->hits);
     free(s->occ);
     free(s->ev);
@@ -960,7 +979,8 @@ static void *scan_grow(struct scan *s, void *p, size_t *cap, size_t need, size_t
     return q;
 }
 
-static void hit_push(struct scan *s, uint32_t key, int field, uint32_t tok) {
+static void hit_push(struct scan *s, uint32_t key, int field, uint32_t pos,
+                     uint32_t pos_end, uint32_t bstart, uint32_t bend) {
     if (s->hits_cnt == s->hits_cap) {
         struct hit *h = scan_grow(s, s->hits, &s->hits_cap, s->hits_cnt + 1, sizeof(*h));
         if (!h) {
@@ -968,12 +988,12 @@ static void hit_push(struct scan *s, uint32_t key, int field, uint32_t tok) {
         }
         s->hits = h;
     }
-    const struct na_rtok *t = &s->toks[field].v[tok];
     struct hit *h = &s->hits[s->hits_cnt++];
     h->key = key;
-    h->pos = t->pos;
-    h->pos_end = t->pos_end;
-    h->tok = tok;
+    h->pos = pos;
+    h->pos_end = pos_end;
+    h->bstart = bstart;
+    h->bend = bend;
     h->field = (uint8_t)field;
 }
 
@@ -1046,55 +1066,161 @@ static uint32_t key_hits(const struct scan *s, uint32_t key, uint32_t *first) {
     return 0;
 }
 
-/* Tokenise the fields and collect the dictionary hits. */
+/*
+ * Byte classes of the chunker: 0 = a separator that ends every word and
+ * every hyphenated or dotted compound (ASCII other than letters, digits and
+ * - ' .), 1 = ASCII letter or digit, 2 = anything else (- ' . and every
+ * byte >= 0x80), which may join, fold or separate: the tokeniser decides.
+ */
+static const uint8_t chunk_cls[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+    ['7'] = 1, ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,
+    ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1,
+    ['z'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,
+    ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['-'] = 2,
+    ['\''] = 2, ['.'] = 2,
+#define NA_HI8(x) [x] = 2, [x + 1] = 2, [x + 2] = 2, [x + 3] = 2, [x + 4] = 2, \
+                  [x + 5] = 2, [x + 6] = 2, [x + 7] = 2
+    NA_HI8(0x80), NA_HI8(0x88), NA_HI8(0x90), NA_HI8(0x98), NA_HI8(0xa0), NA_HI8(0xa8),
+    NA_HI8(0xb0), NA_HI8(0xb8), NA_HI8(0xc0), NA_HI8(0xc8), NA_HI8(0xd0), NA_HI8(0xd8),
+    NA_HI8(0xe0), NA_HI8(0xe8), NA_HI8(0xf0), NA_HI8(0xf8),
+#undef NA_HI8
+};
+
+/* Look folded word w[0..len) up as an exact key (after plural folding) and
+ * as prefix keys, and push the hits. @p w may be modified past len (one
+ * byte for the plural "y"); @p truncated: no exact match. */
+static void word_hits(struct scan *s, int field, char *w, size_t len, bool truncated,
+                      uint32_t pos, uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+    const na_rules_t *r = s->r;
+    const struct na_rbuild *b = &r->b;
+    if (b->prefix_lens) {
+        size_t max = len < 63 ? len : 63;
+        uint64_t lens = b->prefix_lens & (((uint64_t)2 << max) - 1);
+        while (lens) {
+            size_t l = (size_t)__builtin_ctzll(lens);
+            lens &= lens - 1;
+            uint64_t q = na_rules_quick_hash(w, l, 1) & r->bloom_mask;
+            if (!(r->bloom[q >> 6] & ((uint64_t)1 << (q & 63)))) {
+                continue;
+            }
+            uint32_t key = na_rules_key_find(b, w, l, 1, na_rules_key_hash(w, l, 1));
+            if (key != NA_RNONE) {
+                hit_push(s, key, field, pos, pos_end, bstart, bend);
+            }
+        }
+    }
+    if (truncated) {
+        return;
+    }
+    bool y = false;
+    size_t n = na_rules_plural_fold(w, len, &y);
+    if (y) {
+        w[n++] = 'y';
+    }
+    uint64_t q = na_rules_quick_hash(w, n, 0) & r->bloom_mask;
+    if (r->bloom[q >> 6] & ((uint64_t)1 << (q & 63))) {
+        uint32_t key = na_rules_key_find(b, w, n, 0, na_rules_key_hash(w, n, 0));
+        if (key != NA_RNONE) {
+            hit_push(s, key, field, pos, pos_end, bstart, bend);
+        }
+    }
+}
+
+/*
+ * Find the dictionary hits of one field. The text is cut into chunks at
+ * bytes of class 0, where the tokeniser's state always resets, so a chunk
+ * of ASCII letters and digits (with - ' . only at its ends, where they
+ * separate) is one word folded here by OR 0x20; any other chunk goes
+ * through the tokeniser. Both give the same tokens, positions and offsets
+ * as tokenising the whole field would (tests compare the two).
+ */
+static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len) {
+    const unsigned char *p = (const unsigned char *)text;
+    char w[NA_RULES_MAX_TERM_BYTES + 2];
+    uint32_t pos = 0;
+    size_t i = 0;
+
+    if (len > UINT32_MAX / 2) {
+        len = UINT32_MAX / 2;
+    }
+    while (i < len) {
+        while (i < len && !chunk_cls[p[i]]) {
+            i++;
+        }
+        size_t start = i;
+        unsigned kinds = 0;
+        while (i < len && chunk_cls[p[i]]) {
+            kinds |= chunk_cls[p[i]];
+            i++;
+        }
+        if (start == i) {
+            break;
+        }
+        size_t a = start;
+        size_t e = i;
+        if (kinds & 2) {
+            /* - ' . at the ends of a chunk separate like spaces. */
+            while (a < e && (p[a] == '-' || p[a] == '\'' || p[a] == '.')) {
+                a++;
+            }
+            while (e > a && (p[e - 1] == '-' || p[e - 1] == '\'' || p[e - 1] == '.')) {
+                e--;
+            }
+            kinds = 0;
+            for (size_t k = a; k < e; k++) {
+                kinds |= chunk_cls[p[k]];
+            }
+            if (a == e) {
+                continue;
+            }
+        }
+        if (kinds == 1 && e - a <= NA_RULES_MAX_TERM_BYTES) {
+            size_t n = e - a;
+            for (size_t k = 0; k < n; k++) {
+                w[k] = (char)(p[a + k] | 0x20);
+            }
+            word_hits(s, f, w, n, false, pos, pos, (uint32_t)a, (uint32_t)e);
+            pos++;
+            continue;
+        }
+        /* The tokeniser, on this chunk alone. */
+        struct na_rtoks *toks = &s->toks;
+        toks->cnt = 0;
+        toks->text_len = 0;
+        if (na_rules_tokenize(text + a, e - a, toks)) {
+            return NA_ERR_NOMEM;
+        }
+        uint32_t next = pos;
+        for (size_t k = 0; k < toks->cnt; k++) {
+            const struct na_rtok *t = &toks->v[k];
+            size_t n = t->fold_len < sizeof(w) - 2 ? t->fold_len : sizeof(w) - 2;
+            memcpy(w, toks->text + t->fold_off, n);
+            word_hits(s, f, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
+                      (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
+            if (pos + t->pos_end + 1 > next) {
+                next = pos + t->pos_end + 1;
+            }
+        }
+        pos = next;
+    }
+    return s->oom ? NA_ERR_NOMEM : NA_OK;
+}
+
+/* Scan the fields and collect the dictionary hits. */
 static na_err_t scan_article(struct scan *s, const struct na_article *a) {
-    const struct na_rbuild *b = &s->r->b;
     const char *fields[NA_RULES_FIELDS] = {a->title, a->summary, a->content};
-    char stem[NA_RULES_MAX_TERM_BYTES + 2];
 
     for (int f = 0; f < NA_RULES_FIELDS; f++) {
         const char *text = fields[f] ? fields[f] : "";
         size_t len = strnlen(text, NA_RULES_MAX_FIELD_BYTES);
-        struct na_rtoks *toks = &s->toks[f];
         s->text[f] = text;
         s->len[f] = len;
-        if (na_rules_tokenize(text, len, toks)) {
-            return NA_ERR_NOMEM;
-        }
-        if (!b->keys_cnt) {
-            continue;
-        }
-        for (size_t i = 0; i < toks->cnt; i++) {
-            const struct na_rtok *t = &toks->v[i];
-            const char *fold = toks->text + t->fold_off;
-            if (!t->truncated) {
-                size_t n = na_rtok_stem(toks, t, stem);
-                uint32_t h = NA_RULES_FNV_INIT;
-                for (size_t k = 0; k < n; k++) {
-                    h = na_rules_fnv(h, (unsigned char)stem[k]);
-                }
-                uint32_t key = na_rules_key_find(b, stem, n, 0, na_rules_hash_fin(h, 0));
-                if (key != NA_RNONE) {
-                    hit_push(s, key, f, (uint32_t)i);
-                }
-            }
-            if (b->prefix_lens) {
-                uint32_t h = NA_RULES_FNV_INIT;
-                size_t max = t->fold_len < 63 ? t->fold_len : 63;
-                for (size_t l = 1; l <= max; l++) {
-                    h = na_rules_fnv(h, (unsigned char)fold[l - 1]);
-                    if (!(b->prefix_lens & ((uint64_t)1 << l))) {
-                        continue;
-                    }
-                    uint32_t key =
-                        na_rules_key_find(b, fold, l, 1, na_rules_hash_fin(h, 1));
-                    if (key != NA_RNONE) {
-                        hit_push(s, key, f, (uint32_t)i);
-                    }
-                }
-            }
-        }
-        if (s->oom) {
+        if (s->r->b.keys_cnt && scan_field(s, f, text, len)) {
             return NA_ERR_NOMEM;
         }
     }
@@ -1133,7 +1259,7 @@ static bool chain(const struct scan *s, const struct na_rform *form, uint32_t j,
         }
         if (j + 1 == form->elem_cnt) {
             *pos_end = h->pos_end;
-            *bend = s->toks[field].v[h->tok].bend;
+            *bend = h->bend;
             return true;
         }
         if (chain(s, form, j + 1, field, h->pos_end + 1, pos_end, bend)) {
@@ -1171,7 +1297,7 @@ static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
         for (size_t i = first_hit; i < first_hit + cnt; i++) {
             const struct hit *h = &s->hits[i];
             uint32_t pos_end = h->pos_end;
-            uint32_t bend = s->toks[h->field].v[h->tok].bend;
+            uint32_t bend = h->bend;
             if (!(atom->fields & (1u << h->field))) {
                 continue;
             }
@@ -1191,7 +1317,7 @@ static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
             struct occ *o = &s->occ[s->occ_cnt++];
             o->pos = h->pos;
             o->pos_end = pos_end;
-            o->bstart = s->toks[h->field].v[h->tok].bstart;
+            o->bstart = h->bstart;
             o->bend = bend;
             o->atom = atom_idx;
             o->field = h->field;

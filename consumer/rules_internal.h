@@ -197,7 +197,33 @@ struct na_rules_s {
     struct na_rbuild b;
     uint32_t *posts;
     size_t posts_cnt;
+    /** One bit per na_rules_quick_hash() of every key (exact and prefix): a
+     *  word whose bit is clear is no key, without touching the dictionary. */
+    uint64_t *bloom;
+    uint64_t bloom_mask; /**< bits - 1 */
 };
+
+/** A cheap hash of @p s[0..len) for the key filter (not the dictionary's). */
+static inline uint64_t na_rules_quick_hash(const char *s, size_t len, int prefix) {
+    uint64_t h = ((uint64_t)len << 1 | (uint64_t)prefix) * 0x9e3779b97f4a7c15ull;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = 0;
+        for (size_t k = 0; k < 8; k++) {
+            v |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
+        }
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    if (i < len) {
+        uint64_t v = 0;
+        for (size_t k = 0; i + k < len; k++) {
+            v |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
+        }
+        h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    }
+    return h ^ (h >> 29);
+}
 
 /** Hash of a key: FNV-1a over the bytes, finished with the kind. */
 #define NA_RULES_FNV_INIT 2166136261u
@@ -210,6 +236,15 @@ static inline uint32_t na_rules_hash_fin(uint32_t h, int prefix) {
     h *= 0x85ebca6bu;
     h ^= h >> 13;
     return h;
+}
+
+/** @returns the dictionary hash of key (s, len, prefix). */
+static inline uint32_t na_rules_key_hash(const char *s, size_t len, int prefix) {
+    uint32_t h = NA_RULES_FNV_INIT;
+    for (size_t i = 0; i < len; i++) {
+        h = na_rules_fnv(h, (unsigned char)s[i]);
+    }
+    return na_rules_hash_fin(h, prefix);
 }
 
 /** @returns the key index of (s, len, prefix), or NA_RNONE. */

@@ -1,0 +1,360 @@
+/*
+ * bench_classify: articles per second of the rules engine over generated
+ * ~4 KB articles with N generated topics, or of a naive per-rule baseline
+ * (each topic's query evaluated by scanning the lower-cased text once per
+ * term, as a loop of strstr-like searches would), on the calling thread.
+ *
+ *   bench_classify --rules N [--mode engine|naive] [--seconds S]
+ *
+ * Prints JSON lines: articles_per_s (CPU time of the process), mb_per_s,
+ * matches_per_article and peak_rss_kb (getrusage ru_maxrss) for the case
+ * "rules=N" (engine) or "rules=N baseline=naive".
+ *
+ * The generator is deterministic. Vocabulary: 30,000 made-up words; article
+ * words are drawn Zipf-like (the 100 most frequent act as function words),
+ * 4 KB per article, a title of 8 words; 256 distinct articles, cycled.
+ * Topic i is one of four shapes over words drawn uniformly from ranks 100
+ * and up (so rules name the rarer words, as topic rules do):
+ *   "A B" AND (C OR D*)     A AND B NOT C     A NEAR/5 B
+ *   title:A^2 OR (B AND C)
+ */
+#define _GNU_SOURCE /* memmem */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "newsalert/article.h"
+#include "newsalert/util.h"
+#include "rules.h"
+
+#define VOCAB 30000
+#define COMMON 100
+#define ARTICLES 256
+#define ARTICLE_BYTES 4096
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint64_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static char vocab[VOCAB][16];
+static double zipf_cdf[VOCAB];
+
+static void make_vocab(void) {
+    static const char *const syl[] = {"ka", "lo", "mi", "ren", "to", "va", "del", "sor",
+                                      "pa", "ne", "qui", "bar", "fu", "gal", "zen", "wi",
+                                      "tor", "ple", "cra", "don", "ex", "mun", "tiv", "go"};
+    double sum = 0;
+    for (size_t i = 0; i < VOCAB; i++) {
+        size_t v = i + 7;
+        size_t n = 0;
+        char *w = vocab[i];
+        /* 2 to 4 syllables, unique by construction (base 24 digits + length) */
+        w[n] = '\0';
+        do {
+            const char *s = syl[v % 24];
+            size_t l = strlen(s);
+            memcpy(w + n, s, l);
+            n += l;
+            v /= 24;
+        } while (v && n < 12);
+        w[n++] = 'd'; /* never ends in s: plural folding stays out of the way */
+        w[n] = '\0';
+        sum += 1.0 / ((double)i + 10.0);
+        zipf_cdf[i] = sum;
+    }
+    for (size_t i = 0; i < VOCAB; i++) {
+        zipf_cdf[i] /= sum;
+    }
+}
+
+static const char *zipf_word(void) {
+    double u = (double)(rnd() >> 11) / 9007199254740992.0;
+    size_t lo = 0, hi = VOCAB - 1;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (zipf_cdf[mid] < u) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return vocab[lo];
+}
+
+static const char *rare_word(void) {
+    return vocab[COMMON + rnd() % (VOCAB - COMMON)];
+}
+
+/* ---- topics ---- */
+
+struct topic {
+    int shape;
+    const char *w[4];
+};
+
+static struct topic *make_topics(size_t n, char **json) {
+    struct topic *t = calloc(n, sizeof(*t));
+    struct na_buf b;
+    na_buf_init(&b);
+    na_buf_puts(&b, "{\"topics\":[\n");
+    for (size_t i = 0; i < n; i++) {
+        t[i].shape = (int)(i % 4);
+        for (int k = 0; k < 4; k++) {
+            t[i].w[k] = rare_word();
+        }
+        const char *const *w = t[i].w;
+        na_buf_printf(&b, "%s{\"name\":\"t%zu\",\"threshold\":1,\"query\":\"", i ? ",\n" : "",
+                      i);
+        switch (t[i].shape) {
+        case 0:
+            na_buf_printf(&b, "\\\"%s %s\\\" AND (%s OR %.5s*)", w[0], w[1], w[2], w[3]);
+            break;
+        case 1:
+            na_buf_printf(&b, "%s AND %s NOT %s", w[0], w[1], w[2]);
+            break;
+        case 2:
+            na_buf_printf(&b, "%s NEAR/5 %s", w[0], w[1]);
+            break;
+        default:
+            na_buf_printf(&b, "title:%s^2 OR (%s AND %s)", w[0], w[1], w[2]);
+            break;
+        }
+        na_buf_puts(&b, "\"}");
+    }
+    na_buf_puts(&b, "]}\n");
+    *json = na_buf_steal(&b);
+    return t;
+}
+
+/* ---- articles ---- */
+
+static void make_articles(struct na_article *a, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        struct na_buf b;
+        na_article_init(&a[i]);
+        snprintf(a[i].id, sizeof(a[i].id), "a%zu", i);
+        na_buf_init(&b);
+        for (int k = 0; k < 8; k++) {
+            na_buf_printf(&b, "%s%s", k ? " " : "", k % 3 ? zipf_word() : rare_word());
+        }
+        a[i].title = na_buf_steal(&b);
+        na_buf_init(&b);
+        size_t words = 0;
+        while (b.len < ARTICLE_BYTES - 20) {
+            const char *w = words % 9 == 4 ? rare_word() : zipf_word();
+            na_buf_printf(&b, "%s%s", words ? " " : "", w);
+            words++;
+            if (words % 17 == 0) {
+                na_buf_puts(&b, ".");
+            }
+        }
+        a[i].content = na_buf_steal(&b);
+    }
+}
+
+/* ---- the naive baseline ---- */
+
+static char lower_c(char c) {
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static bool word_byte(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* Next whole-word (or prefix) occurrence of w in s at or after from. */
+static const char *find_word(const char *s, size_t len, size_t from, const char *w,
+                             bool prefix) {
+    size_t wl = strlen(w);
+    const char *p = s + from;
+    const char *end = s + len;
+    while (p + wl <= end) {
+        const char *q = memmem(p, (size_t)(end - p), w, wl);
+        if (!q) {
+            return NULL;
+        }
+        bool left = q == s || !word_byte(q[-1]);
+        bool right = prefix || q + wl == end || !word_byte(q[wl]);
+        if (left && right) {
+            return q;
+        }
+        p = q + 1;
+    }
+    return NULL;
+}
+
+static bool has(const char *s, size_t len, const char *w) {
+    return find_word(s, len, 0, w, false) != NULL;
+}
+
+static size_t words_between(const char *a, const char *b) {
+    size_t n = 0;
+    for (const char *p = a; p < b; p++) {
+        n += *p == ' ';
+    }
+    return n;
+}
+
+static bool naive_topic(const struct topic *t, const char *title, size_t tl,
+                        const char *body, size_t bl) {
+    const char *const *w = t->w;
+    char phrase[40];
+    char pre[8];
+    switch (t->shape) {
+    case 0:
+        snprintf(phrase, sizeof(phrase), "%s %s", w[0], w[1]);
+        snprintf(pre, sizeof(pre), "%.5s", w[3]);
+        for (int f = 0; f < 2; f++) {
+            const char *s = f ? body : title;
+            size_t l = f ? bl : tl;
+            if (has(s, l, phrase) && (has(s, l, w[2]) || find_word(s, l, 0, pre, true))) {
+                return true;
+            }
+        }
+        return false;
+    case 1:
+        return (has(title, tl, w[0]) || has(body, bl, w[0])) &&
+               (has(title, tl, w[1]) || has(body, bl, w[1])) &&
+               !(has(title, tl, w[2]) || has(body, bl, w[2]));
+    case 2:
+        for (size_t from = 0;;) {
+            const char *a = find_word(body, bl, from, w[0], false);
+            if (!a) {
+                return false;
+            }
+            for (size_t f2 = 0;;) {
+                const char *b = find_word(body, bl, f2, w[1], false);
+                if (!b) {
+                    break;
+                }
+                size_t d = b > a ? words_between(a, b) : words_between(b, a);
+                if (d <= 5) {
+                    return true;
+                }
+                f2 = (size_t)(b - body) + 1;
+            }
+            from = (size_t)(a - body) + 1;
+        }
+    default:
+        return has(title, tl, w[0]) ||
+               ((has(title, tl, w[1]) || has(body, bl, w[1])) &&
+                (has(title, tl, w[2]) || has(body, bl, w[2])));
+    }
+}
+
+static size_t naive_classify(const struct topic *t, size_t n, const struct na_article *a,
+                             char *tbuf, char *bbuf) {
+    size_t tl = strlen(a->title);
+    size_t bl = strlen(a->content);
+    size_t matches = 0;
+    for (size_t i = 0; i < tl; i++) {
+        tbuf[i] = lower_c(a->title[i]);
+    }
+    for (size_t i = 0; i < bl; i++) {
+        bbuf[i] = lower_c(a->content[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        matches += naive_topic(&t[i], tbuf, tl, bbuf, bl);
+    }
+    return matches;
+}
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    size_t nrules = 10;
+    bool naive = false;
+    double seconds = 2.0;
+    char errstr[512];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rules") && i + 1 < argc) {
+            nrules = (size_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+            naive = !strcmp(argv[++i], "naive");
+        } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+            seconds = strtod(argv[++i], NULL);
+        } else {
+            fprintf(stderr, "usage: bench_classify --rules N [--mode engine|naive] "
+                            "[--seconds S]\n");
+            return 2;
+        }
+    }
+    make_vocab();
+    char *json = NULL;
+    struct topic *topics = make_topics(nrules, &json);
+    struct na_article *arts = calloc(ARTICLES, sizeof(*arts));
+    make_articles(arts, ARTICLES);
+    na_rules_t *rules = NULL;
+    if (!naive && na_rules_load_buf(json, strlen(json), "generated", &rules, errstr,
+                                    sizeof(errstr))) {
+        fprintf(stderr, "bench_classify: %s\n", errstr);
+        return 1;
+    }
+    char *tbuf = malloc(ARTICLE_BYTES * 2);
+    char *bbuf = malloc(ARTICLE_BYTES * 2);
+    size_t done = 0, matches = 0, bytes = 0;
+    double t0 = cpu_s();
+    double t1 = t0;
+    while (t1 - t0 < seconds || done < ARTICLES) {
+        const struct na_article *a = &arts[done % ARTICLES];
+        if (naive) {
+            matches += naive_classify(topics, nrules, a, tbuf, bbuf);
+        } else {
+            struct na_classification c;
+            if (na_rules_classify(rules, a, &c)) {
+                fprintf(stderr, "bench_classify: out of memory\n");
+                return 1;
+            }
+            matches += c.matches_cnt;
+            na_classification_cleanup(&c);
+        }
+        bytes += strlen(a->title) + strlen(a->content);
+        done++;
+        if (done % 16 == 0 || naive) {
+            t1 = cpu_s();
+        }
+    }
+    t1 = cpu_s();
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    char cs[64];
+    snprintf(cs, sizeof(cs), "rules=%zu%s", nrules, naive ? " baseline=naive" : "");
+    double el = t1 - t0;
+    printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"articles_per_s\","
+           "\"value\":%.0f,\"unit\":\"1/s\"}\n",
+           cs, (double)done / el);
+    printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"mb_per_s\","
+           "\"value\":%.1f,\"unit\":\"MB/s\"}\n",
+           cs, (double)bytes / el / 1e6);
+    printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"matches_per_article\","
+           "\"value\":%.3f,\"unit\":\"1\"}\n",
+           cs, (double)matches / (double)done);
+    printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"peak_rss_kb\","
+           "\"value\":%ld,\"unit\":\"KiB\"}\n",
+           cs, ru.ru_maxrss);
+    fflush(stdout);
+    na_rules_destroy(rules);
+    for (size_t i = 0; i < ARTICLES; i++) {
+        na_article_cleanup(&arts[i]);
+    }
+    free(arts);
+    free(topics);
+    free(json);
+    free(tbuf);
+    free(bbuf);
+    return 0;
+}
