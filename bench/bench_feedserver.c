@@ -10,7 +10,9 @@
  * gets 304, any other 200.
  */
 #define _GNU_SOURCE /* memmem */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,8 +22,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <fcntl.h>
-#include <arpa/inet.h>
 
 #define MAX_EVENTS 256
 #define BUF_SIZE 8192
@@ -99,7 +99,8 @@ static int answer(int fd, const char *head, size_t len) {
     int n;
     if (not_modified) {
         answered_304++;
-        n = snprintf(out, sizeof(out), "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n"
+        n = snprintf(out, sizeof(out),
+                     "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n"
                      "Content-Length: 0\r\n\r\n");
     } else {
         answered_200++;
@@ -109,8 +110,10 @@ static int answer(int fd, const char *head, size_t len) {
                             "<item><title>Bench item for %s</title>"
                             "<link>http://bench.invalid%s/1</link>"
                             "<description>Export rules for rare earths.</description>"
-                            "</item></channel></rss>\n", path, path);
-        n = snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\n"
+                            "</item></channel></rss>\n",
+                            path, path);
+        n = snprintf(out, sizeof(out),
+                     "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\n"
                      "Content-Type: application/rss+xml\r\nContent-Length: %d\r\n\r\n%s",
                      blen, body);
     }

@@ -187,7 +187,8 @@ na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
         }
         t->headers = h;
     }
-    if (!(h = curl_slist_append(t->headers, "Accept: application/rss+xml, "
+    if (!(h = curl_slist_append(t->headers,
+                                "Accept: application/rss+xml, "
                                 "application/atom+xml, application/feed+json, "
                                 "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"))) {
         goto nomem;

@@ -43,18 +43,18 @@ struct na_fetch_req {
 struct na_fetch_res {
     void *opaque;
     CURLcode code;
-    long status;           /**< HTTP status, 0 without a response */
-    char *body;            /**< NUL-terminated, body_len bytes (decoded) */
+    long status; /**< HTTP status, 0 without a response */
+    char *body;  /**< NUL-terminated, body_len bytes (decoded) */
     size_t body_len;
-    bool too_large;        /**< the body passed max_bytes; transfer aborted */
-    char *etag;            /**< response ETag or NULL */
-    char *last_modified;   /**< response Last-Modified or NULL */
-    char *retry_after;     /**< response Retry-After or NULL */
-    char *effective_url;   /**< after redirects */
-    long redirects;        /**< redirects followed */
+    bool too_large;          /**< the body passed max_bytes; transfer aborted */
+    char *etag;              /**< response ETag or NULL */
+    char *last_modified;     /**< response Last-Modified or NULL */
+    char *retry_after;       /**< response Retry-After or NULL */
+    char *effective_url;     /**< after redirects */
+    long redirects;          /**< redirects followed */
     bool permanent_redirect; /**< a 301/308 was among them */
-    char *permanent_url;   /**< where the leading run of 301/308 redirects led
-                                (absolute), or NULL: the feed's new address */
+    char *permanent_url;     /**< where the leading run of 301/308 redirects led
+                                  (absolute), or NULL: the feed's new address */
     int64_t elapsed_ms;
     char errstr[CURL_ERROR_SIZE];
 };

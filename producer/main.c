@@ -47,7 +47,8 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && !strcmp(argv[1], "sources")) {
         if (argc < 4 || strcmp(argv[2], "load") || argv[3][0] == '-') {
-            fprintf(stderr, "newsalert-producer: usage: newsalert-producer sources load FILE "
+            fprintf(stderr,
+                    "newsalert-producer: usage: newsalert-producer sources load FILE "
                     "--sources-topic TOPIC [--brokers HOST:PORT] [-X key=value]..\n");
             return 2;
         }

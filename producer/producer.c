@@ -23,9 +23,11 @@
 
 /* Designated initialisers: the entry struct may grow members. */
 #define C(f) offsetof(struct na_producer_conf, f)
-#define E(k, t, f, d, text, lo, hi)                                                   \
-    {.key = (k), .type = (t), .offset = C(f), .def = (d), .desc = (text), .min = (lo), \
-     .max = (hi)}
+#define E(k, t, f, d, text, lo, hi)                                                      \
+    {                                                                                    \
+        .key = (k), .type = (t), .offset = C(f), .def = (d), .desc = (text),             \
+        .min = (lo), .max = (hi)                                                         \
+    }
 const struct na_conf_entry na_producer_conf_table[] = {
     E("brokers", NA_CONF_STRING, brokers, "127.0.0.1:9092",
       "Kafka bootstrap servers HOST:PORT[,..]", 0, 0),
@@ -33,13 +35,15 @@ const struct na_conf_entry na_producer_conf_table[] = {
       "sources JSON file (file mode; re-read when it changes)", 0, 0),
     E("sources_topic", NA_CONF_STRING, sources_topic, NULL,
       "topic mode: poll the feeds of this compacted topic's partitions assigned to this "
-      "instance in group group_id (e.g. news.sources)", 0, 0),
+      "instance in group group_id (e.g. news.sources)",
+      0, 0),
     E("state_topic", NA_CONF_STRING, state_topic, NA_TOPIC_FETCHSTATE,
       "topic mode: compacted topic of per-feed seen-state", 0, 0),
     E("group_id", NA_CONF_STRING, group_id, "newsalert-producer",
       "topic mode: consumer group the instances share", 0, 0),
     E("instance_id", NA_CONF_STRING, instance_id, NULL,
-      "name of this instance (X-Newsalert-Instance header, logs); default host-pid", 0, 0),
+      "name of this instance (X-Newsalert-Instance header, logs); default host-pid", 0,
+      0),
     E("state_dir", NA_CONF_STRING, state_dir, "/var/lib/newsalert",
       "folder for the seen-state (seen.json, file mode)", 0, 0),
     E("topic", NA_CONF_STRING, topic, NA_TOPIC_ARTICLES, "topic articles go to", 0, 0),
@@ -47,8 +51,8 @@ const struct na_conf_entry na_producer_conf_table[] = {
       "write the metrics (Prometheus text) to this file every 5 s and at exit", 0, 0),
     E("fetch_concurrency", NA_CONF_INT, fetch_concurrency, "32",
       "concurrent feed transfers", 1, 10000),
-    E("fetch_per_host", NA_CONF_INT, fetch_per_host, "4", "concurrent connections per host",
-      1, 1000),
+    E("fetch_per_host", NA_CONF_INT, fetch_per_host, "4",
+      "concurrent connections per host", 1, 1000),
     E("fetch_timeout", NA_CONF_DURATION, fetch_timeout_ms, "30s",
       "whole-transfer timeout per feed", 100, 3600000),
     E("fetch_connect_timeout", NA_CONF_DURATION, fetch_connect_timeout_ms, "10s",
@@ -93,12 +97,12 @@ struct feed {
     size_t heap_idx;      /* NO_HEAP when not scheduled */
     size_t pending;       /* produced messages without a delivery report */
     unsigned errors_in_row;
-    bool in_flight;       /* a fetch is running */
-    bool fetched;         /* at least one fetch completed (for --once) */
-    bool failed;          /* something of the current batch was not persisted */
-    bool retired;         /* answered 410 for this very source entry */
-    bool removed;         /* left the sources; freed once pending is 0 */
-    char *new_etag;       /* validators to keep once the batch is delivered */
+    bool in_flight; /* a fetch is running */
+    bool fetched;   /* at least one fetch completed (for --once) */
+    bool failed;    /* something of the current batch was not persisted */
+    bool retired;   /* answered 410 for this very source entry */
+    bool removed;   /* left the sources; freed once pending is 0 */
+    char *new_etag; /* validators to keep once the batch is delivered */
     char *new_lm;
 };
 
@@ -118,11 +122,11 @@ struct producer {
     rd_kafka_t *rk_state; /* topic mode: reader of the state topic */
     na_seen_t *seen;
     na_fetcher_t *fetcher;
-    struct feed **feeds;  /* sorted by id */
+    struct feed **feeds; /* sorted by id */
     size_t feeds_cnt, feeds_size;
-    struct feed **heap;   /* min-heap on due_ms */
+    struct feed **heap; /* min-heap on due_ms */
     size_t heap_cnt, heap_size;
-    struct feed **dead;   /* removed feeds waiting for delivery reports */
+    struct feed **dead; /* removed feeds waiting for delivery reports */
     size_t dead_cnt, dead_size;
     struct stat sources_st;
     int64_t last_save_ms, last_sources_check_ms, last_metrics_ms;
@@ -161,7 +165,8 @@ static int64_t jitter(int64_t ms, int pct) {
 }
 
 int64_t na_producer_next_delay_ms(int64_t now_wall_ms, int64_t interval_ms, int ttl_min,
-                                  uint32_t skip_hours, uint8_t skip_days, int jitter_pct) {
+                                  uint32_t skip_hours, uint8_t skip_days,
+                                  int jitter_pct) {
     const int64_t hour_ms = 3600LL * 1000;
     int64_t delay = interval_ms;
     /* <ttl>: the channel may be cached that long; a day at most, so that a
@@ -348,7 +353,7 @@ static void schedule_first(struct producer *p, struct feed *f) {
     int64_t now_wall = na_now_ms();
     int64_t next_at = na_seen_get_int(p->seen, f->src.id, "next_at", 0);
     int64_t cap = f->src.interval_ms > p->conf->retry_max_ms ? f->src.interval_ms
-                                                               : p->conf->retry_max_ms;
+                                                             : p->conf->retry_max_ms;
     int64_t delay;
     if (p->conf->once) {
         delay = 0;
@@ -375,7 +380,8 @@ static void feed_refresh_retired(struct producer *p, struct feed *f) {
 }
 
 /* Add or update the feed of @p src (taken). */
-static na_err_t feed_upsert(struct producer *p, struct na_source *src, int32_t partition) {
+static na_err_t feed_upsert(struct producer *p, struct na_source *src,
+                            int32_t partition) {
     bool found;
     size_t i = feed_pos(p, src->id, &found);
     if (found) {
@@ -424,7 +430,8 @@ static na_err_t feed_upsert(struct producer *p, struct na_source *src, int32_t p
         f->fetched = true; /* nothing to do in a --once round */
         na_log(NA_LOG_WARN, "producer", "feed_retired_skipped",
                "feed=%s url=%s reason=\"answered 410 Gone; change its sources entry to "
-               "poll it again\"", na_log_q(f->src.id), na_log_q(f->src.url));
+               "poll it again\"",
+               na_log_q(f->src.id), na_log_q(f->src.url));
     }
     schedule_first(p, f);
     return NA_OK;
@@ -486,12 +493,11 @@ static void publish_state(struct producer *p, struct feed *f) {
         return;
     }
     /* F_FREE: librdkafka frees json once sent; on failure it stays ours. */
-    kerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(p->conf->state_topic),
-                             RD_KAFKA_V_PARTITION(f->partition),
-                             RD_KAFKA_V_KEY(f->src.id, strlen(f->src.id)),
-                             RD_KAFKA_V_VALUE(json, strlen(json)),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                             RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    kerr = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(p->conf->state_topic), RD_KAFKA_V_PARTITION(f->partition),
+        RD_KAFKA_V_KEY(f->src.id, strlen(f->src.id)),
+        RD_KAFKA_V_VALUE(json, strlen(json)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
     if (kerr) {
         free(json);
         na_log(NA_LOG_ERROR, "producer", "state_publish_failed", "feed=%s err=%s",
@@ -569,9 +575,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         }
     } else {
         delivered_ok(p, ctx);
-        na_log(NA_LOG_DEBUG, "producer", "delivered", "feed=%s article=%s rev=%d "
-               "partition=%d offset=%lld", na_log_q(f->src.id), ctx->id, ctx->rev,
-               (int)rkm->partition, (long long)rkm->offset);
+        na_log(NA_LOG_DEBUG, "producer", "delivered",
+               "feed=%s article=%s rev=%d "
+               "partition=%d offset=%lld",
+               na_log_q(f->src.id), ctx->id, ctx->rev, (int)rkm->partition,
+               (long long)rkm->offset);
     }
     batch_done_one(p, f);
     free(ctx);
@@ -706,10 +714,11 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
         na_article_set_id(a);
         na_seen_fingerprint(a, fps[i]);
         for (size_t j = 0; j < i && !dup; j++) {
-            dup = !strcmp(doc->items[j].id, a->id) || (fps[i][0] && !strcmp(fps[j], fps[i]));
+            dup = !strcmp(doc->items[j].id, a->id) ||
+                  (fps[i][0] && !strcmp(fps[j], fps[i]));
         }
-        enum na_seen_verdict v = dup ? NA_SEEN_SAME
-                                     : na_seen_check(p->seen, f->src.id, a->id, fps[i], &rev);
+        enum na_seen_verdict v =
+            dup ? NA_SEEN_SAME : na_seen_check(p->seen, f->src.id, a->id, fps[i], &rev);
         switch (v) {
         case NA_SEEN_SAME:
             p->stats->skipped_seen++;
@@ -730,8 +739,8 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
             p->stats->updates++;
             feed_inc(f, "newsalert_producer_updates_total",
                      "Edited items produced again under the same id.", NULL);
-            na_log(NA_LOG_INFO, "producer", "article_updated", "feed=%s article=%s rev=%d",
-                   na_log_q(f->src.id), a->id, rev);
+            na_log(NA_LOG_INFO, "producer", "article_updated",
+                   "feed=%s article=%s rev=%d", na_log_q(f->src.id), a->id, rev);
             break;
         case NA_SEEN_NEW:
             break;
@@ -759,16 +768,19 @@ static void retire(struct producer *p, struct feed *f, const struct na_fetch_res
              NULL);
     feed_labels(f, NULL, labels, sizeof(labels));
     na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_producer_feed_retired",
-                                 "1 while a feed is retired (answered 410 Gone).", labels),
+                                 "1 while a feed is retired (answered 410 Gone).",
+                                 labels),
                   1);
     na_log(NA_LOG_ERROR, "fetch", "feed_retired",
            "feed=%s url=%s status=410 reason=\"the feed is gone; not polled again until "
-           "its sources entry changes\"", na_log_q(f->src.id),
+           "its sources entry changes\"",
+           na_log_q(f->src.id),
            na_log_q(res->effective_url ? res->effective_url : f->src.url));
     publish_state(p, f);
 }
 
-static void note_moved(struct producer *p, struct feed *f, const struct na_fetch_res *res) {
+static void note_moved(struct producer *p, struct feed *f,
+                       const struct na_fetch_res *res) {
     const char *now_url = feed_url(p, f);
     if (!res->permanent_url || !strcmp(res->permanent_url, now_url)) {
         return;
@@ -784,8 +796,9 @@ static void note_moved(struct producer *p, struct feed *f, const struct na_fetch
            na_log_q(f->src.id), na_log_q(now_url), na_log_q(res->permanent_url));
 }
 
-static void fetch_failed(struct producer *p, struct feed *f, const struct na_fetch_res *res,
-                         const char *reason, const char *detail) {
+static void fetch_failed(struct producer *p, struct feed *f,
+                         const struct na_fetch_res *res, const char *reason,
+                         const char *detail) {
     char extra[64];
     int64_t ra = na_http_retry_after_ms(res->retry_after, na_now_ms() / 1000);
     p->stats->fetch_errors++;
@@ -797,8 +810,10 @@ static void fetch_failed(struct producer *p, struct feed *f, const struct na_fet
     schedule_in(p, f, delay);
     na_log(NA_LOG_WARN, "fetch", "fetch_error",
            "feed=%s url=%s reason=%s status=%ld err=%s errors_in_row=%u retry_in_ms=%lld "
-           "ms=%lld", na_log_q(f->src.id), na_log_q(feed_url(p, f)), reason, res->status,
-           na_log_q(detail), f->errors_in_row, (long long)delay, (long long)res->elapsed_ms);
+           "ms=%lld",
+           na_log_q(f->src.id), na_log_q(feed_url(p, f)), reason, res->status,
+           na_log_q(detail), f->errors_in_row, (long long)delay,
+           (long long)res->elapsed_ms);
 }
 
 static void on_fetched(struct na_fetch_res *res, void *opaque) {
@@ -814,15 +829,17 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     feed_inc(f, "newsalert_producer_fetches_total", "Feed fetches completed.", NULL);
     if (res->code == CURLE_OK && res->status == 304) {
         p->stats->not_modified++;
-        feed_inc(f, "newsalert_producer_not_modified_total", "Fetches answered 304.", NULL);
+        feed_inc(f, "newsalert_producer_not_modified_total", "Fetches answered 304.",
+                 NULL);
         note_moved(p, f, res);
         f->errors_in_row = 0;
-        schedule_in(p, f, na_producer_next_delay_ms(
-                              na_now_ms(), f->src.interval_ms,
-                              (int)na_seen_get_int(p->seen, f->src.id, "ttl", 0),
-                              (uint32_t)na_seen_get_int(p->seen, f->src.id, "skip_hours", 0),
-                              (uint8_t)na_seen_get_int(p->seen, f->src.id, "skip_days", 0),
-                              10));
+        schedule_in(p, f,
+                    na_producer_next_delay_ms(
+                        na_now_ms(), f->src.interval_ms,
+                        (int)na_seen_get_int(p->seen, f->src.id, "ttl", 0),
+                        (uint32_t)na_seen_get_int(p->seen, f->src.id, "skip_hours", 0),
+                        (uint8_t)na_seen_get_int(p->seen, f->src.id, "skip_days", 0),
+                        10));
         na_log(NA_LOG_DEBUG, "fetch", "not_modified", "feed=%s ms=%lld",
                na_log_q(f->src.id), (long long)res->elapsed_ms);
         return;
@@ -837,8 +854,8 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
         return;
     }
     na_feed_init(&doc);
-    na_err_t err = na_feed_parse(res->body, res->body_len, res->effective_url, &doc, errstr,
-                                 sizeof(errstr));
+    na_err_t err = na_feed_parse(res->body, res->body_len, res->effective_url, &doc,
+                                 errstr, sizeof(errstr));
     if (err) {
         p->stats->parse_errors++;
         feed_inc(f, "newsalert_producer_parse_errors_total",
@@ -849,7 +866,8 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
         schedule_in(p, f, delay);
         na_log(NA_LOG_WARN, "fetch", "feed_parse_error",
                "feed=%s url=%s bytes=%zu err=%s retry_in_ms=%lld", na_log_q(f->src.id),
-               na_log_q(feed_url(p, f)), res->body_len, na_log_q(errstr), (long long)delay);
+               na_log_q(feed_url(p, f)), res->body_len, na_log_q(errstr),
+               (long long)delay);
         return;
     }
     note_moved(p, f, res);
@@ -869,8 +887,9 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
         na_seen_set_int(p->seen, f->src.id, "skip_days", doc.skip_days, false)) {
         f->failed = true;
     }
-    schedule_in(p, f, na_producer_next_delay_ms(na_now_ms(), f->src.interval_ms, doc.ttl_min,
-                                                doc.skip_hours, doc.skip_days, 10));
+    schedule_in(p, f,
+                na_producer_next_delay_ms(na_now_ms(), f->src.interval_ms, doc.ttl_min,
+                                          doc.skip_hours, doc.skip_days, 10));
     free(f->new_etag);
     free(f->new_lm);
     f->new_etag = na_strdup(res->etag);
@@ -980,8 +999,8 @@ static void check_sources_file(struct producer *p) {
     }
     if (apply_sources_file(p, errstr, sizeof(errstr))) {
         p->sources_st = st; /* do not retry the same broken file every 2 s */
-        na_log(NA_LOG_ERROR, "producer", "sources_reload_failed",
-               "err=%s keeping=%zu", na_log_q(errstr), p->feeds_cnt);
+        na_log(NA_LOG_ERROR, "producer", "sources_reload_failed", "err=%s keeping=%zu",
+               na_log_q(errstr), p->feeds_cnt);
         return;
     }
     na_log(NA_LOG_INFO, "producer", "sources_reloaded", "sources=%zu", p->feeds_cnt);
@@ -1023,7 +1042,8 @@ static void load_state(struct producer *p, const rd_kafka_topic_partition_list_t
             continue;
         }
         if (hi[i] > lo) {
-            rd_kafka_topic_partition_list_add(tp, p->conf->state_topic, part)->offset = lo;
+            rd_kafka_topic_partition_list_add(tp, p->conf->state_topic, part)->offset =
+                lo;
             left++;
         }
     }
@@ -1114,8 +1134,10 @@ static void revoke_partitions(struct producer *p,
     if (p->rk) {
         rd_kafka_flush(p->rk, (int)p->conf->flush_timeout_ms);
     }
-    na_log(NA_LOG_INFO, "producer", "partitions_revoked", "instance=%s partitions=%d "
-           "feeds=%zu", na_log_q(p->instance), parts->cnt, moved);
+    na_log(NA_LOG_INFO, "producer", "partitions_revoked",
+           "instance=%s partitions=%d "
+           "feeds=%zu",
+           na_log_q(p->instance), parts->cnt, moved);
 }
 
 /* Runs inside rd_kafka_consumer_poll() of the sources consumer, on the main
@@ -1171,8 +1193,10 @@ static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
     }
     key_text(rkm, id, sizeof(id));
     if (!id[0]) {
-        na_log(NA_LOG_WARN, "producer", "bad_source", "partition=%d offset=%lld "
-               "err=\"record without key\"", (int)rkm->partition, (long long)rkm->offset);
+        na_log(NA_LOG_WARN, "producer", "bad_source",
+               "partition=%d offset=%lld "
+               "err=\"record without key\"",
+               (int)rkm->partition, (long long)rkm->offset);
         return;
     }
     struct feed *f = feed_find(p, id);
@@ -1182,10 +1206,10 @@ static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
             feed_remove(p, f);
             na_seen_feed_drop(p->seen, id);
             if (p->rk) { /* its state goes too */
-                rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(p->conf->state_topic),
-                                  RD_KAFKA_V_PARTITION(rkm->partition),
-                                  RD_KAFKA_V_KEY(id, strlen(id)), RD_KAFKA_V_VALUE(NULL, 0),
-                                  RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+                rd_kafka_producev(
+                    p->rk, RD_KAFKA_V_TOPIC(p->conf->state_topic),
+                    RD_KAFKA_V_PARTITION(rkm->partition), RD_KAFKA_V_KEY(id, strlen(id)),
+                    RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
             }
         }
         return;
@@ -1209,12 +1233,14 @@ static rd_kafka_conf_t *kafka_conf(const struct na_producer_conf *conf, char *er
     return kconf;
 }
 
-static na_err_t apply_user_props(const struct na_producer_conf *conf, rd_kafka_conf_t *kconf,
-                                 char *errstr, size_t errstr_size) {
+static na_err_t apply_user_props(const struct na_producer_conf *conf,
+                                 rd_kafka_conf_t *kconf, char *errstr,
+                                 size_t errstr_size) {
     for (size_t i = 0; i < conf->props.cnt; i++) {
         char key[256];
         const char *eq = strchr(conf->props.kv[i], '=');
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - conf->props.kv[i]), conf->props.kv[i]);
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - conf->props.kv[i]),
+                 conf->props.kv[i]);
         na_err_t err = na_kafka_conf_set(kconf, key, eq + 1, errstr, errstr_size);
         if (err) {
             return err;
@@ -1249,8 +1275,8 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic) {
 }
 
 static const char *const sources_configs[] = {"cleanup.policy", "compact", NULL};
-static const char *const state_configs[] = {"cleanup.policy", "compact", "max.message.bytes",
-                                            "4194304", NULL};
+static const char *const state_configs[] = {"cleanup.policy", "compact",
+                                            "max.message.bytes", "4194304", NULL};
 
 /* Create the sources and state topics when missing; the state topic needs
  * at least as many partitions as the sources topic (records go to the same
@@ -1263,7 +1289,8 @@ static na_err_t ensure_mode_topics(rd_kafka_t *rk, const struct na_producer_conf
             {conf->sources_topic, NA_SOURCES_PARTITIONS, sources_configs},
         };
         if (na_kafka_ensure_topics(rk, specs, 1, 10000, terr, sizeof(terr))) {
-            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s", na_log_q(terr));
+            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s",
+                   na_log_q(terr));
         }
     }
     int ns = topic_partitions(rk, conf->sources_topic);
@@ -1274,13 +1301,16 @@ static na_err_t ensure_mode_topics(rd_kafka_t *rk, const struct na_producer_conf
     if (create) {
         struct na_topic_spec specs[] = {{conf->state_topic, ns, state_configs}};
         if (na_kafka_ensure_topics(rk, specs, 1, 10000, terr, sizeof(terr))) {
-            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s", na_log_q(terr));
+            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s",
+                   na_log_q(terr));
         }
     }
     int nst = topic_partitions(rk, conf->state_topic);
     if (nst < ns) {
-        snprintf(errstr, errstr_size, "topic %s has %d partitions; it needs at least %d, "
-                 "as many as %s", conf->state_topic, nst, ns, conf->sources_topic);
+        snprintf(errstr, errstr_size,
+                 "topic %s has %d partitions; it needs at least %d, "
+                 "as many as %s",
+                 conf->state_topic, nst, ns, conf->sources_topic);
         return NA_ERR_CONFIG;
     }
     return NA_OK;
@@ -1292,7 +1322,8 @@ static na_err_t start_topic_mode(struct producer *p, char *errstr, size_t errstr
     rd_kafka_topic_partition_list_t *sub = NULL;
     na_err_t err = NA_OK;
 
-    if ((err = ensure_mode_topics(p->rk, conf, conf->create_topics, errstr, errstr_size))) {
+    if ((err =
+             ensure_mode_topics(p->rk, conf, conf->create_topics, errstr, errstr_size))) {
         return err;
     }
     /* The state reader: plain assign() (its group.id is never joined, nothing
@@ -1323,7 +1354,8 @@ static na_err_t start_topic_mode(struct producer *p, char *errstr, size_t errstr
         err = NA_ERR_CONFIG;
         goto out;
     }
-    if ((err = na_kafka_conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size)) ||
+    if ((err =
+             na_kafka_conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size)) ||
         (err = na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr,
                                  errstr_size)) ||
         (err = na_kafka_conf_set(kconf, "auto.offset.reset", "earliest", errstr,
@@ -1366,7 +1398,8 @@ static void save_state(struct producer *p, bool force) {
     char errstr[512];
     int dirty = na_seen_dirty(p->seen);
     int64_t since = na_mono_ms() - p->last_save_ms;
-    if (!dirty || (!force && (dirty == 2 ? since < STATE_SAVE_MS : since < STATE_SOFT_SAVE_MS))) {
+    if (!dirty ||
+        (!force && (dirty == 2 ? since < STATE_SAVE_MS : since < STATE_SOFT_SAVE_MS))) {
         return;
     }
     if (na_seen_save(p->seen, errstr, sizeof(errstr))) {
@@ -1384,7 +1417,8 @@ static void write_metrics(struct producer *p) {
     char *text = na_metrics_render();
     if (text && na_write_file_atomic(p->conf->metrics_file, text, strlen(text), errstr,
                                      sizeof(errstr))) {
-        na_log(NA_LOG_WARN, "producer", "metrics_write_failed", "err=%s", na_log_q(errstr));
+        na_log(NA_LOG_WARN, "producer", "metrics_write_failed", "err=%s",
+               na_log_q(errstr));
     }
     free(text);
 }
@@ -1403,7 +1437,8 @@ static na_err_t start_producer(struct producer *p, char *errstr, size_t errstr_s
                                  errstr_size)) ||
         (err = na_kafka_conf_set(kconf, "acks", "all", errstr, errstr_size)) ||
         (err = na_kafka_conf_set(kconf, "linger.ms", "5", errstr, errstr_size)) ||
-        (err = na_kafka_conf_set(kconf, "compression.type", "lz4", errstr, errstr_size)) ||
+        (err =
+             na_kafka_conf_set(kconf, "compression.type", "lz4", errstr, errstr_size)) ||
         (err = apply_user_props(conf, kconf, errstr, errstr_size))) {
         rd_kafka_conf_destroy(kconf);
         return err;
@@ -1420,13 +1455,15 @@ static na_err_t start_producer(struct producer *p, char *errstr, size_t errstr_s
         struct na_topic_spec spec = na_kafka_topic_articles(conf->topic);
         char terr[512];
         if (na_kafka_ensure_topics(p->rk, &spec, 1, 10000, terr, sizeof(terr))) {
-            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s", na_log_q(terr));
+            na_log(NA_LOG_WARN, "producer", "topic_check_failed", "err=%s",
+                   na_log_q(terr));
         }
     }
     return NA_OK;
 }
 
-static void default_instance(const struct na_producer_conf *conf, char *buf, size_t size) {
+static void default_instance(const struct na_producer_conf *conf, char *buf,
+                             size_t size) {
     char host[128] = "host";
     if (conf->instance_id && *conf->instance_id) {
         snprintf(buf, size, "%s", conf->instance_id);
@@ -1439,8 +1476,9 @@ static void default_instance(const struct na_producer_conf *conf, char *buf, siz
     snprintf(buf, size, "%s-%ld", host, (long)getpid());
 }
 
-na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomic_t *running,
-                         struct na_producer_stats *stats, char *errstr, size_t errstr_size) {
+na_err_t na_producer_run(const struct na_producer_conf *conf,
+                         volatile sig_atomic_t *running, struct na_producer_stats *stats,
+                         char *errstr, size_t errstr_size) {
     struct producer p;
     char path[4096];
     na_err_t err = NA_OK;
@@ -1454,7 +1492,8 @@ na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomi
     default_instance(conf, p.instance, sizeof(p.instance));
 
     if (topic_mode && (conf->once || conf->dry_run)) {
-        snprintf(errstr, errstr_size, "once and dry_run need a sources file, not "
+        snprintf(errstr, errstr_size,
+                 "once and dry_run need a sources file, not "
                  "sources_topic");
         err = NA_ERR_CONFIG;
         goto out;
@@ -1513,12 +1552,14 @@ na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomi
                 on_source_record(&p, rkm);
                 rd_kafka_message_destroy(rkm);
             }
-        } else if (!conf->once && na_mono_ms() - p.last_sources_check_ms > SOURCES_CHECK_MS) {
+        } else if (!conf->once &&
+                   na_mono_ms() - p.last_sources_check_ms > SOURCES_CHECK_MS) {
             check_sources_file(&p);
         }
         start_due_fetches(&p);
         int64_t wait = 100;
-        if (p.heap_cnt && na_fetcher_active(p.fetcher) < (size_t)conf->fetch_concurrency) {
+        if (p.heap_cnt &&
+            na_fetcher_active(p.fetcher) < (size_t)conf->fetch_concurrency) {
             int64_t until = p.heap[0]->due_ms - na_mono_ms();
             wait = until < 0 ? 0 : until < wait ? until : wait;
         }
@@ -1559,18 +1600,21 @@ na_err_t na_producer_run(const struct na_producer_conf *conf, volatile sig_atomi
         err = NA_ERR_KAFKA;
     }
     if (!err && stats->delivery_errors) {
-        snprintf(errstr, errstr_size, "%llu articles were not delivered (they will be "
-                 "produced again on the next run)", stats->delivery_errors);
+        snprintf(errstr, errstr_size,
+                 "%llu articles were not delivered (they will be "
+                 "produced again on the next run)",
+                 stats->delivery_errors);
         err = NA_ERR_KAFKA;
     }
-    na_log(NA_LOG_INFO, "producer", "summary",
-           "fetches=%llu fetch_errors=%llu not_modified=%llu parse_errors=%llu items=%llu "
-           "skipped_seen=%llu skipped_dup=%llu updates=%llu produced=%llu delivered=%llu "
-           "delivery_errors=%llu moved=%llu retired=%llu",
-           stats->fetches, stats->fetch_errors, stats->not_modified, stats->parse_errors,
-           stats->items, stats->skipped_seen, stats->skipped_dup, stats->updates,
-           stats->produced, stats->delivered, stats->delivery_errors, stats->moved,
-           stats->retired);
+    na_log(
+        NA_LOG_INFO, "producer", "summary",
+        "fetches=%llu fetch_errors=%llu not_modified=%llu parse_errors=%llu items=%llu "
+        "skipped_seen=%llu skipped_dup=%llu updates=%llu produced=%llu delivered=%llu "
+        "delivery_errors=%llu moved=%llu retired=%llu",
+        stats->fetches, stats->fetch_errors, stats->not_modified, stats->parse_errors,
+        stats->items, stats->skipped_seen, stats->skipped_dup, stats->updates,
+        stats->produced, stats->delivered, stats->delivery_errors, stats->moved,
+        stats->retired);
 out:
     if (p.rk_src) {
         rd_kafka_destroy(p.rk_src);
@@ -1609,19 +1653,21 @@ struct load_ctx {
     char first_err[256];
 };
 
-static void on_load_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+static void on_load_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                             void *opaque) {
     struct load_ctx *lc = opaque;
     if (rkm->err) {
         if (!lc->failed++) {
-            snprintf(lc->first_err, sizeof(lc->first_err), "%s", rd_kafka_err2str(rkm->err));
+            snprintf(lc->first_err, sizeof(lc->first_err), "%s",
+                     rd_kafka_err2str(rkm->err));
         }
     }
 }
 
 /* Ids of the live records of @p topic now (the latest per key is not a
  * tombstone), as a JSON object used as a set. */
-static json_t *topic_keys(const struct na_producer_conf *conf, int partitions, char *errstr,
-                          size_t errstr_size) {
+static json_t *topic_keys(const struct na_producer_conf *conf, int partitions,
+                          char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *kconf = kafka_conf(conf, errstr, errstr_size);
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_partition_list_t *tp = NULL;
@@ -1743,11 +1789,11 @@ na_err_t na_producer_sources_load(const struct na_producer_conf *conf, const cha
         goto out;
     }
     for (size_t i = 0; i < s.cnt; i++) {
-        rd_kafka_resp_err_t kerr = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(conf->sources_topic),
-            RD_KAFKA_V_KEY(s.v[i].id, strlen(s.v[i].id)),
-            RD_KAFKA_V_VALUE(s.v[i].json, strlen(s.v[i].json)),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t kerr =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(conf->sources_topic),
+                              RD_KAFKA_V_KEY(s.v[i].id, strlen(s.v[i].id)),
+                              RD_KAFKA_V_VALUE(s.v[i].json, strlen(s.v[i].json)),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(rk, 100);
             i--;
@@ -1780,8 +1826,9 @@ na_err_t na_producer_sources_load(const struct na_producer_conf *conf, const cha
         err = NA_ERR_KAFKA;
         goto out;
     }
-    na_log(NA_LOG_INFO, "producer", "sources_loaded", "topic=%s published=%zu removed=%zu",
-           na_log_q(conf->sources_topic), s.cnt, removed);
+    na_log(NA_LOG_INFO, "producer", "sources_loaded",
+           "topic=%s published=%zu removed=%zu", na_log_q(conf->sources_topic), s.cnt,
+           removed);
 out:
     if (rk) {
         rd_kafka_destroy(rk);

@@ -28,31 +28,31 @@
 
 /** Resolved producer settings; see na_producer_conf_table for keys. */
 struct na_producer_conf {
-    char *brokers;                  /**< "brokers" / --brokers */
-    char *sources;                  /**< "sources": sources JSON file */
-    char *sources_topic;            /**< "sources_topic": topic mode when set */
-    char *state_topic;              /**< "state_topic": per-feed state (topic mode) */
-    char *group_id;                 /**< "group_id": consumer group (topic mode) */
-    char *instance_id;              /**< "instance_id": X-Newsalert-Instance, logs */
-    char *state_dir;                /**< "state_dir": seen-state folder */
-    char *topic;                    /**< "topic": articles topic */
-    char *metrics_file;             /**< "metrics_file": Prometheus text, rewritten */
-    long long fetch_concurrency;    /**< "fetch_concurrency" */
-    long long fetch_per_host;       /**< "fetch_per_host" */
-    long long fetch_timeout_ms;     /**< "fetch_timeout" */
+    char *brokers;                      /**< "brokers" / --brokers */
+    char *sources;                      /**< "sources": sources JSON file */
+    char *sources_topic;                /**< "sources_topic": topic mode when set */
+    char *state_topic;                  /**< "state_topic": per-feed state (topic mode) */
+    char *group_id;                     /**< "group_id": consumer group (topic mode) */
+    char *instance_id;                  /**< "instance_id": X-Newsalert-Instance, logs */
+    char *state_dir;                    /**< "state_dir": seen-state folder */
+    char *topic;                        /**< "topic": articles topic */
+    char *metrics_file;                 /**< "metrics_file": Prometheus text, rewritten */
+    long long fetch_concurrency;        /**< "fetch_concurrency" */
+    long long fetch_per_host;           /**< "fetch_per_host" */
+    long long fetch_timeout_ms;         /**< "fetch_timeout" */
     long long fetch_connect_timeout_ms; /**< "fetch_connect_timeout" */
-    long long fetch_max_bytes;      /**< "fetch_max_bytes" */
-    long long fetch_max_redirects;  /**< "fetch_max_redirects" */
-    long long retry_base_ms;        /**< "retry_base": first backoff after an error */
-    long long retry_max_ms;         /**< "retry_max": cap of the error backoff */
-    long long state_grace_ms;       /**< "state_grace": keep state of removed feeds */
-    long long flush_timeout_ms;     /**< "flush_timeout": drain deadline at exit */
-    char *user_agent;               /**< "user_agent" */
-    char *log_level;                /**< "log_level" */
-    int once;                       /**< "once" / --once */
-    int dry_run;                    /**< "dry_run": fetch and parse, produce nothing */
-    int create_topics;              /**< "create_topics": create the topic when missing */
-    struct na_kafka_props props;    /**< "kafka": {...} and -X key=value */
+    long long fetch_max_bytes;          /**< "fetch_max_bytes" */
+    long long fetch_max_redirects;      /**< "fetch_max_redirects" */
+    long long retry_base_ms;            /**< "retry_base": first backoff after an error */
+    long long retry_max_ms;             /**< "retry_max": cap of the error backoff */
+    long long state_grace_ms;           /**< "state_grace": keep state of removed feeds */
+    long long flush_timeout_ms;         /**< "flush_timeout": drain deadline at exit */
+    char *user_agent;                   /**< "user_agent" */
+    char *log_level;                    /**< "log_level" */
+    int once;                           /**< "once" / --once */
+    int dry_run;                 /**< "dry_run": fetch and parse, produce nothing */
+    int create_topics;           /**< "create_topics": create the topic when missing */
+    struct na_kafka_props props; /**< "kafka": {...} and -X key=value */
 };
 
 extern const struct na_conf_entry na_producer_conf_table[];
@@ -65,13 +65,13 @@ struct na_producer_stats {
     unsigned long long parse_errors;
     unsigned long long items;
     unsigned long long skipped_seen;
-    unsigned long long skipped_dup;   /**< new id, known fingerprint */
-    unsigned long long updates;       /**< edited items produced again */
+    unsigned long long skipped_dup; /**< new id, known fingerprint */
+    unsigned long long updates;     /**< edited items produced again */
     unsigned long long produced;
     unsigned long long delivered;
     unsigned long long delivery_errors;
-    unsigned long long moved;         /**< permanent redirects stored */
-    unsigned long long retired;       /**< feeds retired on 410 */
+    unsigned long long moved;   /**< permanent redirects stored */
+    unsigned long long retired; /**< feeds retired on 410 */
 };
 
 /**

@@ -17,7 +17,7 @@
 struct na_seen_s {
     char *path; /* NULL: memory only */
     json_t *root;
-    int dirty;  /* 0 clean, 1 schedules only, 2 changes that matter */
+    int dirty; /* 0 clean, 1 schedules only, 2 changes that matter */
 };
 
 #define SEEN_VERSION 2
@@ -139,7 +139,8 @@ na_err_t na_seen_save(na_seen_t *seen, char *errstr, size_t errstr_size) {
     if (!text) {
         return NA_ERR_NOMEM;
     }
-    na_err_t err = na_write_file_atomic(seen->path, text, strlen(text), errstr, errstr_size);
+    na_err_t err =
+        na_write_file_atomic(seen->path, text, strlen(text), errstr, errstr_size);
     free(text);
     if (!err) {
         seen->dirty = 0;
@@ -306,7 +307,8 @@ na_err_t na_seen_add(na_seen_t *seen, const char *feed_id, const char *article_i
     return na_seen_put(seen, feed_id, article_id, NULL, 1);
 }
 
-const char *na_seen_validator(const na_seen_t *seen, const char *feed_id, const char *name) {
+const char *na_seen_validator(const na_seen_t *seen, const char *feed_id,
+                              const char *name) {
     return json_string_value(json_object_get(feed_obj(seen, feed_id), name));
 }
 
@@ -321,7 +323,8 @@ static int set_or_del(json_t *obj, const char *key, const char *value) {
 na_err_t na_seen_set_validators(na_seen_t *seen, const char *feed_id, const char *etag,
                                 const char *last_modified) {
     json_t *f = feed_obj_create(seen, feed_id);
-    if (!f || set_or_del(f, "etag", etag) || set_or_del(f, "last_modified", last_modified)) {
+    if (!f || set_or_del(f, "etag", etag) ||
+        set_or_del(f, "last_modified", last_modified)) {
         return NA_ERR_NOMEM;
     }
     mark(seen, 2);

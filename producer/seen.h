@@ -107,8 +107,10 @@ NA_WUR na_err_t na_seen_put(na_seen_t *seen, const char *feed_id, const char *ar
 /** @brief na_seen_put() without fingerprint, revision 1. */
 NA_WUR na_err_t na_seen_add(na_seen_t *seen, const char *feed_id, const char *article_id);
 
-/** @returns borrowed validator ("etag" or "last_modified") or NULL; valid until changed. */
-const char *na_seen_validator(const na_seen_t *seen, const char *feed_id, const char *name);
+/** @returns borrowed validator ("etag" or "last_modified") or NULL; valid until changed.
+ */
+const char *na_seen_validator(const na_seen_t *seen, const char *feed_id,
+                              const char *name);
 
 /** @brief Set both validators of a feed (NULL clears one). */
 NA_WUR na_err_t na_seen_set_validators(na_seen_t *seen, const char *feed_id,

@@ -54,8 +54,8 @@ static na_err_t parse_interval(json_t *v, int64_t *ms) {
     return NA_ERR_INVALID;
 }
 
-static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src,
-                             char *errstr, size_t errstr_size) {
+static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, char *errstr,
+                             size_t errstr_size) {
     const char *key;
     json_t *v;
 
@@ -71,7 +71,7 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src,
                          idx, key);
                 return NA_ERR_CONFIG;
             }
-            char **dst = !strcmp(key, "id") ? &src->id
+            char **dst = !strcmp(key, "id")     ? &src->id
                          : !strcmp(key, "name") ? &src->name
                                                 : &src->url;
             *dst = na_strdup(json_string_value(v));
@@ -161,8 +161,8 @@ na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
     memset(src, 0, sizeof(*src));
     obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj) {
-        snprintf(errstr, errstr_size, "source %s:%d:%d: %s", key_id, jerr.line, jerr.column,
-                 jerr.text);
+        snprintf(errstr, errstr_size, "source %s:%d:%d: %s", key_id, jerr.line,
+                 jerr.column, jerr.text);
         return NA_ERR_PARSE;
     }
     if (json_is_object(obj) && !json_object_get(obj, "id") &&
@@ -172,7 +172,8 @@ na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
     }
     err = parse_source(obj, 0, src, detail, sizeof(detail));
     if (!err && strcmp(src->id, key_id)) {
-        snprintf(detail, sizeof(detail), "id \"%s\" differs from the record key", src->id);
+        snprintf(detail, sizeof(detail), "id \"%s\" differs from the record key",
+                 src->id);
         err = NA_ERR_CONFIG;
     }
     if (err) {
@@ -228,8 +229,8 @@ na_err_t na_sources_load_buf(const char *buf, size_t len, const char *name,
     }
     for (size_t i = 0; i < json_array_size(list); i++) {
         struct na_source *src = &out->v[out->cnt++];
-        if ((err = parse_source(json_array_get(list, i), i, src, detail,
-                                sizeof(detail)))) {
+        if ((err =
+                 parse_source(json_array_get(list, i), i, src, detail, sizeof(detail)))) {
             snprintf(errstr, errstr_size, "%s: %s", name, detail);
             goto out;
         }

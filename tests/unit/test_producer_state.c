@@ -3,10 +3,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -86,9 +88,10 @@ static void test_sources_valid_and_invalid(void **state) {
     (void)state;
     struct na_sources s;
     char errstr[256];
-    const char *ok = "{\"sources\":[{\"id\":\"a\",\"name\":\"A\",\"url\":\"http://x/a.xml\","
-                     "\"interval\":\"90s\",\"headers\":{\"X-Key\":\"v\"}},"
-                     "{\"url\":\"https://x/b.xml\",\"interval\":120}]}";
+    const char *ok =
+        "{\"sources\":[{\"id\":\"a\",\"name\":\"A\",\"url\":\"http://x/a.xml\","
+        "\"interval\":\"90s\",\"headers\":{\"X-Key\":\"v\"}},"
+        "{\"url\":\"https://x/b.xml\",\"interval\":120}]}";
     assert_int_equal(na_sources_load_buf(ok, strlen(ok), "t", &s, errstr, sizeof(errstr)),
                      NA_OK);
     assert_int_equal(s.cnt, 2);
@@ -100,19 +103,22 @@ static void test_sources_valid_and_invalid(void **state) {
 
     static const char *const bad[][2] = {
         {"{\"sources\":[{\"url\":\"file:///etc/passwd\"}]}", "only http and https"},
-        {"{\"sources\":[{\"url\":\"http://x/\",\"intervall\":5}]}", "unknown key \"intervall\""},
+        {"{\"sources\":[{\"url\":\"http://x/\",\"intervall\":5}]}",
+         "unknown key \"intervall\""},
         {"{\"sources\":[{\"url\":\"http://x/\",\"interval\":\"soon\"}]}", "interval"},
-        {"{\"sources\":[{\"id\":\"a\",\"url\":\"http://x/\"},{\"id\":\"a\",\"url\":\"http://y/\"}]}",
+        {"{\"sources\":[{\"id\":\"a\",\"url\":\"http://x/"
+         "\"},{\"id\":\"a\",\"url\":\"http://y/\"}]}",
          "duplicate id"},
-        {"{\"sources\":[{\"url\":\"http://x/\",\"headers\":{\"X\":\"a\\r\\nInjected: 1\"}}]}",
+        {"{\"sources\":[{\"url\":\"http://x/\",\"headers\":{\"X\":\"a\\r\\nInjected: "
+         "1\"}}]}",
          "not a valid header"},
         {"{\"feeds\":[]}", "unknown key \"feeds\""},
         {"[{\"url\": ", "t:1:"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         errstr[0] = '\0';
-        assert_int_not_equal(na_sources_load_buf(bad[i][0], strlen(bad[i][0]), "t", &s, errstr,
-                                                 sizeof(errstr)),
+        assert_int_not_equal(na_sources_load_buf(bad[i][0], strlen(bad[i][0]), "t", &s,
+                                                 errstr, sizeof(errstr)),
                              NA_OK);
         assert_non_null(strstr(errstr, bad[i][1]));
         assert_int_equal(s.cnt, 0);
@@ -125,39 +131,41 @@ static void test_config_table_precedence_and_errors(void **state) {
     char errstr[256];
     json_error_t jerr;
     memset(&conf, 0, sizeof(conf));
-    assert_int_equal(na_conf_defaults(na_producer_conf_table, &conf, errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_conf_defaults(na_producer_conf_table, &conf, errstr, sizeof(errstr)), NA_OK);
     assert_string_equal(conf.topic, "news.articles");
     assert_int_equal(conf.fetch_timeout_ms, 30000);
-    json_t *file = json_loads("{\"topic\":\"t.file\",\"fetch_timeout\":\"5s\"}", 0, &jerr);
-    assert_int_equal(na_conf_apply_json(na_producer_conf_table, &conf, file, "f.json", NULL,
-                                        errstr, sizeof(errstr)),
+    json_t *file =
+        json_loads("{\"topic\":\"t.file\",\"fetch_timeout\":\"5s\"}", 0, &jerr);
+    assert_int_equal(na_conf_apply_json(na_producer_conf_table, &conf, file, "f.json",
+                                        NULL, errstr, sizeof(errstr)),
                      NA_OK);
     json_decref(file);
     assert_string_equal(conf.topic, "t.file");
     setenv("NEWSALERT_TOPIC", "t.env", 1);
-    assert_int_equal(na_conf_apply_env(na_producer_conf_table, &conf, errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_conf_apply_env(na_producer_conf_table, &conf, errstr, sizeof(errstr)), NA_OK);
     unsetenv("NEWSALERT_TOPIC");
     assert_string_equal(conf.topic, "t.env");
     assert_int_equal(conf.fetch_timeout_ms, 5000);
-    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, "fetch-timeout"), &conf,
-                                 "2m", "flag", errstr, sizeof(errstr)),
+    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, "fetch-timeout"),
+                                 &conf, "2m", "flag", errstr, sizeof(errstr)),
                      NA_OK);
     assert_int_equal(conf.fetch_timeout_ms, 120000);
 
     json_t *unknown = json_loads("{\"fetch_timout\":\"5s\"}", 0, &jerr);
-    assert_int_equal(na_conf_apply_json(na_producer_conf_table, &conf, unknown, "f.json", NULL,
-                                        errstr, sizeof(errstr)),
+    assert_int_equal(na_conf_apply_json(na_producer_conf_table, &conf, unknown, "f.json",
+                                        NULL, errstr, sizeof(errstr)),
                      NA_ERR_CONFIG);
     assert_non_null(strstr(errstr, "unknown key \"fetch_timout\""));
     json_decref(unknown);
-    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, "fetch_concurrency"),
-                                 &conf, "0", "flag", errstr, sizeof(errstr)),
-                     NA_ERR_CONFIG);
+    assert_int_equal(
+        na_conf_set(na_conf_find(na_producer_conf_table, "fetch_concurrency"), &conf, "0",
+                    "flag", errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
     assert_non_null(strstr(errstr, "fetch_concurrency"));
-    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, "once"), &conf, "maybe",
-                                 "flag", errstr, sizeof(errstr)),
+    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, "once"), &conf,
+                                 "maybe", "flag", errstr, sizeof(errstr)),
                      NA_ERR_CONFIG);
     na_conf_cleanup(na_producer_conf_table, &conf);
 }
@@ -241,7 +249,8 @@ static void test_seen_version1_file_loads(void **state) {
     snprintf(path, sizeof(path), "%s/v1.json", dir);
     FILE *fp = fopen(path, "w");
     fputs("{\"version\":1,\"feeds\":{\"f\":{\"etag\":\"\\\"e\\\"\",\"seq\":2,"
-          "\"ids\":{\"a\":1,\"b\":2}}}}", fp);
+          "\"ids\":{\"a\":1,\"b\":2}}}}",
+          fp);
     fclose(fp);
     assert_int_equal(na_seen_load(path, &seen, errstr, sizeof(errstr)), NA_OK);
     assert_true(na_seen_has(seen, "f", "a"));
@@ -288,8 +297,8 @@ static void test_seen_feed_dump_load_and_schedule_fields(void **state) {
     char *json = na_seen_feed_dump(a, "f");
     assert_non_null(json);
     assert_null(na_seen_feed_dump(a, "nope"));
-    assert_int_equal(na_seen_feed_load(b, "f", json, strlen(json), errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_seen_feed_load(b, "f", json, strlen(json), errstr, sizeof(errstr)), NA_OK);
     free(json);
     assert_int_equal(na_seen_check(b, "f", "id1", "aaaa", &rev), NA_SEEN_SAME);
     assert_string_equal(na_seen_get_str(b, "f", "url"), "http://new/feed");
@@ -388,8 +397,9 @@ static void test_schedule_ttl_skip_and_backoff(void **state) {
     assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 100000, 0, 0, 0),
                      24LL * 3600 * 1000);
     /* skipHours 10 and 11: the next poll is at 12:00. */
-    assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 0, (1u << 10) | (1u << 11), 0, 0),
-                     2 * 3600 * 1000);
+    assert_int_equal(
+        na_producer_next_delay_ms(mon10, 60000, 0, (1u << 10) | (1u << 11), 0, 0),
+        2 * 3600 * 1000);
     /* skipDays Monday (bit 1): Tuesday 00:00. */
     assert_int_equal(na_producer_next_delay_ms(mon10, 60000, 0, 0, 1u << 1, 0),
                      14LL * 3600 * 1000);
@@ -419,20 +429,21 @@ static void test_source_json_and_hash(void **state) {
     const char *j1 = "{\"url\":\"http://x/a.xml\",\"interval\":\"90s\"}";
     const char *j2 = "{\"interval\":\"90s\",\"url\":\"http://x/a.xml\",\"id\":\"a\"}";
     const char *j3 = "{\"interval\":\"2m\",\"url\":\"http://x/a.xml\"}";
-    assert_int_equal(na_source_parse_json(j1, strlen(j1), "a", &a, errstr, sizeof(errstr)),
-                     NA_OK);
-    assert_int_equal(na_source_parse_json(j2, strlen(j2), "a", &b, errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_source_parse_json(j1, strlen(j1), "a", &a, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(
+        na_source_parse_json(j2, strlen(j2), "a", &b, errstr, sizeof(errstr)), NA_OK);
     assert_string_equal(a.id, "a");
     assert_string_equal(a.hash, b.hash); /* same entry, whatever the key order */
     assert_non_null(strstr(a.json, "\"id\":\"a\""));
     na_source_cleanup(&b);
-    assert_int_equal(na_source_parse_json(j3, strlen(j3), "a", &b, errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_source_parse_json(j3, strlen(j3), "a", &b, errstr, sizeof(errstr)), NA_OK);
     assert_string_not_equal(a.hash, b.hash);
     na_source_cleanup(&b);
-    assert_int_equal(na_source_parse_json(j2, strlen(j2), "other", &b, errstr, sizeof(errstr)),
-                     NA_ERR_CONFIG);
+    assert_int_equal(
+        na_source_parse_json(j2, strlen(j2), "other", &b, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
     assert_non_null(strstr(errstr, "differs from the record key"));
     assert_null(b.id);
     assert_int_equal(na_source_parse_json("{", 1, "a", &b, errstr, sizeof(errstr)),
