@@ -654,8 +654,9 @@ static na_err_t build_bloom(na_rules_t *r) {
     r->bloom_mask = bits - 1;
     for (size_t i = 0; i < r->b.keys_cnt; i++) {
         const struct na_rkey *k = &r->b.keys[i];
-        uint64_t h = na_rules_quick_hash(r->b.strs + k->str_off, k->len, k->prefix) &
-                     r->bloom_mask;
+        char w[NA_RULES_QUICK_PAD] = {0};
+        memcpy(w, r->b.strs + k->str_off, k->len < sizeof(w) - 8 ? k->len : sizeof(w) - 8);
+        uint64_t h = na_rules_quick_hash(w, k->len, k->prefix) & r->bloom_mask;
         r->bloom[h >> 6] |= (uint64_t)1 << (h & 63);
     }
     return NA_OK;
@@ -997,37 +998,28 @@ static void hit_push(struct scan *s, uint32_t key, int field, uint32_t pos,
     h->field = (uint8_t)field;
 }
 
-static int cmp_hit(const void *a, const void *b) {
-    const struct hit *x = a;
-    const struct hit *y = b;
-    if (x->key != y->key) {
-        return x->key < y->key ? -1 : 1;
-    }
-    if (x->field != y->field) {
-        return x->field < y->field ? -1 : 1;
-    }
-    if (x->pos != y->pos) {
-        return x->pos < y->pos ? -1 : 1;
-    }
-    if (x->pos_end != y->pos_end) {
-        return x->pos_end < y->pos_end ? -1 : 1;
-    }
-    return 0;
-}
-
 static uint32_t key_slot(uint32_t key) {
     return key * 2654435761u;
 }
 
-/* Index the sorted hits by key, so that an atom finds its hits (or learns
- * that it has none) in O(1). */
-static na_err_t key_ranges(struct scan *s) {
-    size_t distinct = 0;
-    size_t size = 16;
-    for (size_t i = 0; i < s->hits_cnt; i++) {
-        distinct += !i || s->hits[i].key != s->hits[i - 1].key;
+static bool hit_less(const struct hit *x, const struct hit *y) {
+    if (x->field != y->field) {
+        return x->field < y->field;
     }
-    while (size < distinct * 2) {
+    if (x->pos != y->pos) {
+        return x->pos < y->pos;
+    }
+    return x->pos_end < y->pos_end;
+}
+
+/* Group the hits by key (a counting sort through a hash map of the keys
+ * that occurred) and index the groups, so that an atom finds its hits, in
+ * (field, pos, pos_end) order, or learns that it has none, in O(1). */
+static na_err_t group_hits(struct scan *s) {
+    size_t size = 16;
+    uint32_t *slot_of = NULL;
+    struct hit *out = NULL;
+    while (size < s->hits_cnt * 2) {
         size *= 2;
     }
     s->kr = calloc(size, sizeof(*s->kr));
@@ -1035,20 +1027,52 @@ static na_err_t key_ranges(struct scan *s) {
         return NA_ERR_NOMEM;
     }
     s->kr_mask = size - 1;
-    for (size_t i = 0; i < s->hits_cnt;) {
-        size_t j = i + 1;
-        while (j < s->hits_cnt && s->hits[j].key == s->hits[i].key) {
-            j++;
-        }
-        size_t slot = key_slot(s->hits[i].key) & s->kr_mask;
-        while (s->kr[slot].cnt) {
+    if (!s->hits_cnt) {
+        return NA_OK;
+    }
+    slot_of = malloc(s->hits_cnt * sizeof(*slot_of));
+    out = malloc(s->hits_cnt * sizeof(*out));
+    if (!slot_of || !out) {
+        free(slot_of);
+        free(out);
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < s->hits_cnt; i++) {
+        uint32_t key = s->hits[i].key;
+        size_t slot = key_slot(key) & s->kr_mask;
+        while (s->kr[slot].cnt && s->kr[slot].key != key) {
             slot = (slot + 1) & s->kr_mask;
         }
-        s->kr[slot].key = s->hits[i].key;
-        s->kr[slot].first = (uint32_t)i;
-        s->kr[slot].cnt = (uint32_t)(j - i);
-        i = j;
+        s->kr[slot].key = key;
+        s->kr[slot].cnt++;
+        slot_of[i] = (uint32_t)slot;
     }
+    uint32_t run = 0;
+    for (size_t slot = 0; slot < size; slot++) {
+        s->kr[slot].first = run;
+        run += s->kr[slot].cnt;
+    }
+    for (size_t i = 0; i < s->hits_cnt; i++) {
+        out[s->kr[slot_of[i]].first++] = s->hits[i];
+    }
+    for (size_t slot = 0; slot < size; slot++) {
+        struct krange *k = &s->kr[slot];
+        k->first -= k->cnt;
+        /* Pushed nearly in order: joined words come after their parts. */
+        for (uint32_t i = k->first + 1; i < k->first + k->cnt; i++) {
+            struct hit h = out[i];
+            uint32_t j = i;
+            while (j > k->first && hit_less(&h, &out[j - 1])) {
+                out[j] = out[j - 1];
+                j--;
+            }
+            out[j] = h;
+        }
+    }
+    free(slot_of);
+    free(s->hits);
+    s->hits = out;
+    s->hits_cap = s->hits_cnt;
     return NA_OK;
 }
 
@@ -1141,7 +1165,7 @@ static void word_hits(struct scan *s, int field, char *w, size_t len, bool trunc
  */
 static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len) {
     const unsigned char *p = (const unsigned char *)text;
-    char w[NA_RULES_MAX_TERM_BYTES + 2];
+    char w[NA_RULES_QUICK_PAD];
     uint32_t pos = 0;
     size_t i = 0;
 
@@ -1198,7 +1222,8 @@ static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len) 
         uint32_t next = pos;
         for (size_t k = 0; k < toks->cnt; k++) {
             const struct na_rtok *t = &toks->v[k];
-            size_t n = t->fold_len < sizeof(w) - 2 ? t->fold_len : sizeof(w) - 2;
+            size_t n = t->fold_len <= NA_RULES_MAX_TERM_BYTES ? t->fold_len
+                                                              : NA_RULES_MAX_TERM_BYTES;
             memcpy(w, toks->text + t->fold_off, n);
             word_hits(s, f, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
                       (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
@@ -1224,10 +1249,7 @@ static na_err_t scan_article(struct scan *s, const struct na_article *a) {
             return NA_ERR_NOMEM;
         }
     }
-    if (s->hits_cnt > 1) {
-        qsort(s->hits, s->hits_cnt, sizeof(*s->hits), cmp_hit);
-    }
-    return key_ranges(s);
+    return group_hits(s);
 }
 
 /* First hit in [lo, hi) (one key's run) with (field, pos) >= the given. */

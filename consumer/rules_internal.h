@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "newsalert/err.h"
 #include "rules.h"
@@ -203,23 +204,27 @@ struct na_rules_s {
     uint64_t bloom_mask; /**< bits - 1 */
 };
 
-/** A cheap hash of @p s[0..len) for the key filter (not the dictionary's). */
+/** Bytes a buffer given to na_rules_quick_hash() must have: a longest
+ *  term, a plural "y", and room to read whole 8-byte words. */
+#define NA_RULES_QUICK_PAD (NA_RULES_MAX_TERM_BYTES + 16u)
+
+/**
+ * A cheap hash of @p s[0..len) for the key filter (not the dictionary's).
+ * Reads whole 8-byte words: @p s must be readable up to len rounded up to
+ * 8 (a NA_RULES_QUICK_PAD buffer); bytes past len do not count.
+ */
 static inline uint64_t na_rules_quick_hash(const char *s, size_t len, int prefix) {
     uint64_t h = ((uint64_t)len << 1 | (uint64_t)prefix) * 0x9e3779b97f4a7c15ull;
     size_t i = 0;
+    uint64_t v;
     for (; i + 8 <= len; i += 8) {
-        uint64_t v = 0;
-        for (size_t k = 0; k < 8; k++) {
-            v |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
-        }
+        memcpy(&v, s + i, 8);
         h = (h ^ v) * 0xff51afd7ed558ccdull;
         h ^= h >> 32;
     }
     if (i < len) {
-        uint64_t v = 0;
-        for (size_t k = 0; i + k < len; k++) {
-            v |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
-        }
+        memcpy(&v, s + i, 8);
+        v &= ~(uint64_t)0 >> (8 * (8 - (len - i)));
         h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
     }
     return h ^ (h >> 29);
