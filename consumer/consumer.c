@@ -16,6 +16,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "rules.h"
+#include "story.h"
 #include "tracker.h"
 
 #define C(f) offsetof(struct na_consumer_conf, f)
@@ -50,6 +51,10 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      "record delivered alerts in the ledger topic and never send one twice", 0, 0, 0},
     {"ledger_topic", NA_CONF_STRING, C(ledger_topic), NA_TOPIC_ALERTS,
      "compacted alert ledger topic (key = alert id)", 0, 0, 0},
+    {"stories", NA_CONF_BOOL, C(stories), "true",
+     "group articles into stories: one alert per story and topic", 0, 0, 0},
+    {"story_window", NA_CONF_DURATION, C(story_window_ms), "3d",
+     "how long a story stays open after its newest article", 0, 60000, 31536000000LL},
     {"ledger_timeout", NA_CONF_DURATION, C(ledger_timeout_ms), "60s",
      "how long start-up may take to read the ledger to its end", 0, 100, 3600000},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
@@ -74,6 +79,7 @@ struct consumer {
     na_deliver_t *deliver;
     na_tracker_t *tracker;
     na_ledger_t *ledger; /* NULL with ledger=false */
+    na_stories_t *stories; /* NULL with stories=false */
     bool paused;
     bool fatal;
     int32_t *eof;        /* partitions at their end (exit_eof) */
@@ -227,6 +233,26 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
     job_ctx_free(jc);
 }
 
+/* Runs inside na_ledger_open() for each ledger record: re-open its story. */
+static void seed_story(const char *alert_id, const json_t *value, void *vc) {
+    struct consumer *c = vc;
+    json_t *story = json_object_get(value, "story");
+    const char *sid = json_string_value(json_object_get(story, "id"));
+    const char *published = json_string_value(
+        json_object_get(json_object_get(value, "article"), "published_at"));
+    int64_t t = NA_TIME_UNKNOWN;
+    (void)alert_id;
+    if (!sid || !json_is_object(json_object_get(story, "signature"))) {
+        return;
+    }
+    if (published && na_time_parse_rfc3339(published, &t)) {
+        t = NA_TIME_UNKNOWN;
+    }
+    if (na_stories_seed(c->stories, sid, json_object_get(story, "signature"), t)) {
+        na_log(NA_LOG_WARN, "consumer", "story_seed_failed", "story=%s", sid);
+    }
+}
+
 /* Runs inside na_ledger_poll(): the broker has the record (or refused it). */
 static void on_recorded(void *opaque, na_err_t err, void *vc) {
     struct consumer *c = vc;
@@ -264,18 +290,69 @@ static void print_alert(struct consumer *c, const struct na_alert *alert) {
     fflush(c->out);
 }
 
+/* A later article of a story whose alert a route already has (or is
+ * sending): counted and logged, and the ledger record updated ("linked",
+ * which never downgrades "delivered"), not sent again. */
+static void link_article(struct consumer *c, struct na_tracker_entry *entry,
+                         const struct na_alert *alert, const struct na_route *route,
+                         int32_t partition, int64_t offset) {
+    struct job_ctx *jc = NULL;
+    json_t *root = NULL;
+    c->stats->story_linked++;
+    route_inc("newsalert_consumer_story_linked_total",
+              "Articles of a story already alerted: linked, not sent again.", route->name);
+    na_log(NA_LOG_INFO, "consumer", "story_linked", "route=%s alert=%s story=%s article=%s "
+           "articles=%zu", na_log_q(route->name), alert->id, alert->story_id,
+           alert->article->id, na_story_article_count(c->stories, alert->story_id));
+    if (!c->ledger || !na_ledger_delivered(c->ledger, alert->id, route->name) ||
+        !(jc = calloc(1, sizeof(*jc))) || !(root = na_alert_to_json(alert)) ||
+        !(jc->alert_json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+        json_decref(root);
+        job_ctx_free(jc);
+        return;
+    }
+    json_decref(root);
+    jc->entry = entry;
+    jc->partition = partition;
+    jc->offset = offset;
+    jc->route = route;
+    memcpy(jc->alert_id, alert->id, sizeof(jc->alert_id));
+    struct na_ledger_delivery del = {"linked", 0, 0, na_now_ms()};
+    entry->pending++;
+    if (na_ledger_record(c->ledger, alert->id, route->name, &del, jc->alert_json, jc)) {
+        entry->pending--;
+        job_ctx_free(jc);
+    }
+}
+
 static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                          const struct na_article *a, const struct na_classification *cls,
                          int32_t partition, int64_t offset) {
+    char story_id[NA_SHA256_HEX_LEN + 1];
+    const char *sid = NULL;
+    bool story_new = true;
+    json_t *story = NULL;
+    /* Only articles that match are grouped: a story matters here only if
+     * it can alert. */
+    if (c->stories && cls->matches_cnt &&
+        !na_stories_assign(c->stories, a, story_id, &story_new)) {
+        sid = story_id;
+        story = json_pack("{s:s, s:I, s:o*}", "id", story_id, "articles",
+                          (json_int_t)na_story_article_count(c->stories, story_id),
+                          "signature", na_story_signature(c->stories, story_id));
+    }
     for (size_t i = 0; i < cls->matches_cnt; i++) {
         struct na_alert alert;
-        na_alert_init(&alert, a, &cls->matches[i], na_rules_version(c->rules));
+        na_alert_init_story(&alert, a, &cls->matches[i], na_rules_version(c->rules), sid);
+        alert.story = story;
         c->stats->matched++;
-        na_log(NA_LOG_INFO, "consumer", "match", "article=%s topic=%s score=%.2f alert=%s",
-               a->id, na_log_q(cls->matches[i].topic), cls->matches[i].score, alert.id);
+        na_log(NA_LOG_INFO, "consumer", "match", "article=%s topic=%s score=%.2f alert=%s "
+               "story=%s", a->id, na_log_q(cls->matches[i].topic), cls->matches[i].score,
+               alert.id, sid ? sid : a->id);
         if (c->conf->print) {
             print_alert(c, &alert);
         }
+        bool linked = false;
         char *alert_json = NULL;
         for (size_t r = 0; r < c->conf->routes.cnt; r++) {
             const struct na_route *route = &c->conf->routes.v[r];
@@ -284,6 +361,16 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             struct na_digest_item *item = NULL;
             if (!na_route_wants(route, cls->matches[i].topic, cls->matches[i].score)) {
                 continue;
+            }
+            if (!story_new && !linked &&
+                ((c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) ||
+                 na_deliver_has(c->deliver, route, alert.id))) {
+                link_article(c, entry, &alert, route, partition, offset);
+                linked = true;
+                continue;
+            }
+            if (na_deliver_has(c->deliver, route, alert.id)) {
+                continue; /* on its way already (same story, or read again) */
             }
             if (c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) {
                 c->stats->ledger_skipped++;
@@ -330,6 +417,7 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
         }
         free(alert_json);
     }
+    json_decref(story);
 }
 
 static void eof_clear(struct consumer *c, int32_t partition) {
@@ -641,8 +729,13 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
             na_log(NA_LOG_WARN, "consumer", "topic_check_failed", "err=%s", na_log_q(terr));
         }
     }
+    if (conf->stories && !(c.stories = na_stories_new(conf->story_window_ms))) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
     if (conf->ledger) {
-        /* Read the whole ledger before the first article is consumed. */
+        /* Read the whole ledger before the first article is consumed; its
+         * records re-open the stories of the window. */
         struct na_ledger_opts lopts = {
             .brokers = conf->brokers,
             .props = &conf->props,
@@ -651,6 +744,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
             .create_topic = conf->create_topics,
             .confirm_cb = on_recorded,
             .ctx = &c,
+            .load_cb = c.stories ? seed_story : NULL,
+            .load_ctx = &c,
         };
         if ((err = na_ledger_open(&lopts, &c.ledger, errstr, errstr_size))) {
             goto out;
@@ -727,10 +822,10 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
     na_log(NA_LOG_INFO, "consumer", "summary",
            "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
            "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
-           "ledger_recorded=%llu digests=%llu",
+           "ledger_recorded=%llu digests=%llu story_linked=%llu",
            stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
            stats->alerts_failed, stats->dlq_produced, stats->offsets_stored, stats->paused,
-           stats->ledger_skipped, stats->ledger_recorded, stats->digests);
+           stats->ledger_skipped, stats->ledger_recorded, stats->digests, stats->story_linked);
 out:
     if (sub) {
         rd_kafka_topic_partition_list_destroy(sub);
@@ -741,6 +836,7 @@ out:
     }
     na_deliver_destroy(c.deliver);
     na_ledger_destroy(c.ledger);
+    na_stories_destroy(c.stories);
     if (c.dlq) {
         rd_kafka_flush(c.dlq, 5000);
         rd_kafka_destroy(c.dlq);

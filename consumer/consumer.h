@@ -32,6 +32,8 @@ struct na_consumer_conf {
     char *ledger_topic;           /**< "ledger_topic": compacted alert ledger */
     int ledger;                   /**< "ledger": read and write the alert ledger */
     long long ledger_timeout_ms;  /**< "ledger_timeout": reading the ledger at start */
+    int stories;                  /**< "stories": one alert per story and topic */
+    long long story_window_ms;    /**< "story_window" */
     long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
     char *log_level;              /**< "log_level" */
     int print;                    /**< "print": alerts to stdout as they happen */
@@ -55,6 +57,7 @@ struct na_consumer_stats {
     unsigned long long ledger_skipped;  /**< alerts not sent: the ledger had them */
     unsigned long long ledger_recorded; /**< ledger records confirmed */
     unsigned long long digests;         /**< alerts that went out inside a digest */
+    unsigned long long story_linked;    /**< story follow-ups linked, not sent */
 };
 
 /**

@@ -286,8 +286,11 @@ def check_exactly_once(svc, ledger, route, path, want_ids):
     return len(singles), len(digests)
 
 
-def consumer(ctx, topic, ledger, routes, extra=(), name="consumer", env=None):
+def consumer(ctx, topic, ledger, routes, extra=(), name="consumer", env=None, stories=False):
+    # Flood articles are near-identical (one story): most tests count alerts
+    # per article, so story grouping is on only where a test says so.
     cfg = ctx.write("%s.json" % name, {
+        "stories": stories,
         "brokers": ctx.brokers, "topic": topic, "dlq_topic": ctx.topic("na.it.dlq"),
         "group_id": harness.unique_topic("na-it-deliver"), "ledger_topic": ledger,
         "rules": os.environ.get("NA_TEST_RULES") or ctx.src("examples", "rules.json"),
@@ -370,6 +373,67 @@ def test_restart_after_delivery_sends_nothing_again(ctx):
     assert len(svc.accepted("/discord")) == first
     assert "ledger_skipped=%d" % len(want) in c2.stderr_text()
     check_exactly_once(svc, ledger_state(ctx, ledger), "discord", "/discord", want)
+
+
+def story_article(url, title, summary, src):
+    return {"schema": "article/v1", "id": hashlib.sha256(url.encode()).hexdigest(),
+            "url": url, "title": title, "summary": summary,
+            "published_at": "2026-11-25T10:00:00Z", "fetched_at": "2026-11-25T10:00:00Z",
+            "source": {"id": src, "name": src, "feed_url": "https://%s.example/f" % src}}
+
+
+STORY_A = story_article(
+    "https://a.example/1", "China bans gallium and germanium exports to the United States",
+    "China's Ministry of Commerce (MOFCOM) said on 3 December 2026 it will ban exports of "
+    "gallium, germanium and antimony to the United States, citing dual-use concerns; "
+    "shipments of 5,000 tonnes are affected.", "alpha")
+STORY_B = story_article(
+    "https://b.example/9", "Beijing halts shipments of gallium, germanium to US",
+    "MOFCOM announced a ban on exports of gallium, germanium and antimony to the United "
+    "States on 3 December 2026; about 5,000 tonnes of dual-use shipments are affected, the "
+    "Ministry of Commerce said.", "beta")
+OTHER = story_article(
+    "https://c.example/2", "Taiwan Strait drills: PLA ships near Kinmen",
+    "The People's Liberation Army held drills near Kinmen in the Taiwan Strait on Tuesday, "
+    "Taiwan's defence ministry said.", "gamma")
+
+
+def test_a_story_alerts_each_topic_once_also_after_restart(ctx):
+    svc = ChatServices()
+    ctx.cleanup(svc.close)
+    topic = ctx.topic("na.it.articles")
+    ledger = ctx.topic("na.it.alerts")
+    routes = [{"name": "json", "url": svc.url("/json"), "format": "json",
+               "digest_threshold": 0}]
+    harness.kcat_produce(ctx.brokers, topic, [(STORY_A["id"], json.dumps(STORY_A))])
+    c = consumer(ctx, topic, ledger, routes, name="first", stories=True)
+    svc.wait_for(lambda rs: len([r for r in rs if r.status == 200]) >= 2, 60)
+    # A second outlet's article of the same story: linked, not alerted.
+    harness.kcat_produce(ctx.brokers, topic, [(STORY_B["id"], json.dumps(STORY_B))])
+    c.wait_for_stderr(r"event=story_linked", 60)
+    time.sleep(2)
+    c.kill()
+    assert c.wait(60) == 0, c.tail()
+    first = svc.accepted("/json")
+    assert sorted(r.json["topic"] for r in first) == ["export_controls", "rare_earths"]
+    story_id = first[0].json["story_id"]
+    assert all(r.json["story_id"] == story_id and r.json["article_id"] == STORY_A["id"]
+               for r in first)
+    assert "story_linked=2" in c.stderr_text()  # one per topic
+    recs = {k: v for k, v in ((r["key"], json.loads(r["value"])) for r in
+                              harness.kcat_consume(ctx.brokers, ledger, timeout=30))}
+    assert set(recs) == {r.header("webhook-id") for r in first}
+    assert all(v["story"]["id"] == story_id for v in recs.values())
+
+    # Restart under a new group, from the beginning, with a third article of
+    # another story: the ledger re-opens the story, so neither A nor B (in
+    # whatever order they come) alerts again; only the new story does.
+    harness.kcat_produce(ctx.brokers, topic, [(OTHER["id"], json.dumps(OTHER))])
+    c2 = consumer(ctx, topic, ledger, routes, ["--exit-eof"], name="second", stories=True)
+    assert c2.wait(120) == 0, c2.tail()
+    again = svc.accepted("/json")[len(first):]
+    assert [r.json["topic"] for r in again] == ["taiwan"], [r.json for r in again]
+    assert again[0].json["article_id"] == OTHER["id"]
 
 
 def test_long_outage_memory_stays_bounded_and_nothing_is_lost(ctx):

@@ -76,6 +76,10 @@ class Pipeline:
         cfg = self.ctx.write("%s.json" % (name or group), {
             "brokers": self.ctx.brokers, "topic": self.topic, "dlq_topic": self.dlq,
             "group_id": group, "ledger_topic": self.ledger,
+            # labels.json names one alert per (article, topic); two sample
+            # articles are one story, which story grouping alerts once
+            # (tests/integration/test_delivery.py covers that).
+            "stories": False,
             "rules": os.environ.get("NA_TEST_RULES") or self.ctx.src("examples", "rules.json"),
             "routes": routes})
         return self.ctx.proc([self.ctx.bin("newsalert-consumer"), "--config", cfg]
