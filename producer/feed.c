@@ -526,6 +526,19 @@ static size_t markup_count(const char *s, size_t len) {
     return cnt;
 }
 
+/* The number at the start of @p s (libxml2's depth limit), or 256. */
+static int depth_limit(const char *s) {
+    long long v = 0;
+    char num[12];
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n >= sizeof(num)) {
+        return 256;
+    }
+    memcpy(num, s, n);
+    num[n] = '\0';
+    return na_parse_int64(num, 1, 1000000, &v) ? 256 : (int)v;
+}
+
 /* The first fatal error of a parse: what went wrong first, not what the
  * parser said last while giving up. */
 struct xml_first_error {
@@ -594,6 +607,12 @@ static na_err_t parse_xml(struct na_feed_ctx *ctx, const char *buf, size_t len) 
         int line = first.set ? first.line : (xe ? xe->line : 0);
         snprintf(msg, sizeof(msg), "%s",
                  first.set ? first.msg : (xe && xe->message ? xe->message : "unknown"));
+        if (!strncmp(msg, "Excessive depth in document: ", 29)) {
+            /* libxml2's own nesting limit; its advice (XML_PARSE_HUGE) is
+             * not for our readers */
+            int limit = depth_limit(msg + 29);
+            snprintf(msg, sizeof(msg), "nesting deeper than %d", limit);
+        }
         n = strcspn(msg, "\r\n");
         msg[n] = '\0';
         while (n > 0 && msg[n - 1] == ' ') {
