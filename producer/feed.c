@@ -612,6 +612,10 @@ static na_err_t parse_xml(struct na_feed_ctx *ctx, const char *buf, size_t len) 
              * not for our readers */
             int limit = depth_limit(msg + 29);
             snprintf(msg, sizeof(msg), "nesting deeper than %d", limit);
+        } else if (!strncmp(msg, "Detected an entity reference loop", 33)) {
+            /* also what libxml2 says of "billion laughs" amplification */
+            snprintf(msg, sizeof(msg),
+                     "entity references that loop or multiply (refused)");
         }
         n = strcspn(msg, "\r\n");
         msg[n] = '\0';
