@@ -528,6 +528,45 @@ static na_err_t post_node(struct load *ld, uint32_t n, uint32_t t) {
     }
 }
 
+/*
+ * Post the requirements of topic t: every child of a top-level AND that
+ * needs a hit (and both sides of a NEAR) is a group of its own, posted
+ * with its group number, so a topic becomes a candidate only when every
+ * group had a hit; at most NA_RULES_MAX_GROUPS groups (fewer groups only
+ * make more candidates, never fewer).
+ */
+static na_err_t post_groups(struct load *ld, uint32_t n, uint32_t t, uint32_t *g) {
+    const struct na_rbuild *b = &ld->rules->b;
+    const struct na_rnode *node = &b->nodes[n];
+    na_err_t err = NA_OK;
+    if (*g >= NA_RULES_MAX_GROUPS) {
+        return NA_OK;
+    }
+    if (node->kind == NA_RNODE_AND) {
+        for (uint32_t i = 0; i < node->b && !err; i++) {
+            uint32_t kid = b->kids[node->a + i];
+            if (node_cost(b, kid) < COST_NONE) {
+                err = post_groups(ld, kid, t, g);
+            }
+        }
+        return err;
+    }
+    if (node->kind == NA_RNODE_NEAR && *g + 1 < NA_RULES_MAX_GROUPS) {
+        for (uint32_t i = 0; i < node->b && !err; i++) {
+            err = post_atom(ld, b->kids[node->a + i], t | *g << 24);
+        }
+        (*g)++;
+        for (uint32_t i = 0; i < node->c && !err; i++) {
+            err = post_atom(ld, b->kids[node->a + node->b + i], t | *g << 24);
+        }
+        (*g)++;
+        return err;
+    }
+    err = post_node(ld, n, t | *g << 24);
+    (*g)++;
+    return err;
+}
+
 static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
     struct na_rtopic *topic = &ld->rules->topics[t];
     const char *key;
@@ -598,9 +637,17 @@ static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
     if ((err = load_query(ld, t, "query", query, true, &topic->query))) {
         return err;
     }
-    if ((err = post_node(ld, topic->query, (uint32_t)t))) {
+    uint32_t groups = 0;
+    if ((err = post_groups(ld, topic->query, (uint32_t)t, &groups))) {
         return err;
     }
+    if (!groups) { /* cannot happen: every query needs a hit */
+        if ((err = post_node(ld, topic->query, (uint32_t)t))) {
+            return err;
+        }
+        groups = 1;
+    }
+    topic->req = (uint8_t)((1u << groups) - 1);
     if (exclude &&
         (err = load_query(ld, t, "exclude", exclude, false, &topic->exclude))) {
         return err;
@@ -1128,11 +1175,12 @@ static void word_hits(struct scan *s, int field, char *w, size_t len, bool trunc
         while (lens) {
             size_t l = (size_t)__builtin_ctzll(lens);
             lens &= lens - 1;
-            uint64_t q = na_rules_quick_hash(w, l, 1) & r->bloom_mask;
+            uint64_t h = na_rules_quick_hash(w, l, 1);
+            uint64_t q = h & r->bloom_mask;
             if (!(r->bloom[q >> 6] & ((uint64_t)1 << (q & 63)))) {
                 continue;
             }
-            uint32_t key = na_rules_key_find(b, w, l, 1, na_rules_key_hash(w, l, 1));
+            uint32_t key = na_rules_key_find(b, w, l, 1, (uint32_t)(h >> 32));
             if (key != NA_RNONE) {
                 hit_push(s, key, field, pos, pos_end, bstart, bend);
             }
@@ -1146,9 +1194,10 @@ static void word_hits(struct scan *s, int field, char *w, size_t len, bool trunc
     if (y) {
         w[n++] = 'y';
     }
-    uint64_t q = na_rules_quick_hash(w, n, 0) & r->bloom_mask;
+    uint64_t h = na_rules_quick_hash(w, n, 0);
+    uint64_t q = h & r->bloom_mask;
     if (r->bloom[q >> 6] & ((uint64_t)1 << (q & 63))) {
-        uint32_t key = na_rules_key_find(b, w, n, 0, na_rules_key_hash(w, n, 0));
+        uint32_t key = na_rules_key_find(b, w, n, 0, (uint32_t)(h >> 32));
         if (key != NA_RNONE) {
             hit_push(s, key, field, pos, pos_end, bstart, bend);
         }
@@ -1761,6 +1810,7 @@ static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
     const na_rules_t *r = s->r;
     size_t words = (r->topics_cnt + 63) / 64;
     uint64_t *seen = NULL;
+    uint8_t *sat = NULL;
     uint32_t *c = NULL;
     size_t cnt = 0;
     *out = NULL;
@@ -1769,7 +1819,10 @@ static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
         return NA_OK;
     }
     seen = calloc(words, sizeof(*seen));
-    if (!seen) {
+    sat = calloc(r->topics_cnt, 1);
+    if (!seen || !sat) {
+        free(seen);
+        free(sat);
         return NA_ERR_NOMEM;
     }
     for (size_t i = 0; i < s->hits_cnt; i++) {
@@ -1778,11 +1831,15 @@ static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
         }
         const struct na_rkey *k = &r->b.keys[s->hits[i].key];
         for (uint32_t p = 0; p < k->post_cnt; p++) {
-            uint32_t t = r->posts[k->post_first + p];
-            uint64_t bit = (uint64_t)1 << (t & 63);
-            if (!(seen[t >> 6] & bit)) {
-                seen[t >> 6] |= bit;
-                cnt++;
+            uint32_t post = r->posts[k->post_first + p];
+            uint32_t t = NA_RULES_POST_TOPIC(post);
+            uint8_t g = (uint8_t)(1u << NA_RULES_POST_GROUP(post));
+            if (!(sat[t] & g)) {
+                sat[t] |= g;
+                if (sat[t] == r->topics[t].req) {
+                    seen[t >> 6] |= (uint64_t)1 << (t & 63);
+                    cnt++;
+                }
             }
         }
     }
@@ -1790,6 +1847,7 @@ static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
         c = malloc(cnt * sizeof(*c));
         if (!c) {
             free(seen);
+            free(sat);
             return NA_ERR_NOMEM;
         }
         cnt = 0;
@@ -1802,6 +1860,7 @@ static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
         }
     }
     free(seen);
+    free(sat);
     *out = c;
     *out_cnt = cnt;
     return NA_OK;

@@ -168,7 +168,14 @@ struct na_rtopic {
     double fw[NA_RULES_FIELDS]; /**< field weights */
     uint32_t query;             /**< root node */
     uint32_t exclude;           /**< root node or NA_RNONE */
+    uint8_t req; /**< groups of keys that must all occur: bit g = group g */
 };
+
+/** Most key groups of one topic that candidate selection checks. */
+#define NA_RULES_MAX_GROUPS 8u
+/** A posting: topic index in the low 24 bits, group number above. */
+#define NA_RULES_POST_TOPIC(p) ((p) & 0xffffffu)
+#define NA_RULES_POST_GROUP(p) ((p) >> 24)
 
 /** Growable arrays the compiler appends to; frozen into na_rules_s. */
 struct na_rbuild {
@@ -230,6 +237,12 @@ static inline uint64_t na_rules_quick_hash(const char *s, size_t len, int prefix
     return h ^ (h >> 29);
 }
 
+/** @returns the dictionary hash of key (s, len, prefix); @p s as for
+ *           na_rules_quick_hash(). */
+static inline uint32_t na_rules_key_hash(const char *s, size_t len, int prefix) {
+    return (uint32_t)(na_rules_quick_hash(s, len, prefix) >> 32);
+}
+
 /** Hash of a key: FNV-1a over the bytes, finished with the kind. */
 #define NA_RULES_FNV_INIT 2166136261u
 static inline uint32_t na_rules_fnv(uint32_t h, unsigned char c) {
@@ -241,15 +254,6 @@ static inline uint32_t na_rules_hash_fin(uint32_t h, int prefix) {
     h *= 0x85ebca6bu;
     h ^= h >> 13;
     return h;
-}
-
-/** @returns the dictionary hash of key (s, len, prefix). */
-static inline uint32_t na_rules_key_hash(const char *s, size_t len, int prefix) {
-    uint32_t h = NA_RULES_FNV_INIT;
-    for (size_t i = 0; i < len; i++) {
-        h = na_rules_fnv(h, (unsigned char)s[i]);
-    }
-    return na_rules_hash_fin(h, prefix);
 }
 
 /** @returns the key index of (s, len, prefix), or NA_RNONE. */

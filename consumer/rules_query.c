@@ -68,11 +68,9 @@ static uint32_t str_add(struct na_rbuild *b, const char *s, size_t len) {
 /* ---- the term dictionary ---- */
 
 static uint32_t key_hash(const char *s, size_t len, int prefix) {
-    uint32_t h = NA_RULES_FNV_INIT;
-    for (size_t i = 0; i < len; i++) {
-        h = na_rules_fnv(h, (unsigned char)s[i]);
-    }
-    return na_rules_hash_fin(h, prefix);
+    char w[NA_RULES_QUICK_PAD] = {0};
+    memcpy(w, s, len < NA_RULES_MAX_TERM_BYTES + 1 ? len : NA_RULES_MAX_TERM_BYTES + 1);
+    return len <= NA_RULES_MAX_TERM_BYTES + 1 ? na_rules_key_hash(w, len, prefix) : 0;
 }
 
 uint32_t na_rules_key_find(const struct na_rbuild *b, const char *s, size_t len,
