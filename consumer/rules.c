@@ -1212,7 +1212,8 @@ static void word_hits(struct scan *s, int field, char *w, size_t len, bool trunc
  * through the tokeniser. Both give the same tokens, positions and offsets
  * as tokenising the whole field would (tests compare the two).
  */
-static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len) {
+static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len,
+                           na_rules_word_cb *cb, void *ctx) {
     const unsigned char *p = (const unsigned char *)text;
     char w[NA_RULES_QUICK_PAD];
     uint32_t pos = 0;
@@ -1257,7 +1258,11 @@ static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len) 
             for (size_t k = 0; k < n; k++) {
                 w[k] = (char)(p[a + k] | 0x20);
             }
-            word_hits(s, f, w, n, false, pos, pos, (uint32_t)a, (uint32_t)e);
+            if (cb) {
+                cb(ctx, w, n, false, pos, pos, (uint32_t)a, (uint32_t)e);
+            } else {
+                word_hits(s, f, w, n, false, pos, pos, (uint32_t)a, (uint32_t)e);
+            }
             pos++;
             continue;
         }
@@ -1274,8 +1279,13 @@ static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len) 
             size_t n = t->fold_len <= NA_RULES_MAX_TERM_BYTES ? t->fold_len
                                                               : NA_RULES_MAX_TERM_BYTES;
             memcpy(w, toks->text + t->fold_off, n);
-            word_hits(s, f, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
-                      (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
+            if (cb) {
+                cb(ctx, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
+                   (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
+            } else {
+                word_hits(s, f, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
+                          (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
+            }
             if (pos + t->pos_end + 1 > next) {
                 next = pos + t->pos_end + 1;
             }
@@ -1283,6 +1293,15 @@ static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len) 
         pos = next;
     }
     return s->oom ? NA_ERR_NOMEM : NA_OK;
+}
+
+na_err_t na_rules_scan_words(const char *s, size_t len, na_rules_word_cb *cb, void *ctx) {
+    struct scan sc;
+    na_err_t err;
+    scan_init(&sc, NULL);
+    err = scan_field(&sc, 0, s, len, cb, ctx);
+    scan_cleanup(&sc);
+    return err;
 }
 
 /* Scan the fields and collect the dictionary hits. */
@@ -1294,7 +1313,7 @@ static na_err_t scan_article(struct scan *s, const struct na_article *a) {
         size_t len = strnlen(text, NA_RULES_MAX_FIELD_BYTES);
         s->text[f] = text;
         s->len[f] = len;
-        if (s->r->b.keys_cnt && scan_field(s, f, text, len)) {
+        if (s->r->b.keys_cnt && scan_field(s, f, text, len, NULL, NULL)) {
             return NA_ERR_NOMEM;
         }
     }

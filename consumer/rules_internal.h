@@ -107,6 +107,21 @@ void na_rtoks_cleanup(struct na_rtoks *t);
  */
 NA_WUR na_err_t na_rules_tokenize(const char *s, size_t len, struct na_rtoks *t);
 
+/** A word as the matcher sees it: folded form (before plural folding),
+ *  word positions and byte offsets. */
+typedef void(na_rules_word_cb)(void *ctx, const char *fold, size_t len, bool truncated,
+                               uint32_t pos, uint32_t pos_end, uint32_t bstart,
+                               uint32_t bend);
+
+/**
+ * @brief The words of @p s[0..len) as the matcher reads them (chunks of
+ *        ASCII letters and digits folded directly, the rest through
+ *        na_rules_tokenize()), for tests that compare the two.
+ * @returns NA_OK or NA_ERR_NOMEM.
+ */
+NA_WUR na_err_t na_rules_scan_words(const char *s, size_t len, na_rules_word_cb *cb,
+                                    void *ctx);
+
 /** @brief Write the plural-folded form of @p tok into @p buf (at least
  *         fold_len + 1 bytes); @returns its length. */
 size_t na_rtok_stem(const struct na_rtoks *t, const struct na_rtok *tok, char *buf);

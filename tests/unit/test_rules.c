@@ -1320,9 +1320,89 @@ static void test_cmd_rules_test_shipped_cases(void **state) {
     free(err);
 }
 
+/* ---- the matcher's chunked scan reads words exactly as the tokeniser ---- */
+
+struct seen_words {
+    char fold[4096][NA_RULES_MAX_TERM_BYTES + 1];
+    uint32_t v[4096][4];
+    bool trunc[4096];
+    size_t cnt;
+};
+
+static void seen_word(void *ctx, const char *fold, size_t len, bool truncated,
+                      uint32_t pos, uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+    struct seen_words *sw = ctx;
+    if (sw->cnt == 4096) {
+        return;
+    }
+    snprintf(sw->fold[sw->cnt], sizeof(sw->fold[0]), "%.*s", (int)len, fold);
+    sw->v[sw->cnt][0] = pos;
+    sw->v[sw->cnt][1] = pos_end;
+    sw->v[sw->cnt][2] = bstart;
+    sw->v[sw->cnt][3] = bend;
+    sw->trunc[sw->cnt] = truncated;
+    sw->cnt++;
+}
+
+static void test_scan_matches_tokenizer(void **state) {
+    (void)state;
+    static const char *const parts[] = {
+        "dual", "use", "-", "-", "'s", "'", ".", ".", "U", "S", "Taiwan", "export",
+        " ", " ", " ", ",", ";", "\n", "\xc3\xa9", "\xc3\x89t\xc3\xa9",
+        "\xe2\x80\x99s", "\xe2\x80\x99", "\xc2\xad", "\xe4\xb8\xad",
+        "\xe2\x80\x91", "\xff", "2026", "A", "b", "\"", "(", "x1",
+        "Stra\xc3\x9f" "e", "\xcc\x81", "policies", "--", "...", "e.g.",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    struct seen_words *fast = calloc(1, sizeof(*fast));
+    unsigned seed = 12345;
+    assert_non_null(fast);
+    for (int round = 0; round < 3000; round++) {
+        char text[512];
+        size_t len = 0;
+        int n = 1 + (int)(rand_r(&seed) % 40);
+        for (int i = 0; i < n; i++) {
+            const char *p = parts[rand_r(&seed) % (sizeof(parts) / sizeof(parts[0]))];
+            size_t l = strlen(p);
+            if (len + l >= sizeof(text)) {
+                break;
+            }
+            memcpy(text + len, p, l);
+            len += l;
+        }
+        text[len] = '\0';
+        struct na_rtoks t;
+        na_rtoks_init(&t);
+        assert_int_equal(na_rules_tokenize(text, len, &t), NA_OK);
+        fast->cnt = 0;
+        assert_int_equal(na_rules_scan_words(text, len, seen_word, fast), NA_OK);
+        if (fast->cnt != t.cnt) {
+            print_error("text \"%s\": %zu words, tokeniser %zu\n", text, fast->cnt, t.cnt);
+        }
+        assert_int_equal(fast->cnt, t.cnt);
+        for (size_t i = 0; i < t.cnt; i++) {
+            const struct na_rtok *k = &t.v[i];
+            char want[NA_RULES_MAX_TERM_BYTES + 1];
+            snprintf(want, sizeof(want), "%.*s", (int)k->fold_len, t.text + k->fold_off);
+            if (strcmp(want, fast->fold[i]) || k->pos != fast->v[i][0] ||
+                k->pos_end != fast->v[i][1] || k->bstart != fast->v[i][2] ||
+                k->bend != fast->v[i][3] || (bool)k->truncated != fast->trunc[i]) {
+                print_error("text \"%s\" word %zu: \"%s\"@%u..%u [%u,%u) vs tokeniser "
+                            "\"%s\"@%u..%u [%u,%u)\n",
+                            text, i, fast->fold[i], fast->v[i][0], fast->v[i][1],
+                            fast->v[i][2], fast->v[i][3], want, k->pos, k->pos_end,
+                            k->bstart, k->bend);
+                fail();
+            }
+        }
+        na_rtoks_cleanup(&t);
+    }
+    free(fast);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_case_and_accents),
+        cmocka_unit_test(test_scan_matches_tokenizer),
         cmocka_unit_test(test_fold_plurals),
         cmocka_unit_test(test_tokenize_hyphens_possessives_acronyms),
         cmocka_unit_test(test_tokenize_invalid_utf8_and_cjk),
