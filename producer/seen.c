@@ -171,11 +171,17 @@ bool na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]
     struct na_buf b;
     char hex[NA_SHA256_HEX_LEN + 1];
     bool ok = false;
+    const char *text = a->content && *a->content ? a->content : a->summary;
+    fp[0] = '\0';
+    if (!text || !*text) {
+        /* A title alone: recurring titles ("Morning briefing") would make
+         * different articles look the same. */
+        return false;
+    }
     na_buf_init(&b);
     norm_append(&b, a->title);
     na_buf_append(&b, "\n", 1);
-    norm_append(&b, a->content && *a->content ? a->content : a->summary);
-    fp[0] = '\0';
+    norm_append(&b, text);
     if (!b.oom && b.len > NA_SEEN_FP_MIN_TEXT) {
         na_sha256_hex(b.data, b.len, hex);
         memcpy(fp, hex, NA_SEEN_FP_LEN);

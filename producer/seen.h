@@ -80,8 +80,9 @@ NA_WUR na_err_t na_seen_save(na_seen_t *seen, char *errstr, size_t errstr_size);
  * @brief Content fingerprint of an article: SHA-256 over the title and the
  *        content (or summary), lower-cased with whitespace runs collapsed.
  * @param fp receives NA_SEEN_FP_LEN hex digits and a NUL.
- * @returns false (fp empty) when that text is shorter than
- *          NA_SEEN_FP_MIN_TEXT: too little to tell two articles apart.
+ * @returns false (fp empty) when the article has no content or summary, or
+ *          when the text is shorter than NA_SEEN_FP_MIN_TEXT: too little to
+ *          tell two articles apart.
  */
 bool na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]);
 

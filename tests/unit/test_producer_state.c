@@ -200,9 +200,17 @@ static void test_fingerprint_normalises_and_needs_text(void **state) {
     assert_string_equal(fa, fb);
     assert_string_not_equal(fa, fc);
     na_article_cleanup(&a);
-    make_article(&a, "Short", NULL); /* too little text to tell items apart */
+    make_article(&a, "Short", "x"); /* too little text to tell items apart */
     assert_false(na_seen_fingerprint(&a, fa));
     assert_string_equal(fa, "");
+    na_article_cleanup(&a);
+    /* A title alone, however long, is no fingerprint: titles recur. */
+    make_article(&a, "Morning briefing: what you need to know today", NULL);
+    assert_false(na_seen_fingerprint(&a, fa));
+    na_article_cleanup(&a);
+    make_article(&a, "Briefing", NULL);
+    a.summary = strdup("Summary text long enough to count here.");
+    assert_true(na_seen_fingerprint(&a, fa));
     na_article_cleanup(&a);
     na_article_cleanup(&b);
     na_article_cleanup(&c);
