@@ -57,8 +57,9 @@ static void trim_span(const char *s, size_t *start, size_t *len) {
 
 /*
  * A person as RSS writes one (<author>, dc:author): "email (Name)",
- * "Name (email)", "Name <email>" or either alone. The part that is not an
- * email address wins; an address alone stands for the person.
+ * "Name (email)", "Name <email>" or either alone. When one part is an
+ * email address and the other is not, the other wins; an address alone
+ * stands for the person; anything else is kept whole.
  */
 static na_err_t add_person(struct na_article *a, const char *s) {
     const char *open = strpbrk(s, "(<");
@@ -84,10 +85,11 @@ static na_err_t add_person(struct na_article *a, const char *s) {
             return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS,
                                     s + in_start, in_len);
         }
-        if (out_len > 0) {
+        if (out_len > 0 && in_is_mail && !out_is_mail) {
             return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS,
                                     s + out_start, out_len);
         }
+        /* no address to split off: "Jane (Sales) Doe" stays whole */
     }
     return na_feed_add_name(&a->authors, &a->authors_cnt, NA_MAX_AUTHORS, s, strlen(s));
 }
