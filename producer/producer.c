@@ -374,6 +374,12 @@ static void feed_refresh_retired(struct producer *p, struct feed *f) {
         if (na_seen_set_str(p->seen, f->src.id, "retired", NULL)) {
             f->retired = true;
         }
+        char labels[700];
+        feed_labels(f, NULL, labels, sizeof(labels));
+        na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_producer_feed_retired",
+                                     "1 while a feed is retired (answered 410 Gone).",
+                                     labels),
+                      0);
         na_log(NA_LOG_INFO, "producer", "feed_unretired", "feed=%s url=%s",
                na_log_q(f->src.id), na_log_q(f->src.url));
     }
@@ -781,19 +787,24 @@ static void retire(struct producer *p, struct feed *f, const struct na_fetch_res
 
 static void note_moved(struct producer *p, struct feed *f,
                        const struct na_fetch_res *res) {
-    const char *now_url = feed_url(p, f);
-    if (!res->permanent_url || !strcmp(res->permanent_url, now_url)) {
+    char *from = NULL;
+    if (!res->permanent_url || !strcmp(res->permanent_url, feed_url(p, f))) {
         return;
     }
-    if (na_seen_set_str(p->seen, f->src.id, "url", res->permanent_url) ||
+    /* A copy: feed_url() may be the stored URL that is about to change. */
+    if (!(from = na_strdup(feed_url(p, f))) ||
+        na_seen_set_str(p->seen, f->src.id, "url", res->permanent_url) ||
         na_seen_set_str(p->seen, f->src.id, "moved_from", f->src.url)) {
+        free(from);
         return;
     }
     p->stats->moved++;
     feed_inc(f, "newsalert_producer_feeds_moved_total",
              "Permanent redirects (301/308) whose target is now polled.", NULL);
     na_log(NA_LOG_WARN, "fetch", "feed_moved", "feed=%s from=%s to=%s",
-           na_log_q(f->src.id), na_log_q(now_url), na_log_q(res->permanent_url));
+           na_log_q(f->src.id), na_log_q(from), na_log_q(res->permanent_url));
+    free(from);
+    publish_state(p, f);
 }
 
 static void fetch_failed(struct producer *p, struct feed *f,
