@@ -222,6 +222,32 @@ def test_moved_feed_is_polled_at_its_new_url_and_gone_feed_is_retired(ctx):
     assert feeds.count("/old.xml") == 0 and feeds.count("/new.xml") >= 1
 
 
+def test_sources_file_changes_apply_while_running(ctx):
+    feeds = ctx.feed_server()
+    for n in ("a", "b", "c"):
+        feeds.set("/%s.xml" % n, rss(n))
+    p, cfg, _ = start(ctx, feeds, [src(feeds, "a", "/a.xml"), src(feeds, "b", "/b.xml")])
+    feeds.wait_count(2, timeout=10, path="/b.xml")
+    ctx.write("producer-sources.json",
+              {"sources": [src(feeds, "a", "/a.xml"), src(feeds, "c", "/c.xml")]})
+    p.wait_for_stderr(r"event=sources_reloaded", 10)
+    t = time.monotonic()
+    feeds.wait_count(2, timeout=10, path="/c.xml")
+    # A broken file is reported and the feeds polled so far go on.
+    ctx.write("producer-sources.json", "{broken")
+    p.wait_for_stderr(r"event=sources_reload_failed", 10)
+    t_broken = time.monotonic()
+    time.sleep(1.5)
+    p.stop()
+    assert not [r for r in feeds.requests("/b.xml") if r.time > t + 0.2]
+    assert [r for r in feeds.requests("/a.xml") if r.time > t_broken]
+    assert [r for r in feeds.requests("/c.xml") if r.time > t_broken]
+    assert events(p, "feed_removed")[0]["feed"] == "b"
+    # b's state stays for the grace period.
+    state = json.load(open(ctx.path("producer-state", "seen.json")))
+    assert "b" in state["feeds"] and "c" in state["feeds"]
+
+
 def test_instance_header_and_user_agent(ctx):
     feeds = ctx.feed_server()
     feeds.set("/a.xml", rss("a"))

@@ -114,6 +114,17 @@ def test_two_instances_share_feeds_and_survive_a_sigkill(ctx):
 
     # Never two instances on one feed at once, over the whole run.
     assert not overlaps(feeds.requests()), overlaps(feeds.requests())[:5]
+
+    # A source removed from the topic stops being polled.
+    load = harness.run([ctx.bin("newsalert-producer"), "sources", "load",
+                        ctx.write("fewer.json", {"sources": sources[1:]})] + common,
+                       timeout=60)
+    assert load.returncode == 0 and "removed=1" in load.stderr, load.stderr
+    b.wait_for_stderr(r'event=feed_removed feed="f00"', 30)
+    t2 = time.monotonic()
+    time.sleep(2.5)
+    assert not [r for r in feeds.requests(paths[0]) if r.time > t2]
+    assert [r for r in feeds.requests(paths[1]) if r.time > t2]
     assert b.stop(30) == 0, b.tail()
 
     # Every feed's article reached Kafka (a handover may re-publish, never lose).
@@ -121,6 +132,11 @@ def test_two_instances_share_feeds_and_survive_a_sigkill(ctx):
     assert len({r["key"] for r in recs}) == FEEDS, len(recs)
     state_recs = harness.kcat_consume(ctx.brokers, state)
     assert {r["key"] for r in state_recs} == {s["id"] for s in sources}
+    # f00's state was tombstoned with its source.
+    last = {}
+    for rec in sorted(state_recs, key=lambda r: (r["partition"], r["offset"])):
+        last[rec["key"]] = rec["value"]
+    assert last["f00"] is None and last["f01"]
 
 
 def test_sources_load_removes_and_updates(ctx):
