@@ -28,7 +28,8 @@ static const char classify_usage[] =
     "\n"
     "Classify articles by the topic rules and print one JSON line per article:\n"
     "  {\"id\",\"title\",\"topics\":[{\"topic\",\"score\",\"threshold\",\n"
-    "    \"evidence\":[{\"term\",\"matched\",\"field\",\"offset\"}],\"snippet\"}]}\n"
+    "    \"evidence\":[{\"term\",\"matched\",\"field\",\"offset\"}],\"snippet\"}],\n"
+    "   \"rules_version\"}\n"
     "\n"
     "Input (files, or stdin when none or '-'): one article per line, as\n"
     "article/v1 JSON; a line that does not start with '{' or '[' is plain text\n"
@@ -172,16 +173,17 @@ static json_t *match_to_json(const struct na_match *m) {
 }
 
 /* @returns the JSON line for one classified article; free(). */
-static char *result_line(const struct na_article *a, const struct na_classification *c) {
+static char *result_line(const struct na_article *a, const struct na_classification *c,
+                         const char *rules_version) {
     json_t *topics = json_array();
     json_t *root;
     char *out;
     for (size_t i = 0; topics && i < c->matches_cnt; i++) {
         json_array_append_new(topics, match_to_json(&c->matches[i]));
     }
-    root = json_pack("{s:s, s:o, s:o}", "id", a->id, "title",
+    root = json_pack("{s:s, s:o, s:o, s:s}", "id", a->id, "title",
                      a->title ? json_string(a->title) : json_null(), "topics",
-                     topics ? topics : json_array());
+                     topics ? topics : json_array(), "rules_version", rules_version);
     if (!root) {
         return NULL;
     }
@@ -225,7 +227,7 @@ static int classify_line(const na_rules_t *rules, const char *fname, size_t line
     }
     err = na_rules_classify(rules, &a, &c);
     if (!err) {
-        out = result_line(&a, &c);
+        out = result_line(&a, &c, na_rules_version(rules));
         if (!out) {
             err = NA_ERR_NOMEM;
         }

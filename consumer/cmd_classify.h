@@ -14,7 +14,8 @@
  * @brief `classify [--rules FILE] [FILE..|-]`: article/v1 JSON lines (or
  *        plain text lines, taken as the content) in; one JSON line per
  *        article out: {"id","title","topics":[{"topic","score","threshold",
- *        "evidence":[{"term","matched","field","offset"}],"snippet"}]}.
+ *        "evidence":[{"term","matched","field","offset"}],"snippet"}],
+ *        "rules_version"}.
  *        The rules file is --rules, else $NEWSALERT_RULES, else
  *        examples/rules.json. A bad line gets one stderr line naming the
  *        file and line number, and the run goes on.

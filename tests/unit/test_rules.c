@@ -1167,6 +1167,11 @@ static void test_cmd_classify(void **state) {
     assert_string_equal(json_string_value(json_object_get(e1, "field")), "title");
     assert_int_equal(json_integer_value(json_object_get(e1, "offset")), 0);
     assert_non_null(json_object_get(t1, "snippet"));
+    /* the rules version that decided: 12 hex digits */
+    const char *rv = json_string_value(json_object_get(j1, "rules_version"));
+    assert_non_null(rv);
+    assert_int_equal(strlen(rv), 12);
+    assert_string_equal(json_string_value(json_object_get(j3, "rules_version")), rv);
     /* plain text: content, no title, id = SHA-256 of the line */
     char hex[NA_SHA256_HEX_LEN + 1];
     const char *line = "China banned exports of dual-use items";
