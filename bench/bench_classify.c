@@ -50,9 +50,9 @@ static char vocab[VOCAB][16];
 static double zipf_cdf[VOCAB];
 
 static void make_vocab(void) {
-    static const char *const syl[] = {"ka", "lo", "mi", "ren", "to", "va", "del", "sor",
-                                      "pa", "ne", "qui", "bar", "fu", "gal", "zen", "wi",
-                                      "tor", "ple", "cra", "don", "ex", "mun", "tiv", "go"};
+    static const char *const syl[] = {
+        "ka", "lo",  "mi",  "ren", "to",  "va",  "del", "sor", "pa", "ne",  "qui", "bar",
+        "fu", "gal", "zen", "wi",  "tor", "ple", "cra", "don", "ex", "mun", "tiv", "go"};
     double sum = 0;
     for (size_t i = 0; i < VOCAB; i++) {
         size_t v = i + 7;
@@ -113,8 +113,8 @@ static struct topic *make_topics(size_t n, char **json) {
             t[i].w[k] = rare_word();
         }
         const char *const *w = t[i].w;
-        na_buf_printf(&b, "%s{\"name\":\"t%zu\",\"threshold\":1,\"query\":\"", i ? ",\n" : "",
-                      i);
+        na_buf_printf(&b, "%s{\"name\":\"t%zu\",\"threshold\":1,\"query\":\"",
+                      i ? ",\n" : "", i);
         switch (t[i].shape) {
         case 0:
             na_buf_printf(&b, "\\\"%s %s\\\" AND (%s OR %.5s*)", w[0], w[1], w[2], w[3]);
@@ -246,9 +246,8 @@ static bool naive_topic(const struct topic *t, const char *title, size_t tl,
             from = (size_t)(a - body) + 1;
         }
     default:
-        return has(title, tl, w[0]) ||
-               ((has(title, tl, w[1]) || has(body, bl, w[1])) &&
-                (has(title, tl, w[2]) || has(body, bl, w[2])));
+        return has(title, tl, w[0]) || ((has(title, tl, w[1]) || has(body, bl, w[1])) &&
+                                        (has(title, tl, w[2]) || has(body, bl, w[2])));
     }
 }
 

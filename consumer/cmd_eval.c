@@ -251,7 +251,8 @@ int na_cmd_eval(int argc, char **argv) {
         } else if (!data) {
             data = argv[i];
         } else {
-            fprintf(stderr, "newsalert-consumer eval: one data file only\n%s", eval_usage);
+            fprintf(stderr, "newsalert-consumer eval: one data file only\n%s",
+                    eval_usage);
             return EXIT_USAGE;
         }
     }
@@ -313,8 +314,8 @@ int na_cmd_eval(int argc, char **argv) {
         json_object_set_new(root, "topics", topics);
         json_object_set_new(root, "articles", json_integer((json_int_t)ev.articles));
         json_object_set_new(root, "rules_version", json_string(na_rules_version(rules)));
-        char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                         JSON_REAL_PRECISION(6));
+        char *out =
+            json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
         if (out) {
             puts(out);
         }

@@ -189,7 +189,7 @@ struct na_rtopic {
 /** Most key groups of one topic that candidate selection checks. */
 #define NA_RULES_MAX_GROUPS 8u
 /** A posting: topic index in the low 24 bits, group number above. */
-#define NA_RULES_POST_TOPIC(p) ((p) & 0xffffffu)
+#define NA_RULES_POST_TOPIC(p) ((p)&0xffffffu)
 #define NA_RULES_POST_GROUP(p) ((p) >> 24)
 
 /** Growable arrays the compiler appends to; frozen into na_rules_s. */

@@ -71,7 +71,7 @@ struct story {
     size_t n;            /* articles */
     struct sfeat *f;     /* sorted by fid */
     size_t f_cnt;
-    size_t idx; /* in st->stories */
+    size_t idx;   /* in st->stories */
     double score; /* scratch: accumulated dot product */
     bool cand;    /* scratch */
 };
@@ -229,25 +229,35 @@ static void post_del(struct feat *f, const struct story *s) {
 /* ---------------------------------------------------------------- */
 
 static const char *const stop_words[] = {
-    "the", "and", "for", "that", "with", "from", "this", "was", "were", "are", "has",
-    "have", "had", "its", "his", "her", "their", "they", "them", "she", "him", "but",
-    "not", "which", "who", "whom", "whose", "what", "when", "where", "will", "would",
-    "could", "should", "can", "may", "might", "must", "been", "being", "than", "then",
-    "there", "these", "those", "into", "onto", "over", "under", "about", "after",
-    "before", "also", "such", "other", "more", "most", "some", "any", "all", "each",
-    "said", "say", "says", "according", "while", "our", "out", "one", "two", "new",
-    "per", "via", "upon", "just", "only", "very", "both", "between", "against",
-    "during", "since", "until", "because", "how", "why", "you", "your", "itself",
-    "does", "did", "doing", "done", "made", "make", "many", "much", "own", "same",
-    "still", "yet", "year", "years", "week", "weeks", "day", "days", "month", "months",
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
-    "today", "yesterday", "last", "first", "next", "told", "including", "across",
-    "through", "without", "within", "among", "around", "further", "however", "what",
-    "here", "now", "even", "well", "like", "way", "get", "got", "take", "took",
-    "week", "time", "times", "part", "parts", "people", "news", "report", "reports",
-    "reported", "reporting", "reuters", "statement", "according", "content", "skip",
-    "main", "read", "more", "subscribe", "subscriber", "account", "login", "click",
-    "share", "image", "photo", "caption", "advertisement", "copyright", "minutes",
+    "the",        "and",      "for",           "that",      "with",      "from",
+    "this",       "was",      "were",          "are",       "has",       "have",
+    "had",        "its",      "his",           "her",       "their",     "they",
+    "them",       "she",      "him",           "but",       "not",       "which",
+    "who",        "whom",     "whose",         "what",      "when",      "where",
+    "will",       "would",    "could",         "should",    "can",       "may",
+    "might",      "must",     "been",          "being",     "than",      "then",
+    "there",      "these",    "those",         "into",      "onto",      "over",
+    "under",      "about",    "after",         "before",    "also",      "such",
+    "other",      "more",     "most",          "some",      "any",       "all",
+    "each",       "said",     "say",           "says",      "according", "while",
+    "our",        "out",      "one",           "two",       "new",       "per",
+    "via",        "upon",     "just",          "only",      "very",      "both",
+    "between",    "against",  "during",        "since",     "until",     "because",
+    "how",        "why",      "you",           "your",      "itself",    "does",
+    "did",        "doing",    "done",          "made",      "make",      "many",
+    "much",       "own",      "same",          "still",     "yet",       "year",
+    "years",      "week",     "weeks",         "day",       "days",      "month",
+    "months",     "monday",   "tuesday",       "wednesday", "thursday",  "friday",
+    "saturday",   "sunday",   "today",         "yesterday", "last",      "first",
+    "next",       "told",     "including",     "across",    "through",   "without",
+    "within",     "among",    "around",        "further",   "however",   "what",
+    "here",       "now",      "even",          "well",      "like",      "way",
+    "get",        "got",      "take",          "took",      "week",      "time",
+    "times",      "part",     "parts",         "people",    "news",      "report",
+    "reports",    "reported", "reporting",     "reuters",   "statement", "according",
+    "content",    "skip",     "main",          "read",      "more",      "subscribe",
+    "subscriber", "account",  "login",         "click",     "share",     "image",
+    "photo",      "caption",  "advertisement", "copyright", "minutes",
 };
 
 static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
@@ -264,9 +274,9 @@ static bool is_stop(const char *w, size_t len) {
 
 /* @returns 1..12 when w is a month name or its 3-letter abbreviation. */
 static int month_of(const char *w, size_t len) {
-    static const char *const full[] = {"january", "february", "march",     "april",
-                                       "may",     "june",     "july",      "august",
-                                       "september", "october", "november", "december"};
+    static const char *const full[] = {"january",   "february", "march",    "april",
+                                       "may",       "june",     "july",     "august",
+                                       "september", "october",  "november", "december"};
     for (int m = 0; m < 12; m++) {
         if ((len == strlen(full[m]) && !memcmp(w, full[m], len)) ||
             (len == 3 && !memcmp(w, full[m], 3) && m != 4) ||
@@ -280,12 +290,15 @@ static int month_of(const char *w, size_t len) {
 /* Peoples' adjectives name their place: "Japanese" is a "Japan" feature. */
 static void demonym(const char **w, size_t *len) {
     static const char *const map[][2] = {
-        {"japanese", "japan"},   {"chinese", "china"},     {"taiwanese", "taiwan"},
-        {"american", "us"},      {"korean", "korea"},      {"dutch", "netherlands"},
+        {"japanese", "japan"},         {"chinese", "china"},
+        {"taiwanese", "taiwan"},       {"american", "us"},
+        {"korean", "korea"},           {"dutch", "netherlands"},
         {"philippine", "philippines"}, {"filipino", "philippines"},
-        {"australian", "australia"}, {"european", "europe"}, {"british", "britain"},
-        {"german", "germany"},   {"french", "france"},     {"indian", "india"},
-        {"russian", "russia"},   {"brazilian", "brazil"},  {"vietnamese", "vietnam"},
+        {"australian", "australia"},   {"european", "europe"},
+        {"british", "britain"},        {"german", "germany"},
+        {"french", "france"},          {"indian", "india"},
+        {"russian", "russia"},         {"brazilian", "brazil"},
+        {"vietnamese", "vietnam"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         if (strlen(map[i][0]) == *len && !memcmp(*w, map[i][0], *len)) {
@@ -449,8 +462,8 @@ static na_err_t sig_text(const char *s, size_t len, struct sig *g) {
             if (c == ' ' || c == '\t' || c == '"' || c == '(' || c == '\'') {
                 continue;
             }
-            x->sent = c == '.' || c == '!' || c == '?' || c == '\n' || c == ':' ||
-                      c == '|';
+            x->sent =
+                c == '.' || c == '!' || c == '?' || c == '\n' || c == ':' || c == '|';
             break;
         }
         prev_end = k->bend;
@@ -815,8 +828,8 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
                     continue;
                 }
                 struct sfeat key = {af[i].fid, 0};
-                const struct sfeat *hit = bsearch(&key, s->f, s->f_cnt, sizeof(key),
-                                                  sfeat_cmp);
+                const struct sfeat *hit =
+                    bsearch(&key, s->f, s->f_cnt, sizeof(key), sfeat_cmp);
                 if (hit) {
                     s->score += af[i].w * af[i].w * (double)hit->cnt / (double)s->n;
                 }
@@ -826,7 +839,8 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
             struct story *s = cands[k];
             double sn = story_norm(st, s);
             double sim = sn > 0 ? s->score / (anorm * sn) : 0;
-            if (sim > best_sim || (sim == best_sim && best && strcmp(s->id, best->id) < 0)) {
+            if (sim > best_sim ||
+                (sim == best_sim && best && strcmp(s->id, best->id) < 0)) {
                 best_sim = sim;
                 best = s;
             }
@@ -894,8 +908,7 @@ json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
         return NULL;
     }
     for (size_t i = 0; i < s->f_cnt; i++) {
-        if (json_object_set_new(f, st->feats[s->f[i].fid].s,
-                                json_integer(s->f[i].cnt))) {
+        if (json_object_set_new(f, st->feats[s->f[i].fid].s, json_integer(s->f[i].cnt))) {
             json_decref(f);
             json_decref(root);
             return NULL;

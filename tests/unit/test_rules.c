@@ -1352,11 +1352,45 @@ static void seen_word(void *ctx, const char *fold, size_t len, bool truncated,
 static void test_scan_matches_tokenizer(void **state) {
     (void)state;
     static const char *const parts[] = {
-        "dual", "use", "-", "-", "'s", "'", ".", ".", "U", "S", "Taiwan", "export",
-        " ", " ", " ", ",", ";", "\n", "\xc3\xa9", "\xc3\x89t\xc3\xa9",
-        "\xe2\x80\x99s", "\xe2\x80\x99", "\xc2\xad", "\xe4\xb8\xad",
-        "\xe2\x80\x91", "\xff", "2026", "A", "b", "\"", "(", "x1",
-        "Stra\xc3\x9f" "e", "\xcc\x81", "policies", "--", "...", "e.g.",
+        "dual",
+        "use",
+        "-",
+        "-",
+        "'s",
+        "'",
+        ".",
+        ".",
+        "U",
+        "S",
+        "Taiwan",
+        "export",
+        " ",
+        " ",
+        " ",
+        ",",
+        ";",
+        "\n",
+        "\xc3\xa9",
+        "\xc3\x89t\xc3\xa9",
+        "\xe2\x80\x99s",
+        "\xe2\x80\x99",
+        "\xc2\xad",
+        "\xe4\xb8\xad",
+        "\xe2\x80\x91",
+        "\xff",
+        "2026",
+        "A",
+        "b",
+        "\"",
+        "(",
+        "x1",
+        "Stra\xc3\x9f"
+        "e",
+        "\xcc\x81",
+        "policies",
+        "--",
+        "...",
+        "e.g.",
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
     struct seen_words *fast = calloc(1, sizeof(*fast));
     unsigned seed = 12345;
@@ -1381,7 +1415,8 @@ static void test_scan_matches_tokenizer(void **state) {
         fast->cnt = 0;
         assert_int_equal(na_rules_scan_words(text, len, seen_word, fast), NA_OK);
         if (fast->cnt != t.cnt) {
-            print_error("text \"%s\": %zu words, tokeniser %zu\n", text, fast->cnt, t.cnt);
+            print_error("text \"%s\": %zu words, tokeniser %zu\n", text, fast->cnt,
+                        t.cnt);
         }
         assert_int_equal(fast->cnt, t.cnt);
         for (size_t i = 0; i < t.cnt; i++) {

@@ -31,8 +31,8 @@ static const char *src_dir(void) {
     return d && *d ? d : ".";
 }
 
-static void mk(struct na_article *a, const char *id, const char *title,
-               const char *text, int64_t t) {
+static void mk(struct na_article *a, const char *id, const char *title, const char *text,
+               int64_t t) {
     na_article_init(a);
     snprintf(a->id, sizeof(a->id), "%s", id);
     a->title = na_strdup(title);
@@ -228,7 +228,8 @@ static size_t load_dev(struct item **out) {
             json_t *obj = json_loads(line, 0, NULL);
             assert_non_null(obj);
             na_article_init(&v[n].a);
-            assert_int_equal(na_eval_article(obj, &v[n].a, errstr, sizeof(errstr)), NA_OK);
+            assert_int_equal(na_eval_article(obj, &v[n].a, errstr, sizeof(errstr)),
+                             NA_OK);
             v[n].story = na_strdup(json_string_value(json_object_get(obj, "story")));
             assert_non_null(v[n].story);
             json_decref(obj);
@@ -255,9 +256,8 @@ static size_t load_seeds(struct item *v, size_t n) {
         char errstr[256];
         if (strstr(names[i]->d_name, ".txt") && n + added < 1000) {
             snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-            assert_int_equal(na_read_file(path, 1u << 20, &buf, &len, errstr,
-                                          sizeof(errstr)),
-                             NA_OK);
+            assert_int_equal(
+                na_read_file(path, 1u << 20, &buf, &len, errstr, sizeof(errstr)), NA_OK);
             struct item *it = &v[n + added];
             char *nl = strchr(buf, '\n');
             na_article_init(&it->a);
