@@ -8,16 +8,10 @@
 
 #include "cmd_parse.h"
 #include "newsalert/cli.h"
+#include "newsalert/daemon.h"
 #include "newsalert/http.h"
 #include "newsalert/log.h"
 #include "producer.h"
-
-static volatile sig_atomic_t running = 1;
-
-static void on_signal(int sig) {
-    (void)sig;
-    running = 0;
-}
 
 static const char synopsis[] =
     "  newsalert-producer [--once] [--brokers HOST:PORT[,..]] [--config FILE]\n"
@@ -38,7 +32,6 @@ int main(int argc, char **argv) {
     struct na_producer_conf conf;
     struct na_producer_stats stats;
     char errstr[1024];
-    struct sigaction sa;
     int rc = 0;
 
     const char *load_file = NULL;
@@ -85,23 +78,24 @@ int main(int argc, char **argv) {
         goto out;
     }
     na_log_set_level(level);
+    if (na_daemon_conf_apply(&conf.daemon, errstr, sizeof(errstr)) ||
+        na_daemon_signals_install(errstr, sizeof(errstr))) {
+        fprintf(stderr, "newsalert-producer: %s\n", errstr);
+        rc = 1;
+        goto out;
+    }
     if (na_http_global_init()) {
         fprintf(stderr, "newsalert-producer: libcurl initialisation failed\n");
         rc = 1;
         goto out;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     if (load_file) {
         na_err_t err = na_producer_sources_load(&conf, load_file, errstr, sizeof(errstr));
         if (err) {
             fprintf(stderr, "newsalert-producer: %s\n", errstr);
             rc = err == NA_ERR_USAGE ? 2 : 1;
         }
-    } else if (na_producer_run(&conf, &running, &stats, errstr, sizeof(errstr))) {
+    } else if (na_producer_run(&conf, na_daemon_running(), &stats, errstr, sizeof(errstr))) {
         fprintf(stderr, "newsalert-producer: %s\n", errstr);
         rc = 1;
     }

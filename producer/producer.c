@@ -12,6 +12,7 @@
 #include "feed.h"
 #include "fetch.h"
 #include "newsalert/http.h"
+#include "newsalert/httpd.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
 #include "newsalert/metrics.h"
@@ -78,6 +79,7 @@ const struct na_conf_entry na_producer_conf_table[] = {
       "one round: fetch every feed once, wait for deliveries, exit", 0, 0),
     E("dry_run", NA_CONF_BOOL, dry_run, "false",
       "fetch and parse but produce nothing (no Kafka; file mode; benchmarks)", 0, 0),
+    NA_DAEMON_CONF_ENTRIES(struct na_producer_conf, daemon),
     NA_CONF_END,
 };
 #undef E
@@ -1487,6 +1489,31 @@ static void default_instance(const struct na_producer_conf *conf, char *buf,
     snprintf(buf, size, "%s-%ld", host, (long)getpid());
 }
 
+/* The status snapshot for the operations listener (httpd.h), main thread. */
+static json_t *status_doc(struct producer *p) {
+    json_t *feeds = json_array();
+    char labels[600];
+    for (size_t i = 0; i < p->feeds_cnt; i++) {
+        const struct feed *f = p->feeds[i];
+        feed_labels(f, NULL, labels, sizeof(labels));
+        double ok = na_metric_value(
+            na_metrics_get(NA_METRIC_GAUGE, "newsalert_producer_feed_last_success_seconds",
+                           "Unix time of the last successful fetch.", labels));
+        json_int_t stale_s = ok > 0 ? (json_int_t)(na_now_ms() / 1000 - (int64_t)ok) : -1;
+        json_array_append_new(
+            feeds, json_pack("{ss ss ss sI sb}", "id", f->src.id, "url", f->src.url,
+                             "status", f->retired ? "retired"
+                                       : f->errors_in_row ? "error"
+                                       : f->fetched ? "ok"
+                                                    : "pending",
+                             "stale_s", stale_s, "stale", false));
+    }
+    return json_pack("{ss ss sb s[] s{sb ss} so}", "daemon", "newsalert-producer", "version",
+                     NA_VERSION, "ready", p->rk != NULL || p->conf->dry_run, "not_ready",
+                     "kafka", "connected", p->rk != NULL, "brokers", p->conf->brokers,
+                     "feeds", feeds);
+}
+
 na_err_t na_producer_run(const struct na_producer_conf *conf,
                          volatile sig_atomic_t *running, struct na_producer_stats *stats,
                          char *errstr, size_t errstr_size) {
@@ -1494,6 +1521,8 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
     char path[4096];
     na_err_t err = NA_OK;
     bool topic_mode = conf->sources_topic && *conf->sources_topic;
+    na_httpd_t *httpd = NULL;
+    int64_t published_ms = 0;
 
     memset(&p, 0, sizeof(p));
     memset(stats, 0, sizeof(*stats));
@@ -1547,6 +1576,12 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
     if (topic_mode && (err = start_topic_mode(&p, errstr, errstr_size))) {
         goto out;
     }
+    if (conf->daemon.http_listen && *conf->daemon.http_listen) {
+        struct na_httpd_opts hopts = {conf->daemon.http_listen, "newsalert-producer", 0};
+        if ((err = na_httpd_start(&hopts, &httpd, errstr, errstr_size))) {
+            goto out;
+        }
+    }
     na_log(NA_LOG_INFO, "producer", "started",
            "instance=%s mode=%s sources=%zu topic=%s once=%d dry_run=%d",
            na_log_q(p.instance), topic_mode ? "topic" : "file", p.feeds_cnt,
@@ -1554,6 +1589,16 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
     p.last_sources_check_ms = p.last_metrics_ms = p.last_save_ms = na_mono_ms();
 
     while (*running && !p.fatal) {
+        if (na_daemon_take_reload() && !topic_mode) {
+            check_sources_file(&p);
+        }
+        if (httpd && na_mono_ms() - published_ms >= 1000) {
+            na_httpd_publish_steal(httpd, status_doc(&p));
+            if (p.rk) {
+                na_daemon_kafka_gauges(p.rk, "articles");
+            }
+            published_ms = na_mono_ms();
+        }
         if (p.rk_src) {
             for (int i = 0; i < 1000; i++) {
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(p.rk_src, 0);
@@ -1627,6 +1672,7 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
         stats->produced, stats->delivered, stats->delivery_errors, stats->moved,
         stats->retired);
 out:
+    na_httpd_stop(httpd);
     if (p.rk_src) {
         rd_kafka_destroy(p.rk_src);
     }

@@ -18,6 +18,7 @@
 #include <signal.h>
 
 #include "newsalert/config.h"
+#include "newsalert/daemon.h"
 #include "newsalert/err.h"
 #include "newsalert/kafka.h"
 
@@ -53,6 +54,7 @@ struct na_producer_conf {
     int dry_run;                 /**< "dry_run": fetch and parse, produce nothing */
     int create_topics;           /**< "create_topics": create the topic when missing */
     struct na_kafka_props props; /**< "kafka": {...} and -X key=value */
+    struct na_daemon_conf daemon; /**< "log_format", "http_listen" */
 };
 
 extern const struct na_conf_entry na_producer_conf_table[];
