@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# part-of: fetch
 # bench/fetch_parse.sh BUILD_DIR: feed parsing throughput, the parse half of
 # `bench/run fetch` (docs/benchmarks.md, "fetch: parsing").
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# part-of: fetch
 # bench/fetch_poll.sh BUILD_DIR: feeds polled per minute, the polling half of
 # `bench/run fetch` (docs/benchmarks.md, "fetch: polling").
 #
