@@ -2,18 +2,21 @@
  * Story grouping. See story.h for the contract.
  *
  * Signature of an article (a set of features, each present or not):
- *   "e:" names: capitalised words not at a sentence start, acronyms, and
- *        runs of two or more capitalised words (as one feature "e:a_b");
- *   "d:" dates: a month next to a day number ("d:jan06");
+ *   "e:" names: capitalised words not at a sentence start and acronyms;
+ *        two adjacent capitalised words are one name ("e:south_korea")
+ *        instead of two;
+ *   "d:" dates: a month next to a day number ("d:jan_06");
  *   "n:" figures: a number with the word after it ("n:25_percent"), and
  *        every number of three or more digits that is not a year;
  *   "t:" terms: every other word of three or more letters that is not a
- *        stop word, plural-folded.
+ *        stop word, plural-folded, without one common suffix (-ing, -ion,
+ *        -ed, ...); hyphenated words also joined ("t:dualuse").
+ * Demonyms read as their place ("Japanese" = "Japan").
  * Each feature weighs kind weight (names 4, dates 5, figures 1.6, terms 1)
- * x IDF^1.5, where the document frequencies
- * count the signatures seen (assigned and seeded) and are halved whenever
- * the count of documents reaches NA_STORY_IDF_DOCS, a rolling window that
- * forgets old documents smoothly and deterministically.
+ * x IDF^1.5, where the document frequencies count the signatures seen
+ * (assigned and seeded) and are halved whenever the count of documents
+ * reaches NA_STORY_IDF_DOCS, a rolling window that forgets old documents
+ * smoothly and deterministically.
  *
  * A story keeps, per feature, the number of its articles that had it.
  * Similarity of an article A and a story S is the cosine of A's weights
@@ -44,7 +47,7 @@
 /** Heaviest article features whose postings give the candidates. */
 #define NA_STORY_PROBE 40u
 /** Similarity needed to join a story. */
-#define NA_STORY_SIM 0.16
+#define NA_STORY_SIM 0.17
 /** Document frequencies are halved when this many documents were counted. */
 #define NA_STORY_IDF_DOCS 20000.0
 /** Pseudo documents in which no feature occurs (IDF smoothing). */
@@ -389,6 +392,28 @@ static bool is_upper_ascii(char c) {
     return c >= 'A' && c <= 'Z';
 }
 
+/* @returns the length of @p w without one common suffix ("prohibition",
+ *          "prohibiting" and "prohibited" all read "prohibit"), keeping at
+ *          least 4 letters. */
+static size_t light_stem(const char *w, size_t len) {
+    static const char *const suffixes[] = {"ations", "ation", "ions", "ion", "ings",
+                                           "ing",    "ed",    "ment", "ers", "er"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t n = strlen(suffixes[i]);
+        if (len >= n + 4 && !memcmp(w + len - n, suffixes[i], n)) {
+            return len - n;
+        }
+    }
+    return len;
+}
+
+/* @returns true when words i and i + 1 make a two-word name. */
+static bool joins_name(const struct wtok *w, size_t i, size_t wn) {
+    return i + 1 < wn && w[i].cap && w[i].len >= 3 && !is_stop(w[i].fold, w[i].len) &&
+           w[i + 1].adjacent && w[i + 1].cap && !w[i + 1].sent && w[i + 1].len >= 3 &&
+           !is_stop(w[i + 1].fold, w[i + 1].len);
+}
+
 /* Read the features of one text into @p g. */
 static na_err_t sig_text(const char *s, size_t len, struct sig *g) {
     struct na_rtoks t;
@@ -511,21 +536,21 @@ static na_err_t sig_text(const char *s, size_t len, struct sig *g) {
         if (stop || x->len < 3) {
             continue;
         }
-        if (!sig_add(g, "t:", x->fold, x->len, NULL, 0)) {
+        if (!sig_add(g, "t:", x->fold, light_stem(x->fold, x->len), NULL, 0)) {
             err = NA_ERR_NOMEM;
             break;
         }
+        /* Runs of capitalised words ("Sanae Takaichi", "South Korea") are one
+         * name: the pair is the feature, not its words. */
+        bool run_next = joins_name(w, i, wn);
+        bool run_prev = i > 0 && joins_name(w, i - 1, wn);
         bool name = x->acronym || (x->cap && !x->sent);
-        if (name && !sig_add(g, "e:", x->fold, x->len, NULL, 0)) {
+        if (name && !run_next && !run_prev &&
+            !sig_add(g, "e:", x->fold, x->len, NULL, 0)) {
             err = NA_ERR_NOMEM;
         }
-        /* Runs of capitalised words: "Sanae Takaichi", "Ministry of Commerce". */
-        if (x->cap && i + 1 < wn && w[i + 1].adjacent && w[i + 1].cap &&
-            !is_stop(w[i + 1].fold, w[i + 1].len) && w[i + 1].len >= 3 &&
-            !w[i + 1].sent) {
-            if (!sig_add(g, "e:", x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
-                err = NA_ERR_NOMEM;
-            }
+        if (run_next && !sig_add(g, "e:", x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
+            err = NA_ERR_NOMEM;
         }
     }
 out:
