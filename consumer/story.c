@@ -675,24 +675,32 @@ static struct story *story_new(na_stories_t *st, const char *id) {
     return s;
 }
 
-/* Order for keeping a story's features: most articles, then heaviest. */
-static const na_stories_t *trim_st;
+/* A story feature with its weight, for choosing which ones to keep. */
+struct keep {
+    struct sfeat f;
+    double w;
+};
 
-static int sfeat_keep_cmp(const void *a, const void *b) {
-    const struct sfeat *x = a;
-    const struct sfeat *y = b;
-    if (x->cnt != y->cnt) {
-        return x->cnt > y->cnt ? -1 : 1;
+/* Order for keeping a story's features: most articles, then heaviest. */
+static int keep_cmp(const void *a, const void *b) {
+    const struct keep *x = a;
+    const struct keep *y = b;
+    if (x->f.cnt != y->f.cnt) {
+        return x->f.cnt > y->f.cnt ? -1 : 1;
     }
-    double wx = feat_weight(trim_st, x->fid);
-    double wy = feat_weight(trim_st, y->fid);
-    if (wx != wy) {
-        return wx > wy ? -1 : 1;
+    if (x->w != y->w) {
+        return x->w > y->w ? -1 : 1;
     }
-    return x->fid < y->fid ? -1 : x->fid > y->fid;
+    return x->f.fid < y->f.fid ? -1 : x->f.fid > y->f.fid;
 }
 
-/* Merge the sorted (fid, cnt) list @p add into @p s and index new ones. */
+static bool story_has(const struct story *s, uint32_t fid) {
+    struct sfeat key = {fid, 0};
+    return s->f_cnt && bsearch(&key, s->f, s->f_cnt, sizeof(key), sfeat_cmp) != NULL;
+}
+
+/* Merge the sorted (fid, cnt) list @p add into @p s and index new ones;
+ * on failure @p s and the index are as they were. */
 static na_err_t story_merge(na_stories_t *st, struct story *s, const struct sfeat *add,
                             size_t add_cnt) {
     struct sfeat *m = malloc((s->f_cnt + add_cnt) * sizeof(*m) + 1);
@@ -700,14 +708,22 @@ static na_err_t story_merge(na_stories_t *st, struct story *s, const struct sfea
     if (!m) {
         return NA_ERR_NOMEM;
     }
+    for (j = 0; j < add_cnt; j++) {
+        if (!story_has(s, add[j].fid) && !post_add(&st->feats[add[j].fid], s)) {
+            for (size_t k = 0; k < j; k++) {
+                if (!story_has(s, add[k].fid)) {
+                    post_del(&st->feats[add[k].fid], s);
+                }
+            }
+            free(m);
+            return NA_ERR_NOMEM;
+        }
+    }
+    j = 0;
     while (i < s->f_cnt || j < add_cnt) {
         if (j == add_cnt || (i < s->f_cnt && s->f[i].fid < add[j].fid)) {
             m[n++] = s->f[i++];
         } else if (i == s->f_cnt || add[j].fid < s->f[i].fid) {
-            if (!post_add(&st->feats[add[j].fid], s)) {
-                free(m);
-                return NA_ERR_NOMEM;
-            }
             m[n++] = add[j++];
         } else {
             m[n] = s->f[i++];
@@ -715,13 +731,23 @@ static na_err_t story_merge(na_stories_t *st, struct story *s, const struct sfea
         }
     }
     if (n > NA_STORY_MAX_FEATURES) {
-        trim_st = st;
-        qsort(m, n, sizeof(*m), sfeat_keep_cmp);
-        for (size_t k = NA_STORY_MAX_FEATURES; k < n; k++) {
-            post_del(&st->feats[m[k].fid], s);
-        }
-        n = NA_STORY_MAX_FEATURES;
-        qsort(m, n, sizeof(*m), sfeat_cmp);
+        struct keep *kv = malloc(n * sizeof(*kv));
+        if (kv) {
+            for (size_t k = 0; k < n; k++) {
+                kv[k].f = m[k];
+                kv[k].w = feat_weight(st, m[k].fid);
+            }
+            qsort(kv, n, sizeof(*kv), keep_cmp);
+            for (size_t k = 0; k < n; k++) {
+                m[k] = kv[k].f;
+            }
+            for (size_t k = NA_STORY_MAX_FEATURES; k < n; k++) {
+                post_del(&st->feats[m[k].fid], s);
+            }
+            n = NA_STORY_MAX_FEATURES;
+            qsort(m, n, sizeof(*m), sfeat_cmp);
+            free(kv);
+        } /* else: keep them all until the next merge */
     }
     free(s->f);
     s->f = m;
