@@ -46,6 +46,8 @@
 #define NA_STORY_MAX_FEATURES 600u
 /** Heaviest article features whose postings give the candidates. */
 #define NA_STORY_PROBE 40u
+/** A feature of more open stories than this gives no candidates. */
+#define NA_STORY_PROBE_POSTS 256u
 /** Similarity needed to join a story. */
 #define NA_STORY_SIM 0.17
 /** Document frequencies are halved when this many documents were counted. */
@@ -74,9 +76,10 @@ struct story {
     size_t n;            /* articles */
     struct sfeat *f;     /* sorted by fid */
     size_t f_cnt;
-    size_t idx;   /* in st->stories */
-    double score; /* scratch: accumulated dot product */
-    bool cand;    /* scratch */
+    size_t idx;       /* in st->stories */
+    double norm;      /* cached story_norm() */
+    double norm_docs; /* st->docs when norm was computed; 0: stale */
+    bool cand;        /* scratch */
 };
 
 struct na_stories_s {
@@ -231,48 +234,55 @@ static void post_del(struct feat *f, const struct story *s) {
 /* Signatures of articles                                           */
 /* ---------------------------------------------------------------- */
 
+/* Sorted (strcmp order) for bsearch. */
 static const char *const stop_words[] = {
-    "the",        "and",      "for",           "that",      "with",      "from",
-    "this",       "was",      "were",          "are",       "has",       "have",
-    "had",        "its",      "his",           "her",       "their",     "they",
-    "them",       "she",      "him",           "but",       "not",       "which",
-    "who",        "whom",     "whose",         "what",      "when",      "where",
-    "will",       "would",    "could",         "should",    "can",       "may",
-    "might",      "must",     "been",          "being",     "than",      "then",
-    "there",      "these",    "those",         "into",      "onto",      "over",
-    "under",      "about",    "after",         "before",    "also",      "such",
-    "other",      "more",     "most",          "some",      "any",       "all",
-    "each",       "said",     "say",           "says",      "according", "while",
-    "our",        "out",      "one",           "two",       "new",       "per",
-    "via",        "upon",     "just",          "only",      "very",      "both",
-    "between",    "against",  "during",        "since",     "until",     "because",
-    "how",        "why",      "you",           "your",      "itself",    "does",
-    "did",        "doing",    "done",          "made",      "make",      "many",
-    "much",       "own",      "same",          "still",     "yet",       "year",
-    "years",      "week",     "weeks",         "day",       "days",      "month",
-    "months",     "monday",   "tuesday",       "wednesday", "thursday",  "friday",
-    "saturday",   "sunday",   "today",         "yesterday", "last",      "first",
-    "next",       "told",     "including",     "across",    "through",   "without",
-    "within",     "among",    "around",        "further",   "however",   "what",
-    "here",       "now",      "even",          "well",      "like",      "way",
-    "get",        "got",      "take",          "took",      "week",      "time",
-    "times",      "part",     "parts",         "people",    "news",      "report",
-    "reports",    "reported", "reporting",     "reuters",   "statement", "according",
-    "content",    "skip",     "main",          "read",      "more",      "subscribe",
-    "subscriber", "account",  "login",         "click",     "share",     "image",
-    "photo",      "caption",  "advertisement", "copyright", "minutes",
+    "about",     "according", "account",   "across",    "advertisement", "after",
+    "against",   "all",       "also",      "among",     "and",           "any",
+    "are",       "around",    "because",   "been",      "before",        "being",
+    "between",   "both",      "but",       "can",       "caption",       "click",
+    "content",   "copyright", "could",     "day",       "days",          "did",
+    "does",      "doing",     "done",      "during",    "each",          "even",
+    "first",     "for",       "friday",    "from",      "further",       "get",
+    "got",       "had",       "has",       "have",      "her",           "here",
+    "him",       "his",       "how",       "however",   "image",         "including",
+    "into",      "its",       "itself",    "just",      "last",          "like",
+    "login",     "made",      "main",      "make",      "many",          "may",
+    "might",     "minutes",   "monday",    "month",     "months",        "more",
+    "most",      "much",      "must",      "new",       "news",          "next",
+    "not",       "now",       "one",       "only",      "onto",          "other",
+    "our",       "out",       "over",      "own",       "part",          "parts",
+    "people",    "per",       "photo",     "read",      "report",        "reported",
+    "reporting", "reports",   "reuters",   "said",      "same",          "saturday",
+    "say",       "says",      "share",     "she",       "should",        "since",
+    "skip",      "some",      "statement", "still",     "subscribe",     "subscriber",
+    "such",      "sunday",    "take",      "than",      "that",          "the",
+    "their",     "them",      "then",      "there",     "these",         "they",
+    "this",      "those",     "through",   "thursday",  "time",          "times",
+    "today",     "told",      "took",      "tuesday",   "two",           "under",
+    "until",     "upon",      "very",      "via",       "was",           "way",
+    "wednesday", "week",      "weeks",     "well",      "were",          "what",
+    "when",      "where",     "which",     "while",     "who",           "whom",
+    "whose",     "why",       "will",      "with",      "within",        "without",
+    "would",     "year",      "years",     "yesterday", "yet",           "you",
+    "your",
 };
 
 static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                      "jul", "aug", "sep", "oct", "nov", "dec"};
 
+static int stop_cmp(const void *key, const void *elem) {
+    return strcmp(key, *(const char *const *)elem);
+}
+
 static bool is_stop(const char *w, size_t len) {
-    for (size_t i = 0; i < sizeof(stop_words) / sizeof(stop_words[0]); i++) {
-        if (strlen(stop_words[i]) == len && !memcmp(stop_words[i], w, len)) {
-            return true;
-        }
+    char buf[16];
+    if (len < 2 || len >= sizeof(buf)) {
+        return false;
     }
-    return false;
+    memcpy(buf, w, len);
+    buf[len] = '\0';
+    return bsearch(buf, stop_words, sizeof(stop_words) / sizeof(stop_words[0]),
+                   sizeof(stop_words[0]), stop_cmp) != NULL;
 }
 
 /* @returns 1..12 when w is a month name or its 3-letter abbreviation. */
@@ -350,30 +360,60 @@ struct wtok {
 struct sig {
     char (*f)[NA_STORY_FEATURE_BYTES];
     size_t cnt, cap;
+    uint32_t *slots; /* open addressing over f: index + 1, 0 = empty */
+    size_t slots_cnt;
 };
 
-static bool sig_add(struct sig *g, const char *kind, const char *a, size_t alen,
-                    const char *b, size_t blen) {
-    char tmp[NA_STORY_FEATURE_BYTES];
-    struct na_buf buf;
-    na_buf_init(&buf);
-    na_buf_puts(&buf, kind);
-    na_buf_append(&buf, a, alen);
-    if (b) {
-        na_buf_append(&buf, "_", 1);
-        na_buf_append(&buf, b, blen);
-    }
-    if (!buf.data) {
+static void sig_cleanup(struct sig *g) {
+    free(g->f);
+    free(g->slots);
+}
+
+static bool sig_rehash(struct sig *g) {
+    size_t n = g->slots_cnt ? g->slots_cnt * 2 : 256;
+    uint32_t *sl = calloc(n, sizeof(*sl));
+    if (!sl) {
         return false;
     }
-    size_t n = na_utf8_cut(buf.data, buf.len, sizeof(tmp) - 1);
-    memcpy(tmp, buf.data, n);
-    tmp[n] = '\0';
-    na_buf_cleanup(&buf);
     for (size_t i = 0; i < g->cnt; i++) {
-        if (!strcmp(g->f[i], tmp)) {
+        size_t j = str_hash(g->f[i], strlen(g->f[i])) & (n - 1);
+        while (sl[j]) {
+            j = (j + 1) & (n - 1);
+        }
+        sl[j] = (uint32_t)i + 1;
+    }
+    free(g->slots);
+    g->slots = sl;
+    g->slots_cnt = n;
+    return true;
+}
+
+/* Add feature KIND + a (+ "_" + b) once. @returns false on no memory. */
+static bool sig_add(struct sig *g, const char *kind, const char *a, size_t alen,
+                    const char *b, size_t blen) {
+    char tmp[2 * NA_STORY_FEATURE_BYTES + 4];
+    size_t n = strlen(kind);
+    memcpy(tmp, kind, n);
+    alen = alen < NA_STORY_FEATURE_BYTES ? alen : NA_STORY_FEATURE_BYTES;
+    memcpy(tmp + n, a, alen);
+    n += alen;
+    if (b) {
+        blen = blen < NA_STORY_FEATURE_BYTES ? blen : NA_STORY_FEATURE_BYTES;
+        tmp[n++] = '_';
+        memcpy(tmp + n, b, blen);
+        n += blen;
+    }
+    n = na_utf8_cut(tmp, n, NA_STORY_FEATURE_BYTES - 1);
+    tmp[n] = '\0';
+    if ((g->cnt + 1) * 2 > g->slots_cnt && !sig_rehash(g)) {
+        return false;
+    }
+    size_t j = str_hash(tmp, n) & (g->slots_cnt - 1);
+    while (g->slots[j]) {
+        if (!strcmp(g->f[g->slots[j] - 1], tmp)) {
             return true;
         }
+        j = (j + 1) & (g->slots_cnt - 1);
     }
     if (g->cnt == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 64;
@@ -384,7 +424,8 @@ static bool sig_add(struct sig *g, const char *kind, const char *a, size_t alen,
         g->f = nf;
         g->cap = cap;
     }
-    memcpy(g->f[g->cnt++], tmp, n + 1);
+    memcpy(g->f[g->cnt], tmp, n + 1);
+    g->slots[j] = (uint32_t)++g->cnt;
     return true;
 }
 
@@ -752,6 +793,7 @@ static na_err_t story_merge(na_stories_t *st, struct story *s, const struct sfea
     free(s->f);
     s->f = m;
     s->f_cnt = n;
+    s->norm_docs = 0;
     return NA_OK;
 }
 
@@ -779,13 +821,20 @@ static int afeat_w_cmp(const void *a, const void *b) {
     return x->fid < y->fid ? -1 : x->fid > y->fid;
 }
 
-static double story_norm(const na_stories_t *st, const struct story *s) {
+static double story_norm(const na_stories_t *st, struct story *s) {
     double sum = 0;
+    /* Cached while the story is unchanged and the document count moved by
+     * less than 2 % (IDF barely moves then). */
+    if (s->norm_docs > 0 && fabs(st->docs - s->norm_docs) < 0.02 * s->norm_docs) {
+        return s->norm;
+    }
     for (size_t i = 0; i < s->f_cnt; i++) {
         double w = feat_weight(st, s->f[i].fid) * (double)s->f[i].cnt / (double)s->n;
         sum += w * w;
     }
-    return sqrt(sum);
+    s->norm = sqrt(sum);
+    s->norm_docs = st->docs;
+    return s->norm;
 }
 
 na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
@@ -848,53 +897,66 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
     }
     anorm = sqrt(anorm);
 
-    /* Candidates: stories posted under the heaviest features. */
+    /* Candidates: stories posted under the heaviest features that are not
+     * common (a feature of many open stories says little). */
+    size_t cands_cap = 0;
     for (size_t i = 0; i < an && i < NA_STORY_PROBE; i++) {
         struct feat *f = &st->feats[af[i].fid];
+        if (f->post_cnt > NA_STORY_PROBE_POSTS) {
+            continue;
+        }
         for (size_t k = 0; k < f->post_cnt; k++) {
             struct story *s = f->post[k];
             if (s->cand) {
                 continue;
             }
-            struct story **nc = realloc(cands, (cands_cnt + 1) * sizeof(*nc));
-            if (!nc) {
-                err = NA_ERR_NOMEM;
-                goto out_cands;
+            if (cands_cnt == cands_cap) {
+                size_t cap = cands_cap ? cands_cap * 2 : 16;
+                struct story **nc = realloc(cands, cap * sizeof(*nc));
+                if (!nc) {
+                    err = NA_ERR_NOMEM;
+                    goto out_cands;
+                }
+                cands = nc;
+                cands_cap = cap;
             }
-            cands = nc;
             s->cand = true;
-            s->score = 0;
             cands[cands_cnt++] = s;
         }
     }
-    /* Dot products: the article's features against each candidate. */
+    /* The article's features by id, for merging with each candidate's. */
+    sf = malloc((an + 1) * sizeof(*sf));
+    if (!sf) {
+        err = NA_ERR_NOMEM;
+        goto out_cands;
+    }
+    for (size_t i = 0; i < an; i++) {
+        sf[i].fid = af[i].fid;
+        sf[i].cnt = 1;
+    }
+    qsort(sf, an, sizeof(*sf), sfeat_cmp);
     struct story *best = NULL;
     double best_sim = 0;
-    if (cands_cnt && anorm > 0) {
-        for (size_t i = 0; i < an; i++) {
-            struct feat *f = &st->feats[af[i].fid];
-            for (size_t k = 0; k < f->post_cnt; k++) {
-                struct story *s = f->post[k];
-                if (!s->cand) {
-                    continue;
-                }
-                struct sfeat key = {af[i].fid, 0};
-                const struct sfeat *hit =
-                    bsearch(&key, s->f, s->f_cnt, sizeof(key), sfeat_cmp);
-                if (hit) {
-                    s->score += af[i].w * af[i].w * (double)hit->cnt / (double)s->n;
-                }
+    for (size_t k = 0; k < cands_cnt && anorm > 0; k++) {
+        struct story *s = cands[k];
+        double dot = 0;
+        for (size_t i = 0, j = 0; i < an && j < s->f_cnt;) {
+            if (sf[i].fid < s->f[j].fid) {
+                i++;
+            } else if (sf[i].fid > s->f[j].fid) {
+                j++;
+            } else {
+                double w = feat_weight(st, sf[i].fid);
+                dot += w * w * (double)s->f[j].cnt / (double)s->n;
+                i++;
+                j++;
             }
         }
-        for (size_t k = 0; k < cands_cnt; k++) {
-            struct story *s = cands[k];
-            double sn = story_norm(st, s);
-            double sim = sn > 0 ? s->score / (anorm * sn) : 0;
-            if (sim > best_sim ||
-                (sim == best_sim && best && strcmp(s->id, best->id) < 0)) {
-                best_sim = sim;
-                best = s;
-            }
+        double sn = story_norm(st, s);
+        double sim = sn > 0 ? dot / (anorm * sn) : 0;
+        if (sim > best_sim || (sim == best_sim && best && strcmp(s->id, best->id) < 0)) {
+            best_sim = sim;
+            best = s;
         }
     }
     if (!best || best_sim < NA_STORY_SIM) {
@@ -913,16 +975,6 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
             }
         }
     }
-    sf = malloc((an + 1) * sizeof(*sf));
-    if (!sf) {
-        err = NA_ERR_NOMEM;
-        goto out_cands;
-    }
-    for (size_t i = 0; i < an; i++) {
-        sf[i].fid = af[i].fid;
-        sf[i].cnt = 1;
-    }
-    qsort(sf, an, sizeof(*sf), sfeat_cmp);
     if ((err = story_merge(st, best, sf, an))) {
         goto out_cands;
     }
@@ -939,7 +991,7 @@ out:
     free(cands);
     free(sf);
     free(af);
-    free(g.f);
+    sig_cleanup(&g);
     return err;
 }
 
