@@ -46,6 +46,8 @@
 #define NA_STORY_MAX_FEATURES 600u
 /** Heaviest article features whose postings give the candidates. */
 #define NA_STORY_PROBE 40u
+/** Most features in a stored signature (na_story_signature()). */
+#define NA_STORY_SIG_FEATURES 200u
 /** A feature of more open stories than this gives no candidates. */
 #define NA_STORY_PROBE_POSTS 256u
 /** Similarity needed to join a story. */
@@ -997,31 +999,42 @@ out:
 
 json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
     const struct story *s = story_find(st, story_id);
-    json_t *f;
-    json_t *root;
+    struct keep *kv = NULL;
+    json_t *f = NULL;
+    json_t *root = NULL;
     if (!s) {
         return NULL;
     }
+    /* The features that most articles had, then the heaviest, so a stored
+     * signature stays a few KB. */
+    kv = malloc((s->f_cnt + 1) * sizeof(*kv));
     f = json_object();
     root = json_pack("{s:i, s:I, s:I}", "v", 1, "t", (json_int_t)s->last, "n",
                      (json_int_t)s->n);
-    if (!f || !root) {
-        json_decref(f);
-        json_decref(root);
-        return NULL;
+    if (!kv || !f || !root) {
+        goto fail;
     }
     for (size_t i = 0; i < s->f_cnt; i++) {
-        if (json_object_set_new(f, st->feats[s->f[i].fid].s, json_integer(s->f[i].cnt))) {
-            json_decref(f);
-            json_decref(root);
-            return NULL;
+        kv[i].f = s->f[i];
+        kv[i].w = feat_weight(st, s->f[i].fid);
+    }
+    qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
+    for (size_t i = 0; i < s->f_cnt && i < NA_STORY_SIG_FEATURES; i++) {
+        if (json_object_set_new(f, st->feats[kv[i].f.fid].s, json_integer(kv[i].f.cnt))) {
+            goto fail;
         }
     }
     if (json_object_set_new(root, "f", f)) {
-        json_decref(root);
-        return NULL;
+        f = NULL;
+        goto fail;
     }
+    free(kv);
     return root;
+fail:
+    free(kv);
+    json_decref(f);
+    json_decref(root);
+    return NULL;
 }
 
 static bool hex_id(const char *id) {

@@ -74,8 +74,9 @@ NA_WUR na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
 /**
  * @brief The signature of an open story, to store beside its alerts.
  * @returns new JSON object ({"v":1,"t":LAST_UNIX_S,"n":ARTICLES,
- *          "f":{FEATURE:WEIGHT,..}}); json_decref(); NULL when the story is
- *          not open (unknown or evicted) or on no memory.
+ *          "f":{FEATURE:ARTICLES_WITH_IT,..}}, at most 200 features, a few
+ *          KB); json_decref(); NULL when the story is not open (unknown or
+ *          evicted) or on no memory.
  */
 json_t *na_story_signature(const na_stories_t *st, const char *story_id);
 
