@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "newsalert/limits.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "rules_internal.h"
@@ -94,6 +95,7 @@ struct na_stories_s {
     double docs; /* documents counted in df */
     struct story **stories;
     size_t stories_cnt, stories_cap;
+    na_metric_t *m_opened, *m_joined, *m_closed, *m_open; /* process-wide */
 };
 
 /* ---------------------------------------------------------------- */
@@ -617,6 +619,16 @@ na_stories_t *na_stories_new(int64_t window_ms) {
         st->window_s = 1;
     }
     st->now = NA_TIME_UNKNOWN;
+    st->m_opened = na_metrics_get(NA_METRIC_COUNTER, "newsalert_story_articles_total",
+                                  "Articles grouped into stories, by outcome",
+                                  "outcome=\"new_story\"");
+    st->m_joined =
+        na_metrics_get(NA_METRIC_COUNTER, "newsalert_story_articles_total",
+                       "Articles grouped into stories, by outcome", "outcome=\"joined\"");
+    st->m_closed = na_metrics_get(NA_METRIC_COUNTER, "newsalert_story_closed_total",
+                                  "Stories closed at the end of their window", NULL);
+    st->m_open = na_metrics_get(NA_METRIC_GAUGE, "newsalert_story_open",
+                                "Stories open for new articles", NULL);
     return st;
 }
 
@@ -665,10 +677,12 @@ size_t na_stories_evict(na_stories_t *st, int64_t now) {
         if (s->last < now - st->window_s) {
             story_close(st, s);
             closed++;
+            na_metric_add(st->m_closed, 1);
         } else {
             i++;
         }
     }
+    na_metric_set(st->m_open, (double)st->stories_cnt);
     return closed;
 }
 
@@ -847,6 +861,7 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
     struct story **cands = NULL;
     size_t cands_cnt = 0;
     na_err_t err = NA_OK;
+    bool created = false;
     int64_t t = article_time(st, a);
 
     if (is_new) {
@@ -972,14 +987,20 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
                 goto out_cands;
             }
             best->first = t;
-            if (is_new) {
-                *is_new = true;
-            }
+            created = true;
         }
     }
     if ((err = story_merge(st, best, sf, an))) {
+        if (created) {
+            story_close(st, best);
+        }
         goto out_cands;
     }
+    if (created && is_new) {
+        *is_new = true;
+    }
+    na_metric_add(created ? st->m_opened : st->m_joined, 1);
+    na_metric_set(st->m_open, (double)st->stories_cnt);
     best->n++;
     if (t > best->last) {
         best->last = t;

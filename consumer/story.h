@@ -29,6 +29,9 @@
  *     window so a restart or replay joins the same stories and never
  *     alerts a story twice.
  *
+ * Metrics (process-wide): newsalert_story_articles_total{outcome="new_story"|
+ * "joined"}, newsalert_story_closed_total, newsalert_story_open.
+ *
  * Threading: a stories object belongs to one thread.
  */
 #ifndef NEWSALERT_STORY_H
@@ -66,7 +69,7 @@ void na_stories_destroy(na_stories_t *st);
  *        fetched_at, else the newest time seen.
  * @param story_id set to the story's id (64 hex digits and a NUL).
  * @param is_new set to true when @p a opened a new story; may be NULL.
- * @returns NA_OK or NA_ERR_NOMEM (nothing changed).
+ * @returns NA_OK or NA_ERR_NOMEM (no story changed).
  */
 NA_WUR na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
                                   char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new);

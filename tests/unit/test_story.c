@@ -19,6 +19,7 @@
 
 #include "cmd_eval.h"
 #include "newsalert/article.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "story.h"
@@ -80,6 +81,12 @@ static void test_paraphrases_join_unrelated_apart(void **state) {
     assert_string_not_equal(s1, s2);
     assert_int_equal(na_stories_count(st), 2);
     assert_int_equal(na_story_article_count(st, s1), 2);
+    /* Counted: two new stories, one joined, two open. */
+    assert_true(na_metric_value(na_metrics_get(NA_METRIC_COUNTER,
+                                               "newsalert_story_articles_total", "x",
+                                               "outcome=\"joined\"")) >= 1);
+    assert_true(na_metric_value(na_metrics_get(NA_METRIC_GAUGE, "newsalert_story_open",
+                                               "x", NULL)) == 2);
     /* Ids: SHA-256 of "story/v1" and the first article's id. */
     char want[65];
     const char *parts[] = {"story/v1", "a", NULL};
