@@ -699,6 +699,13 @@ static na_err_t build_bloom(na_rules_t *r) {
         return NA_ERR_NOMEM;
     }
     r->bloom_mask = bits - 1;
+    r->req = malloc(r->topics_cnt + 1);
+    if (!r->req) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t t = 0; t < r->topics_cnt; t++) {
+        r->req[t] = r->topics[t].req;
+    }
     for (size_t i = 0; i < r->b.keys_cnt; i++) {
         const struct na_rkey *k = &r->b.keys[i];
         char w[NA_RULES_QUICK_PAD] = {0};
@@ -912,6 +919,7 @@ void na_rules_destroy(na_rules_t *rules) {
     free(rules->topics);
     free(rules->posts);
     free(rules->bloom);
+    free(rules->req);
     na_rbuild_cleanup(&rules->b);
     free(rules);
 }
@@ -1858,7 +1866,7 @@ static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
             uint8_t g = (uint8_t)(1u << NA_RULES_POST_GROUP(post));
             if (!(sat[t] & g)) {
                 sat[t] |= g;
-                if (sat[t] == r->topics[t].req) {
+                if (sat[t] == r->req[t]) {
                     seen[t >> 6] |= (uint64_t)1 << (t & 63);
                     cnt++;
                 }

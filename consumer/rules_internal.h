@@ -224,6 +224,7 @@ struct na_rules_s {
      *  word whose bit is clear is no key, without touching the dictionary. */
     uint64_t *bloom;
     uint64_t bloom_mask; /**< bits - 1 */
+    uint8_t *req; /**< topics[t].req of every topic, packed for candidates() */
 };
 
 /** Bytes a buffer given to na_rules_quick_hash() must have: a longest
