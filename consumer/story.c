@@ -11,7 +11,8 @@
  *   "t:" terms: every other word of three or more letters that is not a
  *        stop word, plural-folded, without one common suffix (-ing, -ion,
  *        -ed, ...); hyphenated words also joined ("t:dualuse").
- * Demonyms read as their place ("Japanese" = "Japan").
+ * Demonyms read as their place ("Japanese" = "Japan"). On the article's
+ * side, features its title has weigh NA_STORY_TITLE_BOOST times more.
  * Each feature weighs kind weight (names 4, dates 5, figures 1.6, terms 1)
  * x IDF^1.5, where the document frequencies count the signatures seen
  * (assigned and seeded) and are halved whenever the count of documents
@@ -51,6 +52,9 @@
 #define NA_STORY_SIG_FEATURES 200u
 /** A feature of more open stories than this gives no candidates. */
 #define NA_STORY_PROBE_POSTS 256u
+/** Weight factor of an article's features that its title has (headlines
+ *  name what the story is about). */
+#define NA_STORY_TITLE_BOOST 1.5
 /** Similarity needed to join a story. */
 #define NA_STORY_SIM 0.17
 /** Document frequencies are halved when this many documents were counted. */
@@ -825,6 +829,7 @@ static int64_t article_time(const na_stories_t *st, const struct na_article *a) 
 
 struct afeat {
     uint32_t fid;
+    bool title;
     double w;
 };
 
@@ -834,6 +839,12 @@ static int afeat_w_cmp(const void *a, const void *b) {
     if (x->w != y->w) {
         return x->w > y->w ? -1 : 1;
     }
+    return x->fid < y->fid ? -1 : x->fid > y->fid;
+}
+
+static int afeat_fid_cmp(const void *a, const void *b) {
+    const struct afeat *x = a;
+    const struct afeat *y = b;
     return x->fid < y->fid ? -1 : x->fid > y->fid;
 }
 
@@ -857,6 +868,7 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
                            char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new) {
     struct sig g = {0};
     struct afeat *af = NULL;
+    struct afeat *aw = NULL;
     struct sfeat *sf = NULL;
     struct story **cands = NULL;
     size_t cands_cnt = 0;
@@ -873,9 +885,13 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
     na_stories_evict(st, st->now);
 
     const char *fields[] = {a->title, a->summary, a->content};
+    size_t title_cnt = 0;
     for (size_t i = 0; i < 3 && !err; i++) {
         if (fields[i]) {
             err = sig_text(fields[i], strlen(fields[i]), &g);
+        }
+        if (i == 0) {
+            title_cnt = g.cnt;
         }
     }
     if (err) {
@@ -894,6 +910,7 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
             goto out;
         }
         af[an].fid = fid;
+        af[an].title = i < title_cnt;
         af[an++].w = 0;
     }
     /* The document counts before it is compared, so its own words weigh. */
@@ -902,7 +919,7 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
         df_add(st, af[i].fid, 1);
     }
     for (size_t i = 0; i < an; i++) {
-        af[i].w = feat_weight(st, af[i].fid);
+        af[i].w = feat_weight(st, af[i].fid) * (af[i].title ? NA_STORY_TITLE_BOOST : 1.0);
     }
     qsort(af, an, sizeof(*af), afeat_w_cmp);
     if (an > NA_STORY_ART_FEATURES) {
@@ -952,19 +969,26 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
         sf[i].cnt = 1;
     }
     qsort(sf, an, sizeof(*sf), sfeat_cmp);
+    aw = malloc((an + 1) * sizeof(*aw));
+    if (!aw) {
+        err = NA_ERR_NOMEM;
+        goto out_cands;
+    }
+    memcpy(aw, af, an * sizeof(*aw));
+    qsort(aw, an, sizeof(*aw), afeat_fid_cmp);
     struct story *best = NULL;
     double best_sim = 0;
     for (size_t k = 0; k < cands_cnt && anorm > 0; k++) {
         struct story *s = cands[k];
         double dot = 0;
         for (size_t i = 0, j = 0; i < an && j < s->f_cnt;) {
-            if (sf[i].fid < s->f[j].fid) {
+            if (aw[i].fid < s->f[j].fid) {
                 i++;
-            } else if (sf[i].fid > s->f[j].fid) {
+            } else if (aw[i].fid > s->f[j].fid) {
                 j++;
             } else {
-                double w = feat_weight(st, sf[i].fid);
-                dot += w * w * (double)s->f[j].cnt / (double)s->n;
+                double w = feat_weight(st, aw[i].fid);
+                dot += aw[i].w * w * (double)s->f[j].cnt / (double)s->n;
                 i++;
                 j++;
             }
@@ -1007,6 +1031,7 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
     }
     memcpy(story_id, best->id, NA_SHA256_HEX_LEN + 1);
 out_cands:
+    free(aw);
     for (size_t k = 0; k < cands_cnt; k++) {
         cands[k]->cand = false;
     }
