@@ -15,9 +15,9 @@
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
+#include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -162,7 +162,8 @@ static void alert_id_of(const char *article_id, char out[65]) {
     na_sha256_hex_parts(parts, out);
 }
 
-static int latency(const char *brokers, const char *consumer_bin, const char *rules, long n) {
+static int latency(const char *brokers, const char *consumer_bin, const char *rules,
+                   long n) {
     char tag[64], topic[128], cfg_path[] = "/tmp/na-bench-deliver-XXXXXX";
     char errstr[512], body[1024], aid[65];
     int port = 0;
@@ -182,11 +183,12 @@ static int latency(const char *brokers, const char *consumer_bin, const char *ru
     if (!f) {
         return 1;
     }
-    fprintf(f, "{\"brokers\":\"%s\",\"topic\":\"%s\",\"ledger_topic\":\"%s.alerts\","
-               "\"group_id\":\"na-bench-%s\",\"rules\":\"%s\",\"log_level\":\"warn\","
-               "\"stories\":false,\"routes\":[{\"name\":\"bench\","
-               "\"url\":\"http://127.0.0.1:%d/h\",\"format\":\"json\","
-               "\"topics\":[\"export_controls\"]}]}",
+    fprintf(f,
+            "{\"brokers\":\"%s\",\"topic\":\"%s\",\"ledger_topic\":\"%s.alerts\","
+            "\"group_id\":\"na-bench-%s\",\"rules\":\"%s\",\"log_level\":\"warn\","
+            "\"stories\":false,\"routes\":[{\"name\":\"bench\","
+            "\"url\":\"http://127.0.0.1:%d/h\",\"format\":\"json\","
+            "\"topics\":[\"export_controls\"]}]}",
             brokers, topic, topic, tag, rules, port);
     fclose(f);
 
@@ -217,7 +219,8 @@ static int latency(const char *brokers, const char *consumer_bin, const char *ru
     rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(body, strlen(body)),
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     int64_t deadline = na_mono_us() + 90 * 1000000LL;
-    while (!__atomic_load_n(&lat_arrived_us[n], __ATOMIC_SEQ_CST) && na_mono_us() < deadline) {
+    while (!__atomic_load_n(&lat_arrived_us[n], __ATOMIC_SEQ_CST) &&
+           na_mono_us() < deadline) {
         rd_kafka_poll(rk, 50);
     }
     for (long i = 0; i < n; i++) {
@@ -295,8 +298,8 @@ int main(int argc, char **argv) {
     pthread_detach(t);
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", ntohs(addr.sin_port));
-    json_t *arr = json_pack("[{s:s, s:s, s:s, s:f, s:f, s:i, s:b}]", "name", "bench", "url",
-                            url, "format", "json", "rate_per_s", 100000.0, "burst",
+    json_t *arr = json_pack("[{s:s, s:s, s:s, s:f, s:f, s:i, s:b}]", "name", "bench",
+                            "url", url, "format", "json", "rate_per_s", 100000.0, "burst",
                             100000.0, "digest_threshold", 0, "keepalive", keepalive);
     if (na_routes_parse(arr, &routes, errstr, sizeof(errstr))) {
         fprintf(stderr, "bench_deliver: %s\n", errstr);
@@ -322,11 +325,13 @@ int main(int argc, char **argv) {
         na_deliver_run(d, 10, on_done, NULL);
     }
     double secs = (double)(na_mono_us() - t0) / 1e6;
-    printf("{\"bench\":\"deliver\",\"case\":\"%s concurrency=%ld\",\"metric\":\"alerts_per_s\","
+    printf("{\"bench\":\"deliver\",\"case\":\"%s "
+           "concurrency=%ld\",\"metric\":\"alerts_per_s\","
            "\"value\":%.0f,\"unit\":\"1/s\"}\n",
-           keepalive ? "keep-alive" : "connection per request", conc, (double)done_ok / secs);
-    fprintf(stderr, "bench_deliver: %ld of %ld ok in %.2f s over %ld connections\n", done_ok,
-            n, secs, connections);
+           keepalive ? "keep-alive" : "connection per request", conc,
+           (double)done_ok / secs);
+    fprintf(stderr, "bench_deliver: %ld of %ld ok in %.2f s over %ld connections\n",
+            done_ok, n, secs, connections);
     na_deliver_destroy(d);
     na_routes_cleanup(&routes);
     na_http_global_cleanup();

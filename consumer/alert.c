@@ -7,7 +7,8 @@
 void na_alert_init_story(struct na_alert *alert, const struct na_article *article,
                          const struct na_match *match, const char *rules_version,
                          const char *story_id) {
-    const char *parts[] = {"alert/v1", story_id ? story_id : article->id, match->topic, NULL};
+    const char *parts[] = {"alert/v1", story_id ? story_id : article->id, match->topic,
+                           NULL};
     memset(alert, 0, sizeof(*alert));
     alert->article = article;
     alert->match = match;
@@ -49,11 +50,12 @@ json_t *na_alert_to_json(const struct na_alert *alert) {
                                             "offset", (json_int_t)e->offset));
     }
     json_object_set_new(root, "evidence", ev);
-    json_object_set_new(root, "snippet", m->snippet ? json_string(m->snippet) : json_null());
+    json_object_set_new(root, "snippet",
+                        m->snippet ? json_string(m->snippet) : json_null());
     json_object_set_new(art, "title", json_string(a->title ? a->title : ""));
     json_object_set_new(art, "url", a->url ? json_string(a->url) : json_null());
-    json_object_set_new(art, "source", a->source_name ? json_string(a->source_name)
-                                                      : json_null());
+    json_object_set_new(art, "source",
+                        a->source_name ? json_string(a->source_name) : json_null());
     if (a->published_at != NA_TIME_UNKNOWN) {
         na_time_format_rfc3339(a->published_at, ts);
         json_object_set_new(art, "published_at", json_string(ts));

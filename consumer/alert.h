@@ -14,12 +14,13 @@
 
 /** An alert borrows the article and the match it was made from. */
 struct na_alert {
-    char id[NA_SHA256_HEX_LEN + 1]; /**< stable: hash of story (else article) id and topic */
+    char id[NA_SHA256_HEX_LEN +
+            1]; /**< stable: hash of story (else article) id and topic */
     const struct na_article *article;
     const struct na_match *match;
     const char *rules_version;
-    const char *story_id;  /**< NULL: the article is its own story */
-    const json_t *story;   /**< borrowed extra "story" member for alert/v1, or NULL */
+    const char *story_id; /**< NULL: the article is its own story */
+    const json_t *story;  /**< borrowed extra "story" member for alert/v1, or NULL */
 };
 
 /**

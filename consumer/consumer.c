@@ -45,8 +45,8 @@ const struct na_conf_entry na_consumer_conf_table[] = {
     {"deliver_backoff_max", NA_CONF_DURATION, C(deliver_backoff_max_ms), "5m",
      "longest retry delay", 0, 1, 86400000},
     {"max_pending", NA_CONF_INT, C(max_pending), "1000",
-     "alerts queued or in flight per route before the consumer pauses its partitions", 0, 1,
-     1000000},
+     "alerts queued or in flight per route before the consumer pauses its partitions", 0,
+     1, 1000000},
     {"ledger", NA_CONF_BOOL, C(ledger), "true",
      "record delivered alerts in the ledger topic and never send one twice", 0, 0, 0},
     {"ledger_topic", NA_CONF_STRING, C(ledger_topic), NA_TOPIC_ALERTS,
@@ -73,16 +73,16 @@ struct consumer {
     const struct na_consumer_conf *conf;
     struct na_consumer_stats *stats;
     FILE *out;
-    rd_kafka_t *rk;      /* the group consumer */
-    rd_kafka_t *dlq;     /* producer for news.dlq */
+    rd_kafka_t *rk;  /* the group consumer */
+    rd_kafka_t *dlq; /* producer for news.dlq */
     na_rules_t *rules;
     na_deliver_t *deliver;
     na_tracker_t *tracker;
-    na_ledger_t *ledger; /* NULL with ledger=false */
+    na_ledger_t *ledger;   /* NULL with ledger=false */
     na_stories_t *stories; /* NULL with stories=false */
     bool paused;
     bool fatal;
-    int32_t *eof;        /* partitions at their end (exit_eof) */
+    int32_t *eof; /* partitions at their end (exit_eof) */
     size_t eof_cnt;
 };
 
@@ -110,10 +110,10 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void 
 
 /* Copy @p value to the DLQ with error headers; finishing @p entry waits for
  * the DLQ's delivery report. */
-static void dead_letter(struct consumer *c, struct na_tracker_entry *entry, const void *key,
-                        size_t key_len, const void *value, size_t len, const char *stage,
-                        const char *reason, const char *route, int32_t partition,
-                        int64_t offset) {
+static void dead_letter(struct consumer *c, struct na_tracker_entry *entry,
+                        const void *key, size_t key_len, const void *value, size_t len,
+                        const char *stage, const char *reason, const char *route,
+                        int32_t partition, int64_t offset) {
     struct dlq_ctx *ctx = calloc(1, sizeof(*ctx));
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
     char num[32];
@@ -137,12 +137,11 @@ static void dead_letter(struct consumer *c, struct na_tracker_entry *entry, cons
     }
     do {
         /* F_COPY: the record's buffers belong to the consumed message. */
-        kerr = rd_kafka_producev(c->dlq, RD_KAFKA_V_TOPIC(c->conf->dlq_topic),
-                                 RD_KAFKA_V_KEY(key, key_len),
-                                 RD_KAFKA_V_VALUE((void *)value, len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ctx),
-                                 RD_KAFKA_V_END);
+        kerr = rd_kafka_producev(
+            c->dlq, RD_KAFKA_V_TOPIC(c->conf->dlq_topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE(ctx), RD_KAFKA_V_END);
         if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(c->dlq, 100);
         }
@@ -186,7 +185,8 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
     if (res->attempts > 1) {
-        na_metric_add(na_metrics_get(NA_METRIC_COUNTER, "newsalert_consumer_alert_retries_total",
+        na_metric_add(na_metrics_get(NA_METRIC_COUNTER,
+                                     "newsalert_consumer_alert_retries_total",
                                      "Webhook attempts after the first.", NULL),
                       res->attempts - 1);
     }
@@ -197,9 +197,11 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
         if (res->digest_cnt) {
             c->stats->digests++;
         }
-        na_log(NA_LOG_INFO, "deliver", "alert_sent", "route=%s alert=%s status=%ld "
-               "attempts=%d digest=%zu", na_log_q(res->route->name), res->alert_id,
-               res->status, res->attempts, res->digest_cnt);
+        na_log(NA_LOG_INFO, "deliver", "alert_sent",
+               "route=%s alert=%s status=%ld "
+               "attempts=%d digest=%zu",
+               na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
+               res->digest_cnt);
         if (c->ledger) {
             struct na_ledger_delivery del = {res->digest_cnt ? "digest" : "delivered",
                                              res->status, res->attempts, na_now_ms()};
@@ -218,7 +220,8 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
     } else {
         c->stats->alerts_failed++;
         route_inc("newsalert_consumer_alerts_dead_lettered_total",
-                  "Alerts given up on and sent to the dead-letter topic.", res->route->name);
+                  "Alerts given up on and sent to the dead-letter topic.",
+                  res->route->name);
         na_log(NA_LOG_ERROR, "deliver", "alert_failed",
                "route=%s alert=%s status=%ld attempts=%d err=%s outcome=%s",
                na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
@@ -300,10 +303,13 @@ static void link_article(struct consumer *c, struct na_tracker_entry *entry,
     json_t *root = NULL;
     c->stats->story_linked++;
     route_inc("newsalert_consumer_story_linked_total",
-              "Articles of a story already alerted: linked, not sent again.", route->name);
-    na_log(NA_LOG_INFO, "consumer", "story_linked", "route=%s alert=%s story=%s article=%s "
-           "articles=%zu", na_log_q(route->name), alert->id, alert->story_id,
-           alert->article->id, na_story_article_count(c->stories, alert->story_id));
+              "Articles of a story already alerted: linked, not sent again.",
+              route->name);
+    na_log(NA_LOG_INFO, "consumer", "story_linked",
+           "route=%s alert=%s story=%s article=%s "
+           "articles=%zu",
+           na_log_q(route->name), alert->id, alert->story_id, alert->article->id,
+           na_story_article_count(c->stories, alert->story_id));
     if (!c->ledger || !na_ledger_delivered(c->ledger, alert->id, route->name) ||
         !(jc = calloc(1, sizeof(*jc))) || !(root = na_alert_to_json(alert)) ||
         !(jc->alert_json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
@@ -346,9 +352,11 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
         na_alert_init_story(&alert, a, &cls->matches[i], na_rules_version(c->rules), sid);
         alert.story = story;
         c->stats->matched++;
-        na_log(NA_LOG_INFO, "consumer", "match", "article=%s topic=%s score=%.2f alert=%s "
-               "story=%s", a->id, na_log_q(cls->matches[i].topic), cls->matches[i].score,
-               alert.id, sid ? sid : a->id);
+        na_log(NA_LOG_INFO, "consumer", "match",
+               "article=%s topic=%s score=%.2f alert=%s "
+               "story=%s",
+               a->id, na_log_q(cls->matches[i].topic), cls->matches[i].score, alert.id,
+               sid ? sid : a->id);
         if (c->conf->print) {
             print_alert(c, &alert);
         }
@@ -382,20 +390,22 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             }
             if (c->ledger && !alert_json) {
                 json_t *root = na_alert_to_json(&alert);
-                alert_json = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER)
-                                  : NULL;
+                alert_json =
+                    root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
                 json_decref(root);
             }
             na_buf_init(&body);
             na_err_t err = route->format->render(&alert, &body);
-            if (!err && (!(jc = calloc(1, sizeof(*jc))) || !(item = na_digest_item_new(&alert)) ||
-                         (c->ledger && !alert_json) ||
-                         (alert_json && !(jc->alert_json = na_strdup(alert_json))))) {
+            if (!err &&
+                (!(jc = calloc(1, sizeof(*jc))) || !(item = na_digest_item_new(&alert)) ||
+                 (c->ledger && !alert_json) ||
+                 (alert_json && !(jc->alert_json = na_strdup(alert_json))))) {
                 err = NA_ERR_NOMEM;
             }
             if (err) {
-                na_log(NA_LOG_ERROR, "consumer", "render_failed", "route=%s alert=%s err=%s",
-                       na_log_q(route->name), alert.id, na_err2str(err));
+                na_log(NA_LOG_ERROR, "consumer", "render_failed",
+                       "route=%s alert=%s err=%s", na_log_q(route->name), alert.id,
+                       na_err2str(err));
                 na_buf_cleanup(&body);
                 na_digest_item_free(item);
                 job_ctx_free(jc);
@@ -410,8 +420,8 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             memcpy(jc->alert_id, alert.id, sizeof(jc->alert_id));
             entry->pending++;
             size_t len = body.len;
-            if (na_deliver_submit_steal(c->deliver, route, alert.id, na_buf_steal(&body), len,
-                                        item, jc)) {
+            if (na_deliver_submit_steal(c->deliver, route, alert.id, na_buf_steal(&body),
+                                        len, item, jc)) {
                 job_ctx_free(jc); /* entry keeps its unit: retried after restart */
             }
         }
@@ -458,7 +468,8 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
     }
     eof_clear(c, rkm->partition);
     c->stats->consumed++;
-    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.", NULL);
+    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.",
+                   NULL);
     entry = na_tracker_add(c->tracker, rkm->partition, rkm->offset);
     if (!entry) {
         c->fatal = true;
@@ -466,10 +477,10 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
     }
     na_article_init(&a);
     memset(&cls, 0, sizeof(cls));
-    na_err_t err = rkm->len > NA_MAX_ARTICLE_BYTES
-                       ? NA_ERR_TOO_LARGE
-                       : na_article_from_json(rkm->payload, rkm->len, &a, errstr,
-                                              sizeof(errstr));
+    na_err_t err =
+        rkm->len > NA_MAX_ARTICLE_BYTES
+            ? NA_ERR_TOO_LARGE
+            : na_article_from_json(rkm->payload, rkm->len, &a, errstr, sizeof(errstr));
     if (err == NA_ERR_TOO_LARGE) {
         snprintf(errstr, sizeof(errstr), "record of %zu bytes exceeds %u", rkm->len,
                  NA_MAX_ARTICLE_BYTES);
@@ -492,7 +503,8 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
     }
     int64_t t0 = na_mono_us();
     na_err_t cerr = na_rules_classify(c->rules, &a, &cls);
-    na_metric_observe(na_metrics_get(NA_METRIC_HISTOGRAM, "newsalert_consumer_classify_seconds",
+    na_metric_observe(na_metrics_get(NA_METRIC_HISTOGRAM,
+                                     "newsalert_consumer_classify_seconds",
                                      "Time to classify one article.", NULL),
                       (double)(na_mono_us() - t0) / 1e6);
     if (cerr) {
@@ -567,8 +579,8 @@ static void set_paused(struct consumer *c, bool pause) {
     } else {
         rd_kafka_resume_partitions(c->rk, parts);
     }
-    na_log(NA_LOG_INFO, "consumer", pause ? "paused" : "resumed", "pending=%zu partitions=%d",
-           na_deliver_pending(c->deliver), parts->cnt);
+    na_log(NA_LOG_INFO, "consumer", pause ? "paused" : "resumed",
+           "pending=%zu partitions=%d", na_deliver_pending(c->deliver), parts->cnt);
     rd_kafka_topic_partition_list_destroy(parts);
     c->paused = pause;
 }
@@ -648,8 +660,8 @@ static rd_kafka_t *make_client(const struct na_consumer_conf *conf, rd_kafka_typ
                               errstr_size) ||
             na_kafka_conf_set(kconf, "auto.offset.reset", "earliest", errstr,
                               errstr_size) ||
-            na_kafka_conf_set(kconf, "enable.partition.eof", conf->exit_eof ? "true" : "false",
-                              errstr, errstr_size)) {
+            na_kafka_conf_set(kconf, "enable.partition.eof",
+                              conf->exit_eof ? "true" : "false", errstr, errstr_size)) {
             goto fail;
         }
         rd_kafka_conf_set_rebalance_cb(kconf, on_rebalance);
@@ -668,7 +680,8 @@ static rd_kafka_t *make_client(const struct na_consumer_conf *conf, rd_kafka_typ
         char key[256];
         char ignored[512];
         const char *eq = strchr(conf->props.kv[i], '=');
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - conf->props.kv[i]), conf->props.kv[i]);
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - conf->props.kv[i]),
+                 conf->props.kv[i]);
         if (rd_kafka_conf_set(kconf, key, eq + 1, ignored, sizeof(ignored)) !=
             RD_KAFKA_CONF_OK) {
             snprintf(errstr, errstr_size, "%s", ignored);
@@ -686,8 +699,9 @@ fail:
     return NULL;
 }
 
-na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomic_t *running,
-                         FILE *out, struct na_consumer_stats *stats, char *errstr,
+na_err_t na_consumer_run(const struct na_consumer_conf *conf,
+                         volatile sig_atomic_t *running, FILE *out,
+                         struct na_consumer_stats *stats, char *errstr,
                          size_t errstr_size) {
     struct consumer c;
     na_err_t err = NA_OK;
@@ -726,7 +740,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
                                          na_kafka_topic_dlq(conf->dlq_topic)};
         char terr[512];
         if (na_kafka_ensure_topics(c.dlq, specs, 2, 10000, terr, sizeof(terr))) {
-            na_log(NA_LOG_WARN, "consumer", "topic_check_failed", "err=%s", na_log_q(terr));
+            na_log(NA_LOG_WARN, "consumer", "topic_check_failed", "err=%s",
+                   na_log_q(terr));
         }
     }
     if (conf->stories && !(c.stories = na_stories_new(conf->story_window_ms))) {
@@ -756,12 +771,15 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
     rd_kafka_topic_partition_list_add(sub, conf->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(c.rk, sub);
     if (kerr) {
-        snprintf(errstr, errstr_size, "subscribe %s: %s", conf->topic, rd_kafka_err2str(kerr));
+        snprintf(errstr, errstr_size, "subscribe %s: %s", conf->topic,
+                 rd_kafka_err2str(kerr));
         err = NA_ERR_KAFKA;
         goto out;
     }
-    na_log(NA_LOG_INFO, "consumer", "started", "topic=%s group=%s routes=%zu rules=%s "
-           "topics=%zu", na_log_q(conf->topic), na_log_q(conf->group_id), conf->routes.cnt,
+    na_log(NA_LOG_INFO, "consumer", "started",
+           "topic=%s group=%s routes=%zu rules=%s "
+           "topics=%zu",
+           na_log_q(conf->topic), na_log_q(conf->group_id), conf->routes.cnt,
            na_rules_version(c.rules), na_rules_topic_count(c.rules));
 
     while (*running && !c.fatal) {
@@ -824,8 +842,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf, volatile sig_atomi
            "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
            "ledger_recorded=%llu digests=%llu story_linked=%llu",
            stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
-           stats->alerts_failed, stats->dlq_produced, stats->offsets_stored, stats->paused,
-           stats->ledger_skipped, stats->ledger_recorded, stats->digests, stats->story_linked);
+           stats->alerts_failed, stats->dlq_produced, stats->offsets_stored,
+           stats->paused, stats->ledger_skipped, stats->ledger_recorded, stats->digests,
+           stats->story_linked);
 out:
     if (sub) {
         rd_kafka_topic_partition_list_destroy(sub);

@@ -15,32 +15,32 @@
 
 /** Resolved consumer settings; see na_consumer_conf_table for keys. */
 struct na_consumer_conf {
-    char *brokers;                /**< "brokers" */
-    char *group_id;               /**< "group_id" */
-    char *topic;                  /**< "topic": articles topic */
-    char *dlq_topic;              /**< "dlq_topic" */
-    char *rules;                  /**< "rules": rules JSON file */
-    char *webhook;                /**< "webhook": one-route shortcut URL */
-    char *webhook_format;         /**< "webhook_format" for --webhook */
-    long long deliver_concurrency;   /**< "deliver_concurrency" */
-    long long deliver_timeout_ms;    /**< "deliver_timeout" */
-    long long deliver_max_attempts;  /**< "deliver_max_attempts" */
-    long long deliver_backoff_ms;    /**< "deliver_backoff" */
-    long long deliver_backoff_max_ms;/**< "deliver_backoff_max" */
-    long long max_pending;        /**< "max_pending": alerts in flight before pausing
-                                       (per route unless the route sets max_queue) */
-    char *ledger_topic;           /**< "ledger_topic": compacted alert ledger */
-    int ledger;                   /**< "ledger": read and write the alert ledger */
-    long long ledger_timeout_ms;  /**< "ledger_timeout": reading the ledger at start */
-    int stories;                  /**< "stories": one alert per story and topic */
-    long long story_window_ms;    /**< "story_window" */
-    long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
-    char *log_level;              /**< "log_level" */
-    int print;                    /**< "print": alerts to stdout as they happen */
-    int create_topics;            /**< "create_topics": create missing topics */
-    int exit_eof;                 /**< "exit_eof": exit once caught up and delivered */
-    struct na_kafka_props props;  /**< "kafka" and -X */
-    struct na_routes routes;      /**< "routes" plus --webhook */
+    char *brokers;                    /**< "brokers" */
+    char *group_id;                   /**< "group_id" */
+    char *topic;                      /**< "topic": articles topic */
+    char *dlq_topic;                  /**< "dlq_topic" */
+    char *rules;                      /**< "rules": rules JSON file */
+    char *webhook;                    /**< "webhook": one-route shortcut URL */
+    char *webhook_format;             /**< "webhook_format" for --webhook */
+    long long deliver_concurrency;    /**< "deliver_concurrency" */
+    long long deliver_timeout_ms;     /**< "deliver_timeout" */
+    long long deliver_max_attempts;   /**< "deliver_max_attempts" */
+    long long deliver_backoff_ms;     /**< "deliver_backoff" */
+    long long deliver_backoff_max_ms; /**< "deliver_backoff_max" */
+    long long max_pending;            /**< "max_pending": alerts in flight before pausing
+                                           (per route unless the route sets max_queue) */
+    char *ledger_topic;               /**< "ledger_topic": compacted alert ledger */
+    int ledger;                       /**< "ledger": read and write the alert ledger */
+    long long ledger_timeout_ms; /**< "ledger_timeout": reading the ledger at start */
+    int stories;                 /**< "stories": one alert per story and topic */
+    long long story_window_ms;   /**< "story_window" */
+    long long drain_timeout_ms;  /**< "drain_timeout": SIGTERM drain deadline */
+    char *log_level;             /**< "log_level" */
+    int print;                   /**< "print": alerts to stdout as they happen */
+    int create_topics;           /**< "create_topics": create missing topics */
+    int exit_eof;                /**< "exit_eof": exit once caught up and delivered */
+    struct na_kafka_props props; /**< "kafka" and -X */
+    struct na_routes routes;     /**< "routes" plus --webhook */
 };
 
 extern const struct na_conf_entry na_consumer_conf_table[];

@@ -55,7 +55,7 @@ struct job {
 struct rstate {
     const struct na_route *route;
     struct job *head, *tail;
-    size_t pending;          /* alerts of this route not ended */
+    size_t pending; /* alerts of this route not ended */
     double tokens;
     int64_t refill_ms;
     int64_t blocked_until_ms; /* 429, empty Discord bucket, or after a failure */
@@ -67,11 +67,11 @@ struct na_deliver_s {
     struct na_deliver_opts opts;
     char *user_agent;
     CURLM *multi;
-    CURL **idle;         /* easy handles kept for connection reuse */
+    CURL **idle; /* easy handles kept for connection reuse */
     size_t idle_cnt;
     struct rstate **routes; /* each allocated once: jobs point at them */
     size_t routes_cnt;
-    struct job *active;  /* in flight */
+    struct job *active; /* in flight */
     size_t active_cnt;
     size_t pending;
 };
@@ -586,7 +586,8 @@ static int64_t next_wake_ms(const na_deliver_t *d) {
         }
         if (rs->tokens < 1.0) {
             double rate = rs->route->rate_per_s > 0 ? rs->route->rate_per_s : 1;
-            int64_t tok = rs->refill_ms + (int64_t)((1.0 - rs->tokens) * 1000.0 / rate) + 1;
+            int64_t tok =
+                rs->refill_ms + (int64_t)((1.0 - rs->tokens) * 1000.0 / rate) + 1;
             if (tok > t) {
                 t = tok;
             }

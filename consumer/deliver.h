@@ -30,12 +30,12 @@
 typedef struct na_deliver_s na_deliver_t;
 
 struct na_deliver_opts {
-    long concurrency;        /**< transfers at once ("deliver_concurrency") */
-    long timeout_ms;         /**< per attempt ("deliver_timeout") */
+    long concurrency; /**< transfers at once ("deliver_concurrency") */
+    long timeout_ms;  /**< per attempt ("deliver_timeout") */
     long connect_timeout_ms;
-    int max_attempts;        /**< then the job fails ("deliver_max_attempts") */
-    int64_t backoff_ms;      /**< first retry delay ("deliver_backoff") */
-    int64_t backoff_max_ms;  /**< cap ("deliver_backoff_max") */
+    int max_attempts;       /**< then the job fails ("deliver_max_attempts") */
+    int64_t backoff_ms;     /**< first retry delay ("deliver_backoff") */
+    int64_t backoff_max_ms; /**< cap ("deliver_backoff_max") */
     const char *user_agent;
 };
 
@@ -45,7 +45,7 @@ struct na_delivery_result {
     const char *body; /**< the payload sent, len bytes (for the dead-letter copy) */
     size_t len;
     na_outcome_t outcome;
-    long status;      /**< last HTTP status (0: no response) */
+    long status; /**< last HTTP status (0: no response) */
     int attempts;
     const char *error; /**< last error text */
     size_t digest_cnt; /**< > 0: sent inside a digest of this many alerts */

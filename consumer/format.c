@@ -5,8 +5,8 @@
 #include <strings.h>
 
 static const struct na_format *const formats[] = {
-    &na_format_json,    &na_format_slack,      &na_format_mattermost,
-    &na_format_discord, &na_format_teams,      &na_format_googlechat,
+    &na_format_json,    &na_format_slack, &na_format_mattermost,
+    &na_format_discord, &na_format_teams, &na_format_googlechat,
 };
 
 const struct na_format *na_format_find(const char *name) {
@@ -58,7 +58,8 @@ bool na_format_http_url(const char *url) {
         return false;
     }
     for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
-        if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>' || *p == '"' || *p == '|') {
+        if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>' || *p == '"' ||
+            *p == '|') {
             return false;
         }
     }
@@ -113,7 +114,8 @@ void na_format_slack_escape(struct na_buf *out, const char *s, size_t max) {
     free(t);
 }
 
-void na_format_md_escape(struct na_buf *out, const char *s, size_t max, enum na_md_mode mode) {
+void na_format_md_escape(struct na_buf *out, const char *s, size_t max,
+                         enum na_md_mode mode) {
     char *t = na_format_truncate(s, max);
     for (const char *p = t; p && *p; p++) {
         if (*p == '@') {

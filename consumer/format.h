@@ -15,14 +15,15 @@
 /** One alert inside a digest: copies of what a digest line shows. */
 struct na_digest_item {
     char alert_id[NA_SHA256_HEX_LEN + 1];
-    char *topic;  /**< owned */
+    char *topic; /**< owned */
     double score;
     char *title;  /**< owned, may be NULL */
     char *url;    /**< owned, may be NULL (only http(s) is ever shown) */
     char *source; /**< owned, may be NULL */
 };
 
-/** @returns new item from @p alert; free with na_digest_item_free(); NULL on no memory. */
+/** @returns new item from @p alert; free with na_digest_item_free(); NULL on no memory.
+ */
 struct na_digest_item *na_digest_item_new(const struct na_alert *alert);
 void na_digest_item_free(struct na_digest_item *item);
 
@@ -73,12 +74,15 @@ enum na_md_mode {
  *        @channel and user or role pings cannot fire. Cut at @p max bytes of
  *        input on a UTF-8 boundary with an ellipsis.
  */
-void na_format_md_escape(struct na_buf *out, const char *s, size_t max, enum na_md_mode mode);
+void na_format_md_escape(struct na_buf *out, const char *s, size_t max,
+                         enum na_md_mode mode);
 
-/** @returns up to @p max bytes of @p s as a new string, cut on a UTF-8 boundary with "…". */
+/** @returns up to @p max bytes of @p s as a new string, cut on a UTF-8 boundary with "…".
+ */
 char *na_format_truncate(const char *s, size_t max);
 
-/** @returns true for an absolute http:// or https:// URL with no space or control byte. */
+/** @returns true for an absolute http:// or https:// URL with no space or control byte.
+ */
 bool na_format_http_url(const char *url);
 
 /**

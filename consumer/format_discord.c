@@ -21,9 +21,10 @@ static json_int_t topic_color(const char *topic) {
     static const struct {
         const char *topic;
         json_int_t rgb;
-    } fixed[] = {{"export_controls", 0xD9534F}, {"rare_earths", 0xF0AD4E},
-                 {"taiwan", 0x3498DB}};
-    static const json_int_t palette[] = {0x5CB85C, 0x8E44AD, 0x1ABC9C, 0xE67E22, 0x95A5A6};
+    } fixed[] = {
+        {"export_controls", 0xD9534F}, {"rare_earths", 0xF0AD4E}, {"taiwan", 0x3498DB}};
+    static const json_int_t palette[] = {0x5CB85C, 0x8E44AD, 0x1ABC9C, 0xE67E22,
+                                         0x95A5A6};
     unsigned h = 0;
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (!strcmp(fixed[i].topic, topic)) {
@@ -60,10 +61,9 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     na_buf_puts(&desc, "**Evidence:** ");
     for (size_t i = 0; i < m->evidence_cnt && i < 10; i++) {
         na_buf_puts(&desc, i ? ", " : "");
-        na_format_md_escape(&desc,
-                            m->evidence[i].matched ? m->evidence[i].matched
-                                                   : m->evidence[i].term,
-                            80, NA_MD_BACKSLASH);
+        na_format_md_escape(
+            &desc, m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+            80, NA_MD_BACKSLASH);
         na_buf_printf(&desc, " (%s)", m->evidence[i].field);
     }
     if (m->snippet && *m->snippet) {
@@ -91,9 +91,9 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
         na_time_format_rfc3339(a->published_at, ts);
         json_object_set_new(embed, "timestamp", json_string(ts));
     }
-    err = na_format_dump_steal(json_pack("{s:[o], s:o}", "embeds", embed, "allowed_mentions",
-                                         no_mentions()),
-                               out);
+    err = na_format_dump_steal(
+        json_pack("{s:[o], s:o}", "embeds", embed, "allowed_mentions", no_mentions()),
+        out);
 out:
     na_buf_cleanup(&title);
     na_buf_cleanup(&desc);
@@ -119,8 +119,8 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         na_buf_puts(&line, "\xe2\x80\xa2 ");
         na_format_md_escape(&line, it->topic, 60, NA_MD_BACKSLASH);
         na_buf_printf(&line, " %.2f ", it->score);
-        na_format_md_escape(&line, it->title && *it->title ? it->title : "(untitled)", 150,
-                            NA_MD_BACKSLASH);
+        na_format_md_escape(&line, it->title && *it->title ? it->title : "(untitled)",
+                            150, NA_MD_BACKSLASH);
         if (it->url && strlen(it->url) < 500) {
             na_buf_printf(&line, "\n%s", it->url);
         }
@@ -136,11 +136,11 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         na_buf_printf(&desc, "and %zu more", cnt - shown);
     }
     if (!desc.oom && !line.oom) {
-        err = na_format_dump_steal(json_pack("{s:[{s:s, s:s, s:I}], s:o}", "embeds", "title",
-                                             head, "description", desc.data ? desc.data : "",
-                                             "color", (json_int_t)0xF0AD4E,
-                                             "allowed_mentions", no_mentions()),
-                                   out);
+        err = na_format_dump_steal(
+            json_pack("{s:[{s:s, s:s, s:I}], s:o}", "embeds", "title", head,
+                      "description", desc.data ? desc.data : "", "color",
+                      (json_int_t)0xF0AD4E, "allowed_mentions", no_mentions()),
+            out);
     }
     na_buf_cleanup(&desc);
     na_buf_cleanup(&line);

@@ -17,16 +17,18 @@
 #define GC_PARA_MAX 3000
 #define GC_PAYLOAD_MAX 30000
 
-static json_t *card(const char *id, const char *title, const char *subtitle, const char *para,
-                    const char *url) {
+static json_t *card(const char *id, const char *title, const char *subtitle,
+                    const char *para, const char *url) {
     json_t *widgets = json_pack("[{s:{s:s}}]", "textParagraph", "text", para);
     if (widgets && url) {
-        json_array_append_new(
-            widgets, json_pack("{s:{s:[{s:s, s:{s:{s:s}}}]}}", "buttonList", "buttons", "text",
-                               "Read the article", "onClick", "openLink", "url", url));
+        json_array_append_new(widgets,
+                              json_pack("{s:{s:[{s:s, s:{s:{s:s}}}]}}", "buttonList",
+                                        "buttons", "text", "Read the article", "onClick",
+                                        "openLink", "url", url));
     }
-    return json_pack("[{s:s, s:{s:{s:s, s:s}, s:[{s:o}]}}]", "cardId", id, "card", "header",
-                     "title", title, "subtitle", subtitle, "sections", "widgets", widgets);
+    return json_pack("[{s:s, s:{s:{s:s, s:s}, s:[{s:o}]}}]", "cardId", id, "card",
+                     "header", "title", title, "subtitle", subtitle, "sections",
+                     "widgets", widgets);
 }
 
 static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
@@ -43,8 +45,8 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     na_buf_printf(&text, "[%s] ", m->topic);
     na_format_md_escape(&text, a->title ? a->title : "", 1000, NA_MD_HTML);
     na_format_buf_cut(&text, GC_TEXT_MAX);
-    na_format_md_escape(&title, a->title && *a->title ? a->title : "(untitled)", GC_TITLE_MAX,
-                        NA_MD_HTML);
+    na_format_md_escape(&title, a->title && *a->title ? a->title : "(untitled)",
+                        GC_TITLE_MAX, NA_MD_HTML);
     na_buf_printf(&sub, "%s \xc2\xb7 %.2f \xc2\xb7 ", m->topic, m->score);
     na_format_md_escape(&sub, a->source_name ? a->source_name : "unknown source", 200,
                         NA_MD_HTML);
@@ -55,10 +57,9 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     na_buf_puts(&para, "<b>Evidence:</b> ");
     for (size_t i = 0; i < m->evidence_cnt && i < 10; i++) {
         na_buf_puts(&para, i ? ", " : "");
-        na_format_md_escape(&para,
-                            m->evidence[i].matched ? m->evidence[i].matched
-                                                   : m->evidence[i].term,
-                            80, NA_MD_HTML);
+        na_format_md_escape(
+            &para, m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+            80, NA_MD_HTML);
         na_buf_printf(&para, " (%s)", m->evidence[i].field);
     }
     if (m->snippet && *m->snippet) {
@@ -71,9 +72,10 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
         goto out;
     }
     const char *url = na_format_http_url(a->url) && strlen(a->url) < 2000 ? a->url : NULL;
-    err = na_format_dump_steal(json_pack("{s:s, s:o}", "text", text.data, "cardsV2",
-                                         card(alert->id, title.data, sub.data, para.data, url)),
-                               out);
+    err = na_format_dump_steal(
+        json_pack("{s:s, s:o}", "text", text.data, "cardsV2",
+                  card(alert->id, title.data, sub.data, para.data, url)),
+        out);
 out:
     na_buf_cleanup(&text);
     na_buf_cleanup(&title);
@@ -97,8 +99,8 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         const struct na_digest_item *it = items[i];
         line.len = 0;
         na_buf_printf(&line, "\xe2\x80\xa2 <b>%s</b> %.2f ", it->topic, it->score);
-        na_format_md_escape(&line, it->title && *it->title ? it->title : "(untitled)", 200,
-                            NA_MD_HTML);
+        na_format_md_escape(&line, it->title && *it->title ? it->title : "(untitled)",
+                            200, NA_MD_HTML);
         if (it->url && strlen(it->url) < 500) {
             /* Digest URLs are http(s) without < > " (na_format_http_url). */
             na_buf_printf(&line, " <a href=\"%s\">link</a>", it->url);
@@ -114,10 +116,10 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         na_buf_printf(&para, "and %zu more", cnt - shown);
     }
     if (!para.oom && !line.oom) {
-        err = na_format_dump_steal(
-            json_pack("{s:s, s:o}", "text", head, "cardsV2",
-                      card("digest", head, "newsalert", para.data ? para.data : "", NULL)),
-            out);
+        err = na_format_dump_steal(json_pack("{s:s, s:o}", "text", head, "cardsV2",
+                                             card("digest", head, "newsalert",
+                                                  para.data ? para.data : "", NULL)),
+                                   out);
     }
     if (!err && out->len > GC_PAYLOAD_MAX) {
         err = NA_ERR_TOO_LARGE;

@@ -26,8 +26,8 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         const struct na_digest_item *it = items[i];
         json_array_append_new(arr, json_pack("{s:s, s:s, s:f, s:s?, s:s?, s:s?}", "id",
                                              it->alert_id, "topic", it->topic, "score",
-                                             it->score, "title", it->title, "url", it->url,
-                                             "source", it->source));
+                                             it->score, "title", it->title, "url",
+                                             it->url, "source", it->source));
     }
     return na_format_dump_steal(json_pack("{s:s, s:I, s:o}", "schema", "alert-digest/v1",
                                           "count", (json_int_t)cnt, "alerts", arr),

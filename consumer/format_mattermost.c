@@ -31,8 +31,8 @@ static void mm_escape(struct na_buf *out, const char *s, size_t max) {
 }
 
 static const char *topic_color(const char *topic) {
-    static const char *const colors[] = {"#d9534f", "#f0ad4e", "#5bc0de", "#5cb85c",
-                                         "#8e44ad", "#34495e"};
+    static const char *const colors[] = {"#d9534f", "#f0ad4e", "#5bc0de",
+                                         "#5cb85c", "#8e44ad", "#34495e"};
     unsigned h = 0;
     for (const char *p = topic; *p; p++) {
         h = h * 31u + (unsigned char)*p;
@@ -56,7 +56,8 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     na_buf_puts(&text, "Evidence: ");
     for (size_t i = 0; i < m->evidence_cnt && i < 10; i++) {
         na_buf_puts(&text, i ? ", " : "");
-        mm_escape(&text, m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+        mm_escape(&text,
+                  m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
                   80);
         na_buf_printf(&text, " (%s)", m->evidence[i].field);
     }
@@ -76,11 +77,11 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     if (title.oom || text.oom || fb.oom || footer.oom) {
         goto out;
     }
-    json_t *att = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}], s:s}",
-                            "fallback", fb.data, "color", topic_color(m->topic), "title",
-                            title.data, "text", text.data, "fields", "title", "Topic",
-                            "value", m->topic, "short", 1, "title", "Score", "value", score,
-                            "short", 1, "footer", footer.data);
+    json_t *att = json_pack(
+        "{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}], s:s}", "fallback",
+        fb.data, "color", topic_color(m->topic), "title", title.data, "text", text.data,
+        "fields", "title", "Topic", "value", m->topic, "short", 1, "title", "Score",
+        "value", score, "short", 1, "footer", footer.data);
     if (att && na_format_http_url(a->url) && strlen(a->url) < 2000) {
         json_object_set_new(att, "title_link", json_string(a->url));
     }
@@ -123,10 +124,11 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         na_buf_printf(&text, "and %zu more\n", cnt - shown);
     }
     if (!text.oom && !line.oom) {
-        err = na_format_dump_steal(json_pack("{s:[{s:s, s:s, s:s, s:s}]}", "attachments",
-                                             "fallback", head, "color", "#f0ad4e", "title",
-                                             head, "text", text.data ? text.data : ""),
-                                   out);
+        err =
+            na_format_dump_steal(json_pack("{s:[{s:s, s:s, s:s, s:s}]}", "attachments",
+                                           "fallback", head, "color", "#f0ad4e", "title",
+                                           head, "text", text.data ? text.data : ""),
+                                 out);
     }
     na_buf_cleanup(&text);
     na_buf_cleanup(&line);

@@ -32,8 +32,9 @@ static char *section_text(const struct na_alert *alert) {
     for (size_t i = 0; i < m->evidence_cnt && i < SLACK_TERMS_MAX; i++) {
         na_buf_puts(&b, i ? ", " : "");
         na_buf_puts(&b, "_");
-        na_format_slack_escape(&b, m->evidence[i].matched ? m->evidence[i].matched
-                                                          : m->evidence[i].term, 80);
+        na_format_slack_escape(
+            &b, m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+            80);
         na_buf_printf(&b, "_ (%s)", m->evidence[i].field);
     }
     if (m->snippet && *m->snippet) {
@@ -68,8 +69,9 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
      * escaping, which can only grow the text. */
     na_format_slack_escape(&title, a->title && *a->title ? a->title : "(untitled)",
                            SLACK_HEADER_MAX);
-    header = title.oom ? NULL : na_format_truncate(title.data ? title.data : "",
-                                                   SLACK_HEADER_MAX);
+    header = title.oom
+                 ? NULL
+                 : na_format_truncate(title.data ? title.data : "", SLACK_HEADER_MAX);
     section = section_text(alert);
     na_buf_printf(&fb, "[%s] ", alert->match->topic);
     na_format_slack_escape(&fb, a->title ? a->title : "", 1000);
@@ -84,20 +86,20 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     if (!header || !section || fb.oom || ctx.oom || !blocks) {
         goto out;
     }
-    json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s, s:b}}", "type", "header",
-                                            "text", "type", "plain_text", "text", header,
-                                            "emoji", 0));
+    json_array_append_new(blocks,
+                          json_pack("{s:s, s:{s:s, s:s, s:b}}", "type", "header", "text",
+                                    "type", "plain_text", "text", header, "emoji", 0));
     json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s}}", "type", "section",
                                             "text", "type", "mrkdwn", "text", section));
-    json_array_append_new(blocks, json_pack("{s:s, s:[{s:s, s:s}]}", "type", "context",
-                                            "elements", "type", "mrkdwn", "text",
-                                            ctx.data));
+    json_array_append_new(blocks,
+                          json_pack("{s:s, s:[{s:s, s:s}]}", "type", "context",
+                                    "elements", "type", "mrkdwn", "text", ctx.data));
     if (http_url(a->url) && strlen(a->url) <= 3000) {
         json_array_append_new(
-            blocks, json_pack("{s:s, s:[{s:s, s:{s:s, s:s}, s:s, s:s}]}", "type", "actions",
-                              "elements", "type", "button", "text", "type", "plain_text",
-                              "text", "Read the article", "url", a->url, "action_id",
-                              "open_article"));
+            blocks,
+            json_pack("{s:s, s:[{s:s, s:{s:s, s:s}, s:s, s:s}]}", "type", "actions",
+                      "elements", "type", "button", "text", "type", "plain_text", "text",
+                      "Read the article", "url", a->url, "action_id", "open_article"));
     }
     root = json_pack("{s:s, s:O, s:b}", "text", fb.data, "blocks", blocks, "unfurl_links",
                      0);
@@ -137,15 +139,15 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
     if (!blocks) {
         goto out;
     }
-    json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s}}", "type", "header", "text",
-                                            "type", "plain_text", "text", head));
+    json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s}}", "type", "header",
+                                            "text", "type", "plain_text", "text", head));
     for (size_t i = 0; i <= cnt && sections < SLACK_DIGEST_SECTIONS; i++) {
         if (i < cnt) {
             const struct na_digest_item *it = items[i];
             line.len = 0;
             na_buf_printf(&line, "\xe2\x80\xa2 `%s` %.2f ", it->topic, it->score);
-            na_format_slack_escape(&line, it->title && *it->title ? it->title : "(untitled)",
-                                   300);
+            na_format_slack_escape(
+                &line, it->title && *it->title ? it->title : "(untitled)", 300);
             if (it->url && strlen(it->url) < 2000) {
                 na_buf_puts(&line, "\n      ");
                 na_format_slack_escape(&line, it->url, 2000);
@@ -158,8 +160,8 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         if (i == cnt || sec.len + line.len > SLACK_SECTION_MAX) {
             if (sec.len) {
                 json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s}}", "type",
-                                                        "section", "text", "type", "mrkdwn",
-                                                        "text", sec.data));
+                                                        "section", "text", "type",
+                                                        "mrkdwn", "text", sec.data));
                 sections++;
                 sec.len = 0;
             }
@@ -173,15 +175,16 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
     if (shown < cnt) {
         char more[64];
         snprintf(more, sizeof(more), "and %zu more", cnt - shown);
-        json_array_append_new(blocks, json_pack("{s:s, s:[{s:s, s:s}]}", "type", "context",
-                                                "elements", "type", "mrkdwn", "text", more));
+        json_array_append_new(blocks,
+                              json_pack("{s:s, s:[{s:s, s:s}]}", "type", "context",
+                                        "elements", "type", "mrkdwn", "text", more));
     }
     na_buf_printf(&fb, "%s", head);
     if (sec.oom || fb.oom) {
         goto out;
     }
-    err = na_format_dump_steal(json_pack("{s:s, s:O, s:b}", "text", fb.data, "blocks", blocks,
-                                         "unfurl_links", 0),
+    err = na_format_dump_steal(json_pack("{s:s, s:O, s:b}", "text", fb.data, "blocks",
+                                         blocks, "unfurl_links", 0),
                                out);
 out:
     json_decref(blocks);

@@ -21,12 +21,12 @@ static json_t *message(json_t *body, const char *url) {
                              "AdaptiveCard", "version", "1.4", "body", body);
     if (card && url) {
         json_object_set_new(card, "actions",
-                            json_pack("[{s:s, s:s, s:s}]", "type", "Action.OpenUrl", "title",
-                                      "Read the article", "url", url));
+                            json_pack("[{s:s, s:s, s:s}]", "type", "Action.OpenUrl",
+                                      "title", "Read the article", "url", url));
     }
     return json_pack("{s:s, s:[{s:s, s:n, s:o}]}", "type", "message", "attachments",
-                     "contentType", "application/vnd.microsoft.card.adaptive", "contentUrl",
-                     "content", card);
+                     "contentType", "application/vnd.microsoft.card.adaptive",
+                     "contentUrl", "content", card);
 }
 
 static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
@@ -45,10 +45,9 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
                         TEAMS_TITLE_MAX, NA_MD_ZWSP);
     for (size_t i = 0; i < m->evidence_cnt && i < 10; i++) {
         na_buf_puts(&ev, i ? ", " : "");
-        na_format_md_escape(&ev,
-                            m->evidence[i].matched ? m->evidence[i].matched
-                                                   : m->evidence[i].term,
-                            80, NA_MD_ZWSP);
+        na_format_md_escape(
+            &ev, m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+            80, NA_MD_ZWSP);
         na_buf_printf(&ev, " (%s)", m->evidence[i].field);
     }
     na_format_md_escape(&snip, m->snippet ? m->snippet : "", TEAMS_TEXT_MAX, NA_MD_ZWSP);
@@ -62,13 +61,15 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
         goto out;
     }
     json_t *body = json_pack(
-        "[{s:s, s:s, s:s, s:s, s:b}, {s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]},"
+        "[{s:s, s:s, s:s, s:s, s:b}, {s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, "
+        "s:s}]},"
         " {s:s, s:s, s:b}, {s:s, s:s, s:b, s:b}]",
-        "type", "TextBlock", "text", title.data, "weight", "Bolder", "size", "Medium", "wrap",
-        1, "type", "FactSet", "facts", "title", "Topic", "value", m->topic, "title", "Score",
-        "value", score, "title", "Source", "value", source.data, "title", "Published",
-        "value", ts, "type", "TextBlock", "text", ev.data ? ev.data : "", "wrap", 1, "type",
-        "TextBlock", "text", snip.data ? snip.data : "", "wrap", 1, "isSubtle", 1);
+        "type", "TextBlock", "text", title.data, "weight", "Bolder", "size", "Medium",
+        "wrap", 1, "type", "FactSet", "facts", "title", "Topic", "value", m->topic,
+        "title", "Score", "value", score, "title", "Source", "value", source.data,
+        "title", "Published", "value", ts, "type", "TextBlock", "text",
+        ev.data ? ev.data : "", "wrap", 1, "type", "TextBlock", "text",
+        snip.data ? snip.data : "", "wrap", 1, "isSubtle", 1);
     const char *url = na_format_http_url(a->url) && strlen(a->url) < 2000 ? a->url : NULL;
     err = na_format_dump_steal(message(body, url), out);
     if (!err && out->len > TEAMS_PAYLOAD_MAX) {
@@ -93,14 +94,14 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
 
     na_buf_init(&line);
     snprintf(head, sizeof(head), "%zu news alerts", cnt);
-    json_array_append_new(body, json_pack("{s:s, s:s, s:s, s:b}", "type", "TextBlock", "text",
-                                          head, "weight", "Bolder", "wrap", 1));
+    json_array_append_new(body, json_pack("{s:s, s:s, s:s, s:b}", "type", "TextBlock",
+                                          "text", head, "weight", "Bolder", "wrap", 1));
     for (size_t i = 0; body && i < cnt; i++) {
         const struct na_digest_item *it = items[i];
         line.len = 0;
         na_buf_printf(&line, "%s %.2f: ", it->topic, it->score);
-        na_format_md_escape(&line, it->title && *it->title ? it->title : "(untitled)", 200,
-                            NA_MD_ZWSP);
+        na_format_md_escape(&line, it->title && *it->title ? it->title : "(untitled)",
+                            200, NA_MD_ZWSP);
         if (it->url && strlen(it->url) < 500) {
             na_buf_printf(&line, " %s", it->url);
         }
@@ -108,15 +109,15 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
             break;
         }
         bytes += line.len * 2 + 64; /* JSON escapes and the block's keys */
-        json_array_append_new(body, json_pack("{s:s, s:s, s:b}", "type", "TextBlock", "text",
-                                              line.data, "wrap", 1));
+        json_array_append_new(body, json_pack("{s:s, s:s, s:b}", "type", "TextBlock",
+                                              "text", line.data, "wrap", 1));
         shown++;
     }
     if (body && shown < cnt) {
         char more[64];
         snprintf(more, sizeof(more), "and %zu more", cnt - shown);
-        json_array_append_new(body, json_pack("{s:s, s:s, s:b}", "type", "TextBlock", "text",
-                                              more, "isSubtle", 1));
+        json_array_append_new(body, json_pack("{s:s, s:s, s:b}", "type", "TextBlock",
+                                              "text", more, "isSubtle", 1));
     }
     na_buf_cleanup(&line);
     return body ? na_format_dump_steal(message(body, NULL), out) : NA_ERR_NOMEM;

@@ -272,8 +272,8 @@ out:
     return err;
 }
 
-na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len, const char *value,
-                         size_t len) {
+na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len,
+                         const char *value, size_t len) {
     return apply(l, key, key_len, value, len, NULL, NULL);
 }
 
@@ -448,7 +448,8 @@ static rd_kafka_t *client(const struct na_ledger_opts *opts, rd_kafka_type_t typ
         return NULL;
     }
     if (type == RD_KAFKA_PRODUCER) {
-        if (na_kafka_conf_set(kconf, "client.id", "newsalert-ledger", errstr, errstr_size) ||
+        if (na_kafka_conf_set(kconf, "client.id", "newsalert-ledger", errstr,
+                              errstr_size) ||
             na_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, errstr_size) ||
             na_kafka_conf_set(kconf, "acks", "all", errstr, errstr_size) ||
             na_kafka_conf_set(kconf, "linger.ms", "0", errstr, errstr_size)) {
@@ -461,8 +462,10 @@ static rd_kafka_t *client(const struct na_ledger_opts *opts, rd_kafka_type_t typ
                               errstr_size) ||
             na_kafka_conf_set(kconf, "group.id", "newsalert-ledger-load", errstr,
                               errstr_size) ||
-            na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr, errstr_size) ||
-            na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr, errstr_size)) {
+            na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr,
+                              errstr_size)) {
             goto fail;
         }
     }
@@ -556,7 +559,9 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
         for (;;) {
             int left = (int)(deadline - na_mono_ms());
             kerr = rd_kafka_query_watermark_offsets(rk, l->topic, p, &lo, &hi,
-                                                    left > 1000 ? 1000 : left > 0 ? left : 1);
+                                                    left > 1000 ? 1000
+                                                    : left > 0  ? left
+                                                                : 1);
             if (!kerr || na_mono_ms() >= deadline ||
                 na_kafka_classify(kerr, 0) != NA_OUTCOME_RETRY) {
                 break;
@@ -564,8 +569,8 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
             na_sleep_ms(100);
         }
         if (kerr) {
-            snprintf(errstr, errstr_size, "ledger %s [%d]: watermarks: %s", l->topic, (int)p,
-                     rd_kafka_err2str(kerr));
+            snprintf(errstr, errstr_size, "ledger %s [%d]: watermarks: %s", l->topic,
+                     (int)p, rd_kafka_err2str(kerr));
             err = NA_ERR_KAFKA;
             goto out;
         }
@@ -607,17 +612,18 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
                 skipped++;
             }
         }
-        if (in_range && ((rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
-                          rkm->offset >= high[p]) ||
-                         (!rkm->err && rkm->offset + 1 >= high[p]))) {
+        if (in_range &&
+            ((rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && rkm->offset >= high[p]) ||
+             (!rkm->err && rkm->offset + 1 >= high[p]))) {
             done[p] = true;
             remaining--;
         }
         rd_kafka_message_destroy(rkm);
     }
-    na_log(NA_LOG_INFO, "ledger", "loaded", "topic=%s records=%zu skipped=%zu alerts=%zu "
-           "ms=%lld", na_log_q(l->topic), records, skipped, l->cnt,
-           (long long)(na_mono_ms() - t0));
+    na_log(NA_LOG_INFO, "ledger", "loaded",
+           "topic=%s records=%zu skipped=%zu alerts=%zu "
+           "ms=%lld",
+           na_log_q(l->topic), records, skipped, l->cnt, (long long)(na_mono_ms() - t0));
 out:
     free(high);
     free(done);
@@ -637,8 +643,8 @@ out:
     return err;
 }
 
-na_err_t na_ledger_open(const struct na_ledger_opts *opts, na_ledger_t **out, char *errstr,
-                        size_t errstr_size) {
+na_err_t na_ledger_open(const struct na_ledger_opts *opts, na_ledger_t **out,
+                        char *errstr, size_t errstr_size) {
     na_ledger_t *l = na_ledger_new_memory(opts->confirm_cb, opts->ctx);
     na_err_t err = NA_OK;
     *out = NULL;

@@ -64,11 +64,11 @@ struct na_ledger_opts {
 
 /** One route's outcome for an alert, as written in "deliveries". */
 struct na_ledger_delivery {
-    const char *outcome;  /**< "delivered", "digest" (sent inside a digest),
-                               "linked" (story follow-up, not sent) */
-    long status;          /**< last HTTP status, 0 if none */
+    const char *outcome; /**< "delivered", "digest" (sent inside a digest),
+                              "linked" (story follow-up, not sent) */
+    long status;         /**< last HTTP status, 0 if none */
     int attempts;
-    int64_t at_ms;        /**< Unix ms of the outcome */
+    int64_t at_ms; /**< Unix ms of the outcome */
 };
 
 /**

@@ -47,8 +47,10 @@ static na_err_t decode_secret(struct na_route *r, char *errstr, size_t errstr_si
     }
     r->key = na_base64_decode(b64, &r->key_len);
     if (!r->key || r->key_len < 16 || r->key_len > 128) {
-        snprintf(errstr, errstr_size, "route \"%s\": secret: want \"whsec_\" + base64 of "
-                 "16 to 128 random bytes", r->name);
+        snprintf(errstr, errstr_size,
+                 "route \"%s\": secret: want \"whsec_\" + base64 of "
+                 "16 to 128 random bytes",
+                 r->name);
         return NA_ERR_CONFIG;
     }
     return NA_OK;
@@ -71,15 +73,15 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
         if (!strcmp(key, "name") || !strcmp(key, "url") || !strcmp(key, "secret") ||
             !strcmp(key, "format")) {
             if (!json_is_string(v) || !json_string_length(v)) {
-                snprintf(errstr, errstr_size, "routes[%zu].%s: want a non-empty string", idx,
-                         key);
+                snprintf(errstr, errstr_size, "routes[%zu].%s: want a non-empty string",
+                         idx, key);
                 return NA_ERR_CONFIG;
             }
             if (!strcmp(key, "format")) {
                 format = json_string_value(v);
                 continue;
             }
-            char **dst = !strcmp(key, "name") ? &r->name
+            char **dst = !strcmp(key, "name")  ? &r->name
                          : !strcmp(key, "url") ? &r->url
                                                : &r->secret;
             if (!(*dst = na_strdup(json_string_value(v)))) {
@@ -89,8 +91,8 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
             size_t i;
             json_t *t;
             if (!json_is_array(v)) {
-                snprintf(errstr, errstr_size, "routes[%zu].topics: want an array of names",
-                         idx);
+                snprintf(errstr, errstr_size,
+                         "routes[%zu].topics: want an array of names", idx);
                 return NA_ERR_CONFIG;
             }
             json_array_foreach(v, i, t) {
@@ -112,28 +114,30 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
         } else if (!strcmp(key, "rate_per_s") || !strcmp(key, "burst")) {
             double x = json_number_value(v);
             if (!json_is_number(v) || !isfinite(x) || x <= 0 || x > 100000) {
-                snprintf(errstr, errstr_size, "routes[%zu].%s: want a number in (0, 100000]",
-                         idx, key);
+                snprintf(errstr, errstr_size,
+                         "routes[%zu].%s: want a number in (0, 100000]", idx, key);
                 return NA_ERR_CONFIG;
             }
             *(!strcmp(key, "burst") ? &r->burst : &r->rate_per_s) = x;
         } else if (!strcmp(key, "digest_threshold") || !strcmp(key, "max_queue")) {
             json_int_t x = json_integer_value(v);
             if (!json_is_integer(v) || x < 0 || x > 1000000) {
-                snprintf(errstr, errstr_size, "routes[%zu].%s: want an integer in [0, 1000000]",
-                         idx, key);
+                snprintf(errstr, errstr_size,
+                         "routes[%zu].%s: want an integer in [0, 1000000]", idx, key);
                 return NA_ERR_CONFIG;
             }
             *(!strcmp(key, "max_queue") ? &r->max_queue : &r->digest_threshold) = (long)x;
         } else if (!strcmp(key, "keepalive")) {
             if (!json_is_boolean(v)) {
-                snprintf(errstr, errstr_size, "routes[%zu].keepalive: want true or false", idx);
+                snprintf(errstr, errstr_size, "routes[%zu].keepalive: want true or false",
+                         idx);
                 return NA_ERR_CONFIG;
             }
             r->keepalive = json_is_true(v);
         } else if (!strcmp(key, "min_score")) {
             if (!json_is_number(v) || !isfinite(json_number_value(v))) {
-                snprintf(errstr, errstr_size, "routes[%zu].min_score: want a number", idx);
+                snprintf(errstr, errstr_size, "routes[%zu].min_score: want a number",
+                         idx);
                 return NA_ERR_CONFIG;
             }
             r->min_score = json_number_value(v);
@@ -246,12 +250,12 @@ json_t *na_routes_dump(const struct na_routes *routes) {
             json_array_append_new(topics, json_string(r->topics[t]));
         }
         json_array_append_new(
-            arr, json_pack("{s:s, s:s?, s:s, s:o, s:f, s:s?, s:f, s:f, s:i, s:i, s:b}", "name",
-                           r->name, "url", url, "format", r->format->name, "topics", topics,
-                           "min_score", r->min_score, "secret", r->secret ? "***" : NULL,
-                           "rate_per_s", r->rate_per_s, "burst", r->burst,
-                           "digest_threshold", (int)r->digest_threshold, "max_queue",
-                           (int)r->max_queue, "keepalive", r->keepalive));
+            arr, json_pack("{s:s, s:s?, s:s, s:o, s:f, s:s?, s:f, s:f, s:i, s:i, s:b}",
+                           "name", r->name, "url", url, "format", r->format->name,
+                           "topics", topics, "min_score", r->min_score, "secret",
+                           r->secret ? "***" : NULL, "rate_per_s", r->rate_per_s, "burst",
+                           r->burst, "digest_threshold", (int)r->digest_threshold,
+                           "max_queue", (int)r->max_queue, "keepalive", r->keepalive));
         free(url);
     }
     return arr;

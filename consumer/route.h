@@ -16,21 +16,21 @@ struct na_format;
 
 struct na_route {
     char *name;
-    char *url;                       /**< secret: never logged in full */
-    const struct na_format *format;  /**< from "format" (default "json") */
-    char **topics;                   /**< empty = every topic */
+    char *url;                      /**< secret: never logged in full */
+    const struct na_format *format; /**< from "format" (default "json") */
+    char **topics;                  /**< empty = every topic */
     size_t topics_cnt;
     double min_score;
-    char *secret;                    /**< Standard Webhooks secret ("whsec_..."), or NULL */
-    unsigned char *key;              /**< decoded secret */
+    char *secret;       /**< Standard Webhooks secret ("whsec_..."), or NULL */
+    unsigned char *key; /**< decoded secret */
     size_t key_len;
-    double rate_per_s;               /**< "rate_per_s": pacing (default: the format's) */
-    double burst;                    /**< "burst": token bucket size (default: the format's) */
-    long digest_threshold;           /**< "digest_threshold": more fresh alerts waiting
-                                          than this leave as one digest (0: never) */
-    long max_queue;                  /**< "max_queue": alerts queued or in flight before
-                                          the consumer pauses (0: max_pending) */
-    bool keepalive;                  /**< "keepalive": reuse connections (default true) */
+    double rate_per_s;     /**< "rate_per_s": pacing (default: the format's) */
+    double burst;          /**< "burst": token bucket size (default: the format's) */
+    long digest_threshold; /**< "digest_threshold": more fresh alerts waiting
+                                than this leave as one digest (0: never) */
+    long max_queue;        /**< "max_queue": alerts queued or in flight before
+                                the consumer pauses (0: max_pending) */
+    bool keepalive;        /**< "keepalive": reuse connections (default true) */
 };
 
 #define NA_ROUTE_DIGEST_THRESHOLD 10

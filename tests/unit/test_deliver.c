@@ -2,14 +2,16 @@
  * test): retries on 5xx and 429 with Retry-After, drop on 4xx, give-up after
  * max_attempts, signing headers, keep-alive reuse. */
 #define _GNU_SOURCE /* strcasestr */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,7 +143,8 @@ static void on_done(void *opaque, const struct na_delivery_result *res, void *ct
     o->attempts = res->attempts;
 }
 
-static struct outcome deliver_one(struct server *s, const char *secret, int max_attempts) {
+static struct outcome deliver_one(struct server *s, const char *secret,
+                                  int max_attempts) {
     struct na_routes routes = {NULL, 0};
     char url[64], errstr[256];
     struct outcome o = {0, NA_OUTCOME_FATAL, 0, 0};
@@ -153,9 +156,10 @@ static struct outcome deliver_one(struct server *s, const char *secret, int max_
     json_decref(arr);
     struct na_deliver_opts opts = {1, 5000, 5000, max_attempts, 50, 200, "test"};
     na_deliver_t *d = na_deliver_new(&opts);
-    const char *alert_id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], alert_id, strdup("{\"a\":1}"), 7,
-                                             NULL, NULL),
+    const char *alert_id =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], alert_id,
+                                             strdup("{\"a\":1}"), 7, NULL, NULL),
                      NA_OK);
     int64_t deadline = na_mono_ms() + 10000;
     while (na_deliver_pending(d) && na_mono_ms() < deadline) {
@@ -259,9 +263,9 @@ static void test_signed_requests_carry_standard_webhooks_headers(void **state) {
     long long t = strtoll(ts + 19, NULL, 10);
     size_t key_len;
     unsigned char *key = na_base64_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &key_len);
-    char *want = na_deliver_sign(key, key_len,
-                                 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                                 t, s.bodies[0], strlen(s.bodies[0]));
+    char *want = na_deliver_sign(
+        key, key_len, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        t, s.bodies[0], strlen(s.bodies[0]));
     assert_memory_equal(sig + 19, want, strlen(want));
     free(want);
     free(key);
@@ -278,7 +282,6 @@ static void test_unreachable_endpoint_is_retried(void **state) {
     assert_int_equal(o.attempts, 2);
     assert_int_equal(o.status, 0);
 }
-
 
 /* ---- per-route pacing, digests, service rate-limit signals ---- */
 
@@ -327,8 +330,8 @@ static int64_t deliver_many(struct server *s, json_t *route_json, int n, bool it
     for (int i = 0; i < n; i++) {
         char id[NA_SHA256_HEX_LEN + 1];
         snprintf(id, sizeof(id), "%064d", i);
-        assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], id, strdup("{\"a\":1}"), 7,
-                                                 items ? item_new(i) : NULL, NULL),
+        assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], id, strdup("{\"a\":1}"),
+                                                 7, items ? item_new(i) : NULL, NULL),
                          NA_OK);
     }
     if (pending_after_submit) {
@@ -352,8 +355,9 @@ static void test_token_bucket_paces_a_route(void **state) {
     size_t pending = 0;
     memset(&s, 0, sizeof(s));
     server_start(&s);
-    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 5.0, "burst", 1.0,
-                               "digest_threshold", 0),
+    deliver_many(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 5.0, "burst", 1.0,
+                           "digest_threshold", 0),
                  4, true, &m, &pending);
     server_stop(&s);
     assert_int_equal(pending, 4);
@@ -371,8 +375,9 @@ static void test_flood_becomes_one_digest(void **state) {
     struct many m = {0};
     memset(&s, 0, sizeof(s));
     server_start(&s);
-    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 1.0, "burst", 1.0,
-                               "digest_threshold", 3),
+    deliver_many(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 1.0, "burst", 1.0,
+                           "digest_threshold", 3),
                  10, true, &m, NULL);
     server_stop(&s);
     assert_int_equal(s.requests, 1);
@@ -392,11 +397,13 @@ static void test_few_alerts_are_not_digested(void **state) {
     memset(&s, 0, sizeof(s));
     server_start(&s);
     /* Under the threshold: singles, paced; alerts without items never fold. */
-    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 20.0, "burst", 1.0,
-                               "digest_threshold", 3),
+    deliver_many(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 20.0, "burst", 1.0,
+                           "digest_threshold", 3),
                  3, true, &m, NULL);
-    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 20.0, "burst", 1.0,
-                               "digest_threshold", 1),
+    deliver_many(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 20.0, "burst", 1.0,
+                           "digest_threshold", 1),
                  3, false, &m, NULL);
     server_stop(&s);
     assert_int_equal(s.requests, 6);
@@ -410,8 +417,9 @@ static void test_discord_429_body_retry_after(void **state) {
     struct server s;
     struct many m = {0};
     memset(&s, 0, sizeof(s));
-    s.script[0] = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-                  "Content-Length: 41\r\n\r\n{\"retry_after\": 1.2, \"global\": false}   ";
+    s.script[0] =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        "Content-Length: 41\r\n\r\n{\"retry_after\": 1.2, \"global\": false}   ";
     server_start(&s);
     deliver_many(&s, json_pack("{s:s}", "format", "discord"), 1, true, &m, NULL);
     server_stop(&s);
@@ -431,8 +439,9 @@ static void test_discord_empty_bucket_pauses_the_route(void **state) {
                   "Content-Length: 0\r\n\r\n";
     s.script[1] = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
     server_start(&s);
-    deliver_many(&s, json_pack("{s:s, s:f, s:f, s:i}", "format", "discord", "rate_per_s",
-                               100.0, "burst", 1.0, "digest_threshold", 0),
+    deliver_many(&s,
+                 json_pack("{s:s, s:f, s:f, s:i}", "format", "discord", "rate_per_s",
+                           100.0, "burst", 1.0, "digest_threshold", 0),
                  2, true, &m, NULL);
     server_stop(&s);
     assert_int_equal(m.ok, 2);
@@ -447,13 +456,15 @@ static void test_keepalive_false_opens_a_connection_per_request(void **state) {
     memset(&s2, 0, sizeof(s2));
     server_start(&s1);
     /* One request at a time (the test server serves one connection at once). */
-    deliver_many(&s1, json_pack("{s:b, s:i, s:f, s:f}", "keepalive", 0, "digest_threshold", 0,
-                                "rate_per_s", 20.0, "burst", 1.0),
+    deliver_many(&s1,
+                 json_pack("{s:b, s:i, s:f, s:f}", "keepalive", 0, "digest_threshold", 0,
+                           "rate_per_s", 20.0, "burst", 1.0),
                  5, true, &m, NULL);
     server_stop(&s1);
     server_start(&s2);
-    deliver_many(&s2, json_pack("{s:i, s:f, s:f}", "digest_threshold", 0, "rate_per_s", 20.0,
-                                "burst", 1.0),
+    deliver_many(&s2,
+                 json_pack("{s:i, s:f, s:f}", "digest_threshold", 0, "rate_per_s", 20.0,
+                           "burst", 1.0),
                  5, false, &m, NULL);
     server_stop(&s2);
     assert_int_equal(s1.requests, 5);
@@ -470,8 +481,9 @@ static void test_route_failure_pauses_the_whole_route(void **state) {
     s.script[0] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
                   "Content-Length: 0\r\n\r\n";
     server_start(&s);
-    deliver_many(&s, json_pack("{s:f, s:f, s:i}", "rate_per_s", 100.0, "burst", 1.0,
-                               "digest_threshold", 0),
+    deliver_many(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 100.0, "burst", 1.0,
+                           "digest_threshold", 0),
                  3, true, &m, NULL);
     server_stop(&s);
     assert_int_equal(m.ok, 3);

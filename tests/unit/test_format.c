@@ -2,7 +2,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,13 +55,15 @@ static void test_json_is_alert_v1(void **state) {
     json_t *root = render("json", &alert);
     assert_string_equal(json_string_value(json_object_get(root, "schema")), "alert/v1");
     assert_string_equal(json_string_value(json_object_get(root, "id")), alert.id);
-    assert_string_equal(json_string_value(json_object_get(root, "article_id")), article.id);
-    assert_string_equal(json_string_value(json_object_get(root, "topic")), "export_controls");
+    assert_string_equal(json_string_value(json_object_get(root, "article_id")),
+                        article.id);
+    assert_string_equal(json_string_value(json_object_get(root, "topic")),
+                        "export_controls");
     assert_true(json_real_value(json_object_get(root, "score")) == 7.5);
     json_t *ev = json_object_get(root, "evidence");
     assert_int_equal(json_array_size(ev), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 1), "matched")),
-                        "exports");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(ev, 1), "matched")), "exports");
     json_t *art = json_object_get(root, "article");
     assert_string_equal(json_string_value(json_object_get(art, "published_at")),
                         "2026-01-06T08:00:00Z");
@@ -93,18 +97,20 @@ static void test_slack_blocks_and_escaping(void **state) {
     assert_non_null(strstr(text, "&lt;@U123&gt; &amp; &lt;!here&gt;"));
     json_t *blocks = json_object_get(root, "blocks");
     assert_int_equal(json_array_size(blocks), 4);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(blocks, 0), "type")),
-                        "header");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(blocks, 0), "type")), "header");
     json_t *section = json_object_get(json_array_get(blocks, 1), "text");
     const char *st = json_string_value(json_object_get(section, "text"));
     assert_non_null(strstr(st, "export_controls"));
     assert_non_null(strstr(st, "dual-use"));
     assert_null(strstr(st, "<!channel>"));
     assert_non_null(strstr(st, "&lt;!channel&gt;"));
-    json_t *ctx = json_array_get(json_object_get(json_array_get(blocks, 2), "elements"), 0);
+    json_t *ctx =
+        json_array_get(json_object_get(json_array_get(blocks, 2), "elements"), 0);
     assert_non_null(strstr(json_string_value(json_object_get(ctx, "text")),
                            "Harbour &lt;Wire&gt; &amp; Co"));
-    json_t *button = json_array_get(json_object_get(json_array_get(blocks, 3), "elements"), 0);
+    json_t *button =
+        json_array_get(json_object_get(json_array_get(blocks, 3), "elements"), 0);
     assert_string_equal(json_string_value(json_object_get(button, "url")), article.url);
     assert_null(json_object_get(root, "link_names"));
     json_decref(root);
@@ -155,10 +161,11 @@ static void test_routes_parse_and_filter(void **state) {
     struct na_routes routes = {NULL, 0};
     char errstr[256];
     json_error_t jerr;
-    json_t *ok = json_loads("[{\"name\":\"desk\",\"url\":\"https://hooks.example/T/1\","
-                            "\"format\":\"slack\",\"topics\":[\"taiwan\"],\"min_score\":2,"
-                            "\"secret\":\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}]",
-                            0, &jerr);
+    json_t *ok =
+        json_loads("[{\"name\":\"desk\",\"url\":\"https://hooks.example/T/1\","
+                   "\"format\":\"slack\",\"topics\":[\"taiwan\"],\"min_score\":2,"
+                   "\"secret\":\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}]",
+                   0, &jerr);
     assert_int_equal(na_routes_parse(ok, &routes, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(routes.cnt, 1);
     assert_true(na_route_wants(&routes.v[0], "taiwan", 2.5));
@@ -192,11 +199,10 @@ static void test_routes_parse_and_filter(void **state) {
     na_routes_cleanup(&routes);
 }
 
-
 /* ---- every service: shape, escaping, mentions, limits ---- */
 
-static const char *const hostile =
-    "@everyone @here <@123456> <@&987> <!channel> <users/all> **bold** [x](http://e.vil) # h";
+static const char *const hostile = "@everyone @here <@123456> <@&987> <!channel> "
+                                   "<users/all> **bold** [x](http://e.vil) # h";
 
 static size_t utf8_chars(const char *s) {
     size_t n = 0;
@@ -254,13 +260,13 @@ static void test_teams_adaptive_card(void **state) {
                         "application/vnd.microsoft.card.adaptive");
     json_t *card = json_object_get(att, "content");
     assert_string_equal(json_string_value(json_object_get(card, "type")), "AdaptiveCard");
-    const char *title =
-        json_string_value(json_object_get(json_array_get(json_object_get(card, "body"), 0),
-                                          "text"));
+    const char *title = json_string_value(
+        json_object_get(json_array_get(json_object_get(card, "body"), 0), "text"));
     assert_no_live_mentions(title);
     assert_null(strstr(title, "**bold**"));
     json_t *action = json_array_get(json_object_get(card, "actions"), 0);
-    assert_string_equal(json_string_value(json_object_get(action, "type")), "Action.OpenUrl");
+    assert_string_equal(json_string_value(json_object_get(action, "type")),
+                        "Action.OpenUrl");
     assert_string_equal(json_string_value(json_object_get(action, "url")), article.url);
     json_decref(root);
     na_article_cleanup(&article);
@@ -275,12 +281,13 @@ static void test_googlechat_card_and_text(void **state) {
     assert_null(strstr(text, "<users/all>"));
     assert_non_null(strstr(text, "&lt;users/all&gt;"));
     assert_no_live_mentions(text);
-    json_t *card = json_object_get(json_array_get(json_object_get(root, "cardsV2"), 0), "card");
+    json_t *card =
+        json_object_get(json_array_get(json_object_get(root, "cardsV2"), 0), "card");
     assert_non_null(json_object_get(json_object_get(card, "header"), "title"));
-    json_t *widgets = json_object_get(json_array_get(json_object_get(card, "sections"), 0),
-                                      "widgets");
-    const char *para = json_string_value(
-        json_object_get(json_object_get(json_array_get(widgets, 0), "textParagraph"), "text"));
+    json_t *widgets =
+        json_object_get(json_array_get(json_object_get(card, "sections"), 0), "widgets");
+    const char *para = json_string_value(json_object_get(
+        json_object_get(json_array_get(widgets, 0), "textParagraph"), "text"));
     assert_null(strstr(para, "<!channel>"));
     assert_non_null(strstr(para, "&lt;!channel&gt;"));
     json_decref(root);
@@ -295,9 +302,11 @@ static void test_mattermost_attachment(void **state) {
     json_t *att = json_array_get(json_object_get(root, "attachments"), 0);
     const char *title = json_string_value(json_object_get(att, "title"));
     assert_null(strstr(title, "<@123456>"));
-    assert_non_null(strstr(title, "&lt;@\xe2\x80\x8b" "123456&gt;"));
+    assert_non_null(strstr(title, "&lt;@\xe2\x80\x8b"
+                                  "123456&gt;"));
     assert_no_live_mentions(title);
-    assert_string_equal(json_string_value(json_object_get(att, "title_link")), article.url);
+    assert_string_equal(json_string_value(json_object_get(att, "title_link")),
+                        article.url);
     assert_no_live_mentions(json_string_value(json_object_get(att, "text")));
     json_decref(root);
     na_article_cleanup(&article);
@@ -332,15 +341,17 @@ static void test_every_format_respects_limits(void **state) {
         assert_non_null(root);
         if (!strcmp(names[f], "discord")) {
             json_t *e = json_array_get(json_object_get(root, "embeds"), 0);
-            assert_true(utf8_chars(json_string_value(json_object_get(e, "title"))) <= 256);
-            assert_true(utf8_chars(json_string_value(json_object_get(e, "description"))) <=
-                        4096);
+            assert_true(utf8_chars(json_string_value(json_object_get(e, "title"))) <=
+                        256);
+            assert_true(
+                utf8_chars(json_string_value(json_object_get(e, "description"))) <= 4096);
         } else if (!strcmp(names[f], "mattermost")) {
             json_t *a = json_array_get(json_object_get(root, "attachments"), 0);
-            assert_true(utf8_chars(json_string_value(json_object_get(a, "title"))) +
-                            utf8_chars(json_string_value(json_object_get(a, "text"))) +
-                            utf8_chars(json_string_value(json_object_get(a, "fallback"))) <=
-                        7900);
+            assert_true(
+                utf8_chars(json_string_value(json_object_get(a, "title"))) +
+                    utf8_chars(json_string_value(json_object_get(a, "text"))) +
+                    utf8_chars(json_string_value(json_object_get(a, "fallback"))) <=
+                7900);
         } else if (!strcmp(names[f], "slack")) {
             json_t *b = json_object_get(root, "blocks");
             const char *sec = json_string_value(
@@ -357,8 +368,8 @@ static void test_every_format_respects_limits(void **state) {
 /* 1000 alerts in one digest: within each service's limits, the rest counted. */
 static void test_digests_list_alerts_within_limits(void **state) {
     (void)state;
-    static const char *const names[] = {"json", "slack", "mattermost", "discord", "teams",
-                                        "googlechat"};
+    static const char *const names[] = {"json",    "slack", "mattermost",
+                                        "discord", "teams", "googlechat"};
     struct na_digest_item *items[1000];
     struct na_alert alert;
     setup_alert(&alert, "Digest @everyone <!here> story");
@@ -386,21 +397,22 @@ static void test_digests_list_alerts_within_limits(void **state) {
             json_t *b = json_object_get(root, "blocks");
             assert_true(json_array_size(b) <= 50);
             for (size_t i = 0; i < json_array_size(b); i++) {
-                const char *t = json_string_value(
-                    json_object_get(json_object_get(json_array_get(b, i), "text"), "text"));
+                const char *t = json_string_value(json_object_get(
+                    json_object_get(json_array_get(b, i), "text"), "text"));
                 assert_true(!t || utf8_chars(t) <= 3000);
             }
         } else if (!strcmp(names[f], "discord")) {
             json_t *e = json_array_get(json_object_get(root, "embeds"), 0);
-            assert_true(utf8_chars(json_string_value(json_object_get(e, "description"))) <=
-                        4096);
+            assert_true(
+                utf8_chars(json_string_value(json_object_get(e, "description"))) <= 4096);
             assert_int_equal(json_array_size(json_object_get(
                                  json_object_get(root, "allowed_mentions"), "parse")),
                              0);
             assert_no_live_mentions(json_string_value(json_object_get(e, "description")));
         } else if (!strcmp(names[f], "mattermost")) {
             json_t *a = json_array_get(json_object_get(root, "attachments"), 0);
-            assert_true(utf8_chars(json_string_value(json_object_get(a, "text"))) <= 7900);
+            assert_true(utf8_chars(json_string_value(json_object_get(a, "text"))) <=
+                        7900);
         } else if (!strcmp(names[f], "teams")) {
             assert_true(buf.len <= 20000);
         } else {
@@ -420,11 +432,12 @@ static void test_route_pacing_options(void **state) {
     struct na_routes routes = {NULL, 0};
     char errstr[256];
     json_error_t jerr;
-    json_t *j = json_loads("[{\"name\":\"a\",\"url\":\"https://x/1\",\"format\":\"discord\"},"
-                           "{\"name\":\"b\",\"url\":\"https://x/2\",\"format\":\"teams\","
-                           "\"rate_per_s\":0.5,\"burst\":2,\"digest_threshold\":0,"
-                           "\"max_queue\":50,\"keepalive\":false}]",
-                           0, &jerr);
+    json_t *j =
+        json_loads("[{\"name\":\"a\",\"url\":\"https://x/1\",\"format\":\"discord\"},"
+                   "{\"name\":\"b\",\"url\":\"https://x/2\",\"format\":\"teams\","
+                   "\"rate_per_s\":0.5,\"burst\":2,\"digest_threshold\":0,"
+                   "\"max_queue\":50,\"keepalive\":false}]",
+                   0, &jerr);
     assert_int_equal(na_routes_parse(j, &routes, errstr, sizeof(errstr)), NA_OK);
     assert_true(routes.v[0].rate_per_s == na_format_discord.rate_per_s);
     assert_true(routes.v[0].burst == na_format_discord.burst);

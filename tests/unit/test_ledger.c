@@ -1,13 +1,15 @@
 /* The alert ledger: in-memory answers, record format read back, and a
  * round trip through librdkafka's mock cluster (record, confirm, reopen:
  * the new instance knows what the old one sent). */
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +98,8 @@ static void test_table_grows_and_erases(void **state) {
     char id[32];
     for (int i = 0; i < 5000; i++) {
         snprintf(id, sizeof(id), "alert-%d", i);
-        assert_int_equal(na_ledger_record(l, id, i % 2 ? "a" : "b", &d, NULL, NULL), NA_OK);
+        assert_int_equal(na_ledger_record(l, id, i % 2 ? "a" : "b", &d, NULL, NULL),
+                         NA_OK);
     }
     na_ledger_poll(l, 0);
     for (int i = 0; i < 5000; i += 2) {
@@ -135,13 +138,14 @@ static void test_round_trip_through_a_cluster(void **state) {
 
     struct confirms c = {0, 0, NULL};
     int loaded = 0;
-    struct na_ledger_opts opts = {brokers, NULL, "alerts", 20000, false, on_confirm, &c,
-                                  NULL, NULL};
+    struct na_ledger_opts opts = {brokers,    NULL, "alerts", 20000, false,
+                                  on_confirm, &c,   NULL,     NULL};
     na_ledger_t *l = NULL;
     assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(na_ledger_count(l), 0);
     struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000};
-    const char *alert = "{\"schema\":\"alert/v1\",\"id\":\"" ID_A "\",\"topic\":\"taiwan\"}";
+    const char *alert =
+        "{\"schema\":\"alert/v1\",\"id\":\"" ID_A "\",\"topic\":\"taiwan\"}";
     assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, alert, NULL), NA_OK);
     assert_int_equal(na_ledger_record(l, ID_A, "ops", &d, alert, NULL), NA_OK);
     assert_int_equal(na_ledger_record(l, ID_B, "desk", &d, NULL, NULL), NA_OK);
