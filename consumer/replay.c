@@ -11,6 +11,7 @@
 #include "deliver.h"
 #include "format.h"
 #include "ledger.h"
+#include "story.h"
 #include "newsalert/http.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
@@ -700,6 +701,7 @@ struct replay {
     rd_kafka_t *out_rk; /* producer of --output-topic */
     na_deliver_t *deliver;
     na_ledger_t *ledger;
+    na_stories_t *stories; /* as the live consumer groups them (conf "stories") */
     na_tracker_t *tracker;
     struct strset seen;
     struct job *jobs;     /* every job not yet ended, freed at the end if abandoned */
@@ -835,6 +837,18 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
     const struct na_routes *routes = &o->conf->routes;
     char key[NA_SHA256_HEX_LEN + 260];
 
+    /* Alert ids as the live consumer makes them: one alert per story and
+     * topic when stories are on, so the ledger recognises what it sent. */
+    char story_id[NA_SHA256_HEX_LEN + 1];
+    const char *sid = NULL;
+    json_t *story = NULL;
+    if (r->stories && cls->matches_cnt &&
+        !na_stories_assign(r->stories, a, story_id, NULL)) {
+        sid = story_id;
+        story = json_pack("{s:s, s:I, s:o*}", "id", story_id, "articles",
+                          (json_int_t)na_story_article_count(r->stories, story_id),
+                          "signature", na_story_signature(r->stories, story_id));
+    }
     for (size_t i = 0; i < cls->matches_cnt; i++) {
         struct na_alert alert;
         json_t *root;
@@ -842,7 +856,8 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
         char *text = NULL;
         bool any = !routes->cnt;
 
-        na_alert_init(&alert, a, &cls->matches[i], na_rules_version(o->rules));
+        na_alert_init_story(&alert, a, &cls->matches[i], na_rules_version(o->rules), sid);
+        alert.story = story;
         root = na_alert_to_json(&alert);
         for (size_t k = 0; names && k < routes->cnt; k++) {
             const struct na_route *route = &routes->v[k];
@@ -892,6 +907,7 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
         json_decref(names);
         json_decref(root);
     }
+    json_decref(story);
 }
 
 static void write_output(struct replay *r, const struct na_article *a,
@@ -1105,6 +1121,27 @@ static void progress(struct replay *r, int64_t t0, int64_t *last, bool final) {
     }
 }
 
+/* Runs inside na_ledger_open() for each ledger record: re-open its story,
+ * as the live consumer does at start. */
+static void seed_story(const char *alert_id, const json_t *value, void *ctx) {
+    struct replay *r = ctx;
+    json_t *story = json_object_get(value, "story");
+    const char *sid = json_string_value(json_object_get(story, "id"));
+    const char *published = json_string_value(
+        json_object_get(json_object_get(value, "article"), "published_at"));
+    int64_t t = NA_TIME_UNKNOWN;
+    (void)alert_id;
+    if (!sid || !json_is_object(json_object_get(story, "signature"))) {
+        return;
+    }
+    if (published && na_time_parse_rfc3339(published, &t)) {
+        t = NA_TIME_UNKNOWN;
+    }
+    if (na_stories_seed(r->stories, sid, json_object_get(story, "signature"), t)) {
+        na_log(NA_LOG_WARN, "replay", "story_seed_failed", "story=%s", sid);
+    }
+}
+
 static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size) {
     const struct na_replay_opts *o = r->opts;
     const struct na_consumer_conf *conf = o->conf;
@@ -1124,6 +1161,9 @@ static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size)
             return NA_ERR_NOMEM;
         }
     }
+    if (conf->stories && !(r->stories = na_stories_new(conf->story_window_ms))) {
+        return NA_ERR_NOMEM;
+    }
     if (want_ledger) {
         struct na_ledger_opts lopts = {
             .brokers = conf->brokers,
@@ -1133,6 +1173,8 @@ static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size)
             .create_topic = o->post_routes,
             .confirm_cb = on_ledger_confirm,
             .ctx = r,
+            .load_cb = r->stories ? seed_story : NULL,
+            .load_ctx = r,
         };
         na_err_t err = na_ledger_open(&lopts, &r->ledger, errstr, errstr_size);
         if (err) {
@@ -1259,6 +1301,7 @@ out:
     }
     na_deliver_destroy(r.deliver); /* abandons jobs past the drain deadline */
     na_ledger_destroy(r.ledger);
+    na_stories_destroy(r.stories);
     while (r.jobs) {
         job_free(r.jobs);
     }
