@@ -78,8 +78,9 @@ struct consumer {
     na_rules_t *rules;
     na_deliver_t *deliver;
     na_tracker_t *tracker;
-    na_ledger_t *ledger;   /* NULL with ledger=false */
-    na_stories_t *stories; /* NULL with stories=false */
+    na_ledger_t *ledger;        /* NULL with ledger=false */
+    na_stories_t *stories;      /* NULL with stories=false */
+    na_metric_t **route_gauges; /* newsalert_consumer_route_queue per route */
     bool paused;
     bool fatal;
     int32_t *eof; /* partitions at their end (exit_eof) */
@@ -411,6 +412,17 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 job_ctx_free(jc);
                 route_inc("newsalert_consumer_render_errors_total",
                           "Alerts a route's format could not render.", route->name);
+                /* Not lost in silence: the alert/v1 goes to the dead-letter
+                 * topic (the entry waits for that record). */
+                json_t *root = na_alert_to_json(&alert);
+                char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+                json_decref(root);
+                if (text) {
+                    dead_letter(c, entry, alert.id, strlen(alert.id), text, strlen(text),
+                                "render", na_err2str(err), route->name, partition,
+                                offset);
+                }
+                free(text);
                 continue;
             }
             jc->entry = entry;
@@ -554,6 +566,7 @@ static void update_pause(struct consumer *c) {
         const struct na_route *route = &c->conf->routes.v[r];
         size_t pending = na_deliver_route_pending(c->deliver, route);
         size_t bound = route_bound(c, route);
+        na_metric_set(c->route_gauges ? c->route_gauges[r] : NULL, (double)pending);
         full |= pending >= bound;
         low &= pending < bound / 2 + (bound < 2);
     }
@@ -744,6 +757,15 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
                    na_log_q(terr));
         }
     }
+    c.route_gauges = calloc(conf->routes.cnt + 1, sizeof(*c.route_gauges));
+    for (size_t r = 0; c.route_gauges && r < conf->routes.cnt; r++) {
+        char esc[256], labels[300];
+        snprintf(labels, sizeof(labels), "route=\"%s\"",
+                 na_metrics_label_escape(conf->routes.v[r].name, esc, sizeof(esc)));
+        c.route_gauges[r] =
+            na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_route_queue",
+                           "Alerts of a route queued or in flight.", labels);
+    }
     if (conf->stories && !(c.stories = na_stories_new(conf->story_window_ms))) {
         err = NA_ERR_NOMEM;
         goto out;
@@ -856,6 +878,7 @@ out:
     na_deliver_destroy(c.deliver);
     na_ledger_destroy(c.ledger);
     na_stories_destroy(c.stories);
+    free(c.route_gauges);
     if (c.dlq) {
         rd_kafka_flush(c.dlq, 5000);
         rd_kafka_destroy(c.dlq);

@@ -11,6 +11,7 @@
 #include "newsalert/http.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 
@@ -439,6 +440,13 @@ static int64_t backoff_ms(const na_deliver_t *d, const struct job *j) {
     return delay;
 }
 
+static void route_metric(const struct na_route *r, const char *name, const char *help) {
+    char esc[256], labels[300];
+    snprintf(labels, sizeof(labels), "route=\"%s\"",
+             na_metrics_label_escape(r->name, esc, sizeof(esc)));
+    na_metrics_inc(name, help, labels);
+}
+
 static void refill(struct rstate *rs, int64_t now) {
     const struct na_route *r = rs->route;
     double burst = r->burst > 0 ? r->burst : 1;
@@ -525,6 +533,8 @@ static void fold_digest(struct rstate *rs) {
     dj->len = body.len;
     dj->body = na_buf_steal(&body);
     push_head(rs, dj);
+    route_metric(r, "newsalert_consumer_digests_total",
+                 "Digest messages made from a flood of alerts.");
     na_log(NA_LOG_INFO, "deliver", "digest", "route=%s alerts=%zu digest=%s",
            na_log_q(r->name), m, dj->alert_id);
     free(items);
@@ -712,6 +722,10 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
              * probe per backoff period, not one per queued alert. */
             if (j->not_before_ms > rs->blocked_until_ms) {
                 rs->blocked_until_ms = j->not_before_ms;
+            }
+            if (j->status == 429) {
+                route_metric(j->route, "newsalert_consumer_route_throttled_total",
+                             "Requests a route answered 429 (rate limited).");
             }
             na_log(NA_LOG_WARN, "deliver", "retry",
                    "route=%s alert=%s attempt=%d status=%ld err=%s retry_in_ms=%lld",
