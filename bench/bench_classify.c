@@ -5,7 +5,12 @@
  * term, as a loop of strstr-like searches would), on the calling thread.
  *
  *   bench_classify --rules N [--mode engine|naive] [--seconds S]
+ *                  [--scan auto|tokenise|bitmap|db]
  *
+ * --scan picks how the engine scans fields (rules_internal.h
+ * na_rules_db_mode): the default, every field through the tokeniser (the
+ * scan before the fast path), the fast path without or always with the key
+ * database; the case name says which when not the default.
  * Prints JSON lines: articles_per_s (CPU time of the process), mb_per_s,
  * matches_per_article and peak_rss_kb (getrusage ru_maxrss) for the case
  * "rules=N" (engine) or "rules=N baseline=naive".
@@ -31,6 +36,7 @@
 #include "newsalert/article.h"
 #include "newsalert/util.h"
 #include "rules.h"
+#include "rules_internal.h"
 
 #define VOCAB 30000
 #define COMMON 100
@@ -284,11 +290,17 @@ int main(int argc, char **argv) {
             nrules = (size_t)strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
             naive = !strcmp(argv[++i], "naive");
+        } else if (!strcmp(argv[i], "--scan") && i + 1 < argc) {
+            const char *m = argv[++i];
+            na_rules_db_mode = !strcmp(m, "tokenise") ? NA_RULES_DB_OFF
+                               : !strcmp(m, "bitmap") ? NA_RULES_DB_BITMAP
+                               : !strcmp(m, "db")     ? NA_RULES_DB_ALWAYS
+                                                      : NA_RULES_DB_AUTO;
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = strtod(argv[++i], NULL);
         } else {
             fprintf(stderr, "usage: bench_classify --rules N [--mode engine|naive] "
-                            "[--seconds S]\n");
+                            "[--seconds S] [--scan auto|tokenise|bitmap|db]\n");
             return 2;
         }
     }
@@ -331,7 +343,11 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     char cs[64];
-    snprintf(cs, sizeof(cs), "rules=%zu%s", nrules, naive ? " baseline=naive" : "");
+    snprintf(cs, sizeof(cs), "rules=%zu%s%s", nrules, naive ? " baseline=naive" : "",
+             !naive && na_rules_db_mode == NA_RULES_DB_OFF      ? " scan=tokenise"
+             : !naive && na_rules_db_mode == NA_RULES_DB_BITMAP ? " scan=bitmap"
+             : !naive && na_rules_db_mode == NA_RULES_DB_ALWAYS ? " scan=db"
+                                                                : "");
     double el = t1 - t0;
     printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"articles_per_s\","
            "\"value\":%.0f,\"unit\":\"1/s\"}\n",

@@ -4,8 +4,9 @@
 # For 10, 1,000 and 10,000 generated topics (bench/bench_classify.c says how
 # the ~4 KB articles and the topics are made), runs the engine and a naive
 # per-rule baseline (each topic's query evaluated by searching the text once
-# per term) in the same run, each in its own process pinned to CPU 0 when
-# taskset is there, so each case's peak RSS is its own. JSON lines on stdout
+# per term) in the same run, and the engine with every field tokenised (the
+# scan before the fast path: --scan tokenise), each in its own process
+# pinned to CPU 0 when taskset is there, so each case's peak RSS is its own. JSON lines on stdout
 # per case: articles_per_s (per CPU second of the process), mb_per_s,
 # matches_per_article, peak_rss_kb. NA_BENCH_CLASSIFY_SECONDS (default 3)
 # sets the CPU time per case.
@@ -23,5 +24,6 @@ if command -v taskset >/dev/null 2>&1; then
 fi
 for n in 10 1000 10000; do
     "${pin[@]}" "$prog" --rules "$n" --mode engine --seconds "$secs"
+    "${pin[@]}" "$prog" --rules "$n" --mode engine --scan tokenise --seconds "$secs"
     "${pin[@]}" "$prog" --rules "$n" --mode naive --seconds "$secs"
 done

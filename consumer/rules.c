@@ -16,7 +16,11 @@
  */
 #include "rules.h"
 
+#include <hs/hs.h>
 #include <jansson.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -876,7 +880,7 @@ na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
         }
     }
     if ((err = check_names(&ld)) || (err = build_postings(&ld)) ||
-        (err = build_bloom(ld.rules))) {
+        (err = build_bloom(ld.rules)) || (err = na_rules_db_build(ld.rules))) {
         goto out;
     }
 out:
@@ -920,6 +924,7 @@ void na_rules_destroy(na_rules_t *rules) {
     free(rules->posts);
     free(rules->bloom);
     free(rules->req);
+    na_rules_db_free(rules);
     na_rbuild_cleanup(&rules->b);
     free(rules);
 }
@@ -1002,6 +1007,11 @@ struct scan {
     struct krange *kr; /* hash map: hit key -> its run of hits */
     size_t kr_mask;
     const struct na_rtopic *topic; /* being evaluated */
+    void *scratch;                 /* fast path: from na_rules_db_take() */
+    uint64_t *bm;                  /* fast path: bitmaps of one field */
+    size_t bm_cap;
+    uint32_t *cx; /* fast path: complex chunks of one field, [start, end) pairs */
+    size_t cx_cap;
     bool oom;
 };
 
@@ -1012,6 +1022,11 @@ static void scan_init(struct scan *s, const na_rules_t *r) {
 }
 
 static void scan_cleanup(struct scan *s) {
+    if (s->r && s->r->db_pool) {
+        na_rules_db_put(s->r, s->scratch);
+    }
+    free(s->bm);
+    free(s->cx);
     na_rtoks_cleanup(&s->toks);
     free(s->hits);
     free(s->occ);
@@ -1215,6 +1230,39 @@ static void word_hits(struct scan *s, int field, char *w, size_t len, bool trunc
     }
 }
 
+/* The words of chunk text[a..e) through the tokeniser, the first at word
+ * position *pos, which is moved past the chunk's last word. */
+static na_err_t scan_chunk(struct scan *s, int f, const char *text, size_t a, size_t e,
+                           uint32_t *posp, na_rules_word_cb *cb, void *ctx) {
+    char w[NA_RULES_QUICK_PAD];
+    struct na_rtoks *toks = &s->toks;
+    uint32_t pos = *posp;
+    toks->cnt = 0;
+    toks->text_len = 0;
+    if (na_rules_tokenize(text + a, e - a, toks)) {
+        return NA_ERR_NOMEM;
+    }
+    uint32_t next = pos;
+    for (size_t k = 0; k < toks->cnt; k++) {
+        const struct na_rtok *t = &toks->v[k];
+        size_t n = t->fold_len <= NA_RULES_MAX_TERM_BYTES ? t->fold_len
+                                                          : NA_RULES_MAX_TERM_BYTES;
+        memcpy(w, toks->text + t->fold_off, n);
+        if (cb) {
+            cb(ctx, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
+               (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
+        } else {
+            word_hits(s, f, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
+                      (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
+        }
+        if (pos + t->pos_end + 1 > next) {
+            next = pos + t->pos_end + 1;
+        }
+    }
+    *posp = next;
+    return NA_OK;
+}
+
 /*
  * Find the dictionary hits of one field. The text is cut into chunks at
  * bytes of class 0, where the tokeniser's state always resets, so a chunk
@@ -1277,31 +1325,259 @@ static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len,
             pos++;
             continue;
         }
-        /* The tokeniser, on this chunk alone. */
-        struct na_rtoks *toks = &s->toks;
-        toks->cnt = 0;
-        toks->text_len = 0;
-        if (na_rules_tokenize(text + a, e - a, toks)) {
+        if (scan_chunk(s, f, text, a, e, &pos, cb, ctx)) {
             return NA_ERR_NOMEM;
         }
-        uint32_t next = pos;
-        for (size_t k = 0; k < toks->cnt; k++) {
-            const struct na_rtok *t = &toks->v[k];
-            size_t n = t->fold_len <= NA_RULES_MAX_TERM_BYTES ? t->fold_len
-                                                              : NA_RULES_MAX_TERM_BYTES;
-            memcpy(w, toks->text + t->fold_off, n);
-            if (cb) {
-                cb(ctx, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
-                   (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
-            } else {
-                word_hits(s, f, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
-                          (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
+    }
+    return s->oom ? NA_ERR_NOMEM : NA_OK;
+}
+
+/* ---- the ASCII fast path ---- */
+
+struct db_ctx {
+    const unsigned char *p;
+    const uint8_t *lens;
+    uint64_t *cand;
+};
+
+/* A literal ends at @p to: mark its start when a word starts there. */
+static int db_hit(unsigned int id, unsigned long long from, unsigned long long to,
+                  unsigned int flags, void *ctxp) {
+    struct db_ctx *c = ctxp;
+    size_t b = (size_t)to - c->lens[id];
+    (void)from;
+    (void)flags;
+    if (b == 0 || chunk_cls[c->p[b - 1]] != 1) {
+        c->cand[b >> 6] |= (uint64_t)1 << (b & 63);
+    }
+    return 0;
+}
+
+/* Bitmaps of a field, bit i of word i / 64 for byte i: @p al ASCII letters
+ * and digits, @p pu the bytes of chunk class 2 (- ' . and every byte >=
+ * 0x80), which may join words: the tokeniser reads their chunks. */
+static void field_masks(const unsigned char *p, size_t len, uint64_t *al, uint64_t *pu) {
+    size_t words = (len + 63) / 64;
+    for (size_t k = 0; k < words; k++) {
+        size_t base = k * 64;
+        uint64_t am = 0;
+        uint64_t pm = 0;
+#ifdef __SSE2__
+        if (base + 64 <= len) {
+            const __m128i lo_a = _mm_set1_epi8((char)(0x80 - 'a'));
+            const __m128i lo_0 = _mm_set1_epi8((char)(0x80 - '0'));
+            const __m128i lim26 = _mm_set1_epi8((char)(-128 + 26));
+            const __m128i lim10 = _mm_set1_epi8((char)(-128 + 10));
+            const __m128i x20 = _mm_set1_epi8(0x20);
+            for (int j = 0; j < 4; j++) {
+                const void *src = p + base + 16 * j;
+                __m128i v = _mm_loadu_si128((const __m128i *)src);
+                __m128i l =
+                    _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, x20), lo_a), lim26);
+                __m128i d = _mm_cmplt_epi8(_mm_add_epi8(v, lo_0), lim10);
+                __m128i q =
+                    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))),
+                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\'')));
+                /* bytes >= 0x80 compare below both limits: keep them out */
+                __m128i hi = _mm_cmplt_epi8(v, _mm_setzero_si128());
+                __m128i w = _mm_andnot_si128(hi, _mm_or_si128(l, d));
+                am |= (uint64_t)(unsigned)_mm_movemask_epi8(w) << (16 * j);
+                pm |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(q, hi))
+                      << (16 * j);
             }
-            if (pos + t->pos_end + 1 > next) {
-                next = pos + t->pos_end + 1;
+            al[k] = am;
+            pu[k] = pm;
+            continue;
+        }
+#endif
+        size_t end = base + 64 < len ? base + 64 : len;
+        for (size_t i = base; i < end; i++) {
+            uint64_t bit = (uint64_t)1 << (i - base);
+            if (chunk_cls[p[i]] == 1) {
+                am |= bit;
+            } else if (chunk_cls[p[i]] == 2) {
+                pm |= bit;
             }
         }
-        pos = next;
+        al[k] = am;
+        pu[k] = pm;
+    }
+}
+
+/* @returns the index of the first clear bit of @p al at or after @p b. */
+static size_t run_end(const uint64_t *al, size_t words, size_t b) {
+    size_t k = b >> 6;
+    uint64_t m = ~al[k] >> (b & 63);
+    if (m) {
+        return b + (size_t)__builtin_ctzll(m);
+    }
+    for (k++; k < words; k++) {
+        if (~al[k]) {
+            return k * 64 + (size_t)__builtin_ctzll(~al[k]);
+        }
+    }
+    return words * 64;
+}
+
+#define BM_TEST(m, i) (((m)[(i) >> 6] >> ((i)&63)) & 1u)
+
+/* Runs of letters and digits that start before byte @p b. */
+static uint32_t runs_before(const uint64_t *starts, const uint32_t *cum, size_t b) {
+    uint64_t below = ((uint64_t)1 << (b & 63)) - 1;
+    return cum[b >> 6] + (uint32_t)__builtin_popcountll(starts[b >> 6] & below);
+}
+
+/*
+ * scan_field() with the same hits, without cutting and hashing every word.
+ * The text is cut into the same chunks (at bytes of class 0). Chunks that
+ * hold - ' . or non-ASCII bytes between their ends go through the
+ * tokeniser as before. Every other chunk is one plain ASCII word, looked up
+ * (by word_hits() as before) only when it may start a key: its first three
+ * bytes pass the pre3 filter, and, when the key database is used, a key's
+ * text starts there. A plain word's position is the number of runs of ASCII
+ * letters and digits before it, corrected by each tokenised chunk before
+ * it by the difference between its words and its runs.
+ */
+static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t len,
+                                bool use_db) {
+    const unsigned char *p = (const unsigned char *)text;
+    const na_rules_t *r = s->r;
+    size_t words = (len + 63) / 64;
+    size_t cx_cnt = 0;
+    char w[NA_RULES_QUICK_PAD];
+
+    uint64_t *bm = scan_grow(s, s->bm, &s->bm_cap, words * 5 + 2, sizeof(*bm));
+    if (!bm) {
+        return NA_ERR_NOMEM;
+    }
+    s->bm = bm;
+    uint64_t *al = bm; /* and a clear word after the field's */
+    uint64_t *pu = al + words + 1;
+    uint64_t *cand = pu + words;
+    uint64_t *starts = cand + words;
+    uint32_t *cum = (uint32_t *)(void *)(starts + words); /* words + 1 counts */
+    al[words] = 0;
+    field_masks(p, len, al, pu);
+    if (use_db) {
+        if (!s->scratch && !(s->scratch = na_rules_db_take(r))) {
+            return NA_ERR_NOMEM;
+        }
+        memset(cand, 0, words * sizeof(*cand));
+        struct db_ctx ctx = {p, r->db_lens, cand};
+        if (hs_scan(r->db, text, (unsigned)len, 0, s->scratch, db_hit, &ctx) !=
+            HS_SUCCESS) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    uint32_t runs = 0;
+    for (size_t k = 0; k < words; k++) {
+        uint64_t prev = k ? al[k - 1] >> 63 : 0;
+        starts[k] = al[k] & ~((al[k] << 1) | prev);
+        cum[k] = runs;
+        runs += (uint32_t)__builtin_popcountll(starts[k]);
+    }
+    cum[words] = runs;
+    /* The chunks the tokeniser must read, in order. */
+    size_t done = 0;
+    for (size_t k = 0; k < words; k++) {
+        for (uint64_t bits = pu[k]; bits; bits &= bits - 1) {
+            size_t i = k * 64 + (size_t)__builtin_ctzll(bits);
+            if (i < done) {
+                continue;
+            }
+            size_t cs = i;
+            size_t ce = i + 1;
+            while (cs > 0 && chunk_cls[p[cs - 1]]) {
+                cs--;
+            }
+            while (ce < len && chunk_cls[p[ce]]) {
+                ce++;
+            }
+            done = ce;
+            /* - ' . at the ends of a chunk separate like spaces. */
+            while (cs < ce && (p[cs] == '-' || p[cs] == '\'' || p[cs] == '.')) {
+                cs++;
+            }
+            while (ce > cs &&
+                   (p[ce - 1] == '-' || p[ce - 1] == '\'' || p[ce - 1] == '.')) {
+                ce--;
+            }
+            bool joined = false;
+            for (size_t j = cs; j < ce && !joined; j++) {
+                joined = chunk_cls[p[j]] == 2;
+            }
+            if (!joined) {
+                continue;
+            }
+            uint32_t *cx = scan_grow(s, s->cx, &s->cx_cap, (cx_cnt + 1) * 2, sizeof(*cx));
+            if (!cx) {
+                return NA_ERR_NOMEM;
+            }
+            s->cx = cx;
+            cx[cx_cnt * 2] = (uint32_t)cs;
+            cx[cx_cnt * 2 + 1] = (uint32_t)ce;
+            cx_cnt++;
+        }
+    }
+    /* Plain words and tokenised chunks, in text order. */
+    int64_t adj = 0; /* words minus runs of the tokenised chunks read so far */
+    size_t cj = 0;   /* next tokenised chunk */
+    size_t cend = 0; /* end of the last tokenised chunk read */
+    for (size_t k = 0; k <= words; k++) {
+        uint64_t bits = 0;
+        if (k < words) {
+            bits = use_db ? cand[k] : starts[k];
+        }
+        for (;;) {
+            size_t b = bits ? k * 64 + (size_t)__builtin_ctzll(bits) : len;
+            if (!bits && k < words) {
+                break;
+            }
+            while (cj < cx_cnt && s->cx[cj * 2] <= b) {
+                size_t ca = s->cx[cj * 2];
+                size_t ce = s->cx[cj * 2 + 1];
+                uint32_t pos = (uint32_t)((int64_t)runs_before(starts, cum, ca) + adj);
+                uint32_t pos0 = pos;
+                if (scan_chunk(s, f, text, ca, ce, &pos, NULL, NULL)) {
+                    return NA_ERR_NOMEM;
+                }
+                uint32_t chunk_runs = (ce < len ? runs_before(starts, cum, ce) : runs) -
+                                      runs_before(starts, cum, ca);
+                adj += (int64_t)(pos - pos0) - (int64_t)chunk_runs;
+                cend = ce;
+                cj++;
+            }
+            if (!bits) {
+                break; /* k == words: the last chunks are read */
+            }
+            bits &= bits - 1;
+            if (b < cend) {
+                continue; /* read with its chunk */
+            }
+            /* al bits past the field are clear: p[b + 2] is read only inside it */
+            unsigned char c1 = BM_TEST(al, b + 1) ? p[b + 1] : 0;
+            unsigned char c2 = c1 && BM_TEST(al, b + 2) ? p[b + 2] : 0;
+            uint32_t q3 = na_rules_pre3(p[b], c1, c2);
+            if (!(r->pre3[q3 >> 6] & ((uint64_t)1 << (q3 & 63)))) {
+                continue;
+            }
+            uint32_t pos = (uint32_t)((int64_t)runs_before(starts, cum, b) + adj);
+            size_t e = run_end(al, words, b);
+            size_t n = e - b <= NA_RULES_MAX_TERM_BYTES ? e - b : NA_RULES_MAX_TERM_BYTES;
+            size_t j = 0;
+            for (; j < n && b + j + 8 <= len; j += 8) {
+                uint64_t v;
+                memcpy(&v, p + b + j, 8);
+                v |= 0x2020202020202020ull;
+                memcpy(w + j, &v, 8);
+            }
+            for (; j < n; j++) {
+                w[j] = (char)(p[b + j] | 0x20);
+            }
+            word_hits(s, f, w, n, e - b > NA_RULES_MAX_TERM_BYTES, pos, pos, (uint32_t)b,
+                      (uint32_t)e);
+        }
     }
     return s->oom ? NA_ERR_NOMEM : NA_OK;
 }
@@ -1324,7 +1600,17 @@ static na_err_t scan_article(struct scan *s, const struct na_article *a) {
         size_t len = strnlen(text, NA_RULES_MAX_FIELD_BYTES);
         s->text[f] = text;
         s->len[f] = len;
-        if (s->r->b.keys_cnt && scan_field(s, f, text, len, NULL, NULL)) {
+        if (!s->r->b.keys_cnt) {
+            continue;
+        }
+        if (s->r->db_ok && na_rules_db_mode != NA_RULES_DB_OFF && len <= UINT32_MAX / 2) {
+            bool use_db =
+                s->r->db && (na_rules_db_mode == NA_RULES_DB_ALWAYS ||
+                             (na_rules_db_mode == NA_RULES_DB_AUTO && s->r->db_use));
+            if (scan_field_fast(s, f, text, len, use_db)) {
+                return NA_ERR_NOMEM;
+            }
+        } else if (scan_field(s, f, text, len, NULL, NULL)) {
             return NA_ERR_NOMEM;
         }
     }

@@ -12,6 +12,7 @@
 #ifndef NEWSALERT_RULES_INTERNAL_H
 #define NEWSALERT_RULES_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -213,6 +214,9 @@ struct na_rbuild {
     uint64_t prefix_lens; /**< bit L set: some prefix key has length L */
 };
 
+/** Scratch spaces kept for reuse between calls (more are made and freed). */
+#define NA_RULES_DB_POOL 8u
+
 struct na_rules_s {
     char version[13];
     struct na_rtopic *topics;
@@ -225,6 +229,19 @@ struct na_rules_s {
     uint64_t *bloom;
     uint64_t bloom_mask; /**< bits - 1 */
     uint8_t *req; /**< topics[t].req of every topic, packed for candidates() */
+    /* The ASCII fast path (rules_db.c): one multi-literal database of every
+     * key that an ASCII word can hit, so that only the words starting with
+     * some key's text are looked up. NULL db with db_ok: no key can match
+     * ASCII text; !db_ok: no fast path (every field is tokenised). */
+    bool db_ok;
+    void *db;          /**< hs_database_t */
+    uint8_t *db_lens;  /**< literal length by pattern id */
+    bool db_use;       /**< AUTO scans with db (few literals) */
+    /** One bit per first three bytes of a word (na_rules_pre3()): set when
+     *  some key an ASCII word can hit starts so. */
+    uint64_t *pre3;
+    void *db_scratch;  /**< hs_scratch_t prototype, cloned for the pool */
+    _Atomic(void *) *db_pool; /**< NA_RULES_DB_POOL idle scratch spaces (or NULL) */
 };
 
 /** Bytes a buffer given to na_rules_quick_hash() must have: a longest
@@ -297,6 +314,46 @@ NA_WUR na_err_t na_rules_query_compile(struct na_rbuild *b, const char *const *c
                                        size_t clauses_cnt, bool positive, uint32_t *root,
                                        size_t *err_clause, size_t *err_col, char *errstr,
                                        size_t errstr_size);
+
+/* ---- the ASCII fast path's key database (rules_db.c) ---- */
+
+/**
+ * @brief Build @p r's literal database from its keys: a prefix key's text,
+ *        an exact key's text without a final "y" (so "policies" is found by
+ *        "polic"); keys that no ASCII word can hit are left out. A build
+ *        failure other than no memory only leaves the fast path off.
+ * @returns NA_OK or NA_ERR_NOMEM.
+ */
+NA_WUR na_err_t na_rules_db_build(na_rules_t *r);
+
+/** @returns the na_rules_s.pre3 bit of a word's first three bytes, 0 for
+ *           those past its end. */
+static inline uint32_t na_rules_pre3(unsigned char c0, unsigned char c1,
+                                     unsigned char c2) {
+    return (uint32_t)(c0 & 0x1fu) << 10 | (uint32_t)(c1 & 0x1fu) << 5 | (c2 & 0x1fu);
+}
+
+/** @brief Free the database and scratch spaces of @p r. */
+void na_rules_db_free(na_rules_t *r);
+
+/** @returns a scratch space for one scan (to give back with
+ *           na_rules_db_put()), or NULL on no memory. */
+void *na_rules_db_take(const na_rules_t *r);
+
+/** @brief Give back a scratch space from na_rules_db_take() (NULL is ignored). */
+void na_rules_db_put(const na_rules_t *r, void *scratch);
+
+/** How fields are scanned: AUTO (the default) uses the bitmaps and the
+ *  pre3 filter, and the key database when db_use; OFF sends every field
+ *  through the tokeniser; BITMAP never uses the database; ALWAYS always
+ *  does. For tests and benchmarks that compare them; not thread-safe. */
+enum na_rules_db_mode { NA_RULES_DB_AUTO = 0, NA_RULES_DB_OFF, NA_RULES_DB_BITMAP,
+                        NA_RULES_DB_ALWAYS };
+extern enum na_rules_db_mode na_rules_db_mode;
+
+/** Most literals for which AUTO scans with the key database: with more,
+ *  literal hits inside words cost more than the pre3 filter saves. */
+#define NA_RULES_DB_MAX_LITS 256u
 
 /* ---- explanation for `rules test` ---- */
 

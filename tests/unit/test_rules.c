@@ -1439,6 +1439,185 @@ static void test_scan_matches_tokenizer(void **state) {
     free(fast);
 }
 
+/* ---- the fast scan gives the tokeniser's hits ---- */
+
+/* Everything a classification says, as one string (caller frees). */
+static char *classification_text(const na_rules_t *rules, const struct na_article *a) {
+    struct na_classification c;
+    struct na_buf b;
+    assert_int_equal(na_rules_classify(rules, a, &c), NA_OK);
+    na_buf_init(&b);
+    for (size_t i = 0; i < c.matches_cnt; i++) {
+        const struct na_match *m = &c.matches[i];
+        na_buf_printf(&b, "%s %.17g [%s]", m->topic, m->score, m->snippet);
+        for (size_t e = 0; e < m->evidence_cnt; e++) {
+            const struct na_evidence *ev = &m->evidence[e];
+            na_buf_printf(&b, " %s=%s@%s:%zu", ev->term, ev->matched, ev->field,
+                          ev->offset);
+        }
+        na_buf_puts(&b, "\n");
+    }
+    na_classification_cleanup(&c);
+    return na_buf_steal(&b);
+}
+
+/* Classify @p a with every scan mode; all must say the same. @returns how
+ * many topics matched. */
+static size_t same_in_every_mode(const na_rules_t *rules, const struct na_article *a) {
+    static const enum na_rules_db_mode modes[] = {NA_RULES_DB_AUTO, NA_RULES_DB_BITMAP,
+                                                  NA_RULES_DB_ALWAYS};
+    na_rules_db_mode = NA_RULES_DB_OFF;
+    char *want = classification_text(rules, a);
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        na_rules_db_mode = modes[i];
+        char *got = classification_text(rules, a);
+        if (strcmp(want, got)) {
+            print_error("mode %d differs on title [%s] content [%s]:\n%s---\n%s\n",
+                        (int)modes[i], a->title, a->content, want, got);
+            fail();
+        }
+        free(got);
+    }
+    na_rules_db_mode = NA_RULES_DB_AUTO;
+    size_t n = 0;
+    for (const char *p = want; *p; p++) {
+        n += *p == '\n';
+    }
+    free(want);
+    return n;
+}
+
+static const char *const fast_words[] = {
+    "export",
+    "Exports",
+    "EXPORTED",
+    "policy",
+    "policies",
+    "Policies's",
+    "army",
+    "armies",
+    "spy",
+    "spies",
+    "taxes",
+    "tax",
+    "U.S.",
+    "us",
+    "e.g.",
+    "3.5",
+    "dual-use",
+    "dual",
+    "use",
+    "Taiwan's",
+    "Taiwan’s",
+    "taiwan",
+    "Éxport",
+    "éxports",
+    "Łódź",
+    "lodz",
+    "台湾",
+    "rare",
+    "earth",
+    "earths",
+    "rare-earth",
+    "x",
+    "y",
+    "it's",
+    "o'clock",
+    "semi\xc2\xad"
+    "conductor",
+    "semiconductor",
+    "chip-making",
+    "chips",
+    "a.b",
+    "-export",
+    "export-",
+    "'export'",
+    "...",
+    "-",
+    "'s",
+    "9",
+    "2024",
+    "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijexportxyz"};
+static const char *const fast_seps[] = {" ", "  ", ", ", ". ", "\n", " - ", "\xc2\xa0",
+                                        "—", " (", ") ", "; ", "“",  "” ",  "_"};
+
+static void random_fast_text(struct na_buf *b, unsigned *seed, unsigned words) {
+    for (unsigned w = 0; w < words; w++) {
+        if (w) {
+            na_buf_puts(b, rnd(seed) % 4 ? " " : fast_seps[rnd(seed) % 14]);
+        }
+        na_buf_puts(b,
+                    fast_words[rnd(seed) % (sizeof(fast_words) / sizeof(*fast_words))]);
+    }
+}
+
+static void test_fast_scan_equivalence(void **state) {
+    (void)state;
+    unsigned seed = 20261125;
+    na_rules_t *rules = load_ok(
+        "{\"topics\":["
+        "{\"name\":\"a\",\"query\":\"export* OR \\\"rare earth\\\"\"},"
+        "{\"name\":\"b\",\"query\":\"policy AND (army OR spy)\",\"threshold\":1},"
+        "{\"name\":\"c\",\"query\":\"taiwan NEAR/3 tax\"},"
+        "{\"name\":\"d\",\"query\":\"title:us OR \\\"dual use\\\" OR dualuse\"},"
+        "{\"name\":\"e\",\"query\":\"semiconductor OR chipmaking OR lodz OR x\"},"
+        "{\"name\":\"f\",\"query\":\"台湾 OR y OR 35 OR eg\"},"
+        "{\"name\":\"g\",\"query\":\"abcdefghi* NEAR/2 earth\"},"
+        "{\"name\":\"h\",\"query\":\"\\\"export policy\\\" OR \\\"it clock\\\"\"}]}");
+    size_t matched = 0;
+    for (int i = 0; i < 400; i++) {
+        struct na_buf t, c;
+        struct na_article a;
+        na_buf_init(&t);
+        na_buf_init(&c);
+        random_fast_text(&t, &seed, rnd(&seed) % 6);
+        random_fast_text(&c, &seed, rnd(&seed) % 150);
+        article(&a, t.data ? t.data : "", "", c.data ? c.data : "");
+        matched += same_in_every_mode(rules, &a);
+        na_article_cleanup(&a);
+        na_buf_cleanup(&t);
+        na_buf_cleanup(&c);
+    }
+    assert_true(matched > 400);
+    na_rules_destroy(rules);
+}
+
+/* The shipped rules on the development set: the same in every mode. */
+static void test_fast_scan_dev_set(void **state) {
+    (void)state;
+    char path[4096];
+    char errstr[512];
+    char *buf = NULL;
+    size_t len = 0;
+    na_rules_t *rules = NULL;
+    src_path(path, sizeof(path), "examples/rules.json");
+    assert_int_equal(na_rules_load_file(path, &rules, errstr, sizeof(errstr)), NA_OK);
+    src_path(path, sizeof(path), "data/dev.jsonl");
+    assert_int_equal(na_read_file(path, 64u << 20, &buf, &len, errstr, sizeof(errstr)),
+                     NA_OK);
+    size_t lines = 0;
+    size_t matched = 0;
+    for (char *line = buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        json_t *o = json_loadb(line, nl ? (size_t)(nl - line) : strlen(line), 0, NULL);
+        if (o) {
+            struct na_article a;
+            const char *title = json_string_value(json_object_get(o, "title"));
+            const char *text = json_string_value(json_object_get(o, "text"));
+            article(&a, title ? title : "", "", text ? text : "");
+            matched += same_in_every_mode(rules, &a);
+            na_article_cleanup(&a);
+            json_decref(o);
+            lines++;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    assert_true(lines >= 150);
+    assert_true(matched > 30);
+    free(buf);
+    na_rules_destroy(rules);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_case_and_accents),
@@ -1461,6 +1640,8 @@ int main(void) {
         cmocka_unit_test(test_snippet_cut_at_utf8_boundaries),
         cmocka_unit_test(test_hostile_articles),
         cmocka_unit_test(test_candidates_never_miss),
+        cmocka_unit_test(test_fast_scan_equivalence),
+        cmocka_unit_test(test_fast_scan_dev_set),
         cmocka_unit_test(test_concurrent_classify),
         cmocka_unit_test(test_thousands_of_topics),
         cmocka_unit_test(test_shipped_rules_short_texts),
