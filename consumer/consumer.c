@@ -7,9 +7,11 @@
 #include "alert.h"
 #include "deliver.h"
 #include "format.h"
+#include "consumer_reload.h"
 #include "ledger.h"
 #include "newsalert/article.h"
 #include "newsalert/http.h"
+#include "newsalert/httpd.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
 #include "newsalert/metrics.h"
@@ -65,6 +67,7 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      "create the articles and dead-letter topics when missing", 0, 0, 0},
     {"exit_eof", NA_CONF_BOOL, C(exit_eof), "false",
      "exit when all partitions are consumed and all alerts finished", 0, 0, 0},
+    NA_DAEMON_CONF_ENTRIES(struct na_consumer_conf, daemon),
     NA_CONF_END,
 };
 #undef C
@@ -85,6 +88,7 @@ struct consumer {
     bool fatal;
     int32_t *eof; /* partitions at their end (exit_eof) */
     size_t eof_cnt;
+    json_t *recent; /* the newest alerts for the status page, newest first */
 };
 
 struct dlq_ctx {
@@ -272,6 +276,48 @@ static void on_recorded(void *opaque, na_err_t err, void *vc) {
     job_ctx_free(jc);
 }
 
+/* Keep the newest NA_HTTPD_MAX_ALERTS alerts (new stories only) for the
+ * status page. */
+static void remember_alert(struct consumer *c, const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    const struct na_match *m = alert->match;
+    char at[NA_RFC3339_LEN], pub[NA_RFC3339_LEN] = "";
+    json_t *ev = json_array();
+    if (!c->recent) {
+        c->recent = json_array();
+    }
+    na_time_format_rfc3339(na_now_ms() / 1000, at);
+    if (a->published_at != NA_TIME_UNKNOWN) {
+        na_time_format_rfc3339(a->published_at, pub);
+    }
+    for (size_t i = 0; ev && i < m->evidence_cnt && i < 8; i++) {
+        json_array_append_new(ev, json_pack("{s:s, s:s?, s:s}", "term", m->evidence[i].term,
+                                            "matched", m->evidence[i].matched, "field",
+                                            m->evidence[i].field));
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:f, s:s, s:s?, s:s?, s:s?, s:o*}", "at", at, "topic",
+                            m->topic, "score", m->score, "title", a->title ? a->title : "",
+                            "url", a->url, "source", a->source_name, "published_at",
+                            *pub ? pub : NULL, "evidence", ev);
+    if (!c->recent || !doc) {
+        json_decref(doc);
+        return;
+    }
+    json_array_insert_new(c->recent, 0, doc);
+    while (json_array_size(c->recent) > NA_HTTPD_MAX_ALERTS) {
+        json_array_remove(c->recent, json_array_size(c->recent) - 1);
+    }
+}
+
+/* --print: a later article of a story that already alerted, in one line. */
+static void print_linked(struct consumer *c, const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    fprintf(c->out, "  +   %-16s same story (%zu articles): %s (%s)\n", alert->match->topic,
+            na_story_article_count(c->stories, alert->story_id),
+            a->title ? a->title : "(untitled)", a->source_name ? a->source_name : "?");
+    fflush(c->out);
+}
+
 static void print_alert(struct consumer *c, const struct na_alert *alert) {
     const struct na_article *a = alert->article;
     const struct na_match *m = alert->match;
@@ -358,8 +404,15 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                "story=%s",
                a->id, na_log_q(cls->matches[i].topic), cls->matches[i].score, alert.id,
                sid ? sid : a->id);
+        if (!sid || story_new) {
+            remember_alert(c, &alert);
+        }
         if (c->conf->print) {
-            print_alert(c, &alert);
+            if (!sid || story_new) {
+                print_alert(c, &alert);
+            } else {
+                print_linked(c, &alert);
+            }
         }
         bool linked = false;
         char *alert_json = NULL;
@@ -712,6 +765,45 @@ fail:
     return NULL;
 }
 
+/* The status snapshot for the operations listener (httpd.h), main thread. */
+static json_t *status_doc(struct consumer *c) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int assigned = !rd_kafka_assignment(c->rk, &parts) ? parts->cnt : 0;
+    json_t *not_ready = json_array();
+    json_t *routes = json_array();
+    char esc[256], labels[300];
+    if (parts) {
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    if (!assigned) {
+        json_array_append_new(not_ready, json_string("kafka: no partitions assigned yet"));
+    }
+    for (size_t i = 0; i < c->conf->routes.cnt; i++) {
+        const struct na_route *r = &c->conf->routes.v[i];
+        snprintf(labels, sizeof(labels), "route=\"%s\"",
+                 na_metrics_label_escape(r->name, esc, sizeof(esc)));
+        double sent = na_metric_value(na_metrics_get(
+            NA_METRIC_COUNTER, "newsalert_consumer_alerts_sent_total",
+            "Alerts a route accepted.", labels));
+        double failed = na_metric_value(na_metrics_get(
+            NA_METRIC_COUNTER, "newsalert_consumer_alerts_dead_lettered_total",
+            "Alerts given up on and sent to the dead-letter topic.", labels));
+        json_array_append_new(
+            routes, json_pack("{ss ss sb sf sf sI}", "name", r->name, "format",
+                              r->format->name, "healthy", failed == 0 || sent > 0, "sent",
+                              sent, "failed", failed, "pending",
+                              (json_int_t)na_deliver_route_pending(c->deliver, r)));
+    }
+    /* A deep copy: the HTTP thread reads the snapshot while this thread
+     * goes on changing c->recent. */
+    return json_pack("{ss ss sb so s{sb ss} s{ss si} so so}", "daemon", "newsalert-consumer",
+                     "version", NA_VERSION, "ready", json_array_size(not_ready) == 0,
+                     "not_ready", not_ready, "kafka", "connected", assigned > 0, "brokers",
+                     c->conf->brokers, "rules", "version", na_rules_version(c->rules),
+                     "topics", (int)na_rules_topic_count(c->rules), "routes", routes,
+                     "alerts", c->recent ? json_deep_copy(c->recent) : json_array());
+}
+
 na_err_t na_consumer_run(const struct na_consumer_conf *conf,
                          volatile sig_atomic_t *running, FILE *out,
                          struct na_consumer_stats *stats, char *errstr,
@@ -719,6 +811,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     struct consumer c;
     na_err_t err = NA_OK;
     rd_kafka_topic_partition_list_t *sub = NULL;
+    na_httpd_t *httpd = NULL;
+    int64_t published_ms = 0;
 
     memset(&c, 0, sizeof(c));
     memset(stats, 0, sizeof(*stats));
@@ -788,6 +882,12 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             goto out;
         }
     }
+    if (conf->daemon.http_listen && *conf->daemon.http_listen) {
+        struct na_httpd_opts hopts = {conf->daemon.http_listen, "newsalert-consumer", 0};
+        if ((err = na_httpd_start(&hopts, &httpd, errstr, errstr_size))) {
+            goto out;
+        }
+    }
     rd_kafka_poll_set_consumer(c.rk);
     sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, conf->topic, RD_KAFKA_PARTITION_UA);
@@ -805,6 +905,16 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
            na_rules_version(c.rules), na_rules_topic_count(c.rules));
 
     while (*running && !c.fatal) {
+        if (na_daemon_take_reload()) {
+            /* Between records: nothing holds on to the old rules. */
+            (void)na_consumer_reload_rules(conf->rules, &c.rules);
+        }
+        if (httpd && na_mono_ms() - published_ms >= 1000) {
+            na_httpd_publish_steal(httpd, status_doc(&c));
+            na_daemon_kafka_gauges(c.rk, "consumer");
+            na_daemon_kafka_gauges(c.dlq, "dlq");
+            published_ms = na_mono_ms();
+        }
         bool busy = na_deliver_pending(c.deliver) > 0;
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c.rk, busy ? 0 : 100);
         if (rkm) {
@@ -868,6 +978,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
            stats->paused, stats->ledger_skipped, stats->ledger_recorded, stats->digests,
            stats->story_linked);
 out:
+    na_httpd_stop(httpd);
     if (sub) {
         rd_kafka_topic_partition_list_destroy(sub);
     }
@@ -886,5 +997,6 @@ out:
     na_tracker_destroy(c.tracker);
     na_rules_destroy(c.rules);
     free(c.eof);
+    json_decref(c.recent);
     return err;
 }

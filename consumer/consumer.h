@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "newsalert/config.h"
+#include "newsalert/daemon.h"
 #include "newsalert/err.h"
 #include "newsalert/kafka.h"
 #include "route.h"
@@ -41,6 +42,7 @@ struct na_consumer_conf {
     int exit_eof;                /**< "exit_eof": exit once caught up and delivered */
     struct na_kafka_props props; /**< "kafka" and -X */
     struct na_routes routes;     /**< "routes" plus --webhook */
+    struct na_daemon_conf daemon; /**< "log_format", "http_listen" */
 };
 
 extern const struct na_conf_entry na_consumer_conf_table[];

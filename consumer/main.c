@@ -11,15 +11,9 @@
 #include "cmd_replay.h"
 #include "consumer.h"
 #include "newsalert/cli.h"
+#include "newsalert/daemon.h"
 #include "newsalert/http.h"
 #include "newsalert/log.h"
-
-static volatile sig_atomic_t running = 1;
-
-static void on_signal(int sig) {
-    (void)sig;
-    running = 0;
-}
 
 static const char synopsis[] =
     "  newsalert-consumer [--brokers HOST:PORT[,..]] [--config FILE] [--rules FILE]\n"
@@ -77,7 +71,6 @@ int main(int argc, char **argv) {
     struct na_consumer_conf conf;
     struct na_consumer_stats stats;
     char errstr[1024];
-    struct sigaction sa;
     int rc = 0;
 
     if (argc > 1 && !strcmp(argv[1], "classify")) {
@@ -131,6 +124,12 @@ int main(int argc, char **argv) {
         goto out;
     }
     na_log_set_level(level);
+    if (na_daemon_conf_apply(&conf.daemon, errstr, sizeof(errstr)) ||
+        na_daemon_signals_install(errstr, sizeof(errstr))) {
+        fprintf(stderr, "newsalert-consumer: %s\n", errstr);
+        rc = 1;
+        goto out;
+    }
     if (!conf.routes.cnt && !conf.print) {
         na_log(NA_LOG_WARN, "consumer", "no_routes",
                "msg=\"no routes: alerts are logged only (see --webhook, routes, --print)\"");
@@ -140,12 +139,7 @@ int main(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (na_consumer_run(&conf, &running, stdout, &stats, errstr, sizeof(errstr))) {
+    if (na_consumer_run(&conf, na_daemon_running(), stdout, &stats, errstr, sizeof(errstr))) {
         fprintf(stderr, "newsalert-consumer: %s\n", errstr);
         rc = 1;
     }
