@@ -98,8 +98,11 @@ na_err_t na_rules_db_build(na_rules_t *r) {
         r->db_lens[n] = (uint8_t)len;
         n++;
     }
-    if (n == 0) {
-        r->db_ok = true; /* no key can hit an ASCII field */
+    if (n == 0 || n > NA_RULES_DB_MAX_LITS) {
+        /* no key can hit a plain word; or too many keys for the database to
+         * pay (and its compile would only raise peak memory): the bitmap
+         * scan with the pre3 filter alone */
+        r->db_ok = true;
         err = NA_OK;
         goto out;
     }
@@ -116,7 +119,6 @@ na_err_t na_rules_db_build(na_rules_t *r) {
         goto out;
     }
     r->db = db;
-    r->db_use = n <= NA_RULES_DB_MAX_LITS;
     r->db_scratch = scratch;
     r->db_ok = true;
     err = NA_OK;

@@ -236,7 +236,6 @@ struct na_rules_s {
     bool db_ok;
     void *db;          /**< hs_database_t */
     uint8_t *db_lens;  /**< literal length by pattern id */
-    bool db_use;       /**< AUTO scans with db (few literals) */
     /** One bit per first three bytes of a word (na_rules_pre3()): set when
      *  some key an ASCII word can hit starts so. */
     uint64_t *pre3;
@@ -343,16 +342,17 @@ void *na_rules_db_take(const na_rules_t *r);
 /** @brief Give back a scratch space from na_rules_db_take() (NULL is ignored). */
 void na_rules_db_put(const na_rules_t *r, void *scratch);
 
-/** How fields are scanned: AUTO (the default) uses the bitmaps and the
- *  pre3 filter, and the key database when db_use; OFF sends every field
- *  through the tokeniser; BITMAP never uses the database; ALWAYS always
- *  does. For tests and benchmarks that compare them; not thread-safe. */
+/** How fields are scanned: AUTO (the default) and ALWAYS use the bitmaps
+ *  and the pre3 filter, and the key database when there is one (at most
+ *  NA_RULES_DB_MAX_LITS literals); OFF sends every field through the
+ *  tokeniser; BITMAP never uses the database. For tests and benchmarks
+ *  that compare them; not thread-safe. */
 enum na_rules_db_mode { NA_RULES_DB_AUTO = 0, NA_RULES_DB_OFF, NA_RULES_DB_BITMAP,
                         NA_RULES_DB_ALWAYS };
 extern enum na_rules_db_mode na_rules_db_mode;
 
-/** Most literals for which AUTO scans with the key database: with more,
- *  literal hits inside words cost more than the pre3 filter saves. */
+/** Most literals for which a key database is built: with more, literal
+ *  hits inside words cost more than the pre3 filter saves. */
 #define NA_RULES_DB_MAX_LITS 256u
 
 /* ---- explanation for `rules test` ---- */
