@@ -3,16 +3,23 @@
  * matcher. See docs/rules.md.
  *
  * Matching an article, like a percolator:
- *   1. tokenise each field once (rules_text.c);
- *   2. look every token up in the term dictionary: its plural-folded form
+ *   1. read each field once (scan_field_fast(), or scan_field() which
+ *      tokenises every chunk): bitmaps of its letters and digits and of its
+ *      joining bytes; chunks with - ' . or non-ASCII bytes inside go through
+ *      the tokeniser (rules_text.c), other words are plain ASCII and are
+ *      looked up only when their first three bytes may start a key and, for
+ *      small rule sets, when the key database (rules_db.c) found a key's
+ *      text at their start;
+ *   2. look those words up in the term dictionary: the plural-folded form
  *      as an exact key, and each of its leading substrings whose length
- *      some prefix key has (one incremental hash over the token);
+ *      some prefix key has;
  *   3. sort the hits by (key, field, position);
  *   4. the topics posted under the hit keys are the candidates; only they
  *      are evaluated, in rules-file order, with positions for phrases and
  *      NEAR.
- * Every allocation of a call lives in a struct scan on its stack, so calls
- * on one rules object may run concurrently.
+ * Every allocation of a call lives in a struct scan on its stack, and the
+ * key database's scratch space is taken from an atomic pool, so calls on one
+ * rules object may run concurrently.
  */
 #include "rules.h"
 

@@ -240,7 +240,9 @@ struct na_rules_s {
      *  some key an ASCII word can hit starts so. */
     uint64_t *pre3;
     void *db_scratch;  /**< hs_scratch_t prototype, cloned for the pool */
-    _Atomic(void *) *db_pool; /**< NA_RULES_DB_POOL idle scratch spaces (or NULL) */
+    /** NA_RULES_DB_POOL idle scratch spaces (or NULL): the one thing written
+     *  after loading, atomically, by concurrent calls */
+    _Atomic(void *) *db_pool;
 };
 
 /** Bytes a buffer given to na_rules_quick_hash() must have: a longest
