@@ -89,6 +89,10 @@ struct consumer {
     int32_t *eof; /* partitions at their end (exit_eof) */
     size_t eof_cnt;
     json_t *recent; /* the newest alerts for the status page, newest first */
+    const struct na_routes *routes; /* conf->routes, or owned after a reload */
+    struct na_routes owned;         /* routes read again on SIGHUP, in use */
+    struct na_routes staged;        /* read on SIGHUP, waiting for a quiet moment */
+    bool swap_pending;
 };
 
 struct dlq_ctx {
@@ -416,8 +420,8 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
         }
         bool linked = false;
         char *alert_json = NULL;
-        for (size_t r = 0; r < c->conf->routes.cnt; r++) {
-            const struct na_route *route = &c->conf->routes.v[r];
+        for (size_t r = 0; r < c->routes->cnt; r++) {
+            const struct na_route *route = &c->routes->v[r];
             struct na_buf body;
             struct job_ctx *jc = NULL;
             struct na_digest_item *item = NULL;
@@ -615,8 +619,8 @@ static size_t route_bound(const struct consumer *c, const struct na_route *route
  * own queue); resume when every route is below half of its bound. */
 static void update_pause(struct consumer *c) {
     bool full = false, low = true;
-    for (size_t r = 0; r < c->conf->routes.cnt; r++) {
-        const struct na_route *route = &c->conf->routes.v[r];
+    for (size_t r = 0; r < c->routes->cnt; r++) {
+        const struct na_route *route = &c->routes->v[r];
         size_t pending = na_deliver_route_pending(c->deliver, route);
         size_t bound = route_bound(c, route);
         na_metric_set(c->route_gauges ? c->route_gauges[r] : NULL, (double)pending);
@@ -627,6 +631,9 @@ static void update_pause(struct consumer *c) {
     size_t outstanding = na_ledger_outstanding(c->ledger);
     full |= outstanding >= (size_t)c->conf->max_pending;
     low &= outstanding < (size_t)c->conf->max_pending / 2 + 1;
+    /* New routes wait for the old ones to go quiet: no new records meanwhile. */
+    full |= c->swap_pending;
+    low &= !c->swap_pending;
     if (!c->paused && full) {
         set_paused(c, true);
     } else if (c->paused && low) {
@@ -765,6 +772,50 @@ fail:
     return NULL;
 }
 
+static void make_route_gauges(struct consumer *c) {
+    free(c->route_gauges);
+    c->route_gauges = calloc(c->routes->cnt + 1, sizeof(*c->route_gauges));
+    for (size_t r = 0; c->route_gauges && r < c->routes->cnt; r++) {
+        char esc[256], labels[300];
+        snprintf(labels, sizeof(labels), "route=\"%s\"",
+                 na_metrics_label_escape(c->routes->v[r].name, esc, sizeof(esc)));
+        c->route_gauges[r] =
+            na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_route_queue",
+                           "Alerts of a route queued or in flight.", labels);
+    }
+}
+
+/* SIGHUP: read the config file's routes again; they replace the old ones
+ * once no delivery of the old ones is in flight (deliveries point at their
+ * route), consumption paused meanwhile. A file that does not load leaves
+ * the old routes (logged by na_consumer_reload_routes). */
+static void stage_routes(struct consumer *c) {
+    struct na_routes fresh = {NULL, 0};
+    if (!c->conf->config_path ||
+        na_consumer_reload_routes(c->conf->config_path, c->conf->webhook,
+                                  c->conf->webhook_format, &fresh)) {
+        return;
+    }
+    na_routes_cleanup(&c->staged);
+    c->staged = fresh;
+    c->swap_pending = true;
+}
+
+static void swap_routes_when_quiet(struct consumer *c) {
+    if (!c->swap_pending || na_deliver_pending(c->deliver) ||
+        na_ledger_outstanding(c->ledger)) {
+        return;
+    }
+    na_deliver_forget_routes(c->deliver);
+    na_routes_cleanup(&c->owned);
+    c->owned = c->staged;
+    memset(&c->staged, 0, sizeof(c->staged));
+    c->routes = &c->owned;
+    c->swap_pending = false;
+    make_route_gauges(c);
+    na_log(NA_LOG_INFO, "consumer", "routes_swapped", "routes=%zu", c->routes->cnt);
+}
+
 /* The status snapshot for the operations listener (httpd.h), main thread. */
 static json_t *status_doc(struct consumer *c) {
     rd_kafka_topic_partition_list_t *parts = NULL;
@@ -778,8 +829,8 @@ static json_t *status_doc(struct consumer *c) {
     if (!assigned) {
         json_array_append_new(not_ready, json_string("kafka: no partitions assigned yet"));
     }
-    for (size_t i = 0; i < c->conf->routes.cnt; i++) {
-        const struct na_route *r = &c->conf->routes.v[i];
+    for (size_t i = 0; i < c->routes->cnt; i++) {
+        const struct na_route *r = &c->routes->v[i];
         snprintf(labels, sizeof(labels), "route=\"%s\"",
                  na_metrics_label_escape(r->name, esc, sizeof(esc)));
         double sent = na_metric_value(na_metrics_get(
@@ -851,15 +902,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
                    na_log_q(terr));
         }
     }
-    c.route_gauges = calloc(conf->routes.cnt + 1, sizeof(*c.route_gauges));
-    for (size_t r = 0; c.route_gauges && r < conf->routes.cnt; r++) {
-        char esc[256], labels[300];
-        snprintf(labels, sizeof(labels), "route=\"%s\"",
-                 na_metrics_label_escape(conf->routes.v[r].name, esc, sizeof(esc)));
-        c.route_gauges[r] =
-            na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_route_queue",
-                           "Alerts of a route queued or in flight.", labels);
-    }
+    c.routes = &conf->routes;
+    make_route_gauges(&c);
     if (conf->stories && !(c.stories = na_stories_new(conf->story_window_ms))) {
         err = NA_ERR_NOMEM;
         goto out;
@@ -908,6 +952,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         if (na_daemon_take_reload()) {
             /* Between records: nothing holds on to the old rules. */
             (void)na_consumer_reload_rules(conf->rules, &c.rules);
+            stage_routes(&c);
         }
         if (httpd && na_mono_ms() - published_ms >= 1000) {
             na_httpd_publish_steal(httpd, status_doc(&c));
@@ -931,6 +976,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_alerts_pending",
                                      "Alerts queued or in flight.", NULL),
                       (double)pending);
+        swap_routes_when_quiet(&c);
         update_pause(&c);
         if (conf->exit_eof && caught_up(&c)) {
             na_log(NA_LOG_INFO, "consumer", "caught_up", NULL);
@@ -998,5 +1044,7 @@ out:
     na_rules_destroy(c.rules);
     free(c.eof);
     json_decref(c.recent);
+    na_routes_cleanup(&c.owned);
+    na_routes_cleanup(&c.staged);
     return err;
 }

@@ -43,6 +43,7 @@ struct na_consumer_conf {
     struct na_kafka_props props; /**< "kafka" and -X */
     struct na_routes routes;     /**< "routes" plus --webhook */
     struct na_daemon_conf daemon; /**< "log_format", "http_listen" */
+    const char *config_path;      /**< --config / NEWSALERT_CONFIG (routes reload; borrowed) */
 };
 
 extern const struct na_conf_entry na_consumer_conf_table[];

@@ -134,6 +134,18 @@ void na_deliver_destroy(na_deliver_t *d) {
     free(d);
 }
 
+void na_deliver_forget_routes(na_deliver_t *d) {
+    size_t kept = 0;
+    for (size_t r = 0; r < d->routes_cnt; r++) {
+        if (d->routes[r]->head || d->routes[r]->pending) {
+            d->routes[kept++] = d->routes[r];
+        } else {
+            free(d->routes[r]);
+        }
+    }
+    d->routes_cnt = kept;
+}
+
 static struct rstate *route_state(na_deliver_t *d, const struct na_route *route) {
     for (size_t i = 0; i < d->routes_cnt; i++) {
         if (d->routes[i]->route == route) {

@@ -84,6 +84,13 @@ bool na_deliver_has(const na_deliver_t *d, const struct na_route *route,
 size_t na_deliver_route_pending(const na_deliver_t *d, const struct na_route *route);
 
 /**
+ * @brief Forget the state (pacing, pauses) of routes with nothing queued, so
+ *        that routes may be freed and replaced (a SIGHUP reload of routes).
+ *        Call only when na_deliver_pending() is 0.
+ */
+void na_deliver_forget_routes(na_deliver_t *d);
+
+/**
  * @brief Start due jobs, perform I/O for at most @p timeout_ms, and call
  *        @p cb for each job that ended.
  */

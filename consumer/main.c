@@ -4,6 +4,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd_classify.h"
@@ -99,6 +100,15 @@ int main(int argc, char **argv) {
         .dump = dump,
         .ctx = &conf,
     };
+    /* Remember the config file: SIGHUP reads its routes again. */
+    conf.config_path = getenv("NEWSALERT_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            conf.config_path = argv[i + 1];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            conf.config_path = argv[i] + 9;
+        }
+    }
     switch (na_cli_load(&cli, argc, argv)) {
     case NA_CLI_RUN:
         break;
