@@ -124,6 +124,7 @@ struct producer {
     rd_kafka_t *rk_state; /* topic mode: reader of the state topic */
     na_seen_t *seen;
     na_fetcher_t *fetcher;
+    int64_t started_ms;  /* monotonic: staleness of feeds never fetched */
     struct feed **feeds; /* sorted by id */
     size_t feeds_cnt, feeds_size;
     struct feed **heap; /* min-heap on due_ms */
@@ -1492,7 +1493,11 @@ static void default_instance(const struct na_producer_conf *conf, char *buf,
 /* The status snapshot for the operations listener (httpd.h), main thread. */
 static json_t *status_doc(struct producer *p) {
     json_t *feeds = json_array();
+    json_t *not_ready = json_array();
     char labels[600];
+    if (!p->rk && !p->conf->dry_run) {
+        json_array_append_new(not_ready, json_string("kafka: no producer"));
+    }
     for (size_t i = 0; i < p->feeds_cnt; i++) {
         const struct feed *f = p->feeds[i];
         feed_labels(f, NULL, labels, sizeof(labels));
@@ -1500,18 +1505,28 @@ static json_t *status_doc(struct producer *p) {
             na_metrics_get(NA_METRIC_GAUGE, "newsalert_producer_feed_last_success_seconds",
                            "Unix time of the last successful fetch.", labels));
         json_int_t stale_s = ok > 0 ? (json_int_t)(na_now_ms() / 1000 - (int64_t)ok) : -1;
+        /* A feed never fetched successfully counts from the daemon's start. */
+        json_int_t age_s = ok > 0 ? stale_s : (json_int_t)((na_mono_ms() - p->started_ms) / 1000);
+        bool stale = age_s * 1000 > f->src.stale_after_ms;
+        if (stale && f->src.critical) {
+            char reason[512];
+            snprintf(reason, sizeof(reason), "feed %s (critical) stale %lld s", f->src.id,
+                     (long long)age_s);
+            json_array_append_new(not_ready, json_string(reason));
+        }
         json_array_append_new(
-            feeds, json_pack("{ss ss ss sI sb}", "id", f->src.id, "url", f->src.url,
-                             "status", f->retired ? "retired"
+            feeds, json_pack("{ss ss ss ss sb sI sb}", "id", f->src.id, "name", f->src.name,
+                             "url", f->src.url, "status", f->retired ? "retired"
                                        : f->errors_in_row ? "error"
                                        : f->fetched ? "ok"
                                                     : "pending",
-                             "stale_s", stale_s, "stale", false));
+                             "critical", f->src.critical, "stale_s", stale_s, "stale",
+                             stale));
     }
-    return json_pack("{ss ss sb s[] s{sb ss} so}", "daemon", "newsalert-producer", "version",
-                     NA_VERSION, "ready", p->rk != NULL || p->conf->dry_run, "not_ready",
-                     "kafka", "connected", p->rk != NULL, "brokers", p->conf->brokers,
-                     "feeds", feeds);
+    return json_pack("{ss ss sb so s{sb ss} so}", "daemon", "newsalert-producer", "version",
+                     NA_VERSION, "ready", json_array_size(not_ready) == 0, "not_ready",
+                     not_ready, "kafka", "connected", p->rk != NULL, "brokers",
+                     p->conf->brokers, "feeds", feeds);
 }
 
 na_err_t na_producer_run(const struct na_producer_conf *conf,
@@ -1587,6 +1602,7 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
            na_log_q(p.instance), topic_mode ? "topic" : "file", p.feeds_cnt,
            na_log_q(conf->topic), conf->once, conf->dry_run);
     p.last_sources_check_ms = p.last_metrics_ms = p.last_save_ms = na_mono_ms();
+    p.started_ms = na_mono_ms();
 
     while (*running && !p.fatal) {
         if (na_daemon_take_reload() && !topic_mode) {

@@ -86,6 +86,21 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
                          idx);
                 return NA_ERR_CONFIG;
             }
+        } else if (!strcmp(key, "critical")) {
+            if (!json_is_boolean(v)) {
+                snprintf(errstr, errstr_size, "sources[%zu].critical: want true or false",
+                         idx);
+                return NA_ERR_CONFIG;
+            }
+            src->critical = json_is_true(v);
+        } else if (!strcmp(key, "stale_after")) {
+            if (parse_interval(v, &src->stale_after_ms)) {
+                snprintf(errstr, errstr_size,
+                         "sources[%zu].stale_after: want seconds or a duration like "
+                         "\"30m\", \"2h\"",
+                         idx);
+                return NA_ERR_CONFIG;
+            }
         } else if (!strcmp(key, "headers")) {
             const char *hname;
             json_t *hv;
@@ -123,6 +138,12 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
     if (!src->url) {
         snprintf(errstr, errstr_size, "sources[%zu]: missing \"url\"", idx);
         return NA_ERR_CONFIG;
+    }
+    if (!src->stale_after_ms) {
+        src->stale_after_ms = 3 * src->interval_ms;
+        if (src->stale_after_ms < 15 * 60 * 1000) {
+            src->stale_after_ms = 15 * 60 * 1000;
+        }
     }
     if (strncasecmp(src->url, "http://", 7) && strncasecmp(src->url, "https://", 8)) {
         snprintf(errstr, errstr_size, "sources[%zu].url: only http and https are fetched",

@@ -11,6 +11,7 @@
 #ifndef NEWSALERT_SOURCES_H
 #define NEWSALERT_SOURCES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,9 @@ struct na_source {
     int64_t interval_ms; /**< "interval": "90s", "5m", or seconds as a number */
     char **headers;      /**< "headers": "Name: value" lines */
     size_t headers_cnt;
+    bool critical;       /**< "critical": /readyz fails while this feed is stale */
+    int64_t stale_after_ms; /**< "stale_after": no successful fetch for this long
+                                 = stale (default 3 intervals, at least 15 min) */
     char *json;    /**< the source object as compact JSON, "id" included
                         (the value of a `news.sources` record) */
     char hash[65]; /**< hex SHA-256 of json: changes whenever the entry does */

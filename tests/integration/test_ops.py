@@ -277,5 +277,39 @@ def test_producer_metrics_scraped_during_a_run_match_what_happened(ctx):
     assert rc == 0, "producer exited %s:\n%s" % (rc, p.tail())
 
 
+def test_producer_readyz_fails_while_a_critical_feed_is_stale(ctx):
+    items = "<item><title>Story</title><link>http://news.test/r/1</link></item>"
+    feeds = ctx.feed_server({"/ok.xml": ((RSS % items).encode(), "application/rss+xml")})
+    feeds.fail("/critical.xml", 503)
+    port = harness.free_port()
+    sources = ctx.write("sources.json", {"sources": [
+        {"id": "ok", "url": feeds.url("/ok.xml"), "interval": "1s", "critical": True},
+        {"id": "critical", "url": feeds.url("/critical.xml"), "interval": "1s",
+         "critical": True, "stale_after": "2s"},
+        {"id": "minor", "url": feeds.url("/missing.xml"), "interval": "1s",
+         "stale_after": "1s"}]})
+    p = ctx.proc([ctx.bin("newsalert-producer"), "--brokers", ctx.brokers, "--sources",
+                  sources, "--state-dir", ctx.path("state"), "--topic",
+                  ctx.topic("na.ops.ready"), "--http-listen", "127.0.0.1:%d" % port],
+                 name="producer")
+    url = "http://127.0.0.1:%d" % port
+    # Stale after 2 s without a successful fetch: not ready, and says which.
+    status, body = harness.wait_until(
+        lambda: (lambda r: r if r[0] == 503 else None)(http_get(url + "/readyz")), 30,
+        what="/readyz 503")
+    assert "critical" in body and "stale" in body and "minor" not in body, body
+    assert http_get(url + "/healthz")[0] == 200
+    doc = json.loads(http_get(url + "/status.json")[1])
+    byid = {f["id"]: f for f in doc["feeds"]}
+    assert byid["critical"]["stale"] and byid["critical"]["critical"]
+    assert byid["minor"]["stale"] and not byid["minor"]["critical"]
+    assert not byid["ok"]["stale"]
+    # The feed recovers: ready again.
+    feeds.clear_fault("/critical.xml")
+    feeds.set("/critical.xml", (RSS % items).encode(), "application/rss+xml")
+    harness.wait_until(lambda: http_get(url + "/readyz")[0] == 200, 30, what="/readyz 200")
+    assert p.stop(60) == 0
+
+
 if __name__ == "__main__":
     harness.main(globals(), needs_broker=True, timeout=240)
