@@ -239,8 +239,7 @@ na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
                         errstr, errstr_size)) ||
         (err = get_list(root, "categories", NA_MAX_CATEGORIES, &a->categories,
                         &a->categories_cnt, errstr, errstr_size)) ||
-        (err = get_time(root, "published_at", &a->published_at, errstr,
-                        errstr_size)) ||
+        (err = get_time(root, "published_at", &a->published_at, errstr, errstr_size)) ||
         (err = get_time(root, "fetched_at", &a->fetched_at, errstr, errstr_size))) {
         goto out;
     }
@@ -253,8 +252,8 @@ na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
         }
         if ((err = get_str(src, "id", 256, &a->source_id, errstr, errstr_size)) ||
             (err = get_str(src, "name", 1024, &a->source_name, errstr, errstr_size)) ||
-            (err = get_str(src, "feed_url", NA_MAX_URL_BYTES, &a->source_feed_url,
-                           errstr, errstr_size))) {
+            (err = get_str(src, "feed_url", NA_MAX_URL_BYTES, &a->source_feed_url, errstr,
+                           errstr_size))) {
             goto out;
         }
     }

@@ -11,9 +11,11 @@ static void help(const struct na_cli *cli) {
     printf("Options (precedence: flag > NEWSALERT_* environment > config file > "
            "default):\n");
     printf("  %-26s JSON config file (env NEWSALERT_CONFIG); its keys are the "
-           "option names\n", "--config FILE");
+           "option names\n",
+           "--config FILE");
     printf("  %-26s librdkafka property, as kcat -X; also the config's \"kafka\" "
-           "object\n", "-X key=value");
+           "object\n",
+           "-X key=value");
     na_conf_help(cli->table, stdout);
     if (cli->extra_help) {
         printf("%s", cli->extra_help);
@@ -62,8 +64,10 @@ static int apply_file(const struct na_cli *cli, const char *path, char *errstr,
                 } else if (json_is_boolean(kv)) {
                     na_buf_printf(&line, "%s=%s", k, json_is_true(kv) ? "true" : "false");
                 } else {
-                    snprintf(errstr, errstr_size, "%s: kafka.%s: want a string, number "
-                             "or boolean", path, k);
+                    snprintf(errstr, errstr_size,
+                             "%s: kafka.%s: want a string, number "
+                             "or boolean",
+                             path, k);
                     na_buf_cleanup(&line);
                     goto out;
                 }
@@ -112,7 +116,8 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
             return NA_CLI_EXIT_OK;
         }
         if (!strcmp(argv[i], "--version")) {
-            printf("%s %s (librdkafka %s)\n", cli->prog, NA_VERSION, rd_kafka_version_str());
+            printf("%s %s (librdkafka %s)\n", cli->prog, NA_VERSION,
+                   rd_kafka_version_str());
             return NA_CLI_EXIT_OK;
         }
         if (!strcmp(argv[i], "--config")) {
@@ -169,7 +174,8 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
             continue;
         }
         if (strncmp(arg, "--", 2) || !arg[2]) {
-            fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", cli->prog, arg);
+            fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", cli->prog,
+                    arg);
             return NA_CLI_EXIT_USAGE;
         }
         const char *eq = strchr(arg, '=');
@@ -205,8 +211,9 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
         }
         if (cli->flag) {
             int used = 0;
-            int r = cli->flag(cli->ctx, name, eq ? value : (value_from_next ? value : NULL),
-                              &used, errstr, sizeof(errstr));
+            int r =
+                cli->flag(cli->ctx, name, eq ? value : (value_from_next ? value : NULL),
+                          &used, errstr, sizeof(errstr));
             if (r < 0) {
                 fprintf(stderr, "%s: %s\n", cli->prog, errstr);
                 return NA_CLI_EXIT_USAGE;

@@ -200,8 +200,9 @@ json_t *na_conf_dump(const struct na_conf_entry *table, const void *obj) {
         switch (e->type) {
         case NA_CONF_STRING: {
             const char *s = *FIELD(obj, e, char *const);
-            v = !s ? json_null() : (e->flags & NA_CONF_SECRET) ? json_string("***")
-                                                                : json_string(s);
+            v = !s                            ? json_null()
+                : (e->flags & NA_CONF_SECRET) ? json_string("***")
+                                              : json_string(s);
             break;
         }
         case NA_CONF_INT:
@@ -236,8 +237,8 @@ void na_conf_help(const struct na_conf_entry *table, FILE *fp) {
         }
         flag[o] = '\0';
         env_name(e->key, env, sizeof(env));
-        fprintf(fp, "  %-26s %s\n  %-26s env %s, key \"%s\"%s%s\n", flag, e->desc, "", env,
-                e->key, e->def ? ", default " : "", e->def ? e->def : "");
+        fprintf(fp, "  %-26s %s\n  %-26s env %s, key \"%s\"%s%s\n", flag, e->desc, "",
+                env, e->key, e->def ? ", default " : "", e->def ? e->def : "");
     }
 }
 
@@ -255,7 +256,8 @@ na_err_t na_conf_load_file(const char *path, json_t **root, char *errstr,
     char *buf = NULL;
     size_t len = 0;
     json_error_t jerr;
-    na_err_t err = na_read_file(path, NA_MAX_CONFIG_BYTES, &buf, &len, errstr, errstr_size);
+    na_err_t err =
+        na_read_file(path, NA_MAX_CONFIG_BYTES, &buf, &len, errstr, errstr_size);
     if (err) {
         return err;
     }

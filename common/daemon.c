@@ -185,10 +185,11 @@ void na_daemon_kafka_gauges(rd_kafka_t *rk, const char *client) {
 
     snprintf(labels, sizeof(labels), "client=\"%s\"",
              na_metrics_label_escape(client, esc, sizeof(esc)));
-    na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_kafka_queue_messages",
-                                 "Messages and requests waiting in a Kafka client's queues.",
-                                 labels),
-                  (double)rd_kafka_outq_len(rk));
+    na_metric_set(
+        na_metrics_get(NA_METRIC_GAUGE, "newsalert_kafka_queue_messages",
+                       "Messages and requests waiting in a Kafka client's queues.",
+                       labels),
+        (double)rd_kafka_outq_len(rk));
     if (rd_kafka_type(rk) != RD_KAFKA_CONSUMER || rd_kafka_assignment(rk, &parts)) {
         return;
     }
@@ -204,7 +205,8 @@ void na_daemon_kafka_gauges(rd_kafka_t *rk, const char *client) {
             snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"",
                      na_metrics_label_escape(tp->topic, esc, sizeof(esc)),
                      (int)tp->partition);
-            na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_lag_messages",
+            na_metric_set(na_metrics_get(NA_METRIC_GAUGE,
+                                         "newsalert_consumer_lag_messages",
                                          "Records behind the high watermark, per "
                                          "assigned partition.",
                                          labels),

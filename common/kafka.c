@@ -39,7 +39,8 @@ void na_kafka_props_cleanup(struct na_kafka_props *props) {
 
 /* librdkafka calls this from its own threads; na_log() is thread-safe. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    enum na_log_level lvl = level <= 3 ? NA_LOG_ERROR : level <= 4 ? NA_LOG_WARN
+    enum na_log_level lvl = level <= 3   ? NA_LOG_ERROR
+                            : level <= 4 ? NA_LOG_WARN
                             : level <= 6 ? NA_LOG_INFO
                                          : NA_LOG_DEBUG;
     na_log(lvl, "kafka", "rdkafka_log", "client=%s fac=%s msg=%s", rd_kafka_name(rk),
@@ -54,14 +55,15 @@ na_err_t na_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *v
     return NA_OK;
 }
 
-rd_kafka_conf_t *na_kafka_conf_new(const char *brokers, const struct na_kafka_props *props,
-                                   char *errstr, size_t errstr_size) {
+rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
+                                   const struct na_kafka_props *props, char *errstr,
+                                   size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char key[256];
 
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (brokers && na_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
-                                     errstr_size)) {
+    if (brokers &&
+        na_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, errstr_size)) {
         goto fail;
     }
     for (size_t i = 0; props && i < props->cnt; i++) {
@@ -83,9 +85,13 @@ fail:
     return NULL;
 }
 
-static const char *const articles_configs[] = {
-    "cleanup.policy", "compact,delete", "retention.ms", "2592000000",
-    "max.message.bytes", "2097152", NULL};
+static const char *const articles_configs[] = {"cleanup.policy",
+                                               "compact,delete",
+                                               "retention.ms",
+                                               "2592000000",
+                                               "max.message.bytes",
+                                               "2097152",
+                                               NULL};
 static const char *const dlq_configs[] = {"cleanup.policy", "delete", "retention.ms",
                                           "2592000000", NULL};
 static const char *const alerts_configs[] = {"cleanup.policy", "compact", NULL};
@@ -144,7 +150,8 @@ na_err_t na_kafka_ensure_topics(rd_kafka_t *rk, const struct na_topic_spec *spec
     rd_kafka_CreateTopics(rk, topics, cnt, opts, queue);
     ev = rd_kafka_queue_poll(queue, timeout_ms + 2000);
     if (!ev) {
-        snprintf(errstr, errstr_size, "creating topics: no answer within %d ms", timeout_ms);
+        snprintf(errstr, errstr_size, "creating topics: no answer within %d ms",
+                 timeout_ms);
         err = NA_ERR_TIMEOUT;
         goto out;
     }
@@ -156,8 +163,8 @@ na_err_t na_kafka_ensure_topics(rd_kafka_t *rk, const struct na_topic_spec *spec
     }
     const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
     size_t res_cnt = 0;
-    const rd_kafka_topic_result_t **results = rd_kafka_CreateTopics_result_topics(res,
-                                                                                  &res_cnt);
+    const rd_kafka_topic_result_t **results =
+        rd_kafka_CreateTopics_result_topics(res, &res_cnt);
     for (size_t i = 0; i < res_cnt; i++) {
         rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
         const char *name = rd_kafka_topic_result_name(results[i]);
@@ -167,7 +174,8 @@ na_err_t na_kafka_ensure_topics(rd_kafka_t *rk, const struct na_topic_spec *spec
             /* Not fatal: a broker that only auto-creates, or an ACL that lets us
              * produce but not create, still works. */
             na_log(NA_LOG_WARN, "kafka", "topic_create_failed", "topic=%s err=%s",
-                   na_log_q(name), na_log_q(rd_kafka_topic_result_error_string(results[i])));
+                   na_log_q(name),
+                   na_log_q(rd_kafka_topic_result_error_string(results[i])));
         }
     }
 out:

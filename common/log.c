@@ -144,8 +144,8 @@ static size_t kv_to_json(char *buf, size_t size, size_t o, const char *kv) {
     return o;
 }
 
-void na_log(enum na_log_level level, const char *comp, const char *event,
-            const char *fmt, ...) {
+void na_log(enum na_log_level level, const char *comp, const char *event, const char *fmt,
+            ...) {
     char kv[4096];
     char line[8192];
     struct timespec ts;

@@ -17,8 +17,8 @@ struct na_metric_s {
     char *name;
     char *help;
     char *labels;
-    double value;              /* counter / gauge; histogram sum */
-    unsigned long long count;  /* histogram */
+    double value;             /* counter / gauge; histogram sum */
+    unsigned long long count; /* histogram */
     unsigned long long buckets[NBUCKETS];
     struct na_metric_s *next;
 };
@@ -121,7 +121,9 @@ void na_metrics_inc(const char *name, const char *help, const char *labels) {
 }
 
 static const char *type_name(enum na_metric_type t) {
-    return t == NA_METRIC_COUNTER ? "counter" : t == NA_METRIC_GAUGE ? "gauge" : "histogram";
+    return t == NA_METRIC_COUNTER ? "counter"
+           : t == NA_METRIC_GAUGE ? "gauge"
+                                  : "histogram";
 }
 
 char *na_metrics_render(void) {
@@ -143,19 +145,19 @@ char *na_metrics_render(void) {
         }
         const char *l = m->labels ? m->labels : "";
         if (m->type != NA_METRIC_HISTOGRAM) {
-            na_buf_printf(&b, "%s%s%s%s %.17g\n", m->name, *l ? "{" : "", l, *l ? "}" : "",
-                          m->value);
+            na_buf_printf(&b, "%s%s%s%s %.17g\n", m->name, *l ? "{" : "", l,
+                          *l ? "}" : "", m->value);
             continue;
         }
         for (size_t i = 0; i < NBUCKETS; i++) {
-            na_buf_printf(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", m->name, l, *l ? "," : "",
-                          bucket_bounds[i], m->buckets[i]);
+            na_buf_printf(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", m->name, l,
+                          *l ? "," : "", bucket_bounds[i], m->buckets[i]);
         }
         na_buf_printf(&b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", m->name, l, *l ? "," : "",
                       m->count);
         na_buf_printf(&b, "%s_sum%s%s%s %.17g\n%s_count%s%s%s %llu\n", m->name,
-                      *l ? "{" : "", l, *l ? "}" : "", m->value, m->name, *l ? "{" : "", l,
-                      *l ? "}" : "", m->count);
+                      *l ? "{" : "", l, *l ? "}" : "", m->value, m->name, *l ? "{" : "",
+                      l, *l ? "}" : "", m->count);
     }
     pthread_mutex_unlock(&lock);
     return na_buf_steal(&b);

@@ -295,14 +295,14 @@ static void remember_alert(struct consumer *c, const struct na_alert *alert) {
         na_time_format_rfc3339(a->published_at, pub);
     }
     for (size_t i = 0; ev && i < m->evidence_cnt && i < 8; i++) {
-        json_array_append_new(ev, json_pack("{s:s, s:s?, s:s}", "term", m->evidence[i].term,
-                                            "matched", m->evidence[i].matched, "field",
-                                            m->evidence[i].field));
+        json_array_append_new(
+            ev, json_pack("{s:s, s:s?, s:s}", "term", m->evidence[i].term, "matched",
+                          m->evidence[i].matched, "field", m->evidence[i].field));
     }
-    json_t *doc = json_pack("{s:s, s:s, s:f, s:s, s:s?, s:s?, s:s?, s:o*}", "at", at, "topic",
-                            m->topic, "score", m->score, "title", a->title ? a->title : "",
-                            "url", a->url, "source", a->source_name, "published_at",
-                            *pub ? pub : NULL, "evidence", ev);
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:f, s:s, s:s?, s:s?, s:s?, s:o*}", "at", at, "topic", m->topic,
+        "score", m->score, "title", a->title ? a->title : "", "url", a->url, "source",
+        a->source_name, "published_at", *pub ? pub : NULL, "evidence", ev);
     if (!c->recent || !doc) {
         json_decref(doc);
         return;
@@ -316,8 +316,8 @@ static void remember_alert(struct consumer *c, const struct na_alert *alert) {
 /* --print: a later article of a story that already alerted, in one line. */
 static void print_linked(struct consumer *c, const struct na_alert *alert) {
     const struct na_article *a = alert->article;
-    fprintf(c->out, "  +   %-16s same story (%zu articles): %s (%s)\n", alert->match->topic,
-            na_story_article_count(c->stories, alert->story_id),
+    fprintf(c->out, "  +   %-16s same story (%zu articles): %s (%s)\n",
+            alert->match->topic, na_story_article_count(c->stories, alert->story_id),
             a->title ? a->title : "(untitled)", a->source_name ? a->source_name : "?");
     fflush(c->out);
 }
@@ -827,32 +827,34 @@ static json_t *status_doc(struct consumer *c) {
         rd_kafka_topic_partition_list_destroy(parts);
     }
     if (!assigned) {
-        json_array_append_new(not_ready, json_string("kafka: no partitions assigned yet"));
+        json_array_append_new(not_ready,
+                              json_string("kafka: no partitions assigned yet"));
     }
     for (size_t i = 0; i < c->routes->cnt; i++) {
         const struct na_route *r = &c->routes->v[i];
         snprintf(labels, sizeof(labels), "route=\"%s\"",
                  na_metrics_label_escape(r->name, esc, sizeof(esc)));
-        double sent = na_metric_value(na_metrics_get(
-            NA_METRIC_COUNTER, "newsalert_consumer_alerts_sent_total",
-            "Alerts a route accepted.", labels));
+        double sent = na_metric_value(
+            na_metrics_get(NA_METRIC_COUNTER, "newsalert_consumer_alerts_sent_total",
+                           "Alerts a route accepted.", labels));
         double failed = na_metric_value(na_metrics_get(
             NA_METRIC_COUNTER, "newsalert_consumer_alerts_dead_lettered_total",
             "Alerts given up on and sent to the dead-letter topic.", labels));
         json_array_append_new(
-            routes, json_pack("{ss ss sb sf sf sI}", "name", r->name, "format",
-                              r->format->name, "healthy", failed == 0 || sent > 0, "sent",
-                              sent, "failed", failed, "pending",
-                              (json_int_t)na_deliver_route_pending(c->deliver, r)));
+            routes,
+            json_pack("{ss ss sb sf sf sI}", "name", r->name, "format", r->format->name,
+                      "healthy", failed == 0 || sent > 0, "sent", sent, "failed", failed,
+                      "pending", (json_int_t)na_deliver_route_pending(c->deliver, r)));
     }
     /* A deep copy: the HTTP thread reads the snapshot while this thread
      * goes on changing c->recent. */
-    return json_pack("{ss ss sb so s{sb ss} s{ss si} so so}", "daemon", "newsalert-consumer",
-                     "version", NA_VERSION, "ready", json_array_size(not_ready) == 0,
-                     "not_ready", not_ready, "kafka", "connected", assigned > 0, "brokers",
-                     c->conf->brokers, "rules", "version", na_rules_version(c->rules),
-                     "topics", (int)na_rules_topic_count(c->rules), "routes", routes,
-                     "alerts", c->recent ? json_deep_copy(c->recent) : json_array());
+    return json_pack("{ss ss sb so s{sb ss} s{ss si} so so}", "daemon",
+                     "newsalert-consumer", "version", NA_VERSION, "ready",
+                     json_array_size(not_ready) == 0, "not_ready", not_ready, "kafka",
+                     "connected", assigned > 0, "brokers", c->conf->brokers, "rules",
+                     "version", na_rules_version(c->rules), "topics",
+                     (int)na_rules_topic_count(c->rules), "routes", routes, "alerts",
+                     c->recent ? json_deep_copy(c->recent) : json_array());
 }
 
 na_err_t na_consumer_run(const struct na_consumer_conf *conf,

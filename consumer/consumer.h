@@ -32,18 +32,18 @@ struct na_consumer_conf {
                                            (per route unless the route sets max_queue) */
     char *ledger_topic;               /**< "ledger_topic": compacted alert ledger */
     int ledger;                       /**< "ledger": read and write the alert ledger */
-    long long ledger_timeout_ms; /**< "ledger_timeout": reading the ledger at start */
-    int stories;                 /**< "stories": one alert per story and topic */
-    long long story_window_ms;   /**< "story_window" */
-    long long drain_timeout_ms;  /**< "drain_timeout": SIGTERM drain deadline */
-    char *log_level;             /**< "log_level" */
-    int print;                   /**< "print": alerts to stdout as they happen */
-    int create_topics;           /**< "create_topics": create missing topics */
-    int exit_eof;                /**< "exit_eof": exit once caught up and delivered */
-    struct na_kafka_props props; /**< "kafka" and -X */
-    struct na_routes routes;     /**< "routes" plus --webhook */
+    long long ledger_timeout_ms;  /**< "ledger_timeout": reading the ledger at start */
+    int stories;                  /**< "stories": one alert per story and topic */
+    long long story_window_ms;    /**< "story_window" */
+    long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
+    char *log_level;              /**< "log_level" */
+    int print;                    /**< "print": alerts to stdout as they happen */
+    int create_topics;            /**< "create_topics": create missing topics */
+    int exit_eof;                 /**< "exit_eof": exit once caught up and delivered */
+    struct na_kafka_props props;  /**< "kafka" and -X */
+    struct na_routes routes;      /**< "routes" plus --webhook */
     struct na_daemon_conf daemon; /**< "log_format", "http_listen" */
-    const char *config_path;      /**< --config / NEWSALERT_CONFIG (routes reload; borrowed) */
+    const char *config_path; /**< --config / NEWSALERT_CONFIG (routes reload; borrowed) */
 };
 
 extern const struct na_conf_entry na_consumer_conf_table[];

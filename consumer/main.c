@@ -57,9 +57,8 @@ static void dump(void *ctx, json_t *root) {
     struct na_routes extra = {NULL, 0};
     char errstr[256];
     json_t *arr = na_routes_dump(&routes);
-    if (conf->webhook &&
-        !na_routes_add_url(&extra, conf->webhook, conf->webhook_format, errstr,
-                           sizeof(errstr))) {
+    if (conf->webhook && !na_routes_add_url(&extra, conf->webhook, conf->webhook_format,
+                                            errstr, sizeof(errstr))) {
         json_t *more = na_routes_dump(&extra);
         json_array_extend(arr, more);
         json_decref(more);
@@ -141,15 +140,17 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (!conf.routes.cnt && !conf.print) {
-        na_log(NA_LOG_WARN, "consumer", "no_routes",
-               "msg=\"no routes: alerts are logged only (see --webhook, routes, --print)\"");
+        na_log(
+            NA_LOG_WARN, "consumer", "no_routes",
+            "msg=\"no routes: alerts are logged only (see --webhook, routes, --print)\"");
     }
     if (na_http_global_init()) {
         fprintf(stderr, "newsalert-consumer: libcurl initialisation failed\n");
         rc = 1;
         goto out;
     }
-    if (na_consumer_run(&conf, na_daemon_running(), stdout, &stats, errstr, sizeof(errstr))) {
+    if (na_consumer_run(&conf, na_daemon_running(), stdout, &stats, errstr,
+                        sizeof(errstr))) {
         fprintf(stderr, "newsalert-consumer: %s\n", errstr);
         rc = 1;
     }

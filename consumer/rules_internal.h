@@ -228,18 +228,18 @@ struct na_rules_s {
      *  word whose bit is clear is no key, without touching the dictionary. */
     uint64_t *bloom;
     uint64_t bloom_mask; /**< bits - 1 */
-    uint8_t *req; /**< topics[t].req of every topic, packed for candidates() */
+    uint8_t *req;        /**< topics[t].req of every topic, packed for candidates() */
     /* The ASCII fast path (rules_db.c): one multi-literal database of every
      * key that an ASCII word can hit, so that only the words starting with
      * some key's text are looked up. NULL db with db_ok: no key can match
      * ASCII text; !db_ok: no fast path (every field is tokenised). */
     bool db_ok;
-    void *db;          /**< hs_database_t */
-    uint8_t *db_lens;  /**< literal length by pattern id */
+    void *db;         /**< hs_database_t */
+    uint8_t *db_lens; /**< literal length by pattern id */
     /** One bit per first three bytes of a word (na_rules_pre3()): set when
      *  some key an ASCII word can hit starts so. */
     uint64_t *pre3;
-    void *db_scratch;  /**< hs_scratch_t prototype, cloned for the pool */
+    void *db_scratch; /**< hs_scratch_t prototype, cloned for the pool */
     /** NA_RULES_DB_POOL idle scratch spaces (or NULL): the one thing written
      *  after loading, atomically, by concurrent calls */
     _Atomic(void *) *db_pool;
@@ -349,8 +349,12 @@ void na_rules_db_put(const na_rules_t *r, void *scratch);
  *  NA_RULES_DB_MAX_LITS literals); OFF sends every field through the
  *  tokeniser; BITMAP never uses the database. For tests and benchmarks
  *  that compare them; not thread-safe. */
-enum na_rules_db_mode { NA_RULES_DB_AUTO = 0, NA_RULES_DB_OFF, NA_RULES_DB_BITMAP,
-                        NA_RULES_DB_ALWAYS };
+enum na_rules_db_mode {
+    NA_RULES_DB_AUTO = 0,
+    NA_RULES_DB_OFF,
+    NA_RULES_DB_BITMAP,
+    NA_RULES_DB_ALWAYS
+};
 extern enum na_rules_db_mode na_rules_db_mode;
 
 /** Most literals for which a key database is built: with more, literal

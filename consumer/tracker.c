@@ -9,8 +9,8 @@ struct part {
     int32_t partition;
     struct na_tracker_entry **q;
     size_t head, len, cap;
-    int64_t next_offset;   /* one past the last record added */
-    int64_t stored;        /* last offset handed out by committable, -1 none */
+    int64_t next_offset; /* one past the last record added */
+    int64_t stored;      /* last offset handed out by committable, -1 none */
 };
 
 struct na_tracker_s {
@@ -69,7 +69,8 @@ static struct part *find_part(na_tracker_t *t, int32_t partition, bool create) {
     return p;
 }
 
-struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition, int64_t offset) {
+struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition,
+                                        int64_t offset) {
     struct part *p = find_part(t, partition, true);
     struct na_tracker_entry *e;
     if (!p || !(e = calloc(1, sizeof(*e)))) {

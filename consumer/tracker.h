@@ -39,7 +39,8 @@ void na_tracker_destroy(na_tracker_t *t);
  * @brief Track a consumed record.
  * @returns borrowed entry, valid until it is finished; NULL on no memory.
  */
-struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition, int64_t offset);
+struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition,
+                                        int64_t offset);
 
 /** @brief One unit of work on @p e is done; at zero the entry is finished. */
 void na_tracker_done(na_tracker_t *t, struct na_tracker_entry *e);

@@ -95,7 +95,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "newsalert-producer: %s\n", errstr);
             rc = err == NA_ERR_USAGE ? 2 : 1;
         }
-    } else if (na_producer_run(&conf, na_daemon_running(), &stats, errstr, sizeof(errstr))) {
+    } else if (na_producer_run(&conf, na_daemon_running(), &stats, errstr,
+                               sizeof(errstr))) {
         fprintf(stderr, "newsalert-producer: %s\n", errstr);
         rc = 1;
     }

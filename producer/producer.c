@@ -1501,12 +1501,13 @@ static json_t *status_doc(struct producer *p) {
     for (size_t i = 0; i < p->feeds_cnt; i++) {
         const struct feed *f = p->feeds[i];
         feed_labels(f, NULL, labels, sizeof(labels));
-        double ok = na_metric_value(
-            na_metrics_get(NA_METRIC_GAUGE, "newsalert_producer_feed_last_success_seconds",
-                           "Unix time of the last successful fetch.", labels));
+        double ok = na_metric_value(na_metrics_get(
+            NA_METRIC_GAUGE, "newsalert_producer_feed_last_success_seconds",
+            "Unix time of the last successful fetch.", labels));
         json_int_t stale_s = ok > 0 ? (json_int_t)(na_now_ms() / 1000 - (int64_t)ok) : -1;
         /* A feed never fetched successfully counts from the daemon's start. */
-        json_int_t age_s = ok > 0 ? stale_s : (json_int_t)((na_mono_ms() - p->started_ms) / 1000);
+        json_int_t age_s =
+            ok > 0 ? stale_s : (json_int_t)((na_mono_ms() - p->started_ms) / 1000);
         bool stale = age_s * 1000 > f->src.stale_after_ms;
         if (stale && f->src.critical) {
             char reason[512];
@@ -1514,19 +1515,20 @@ static json_t *status_doc(struct producer *p) {
                      (long long)age_s);
             json_array_append_new(not_ready, json_string(reason));
         }
-        json_array_append_new(
-            feeds, json_pack("{ss ss ss ss sb sI sb}", "id", f->src.id, "name", f->src.name,
-                             "url", f->src.url, "status", f->retired ? "retired"
-                                       : f->errors_in_row ? "error"
-                                       : f->fetched ? "ok"
-                                                    : "pending",
-                             "critical", f->src.critical, "stale_s", stale_s, "stale",
-                             stale));
+        json_array_append_new(feeds,
+                              json_pack("{ss ss ss ss sb sI sb}", "id", f->src.id, "name",
+                                        f->src.name, "url", f->src.url, "status",
+                                        f->retired         ? "retired"
+                                        : f->errors_in_row ? "error"
+                                        : f->fetched       ? "ok"
+                                                           : "pending",
+                                        "critical", f->src.critical, "stale_s", stale_s,
+                                        "stale", stale));
     }
-    return json_pack("{ss ss sb so s{sb ss} so}", "daemon", "newsalert-producer", "version",
-                     NA_VERSION, "ready", json_array_size(not_ready) == 0, "not_ready",
-                     not_ready, "kafka", "connected", p->rk != NULL, "brokers",
-                     p->conf->brokers, "feeds", feeds);
+    return json_pack("{ss ss sb so s{sb ss} so}", "daemon", "newsalert-producer",
+                     "version", NA_VERSION, "ready", json_array_size(not_ready) == 0,
+                     "not_ready", not_ready, "kafka", "connected", p->rk != NULL,
+                     "brokers", p->conf->brokers, "feeds", feeds);
 }
 
 na_err_t na_producer_run(const struct na_producer_conf *conf,

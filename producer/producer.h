@@ -51,9 +51,9 @@ struct na_producer_conf {
     char *user_agent;                   /**< "user_agent" */
     char *log_level;                    /**< "log_level" */
     int once;                           /**< "once" / --once */
-    int dry_run;                 /**< "dry_run": fetch and parse, produce nothing */
-    int create_topics;           /**< "create_topics": create the topic when missing */
-    struct na_kafka_props props; /**< "kafka": {...} and -X key=value */
+    int dry_run;                  /**< "dry_run": fetch and parse, produce nothing */
+    int create_topics;            /**< "create_topics": create the topic when missing */
+    struct na_kafka_props props;  /**< "kafka": {...} and -X key=value */
     struct na_daemon_conf daemon; /**< "log_format", "http_listen" */
 };
 

@@ -27,12 +27,12 @@ struct na_source {
     int64_t interval_ms; /**< "interval": "90s", "5m", or seconds as a number */
     char **headers;      /**< "headers": "Name: value" lines */
     size_t headers_cnt;
-    bool critical;       /**< "critical": /readyz fails while this feed is stale */
+    bool critical;          /**< "critical": /readyz fails while this feed is stale */
     int64_t stale_after_ms; /**< "stale_after": no successful fetch for this long
                                  = stale (default 3 intervals, at least 15 min) */
-    char *json;    /**< the source object as compact JSON, "id" included
-                        (the value of a `news.sources` record) */
-    char hash[65]; /**< hex SHA-256 of json: changes whenever the entry does */
+    char *json;             /**< the source object as compact JSON, "id" included
+                                 (the value of a `news.sources` record) */
+    char hash[65];          /**< hex SHA-256 of json: changes whenever the entry does */
 };
 
 struct na_sources {

@@ -24,16 +24,16 @@ struct na_article {
     char *url;                      /**< canonical link, or NULL */
     char *guid;                     /**< feed's item id (not serialised), or NULL */
     char *title;
-    char *summary;                  /**< plain text */
-    char *content;                  /**< plain text */
+    char *summary; /**< plain text */
+    char *content; /**< plain text */
     char **authors;
     size_t authors_cnt;
     char **categories;
     size_t categories_cnt;
-    char *lang;                     /**< BCP 47 tag or NULL */
-    int64_t published_at;           /**< Unix s, or NA_TIME_UNKNOWN */
-    int64_t updated_at;             /**< Unix s, or NA_TIME_UNKNOWN (not serialised) */
-    int64_t fetched_at;             /**< Unix s */
+    char *lang;           /**< BCP 47 tag or NULL */
+    int64_t published_at; /**< Unix s, or NA_TIME_UNKNOWN */
+    int64_t updated_at;   /**< Unix s, or NA_TIME_UNKNOWN (not serialised) */
+    int64_t fetched_at;   /**< Unix s */
     char *source_id;
     char *source_name;
     char *source_feed_url;

@@ -23,11 +23,11 @@ enum na_cli_action {
 };
 
 struct na_cli {
-    const char *prog;                   /**< "newsalert-producer" */
-    const char *synopsis;               /**< usage lines printed by --help */
+    const char *prog;     /**< "newsalert-producer" */
+    const char *synopsis; /**< usage lines printed by --help */
     const struct na_conf_entry *table;
-    void *obj;                          /**< the config struct the table describes */
-    struct na_kafka_props *props;       /**< receives "kafka" and -X */
+    void *obj;                    /**< the config struct the table describes */
+    struct na_kafka_props *props; /**< receives "kafka" and -X */
     /**
      * Optional: a top-level config-file key that the table does not know
      * ("routes"). @returns 1 if handled, 0 if unknown, -1 on error (errstr).

@@ -31,7 +31,7 @@ enum na_conf_type {
 struct na_conf_entry {
     const char *key;
     enum na_conf_type type;
-    size_t offset; /**< offsetof() the field in the config struct */
+    size_t offset;   /**< offsetof() the field in the config struct */
     const char *def; /**< default as text, or NULL */
     const char *desc;
     int flags;
@@ -39,14 +39,16 @@ struct na_conf_entry {
     long long max;
 };
 
-#define NA_CONF_END {NULL, NA_CONF_STRING, 0, NULL, NULL, 0, 0, 0}
+#define NA_CONF_END                                                                      \
+    { NULL, NA_CONF_STRING, 0, NULL, NULL, 0, 0, 0 }
 
 /** @brief Set every field of @p obj to its default. */
-NA_WUR na_err_t na_conf_defaults(const struct na_conf_entry *table, void *obj, char *errstr,
-                                 size_t errstr_size);
+NA_WUR na_err_t na_conf_defaults(const struct na_conf_entry *table, void *obj,
+                                 char *errstr, size_t errstr_size);
 
 /** @returns the entry for @p key ("state_dir"; "state-dir" is accepted too), or NULL. */
-const struct na_conf_entry *na_conf_find(const struct na_conf_entry *table, const char *key);
+const struct na_conf_entry *na_conf_find(const struct na_conf_entry *table,
+                                         const char *key);
 
 /**
  * @brief Parse @p value as the entry's type and store it.
@@ -59,13 +61,14 @@ NA_WUR na_err_t na_conf_set(const struct na_conf_entry *e, void *obj, const char
  * @brief Apply a config file's top-level object. Keys in @p skip (NULL-
  *        terminated; e.g. "kafka", "routes") are left to the caller.
  */
-NA_WUR na_err_t na_conf_apply_json(const struct na_conf_entry *table, void *obj, json_t *root,
-                                   const char *name, const char *const *skip, char *errstr,
+NA_WUR na_err_t na_conf_apply_json(const struct na_conf_entry *table, void *obj,
+                                   json_t *root, const char *name,
+                                   const char *const *skip, char *errstr,
                                    size_t errstr_size);
 
 /** @brief Apply every set `NEWSALERT_<KEY>` variable of the table. */
-NA_WUR na_err_t na_conf_apply_env(const struct na_conf_entry *table, void *obj, char *errstr,
-                                  size_t errstr_size);
+NA_WUR na_err_t na_conf_apply_env(const struct na_conf_entry *table, void *obj,
+                                  char *errstr, size_t errstr_size);
 
 /** @returns new JSON object of the resolved values, secrets as "***". */
 json_t *na_conf_dump(const struct na_conf_entry *table, const void *obj);

@@ -37,12 +37,13 @@ void na_kafka_props_cleanup(struct na_kafka_props *props);
  * @returns new conf (rd_kafka_new() takes it; else rd_kafka_conf_destroy()),
  *          or NULL with librdkafka's error text verbatim in errstr.
  */
-rd_kafka_conf_t *na_kafka_conf_new(const char *brokers, const struct na_kafka_props *props,
-                                   char *errstr, size_t errstr_size);
+rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
+                                   const struct na_kafka_props *props, char *errstr,
+                                   size_t errstr_size);
 
 /** @brief Set one property, librdkafka's error text verbatim in errstr. */
-NA_WUR na_err_t na_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
-                                  char *errstr, size_t errstr_size);
+NA_WUR na_err_t na_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
+                                  const char *value, char *errstr, size_t errstr_size);
 
 /** Declarative description of a topic the programs create when missing. */
 struct na_topic_spec {

@@ -42,8 +42,8 @@ int na_log_enabled(enum na_log_level level);
  * @param fmt printf format of logfmt pairs (`"feed=%s status=%ld"`), or NULL.
  *        In JSON mode the pairs are parsed back into object members.
  */
-void na_log(enum na_log_level level, const char *comp, const char *event,
-            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void na_log(enum na_log_level level, const char *comp, const char *event, const char *fmt,
+            ...) __attribute__((format(printf, 4, 5)));
 
 /**
  * @brief Quote @p s for a logfmt value: `"..."` with `\"`, `\\`, `\n` and

@@ -41,7 +41,8 @@ NA_WUR na_err_t na_time_parse_rfc3339(const char *s, int64_t *t);
  */
 NA_WUR na_err_t na_duration_parse_ms(const char *s, int64_t *ms);
 
-/** @brief Sleep for @p ms milliseconds (restarts after signals are not wanted: returns early). */
+/** @brief Sleep for @p ms milliseconds (restarts after signals are not wanted: returns
+ * early). */
 void na_sleep_ms(int64_t ms);
 
 #endif

@@ -12,7 +12,7 @@
 # What the build needs (scripts/demo) and what the tests add (scripts/test).
 NA_BUILD_DEBS=(build-essential cmake pkg-config librdkafka-dev libjansson-dev libmicrohttpd-dev
                libcurl4-openssl-dev libxml2-dev libssl-dev libvectorscan-dev python3)
-NA_TEST_DEBS=(libcmocka-dev kafkacat openjdk-17-jre-headless maven clang libclang-rt-14-dev
+NA_TEST_DEBS=(libcmocka-dev clang-format kafkacat openjdk-17-jre-headless maven clang libclang-rt-14-dev
               chromium systemd python3-yaml python3-jsonschema)
 
 na_need_debs() {

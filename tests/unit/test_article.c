@@ -16,9 +16,12 @@ static void fill(struct na_article *a) {
     a->title = strdup("Beijing bans dual-use exports \xe2\x80\x94 Japan");
     a->summary = strdup("Short summary.");
     a->content = strdup("Body text with \"quotes\" and a\nnewline.");
-    assert_int_equal(na_article_list_add(&a->authors, &a->authors_cnt, 8, "A. Writer"), NA_OK);
-    assert_int_equal(na_article_list_add(&a->categories, &a->categories_cnt, 8, "trade"), NA_OK);
-    assert_int_equal(na_article_list_add(&a->categories, &a->categories_cnt, 8, "trade"), NA_OK);
+    assert_int_equal(na_article_list_add(&a->authors, &a->authors_cnt, 8, "A. Writer"),
+                     NA_OK);
+    assert_int_equal(na_article_list_add(&a->categories, &a->categories_cnt, 8, "trade"),
+                     NA_OK);
+    assert_int_equal(na_article_list_add(&a->categories, &a->categories_cnt, 8, "trade"),
+                     NA_OK);
     a->lang = strdup("en");
     a->published_at = 1767686400; /* 2026-01-06T08:00:00Z */
     a->fetched_at = 1767690000;
@@ -39,7 +42,8 @@ static void test_round_trip(void **state) {
     assert_non_null(strstr(json, "\"schema\":\"article/v1\""));
     assert_non_null(strstr(json, "\"published_at\":\"2026-01-06T08:00:00Z\""));
     na_article_init(&b);
-    assert_int_equal(na_article_from_json(json, strlen(json), &b, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_article_from_json(json, strlen(json), &b, errstr, sizeof(errstr)),
+                     NA_OK);
     assert_string_equal(a.id, b.id);
     assert_string_equal(a.title, b.title);
     assert_string_equal(a.content, b.content);
@@ -78,14 +82,16 @@ static void expect_reject(const char *json, na_err_t want, const char *needle) {
     struct na_article a;
     char errstr[256] = "";
     na_article_init(&a);
-    assert_int_equal(na_article_from_json(json, strlen(json), &a, errstr, sizeof(errstr)), want);
+    assert_int_equal(na_article_from_json(json, strlen(json), &a, errstr, sizeof(errstr)),
+                     want);
     assert_non_null(strstr(errstr, needle));
     assert_null(a.title);
 }
 
 static void test_rejects_bad_input(void **state) {
     (void)state;
-    const char *id = "\"id\":\"0000000000000000000000000000000000000000000000000000000000000000\"";
+    const char *id =
+        "\"id\":\"0000000000000000000000000000000000000000000000000000000000000000\"";
     char buf[512];
     expect_reject("{", NA_ERR_PARSE, "line 1");
     expect_reject("[]", NA_ERR_INVALID, "not a JSON object");

@@ -192,19 +192,20 @@ static void test_kafka_gauges(void **state) {
     char errstr[512];
     na_metrics_reset();
     rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(kconf, "test.mock.num.brokers", "1", errstr,
-                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    assert_int_equal(
+        rd_kafka_conf_set(kconf, "test.mock.num.brokers", "1", errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
     rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, sizeof(errstr));
     assert_non_null(prod);
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(prod);
     assert_non_null(mc);
     assert_int_equal(rd_kafka_mock_topic_create(mc, "t", 1, 1), 0);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("t"), RD_KAFKA_V_PARTITION(0),
-                                           RD_KAFKA_V_VALUE("x", 1),
-                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                           RD_KAFKA_V_END),
-                         0);
+        assert_int_equal(
+            rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("t"), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_VALUE("x", 1),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
     }
     na_daemon_kafka_gauges(prod, "articles");
     assert_int_equal(rd_kafka_flush(prod, 10000), 0);
@@ -213,7 +214,8 @@ static void test_kafka_gauges(void **state) {
     kconf = rd_kafka_conf_new();
     assert_int_equal(rd_kafka_conf_set(kconf, "bootstrap.servers",
                                        rd_kafka_mock_cluster_bootstraps(mc), errstr,
-                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+                                       sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
     assert_int_equal(rd_kafka_conf_set(kconf, "group.id", "g", errstr, sizeof(errstr)),
                      RD_KAFKA_CONF_OK);
     rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, sizeof(errstr));
@@ -232,13 +234,12 @@ static void test_kafka_gauges(void **state) {
     }
     assert_int_equal(got, 2);
     na_daemon_kafka_gauges(cons, "consumer");
-    double lag = na_metric_value(na_metrics_get(NA_METRIC_GAUGE,
-                                                "newsalert_consumer_lag_messages", "L.",
-                                                "topic=\"t\",partition=\"0\""));
+    double lag =
+        na_metric_value(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_lag_messages",
+                                       "L.", "topic=\"t\",partition=\"0\""));
     assert_true(lag == 3);
-    double queued = na_metric_value(na_metrics_get(NA_METRIC_GAUGE,
-                                                   "newsalert_kafka_queue_messages", "Q.",
-                                                   "client=\"articles\""));
+    double queued = na_metric_value(na_metrics_get(
+        NA_METRIC_GAUGE, "newsalert_kafka_queue_messages", "Q.", "client=\"articles\""));
     assert_true(queued == 0);
     rd_kafka_consumer_close(cons);
     rd_kafka_destroy(cons);

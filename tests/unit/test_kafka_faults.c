@@ -40,14 +40,16 @@ static char dir[] = "/tmp/na-faults-XXXXXX";
 static int run_no;
 
 static void build_feed(void) {
-    size_t o = (size_t)snprintf(feed, sizeof(feed),
-                                "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel>"
-                                "<title>Fault feed</title><link>https://faults.example/</link>");
+    size_t o =
+        (size_t)snprintf(feed, sizeof(feed),
+                         "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel>"
+                         "<title>Fault feed</title><link>https://faults.example/</link>");
     for (int i = 0; i < ITEMS; i++) {
         o += (size_t)snprintf(
             feed + o, sizeof(feed) - o,
             "<item><title>Beijing bans dual-use exports to military end users, case %d"
-            "</title><link>https://faults.example/story/%d</link><description>The commerce "
+            "</title><link>https://faults.example/story/%d</link><description>The "
+            "commerce "
             "ministry banned exports of dual-use items and tightened export licences for "
             "chip tools, officials said (case %d).</description></item>",
             i, i, i);
@@ -99,7 +101,8 @@ static int count_records(const char *topic, int partitions) {
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
     for (int p = 0; p < partitions; p++) {
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
     }
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
@@ -128,18 +131,19 @@ static void produce_feed(const char *topic, struct na_producer_stats *stats) {
     char errstr[512], path[256], sources[512];
     volatile sig_atomic_t running = 1;
     memset(&conf, 0, sizeof(conf));
-    assert_int_equal(na_conf_defaults(na_producer_conf_table, &conf, errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_conf_defaults(na_producer_conf_table, &conf, errstr, sizeof(errstr)), NA_OK);
     snprintf(path, sizeof(path), "%s/sources-%d.json", dir, ++run_no);
-    snprintf(sources, sizeof(sources),
-             "{\"sources\":[{\"id\":\"faults\",\"url\":\"http://127.0.0.1:%d/feed.xml\"}]}",
-             stub.port);
+    snprintf(
+        sources, sizeof(sources),
+        "{\"sources\":[{\"id\":\"faults\",\"url\":\"http://127.0.0.1:%d/feed.xml\"}]}",
+        stub.port);
     FILE *fp = fopen(path, "w");
     fputs(sources, fp);
     fclose(fp);
-#define SET(k, v)                                                                      \
-    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, k), &conf, v, "t",     \
-                                 errstr, sizeof(errstr)),                                  \
+#define SET(k, v)                                                                        \
+    assert_int_equal(na_conf_set(na_conf_find(na_producer_conf_table, k), &conf, v, "t", \
+                                 errstr, sizeof(errstr)),                                \
                      NA_OK)
     SET("brokers", bootstraps);
     SET("sources", path);
@@ -150,7 +154,8 @@ static void produce_feed(const char *topic, struct na_producer_stats *stats) {
     SET("create_topics", "false");
     SET("flush_timeout", "60s");
 #undef SET
-    assert_int_equal(na_producer_run(&conf, &running, stats, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_producer_run(&conf, &running, stats, errstr, sizeof(errstr)),
+                     NA_OK);
     na_conf_cleanup(na_producer_conf_table, &conf);
     na_kafka_props_cleanup(&conf.props);
 }
@@ -198,18 +203,19 @@ static void test_produce_waits_for_brokers_that_come_back(void **state) {
     assert_int_equal(count_records("faults.b", 3), ITEMS);
 }
 
-static void consume(const char *topic, const char *group, struct na_consumer_stats *stats) {
+static void consume(const char *topic, const char *group,
+                    struct na_consumer_stats *stats) {
     struct na_consumer_conf conf;
     char errstr[512], rules[512], url[128];
     volatile sig_atomic_t running = 1;
     const char *src = getenv("NA_SOURCE_DIR");
     memset(&conf, 0, sizeof(conf));
-    assert_int_equal(na_conf_defaults(na_consumer_conf_table, &conf, errstr, sizeof(errstr)),
-                     NA_OK);
+    assert_int_equal(
+        na_conf_defaults(na_consumer_conf_table, &conf, errstr, sizeof(errstr)), NA_OK);
     snprintf(rules, sizeof(rules), "%s/examples/rules.json", src ? src : ".");
-#define SET(k, v)                                                                      \
-    assert_int_equal(na_conf_set(na_conf_find(na_consumer_conf_table, k), &conf, v, "t",     \
-                                 errstr, sizeof(errstr)),                                  \
+#define SET(k, v)                                                                        \
+    assert_int_equal(na_conf_set(na_conf_find(na_consumer_conf_table, k), &conf, v, "t", \
+                                 errstr, sizeof(errstr)),                                \
                      NA_OK)
     SET("brokers", bootstraps);
     SET("topic", topic);
@@ -228,7 +234,8 @@ static void consume(const char *topic, const char *group, struct na_consumer_sta
     /* One request per alert (no digests), so requests count alerts. */
     json_t *routes = json_pack("[{s:s, s:s, s:i}]", "url", url, "format", "json",
                                "digest_threshold", 1000000);
-    assert_int_equal(na_routes_parse(routes, &conf.routes, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_routes_parse(routes, &conf.routes, errstr, sizeof(errstr)),
+                     NA_OK);
     json_decref(routes);
     FILE *out = fopen("/dev/null", "w");
     na_err_t err = na_consumer_run(&conf, &running, out, stats, errstr, sizeof(errstr));
@@ -241,8 +248,8 @@ static void consume(const char *topic, const char *group, struct na_consumer_sta
     na_routes_cleanup(&conf.routes);
 }
 
-static void test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice(
-    void **state) {
+static void
+test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice(void **state) {
     (void)state;
     struct na_producer_stats pstats;
     struct na_consumer_stats cstats;
@@ -254,15 +261,13 @@ static void test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twi
     int before = stub.posts_cnt;
 
     /* Commits fail for a while, and the ledger's first produce requests. */
-    rd_kafka_mock_push_request_errors(mcluster, API_OFFSET_COMMIT, 4,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                      RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
-                                      RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
-    rd_kafka_mock_push_request_errors(mcluster, API_PRODUCE, 3,
-                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    rd_kafka_mock_push_request_errors(
+        mcluster, API_OFFSET_COMMIT, 4, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    rd_kafka_mock_push_request_errors(
+        mcluster, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
     consume("faults.c", "faults-group", &cstats);
     assert_int_equal(cstats.consumed, ITEMS);
     int sent = stub.posts_cnt - before;
@@ -280,7 +285,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_produce_survives_request_errors_without_duplicates),
         cmocka_unit_test(test_produce_waits_for_brokers_that_come_back),
-        cmocka_unit_test(test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice),
+        cmocka_unit_test(
+            test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -39,7 +39,8 @@ static void test_counters_gauges_and_labels(void **state) {
 static void test_histogram_buckets_are_cumulative(void **state) {
     (void)state;
     na_metrics_reset();
-    na_metric_t *h = na_metrics_get(NA_METRIC_HISTOGRAM, "newsalert_x_seconds", "X.", NULL);
+    na_metric_t *h =
+        na_metrics_get(NA_METRIC_HISTOGRAM, "newsalert_x_seconds", "X.", NULL);
     na_metric_observe(h, 0.0002);
     na_metric_observe(h, 0.003);
     na_metric_observe(h, 20);

@@ -13,7 +13,7 @@ static void test_in_order_commit_over_out_of_order_completion(void **state) {
     struct na_tracker_entry *e[4];
     for (int i = 0; i < 4; i++) {
         e[i] = na_tracker_add(t, 0, 10 + i);
-        e[i]->pending++; /* one alert each */
+        e[i]->pending++;          /* one alert each */
         na_tracker_done(t, e[i]); /* record processed; alert outstanding */
     }
     assert_int_equal(na_tracker_unfinished(t), 4);
@@ -24,7 +24,7 @@ static void test_in_order_commit_over_out_of_order_completion(void **state) {
     assert_false(na_tracker_committable(t, 0, &off));
     na_tracker_done(t, e[0]);
     assert_true(na_tracker_committable(t, 0, &off));
-    assert_int_equal(off, 11); /* lowest unfinished */
+    assert_int_equal(off, 11);                        /* lowest unfinished */
     assert_false(na_tracker_committable(t, 0, &off)); /* no change, nothing new */
     na_tracker_done(t, e[1]);
     assert_true(na_tracker_committable(t, 0, &off));

@@ -43,7 +43,8 @@ static int read_request(int c, char *head, size_t head_size, char **body) {
 static void answer(int c, int status, const char *body) {
     char head[256];
     size_t len = strlen(body);
-    snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n\r\n", status, len);
+    snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n\r\n", status,
+             len);
     if (write(c, head, strlen(head)) < 0 || write(c, body, len) < 0) {
         return;
     }

@@ -27,9 +27,9 @@ struct na_stub {
     volatile int stop;
     const char *paths[NA_STUB_MAX_PATHS];
     const char *bodies[NA_STUB_MAX_PATHS];
-    int post_status;   /* answer to POSTs (default 200) */
+    int post_status; /* answer to POSTs (default 200) */
     int gets;
-    int posts_cnt;     /* POSTs answered 2xx and recorded */
+    int posts_cnt; /* POSTs answered 2xx and recorded */
     struct na_stub_post posts[NA_STUB_MAX_POSTS];
 };
 
