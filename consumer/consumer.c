@@ -93,6 +93,18 @@ struct consumer {
     struct na_routes owned;         /* routes read again on SIGHUP, in use */
     struct na_routes staged;        /* read on SIGHUP, waiting for a quiet moment */
     bool swap_pending;
+    struct waiter *waiters;         /* records waiting for another record's alert */
+};
+
+/* A record whose alert to a route is already on its way for another record
+ * (the same record read again after a rebalance, whose first reading was
+ * revoked; or a later article of the story): it must not be finished, and
+ * its offset stored, before that delivery ends. */
+struct waiter {
+    const struct na_route *route;
+    char alert_id[NA_SHA256_HEX_LEN + 1];
+    struct na_tracker_entry *entry;
+    struct waiter *next;
 };
 
 struct dlq_ctx {
@@ -190,9 +202,40 @@ static void route_inc(const char *name, const char *help, const char *route) {
     na_metrics_inc(name, help, labels);
 }
 
+static void wait_for_delivery(struct consumer *c, struct na_tracker_entry *entry,
+                              const struct na_route *route, const char *alert_id) {
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (!w) {
+        entry->pending++; /* never finished: read again after a restart */
+        return;
+    }
+    w->route = route;
+    memcpy(w->alert_id, alert_id, sizeof(w->alert_id));
+    w->entry = entry;
+    entry->pending++;
+    w->next = c->waiters;
+    c->waiters = w;
+}
+
+static void release_waiters(struct consumer *c, const struct na_route *route,
+                            const char *alert_id) {
+    struct waiter **pp = &c->waiters;
+    while (*pp) {
+        struct waiter *w = *pp;
+        if (w->route == route && !strcmp(w->alert_id, alert_id)) {
+            *pp = w->next;
+            na_tracker_done(c->tracker, w->entry);
+            free(w);
+            continue;
+        }
+        pp = &w->next;
+    }
+}
+
 static void on_delivered(void *opaque, const struct na_delivery_result *res, void *vc) {
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
+    release_waiters(c, res->route, res->alert_id);
     if (res->attempts > 1) {
         na_metric_add(na_metrics_get(NA_METRIC_COUNTER,
                                      "newsalert_consumer_alert_retries_total",
@@ -428,15 +471,22 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             if (!na_route_wants(route, cls->matches[i].topic, cls->matches[i].score)) {
                 continue;
             }
+            bool in_flight = na_deliver_has(c->deliver, route, alert.id);
             if (!story_new && !linked &&
                 ((c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) ||
-                 na_deliver_has(c->deliver, route, alert.id))) {
+                 in_flight)) {
                 link_article(c, entry, &alert, route, partition, offset);
                 linked = true;
+                if (in_flight) {
+                    wait_for_delivery(c, entry, route, alert.id);
+                }
                 continue;
             }
-            if (na_deliver_has(c->deliver, route, alert.id)) {
-                continue; /* on its way already (same story, or read again) */
+            if (in_flight) {
+                /* On its way already (same story, or this record read again
+                 * after its first reading was revoked): wait for that one. */
+                wait_for_delivery(c, entry, route, alert.id);
+                continue;
             }
             if (c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) {
                 c->stats->ledger_skipped++;
@@ -1048,5 +1098,10 @@ out:
     json_decref(c.recent);
     na_routes_cleanup(&c.owned);
     na_routes_cleanup(&c.staged);
+    while (c.waiters) {
+        struct waiter *w = c.waiters;
+        c.waiters = w->next;
+        free(w);
+    }
     return err;
 }

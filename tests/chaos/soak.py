@@ -162,6 +162,7 @@ class Daemon:
         self.generation = 0
         self.kills = 0
         self.peak_rss_kb = 0
+        self.peak_gen = None  # the process (log file name) that peaked
         self.exits = []
 
     def start(self):
@@ -174,7 +175,9 @@ class Daemon:
 
     def sample(self):
         if self.alive():
-            self.peak_rss_kb = max(self.peak_rss_kb, rss_kb(self.proc.pid))
+            kb = rss_kb(self.proc.pid)
+            if kb > self.peak_rss_kb:
+                self.peak_rss_kb, self.peak_gen = kb, self.proc.name
 
     def kill(self):
         if self.alive():
@@ -450,7 +453,14 @@ def main():
             print("soak: route %-7s received=%d unique=%d duplicated=%d lost=%d "
                   "unexpected=%d" % (name, v["received"], v["unique"], v["duplicated"],
                                      v["lost"], v["unexpected"]))
-        print("soak: dlq=%d peak_rss_mb=%s" % (len(dlq_records), json.dumps(peak)))
+        print("soak: dlq=%d peak_rss_mb=%s (in %s)" % (
+            len(dlq_records), json.dumps(peak),
+            ", ".join(str(d.peak_gen) for d in (producer, consumer, second))))
+        for name, v in verdict.items():
+            if v["lost"]:
+                got = {r.header("webhook-id") for r in hooks[name].requests()
+                       if r.status == 200}
+                print("soak: route %s lost: %s" % (name, sorted(expected - got)[:10]))
         failures = []
         if lost_articles:
             failures.append("articles lost: %s" % lost_articles[:5])
