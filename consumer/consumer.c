@@ -93,7 +93,7 @@ struct consumer {
     struct na_routes owned;         /* routes read again on SIGHUP, in use */
     struct na_routes staged;        /* read on SIGHUP, waiting for a quiet moment */
     bool swap_pending;
-    struct waiter *waiters;         /* records waiting for another record's alert */
+    struct waiter *waiters; /* records waiting for another record's alert */
 };
 
 /* A record whose alert to a route is already on its way for another record
