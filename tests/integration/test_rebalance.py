@@ -1,0 +1,97 @@
+"""Regression: a record read again after a rebalance, while its first
+delivery is still in flight, must not let its offset be committed before
+that delivery ends (the full soak lost alerts this way; docs/reliability.md).
+
+One partition, one matching article, a webhook that answers only after 40 s.
+Consumer 1 reads the article and starts delivering; consumer 2 joins the
+group, which revokes the partition and hands it out again; whoever holds the
+article's first delivery keeps waiting while the partition (re)reads the
+article. Then every consumer is SIGKILLed before the slow delivery ends. A
+fresh consumer of the group must read the article again and deliver it: its
+offset may not have been committed."""
+
+import hashlib
+import json
+import re
+import signal
+import time
+
+import harness
+
+FAST = ["--deliver-backoff", "100ms", "--deliver-backoff-max", "1s",
+        "--deliver-timeout", "60s",
+        "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+        "-X", "auto.commit.interval.ms=300"]
+
+
+def article():
+    url = "https://news.test/rebalance/1"
+    return {"schema": "article/v1", "id": hashlib.sha256(url.encode()).hexdigest(),
+            "url": url,
+            "title": "Beijing bans exports of dual-use items to military end users",
+            "summary": "The commerce ministry banned exports of dual-use items and "
+                       "tightened export licences for chip tools.",
+            "content": "", "authors": [], "categories": [], "lang": "en",
+            "published_at": "2026-01-06T08:00:00Z", "fetched_at": "2026-01-06T08:05:00Z",
+            "source": {"id": "t", "name": "Test Wire", "feed_url": "https://news.test/f"}}
+
+
+def assigned(proc):
+    """Partitions in the consumer's last event=assigned line, or None."""
+    m = re.findall(r"event=assigned partitions=(\d+)", proc.stderr_text())
+    return int(m[-1]) if m else None
+
+
+def test_reread_during_delivery_waits_for_it_before_committing(ctx):
+    topic = ctx.topic("na.it.rebalance")
+    harness.run(["kcat", "-b", ctx.brokers, "-L"], timeout=30)
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-p", "1"], stdin="%d\t0\t%s\t%s\n" % (
+                          int(time.time()) * 1000, article()["id"],
+                          json.dumps(article())), timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    hook = ctx.webhook()
+    hook.slow(40)
+    group = harness.unique_topic("na-it-rebalance")
+    cfg = ctx.write("consumer.json", {
+        "brokers": ctx.brokers, "topic": topic, "group_id": group,
+        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
+        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
+        "rules": ctx.src("examples", "rules.json"),
+        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json"}]})
+    argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST
+    c1 = ctx.proc(argv, name="consumer-1")
+    hook.wait_for(lambda reqs: len(reqs) >= 1, timeout=60, answered=False)
+    reads_before = len(re.findall(r"event=match", c1.stderr_text()))
+    c2 = ctx.proc(argv, name="consumer-2")
+    # The rebalance: wait until both have an assignment again.
+    harness.wait_until(lambda: assigned(c2) is not None and
+                       "event=revoked" in c1.stderr_text(), 60, what="a rebalance")
+    holder = c2 if assigned(c2) else c1
+    if holder is c2:
+        # Consumer 2 read the article (its own delivery is in flight too);
+        # kill it so the partition goes back to consumer 1.
+        hook.wait_for(lambda reqs: len(reqs) >= 2, timeout=60, answered=False)
+        c2.kill(signal.SIGKILL)
+        harness.wait_until(lambda: "event=assigned partitions=1" in
+                           c1.stderr_text().split("event=revoked")[-1], 60,
+                           what="the partition back on consumer 1")
+    # Consumer 1 reads the article again while its first delivery waits.
+    harness.wait_until(lambda: len(re.findall(r"event=match", c1.stderr_text())) >
+                       reads_before, 60, what="consumer 1 reading the article again")
+    time.sleep(2)  # several auto-commit intervals
+    c1.kill(signal.SIGKILL)
+    c2.kill(signal.SIGKILL)
+    assert not hook.bodies("/json", status=200), "delivered before the kill"
+
+    hook.up()
+    c3 = ctx.proc(argv + ["--exit-eof"], name="consumer-3")
+    rc = c3.wait(120)
+    assert rc == 0, c3.tail()
+    delivered = hook.bodies("/json", status=200)
+    assert [b["article"]["url"] for b in delivered] == [article()["url"]], \
+        "the article's offset was committed before its delivery ended: alert lost"
+
+
+if __name__ == "__main__":
+    harness.main(globals(), timeout=300)
