@@ -290,7 +290,10 @@ def test_producer_readyz_fails_while_a_critical_feed_is_stale(ctx):
          "stale_after": "1s"}]})
     p = ctx.proc([ctx.bin("newsalert-producer"), "--brokers", ctx.brokers, "--sources",
                   sources, "--state-dir", ctx.path("state"), "--topic",
-                  ctx.topic("na.ops.ready"), "--http-listen", "127.0.0.1:%d" % port],
+                  ctx.topic("na.ops.ready"), "--http-listen", "127.0.0.1:%d" % port,
+                  # Failed fetches back off; keep the backoff short so that
+                  # recovery shows within the test's wait.
+                  "--retry-base", "1s", "--retry-max", "2s"],
                  name="producer")
     url = "http://127.0.0.1:%d" % port
     # Stale after 2 s without a successful fetch: not ready, and says which.
@@ -307,7 +310,7 @@ def test_producer_readyz_fails_while_a_critical_feed_is_stale(ctx):
     # The feed recovers: ready again.
     feeds.clear_fault("/critical.xml")
     feeds.set("/critical.xml", (RSS % items).encode(), "application/rss+xml")
-    harness.wait_until(lambda: http_get(url + "/readyz")[0] == 200, 30, what="/readyz 200")
+    harness.wait_until(lambda: http_get(url + "/readyz")[0] == 200, 60, what="/readyz 200")
     assert p.stop(60) == 0
 
 
