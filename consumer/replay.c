@@ -1125,20 +1125,10 @@ static void progress(struct replay *r, int64_t t0, int64_t *last, bool final) {
  * as the live consumer does at start. */
 static void seed_story(const char *alert_id, const json_t *value, void *ctx) {
     struct replay *r = ctx;
-    json_t *story = json_object_get(value, "story");
-    const char *sid = json_string_value(json_object_get(story, "id"));
-    const char *published = json_string_value(
-        json_object_get(json_object_get(value, "article"), "published_at"));
-    int64_t t = NA_TIME_UNKNOWN;
+    const char *sid = NULL;
     (void)alert_id;
-    if (!sid || !json_is_object(json_object_get(story, "signature"))) {
-        return;
-    }
-    if (published && na_time_parse_rfc3339(published, &t)) {
-        t = NA_TIME_UNKNOWN;
-    }
-    if (na_stories_seed(r->stories, sid, json_object_get(story, "signature"), t)) {
-        na_log(NA_LOG_WARN, "replay", "story_seed_failed", "story=%s", sid);
+    if (na_stories_seed_record(r->stories, value, &sid)) {
+        na_log(NA_LOG_WARN, "replay", "story_seed_failed", "story=%s", sid ? sid : "?");
     }
 }
 

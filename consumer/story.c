@@ -1167,3 +1167,20 @@ out:
     free(sf);
     return err;
 }
+
+na_err_t na_stories_seed_record(na_stories_t *st, const json_t *value,
+                                const char **story_id) {
+    json_t *story = json_object_get(value, "story");
+    const char *sid = json_string_value(json_object_get(story, "id"));
+    const char *published = json_string_value(
+        json_object_get(json_object_get(value, "article"), "published_at"));
+    int64_t t = NA_TIME_UNKNOWN;
+    *story_id = sid;
+    if (!sid || !json_is_object(json_object_get(story, "signature"))) {
+        return NA_OK;
+    }
+    if (published && na_time_parse_rfc3339(published, &t)) {
+        t = NA_TIME_UNKNOWN;
+    }
+    return na_stories_seed(st, sid, json_object_get(story, "signature"), t);
+}

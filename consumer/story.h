@@ -97,6 +97,17 @@ NA_WUR na_err_t na_stories_seed(na_stories_t *st, const char *story_id,
                                 const json_t *signature, int64_t published_at);
 
 /**
+ * @brief Re-open the story of one alert/v1 ledger record (its "story" member
+ *        with "id" and "signature", and "article"."published_at"): what the
+ *        consumer and replay do for every record they load from the ledger.
+ *        Records without a story are ignored.
+ * @returns NA_OK (also when there is nothing to seed), or na_stories_seed()'s
+ *          error; @p story_id names the story for the caller's log line.
+ */
+NA_WUR na_err_t na_stories_seed_record(na_stories_t *st, const json_t *value,
+                                       const char **story_id);
+
+/**
  * @brief Close stories whose newest article is older than @p now (Unix s)
  *        minus the window.
  * @returns the number of stories closed.
