@@ -246,3 +246,20 @@ na_err_t na_daemon_reload(const char *comp, const struct na_reload_ops *ops, voi
            (long long)(na_mono_ms() - t0), desc[0] ? " " : "", desc);
     return NA_OK;
 }
+
+int na_daemon_setup(const char *prog, const char *log_level,
+                    const struct na_daemon_conf *dc) {
+    enum na_log_level level;
+    char errstr[512];
+    if (na_log_level_parse(log_level, &level)) {
+        fprintf(stderr, "%s: log_level: want error|warn|info|debug\n", prog);
+        return 2;
+    }
+    na_log_set_level(level);
+    if (na_daemon_conf_apply(dc, errstr, sizeof(errstr)) ||
+        na_daemon_signals_install(errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s: %s\n", prog, errstr);
+        return 1;
+    }
+    return 0;
+}

@@ -856,6 +856,20 @@ static void swap_routes_when_quiet(struct consumer *c) {
     na_log(NA_LOG_INFO, "consumer", "routes_swapped", "routes=%zu", c->routes->cnt);
 }
 
+void na_consumer_deliver_opts(const struct na_consumer_conf *conf,
+                              struct na_deliver_opts *opts) {
+    struct na_deliver_opts o = {
+        .concurrency = conf->deliver_concurrency,
+        .timeout_ms = conf->deliver_timeout_ms,
+        .connect_timeout_ms = conf->deliver_timeout_ms,
+        .max_attempts = (int)conf->deliver_max_attempts,
+        .backoff_ms = conf->deliver_backoff_ms,
+        .backoff_max_ms = conf->deliver_backoff_max_ms,
+        .user_agent = NA_HTTP_USER_AGENT,
+    };
+    *opts = o;
+}
+
 /* The status snapshot for the operations listener (httpd.h), main thread. */
 static json_t *status_doc(struct consumer *c) {
     rd_kafka_topic_partition_list_t *parts = NULL;
@@ -917,15 +931,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     if ((err = na_rules_load_file(conf->rules, &c.rules, errstr, errstr_size))) {
         goto out;
     }
-    struct na_deliver_opts dopts = {
-        .concurrency = conf->deliver_concurrency,
-        .timeout_ms = conf->deliver_timeout_ms,
-        .connect_timeout_ms = conf->deliver_timeout_ms,
-        .max_attempts = (int)conf->deliver_max_attempts,
-        .backoff_ms = conf->deliver_backoff_ms,
-        .backoff_max_ms = conf->deliver_backoff_max_ms,
-        .user_agent = NA_HTTP_USER_AGENT,
-    };
+    struct na_deliver_opts dopts;
+    na_consumer_deliver_opts(conf, &dopts);
     if (!(c.deliver = na_deliver_new(&dopts)) || !(c.tracker = na_tracker_new())) {
         err = NA_ERR_NOMEM;
         goto out;

@@ -48,6 +48,11 @@ struct na_consumer_conf {
 
 extern const struct na_conf_entry na_consumer_conf_table[];
 
+struct na_deliver_opts;
+/** @brief The deliverer's options from the consumer config (daemon and replay). */
+void na_consumer_deliver_opts(const struct na_consumer_conf *conf,
+                              struct na_deliver_opts *opts);
+
 struct na_consumer_stats {
     unsigned long long consumed;
     unsigned long long poison;

@@ -126,17 +126,7 @@ int main(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    enum na_log_level level;
-    if (na_log_level_parse(conf.log_level, &level)) {
-        fprintf(stderr, "newsalert-consumer: log_level: want error|warn|info|debug\n");
-        rc = 2;
-        goto out;
-    }
-    na_log_set_level(level);
-    if (na_daemon_conf_apply(&conf.daemon, errstr, sizeof(errstr)) ||
-        na_daemon_signals_install(errstr, sizeof(errstr))) {
-        fprintf(stderr, "newsalert-consumer: %s\n", errstr);
-        rc = 1;
+    if ((rc = na_daemon_setup("newsalert-consumer", conf.log_level, &conf.daemon))) {
         goto out;
     }
     if (!conf.routes.cnt && !conf.print) {

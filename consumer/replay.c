@@ -1138,15 +1138,8 @@ static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size)
     bool want_ledger = conf->routes.cnt && (o->post_routes || o->dry_run);
 
     if (o->post_routes) {
-        struct na_deliver_opts dopts = {
-            .concurrency = conf->deliver_concurrency,
-            .timeout_ms = conf->deliver_timeout_ms,
-            .connect_timeout_ms = conf->deliver_timeout_ms,
-            .max_attempts = (int)conf->deliver_max_attempts,
-            .backoff_ms = conf->deliver_backoff_ms,
-            .backoff_max_ms = conf->deliver_backoff_max_ms,
-            .user_agent = NA_HTTP_USER_AGENT,
-        };
+        struct na_deliver_opts dopts;
+        na_consumer_deliver_opts(conf, &dopts);
         if (!(r->deliver = na_deliver_new(&dopts))) {
             return NA_ERR_NOMEM;
         }

@@ -84,6 +84,16 @@ int na_daemon_parse_listen(const char *listen, char *host, size_t host_size, int
 NA_WUR na_err_t na_daemon_signals_install(char *errstr, size_t errstr_size);
 
 /**
+ * @brief What both daemons' main() do once the configuration is resolved:
+ *        set the log level ("error|warn|info|debug"), apply @p dc (log
+ *        format) and install the signal handlers. Problems are printed as
+ *        "<prog>: <problem>" on stderr.
+ * @returns 0, or the exit status to leave with (2 bad log level, 1 other).
+ */
+int na_daemon_setup(const char *prog, const char *log_level,
+                    const struct na_daemon_conf *dc);
+
+/**
  * @returns the flag the daemon loops already take (`volatile sig_atomic_t
  *          *running`): 1 until SIGTERM/SIGINT or na_daemon_request_stop().
  *          Borrowed, valid for the life of the process.
