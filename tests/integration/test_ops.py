@@ -203,9 +203,13 @@ def test_consumer_metrics_scraped_during_a_run_match_what_happened(ctx):
                                                ("poison-2", "{\"schema\": 1}")])
     want_alerts = 6 + 4 * 2
     harness.wait_until(lambda: len(alerts(hook)) >= want_alerts, 60, what="alerts")
+    # The receiver records a 200 before the consumer has read the answer and
+    # counted it: wait for the counters, not only for the receiver.
     harness.wait_until(
-        lambda: metric(scrape(c.port), "newsalert_consumer_articles_consumed_total") >= 15,
-        30, what="consumed counter")
+        lambda: (lambda m: metric(m, "newsalert_consumer_articles_consumed_total") >= 15 and
+                 metric(m, "newsalert_consumer_alerts_sent_total", 'route="hook"') >=
+                 want_alerts)(scrape(c.port)),
+        30, what="consumed and sent counters")
     m = scrape(c.port)
     assert metric(m, "newsalert_consumer_articles_consumed_total") == len(good) + 2
     assert metric(m, "newsalert_consumer_poison_records_total") == 2
