@@ -5,7 +5,7 @@
  * term, as a loop of strstr-like searches would), on the calling thread.
  *
  *   bench_classify --rules N [--mode engine|naive] [--seconds S]
- *                  [--scan auto|tokenise|bitmap|db]
+ *                  [--scan auto|tokenise|bitmap|db] [--news JSONL [--words FILE]]
  *
  * --scan picks how the engine scans fields (rules_internal.h
  * na_rules_db_mode): the default, every field through the tokeniser (the
@@ -22,6 +22,10 @@
  * and up (so rules name the rarer words, as topic rules do):
  *   "A B" AND (C OR D*)     A AND B NOT C     A NEAR/5 B
  *   title:A^2 OR (B AND C)
+ *
+ * --news reads real prose instead (make_news(): the project's labelled
+ * articles, cut into 4 KB bodies) and draws the same four shapes over the
+ * words of a word list; the case name starts "corpus=news".
  */
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
@@ -32,6 +36,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "newsalert/article.h"
 #include "newsalert/util.h"
@@ -52,8 +58,13 @@ static uint64_t rnd(void) {
     return rng_state;
 }
 
-static char vocab[VOCAB][16];
+static char synth_vocab[VOCAB][16];
 static double zipf_cdf[VOCAB];
+
+/* Rule words: the synthetic vocabulary from rank COMMON on, or (news) the
+ * word list less the corpus's COMMON most frequent words. */
+static const char **lex;
+static size_t lex_cnt;
 
 static void make_vocab(void) {
     static const char *const syl[] = {
@@ -63,7 +74,7 @@ static void make_vocab(void) {
     for (size_t i = 0; i < VOCAB; i++) {
         size_t v = i + 7;
         size_t n = 0;
-        char *w = vocab[i];
+        char *w = synth_vocab[i];
         /* 2 to 4 syllables, unique by construction (base 24 digits + length) */
         w[n] = '\0';
         do {
@@ -81,6 +92,10 @@ static void make_vocab(void) {
     for (size_t i = 0; i < VOCAB; i++) {
         zipf_cdf[i] /= sum;
     }
+    lex = malloc((VOCAB - COMMON) * sizeof(*lex));
+    for (size_t i = COMMON; i < VOCAB; i++) {
+        lex[lex_cnt++] = synth_vocab[i];
+    }
 }
 
 static const char *zipf_word(void) {
@@ -94,11 +109,15 @@ static const char *zipf_word(void) {
             hi = mid;
         }
     }
-    return vocab[lo];
+    return synth_vocab[lo];
 }
 
 static const char *rare_word(void) {
-    return vocab[COMMON + rnd() % (VOCAB - COMMON)];
+    return synth_vocab[COMMON + rnd() % (VOCAB - COMMON)];
+}
+
+static const char *rule_word(void) {
+    return lex[rnd() % lex_cnt];
 }
 
 /* ---- topics ---- */
@@ -116,7 +135,7 @@ static struct topic *make_topics(size_t n, char **json) {
     for (size_t i = 0; i < n; i++) {
         t[i].shape = (int)(i % 4);
         for (int k = 0; k < 4; k++) {
-            t[i].w[k] = rare_word();
+            t[i].w[k] = rule_word();
         }
         const char *const *w = t[i].w;
         na_buf_printf(&b, "%s{\"name\":\"t%zu\",\"threshold\":1,\"query\":\"",
@@ -168,11 +187,174 @@ static void make_articles(struct na_article *a, size_t n) {
     }
 }
 
-/* ---- the naive baseline ---- */
+/* ---- the news corpus ---- */
 
 static char lower_c(char c) {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
+
+struct doc {
+    char *title;
+    char *text;
+};
+
+static int cmp_count_desc(const void *a, const void *b) {
+    const json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "n"));
+    const json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "n"));
+    return (x < y) - (x > y);
+}
+
+/* Lower-case ASCII words of s, counted in @p counts. */
+static void count_words(json_t *counts, const char *s) {
+    char w[64];
+    size_t n = 0;
+    for (const char *p = s;; p++) {
+        char c = lower_c(*p);
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            if (n < sizeof(w) - 1) {
+                w[n++] = c;
+            }
+            continue;
+        }
+        if (n) {
+            w[n] = '\0';
+            json_t *v = json_object_get(counts, w);
+            json_object_set_new(counts, w,
+                                json_integer(v ? json_integer_value(v) + 1 : 1));
+            n = 0;
+        }
+        if (!*p) {
+            break;
+        }
+    }
+}
+
+/*
+ * News articles: @p path holds JSON lines with "title" and "text" (the
+ * project's labelled set). Article i has the title of one of them and a body
+ * of their texts in a seeded order, cut at a space near ARTICLE_BYTES. Rule
+ * words come from the word list @p words_path (one word per line; ASCII
+ * letters only, 3 or more, lower-cased, without the corpus's COMMON most
+ * frequent words), drawn uniformly: rules name words of the language, most
+ * of which a given article does not use.
+ */
+static int make_news(struct na_article *a, size_t n, const char *path,
+                     const char *words_path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "bench_classify: %s: cannot open\n", path);
+        return -1;
+    }
+    struct doc *docs = NULL;
+    size_t cnt = 0, cap = 0;
+    char line[65536];
+    json_t *counts = json_object();
+    while (fgets(line, sizeof(line), f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        const char *t = json_string_value(json_object_get(o, "title"));
+        const char *x = json_string_value(json_object_get(o, "text"));
+        if (t && x) {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 256;
+                docs = realloc(docs, cap * sizeof(*docs));
+            }
+            docs[cnt].title = strdup(t);
+            docs[cnt].text = strdup(x);
+            count_words(counts, t);
+            count_words(counts, x);
+            cnt++;
+        }
+        json_decref(o);
+    }
+    fclose(f);
+    if (!cnt) {
+        fprintf(stderr, "bench_classify: %s: no articles\n", path);
+        return -1;
+    }
+    /* the COMMON most frequent words of the corpus stay out of the rules */
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(counts, k, v) {
+        json_array_append_new(
+            arr, json_pack("{s:s,s:I}", "w", k, "n", (json_int_t)json_integer_value(v)));
+    }
+    size_t nw = json_array_size(arr);
+    json_t **sorted = malloc((nw + 1) * sizeof(*sorted));
+    for (size_t i = 0; i < nw; i++) {
+        sorted[i] = json_array_get(arr, i);
+    }
+    qsort(sorted, nw, sizeof(*sorted), cmp_count_desc);
+    json_t *common = json_object();
+    for (size_t i = 0; i < nw && i < COMMON; i++) {
+        json_object_set(common, json_string_value(json_object_get(sorted[i], "w")),
+                        json_true());
+    }
+    free(sorted);
+    json_decref(arr);
+    json_decref(counts);
+
+    FILE *wf = fopen(words_path, "r");
+    if (!wf) {
+        fprintf(stderr, "bench_classify: %s: cannot open (a word list, one per line)\n",
+                words_path);
+        return -1;
+    }
+    json_t *seen = json_object();
+    size_t lcap = 0;
+    lex = NULL;
+    lex_cnt = 0;
+    while (fgets(line, sizeof(line), wf)) {
+        size_t l = strcspn(line, "\r\n");
+        bool ok = l >= 3 && l < 16;
+        for (size_t i = 0; ok && i < l; i++) {
+            line[i] = lower_c(line[i]);
+            ok = line[i] >= 'a' && line[i] <= 'z';
+        }
+        line[l] = '\0';
+        if (!ok || json_object_get(common, line) || json_object_get(seen, line)) {
+            continue;
+        }
+        json_object_set(seen, line, json_true());
+        if (lex_cnt == lcap) {
+            lcap = lcap ? lcap * 2 : 4096;
+            lex = realloc(lex, lcap * sizeof(*lex));
+        }
+        lex[lex_cnt++] = strdup(line);
+    }
+    fclose(wf);
+    json_decref(seen);
+    json_decref(common);
+    if (lex_cnt < 1000) {
+        fprintf(stderr, "bench_classify: %s: too few words (%zu)\n", words_path, lex_cnt);
+        return -1;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        struct na_buf b;
+        na_article_init(&a[i]);
+        snprintf(a[i].id, sizeof(a[i].id), "a%zu", i);
+        a[i].title = strdup(docs[rnd() % cnt].title);
+        na_buf_init(&b);
+        while (b.len < ARTICLE_BYTES) {
+            na_buf_printf(&b, "%s%s", b.len ? "\n\n" : "", docs[rnd() % cnt].text);
+        }
+        size_t cut = ARTICLE_BYTES;
+        while (cut > 0 && b.data[cut] != ' ') {
+            cut--;
+        }
+        b.data[cut] = '\0';
+        a[i].content = na_buf_steal(&b);
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        free(docs[i].title);
+        free(docs[i].text);
+    }
+    free(docs);
+    return 0;
+}
+
+/* ---- the naive baseline ---- */
 
 static bool word_byte(char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -284,6 +466,8 @@ int main(int argc, char **argv) {
     size_t nrules = 10;
     bool naive = false;
     double seconds = 2.0;
+    const char *news = NULL;
+    const char *words = "/usr/share/dict/words";
     char errstr[512];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rules") && i + 1 < argc) {
@@ -296,19 +480,33 @@ int main(int argc, char **argv) {
                                : !strcmp(m, "bitmap") ? NA_RULES_DB_BITMAP
                                : !strcmp(m, "db")     ? NA_RULES_DB_ALWAYS
                                                       : NA_RULES_DB_AUTO;
+        } else if (!strcmp(argv[i], "--news") && i + 1 < argc) {
+            news = argv[++i];
+        } else if (!strcmp(argv[i], "--words") && i + 1 < argc) {
+            words = argv[++i];
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = strtod(argv[++i], NULL);
         } else {
             fprintf(stderr, "usage: bench_classify --rules N [--mode engine|naive] "
-                            "[--seconds S] [--scan auto|tokenise|bitmap|db]\n");
+                            "[--seconds S] [--scan auto|tokenise|bitmap|db]\n"
+                            "                     [--news JSONL [--words FILE]]\n");
             return 2;
         }
     }
     make_vocab();
-    char *json = NULL;
-    struct topic *topics = make_topics(nrules, &json);
     struct na_article *arts = calloc(ARTICLES, sizeof(*arts));
-    make_articles(arts, ARTICLES);
+    char *json = NULL;
+    struct topic *topics = NULL;
+    if (news) {
+        /* the word list for the rules depends on the corpus */
+        if (make_news(arts, ARTICLES, news, words)) {
+            return 1;
+        }
+        topics = make_topics(nrules, &json);
+    } else {
+        topics = make_topics(nrules, &json);
+        make_articles(arts, ARTICLES);
+    }
     na_rules_t *rules = NULL;
     if (!naive && na_rules_load_buf(json, strlen(json), "generated", &rules, errstr,
                                     sizeof(errstr))) {
@@ -343,7 +541,8 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     char cs[64];
-    snprintf(cs, sizeof(cs), "rules=%zu%s%s", nrules, naive ? " baseline=naive" : "",
+    snprintf(cs, sizeof(cs), "%srules=%zu%s%s", news ? "corpus=news " : "", nrules,
+             naive ? " baseline=naive" : "",
              !naive && na_rules_db_mode == NA_RULES_DB_OFF      ? " scan=tokenise"
              : !naive && na_rules_db_mode == NA_RULES_DB_BITMAP ? " scan=bitmap"
              : !naive && na_rules_db_mode == NA_RULES_DB_ALWAYS ? " scan=db"

@@ -10,6 +10,11 @@
 # per case: articles_per_s (per CPU second of the process), mb_per_s,
 # matches_per_article, peak_rss_kb. NA_BENCH_CLASSIFY_SECONDS (default 3)
 # sets the CPU time per case.
+#
+# Then the same over news prose ("corpus=news" cases): articles made of the
+# texts of data/dev.jsonl, rules over words drawn uniformly from the system
+# word list (/usr/share/dict/words, Debian package wamerican; NA_BENCH_WORDS
+# to use another), engine and baseline.
 set -euo pipefail
 build=${1:?usage: bench/classify.sh BUILD_DIR}
 secs=${NA_BENCH_CLASSIFY_SECONDS:-3}
@@ -26,4 +31,16 @@ for n in 10 1000 10000; do
     "${pin[@]}" "$prog" --rules "$n" --mode engine --seconds "$secs"
     "${pin[@]}" "$prog" --rules "$n" --mode engine --scan tokenise --seconds "$secs"
     "${pin[@]}" "$prog" --rules "$n" --mode naive --seconds "$secs"
+done
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+words=${NA_BENCH_WORDS:-/usr/share/dict/words}
+if [ ! -r "$words" ]; then
+    echo "bench/classify.sh: no word list at $words: corpus=news cases skipped" >&2
+    exit 0
+fi
+for n in 10 1000 10000; do
+    "${pin[@]}" "$prog" --rules "$n" --mode engine --seconds "$secs" \
+        --news "$root/data/dev.jsonl" --words "$words"
+    "${pin[@]}" "$prog" --rules "$n" --mode naive --seconds "$secs" \
+        --news "$root/data/dev.jsonl" --words "$words"
 done

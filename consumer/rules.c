@@ -717,15 +717,69 @@ static na_err_t build_bloom(na_rules_t *r) {
     for (size_t t = 0; t < r->topics_cnt; t++) {
         r->req[t] = r->topics[t].req;
     }
+    size_t slots = 16;
+    while (slots < r->b.keys_cnt * 2) {
+        slots *= 2;
+    }
+    r->ktab = calloc(slots, sizeof(*r->ktab));
+    if (!r->ktab) {
+        return NA_ERR_NOMEM;
+    }
+    r->ktab_mask = slots - 1;
     for (size_t i = 0; i < r->b.keys_cnt; i++) {
         const struct na_rkey *k = &r->b.keys[i];
         char w[NA_RULES_QUICK_PAD] = {0};
         memcpy(w, r->b.strs + k->str_off,
                k->len < sizeof(w) - 8 ? k->len : sizeof(w) - 8);
-        uint64_t h = na_rules_quick_hash(w, k->len, k->prefix) & r->bloom_mask;
-        r->bloom[h >> 6] |= (uint64_t)1 << (h & 63);
+        uint64_t h = na_rules_quick_hash(w, k->len, k->prefix);
+        uint64_t q = h & r->bloom_mask;
+        r->bloom[q >> 6] |= (uint64_t)1 << (q & 63);
+        if (k->len > NA_RULES_MAX_TERM_BYTES) {
+            continue; /* no word is looked up at that length */
+        }
+        size_t j = (uint32_t)(h >> 32) & r->ktab_mask;
+        while (r->ktab[j].len) {
+            j = (j + 1) & r->ktab_mask;
+        }
+        struct na_rslot *sl = &r->ktab[j];
+        memcpy(sl->w, w, 16);
+        if (k->len < 16) {
+            memset((char *)sl->w + k->len, 0, 16 - k->len);
+        }
+        sl->hash = (uint32_t)(h >> 32);
+        sl->key = (uint32_t)i;
+        sl->len = (uint8_t)k->len;
+        sl->prefix = k->prefix;
     }
     return NA_OK;
+}
+
+/* @returns the key index of word w[0..len) (a NA_RULES_QUICK_PAD buffer)
+ * as a prefix or exact key, NA_RNONE when none; @p h its quick hash. */
+static inline uint32_t ktab_find(const na_rules_t *r, const char *w, size_t len,
+                                 int prefix, uint64_t h) {
+    uint32_t hash = (uint32_t)(h >> 32);
+    uint64_t w0, w1;
+    memcpy(&w0, w, 8);
+    memcpy(&w1, w + 8, 8);
+    if (len < 8) {
+        w0 &= ~(uint64_t)0 >> (8 * (8 - len));
+        w1 = 0;
+    } else if (len < 16) {
+        w1 = len == 8 ? 0 : w1 & (~(uint64_t)0 >> (8 * (16 - len)));
+    }
+    for (size_t j = hash & r->ktab_mask;; j = (j + 1) & r->ktab_mask) {
+        const struct na_rslot *sl = &r->ktab[j];
+        if (!sl->len) {
+            return NA_RNONE;
+        }
+        if (sl->hash == hash && sl->len == len && sl->prefix == prefix &&
+            sl->w[0] == w0 && sl->w[1] == w1 &&
+            (len <= 16 ||
+             !memcmp(r->b.strs + r->b.keys[sl->key].str_off + 16, w + 16, len - 16))) {
+            return sl->key;
+        }
+    }
 }
 
 struct name_ref {
@@ -930,6 +984,7 @@ void na_rules_destroy(na_rules_t *rules) {
     free(rules->topics);
     free(rules->posts);
     free(rules->bloom);
+    free(rules->ktab);
     free(rules->req);
     na_rules_db_free(rules);
     na_rbuild_cleanup(&rules->b);
@@ -1213,7 +1268,7 @@ static void word_hits(struct scan *s, int field, char *w, size_t len, bool trunc
             if (!(r->bloom[q >> 6] & ((uint64_t)1 << (q & 63)))) {
                 continue;
             }
-            uint32_t key = na_rules_key_find(b, w, l, 1, (uint32_t)(h >> 32));
+            uint32_t key = ktab_find(r, w, l, 1, h);
             if (key != NA_RNONE) {
                 hit_push(s, key, field, pos, pos_end, bstart, bend);
             }
@@ -1230,7 +1285,7 @@ static void word_hits(struct scan *s, int field, char *w, size_t len, bool trunc
     uint64_t h = na_rules_quick_hash(w, n, 0);
     uint64_t q = h & r->bloom_mask;
     if (r->bloom[q >> 6] & ((uint64_t)1 << (q & 63))) {
-        uint32_t key = na_rules_key_find(b, w, n, 0, (uint32_t)(h >> 32));
+        uint32_t key = ktab_find(r, w, n, 0, h);
         if (key != NA_RNONE) {
             hit_push(s, key, field, pos, pos_end, bstart, bend);
         }

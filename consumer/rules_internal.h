@@ -214,6 +214,16 @@ struct na_rbuild {
     uint64_t prefix_lens; /**< bit L set: some prefix key has length L */
 };
 
+/** A slot of na_rules_s.ktab; len 0 is an empty slot (keys are never empty). */
+struct na_rslot {
+    uint64_t w[2];  /**< the key's first 16 bytes, zero-padded */
+    uint32_t hash;  /**< na_rules_key_hash() */
+    uint32_t key;   /**< key index */
+    uint8_t len;    /**< key length (at most NA_RULES_MAX_TERM_BYTES) */
+    uint8_t prefix; /**< a prefix key */
+    uint8_t pad[6];
+};
+
 /** Scratch spaces kept for reuse between calls (more are made and freed). */
 #define NA_RULES_DB_POOL 8u
 
@@ -228,7 +238,12 @@ struct na_rules_s {
      *  word whose bit is clear is no key, without touching the dictionary. */
     uint64_t *bloom;
     uint64_t bloom_mask; /**< bits - 1 */
-    uint8_t *req;        /**< topics[t].req of every topic, packed for candidates() */
+    /** The dictionary as the scan reads it: open addressing on
+     *  na_rules_key_hash(), a key's first 16 bytes kept in its slot, so a
+     *  probe touches one cache line; ktab_mask + 1 slots, half empty. */
+    struct na_rslot *ktab;
+    size_t ktab_mask;
+    uint8_t *req; /**< topics[t].req of every topic, packed for candidates() */
     /* The ASCII fast path (rules_db.c): one multi-literal database of every
      * key that an ASCII word can hit, so that only the words starting with
      * some key's text are looked up. NULL db with db_ok: no key can match
