@@ -1254,10 +1254,11 @@ static const uint8_t chunk_cls[256] = {
  * as prefix keys, and push the hits. @p w may be modified past len (one
  * byte for the plural "y"); @p truncated: no exact match. */
 static void word_hits(struct scan *s, int field, char *w, size_t len, bool truncated,
-                      uint32_t pos, uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+                      bool prefixes, uint32_t pos, uint32_t pos_end, uint32_t bstart,
+                      uint32_t bend) {
     const na_rules_t *r = s->r;
     const struct na_rbuild *b = &r->b;
-    if (b->prefix_lens) {
+    if (b->prefix_lens && prefixes) {
         size_t max = len < 63 ? len : 63;
         uint64_t lens = b->prefix_lens & (((uint64_t)2 << max) - 1);
         while (lens) {
@@ -1314,7 +1315,7 @@ static na_err_t scan_chunk(struct scan *s, int f, const char *text, size_t a, si
             cb(ctx, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
                (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
         } else {
-            word_hits(s, f, w, n, t->truncated, pos + t->pos, pos + t->pos_end,
+            word_hits(s, f, w, n, t->truncated, true, pos + t->pos, pos + t->pos_end,
                       (uint32_t)a + t->bstart, (uint32_t)a + t->bend);
         }
         if (pos + t->pos_end + 1 > next) {
@@ -1382,7 +1383,7 @@ static na_err_t scan_field(struct scan *s, int f, const char *text, size_t len,
             if (cb) {
                 cb(ctx, w, n, false, pos, pos, (uint32_t)a, (uint32_t)e);
             } else {
-                word_hits(s, f, w, n, false, pos, pos, (uint32_t)a, (uint32_t)e);
+                word_hits(s, f, w, n, false, true, pos, pos, (uint32_t)a, (uint32_t)e);
             }
             pos++;
             continue;
@@ -1490,16 +1491,113 @@ static uint32_t runs_before(const uint64_t *starts, const uint32_t *cum, size_t 
     return cum[b >> 6] + (uint32_t)__builtin_popcountll(starts[b >> 6] & below);
 }
 
+/* Where a field's scan stands among its tokenised chunks (scan->cx). */
+struct chunks {
+    const uint64_t *starts;
+    const uint32_t *cum;
+    uint32_t runs; /* runs of letters and digits in the field */
+    int64_t adj;   /* words minus runs of the tokenised chunks read so far */
+    size_t next;   /* next chunk to read */
+    size_t cnt;
+};
+
+/* Tokenise the chunks that start at or before byte @p b, in order. */
+static na_err_t read_chunks(struct scan *s, int f, const char *text, size_t len,
+                            struct chunks *ch, size_t b) {
+    while (ch->next < ch->cnt && s->cx[ch->next * 2] <= b) {
+        size_t ca = s->cx[ch->next * 2];
+        size_t ce = s->cx[ch->next * 2 + 1];
+        uint32_t before = runs_before(ch->starts, ch->cum, ca);
+        uint32_t pos = (uint32_t)((int64_t)before + ch->adj);
+        uint32_t pos0 = pos;
+        if (scan_chunk(s, f, text, ca, ce, &pos, NULL, NULL)) {
+            return NA_ERR_NOMEM;
+        }
+        uint32_t chunk_runs =
+            (ce < len ? runs_before(ch->starts, ch->cum, ce) : ch->runs) - before;
+        ch->adj += (int64_t)(pos - pos0) - (int64_t)chunk_runs;
+        ch->next++;
+    }
+    return NA_OK;
+}
+
+/* @returns whether pre3 bit q is set in @p table. */
+static inline bool pre3_has(const uint64_t *table, uint32_t q) {
+    return (table[q >> 6] >> (q & 63)) & 1u;
+}
+
+/*
+ * May chunk p[cs..ce), which has - ' . or non-ASCII bytes inside, hold a
+ * key? Non-ASCII: maybe (accents fold). Otherwise every token the tokeniser
+ * makes of it, a part or a joined word, starts at a run of letters and
+ * digits, and its first three bytes are the run's, or (joined) the first
+ * three letters and digits from there across - and . ; a token shorter
+ * than three bytes is a key's whole start, which pre3 marks with every
+ * continuation. So a chunk none of whose runs passes pre3 either way holds
+ * no key.
+ */
+static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce,
+                      const uint64_t *pre3) {
+    for (size_t i = cs; i < ce; i++) {
+        if (p[i] >= 0x80) {
+            return true;
+        }
+    }
+    for (size_t i = cs; i < ce; i++) {
+        if (chunk_cls[p[i]] != 1 || (i > cs && chunk_cls[p[i - 1]] == 1)) {
+            continue;
+        }
+        unsigned char run[3] = {0, 0, 0};
+        unsigned char join[3] = {0, 0, 0};
+        size_t nr = 0;
+        size_t nj = 0;
+        bool in_run = true;
+        for (size_t j = i; j < ce && nj < 3; j++) {
+            if (chunk_cls[p[j]] == 1) {
+                join[nj++] = p[j];
+                if (in_run) {
+                    run[nr++] = p[j];
+                }
+            } else {
+                in_run = false;
+            }
+        }
+        if (pre3_has(pre3, na_rules_pre3(run[0], run[1], run[2])) ||
+            pre3_has(pre3, na_rules_pre3(join[0], join[1], join[2]))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Set bits [a, e) of bitmap @p m. */
+static void bits_set(uint64_t *m, size_t a, size_t e) {
+    for (size_t i = a; i < e;) {
+        size_t k = i >> 6;
+        size_t lo = i & 63;
+        size_t n = e - i < 64 - lo ? e - i : 64 - lo;
+        uint64_t v = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1) << lo;
+        m[k] |= v;
+        i += n;
+    }
+}
+
 /*
  * scan_field() with the same hits, without cutting and hashing every word.
  * The text is cut into the same chunks (at bytes of class 0). Chunks that
- * hold - ' . or non-ASCII bytes between their ends go through the
- * tokeniser as before. Every other chunk is one plain ASCII word, looked up
- * (by word_hits() as before) only when it may start a key: its first three
- * bytes pass the pre3 filter, and, when the key database is used, a key's
- * text starts there. A plain word's position is the number of runs of ASCII
- * letters and digits before it, corrected by each tokenised chunk before
- * it by the difference between its words and its runs.
+ * hold - ' . or non-ASCII bytes between their ends are the tokeniser's;
+ * every other chunk is one plain ASCII word, looked up (by word_hits() as
+ * before) only when it may start a key: its first three bytes pass the
+ * pre3 filter, and, when the key database is used, a key's text starts
+ * there. A plain word's position is the number of runs of ASCII letters and
+ * digits before it, corrected by each tokenised chunk before it by the
+ * difference between its words and its runs.
+ *
+ * Chunks are tokenised lazily: one that may hold a key (chunk_hot()) is
+ * read, and so is every chunk before a word that is looked up (its
+ * position needs their word counts); the others are skipped. In a field
+ * where no word may be a key (most fields, with few rules) nothing is
+ * tokenised.
  */
 static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t len,
                                 bool use_db) {
@@ -1507,9 +1605,10 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
     const na_rules_t *r = s->r;
     size_t words = (len + 63) / 64;
     size_t cx_cnt = 0;
+    size_t hot_end = 0; /* one past the start of the last chunk to read */
     char w[NA_RULES_QUICK_PAD];
 
-    uint64_t *bm = scan_grow(s, s->bm, &s->bm_cap, words * 5 + 2, sizeof(*bm));
+    uint64_t *bm = scan_grow(s, s->bm, &s->bm_cap, words * 6 + 2, sizeof(*bm));
     if (!bm) {
         return NA_ERR_NOMEM;
     }
@@ -1518,7 +1617,8 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
     uint64_t *pu = al + words + 1;
     uint64_t *cand = pu + words;
     uint64_t *starts = cand + words;
-    uint32_t *cum = (uint32_t *)(void *)(starts + words); /* words + 1 counts */
+    uint64_t *inside = starts + words;                    /* bytes of tokenised chunks */
+    uint32_t *cum = (uint32_t *)(void *)(inside + words); /* words + 1 counts */
     al[words] = 0;
     field_masks(p, len, al, pu);
     if (use_db) {
@@ -1538,6 +1638,7 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
         starts[k] = al[k] & ~((al[k] << 1) | prev);
         cum[k] = runs;
         runs += (uint32_t)__builtin_popcountll(starts[k]);
+        inside[k] = 0;
     }
     cum[words] = runs;
     /* The chunks the tokeniser must read, in order. */
@@ -1580,51 +1681,29 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
             cx[cx_cnt * 2] = (uint32_t)cs;
             cx[cx_cnt * 2 + 1] = (uint32_t)ce;
             cx_cnt++;
+            bits_set(inside, cs, ce);
+            if (chunk_hot(p, cs, ce, r->pre3)) {
+                hot_end = cs + 1;
+            }
         }
     }
-    /* Plain words and tokenised chunks, in text order. */
-    int64_t adj = 0; /* words minus runs of the tokenised chunks read so far */
-    size_t cj = 0;   /* next tokenised chunk */
-    size_t cend = 0; /* end of the last tokenised chunk read */
-    for (size_t k = 0; k <= words; k++) {
-        uint64_t bits = 0;
-        if (k < words) {
-            bits = use_db ? cand[k] : starts[k];
-        }
-        for (;;) {
-            size_t b = bits ? k * 64 + (size_t)__builtin_ctzll(bits) : len;
-            if (!bits && k < words) {
-                break;
-            }
-            while (cj < cx_cnt && s->cx[cj * 2] <= b) {
-                size_t ca = s->cx[cj * 2];
-                size_t ce = s->cx[cj * 2 + 1];
-                uint32_t pos = (uint32_t)((int64_t)runs_before(starts, cum, ca) + adj);
-                uint32_t pos0 = pos;
-                if (scan_chunk(s, f, text, ca, ce, &pos, NULL, NULL)) {
-                    return NA_ERR_NOMEM;
-                }
-                uint32_t chunk_runs = (ce < len ? runs_before(starts, cum, ce) : runs) -
-                                      runs_before(starts, cum, ca);
-                adj += (int64_t)(pos - pos0) - (int64_t)chunk_runs;
-                cend = ce;
-                cj++;
-            }
-            if (!bits) {
-                break; /* k == words: the last chunks are read */
-            }
-            bits &= bits - 1;
-            if (b < cend) {
-                continue; /* read with its chunk */
-            }
+    /* Plain words in text order, each after the chunks before it. */
+    struct chunks ch = {starts, cum, runs, 0, 0, cx_cnt};
+    for (size_t k = 0; k < words; k++) {
+        uint64_t bits = (use_db ? cand[k] : starts[k]) & ~inside[k];
+        for (; bits; bits &= bits - 1) {
+            size_t b = k * 64 + (size_t)__builtin_ctzll(bits);
             /* al bits past the field are clear: p[b + 2] is read only inside it */
             unsigned char c1 = BM_TEST(al, b + 1) ? p[b + 1] : 0;
             unsigned char c2 = c1 && BM_TEST(al, b + 2) ? p[b + 2] : 0;
             uint32_t q3 = na_rules_pre3(p[b], c1, c2);
-            if (!(r->pre3[q3 >> 6] & ((uint64_t)1 << (q3 & 63)))) {
+            if (!pre3_has(r->pre3, q3)) {
                 continue;
             }
-            uint32_t pos = (uint32_t)((int64_t)runs_before(starts, cum, b) + adj);
+            if (read_chunks(s, f, text, len, &ch, b)) {
+                return NA_ERR_NOMEM;
+            }
+            uint32_t pos = (uint32_t)((int64_t)runs_before(starts, cum, b) + ch.adj);
             size_t e = run_end(al, words, b);
             size_t n = e - b <= NA_RULES_MAX_TERM_BYTES ? e - b : NA_RULES_MAX_TERM_BYTES;
             size_t j = 0;
@@ -1637,9 +1716,13 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
             for (; j < n; j++) {
                 w[j] = (char)(p[b + j] | 0x20);
             }
-            word_hits(s, f, w, n, e - b > NA_RULES_MAX_TERM_BYTES, pos, pos, (uint32_t)b,
-                      (uint32_t)e);
+            bool pfx = pre3_has(r->pre3 + 512, q3);
+            word_hits(s, f, w, n, e - b > NA_RULES_MAX_TERM_BYTES, pfx, pos, pos,
+                      (uint32_t)b, (uint32_t)e);
         }
+    }
+    if (hot_end && read_chunks(s, f, text, len, &ch, hot_end - 1)) {
+        return NA_ERR_NOMEM;
     }
     return s->oom ? NA_ERR_NOMEM : NA_OK;
 }

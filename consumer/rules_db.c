@@ -72,7 +72,7 @@ na_err_t na_rules_db_build(na_rules_t *r) {
     ids = malloc((b->keys_cnt + 1) * sizeof(*ids));
     r->db_lens = malloc(b->keys_cnt + 1);
     r->db_pool = calloc(NA_RULES_DB_POOL, sizeof(*r->db_pool));
-    r->pre3 = calloc(32768 / 64, sizeof(*r->pre3));
+    r->pre3 = calloc(2 * 32768 / 64, sizeof(*r->pre3));
     if (!lits || !lens || !flags || !ids || !r->db_lens || !r->db_pool || !r->pre3) {
         goto out;
     }
@@ -91,6 +91,9 @@ na_err_t na_rules_db_build(na_rules_t *r) {
             goto out;
         }
         pre3_mark(r->pre3, s, len);
+        if (k->prefix) {
+            pre3_mark(r->pre3 + 32768 / 64, s, len);
+        }
         lits[n] = s;
         lens[n] = len;
         flags[n] = HS_FLAG_CASELESS;

@@ -252,7 +252,8 @@ struct na_rules_s {
     void *db;         /**< hs_database_t */
     uint8_t *db_lens; /**< literal length by pattern id */
     /** One bit per first three bytes of a word (na_rules_pre3()): set when
-     *  some key an ASCII word can hit starts so. */
+     *  some key an ASCII word can hit starts so; then (from bit 32768) the
+     *  same for the prefix keys alone. */
     uint64_t *pre3;
     void *db_scratch; /**< hs_scratch_t prototype, cloned for the pool */
     /** NA_RULES_DB_POOL idle scratch spaces (or NULL): the one thing written

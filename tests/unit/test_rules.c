@@ -1582,6 +1582,34 @@ static void test_fast_scan_equivalence(void **state) {
     na_rules_destroy(rules);
 }
 
+/* Few keys: most chunks with - ' . hold none and are never tokenised, yet
+ * the positions after them (NEAR, phrases, evidence offsets) are the
+ * tokeniser's. */
+static void test_fast_scan_equivalence_sparse(void **state) {
+    (void)state;
+    unsigned seed = 77;
+    na_rules_t *rules = load_ok("{\"topics\":["
+                                "{\"name\":\"a\",\"query\":\"taiwan NEAR/2 tax\"},"
+                                "{\"name\":\"b\",\"query\":\"\\\"rare earth\\\"\"},"
+                                "{\"name\":\"c\",\"query\":\"spy NEAR/1 army\"}]}");
+    size_t matched = 0;
+    for (int i = 0; i < 400; i++) {
+        struct na_buf t, c;
+        struct na_article a;
+        na_buf_init(&t);
+        na_buf_init(&c);
+        random_fast_text(&t, &seed, rnd(&seed) % 6);
+        random_fast_text(&c, &seed, rnd(&seed) % 150);
+        article(&a, t.data ? t.data : "", "", c.data ? c.data : "");
+        matched += same_in_every_mode(rules, &a);
+        na_article_cleanup(&a);
+        na_buf_cleanup(&t);
+        na_buf_cleanup(&c);
+    }
+    assert_true(matched > 100);
+    na_rules_destroy(rules);
+}
+
 /* The shipped rules on the development set: the same in every mode. */
 static void test_fast_scan_dev_set(void **state) {
     (void)state;
@@ -1641,6 +1669,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_articles),
         cmocka_unit_test(test_candidates_never_miss),
         cmocka_unit_test(test_fast_scan_equivalence),
+        cmocka_unit_test(test_fast_scan_equivalence_sparse),
         cmocka_unit_test(test_fast_scan_dev_set),
         cmocka_unit_test(test_concurrent_classify),
         cmocka_unit_test(test_thousands_of_topics),
