@@ -1570,6 +1570,48 @@ static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce,
     return false;
 }
 
+/* Start of the chunk (bytes of class 1 or 2: al | pu) holding byte @p i. */
+static size_t chunk_start(const uint64_t *al, const uint64_t *pu, size_t i) {
+    size_t k = i >> 6;
+    uint64_t m = ~(al[k] | pu[k]) & (((uint64_t)1 << (i & 63)) - 1);
+    while (!m) {
+        if (k == 0) {
+            return 0;
+        }
+        k--;
+        m = ~(al[k] | pu[k]);
+    }
+    return k * 64 + 64 - (size_t)__builtin_clzll(m);
+}
+
+/* End of the chunk holding byte @p i (bits past the field are clear). */
+static size_t chunk_end(const uint64_t *al, const uint64_t *pu, size_t words, size_t i) {
+    size_t k = i >> 6;
+    uint64_t m = ~(al[k] | pu[k]) & ~(((uint64_t)2 << (i & 63)) - 1);
+    while (!m) {
+        if (++k == words) {
+            return words * 64;
+        }
+        m = ~(al[k] | pu[k]);
+    }
+    return k * 64 + (size_t)__builtin_ctzll(m);
+}
+
+/* @returns whether bitmap @p m has a bit in [a, e). */
+static bool bits_any(const uint64_t *m, size_t a, size_t e) {
+    for (size_t i = a; i < e;) {
+        size_t k = i >> 6;
+        size_t lo = i & 63;
+        size_t n = e - i < 64 - lo ? e - i : 64 - lo;
+        uint64_t v = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1) << lo;
+        if (m[k] & v) {
+            return true;
+        }
+        i += n;
+    }
+    return false;
+}
+
 /* Set bits [a, e) of bitmap @p m. */
 static void bits_set(uint64_t *m, size_t a, size_t e) {
     for (size_t i = a; i < e;) {
@@ -1649,14 +1691,8 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
             if (i < done) {
                 continue;
             }
-            size_t cs = i;
-            size_t ce = i + 1;
-            while (cs > 0 && chunk_cls[p[cs - 1]]) {
-                cs--;
-            }
-            while (ce < len && chunk_cls[p[ce]]) {
-                ce++;
-            }
+            size_t cs = chunk_start(al, pu, i);
+            size_t ce = chunk_end(al, pu, words, i);
             done = ce;
             /* - ' . at the ends of a chunk separate like spaces. */
             while (cs < ce && (p[cs] == '-' || p[cs] == '\'' || p[cs] == '.')) {
@@ -1666,12 +1702,8 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
                    (p[ce - 1] == '-' || p[ce - 1] == '\'' || p[ce - 1] == '.')) {
                 ce--;
             }
-            bool joined = false;
-            for (size_t j = cs; j < ce && !joined; j++) {
-                joined = chunk_cls[p[j]] == 2;
-            }
-            if (!joined) {
-                continue;
+            if (!bits_any(pu, cs, ce)) {
+                continue; /* one plain word */
             }
             uint32_t *cx = scan_grow(s, s->cx, &s->cx_cap, (cx_cnt + 1) * 2, sizeof(*cx));
             if (!cx) {
