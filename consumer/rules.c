@@ -1416,55 +1416,65 @@ static int db_hit(unsigned int id, unsigned long long from, unsigned long long t
     return 0;
 }
 
-/* Bitmaps of a field, bit i of word i / 64 for byte i: @p al ASCII letters
- * and digits, @p pu the bytes of chunk class 2 (- ' . and every byte >=
- * 0x80), which may join words: the tokeniser reads their chunks. */
-static void field_masks(const unsigned char *p, size_t len, uint64_t *al, uint64_t *pu) {
-    size_t words = (len + 63) / 64;
-    for (size_t k = 0; k < words; k++) {
-        size_t base = k * 64;
-        uint64_t am = 0;
-        uint64_t pm = 0;
+/* Bitmaps of 64 bytes at @p p: *al ASCII letters and digits, *pu the bytes
+ * of chunk class 2 (- ' . and every byte >= 0x80), which may join words
+ * (the tokeniser reads their chunks), *hi the bytes >= 0x80. */
+static inline __attribute__((always_inline)) void
+block_masks(const unsigned char *p, uint64_t *al, uint64_t *pu, uint64_t *hi) {
+    uint64_t am = 0, pm = 0, hm = 0;
 #ifdef __SSE2__
-        if (base + 64 <= len) {
-            const __m128i lo_a = _mm_set1_epi8((char)(0x80 - 'a'));
-            const __m128i lo_0 = _mm_set1_epi8((char)(0x80 - '0'));
-            const __m128i lim26 = _mm_set1_epi8((char)(-128 + 26));
-            const __m128i lim10 = _mm_set1_epi8((char)(-128 + 10));
-            const __m128i x20 = _mm_set1_epi8(0x20);
-            for (int j = 0; j < 4; j++) {
-                const void *src = p + base + 16 * j;
-                __m128i v = _mm_loadu_si128((const __m128i *)src);
-                __m128i l =
-                    _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, x20), lo_a), lim26);
-                __m128i d = _mm_cmplt_epi8(_mm_add_epi8(v, lo_0), lim10);
-                __m128i q =
-                    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+    const __m128i lo_a = _mm_set1_epi8((char)(0x80 - 'a'));
+    const __m128i lo_0 = _mm_set1_epi8((char)(0x80 - '0'));
+    const __m128i lim26 = _mm_set1_epi8((char)(-128 + 26));
+    const __m128i lim10 = _mm_set1_epi8((char)(-128 + 10));
+    const __m128i x20 = _mm_set1_epi8(0x20);
+    for (int j = 0; j < 4; j++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * j));
+        __m128i l = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, x20), lo_a), lim26);
+        __m128i d = _mm_cmplt_epi8(_mm_add_epi8(v, lo_0), lim10);
+        __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
                                               _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))),
                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\'')));
-                /* bytes >= 0x80 compare below both limits: keep them out */
-                __m128i hi = _mm_cmplt_epi8(v, _mm_setzero_si128());
-                __m128i w = _mm_andnot_si128(hi, _mm_or_si128(l, d));
-                am |= (uint64_t)(unsigned)_mm_movemask_epi8(w) << (16 * j);
-                pm |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(q, hi))
-                      << (16 * j);
+        /* bytes >= 0x80 compare below both limits: keep them out */
+        __m128i h = _mm_cmplt_epi8(v, _mm_setzero_si128());
+        __m128i w = _mm_andnot_si128(h, _mm_or_si128(l, d));
+        am |= (uint64_t)(unsigned)_mm_movemask_epi8(w) << (16 * j);
+        pm |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(q, h)) << (16 * j);
+        hm |= (uint64_t)(unsigned)_mm_movemask_epi8(h) << (16 * j);
+    }
+#else
+    for (size_t i = 0; i < 64; i++) {
+        uint64_t bit = (uint64_t)1 << i;
+        if (chunk_cls[p[i]] == 1) {
+            am |= bit;
+        } else if (chunk_cls[p[i]] == 2) {
+            pm |= bit;
+            if (p[i] >= 0x80) {
+                hm |= bit;
             }
-            al[k] = am;
-            pu[k] = pm;
-            continue;
         }
+    }
 #endif
-        size_t end = base + 64 < len ? base + 64 : len;
-        for (size_t i = base; i < end; i++) {
-            uint64_t bit = (uint64_t)1 << (i - base);
-            if (chunk_cls[p[i]] == 1) {
-                am |= bit;
-            } else if (chunk_cls[p[i]] == 2) {
-                pm |= bit;
-            }
-        }
-        al[k] = am;
-        pu[k] = pm;
+    *al = am;
+    *pu = pm;
+    *hi = hm;
+}
+
+/* The bitmaps of a field, bit i of word i / 64 for byte i (block_masks()
+ * per 64 bytes; the last, short block through a copy padded with NULs,
+ * which are separators, so bits past the field are clear). */
+static inline __attribute__((always_inline)) void field_masks(const unsigned char *p,
+                                                              size_t len, uint64_t *al,
+                                                              uint64_t *pu,
+                                                              uint64_t *hi) {
+    size_t full = len / 64;
+    for (size_t k = 0; k < full; k++) {
+        block_masks(p + k * 64, &al[k], &pu[k], &hi[k]);
+    }
+    if (len % 64) {
+        unsigned char tail[64] = {0};
+        memcpy(tail, p + full * 64, len % 64);
+        block_masks(tail, &al[full], &pu[full], &hi[full]);
     }
 }
 
@@ -1490,6 +1500,14 @@ static uint32_t runs_before(const uint64_t *starts, const uint32_t *cum, size_t 
     uint64_t below = ((uint64_t)1 << (b & 63)) - 1;
     return cum[b >> 6] + (uint32_t)__builtin_popcountll(starts[b >> 6] & below);
 }
+
+/* The fast scan is built twice where the compiler can pick at run time: for
+ * CPUs with AVX2, BMI and POPCNT, and for any x86-64. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NA_RULES_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NA_RULES_CLONES
+#endif
 
 /* Where a field's scan stands among its tokenised chunks (scan->cx). */
 struct chunks {
@@ -1526,6 +1544,21 @@ static inline bool pre3_has(const uint64_t *table, uint32_t q) {
     return (table[q >> 6] >> (q & 63)) & 1u;
 }
 
+/* @returns whether bitmap @p m has a bit in [a, e). */
+static bool bits_any(const uint64_t *m, size_t a, size_t e) {
+    for (size_t i = a; i < e;) {
+        size_t k = i >> 6;
+        size_t lo = i & 63;
+        size_t n = e - i < 64 - lo ? e - i : 64 - lo;
+        uint64_t v = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1) << lo;
+        if (m[k] & v) {
+            return true;
+        }
+        i += n;
+    }
+    return false;
+}
+
 /*
  * May chunk p[cs..ce), which has - ' . or non-ASCII bytes inside, hold a
  * key? Non-ASCII: maybe (accents fold). Otherwise every token the tokeniser
@@ -1536,15 +1569,13 @@ static inline bool pre3_has(const uint64_t *table, uint32_t q) {
  * continuation. So a chunk none of whose runs passes pre3 either way holds
  * no key.
  */
-static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce,
-                      const uint64_t *pre3) {
-    for (size_t i = cs; i < ce; i++) {
-        if (p[i] >= 0x80) {
-            return true;
-        }
+static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce, const uint64_t *al,
+                      const uint64_t *starts, const uint64_t *hi, const uint64_t *pre3) {
+    if (bits_any(hi, cs, ce)) {
+        return true;
     }
     for (size_t i = cs; i < ce; i++) {
-        if (chunk_cls[p[i]] != 1 || (i > cs && chunk_cls[p[i - 1]] == 1)) {
+        if (!BM_TEST(starts, i)) {
             continue;
         }
         unsigned char run[3] = {0, 0, 0};
@@ -1553,7 +1584,7 @@ static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce,
         size_t nj = 0;
         bool in_run = true;
         for (size_t j = i; j < ce && nj < 3; j++) {
-            if (chunk_cls[p[j]] == 1) {
+            if (BM_TEST(al, j)) {
                 join[nj++] = p[j];
                 if (in_run) {
                     run[nr++] = p[j];
@@ -1597,21 +1628,6 @@ static size_t chunk_end(const uint64_t *al, const uint64_t *pu, size_t words, si
     return k * 64 + (size_t)__builtin_ctzll(m);
 }
 
-/* @returns whether bitmap @p m has a bit in [a, e). */
-static bool bits_any(const uint64_t *m, size_t a, size_t e) {
-    for (size_t i = a; i < e;) {
-        size_t k = i >> 6;
-        size_t lo = i & 63;
-        size_t n = e - i < 64 - lo ? e - i : 64 - lo;
-        uint64_t v = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1) << lo;
-        if (m[k] & v) {
-            return true;
-        }
-        i += n;
-    }
-    return false;
-}
-
 /* Set bits [a, e) of bitmap @p m. */
 static void bits_set(uint64_t *m, size_t a, size_t e) {
     for (size_t i = a; i < e;) {
@@ -1641,8 +1657,8 @@ static void bits_set(uint64_t *m, size_t a, size_t e) {
  * where no word may be a key (most fields, with few rules) nothing is
  * tokenised.
  */
-static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t len,
-                                bool use_db) {
+NA_RULES_CLONES static na_err_t scan_field_fast(struct scan *s, int f, const char *text,
+                                                size_t len, bool use_db) {
     const unsigned char *p = (const unsigned char *)text;
     const na_rules_t *r = s->r;
     size_t words = (len + 63) / 64;
@@ -1650,7 +1666,7 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
     size_t hot_end = 0; /* one past the start of the last chunk to read */
     char w[NA_RULES_QUICK_PAD];
 
-    uint64_t *bm = scan_grow(s, s->bm, &s->bm_cap, words * 6 + 2, sizeof(*bm));
+    uint64_t *bm = scan_grow(s, s->bm, &s->bm_cap, words * 7 + 2, sizeof(*bm));
     if (!bm) {
         return NA_ERR_NOMEM;
     }
@@ -1659,10 +1675,11 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
     uint64_t *pu = al + words + 1;
     uint64_t *cand = pu + words;
     uint64_t *starts = cand + words;
-    uint64_t *inside = starts + words;                    /* bytes of tokenised chunks */
-    uint32_t *cum = (uint32_t *)(void *)(inside + words); /* words + 1 counts */
+    uint64_t *inside = starts + words;                /* bytes of tokenised chunks */
+    uint64_t *hi = inside + words;                    /* bytes >= 0x80 */
+    uint32_t *cum = (uint32_t *)(void *)(hi + words); /* words + 1 counts */
     al[words] = 0;
-    field_masks(p, len, al, pu);
+    field_masks(p, len, al, pu, hi);
     if (use_db) {
         if (!s->scratch && !(s->scratch = na_rules_db_take(r))) {
             return NA_ERR_NOMEM;
@@ -1714,7 +1731,7 @@ static na_err_t scan_field_fast(struct scan *s, int f, const char *text, size_t 
             cx[cx_cnt * 2 + 1] = (uint32_t)ce;
             cx_cnt++;
             bits_set(inside, cs, ce);
-            if (chunk_hot(p, cs, ce, r->pre3)) {
+            if (chunk_hot(p, cs, ce, al, starts, hi, r->pre3)) {
                 hot_end = cs + 1;
             }
         }
