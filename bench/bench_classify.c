@@ -25,7 +25,8 @@
  *
  * --news reads real prose instead (make_news(): the project's labelled
  * articles, cut into 4 KB bodies) and draws the same four shapes over the
- * words of a word list; the case name starts "corpus=news".
+ * words of a word list; the case name starts "corpus=news". --rules-file
+ * runs a rules file instead of generated topics (case "rules=file(N)").
  */
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
@@ -468,6 +469,7 @@ int main(int argc, char **argv) {
     double seconds = 2.0;
     const char *news = NULL;
     const char *words = "/usr/share/dict/words";
+    const char *rules_file = NULL;
     char errstr[512];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rules") && i + 1 < argc) {
@@ -482,6 +484,8 @@ int main(int argc, char **argv) {
                                                       : NA_RULES_DB_AUTO;
         } else if (!strcmp(argv[i], "--news") && i + 1 < argc) {
             news = argv[++i];
+        } else if (!strcmp(argv[i], "--rules-file") && i + 1 < argc) {
+            rules_file = argv[++i];
         } else if (!strcmp(argv[i], "--words") && i + 1 < argc) {
             words = argv[++i];
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
@@ -489,7 +493,8 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr, "usage: bench_classify --rules N [--mode engine|naive] "
                             "[--seconds S] [--scan auto|tokenise|bitmap|db]\n"
-                            "                     [--news JSONL [--words FILE]]\n");
+                            "                     [--news JSONL [--words FILE]] "
+                            "[--rules-file FILE]\n");
             return 2;
         }
     }
@@ -508,8 +513,14 @@ int main(int argc, char **argv) {
         make_articles(arts, ARTICLES);
     }
     na_rules_t *rules = NULL;
-    if (!naive && na_rules_load_buf(json, strlen(json), "generated", &rules, errstr,
-                                    sizeof(errstr))) {
+    if (rules_file && naive) {
+        fprintf(stderr, "bench_classify: --rules-file has no naive baseline\n");
+        return 2;
+    }
+    if (rules_file ? na_rules_load_file(rules_file, &rules, errstr, sizeof(errstr))
+        : !naive   ? na_rules_load_buf(json, strlen(json), "generated", &rules, errstr,
+                                       sizeof(errstr))
+                   : NA_OK) {
         fprintf(stderr, "bench_classify: %s\n", errstr);
         return 1;
     }
@@ -540,8 +551,14 @@ int main(int argc, char **argv) {
     t1 = cpu_s();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    char cs[64];
-    snprintf(cs, sizeof(cs), "%srules=%zu%s%s", news ? "corpus=news " : "", nrules,
+    char cs[128];
+    char rn[32];
+    if (rules_file) {
+        snprintf(rn, sizeof(rn), "file(%zu)", na_rules_topic_count(rules));
+    } else {
+        snprintf(rn, sizeof(rn), "%zu", nrules);
+    }
+    snprintf(cs, sizeof(cs), "%srules=%s%s%s", news ? "corpus=news " : "", rn,
              naive ? " baseline=naive" : "",
              !naive && na_rules_db_mode == NA_RULES_DB_OFF      ? " scan=tokenise"
              : !naive && na_rules_db_mode == NA_RULES_DB_BITMAP ? " scan=bitmap"

@@ -14,7 +14,8 @@
 # Then the same over news prose ("corpus=news" cases): articles made of the
 # texts of data/dev.jsonl, rules over words drawn uniformly from the system
 # word list (/usr/share/dict/words, Debian package wamerican; NA_BENCH_WORDS
-# to use another), engine and baseline.
+# to use another), engine and baseline; and the shipped rules
+# (examples/rules.json) over that prose, "rules=file(3)".
 set -euo pipefail
 build=${1:?usage: bench/classify.sh BUILD_DIR}
 secs=${NA_BENCH_CLASSIFY_SECONDS:-3}
@@ -38,6 +39,9 @@ if [ ! -r "$words" ]; then
     echo "bench/classify.sh: no word list at $words: corpus=news cases skipped" >&2
     exit 0
 fi
+# the shipped rules over the same prose (which is about their topics)
+"${pin[@]}" "$prog" --rules-file "$root/examples/rules.json" --seconds "$secs" \
+    --news "$root/data/dev.jsonl" --words "$words"
 for n in 10 1000 10000; do
     "${pin[@]}" "$prog" --rules "$n" --mode engine --seconds "$secs" \
         --news "$root/data/dev.jsonl" --words "$words"

@@ -1905,7 +1905,14 @@ static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
     }
     size_t cnt = s->occ_cnt - first;
     if (cnt > 1) {
-        qsort(s->occ + first, cnt, sizeof(*s->occ), cmp_occ);
+        /* One form's hits come in order; several forms' need sorting. */
+        size_t k = first + 1;
+        while (k < s->occ_cnt && cmp_occ(&s->occ[k - 1], &s->occ[k]) <= 0) {
+            k++;
+        }
+        if (k < s->occ_cnt) {
+            qsort(s->occ + first, cnt, sizeof(*s->occ), cmp_occ);
+        }
         size_t w = first + 1;
         for (size_t i = first + 1; i < s->occ_cnt; i++) {
             if (s->occ[i].field == s->occ[w - 1].field &&
@@ -1975,6 +1982,79 @@ static double occ_score(struct scan *s, uint32_t atom_idx, size_t first, size_t 
     return score;
 }
 
+/* Per atom of a NEAR node and field: used occurrences and the first. */
+struct near_acc {
+    uint32_t cnt[NA_RULES_FIELDS];
+    uint32_t first[NA_RULES_FIELDS];
+};
+
+/* Atoms of a NEAR node whose indices span at most this many are counted in
+ * one pass over the occurrences. */
+#define NA_RULES_NEAR_SPAN 256u
+
+/*
+ * The score of NEAR @p node from its used occurrences s->occ[l0, r1):
+ * occ_score() of each distinct atom, in the node's order (which is also the
+ * evidence order). The atoms of one node are usually numbered close
+ * together: then one pass counts them all; otherwise one pass per atom.
+ */
+static double near_score(struct scan *s, const struct na_rnode *node, size_t l0,
+                         size_t r1) {
+    const struct na_rbuild *b = &s->r->b;
+    uint32_t n = node->b + node->c;
+    uint32_t amin = UINT32_MAX;
+    uint32_t amax = 0;
+    double score = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t atom = b->kids[node->a + i];
+        amin = atom < amin ? atom : amin;
+        amax = atom > amax ? atom : amax;
+    }
+    if (amax - amin >= NA_RULES_NEAR_SPAN) {
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t atom = b->kids[node->a + i];
+            bool seen = false;
+            for (uint32_t k = 0; k < i; k++) {
+                seen = seen || b->kids[node->a + k] == atom;
+            }
+            if (!seen) {
+                score += occ_score(s, atom, l0, r1, true);
+            }
+        }
+        return score;
+    }
+    struct near_acc acc[NA_RULES_NEAR_SPAN];
+    memset(acc, 0, (amax - amin + 1) * sizeof(*acc));
+    for (size_t i = l0; i < r1; i++) {
+        const struct occ *o = &s->occ[i];
+        if (!o->used) {
+            continue;
+        }
+        struct near_acc *a = &acc[o->atom - amin];
+        if (!a->cnt[o->field]++) {
+            a->first[o->field] = (uint32_t)i;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t atom = b->kids[node->a + i];
+        struct near_acc *a = &acc[atom - amin];
+        const struct na_ratom *at = &b->atoms[atom];
+        for (uint8_t f = 0; f < NA_RULES_FIELDS; f++) {
+            if (!a->cnt[f]) {
+                continue;
+            }
+            double c = at->weight * s->topic->fw[f] * saturate(a->cnt[f]);
+            score += c;
+            if (c > 0) {
+                /* weight-0 terms decide truth, not score: not evidence */
+                ev_push(s, atom, &s->occ[a->first[f]], at->weight * s->topic->fw[f]);
+            }
+            a->cnt[f] = 0; /* an atom named twice counts once */
+        }
+    }
+    return score;
+}
+
 static bool eval_near(struct scan *s, const struct na_rnode *node, double *score) {
     const struct na_rbuild *b = &s->r->b;
     size_t l0 = s->occ_cnt;
@@ -2027,17 +2107,7 @@ static bool eval_near(struct scan *s, const struct na_rnode *node, double *score
         }
     }
     if (any) {
-        *score = 0;
-        for (uint32_t i = 0; i < node->b + node->c; i++) {
-            uint32_t atom = b->kids[node->a + i];
-            bool seen = false;
-            for (uint32_t k = 0; k < i; k++) {
-                seen = seen || b->kids[node->a + k] == atom;
-            }
-            if (!seen) {
-                *score += occ_score(s, atom, l0, r1, true);
-            }
-        }
+        *score = near_score(s, node, l0, r1);
     }
     s->occ_cnt = l0;
     return any;
