@@ -1063,6 +1063,10 @@ struct scan {
     struct occ *occ;
     size_t occ_cnt;
     size_t occ_cap;
+    struct occ *otmp; /* occ_sort() scratch */
+    size_t otmp_cap;
+    struct ev *etmp; /* ev_sort_*() scratch */
+    size_t etmp_cap;
     struct ev *ev;
     size_t ev_cnt;
     size_t ev_cap;
@@ -1092,6 +1096,8 @@ static void scan_cleanup(struct scan *s) {
     na_rtoks_cleanup(&s->toks);
     free(s->hits);
     free(s->occ);
+    free(s->otmp);
+    free(s->etmp);
     free(s->ev);
     free(s->kr);
 }
@@ -1848,6 +1854,66 @@ static bool chain(const struct scan *s, const struct na_rform *form, uint32_t j,
     return false;
 }
 
+/*
+ * A stable merge sort of @p n elements of @p type at @p v by @p cmp, for
+ * arrays that are mostly sorted runs already (occurrences of one atom after
+ * another, evidence in place order): the runs are found, then merged
+ * pairwise through a scratch array kept in the scan (*tmp, *tmp_cap).
+ * Sets s->oom and leaves @p v unsorted on no memory.
+ */
+#define NA_RULES_DEFINE_SORT(name, type, cmp)                                            \
+    static void name(struct scan *s, type *v, size_t n, type **tmp, size_t *tmp_cap) {   \
+        size_t runs = 1;                                                                 \
+        for (size_t i = 1; i < n; i++) {                                                 \
+            runs += cmp(&v[i - 1], &v[i]) > 0;                                           \
+        }                                                                                \
+        if (runs <= 1) {                                                                 \
+            return;                                                                      \
+        }                                                                                \
+        type *t = scan_grow(s, *tmp, tmp_cap, n, sizeof(type));                          \
+        if (!t) {                                                                        \
+            return;                                                                      \
+        }                                                                                \
+        *tmp = t;                                                                        \
+        type *src = v;                                                                   \
+        type *dst = t;                                                                   \
+        while (runs > 1) {                                                               \
+            size_t i = 0;                                                                \
+            runs = 0;                                                                    \
+            while (i < n) {                                                              \
+                size_t m = i + 1;                                                        \
+                while (m < n && cmp(&src[m - 1], &src[m]) <= 0) {                        \
+                    m++;                                                                 \
+                }                                                                        \
+                size_t e = m;                                                            \
+                if (m < n) {                                                             \
+                    e = m + 1;                                                           \
+                    while (e < n && cmp(&src[e - 1], &src[e]) <= 0) {                    \
+                        e++;                                                             \
+                    }                                                                    \
+                }                                                                        \
+                size_t a = i, b = m, k = i;                                              \
+                while (a < m && b < e) {                                                 \
+                    dst[k++] = cmp(&src[b], &src[a]) < 0 ? src[b++] : src[a++];          \
+                }                                                                        \
+                while (a < m) {                                                          \
+                    dst[k++] = src[a++];                                                 \
+                }                                                                        \
+                while (b < e) {                                                          \
+                    dst[k++] = src[b++];                                                 \
+                }                                                                        \
+                runs++;                                                                  \
+                i = e;                                                                   \
+            }                                                                            \
+            type *x = src;                                                               \
+            src = dst;                                                                   \
+            dst = x;                                                                     \
+        }                                                                                \
+        if (src != v) {                                                                  \
+            memcpy(v, src, n * sizeof(type));                                            \
+        }                                                                                \
+    }
+
 static int cmp_occ(const void *a, const void *b) {
     const struct occ *x = a;
     const struct occ *y = b;
@@ -1862,6 +1928,8 @@ static int cmp_occ(const void *a, const void *b) {
     }
     return 0;
 }
+
+NA_RULES_DEFINE_SORT(occ_sort, struct occ, cmp_occ)
 
 /* Push the occurrences of an atom onto s->occ, sorted, one per position.
  * @returns how many. */
@@ -1906,13 +1974,7 @@ static size_t atom_occ(struct scan *s, uint32_t atom_idx) {
     size_t cnt = s->occ_cnt - first;
     if (cnt > 1) {
         /* One form's hits come in order; several forms' need sorting. */
-        size_t k = first + 1;
-        while (k < s->occ_cnt && cmp_occ(&s->occ[k - 1], &s->occ[k]) <= 0) {
-            k++;
-        }
-        if (k < s->occ_cnt) {
-            qsort(s->occ + first, cnt, sizeof(*s->occ), cmp_occ);
-        }
+        occ_sort(s, s->occ + first, cnt, &s->otmp, &s->otmp_cap);
         size_t w = first + 1;
         for (size_t i = first + 1; i < s->occ_cnt; i++) {
             if (s->occ[i].field == s->occ[w - 1].field &&
@@ -2067,9 +2129,7 @@ static bool eval_near(struct scan *s, const struct na_rnode *node, double *score
         atom_occ(s, b->kids[node->a + node->b + i]);
     }
     size_t r1 = s->occ_cnt;
-    if (r1 - r0 > 1) {
-        qsort(s->occ + r0, r1 - r0, sizeof(*s->occ), cmp_occ);
-    }
+    occ_sort(s, s->occ + r0, r1 - r0, &s->otmp, &s->otmp_cap);
     for (size_t i = l0; i < r0; i++) {
         struct occ *lo = &s->occ[i];
         uint32_t from = lo->pos > node->near + NA_RULES_MAX_PHRASE_WORDS
@@ -2215,6 +2275,9 @@ static int cmp_ev_place(const void *a, const void *b) {
     return x->atom < y->atom ? -1 : x->atom > y->atom;
 }
 
+NA_RULES_DEFINE_SORT(ev_sort_place, struct ev, cmp_ev_place)
+NA_RULES_DEFINE_SORT(ev_sort_strength, struct ev, cmp_ev_strength)
+
 /* Valid UTF-8 copy of text[start..end) with whitespace runs as one space,
  * cut to at most max bytes. */
 static char *clean_text(const char *text, size_t start, size_t end, size_t max) {
@@ -2326,7 +2389,7 @@ static na_err_t match_fill(struct scan *s, size_t t, const struct na_rules_verdi
         return NA_ERR_NOMEM;
     }
     /* One entry per (term text, field, offset), strongest first for the cap. */
-    qsort(ev, cnt, sizeof(*ev), cmp_ev_place);
+    ev_sort_place(s, ev, cnt, &s->etmp, &s->etmp_cap);
     for (size_t i = 0; i < cnt; i++) {
         bool dup = false;
         for (size_t k = 0; k < w && !dup; k++) {
@@ -2341,7 +2404,7 @@ static na_err_t match_fill(struct scan *s, size_t t, const struct na_rules_verdi
         }
     }
     cnt = w;
-    qsort(ev, cnt, sizeof(*ev), cmp_ev_strength);
+    ev_sort_strength(s, ev, cnt, &s->etmp, &s->etmp_cap);
     /* The snippet comes from the body when it can: the title is shown anyway. */
     const struct ev *best = cnt ? &ev[0] : NULL;
     for (size_t i = 0; i < cnt; i++) {
@@ -2360,7 +2423,10 @@ static na_err_t match_fill(struct scan *s, size_t t, const struct na_rules_verdi
     if (cnt > NA_RULES_MAX_EVIDENCE) {
         cnt = NA_RULES_MAX_EVIDENCE;
     }
-    qsort(ev, cnt, sizeof(*ev), cmp_ev_place);
+    ev_sort_place(s, ev, cnt, &s->etmp, &s->etmp_cap);
+    if (s->oom) {
+        return NA_ERR_NOMEM;
+    }
     if (cnt) {
         m->evidence = calloc(cnt, sizeof(*m->evidence));
         if (!m->evidence) {
