@@ -1804,7 +1804,9 @@ static na_err_t scan_article(struct scan *s, const struct na_article *a) {
             continue;
         }
         if (s->r->db_ok && na_rules_db_mode != NA_RULES_DB_OFF && len <= UINT32_MAX / 2) {
-            bool use_db = s->r->db && na_rules_db_mode != NA_RULES_DB_BITMAP;
+            bool use_db =
+                s->r->db && (na_rules_db_mode == NA_RULES_DB_ALWAYS ||
+                             (na_rules_db_mode == NA_RULES_DB_AUTO && s->r->db_pays));
             if (scan_field_fast(s, f, text, len, use_db)) {
                 return NA_ERR_NOMEM;
             }
