@@ -21,6 +21,9 @@
 #include "story.h"
 #include "tracker.h"
 
+/* How often the ledger forgets alerts past its horizon. */
+#define NA_CONSUMER_PRUNE_MS 60000
+
 #define C(f) offsetof(struct na_consumer_conf, f)
 const struct na_conf_entry na_consumer_conf_table[] = {
     {"brokers", NA_CONF_STRING, C(brokers), "127.0.0.1:9092",
@@ -59,6 +62,10 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      "how long a story stays open after its newest article", 0, 60000, 31536000000LL},
     {"ledger_timeout", NA_CONF_DURATION, C(ledger_timeout_ms), "60s",
      "how long start-up may take to read the ledger to its end", 0, 100, 3600000},
+    {"ledger_horizon", NA_CONF_DURATION, C(ledger_horizon_ms), "30d",
+     "the ledger forgets alerts older than this, and records older than this raise no "
+     "alert (0: keep every alert); at least story_window",
+     0, 0, 0},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
     {"log_level", NA_CONF_STRING, C(log_level), "info", "error|warn|info|debug", 0, 0, 0},
@@ -557,6 +564,30 @@ static void eof_set(struct consumer *c, int32_t partition) {
     }
 }
 
+/*
+ * Is the record older than the ledger horizon? Then the ledger may have
+ * forgotten an alert it raised, so it raises none: counted and logged (an
+ * operator who wants its alerts replays it; docs/delivery.md). The record's
+ * Kafka timestamp decides: a delivery for it happened after it.
+ */
+static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm, const char *id) {
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts = rd_kafka_message_timestamp(rkm, &tst);
+    int64_t horizon = c->conf->ledger_horizon_ms;
+    if (!c->ledger || horizon <= 0 || tst == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ||
+        ts >= na_now_ms() - horizon) {
+        return false;
+    }
+    c->stats->too_old++;
+    na_metrics_inc("newsalert_consumer_too_old_total",
+                   "Records older than the ledger horizon: no alert raised.", NULL);
+    na_log(NA_LOG_WARN, "consumer", "too_old",
+           "partition=%d offset=%lld article=%s age_ms=%lld horizon_ms=%lld",
+           (int)rkm->partition, (long long)rkm->offset, id, (long long)(na_now_ms() - ts),
+           (long long)horizon);
+    return true;
+}
+
 static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
     struct na_article a;
     struct na_classification cls;
@@ -607,6 +638,11 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
                (long long)rkm->offset, na_log_q(errstr));
         dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload, rkm->len, "decode",
                     errstr, NULL, rkm->partition, rkm->offset);
+        na_tracker_done(c->tracker, entry);
+        return;
+    }
+    if (too_old(c, rkm, a.id)) {
+        na_article_cleanup(&a);
         na_tracker_done(c->tracker, entry);
         return;
     }
@@ -920,6 +956,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     rd_kafka_topic_partition_list_t *sub = NULL;
     na_httpd_t *httpd = NULL;
     int64_t published_ms = 0;
+    int64_t pruned_ms = 0;
 
     memset(&c, 0, sizeof(c));
     memset(stats, 0, sizeof(*stats));
@@ -928,6 +965,15 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     c.out = out;
     srandom((unsigned)na_now_ms());
 
+    if (conf->ledger && conf->stories && conf->ledger_horizon_ms > 0 &&
+        conf->ledger_horizon_ms < conf->story_window_ms) {
+        snprintf(errstr, errstr_size,
+                 "ledger_horizon (%lld ms) is shorter than story_window (%lld ms): "
+                 "stories would outlive the alerts that opened them",
+                 conf->ledger_horizon_ms, conf->story_window_ms);
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
     if ((err = na_rules_load_file(conf->rules, &c.rules, errstr, errstr_size))) {
         goto out;
     }
@@ -970,6 +1016,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             .ctx = &c,
             .load_cb = c.stories ? seed_story : NULL,
             .load_ctx = &c,
+            .horizon_ms = conf->ledger_horizon_ms,
         };
         if ((err = na_ledger_open(&lopts, &c.ledger, errstr, errstr_size))) {
             goto out;
@@ -1002,6 +1049,17 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             /* Between records: nothing holds on to the old rules. */
             (void)na_consumer_reload_rules(conf->rules, &c.rules);
             stage_routes(&c);
+        }
+        if (c.ledger && na_mono_ms() - pruned_ms >= NA_CONSUMER_PRUNE_MS) {
+            size_t n = na_ledger_prune(c.ledger, na_now_ms());
+            if (n) {
+                na_log(NA_LOG_INFO, "consumer", "ledger_pruned",
+                       "forgotten=%zu alerts=%zu", n, na_ledger_count(c.ledger));
+            }
+            na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_ledger_alerts",
+                                         "Alerts the ledger holds in memory.", NULL),
+                          (double)na_ledger_count(c.ledger));
+            pruned_ms = na_mono_ms();
         }
         if (httpd && na_mono_ms() - published_ms >= 1000) {
             na_httpd_publish_steal(httpd, status_doc(&c));
@@ -1067,11 +1125,11 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     na_log(NA_LOG_INFO, "consumer", "summary",
            "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
            "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
-           "ledger_recorded=%llu digests=%llu story_linked=%llu",
+           "ledger_recorded=%llu digests=%llu story_linked=%llu too_old=%llu",
            stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
            stats->alerts_failed, stats->dlq_produced, stats->offsets_stored,
            stats->paused, stats->ledger_skipped, stats->ledger_recorded, stats->digests,
-           stats->story_linked);
+           stats->story_linked, stats->too_old);
 out:
     na_httpd_stop(httpd);
     if (sub) {

@@ -54,6 +54,7 @@ struct na_ledger_s {
     void *ctx;
     size_t outstanding;
     struct mem_pending *mem_head, **mem_tail;
+    int64_t horizon_ms; /* 0: keep every alert */
 };
 
 /* ---- table ---- */
@@ -126,6 +127,20 @@ static void erase(na_ledger_t *l, struct slot *s) {
         memset(&l->slots[i], 0, sizeof(l->slots[i]));
         *find_slot(l, tmp.id) = tmp;
     }
+}
+
+/* @returns the newest outcome time of @p s (0 when none has one). */
+static int64_t slot_newest(const struct slot *s) {
+    int64_t t = 0;
+    for (unsigned i = 0; i < s->marks_cnt; i++) {
+        t = s->marks[i].at_ms > t ? s->marks[i].at_ms : t;
+    }
+    return t;
+}
+
+/* Is @p s past the horizon at @p now_ms? */
+static bool slot_expired(const na_ledger_t *l, const struct slot *s, int64_t now_ms) {
+    return l->horizon_ms > 0 && slot_newest(s) < now_ms - l->horizon_ms;
 }
 
 static struct slot *get_or_add(na_ledger_t *l, const char *id) {
@@ -264,6 +279,13 @@ static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const cha
             goto out;
         }
     }
+    if (slot_expired(l, s, na_now_ms())) {
+        /* older than the horizon: as if the topic had deleted it */
+        erase(l, s);
+        na_metrics_inc("newsalert_ledger_forgotten_total",
+                       "Alerts forgotten by the ledger: older than its horizon.", NULL);
+        goto out;
+    }
     if (cb) {
         cb(id, root, cb_ctx);
     }
@@ -394,6 +416,56 @@ void na_ledger_poll(na_ledger_t *l, int timeout_ms) {
 }
 
 /* ---- lifecycle ---- */
+
+void na_ledger_set_horizon(na_ledger_t *l, int64_t horizon_ms) {
+    l->horizon_ms = horizon_ms > 0 ? horizon_ms : 0;
+}
+
+size_t na_ledger_prune(na_ledger_t *l, int64_t now_ms) {
+    size_t expired = 0;
+    if (!l || !l->horizon_ms) {
+        return 0;
+    }
+    for (size_t i = 0; i < l->size; i++) {
+        expired += l->slots[i].id && slot_expired(l, &l->slots[i], now_ms);
+    }
+    if (!expired) {
+        return 0;
+    }
+    /* Rebuild rather than erase one by one (each erase re-inserts its run). */
+    size_t size = 1024;
+    while ((l->cnt - expired + 1) * 4 > size * 3) {
+        size *= 2;
+    }
+    struct slot *n = calloc(size, sizeof(*n));
+    if (!n) {
+        return 0; /* tried again at the next prune */
+    }
+    struct slot *old = l->slots;
+    size_t old_size = l->size;
+    l->slots = n;
+    l->size = size;
+    l->cnt = 0;
+    for (size_t i = 0; i < old_size; i++) {
+        struct slot *s = &old[i];
+        if (!s->id) {
+            continue;
+        }
+        if (slot_expired(l, s, now_ms)) {
+            free(s->id);
+            free(s->marks);
+            continue;
+        }
+        *find_slot(l, s->id) = *s;
+        l->cnt++;
+    }
+    free(old);
+    na_metric_add(
+        na_metrics_get(NA_METRIC_COUNTER, "newsalert_ledger_forgotten_total",
+                       "Alerts forgotten by the ledger: older than its horizon.", NULL),
+        (double)expired);
+    return expired;
+}
 
 na_ledger_t *na_ledger_new_memory(na_ledger_confirm_cb *cb, void *ctx) {
     na_ledger_t *l = calloc(1, sizeof(*l));
@@ -656,8 +728,16 @@ na_err_t na_ledger_open(const struct na_ledger_opts *opts, na_ledger_t **out,
         err = NA_ERR_CONFIG;
         goto out;
     }
+    na_ledger_set_horizon(l, opts->horizon_ms);
     if (opts->create_topic) {
         struct na_topic_spec spec = na_kafka_topic_alerts(l->topic);
+        char retention[32];
+        const char *configs[] = {"cleanup.policy", "compact,delete", "retention.ms",
+                                 retention, NULL};
+        if (opts->horizon_ms > 0) {
+            snprintf(retention, sizeof(retention), "%lld", (long long)opts->horizon_ms);
+            spec.configs = configs;
+        }
         char terr[512];
         if (na_kafka_ensure_topics(l->rk, &spec, 1, opts->load_timeout_ms, terr,
                                    sizeof(terr))) {

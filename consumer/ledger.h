@@ -17,6 +17,11 @@
  * Compaction keeps only the last value of a key, so every record carries
  * ALL routes known delivered for its alert, not just the newest one.
  *
+ * Horizon: with na_ledger_opts.horizon_ms, an alert whose newest outcome is
+ * older is forgotten (memory and topic stay bounded). "Never twice" then
+ * holds for alerts raised within the horizon; the consumer raises no alert
+ * for a record older than the horizon (see docs/delivery.md).
+ *
  * Threading: one thread. Confirmation callbacks run inside
  * na_ledger_poll() / na_ledger_flush() on the caller's thread.
  */
@@ -60,6 +65,11 @@ struct na_ledger_opts {
     void *ctx;                          /**< passed to confirm_cb */
     na_ledger_load_cb *load_cb;         /**< may be NULL */
     void *load_ctx;                     /**< passed to load_cb */
+    /** Forget alerts whose newest outcome is older than this (ms; 0 keeps
+     *  every alert): records older are skipped at load (load_cb is not
+     *  called for them), na_ledger_prune() drops them later, and a topic
+     *  the ledger creates deletes them too (compact,delete, retention.ms). */
+    int64_t horizon_ms;
 };
 
 /** One route's outcome for an alert, as written in "deliveries". */
@@ -116,6 +126,18 @@ size_t na_ledger_count(const na_ledger_t *l);
 NA_WUR na_err_t na_ledger_record(na_ledger_t *l, const char *alert_id, const char *route,
                                  const struct na_ledger_delivery *d,
                                  const char *alert_json, void *opaque);
+
+/** @brief Set the horizon (see na_ledger_opts.horizon_ms) of @p l, e.g. of
+ *         a memory ledger; records applied later are checked against it. */
+void na_ledger_set_horizon(na_ledger_t *l, int64_t horizon_ms);
+
+/**
+ * @brief Forget the alerts whose newest outcome is older than the horizon
+ *        at @p now_ms (Unix ms). A no-op without a horizon. Cost: one pass
+ *        over the table, and a rebuilt table when anything was dropped.
+ * @returns alerts forgotten.
+ */
+size_t na_ledger_prune(na_ledger_t *l, int64_t now_ms);
 
 /** @brief Serve producer events (confirmations) for up to @p timeout_ms. */
 void na_ledger_poll(na_ledger_t *l, int timeout_ms);

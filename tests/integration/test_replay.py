@@ -11,7 +11,8 @@ gained and lost alerts per topic; the live group's committed offsets are
 unchanged; ranges in the future or before the oldest retained record return
 nothing and say so (exit 0); Ctrl-C stops cleanly and the printed command
 resumes without duplicates; progress is a bar on a terminal and log lines
-otherwise."""
+otherwise; the live consumer raises no alert for records older than the
+ledger horizon."""
 
 import hashlib
 import json
@@ -347,6 +348,38 @@ def test_ctrl_c_stops_cleanly_and_the_resume_command_finishes_the_job(ctx):
     got = delivered(hook)
     assert len(got) == len(set(got)), "an alert was sent twice across the resume"
     assert set(got) == topic.alerts()
+
+
+def test_records_older_than_the_ledger_horizon_raise_no_alert(ctx):
+    # The ledger forgets alerts past ledger_horizon, so a record older than
+    # that (a consumer far behind, a group reset to the beginning) raises no
+    # alert: the ledger could not tell whether it was sent. Counted, logged.
+    topic = Topic(ctx, count=12)  # 42 to 48 hours old
+    now = int(time.time())
+    fresh = [make_article(100 + i, now - 600) for i in range(4)]
+    topic.produce(["%d\t-1\t%s\t%s" % ((now - 600) * 1000, art["id"], json.dumps(art))
+                   for art, _ in fresh])
+    hook = ctx.webhook()
+    routes = [{"name": "generic", "url": hook.url("/json"), "format": "json"}]
+    with open(topic.config("horizon", routes,
+                           group=harness.unique_topic("na-it-horizon"))) as f:
+        conf = json.load(f)
+    conf["ledger_horizon"] = "1d"
+    p = topic.live(ctx.write("horizon-1d.json", conf), "live-horizon")
+    s = summary(p)
+    assert s["consumed"] == 16 and s["too_old"] == 12, s
+    want = {(art["url"], t) for art, topics in fresh for t in topics}
+    got = delivered(hook)
+    assert want and sorted(got) == sorted(want), (got, want)
+    assert len(re.findall(r"event=too_old ", p.stderr_text())) == 12
+
+    # A horizon shorter than the story window is refused at start.
+    conf["stories"] = True
+    conf["story_window"] = "3d"
+    bad = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
+                    ctx.write("horizon-bad.json", conf), "--exit-eof"], name="horizon-bad")
+    assert bad.wait(60) != 0
+    assert "ledger_horizon" in bad.stderr_text() and "story_window" in bad.stderr_text()
 
 
 def test_progress_bar_on_a_terminal(ctx):

@@ -139,7 +139,7 @@ static void test_round_trip_through_a_cluster(void **state) {
     struct confirms c = {0, 0, NULL};
     int loaded = 0;
     struct na_ledger_opts opts = {brokers,    NULL, "alerts", 20000, false,
-                                  on_confirm, &c,   NULL,     NULL};
+                                  on_confirm, &c,   NULL,     NULL,  0};
     na_ledger_t *l = NULL;
     assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(na_ledger_count(l), 0);
@@ -171,6 +171,17 @@ static void test_round_trip_through_a_cluster(void **state) {
     assert_int_equal(loaded, 3);
     na_ledger_destroy(l);
 
+    /* With a horizon of a day, the records of 2026-01-06 are forgotten at
+     * load: not answered, not shown to the load callback. */
+    loaded = 0;
+    opts.horizon_ms = 86400000;
+    assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_ledger_count(l), 0);
+    assert_false(na_ledger_delivered(l, ID_A, "desk"));
+    assert_int_equal(loaded, 0);
+    na_ledger_destroy(l);
+    opts.horizon_ms = 0;
+
     /* A topic that does not exist is an empty ledger. */
     opts.topic = "no-such-ledger";
     assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
@@ -181,11 +192,77 @@ static void test_round_trip_through_a_cluster(void **state) {
     rd_kafka_destroy(rk);
 }
 
+/* A record of (id, route) whose outcome is at @p at_ms, as the topic holds it. */
+static na_err_t apply_at(na_ledger_t *l, const char *id, const char *route,
+                         int64_t at_ms) {
+    char v[256];
+    snprintf(v, sizeof(v),
+             "{\"deliveries\":{\"%s\":{\"outcome\":\"delivered\",\"status\":200,"
+             "\"attempts\":1,\"at_ms\":%lld}}}",
+             route, (long long)at_ms);
+    return na_ledger_apply(l, id, strlen(id), v, strlen(v));
+}
+
+/* The horizon: records older at load are forgotten, prune drops what aged
+ * past it, an alert's newest outcome decides, and the table keeps working
+ * after a prune rebuilt it. */
+static void test_horizon_forgets_old_alerts(void **state) {
+    (void)state;
+    const int64_t hour = 3600000;
+    int64_t now = na_now_ms();
+    na_ledger_t *l = na_ledger_new_memory(NULL, NULL);
+    assert_non_null(l);
+    na_ledger_set_horizon(l, hour);
+    assert_int_equal(na_ledger_prune(l, now), 0);
+
+    assert_int_equal(apply_at(l, ID_A, "desk", now - 2 * hour), NA_OK);
+    assert_false(na_ledger_known(l, ID_A)); /* older than the horizon */
+    assert_int_equal(apply_at(l, ID_B, "desk", now - hour / 6), NA_OK);
+    assert_true(na_ledger_delivered(l, ID_B, "desk"));
+
+    /* 3,000 alerts: even ones 30 minutes old, odd ones with an old outcome
+     * on one route and a fresh one on another */
+    char id[65];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof(id), "%064d", i);
+        if (i % 2 == 0) {
+            assert_int_equal(apply_at(l, id, "desk", now - hour / 2), NA_OK);
+        } else {
+            assert_int_equal(apply_at(l, id, "desk", now - hour / 2), NA_OK);
+            assert_int_equal(apply_at(l, id, "ops", now), NA_OK);
+        }
+    }
+    assert_int_equal(na_ledger_count(l), 3001);
+
+    /* 55 minutes later the even ones (85 minutes old) and B (65) are past
+     * it; the odd ones' newest outcome is 55 minutes old */
+    assert_int_equal(na_ledger_prune(l, now + hour * 11 / 12), 1501);
+    assert_int_equal(na_ledger_count(l), 1500);
+    assert_int_equal(na_ledger_prune(l, now + hour * 11 / 12), 0);
+    assert_false(na_ledger_known(l, ID_B));
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof(id), "%064d", i);
+        assert_int_equal(na_ledger_known(l, id), i % 2 == 1);
+        assert_int_equal(na_ledger_delivered(l, id, "desk"), i % 2 == 1);
+    }
+    /* and new alerts go in and are found */
+    struct na_ledger_delivery d = {"delivered", 200, 1, now + hour};
+    assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, NULL, NULL), NA_OK);
+    assert_true(na_ledger_delivered(l, ID_A, "desk"));
+
+    /* without a horizon nothing is forgotten */
+    na_ledger_set_horizon(l, 0);
+    assert_int_equal(na_ledger_prune(l, now + 1000 * hour), 0);
+    assert_int_equal(na_ledger_count(l), 1501);
+    na_ledger_destroy(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_ledger_marks_and_confirms),
         cmocka_unit_test(test_apply_reads_records_and_tombstones),
         cmocka_unit_test(test_table_grows_and_erases),
+        cmocka_unit_test(test_horizon_forgets_old_alerts),
         cmocka_unit_test(test_round_trip_through_a_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
