@@ -17,7 +17,9 @@
  * x IDF^1.5, where the document frequencies count the signatures seen
  * (assigned and seeded) and are halved whenever the count of documents
  * reaches NA_STORY_IDF_DOCS, a rolling window that forgets old documents
- * smoothly and deterministically.
+ * smoothly and deterministically. After a halving, features no open story
+ * has whose frequency fell below NA_STORY_DF_FORGET leave the dictionary
+ * (dict_compact()), so it does not grow with every name ever seen.
  *
  * A story keeps, per feature, the number of its articles that had it.
  * Similarity of an article A and a story S is the cosine of A's weights
@@ -59,6 +61,10 @@
 #define NA_STORY_SIM 0.17
 /** Document frequencies are halved when this many documents were counted. */
 #define NA_STORY_IDF_DOCS 20000.0
+/** After document frequencies were halved, a feature no open story has and
+ *  whose frequency fell below this is forgotten (dict_compact()): a name seen
+ *  once is forgotten after two halvings, when it weighs nearly as if unseen. */
+#define NA_STORY_DF_FORGET 0.3
 /** Pseudo documents in which no feature occurs (IDF smoothing). */
 #define NA_STORY_IDF_PRIOR 30.0
 /** Longest feature text (bytes). */
@@ -96,10 +102,11 @@ struct na_stories_s {
     size_t feats_cnt, feats_cap;
     uint32_t *slots; /* open addressing: fid + 1, 0 = empty */
     size_t slots_cnt;
-    double docs; /* documents counted in df */
+    double docs;      /* documents counted in df */
+    bool compact_due; /* df were halved: dict_compact() before the next use */
     struct story **stories;
     size_t stories_cnt, stories_cap;
-    na_metric_t *m_opened, *m_joined, *m_closed, *m_open; /* process-wide */
+    na_metric_t *m_opened, *m_joined, *m_closed, *m_open, *m_feats; /* process-wide */
 };
 
 /* ---------------------------------------------------------------- */
@@ -212,7 +219,88 @@ static void docs_add(na_stories_t *st, double n) {
         for (size_t i = 0; i < st->feats_cnt; i++) {
             st->feats[i].df /= 2;
         }
+        st->compact_due = true;
     }
+}
+
+/*
+ * Forget the features that no open story has and whose document frequency
+ * decayed below NA_STORY_DF_FORGET, so that the dictionary holds what recent
+ * documents and open stories use, not every name ever seen. Kept features
+ * are renumbered in order, so the stories' lists (sorted by id) stay
+ * sorted. Runs only between articles: no article's feature ids are held.
+ */
+static void dict_compact(na_stories_t *st) {
+    st->compact_due = false;
+    uint32_t *map = malloc((st->feats_cnt + 1) * sizeof(*map));
+    if (!map) {
+        return; /* tried again at the next halving */
+    }
+    for (size_t i = 0; i < st->feats_cnt; i++) {
+        map[i] = 0;
+    }
+    for (size_t k = 0; k < st->stories_cnt; k++) {
+        const struct story *sy = st->stories[k];
+        for (size_t i = 0; i < sy->f_cnt; i++) {
+            map[sy->f[i].fid] = 1; /* a story has it */
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < st->feats_cnt; i++) {
+        struct feat *f = &st->feats[i];
+        if (!map[i] && !f->post_cnt && f->df < NA_STORY_DF_FORGET) {
+            free(f->s);
+            free(f->post);
+            map[i] = UINT32_MAX;
+            continue;
+        }
+        map[i] = (uint32_t)w;
+        st->feats[w++] = *f;
+    }
+    if (w == st->feats_cnt) {
+        free(map);
+        return;
+    }
+    for (size_t k = 0; k < st->stories_cnt; k++) {
+        struct story *sy = st->stories[k];
+        for (size_t i = 0; i < sy->f_cnt; i++) {
+            sy->f[i].fid = map[sy->f[i].fid];
+        }
+    }
+    free(map);
+    st->feats_cnt = w;
+    size_t cap = w + w / 2 > 1024 ? w + w / 2 : 1024;
+    if (cap < st->feats_cap) {
+        struct feat *nf = realloc(st->feats, cap * sizeof(*nf));
+        if (nf) {
+            st->feats = nf;
+            st->feats_cap = cap;
+        }
+    }
+    size_t slots = 1024;
+    while (slots < (w + 1) * 2) {
+        slots *= 2;
+    }
+    uint32_t *ns = calloc(slots, sizeof(*ns));
+    if (ns) {
+        free(st->slots);
+        st->slots = ns;
+        st->slots_cnt = slots;
+    } else {
+        memset(st->slots, 0, st->slots_cnt * sizeof(*st->slots));
+    }
+    for (size_t i = 0; i < w; i++) {
+        size_t j = st->feats[i].hash & (st->slots_cnt - 1);
+        while (st->slots[j]) {
+            j = (j + 1) & (st->slots_cnt - 1);
+        }
+        st->slots[j] = (uint32_t)i + 1;
+    }
+    na_metric_set(st->m_feats, (double)w);
+}
+
+size_t na_stories_feature_count(const na_stories_t *st) {
+    return st->feats_cnt;
 }
 
 static bool post_add(struct feat *f, struct story *s) {
@@ -633,6 +721,8 @@ na_stories_t *na_stories_new(int64_t window_ms) {
                                   "Stories closed at the end of their window", NULL);
     st->m_open = na_metrics_get(NA_METRIC_GAUGE, "newsalert_story_open",
                                 "Stories open for new articles", NULL);
+    st->m_feats = na_metrics_get(NA_METRIC_GAUGE, "newsalert_story_features",
+                                 "Features in the story grouping's dictionary", NULL);
     return st;
 }
 
@@ -883,6 +973,9 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
         st->now = t;
     }
     na_stories_evict(st, st->now);
+    if (st->compact_due) {
+        dict_compact(st);
+    }
 
     const char *fields[] = {a->title, a->summary, a->content};
     size_t title_cnt = 0;
@@ -1116,6 +1209,9 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
     }
     if (st->now != NA_TIME_UNKNOWN && published_at < st->now - st->window_s) {
         return NA_OK;
+    }
+    if (st->compact_due) {
+        dict_compact(st);
     }
     json_object_foreach((json_t *)f, key, val) {
         if (!json_is_integer(val) || json_integer_value(val) < 1 ||

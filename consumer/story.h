@@ -117,6 +117,13 @@ size_t na_stories_evict(na_stories_t *st, int64_t now);
 /** @returns open stories. */
 size_t na_stories_count(const na_stories_t *st);
 
+/** @returns features in the dictionary (names, dates, figures, terms). It
+ *  holds what open stories and recent documents use: each time the
+ *  document frequencies are halved (every 20,000 documents counted), the
+ *  features no open story has and whose frequency fell below 0.3 are
+ *  forgotten. */
+size_t na_stories_feature_count(const na_stories_t *st);
+
 /** @returns articles assigned to (or seeded into) an open story; 0 if none. */
 size_t na_story_article_count(const na_stories_t *st, const char *story_id);
 

@@ -95,6 +95,65 @@ static void test_paraphrases_join_unrelated_apart(void **state) {
     na_stories_destroy(st);
 }
 
+/* The dictionary forgets what no open story has and recent documents do
+ * not use: with 60,000 articles, each naming things of its own, it stays
+ * bounded; a story open across the forgetting keeps its features and is
+ * still found. */
+static void test_dictionary_forgets_old_features(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(60 * 1000LL); /* a one-minute window */
+    char story[65], ban[65];
+    bool is_new;
+    char id[32], title[128], text[256];
+    size_t before = 0, after = 0, peak = 0;
+    const int64_t base = 1767690000;
+    assert_non_null(st);
+    for (int i = 0; i < 60000; i++) {
+        int64_t t = base + (int64_t)i * 10;
+        snprintf(id, sizeof(id), "a%d", i);
+        if (i == 29998) {
+            assign(st, id, ban_a_title, ban_a, t, ban, &is_new);
+            assert_true(is_new);
+            continue;
+        }
+        if (i == 30001) {
+            /* after the second halving of the document frequencies (the
+             * 20,000th document, then 10,000 more), when features seen once
+             * before it are forgotten: the same story */
+            after = na_stories_feature_count(st);
+            assign(st, id, ban_b_title, ban_b, t, story, &is_new);
+            assert_false(is_new);
+            assert_string_equal(story, ban);
+            continue;
+        }
+        if (i == 29999) {
+            before = na_stories_feature_count(st);
+        }
+        snprintf(title, sizeof(title), "Qorvane%d unveils Trellix%d", i, i);
+        snprintf(text, sizeof(text),
+                 "Qorvane%d said on Tuesday its Trellix%d line would ship %d units "
+                 "from Velmora%d, chief executive Andrin%d told reporters.",
+                 i, i, 1000 + i, i, i);
+        assign(st, id, title, text, t, story, &is_new);
+        size_t n = na_stories_feature_count(st);
+        peak = n > peak ? n : peak;
+    }
+    size_t end = na_stories_feature_count(st);
+    print_message(
+        "story dictionary: %zu features before the first forgetting, %zu after, "
+        "%zu at the end, peak %zu\n",
+        before, after, end, peak);
+    /* Each article brings about 8 features of its own, 480,000 in all: before
+     * the first forgetting the dictionary has them all; then it holds those
+     * of the last 10,000 to 20,000 documents, so at the end it is smaller
+     * than half-way. */
+    assert_true(before > 7 * 29998);
+    assert_true(after < before / 2);
+    assert_true(end < before);
+    assert_true(peak <= before + 100);
+    na_stories_destroy(st);
+}
+
 static void test_window_closes_stories(void **state) {
     (void)state;
     na_stories_t *st = na_stories_new(2 * DAY * 1000LL);
@@ -349,6 +408,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paraphrases_join_unrelated_apart),
         cmocka_unit_test(test_window_closes_stories),
+        cmocka_unit_test(test_dictionary_forgets_old_features),
         cmocka_unit_test(test_signature_seed_restart),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_hostile_input),
