@@ -32,6 +32,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,28 +367,50 @@ static const char *const stop_words[] = {
 static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                      "jul", "aug", "sep", "oct", "nov", "dec"};
 
-static int stop_cmp(const void *key, const void *elem) {
-    return strcmp(key, *(const char *const *)elem);
+/* The stop words in a hash set built once (stop_set_init()): a word costs a
+ * hash and at most a few compares, not a binary search of strcmp calls. */
+#define NA_STORY_STOP_SLOTS 512u
+static uint16_t stop_set[NA_STORY_STOP_SLOTS]; /* index + 1 into stop_words */
+static uint8_t stop_len[sizeof(stop_words) / sizeof(stop_words[0])];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static void stop_set_init(void) {
+    for (size_t i = 0; i < sizeof(stop_words) / sizeof(stop_words[0]); i++) {
+        size_t len = strlen(stop_words[i]);
+        size_t j = str_hash(stop_words[i], len) & (NA_STORY_STOP_SLOTS - 1);
+        while (stop_set[j]) {
+            j = (j + 1) & (NA_STORY_STOP_SLOTS - 1);
+        }
+        stop_set[j] = (uint16_t)(i + 1);
+        stop_len[i] = (uint8_t)len;
+    }
 }
 
 static bool is_stop(const char *w, size_t len) {
-    char buf[16];
-    if (len < 2 || len >= sizeof(buf)) {
+    if (len < 2 || len > 13) {
         return false;
     }
-    memcpy(buf, w, len);
-    buf[len] = '\0';
-    return bsearch(buf, stop_words, sizeof(stop_words) / sizeof(stop_words[0]),
-                   sizeof(stop_words[0]), stop_cmp) != NULL;
+    pthread_once(&stop_once, stop_set_init);
+    for (size_t j = str_hash(w, len) & (NA_STORY_STOP_SLOTS - 1); stop_set[j];
+         j = (j + 1) & (NA_STORY_STOP_SLOTS - 1)) {
+        size_t i = stop_set[j] - 1u;
+        if (stop_len[i] == len && !memcmp(stop_words[i], w, len)) {
+            return true;
+        }
+    }
+    return false;
 }
 
-/* @returns 1..12 when w is a month name or its 3-letter abbreviation. */
 static int month_of(const char *w, size_t len) {
     static const char *const full[] = {"january",   "february", "march",    "april",
                                        "may",       "june",     "july",     "august",
                                        "september", "october",  "november", "december"};
+    static const uint8_t full_len[] = {7, 8, 5, 5, 3, 4, 4, 6, 9, 7, 8, 8};
+    if (len < 3 || len > 9) {
+        return 0;
+    }
     for (int m = 0; m < 12; m++) {
-        if ((len == strlen(full[m]) && !memcmp(w, full[m], len)) ||
+        if ((len == full_len[m] && !memcmp(w, full[m], len)) ||
             (len == 3 && !memcmp(w, full[m], 3) && m != 4) ||
             (len == 4 && m == 8 && !memcmp(w, "sept", 4))) {
             return m + 1;
@@ -535,8 +558,9 @@ static bool is_upper_ascii(char c) {
 static size_t light_stem(const char *w, size_t len) {
     static const char *const suffixes[] = {"ations", "ation", "ions", "ion", "ings",
                                            "ing",    "ed",    "ment", "ers", "er"};
+    static const uint8_t suffix_len[] = {6, 5, 4, 3, 4, 3, 2, 4, 3, 2};
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        size_t n = strlen(suffixes[i]);
+        size_t n = suffix_len[i];
         if (len >= n + 4 && !memcmp(w + len - n, suffixes[i], n)) {
             return len - n;
         }
