@@ -26,6 +26,7 @@ struct rstate;
 struct member {
     void *opaque;
     char alert_id[NA_SHA256_HEX_LEN + 1];
+    struct job *job; /* its own job, sent alone if the digest is refused */
 };
 
 struct job {
@@ -38,6 +39,7 @@ struct job {
     struct na_digest_item *item; /* NULL: never folded into a digest */
     struct member *members;      /* digest job: the alerts it carries */
     size_t members_cnt;
+    bool alone; /* a digest carrying it was refused: never folded again */
     int attempts;
     int64_t not_before_ms;
     CURL *curl;                 /* while in flight */
@@ -99,6 +101,11 @@ static void job_free(struct job *j) {
     free(j->retry_after);
     curl_slist_free_all(j->headers);
     na_digest_item_free(j->item);
+    for (size_t i = 0; i < j->members_cnt; i++) {
+        if (j->members[i].job) {
+            job_free(j->members[i].job);
+        }
+    }
     free(j->members);
     free(j);
 }
@@ -488,7 +495,7 @@ static void fold_digest(struct rstate *rs) {
         return;
     }
     for (struct job *j = rs->head; j; j = j->next) {
-        fresh += !j->attempts && j->item && !j->members;
+        fresh += !j->attempts && j->item && !j->members && !j->alone;
     }
     /* A flood is more fresh alerts than the threshold AND than the bucket
      * can pay for now; a queue that waits only for a free transfer slot is
@@ -507,7 +514,7 @@ static void fold_digest(struct rstate *rs) {
     }
     size_t n = 0;
     for (struct job *j = rs->head; j && n < fresh; j = j->next) {
-        if (!j->attempts && j->item && !j->members) {
+        if (!j->attempts && j->item && !j->members && !j->alone) {
             items[n++] = j->item;
         }
     }
@@ -528,12 +535,13 @@ static void fold_digest(struct rstate *rs) {
     rs->tail = NULL;
     while (*pp) {
         struct job *j = *pp;
-        if (m < n && !j->attempts && j->item && !j->members) {
+        if (m < n && !j->attempts && j->item && !j->members && !j->alone) {
             dj->members[m].opaque = j->opaque;
             memcpy(dj->members[m].alert_id, j->alert_id, sizeof(j->alert_id));
+            dj->members[m].job = j;
             m++;
             *pp = j->next;
-            job_free(j);
+            j->next = NULL;
             continue;
         }
         rs->tail = j;
@@ -644,6 +652,28 @@ static int64_t retry_after_body_ms(const char *body) {
     return ms;
 }
 
+/*
+ * The service refused a digest (a 4xx other than 429: too large, a format
+ * it does not take): its alerts go back to the head of the route's queue,
+ * in order, each to be sent alone and to succeed or fail on its own; none
+ * is dead-lettered for the digest's sake.
+ */
+static void unfold_digest(struct rstate *rs, struct job *dj) {
+    for (size_t i = dj->members_cnt; i-- > 0;) {
+        struct job *mj = dj->members[i].job;
+        dj->members[i].job = NULL;
+        mj->alone = true;
+        push_head(rs, mj);
+    }
+    route_metric(dj->route, "newsalert_consumer_digests_refused_total",
+                 "Digests a route refused (4xx): their alerts were sent one by one.");
+    na_log(NA_LOG_WARN, "deliver", "digest_refused",
+           "route=%s digest=%s status=%ld alerts=%zu err=%s", na_log_q(dj->route->name),
+           dj->alert_id, dj->status, dj->members_cnt, na_log_q(dj->error));
+    dj->members_cnt = 0;
+    job_free(dj);
+}
+
 /* A job ended: every alert it carries ends, in queue order. */
 static void finish(na_deliver_t *d, struct job *j, na_outcome_t outcome,
                    na_deliver_done_cb *cb, void *ctx) {
@@ -744,6 +774,10 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
                    na_log_q(j->route->name), j->alert_id, j->attempts, j->status,
                    na_log_q(j->error), (long long)delay);
             push_head(rs, j);
+            continue;
+        }
+        if (outcome == NA_OUTCOME_DROP && j->members && !code) {
+            unfold_digest(rs, j);
             continue;
         }
         finish(d, j, outcome, cb, ctx);

@@ -390,6 +390,32 @@ static void test_flood_becomes_one_digest(void **state) {
     assert_non_null(strstr(s.bodies[0], "\"count\":10"));
 }
 
+/* A digest the service refuses (400) is not the alerts' fault: each is then
+ * sent alone, none is dead-lettered for it, and none is folded again. */
+static void test_refused_digest_is_sent_one_by_one(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    memset(&s, 0, sizeof(s));
+    s.script[0] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\ntoo long!!!";
+    server_start(&s);
+    deliver_many(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 40.0, "burst", 1.0,
+                           "digest_threshold", 3),
+                 10, true, &m, NULL);
+    server_stop(&s);
+    assert_int_equal(s.requests, 11);
+    assert_non_null(strstr(s.bodies[0], "\"schema\":\"alert-digest/v1\""));
+    for (int i = 1; i < 11; i++) {
+        assert_string_equal(s.bodies[i], "{\"a\":1}");
+    }
+    assert_int_equal(m.calls, 10);
+    assert_int_equal(m.ok, 10);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(m.digest_cnt[i], 0);
+    }
+}
+
 static void test_few_alerts_are_not_digested(void **state) {
     (void)state;
     struct server s;
@@ -515,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_unreachable_endpoint_is_retried),
         cmocka_unit_test(test_token_bucket_paces_a_route),
         cmocka_unit_test(test_flood_becomes_one_digest),
+        cmocka_unit_test(test_refused_digest_is_sent_one_by_one),
         cmocka_unit_test(test_few_alerts_are_not_digested),
         cmocka_unit_test(test_discord_429_body_retry_after),
         cmocka_unit_test(test_discord_empty_bucket_pauses_the_route),
