@@ -1607,6 +1607,88 @@ static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce, const uint64
     return false;
 }
 
+/* Bitmaps of 64 bytes at @p p: *hi the bytes >= 0x80, *jn the bytes - ' . */
+static inline __attribute__((always_inline)) void
+block_join_masks(const unsigned char *p, uint64_t *hi, uint64_t *jn) {
+    uint64_t hm = 0, jm = 0;
+#ifdef __SSE2__
+    for (int j = 0; j < 4; j++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * j));
+        __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))),
+                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\'')));
+        hm |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << (16 * j);
+        jm |= (uint64_t)(unsigned)_mm_movemask_epi8(q) << (16 * j);
+    }
+#else
+    for (size_t i = 0; i < 64; i++) {
+        hm |= (uint64_t)(p[i] >= 0x80) << i;
+        jm |= (uint64_t)(p[i] == '-' || p[i] == '.' || p[i] == '\'') << i;
+    }
+#endif
+    *hi = hm;
+    *jn = jm;
+}
+
+/*
+ * Where the key database found no key at a word start, may a field still
+ * hold one? Only in a word the database does not see whole: a non-ASCII
+ * word (accents fold to keys; conservative: any byte >= 0x80 says yes), or
+ * a word the tokeniser joins across - or . ("U.S." is "us", "dual-use"
+ * "dualuse"). For the latter, as in chunk_hot(), the first three letters or
+ * digits from each run of a chunk with - ' . between letters or digits,
+ * joined across them, must pass pre3. The parts themselves are words the
+ * database saw.
+ */
+static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_t *pre3) {
+    size_t done = 0; /* chunks before this were checked */
+    for (size_t base = 0; base < len; base += 64) {
+        uint64_t hm, jm;
+        if (base + 64 <= len) {
+            block_join_masks(p + base, &hm, &jm);
+        } else {
+            unsigned char tail[64] = {0};
+            memcpy(tail, p + base, len - base);
+            block_join_masks(tail, &hm, &jm);
+        }
+        if (hm) {
+            return true;
+        }
+        for (; jm; jm &= jm - 1) {
+            size_t i = base + (size_t)__builtin_ctzll(jm);
+            if (i < done || i == 0 || i + 1 >= len || chunk_cls[p[i - 1]] != 1 ||
+                !chunk_cls[p[i + 1]]) {
+                continue; /* a sentence's full stop, a dash between spaces */
+            }
+            size_t cs = i;
+            size_t ce = i + 1;
+            while (cs > 0 && chunk_cls[p[cs - 1]]) {
+                cs--;
+            }
+            while (ce < len && chunk_cls[p[ce]]) {
+                ce++;
+            }
+            done = ce;
+            for (size_t j = cs; j < ce; j++) {
+                if (chunk_cls[p[j]] != 1 || (j > cs && chunk_cls[p[j - 1]] == 1)) {
+                    continue;
+                }
+                unsigned char win[3] = {0, 0, 0};
+                size_t n = 0;
+                for (size_t k = j; k < ce && n < 3; k++) {
+                    if (chunk_cls[p[k]] == 1) {
+                        win[n++] = p[k];
+                    }
+                }
+                if (pre3_has(pre3, na_rules_pre3(win[0], win[1], win[2]))) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
 /* Start of the chunk (bytes of class 1 or 2: al | pu) holding byte @p i. */
 static size_t chunk_start(const uint64_t *al, const uint64_t *pu, size_t i) {
     size_t k = i >> 6;
@@ -1685,7 +1767,6 @@ NA_RULES_CLONES static na_err_t scan_field_fast(struct scan *s, int f, const cha
     uint64_t *hi = inside + words;                    /* bytes >= 0x80 */
     uint32_t *cum = (uint32_t *)(void *)(hi + words); /* words + 1 counts */
     al[words] = 0;
-    field_masks(p, len, al, pu, hi);
     if (use_db) {
         if (!s->scratch && !(s->scratch = na_rules_db_take(r))) {
             return NA_ERR_NOMEM;
@@ -1696,7 +1777,11 @@ NA_RULES_CLONES static na_err_t scan_field_fast(struct scan *s, int f, const cha
             HS_SUCCESS) {
             return NA_ERR_NOMEM;
         }
+        if (!bits_any(cand, 0, len) && !field_may_join_key(p, len, r->pre3)) {
+            return NA_OK; /* no word of this field can be a key */
+        }
     }
+    field_masks(p, len, al, pu, hi);
     uint32_t runs = 0;
     for (size_t k = 0; k < words; k++) {
         uint64_t prev = k ? al[k - 1] >> 63 : 0;
