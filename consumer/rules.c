@@ -1635,13 +1635,12 @@ block_join_masks(const unsigned char *p, uint64_t *hi, uint64_t *jn) {
  * hold one? Only in a word the database does not see whole: a non-ASCII
  * word (accents fold to keys; conservative: any byte >= 0x80 says yes), or
  * a word the tokeniser joins across - or . ("U.S." is "us", "dual-use"
- * "dualuse"). For the latter, as in chunk_hot(), the first three letters or
- * digits from each run of a chunk with - ' . between letters or digits,
- * joined across them, must pass pre3. The parts themselves are words the
- * database saw.
+ * "dualuse"). A joined word starts at the run of letters and digits before
+ * one of its - ' . joins, so for each such join the first three letters or
+ * digits from that run, joined across - ' . as in chunk_hot(), must pass
+ * pre3. The parts themselves are words the database saw.
  */
 static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_t *pre3) {
-    size_t done = 0; /* chunks before this were checked */
     for (size_t base = 0; base < len; base += 64) {
         uint64_t hm, jm;
         if (base + 64 <= len) {
@@ -1656,33 +1655,23 @@ static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_
         }
         for (; jm; jm &= jm - 1) {
             size_t i = base + (size_t)__builtin_ctzll(jm);
-            if (i < done || i == 0 || i + 1 >= len || chunk_cls[p[i - 1]] != 1 ||
-                !chunk_cls[p[i + 1]]) {
+            if (i == 0 || i + 1 >= len || chunk_cls[p[i - 1]] != 1 || !chunk_cls[p[i + 1]]) {
                 continue; /* a sentence's full stop, a dash between spaces */
             }
-            size_t cs = i;
-            size_t ce = i + 1;
-            while (cs > 0 && chunk_cls[p[cs - 1]]) {
-                cs--;
+            /* A joined word starts at the run before one of its joins. */
+            size_t j = i - 1;
+            while (j > 0 && chunk_cls[p[j - 1]] == 1) {
+                j--;
             }
-            while (ce < len && chunk_cls[p[ce]]) {
-                ce++;
+            unsigned char win[3] = {0, 0, 0};
+            size_t n = 0;
+            for (size_t k = j; k < len && n < 3 && chunk_cls[p[k]]; k++) {
+                if (chunk_cls[p[k]] == 1) {
+                    win[n++] = p[k];
+                }
             }
-            done = ce;
-            for (size_t j = cs; j < ce; j++) {
-                if (chunk_cls[p[j]] != 1 || (j > cs && chunk_cls[p[j - 1]] == 1)) {
-                    continue;
-                }
-                unsigned char win[3] = {0, 0, 0};
-                size_t n = 0;
-                for (size_t k = j; k < ce && n < 3; k++) {
-                    if (chunk_cls[p[k]] == 1) {
-                        win[n++] = p[k];
-                    }
-                }
-                if (pre3_has(pre3, na_rules_pre3(win[0], win[1], win[2]))) {
-                    return true;
-                }
+            if (pre3_has(pre3, na_rules_pre3(win[0], win[1], win[2]))) {
+                return true;
             }
         }
     }
