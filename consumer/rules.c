@@ -1052,6 +1052,9 @@ struct ev {
     double contrib;
 };
 
+/* Bitmap words kept in the scan itself (a field of up to about 9 KB). */
+#define NA_SCAN_BM_LOCAL 1024u
+
 struct scan {
     const na_rules_t *r;
     const char *text[NA_RULES_FIELDS];
@@ -1072,6 +1075,7 @@ struct scan {
     size_t ev_cap;
     struct krange *kr; /* hash map: hit key -> its run of hits */
     size_t kr_mask;
+    struct krange kr_none[1];      /* kr when there are no hits */
     const struct na_rtopic *topic; /* being evaluated */
     void *scratch;                 /* fast path: from na_rules_db_take() */
     uint64_t *bm;                  /* fast path: bitmaps of one field */
@@ -1079,10 +1083,12 @@ struct scan {
     uint32_t *cx; /* fast path: complex chunks of one field, [start, end) pairs */
     size_t cx_cap;
     bool oom;
+    /* last: scan_init() does not clear it */
+    uint64_t bm_local[NA_SCAN_BM_LOCAL]; /* fast path: bitmaps that fit here */
 };
 
 static void scan_init(struct scan *s, const na_rules_t *r) {
-    memset(s, 0, sizeof(*s));
+    memset(s, 0, offsetof(struct scan, bm_local));
     s->r = r;
     na_rtoks_init(&s->toks);
 }
@@ -1099,7 +1105,9 @@ static void scan_cleanup(struct scan *s) {
     free(s->otmp);
     free(s->etmp);
     free(s->ev);
-    free(s->kr);
+    if (s->kr != s->kr_none) {
+        free(s->kr);
+    }
 }
 
 static void *scan_grow(struct scan *s, void *p, size_t *cap, size_t need, size_t elem) {
@@ -1158,6 +1166,11 @@ static na_err_t group_hits(struct scan *s) {
     size_t size = 16;
     uint32_t *slot_of = NULL;
     struct hit *out = NULL;
+    if (!s->hits_cnt) {
+        s->kr = s->kr_none; /* one empty slot: every key has no hits */
+        s->kr_mask = 0;
+        return NA_OK;
+    }
     while (size < s->hits_cnt * 2) {
         size *= 2;
     }
@@ -1655,7 +1668,8 @@ static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_
         }
         for (; jm; jm &= jm - 1) {
             size_t i = base + (size_t)__builtin_ctzll(jm);
-            if (i == 0 || i + 1 >= len || chunk_cls[p[i - 1]] != 1 || !chunk_cls[p[i + 1]]) {
+            if (i == 0 || i + 1 >= len || chunk_cls[p[i - 1]] != 1 ||
+                !chunk_cls[p[i + 1]]) {
                 continue; /* a sentence's full stop, a dash between spaces */
             }
             /* A joined word starts at the run before one of its joins. */
@@ -1743,11 +1757,14 @@ NA_RULES_CLONES static na_err_t scan_field_fast(struct scan *s, int f, const cha
     size_t hot_end = 0; /* one past the start of the last chunk to read */
     char w[NA_RULES_QUICK_PAD];
 
-    uint64_t *bm = scan_grow(s, s->bm, &s->bm_cap, words * 7 + 2, sizeof(*bm));
-    if (!bm) {
-        return NA_ERR_NOMEM;
+    uint64_t *bm = s->bm_local; /* fields up to about 9 KB: no allocation */
+    if (words * 7 + 2 > NA_SCAN_BM_LOCAL) {
+        bm = scan_grow(s, s->bm, &s->bm_cap, words * 7 + 2, sizeof(*bm));
+        if (!bm) {
+            return NA_ERR_NOMEM;
+        }
+        s->bm = bm;
     }
-    s->bm = bm;
     uint64_t *al = bm; /* and a clear word after the field's */
     uint64_t *pu = al + words + 1;
     uint64_t *cand = pu + words;
@@ -1874,8 +1891,8 @@ static na_err_t scan_article(struct scan *s, const struct na_article *a) {
         size_t len = strnlen(text, NA_RULES_MAX_FIELD_BYTES);
         s->text[f] = text;
         s->len[f] = len;
-        if (!s->r->b.keys_cnt) {
-            continue;
+        if (!s->r->b.keys_cnt || !len) {
+            continue; /* no keys, or no words */
         }
         if (s->r->db_ok && na_rules_db_mode != NA_RULES_DB_OFF && len <= UINT32_MAX / 2) {
             bool use_db =
