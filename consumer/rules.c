@@ -1620,23 +1620,22 @@ static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce, const uint64
     return false;
 }
 
-/* Bitmaps of 64 bytes at @p p: *hi the bytes >= 0x80, *jn the bytes - ' . */
+/* Bitmaps of 64 bytes at @p p: *hi the bytes >= 0x80, *jn the bytes - . */
 static inline __attribute__((always_inline)) void
 block_join_masks(const unsigned char *p, uint64_t *hi, uint64_t *jn) {
     uint64_t hm = 0, jm = 0;
 #ifdef __SSE2__
     for (int j = 0; j < 4; j++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * j));
-        __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
-                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))),
-                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\'')));
+        __m128i q = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
         hm |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << (16 * j);
         jm |= (uint64_t)(unsigned)_mm_movemask_epi8(q) << (16 * j);
     }
 #else
     for (size_t i = 0; i < 64; i++) {
         hm |= (uint64_t)(p[i] >= 0x80) << i;
-        jm |= (uint64_t)(p[i] == '-' || p[i] == '.' || p[i] == '\'') << i;
+        jm |= (uint64_t)(p[i] == '-' || p[i] == '.') << i;
     }
 #endif
     *hi = hm;
@@ -1648,10 +1647,12 @@ block_join_masks(const unsigned char *p, uint64_t *hi, uint64_t *jn) {
  * hold one? Only in a word the database does not see whole: a non-ASCII
  * word (accents fold to keys; conservative: any byte >= 0x80 says yes), or
  * a word the tokeniser joins across - or . ("U.S." is "us", "dual-use"
- * "dualuse"). A joined word starts at the run of letters and digits before
- * one of its - ' . joins, so for each such join the first three letters or
- * digits from that run, joined across - ' . as in chunk_hot(), must pass
- * pre3. The parts themselves are words the database saw.
+ * "dualuse"; the tokeniser joins across a hyphen, and across a dot after a
+ * single letter or digit, never across an apostrophe). A joined word starts
+ * at the run of letters and digits before one of its joins, so for each
+ * such join the first three letters or digits from that run, joined across
+ * - ' . as in chunk_hot(), must pass pre3. The parts themselves are words
+ * the database saw.
  */
 static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_t *pre3) {
     for (size_t base = 0; base < len; base += 64) {
@@ -1669,8 +1670,11 @@ static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_
         for (; jm; jm &= jm - 1) {
             size_t i = base + (size_t)__builtin_ctzll(jm);
             if (i == 0 || i + 1 >= len || chunk_cls[p[i - 1]] != 1 ||
-                !chunk_cls[p[i + 1]]) {
-                continue; /* a sentence's full stop, a dash between spaces */
+                !chunk_cls[p[i + 1]] ||
+                (p[i] == '.' && i >= 2 && chunk_cls[p[i - 2]] == 1)) {
+                /* a sentence's full stop, a dash between spaces; a dot joins
+                 * only after one letter or digit ("U.S.", not "12.5") */
+                continue;
             }
             /* A joined word starts at the run before one of its joins. */
             size_t j = i - 1;
