@@ -138,9 +138,11 @@ static int64_t slot_newest(const struct slot *s) {
     return t;
 }
 
-/* Is @p s past the horizon at @p now_ms? */
+/* Is @p s past the horizon at @p now_ms? An alert whose outcomes carry no
+ * time is kept: its age is unknown, and forgetting it could send it twice. */
 static bool slot_expired(const na_ledger_t *l, const struct slot *s, int64_t now_ms) {
-    return l->horizon_ms > 0 && slot_newest(s) < now_ms - l->horizon_ms;
+    int64_t newest = slot_newest(s);
+    return l->horizon_ms > 0 && newest > 0 && newest < now_ms - l->horizon_ms;
 }
 
 static struct slot *get_or_add(na_ledger_t *l, const char *id) {

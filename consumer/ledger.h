@@ -68,7 +68,8 @@ struct na_ledger_opts {
     /** Forget alerts whose newest outcome is older than this (ms; 0 keeps
      *  every alert): records older are skipped at load (load_cb is not
      *  called for them), na_ledger_prune() drops them later, and a topic
-     *  the ledger creates deletes them too (compact,delete, retention.ms). */
+     *  the ledger creates deletes them too (compact,delete, retention.ms).
+     *  An alert whose outcomes carry no time ("at_ms") is kept. */
     int64_t horizon_ms;
 };
 

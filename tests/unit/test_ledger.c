@@ -250,10 +250,19 @@ static void test_horizon_forgets_old_alerts(void **state) {
     assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, NULL, NULL), NA_OK);
     assert_true(na_ledger_delivered(l, ID_A, "desk"));
 
+    /* an outcome without a time is of unknown age: kept */
+    const char *untimed = "{\"deliveries\":{\"desk\":{\"outcome\":\"delivered\"}}}";
+    assert_int_equal(na_ledger_apply(l, ID_B, strlen(ID_B), untimed, strlen(untimed)),
+                     NA_OK);
+    assert_int_equal(na_ledger_prune(l, now + 1000 * hour), 1501);
+    assert_true(na_ledger_delivered(l, ID_B, "desk"));
+
     /* without a horizon nothing is forgotten */
     na_ledger_set_horizon(l, 0);
+    assert_int_equal(na_ledger_apply(l, ID_A, strlen(ID_A), untimed, strlen(untimed)),
+                     NA_OK);
     assert_int_equal(na_ledger_prune(l, now + 1000 * hour), 0);
-    assert_int_equal(na_ledger_count(l), 1501);
+    assert_int_equal(na_ledger_count(l), 2);
     na_ledger_destroy(l);
 }
 
