@@ -63,8 +63,8 @@ const struct na_conf_entry na_consumer_conf_table[] = {
     {"ledger_timeout", NA_CONF_DURATION, C(ledger_timeout_ms), "60s",
      "how long start-up may take to read the ledger to its end", 0, 100, 3600000},
     {"ledger_horizon", NA_CONF_DURATION, C(ledger_horizon_ms), "30d",
-     "the ledger forgets alerts older than this, and records older than this raise no "
-     "alert (0: keep every alert); at least story_window",
+     "the ledger forgets alerts older than this, and articles fetched longer ago raise "
+     "no alert (0: keep every alert); at least story_window",
      0, 0, 0},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
@@ -565,26 +565,28 @@ static void eof_set(struct consumer *c, int32_t partition) {
 }
 
 /*
- * Is the record older than the ledger horizon? Then the ledger may have
- * forgotten an alert it raised, so it raises none: counted and logged (an
- * operator who wants its alerts replays it; docs/delivery.md). The record's
- * Kafka timestamp decides: a delivery for it happened after it.
+ * Was the article fetched longer ago than the ledger horizon? Then the
+ * ledger may have forgotten an alert it raised (every delivery for it came
+ * after its fetch), so it raises none: counted and logged (an operator who
+ * wants its alerts replays it; docs/delivery.md). The fetch time decides,
+ * not the record's timestamp, which is the published time and may be much
+ * older than the fetch.
  */
-static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm, const char *id) {
-    rd_kafka_timestamp_type_t tst;
-    int64_t ts = rd_kafka_message_timestamp(rkm, &tst);
+static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm,
+                    const struct na_article *a) {
     int64_t horizon = c->conf->ledger_horizon_ms;
-    if (!c->ledger || horizon <= 0 || tst == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ||
-        ts >= na_now_ms() - horizon) {
+    if (!c->ledger || horizon <= 0 || a->fetched_at == NA_TIME_UNKNOWN ||
+        a->fetched_at * 1000 >= na_now_ms() - horizon) {
         return false;
     }
     c->stats->too_old++;
-    na_metrics_inc("newsalert_consumer_too_old_total",
-                   "Records older than the ledger horizon: no alert raised.", NULL);
+    na_metrics_inc(
+        "newsalert_consumer_too_old_total",
+        "Articles fetched longer ago than the ledger horizon: no alert raised.", NULL);
     na_log(NA_LOG_WARN, "consumer", "too_old",
            "partition=%d offset=%lld article=%s age_ms=%lld horizon_ms=%lld",
-           (int)rkm->partition, (long long)rkm->offset, id, (long long)(na_now_ms() - ts),
-           (long long)horizon);
+           (int)rkm->partition, (long long)rkm->offset, a->id,
+           (long long)(na_now_ms() - a->fetched_at * 1000), (long long)horizon);
     return true;
 }
 
@@ -641,7 +643,7 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
         na_tracker_done(c->tracker, entry);
         return;
     }
-    if (too_old(c, rkm, a.id)) {
+    if (too_old(c, rkm, &a)) {
         na_article_cleanup(&a);
         na_tracker_done(c->tracker, entry);
         return;
