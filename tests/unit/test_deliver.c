@@ -369,17 +369,26 @@ static void test_token_bucket_paces_a_route(void **state) {
     }
 }
 
+/* Ten alerts with digest lines at once to a route with a bucket of one and
+ * a digest threshold of 3, @p rate_per_s; the server answers @p first to
+ * the first request and 200 to the rest. */
+static void deliver_flood(struct server *s, double rate_per_s, const char *first,
+                          struct many *m) {
+    memset(s, 0, sizeof(*s));
+    s->script[0] = first;
+    server_start(s);
+    deliver_many(s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", rate_per_s, "burst", 1.0,
+                           "digest_threshold", 3),
+                 10, true, m, NULL);
+    server_stop(s);
+}
+
 static void test_flood_becomes_one_digest(void **state) {
     (void)state;
     struct server s;
     struct many m = {0};
-    memset(&s, 0, sizeof(s));
-    server_start(&s);
-    deliver_many(&s,
-                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 1.0, "burst", 1.0,
-                           "digest_threshold", 3),
-                 10, true, &m, NULL);
-    server_stop(&s);
+    deliver_flood(&s, 1.0, NULL, &m);
     assert_int_equal(s.requests, 1);
     assert_int_equal(m.calls, 10);
     assert_int_equal(m.ok, 10);
@@ -396,14 +405,9 @@ static void test_refused_digest_is_sent_one_by_one(void **state) {
     (void)state;
     struct server s;
     struct many m = {0};
-    memset(&s, 0, sizeof(s));
-    s.script[0] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\ntoo long!!!";
-    server_start(&s);
-    deliver_many(&s,
-                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 40.0, "burst", 1.0,
-                           "digest_threshold", 3),
-                 10, true, &m, NULL);
-    server_stop(&s);
+    deliver_flood(&s, 40.0,
+                  "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\ntoo long!!!",
+                  &m);
     assert_int_equal(s.requests, 11);
     assert_non_null(strstr(s.bodies[0], "\"schema\":\"alert-digest/v1\""));
     for (int i = 1; i < 11; i++) {
