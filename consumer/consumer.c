@@ -63,8 +63,9 @@ const struct na_conf_entry na_consumer_conf_table[] = {
     {"ledger_timeout", NA_CONF_DURATION, C(ledger_timeout_ms), "60s",
      "how long start-up may take to read the ledger to its end", 0, 100, 3600000},
     {"ledger_horizon", NA_CONF_DURATION, C(ledger_horizon_ms), "30d",
-     "the ledger forgets alerts older than this, and articles fetched longer ago raise "
-     "no alert (0: keep every alert); at least story_window",
+     "the ledger forgets alerts older than this, and records older than this (by the "
+     "later of fetch time and record timestamp) raise no alert (0: keep every alert); at "
+     "least story_window",
      0, 0, 0},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
@@ -565,28 +566,34 @@ static void eof_set(struct consumer *c, int32_t partition) {
 }
 
 /*
- * Was the article fetched longer ago than the ledger horizon? Then the
+ * Did the record reach Kafka longer ago than the ledger horizon? Then the
  * ledger may have forgotten an alert it raised (every delivery for it came
- * after its fetch), so it raises none: counted and logged (an operator who
- * wants its alerts replays it; docs/delivery.md). The fetch time decides,
- * not the record's timestamp, which is the published time and may be much
- * older than the fetch.
+ * later), so it raises none: counted and logged (an operator who wants its
+ * alerts replays it; docs/delivery.md). Both the article's fetch time and
+ * the record's timestamp come before the record reached Kafka, so the later
+ * of the two is the time that counts. Neither alone will do: the producer
+ * stamps records with the published time, which may be far older than the
+ * fetch, and other writers may copy old articles with their old fetch time.
  */
 static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm,
                     const struct na_article *a) {
     int64_t horizon = c->conf->ledger_horizon_ms;
-    if (!c->ledger || horizon <= 0 || a->fetched_at == NA_TIME_UNKNOWN ||
-        a->fetched_at * 1000 >= na_now_ms() - horizon) {
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts = rd_kafka_message_timestamp(rkm, &tst);
+    int64_t t = a->fetched_at == NA_TIME_UNKNOWN ? INT64_MIN : a->fetched_at * 1000;
+    if (tst != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts > t) {
+        t = ts;
+    }
+    if (!c->ledger || horizon <= 0 || t == INT64_MIN || t >= na_now_ms() - horizon) {
         return false;
     }
     c->stats->too_old++;
-    na_metrics_inc(
-        "newsalert_consumer_too_old_total",
-        "Articles fetched longer ago than the ledger horizon: no alert raised.", NULL);
+    na_metrics_inc("newsalert_consumer_too_old_total",
+                   "Records older than the ledger horizon: no alert raised.", NULL);
     na_log(NA_LOG_WARN, "consumer", "too_old",
            "partition=%d offset=%lld article=%s age_ms=%lld horizon_ms=%lld",
            (int)rkm->partition, (long long)rkm->offset, a->id,
-           (long long)(na_now_ms() - a->fetched_at * 1000), (long long)horizon);
+           (long long)(na_now_ms() - t), (long long)horizon);
     return true;
 }
 

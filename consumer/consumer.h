@@ -34,7 +34,7 @@ struct na_consumer_conf {
     int ledger;                       /**< "ledger": read and write the alert ledger */
     long long ledger_timeout_ms;  /**< "ledger_timeout": reading the ledger at start */
     long long ledger_horizon_ms;  /**< "ledger_horizon": alerts forgotten after this;
-                                       articles fetched before raise none (0: never) */
+                                       records older raise none (0: never) */
     int stories;                  /**< "stories": one alert per story and topic */
     long long story_window_ms;    /**< "story_window" */
     long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
@@ -68,7 +68,7 @@ struct na_consumer_stats {
     unsigned long long ledger_recorded; /**< ledger records confirmed */
     unsigned long long digests;         /**< alerts that went out inside a digest */
     unsigned long long story_linked;    /**< story follow-ups linked, not sent */
-    unsigned long long too_old;         /**< articles fetched before the ledger horizon */
+    unsigned long long too_old;         /**< records older than the ledger horizon */
 };
 
 /**

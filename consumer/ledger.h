@@ -20,7 +20,7 @@
  * Horizon: with na_ledger_opts.horizon_ms, an alert whose newest outcome is
  * older is forgotten (memory and topic stay bounded). "Never twice" then
  * holds for alerts raised within the horizon; the consumer raises no alert
- * for an article fetched longer ago than the horizon (docs/delivery.md).
+ * for a record older than the horizon (docs/delivery.md).
  *
  * Threading: one thread. Confirmation callbacks run inside
  * na_ledger_poll() / na_ledger_flush() on the caller's thread.

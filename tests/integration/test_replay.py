@@ -350,20 +350,23 @@ def test_ctrl_c_stops_cleanly_and_the_resume_command_finishes_the_job(ctx):
     assert set(got) == topic.alerts()
 
 
-def test_articles_fetched_before_the_ledger_horizon_raise_no_alert(ctx):
-    # The ledger forgets alerts past ledger_horizon, so an article fetched
-    # longer ago than that (a consumer far behind, a group reset to the
-    # beginning) raises no alert: the ledger could not tell whether it was
-    # sent. Counted, logged.
+def test_records_older_than_the_ledger_horizon_raise_no_alert(ctx):
+    # The ledger forgets alerts past ledger_horizon, so a record older than
+    # that (a consumer far behind, a group reset to the beginning) raises no
+    # alert: the ledger could not tell whether it was sent. Counted, logged.
+    # Its age is the later of its fetch time and its record timestamp.
     topic = Topic(ctx, count=12)  # fetched 42 to 48 hours ago
     now = int(time.time())
     fresh = [make_article(100 + i, now - 600) + (now - 600,) for i in range(4)]
     # Published 40 days ago but fetched now (a new source's archive): the
     # record's timestamp (its published time) is old, the fetch is not, so
-    # it alerts.
+    # it alerts. And one fetched 40 days ago but written now by another
+    # writer (record timestamp now) alerts too.
     archive, archive_topics = make_article(200, now - 40 * 86400)
     archive["fetched_at"] = iso(now - 300)
     fresh.append((archive, archive_topics, now - 40 * 86400))
+    copied, copied_topics = make_article(201, now - 40 * 86400)
+    fresh.append((copied, copied_topics, now - 60))
     topic.produce(["%d\t-1\t%s\t%s" % (ts * 1000, art["id"], json.dumps(art))
                    for art, _, ts in fresh])
     hook = ctx.webhook()
@@ -374,7 +377,7 @@ def test_articles_fetched_before_the_ledger_horizon_raise_no_alert(ctx):
     conf["ledger_horizon"] = "1d"
     p = topic.live(ctx.write("horizon-1d.json", conf), "live-horizon")
     s = summary(p)
-    assert s["consumed"] == 17 and s["too_old"] == 12, s
+    assert s["consumed"] == 18 and s["too_old"] == 12, s
     want = {(art["url"], t) for art, topics, _ in fresh for t in topics}
     got = delivered(hook)
     assert want and sorted(got) == sorted(want), (got, want)
