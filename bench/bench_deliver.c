@@ -275,29 +275,18 @@ int main(int argc, char **argv) {
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 10000;
     int keepalive = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 1;
     long conc = argc > 3 ? strtol(argv[3], NULL, 10) : 16;
-    struct sockaddr_in addr;
-    socklen_t alen = sizeof(addr);
-    int one = 1;
     char url[64], errstr[256], body[2048];
     struct na_routes routes = {NULL, 0};
-    pthread_t t;
+    int port;
 
     if (n <= 0 || conc <= 0 || na_http_global_init()) {
         return 2;
     }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, 512)) {
+    if (listen_local(&port)) {
         return 1;
     }
-    getsockname(fd, (struct sockaddr *)&addr, &alen);
-    pthread_create(&t, NULL, serve, (void *)(intptr_t)fd);
-    pthread_detach(t);
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", ntohs(addr.sin_port));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
     json_t *arr = json_pack("[{s:s, s:s, s:s, s:f, s:f, s:i, s:b}]", "name", "bench",
                             "url", url, "format", "json", "rate_per_s", 100000.0, "burst",
                             100000.0, "digest_threshold", 0, "keepalive", keepalive);
