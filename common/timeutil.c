@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,13 @@ static int digits(const char **p, int n, int *out) {
     }
     *out = v;
     return 0;
+}
+
+/* Days in month @p mon (1..12) of @p year, proleptic Gregorian. */
+static int days_in_month(int year, int mon) {
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return mdays[mon - 1] + (mon == 2 && leap);
 }
 
 na_err_t na_time_parse_rfc3339(const char *s, int64_t *t) {
@@ -109,8 +117,9 @@ na_err_t na_time_parse_rfc3339(const char *s, int64_t *t) {
     while (isspace((unsigned char)*p)) {
         p++;
     }
-    if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 ||
-        ss > 60) {
+    /* The day must exist: timegm() would read 2026-02-30 as March 2. */
+    if (*p || mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) ||
+        hh > 23 || mm > 59 || ss > 60) {
         return NA_ERR_INVALID;
     }
     tm.tm_year = year - 1900;

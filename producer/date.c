@@ -310,8 +310,71 @@ static na_err_t parse_822(const char *s, int64_t *t) {
     return finish(&d, t);
 }
 
-/* ISO 8601 / RFC 3339, with a trailing word or "(comment)" tolerated and
- * "T08:00:00 +08:00" (a space before the offset) accepted. */
+/* A zone named by the table (not a military letter other than Z, which
+ * ISO 8601 does not know either). */
+static bool zone_named(const char *w, size_t n, int *offset_min) {
+    return (n > 1 || w[0] == 'Z' || w[0] == 'z') && zone_lookup(w, n, offset_min);
+}
+
+/* The UTC offset (minutes) that the ISO date-time @p s (already valid,
+ * parsed as @p t) states with Z or +hh:mm, or false when it states none. */
+static bool iso_offset(const char *s, int64_t t, int *offset_min) {
+    char local[DATE_MAX_LEN + 1];
+    size_t len = strlen(s);
+    int64_t lt;
+    for (size_t i = 11; i < len; i++) {
+        if (s[i] == 'Z' || s[i] == 'z' || s[i] == '+' || s[i] == '-') {
+            memcpy(local, s, i);
+            local[i] = '\0';
+            if (na_time_parse_rfc3339(local, &lt)) {
+                return false;
+            }
+            *offset_min = (int)((lt - t) / 60);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * What follows a valid ISO date-time @p s (parsed as *t) after a space:
+ * @p rest. ISO 8601 and RFC 3339 have no zone names, but feeds append them:
+ * a zone of the RFC 822 table counts (it must agree with an offset written
+ * too), a word that looks like an unknown zone abbreviation (one to five
+ * capitals) refuses the date rather than reading it as UTC, and other
+ * words are trailing junk as in the RFC 822 reader.
+ */
+static na_err_t iso_trailer(const char *s, const char *rest, int64_t *t) {
+    const char *w = rest;
+    size_t n = 0;
+    int zone_min, stated_min;
+    bool upper = true;
+    while (is_alpha(w[n])) {
+        upper = upper && w[n] >= 'A' && w[n] <= 'Z';
+        n++;
+    }
+    if (n == 0) {
+        return NA_OK; /* "(comment)", digits, punctuation: trailing junk */
+    }
+    if (zone_named(w, n, &zone_min)) {
+        if (w[n] == '+' || w[n] == '-' || w[n] == ':' || is_digit(w[n])) {
+            return NA_ERR_INVALID; /* "GMT+0800" after an ISO time: no guessing */
+        }
+        if (iso_offset(s, *t, &stated_min)) {
+            return stated_min == zone_min ? NA_OK : NA_ERR_INVALID;
+        }
+        *t -= (int64_t)zone_min * 60;
+        return NA_OK;
+    }
+    if (upper && n <= 5 && !is_alpha(w[n])) {
+        return NA_ERR_INVALID; /* an unknown zone: no guessing */
+    }
+    return NA_OK;
+}
+
+/* ISO 8601 / RFC 3339, with a trailing zone name, word or "(comment)"
+ * tolerated (see iso_trailer()) and "T08:00:00 +08:00" (a space before the
+ * offset) accepted. */
 static na_err_t parse_iso(char *s, int64_t *t) {
     size_t len = strlen(s);
     if (!na_time_parse_rfc3339(s, t)) {
@@ -344,6 +407,13 @@ static na_err_t parse_iso(char *s, int64_t *t) {
             tries++;
             s[i - 1] = '\0';
             na_err_t err = na_time_parse_rfc3339(s, t);
+            if (!err && c == ' ') {
+                /* the longest valid date-time: what follows decides (a
+                 * shorter prefix would only drop the time) */
+                err = iso_trailer(s, s + i, t);
+                s[i - 1] = c;
+                return err;
+            }
             s[i - 1] = c;
             if (!err) {
                 return NA_OK;

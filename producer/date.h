@@ -17,7 +17,11 @@
  *   "2026-01-06T16:00:00.5+08:00", "2026-01-06 08:00:00", "2026-01-06"),
  *   via na_time_parse_rfc3339(); a time without zone is UTC. Also with
  *   slashes ("2026/01/06 08:00") and with a Z after an offset
- *   ("...+00:00Z": the offset counts).
+ *   ("...+00:00Z": the offset counts). A zone name of the list below after
+ *   the time counts ("2026-01-06 03:00:00 EST"), and must agree with an
+ *   offset written too; one to five capitals that name no zone we know
+ *   ("... XYZ"), a military letter other than Z, or a zone with an offset
+ *   glued to it ("GMT+0800") refuse the date instead of reading it as UTC.
  * - RFC 822 / 1123 / 2822 dates, with or without the day name, with 2- or
  *   4-digit years (00-49 = 20xx, 50-99 = 19xx), with or without seconds:
  *   "Tue, 06 Jan 2026 08:00:00 +0800", "6 Jan 26 08:00 GMT".
@@ -34,7 +38,8 @@
  *   ("6th"), and trailing words or a "(comment)" once the date is complete.
  *
  * Day names are ignored (a wrong one does not reject the date); the day of
- * the month must exist (no 31 April).
+ * the month must exist in every form (no 31 April, no 2026-02-30, no 29
+ * February outside leap years).
  *
  * @returns NA_OK and sets *t, or NA_ERR_INVALID (*t untouched).
  */

@@ -31,6 +31,7 @@ void na_time_format_rfc3339(int64_t t, char buf[NA_RFC3339_LEN]);
 /**
  * @brief Parse an RFC 3339 date-time ("2026-01-06T08:00:00Z",
  *        "2026-01-06T16:00:00.123+08:00"); a bare date means midnight UTC.
+ *        The day must exist in its month (no 2026-02-30, no 2025-02-29).
  * @returns NA_OK and sets *t, or NA_ERR_INVALID.
  */
 NA_WUR na_err_t na_time_parse_rfc3339(const char *s, int64_t *t);

@@ -120,6 +120,12 @@ static void test_time_rfc3339(void **state) {
     assert_int_equal(na_time_parse_rfc3339("2026-01-06", &t), NA_OK);
     assert_int_equal(t, 1767657600);
     assert_int_not_equal(na_time_parse_rfc3339("2026-13-06T00:00:00Z", &t), NA_OK);
+    /* a day that does not exist is refused, not moved into the next month */
+    assert_int_not_equal(na_time_parse_rfc3339("2026-02-30T00:00:00Z", &t), NA_OK);
+    assert_int_not_equal(na_time_parse_rfc3339("2025-02-29", &t), NA_OK);
+    assert_int_not_equal(na_time_parse_rfc3339("2026-04-31T12:00:00+02:00", &t), NA_OK);
+    assert_int_equal(na_time_parse_rfc3339("2024-02-29T00:00:00Z", &t), NA_OK);
+    assert_int_equal(t, 1709164800);
     assert_int_not_equal(na_time_parse_rfc3339("06 Jan 2026", &t), NA_OK);
     assert_int_not_equal(na_time_parse_rfc3339("2026-01-06T08:00:00Zjunk", &t), NA_OK);
 }
