@@ -608,10 +608,19 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
            na_log_q(reason));
 }
 
+bool na_producer_bound_published(struct na_article *a) {
+    if (a->published_at == NA_TIME_UNKNOWN || a->fetched_at == NA_TIME_UNKNOWN ||
+        a->published_at <= a->fetched_at) {
+        return false;
+    }
+    a->published_at = a->fetched_at;
+    return true;
+}
+
 /* Message timestamp per DESIGN.md: the published time when known, never
  * later than the fetch, never so old that retention would delete it before
  * anyone consumed it. */
-static int64_t message_ts_ms(const struct na_article *a) {
+int64_t na_producer_record_ts_ms(const struct na_article *a) {
     int64_t fetched_ms = a->fetched_at * 1000;
     int64_t floor_ms = fetched_ms - (NA_ARTICLES_RETENTION_MS - 24LL * 3600 * 1000);
     int64_t ts = a->published_at == NA_TIME_UNKNOWN ? fetched_ms : a->published_at * 1000;
@@ -664,7 +673,7 @@ static na_err_t produce_article(struct producer *p, struct feed *f,
                                  RD_KAFKA_V_KEY(a->id, NA_SHA256_HEX_LEN),
                                  RD_KAFKA_V_VALUE(json, strlen(json)),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                 RD_KAFKA_V_TIMESTAMP(message_ts_ms(a)),
+                                 RD_KAFKA_V_TIMESTAMP(na_producer_record_ts_ms(a)),
                                  RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ctx),
                                  RD_KAFKA_V_END);
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -689,6 +698,27 @@ static na_err_t produce_article(struct producer *p, struct feed *f,
 
 /* ---------------------------------------------------------------------------
  * fetch results */
+
+/* An item dated after its fetch is published at the fetch time (article/v1
+ * times are never in the future: the consumer's story clock reads them).
+ * Only items about to be produced come here, so a feed that keeps a
+ * future date logs it once per publication, not on every poll. */
+static void bound_published(struct feed *f, struct na_article *a) {
+    char was[NA_RFC3339_LEN], fetched[NA_RFC3339_LEN];
+    int64_t published = a->published_at;
+    if (!na_producer_bound_published(a)) {
+        return;
+    }
+    feed_inc(f, "newsalert_producer_future_dated_total",
+             "Items dated after their fetch, published at the fetch time instead.", NULL);
+    na_time_format_rfc3339(published, was);
+    na_time_format_rfc3339(a->fetched_at, fetched);
+    /* A few seconds ahead is a feed server's clock; more is a wrong date. */
+    na_log(
+        published - a->fetched_at > 300 ? NA_LOG_WARN : NA_LOG_DEBUG, "producer",
+        "future_dated", "feed=%s article=%s published_at=%s fetched_at=%s ahead_s=%lld",
+        na_log_q(f->src.id), a->id, was, fetched, (long long)(published - a->fetched_at));
+}
 
 /* Dedup per docs/producer.md: id (canonical URL, or feed URL + GUID), then
  * content fingerprint. */
@@ -754,6 +784,7 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
         case NA_SEEN_NEW:
             break;
         }
+        bound_published(f, a);
         if (produce_article(p, f, a, fps[i], rev)) {
             f->failed = true;
         } else {

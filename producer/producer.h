@@ -17,6 +17,10 @@
 
 #include <signal.h>
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "newsalert/article.h"
 #include "newsalert/config.h"
 #include "newsalert/daemon.h"
 #include "newsalert/err.h"
@@ -115,5 +119,21 @@ int64_t na_producer_next_delay_ms(int64_t now_wall_ms, int64_t interval_ms, int 
  */
 int64_t na_producer_backoff_ms(unsigned errors_in_row, int64_t base_ms, int64_t max_ms,
                                int64_t retry_after_ms);
+
+/**
+ * @brief Bound an article's published time by its fetch (article/v1 in
+ *        DESIGN.md): a published_at later than fetched_at becomes
+ *        fetched_at. Unknown times are left alone.
+ * @returns true when published_at was in the future and was changed.
+ */
+bool na_producer_bound_published(struct na_article *a);
+
+/**
+ * @brief The Kafka timestamp (ms) of an article record, per DESIGN.md:
+ *        published_at when known, never later than fetched_at, never older
+ *        than fetched_at minus (NA_ARTICLES_RETENTION_MS - 1 day); fetched_at
+ *        when published_at is unknown.
+ */
+int64_t na_producer_record_ts_ms(const struct na_article *a);
 
 #endif

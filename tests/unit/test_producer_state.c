@@ -14,8 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "newsalert/article.h"
 #include "newsalert/config.h"
+#include "newsalert/kafka.h"
 #include "newsalert/limits.h"
+#include "newsalert/timeutil.h"
 #include "producer.h"
 #include "seen.h"
 #include "sources.h"
@@ -430,6 +433,50 @@ static void test_schedule_ttl_skip_and_backoff(void **state) {
     assert_true(na_producer_backoff_ms(1000, 1000, 60000, -1) <= 72000);
 }
 
+/* Issue: one item dated 2099 kept its date in article/v1 (only the record
+ * timestamp was bounded) and turned the consumer's story grouping off. */
+static void test_future_published_at_is_bounded_by_the_fetch(void **state) {
+    (void)state;
+    struct na_article a;
+    const int64_t fetched = 1767686400; /* 2026-01-06T08:00:00Z */
+    na_article_init(&a);
+    a.fetched_at = fetched;
+    a.published_at = 4102444800LL; /* 2100-01-01 */
+    assert_true(na_producer_bound_published(&a));
+    assert_int_equal(a.published_at, fetched);
+    assert_false(na_producer_bound_published(&a)); /* now equal: left alone */
+    a.published_at = fetched + 1;
+    assert_true(na_producer_bound_published(&a));
+    assert_int_equal(a.published_at, fetched);
+    a.published_at = fetched - 3600; /* the past stays true */
+    assert_false(na_producer_bound_published(&a));
+    assert_int_equal(a.published_at, fetched - 3600);
+    a.published_at = NA_TIME_UNKNOWN;
+    assert_false(na_producer_bound_published(&a));
+    assert_int_equal(a.published_at, NA_TIME_UNKNOWN);
+}
+
+/* DESIGN.md: the record timestamp is the published time, never later than
+ * the fetch, never older than the fetch minus (retention - 1 day). */
+static void test_record_timestamp_policy(void **state) {
+    (void)state;
+    struct na_article a;
+    const int64_t fetched = 1767686400;
+    const int64_t floor_ms = fetched * 1000 - (NA_ARTICLES_RETENTION_MS - 86400000LL);
+    na_article_init(&a);
+    a.fetched_at = fetched;
+    a.published_at = fetched - 7200;
+    assert_int_equal(na_producer_record_ts_ms(&a), (fetched - 7200) * 1000);
+    a.published_at = fetched + 86400;
+    assert_int_equal(na_producer_record_ts_ms(&a), fetched * 1000);
+    a.published_at = NA_TIME_UNKNOWN;
+    assert_int_equal(na_producer_record_ts_ms(&a), fetched * 1000);
+    a.published_at = 978307200; /* 2001 */
+    assert_int_equal(na_producer_record_ts_ms(&a), floor_ms);
+    a.published_at = floor_ms / 1000 + 1; /* just inside the window */
+    assert_int_equal(na_producer_record_ts_ms(&a), (floor_ms / 1000 + 1) * 1000);
+}
+
 static void test_source_json_and_hash(void **state) {
     (void)state;
     struct na_source a, b;
@@ -476,6 +523,8 @@ int main(void) {
         cmocka_unit_test(test_seen_survives_kill_9),
         cmocka_unit_test(test_schedule_ttl_skip_and_backoff),
         cmocka_unit_test(test_source_json_and_hash),
+        cmocka_unit_test(test_future_published_at_is_bounded_by_the_fetch),
+        cmocka_unit_test(test_record_timestamp_policy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,144 @@
+"""What the producer writes to Kafka, read back with kcat from the real
+broker: article times and record timestamps (DESIGN.md, article/v1), and
+article ids of items that share one document (live blogs).
+"""
+
+import datetime
+import email.utils
+import json
+import re
+import time
+
+import harness
+
+DAY_MS = 24 * 3600 * 1000
+# news.articles retention (README, "Topics"): 30 days.
+RETENTION_MS = 30 * DAY_MS
+
+ITEM = """<item><title>{title}</title><link>{link}</link><guid>{guid}</guid>
+{date}<description>{text}</description></item>
+"""
+
+
+def rss(base, items):
+    return ("<?xml version=\"1.0\"?>\n<rss version=\"2.0\"><channel><title>Desk</title>"
+            "<link>%s/</link>\n%s</channel></rss>\n" % (base, "".join(items)))
+
+
+def item(title, link, guid, text, pub=None):
+    date = "<pubDate>%s</pubDate>" % pub if pub else ""
+    return ITEM.format(title=title, link=link, guid=guid, date=date, text=text)
+
+
+def rfc822(ts):
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def unix(rfc3339):
+    return int(datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+               .timestamp())
+
+
+def metric(path, name, **labels):
+    with open(path) as f:
+        for line in f:
+            if line.startswith(name + "{") and \
+                    all('%s="%s"' % kv in line for kv in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def run_once(ctx, feeds, topic, sources, name="producer"):
+    cfg = ctx.write(name + "-sources.json", {"sources": sources})
+    metrics = ctx.path(name + ".prom")
+    p = ctx.proc([ctx.bin("newsalert-producer"), "--once", "--brokers", ctx.brokers,
+                  "--sources", cfg, "--state-dir", ctx.path("state"), "--topic", topic,
+                  "--metrics-file", metrics, "--log-level", "debug"], name=name)
+    assert p.wait(60) == 0, p.tail()
+    return p, metrics
+
+
+def need_broker(ctx):
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+
+
+def test_future_dated_item_is_published_at_its_fetch_time(ctx):
+    need_broker(ctx)
+    feeds = ctx.feed_server()
+    base = feeds.url("").rstrip("/")
+    feeds.set("/desk.xml", rss(base, [
+        item("Rare earth quota set for 2099", base + "/future", "f-1",
+             "A date far in the future, as a broken feed writes it.",
+             "Thu, 01 Jan 2099 08:00:00 GMT"),
+    ]))
+    topic = ctx.topic("na.it.records")
+    t0 = time.time()
+    p, metrics = run_once(ctx, feeds, topic,
+                          [{"id": "desk", "url": feeds.url("/desk.xml")}])
+    t1 = time.time()
+    (rec,) = harness.kcat_consume(ctx.brokers, topic, count=1, timeout=30)
+    art = json.loads(rec["value"])
+    fetched = unix(art["fetched_at"])
+    assert int(t0) <= fetched <= t1 + 1, (t0, art["fetched_at"], t1)
+    assert unix(art["published_at"]) <= fetched, art["published_at"]
+    assert art["published_at"] == art["fetched_at"], art
+    assert rec["ts"] <= fetched * 1000 <= t1 * 1000, (rec["ts"], fetched)
+    line = p.wait_for_stderr(r"level=warn [^\n]*event=future_dated [^\n]*", 1).group(0)
+    assert 'feed="desk"' in line and "published_at=2099-01-01T08:00:00Z" in line, line
+    assert metric(metrics, "newsalert_producer_future_dated_total", feed="desk") == 1
+
+
+def test_record_timestamps_follow_the_published_time_within_bounds(ctx):
+    need_broker(ctx)
+    feeds = ctx.feed_server()
+    base = feeds.url("").rstrip("/")
+    now = int(time.time())
+    recent = now - 2 * 3600
+    old = 978307200  # 2001-01-01: long before the retention window
+    feeds.set("/desk.xml", rss(base, [
+        item("Export licence rules published", base + "/recent", "r-1",
+             "Published two hours before the fetch.", rfc822(recent)),
+        item("Archive: the 2001 rare earth report", base + "/old", "o-1",
+             "Published long before the retention window.", rfc822(old)),
+        item("Undated notice on dual-use items", base + "/undated", "u-1",
+             "This item carries no date at all."),
+        item("Quota for the year 2099 announced", base + "/future", "f-1",
+             "Dated in the future by a broken feed.", "2099-01-01T08:00:00Z"),
+    ]))
+    topic = ctx.topic("na.it.records")
+    t0 = time.time()
+    run_once(ctx, feeds, topic, [{"id": "desk", "url": feeds.url("/desk.xml")}])
+    t1 = time.time()
+    recs = harness.kcat_consume(ctx.brokers, topic, count=4, timeout=30)
+    by_path = {json.loads(r["value"])["url"].rsplit("/", 1)[1]: r for r in recs}
+    assert sorted(by_path) == ["future", "old", "recent", "undated"], by_path.keys()
+    for name, rec in by_path.items():
+        art = json.loads(rec["value"])
+        fetched_ms = unix(art["fetched_at"]) * 1000
+        assert int(t0) * 1000 <= fetched_ms <= t1 * 1000, (name, art["fetched_at"])
+        # Never later than the fetch, never older than retention minus a day.
+        assert rec["ts"] <= fetched_ms, (name, rec["ts"], fetched_ms)
+        assert rec["ts"] >= fetched_ms - (RETENTION_MS - DAY_MS), (name, rec["ts"])
+        if art["published_at"] is not None:
+            assert unix(art["published_at"]) * 1000 <= fetched_ms, (name, art)
+    # The published time itself when it lies inside those bounds.
+    assert by_path["recent"]["ts"] == recent * 1000
+    assert unix(json.loads(by_path["recent"]["value"])["published_at"]) == recent
+    # An old article keeps its true date; only its timestamp is lifted.
+    old_art = json.loads(by_path["old"]["value"])
+    assert unix(old_art["published_at"]) == old, old_art["published_at"]
+    assert by_path["old"]["ts"] == \
+        unix(old_art["fetched_at"]) * 1000 - (RETENTION_MS - DAY_MS)
+    # Without a date: the fetch time.
+    undated = json.loads(by_path["undated"]["value"])
+    assert undated["published_at"] is None, undated
+    assert by_path["undated"]["ts"] == unix(undated["fetched_at"]) * 1000
+    # In the future: the fetch time, in the value and the timestamp.
+    fut = json.loads(by_path["future"]["value"])
+    assert fut["published_at"] == fut["fetched_at"], fut
+    assert by_path["future"]["ts"] == unix(fut["fetched_at"]) * 1000
+
+
+if __name__ == "__main__":
+    harness.main(globals(), needs_broker=False, timeout=120)
