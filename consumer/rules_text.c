@@ -2,6 +2,7 @@
  * Folding and tokenising for the rules engine: the same code reads query
  * terms and article text, so both sides always fold alike.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,16 +16,71 @@ enum cls {
     CLS_CJK      /* a word of its own: ideographs, kana */
 };
 
+/*
+ * Folding tables: each maps a block of code points to the lower-case base
+ * letter(s) of its Unicode decomposition, so that a precomposed letter folds
+ * as its decomposed spelling does (base letter + combining marks, which the
+ * tokeniser ignores). tests/integration/test_folding.py compares every code
+ * point these tables cover with Unicode's own decompositions; the letters
+ * without a decomposition that fold anyway (ß, æ, ø, ł, ...) are listed
+ * there with their reasons. A new table or range goes into that test too.
+ */
+
 /* Latin-1 Supplement U+00C0..U+00FF to ASCII: 'A' = "ae", 'T' = "th",
  * 'S' = "ss", '*' = not a letter (multiplication and division signs). */
-static const char latin1_fold[] = "aaaaaaAceeeeiiiidnooooo*ouuuuyTS"
-                                  "aaaaaaAceeeeiiiidnooooo*ouuuuyTy";
+static const char latin1_fold[] = "aaaaaaAceeeeiiii"  /* U+00C0 */
+                                  "dnooooo*ouuuuyTS"  /* U+00D0 */
+                                  "aaaaaaAceeeeiiii"  /* U+00E0 */
+                                  "dnooooo*ouuuuyTy"; /* U+00F0 */
+_Static_assert(sizeof(latin1_fold) - 1 == 0x100 - 0xc0, "one entry per code point");
 
 /* Latin Extended-A U+0100..U+017F to ASCII: 'I' = "ij", 'O' = "oe". */
-static const char latin_ext_a_fold[] = "aaaaaaccccccccddddeeeeeeeeeegggggggg"
-                                       "hhhhiiiiiiiiiiIIjjkkkllllllllllnnnnnnnnn"
-                                       "ooooooOOrrrrrrsssssssssttttttuuuuuuuuuuuu"
-                                       "wwyyyzzzzzzs";
+static const char latin_ext_a_fold[] = "aaaaaaccccccccdd"  /* U+0100 */
+                                       "ddeeeeeeeeeegggg"  /* U+0110 */
+                                       "gggghhhhiiiiiiii"  /* U+0120 */
+                                       "iiIIjjkkklllllll"  /* U+0130 */
+                                       "lllnnnnnnnnnoooo"  /* U+0140 */
+                                       "ooOOrrrrrrssssss"  /* U+0150 */
+                                       "ssttttttuuuuuuuu"  /* U+0160 */
+                                       "uuuuwwyyyzzzzzzs"; /* U+0170 */
+_Static_assert(sizeof(latin_ext_a_fold) - 1 == 0x180 - 0x100, "one entry per code point");
+
+/* Greek U+0386..U+03CE: capitals lower-cased, tonos and dialytika dropped,
+ * final sigma as sigma. Unassigned code points and the ano teleia (a
+ * separator) map to themselves. */
+static const uint16_t greek_fold[] = {
+    0x3b1, 0x387, 0x3b5, 0x3b7, 0x3b9, 0x38b, 0x3bf, 0x38d, /* U+0386 Ά · Έ Ή Ί - Ό - */
+    0x3c5, 0x3c9, 0x3b9, 0x3b1, 0x3b2, 0x3b3, 0x3b4, 0x3b5, /* U+038E Ύ Ώ ΐ Α Β Γ Δ Ε */
+    0x3b6, 0x3b7, 0x3b8, 0x3b9, 0x3ba, 0x3bb, 0x3bc, 0x3bd, /* U+0396 Ζ Η Θ Ι Κ Λ Μ Ν */
+    0x3be, 0x3bf, 0x3c0, 0x3c1, 0x3a2, 0x3c3, 0x3c4, 0x3c5, /* U+039E Ξ Ο Π Ρ - Σ Τ Υ */
+    0x3c6, 0x3c7, 0x3c8, 0x3c9, 0x3b9, 0x3c5, 0x3b1, 0x3b5, /* U+03A6 Φ Χ Ψ Ω Ϊ Ϋ ά έ */
+    0x3b7, 0x3b9, 0x3c5, 0x3b1, 0x3b2, 0x3b3, 0x3b4, 0x3b5, /* U+03AE ή ί ΰ α β γ δ ε */
+    0x3b6, 0x3b7, 0x3b8, 0x3b9, 0x3ba, 0x3bb, 0x3bc, 0x3bd, /* U+03B6 ζ η θ ι κ λ μ ν */
+    0x3be, 0x3bf, 0x3c0, 0x3c1, 0x3c3, 0x3c3, 0x3c4, 0x3c5, /* U+03BE ξ ο π ρ ς σ τ υ */
+    0x3c6, 0x3c7, 0x3c8, 0x3c9, 0x3b9, 0x3c5, 0x3bf, 0x3c5, /* U+03C6 φ χ ψ ω ϊ ϋ ό ύ */
+    0x3c9,                                                  /* U+03CE ώ */
+};
+_Static_assert(sizeof(greek_fold) / sizeof(greek_fold[0]) == 0x3cf - 0x386,
+               "one entry per code point");
+
+/* Cyrillic U+0400..U+045F: capitals lower-cased, letters with a breve,
+ * diaeresis, acute or grave to their base (ё→е, й→и, ў→у, ї→і). */
+static const uint16_t cyrillic_fold[] = {
+    0x435, 0x435, 0x452, 0x433, 0x454, 0x455, 0x456, 0x456, /* U+0400 Ѐ Ё Ђ Ѓ Є Ѕ І Ї */
+    0x458, 0x459, 0x45a, 0x45b, 0x43a, 0x438, 0x443, 0x45f, /* U+0408 Ј Љ Њ Ћ Ќ Ѝ Ў Џ */
+    0x430, 0x431, 0x432, 0x433, 0x434, 0x435, 0x436, 0x437, /* U+0410 А Б В Г Д Е Ж З */
+    0x438, 0x438, 0x43a, 0x43b, 0x43c, 0x43d, 0x43e, 0x43f, /* U+0418 И Й К Л М Н О П */
+    0x440, 0x441, 0x442, 0x443, 0x444, 0x445, 0x446, 0x447, /* U+0420 Р С Т У Ф Х Ц Ч */
+    0x448, 0x449, 0x44a, 0x44b, 0x44c, 0x44d, 0x44e, 0x44f, /* U+0428 Ш Щ Ъ Ы Ь Э Ю Я */
+    0x430, 0x431, 0x432, 0x433, 0x434, 0x435, 0x436, 0x437, /* U+0430 а б в г д е ж з */
+    0x438, 0x438, 0x43a, 0x43b, 0x43c, 0x43d, 0x43e, 0x43f, /* U+0438 и й к л м н о п */
+    0x440, 0x441, 0x442, 0x443, 0x444, 0x445, 0x446, 0x447, /* U+0440 р с т у ф х ц ч */
+    0x448, 0x449, 0x44a, 0x44b, 0x44c, 0x44d, 0x44e, 0x44f, /* U+0448 ш щ ъ ы ь э ю я */
+    0x435, 0x435, 0x452, 0x433, 0x454, 0x455, 0x456, 0x456, /* U+0450 ѐ ё ђ ѓ є ѕ і ї */
+    0x458, 0x459, 0x45a, 0x45b, 0x43a, 0x438, 0x443, 0x45f, /* U+0458 ј љ њ ћ ќ ѝ ў џ */
+};
+_Static_assert(sizeof(cyrillic_fold) / sizeof(cyrillic_fold[0]) == 0x460 - 0x400,
+               "one entry per code point");
 
 void na_rtoks_init(struct na_rtoks *t) {
     memset(t, 0, sizeof(*t));
@@ -199,11 +255,10 @@ static size_t fold_cp(long cp, char *out) {
         out[0] = c;
         return 1;
     }
-    /* Simple lower-casing of Greek and Cyrillic capitals. */
-    if ((cp >= 0x391 && cp <= 0x3a9 && cp != 0x3a2) || (cp >= 0x410 && cp <= 0x42f)) {
-        cp += 0x20;
-    } else if (cp >= 0x400 && cp <= 0x40f) {
-        cp += 0x50;
+    if (cp >= 0x386 && cp <= 0x3ce) {
+        cp = greek_fold[cp - 0x386];
+    } else if (cp >= 0x400 && cp <= 0x45f) {
+        cp = cyrillic_fold[cp - 0x400];
     }
     return utf8_encode(cp, out);
 }

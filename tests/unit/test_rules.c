@@ -382,6 +382,55 @@ static void test_hyphens_accents_plurals_match(void **state) {
                         "\xe4\xb8\xad\xe5\x8f\xb0\xe6\xb9\xbe"));
 }
 
+/* Regression: the Latin Extended-A table had one "s" too many, so every
+ * capital from U+0162 on folded to the letter before its own (Ţ→s, Ũ→t,
+ * Ŵ→u, Ŷ→w, Ź→y). Each case is a capital, its small letter and the
+ * decomposed spelling; tests/integration/test_folding.py checks every code
+ * point against Unicode's data. */
+static void test_latin_ext_a_capitals_fold_to_their_own_letter(void **state) {
+    (void)state;
+    assert_true(matches("tiriac", "\xc5\xa2iriac", NULL));  /* Ţiriac */
+    assert_true(matches("tiriac", "\xc5\xa3iriac", NULL));  /* ţiriac */
+    assert_true(matches("tiriac", "T\xcc\xa7iriac", NULL)); /* T + U+0327 */
+    assert_false(matches("sara",
+                         "\xc5\xa2"
+                         "ara",
+                         NULL)); /* Ţara */
+    assert_true(matches("tara",
+                        "\xc5\xa2"
+                        "ara",
+                        NULL));
+    assert_true(matches("sara",
+                        "\xc5\x9e"
+                        "ara",
+                        NULL));                            /* Şara */
+    assert_true(matches("utopia", "\xc5\xa8topia", NULL)); /* Ũtopia */
+    assert_false(matches("ttopia", "\xc5\xa8topia", NULL));
+    assert_true(matches("wales",
+                        "\xc5\xb4"
+                        "ales",
+                        NULL));                        /* Ŵales */
+    assert_true(matches("york", "\xc5\xb6ork", NULL)); /* Ŷork */
+    assert_true(matches("zagreb",
+                        "\xc5\xb9"
+                        "agreb",
+                        NULL)); /* Źagreb */
+    assert_false(matches("yagreb",
+                         "\xc5\xb9"
+                         "agreb",
+                         NULL));
+    assert_true(matches("\xc5\xa2iriac", "TIRIAC", NULL)); /* query side alike */
+    /* Cyrillic and Greek: capital, small and accented letters agree */
+    assert_true(matches("\xd0\xb5\xd0\xb6", "\xd0\x81\xd0\x96", NULL)); /* еж / ЁЖ */
+    assert_true(matches("\xd1\x91\xd0\xb6", "\xd0\x95\xd0\x96", NULL)); /* ёж / ЕЖ */
+    assert_true(matches("\xce\xb1\xce\xb8\xce\xae\xce\xbd\xce\xb1",     /* αθήνα */
+                        "\xce\x91\xce\x98\xce\x97\xce\x9d\xce\x91", NULL)); /* ΑΘΗΝΑ */
+    assert_true(matches("\xcf\x83\xce\xb5\xcf\x83", "\xce\xa3\xce\x95\xce\xa3",
+                        NULL)); /* σεσ / ΣΕΣ */
+    assert_true(matches("\xcf\x83\xce\xb5\xcf\x82", "\xce\xa3\xce\x95\xce\xa3",
+                        NULL)); /* σες (final sigma) / ΣΕΣ */
+}
+
 static void test_query_errors(void **state) {
     (void)state;
     query_fails("export AND", "AND needs an operand", "query column 8");
@@ -1649,6 +1698,7 @@ int main(void) {
         cmocka_unit_test(test_query_scoring_counts_true_branches_only),
         cmocka_unit_test(test_threshold_and_exclude),
         cmocka_unit_test(test_hyphens_accents_plurals_match),
+        cmocka_unit_test(test_latin_ext_a_capitals_fold_to_their_own_letter),
         cmocka_unit_test(test_query_errors),
         cmocka_unit_test(test_query_hostile),
         cmocka_unit_test(test_rules_json_errors),
