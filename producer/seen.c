@@ -20,7 +20,7 @@ struct na_seen_s {
     int dirty; /* 0 clean, 1 schedules only, 2 changes that matter */
 };
 
-#define SEEN_VERSION 2
+#define SEEN_VERSION 3
 
 static void mark(na_seen_t *seen, int level) {
     if (seen->dirty < level) {
@@ -37,9 +37,12 @@ void na_seen_destroy(na_seen_t *seen) {
     free(seen);
 }
 
-/* Bring one feed object to version 2: ids map to [seq, fp|null, rev], and
- * "fps" exists. @returns 0, or -1 when the object is not a feed state. */
-static int upgrade_feed(json_t *f) {
+/* Bring one feed object of a file of @p version to version 3: ids map to
+ * [seq, fp|null|false, rev], and "fps" exists. Versions 1 and 2 do not say
+ * whether an id without fingerprint had no text (null in version 3) or was
+ * stored before fingerprints existed: such ids become false, "unknown".
+ * @returns 0, or -1 when the object is not a feed state. */
+static int upgrade_feed(json_t *f, json_int_t version) {
     json_t *ids = json_object_get(f, "ids");
     const char *key;
     json_t *v;
@@ -61,11 +64,14 @@ static int upgrade_feed(json_t *f) {
     }
     json_object_foreach(ids, key, v) {
         if (json_is_integer(v)) {
-            json_t *n = json_pack("[I, n, i]", (json_int_t)json_integer_value(v), 1);
+            json_t *n = json_pack("[I, b, i]", (json_int_t)json_integer_value(v), 0, 1);
             if (!n || json_object_set_new(ids, key, n)) {
                 return -1;
             }
         } else if (!json_is_array(v) || !json_is_integer(json_array_get(v, 0))) {
+            return -1;
+        } else if (version < 3 && json_is_null(json_array_get(v, 1)) &&
+                   json_array_set_new(v, 1, json_false())) {
             return -1;
         }
     }
@@ -108,8 +114,9 @@ na_err_t na_seen_load(const char *path, na_seen_t **seenp, char *errstr,
         err = NA_ERR_PARSE;
         goto out;
     }
+    json_int_t version = json_integer_value(json_object_get(seen->root, "version"));
     json_object_foreach(json_object_get(seen->root, "feeds"), key, v) {
-        if (upgrade_feed(v)) {
+        if (upgrade_feed(v, version)) {
             snprintf(errstr, errstr_size, "%s: corrupt seen-state: feed %s", path, key);
             err = NA_ERR_PARSE;
             goto out;
@@ -219,13 +226,18 @@ enum na_seen_verdict na_seen_check(const na_seen_t *seen, const char *feed_id,
     json_t *entry = json_object_get(json_object_get(f, "ids"), article_id);
     *rev = 1;
     if (entry) {
-        const char *old = json_string_value(json_array_get(entry, 1));
+        json_t *old = json_array_get(entry, 1);
         *rev = (int)json_integer_value(json_array_get(entry, 2));
         if (*rev < 1) {
             *rev = 1;
         }
-        /* No fingerprint on either side: nothing to compare, so not an edit. */
-        if (fp && *fp && old && strcmp(old, fp)) {
+        /* A fingerprint where there was none is text that appeared: the
+         * headline came first, the body later. A fingerprint that went
+         * away is no news, and neither is one for an id whose fingerprint
+         * is unknown (false: stored by an older version). */
+        if (fp && *fp &&
+            (json_is_null(old) ||
+             (json_is_string(old) && strcmp(json_string_value(old), fp)))) {
             (*rev)++;
             return NA_SEEN_EDITED;
         }
@@ -376,7 +388,10 @@ na_err_t na_seen_set_int(na_seen_t *seen, const char *feed_id, const char *key,
 
 char *na_seen_feed_dump(const na_seen_t *seen, const char *feed_id) {
     json_t *f = feed_obj(seen, feed_id);
-    return f ? json_dumps(f, JSON_COMPACT) : NULL;
+    if (!f || json_object_set_new(f, "version", json_integer(SEEN_VERSION))) {
+        return NULL;
+    }
+    return json_dumps(f, JSON_COMPACT);
 }
 
 na_err_t na_seen_feed_load(na_seen_t *seen, const char *feed_id, const char *buf,
@@ -388,7 +403,7 @@ na_err_t na_seen_feed_load(na_seen_t *seen, const char *feed_id, const char *buf
         return NA_ERR_PARSE;
     }
     f = json_loadb(buf, len, 0, &jerr);
-    if (!f || upgrade_feed(f)) {
+    if (!f || upgrade_feed(f, json_integer_value(json_object_get(f, "version")))) {
         snprintf(errstr, errstr_size, "feed %s: corrupt state: %s", feed_id,
                  f ? "not a feed state" : jerr.text);
         json_decref(f);

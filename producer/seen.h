@@ -17,14 +17,16 @@
  * known under another id of the same feed (DUPLICATE: the GUID or link
  * changed, the text did not).
  *
- * Format (version 2; version 1 files, whose ids map to a bare sequence
- * number, load as version 2 without fingerprints):
- *   {"version": 2, "feeds": {"<feed id>": {"etag": "..", "last_modified": "..",
+ * Format (version 3):
+ *   {"version": 3, "feeds": {"<feed id>": {"etag": "..", "last_modified": "..",
  *     "url": "..", "moved_from": "..", "retired": "<source hash>",
  *     "next_at": <unix ms>, "ttl": <min>, "skip_hours": N, "skip_days": N,
  *     "active_at": <unix s>, "seq": N,
- *     "ids": {"<article id>": [seq, "<fingerprint>"|null, revision]},
+ *     "ids": {"<article id>": [seq, "<fingerprint>"|null|false, revision]},
  *     "fps": {"<fingerprint>": "<article id>"}}}}
+ * null: the item had no fingerprint (no text); false: unknown. Version 1
+ * files (ids map to a bare sequence number) and version 2 files (null for
+ * both) load with false for every id without fingerprint.
  *
  * Single-threaded: the producer's main thread owns it.
  */
@@ -49,8 +51,8 @@ typedef struct na_seen_s na_seen_t;
 
 enum na_seen_verdict {
     NA_SEEN_NEW = 0,   /**< never produced: produce it */
-    NA_SEEN_SAME,      /**< id known with this fingerprint (or none): skip */
-    NA_SEEN_EDITED,    /**< id known, fingerprint changed: produce as an update */
+    NA_SEEN_SAME,      /**< id known with this fingerprint (or none now): skip */
+    NA_SEEN_EDITED,    /**< id known, fingerprint changed or appeared: an update */
     NA_SEEN_DUPLICATE, /**< another id of this feed had this fingerprint: skip */
 };
 

@@ -312,5 +312,50 @@ def test_edited_item_is_an_update_and_a_new_guid_is_not_new(ctx):
     assert json.loads(edited[1]["value"])["url"] == base + "/a"
 
 
+def producer_once(ctx, sources, topic, name, state="state"):
+    """One --once round against the real broker; the summary line's counters."""
+    cfg = ctx.write(name + "-sources.json", {"sources": sources})
+    argv = [ctx.bin("newsalert-producer"), "--once", "--brokers", ctx.brokers,
+            "--sources", cfg, "--state-dir", ctx.path(state), "--topic", topic]
+    p = ctx.proc(argv, name=name)
+    assert p.wait(120) == 0, p.tail()
+    m = re.findall(r"event=summary (.*)", p.stderr_text())[-1]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m)}
+
+
+HEADLINE = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>Wire</title><link>http://example.org/</link>
+<item><title>China bans dual-use exports to Japanese military users</title>
+<guid isPermaLink="false">wire-2026-0106-1</guid>{body}</item>
+</channel></rss>
+"""
+
+
+def test_headline_only_item_gets_its_body_as_revision_2(ctx):
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    # No validators: every poll reads the whole document and goes through
+    # the seen-state (a 304 would prove nothing).
+    feeds.set("/wire.xml", HEADLINE.format(body=""), etag=False, last_modified=False)
+    topic = ctx.topic("na.it.headline")
+    sources = [{"id": "wire", "url": feeds.url("/wire.xml")}]
+    s = producer_once(ctx, sources, topic, "first")
+    assert s["produced"] == 1, s
+    # Minutes later the text follows under the same guid.
+    feeds.set("/wire.xml", HEADLINE.format(
+        body="<description>The Ministry of Commerce banned exports of dual-use "
+             "items to Japanese military end users, citing rare earths.</description>"),
+        etag=False, last_modified=False)
+    s = producer_once(ctx, sources, topic, "second")
+    assert s["produced"] == 1 and s["updates"] == 1 and s["skipped_seen"] == 0, s
+    s = producer_once(ctx, sources, topic, "third")
+    assert s["items"] == 1 and s["skipped_seen"] == 1 and s["produced"] == 0, s
+    recs = harness.kcat_consume(ctx.brokers, topic, count=2, timeout=30)
+    assert len(recs) == 2 and recs[0]["key"] == recs[1]["key"], recs
+    assert [r["headers"].get("revision") for r in recs] == ["1", "2"], recs
+    assert "Ministry of Commerce" in json.loads(recs[1]["value"])["summary"]
+
+
 if __name__ == "__main__":
     harness.main(globals(), needs_broker=False, timeout=120)

@@ -252,6 +252,40 @@ static void test_seen_verdicts_new_same_edited_duplicate(void **state) {
     na_seen_destroy(seen);
 }
 
+/* Breaking news comes as a bare headline; the text follows under the same
+ * guid. The text that appeared is an edit, produced again as revision 2. */
+static void test_seen_headline_only_item_gets_its_body(void **state) {
+    (void)state;
+    char errstr[256];
+    na_seen_t *seen = NULL;
+    int rev = 0;
+    assert_int_equal(na_seen_load(NULL, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_check(seen, "f", "h1", "", &rev), NA_SEEN_NEW);
+    assert_int_equal(na_seen_put(seen, "f", "h1", "", rev), NA_OK);
+    assert_int_equal(na_seen_check(seen, "f", "h1", NULL, &rev), NA_SEEN_SAME);
+    assert_int_equal(rev, 1);
+    assert_int_equal(na_seen_check(seen, "f", "h1", "0123456789abcdef", &rev),
+                     NA_SEEN_EDITED);
+    assert_int_equal(rev, 2);
+    assert_int_equal(na_seen_put(seen, "f", "h1", "0123456789abcdef", rev), NA_OK);
+    assert_int_equal(na_seen_check(seen, "f", "h1", "0123456789abcdef", &rev),
+                     NA_SEEN_SAME);
+    assert_int_equal(rev, 2);
+    /* The text going away again is no news. */
+    assert_int_equal(na_seen_check(seen, "f", "h1", "", &rev), NA_SEEN_SAME);
+    /* A title-only id survives a dump and load (topic mode) as such. */
+    assert_int_equal(na_seen_put(seen, "f", "h2", NULL, 1), NA_OK);
+    char *json = na_seen_feed_dump(seen, "f");
+    assert_non_null(json);
+    na_seen_feed_drop(seen, "f");
+    assert_int_equal(
+        na_seen_feed_load(seen, "f", json, strlen(json), errstr, sizeof(errstr)), NA_OK);
+    free(json);
+    assert_int_equal(na_seen_check(seen, "f", "h2", "fedcba9876543210", &rev),
+                     NA_SEEN_EDITED);
+    na_seen_destroy(seen);
+}
+
 static void test_seen_version1_file_loads(void **state) {
     (void)state;
     char path[256], errstr[256];
@@ -268,6 +302,17 @@ static void test_seen_version1_file_loads(void **state) {
     assert_string_equal(na_seen_validator(seen, "f", "etag"), "\"e\"");
     /* Known id without fingerprint: adopting one is no edit. */
     assert_int_equal(na_seen_check(seen, "f", "b", "ffff", &rev), NA_SEEN_SAME);
+    na_seen_destroy(seen);
+    /* Version 2 wrote null both for "no text" and for ids it took over from
+     * version 1: unknown as well, so an upgrade publishes nothing again. */
+    fp = fopen(path, "w");
+    fputs("{\"version\":2,\"feeds\":{\"f\":{\"seq\":2,"
+          "\"ids\":{\"a\":[1,null,1],\"b\":[2,\"aaaa\",1]},\"fps\":{\"aaaa\":\"b\"}}}}",
+          fp);
+    fclose(fp);
+    assert_int_equal(na_seen_load(path, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_check(seen, "f", "a", "ffff", &rev), NA_SEEN_SAME);
+    assert_int_equal(na_seen_check(seen, "f", "b", "ffff", &rev), NA_SEEN_EDITED);
     na_seen_destroy(seen);
 }
 
@@ -516,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_redact_url),
         cmocka_unit_test(test_fingerprint_normalises_and_needs_text),
         cmocka_unit_test(test_seen_verdicts_new_same_edited_duplicate),
+        cmocka_unit_test(test_seen_headline_only_item_gets_its_body),
         cmocka_unit_test(test_seen_version1_file_loads),
         cmocka_unit_test(test_seen_eviction_drops_fingerprints),
         cmocka_unit_test(test_seen_feed_dump_load_and_schedule_fields),
