@@ -7,8 +7,14 @@ A test file defines ``def test_*(ctx)`` functions and ends with::
 
 ctest runs it as ``python3 tests/integration/test_X.py --build BUILD_DIR`` with
 ``NA_SOURCE_DIR`` set, and ``NA_TEST_BROKERS=127.0.0.1:PORT`` when a real
-broker runs (scripts/lib/broker.sh). Without a broker, a file that needs one
-prints ``SKIP: no broker (NA_TEST_BROKERS unset)`` and exits 0.
+broker runs (scripts/lib/broker.sh).
+
+Skips: a test that cannot run here (no broker, a missing tool or package)
+raises ``Skip``; a file that needs a broker and has none skips as a whole.
+Outside CI a skip is reported as such: the file exits with SKIP_RETURN_CODE
+(77), which ctest shows as "Skipped" (CMakeLists.txt sets the property).
+With ``CI=true`` (``in_ci()``) a skip is a failure: the test command must
+run every test there.
 
 Building blocks:
 
@@ -39,10 +45,20 @@ import time
 import traceback
 
 SKIP_NO_BROKER = "SKIP: no broker (NA_TEST_BROKERS unset)"
+# The exit status of a file that skipped (ctest's SKIP_RETURN_CODE).
+SKIP_RETURN_CODE = 77
+
+
+def in_ci():
+    """True when the CI environment variable says so (CI=true, as CI
+    services set it): skips are failures there."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 class Skip(Exception):
-    """Raise inside a test to skip it (reported, not counted as a failure)."""
+    """Raise inside a test that cannot run here (a missing broker, tool or
+    package). Outside CI it is reported as a skip (exit status 77 for the
+    file); with CI=true it fails the test."""
 
 
 class TestTimeout(Exception):
@@ -929,8 +945,11 @@ def _alarm(signum, frame):
 def main(ns, needs_broker=True, timeout=300):
     """Run every test_* function of module namespace `ns` and exit.
 
-    needs_broker: skip the whole file (exit 0) when NA_TEST_BROKERS is unset.
+    needs_broker: skip the whole file when NA_TEST_BROKERS is unset (exit
+    SKIP_RETURN_CODE; with CI=true print FAIL and exit 1).
     timeout: seconds per test (SIGALRM raises TestTimeout inside the test).
+    Exit status: 1 when a test failed, else SKIP_RETURN_CODE when a test
+    skipped, else 0.
     Options: --build DIR (default $NA_BUILD_DIR or ./build), -k SUBSTR (run only
     tests whose name contains it), --keep (keep temp folders).
     """
@@ -942,8 +961,12 @@ def main(ns, needs_broker=True, timeout=300):
 
     brokers = os.environ.get("NA_TEST_BROKERS") or None
     if needs_broker and not brokers:
+        if in_ci():
+            print("FAIL: no broker (NA_TEST_BROKERS unset) and CI=true: a skip is "
+                  "a failure in CI", flush=True)
+            sys.exit(1)
         print(SKIP_NO_BROKER, flush=True)
-        sys.exit(0)
+        sys.exit(SKIP_RETURN_CODE)
     here = os.path.dirname(os.path.abspath(__file__))
     source = os.environ.get("NA_SOURCE_DIR") or os.path.dirname(os.path.dirname(here))
     build = os.path.abspath(args.build)
@@ -971,7 +994,11 @@ def main(ns, needs_broker=True, timeout=300):
         try:
             fn(ctx)
         except Skip as e:
-            skip = str(e)
+            if in_ci():
+                err = (AssertionError("skipped in CI (CI=true): %s" % e),
+                       traceback.format_exc())
+            else:
+                skip = str(e)
         except BaseException as e:  # report and go on with the next test
             if isinstance(e, KeyboardInterrupt):
                 signal.alarm(0)
@@ -1009,4 +1036,4 @@ def main(ns, needs_broker=True, timeout=300):
     if skipped:
         print("%d skipped" % skipped)
     print("%d passed, %d failed" % (passed, failed), flush=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed else SKIP_RETURN_CODE if skipped else 0)

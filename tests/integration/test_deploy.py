@@ -6,13 +6,15 @@
   from the compose-spec project, with its sha256): downloaded once with
   `pip download` into ~/.cache/newsalert/ and checked against that sha256.
   When it cannot be had (no network), the file is checked against the
-  spec's required structure only, and the test says so on stdout.
+  spec's required structure only and the test reports a skip (with CI=true,
+  a failure: the test command installs python3-pip and python3-jsonschema).
 - The stack's own consistency: healthchecks, named volumes, Prometheus
   targets, Grafana provisioning, every metric the dashboard queries exists
   in the C sources.
 - The systemd units: `cmake --install` into a temporary prefix, then
-  `systemd-analyze verify` on the installed units (skipped when the program
-  is missing), and the hardening and stop-timeout rules.
+  `systemd-analyze verify` on the installed units (a skip when the program
+  is missing or cannot run; with CI=true, a failure), and the hardening and
+  stop-timeout rules.
 """
 
 import glob
@@ -103,15 +105,16 @@ def test_compose_file_matches_the_compose_spec_schema(ctx):
     doc = load_compose(ctx)
     schema, how = compose_schema(ctx)
     if schema is None:
-        print("compose: spec schema unavailable (%s); structural check only" % how)
+        # The structural check still runs, but it is not the check this test
+        # promises: a skip (a failure with CI=true), never a pass.
         structural_check(doc)
-        return
+        raise harness.Skip("compose spec schema unavailable (%s); structural check only"
+                           % how)
     try:
         import jsonschema
     except ImportError:
-        print("compose: python3-jsonschema missing; structural check only")
         structural_check(doc)
-        return
+        raise harness.Skip("python3-jsonschema is not installed; structural check only")
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
     assert not errors, "\n".join("%s: %s" % ("/".join(map(str, e.path)), e.message)

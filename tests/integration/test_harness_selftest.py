@@ -253,8 +253,9 @@ if __name__ == "__main__":
 def test_runner_shim(ctx):
     here = os.path.dirname(os.path.abspath(__file__))
     demo = ctx.write("demo.py", RUNNER_DEMO % (here, False))
-    # The failing demo keeps its temp folder: keep it inside ours.
-    env = {"TMPDIR": ctx.tmp}
+    # The failing demo keeps its temp folder: keep it inside ours. Outside
+    # CI first (CI unset), whatever this run's environment says.
+    env = {"TMPDIR": ctx.tmp, "CI": None}
     cp = harness.run([sys.executable, demo, "--build", ctx.path("bdir")], timeout=60,
                      env=env)
     assert cp.returncode == 1, (cp.returncode, cp.stdout, cp.stderr)
@@ -271,11 +272,29 @@ def test_runner_shim(ctx):
     assert cp.returncode == 0 and cp.stdout.splitlines()[-1] == "1 passed, 0 failed", \
         cp.stdout
 
+    # A skip is reported to ctest as a skip (SKIP_RETURN_CODE), not a pass.
+    cp = harness.run([sys.executable, demo, "--build", "bdir", "-k", "skipped"],
+                     timeout=60, env=env)
+    assert cp.returncode == harness.SKIP_RETURN_CODE == 77, (cp.returncode, cp.stdout)
+    assert "SKIP test_skipped: not today" in cp.stdout.splitlines(), cp.stdout
     demo2 = ctx.write("demo2.py", RUNNER_DEMO % (here, True))
     cp = harness.run([sys.executable, demo2, "--build", "bdir"], timeout=60,
                      env=dict(env, NA_TEST_BROKERS=None))
-    assert cp.returncode == 0, cp.returncode
+    assert cp.returncode == harness.SKIP_RETURN_CODE, cp.returncode
     assert cp.stdout.strip() == harness.SKIP_NO_BROKER, cp.stdout
+
+    # With CI=true a skip is a failure: of one test, and of a file without
+    # its broker.
+    ci = dict(env, CI="true")
+    cp = harness.run([sys.executable, demo, "--build", "bdir", "-k", "skipped"],
+                     timeout=60, env=ci)
+    assert cp.returncode == 1, (cp.returncode, cp.stdout)
+    assert "FAIL test_skipped: skipped in CI (CI=true): not today" in \
+        cp.stdout.splitlines(), cp.stdout
+    cp = harness.run([sys.executable, demo2, "--build", "bdir"], timeout=60,
+                     env=dict(ci, NA_TEST_BROKERS=None))
+    assert cp.returncode == 1, (cp.returncode, cp.stdout)
+    assert cp.stdout.startswith("FAIL: no broker"), cp.stdout
 
 
 # ------------------------------------------------------------- kcat helpers

@@ -23,6 +23,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "story.h"
+#include "testenv.h"
 
 #define DAY (24 * 3600)
 #define SEED_STORY "cn-jp-dualuse-ban-2026"
@@ -445,9 +446,6 @@ static void test_dev_set_and_seeds(void **state) {
             assert_string_equal(v[i].got, seed_story);
         }
     }
-    if (!seeds) {
-        print_message("../shared/seeds not present: seed reports skipped\n");
-    }
     for (size_t i = 0; seed_story && i < n; i++) {
         if (!strcmp(v[i].got, seed_story)) {
             assert_string_equal(v[i].story, SEED_STORY);
@@ -459,6 +457,10 @@ static void test_dev_set_and_seeds(void **state) {
         free(v[i].story);
     }
     free(v);
+    if (!seeds) {
+        /* The rest of the test ran; this part needs data outside the repo. */
+        NA_TEST_SKIP("../shared/seeds not present: the seed reports were not checked");
+    }
 }
 
 int main(void) {
@@ -472,5 +474,5 @@ int main(void) {
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_dev_set_and_seeds),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
