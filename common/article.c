@@ -42,7 +42,7 @@ void na_article_cleanup(struct na_article *a) {
 }
 
 void na_article_set_id(struct na_article *a) {
-    if (a->url && *a->url) {
+    if (a->url && *a->url && !(a->id_by_guid && a->guid && *a->guid)) {
         na_sha256_hex(a->url, strlen(a->url), a->id);
         return;
     }

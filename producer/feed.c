@@ -168,9 +168,13 @@ na_err_t na_feed_set_url(char **dst, const char *base, const char *ref, bool can
     }
     url = na_url_resolve(base, ref);
     if (url && canonical) {
-        char *c = na_url_canonical(url);
+        /* the fragment stays until settle_links() sees the whole document */
+        char *c = na_url_canonical_ex(url, NA_URL_KEEP_FRAGMENT);
         free(url);
         url = c;
+    }
+    if (url && canonical && strlen(url) > NA_MAX_URL_BYTES) {
+        url[strcspn(url, "#")] = '\0'; /* a fragment never costs the link */
     }
     if (url && (strlen(url) > NA_MAX_URL_BYTES || !na_utf8_valid(url, strlen(url)))) {
         free(url);
@@ -671,6 +675,103 @@ na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
     return na_feed_parse_ex(buf, len, base_url, 0, feed, errstr, errstr_size);
 }
 
+/* ---- links that several items share (feed.h, "Links and ids") ---- */
+
+struct link_key {
+    const char *url;  /* the item's url, fragment included */
+    size_t base_len;  /* bytes before '#' */
+    const char *guid; /* "" when none */
+    size_t idx;
+};
+
+static int link_key_cmp(const void *a, const void *b) {
+    const struct link_key *x = a, *y = b;
+    size_t n = x->base_len < y->base_len ? x->base_len : y->base_len;
+    int c = memcmp(x->url, y->url, n);
+    if (c || x->base_len != y->base_len) {
+        return c ? c : (x->base_len < y->base_len ? -1 : 1);
+    }
+    if ((c = strcmp(x->url + x->base_len, y->url + y->base_len)) ||
+        (c = strcmp(x->guid, y->guid))) {
+        return c;
+    }
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static bool same_base(const struct link_key *x, const struct link_key *y) {
+    return x->base_len == y->base_len && !memcmp(x->url, y->url, x->base_len);
+}
+
+static bool same_link(const struct link_key *x, const struct link_key *y) {
+    return same_base(x, y) && !strcmp(x->url + x->base_len, y->url + y->base_len);
+}
+
+/*
+ * Item links come from the parsers canonical but with their fragment. A
+ * fragment stays only where it tells items of one document apart: among
+ * the items whose links differ only in the fragment, an item whose fragment
+ * (or lack of one) no other of them has keeps it ("/live#post-2"). Items
+ * whose whole links are equal but whose guids differ are told apart by the
+ * guid (id_by_guid). Everywhere else, and always with NA_FEED_LITERAL, the
+ * fragment goes, as na_url_canonical() drops it: the common one-item-per-
+ * link document keeps the ids it always had.
+ */
+static na_err_t settle_links(struct na_feed *feed, bool distinguish) {
+    struct link_key *keys = NULL;
+    size_t n = 0;
+    if (feed->items_cnt == 0) {
+        return NA_OK;
+    }
+    keys = calloc(feed->items_cnt, sizeof(*keys));
+    if (!keys) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < feed->items_cnt; i++) {
+        struct na_article *a = &feed->items[i];
+        if (!a->url) {
+            continue;
+        }
+        size_t base = strcspn(a->url, "#");
+        if (a->url[base] == '#' && a->url[base + 1] == '\0') {
+            a->url[base] = '\0'; /* an empty fragment is none */
+        }
+        keys[n].url = a->url;
+        keys[n].base_len = base;
+        keys[n].guid = a->guid ? a->guid : "";
+        keys[n].idx = i;
+        n++;
+    }
+    qsort(keys, n, sizeof(*keys), link_key_cmp);
+    for (size_t g = 0; g < n;) {
+        size_t g_end = g + 1; /* [g, g_end): one link without fragment */
+        while (g_end < n && same_base(&keys[g], &keys[g_end])) {
+            g_end++;
+        }
+        for (size_t l = g; l < g_end;) {
+            size_t l_end = l + 1; /* [l, l_end): one whole link */
+            while (l_end < g_end && same_link(&keys[l], &keys[l_end])) {
+                l_end++;
+            }
+            bool keep = distinguish && g_end - g > 1 && l_end - l == 1;
+            for (size_t k = l; k < l_end; k++) {
+                struct na_article *a = &feed->items[keys[k].idx];
+                if (!keep) {
+                    a->url[keys[k].base_len] = '\0';
+                }
+                /* a guid of its own among items of one link */
+                a->id_by_guid =
+                    distinguish && l_end - l > 1 && keys[k].guid[0] &&
+                    (k == l || strcmp(keys[k - 1].guid, keys[k].guid)) &&
+                    (k + 1 == l_end || strcmp(keys[k + 1].guid, keys[k].guid));
+            }
+            l = l_end;
+        }
+        g = g_end;
+    }
+    free(keys);
+    return NA_OK;
+}
+
 /* na_feed_parse_ex() without the metrics; *format_out: the format
  * detected, also on failure (NULL when none was). */
 static na_err_t parse_any(const char *buf, size_t len, const char *base_url,
@@ -736,6 +837,9 @@ static na_err_t parse_any(const char *buf, size_t len, const char *base_url,
     } else {
         snprintf(errstr, errstr_size, "not a feed: neither XML nor JSON");
         err = NA_ERR_PARSE;
+    }
+    if (!err) {
+        err = settle_links(feed, !(flags & NA_FEED_LITERAL));
     }
     *format_out = feed->format;
     if (err) {

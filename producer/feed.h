@@ -21,6 +21,17 @@
  * newsalert_feed_items_total{format} and
  * newsalert_feed_items_dropped_total{format}. The fetcher counts per feed.
  *
+ * Links and ids. Item links come out in the canonical form of
+ * na_url_canonical(), which drops the fragment, with one exception: when
+ * several items of the document link to one page and differ only in the
+ * fragment (a live blog: "/live/taiwan#post-2", "#post-3"), an item whose
+ * fragment no other of them shares keeps it, so each post has a link and an
+ * id of its own. When several items have the very same link but guids of
+ * their own, each gets id_by_guid: its id is feed URL + guid (see
+ * na_article_set_id()). Items that share link and guid are one article.
+ * A document with one item per link, the common case, gets the same links
+ * and ids as before fragments were kept.
+ *
  * Thread-safe for distinct feeds, once libxml2 is initialised: call
  * xmlInitParser() (or parse one document) before starting threads.
  */
@@ -55,7 +66,8 @@ void na_feed_cleanup(struct na_feed *feed);
  * @brief Parse one feed document.
  *
  * Items come out with url (absolute, resolved against xml:base, then the
- * feed's link, then @p base_url), guid, title, summary and content as plain
+ * feed's link, then @p base_url; canonical as "Links and ids" above) and
+ * id_by_guid, guid, title, summary and content as plain
  * text (HTML stripped, entities decoded), authors, categories, lang,
  * published_at and updated_at (published_at falls back to updated_at).
  * The caller sets source_* and fetched_at, then calls na_article_set_id().

@@ -744,7 +744,8 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
         a->source_feed_url = na_strdup(f->src.url);
         a->fetched_at = now_s;
         if (a->url) {
-            char *canon = na_url_canonical(a->url);
+            /* the fragment is the parser's to keep (feed.h) */
+            char *canon = na_url_canonical_ex(a->url, NA_URL_KEEP_FRAGMENT);
             if (canon) {
                 free(a->url);
                 a->url = canon;

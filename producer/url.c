@@ -179,6 +179,10 @@ static char *filter_query(const char *query) {
 }
 
 char *na_url_canonical(const char *url) {
+    return na_url_canonical_ex(url, 0);
+}
+
+char *na_url_canonical_ex(const char *url, unsigned flags) {
     CURLU *h = NULL;
     char *purl = NULL;
     char *host = NULL;
@@ -198,7 +202,8 @@ char *na_url_canonical(const char *url) {
     }
     if (curl_url_set(h, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
         curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
-        curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK) {
+        (!(flags & NA_URL_KEEP_FRAGMENT) &&
+         curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK)) {
         goto out;
     }
     if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK) {

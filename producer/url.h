@@ -38,4 +38,13 @@ char *na_url_resolve(const char *base, const char *ref);
  */
 char *na_url_canonical(const char *url);
 
+/** na_url_canonical_ex() flag: keep the fragment (an empty one goes). */
+#define NA_URL_KEEP_FRAGMENT 0x1u
+
+/**
+ * @brief na_url_canonical() with @p flags (0 or NA_URL_KEEP_FRAGMENT); the
+ *        same contract otherwise. na_url_canonical() is this with 0.
+ */
+char *na_url_canonical_ex(const char *url, unsigned flags);
+
 #endif

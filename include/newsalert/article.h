@@ -6,6 +6,7 @@
 #ifndef NEWSALERT_ARTICLE_H
 #define NEWSALERT_ARTICLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,8 @@ struct na_article {
     char *source_id;
     char *source_name;
     char *source_feed_url;
+    bool id_by_guid; /**< the id comes from feed URL + GUID although there
+                          is a link (na_article_set_id()); not serialised */
 };
 
 /** @brief Zero @p a with unknown times. */
@@ -45,9 +48,11 @@ void na_article_init(struct na_article *a);
 void na_article_cleanup(struct na_article *a);
 
 /**
- * @brief Set a->id per DESIGN.md: SHA-256 of the canonical URL, or of
- *        feed URL + GUID when there is no link (or of feed URL + title as a
- *        last resort).
+ * @brief Set a->id per DESIGN.md: SHA-256 of the canonical URL (a->url),
+ *        or of feed URL + GUID when there is no link or when
+ *        a->id_by_guid is set (items of one document with the same link but
+ *        their own guids, see feed.h), or of feed URL + title as a last
+ *        resort.
  */
 void na_article_set_id(struct na_article *a);
 

@@ -140,5 +140,53 @@ def test_record_timestamps_follow_the_published_time_within_bounds(ctx):
     assert by_path["future"]["ts"] == unix(fut["fetched_at"]) * 1000
 
 
+def summary(proc):
+    m = re.findall(r"event=summary (.*)", proc.stderr_text())[-1]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m)}
+
+
+POSTS = {
+    1: ("Live: drills begin around Taiwan", "Exercises began at dawn, the ministry said."),
+    2: ("Coast guard vessels enter the zone", "Four vessels entered the zone at 08:10."),
+    3: ("Ministry responds to the drills", "The ministry said it was monitoring closely."),
+}
+
+
+def live_blog(base, posts):
+    return rss(base, [item(POSTS[n][0], base + "/live/taiwan#post-%d" % n,
+                           "live-taiwan-%d" % n, POSTS[n][1]) for n in posts])
+
+
+def test_live_blog_posts_are_each_produced(ctx):
+    """Issue: posts of one live page (distinct guids, links that differ in
+    the fragment) got one id, so the second was never produced."""
+    need_broker(ctx)
+    feeds = ctx.feed_server()
+    base = feeds.url("").rstrip("/")
+    topic = ctx.topic("na.it.records")
+    sources = [{"id": "live", "url": feeds.url("/live.xml")}]
+    feeds.set("/live.xml", live_blog(base, [1]))
+    p, _ = run_once(ctx, feeds, topic, sources, name="first")
+    assert summary(p)["produced"] == 1, summary(p)
+    # The page grows: each new post is news; the first one is not new again
+    # (its link now keeps the fragment, its text is known).
+    feeds.set("/live.xml", live_blog(base, [3, 2, 1]))
+    p, _ = run_once(ctx, feeds, topic, sources, name="second")
+    s = summary(p)
+    assert s["produced"] == 2 and s["skipped_dup"] == 1, s
+    p, _ = run_once(ctx, feeds, topic, sources, name="third")
+    assert summary(p)["produced"] == 0, summary(p)
+
+    recs = harness.kcat_consume(ctx.brokers, topic, count=3, timeout=30)
+    arts = [json.loads(r["value"]) for r in recs]
+    assert len({r["key"] for r in recs}) == 3, [r["key"] for r in recs]
+    assert all(r["key"] == a["id"] for r, a in zip(recs, arts))
+    by_title = {a["title"]: a for a in arts}
+    assert by_title[POSTS[2][0]]["url"] == base + "/live/taiwan#post-2"
+    assert by_title[POSTS[3][0]]["url"] == base + "/live/taiwan#post-3"
+    # Alone on its link, the first post had the page's id, as before.
+    assert by_title[POSTS[1][0]]["url"] == base + "/live/taiwan"
+
+
 if __name__ == "__main__":
     harness.main(globals(), needs_broker=False, timeout=120)

@@ -32,6 +32,7 @@
 #include "cmd_parse.h"
 #include "feed.h"
 #include "feed_internal.h" /* NA_FEED_MAX_XML_MARKUP */
+#include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
@@ -901,6 +902,127 @@ static void test_literal_flag(void **state) {
     na_feed_cleanup(&feed);
 }
 
+static const char *item_id(struct na_article *a) {
+    free(a->source_feed_url);
+    a->source_feed_url = strdup("https://news.example/live.xml");
+    assert_non_null(a->source_feed_url);
+    na_article_set_id(a);
+    return a->id;
+}
+
+/* Issue: live-blog posts merged. The fragment was dropped, the id came from
+ * the link, and "#post-3" got the id of "#post-2": never produced. */
+static void test_live_blog_posts_keep_fragments_and_ids(void **state) {
+    (void)state;
+    static const char rss[] =
+        "<rss version=\"2.0\"><channel><title>Live</title>"
+        "<link>https://news.example/</link>"
+        "<item><title>Drills begin</title><link>https://news.example/live/taiwan#post-2"
+        "</link><guid isPermaLink=\"false\">live-2</guid></item>"
+        "<item><title>Ministry responds</title>"
+        "<link>https://News.Example/live/taiwan?utm_source=rss#post-3</link>"
+        "<guid isPermaLink=\"false\">live-3</guid></item>"
+        /* the page itself, without fragment: the id it always had */
+        "<item><title>Live: Taiwan strait</title>"
+        "<link>https://news.example/live/taiwan</link><guid>page</guid></item>"
+        /* one item per link: the fragment goes, as before */
+        "<item><title>Rare earths</title><link>https://news.example/a#comments</link>"
+        "<guid>a</guid></item>"
+        /* the very same link, guids of their own: told apart by the guid */
+        "<item><title>Update 1</title><link>https://news.example/ticker</link>"
+        "<guid>t-1</guid></item>"
+        "<item><title>Update 2</title><link>https://news.example/ticker#x</link>"
+        "<guid>t-2</guid></item>"
+        "<item><title>Update 3</title><link>https://news.example/ticker#x</link>"
+        "<guid>t-3</guid></item>"
+        /* link and guid shared: one article */
+        "<item><title>Twice</title><link>https://news.example/b</link>"
+        "<guid>b</guid></item>"
+        "<item><title>Twice</title><link>https://news.example/b</link>"
+        "<guid>b</guid></item>"
+        "</channel></rss>";
+    struct na_feed feed;
+    char errstr[256];
+    char id[9][NA_SHA256_HEX_LEN + 1];
+    char want[NA_SHA256_HEX_LEN + 1];
+    na_feed_init(&feed);
+    assert_int_equal(
+        na_feed_parse(rss, sizeof(rss) - 1, NULL, &feed, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(feed.items_cnt, 9);
+    for (size_t i = 0; i < 9; i++) {
+        snprintf(id[i], sizeof(id[i]), "%s", item_id(&feed.items[i]));
+    }
+    assert_string_equal(feed.items[0].url, "https://news.example/live/taiwan#post-2");
+    assert_string_equal(feed.items[1].url, "https://news.example/live/taiwan#post-3");
+    assert_string_equal(feed.items[2].url, "https://news.example/live/taiwan");
+    assert_false(feed.items[0].id_by_guid || feed.items[1].id_by_guid ||
+                 feed.items[2].id_by_guid);
+    assert_string_not_equal(id[0], id[1]);
+    assert_string_not_equal(id[0], id[2]);
+    assert_string_not_equal(id[1], id[2]);
+    na_sha256_hex("https://news.example/live/taiwan#post-3", 39, want);
+    assert_string_equal(id[1], want);
+    na_sha256_hex("https://news.example/live/taiwan", 32, want);
+    assert_string_equal(id[2], want);
+    /* alone on its link: the id of the canonical URL without fragment */
+    assert_string_equal(feed.items[3].url, "https://news.example/a");
+    na_sha256_hex("https://news.example/a", 22, want);
+    assert_string_equal(id[3], want);
+    /* "#x" twice does not tell Update 2 from 3: their guids do */
+    assert_string_equal(feed.items[4].url, "https://news.example/ticker");
+    assert_false(feed.items[4].id_by_guid);
+    assert_string_equal(feed.items[5].url, "https://news.example/ticker");
+    assert_string_equal(feed.items[6].url, "https://news.example/ticker");
+    assert_true(feed.items[5].id_by_guid && feed.items[6].id_by_guid);
+    const char *parts[] = {"https://news.example/live.xml", "t-3", NULL};
+    na_sha256_hex_parts(parts, want);
+    assert_string_equal(id[6], want);
+    assert_string_not_equal(id[4], id[5]);
+    assert_string_not_equal(id[5], id[6]);
+    assert_string_equal(id[7], id[8]);
+
+    /* literal parsing: links as na_url_canonical() gives them */
+    assert_int_equal(na_feed_parse_ex(rss, sizeof(rss) - 1, NULL, NA_FEED_LITERAL, &feed,
+                                      errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_string_equal(feed.items[0].url, "https://news.example/live/taiwan");
+    assert_string_equal(feed.items[1].url, "https://news.example/live/taiwan");
+    assert_false(feed.items[5].id_by_guid);
+    na_feed_cleanup(&feed);
+}
+
+/* A live blog whose posts have fragment links only in their permalink
+ * guids (no <link>), and an Atom one: the same rule. */
+static void test_live_blog_guid_links_and_atom(void **state) {
+    (void)state;
+    static const char rss[] =
+        "<rss version=\"2.0\"><channel><title>Live</title>"
+        "<item><title>One</title><guid>https://n.example/live#p1</guid></item>"
+        "<item><title>Two</title><guid>https://n.example/live#p2</guid></item>"
+        "</channel></rss>";
+    static const char atom[] =
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Live</title>"
+        "<entry><title>One</title><id>urn:p1</id>"
+        "<link href=\"https://n.example/live#p1\"/></entry>"
+        "<entry><title>Two</title><id>urn:p2</id>"
+        "<link href=\"https://n.example/live#p2\"/></entry></feed>";
+    struct na_feed feed;
+    char errstr[256];
+    na_feed_init(&feed);
+    assert_int_equal(
+        na_feed_parse(rss, sizeof(rss) - 1, NULL, &feed, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(feed.items_cnt, 2);
+    assert_string_equal(feed.items[0].url, "https://n.example/live#p1");
+    assert_string_equal(feed.items[1].url, "https://n.example/live#p2");
+    assert_int_equal(
+        na_feed_parse(atom, sizeof(atom) - 1, NULL, &feed, errstr, sizeof(errstr)),
+        NA_OK);
+    assert_int_equal(feed.items_cnt, 2);
+    assert_string_equal(feed.items[0].url, "https://n.example/live#p1");
+    assert_string_equal(feed.items[1].url, "https://n.example/live#p2");
+    na_feed_cleanup(&feed);
+}
+
 static double metric(const char *name, const char *labels) {
     return na_metric_value(na_metrics_get(NA_METRIC_COUNTER, name, "test", labels));
 }
@@ -956,6 +1078,8 @@ int main(void) {
         cmocka_unit_test(test_reuse_and_failure_leaves_clean),
         cmocka_unit_test(test_cmd_parse),
         cmocka_unit_test(test_literal_flag),
+        cmocka_unit_test(test_live_blog_posts_keep_fragments_and_ids),
+        cmocka_unit_test(test_live_blog_guid_links_and_atom),
         cmocka_unit_test(test_metrics_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

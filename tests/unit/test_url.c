@@ -152,10 +152,36 @@ static void test_canonical(void **state) {
     assert_null(na_url_canonical(NULL));
 }
 
+/* NA_URL_KEEP_FRAGMENT: the rest canonical, the fragment kept (live-blog
+ * posts are told apart by it); an empty fragment goes. */
+static void test_canonical_keep_fragment(void **state) {
+    (void)state;
+    static const char *const cases[][2] = {
+        {"HTTPS://News.Example:443/live/taiwan?utm_source=x#post-2",
+         "https://news.example/live/taiwan#post-2"},
+        {"https://u:p@news.example/a#x%2fy", "https://news.example/a#x%2Fy"},
+        {"https://news.example/a#", "https://news.example/a"},
+        {"https://news.example/a", "https://news.example/a"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = na_url_canonical_ex(cases[i][0], NA_URL_KEEP_FRAGMENT);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i][1]);
+        char *again = na_url_canonical_ex(got, NA_URL_KEEP_FRAGMENT);
+        assert_string_equal(again, got);
+        free(again);
+        free(got);
+    }
+    char *plain = na_url_canonical_ex("https://news.example/a#post-2", 0);
+    assert_string_equal(plain, "https://news.example/a");
+    free(plain);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_canonical_keep_fragment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
