@@ -733,9 +733,6 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
     }
     for (size_t i = 0; i < doc->items_cnt; i++) {
         struct na_article *a = &doc->items[i];
-        bool dup = false;
-        int rev = 1;
-        p->stats->items++;
         free(a->source_id);
         free(a->source_name);
         free(a->source_feed_url);
@@ -753,6 +750,18 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
         }
         na_article_set_id(a);
         na_seen_fingerprint(a, fps[i]);
+    }
+    /* Every id this document carries first, so that no put below evicts
+     * one of them: an evicted id still in the feed would be new again. */
+    na_seen_fetch_begin(p->seen, f->src.id);
+    for (size_t i = 0; i < doc->items_cnt; i++) {
+        na_seen_touch(p->seen, f->src.id, doc->items[i].id);
+    }
+    for (size_t i = 0; i < doc->items_cnt; i++) {
+        struct na_article *a = &doc->items[i];
+        bool dup = false;
+        int rev = 1;
+        p->stats->items++;
         for (size_t j = 0; j < i && !dup; j++) {
             dup = !strcmp(doc->items[j].id, a->id) ||
                   (fps[i][0] && !strcmp(fps[j], fps[i]));

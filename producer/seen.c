@@ -79,6 +79,13 @@ static int upgrade_feed(json_t *f, json_int_t version) {
         json_object_set_new(f, "seq", json_integer(0))) {
         return -1;
     }
+    /* Without a mark every id belongs to fetches before the latest one. */
+    if (!json_is_integer(json_object_get(f, "mark")) &&
+        (json_object_set_new(
+             f, "mark", json_integer(json_integer_value(json_object_get(f, "seq")))) ||
+         json_object_set_new(f, "latest", json_integer(0)))) {
+        return -1;
+    }
     return 0;
 }
 
@@ -208,7 +215,8 @@ static json_t *feed_obj_create(na_seen_t *seen, const char *feed_id) {
     if (f) {
         return f;
     }
-    f = json_pack("{s:i, s:{}, s:{}}", "seq", 0, "ids", "fps");
+    f = json_pack("{s:i, s:i, s:i, s:{}, s:{}}", "seq", 0, "mark", 0, "latest", 0, "ids",
+                  "fps");
     if (!f || json_object_set_new(json_object_get(seen->root, "feeds"), feed_id, f)) {
         return NULL;
     }
@@ -264,28 +272,18 @@ static int cmp_seq(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Forget the oldest tenth of the ids once a feed is over the cap, so the
- * O(n log n) pass runs once per NA_SEEN_IDS_PER_FEED / 10 additions. A
- * fingerprint goes with the id that owns it. */
-static void evict(json_t *f) {
+static json_int_t int_member(const json_t *f, const char *key) {
+    return json_integer_value(json_object_get(f, key));
+}
+
+/* Drop the ids whose sequence number is at most @p cutoff, each with its
+ * fingerprint when it owns it. */
+static void drop_upto(json_t *f, json_int_t cutoff) {
     json_t *ids = json_object_get(f, "ids");
     json_t *fps = json_object_get(f, "fps");
-    size_t n = json_object_size(ids);
-    size_t drop = n - NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10;
-    json_int_t *seqs = malloc(n * sizeof(*seqs));
     const char *key;
     json_t *v;
     void *tmp;
-    size_t i = 0;
-    if (!seqs) {
-        return;
-    }
-    json_object_foreach(ids, key, v) {
-        seqs[i++] = json_integer_value(json_array_get(v, 0));
-    }
-    qsort(seqs, n, sizeof(*seqs), cmp_seq);
-    json_int_t cutoff = seqs[drop - 1];
-    free(seqs);
     json_object_foreach_safe(ids, tmp, key, v) {
         if (json_integer_value(json_array_get(v, 0)) <= cutoff) {
             const char *fp = json_string_value(json_array_get(v, 1));
@@ -298,6 +296,98 @@ static void evict(json_t *f) {
     }
 }
 
+/* The sequence number below which @p keep of the ids with a sequence
+ * number at most @p upto stay, or -1 when there are no more than that. */
+static json_int_t cutoff_keeping(json_t *f, json_int_t upto, size_t keep) {
+    json_t *ids = json_object_get(f, "ids");
+    json_int_t *seqs = malloc((json_object_size(ids) + 1) * sizeof(*seqs));
+    json_int_t cutoff = -1;
+    const char *key;
+    json_t *v;
+    size_t n = 0;
+    if (!seqs) {
+        return -1;
+    }
+    json_object_foreach(ids, key, v) {
+        json_int_t seq = json_integer_value(json_array_get(v, 0));
+        if (seq <= upto) {
+            seqs[n++] = seq;
+        }
+    }
+    if (n > keep) {
+        qsort(seqs, n, sizeof(*seqs), cmp_seq);
+        cutoff = seqs[n - keep - 1];
+    }
+    free(seqs);
+    return cutoff;
+}
+
+/* Ids of the latest fetch (sequence number above "mark") all stay: the
+ * feed still carries them. Of the others the NA_SEEN_IDS_PER_FEED most
+ * recently seen stay; the pass runs once a tenth more piled up, so its
+ * O(n log n) is paid once per NA_SEEN_IDS_PER_FEED / 10 additions. The
+ * hard cap NA_SEEN_MAX_IDS_PER_FEED, which no caller that touches only the
+ * items of one document reaches, drops the oldest whatever they are. */
+static void evict(json_t *f) {
+    json_int_t mark = int_member(f, "mark");
+    json_int_t cutoff = cutoff_keeping(f, mark, NA_SEEN_IDS_PER_FEED);
+    if (cutoff >= 0) {
+        drop_upto(f, cutoff);
+    }
+    size_t n = json_object_size(json_object_get(f, "ids"));
+    if (n > NA_SEEN_MAX_IDS_PER_FEED) {
+        cutoff = cutoff_keeping(f, int_member(f, "seq"), NA_SEEN_MAX_IDS_PER_FEED);
+        if (cutoff >= 0) {
+            drop_upto(f, cutoff);
+        }
+        if (cutoff >= mark) {
+            json_object_set_new(f, "mark", json_integer(cutoff));
+            json_object_set_new(
+                f, "latest",
+                json_integer((json_int_t)json_object_size(json_object_get(f, "ids"))));
+        }
+    }
+}
+
+static bool over_cap(const json_t *f) {
+    size_t n = json_object_size(json_object_get(f, "ids"));
+    size_t latest = (size_t)int_member(f, "latest");
+    return n > NA_SEEN_MAX_IDS_PER_FEED ||
+           n - (latest < n ? latest : n) >
+               NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10;
+}
+
+void na_seen_fetch_begin(na_seen_t *seen, const char *feed_id) {
+    json_t *f = feed_obj(seen, feed_id);
+    if (f) {
+        json_object_set_new(f, "mark", json_integer(int_member(f, "seq")));
+        json_object_set_new(f, "latest", json_integer(0));
+    }
+}
+
+/* Give @p entry the next sequence number; count it in "latest" when it
+ * was not yet seen since the mark. */
+static int renumber(json_t *f, json_t *entry) {
+    json_int_t seq = int_member(f, "seq") + 1;
+    if (entry && json_integer_value(json_array_get(entry, 0)) > int_member(f, "mark")) {
+        return 0; /* already seen in this fetch */
+    }
+    if (json_object_set_new(f, "seq", json_integer(seq)) ||
+        json_object_set_new(f, "latest", json_integer(int_member(f, "latest") + 1)) ||
+        (entry && json_array_set_new(entry, 0, json_integer(seq)))) {
+        return -1;
+    }
+    return 0;
+}
+
+void na_seen_touch(na_seen_t *seen, const char *feed_id, const char *article_id) {
+    json_t *f = feed_obj(seen, feed_id);
+    json_t *entry = json_object_get(json_object_get(f, "ids"), article_id);
+    if (entry) {
+        (void)renumber(f, entry);
+    }
+}
+
 na_err_t na_seen_put(na_seen_t *seen, const char *feed_id, const char *article_id,
                      const char *fp, int rev) {
     json_t *f = feed_obj_create(seen, feed_id);
@@ -306,15 +396,19 @@ na_err_t na_seen_put(na_seen_t *seen, const char *feed_id, const char *article_i
     }
     json_t *ids = json_object_get(f, "ids");
     json_t *fps = json_object_get(f, "fps");
-    json_int_t seq = json_integer_value(json_object_get(f, "seq")) + 1;
+    json_t *old = json_object_get(ids, article_id);
     bool has_fp = fp && *fp;
+    if (renumber(f, old)) {
+        return NA_ERR_NOMEM;
+    }
+    json_int_t seq =
+        old ? json_integer_value(json_array_get(old, 0)) : int_member(f, "seq");
     json_t *entry = json_pack("[I, s?, i]", seq, has_fp ? fp : NULL, rev < 1 ? 1 : rev);
-    if (!entry || json_object_set_new(f, "seq", json_integer(seq)) ||
-        json_object_set_new(ids, article_id, entry) ||
+    if (!entry || json_object_set_new(ids, article_id, entry) ||
         (has_fp && json_object_set_new(fps, fp, json_string(article_id)))) {
         return NA_ERR_NOMEM;
     }
-    if (json_object_size(ids) > NA_SEEN_IDS_PER_FEED) {
+    if (over_cap(f)) {
         evict(f);
     }
     mark(seen, 2);

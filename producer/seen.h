@@ -8,8 +8,10 @@
  * Invariants: an id is added only after Kafka confirmed its delivery, so a
  * crash may re-publish but never loses an article; the file is replaced
  * atomically (na_write_file_atomic), so kill -9 leaves the old or the new
- * state; each feed remembers at most NA_SEEN_IDS_PER_FEED ids, oldest
- * forgotten first; a feed that left the sources is forgotten after a grace
+ * state; a feed never forgets an id its latest fetch carried (see
+ * na_seen_fetch_begin()), and of the ids of earlier fetches it keeps the
+ * NA_SEEN_IDS_PER_FEED most recently seen; a feed that left the sources is
+ * forgotten after a grace
  * period (na_seen_prune()), so the number of feeds is bounded too.
  *
  * Dedup (see docs/producer.md): an article is NEW unless its id is known
@@ -97,12 +99,27 @@ bool na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]
 enum na_seen_verdict na_seen_check(const na_seen_t *seen, const char *feed_id,
                                    const char *article_id, const char *fp, int *rev);
 
+/**
+ * @brief A new document of @p feed_id is about to be checked: the ids
+ *        na_seen_touch()ed or na_seen_put() from now until the next call are
+ *        those of its latest fetch, and eviction keeps every one of them.
+ */
+void na_seen_fetch_begin(na_seen_t *seen, const char *feed_id);
+
+/**
+ * @brief The latest fetch of @p feed_id carries @p article_id: call it for
+ *        every item of the document before na_seen_put() of any, so that no
+ *        put evicts an id still carried. Unknown ids are ignored.
+ */
+void na_seen_touch(na_seen_t *seen, const char *feed_id, const char *article_id);
+
 /** @returns true when @p article_id is remembered for @p feed_id. */
 bool na_seen_has(const na_seen_t *seen, const char *feed_id, const char *article_id);
 
 /**
  * @brief Remember @p article_id (with fingerprint @p fp or NULL, revision
- *        @p rev) for @p feed_id, evicting the oldest past the cap.
+ *        @p rev) for @p feed_id as an id of its latest fetch; past the cap,
+ *        evict the ids of earlier fetches least recently seen.
  */
 NA_WUR na_err_t na_seen_put(na_seen_t *seen, const char *feed_id, const char *article_id,
                             const char *fp, int rev);

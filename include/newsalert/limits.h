@@ -33,8 +33,15 @@
 #define NA_MAX_SOURCES 100000u
 /** Largest seen-state file read (bytes). */
 #define NA_MAX_STATE_BYTES (256u * 1024u * 1024u)
-/** Item ids remembered per feed in the seen-state. */
+/**
+ * Item ids of earlier fetches remembered per feed in the seen-state, beyond
+ * those of the latest fetch, which are all kept (up to NA_MAX_FEED_ITEMS).
+ */
 #define NA_SEEN_IDS_PER_FEED 2048u
+/** Most item ids of one feed in the seen-state: the latest fetch, the
+ *  history, and the tenth of it evicted at once. */
+#define NA_SEEN_MAX_IDS_PER_FEED                                                         \
+    (NA_MAX_FEED_ITEMS + NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10u)
 /** Largest webhook response body kept for diagnostics (bytes). */
 #define NA_MAX_WEBHOOK_RESPONSE_BYTES (64u * 1024u)
 

@@ -323,6 +323,29 @@ def producer_once(ctx, sources, topic, name, state="state"):
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m)}
 
 
+def test_feed_with_more_items_than_the_history_is_not_new_again(ctx):
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    n = 2500  # more than the 2,048 ids a feed used to keep
+    items = "".join(
+        "<item><title>Archive item %d</title><link>http://example.org/a/%d</link>"
+        "<description>Entry %d of a long archive feed.</description></item>\n"
+        % (i, i, i) for i in range(n))
+    feeds.set("/archive.xml", '<?xml version="1.0"?>\n<rss version="2.0"><channel>'
+              "<title>Archive</title><link>http://example.org/</link>\n%s"
+              "</channel></rss>\n" % items, etag=False, last_modified=False)
+    topic = ctx.topic("na.it.archive")
+    sources = [{"id": "archive", "url": feeds.url("/archive.xml")}]
+    s = producer_once(ctx, sources, topic, "first")
+    assert s["items"] == n and s["produced"] == n and s["delivered"] == n, s
+    for name in ("second", "third"):
+        s = producer_once(ctx, sources, topic, name)
+        assert s["items"] == n and s["skipped_seen"] == n and s["produced"] == 0, \
+            (name, s)
+    assert len(harness.kcat_consume(ctx.brokers, topic, timeout=30)) == n
+
+
 HEADLINE = """<?xml version="1.0"?>
 <rss version="2.0"><channel><title>Wire</title><link>http://example.org/</link>
 <item><title>China bans dual-use exports to Japanese military users</title>

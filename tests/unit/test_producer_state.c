@@ -57,20 +57,77 @@ static void test_seen_survives_reload(void **state) {
     na_seen_destroy(seen);
 }
 
+/* One fetch of @p n items numbered from @p first: every id touched, the
+ * new ones put. @returns how many were new. */
+static size_t poll_doc(na_seen_t *seen, unsigned first, unsigned n) {
+    char id[32];
+    size_t fresh = 0;
+    int rev;
+    na_seen_fetch_begin(seen, "f");
+    for (unsigned i = first; i < first + n; i++) {
+        snprintf(id, sizeof(id), "id%u", i);
+        na_seen_touch(seen, "f", id);
+    }
+    for (unsigned i = first; i < first + n; i++) {
+        snprintf(id, sizeof(id), "id%u", i);
+        if (na_seen_check(seen, "f", id, NULL, &rev) == NA_SEEN_NEW) {
+            fresh++;
+            assert_int_equal(na_seen_put(seen, "f", id, NULL, rev), NA_OK);
+        }
+    }
+    return fresh;
+}
+
 static void test_seen_is_bounded_oldest_first(void **state) {
     (void)state;
     char path[256], errstr[256], id[32];
     na_seen_t *seen = NULL;
     snprintf(path, sizeof(path), "%s/bounded.json", dir);
     assert_int_equal(na_seen_load(path, &seen, errstr, sizeof(errstr)), NA_OK);
-    for (unsigned i = 0; i < NA_SEEN_IDS_PER_FEED + 10; i++) {
-        snprintf(id, sizeof(id), "id%u", i);
-        assert_int_equal(na_seen_add(seen, "f", id), NA_OK);
+    /* Fetches of 10 new items each: the history holds the most recent. */
+    for (unsigned i = 0; i < NA_SEEN_IDS_PER_FEED + 300; i += 10) {
+        assert_int_equal(poll_doc(seen, i, 10), 10);
     }
-    assert_true(na_seen_count(seen, "f") <= NA_SEEN_IDS_PER_FEED);
+    assert_true(na_seen_count(seen, "f") <=
+                NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10 + 10);
     assert_false(na_seen_has(seen, "f", "id0"));
-    snprintf(id, sizeof(id), "id%u", NA_SEEN_IDS_PER_FEED + 9);
+    snprintf(id, sizeof(id), "id%u", NA_SEEN_IDS_PER_FEED + 299);
     assert_true(na_seen_has(seen, "f", id));
+    /* A caller that never begins a fetch still meets the hard cap. */
+    for (unsigned i = 0; i < NA_SEEN_MAX_IDS_PER_FEED + 10; i++) {
+        snprintf(id, sizeof(id), "g%u", i);
+        assert_int_equal(na_seen_add(seen, "g", id), NA_OK);
+    }
+    assert_true(na_seen_count(seen, "g") <= NA_SEEN_MAX_IDS_PER_FEED);
+    assert_false(na_seen_has(seen, "g", "g0"));
+    na_seen_destroy(seen);
+}
+
+/* A feed carrying more items than the history holds was new again on every
+ * poll (5,000, then 3,075, then 2,995 items): the ids of the latest fetch
+ * are never evicted, so the second and third polls find nothing new. */
+static void test_seen_feed_larger_than_history_is_not_new_again(void **state) {
+    (void)state;
+    char errstr[256], id[32];
+    na_seen_t *seen = NULL;
+    assert_int_equal(na_seen_load(NULL, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(poll_doc(seen, 0, NA_MAX_FEED_ITEMS), NA_MAX_FEED_ITEMS);
+    assert_int_equal(poll_doc(seen, 0, NA_MAX_FEED_ITEMS), 0);
+    assert_int_equal(poll_doc(seen, 0, NA_MAX_FEED_ITEMS), 0);
+    assert_int_equal(na_seen_count(seen, "f"), NA_MAX_FEED_ITEMS);
+    /* A rolling window of 3,000 items, 100 new per fetch, the oldest 100
+     * dropped: only the 100 new ones are new, every time, and the state
+     * stays bounded. */
+    for (unsigned k = 0; k < 60; k++) {
+        assert_int_equal(poll_doc(seen, 10000 + k * 100, 3000), k ? 100 : 3000);
+        assert_true(na_seen_count(seen, "f") <= NA_SEEN_MAX_IDS_PER_FEED);
+    }
+    /* Ids that left the document are forgotten past the history, oldest
+     * first; the latest 3,000 and the 2,048 before them stay. */
+    assert_false(na_seen_has(seen, "f", "id0"));
+    snprintf(id, sizeof(id), "id%u", 10000 + 59 * 100 - NA_SEEN_IDS_PER_FEED);
+    assert_true(na_seen_has(seen, "f", id));
+    assert_int_equal(poll_doc(seen, 10000 + 59 * 100, 3000), 0);
     na_seen_destroy(seen);
 }
 
@@ -322,9 +379,11 @@ static void test_seen_eviction_drops_fingerprints(void **state) {
     na_seen_t *seen = NULL;
     int rev;
     assert_int_equal(na_seen_load(NULL, &seen, errstr, sizeof(errstr)), NA_OK);
-    for (unsigned i = 0; i < NA_SEEN_IDS_PER_FEED + 1; i++) {
+    /* One item per fetch: all but the last belong to earlier fetches. */
+    for (unsigned i = 0; i < NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10 + 2; i++) {
         snprintf(id, sizeof(id), "id%u", i);
         snprintf(fp, sizeof(fp), "fp%u", i);
+        na_seen_fetch_begin(seen, "f");
         assert_int_equal(na_seen_put(seen, "f", id, fp, 1), NA_OK);
     }
     assert_false(na_seen_has(seen, "f", "id0"));
@@ -555,6 +614,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seen_survives_reload),
         cmocka_unit_test(test_seen_is_bounded_oldest_first),
+        cmocka_unit_test(test_seen_feed_larger_than_history_is_not_new_again),
         cmocka_unit_test(test_corrupt_seen_state_is_an_error),
         cmocka_unit_test(test_sources_valid_and_invalid),
         cmocka_unit_test(test_config_table_precedence_and_errors),
