@@ -388,6 +388,36 @@ static void feed_refresh_retired(struct producer *p, struct feed *f) {
     }
 }
 
+/* Bind the state of @p f to its configured URL: when it was learnt from
+ * another one (the source's url changed, while running or while stopped),
+ * the old URL's validators, move, hints and schedule go, or the new URL
+ * would be asked "changed since?" with the old URL's answers and answer 304
+ * until it changes after the old date. A fetch of the old URL still
+ * running or waiting for its deliveries keeps its articles, not its
+ * validators. */
+static void feed_bind_url(struct producer *p, struct feed *f) {
+    bool reset = false;
+    if (na_seen_bind_url(p->seen, f->src.id, f->src.url, &reset)) {
+        na_log(NA_LOG_ERROR, "producer", "state_error", "feed=%s err=no memory",
+               na_log_q(f->src.id));
+        return;
+    }
+    if (!reset) {
+        return;
+    }
+    if (f->in_flight) {
+        na_fetcher_cancel(p->fetcher, f);
+        f->in_flight = false;
+    }
+    free(f->new_etag);
+    free(f->new_lm);
+    f->new_etag = f->new_lm = NULL;
+    na_log(NA_LOG_INFO, "producer", "feed_url_changed",
+           "feed=%s url=%s reason=\"validators, move, ttl, skip hours and schedule of "
+           "the old URL forgotten; item ids kept\"",
+           na_log_q(f->src.id), na_log_q(f->src.url));
+}
+
 /* Add or update the feed of @p src (taken). */
 static na_err_t feed_upsert(struct producer *p, struct na_source *src,
                             int32_t partition) {
@@ -404,6 +434,7 @@ static na_err_t feed_upsert(struct producer *p, struct na_source *src,
         f->src = *src;
         memset(src, 0, sizeof(*src));
         f->errors_in_row = 0;
+        feed_bind_url(p, f);
         feed_refresh_retired(p, f);
         if (!f->in_flight) {
             schedule_at(p, f, na_mono_ms());
@@ -434,6 +465,7 @@ static na_err_t feed_upsert(struct producer *p, struct na_source *src,
     memmove(&p->feeds[i + 1], &p->feeds[i], (p->feeds_cnt - i) * sizeof(*p->feeds));
     p->feeds[i] = f;
     p->feeds_cnt++;
+    feed_bind_url(p, f);
     feed_refresh_retired(p, f);
     if (f->retired) {
         f->fetched = true; /* nothing to do in a --once round */

@@ -457,6 +457,40 @@ na_err_t na_seen_set_str(na_seen_t *seen, const char *feed_id, const char *key,
     return NA_OK;
 }
 
+/* What a feed's state learnt from one URL: its validators, where it moved,
+ * its RSS hints, its schedule. */
+static const char *const per_url_keys[] = {
+    "etag",       "last_modified", "url",     "moved_from", "ttl",
+    "skip_hours", "skip_days",     "next_at", NULL,
+};
+
+na_err_t na_seen_bind_url(na_seen_t *seen, const char *feed_id, const char *url,
+                          bool *reset) {
+    json_t *f = feed_obj_create(seen, feed_id);
+    *reset = false;
+    if (!f) {
+        return NA_ERR_NOMEM;
+    }
+    const char *bound = json_string_value(json_object_get(f, "source_url"));
+    if (bound && !strcmp(bound, url)) {
+        return NA_OK;
+    }
+    /* State of an older version has no "source_url"; a move it recorded
+     * still names the source URL it came from. */
+    const char *from = json_string_value(json_object_get(f, "moved_from"));
+    if (bound ? strcmp(bound, url) != 0 : (from && strcmp(from, url))) {
+        for (size_t i = 0; per_url_keys[i]; i++) {
+            json_object_del(f, per_url_keys[i]);
+        }
+        *reset = true;
+    }
+    if (json_object_set_new(f, "source_url", json_string(url))) {
+        return NA_ERR_NOMEM;
+    }
+    mark(seen, 2);
+    return NA_OK;
+}
+
 int64_t na_seen_get_int(const na_seen_t *seen, const char *feed_id, const char *key,
                         int64_t def) {
     json_t *v = json_object_get(feed_obj(seen, feed_id), key);

@@ -21,7 +21,8 @@
  *
  * Format (version 3):
  *   {"version": 3, "feeds": {"<feed id>": {"etag": "..", "last_modified": "..",
- *     "url": "..", "moved_from": "..", "retired": "<source hash>",
+ *     "source_url": "..", "url": "..", "moved_from": "..",
+ *     "retired": "<source hash>",
  *     "next_at": <unix ms>, "ttl": <min>, "skip_hours": N, "skip_days": N,
  *     "active_at": <unix s>, "seq": N,
  *     "ids": {"<article id>": [seq, "<fingerprint>"|null|false, revision]},
@@ -145,6 +146,18 @@ const char *na_seen_get_str(const na_seen_t *seen, const char *feed_id, const ch
 /** @brief Set (NULL: remove) a string member; counts as a change that matters. */
 NA_WUR na_err_t na_seen_set_str(na_seen_t *seen, const char *feed_id, const char *key,
                                 const char *value);
+
+/**
+ * @brief The configured URL of @p feed_id is @p url (at start, on a reload,
+ *        on a source record). When the state was learnt from another URL,
+ *        forget what belongs to that URL: validators, where it moved, RSS
+ *        ttl and skip hours/days, the next poll time. The ids stay, so the
+ *        same items under the new URL are not new. State without a recorded
+ *        URL (older versions) is reset only when its move names another.
+ * @param reset set to true when state was forgotten.
+ */
+NA_WUR na_err_t na_seen_bind_url(na_seen_t *seen, const char *feed_id, const char *url,
+                                 bool *reset);
 
 /** @returns integer member @p key ("next_at", "ttl", ...) or @p def when absent. */
 int64_t na_seen_get_int(const na_seen_t *seen, const char *feed_id, const char *key,

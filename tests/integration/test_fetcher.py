@@ -10,6 +10,7 @@ keep their schedule. The dedup test needs the real broker (skipped without).
 import email.utils
 import json
 import re
+import signal
 import time
 
 import harness
@@ -378,6 +379,109 @@ def test_headline_only_item_gets_its_body_as_revision_2(ctx):
     assert len(recs) == 2 and recs[0]["key"] == recs[1]["key"], recs
     assert [r["headers"].get("revision") for r in recs] == ["1", "2"], recs
     assert "Ministry of Commerce" in json.loads(recs[1]["value"])["summary"]
+
+
+STORIES = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>Desk</title><link>http://example.org/</link>
+{items}</channel></rss>
+"""
+STORY = ("<item><title>Story {n}: export controls on dual-use items</title>"
+         "<link>http://example.org/s/{n}</link><description>Report {n} on the "
+         "ministry's new licence rules.</description></item>\n")
+
+
+def serve_moved_feed(feeds):
+    """/a.xml (story 1) and /b.xml (stories 1 and 2) with one ETag and one
+    Last-Modified: /b.xml answers 304 to what /a.xml told."""
+    when = int(time.time()) - 3600
+    for path, ns in (("/a.xml", [1]), ("/b.xml", [1, 2])):
+        feeds.set(path, STORIES.format(items="".join(STORY.format(n=n) for n in ns)),
+                  etag='"shared-etag"', last_modified=when)
+
+
+def test_new_url_does_not_inherit_the_old_urls_validators_on_start(ctx):
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    serve_moved_feed(feeds)
+    topic = ctx.topic("na.it.newurl")
+    s = producer_once(ctx, [{"id": "desk", "url": feeds.url("/a.xml")}], topic, "a")
+    assert s["produced"] == 1, s
+    # The source's url changed while the producer was stopped.
+    s = producer_once(ctx, [{"id": "desk", "url": feeds.url("/b.xml")}], topic, "b")
+    req = feeds.requests("/b.xml")[0]
+    assert req.header("If-None-Match") is None and \
+        req.header("If-Modified-Since") is None, req.headers
+    # Story 2 is new; story 1, known from the old URL, is not published again.
+    assert s["not_modified"] == 0 and s["produced"] == 1 and s["skipped_seen"] == 1, s
+    recs = harness.kcat_consume(ctx.brokers, topic, count=2, timeout=30)
+    assert sorted(json.loads(r["value"])["url"] for r in recs) == [
+        "http://example.org/s/1", "http://example.org/s/2"]
+
+
+def conditional_requests(feeds, path):
+    return [r for r in feeds.requests(path) if r.header("If-None-Match")]
+
+
+def test_new_url_does_not_inherit_the_old_urls_validators_on_reload(ctx):
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    serve_moved_feed(feeds)
+    topic = ctx.topic("na.it.newurl")
+    cfg = ctx.write("sources.json", {"sources": [
+        {"id": "desk", "url": feeds.url("/a.xml"), "interval": "1s"}]})
+    p = ctx.proc([ctx.bin("newsalert-producer"), "--brokers", ctx.brokers,
+                  "--sources", cfg, "--state-dir", ctx.path("state"), "--topic", topic],
+                 name="producer")
+    # The validators of /a.xml are stored once it asks with them.
+    harness.wait_until(lambda: conditional_requests(feeds, "/a.xml"), 30,
+                       what="a conditional request to /a.xml")
+    ctx.write("sources.json", {"sources": [
+        {"id": "desk", "url": feeds.url("/b.xml"), "interval": "1s"}]})
+    p.kill(signal.SIGHUP)
+    feeds.wait_count(1, timeout=30, path="/b.xml")
+    first = feeds.requests("/b.xml")[0]
+    assert first.header("If-None-Match") is None, first.headers
+    recs = harness.kcat_consume(ctx.brokers, topic, count=2, timeout=30)
+    assert sorted(json.loads(r["value"])["url"] for r in recs) == [
+        "http://example.org/s/1", "http://example.org/s/2"]
+    feeds.wait_count(3, timeout=30, path="/b.xml")  # the new URL's validators now
+    assert p.stop() == 0, p.tail()
+    assert len(harness.kcat_consume(ctx.brokers, topic, timeout=30)) == 2
+    assert events(p, "feed_url_changed")[0]["feed"] == "desk", p.tail()
+
+
+def test_new_url_does_not_inherit_the_old_urls_validators_in_topic_mode(ctx):
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    serve_moved_feed(feeds)
+    topic = ctx.topic("na.it.newurl")
+    common = ["--brokers", ctx.brokers, "--sources-topic", ctx.topic("na.it.sources"),
+              "--state-topic", ctx.topic("na.it.fetchstate")]
+
+    def load(path):
+        cfg = ctx.write("sources.json", {"sources": [
+            {"id": "desk", "url": feeds.url(path), "interval": "1s"}]})
+        r = harness.run([ctx.bin("newsalert-producer"), "sources", "load", cfg] + common,
+                        timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    load("/a.xml")
+    p = ctx.proc([ctx.bin("newsalert-producer")] + common +
+                 ["--group-id", ctx.topic("na-it-newurl"), "--topic", topic,
+                  "--state-dir", ctx.path("state")], name="producer")
+    harness.wait_until(lambda: conditional_requests(feeds, "/a.xml"), 60,
+                       what="a conditional request to /a.xml")
+    load("/b.xml")
+    feeds.wait_count(1, timeout=30, path="/b.xml")
+    first = feeds.requests("/b.xml")[0]
+    assert first.header("If-None-Match") is None, first.headers
+    recs = harness.kcat_consume(ctx.brokers, topic, count=2, timeout=30)
+    assert sorted(json.loads(r["value"])["url"] for r in recs) == [
+        "http://example.org/s/1", "http://example.org/s/2"]
+    assert p.stop() == 0, p.tail()
 
 
 if __name__ == "__main__":

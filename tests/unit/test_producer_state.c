@@ -428,6 +428,54 @@ static void test_seen_feed_dump_load_and_schedule_fields(void **state) {
     na_seen_destroy(b);
 }
 
+/* A source's new URL must not inherit the old URL's validators: the new
+ * feed would answer 304 until it changed after the old date. */
+static void test_seen_new_url_forgets_the_old_urls_validators(void **state) {
+    (void)state;
+    char errstr[256];
+    na_seen_t *seen = NULL;
+    bool reset = true;
+    assert_int_equal(na_seen_load(NULL, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_bind_url(seen, "f", "http://a/feed", &reset), NA_OK);
+    assert_false(reset);
+    assert_int_equal(na_seen_set_validators(seen, "f", "\"e-a\"", "Mon, 05 Jan 2026"),
+                     NA_OK);
+    assert_int_equal(na_seen_set_str(seen, "f", "url", "http://a2/feed"), NA_OK);
+    assert_int_equal(na_seen_set_str(seen, "f", "moved_from", "http://a/feed"), NA_OK);
+    assert_int_equal(na_seen_set_int(seen, "f", "ttl", 60, false), NA_OK);
+    assert_int_equal(na_seen_set_int(seen, "f", "skip_hours", 7, false), NA_OK);
+    assert_int_equal(na_seen_set_int(seen, "f", "next_at", 99, true), NA_OK);
+    assert_int_equal(na_seen_set_str(seen, "f", "retired", "hash"), NA_OK);
+    assert_int_equal(na_seen_put(seen, "f", "a1", "0123456789abcdef", 1), NA_OK);
+    /* The same URL again (a restart, a reload of an unchanged entry). */
+    assert_int_equal(na_seen_bind_url(seen, "f", "http://a/feed", &reset), NA_OK);
+    assert_false(reset);
+    assert_string_equal(na_seen_validator(seen, "f", "etag"), "\"e-a\"");
+    /* Another URL: what was learnt from the old one goes, the ids stay. */
+    assert_int_equal(na_seen_bind_url(seen, "f", "http://b/feed", &reset), NA_OK);
+    assert_true(reset);
+    assert_null(na_seen_validator(seen, "f", "etag"));
+    assert_null(na_seen_validator(seen, "f", "last_modified"));
+    assert_null(na_seen_get_str(seen, "f", "url"));
+    assert_null(na_seen_get_str(seen, "f", "moved_from"));
+    assert_int_equal(na_seen_get_int(seen, "f", "ttl", -1), -1);
+    assert_int_equal(na_seen_get_int(seen, "f", "skip_hours", -1), -1);
+    assert_int_equal(na_seen_get_int(seen, "f", "next_at", -1), -1);
+    assert_string_equal(na_seen_get_str(seen, "f", "retired"), "hash");
+    assert_true(na_seen_has(seen, "f", "a1"));
+    /* State of an older version knows no source URL: a move from another
+     * URL says it changed; no move says nothing. */
+    assert_int_equal(na_seen_set_validators(seen, "old", "\"e\"", NULL), NA_OK);
+    assert_int_equal(na_seen_set_str(seen, "old", "moved_from", "http://x/feed"), NA_OK);
+    assert_int_equal(na_seen_bind_url(seen, "old", "http://y/feed", &reset), NA_OK);
+    assert_true(reset);
+    assert_int_equal(na_seen_set_validators(seen, "older", "\"e\"", NULL), NA_OK);
+    assert_int_equal(na_seen_bind_url(seen, "older", "http://y/feed", &reset), NA_OK);
+    assert_false(reset);
+    assert_string_equal(na_seen_validator(seen, "older", "etag"), "\"e\"");
+    na_seen_destroy(seen);
+}
+
 static int only_f_active(const char *id, void *ctx) {
     (void)ctx;
     return !strcmp(id, "f");
@@ -625,6 +673,7 @@ int main(void) {
         cmocka_unit_test(test_seen_version1_file_loads),
         cmocka_unit_test(test_seen_eviction_drops_fingerprints),
         cmocka_unit_test(test_seen_feed_dump_load_and_schedule_fields),
+        cmocka_unit_test(test_seen_new_url_forgets_the_old_urls_validators),
         cmocka_unit_test(test_seen_prune_after_grace),
         cmocka_unit_test(test_seen_survives_kill_9),
         cmocka_unit_test(test_schedule_ttl_skip_and_backoff),
