@@ -33,7 +33,7 @@ static void on_signal(int sig) {
 static const char synopsis[] =
     "  newsalert-consumer replay --from X --to Y [--brokers HOST:PORT[,..]]\n"
     "        [--topic news.articles] [--config FILE] [--rules FILE] [-X key=value]..\n"
-    "        [--routes] [--dry-run] [--output FILE] [--output-topic TOPIC]\n"
+    "        [--routes] [--dry-run] [--output FILE [--append]] [--output-topic TOPIC]\n"
     "        [--baseline-rules FILE]\n"
     "\n"
     "Reads the articles topic from --from to --to with manual assignment and a\n"
@@ -49,20 +49,24 @@ static const char synopsis[] =
     "  --routes           post alerts to the config's routes; the ledger (topic\n"
     "                     news.alerts) skips every alert a route already got\n"
     "  --dry-run          print the alerts it would send, alert/v1 JSON lines\n"
-    "  --output FILE      classified articles, classify's JSON lines ('-': stdout)\n"
+    "  --output FILE      classified articles, classify's JSON lines ('-': stdout);\n"
+    "                     FILE is truncated first, unless --append\n"
     "  --output-topic T   the same lines produced to topic T (key = article id)\n"
     "  --baseline-rules OLD  backtest: compare --rules (new) with OLD and print\n"
     "                     alerts gained (+) and lost (-) per topic, and per topic\n"
     "                     a summary line \"taiwan: +3 -1\"\n"
     "Ctrl-C stops cleanly (in-flight alerts finish, up to drain_timeout) and prints\n"
-    "how far it got and the command that resumes from there. Exit: 0 done (an\n"
-    "empty range is said on stderr), 1 failed or interrupted, 2 bad usage.\n";
+    "how far it got and the command that resumes from there (with --append, so\n"
+    "the first run's --output lines stay). Exit: 0 done (an empty range is said\n"
+    "on stderr), 1 failed or interrupted, 2 bad usage.\n";
 
 static const char extra_help[] =
     "  --from X / --to Y          the range (required; see above)\n"
     "  --routes                   post alerts to the routes (through the ledger)\n"
     "  --dry-run                  print alerts as alert/v1 JSON lines on stdout\n"
     "  --output FILE              classified articles as JSON lines\n"
+    "  --append                   add to --output FILE instead of truncating it\n"
+    "                             (the resume command carries it)\n"
     "  --output-topic TOPIC       classified articles to a topic\n"
     "  --baseline-rules FILE      backtest --rules against these rules\n"
     "  --lateness DUR             with a time --to, also read records written up to\n"
@@ -85,6 +89,7 @@ struct replay_args {
     int64_t progress_interval_ms;
     bool dry_run;
     bool routes;
+    bool append;
 };
 
 static int file_key(void *ctx, const char *key, json_t *value, char *errstr,
@@ -114,6 +119,10 @@ static int flag(void *ctx, const char *name, const char *value, int *used, char 
     }
     if (!strcmp(name, "routes")) {
         a->routes = true;
+        return 1;
+    }
+    if (!strcmp(name, "append")) {
+        a->append = true;
         return 1;
     }
     for (size_t i = 0; valued[i]; i++) {
@@ -168,8 +177,12 @@ static void shell_arg(struct na_buf *b, const char *s) {
     na_buf_puts(b, "'");
 }
 
-/* The command line that resumes: ours minus the bounds, plus @p bounds. */
-static char *resume_command(int argc, char **argv, const char *bounds) {
+/*
+ * The command line that resumes: ours minus the bounds, plus @p bounds, and
+ * --append when the classified lines go to a file, so that the resumed run
+ * adds to what this one wrote instead of truncating it.
+ */
+static char *resume_command(int argc, char **argv, const char *bounds, bool append) {
     static const char *const drop[] = {"--from", "--to", "--ts-from", "--ts-to", NULL};
     struct na_buf b;
     na_buf_init(&b);
@@ -185,10 +198,16 @@ static char *resume_command(int argc, char **argv, const char *bounds) {
                 skip = true;
             }
         }
+        if (!skip && !strcmp(argv[i], "--append")) {
+            skip = true; /* added once below */
+        }
         if (!skip) {
             na_buf_puts(&b, " ");
             shell_arg(&b, argv[i]);
         }
+    }
+    if (append) {
+        na_buf_puts(&b, " --append");
     }
     na_buf_printf(&b, " %s", bounds);
     if (b.oom) {
@@ -198,12 +217,12 @@ static char *resume_command(int argc, char **argv, const char *bounds) {
     return na_buf_steal(&b);
 }
 
-static void report_interrupted(const struct na_replay_range *range, int argc,
-                               char **argv) {
+static void report_interrupted(const struct na_replay_range *range, int argc, char **argv,
+                               bool append) {
     uint64_t done = na_replay_range_done(range);
     uint64_t total = na_replay_range_total(range);
     char *bounds = na_replay_resume_args(range);
-    char *cmd = bounds ? resume_command(argc, argv, bounds) : NULL;
+    char *cmd = bounds ? resume_command(argc, argv, bounds, append) : NULL;
     fprintf(stderr, "%s: interrupted after %llu of %llu records (%.1f%%)\n", PROG,
             (unsigned long long)done, (unsigned long long)total,
             total ? 100.0 * (double)done / (double)total : 100.0);
@@ -401,7 +420,7 @@ int na_cmd_replay(int argc, char **argv) {
         goto out;
     }
     if (a.output) {
-        out = strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
+        out = strcmp(a.output, "-") ? fopen(a.output, a.append ? "a" : "w") : stdout;
         if (!out) {
             fprintf(stderr, "%s: %s: %s\n", PROG, a.output, strerror(errno));
             rc = 1;
@@ -483,13 +502,15 @@ int na_cmd_replay(int argc, char **argv) {
                 (unsigned long long)stats.failed);
         rc = 1;
     }
-    if (stats.interrupted) {
-        report_interrupted(&range, argc, argv);
-        rc = 1;
-    }
+    /* Flush before saying how to resume: the resumed run appends to
+     * what is in the file now. */
     if ((out && fflush(out)) || fflush(stdout) || ferror(stdout) ||
         (out && ferror(out))) {
         fprintf(stderr, "%s: write error: %s\n", PROG, strerror(errno));
+        rc = 1;
+    }
+    if (stats.interrupted) {
+        report_interrupted(&range, argc, argv, out && out != stdout);
         rc = 1;
     }
 out:

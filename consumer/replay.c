@@ -694,6 +694,19 @@ static void strset_cleanup(struct strset *set) {
     memset(set, 0, sizeof(*set));
 }
 
+/* An output line held back until its record is below the resume offset. */
+struct held {
+    struct held *next;
+    int64_t offset;
+    char id[NA_SHA256_HEX_LEN + 1]; /* the article's, key of --output-topic */
+    char line[];
+};
+
+/* The held lines of one partition, in offset order. */
+struct held_queue {
+    struct held *head, *tail;
+};
+
 struct replay {
     const struct na_replay_opts *opts;
     struct na_replay_range *range;
@@ -704,7 +717,9 @@ struct replay {
     na_stories_t *stories; /* as the live consumer groups them (conf "stories") */
     na_tracker_t *tracker;
     struct strset seen;
-    struct job *jobs;     /* every job not yet ended, freed at the end if abandoned */
+    struct job *jobs;        /* every job not yet ended, freed at the end if abandoned */
+    struct held_queue *held; /* per range->parts[i]: lines not yet written */
+    size_t held_bytes;
     na_metric_t *records; /* newsalert_replay_records_total */
     bool fatal;
     bool out_failed;
@@ -910,28 +925,22 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
     json_decref(story);
 }
 
-static void write_output(struct replay *r, const struct na_article *a,
-                         const struct na_classification *cls) {
+/* Write one classified line to the outputs. */
+static void emit_line(struct replay *r, struct held *h) {
     const struct na_replay_opts *o = r->opts;
-    char *line = na_replay_classified_json(a, cls);
-    if (!line) {
-        r->fatal = true;
-        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
-        return;
-    }
+    size_t len = strlen(h->line);
     if (o->output) {
-        fputs(line, o->output);
+        fputs(h->line, o->output);
         fputc('\n', o->output);
     }
     if (r->out_rk) {
         rd_kafka_resp_err_t kerr;
-        size_t len = strlen(line);
         do {
-            /* F_FREE: librdkafka frees the line once delivered. */
+            /* F_COPY: the held line is freed by its queue. */
             kerr = rd_kafka_producev(
                 r->out_rk, RD_KAFKA_V_TOPIC(o->output_topic),
-                RD_KAFKA_V_KEY(a->id, strlen(a->id)), RD_KAFKA_V_VALUE(line, len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                RD_KAFKA_V_KEY(h->id, strlen(h->id)), RD_KAFKA_V_VALUE(h->line, len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_HEADER("content-type", "application/json", -1),
                 RD_KAFKA_V_END);
             if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -939,15 +948,77 @@ static void write_output(struct replay *r, const struct na_article *a,
             }
         } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
         if (kerr) {
-            free(line);
             r->out_failed = true;
             snprintf(r->errstr, sizeof(r->errstr), "producing to %s: %s", o->output_topic,
                      rd_kafka_err2str(kerr));
         }
-        line = NULL;
     }
-    free(line);
     r->stats->output_lines++;
+}
+
+/*
+ * The classified line of the record at @p offset of range->parts[@p pi].
+ * It is held until every record of its partition up to it is finished (its
+ * alerts delivered or given up), and written by release_lines(): the
+ * outputs then hold exactly the records below the resume offsets, so a
+ * resumed run (--append) adds the rest without losing or repeating a line.
+ */
+static void hold_output(struct replay *r, size_t pi, int64_t offset,
+                        const struct na_article *a, const struct na_classification *cls) {
+    char *line = na_replay_classified_json(a, cls);
+    size_t len = line ? strlen(line) : 0;
+    struct held *h = line ? malloc(sizeof(*h) + len + 1) : NULL;
+    if (!h) {
+        free(line);
+        r->fatal = true;
+        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+        return;
+    }
+    h->next = NULL;
+    h->offset = offset;
+    snprintf(h->id, sizeof(h->id), "%s", a->id);
+    memcpy(h->line, line, len + 1);
+    free(line);
+    struct held_queue *q = &r->held[pi];
+    if (q->tail) {
+        q->tail->next = h;
+    } else {
+        q->head = h;
+    }
+    q->tail = h;
+    r->held_bytes += sizeof(*h) + len + 1;
+}
+
+/* Write the held lines below each partition's resume offset. */
+static void release_lines(struct replay *r) {
+    for (size_t i = 0; i < r->range->cnt; i++) {
+        struct held_queue *q = &r->held[i];
+        while (q->head && q->head->offset < r->range->parts[i].resume && !r->out_failed) {
+            struct held *h = q->head;
+            emit_line(r, h);
+            q->head = h->next;
+            if (!q->head) {
+                q->tail = NULL;
+            }
+            r->held_bytes -= sizeof(*h) + strlen(h->line) + 1;
+            free(h);
+        }
+    }
+}
+
+/* Drop the lines never released: their records are at or past the resume
+ * offsets, so a resumed run reads them again. */
+static void held_cleanup(struct replay *r) {
+    for (size_t i = 0; r->held && i < r->range->cnt; i++) {
+        while (r->held[i].head) {
+            struct held *h = r->held[i].head;
+            r->held[i].head = h->next;
+            free(h);
+        }
+    }
+    free(r->held);
+    r->held = NULL;
+    r->held_bytes = 0;
 }
 
 static struct na_replay_part *find_part(struct na_replay_range *range,
@@ -1047,7 +1118,7 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
         goto out;
     }
     if (o->output || r->out_rk) {
-        write_output(r, &a, &cls);
+        hold_output(r, (size_t)(p - r->range->parts), rkm->offset, &a, &cls);
     }
     if (o->dry_run || o->post_routes) {
         raise_alerts(r, entry, &a, &cls);
@@ -1070,6 +1141,7 @@ static void update_resume(struct replay *r) {
             p->resume = off;
         }
     }
+    release_lines(r);
 }
 
 static bool all_done(const struct na_replay_range *range) {
@@ -1204,7 +1276,8 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     r.stats = stats;
     r.records = na_metrics_get(NA_METRIC_COUNTER, "newsalert_replay_records_total",
                                "Records read by replays.", NULL);
-    if (!(r.tracker = na_tracker_new())) {
+    if (!(r.tracker = na_tracker_new()) ||
+        !(r.held = calloc(range->cnt ? range->cnt : 1, sizeof(*r.held)))) {
         err = NA_ERR_NOMEM;
         goto out;
     }
@@ -1239,10 +1312,13 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
         serve(&r, rkm ? 0 : (busy ? 10 : 0));
         update_resume(&r);
         progress(&r, t0, &last, false);
-        /* Back-pressure: do not read ahead of the deliveries without limit. */
+        /* Back-pressure: do not read ahead of the deliveries without limit,
+         * nor hold lines behind a slow delivery without limit. */
         while (*opts->running && r.deliver &&
-               na_deliver_pending(r.deliver) >= (size_t)opts->conf->max_pending) {
+               (na_deliver_pending(r.deliver) >= (size_t)opts->conf->max_pending ||
+                r.held_bytes > NA_MAX_REPLAY_HELD_BYTES)) {
             serve(&r, 50);
+            update_resume(&r);
         }
     }
     stats->interrupted = !all_done(range) && !r.fatal && !r.out_failed;
@@ -1293,6 +1369,7 @@ out:
         rd_kafka_destroy(r.out_rk);
     }
     na_tracker_destroy(r.tracker);
+    held_cleanup(&r);
     strset_cleanup(&r.seen);
     return err;
 }

@@ -215,10 +215,12 @@ struct na_replay_opts {
     const na_rules_t *rules;             /**< the rules whose alerts are output */
     const na_rules_t *baseline;          /**< backtest against these, or NULL */
     struct na_replay_diff *diff;         /**< filled when baseline is set */
-    bool post_routes;               /**< --routes: post to conf->routes through the ledger
-                                         (conf->ledger_topic, conf->ledger_timeout_ms) */
-    FILE *dry_run;                  /**< --dry-run: alert/v1 lines here, or NULL */
-    FILE *output;                   /**< --output: classified lines here, or NULL */
+    bool post_routes; /**< --routes: post to conf->routes through the ledger
+                           (conf->ledger_topic, conf->ledger_timeout_ms) */
+    FILE *dry_run;    /**< --dry-run: alert/v1 lines here, or NULL */
+    FILE *output;     /**< --output: classified lines here, or NULL; a line is written
+                           once its record and every one before it in its partition
+                           are finished (docs/replay.md, resume) */
     const char *output_topic;       /**< --output-topic, or NULL */
     int progress;                   /**< 0 none, 1 bar on stderr, 2 log lines */
     int64_t progress_interval_ms;   /**< log line interval (progress 2) */

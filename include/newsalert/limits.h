@@ -44,5 +44,8 @@
     (NA_MAX_FEED_ITEMS + NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10u)
 /** Largest webhook response body kept for diagnostics (bytes). */
 #define NA_MAX_WEBHOOK_RESPONSE_BYTES (64u * 1024u)
+/** Most bytes of replay output lines held back behind an article whose
+ *  alerts are still being delivered; reading pauses above it. */
+#define NA_MAX_REPLAY_HELD_BYTES (64u * 1024u * 1024u)
 
 #endif
