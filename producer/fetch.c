@@ -48,8 +48,8 @@ na_fetcher_t *na_fetcher_new(const struct na_fetch_opts *opts) {
         na_fetcher_destroy(f);
         return NULL;
     }
-    curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts->max_total);
-    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts->max_per_host);
+    /* No CURLMOPT_MAX_HOST_CONNECTIONS or _MAX_TOTAL_CONNECTIONS: libcurl
+     * would queue transfers over them with their timeouts running (fetch.h). */
     curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return f;
 }

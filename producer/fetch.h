@@ -4,9 +4,15 @@
  *
  * One fetcher drives many transfers from the calling thread: na_fetcher_run()
  * performs I/O for up to timeout_ms and calls the done callback (in that same
- * thread) for every finished transfer. Limits: total and per-host concurrent
- * connections, connect and total timeouts, a redirect cap, a body size cap
- * (the transfer is aborted the moment the cap is passed), gzip/deflate.
+ * thread) for every finished transfer. Limits: connect and total timeouts, a
+ * redirect cap, a body size cap (the transfer is aborted the moment the cap
+ * is passed), gzip/deflate.
+ *
+ * Every transfer added starts at once: its timeouts run from na_fetcher_add().
+ * How many run at once, in total and per host, is the caller's to limit
+ * (the producer's scheduler does, with queues of its own): libcurl's
+ * connection limits would queue transfers inside the multi handle while
+ * their timeouts run, so a transfer could time out before it started.
  */
 #ifndef NEWSALERT_FETCH_H
 #define NEWSALERT_FETCH_H
@@ -21,8 +27,6 @@
 typedef struct na_fetcher_s na_fetcher_t;
 
 struct na_fetch_opts {
-    long max_total;          /**< concurrent transfers ("fetch_concurrency") */
-    long max_per_host;       /**< concurrent connections per host */
     long connect_timeout_ms; /**< "fetch_connect_timeout" */
     long timeout_ms;         /**< whole transfer, "fetch_timeout" */
     long max_redirects;

@@ -53,7 +53,9 @@ const struct na_conf_entry na_producer_conf_table[] = {
     E("fetch_concurrency", NA_CONF_INT, fetch_concurrency, "32",
       "concurrent feed transfers", 1, 10000),
     E("fetch_per_host", NA_CONF_INT, fetch_per_host, "4",
-      "concurrent connections per host", 1, 1000),
+      "concurrent transfers per host (scheme, host and port); more wait their turn "
+      "without a fetch_concurrency slot",
+      1, 1000),
     E("fetch_timeout", NA_CONF_DURATION, fetch_timeout_ms, "30s",
       "whole-transfer timeout per feed", 100, 3600000),
     E("fetch_connect_timeout", NA_CONF_DURATION, fetch_connect_timeout_ms, "10s",
@@ -106,6 +108,22 @@ struct feed {
     bool removed;   /* left the sources; freed once pending is 0 */
     char *new_etag; /* validators to keep once the batch is delivered */
     char *new_lm;
+    struct host *host; /* the host whose slot it holds (in_flight) or whose
+                          queue it waits in (host_waiting), else NULL */
+    bool host_waiting;
+    struct feed *wait_next, *wait_prev; /* its host's queue */
+};
+
+/* Per-host limit (fetch_per_host), kept by the scheduler rather than by
+ * libcurl: a feed due while its host (origin of the URL polled) has
+ * fetch_per_host transfers running waits in the host's queue. It holds no
+ * fetch_concurrency slot meanwhile and its transfer, with its timeout,
+ * starts only when a slot is free. A host entry lives while it has
+ * transfers or waiting feeds. */
+struct host {
+    char *origin; /* na_url_origin() of the URLs polled */
+    size_t running;
+    struct feed *wait_head, *wait_tail;
 };
 
 struct msg_ctx {
@@ -131,6 +149,8 @@ struct producer {
     size_t heap_cnt, heap_size;
     struct feed **dead; /* removed feeds waiting for delivery reports */
     size_t dead_cnt, dead_size;
+    struct host **hosts; /* sorted by origin */
+    size_t hosts_cnt, hosts_size;
     struct stat sources_st;
     int64_t last_save_ms, last_sources_check_ms, last_metrics_ms;
     bool fatal;
@@ -267,9 +287,149 @@ static void heap_remove(struct producer *p, struct feed *f) {
     heap_down(p, p->heap[i]->heap_idx);
 }
 
+/* ---------------------------------------------------------------------------
+ * hosts: the per-host limit and queues (struct host) */
+
+static size_t host_pos(const struct producer *p, const char *origin, bool *found) {
+    size_t lo = 0, hi = p->hosts_cnt;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(p->hosts[mid]->origin, origin);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
+
+/* The entry of @p url's host, made when missing. @returns borrowed (valid
+ * while it has transfers or waiting feeds), NULL on no memory or when
+ * @p url has no http(s) origin. */
+static struct host *host_get(struct producer *p, const char *url) {
+    char *origin = na_url_origin(url);
+    struct host *h = NULL;
+    bool found;
+    size_t i;
+    if (!origin) {
+        return NULL;
+    }
+    i = host_pos(p, origin, &found);
+    if (found) {
+        free(origin);
+        return p->hosts[i];
+    }
+    if (p->hosts_cnt == p->hosts_size) {
+        size_t n = p->hosts_size ? p->hosts_size * 2 : 16;
+        struct host **v = realloc(p->hosts, n * sizeof(*v));
+        if (!v) {
+            free(origin);
+            return NULL;
+        }
+        p->hosts = v;
+        p->hosts_size = n;
+    }
+    if (!(h = calloc(1, sizeof(*h)))) {
+        free(origin);
+        return NULL;
+    }
+    h->origin = origin;
+    memmove(&p->hosts[i + 1], &p->hosts[i], (p->hosts_cnt - i) * sizeof(*p->hosts));
+    p->hosts[i] = h;
+    p->hosts_cnt++;
+    return h;
+}
+
+/* Forget @p h once nothing runs or waits there. */
+static void host_release_if_idle(struct producer *p, struct host *h) {
+    bool found;
+    size_t i;
+    if (h->running || h->wait_head) {
+        return;
+    }
+    i = host_pos(p, h->origin, &found);
+    if (found && p->hosts[i] == h) {
+        memmove(&p->hosts[i], &p->hosts[i + 1],
+                (p->hosts_cnt - i - 1) * sizeof(*p->hosts));
+        p->hosts_cnt--;
+    }
+    free(h->origin);
+    free(h);
+}
+
+/* Queue @p f (due, out of the heap) for a slot of @p h. */
+static void host_wait(struct host *h, struct feed *f) {
+    f->host = h;
+    f->host_waiting = true;
+    f->wait_next = NULL;
+    f->wait_prev = h->wait_tail;
+    if (h->wait_tail) {
+        h->wait_tail->wait_next = f;
+    } else {
+        h->wait_head = f;
+    }
+    h->wait_tail = f;
+}
+
+/* Unlink @p f, which waits, from its host's queue. */
+static void queue_unlink(struct feed *f) {
+    struct host *h = f->host;
+    if (f->wait_prev) {
+        f->wait_prev->wait_next = f->wait_next;
+    } else {
+        h->wait_head = f->wait_next;
+    }
+    if (f->wait_next) {
+        f->wait_next->wait_prev = f->wait_prev;
+    } else {
+        h->wait_tail = f->wait_prev;
+    }
+    f->wait_next = f->wait_prev = NULL;
+    f->host_waiting = false;
+    f->host = NULL;
+}
+
+/* Take @p f out of its host's queue, if it waits in one. */
+static void host_unwait(struct producer *p, struct feed *f) {
+    struct host *h = f->host;
+    if (!f->host_waiting) {
+        return;
+    }
+    queue_unlink(f);
+    host_release_if_idle(p, h);
+}
+
+static void schedule_at(struct producer *p, struct feed *f, int64_t due_ms);
+
+/* The transfer of @p f ended (done or cancelled): free its host slot and
+ * hand it to the first feed waiting there, which goes back to the schedule
+ * at its own due time, ahead of feeds that became due later. */
+static void fetch_end(struct producer *p, struct feed *f) {
+    struct host *h = f->host;
+    f->in_flight = false;
+    if (!h || f->host_waiting) {
+        return;
+    }
+    f->host = NULL;
+    h->running--;
+    struct feed *w = h->wait_head;
+    if (w) {
+        queue_unlink(w);
+        schedule_at(p, w, w->due_ms);
+    }
+    host_release_if_idle(p, h);
+}
+
 /* (Re)schedule @p f at monotonic @p due_ms. */
 static void schedule_at(struct producer *p, struct feed *f, int64_t due_ms) {
     heap_remove(p, f);
+    host_unwait(p, f);
     if (f->removed || f->retired) {
         return;
     }
@@ -486,9 +646,10 @@ static void feed_remove(struct producer *p, struct feed *f) {
     }
     if (f->in_flight) {
         na_fetcher_cancel(p->fetcher, f);
-        f->in_flight = false;
+        fetch_end(p, f);
     }
     heap_remove(p, f);
+    host_unwait(p, f);
     memmove(&p->feeds[i], &p->feeds[i + 1], (p->feeds_cnt - i - 1) * sizeof(*p->feeds));
     p->feeds_cnt--;
     f->removed = true;
@@ -910,7 +1071,7 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     char errstr[512];
     na_outcome_t outcome = na_http_classify(res->code, res->status);
 
-    f->in_flight = false;
+    fetch_end(p, f);
     f->fetched = true;
     p->stats->fetches++;
     feed_inc(f, "newsalert_producer_fetches_total", "Feed fetches completed.", NULL);
@@ -992,6 +1153,9 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     na_feed_cleanup(&doc);
 }
 
+/* Start the due fetches while fetch_concurrency allows; a feed whose host
+ * already runs fetch_per_host transfers waits in the host's queue (struct
+ * host) instead, so that its timeout starts with its transfer. */
 static void start_due_fetches(struct producer *p) {
     int64_t now = na_mono_ms();
     while (p->heap_cnt && p->heap[0]->due_ms <= now &&
@@ -1012,11 +1176,23 @@ static void start_due_fetches(struct producer *p) {
             .last_modified = na_seen_validator(p->seen, f->src.id, "last_modified"),
             .opaque = f,
         };
+        struct host *h = host_get(p, req.url);
+        if (h && h->running >= (size_t)p->conf->fetch_per_host) {
+            host_wait(h, f);
+            continue;
+        }
         if (na_fetcher_add(p->fetcher, &req)) {
+            if (h) {
+                host_release_if_idle(p, h);
+            }
             schedule_at(p, f, now + 1000);
             continue;
         }
         f->in_flight = true;
+        if (h) { /* without a host entry (no memory), unlimited but not lost */
+            f->host = h;
+            h->running++;
+        }
     }
 }
 
@@ -1200,7 +1376,7 @@ static void revoke_partitions(struct producer *p,
         struct feed *f = p->feeds[i];
         if (in_list(parts, f->partition) && f->in_flight) {
             na_fetcher_cancel(p->fetcher, f);
-            f->in_flight = false;
+            fetch_end(p, f);
         }
     }
     if (p->rk) {
@@ -1644,8 +1820,6 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
         goto out;
     }
     struct na_fetch_opts fopts = {
-        .max_total = conf->fetch_concurrency,
-        .max_per_host = conf->fetch_per_host,
         .connect_timeout_ms = conf->fetch_connect_timeout_ms,
         .timeout_ms = conf->fetch_timeout_ms,
         .max_redirects = conf->fetch_max_redirects,
@@ -1786,9 +1960,14 @@ out:
     for (size_t i = 0; i < p.dead_cnt; i++) {
         feed_free(p.dead[i]);
     }
+    for (size_t i = 0; i < p.hosts_cnt; i++) {
+        free(p.hosts[i]->origin);
+        free(p.hosts[i]);
+    }
     free(p.feeds);
     free(p.heap);
     free(p.dead);
+    free(p.hosts);
     na_seen_destroy(p.seen);
     return err;
 }

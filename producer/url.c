@@ -251,3 +251,35 @@ out:
     free(purl);
     return out;
 }
+
+char *na_url_origin(const char *url) {
+    CURLU *h = NULL;
+    char *scheme = NULL;
+    char *host = NULL;
+    char *port = NULL;
+    char *out = NULL;
+    struct na_buf buf;
+
+    na_buf_init(&buf);
+    if (!url || !(h = curl_url()) ||
+        curl_url_set(h, CURLUPART_URL, url, 0) != CURLUE_OK || !is_http(h) ||
+        curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        goto out;
+    }
+    for (char *c = host; *c; c++) {
+        if (*c >= 'A' && *c <= 'Z') {
+            *c = (char)(*c - 'A' + 'a');
+        }
+    }
+    na_buf_printf(&buf, "%s://%s:%s", scheme, host, port);
+    out = na_buf_steal(&buf);
+out:
+    na_buf_cleanup(&buf);
+    curl_url_cleanup(h);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    return out;
+}

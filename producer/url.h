@@ -47,4 +47,13 @@ char *na_url_canonical(const char *url);
  */
 char *na_url_canonical_ex(const char *url, unsigned flags);
 
+/**
+ * @brief The origin of an absolute http(s) URL: "scheme://host:port", scheme
+ *        and host in lower case, the port always written (80 and 443 by
+ *        default). Two URLs are of one origin when these strings are equal.
+ * @returns new string; free(). NULL when @p url is not an absolute http(s)
+ *          URL or on no memory.
+ */
+char *na_url_origin(const char *url);
+
 #endif

@@ -177,11 +177,33 @@ static void test_canonical_keep_fragment(void **state) {
     free(plain);
 }
 
+/* The per-host limit and the headers of a source key on this. */
+static void test_origin(void **state) {
+    (void)state;
+    static const char *const cases[][2] = {
+        {"HTTP://Feeds.Example.ORG/a/b.xml?x=1#f", "http://feeds.example.org:80"},
+        {"https://feeds.example.org/", "https://feeds.example.org:443"},
+        {"https://u:p@feeds.example.org:8443/x", "https://feeds.example.org:8443"},
+        {"http://127.0.0.1:52549/feed.xml", "http://127.0.0.1:52549"},
+        {"http://[::1]:8080/", "http://[::1]:8080"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = na_url_origin(cases[i][0]);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i][1]);
+        free(got);
+    }
+    assert_null(na_url_origin("ftp://feeds.example.org/"));
+    assert_null(na_url_origin("/relative.xml"));
+    assert_null(na_url_origin(NULL));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_canonical_keep_fragment),
+        cmocka_unit_test(test_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
