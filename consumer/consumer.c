@@ -10,6 +10,7 @@
 #include "consumer_reload.h"
 #include "ledger.h"
 #include "newsalert/article.h"
+#include "newsalert/fault.h"
 #include "newsalert/http.h"
 #include "newsalert/httpd.h"
 #include "newsalert/limits.h"
@@ -23,6 +24,9 @@
 
 /* How often the ledger forgets alerts past its horizon. */
 #define NA_CONSUMER_PRUNE_MS 60000
+/* Backoff of a refused dead-letter or ledger write (doubles, with jitter). */
+#define NA_CONSUMER_RETRY_MIN_MS 250
+#define NA_CONSUMER_RETRY_MAX_MS 30000
 
 #define C(f) offsetof(struct na_consumer_conf, f)
 const struct na_conf_entry na_consumer_conf_table[] = {
@@ -69,6 +73,10 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      0, 0, 0},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
+    {"write_stall", NA_CONF_DURATION, C(write_stall_ms), "60s",
+     "how long dead-letter or ledger writes may keep failing before /readyz says not "
+     "ready (they are retried meanwhile, consumption paused)",
+     0, 1000, 86400000},
     {"log_level", NA_CONF_STRING, C(log_level), "info", "error|warn|info|debug", 0, 0, 0},
     {"print", NA_CONF_BOOL, C(print), "false", "print each alert on stdout", 0, 0, 0},
     {"create_topics", NA_CONF_BOOL, C(create_topics), "true",
@@ -102,6 +110,10 @@ struct consumer {
     struct na_routes staged;        /* read on SIGHUP, waiting for a quiet moment */
     bool swap_pending;
     struct waiter *waiters; /* records waiting for another record's alert */
+    struct retry *retries;  /* writes and records to try again, unordered */
+    size_t retries_cnt;
+    size_t stuck; /* records that could not even be scheduled again (no
+                     memory): never stored, read again after a restart */
 };
 
 /* A record whose alert to a route is already on its way for another record
@@ -115,116 +127,112 @@ struct waiter {
     struct waiter *next;
 };
 
-struct dlq_ctx {
-    struct na_tracker_entry *entry;
+/* ---- work that must be tried again ----
+ *
+ * A dead-letter or ledger record the broker refused, or a record whose
+ * processing ran out of memory, keeps its article's entry unfinished (its
+ * offset is not stored) and is tried again with backoff until it succeeds
+ * (or the daemon stops: then the record is read again after the restart).
+ * Meanwhile the consumer pauses its partitions, so memory does not grow
+ * with records it could not commit anyway, and once the oldest failure is
+ * older than write_stall, /readyz says so. */
+
+enum retry_kind { RETRY_DLQ, RETRY_LEDGER, RETRY_RECORD };
+
+static const char *const retry_kind_names[] = {"dlq", "ledger", "record"};
+
+/* The first member of each thing that can be retried (struct dlq_ctx,
+ * struct job_ctx, struct reprocess), so that a retry is its container. */
+struct retry {
+    enum retry_kind kind;
+    int attempts;
+    int64_t due_ms;   /* na_mono_ms() */
+    int64_t since_ms; /* when it first failed */
+    struct retry *next;
 };
 
-/* ---- dead letters ---- */
+/* One dead-letter record: its own copy of what it writes, so that it can
+ * be produced again. Standalone (a poison record, a render failure: its
+ * unit of @p entry is done on confirmation) or inside a job_ctx (a failed
+ * delivery: the job ends on confirmation). */
+struct dlq_ctx {
+    struct retry retry;
+    struct na_tracker_entry *entry;
+    struct job_ctx *jc; /* NULL when standalone */
+    char key[NA_SHA256_HEX_LEN * 2 + 1];
+    size_t key_len;
+    char *value;
+    size_t len;
+    const char *stage; /* static */
+    char reason[256];
+    char route[128]; /* "" for none */
+    int32_t partition;
+    int64_t offset;
+};
 
-static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
-    struct consumer *c = opaque;
-    struct dlq_ctx *ctx = rkm->_private;
-    if (rkm->err) {
-        /* The record is not finished: its offset is never stored, so it is
-         * consumed again after a restart. Keep the daemon going. */
-        na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "err=%s",
-               na_log_q(rd_kafka_err2str(rkm->err)));
-        free(ctx);
-        return;
-    }
-    c->stats->dlq_produced++;
-    na_tracker_done(c->tracker, ctx->entry);
-    free(ctx);
-}
-
-/* Copy @p value to the DLQ with error headers; finishing @p entry waits for
- * the DLQ's delivery report. */
-static void dead_letter(struct consumer *c, struct na_tracker_entry *entry,
-                        const void *key, size_t key_len, const void *value, size_t len,
-                        const char *stage, const char *reason, const char *route,
-                        int32_t partition, int64_t offset) {
-    struct dlq_ctx *ctx = calloc(1, sizeof(*ctx));
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
-    char num[32];
-    rd_kafka_resp_err_t kerr;
-
-    if (!ctx) {
-        rd_kafka_headers_destroy(hdrs);
-        return;
-    }
-    entry->pending++;
-    ctx->entry = entry;
-    rd_kafka_header_add(hdrs, "error.stage", -1, stage, -1);
-    rd_kafka_header_add(hdrs, "error.reason", -1, reason, -1);
-    rd_kafka_header_add(hdrs, "source.topic", -1, c->conf->topic, -1);
-    snprintf(num, sizeof(num), "%d", (int)partition);
-    rd_kafka_header_add(hdrs, "source.partition", -1, num, -1);
-    snprintf(num, sizeof(num), "%lld", (long long)offset);
-    rd_kafka_header_add(hdrs, "source.offset", -1, num, -1);
-    if (route) {
-        rd_kafka_header_add(hdrs, "route", -1, route, -1);
-    }
-    do {
-        /* F_COPY: the record's buffers belong to the consumed message. */
-        kerr = rd_kafka_producev(
-            c->dlq, RD_KAFKA_V_TOPIC(c->conf->dlq_topic), RD_KAFKA_V_KEY(key, key_len),
-            RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-            RD_KAFKA_V_OPAQUE(ctx), RD_KAFKA_V_END);
-        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(c->dlq, 100);
-        }
-    } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-    if (kerr) {
-        na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "err=%s",
-               na_log_q(rd_kafka_err2str(kerr)));
-        rd_kafka_headers_destroy(hdrs);
-        free(ctx); /* entry keeps its extra pending unit: never stored */
-    }
-}
-
-/* ---- alerts ---- */
-
-/* One (alert, route) on its way: delivered, then recorded in the ledger,
- * then its unit of the article's entry is done. */
+/* One (alert, route) on its way: delivered, then recorded in the ledger
+ * (or dead-lettered), then its unit of the article's entry is done and the
+ * records waiting for it are released. A "linked" job only writes the
+ * ledger record of a story follow-up. */
 struct job_ctx {
+    struct retry retry; /* RETRY_LEDGER */
     struct na_tracker_entry *entry;
     int32_t partition;
     int64_t offset;
     char alert_id[NA_SHA256_HEX_LEN + 1];
     const struct na_route *route;
     char *alert_json; /* alert/v1 for the ledger record */
+    bool linked;
+    char outcome[16]; /* the ledger outcome, for a retried write */
+    struct na_ledger_delivery del;
+    struct dlq_ctx dlq; /* a failed delivery's dead-letter record */
+};
+
+/* A record whose processing ran out of memory: processed again later. */
+struct reprocess {
+    struct retry retry;
+    rd_kafka_message_t *rkm;
+    struct na_tracker_entry *entry;
 };
 
 static void job_ctx_free(struct job_ctx *jc) {
     if (jc) {
         free(jc->alert_json);
+        free(jc->dlq.value);
         free(jc);
     }
 }
 
-static void route_inc(const char *name, const char *help, const char *route) {
-    char esc[256], labels[300];
-    snprintf(labels, sizeof(labels), "route=\"%s\"",
-             na_metrics_label_escape(route, esc, sizeof(esc)));
-    na_metrics_inc(name, help, labels);
-}
-
-static void wait_for_delivery(struct consumer *c, struct na_tracker_entry *entry,
-                              const struct na_route *route, const char *alert_id) {
-    struct waiter *w = calloc(1, sizeof(*w));
-    if (!w) {
-        entry->pending++; /* never finished: read again after a restart */
-        return;
+static void schedule_retry(struct consumer *c, struct retry *r, const char *why) {
+    int64_t now = na_mono_ms();
+    int64_t delay = NA_CONSUMER_RETRY_MIN_MS;
+    char labels[64];
+    for (int i = 0; i < r->attempts && delay < NA_CONSUMER_RETRY_MAX_MS; i++) {
+        delay *= 2;
     }
-    w->route = route;
-    memcpy(w->alert_id, alert_id, sizeof(w->alert_id));
-    w->entry = entry;
-    entry->pending++;
-    w->next = c->waiters;
-    c->waiters = w;
+    if (delay > NA_CONSUMER_RETRY_MAX_MS) {
+        delay = NA_CONSUMER_RETRY_MAX_MS;
+    }
+    delay = delay / 2 + (int64_t)(random() % (delay / 2 + 1));
+    if (!r->attempts) {
+        r->since_ms = now;
+    }
+    r->attempts++;
+    r->due_ms = now + delay;
+    r->next = c->retries;
+    c->retries = r;
+    c->retries_cnt++;
+    snprintf(labels, sizeof(labels), "kind=\"%s\"", retry_kind_names[r->kind]);
+    na_metrics_inc("newsalert_consumer_retries_total",
+                   "Dead-letter or ledger writes, or record processing, tried again.",
+                   labels);
+    na_log(NA_LOG_WARN, "consumer", "retry_scheduled",
+           "kind=%s attempt=%d retry_in_ms=%lld reason=%s", retry_kind_names[r->kind],
+           r->attempts, (long long)delay, na_log_q(why));
 }
 
+/* Every job of @p route and @p alert_id that waits for another's delivery
+ * is done now that it ended (delivered and recorded, or dead-lettered). */
 static void release_waiters(struct consumer *c, const struct na_route *route,
                             const char *alert_id) {
     struct waiter **pp = &c->waiters;
@@ -240,10 +248,167 @@ static void release_waiters(struct consumer *c, const struct na_route *route,
     }
 }
 
+/* The job ended for good: its unit of the entry is done. */
+static void job_end(struct consumer *c, struct job_ctx *jc) {
+    if (!jc->linked) {
+        release_waiters(c, jc->route, jc->alert_id);
+    }
+    na_tracker_done(c->tracker, jc->entry);
+    job_ctx_free(jc);
+}
+
+/* ---- dead letters ---- */
+
+static void dlq_produce(struct consumer *c, struct dlq_ctx *ctx) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
+    char num[32];
+    rd_kafka_resp_err_t kerr;
+
+    rd_kafka_header_add(hdrs, "error.stage", -1, ctx->stage, -1);
+    rd_kafka_header_add(hdrs, "error.reason", -1, ctx->reason, -1);
+    rd_kafka_header_add(hdrs, "source.topic", -1, c->conf->topic, -1);
+    snprintf(num, sizeof(num), "%d", (int)ctx->partition);
+    rd_kafka_header_add(hdrs, "source.partition", -1, num, -1);
+    snprintf(num, sizeof(num), "%lld", (long long)ctx->offset);
+    rd_kafka_header_add(hdrs, "source.offset", -1, num, -1);
+    if (*ctx->route) {
+        rd_kafka_header_add(hdrs, "route", -1, ctx->route, -1);
+    }
+    do {
+        /* F_COPY: the context keeps its value for a retry. */
+        kerr = na_fault("dlq_produce")
+                   ? RD_KAFKA_RESP_ERR__FAIL
+                   : rd_kafka_producev(c->dlq, RD_KAFKA_V_TOPIC(c->conf->dlq_topic),
+                                       RD_KAFKA_V_KEY(ctx->key, ctx->key_len),
+                                       RD_KAFKA_V_VALUE(ctx->value, ctx->len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ctx),
+                                       RD_KAFKA_V_END);
+        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(c->dlq, 100);
+        }
+    } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    if (kerr) {
+        na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "err=%s",
+               na_log_q(rd_kafka_err2str(kerr)));
+        rd_kafka_headers_destroy(hdrs);
+        schedule_retry(c, &ctx->retry, rd_kafka_err2str(kerr));
+    }
+}
+
+/* Runs inside rd_kafka_poll(c->dlq) on the main thread. */
+static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+    struct consumer *c = opaque;
+    struct dlq_ctx *ctx = rkm->_private;
+    rd_kafka_resp_err_t err = rkm->err;
+    (void)rk;
+    if (!err && na_fault("dlq_delivery")) {
+        err = RD_KAFKA_RESP_ERR__FAIL;
+    }
+    if (err) {
+        /* Unfinished until the record is written: tried again. */
+        na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "err=%s",
+               na_log_q(rd_kafka_err2str(err)));
+        schedule_retry(c, &ctx->retry, rd_kafka_err2str(err));
+        return;
+    }
+    c->stats->dlq_produced++;
+    if (ctx->jc) {
+        job_end(c, ctx->jc);
+        return;
+    }
+    na_tracker_done(c->tracker, ctx->entry);
+    free(ctx->value);
+    free(ctx);
+}
+
+static void dlq_fill(struct dlq_ctx *ctx, const void *key, size_t key_len,
+                     const char *stage, const char *reason, const char *route,
+                     int32_t partition, int64_t offset) {
+    ctx->retry.kind = RETRY_DLQ;
+    ctx->key_len = key_len < sizeof(ctx->key) ? key_len : sizeof(ctx->key);
+    if (key) {
+        memcpy(ctx->key, key, ctx->key_len);
+    } else {
+        ctx->key_len = 0;
+    }
+    ctx->stage = stage;
+    snprintf(ctx->reason, sizeof(ctx->reason), "%s", reason ? reason : "");
+    snprintf(ctx->route, sizeof(ctx->route), "%s", route ? route : "");
+    ctx->partition = partition;
+    ctx->offset = offset;
+}
+
+/* Copy @p value to the DLQ with error headers; one unit of @p entry is done
+ * when the broker confirmed the copy. @returns NA_ERR_NOMEM (nothing taken,
+ * the caller processes the record again later) or NA_OK. */
+static na_err_t dead_letter(struct consumer *c, struct na_tracker_entry *entry,
+                            const void *key, size_t key_len, const void *value,
+                            size_t len, const char *stage, const char *reason,
+                            const char *route, int32_t partition, int64_t offset) {
+    struct dlq_ctx *ctx = na_fault("dlq_alloc") ? NULL : calloc(1, sizeof(*ctx));
+    if (!ctx || (len && !(ctx->value = malloc(len)))) {
+        free(ctx);
+        na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "partition=%d offset=%lld err=%s",
+               (int)partition, (long long)offset, na_log_q(na_err2str(NA_ERR_NOMEM)));
+        return NA_ERR_NOMEM;
+    }
+    if (len) {
+        memcpy(ctx->value, value, len);
+    }
+    ctx->len = len;
+    ctx->entry = entry;
+    dlq_fill(ctx, key, key_len, stage, reason, route, partition, offset);
+    entry->pending++;
+    dlq_produce(c, ctx);
+    return NA_OK;
+}
+
+/* ---- alerts ---- */
+
+static void route_inc(const char *name, const char *help, const char *route) {
+    char esc[256], labels[300];
+    snprintf(labels, sizeof(labels), "route=\"%s\"",
+             na_metrics_label_escape(route, esc, sizeof(esc)));
+    na_metrics_inc(name, help, labels);
+}
+
+/* @returns NA_ERR_NOMEM when the waiter could not be made (the caller
+ * processes the record again later). */
+static na_err_t wait_for_delivery(struct consumer *c, struct na_tracker_entry *entry,
+                                  const struct na_route *route, const char *alert_id) {
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return NA_ERR_NOMEM;
+    }
+    w->route = route;
+    memcpy(w->alert_id, alert_id, sizeof(w->alert_id));
+    w->entry = entry;
+    entry->pending++;
+    w->next = c->waiters;
+    c->waiters = w;
+    return NA_OK;
+}
+
+/* Write the job's ledger record; the job ends when the broker confirmed it
+ * (on_recorded), and is tried again when it cannot be written. */
+static void ledger_write(struct consumer *c, struct job_ctx *jc) {
+    jc->retry.kind = RETRY_LEDGER;
+    jc->del.outcome = jc->outcome;
+    na_err_t err = na_fault("ledger_record")
+                       ? NA_ERR_KAFKA
+                       : na_ledger_record(c->ledger, jc->alert_id, jc->route->name,
+                                          &jc->del, jc->alert_json, jc);
+    if (err) {
+        na_log(NA_LOG_ERROR, "consumer", "ledger_failed", "route=%s alert=%s err=%s",
+               na_log_q(jc->route->name), jc->alert_id, na_log_q(na_err2str(err)));
+        schedule_retry(c, &jc->retry, na_err2str(err));
+    }
+}
+
 static void on_delivered(void *opaque, const struct na_delivery_result *res, void *vc) {
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
-    release_waiters(c, res->route, res->alert_id);
     if (res->attempts > 1) {
         na_metric_add(na_metrics_get(NA_METRIC_COUNTER,
                                      "newsalert_consumer_alert_retries_total",
@@ -263,40 +428,46 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
                na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
                res->digest_cnt);
         if (c->ledger) {
-            struct na_ledger_delivery del = {res->digest_cnt ? "digest" : "delivered",
-                                             res->status, res->attempts, na_now_ms()};
-            /* The entry's unit is done when the broker confirms (on_recorded). */
-            if (!na_ledger_record(c->ledger, res->alert_id, res->route->name, &del,
-                                  jc->alert_json, jc)) {
-                return;
-            }
-            na_log(NA_LOG_ERROR, "consumer", "ledger_failed", "route=%s alert=%s",
-                   na_log_q(res->route->name), res->alert_id);
-            /* Unfinished on purpose: the article is read again after a
-             * restart rather than its alert being forgotten. */
-            job_ctx_free(jc);
+            snprintf(jc->outcome, sizeof(jc->outcome), "%s",
+                     res->digest_cnt ? "digest" : "delivered");
+            jc->del.status = res->status;
+            jc->del.attempts = res->attempts;
+            jc->del.at_ms = na_now_ms();
+            ledger_write(c, jc);
             return;
         }
-    } else {
-        c->stats->alerts_failed++;
-        route_inc("newsalert_consumer_alerts_dead_lettered_total",
-                  "Alerts given up on and sent to the dead-letter topic.",
-                  res->route->name);
-        na_log(NA_LOG_ERROR, "deliver", "alert_failed",
-               "route=%s alert=%s status=%ld attempts=%d err=%s outcome=%s",
-               na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
-               na_log_q(res->error), na_outcome2str(res->outcome));
-        if (!jc->entry->orphaned) {
-            dead_letter(c, jc->entry, res->alert_id, strlen(res->alert_id), res->body,
-                        res->len, "deliver", res->error, res->route->name, jc->partition,
-                        jc->offset);
-        }
+        job_end(c, jc);
+        return;
     }
-    na_tracker_done(c->tracker, jc->entry);
-    job_ctx_free(jc);
+    c->stats->alerts_failed++;
+    route_inc("newsalert_consumer_alerts_dead_lettered_total",
+              "Alerts given up on and sent to the dead-letter topic.", res->route->name);
+    na_log(NA_LOG_ERROR, "deliver", "alert_failed",
+           "route=%s alert=%s status=%ld attempts=%d err=%s outcome=%s",
+           na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
+           na_log_q(res->error), na_outcome2str(res->outcome));
+    /* Always dead-lettered, also when the partition was revoked meanwhile:
+     * a reading of the record that waits for this delivery (the same
+     * record read again) is released only once the copy is written. The
+     * body is taken, not copied: no allocation on this path. */
+    struct dlq_ctx *ctx = &jc->dlq;
+    ctx->jc = jc;
+    ctx->entry = jc->entry;
+    if (res->body_take && *res->body_take) {
+        ctx->value = *res->body_take;
+        *res->body_take = NULL;
+        ctx->len = res->len;
+    } else if (res->len && (ctx->value = malloc(res->len))) {
+        memcpy(ctx->value, res->body, res->len);
+        ctx->len = res->len;
+    } /* else: the copy holds the headers only (the alert id is its key) */
+    dlq_fill(ctx, res->alert_id, strlen(res->alert_id), "deliver", res->error,
+             res->route->name, jc->partition, jc->offset);
+    dlq_produce(c, ctx);
 }
 
-/* Runs inside na_ledger_open() for each ledger record: re-open its story. */
+/* Runs inside na_ledger_open() (and each time the ledger is read) for each
+ * ledger record: re-open its story. */
 static void seed_story(const char *alert_id, const json_t *value, void *vc) {
     struct consumer *c = vc;
     const char *sid = NULL;
@@ -310,15 +481,17 @@ static void seed_story(const char *alert_id, const json_t *value, void *vc) {
 static void on_recorded(void *opaque, na_err_t err, void *vc) {
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
+    if (!err && na_fault("ledger_delivery")) {
+        err = NA_ERR_KAFKA;
+    }
     if (err) {
-        na_log(NA_LOG_ERROR, "consumer", "ledger_failed", "route=%s alert=%s",
-               na_log_q(jc->route->name), jc->alert_id);
-        job_ctx_free(jc); /* entry stays unfinished: re-read after a restart */
+        na_log(NA_LOG_ERROR, "consumer", "ledger_failed", "route=%s alert=%s err=%s",
+               na_log_q(jc->route->name), jc->alert_id, na_log_q(na_err2str(err)));
+        schedule_retry(c, &jc->retry, na_err2str(err)); /* entry stays unfinished */
         return;
     }
     c->stats->ledger_recorded++;
-    na_tracker_done(c->tracker, jc->entry);
-    job_ctx_free(jc);
+    job_end(c, jc);
 }
 
 /* Keep the newest NA_HTTPD_MAX_ALERTS alerts (new stories only) for the
@@ -414,26 +587,33 @@ static void link_article(struct consumer *c, struct na_tracker_entry *entry,
     jc->partition = partition;
     jc->offset = offset;
     jc->route = route;
+    jc->linked = true;
     memcpy(jc->alert_id, alert->id, sizeof(jc->alert_id));
-    struct na_ledger_delivery del = {"linked", 0, 0, na_now_ms()};
+    snprintf(jc->outcome, sizeof(jc->outcome), "linked");
+    jc->del.at_ms = na_now_ms();
     entry->pending++;
-    if (na_ledger_record(c->ledger, alert->id, route->name, &del, jc->alert_json, jc)) {
-        entry->pending--;
-        job_ctx_free(jc);
-    }
+    ledger_write(c, jc);
 }
 
-static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
-                         const struct na_article *a, const struct na_classification *cls,
-                         int32_t partition, int64_t offset) {
+/* Decide and start the alerts of one classified record. @returns NA_OK, or
+ * NA_ERR_NOMEM when something could not be allocated: what was started
+ * stays started and the caller processes the record again later (the
+ * ledger and the deliverer's queue make that idempotent). */
+static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
+                             const struct na_article *a,
+                             const struct na_classification *cls, int32_t partition,
+                             int64_t offset) {
     char story_id[NA_SHA256_HEX_LEN + 1];
     const char *sid = NULL;
     bool story_new = true;
     json_t *story = NULL;
+    na_err_t ret = NA_OK;
     /* Only articles that match are grouped: a story matters here only if
      * it can alert. */
-    if (c->stories && cls->matches_cnt &&
-        !na_stories_assign(c->stories, a, story_id, &story_new)) {
+    if (c->stories && cls->matches_cnt) {
+        if (na_stories_assign(c->stories, a, story_id, &story_new)) {
+            return NA_ERR_NOMEM;
+        }
         sid = story_id;
         story = json_pack("{s:s, s:I, s:o*}", "id", story_id, "articles",
                           (json_int_t)na_story_article_count(c->stories, story_id),
@@ -475,15 +655,17 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                  in_flight)) {
                 link_article(c, entry, &alert, route, partition, offset);
                 linked = true;
-                if (in_flight) {
-                    wait_for_delivery(c, entry, route, alert.id);
+                if (in_flight && wait_for_delivery(c, entry, route, alert.id)) {
+                    ret = NA_ERR_NOMEM;
                 }
                 continue;
             }
             if (in_flight) {
                 /* On its way already (same story, or this record read again
                  * after its first reading was revoked): wait for that one. */
-                wait_for_delivery(c, entry, route, alert.id);
+                if (wait_for_delivery(c, entry, route, alert.id)) {
+                    ret = NA_ERR_NOMEM;
+                }
                 continue;
             }
             if (c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) {
@@ -502,19 +684,14 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             }
             na_buf_init(&body);
             na_err_t err = route->format->render(&alert, &body);
-            if (!err &&
-                (!(jc = calloc(1, sizeof(*jc))) || !(item = na_digest_item_new(&alert)) ||
-                 (c->ledger && !alert_json) ||
-                 (alert_json && !(jc->alert_json = na_strdup(alert_json))))) {
+            if (!err && body.oom) {
                 err = NA_ERR_NOMEM;
             }
-            if (err) {
+            if (err && err != NA_ERR_NOMEM) {
                 na_log(NA_LOG_ERROR, "consumer", "render_failed",
                        "route=%s alert=%s err=%s", na_log_q(route->name), alert.id,
                        na_err2str(err));
                 na_buf_cleanup(&body);
-                na_digest_item_free(item);
-                job_ctx_free(jc);
                 route_inc("newsalert_consumer_render_errors_total",
                           "Alerts a route's format could not render.", route->name);
                 /* Not lost in silence: the alert/v1 goes to the dead-letter
@@ -522,12 +699,24 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 json_t *root = na_alert_to_json(&alert);
                 char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
                 json_decref(root);
-                if (text) {
-                    dead_letter(c, entry, alert.id, strlen(alert.id), text, strlen(text),
-                                "render", na_err2str(err), route->name, partition,
-                                offset);
+                if (!text || dead_letter(c, entry, alert.id, strlen(alert.id), text,
+                                         strlen(text), "render", na_err2str(err),
+                                         route->name, partition, offset)) {
+                    ret = NA_ERR_NOMEM;
                 }
                 free(text);
+                continue;
+            }
+            if (err || !(jc = calloc(1, sizeof(*jc))) ||
+                !(item = na_digest_item_new(&alert)) || (c->ledger && !alert_json) ||
+                (alert_json && !(jc->alert_json = na_strdup(alert_json)))) {
+                na_log(NA_LOG_ERROR, "consumer", "alert_failed",
+                       "route=%s alert=%s err=%s", na_log_q(route->name), alert.id,
+                       na_err2str(NA_ERR_NOMEM));
+                na_buf_cleanup(&body);
+                na_digest_item_free(item);
+                job_ctx_free(jc);
+                ret = NA_ERR_NOMEM;
                 continue;
             }
             jc->entry = entry;
@@ -535,16 +724,19 @@ static void raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             jc->offset = offset;
             jc->route = route;
             memcpy(jc->alert_id, alert.id, sizeof(jc->alert_id));
-            entry->pending++;
             size_t len = body.len;
             if (na_deliver_submit_steal(c->deliver, route, alert.id, na_buf_steal(&body),
                                         len, item, jc)) {
-                job_ctx_free(jc); /* entry keeps its unit: retried after restart */
+                job_ctx_free(jc);
+                ret = NA_ERR_NOMEM;
+                continue;
             }
+            entry->pending++;
         }
         free(alert_json);
     }
     json_decref(story);
+    return ret;
 }
 
 static void eof_clear(struct consumer *c, int32_t partition) {
@@ -597,33 +789,15 @@ static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm,
     return true;
 }
 
-static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
+/* Decode, classify and raise the alerts of one record; the record's own
+ * unit of @p entry stays for the caller. @returns NA_ERR_NOMEM when the
+ * record must be processed again later (see raise_alerts()), else NA_OK. */
+static na_err_t process_record(struct consumer *c, const rd_kafka_message_t *rkm,
+                               struct na_tracker_entry *entry) {
     struct na_article a;
     struct na_classification cls;
     char errstr[512];
-    struct na_tracker_entry *entry;
 
-    if (rkm->err) {
-        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            eof_set(c, rkm->partition);
-        } else {
-            na_log(NA_LOG_WARN, "consumer", "consume_error", "err=%s",
-                   na_log_q(rd_kafka_message_errstr(rkm)));
-            if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
-                c->fatal = true;
-            }
-        }
-        return;
-    }
-    eof_clear(c, rkm->partition);
-    c->stats->consumed++;
-    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.",
-                   NULL);
-    entry = na_tracker_add(c->tracker, rkm->partition, rkm->offset);
-    if (!entry) {
-        c->fatal = true;
-        return;
-    }
     na_article_init(&a);
     memset(&cls, 0, sizeof(cls));
     na_err_t err =
@@ -638,6 +812,9 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
         snprintf(errstr, sizeof(errstr), "record has no value");
         err = NA_ERR_INVALID;
     }
+    if (err == NA_ERR_NOMEM) {
+        goto out;
+    }
     if (err) {
         c->stats->poison++;
         na_metrics_inc("newsalert_consumer_poison_records_total",
@@ -645,30 +822,167 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
         na_log(NA_LOG_WARN, "consumer", "poison_record",
                "partition=%d offset=%lld err=%s", (int)rkm->partition,
                (long long)rkm->offset, na_log_q(errstr));
-        dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload, rkm->len, "decode",
-                    errstr, NULL, rkm->partition, rkm->offset);
-        na_tracker_done(c->tracker, entry);
-        return;
+        err = dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload, rkm->len,
+                          "decode", errstr, NULL, rkm->partition, rkm->offset);
+        goto out;
     }
     if (too_old(c, rkm, &a)) {
-        na_article_cleanup(&a);
-        na_tracker_done(c->tracker, entry);
-        return;
+        goto out;
     }
     int64_t t0 = na_mono_us();
-    na_err_t cerr = na_rules_classify(c->rules, &a, &cls);
+    err = na_fault("classify") ? NA_ERR_NOMEM : na_rules_classify(c->rules, &a, &cls);
     na_metric_observe(na_metrics_get(NA_METRIC_HISTOGRAM,
                                      "newsalert_consumer_classify_seconds",
                                      "Time to classify one article.", NULL),
                       (double)(na_mono_us() - t0) / 1e6);
-    if (cerr) {
-        na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s", a.id);
-    } else {
-        raise_alerts(c, entry, &a, &cls, rkm->partition, rkm->offset);
+    if (err) {
+        na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s err=%s", a.id,
+               na_log_q(na_err2str(err)));
+        err = NA_ERR_NOMEM; /* the only way classifying fails */
+        goto out;
     }
+    err = raise_alerts(c, entry, &a, &cls, rkm->partition, rkm->offset);
+out:
     na_classification_cleanup(&cls);
     na_article_cleanup(&a);
+    return err;
+}
+
+/* The record could not be processed for want of memory: keep it (and its
+ * entry unfinished) and process it again after a backoff. @returns true
+ * when @p rkm was taken. */
+static bool process_later(struct consumer *c, rd_kafka_message_t *rkm,
+                          struct na_tracker_entry *entry) {
+    struct reprocess *rp = calloc(1, sizeof(*rp));
+    if (!rp) {
+        /* Not even that: the entry stays unfinished for good, so the
+         * record is read again after a restart; /readyz says so. */
+        c->stuck++;
+        na_log(NA_LOG_ERROR, "consumer", "record_stuck", "partition=%d offset=%lld",
+               (int)rkm->partition, (long long)rkm->offset);
+        return false;
+    }
+    rp->retry.kind = RETRY_RECORD;
+    rp->rkm = rkm;
+    rp->entry = entry;
+    schedule_retry(c, &rp->retry, na_err2str(NA_ERR_NOMEM));
+    return true;
+}
+
+/* @returns true when @p rkm was taken (kept for processing again later);
+ * false when the caller destroys it. */
+static bool handle_message(struct consumer *c, rd_kafka_message_t *rkm) {
+    struct na_tracker_entry *entry;
+
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eof_set(c, rkm->partition);
+        } else {
+            na_log(NA_LOG_WARN, "consumer", "consume_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+            if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
+                c->fatal = true;
+            }
+        }
+        return false;
+    }
+    eof_clear(c, rkm->partition);
+    c->stats->consumed++;
+    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.",
+                   NULL);
+    entry = na_tracker_add(c->tracker, rkm->partition, rkm->offset);
+    if (!entry) {
+        c->fatal = true;
+        return false;
+    }
+    if (process_record(c, rkm, entry)) {
+        return process_later(c, rkm, entry);
+    }
     na_tracker_done(c->tracker, entry);
+    return false;
+}
+
+/* A record kept by process_later() is due: process it again, unless its
+ * partition went to another consumer meanwhile (that one reads it). */
+static void reprocess(struct consumer *c, struct reprocess *rp) {
+    if (!rp->entry->orphaned && process_record(c, rp->rkm, rp->entry)) {
+        schedule_retry(c, &rp->retry, na_err2str(NA_ERR_NOMEM));
+        return;
+    }
+    na_tracker_done(c->tracker, rp->entry);
+    rd_kafka_message_destroy(rp->rkm);
+    free(rp);
+}
+
+/* Try again what is due. */
+static void run_retries(struct consumer *c) {
+    int64_t now = na_mono_ms();
+    struct retry *due = NULL;
+    for (struct retry **pp = &c->retries; *pp;) {
+        struct retry *r = *pp;
+        if (r->due_ms > now) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        c->retries_cnt--;
+        r->next = due;
+        due = r;
+    }
+    while (due) {
+        struct retry *r = due;
+        due = r->next;
+        r->next = NULL;
+        switch (r->kind) {
+        case RETRY_DLQ:
+            dlq_produce(c, (struct dlq_ctx *)r);
+            break;
+        case RETRY_LEDGER:
+            ledger_write(c, (struct job_ctx *)r);
+            break;
+        case RETRY_RECORD:
+            reprocess(c, (struct reprocess *)r);
+            break;
+        }
+    }
+    na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_retries_waiting",
+                                 "Dead-letter or ledger writes and records waiting to be "
+                                 "tried again.",
+                                 NULL),
+                  (double)c->retries_cnt);
+}
+
+/* @returns how long the oldest retried work has been failing (ms), 0 if none. */
+static int64_t retry_failing_ms(const struct consumer *c) {
+    int64_t oldest = 0, now = na_mono_ms();
+    for (const struct retry *r = c->retries; r; r = r->next) {
+        if (now - r->since_ms > oldest) {
+            oldest = now - r->since_ms;
+        }
+    }
+    return oldest;
+}
+
+static void retries_free(struct consumer *c) {
+    while (c->retries) {
+        struct retry *r = c->retries;
+        c->retries = r->next;
+        if (r->kind == RETRY_DLQ) {
+            struct dlq_ctx *ctx = (struct dlq_ctx *)r;
+            if (ctx->jc) {
+                job_ctx_free(ctx->jc);
+            } else {
+                free(ctx->value);
+                free(ctx);
+            }
+        } else if (r->kind == RETRY_LEDGER) {
+            job_ctx_free((struct job_ctx *)r);
+        } else {
+            rd_kafka_message_destroy(((struct reprocess *)r)->rkm);
+            free(r);
+        }
+    }
+    c->retries_cnt = 0;
 }
 
 /* ---- offsets, pausing, rebalancing ---- */
@@ -719,6 +1033,10 @@ static void update_pause(struct consumer *c) {
     /* New routes wait for the old ones to go quiet: no new records meanwhile. */
     full |= c->swap_pending;
     low &= !c->swap_pending;
+    /* Work to try again (a refused dead-letter or ledger write): its records
+     * cannot be stored, so reading more would only grow memory. */
+    full |= c->retries != NULL;
+    low &= c->retries == NULL;
     if (!c->paused && full) {
         set_paused(c, true);
     } else if (c->paused && low) {
@@ -888,7 +1206,7 @@ static void stage_routes(struct consumer *c) {
 
 static void swap_routes_when_quiet(struct consumer *c) {
     if (!c->swap_pending || na_deliver_pending(c->deliver) ||
-        na_ledger_outstanding(c->ledger)) {
+        na_ledger_outstanding(c->ledger) || c->retries) {
         return;
     }
     na_deliver_forget_routes(c->deliver);
@@ -928,6 +1246,24 @@ static json_t *status_doc(struct consumer *c) {
     if (!assigned) {
         json_array_append_new(not_ready,
                               json_string("kafka: no partitions assigned yet"));
+    }
+    int64_t failing = retry_failing_ms(c);
+    if (failing >= c->conf->write_stall_ms) {
+        char why[200];
+        snprintf(
+            why, sizeof(why),
+            "dead-letter or ledger writes failing for %llds (%zu waiting to be tried "
+            "again); consumption paused",
+            (long long)(failing / 1000), c->retries_cnt);
+        json_array_append_new(not_ready, json_string(why));
+    }
+    if (c->stuck) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "%zu records could not be processed (out of memory): they are read "
+                 "again after a restart",
+                 c->stuck);
+        json_array_append_new(not_ready, json_string(why));
     }
     for (size_t i = 0; i < c->routes->cnt; i++) {
         const struct na_route *r = &c->routes->v[i];
@@ -1078,8 +1414,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         }
         bool busy = na_deliver_pending(c.deliver) > 0;
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c.rk, busy ? 0 : 100);
-        if (rkm) {
-            handle_message(&c, rkm);
+        if (rkm && !handle_message(&c, rkm)) {
             rd_kafka_message_destroy(rkm);
         }
         na_deliver_run(c.deliver, rkm ? 0 : (busy ? 20 : 0), on_delivered, &c);
@@ -1087,6 +1422,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         if (c.ledger) {
             na_ledger_poll(c.ledger, 0);
         }
+        run_retries(&c);
         store_offsets(&c);
         size_t pending = na_deliver_pending(c.deliver);
         na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_alerts_pending",
@@ -1103,13 +1439,14 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     /* Drain: finish in-flight alerts up to the deadline, store, close. */
     int64_t deadline = na_mono_ms() + conf->drain_timeout_ms;
     while ((na_deliver_pending(c.deliver) || rd_kafka_outq_len(c.dlq) ||
-            na_ledger_outstanding(c.ledger)) &&
+            na_ledger_outstanding(c.ledger) || c.retries) &&
            na_mono_ms() < deadline) {
         na_deliver_run(c.deliver, 50, on_delivered, &c);
         rd_kafka_poll(c.dlq, 10);
         if (c.ledger) {
             na_ledger_poll(c.ledger, 10);
         }
+        run_retries(&c);
         store_offsets(&c);
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c.rk, 0);
         if (rkm) {
@@ -1118,9 +1455,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             rd_kafka_message_destroy(rkm);
         }
     }
-    if (na_deliver_pending(c.deliver)) {
-        na_log(NA_LOG_WARN, "consumer", "drain_timeout", "unfinished=%zu",
-               na_deliver_pending(c.deliver));
+    if (na_deliver_pending(c.deliver) || c.retries) {
+        na_log(NA_LOG_WARN, "consumer", "drain_timeout", "unfinished=%zu retries=%zu",
+               na_deliver_pending(c.deliver), c.retries_cnt);
     }
     rd_kafka_flush(c.dlq, 10000);
     for (int i = 0; c.ledger && na_ledger_outstanding(c.ledger) && i < 100; i++) {
@@ -1144,6 +1481,7 @@ out:
     if (sub) {
         rd_kafka_topic_partition_list_destroy(sub);
     }
+    retries_free(&c); /* their records are read again after a restart */
     if (c.rk) {
         rd_kafka_consumer_close(c.rk); /* commits the stored offsets */
         rd_kafka_destroy(c.rk);

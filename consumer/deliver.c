@@ -689,12 +689,19 @@ static void finish(na_deliver_t *d, struct job *j, na_outcome_t outcome,
         .digest_cnt = j->members_cnt,
     };
     if (!j->members) {
+        res.body_take = &j->body;
         d->pending--;
         j->rs->pending--;
         cb(j->opaque, &res, ctx);
     }
     for (size_t i = 0; i < j->members_cnt; i++) {
+        struct job *mj = j->members[i].job;
         res.alert_id = j->members[i].alert_id;
+        /* Each alert of a digest carries its own rendering (what a
+         * dead-letter copy should hold), not the digest's. */
+        res.body = mj ? mj->body : j->body;
+        res.len = mj ? mj->len : j->len;
+        res.body_take = mj ? &mj->body : NULL;
         d->pending--;
         j->rs->pending--;
         cb(j->members[i].opaque, &res, ctx);

@@ -42,8 +42,13 @@ struct na_deliver_opts {
 struct na_delivery_result {
     const struct na_route *route;
     const char *alert_id;
-    const char *body; /**< the payload sent, len bytes (for the dead-letter copy) */
+    const char *body; /**< the alert's payload, len bytes (for the dead-letter
+                           copy; a digest's alerts each get their own) */
     size_t len;
+    /** The callback may take the body instead of copying it: `char *b =
+     *  *res->body_take; *res->body_take = NULL;` and free() b later. NULL
+     *  when the body cannot be taken. */
+    char **body_take;
     na_outcome_t outcome;
     long status; /**< last HTTP status (0: no response) */
     int attempts;

@@ -93,5 +93,58 @@ def test_reread_during_delivery_waits_for_it_before_committing(ctx):
         "the article's offset was committed before its delivery ended: alert lost"
 
 
+def committed(ctx, topic, group):
+    """{partition: committed offset} of `group` on `topic` (-1001: none)."""
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-G", group], timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    return {int(p): int(o) for p, o in (l.split() for l in cp.stdout.splitlines())}
+
+
+def test_failed_delivery_of_a_reread_record_is_dead_lettered_before_commit(ctx):
+    """Regression: the record is read again after a rebalance while its first
+    delivery is in flight; that delivery then fails for good (400). The alert
+    must reach the dead-letter topic, and the record's offset may be
+    committed only after that (it was committed with no dead-letter copy:
+    the alert was lost)."""
+    topic = ctx.topic("na.it.rebalance")
+    other = ctx.topic("na.it.rebalance.other")
+    dlq = ctx.topic("na.it.rebalance.dlq")
+    for t in (topic, other):
+        cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", t,
+                          "-p", "1"], stdin="" if t == other else "%d\t0\t%s\t%s\n" % (
+                              int(time.time()) * 1000, article()["id"],
+                              json.dumps(article())), timeout=60)
+        assert cp.returncode == 0, cp.stderr
+    hook = ctx.webhook(ok_status=400)
+    hook.slow(20)
+    group = harness.unique_topic("na-it-rebalance")
+    base = {"brokers": ctx.brokers, "group_id": group, "dlq_topic": dlq,
+            "ledger_topic": ctx.topic("na.it.rebalance.alerts"), "stories": False,
+            "rules": ctx.src("examples", "rules.json"),
+            "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json"}]}
+    c1 = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
+                   ctx.write("c1.json", dict(base, topic=topic))] + FAST, name="consumer-1")
+    hook.wait_for(lambda reqs: len(reqs) >= 1, timeout=60, answered=False)
+    reads_before = len(re.findall(r"event=match", c1.stderr_text()))
+    # A member of the same group on another topic: the rebalance revokes the
+    # partition from consumer 1 and hands it back to it.
+    c2 = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
+                   ctx.write("c2.json", dict(base, topic=other))] + FAST, name="consumer-2")
+    harness.wait_until(lambda: len(re.findall(r"event=match", c1.stderr_text())) >
+                       reads_before, 60, what="consumer 1 reading the article again")
+    assert "event=revoked" in c1.stderr_text()
+    # The first delivery ends with 400: one dead-letter copy, then the commit.
+    recs = harness.kcat_consume(ctx.brokers, dlq, count=1, timeout=60)
+    assert recs[0]["headers"].get("error.stage") == "deliver", recs[0]["headers"]
+    assert recs[0]["headers"].get("route") == "hook", recs[0]["headers"]
+    harness.wait_until(lambda: committed(ctx, topic, group).get(0) == 1, 30,
+                       what="the offset committed after the dead-letter copy")
+    assert len(harness.kcat_consume(ctx.brokers, dlq)) == 1, "dead-lettered twice"
+    assert len(hook.requests("/json")) == 1, "the alert was sent twice"
+    c1.stop()
+    c2.stop()
+
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=300)

@@ -16,6 +16,14 @@
  * prints the committed offsets of consumer group GROUP on TOPIC instead, one
  * "PARTITION OFFSET" line per partition (-1001: none), without joining the
  * group or committing anything.
+ *
+ * -c key=value (repeatable) adds a topic config to the topic -p creates;
+ *
+ *   newsalert-produce-at -b BROKERS -t TOPIC -A -c key=value..
+ *
+ * sets those configs of an existing topic instead (AlterConfigs: the topic's
+ * other dynamic configs return to their defaults), for tests that make the
+ * broker refuse writes and then accept them again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,10 +103,65 @@ out:
     return rc;
 }
 
+/* -A: set the configs @p kv (key, value, .., NULL) of @p topic. */
+static int alter(const char *brokers, const char *topic, const char *const *kv,
+                 const struct na_kafka_props *props) {
+    char errstr[512];
+    int rc = 1;
+    rd_kafka_conf_t *conf = na_kafka_conf_new(brokers, props, errstr, sizeof(errstr));
+    rd_kafka_t *rk =
+        conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)) : NULL;
+    if (!rk) {
+        fprintf(stderr, "newsalert-produce-at: %s\n", errstr);
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return 1;
+    }
+    rd_kafka_ConfigResource_t *res =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    for (size_t i = 0; kv[i] && kv[i + 1]; i += 2) {
+        rd_kafka_ConfigResource_set_config(res, kv[i], kv[i + 1]);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, 20000, errstr, sizeof(errstr));
+    rd_kafka_AlterConfigs(rk, &res, 1, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    if (!ev) {
+        fprintf(stderr, "newsalert-produce-at: alter %s: timed out\n", topic);
+    } else if (rd_kafka_event_error(ev)) {
+        fprintf(stderr, "newsalert-produce-at: alter %s: %s\n", topic,
+                rd_kafka_event_error_string(ev));
+    } else {
+        size_t cnt = 0;
+        const rd_kafka_ConfigResource_t **out = rd_kafka_AlterConfigs_result_resources(
+            rd_kafka_event_AlterConfigs_result(ev), &cnt);
+        if (cnt == 1 && rd_kafka_ConfigResource_error(out[0])) {
+            fprintf(stderr, "newsalert-produce-at: alter %s: %s\n", topic,
+                    rd_kafka_ConfigResource_error_string(out[0]));
+        } else {
+            rc = 0;
+        }
+    }
+    if (ev) {
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 static int usage(void) {
-    fprintf(stderr, "usage: newsalert-produce-at -b BROKERS -t TOPIC [-p PARTITIONS] "
-                    "[-r RETENTION_MS] [-X key=value].. < TS\\tPARTITION\\tKEY\\tVALUE "
-                    "lines\n       newsalert-produce-at -b BROKERS -t TOPIC -G GROUP\n");
+    fprintf(stderr,
+            "usage: newsalert-produce-at -b BROKERS -t TOPIC [-p PARTITIONS] "
+            "[-r RETENTION_MS] [-X key=value].. < TS\\tPARTITION\\tKEY\\tVALUE "
+            "[-c key=value].. lines\n"
+            "       newsalert-produce-at -b BROKERS -t TOPIC -G GROUP\n"
+            "       newsalert-produce-at -b BROKERS -t TOPIC -A -c key=value..\n");
     return 2;
 }
 
@@ -112,9 +175,21 @@ int main(int argc, char **argv) {
     rd_kafka_t *rk = NULL;
     unsigned long long sent = 0;
     int rc = 1;
+    /* The topic -p creates: "retention.ms", "max.message.bytes" and the -c
+     * pairs (a -c of the same key replaces the default). */
+    const char *configs[2 * 10 + 1] = {"retention.ms", retention, "max.message.bytes",
+                                       "2097152", NULL};
+    const char *user[2 * 8 + 1] = {NULL}; /* the -c pairs alone (-A) */
+    char *owned[8] = {NULL};
+    size_t configs_cnt = 4, owned_cnt = 0;
+    int do_alter = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "-A")) {
+            do_alter = 1;
+            continue;
+        }
         if (!v) {
             return usage();
         }
@@ -136,6 +211,26 @@ int main(int argc, char **argv) {
             if (na_kafka_props_add(&props, v)) {
                 return usage();
             }
+        } else if (!strcmp(argv[i], "-c")) {
+            const char *eq = strchr(v, '=');
+            char *key;
+            if (!eq || eq == v || owned_cnt == 8 ||
+                !(key = na_strndup(v, (size_t)(eq - v)))) {
+                return usage();
+            }
+            user[2 * owned_cnt] = key;
+            user[2 * owned_cnt + 1] = eq + 1;
+            owned[owned_cnt++] = key;
+            size_t k = 0;
+            while (k < configs_cnt && strcmp(configs[k], key)) {
+                k += 2;
+            }
+            configs[k] = key;
+            configs[k + 1] = eq + 1;
+            if (k == configs_cnt) {
+                configs_cnt += 2;
+                configs[configs_cnt] = NULL;
+            }
         } else {
             return usage();
         }
@@ -144,10 +239,11 @@ int main(int argc, char **argv) {
     if (!brokers || !topic) {
         return usage();
     }
-    if (group) {
-        rc = committed(brokers, topic, group, &props);
-        na_kafka_props_cleanup(&props);
-        return rc;
+    snprintf(retention, sizeof(retention), "%lld", retention_ms);
+    if (group || do_alter) {
+        rc = group ? committed(brokers, topic, group, &props)
+                   : alter(brokers, topic, user, &props);
+        goto out;
     }
     if (!(conf = na_kafka_conf_new(brokers, &props, errstr, sizeof(errstr))) ||
         na_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
@@ -162,9 +258,6 @@ int main(int argc, char **argv) {
     }
     conf = NULL;
     if (partitions) {
-        snprintf(retention, sizeof(retention), "%lld", retention_ms);
-        const char *const configs[] = {"retention.ms", retention, "max.message.bytes",
-                                       "2097152", NULL};
         struct na_topic_spec spec = {topic, (int)partitions, configs};
         if (na_kafka_ensure_topics(rk, &spec, 1, 20000, errstr, sizeof(errstr))) {
             fprintf(stderr, "newsalert-produce-at: %s\n", errstr);
@@ -238,5 +331,8 @@ out:
         rd_kafka_destroy(rk);
     }
     na_kafka_props_cleanup(&props);
+    for (size_t i = 0; i < owned_cnt; i++) {
+        free(owned[i]);
+    }
     return rc;
 }

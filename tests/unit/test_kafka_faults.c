@@ -203,11 +203,27 @@ static void test_produce_waits_for_brokers_that_come_back(void **state) {
     assert_int_equal(count_records("faults.b", 3), ITEMS);
 }
 
+static volatile sig_atomic_t consume_running;
+static const char *ledger_topic = "faults.alerts";
+
+/* Stops a consumer that did not finish by itself within 90 s (a record it
+ * never finishes keeps exit_eof from ever exiting). */
+static void *watchdog(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 900 && consume_running; i++) {
+        na_sleep_ms(100);
+    }
+    consume_running = 0;
+    return NULL;
+}
+
 static void consume(const char *topic, const char *group,
                     struct na_consumer_stats *stats) {
     struct na_consumer_conf conf;
     char errstr[512], rules[512], url[128];
-    volatile sig_atomic_t running = 1;
+    pthread_t dog;
+    consume_running = 1;
+    pthread_create(&dog, NULL, watchdog, NULL);
     const char *src = getenv("NA_SOURCE_DIR");
     memset(&conf, 0, sizeof(conf));
     assert_int_equal(
@@ -222,7 +238,7 @@ static void consume(const char *topic, const char *group,
     SET("group_id", group);
     SET("rules", rules);
     SET("dlq_topic", "faults.dlq");
-    SET("ledger_topic", "faults.alerts");
+    SET("ledger_topic", ledger_topic);
     SET("create_topics", "false");
     SET("exit_eof", "true");
     SET("deliver_backoff", "50ms");
@@ -238,9 +254,16 @@ static void consume(const char *topic, const char *group,
                      NA_OK);
     json_decref(routes);
     FILE *out = fopen("/dev/null", "w");
-    na_err_t err = na_consumer_run(&conf, &running, out, stats, errstr, sizeof(errstr));
+    na_err_t err =
+        na_consumer_run(&conf, &consume_running, out, stats, errstr, sizeof(errstr));
+    bool by_itself = consume_running;
+    consume_running = 0;
+    pthread_join(dog, NULL);
     if (err) {
         fail_msg("consumer: %s", errstr);
+    }
+    if (!by_itself) {
+        fail_msg("consumer %s never caught up (records left unfinished)", group);
     }
     fclose(out);
     na_conf_cleanup(na_consumer_conf_table, &conf);
@@ -281,12 +304,70 @@ test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice(void **st
     assert_int_equal(na_stub_unique_posts(&stub), stub.posts_cnt);
 }
 
+/* Records that are not article/v1, straight into @p topic. */
+static void produce_poison(const char *topic, int n) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    for (int i = 0; i < n; i++) {
+        char v[64];
+        snprintf(v, sizeof(v), "{\"not\": \"an article\", \"n\": %d}", i);
+        assert_int_equal(
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(v, strlen(v)),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+/* Regression: a dead-letter or ledger record the broker refused for good
+ * left its record unfinished until a restart: nothing after it was ever
+ * committed. Now such writes are tried again until they succeed. */
+static void test_consumer_retries_refused_dlq_and_ledger_writes(void **state) {
+    (void)state;
+    struct na_producer_stats pstats;
+    struct na_consumer_stats cstats;
+    rd_kafka_mock_topic_create(mcluster, "faults.d", 1, 3);
+    rd_kafka_mock_topic_create(mcluster, "faults.alerts.d", 3, 3);
+    ledger_topic = "faults.alerts.d"; /* the other test's ledger knows these alerts */
+    rd_kafka_mock_topic_create(mcluster, "faults.dlq", 1, 3);
+    produce_poison("faults.d", 2);
+    produce_feed("faults.d", &pstats);
+    assert_int_equal(pstats.delivered, ITEMS);
+    int before = stub.posts_cnt;
+
+    /* Permanent refusals (not retried by the client itself) of the first
+     * produce requests: both the dead-letter and the ledger writes fail. */
+    rd_kafka_mock_push_request_errors(mcluster, API_PRODUCE, 4,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    consume("faults.d", "faults-group-d", &cstats);
+    assert_int_equal(cstats.consumed, ITEMS + 2);
+    assert_int_equal(cstats.poison, 2);
+    assert_int_equal(cstats.dlq_produced, 2);
+    int sent = stub.posts_cnt - before;
+    assert_true(sent >= ITEMS);
+    assert_int_equal(cstats.ledger_recorded, (unsigned long long)sent);
+    assert_int_equal(count_records("faults.dlq", 1), 2);
+
+    /* Everything was committed: the group reads nothing again. */
+    consume("faults.d", "faults-group-d", &cstats);
+    assert_int_equal(cstats.consumed, 0);
+    assert_int_equal(stub.posts_cnt - before, sent);
+    ledger_topic = "faults.alerts";
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_produce_survives_request_errors_without_duplicates),
         cmocka_unit_test(test_produce_waits_for_brokers_that_come_back),
         cmocka_unit_test(
             test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice),
+        cmocka_unit_test(test_consumer_retries_refused_dlq_and_ledger_writes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
