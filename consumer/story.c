@@ -931,14 +931,29 @@ static na_err_t story_merge(na_stories_t *st, struct story *s, const struct sfea
     return NA_OK;
 }
 
+/* No time from an article or a ledger record is believed later than this:
+ * the wall clock plus some skew between hosts. */
+static int64_t latest_believable(void) {
+    return na_now_ms() / 1000 + NA_STORY_FUTURE_SLACK_S;
+}
+
+/* The article's time: published_at, never later than its fetch (the
+ * producer bounds it so, but other writers may not) nor than the wall
+ * clock: one article dated in the future would move the story clock and
+ * close every open story. */
 static int64_t article_time(const na_stories_t *st, const struct na_article *a) {
-    if (a->published_at != NA_TIME_UNKNOWN) {
-        return a->published_at;
+    int64_t fetched = a->fetched_at != NA_TIME_UNKNOWN && a->fetched_at > 0
+                          ? a->fetched_at
+                          : NA_TIME_UNKNOWN;
+    int64_t t = a->published_at != NA_TIME_UNKNOWN ? a->published_at : fetched;
+    if (t == NA_TIME_UNKNOWN) {
+        return st->now != NA_TIME_UNKNOWN ? st->now : 0;
     }
-    if (a->fetched_at != NA_TIME_UNKNOWN && a->fetched_at > 0) {
-        return a->fetched_at;
+    if (fetched != NA_TIME_UNKNOWN && t > fetched) {
+        t = fetched;
     }
-    return st->now != NA_TIME_UNKNOWN ? st->now : 0;
+    int64_t latest = latest_believable();
+    return t > latest ? latest : t;
 }
 
 struct afeat {
@@ -1230,6 +1245,9 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
     }
     if (published_at == NA_TIME_UNKNOWN) {
         published_at = (int64_t)json_integer_value(t);
+    }
+    if (published_at > latest_believable()) {
+        published_at = latest_believable(); /* as article_time() */
     }
     if (st->now != NA_TIME_UNKNOWN && published_at < st->now - st->window_s) {
         return NA_OK;

@@ -46,6 +46,11 @@
 #include "newsalert/err.h"
 #include "newsalert/hash.h"
 
+/** An article or ledger time later than the wall clock by more than this
+ *  (s) counts as the wall clock plus this: future dates never move the
+ *  story clock (an article's time is also never later than its fetch). */
+#define NA_STORY_FUTURE_SLACK_S 3600
+
 /** Default grouping window: three days. */
 #define NA_STORY_WINDOW_MS_DEFAULT (3 * 24 * 3600 * 1000LL)
 

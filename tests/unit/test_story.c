@@ -177,6 +177,46 @@ static void test_window_closes_stories(void **state) {
     na_stories_destroy(st);
 }
 
+/* Regression: one article dated 2099 moved the story clock and closed every
+ * open story, so each later report opened a new one (and alerted again);
+ * its ledger record did the same at every restart. */
+static void test_future_dated_article_closes_no_story(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(3 * DAY * 1000LL);
+    char s1[65], s2[65], s3[65], s4[65];
+    bool is_new;
+    int64_t now = na_now_ms() / 1000;
+    int64_t y2099 = 4070908800; /* 2099-01-01 */
+    assign(st, "a", ban_a_title, ban_a, now - 3600, s1, &is_new);
+    assert_true(is_new);
+    /* Dated 2099 with no fetch time: taken as the wall clock (plus slack). */
+    assign(st, "z", other_title, other, y2099, s2, &is_new);
+    assert_true(is_new);
+    /* Dated 2099, fetched now: taken as its fetch time. */
+    struct na_article a;
+    mk(&a, "y", other_title, other, y2099);
+    a.fetched_at = now;
+    assert_int_equal(na_stories_assign(st, &a, s3, &is_new), NA_OK);
+    na_article_cleanup(&a);
+    /* The story opened an hour ago is still open: the next report joins. */
+    assign(st, "b", ban_b_title, ban_b, now, s4, &is_new);
+    assert_false(is_new);
+    assert_string_equal(s1, s4);
+    /* A ledger record dated 2099 does not move the clock either. */
+    json_t *sig = na_story_signature(st, s2);
+    assert_non_null(sig);
+    na_stories_t *st2 = na_stories_new(3 * DAY * 1000LL);
+    assert_int_equal(na_stories_seed(st2, s2, sig, y2099), NA_OK);
+    assign(st2, "c", ban_a_title, ban_a, now - 3600, s3, &is_new);
+    assign(st2, "d", ban_b_title, ban_b, now, s4, &is_new);
+    assert_false(is_new);
+    assert_string_equal(s3, s4);
+    assert_int_equal(na_stories_count(st2), 2);
+    json_decref(sig);
+    na_stories_destroy(st2);
+    na_stories_destroy(st);
+}
+
 static void test_signature_seed_restart(void **state) {
     (void)state;
     na_stories_t *st = na_stories_new(0);
@@ -469,6 +509,7 @@ int main(void) {
         cmocka_unit_test(test_window_closes_stories),
         cmocka_unit_test(test_dictionary_forgets_old_features),
         cmocka_unit_test(test_signature_seed_restart),
+        cmocka_unit_test(test_future_dated_article_closes_no_story),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_story_features_fold_latin_ext_a_capitals),
         cmocka_unit_test(test_hostile_input),
