@@ -1,6 +1,7 @@
 #include "newsalert/config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -271,7 +272,10 @@ na_err_t na_conf_load_file(const char *path, json_t **root, char *errstr,
     return NA_OK;
 }
 
-char *na_conf_redact_url(const char *url) {
+/* scheme://host[:port] of @p url, user info dropped; then, with @p keep_path,
+ * the path and "?" (or "#" for a fragment alone) and three asterisks for
+ * what follows, else "/" and three asterisks for anything after the host. */
+static char *redact(const char *url, bool keep_path) {
     struct na_buf buf;
     const char *p;
     na_buf_init(&buf);
@@ -297,8 +301,22 @@ char *na_conf_redact_url(const char *url) {
     }
     na_buf_append(&buf, url, (size_t)(strstr(url, "://") + 3 - url));
     na_buf_append(&buf, host, (size_t)(p - host));
-    if (*p) {
+    if (keep_path) {
+        size_t path = strcspn(p, "?#");
+        na_buf_append(&buf, p, path);
+        if (p[path]) {
+            na_buf_puts(&buf, p[path] == '?' ? "?***" : "#***");
+        }
+    } else if (*p) {
         na_buf_puts(&buf, "/***");
     }
     return na_buf_steal(&buf);
+}
+
+char *na_conf_redact_url(const char *url) {
+    return redact(url, false);
+}
+
+char *na_conf_redact_url_query(const char *url) {
+    return redact(url, true);
 }

@@ -1,22 +1,36 @@
 #include "fetch.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
+#include "newsalert/config.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "url.h"
 
 struct transfer {
     CURL *curl;
-    struct curl_slist *headers;
+    struct curl_slist *headers; /* this hop's request headers */
     struct na_buf body;
     struct na_fetch_res res;
     size_t max_bytes;
     int64_t start_ms;
-    bool perm_chain; /* every response so far was a 301/308 */
-    bool cur_perm;   /* the response being read is a 301/308 */
+    int64_t deadline_ms; /* start_ms + timeout: for the whole redirect chain */
+    char *url;           /* this hop's URL */
+    char *origin;        /* the origin the source's own headers may go to, or NULL */
+    char **custom;       /* the source's header lines (copies) */
+    size_t custom_cnt;
+    char *etag; /* request validators (copies) */
+    char *last_modified;
+    bool allow_private;
+    bool check_addr;   /* this hop may not reach a private address */
+    bool perm_chain;   /* every redirect so far was a 301/308 */
+    char refused[128]; /* "127.0.0.1, a loopback address" once one was refused */
     struct transfer *next;
 };
 
@@ -66,6 +80,14 @@ static void transfer_free(na_fetcher_t *f, struct transfer *t) {
     free(t->res.retry_after);
     free(t->res.effective_url);
     free(t->res.permanent_url);
+    free(t->url);
+    free(t->origin);
+    for (size_t i = 0; i < t->custom_cnt; i++) {
+        free(t->custom[i]);
+    }
+    free(t->custom);
+    free(t->etag);
+    free(t->last_modified);
     free(t);
 }
 
@@ -86,6 +108,143 @@ void na_fetcher_destroy(na_fetcher_t *f) {
     free(f);
 }
 
+/* ---------------------------------------------------------------------------
+ * addresses a redirect may not reach */
+
+static const char *ipv4_class(uint32_t a) {
+    if (a >> 24 == 0) {
+        return "unspecified";
+    }
+    if (a >> 24 == 127) {
+        return "loopback";
+    }
+    if (a >> 24 == 10 || (a & 0xfff00000u) == 0xac100000u ||
+        (a & 0xffff0000u) == 0xc0a80000u) {
+        return "private";
+    }
+    if ((a & 0xffff0000u) == 0xa9fe0000u) {
+        return "link-local";
+    }
+    if ((a & 0xffc00000u) == 0x64400000u) {
+        return "shared (carrier-grade NAT)";
+    }
+    if ((a & 0xffffff00u) == 0xc0000000u || (a & 0xfffe0000u) == 0xc6120000u) {
+        return "reserved";
+    }
+    if (a >> 28 == 0xe) {
+        return "multicast";
+    }
+    if (a >> 28 == 0xf) {
+        return "reserved";
+    }
+    return NULL;
+}
+
+static uint32_t be32(const uint8_t *b) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+const char *na_fetch_addr_class(const struct sockaddr *sa) {
+    static const uint8_t zero[12] = {0};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+        return ipv4_class(ntohl(sin->sin_addr.s_addr));
+    }
+    if (sa->sa_family != AF_INET6) {
+        return "not an IP";
+    }
+    const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+    if (!memcmp(b, zero, 12)) {
+        uint32_t low = be32(b + 12);
+        return low == 0 ? "unspecified" : low == 1 ? "loopback" : ipv4_class(low);
+    }
+    if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12)) {
+        return ipv4_class(be32(b + 12)); /* IPv4 in IPv6 clothing */
+    }
+    if (b[0] == 0x20 && b[1] == 0x02) {
+        return ipv4_class(be32(b + 2)); /* 6to4 */
+    }
+    if ((b[0] & 0xfe) == 0xfc) {
+        return "private"; /* unique local */
+    }
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) {
+        return "link-local";
+    }
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) {
+        return "private"; /* site-local, deprecated */
+    }
+    if (b[0] == 0xff) {
+        return "multicast";
+    }
+    return NULL;
+}
+
+/* Refuse @p sa for @p t when this hop is checked; note why. */
+static bool refuse_addr(struct transfer *t, const struct sockaddr *sa) {
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const char *cls;
+    if (!t->check_addr || !(cls = na_fetch_addr_class(sa))) {
+        return false;
+    }
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
+                  sizeof(ip));
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  ip, sizeof(ip));
+    }
+    snprintf(t->refused, sizeof(t->refused), "%s, a%s %s address", ip,
+             strchr("aeiou", cls[0]) ? "n" : "", cls);
+    return true;
+}
+
+/* Every new connection: a checked hop never even connects to a refused
+ * address (the address is the one resolved for this very connection, so a
+ * name that resolves elsewhere a moment later changes nothing). */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *address) {
+    struct transfer *t = clientp;
+    (void)purpose;
+    if (refuse_addr(t, &address->addr)) {
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+/* Every request, new connection or reused one, before it is sent. */
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port) {
+    struct transfer *t = clientp;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (!t->check_addr) {
+        return CURL_PREREQFUNC_OK;
+    }
+    memset(&sin, 0, sizeof(sin));
+    memset(&sin6, 0, sizeof(sin6));
+    if (primary_ip && inet_pton(AF_INET, primary_ip, &sin.sin_addr) == 1) {
+        sin.sin_family = AF_INET;
+        return refuse_addr(t, (struct sockaddr *)&sin) ? CURL_PREREQFUNC_ABORT
+                                                       : CURL_PREREQFUNC_OK;
+    }
+    if (primary_ip && inet_pton(AF_INET6, primary_ip, &sin6.sin6_addr) == 1) {
+        sin6.sin6_family = AF_INET6;
+        return refuse_addr(t, (struct sockaddr *)&sin6) ? CURL_PREREQFUNC_ABORT
+                                                        : CURL_PREREQFUNC_OK;
+    }
+    snprintf(t->refused, sizeof(t->refused), "an address that is not an IP (%s)",
+             primary_ip ? primary_ip : "none");
+    return CURL_PREREQFUNC_ABORT;
+}
+
+/* ---------------------------------------------------------------------------
+ * responses */
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     struct transfer *t = userdata;
     size_t n = size * nmemb;
@@ -97,8 +256,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return t->body.oom ? 0 : n;
 }
 
-/* Keep a copy of one response header value, trimmed. Headers of earlier
- * responses in a redirect chain are replaced by later ones. */
+/* Keep a copy of one response header value, trimmed. */
 static void keep_header(char **dst, const char *v, size_t len) {
     while (len && (v[0] == ' ' || v[0] == '\t')) {
         v++;
@@ -122,33 +280,6 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata) {
         {"last-modified:", offsetof(struct na_fetch_res, last_modified)},
         {"retry-after:", offsetof(struct na_fetch_res, retry_after)},
     };
-    if (n > 5 && !strncmp(buf, "HTTP/", 5)) {
-        /* A new response in a redirect chain: note permanent redirects. Only
-         * a leading run of them moves the feed: after a 302 the address we
-         * would store is a temporary one. */
-        const char *sp = memchr(buf, ' ', n);
-        bool perm = sp && (size_t)(sp - buf) + 4 <= n &&
-                    (!strncmp(sp + 1, "301", 3) || !strncmp(sp + 1, "308", 3));
-        t->cur_perm = perm;
-        if (perm) {
-            t->res.permanent_redirect = true;
-        } else {
-            t->perm_chain = false;
-        }
-        return n;
-    }
-    if (t->perm_chain && t->cur_perm && n > 9 && !strncasecmp(buf, "location:", 9)) {
-        char *loc = NULL;
-        char *cur = NULL;
-        keep_header(&loc, buf + 9, n - 9);
-        curl_easy_getinfo(t->curl, CURLINFO_EFFECTIVE_URL, &cur);
-        char *abs = loc ? na_url_resolve(cur, loc) : NULL;
-        free(loc);
-        if (abs) {
-            free(t->res.permanent_url);
-            t->res.permanent_url = abs;
-        }
-    }
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
         size_t wl = strlen(wanted[i].name);
         if (n > wl && !strncasecmp(buf, wanted[i].name, wl)) {
@@ -158,11 +289,144 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata) {
     return n;
 }
 
+/* ---------------------------------------------------------------------------
+ * hops: libcurl does not follow redirects (FOLLOWLOCATION is off); each hop
+ * is a request of its own on the same handle, see fetch.h */
+
+static na_err_t add_line(struct curl_slist **list, const char *line) {
+    struct curl_slist *h = curl_slist_append(*list, line);
+    if (!h) {
+        return NA_ERR_NOMEM;
+    }
+    *list = h;
+    return NA_OK;
+}
+
+/* The request headers of this hop: the source's own only on its origin. */
+static na_err_t hop_headers(na_fetcher_t *f, struct transfer *t) {
+    struct curl_slist *list = NULL;
+    char line[2048];
+    char *origin = na_url_origin(t->url);
+    bool own = origin && t->origin && !strcmp(origin, t->origin);
+    na_err_t err = NA_OK;
+
+    free(origin);
+    for (size_t i = 0; own && i < t->custom_cnt && !err; i++) {
+        err = add_line(&list, t->custom[i]);
+    }
+    if (!err && f->instance_line) {
+        err = add_line(&list, f->instance_line);
+    }
+    if (!err) {
+        err = add_line(&list, "Accept: application/rss+xml, application/atom+xml, "
+                              "application/feed+json, application/xml;q=0.9, "
+                              "text/xml;q=0.9, */*;q=0.8");
+    }
+    if (!err && t->etag) {
+        snprintf(line, sizeof(line), "If-None-Match: %s", t->etag);
+        err = add_line(&list, line);
+    }
+    if (!err && t->last_modified) {
+        snprintf(line, sizeof(line), "If-Modified-Since: %s", t->last_modified);
+        err = add_line(&list, line);
+    }
+    if (err) {
+        curl_slist_free_all(list);
+        return err;
+    }
+    curl_slist_free_all(t->headers);
+    t->headers = list;
+    curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, t->headers);
+    return NA_OK;
+}
+
+/* Start the hop to t->url; the handle is not in the multi handle. */
+static na_err_t hop_start(na_fetcher_t *f, struct transfer *t) {
+    int64_t left_ms = t->deadline_ms - na_mono_ms();
+    if (hop_headers(f, t)) {
+        return NA_ERR_NOMEM;
+    }
+    t->res.errstr[0] = '\0';
+    t->refused[0] = '\0';
+    curl_easy_setopt(t->curl, CURLOPT_URL, t->url);
+    curl_easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, (long)(left_ms < 1 ? 1 : left_ms));
+    return curl_multi_add_handle(f->multi, t->curl) == CURLM_OK ? NA_OK : NA_ERR_NOMEM;
+}
+
+static bool is_redirect(long status) {
+    return status == 301 || status == 302 || status == 303 || status == 307 ||
+           status == 308;
+}
+
+/* Follow the redirect of the hop just done to @p target (absolute, from
+ * CURLINFO_REDIRECT_URL). @returns true when the next hop runs; false with
+ * t->res.code and errstr set when the chain ends here. */
+static bool next_hop(na_fetcher_t *f, struct transfer *t, long status,
+                     const char *target) {
+    bool perm = status == 301 || status == 308;
+    char *origin = na_url_origin(target);
+    char *next = NULL;
+
+    if (t->res.redirects >= f->opts.max_redirects) {
+        t->res.code = CURLE_TOO_MANY_REDIRECTS;
+        snprintf(t->res.errstr, sizeof(t->res.errstr), "Maximum (%ld) redirects followed",
+                 f->opts.max_redirects);
+        free(origin);
+        return false;
+    }
+    if (!origin) {
+        char *shown = na_conf_redact_url_query(target);
+        t->res.code = CURLE_UNSUPPORTED_PROTOCOL;
+        t->res.redirect_refused = true;
+        snprintf(t->res.errstr, sizeof(t->res.errstr),
+                 "redirect to %s refused: only http and https are followed",
+                 shown ? shown : "?");
+        free(shown);
+        return false;
+    }
+    free(origin);
+    if (!(next = na_strdup(target))) {
+        t->res.code = CURLE_OUT_OF_MEMORY;
+        return false;
+    }
+    if (perm) {
+        t->res.permanent_redirect = true;
+        if (t->perm_chain) {
+            /* only a leading run of 301/308 moves the feed: after a 302 the
+             * address would be a temporary one */
+            free(t->res.permanent_url);
+            t->res.permanent_url = na_strdup(target);
+        }
+    } else {
+        t->perm_chain = false;
+    }
+    t->res.redirects++;
+    curl_multi_remove_handle(f->multi, t->curl);
+    free(t->url);
+    t->url = next;
+    na_buf_cleanup(&t->body);
+    na_buf_init(&t->body);
+    free(t->res.etag);
+    free(t->res.last_modified);
+    free(t->res.retry_after);
+    t->res.etag = t->res.last_modified = t->res.retry_after = NULL;
+    t->check_addr = !t->allow_private;
+    if (na_mono_ms() >= t->deadline_ms) {
+        t->res.code = CURLE_OPERATION_TIMEDOUT;
+        snprintf(t->res.errstr, sizeof(t->res.errstr),
+                 "Operation timed out after %lld ms (%ld redirects)",
+                 (long long)(na_mono_ms() - t->start_ms), t->res.redirects);
+        return false;
+    }
+    if (hop_start(f, t)) {
+        t->res.code = CURLE_OUT_OF_MEMORY;
+        return false;
+    }
+    return true;
+}
+
 na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
     struct transfer *t = calloc(1, sizeof(*t));
-    char line[2048];
-    struct curl_slist *h;
-
     if (!t) {
         return NA_ERR_NOMEM;
     }
@@ -170,67 +434,51 @@ na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
     t->res.opaque = req->opaque;
     t->perm_chain = true;
     t->max_bytes = f->opts.max_bytes;
+    t->allow_private = req->allow_private;
+    t->check_addr = req->check_first && !req->allow_private;
     t->curl = curl_easy_init();
-    if (!t->curl) {
-        transfer_free(f, t);
-        return NA_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < req->headers_cnt; i++) {
-        if (!(h = curl_slist_append(t->headers, req->headers[i]))) {
-            goto nomem;
-        }
-        t->headers = h;
-    }
-    if (f->instance_line) {
-        if (!(h = curl_slist_append(t->headers, f->instance_line))) {
-            goto nomem;
-        }
-        t->headers = h;
-    }
-    if (!(h = curl_slist_append(t->headers,
-                                "Accept: application/rss+xml, "
-                                "application/atom+xml, application/feed+json, "
-                                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"))) {
+    t->url = na_strdup(req->url);
+    if (!t->curl || !t->url ||
+        (req->headers_cnt &&
+         !(t->custom = calloc(req->headers_cnt, sizeof(*t->custom))))) {
         goto nomem;
     }
-    t->headers = h;
-    if (req->etag) {
-        snprintf(line, sizeof(line), "If-None-Match: %s", req->etag);
-        if (!(h = curl_slist_append(t->headers, line))) {
-            goto nomem;
-        }
-        t->headers = h;
+    if (req->headers_origin) {
+        t->origin = na_url_origin(req->headers_origin); /* NULL: sent nowhere */
     }
-    if (req->last_modified) {
-        snprintf(line, sizeof(line), "If-Modified-Since: %s", req->last_modified);
-        if (!(h = curl_slist_append(t->headers, line))) {
+    for (size_t i = 0; i < req->headers_cnt; i++) {
+        if (!(t->custom[i] = na_strdup(req->headers[i]))) {
             goto nomem;
         }
-        t->headers = h;
+        t->custom_cnt++;
+    }
+    if ((req->etag && !(t->etag = na_strdup(req->etag))) ||
+        (req->last_modified && !(t->last_modified = na_strdup(req->last_modified)))) {
+        goto nomem;
     }
     CURL *c = t->curl;
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, f->opts.max_redirects);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* next_hop() follows */
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, f->opts.connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, f->opts.timeout_ms);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* all that libcurl decodes */
     curl_easy_setopt(c, CURLOPT_USERAGENT, f->user_agent);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->res.errstr);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PRIVATE, t);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->opts.max_bytes);
-    if (curl_multi_add_handle(f->multi, c) != CURLM_OK) {
+    t->start_ms = na_mono_ms();
+    t->deadline_ms = t->start_ms + f->opts.timeout_ms;
+    if (hop_start(f, t)) {
         goto nomem;
     }
-    t->start_ms = na_mono_ms();
     t->next = f->list;
     f->list = t;
     f->active++;
@@ -249,6 +497,44 @@ static void unlink_transfer(na_fetcher_t *f, struct transfer *t) {
     }
 }
 
+/* The chain of @p t ended with @p code and @p status: report and free it. */
+static void finish(na_fetcher_t *f, struct transfer *t, CURLcode code, long status,
+                   na_fetch_done_cb *cb, void *ctx) {
+    if (!t->res.code) {
+        t->res.code = code;
+    }
+    t->res.status = status;
+    t->res.effective_url = na_strdup(t->url);
+    if (t->res.code && t->refused[0]) {
+        char *shown = na_conf_redact_url_query(t->url);
+        t->res.redirect_refused = true;
+        snprintf(t->res.errstr, sizeof(t->res.errstr),
+                 "%s leads to %s; redirect targets must be public unless the source "
+                 "sets allow_private_redirects",
+                 shown ? shown : "?", t->refused);
+        free(shown);
+    }
+    if (!t->res.errstr[0] && t->res.code) {
+        snprintf(t->res.errstr, sizeof(t->res.errstr), "%s",
+                 curl_easy_strerror(t->res.code));
+    }
+    if (t->res.too_large || t->res.code == CURLE_FILESIZE_EXCEEDED) {
+        t->res.too_large = true;
+        snprintf(t->res.errstr, sizeof(t->res.errstr), "body larger than %zu bytes",
+                 t->max_bytes);
+    }
+    if (!t->body.data) {
+        na_buf_append(&t->body, "", 0);
+    }
+    t->res.body = t->body.data;
+    t->res.body_len = t->body.len;
+    t->res.elapsed_ms = na_mono_ms() - t->start_ms;
+    unlink_transfer(f, t);
+    f->active--;
+    cb(&t->res, ctx);
+    transfer_free(f, t);
+}
+
 int na_fetcher_run(na_fetcher_t *f, int timeout_ms, na_fetch_done_cb *cb, void *ctx) {
     int running = 0;
     int msgs = 0;
@@ -261,35 +547,30 @@ int na_fetcher_run(na_fetcher_t *f, int timeout_ms, na_fetch_done_cb *cb, void *
     }
     while ((msg = curl_multi_info_read(f->multi, &msgs))) {
         struct transfer *t = NULL;
-        char *url = NULL;
+        char *target = NULL;
+        long status = 0;
         if (msg->msg != CURLMSG_DONE) {
             continue;
         }
+        /* msg is gone once the handle leaves the multi handle: copy first */
+        CURLcode code = msg->data.result;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        t->res.code = msg->data.result;
-        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->res.status);
-        curl_easy_getinfo(t->curl, CURLINFO_REDIRECT_COUNT, &t->res.redirects);
-        curl_easy_getinfo(t->curl, CURLINFO_EFFECTIVE_URL, &url);
-        t->res.effective_url = na_strdup(url);
-        if (!t->res.errstr[0] && t->res.code) {
-            snprintf(t->res.errstr, sizeof(t->res.errstr), "%s",
-                     curl_easy_strerror(t->res.code));
+        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (code == CURLE_OK && is_redirect(status) &&
+            curl_easy_getinfo(t->curl, CURLINFO_REDIRECT_URL, &target) == CURLE_OK &&
+            target) {
+            char *copy = na_strdup(target); /* libcurl's is gone with the next hop */
+            bool more = copy ? next_hop(f, t, status, copy) : false;
+            if (!copy) {
+                t->res.code = CURLE_OUT_OF_MEMORY;
+            }
+            free(copy);
+            if (more) {
+                running++;
+                continue;
+            }
         }
-        if (t->res.too_large || t->res.code == CURLE_FILESIZE_EXCEEDED) {
-            t->res.too_large = true;
-            snprintf(t->res.errstr, sizeof(t->res.errstr), "body larger than %zu bytes",
-                     t->max_bytes);
-        }
-        if (!t->body.data) {
-            na_buf_append(&t->body, "", 0);
-        }
-        t->res.body = t->body.data;
-        t->res.body_len = t->body.len;
-        t->res.elapsed_ms = na_mono_ms() - t->start_ms;
-        unlink_transfer(f, t);
-        f->active--;
-        cb(&t->res, ctx);
-        transfer_free(f, t);
+        finish(f, t, code, status, cb, ctx);
     }
     return running;
 }
@@ -314,6 +595,9 @@ size_t na_fetcher_cancel(na_fetcher_t *f, const void *opaque) {
 const char *na_fetch_reason(const struct na_fetch_res *res) {
     if (res->too_large) {
         return "too_large";
+    }
+    if (res->redirect_refused) {
+        return "redirect_refused";
     }
     switch (res->code) {
     case CURLE_OK:

@@ -96,6 +96,7 @@ const struct na_conf_entry na_producer_conf_table[] = {
 
 struct feed {
     struct na_source src; /* owned */
+    char *label;          /* src.id as logs, metrics and the status page show it */
     int32_t partition;    /* of its news.sources record; -1 in file mode */
     int64_t due_ms;       /* monotonic */
     size_t heap_idx;      /* NO_HEAP when not scheduled */
@@ -162,8 +163,47 @@ struct producer {
 static void feed_labels(const struct feed *f, const char *extra, char *buf, size_t size) {
     char esc[512];
     snprintf(buf, size, "feed=\"%s\"%s%s",
-             na_metrics_label_escape(f->src.id, esc, sizeof(esc)), extra ? "," : "",
+             na_metrics_label_escape(f->label, esc, sizeof(esc)), extra ? "," : "",
              extra ? extra : "");
+}
+
+/* A feed URL as logs and the status page show it: no user info, no query
+ * (config.h). @returns @p buf. */
+static const char *shown_url(const char *url, char *buf, size_t size) {
+    char *r = na_conf_redact_url_query(url);
+    snprintf(buf, size, "%s", r ? r : "?");
+    free(r);
+    return buf;
+}
+
+/* How a source id is shown. An id is the source's URL when the entry names
+ * none, so one with user info or a query is shown redacted, with a short
+ * hash that keeps ids of one redacted form apart:
+ * "https://feeds.example/rss?***~1a2b3c4d". @returns new string; free(). */
+static char *label_new(const char *id) {
+    char hash[NA_SHA256_HEX_LEN + 1];
+    char *r;
+    struct na_buf buf;
+    if (!strstr(id, "://")) {
+        return na_strdup(id);
+    }
+    if (!(r = na_conf_redact_url_query(id)) || !strcmp(r, id)) {
+        return r;
+    }
+    na_sha256_hex(id, strlen(id), hash);
+    na_buf_init(&buf);
+    na_buf_printf(&buf, "%s~%.8s", r, hash);
+    free(r);
+    return na_buf_steal(&buf);
+}
+
+/* label_new() into @p buf, for ids of records that have no feed (yet).
+ * @returns @p buf. */
+static const char *shown_id(const char *id, char *buf, size_t size) {
+    char *l = label_new(id);
+    snprintf(buf, size, "%s", l ? l : "?");
+    free(l);
+    return buf;
 }
 
 /* Per-feed counter: newsalert_producer_<what>_total{feed="<id>"[,extra]}. */
@@ -453,7 +493,7 @@ static void schedule_at(struct producer *p, struct feed *f, int64_t due_ms) {
 static void schedule_in(struct producer *p, struct feed *f, int64_t delay_ms) {
     if (na_seen_set_int(p->seen, f->src.id, "next_at", na_now_ms() + delay_ms, true)) {
         na_log(NA_LOG_WARN, "producer", "state_error", "feed=%s err=no memory",
-               na_log_q(f->src.id));
+               na_log_q(f->label));
     }
     if (!p->conf->once) {
         schedule_at(p, f, na_mono_ms() + delay_ms);
@@ -497,6 +537,7 @@ static void feed_free(struct feed *f) {
         return;
     }
     na_source_cleanup(&f->src);
+    free(f->label);
     free(f->new_etag);
     free(f->new_lm);
     free(f);
@@ -530,6 +571,7 @@ static void schedule_first(struct producer *p, struct feed *f) {
 }
 
 static void feed_refresh_retired(struct producer *p, struct feed *f) {
+    char ubuf[1024];
     const char *r = na_seen_get_str(p->seen, f->src.id, "retired");
     f->retired = r && !strcmp(r, f->src.hash);
     if (r && !f->retired) {
@@ -544,7 +586,7 @@ static void feed_refresh_retired(struct producer *p, struct feed *f) {
                                      labels),
                       0);
         na_log(NA_LOG_INFO, "producer", "feed_unretired", "feed=%s url=%s",
-               na_log_q(f->src.id), na_log_q(f->src.url));
+               na_log_q(f->label), na_log_q(shown_url(f->src.url, ubuf, sizeof(ubuf))));
     }
 }
 
@@ -556,10 +598,11 @@ static void feed_refresh_retired(struct producer *p, struct feed *f) {
  * running or waiting for its deliveries keeps its articles, not its
  * validators. */
 static void feed_bind_url(struct producer *p, struct feed *f) {
+    char ubuf[1024];
     bool reset = false;
     if (na_seen_bind_url(p->seen, f->src.id, f->src.url, &reset)) {
         na_log(NA_LOG_ERROR, "producer", "state_error", "feed=%s err=no memory",
-               na_log_q(f->src.id));
+               na_log_q(f->label));
         return;
     }
     if (!reset) {
@@ -567,7 +610,7 @@ static void feed_bind_url(struct producer *p, struct feed *f) {
     }
     if (f->in_flight) {
         na_fetcher_cancel(p->fetcher, f);
-        f->in_flight = false;
+        fetch_end(p, f);
     }
     free(f->new_etag);
     free(f->new_lm);
@@ -575,12 +618,13 @@ static void feed_bind_url(struct producer *p, struct feed *f) {
     na_log(NA_LOG_INFO, "producer", "feed_url_changed",
            "feed=%s url=%s reason=\"validators, move, ttl, skip hours and schedule of "
            "the old URL forgotten; item ids kept\"",
-           na_log_q(f->src.id), na_log_q(f->src.url));
+           na_log_q(f->label), na_log_q(shown_url(f->src.url, ubuf, sizeof(ubuf))));
 }
 
 /* Add or update the feed of @p src (taken). */
 static na_err_t feed_upsert(struct producer *p, struct na_source *src,
                             int32_t partition) {
+    char ubuf[1024];
     bool found;
     size_t i = feed_pos(p, src->id, &found);
     if (found) {
@@ -600,7 +644,7 @@ static na_err_t feed_upsert(struct producer *p, struct na_source *src,
             schedule_at(p, f, na_mono_ms());
         }
         na_log(NA_LOG_INFO, "producer", "feed_changed", "feed=%s url=%s",
-               na_log_q(f->src.id), na_log_q(f->src.url));
+               na_log_q(f->label), na_log_q(shown_url(f->src.url, ubuf, sizeof(ubuf))));
         return NA_OK;
     }
     if (p->feeds_cnt == p->feeds_size) {
@@ -614,7 +658,8 @@ static na_err_t feed_upsert(struct producer *p, struct na_source *src,
         p->feeds_size = n;
     }
     struct feed *f = calloc(1, sizeof(*f));
-    if (!f) {
+    if (!f || !(f->label = label_new(src->id))) {
+        free(f);
         na_source_cleanup(src);
         return NA_ERR_NOMEM;
     }
@@ -632,7 +677,7 @@ static na_err_t feed_upsert(struct producer *p, struct na_source *src,
         na_log(NA_LOG_WARN, "producer", "feed_retired_skipped",
                "feed=%s url=%s reason=\"answered 410 Gone; change its sources entry to "
                "poll it again\"",
-               na_log_q(f->src.id), na_log_q(f->src.url));
+               na_log_q(f->label), na_log_q(shown_url(f->src.url, ubuf, sizeof(ubuf))));
     }
     schedule_first(p, f);
     return NA_OK;
@@ -703,7 +748,7 @@ static void publish_state(struct producer *p, struct feed *f) {
     if (kerr) {
         free(json);
         na_log(NA_LOG_ERROR, "producer", "state_publish_failed", "feed=%s err=%s",
-               na_log_q(f->src.id), na_log_q(rd_kafka_err2str(kerr)));
+               na_log_q(f->label), na_log_q(rd_kafka_err2str(kerr)));
         na_metrics_inc("newsalert_producer_state_errors_total",
                        "Fetch state records Kafka did not take or confirm.", NULL);
     }
@@ -720,7 +765,7 @@ static void finish_batch(struct producer *p, struct feed *f) {
     }
     if (err) {
         na_log(NA_LOG_ERROR, "producer", "state_error", "feed=%s err=%s",
-               na_log_q(f->src.id), na_err2str(err));
+               na_log_q(f->label), na_err2str(err));
     }
     free(f->new_etag);
     free(f->new_lm);
@@ -770,7 +815,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
                        "Articles Kafka did not confirm.", NULL);
         f->failed = true;
         na_log(NA_LOG_ERROR, "producer", "delivery_failed",
-               "feed=%s article=%s err=%s persisted=%d", na_log_q(f->src.id), ctx->id,
+               "feed=%s article=%s err=%s persisted=%d", na_log_q(f->label), ctx->id,
                na_log_q(rd_kafka_err2str(rkm->err)), (int)rd_kafka_message_status(rkm));
         if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
             p->fatal = true;
@@ -780,7 +825,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         na_log(NA_LOG_DEBUG, "producer", "delivered",
                "feed=%s article=%s rev=%d "
                "partition=%d offset=%lld",
-               na_log_q(f->src.id), ctx->id, ctx->rev, (int)rkm->partition,
+               na_log_q(f->label), ctx->id, ctx->rev, (int)rkm->partition,
                (long long)rkm->offset);
     }
     batch_done_one(p, f);
@@ -876,7 +921,7 @@ static na_err_t produce_article(struct producer *p, struct feed *f,
     }
     if (kerr) {
         na_log(NA_LOG_ERROR, "producer", "produce_failed", "feed=%s article=%s err=%s",
-               na_log_q(f->src.id), a->id, na_log_q(rd_kafka_err2str(kerr)));
+               na_log_q(f->label), a->id, na_log_q(rd_kafka_err2str(kerr)));
         rd_kafka_headers_destroy(hdrs);
         free(json);
         free(ctx);
@@ -910,7 +955,7 @@ static void bound_published(struct feed *f, struct na_article *a) {
     na_log(
         published - a->fetched_at > 300 ? NA_LOG_WARN : NA_LOG_DEBUG, "producer",
         "future_dated", "feed=%s article=%s published_at=%s fetched_at=%s ahead_s=%lld",
-        na_log_q(f->src.id), a->id, was, fetched, (long long)(published - a->fetched_at));
+        na_log_q(f->label), a->id, was, fetched, (long long)(published - a->fetched_at));
 }
 
 /* Dedup per docs/producer.md: id (canonical URL, or feed URL + GUID), then
@@ -972,7 +1017,7 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
             feed_inc(f, "newsalert_producer_duplicates_total",
                      "Items skipped: new id, known content fingerprint.", NULL);
             na_log(NA_LOG_DEBUG, "producer", "duplicate", "feed=%s article=%s fp=%s",
-                   na_log_q(f->src.id), a->id, fps[i]);
+                   na_log_q(f->label), a->id, fps[i]);
             if (na_seen_put(p->seen, f->src.id, a->id, fps[i], 1)) {
                 f->failed = true;
             }
@@ -982,7 +1027,7 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
             feed_inc(f, "newsalert_producer_updates_total",
                      "Edited items produced again under the same id.", NULL);
             na_log(NA_LOG_INFO, "producer", "article_updated",
-                   "feed=%s article=%s rev=%d", na_log_q(f->src.id), a->id, rev);
+                   "feed=%s article=%s rev=%d", na_log_q(f->label), a->id, rev);
             break;
         case NA_SEEN_NEW:
             break;
@@ -998,6 +1043,7 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
 }
 
 static void retire(struct producer *p, struct feed *f, const struct na_fetch_res *res) {
+    char ubuf[1024];
     char labels[700];
     f->retired = true;
     f->fetched = true;
@@ -1005,7 +1051,7 @@ static void retire(struct producer *p, struct feed *f, const struct na_fetch_res
     p->stats->retired++;
     if (na_seen_set_str(p->seen, f->src.id, "retired", f->src.hash)) {
         na_log(NA_LOG_ERROR, "producer", "state_error", "feed=%s err=no memory",
-               na_log_q(f->src.id));
+               na_log_q(f->label));
     }
     feed_inc(f, "newsalert_producer_feeds_retired_total", "Feeds retired on 410 Gone.",
              NULL);
@@ -1017,13 +1063,16 @@ static void retire(struct producer *p, struct feed *f, const struct na_fetch_res
     na_log(NA_LOG_ERROR, "fetch", "feed_retired",
            "feed=%s url=%s status=410 reason=\"the feed is gone; not polled again until "
            "its sources entry changes\"",
-           na_log_q(f->src.id),
-           na_log_q(res->effective_url ? res->effective_url : f->src.url));
+           na_log_q(f->label),
+           na_log_q(shown_url(res->effective_url ? res->effective_url : f->src.url, ubuf,
+                              sizeof(ubuf))));
     publish_state(p, f);
 }
 
 static void note_moved(struct producer *p, struct feed *f,
                        const struct na_fetch_res *res) {
+    char ubuf[1024];
+    char ubuf2[1024];
     char *from = NULL;
     if (!res->permanent_url || !strcmp(res->permanent_url, feed_url(p, f))) {
         return;
@@ -1039,7 +1088,8 @@ static void note_moved(struct producer *p, struct feed *f,
     feed_inc(f, "newsalert_producer_feeds_moved_total",
              "Permanent redirects (301/308) whose target is now polled.", NULL);
     na_log(NA_LOG_WARN, "fetch", "feed_moved", "feed=%s from=%s to=%s",
-           na_log_q(f->src.id), na_log_q(from), na_log_q(res->permanent_url));
+           na_log_q(f->label), na_log_q(shown_url(from, ubuf, sizeof(ubuf))),
+           na_log_q(shown_url(res->permanent_url, ubuf2, sizeof(ubuf2))));
     free(from);
     publish_state(p, f);
 }
@@ -1047,6 +1097,7 @@ static void note_moved(struct producer *p, struct feed *f,
 static void fetch_failed(struct producer *p, struct feed *f,
                          const struct na_fetch_res *res, const char *reason,
                          const char *detail) {
+    char ubuf[1024];
     char extra[64];
     int64_t ra = na_http_retry_after_ms(res->retry_after, na_now_ms() / 1000);
     p->stats->fetch_errors++;
@@ -1059,12 +1110,13 @@ static void fetch_failed(struct producer *p, struct feed *f,
     na_log(NA_LOG_WARN, "fetch", "fetch_error",
            "feed=%s url=%s reason=%s status=%ld err=%s errors_in_row=%u retry_in_ms=%lld "
            "ms=%lld",
-           na_log_q(f->src.id), na_log_q(feed_url(p, f)), reason, res->status,
-           na_log_q(detail), f->errors_in_row, (long long)delay,
+           na_log_q(f->label), na_log_q(shown_url(feed_url(p, f), ubuf, sizeof(ubuf))),
+           reason, res->status, na_log_q(detail), f->errors_in_row, (long long)delay,
            (long long)res->elapsed_ms);
 }
 
 static void on_fetched(struct na_fetch_res *res, void *opaque) {
+    char ubuf[1024];
     struct producer *p = opaque;
     struct feed *f = res->opaque;
     struct na_feed doc;
@@ -1089,7 +1141,7 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
                         (uint8_t)na_seen_get_int(p->seen, f->src.id, "skip_days", 0),
                         10));
         na_log(NA_LOG_DEBUG, "fetch", "not_modified", "feed=%s ms=%lld",
-               na_log_q(f->src.id), (long long)res->elapsed_ms);
+               na_log_q(f->label), (long long)res->elapsed_ms);
         return;
     }
     if (res->code == CURLE_OK && res->status == 410) {
@@ -1113,9 +1165,9 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
                                                p->conf->retry_max_ms, -1);
         schedule_in(p, f, delay);
         na_log(NA_LOG_WARN, "fetch", "feed_parse_error",
-               "feed=%s url=%s bytes=%zu err=%s retry_in_ms=%lld", na_log_q(f->src.id),
-               na_log_q(feed_url(p, f)), res->body_len, na_log_q(errstr),
-               (long long)delay);
+               "feed=%s url=%s bytes=%zu err=%s retry_in_ms=%lld", na_log_q(f->label),
+               na_log_q(shown_url(feed_url(p, f), ubuf, sizeof(ubuf))), res->body_len,
+               na_log_q(errstr), (long long)delay);
         return;
     }
     note_moved(p, f, res);
@@ -1147,7 +1199,7 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     handle_items(p, f, &doc, &fresh);
     na_log(NA_LOG_INFO, "fetch", "fetched",
            "feed=%s format=%s status=%ld bytes=%zu items=%zu new=%zu dropped=%zu ms=%lld",
-           na_log_q(f->src.id), doc.format ? doc.format : "?", res->status, res->body_len,
+           na_log_q(f->label), doc.format ? doc.format : "?", res->status, res->body_len,
            doc.items_cnt, fresh, doc.items_dropped, (long long)res->elapsed_ms);
     batch_done_one(p, f);
     na_feed_cleanup(&doc);
@@ -1172,10 +1224,14 @@ static void start_due_fetches(struct producer *p) {
             .url = feed_url(p, f),
             .headers = f->src.headers,
             .headers_cnt = f->src.headers_cnt,
+            .headers_origin = f->src.url,
+            .allow_private = f->src.allow_private_redirects,
             .etag = na_seen_validator(p->seen, f->src.id, "etag"),
             .last_modified = na_seen_validator(p->seen, f->src.id, "last_modified"),
             .opaque = f,
         };
+        /* A moved feed's URL came from a redirect: checked like one. */
+        req.check_first = strcmp(req.url, f->src.url) != 0;
         struct host *h = host_get(p, req.url);
         if (h && h->running >= (size_t)p->conf->fetch_per_host) {
             host_wait(h, f);
@@ -1288,7 +1344,7 @@ static void load_state(struct producer *p, const rd_kafka_topic_partition_list_t
     int64_t *hi = calloc((size_t)parts->cnt + 1, sizeof(*hi));
     size_t n = 0;
     int left = 0;
-    char id[1024], errstr[512];
+    char id[1024], errstr[512], shown[1100];
     if (!hi) {
         rd_kafka_topic_partition_list_destroy(tp);
         return;
@@ -1340,7 +1396,7 @@ static void load_state(struct producer *p, const rd_kafka_topic_partition_list_t
             } else if (na_seen_feed_load(p->seen, id, rkm->payload, rkm->len, errstr,
                                          sizeof(errstr))) {
                 na_log(NA_LOG_WARN, "producer", "state_record_bad", "feed=%s err=%s",
-                       na_log_q(id), na_log_q(errstr));
+                       na_log_q(shown_id(id, shown, sizeof(shown))), na_log_q(errstr));
             }
             n++;
             if (idx >= 0 && hi[idx] >= 0 && rkm->offset >= hi[idx] - 1) {
@@ -1445,7 +1501,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
-    char id[1024], errstr[512];
+    char id[1024], errstr[512], shown[1100];
     struct na_source src;
     if (rkm->err) {
         if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1465,7 +1521,8 @@ static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
     struct feed *f = feed_find(p, id);
     if (!rkm->payload) { /* tombstone: the source was removed */
         if (f) {
-            na_log(NA_LOG_INFO, "producer", "feed_removed", "feed=%s", na_log_q(id));
+            na_log(NA_LOG_INFO, "producer", "feed_removed", "feed=%s",
+                   na_log_q(f->label));
             feed_remove(p, f);
             na_seen_feed_drop(p->seen, id);
             if (p->rk) { /* its state goes too */
@@ -1486,7 +1543,7 @@ static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
     }
     if (feed_upsert(p, &src, rkm->partition)) {
         na_log(NA_LOG_ERROR, "producer", "source_dropped", "feed=%s err=no memory",
-               na_log_q(id));
+               na_log_q(shown_id(id, shown, sizeof(shown))));
     }
 }
 
@@ -1744,6 +1801,7 @@ static json_t *status_doc(struct producer *p) {
     json_t *feeds = json_array();
     json_t *not_ready = json_array();
     char labels[600];
+    char ubuf[1024];
     if (!p->rk && !p->conf->dry_run) {
         json_array_append_new(not_ready, json_string("kafka: no producer"));
     }
@@ -1760,19 +1818,21 @@ static json_t *status_doc(struct producer *p) {
         bool stale = age_s * 1000 > f->src.stale_after_ms;
         if (stale && f->src.critical) {
             char reason[512];
-            snprintf(reason, sizeof(reason), "feed %s (critical) stale %lld s", f->src.id,
+            snprintf(reason, sizeof(reason), "feed %s (critical) stale %lld s", f->label,
                      (long long)age_s);
             json_array_append_new(not_ready, json_string(reason));
         }
-        json_array_append_new(feeds,
-                              json_pack("{ss ss ss ss sb sI sb}", "id", f->src.id, "name",
-                                        f->src.name, "url", f->src.url, "status",
-                                        f->retired         ? "retired"
-                                        : f->errors_in_row ? "error"
-                                        : f->fetched       ? "ok"
-                                                           : "pending",
-                                        "critical", f->src.critical, "stale_s", stale_s,
-                                        "stale", stale));
+        json_array_append_new(
+            feeds,
+            json_pack("{ss ss ss ss sb sI sb}", "id", f->label, "name",
+                      /* a name defaults to the id */
+                      strcmp(f->src.name, f->src.id) ? f->src.name : f->label, "url",
+                      shown_url(f->src.url, ubuf, sizeof(ubuf)), "status",
+                      f->retired         ? "retired"
+                      : f->errors_in_row ? "error"
+                      : f->fetched       ? "ok"
+                                         : "pending",
+                      "critical", f->src.critical, "stale_s", stale_s, "stale", stale));
     }
     return json_pack("{ss ss sb so s{sb ss} so}", "daemon", "newsalert-producer",
                      "version", NA_VERSION, "ready", json_array_size(not_ready) == 0,

@@ -86,13 +86,14 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
                          idx);
                 return NA_ERR_CONFIG;
             }
-        } else if (!strcmp(key, "critical")) {
+        } else if (!strcmp(key, "critical") || !strcmp(key, "allow_private_redirects")) {
             if (!json_is_boolean(v)) {
-                snprintf(errstr, errstr_size, "sources[%zu].critical: want true or false",
-                         idx);
+                snprintf(errstr, errstr_size, "sources[%zu].%s: want true or false", idx,
+                         key);
                 return NA_ERR_CONFIG;
             }
-            src->critical = json_is_true(v);
+            *(!strcmp(key, "critical") ? &src->critical : &src->allow_private_redirects) =
+                json_is_true(v);
         } else if (!strcmp(key, "stale_after")) {
             if (parse_interval(v, &src->stale_after_ms)) {
                 snprintf(errstr, errstr_size,

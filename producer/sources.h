@@ -4,7 +4,13 @@
  *
  *   {"sources": [{"id": "harbour-wire", "name": "Harbour Wire",
  *                 "url": "https://example.org/feed.xml", "interval": "5m",
- *                 "headers": {"Authorization": "Bearer ..."}}]}
+ *                 "headers": {"Authorization": "Bearer ..."},
+ *                 "allow_private_redirects": false}]}
+ *
+ * "headers" go only to the origin (scheme, host, port) of "url", never to
+ * where a redirect leads elsewhere. Redirects to loopback, private and
+ * link-local addresses are refused unless "allow_private_redirects" is
+ * true; "url" itself may be such an address.
  *
  * A bare top-level array of source objects is accepted too.
  */
@@ -27,12 +33,15 @@ struct na_source {
     int64_t interval_ms; /**< "interval": "90s", "5m", or seconds as a number */
     char **headers;      /**< "headers": "Name: value" lines */
     size_t headers_cnt;
-    bool critical;          /**< "critical": /readyz fails while this feed is stale */
-    int64_t stale_after_ms; /**< "stale_after": no successful fetch for this long
-                                 = stale (default 3 intervals, at least 15 min) */
-    char *json;             /**< the source object as compact JSON, "id" included
-                                 (the value of a `news.sources` record) */
-    char hash[65];          /**< hex SHA-256 of json: changes whenever the entry does */
+    bool critical; /**< "critical": /readyz fails while this feed is stale */
+    bool allow_private_redirects; /**< "allow_private_redirects": redirects may lead
+                                       to loopback, private and link-local
+                                       addresses (default false; fetch.h) */
+    int64_t stale_after_ms;       /**< "stale_after": no successful fetch for this long
+                                       = stale (default 3 intervals, at least 15 min) */
+    char *json;                   /**< the source object as compact JSON, "id" included
+                                       (the value of a `news.sources` record) */
+    char hash[65]; /**< hex SHA-256 of json: changes whenever the entry does */
 };
 
 struct na_sources {

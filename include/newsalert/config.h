@@ -86,7 +86,21 @@ void na_conf_cleanup(const struct na_conf_entry *table, void *obj);
 NA_WUR na_err_t na_conf_load_file(const char *path, json_t **root, char *errstr,
                                   size_t errstr_size);
 
-/** @returns a redacted copy of a URL for logs: scheme://host/… ; free(). */
+/**
+ * @returns a redacted copy of a URL for logs, for URLs whose path is a
+ *          secret (webhooks): "scheme://host[:port]/" and three asterisks,
+ *          user info dropped;
+ *          new string, free(); NULL on no memory.
+ */
 char *na_conf_redact_url(const char *url);
+
+/**
+ * @returns a redacted copy of a URL for logs, metrics and status pages, for
+ *          URLs whose secrets sit in user info or query (feeds):
+ *          "scheme://host[:port]/path?" and three asterisks (or "#" and
+ *          them for a fragment alone), user info dropped; new string,
+ *          free(); NULL on no memory.
+ */
+char *na_conf_redact_url_query(const char *url);
 
 #endif

@@ -238,6 +238,22 @@ static void test_redact_url(void **state) {
     r = na_conf_redact_url("http://127.0.0.1:9");
     assert_string_equal(r, "http://127.0.0.1:9");
     free(r);
+    /* feed URLs keep their path; user info and query go */
+    static const char *const feeds[][2] = {
+        {"https://user:pw@feeds.example/rss/world.xml?token=abc&x=1",
+         "https://feeds.example/rss/world.xml?***"},
+        {"http://127.0.0.1:8080/a.xml", "http://127.0.0.1:8080/a.xml"},
+        {"https://feeds.example/a.xml#k=1", "https://feeds.example/a.xml#***"},
+        {"https://feeds.example?token=abc", "https://feeds.example?***"},
+        {"https://u@feeds.example", "https://feeds.example"},
+        {"not a url?token=abc", "***"},
+    };
+    for (size_t i = 0; i < sizeof(feeds) / sizeof(feeds[0]); i++) {
+        r = na_conf_redact_url_query(feeds[i][0]);
+        assert_non_null(r);
+        assert_string_equal(r, feeds[i][1]);
+        free(r);
+    }
 }
 
 static void make_article(struct na_article *a, const char *title, const char *content) {
