@@ -1,28 +1,39 @@
 #!/usr/bin/env python3
 """Fault-injection soak of the whole pipeline on a real Kafka broker.
 
-    python3 tests/chaos/soak.py --build build-test [--seed N] [--duration S]
+    python3 tests/chaos/soak.py --build BUILD_DIR [--seed N] [--duration S]
                                 [--kill-every S] [--long-outage S]
 
 Runs a local feed server that keeps publishing new articles, the producer,
 the consumer (plus a second consumer instance that comes and goes, forcing
 rebalances) and two local webhook receivers (generic JSON and Slack), on a
-broker of its own (scripts/kafka-broker). Meanwhile, at random moments drawn
-from the recorded seed, it SIGKILLs the producer and the consumer (also while
-alerts are in flight, i.e. between delivery and commit), restarts the broker
-(once for longer than the producer's message timeout), and makes the
-receivers answer 500s, 429 with Retry-After, hang, and go down.
+broker of its own (scripts/kafka-broker). Meanwhile it SIGKILLs the producer
+and the consumer (also while alerts are in flight, i.e. between delivery and
+commit) at moments drawn from the recorded seed, restarts the broker (once
+for longer than the producer's message timeout), and puts every webhook
+fault on both receivers on a fixed schedule: 500s, 429 with Retry-After, a
+hang past the request timeout, an outage.
+
+The articles come from a labelled fixture (tests/data/soak/articles.jsonl:
+each article with the alerts it must raise, written by hand); each one
+published gets a serial number, so that every item is new.
 
 Then it stops the faults, lets the pipeline drain, and judges:
-  - every article the feeds published is in news.articles (none lost);
-  - no article was republished under a second id;
-  - every (article, topic) pair the rules select reached every route
-    exactly once after the receiver dedups by the alert id header
-    (webhook-id); copies before dedup are counted and reported;
+  - every webhook fault kind was drawn and answered at least once;
+  - every article the feeds published is in news.articles (none lost), and
+    none was republished under a second id;
+  - every (article, topic) pair the fixture labels reached every route, and
+    nothing else did;
+  - copies (an alert a route received more than once): the documented
+    window is a consumer killed between sending an alert and the broker's
+    confirmation of its ledger record, which sends it again; so every copy
+    must follow its own such kill (at most one re-send of an alert per route
+    per kill that caught it in the window). Copies outside the window are
+    printed as a known defect for now (docs/reliability.md);
   - nothing went to the dead-letter topic;
-  - resident memory of both daemons stayed under --max-rss-mb.
-It prints the counts and exits 1 on any loss (and on unexpected alerts, DLQ
-records or memory over the bound), 0 otherwise.
+  - resident memory of the daemons stayed under --max-rss-mb (measure it on
+    a build without sanitizers: docs/reliability.md).
+It prints the counts and exits 1 on any failure, 0 otherwise.
 """
 
 import argparse
@@ -30,7 +41,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -46,63 +56,38 @@ import harness  # noqa: E402
 
 # ---------------------------------------------------------------- articles
 
-PLACES = ["Tokyo", "Berlin", "Ottawa", "Canberra", "Seoul", "Brussels", "Manila", "Hanoi"]
-FIRMS = ["Kestrel Microsystems", "Orin Metals", "Halden Optics", "Sable Chemicals",
-         "Vantor Devices", "Mirel Magnetics", "Corvid Instruments", "Pellan Alloys"]
-TEMPLATES = [
-    # (title, text) with {place}, {firm}, {n}; the rules decide the topics.
-    ("{place} tightens export licences for chip tools after review {n}",
-     "The trade ministry in {place} said exporters of advanced lithography and etching "
-     "equipment will need an individual export licence from next month. {firm} said the "
-     "new export controls on dual-use items would delay shipments. Review number {n}."),
-    ("Beijing bans dual-use exports to {firm} in dispute {n}",
-     "China's commerce ministry banned exports of dual-use items to {firm}, citing "
-     "national security, and placed the company on its export control list. Officials in "
-     "{place} protested the export ban. Case {n}."),
-    ("Neodymium and dysprosium prices jump as rare earth supply tightens {n}",
-     "Prices of neodymium and dysprosium rose for a third week as buyers in {place} "
-     "scrambled for rare earth magnets. {firm} said its rare earth inventory would last "
-     "two months. Report {n}."),
-    ("{firm} opens rare earth separation plant near {place} {n}",
-     "{firm} began separating rare earth elements at a new plant, producing neodymium "
-     "and praseodymium oxide for permanent magnets outside China. Plant {n}."),
-    ("PLA drills around Taiwan enter second day, Taipei says {n}",
-     "China's Eastern Theater Command sent warships and aircraft into the Taiwan Strait "
-     "for a second day of drills, and Taiwan's defence ministry in Taipei said it tracked "
-     "the ships. Officials in {place} urged restraint across the strait. Drill {n}."),
-    ("Taiwan's legislature passes special defence budget {n}",
-     "Lawmakers in Taipei approved extra defence spending on missiles and drones, as "
-     "President Lai Ching-te warned of growing military pressure from Beijing on Taiwan. "
-     "Vote {n}."),
-    ("China curbs rare earth magnet exports, {firm} warns of shortages {n}",
-     "Beijing's new export licensing for rare earth magnets and processing technology "
-     "left {firm} in {place} short of neodymium magnets, the company said. Notice {n}."),
-    # Unrelated stories that share words.
-    ("Rare earthworm species found in {place} park {n}",
-     "Volunteers counting wildlife in a park near {place} found a rare earthworm not seen "
-     "there for decades. The survey also recorded beetles and moths. Survey {n}."),
-    ("{place} exports rose 4% in October, statistics office says {n}",
-     "Exports of machinery and wine rose 4 per cent in October from a year earlier, the "
-     "statistics office in {place} said, while imports fell. Release {n}."),
-    ("Thai green curry festival draws crowds in {place} {n}",
-     "Cooks from Bangkok served green curry and mango sticky rice at a street festival in "
-     "{place}; organisers expect more visitors next year. Festival {n}."),
-    ("Parental controls come to {firm} tablets {n}",
-     "{firm} added parental controls and screen-time limits to its tablets sold in "
-     "{place}, letting parents block apps at bedtime. Update {n}."),
-]
+FIXTURE = os.path.join(ROOT, "tests", "data", "soak", "articles.jsonl")
+
+
+def load_fixture(path):
+    """[(title, text, frozenset of topics)], from a labelled JSON-lines file."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            if not (isinstance(d.get("title"), str) and isinstance(d.get("text"), str) and
+                    isinstance(d.get("alerts"), list)):
+                raise ValueError("%s:%d: want title, text and alerts" % (path, n))
+            out.append((d["title"], d["text"], frozenset(d["alerts"])))
+    if not out:
+        raise ValueError("%s: no articles" % path)
+    return out
 
 
 class FeedStream:
     """Feeds that keep publishing: every tick one new item lands on a random
     feed; each document keeps its newest `keep` items, like a real feed."""
 
-    def __init__(self, server, rng, feeds=4, keep=40):
+    def __init__(self, server, rng, articles, feeds=4, keep=40):
         self.server = server
         self.rng = rng
+        self.articles = articles
         self.keep = keep
         self.items = {i: [] for i in range(feeds)}
         self.published = []  # canonical URLs of every item ever published
+        self.labels = {}  # canonical URL -> the topics its article must alert
         self.lock = threading.Lock()
         self.seq = 0
         for i in self.items:
@@ -116,13 +101,18 @@ class FeedStream:
             self.seq += 1
             n = self.seq
             feed = self.rng.randrange(len(self.items))
-            title, text = self.rng.choice(TEMPLATES)
-            fill = {"place": self.rng.choice(PLACES), "firm": self.rng.choice(FIRMS), "n": n}
+            title, text, topics = self.rng.choice(self.articles)
+            # The serial number makes every item new (the producer drops an
+            # item whose text it has seen under another link); no rule
+            # matches it.
+            title = "%s (item %d)" % (title, n)
+            text = "%s Reference %d." % (text, n)
             url = "https://soak.example/%d/story-%d" % (feed, n)
             pub = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
-            self.items[feed].insert(0, (url, title.format(**fill), text.format(**fill), pub))
+            self.items[feed].insert(0, (url, title, text, pub))
             del self.items[feed][self.keep:]
             self.published.append(url)
+            self.labels[url] = topics
             self._render(feed)
 
     def _render(self, i):
@@ -164,8 +154,14 @@ class Daemon:
         self.peak_rss_kb = 0
         self.peak_gen = None  # the process (log file name) that peaked
         self.exits = []
+        # time.time() of every end without a clean stop (SIGKILL, an exit by
+        # itself, a stop that failed): the moments that may leave an alert
+        # delivered but not yet in the ledger.
+        self.deaths = []
+        self.ended = True  # no process, or its end was noted (killed, stopped)
 
     def start(self):
+        self.ended = False
         self.generation += 1
         self.proc = harness.Proc(self.argv, self.tmp,
                                  name="%s-%d" % (self.name, self.generation))
@@ -184,13 +180,52 @@ class Daemon:
             self.proc.kill(signal.SIGKILL)
             self.proc.wait(10)
             self.kills += 1
+            self.deaths.append(time.time())
+        self.ended = True
+
+    def exited_by_itself(self):
+        """True (once) when the process ended without a kill or a stop; that
+        end counts as a death."""
+        if self.ended or self.proc is None or self.alive():
+            return False
+        self.ended = True
+        self.exits.append(self.proc.returncode)
+        self.deaths.append(time.time())
+        return True
 
     def stop(self, timeout=60):
         if self.proc is not None:
+            self.ended = True
             rc = self.proc.stop(timeout)
             self.exits.append(rc)
+            if rc != 0:
+                self.deaths.append(time.time())
             return rc
         return None
+
+
+class BrokerBounce(threading.Thread):
+    """Stop the broker, wait `pause` seconds, start it again, in a thread of
+    its own so that the fault schedule goes on meanwhile."""
+
+    def __init__(self, script, broker_dir, pause):
+        super().__init__(daemon=True)
+        self.script, self.broker_dir, self.pause = script, broker_dir, pause
+        self.error = None
+
+    def run(self):
+        try:
+            sh([self.script, "stop", self.broker_dir])
+            print("soak: broker down for %.1f s" % self.pause, flush=True)
+            time.sleep(self.pause)
+            sh([self.script, "start", self.broker_dir], timeout=180)
+            print("soak: broker up again", flush=True)
+        except Exception as e:  # reported by check() on the main thread
+            self.error = e
+
+    def check(self):
+        if self.error is not None:
+            raise RuntimeError("broker restart failed: %s" % self.error)
 
 
 def sh(argv, timeout=120):
@@ -209,19 +244,98 @@ def alert_id(article_id, topic):
 
 # ---------------------------------------------------------------- the soak
 
+# Webhook faults, in the order the schedule puts them on each receiver, and
+# what a receiver answers while one is on (0: no answer at all).
+WEBHOOK_FAULTS = ("fail", "rate", "hang", "down")
+FAULT_STATUS = {"fail": 500, "rate": 429, "hang": 0, "down": 503}
+
+
+def fault_schedule(duration, per_kind):
+    """The webhook faults: each kind `per_kind` times on each receiver, at
+    evenly spaced moments (a fixed schedule, so that a short run has every
+    kind; how long each lasts is drawn from the seed when it starts).
+    Returns [(t, "webhook", (receiver, kind))] and the spacing."""
+    hooks = ("json", "slack")
+    n = per_kind * len(WEBHOOK_FAULTS) * len(hooks)
+    gap = duration / (n + 1)
+    out = []
+    for k in range(n):
+        kind = WEBHOOK_FAULTS[k % len(WEBHOOK_FAULTS)]
+        hook = hooks[(k // len(WEBHOOK_FAULTS)) % len(hooks)]
+        out.append(((k + 1) * gap, "webhook", (hook, kind)))
+    return out, gap
+
+
+def ledger_confirmations(brokers, topic):
+    """{(alert id, route): time.time() the broker appended the first ledger
+    record that holds the route as delivered}. The soak's broker stamps
+    records with LogAppendTime, so a record's timestamp is when it was
+    confirmed."""
+    out = {}
+    for r in harness.kcat_consume(brokers, topic, timeout=60):
+        if not r["value"]:
+            continue
+        for route, d in (json.loads(r["value"]).get("deliveries") or {}).items():
+            if d.get("outcome") in ("delivered", "digest"):
+                key = (r["key"], route)
+                out[key] = min(out.get(key, float("inf")), r["ts"] / 1000.0)
+    return out
+
+
+def copies_report(requests, deaths, confirmed):
+    """(copies, unexplained, examples, most from one death) of one route.
+
+    A copy is a receipt (answered 200) of an alert after its first. The
+    documented window: a consumer that dies after sending an alert and
+    before the broker confirmed its ledger record sends it again. So a copy
+    is explained by a consumer death after the previous receipt (the send
+    had happened) and not after the ledger confirmed that delivery
+    (`confirmed(alert id)`, None when never). Half a second of slack covers
+    a record appended just after the death. Two copies need two deaths.
+    """
+    seen = {}
+    copies = unexplained = 0
+    examples = []
+    per_death = {}
+    for r in sorted(requests, key=lambda r: r.wall):
+        if r.status != 200:
+            continue
+        wid = r.header("webhook-id")
+        prev = seen.get(wid)
+        seen[wid] = r.wall
+        if prev is None:
+            continue
+        copies += 1
+        conf = confirmed(wid)
+        why = [t for t in deaths if prev < t < r.wall and (conf is None or conf > t - 0.5)]
+        if why:
+            per_death[why[0]] = per_death.get(why[0], 0) + 1
+        else:
+            unexplained += 1
+            if len(examples) < 5:
+                examples.append(wid)
+    return copies, unexplained, examples, max(per_death.values(), default=0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--duration", type=float, default=120, help="seconds of faults")
     ap.add_argument("--kill-every", type=float, default=6,
-                    help="mean seconds between daemon kills")
+                    help="mean seconds between daemon kills and rebalances")
     ap.add_argument("--broker-restarts", type=int, default=1)
     ap.add_argument("--long-outage", type=float, default=15,
                     help="seconds of the one long broker outage (> message timeout)")
     ap.add_argument("--publish-every", type=float, default=0.4)
+    ap.add_argument("--no-rebalances", dest="rebalances", action="store_false",
+                    help="no second consumer (to tell its faults from the others)")
+    ap.add_argument("--webhook-faults", type=int, default=1,
+                    help="times each webhook fault hits each receiver")
     ap.add_argument("--down-max", type=float, default=20,
                     help="longest webhook outage, seconds (full run: minutes)")
+    ap.add_argument("--fixture", default=FIXTURE,
+                    help="labelled articles (JSON lines: title, text, alerts)")
     ap.add_argument("--max-rss-mb", type=float, default=200)
     ap.add_argument("--drain", type=float, default=240, help="max seconds to drain")
     ap.add_argument("--keep", action="store_true")
@@ -231,26 +345,33 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
-    print("soak: seed=%d duration=%ss kill_every=%ss broker_restarts=%d" % (
-        seed, args.duration, args.kill_every, args.broker_restarts), flush=True)
+    articles = load_fixture(args.fixture)
+    print("soak: seed=%d duration=%ss kill_every=%ss broker_restarts=%d fixture=%s "
+          "(%d articles)" % (seed, args.duration, args.kill_every, args.broker_restarts,
+                             os.path.relpath(args.fixture, ROOT), len(articles)), flush=True)
     tmp = tempfile.mkdtemp(prefix="na-soak-")
     broker_dir = os.path.join(tmp, "broker")
     os.makedirs(broker_dir)
     bin_dir = os.path.abspath(args.build)
     counts = {"producer_kills": 0, "consumer_kills": 0, "broker_restarts": 0,
               "rebalances": 0, "webhook_faults": 0}
+    drawn = {k: 0 for k in WEBHOOK_FAULTS}
+    timeline = []  # (seconds since the start, what) of every fault, for a failed run
     daemons = []
     servers = []
     ok = False
     try:
+        # LogAppendTime: a ledger record's timestamp says when the broker
+        # confirmed it (the verdict's window for copies).
         brokers = sh([os.path.join(ROOT, "scripts", "kafka-broker"), "start", broker_dir,
-                      "broker.session.timeout.ms=3000"]).strip()
+                      "broker.session.timeout.ms=3000",
+                      "log.message.timestamp.type=LogAppendTime"]).strip()
         print("soak: broker %s" % brokers, flush=True)
-        topic, dlq = "soak.articles", "soak.dlq"
+        topic, dlq, ledger = "soak.articles", "soak.dlq", "soak.alerts"
 
         feeds = harness.FeedServer()
         servers.append(feeds)
-        stream = FeedStream(feeds, rng)
+        stream = FeedStream(feeds, rng, articles)
         hooks = {"json": harness.WebhookReceiver(), "slack": harness.WebhookReceiver()}
         servers.extend(hooks.values())
 
@@ -260,10 +381,11 @@ def main():
         with open(os.path.join(tmp, "sources.json"), "w") as f:
             json.dump(sources, f)
         consumer_cfg = {
-            "brokers": brokers, "topic": topic, "dlq_topic": dlq, "group_id": "soak",
+            "brokers": brokers, "topic": topic, "dlq_topic": dlq, "ledger_topic": ledger,
+            "group_id": "soak",
             "rules": os.path.join(ROOT, "examples", "rules.json"),
-            # Story grouping off: the soak's templated articles would fold into
-            # a few stories; the verdict counts one alert per (article, topic).
+            # Story grouping off: the fixture's articles would fold into a
+            # few stories; the verdict counts one alert per (article, topic).
             "stories": False,
             "deliver_max_attempts": 1000, "deliver_backoff": "100ms",
             "deliver_backoff_max": "2s", "deliver_timeout": "3s", "drain_timeout": "5s",
@@ -290,42 +412,66 @@ def main():
         producer.start()
         consumer.start()
 
-        # Fault schedule, drawn from the seed up front so a run can be replayed.
-        t_end = time.monotonic() + args.duration
+        # The schedule, drawn from the seed up front so a run can be replayed:
+        # kills and rebalances at exponential gaps, webhook faults on a fixed
+        # grid (every kind on both receivers), broker restarts evenly spaced.
         events = []
         t = 3.0
         while t < args.duration:
             t += rng.expovariate(1.0 / args.kill_every)
-            events.append((t, rng.choice(["kill_producer", "kill_consumer",
-                                          "kill_consumer_inflight", "webhook",
-                                          "rebalance"])))
+            what = rng.choice(["kill_producer", "kill_consumer", "kill_consumer_inflight",
+                               "rebalance"])
+            if what != "rebalance" or args.rebalances:
+                events.append((t, what, None))
+        wh_events, wh_gap = fault_schedule(args.duration, args.webhook_faults)
+        events += wh_events
         for i in range(args.broker_restarts):
             events.append((args.duration * (i + 1) / (args.broker_restarts + 1),
-                           "broker_long" if i == 0 else "broker"))
-        events.sort()
+                           "broker_long" if i == 0 else "broker", None))
+        events.sort(key=lambda e: e[0])
+        # A receiver's faults come every 2 * wh_gap seconds (they alternate
+        # between the two); one lasts less than that, so none cuts the next.
+        fault_max = max(4.0, 2 * wh_gap - 1.0)
+        script = os.path.join(ROOT, "scripts", "kafka-broker")
+        active = []  # webhook faults on: [hook name, kind, since, min_end, need]
+        bounce = None  # the broker restart under way (a thread: the schedule goes on)
         start = time.monotonic()
         next_pub = start
-        for when, what in events + [(args.duration, "end")]:
+
+        def end_faults(now, force=False):
+            """A fault ends once it lasted its time AND the receiver answered
+            it `need` times (a consumer down meanwhile sends nothing), or
+            after fault_max seconds."""
+            for f in list(active):
+                name, kind, since, min_end, need = f
+                seen = sum(1 for r in hooks[name].requests()
+                           if r.time >= since and r.status == FAULT_STATUS[kind])
+                if force or (now >= min_end and seen >= need) or now >= since + fault_max:
+                    hooks[name].up()
+                    active.remove(f)
+
+        for when, what, arg in events + [(args.duration, "end", None)]:
             while time.monotonic() - start < when:
                 now = time.monotonic()
                 if now >= next_pub:
                     stream.publish()
                     next_pub = now + args.publish_every
+                end_faults(now)
                 for d in daemons:
                     d.sample()
-                    if d is not second and d.proc is not None and not d.alive():
-                        d.exits.append(d.proc.returncode)
-                        print("soak: %s exited by itself (%s); restarting; stderr:\n%s" % (
+                    if d.exited_by_itself():
+                        print("soak: %s exited by itself (%s); stderr:\n%s" % (
                             d.name, d.proc.returncode, d.proc.tail(3)), flush=True)
                         if len(d.exits) > 20:
                             raise RuntimeError("%s keeps exiting by itself" % d.name)
-                        d.start()
+                        if d is not second:  # the next rebalance starts it
+                            d.start()
                 time.sleep(0.05)
             if what == "end":
                 break
+            timeline.append((round(time.monotonic() - start, 2), what, arg))
             if what == "kill_producer":
                 producer.kill()
-                counts["producer_kills"] += 1
                 time.sleep(rng.uniform(0, 1.5))
                 producer.start()
             elif what in ("kill_consumer", "kill_consumer_inflight"):
@@ -333,30 +479,34 @@ def main():
                     # Alerts in flight: the receivers answer slowly, so a kill
                     # lands between delivery and commit.
                     for h in hooks.values():
-                        h.slow(0.3)
+                        h.latency(0.3)
                     time.sleep(rng.uniform(0.2, 1.0))
                 consumer.kill()
-                counts["consumer_kills"] += 1
                 for h in hooks.values():
-                    h.up()
+                    h.latency(0)
                 time.sleep(rng.uniform(0, 1.0))
                 consumer.start()
             elif what == "webhook":
-                h = rng.choice(list(hooks.values()))
-                mode = rng.choice(["fail", "rate", "hang", "down"])
+                name, kind = arg
+                h = hooks[name]
                 counts["webhook_faults"] += 1
-                if mode == "fail":
-                    h.fail_next(rng.randrange(3, 20))
-                elif mode == "rate":
-                    h.rate_limit(2, retry_after=1)
-                    threading.Timer(rng.uniform(2, 6), h.up).start()
-                elif mode == "hang":
-                    h.slow(5)  # past the consumer's 3 s request timeout
-                    threading.Timer(rng.uniform(3, 8), h.up).start()
+                drawn[kind] += 1
+                print("soak: t=%.1f webhook %s on %s" % (when, kind, name), flush=True)
+                now = time.monotonic()
+                if kind == "fail":
+                    h.fail_next(rng.randrange(3, 20))  # ends by itself
+                elif kind == "rate":
+                    # One request every 2 s, where alerts come about once a
+                    # second: 429s with Retry-After, whatever the traffic.
+                    h.rate_limit(0.5, retry_after=1)
+                    active.append([name, kind, now, now + rng.uniform(2, 6), 3])
+                elif kind == "hang":
+                    h.hang(5)  # past the consumer's 3 s request timeout
+                    active.append([name, kind, now, now + rng.uniform(3, 8), 1])
                 else:
                     h.down(503, retry_after=1)
-                    threading.Timer(rng.uniform(min(5, args.down_max), args.down_max),
-                                    h.up).start()
+                    lasts = rng.uniform(min(5, args.down_max), args.down_max)
+                    active.append([name, kind, now, now + lasts, 1])
             elif what == "rebalance":
                 counts["rebalances"] += 1
                 if second.alive():
@@ -365,14 +515,18 @@ def main():
                     second.start()
             elif what in ("broker", "broker_long"):
                 counts["broker_restarts"] += 1
-                script = os.path.join(ROOT, "scripts", "kafka-broker")
-                sh([script, "stop", broker_dir])
                 pause = args.long_outage if what == "broker_long" else rng.uniform(1, 4)
-                print("soak: broker down for %.1f s" % pause, flush=True)
-                time.sleep(pause)
-                sh([script, "start", broker_dir], timeout=180)
+                if bounce is not None:
+                    bounce.join()
+                    bounce.check()
+                bounce = BrokerBounce(script, broker_dir, pause)
+                bounce.start()
+        end_faults(time.monotonic(), force=True)
+        if bounce is not None:
+            bounce.join()
+            bounce.check()
         counts["producer_kills"] = producer.kills
-        counts["consumer_kills"] = consumer.kills
+        counts["consumer_kills"] = consumer.kills + second.kills
 
         # Drain: no more faults or new articles; wait until the topic holds
         # every published article and the receivers stop receiving.
@@ -387,7 +541,7 @@ def main():
         while time.monotonic() < deadline:
             for d in (producer, consumer):
                 d.sample()
-                if not d.alive():
+                if d.exited_by_itself():
                     d.start()
             records = harness.kcat_consume(brokers, topic, timeout=60)
             urls = {json.loads(r["value"]).get("url") for r in records if r["value"]}
@@ -420,48 +574,66 @@ def main():
         second_ids = sorted(u for u, ids in urls.items() if len(ids) > 1)
         republished = sum(n - 1 for n in per_key.values())
 
-        cls = subprocess.run([os.path.join(bin_dir, "newsalert-consumer"), "classify",
-                              "--rules", os.path.join(ROOT, "examples", "rules.json")],
-                             input="\n".join(values.values()) + "\n", capture_output=True,
-                             text=True, timeout=120)
-        if cls.returncode != 0:
-            raise RuntimeError("classify failed: " + cls.stderr[-2000:])
+        # What must arrive comes from the fixture's labels, not from the
+        # rules engine under test.
         expected = set()
-        for line in cls.stdout.splitlines():
-            d = json.loads(line)
-            for t in d["topics"]:
-                expected.add(alert_id(d["id"], t["topic"]))
+        for url, ids in urls.items():
+            for topic_name in stream.labels.get(url, ()):
+                for aid in ids:
+                    expected.add(alert_id(aid, topic_name))
 
+        deaths = consumer.deaths + second.deaths
+        confirmed = ledger_confirmations(brokers, ledger)
+        route_of = {"json": "generic", "slack": "desk"}
+        answered = {k: 0 for k in WEBHOOK_FAULTS}
         verdict = {}
         for name, h in hooks.items():
-            got = [r.header("webhook-id") for r in h.requests() if r.status == 200]
+            reqs = h.requests()
+            for kind, status in FAULT_STATUS.items():
+                answered[kind] += sum(1 for r in reqs if r.status == status)
+            got = [r.header("webhook-id") for r in reqs if r.status == 200]
             uniq = set(got)
-            verdict[name] = {"received": len(got), "unique": len(uniq),
-                             "duplicated": len(got) - len(uniq),
-                             "lost": len(expected - uniq),
+            copies, unexplained, examples, most = copies_report(
+                reqs, deaths, lambda aid, route=route_of[name]: confirmed.get((aid, route)))
+            verdict[name] = {"received": len(got), "unique": len(uniq), "copies": copies,
+                             "unexplained": unexplained, "examples": examples,
+                             "most": most, "lost": len(expected - uniq),
                              "unexpected": len(uniq - expected)}
         dlq_records = harness.kcat_consume(brokers, dlq, timeout=60)
         peak = {d.name: round(d.peak_rss_kb / 1024, 1) for d in (producer, consumer, second)}
 
         print("soak: seed=%d" % seed)
         print("soak: faults %s" % json.dumps(counts, sort_keys=True))
+        print("soak: webhook faults drawn %s, requests answered so %s" % (
+            json.dumps(drawn), json.dumps(answered)))
         print("soak: articles published=%d in_topic=%d lost=%d republished=%d "
               "second_ids=%d" % (len(published), len(urls), len(lost_articles),
                                  republished, len(second_ids)))
-        print("soak: alerts expected=%d" % len(expected))
+        print("soak: alerts expected=%d (fixture labels)" % len(expected))
         for name, v in verdict.items():
-            print("soak: route %-7s received=%d unique=%d duplicated=%d lost=%d "
-                  "unexpected=%d" % (name, v["received"], v["unique"], v["duplicated"],
-                                     v["lost"], v["unexpected"]))
-        print("soak: dlq=%d peak_rss_mb=%s (in %s)" % (
+            print("soak: route %-7s received=%d unique=%d lost=%d unexpected=%d copies=%d "
+                  "(consumer kills %d, most copies after one kill %d, copies outside "
+                  "the window %d)" % (name, v["received"], v["unique"], v["lost"],
+                                      v["unexpected"], v["copies"], len(deaths), v["most"],
+                                      v["unexplained"]))
+        print("soak: dlq=%d peak_rss_mb=%s (in %s; bound %s MB)" % (
             len(dlq_records), json.dumps(peak),
-            ", ".join(str(d.peak_gen) for d in (producer, consumer, second))))
+            ", ".join(str(d.peak_gen) for d in (producer, consumer, second)),
+            args.max_rss_mb))
         for name, v in verdict.items():
+            got = {r.header("webhook-id") for r in hooks[name].requests() if r.status == 200}
             if v["lost"]:
-                got = {r.header("webhook-id") for r in hooks[name].requests()
-                       if r.status == 200}
                 print("soak: route %s lost: %s" % (name, sorted(expected - got)[:10]))
+            if v["unexpected"]:
+                print("soak: route %s unexpected: %s" % (name, sorted(got - expected)[:10]))
+            if v["unexplained"]:
+                print("soak: route %s copies outside the window (no consumer kill between "
+                      "a receipt and the ledger record): %s" % (name, v["examples"]))
         failures = []
+        for kind in WEBHOOK_FAULTS:
+            if not drawn[kind] or not answered[kind]:
+                failures.append("webhook fault %s drawn %d times, %d requests answered so" %
+                                (kind, drawn[kind], answered[kind]))
         if lost_articles:
             failures.append("articles lost: %s" % lost_articles[:5])
         if second_ids:
@@ -469,12 +641,17 @@ def main():
         for name, v in verdict.items():
             if v["lost"]:
                 failures.append("route %s lost %d alerts" % (name, v["lost"]))
-            # Duplicates are reported, not failed: a crash between a 2xx and the
-            # ledger write re-sends once, and the webhook-id header lets the
-            # receiver drop that copy (which is what "unique" counts).
             if v["unexpected"]:
                 failures.append("route %s received %d unexpected alerts" % (name,
                                                                            v["unexpected"]))
+            # The documented window: a kill between sending an alert and its
+            # ledger record re-sends that alert, once per such kill. Any other
+            # copy breaks "never twice"; for now they are printed, not failed:
+            # members of a group send each other's alerts again after a
+            # rebalance (open, docs/reliability.md, "What the soak found").
+            if v["unexplained"]:
+                print("soak: KNOWN DEFECT route %s received %d copies outside the window "
+                      "of a consumer kill" % (name, v["unexplained"]))
         if dlq_records:
             failures.append("%d records in the dead-letter topic" % len(dlq_records))
         for name, mb in peak.items():
@@ -494,6 +671,19 @@ def main():
         subprocess.run([os.path.join(ROOT, "scripts", "kafka-broker"), "stop", broker_dir],
                        capture_output=True)
         if args.keep or not ok:
+            # What happened when: the faults and every webhook request (time
+            # in seconds from the start, status, webhook-id), to read a failure.
+            try:
+                with open(os.path.join(tmp, "timeline.json"), "w") as f:
+                    wall0 = time.time() - (time.monotonic() - start)
+                    json.dump({"faults": timeline, "deaths": {
+                        d.name: [round(t - wall0, 2) for t in d.deaths] for d in daemons},
+                        "requests": {name: [(round(r.time - start, 2), r.status,
+                                             r.header("webhook-id"))
+                                            for r in h.requests()]
+                                     for name, h in hooks.items()}}, f)
+            except NameError:
+                pass  # failed before the run began
             print("soak: files kept in %s" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -512,11 +512,14 @@ class FeedServer(_Server):
 class WebhookReceiver(_Server):
     """Local chat-webhook endpoint: records every request, answers by mode.
 
-    Modes (set_mode("up" | "down" | "fail-N" | "rate-limit-R" | "slow-S") or
-    the methods): up() answers ok_status; down() answers 503; fail_next(n)
-    answers 500 to the next n requests, then the previous mode again;
-    rate_limit(r) answers 429 with Retry-After once r requests were accepted
-    in the last second; slow(s) sleeps s seconds before answering ok.
+    Modes (set_mode("up" | "down" | "fail-N" | "rate-limit-R" | "slow-S" |
+    "hang-S") or the methods): up() answers ok_status; down() answers 503;
+    fail_next(n) answers 500 to the next n requests, then the previous mode
+    again; rate_limit(r) answers 429 with Retry-After once r requests were
+    accepted in the last second; slow(s) sleeps s seconds before answering
+    ok; hang(s) holds each request s seconds and then closes the connection
+    without an answer (status recorded as 0: the service never took it).
+    latency(s) delays every answer by s more seconds, whatever the mode.
     max_body_bytes: larger bodies get 413, as real chat services refuse them.
     """
 
@@ -529,6 +532,7 @@ class WebhookReceiver(_Server):
         self._fail_left = 0
         self._fail_status = 500
         self._accepted = []  # monotonic times of accepted requests (rate limit)
+        self._latency = 0.0
         self._start()
 
     # mode switches -------------------------------------------------------
@@ -548,6 +552,8 @@ class WebhookReceiver(_Server):
             self._fail_status = status
 
     def rate_limit(self, per_s, retry_after=1):
+        """Accept `per_s` requests a second (below 1: one every 1/per_s
+        seconds), answer the rest 429 with Retry-After."""
         with self._lock:
             self._mode = ("rate", (per_s, retry_after))
             self._accepted = []
@@ -556,9 +562,18 @@ class WebhookReceiver(_Server):
         with self._lock:
             self._mode = ("slow", seconds)
 
+    def hang(self, seconds):
+        with self._lock:
+            self._mode = ("hang", seconds)
+
+    def latency(self, seconds):
+        with self._lock:
+            self._latency = float(seconds)
+
     def set_mode(self, spec):
-        """Set a mode from text: up, down, fail-N, rate-limit-R, slow-S."""
-        m = re.fullmatch(r"(up|down|fail-(\d+)|rate-limit-(\d+)|slow-([0-9.]+))", spec)
+        """Set a mode from text: up, down, fail-N, rate-limit-R, slow-S, hang-S."""
+        m = re.fullmatch(r"(up|down|fail-(\d+)|rate-limit-(\d+)|slow-([0-9.]+)|"
+                         r"hang-([0-9.]+))", spec)
         if not m:
             raise ValueError("bad webhook mode %r" % spec)
         if spec == "up":
@@ -569,8 +584,10 @@ class WebhookReceiver(_Server):
             self.fail_next(int(m.group(2)))
         elif m.group(3):
             self.rate_limit(int(m.group(3)))
-        else:
+        elif m.group(4):
             self.slow(float(m.group(4)))
+        else:
+            self.hang(float(m.group(5)))
 
     # queries -------------------------------------------------------------
 
@@ -594,26 +611,33 @@ class WebhookReceiver(_Server):
     # serving -------------------------------------------------------------
 
     def _decide(self, req):
+        """(status, headers, body, delay); status None: hang up after delay."""
         with self._lock:
+            extra = self._latency
             if self.max_body_bytes is not None and len(req.body) > self.max_body_bytes:
-                return 413, {}, b"payload too large\n", 0
+                return 413, {}, b"payload too large\n", extra
             if self._fail_left > 0:
                 self._fail_left -= 1
-                return self._fail_status, {}, b"injected failure\n", 0
+                return self._fail_status, {}, b"injected failure\n", extra
             kind, arg = self._mode
+            if kind == "hang":
+                return None, {}, b"", arg + extra
             if kind == "down":
                 status, retry_after = arg
                 hdrs = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-                return status, hdrs, b"service unavailable\n", 0
+                return status, hdrs, b"service unavailable\n", extra
             if kind == "rate":
                 per_s, retry_after = arg
+                # Below one a second: one request per 1/per_s seconds.
+                window = 1.0 / per_s if 0 < per_s < 1 else 1.0
+                allowed = max(1, int(per_s)) if per_s > 0 else 0
                 now = time.monotonic()
-                self._accepted = [t for t in self._accepted if now - t < 1.0]
-                if len(self._accepted) >= per_s:
-                    return 429, {"Retry-After": str(retry_after)}, b"rate limited\n", 0
+                self._accepted = [t for t in self._accepted if now - t < window]
+                if len(self._accepted) >= allowed:
+                    return 429, {"Retry-After": str(retry_after)}, b"rate limited\n", extra
                 self._accepted.append(now)
             delay = arg if kind == "slow" else 0
-            return self.ok_status, {}, self.ok_body, delay
+            return self.ok_status, {}, self.ok_body, delay + extra
 
     def _handle(self, h, req):
         self._record(req)
@@ -624,6 +648,12 @@ class WebhookReceiver(_Server):
             status, hdrs, body, delay = self._decide(req)
             if delay:
                 self._closing.wait(delay)
+            if status is None:
+                # Hung: no answer at all, the connection just ends.
+                req.status = 0
+                req.done = time.monotonic()
+                h.close_connection = True
+                return
             self._send(h, req, status, body, "text/plain", hdrs)
         finally:
             self._answered()

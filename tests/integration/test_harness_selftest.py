@@ -2,6 +2,7 @@
 """Self-test of tests/integration/harness.py: feed server, webhook receiver,
 processes, the runner shim, and (with a broker) the kcat helpers."""
 
+import http.client as http_client
 import json
 import os
 import signal
@@ -170,6 +171,13 @@ def test_webhook_rate_limit_429(ctx):
     assert http(hook.url("/h"), {})[0] == 200
     hook.set_mode("up")
     assert all(http(hook.url("/h"), {})[0] == 200 for _ in range(5))
+    # Below one a second: one request every 1/per_s seconds.
+    hook.rate_limit(0.5)
+    assert [http(hook.url("/h"), {})[0] for _ in range(2)] == [200, 429]
+    time.sleep(1.2)
+    assert http(hook.url("/h"), {})[0] == 429
+    time.sleep(0.9)
+    assert http(hook.url("/h"), {})[0] == 200
 
 
 def test_webhook_slow_size_limit_and_wait(ctx):
@@ -189,6 +197,31 @@ def test_webhook_slow_size_limit_and_wait(ctx):
     except TimeoutError as e:
         assert "saw 2 request(s)" in str(e), e
     assert time.monotonic() - t0 >= 0.25
+
+
+def test_webhook_hang_answers_nothing_and_latency_adds_to_any_mode(ctx):
+    hook = ctx.webhook()
+    hook.hang(0.3)
+    t0 = time.monotonic()
+    try:
+        http(hook.url("/h"), {"x": 1}, timeout=5)
+        raise AssertionError("a hung request got an answer")
+    except (urllib.error.URLError, ConnectionError, http_client.HTTPException):
+        pass
+    assert time.monotonic() - t0 >= 0.25
+    assert [r.status for r in hook.requests()] == [0]
+    hook.set_mode("hang-0.1")
+    hook.up()
+    hook.latency(0.3)
+    hook.fail_next(1)
+    t0 = time.monotonic()
+    assert http(hook.url("/h"), {})[0] == 500
+    assert http(hook.url("/h"), {})[0] == 200
+    assert time.monotonic() - t0 >= 0.55
+    hook.latency(0)
+    t0 = time.monotonic()
+    assert http(hook.url("/h"), {})[0] == 200
+    assert time.monotonic() - t0 < 0.25
 
 
 # --------------------------------------------------------- Proc and helpers
