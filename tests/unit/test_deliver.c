@@ -143,8 +143,9 @@ static void on_done(void *opaque, const struct na_delivery_result *res, void *ct
     o->attempts = res->attempts;
 }
 
-static struct outcome deliver_one(struct server *s, const char *secret,
-                                  int max_attempts) {
+/* Deliver one alert to @p s with @p opts; run until it ended (30 s at most). */
+static struct outcome deliver_with(struct server *s, const char *secret,
+                                   const struct na_deliver_opts *opts) {
     struct na_routes routes = {NULL, 0};
     char url[64], errstr[256];
     struct outcome o = {0, NA_OUTCOME_FATAL, 0, 0};
@@ -154,20 +155,25 @@ static struct outcome deliver_one(struct server *s, const char *secret,
                  : json_pack("[{s:s}]", "url", url);
     assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
     json_decref(arr);
-    struct na_deliver_opts opts = {1, 5000, 5000, max_attempts, 50, 200, "test"};
-    na_deliver_t *d = na_deliver_new(&opts);
+    na_deliver_t *d = na_deliver_new(opts);
     const char *alert_id =
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], alert_id,
                                              strdup("{\"a\":1}"), 7, NULL, NULL),
                      NA_OK);
-    int64_t deadline = na_mono_ms() + 10000;
+    int64_t deadline = na_mono_ms() + 30000;
     while (na_deliver_pending(d) && na_mono_ms() < deadline) {
         na_deliver_run(d, 50, on_done, &o);
     }
     na_deliver_destroy(d);
     na_routes_cleanup(&routes);
     return o;
+}
+
+static struct outcome deliver_one(struct server *s, const char *secret,
+                                  int max_attempts) {
+    struct na_deliver_opts opts = {1, 5000, 5000, max_attempts, 50, 200, "test"};
+    return deliver_with(s, secret, &opts);
 }
 
 static void test_retries_5xx_then_succeeds_on_one_connection(void **state) {
@@ -232,6 +238,54 @@ static void test_gives_up_after_max_attempts(void **state) {
     assert_int_equal(o.outcome, NA_OUTCOME_RETRY);
     assert_int_equal(o.attempts, 3);
     assert_int_equal(s.requests, 3);
+}
+
+/* Retry backoff (docs/delivery.md, "Retry"): the delay before attempt k+1
+ * is deliver_backoff doubled k-1 times, capped at deliver_backoff_max, with
+ * jitter in [delay/2, delay]. Measured as the gaps between attempts at the
+ * server: no gap below its lower bound (the client waits at least that long
+ * after it read the answer), none above its upper bound plus slack for a
+ * loaded machine, and the capped gaps do not all fall on one value. */
+static void test_backoff_doubles_with_jitter_up_to_its_cap(void **state) {
+    (void)state;
+    enum { FAILS = 9 };
+    const int64_t base_ms = 100, cap_ms = 800, slack_ms = 400;
+    struct server s;
+    memset(&s, 0, sizeof(s));
+    for (int i = 0; i < FAILS; i++) {
+        s.script[i] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+    }
+    server_start(&s);
+    struct na_deliver_opts opts = {1, 5000, 5000, FAILS + 1, base_ms, cap_ms, "test"};
+    struct outcome o = deliver_with(&s, NULL, &opts);
+    server_stop(&s);
+    assert_int_equal(o.outcome, NA_OUTCOME_OK);
+    assert_int_equal(o.attempts, FAILS + 1);
+    assert_int_equal(s.requests, FAILS + 1);
+    int64_t delay = base_ms, capped_min = INT64_MAX, capped_max = 0;
+    for (int k = 1; k <= FAILS; k++) {
+        int64_t gap = s.at_ms[k] - s.at_ms[k - 1];
+        print_message("attempt %d after %lld ms (backoff %lld, jitter [%lld, %lld])\n",
+                      k + 1, (long long)gap, (long long)delay, (long long)(delay / 2),
+                      (long long)delay);
+        if (gap < delay / 2 - 2 || gap > delay + slack_ms) {
+            fail_msg("gap before attempt %d: %lld ms, want %lld..%lld (+%lld slack)",
+                     k + 1, (long long)gap, (long long)(delay / 2), (long long)delay,
+                     (long long)slack_ms);
+        }
+        if (delay == cap_ms) {
+            capped_min = gap < capped_min ? gap : capped_min;
+            capped_max = gap > capped_max ? gap : capped_max;
+        }
+        delay = delay * 2 > cap_ms ? cap_ms : delay * 2;
+    }
+    /* Six gaps at the cap, each drawn from [400, 800]: all within 40 ms of
+     * each other would mean no jitter (odds about 1 in 10,000 otherwise). */
+    assert_true(capped_max > 0);
+    if (capped_max - capped_min < 40) {
+        fail_msg("capped gaps all within %lld ms: no jitter",
+                 (long long)(capped_max - capped_min));
+    }
 }
 
 static void test_redirect_is_a_failure(void **state) {
@@ -420,6 +474,75 @@ static void test_refused_digest_is_sent_one_by_one(void **state) {
     }
 }
 
+/* Tallies digest sizes: how many results came from a digest of each size. */
+struct sizes {
+    int calls;
+    int ok;
+    size_t largest;
+    int by_size[512];
+};
+
+static void on_sizes(void *opaque, const struct na_delivery_result *res, void *ctx) {
+    struct sizes *z = ctx;
+    (void)opaque;
+    z->calls++;
+    z->ok += res->outcome == NA_OUTCOME_OK;
+    z->largest = res->digest_cnt > z->largest ? res->digest_cnt : z->largest;
+    if (res->digest_cnt < 512) {
+        z->by_size[res->digest_cnt]++;
+    }
+}
+
+/* A flood larger than a digest holds (docs/delivery.md: up to 200 alerts
+ * per digest) leaves as several digests, none over 200, every alert in
+ * exactly one of them. */
+static void test_a_digest_carries_at_most_200_alerts(void **state) {
+    (void)state;
+    enum { N = 450 };
+    struct server s;
+    struct sizes z;
+    struct na_routes routes = {NULL, 0};
+    char url[64], errstr[256];
+    memset(&s, 0, sizeof(s));
+    memset(&z, 0, sizeof(z));
+    server_start(&s);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", s.port);
+    json_t *arr = json_pack("[{s:s, s:f, s:f, s:i}]", "url", url, "rate_per_s", 5.0,
+                            "burst", 1.0, "digest_threshold", 3);
+    assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
+    json_decref(arr);
+    struct na_deliver_opts opts = {4, 5000, 5000, 5, 50, 200, "test"};
+    na_deliver_t *d = na_deliver_new(&opts);
+    for (int i = 0; i < N; i++) {
+        char id[NA_SHA256_HEX_LEN + 1];
+        snprintf(id, sizeof(id), "%064d", i);
+        assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], id, strdup("{\"a\":1}"),
+                                                 7, item_new(i), NULL),
+                         NA_OK);
+    }
+    int64_t deadline = na_mono_ms() + 30000;
+    while (na_deliver_pending(d) && na_mono_ms() < deadline) {
+        na_deliver_run(d, 50, on_sizes, &z);
+    }
+    na_deliver_destroy(d);
+    na_routes_cleanup(&routes);
+    server_stop(&s);
+    assert_int_equal(z.calls, N);
+    assert_int_equal(z.ok, N);
+    if (z.largest > 200) {
+        fail_msg("a digest carried %zu alerts (at most 200)", z.largest);
+    }
+    /* 200 + 200 + 50: three digest messages, each alert in one. */
+    assert_int_equal(z.by_size[0], 0);
+    assert_int_equal(z.by_size[200], 400);
+    assert_int_equal(z.by_size[50], 50);
+    assert_int_equal(s.requests, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(strstr(s.bodies[i], "\"schema\":\"alert-digest/v1\""));
+        assert_non_null(strstr(s.bodies[i], i < 2 ? "\"count\":200" : "\"count\":50"));
+    }
+}
+
 static void test_few_alerts_are_not_digested(void **state) {
     (void)state;
     struct server s;
@@ -540,12 +663,14 @@ int main(void) {
         cmocka_unit_test(test_429_retry_after_is_honoured),
         cmocka_unit_test(test_4xx_is_dropped_without_retry),
         cmocka_unit_test(test_gives_up_after_max_attempts),
+        cmocka_unit_test(test_backoff_doubles_with_jitter_up_to_its_cap),
         cmocka_unit_test(test_redirect_is_a_failure),
         cmocka_unit_test(test_signed_requests_carry_standard_webhooks_headers),
         cmocka_unit_test(test_unreachable_endpoint_is_retried),
         cmocka_unit_test(test_token_bucket_paces_a_route),
         cmocka_unit_test(test_flood_becomes_one_digest),
         cmocka_unit_test(test_refused_digest_is_sent_one_by_one),
+        cmocka_unit_test(test_a_digest_carries_at_most_200_alerts),
         cmocka_unit_test(test_few_alerts_are_not_digested),
         cmocka_unit_test(test_discord_429_body_retry_after),
         cmocka_unit_test(test_discord_empty_bucket_pauses_the_route),
