@@ -683,7 +683,8 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 json_decref(root);
             }
             na_buf_init(&body);
-            na_err_t err = route->format->render(&alert, &body);
+            na_err_t err = na_fault("render") ? NA_ERR_TOO_LARGE
+                                              : route->format->render(&alert, &body);
             if (!err && body.oom) {
                 err = NA_ERR_NOMEM;
             }
