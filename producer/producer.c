@@ -109,8 +109,9 @@ struct feed {
     bool removed;   /* left the sources; freed once pending is 0 */
     char *new_etag; /* validators to keep once the batch is delivered */
     char *new_lm;
-    struct host *host; /* the host whose slot it holds (in_flight) or whose
-                          queue it waits in (host_waiting), else NULL */
+    na_metric_t *last_success; /* its feed_last_success_seconds, or NULL until used */
+    struct host *host;         /* the host whose slot it holds (in_flight) or whose
+                                  queue it waits in (host_waiting), else NULL */
     bool host_waiting;
     struct feed *wait_next, *wait_prev; /* its host's queue */
 };
@@ -204,6 +205,30 @@ static const char *shown_id(const char *id, char *buf, size_t size) {
     snprintf(buf, size, "%s", l ? l : "?");
     free(l);
     return buf;
+}
+
+/* The feed's newsalert_producer_feed_last_success_seconds gauge (read by
+ * the status document every second: the handle is kept). */
+static na_metric_t *feed_last_success(struct feed *f) {
+    if (!f->last_success) {
+        char labels[700];
+        feed_labels(f, NULL, labels, sizeof(labels));
+        f->last_success = na_metrics_get(
+            NA_METRIC_GAUGE, "newsalert_producer_feed_last_success_seconds",
+            "Unix time of the last successful fetch.", labels);
+    }
+    return f->last_success;
+}
+
+/* A feed left the sources (or this instance): its series leave /metrics,
+ * else they would be exported for ever with frozen values (a removed feed
+ * would look ever more stale). The feed's kept handles stay valid. */
+static void feed_forget_metrics(const struct feed *f) {
+    char labels[700];
+    feed_labels(f, NULL, labels, sizeof(labels));
+    size_t n = na_metrics_remove_label(labels);
+    na_log(NA_LOG_DEBUG, "producer", "feed_metrics_removed", "feed=%s series=%zu",
+           na_log_q(f->label), n);
 }
 
 /* Per-feed counter: newsalert_producer_<what>_total{feed="<id>"[,extra]}. */
@@ -698,6 +723,7 @@ static void feed_remove(struct producer *p, struct feed *f) {
     memmove(&p->feeds[i], &p->feeds[i + 1], (p->feeds_cnt - i - 1) * sizeof(*p->feeds));
     p->feeds_cnt--;
     f->removed = true;
+    feed_forget_metrics(f);
     if (!f->pending) {
         feed_free(f);
         return;
@@ -1131,6 +1157,8 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
         p->stats->not_modified++;
         feed_inc(f, "newsalert_producer_not_modified_total", "Fetches answered 304.",
                  NULL);
+        /* Unchanged is a success: the feed is up and we have its latest. */
+        na_metric_set(feed_last_success(f), (double)na_now_ms() / 1000.0);
         note_moved(p, f, res);
         f->errors_in_row = 0;
         schedule_in(p, f,
@@ -1172,14 +1200,7 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     }
     note_moved(p, f, res);
     f->errors_in_row = 0;
-    {
-        char labels[700];
-        feed_labels(f, NULL, labels, sizeof(labels));
-        na_metric_set(na_metrics_get(NA_METRIC_GAUGE,
-                                     "newsalert_producer_feed_last_success_seconds",
-                                     "Unix time of the last successful fetch.", labels),
-                      (double)na_now_ms() / 1000.0);
-    }
+    na_metric_set(feed_last_success(f), (double)na_now_ms() / 1000.0);
     /* Hints of the document (RSS ttl, skipHours, skipDays) shape the schedule
      * and are kept with the state so that they hold after a restart. */
     if (na_seen_set_int(p->seen, f->src.id, "ttl", doc.ttl_min, false) ||
@@ -1800,17 +1821,13 @@ static void default_instance(const struct na_producer_conf *conf, char *buf,
 static json_t *status_doc(struct producer *p) {
     json_t *feeds = json_array();
     json_t *not_ready = json_array();
-    char labels[600];
     char ubuf[1024];
     if (!p->rk && !p->conf->dry_run) {
         json_array_append_new(not_ready, json_string("kafka: no producer"));
     }
     for (size_t i = 0; i < p->feeds_cnt; i++) {
-        const struct feed *f = p->feeds[i];
-        feed_labels(f, NULL, labels, sizeof(labels));
-        double ok = na_metric_value(na_metrics_get(
-            NA_METRIC_GAUGE, "newsalert_producer_feed_last_success_seconds",
-            "Unix time of the last successful fetch.", labels));
+        struct feed *f = p->feeds[i];
+        double ok = na_metric_value(feed_last_success(f));
         json_int_t stale_s = ok > 0 ? (json_int_t)(na_now_ms() / 1000 - (int64_t)ok) : -1;
         /* A feed never fetched successfully counts from the daemon's start. */
         json_int_t age_s =

@@ -5,9 +5,18 @@
  *
  * Registration returns a handle that stays valid for the life of the
  * process; registering the same name and labels twice returns the same
- * handle. Updates are thread-safe. Label sets are given pre-rendered
+ * handle. Lookups are O(1) (hash tables) and rendering is linear, so hot
+ * callers may look up by name every time or keep the handle. Updates are
+ * thread-safe. Label sets are given pre-rendered
  * (`route="desk",status="429"`); values that come from input must go
  * through na_metrics_label_escape().
+ *
+ * Series of things that go away (a feed removed from the sources) are
+ * removed with na_metrics_remove() or na_metrics_remove_label(): they leave
+ * the rendered text at once. Their handles stay valid: updates through them
+ * are kept nowhere visible, and registering the same name and labels again
+ * brings the series back from zero (same handle). Memory is one small
+ * record per distinct name and labels ever registered.
  */
 #ifndef NEWSALERT_METRICS_H
 #define NEWSALERT_METRICS_H
@@ -47,6 +56,21 @@ double na_metric_value(const na_metric_t *m);
 void na_metrics_inc(const char *name, const char *help, const char *labels);
 
 /**
+ * @brief Remove one series (name and labels exactly as registered).
+ * @returns 1 when a live series was removed, 0 when there was none.
+ */
+int na_metrics_remove(const char *name, const char *labels);
+
+/**
+ * @brief Remove every series that carries the label pair @p pair, rendered
+ *        as in the label sets (`feed="bbc"`, value escaped with
+ *        na_metrics_label_escape()), whatever its name and other labels.
+ *        Cost: the series carrying that pair, not all series.
+ * @returns the number of series removed.
+ */
+size_t na_metrics_remove_label(const char *pair);
+
+/**
  * @brief Render every metric in Prometheus text format (version 0.0.4).
  * @returns new string; free().
  */
@@ -58,7 +82,7 @@ char *na_metrics_render(void);
  */
 char *na_metrics_label_escape(const char *value, char *buf, size_t size);
 
-/** @brief Forget every metric (tests only; handles become invalid). */
+/** @brief Free every metric (tests only; handles become invalid). */
 void na_metrics_reset(void);
 
 #endif

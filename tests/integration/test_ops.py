@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Operations on a real broker: SIGHUP reloads the rules mid-stream (the new
 rule applies, no message is lost, a broken file keeps the old rules), and
-/metrics scraped during a run counts what happened (producer and consumer).
+/metrics scraped during a run counts what happened (producer and consumer),
+and a feed's series leave /metrics when the feed leaves the sources (SIGHUP)
+or the instance (topic mode).
 
 SIGHUP also swaps in the config file's routes once the old ones are quiet."""
 
@@ -316,6 +318,143 @@ def test_producer_readyz_fails_while_a_critical_feed_is_stale(ctx):
     feeds.set("/critical.xml", (RSS % items).encode(), "application/rss+xml")
     harness.wait_until(lambda: http_get(url + "/readyz")[0] == 200, 60, what="/readyz 200")
     assert p.stop(60) == 0
+
+
+def feeds_in(metrics):
+    """The feed ids that have at least one series in a scrape."""
+    out = set()
+    for (_, labels) in metrics:
+        m = re.search(r'(?:^\{|,)feed="([^"]*)"', labels)
+        if m:
+            out.add(m.group(1))
+    return out
+
+
+def test_removed_feed_series_leave_metrics_on_sighup(ctx):
+    # Regression: the series of a feed removed from the sources stayed in
+    # /metrics for ever with frozen values, so the shipped Grafana staleness
+    # panel showed the removed feed as ever more stale. They now go with the
+    # feed, and come back from zero when it returns.
+    require_listener(ctx, "newsalert-producer")
+    item = "<item><title>Story</title><link>http://news.test/g/%s</link></item>"
+    feeds = ctx.feed_server({
+        "/keep.xml": ((RSS % (item % "k")).encode(), "application/rss+xml"),
+        "/gone.xml": ((RSS % (item % "g")).encode(), "application/rss+xml")})
+    port = harness.free_port()
+    both = {"sources": [{"id": "keep", "url": feeds.url("/keep.xml"), "interval": "1s"},
+                        {"id": "gone", "url": feeds.url("/gone.xml"), "interval": "1s"}]}
+    sources = ctx.write("sources.json", both)
+    p = ctx.proc([ctx.bin("newsalert-producer"), "--brokers", ctx.brokers, "--sources",
+                  sources, "--state-dir", ctx.path("state"), "--topic",
+                  ctx.topic("na.ops.removed"), "--http-listen", "127.0.0.1:%d" % port],
+                 name="producer")
+    url = "http://127.0.0.1:%d" % port
+    harness.wait_until(lambda: http_get(url + "/healthz")[0] == 200, 60,
+                       what="producer /healthz 200")
+
+    def fetched(feed):
+        m = scrape(port)
+        return (metric(m, "newsalert_producer_fetches_total", 'feed="%s"' % feed) >= 2 and
+                metric(m, "newsalert_producer_feed_last_success_seconds",
+                       'feed="%s"' % feed) > 0) and m
+    harness.wait_until(lambda: fetched("keep") and fetched("gone"), 60,
+                       what="both feeds fetched")
+
+    ctx.write("sources.json", {"sources": both["sources"][:1]})
+    p.kill(signal.SIGHUP)
+    p.wait_for_stderr(r'event=feed_removed feed="gone"', 30)
+    m = scrape(port)
+    assert "gone" not in feeds_in(m), sorted(k for k in m if 'feed="gone"' in k[1])
+    assert "keep" in feeds_in(m)
+    # The status document follows within its 1 s publishing period.
+    harness.wait_until(lambda: [f["id"] for f in json.loads(
+        http_get(url + "/status.json")[1])["feeds"]] == ["keep"], 10,
+        what="status.json without the removed feed")
+    # Still gone a few polls of the other feed later, and keep goes on.
+    before = metric(m, "newsalert_producer_fetches_total", 'feed="keep"')
+    harness.wait_until(lambda: metric(scrape(port), "newsalert_producer_fetches_total",
+                                      'feed="keep"') >= before + 2, 30,
+                       what="keep fetched twice more")
+    assert "gone" not in feeds_in(scrape(port))
+
+    # Back in the sources: its series start again from zero.
+    sent_before = feeds.count("/gone.xml")
+    ctx.write("sources.json", both)
+    p.kill(signal.SIGHUP)
+    m = harness.wait_until(lambda: fetched("gone"), 30, what="gone fetched again")
+    assert metric(m, "newsalert_producer_fetches_total", 'feed="gone"') <= \
+        feeds.count("/gone.xml") - sent_before
+    assert p.stop(60) == 0, p.tail()
+
+
+def test_an_instance_drops_the_series_of_feeds_it_loses_in_topic_mode(ctx):
+    # Topic mode: when a second instance joins, the first loses some feeds
+    # (revocation) and their series leave its /metrics; a source tombstone
+    # removes the feed's series from its owner.
+    require_listener(ctx, "newsalert-producer")
+    feeds = ctx.feed_server()
+    ids = ["t%02d" % i for i in range(8)]
+    for i in ids:
+        feeds.set("/%s.xml" % i, (RSS % ("<item><title>Story %s</title>"
+                                         "<link>http://news.test/t/%s</link></item>"
+                                         % (i, i))).encode(), "application/rss+xml")
+    sources = [{"id": i, "url": feeds.url("/%s.xml" % i), "interval": "1s"} for i in ids]
+    common = ["--brokers", ctx.brokers, "--sources-topic", ctx.topic("na.ops.sources"),
+              "--state-topic", ctx.topic("na.ops.fetchstate")]
+    load = harness.run([ctx.bin("newsalert-producer"), "sources", "load",
+                        ctx.write("sources.json", {"sources": sources})] + common,
+                       timeout=60)
+    assert load.returncode == 0, load.stderr
+    group = ctx.topic("na-ops-fetchers")
+    articles = ctx.topic("na.ops.articles")
+    ports = {}
+
+    def instance(name):
+        ports[name] = harness.free_port()
+        p = ctx.proc([ctx.bin("newsalert-producer")] + common +
+                     ["--group-id", group, "--instance-id", name, "--topic", articles,
+                      "--state-dir", ctx.path(name),
+                      "--http-listen", "127.0.0.1:%d" % ports[name],
+                      "-X", "session.timeout.ms=6000",
+                      "-X", "heartbeat.interval.ms=500"], name=name)
+        harness.wait_until(
+            lambda: http_get("http://127.0.0.1:%d/healthz" % ports[name])[0] == 200, 60,
+            what="%s /healthz 200" % name)
+        return p
+
+    def fetched_feeds(name):
+        m = scrape(ports[name])
+        return {f for f in feeds_in(m)
+                if metric(m, "newsalert_producer_fetches_total", 'feed="%s"' % f) > 0}
+
+    a = instance("fetcher-a")
+    harness.wait_until(lambda: fetched_feeds("fetcher-a") == set(ids), 60,
+                       what="fetcher-a fetching every feed")
+    b = instance("fetcher-b")
+    b.wait_for_stderr(r"event=partitions_assigned", 60)
+    harness.wait_until(lambda: len(re.findall(r"event=partitions_assigned",
+                                              a.stderr_text())) >= 2, 60,
+                       what="fetcher-a reassigned")
+
+    def split():
+        fa, fb = feeds_in(scrape(ports["fetcher-a"])), feeds_in(scrape(ports["fetcher-b"]))
+        return fa | fb == set(ids) and not fa & fb and fb and (fa, fb)
+    fa, fb = harness.wait_until(split, 60, what="each feed's series on one instance only")
+    print("fetcher-a has %s, fetcher-b has %s" % (sorted(fa), sorted(fb)))
+
+    # A tombstone: the feed's series leave its owner.
+    victim = sorted(fb)[0]
+    owner = "fetcher-b"
+    load = harness.run([ctx.bin("newsalert-producer"), "sources", "load",
+                        ctx.write("fewer.json", {"sources": [s for s in sources
+                                                             if s["id"] != victim]})]
+                       + common, timeout=60)
+    assert load.returncode == 0 and "removed=1" in load.stderr, load.stderr
+    harness.wait_until(lambda: victim not in feeds_in(scrape(ports[owner])), 30,
+                       what="the removed source's series gone from %s" % owner)
+    assert victim not in feeds_in(scrape(ports["fetcher-a"]))
+    assert a.stop(30) == 0, a.tail()
+    assert b.stop(30) == 0, b.tail()
 
 
 if __name__ == "__main__":
