@@ -10,6 +10,7 @@
 #include "consumer_reload.h"
 #include "ledger.h"
 #include "newsalert/article.h"
+#include "newsalert/daemon.h"
 #include "newsalert/fault.h"
 #include "newsalert/http.h"
 #include "newsalert/httpd.h"
@@ -1437,11 +1438,12 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         }
     }
 
-    /* Drain: finish in-flight alerts up to the deadline, store, close. */
-    int64_t deadline = na_mono_ms() + conf->drain_timeout_ms;
+    /* Drain: finish in-flight alerts up to the deadline (a second SIGTERM
+     * or SIGINT ends it at once), store, close. */
+    int64_t deadline = na_daemon_deadline(conf->drain_timeout_ms);
     while ((na_deliver_pending(c.deliver) || rd_kafka_outq_len(c.dlq) ||
             na_ledger_outstanding(c.ledger) || c.retries) &&
-           na_mono_ms() < deadline) {
+           na_daemon_deadline_left_ms(deadline, 1) > 0) {
         na_deliver_run(c.deliver, 50, on_delivered, &c);
         rd_kafka_poll(c.dlq, 10);
         if (c.ledger) {
@@ -1460,8 +1462,10 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         na_log(NA_LOG_WARN, "consumer", "drain_timeout", "unfinished=%zu retries=%zu",
                na_deliver_pending(c.deliver), c.retries_cnt);
     }
-    rd_kafka_flush(c.dlq, 10000);
-    for (int i = 0; c.ledger && na_ledger_outstanding(c.ledger) && i < 100; i++) {
+    rd_kafka_flush(c.dlq, na_daemon_should_abort() ? 0 : 10000);
+    for (int i = 0; c.ledger && na_ledger_outstanding(c.ledger) && i < 100 &&
+                    !na_daemon_should_abort();
+         i++) {
         na_ledger_poll(c.ledger, 100);
     }
     store_offsets(&c);

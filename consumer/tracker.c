@@ -17,19 +17,47 @@ struct na_tracker_s {
     struct part *parts;
     size_t parts_cnt;
     size_t unfinished;
+    /* Unfinished entries of revoked partitions: freed by na_tracker_done(),
+     * or by na_tracker_destroy() when their work never ends (a drain that
+     * timed out, work abandoned at exit). */
+    struct na_tracker_entry **orphans;
+    size_t orphans_cnt, orphans_cap;
 };
 
 na_tracker_t *na_tracker_new(void) {
     return calloc(1, sizeof(na_tracker_t));
 }
 
-static void part_free_entries(struct part *p, bool orphan_unfinished) {
+static void orphan_add(na_tracker_t *t, struct na_tracker_entry *e) {
+    e->orphaned = true; /* freed by na_tracker_done() */
+    if (t->orphans_cnt == t->orphans_cap) {
+        size_t cap = t->orphans_cap ? t->orphans_cap * 2 : 16;
+        struct na_tracker_entry **n = realloc(t->orphans, cap * sizeof(*n));
+        if (!n) {
+            return; /* untracked: freed by na_tracker_done() only */
+        }
+        t->orphans = n;
+        t->orphans_cap = cap;
+    }
+    t->orphans[t->orphans_cnt++] = e;
+}
+
+static void orphan_remove(na_tracker_t *t, const struct na_tracker_entry *e) {
+    for (size_t i = 0; i < t->orphans_cnt; i++) {
+        if (t->orphans[i] == e) {
+            t->orphans[i] = t->orphans[--t->orphans_cnt];
+            return;
+        }
+    }
+}
+
+static void part_free_entries(na_tracker_t *t, struct part *p, bool orphan_unfinished) {
     for (size_t i = 0; i < p->len; i++) {
         struct na_tracker_entry *e = p->q[(p->head + i) % p->cap];
         if (e->finished || !orphan_unfinished) {
             free(e);
         } else {
-            e->orphaned = true; /* freed by na_tracker_done() */
+            orphan_add(t, e);
         }
     }
     free(p->q);
@@ -42,8 +70,12 @@ void na_tracker_destroy(na_tracker_t *t) {
         return;
     }
     for (size_t i = 0; i < t->parts_cnt; i++) {
-        part_free_entries(&t->parts[i], false);
+        part_free_entries(t, &t->parts[i], false);
     }
+    for (size_t i = 0; i < t->orphans_cnt; i++) {
+        free(t->orphans[i]);
+    }
+    free(t->orphans);
     free(t->parts);
     free(t);
 }
@@ -111,6 +143,7 @@ void na_tracker_done(na_tracker_t *t, struct na_tracker_entry *e) {
     e->finished = true;
     t->unfinished--;
     if (e->orphaned) {
+        orphan_remove(t, e);
         free(e);
     }
 }
@@ -139,7 +172,7 @@ void na_tracker_revoke(na_tracker_t *t, int32_t partition) {
         if (t->parts[i].partition != partition) {
             continue;
         }
-        part_free_entries(&t->parts[i], true);
+        part_free_entries(t, &t->parts[i], true);
         t->parts[i] = t->parts[t->parts_cnt - 1];
         t->parts_cnt--;
         return;

@@ -33,6 +33,8 @@ struct na_tracker_entry {
 
 /** @returns new tracker; destroy with na_tracker_destroy(). */
 na_tracker_t *na_tracker_new(void);
+/** @brief Frees every entry, orphans whose work never ended included (after
+ *         it, no entry may be passed to na_tracker_done()); NULL-safe. */
 void na_tracker_destroy(na_tracker_t *t);
 
 /**

@@ -68,6 +68,28 @@ static void test_revoke_orphans_unfinished(void **state) {
     na_tracker_destroy(t);
 }
 
+/* Regression: unfinished entries of a revoked partition whose work never
+ * ends (a drain that timed out, work abandoned at exit) were never freed;
+ * the sanitized consumer then exited 1 after SIGTERM. Destroy frees them
+ * (ASan's leak check fails this test otherwise). */
+static void test_destroy_frees_orphans_whose_work_never_ended(void **state) {
+    (void)state;
+    na_tracker_t *t = na_tracker_new();
+    struct na_tracker_entry *e[40];
+    for (int i = 0; i < 40; i++) {
+        e[i] = na_tracker_add(t, i % 2, i); /* pending 1: never done */
+    }
+    na_tracker_done(t, e[38]); /* finished before the revocation */
+    na_tracker_revoke(t, 0);
+    na_tracker_revoke(t, 1);
+    assert_true(e[0]->orphaned && e[39]->orphaned);
+    e[5]->pending++;
+    na_tracker_done(t, e[5]);
+    na_tracker_done(t, e[5]); /* an orphan that does finish is freed at once */
+    assert_int_equal(na_tracker_unfinished(t), 38);
+    na_tracker_destroy(t);
+}
+
 static void test_many_entries_grow_the_queue(void **state) {
     (void)state;
     na_tracker_t *t = na_tracker_new();
@@ -90,6 +112,7 @@ int main(void) {
         cmocka_unit_test(test_in_order_commit_over_out_of_order_completion),
         cmocka_unit_test(test_partitions_are_independent),
         cmocka_unit_test(test_revoke_orphans_unfinished),
+        cmocka_unit_test(test_destroy_frees_orphans_whose_work_never_ended),
         cmocka_unit_test(test_many_entries_grow_the_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
