@@ -18,6 +18,7 @@
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+#include "producer_reload.h"
 #include "seen.h"
 #include "sources.h"
 #include "url.h"
@@ -1286,6 +1287,34 @@ static bool round_done(const struct producer *p) {
 /* ---------------------------------------------------------------------------
  * file mode: the sources file, re-read when it changes */
 
+/* Make the feeds those of @p s (borrowed): new ones start, changed ones
+ * change, removed ones stop. */
+static na_err_t apply_sources(struct producer *p, const struct na_sources *s,
+                              char *errstr, size_t errstr_size) {
+    na_err_t err = NA_OK;
+    /* Feeds gone from the file stop now; their state waits state_grace. */
+    for (size_t i = p->feeds_cnt; i-- > 0;) {
+        bool keep = na_producer_source_find(s, p->feeds[i]->src.id) >= 0;
+        if (!keep) {
+            na_log(NA_LOG_INFO, "producer", "feed_removed", "feed=%s",
+                   na_log_q(p->feeds[i]->src.id));
+            feed_remove(p, p->feeds[i]);
+        }
+    }
+    for (size_t j = 0; j < s->cnt; j++) {
+        if ((err = feed_upsert(p, &s->v[j], -1))) {
+            snprintf(errstr, errstr_size, "no memory for the sources");
+            break;
+        }
+    }
+    size_t dropped = na_seen_prune(p->seen, feed_active, p, na_now_ms() / 1000,
+                                   p->conf->state_grace_ms / 1000);
+    if (dropped) {
+        na_log(NA_LOG_INFO, "producer", "state_pruned", "feeds=%zu", dropped);
+    }
+    return err;
+}
+
 static na_err_t apply_sources_file(struct producer *p, char *errstr, size_t errstr_size) {
     struct na_sources s;
     struct stat st;
@@ -1298,31 +1327,31 @@ static na_err_t apply_sources_file(struct producer *p, char *errstr, size_t errs
         return err;
     }
     p->sources_st = st;
-    /* Feeds gone from the file stop now; their state waits state_grace. */
-    for (size_t i = p->feeds_cnt; i-- > 0;) {
-        bool keep = false;
-        for (size_t j = 0; j < s.cnt && !keep; j++) {
-            keep = !strcmp(s.v[j].id, p->feeds[i]->src.id);
-        }
-        if (!keep) {
-            na_log(NA_LOG_INFO, "producer", "feed_removed", "feed=%s",
-                   na_log_q(p->feeds[i]->src.id));
-            feed_remove(p, p->feeds[i]);
-        }
+    err = apply_sources(p, &s, errstr, errstr_size);
+    na_sources_cleanup(&s);
+    return err;
+}
+
+/* SIGHUP: read the sources file again, changed or not; logged (reloaded /
+ * reload_failed, what=sources) and counted (newsalert_reloads_total) by
+ * na_producer_reload_sources(). A file that does not load leaves the feeds
+ * as they are. */
+static void reload_sources_file(struct producer *p) {
+    struct na_sources s;
+    struct stat st;
+    char errstr[512];
+    if (!stat(p->conf->sources, &st)) {
+        p->sources_st = st; /* the 2 s check need not read it again */
     }
-    for (size_t j = 0; j < s.cnt; j++) {
-        if ((err = feed_upsert(p, &s.v[j], -1))) {
-            snprintf(errstr, errstr_size, "no memory for the sources");
-            break;
-        }
+    p->last_sources_check_ms = na_mono_ms();
+    if (na_producer_reload_sources(p->conf->sources, &s)) {
+        return;
+    }
+    if (apply_sources(p, &s, errstr, sizeof(errstr))) {
+        na_log(NA_LOG_ERROR, "producer", "sources_apply_failed", "err=%s feeds=%zu",
+               na_log_q(errstr), p->feeds_cnt);
     }
     na_sources_cleanup(&s);
-    size_t dropped = na_seen_prune(p->seen, feed_active, p, na_now_ms() / 1000,
-                                   p->conf->state_grace_ms / 1000);
-    if (dropped) {
-        na_log(NA_LOG_INFO, "producer", "state_pruned", "feeds=%zu", dropped);
-    }
-    return err;
 }
 
 static void check_sources_file(struct producer *p) {
@@ -1932,7 +1961,7 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
 
     while (*running && !p.fatal) {
         if (na_daemon_take_reload() && !topic_mode) {
-            check_sources_file(&p);
+            reload_sources_file(&p);
         }
         if (httpd && na_mono_ms() - published_ms >= 1000) {
             na_httpd_publish_steal(httpd, status_doc(&p));
