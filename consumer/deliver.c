@@ -39,7 +39,8 @@ struct job {
     struct na_digest_item *item; /* NULL: never folded into a digest */
     struct member *members;      /* digest job: the alerts it carries */
     size_t members_cnt;
-    bool alone; /* a digest carrying it was refused: never folded again */
+    bool alone;   /* a digest carrying it was refused: never folded again */
+    uint64_t seq; /* submission order (a digest: its first alert's) */
     int attempts;
     int64_t not_before_ms;
     CURL *curl;                 /* while in flight */
@@ -77,6 +78,7 @@ struct na_deliver_s {
     struct job *active; /* in flight */
     size_t active_cnt;
     size_t pending;
+    uint64_t seq; /* of the last job submitted */
 };
 
 na_deliver_t *na_deliver_new(const struct na_deliver_opts *opts) {
@@ -193,6 +195,21 @@ static void push_head(struct rstate *rs, struct job *j) {
     }
 }
 
+/* Put a job that was taken from the queue (tried, or a refused digest's
+ * alert) back in its submission order: several that failed together come
+ * back in the order they were submitted, not reversed. */
+static void push_back_in_order(struct rstate *rs, struct job *j) {
+    struct job **pp = &rs->head;
+    while (*pp && (*pp)->seq < j->seq) {
+        pp = &(*pp)->next;
+    }
+    j->next = *pp;
+    *pp = j;
+    if (!j->next) {
+        rs->tail = j;
+    }
+}
+
 static struct job *pop_head(struct rstate *rs) {
     struct job *j = rs->head;
     rs->head = j->next;
@@ -221,6 +238,7 @@ na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
     j->len = len;
     j->opaque = opaque;
     j->item = item;
+    j->seq = ++d->seq;
     push_tail(rs, j);
     rs->pending++;
     d->pending++;
@@ -548,6 +566,7 @@ static void fold_digest(struct rstate *rs) {
         pp = &j->next;
     }
     dj->members_cnt = m;
+    dj->seq = m ? dj->members[0].job->seq : 0;
     dj->route = r;
     dj->rs = rs;
     dj->len = body.len;
@@ -663,7 +682,7 @@ static void unfold_digest(struct rstate *rs, struct job *dj) {
         struct job *mj = dj->members[i].job;
         dj->members[i].job = NULL;
         mj->alone = true;
-        push_head(rs, mj);
+        push_back_in_order(rs, mj);
     }
     route_metric(dj->route, "newsalert_consumer_digests_refused_total",
                  "Digests a route refused (4xx): their alerts were sent one by one.");
@@ -780,7 +799,7 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
                    "route=%s alert=%s attempt=%d status=%ld err=%s retry_in_ms=%lld",
                    na_log_q(j->route->name), j->alert_id, j->attempts, j->status,
                    na_log_q(j->error), (long long)delay);
-            push_head(rs, j);
+            push_back_in_order(rs, j);
             continue;
         }
         if (outcome == NA_OUTCOME_DROP && j->members && !code) {

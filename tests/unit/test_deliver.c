@@ -383,9 +383,12 @@ static int64_t deliver_many(struct server *s, json_t *route_json, int n, bool it
     na_deliver_t *d = na_deliver_new(&opts);
     for (int i = 0; i < n; i++) {
         char id[NA_SHA256_HEX_LEN + 1];
+        char body[32];
         snprintf(id, sizeof(id), "%064d", i);
-        assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], id, strdup("{\"a\":1}"),
-                                                 7, items ? item_new(i) : NULL, NULL),
+        snprintf(body, sizeof(body), "{\"a\":%d}", i);
+        assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], id, strdup(body),
+                                                 strlen(body), items ? item_new(i) : NULL,
+                                                 NULL),
                          NA_OK);
     }
     if (pending_after_submit) {
@@ -464,8 +467,10 @@ static void test_refused_digest_is_sent_one_by_one(void **state) {
                   &m);
     assert_int_equal(s.requests, 11);
     assert_non_null(strstr(s.bodies[0], "\"schema\":\"alert-digest/v1\""));
-    for (int i = 1; i < 11; i++) {
-        assert_string_equal(s.bodies[i], "{\"a\":1}");
+    for (int i = 1; i < 11; i++) { /* alone, in their order */
+        char want[32];
+        snprintf(want, sizeof(want), "{\"a\":%d}", i - 1);
+        assert_string_equal(s.bodies[i], want);
     }
     assert_int_equal(m.calls, 10);
     assert_int_equal(m.ok, 10);
@@ -646,6 +651,32 @@ static void test_route_failure_pauses_the_whole_route(void **state) {
     assert_true(s.at_ms[1] - s.at_ms[0] >= 950);
 }
 
+/* Regression: alerts in flight together that all failed went back to the
+ * queue in reverse order (each pushed to the head), so the route got them
+ * out of order once it recovered. */
+static void test_failed_alerts_are_retried_in_their_order(void **state) {
+    (void)state;
+    struct server s;
+    struct many m = {0};
+    memset(&s, 0, sizeof(s));
+    for (int i = 0; i < 3; i++) {
+        s.script[i] = "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n"
+                      "Content-Length: 0\r\n\r\n";
+    }
+    server_start(&s);
+    deliver_many(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 100.0, "burst", 3.0,
+                           "digest_threshold", 0),
+                 3, false, &m, NULL);
+    server_stop(&s);
+    assert_int_equal(m.ok, 3);
+    assert_int_equal(s.requests, 6);
+    /* The first three ran at once and failed; the retries keep the order. */
+    assert_string_equal(s.bodies[3], "{\"a\":0}");
+    assert_string_equal(s.bodies[4], "{\"a\":1}");
+    assert_string_equal(s.bodies[5], "{\"a\":2}");
+}
+
 static int setup(void **state) {
     (void)state;
     return na_http_global_init() ? -1 : 0;
@@ -676,6 +707,7 @@ int main(void) {
         cmocka_unit_test(test_discord_empty_bucket_pauses_the_route),
         cmocka_unit_test(test_keepalive_false_opens_a_connection_per_request),
         cmocka_unit_test(test_route_failure_pauses_the_whole_route),
+        cmocka_unit_test(test_failed_alerts_are_retried_in_their_order),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
