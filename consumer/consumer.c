@@ -23,6 +23,11 @@
 #include "story.h"
 #include "tracker.h"
 
+/* A hand-over ("pending" in the ledger) holds for deliver_timeout plus this
+ * (ms): the transfer in flight ends by then, and its outcome is written. */
+#define NA_CONSUMER_HANDOVER_SLACK_MS 10000
+/* How long a revoke waits for its hand-over marks to be confirmed (ms). */
+#define NA_CONSUMER_HANDOVER_WRITE_MS 5000
 /* How often the ledger forgets alerts past its horizon. */
 #define NA_CONSUMER_PRUNE_MS 60000
 /* Backoff of a refused dead-letter or ledger write (doubles, with jitter). */
@@ -74,6 +79,10 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      0, 0, 0},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
+    {"revoke_timeout", NA_CONF_DURATION, C(revoke_timeout_ms), "10s",
+     "how long a consumer that gives partitions up waits for their alerts in flight "
+     "before it hands them over (docs/delivery.md)",
+     0, 0, 120000},
     {"write_stall", NA_CONF_DURATION, C(write_stall_ms), "60s",
      "how long dead-letter or ledger writes may keep failing before /readyz says not "
      "ready (they are retried meanwhile, consumption paused)",
@@ -113,8 +122,13 @@ struct consumer {
     struct waiter *waiters; /* records waiting for another record's alert */
     struct retry *retries;  /* writes and records to try again, unordered */
     size_t retries_cnt;
-    size_t stuck; /* records that could not even be scheduled again (no
-                     memory): never stored, read again after a restart */
+    size_t stuck;          /* records that could not even be scheduled again (no
+                              memory): never stored, read again after a restart */
+    struct job_ctx *jobs;  /* every delivery job not ended (see job_ctx) */
+    size_t awaiting;       /* jobs waiting for another member's hand-over */
+    size_t handed_over;    /* jobs of partitions given up, still in flight here */
+    bool ledger_following; /* the ledger is loaded: records now are live */
+    bool closing;          /* the final revoke: no waiting */
 };
 
 /* A record whose alert to a route is already on its way for another record
@@ -187,6 +201,22 @@ struct job_ctx {
     char outcome[16]; /* the ledger outcome, for a retried write */
     struct na_ledger_delivery del;
     struct dlq_ctx dlq; /* a failed delivery's dead-letter record */
+    /* Delivery jobs (not linked ones) are registered in consumer.jobs, so
+     * that a revoke finds those of its partitions. */
+    bool registered;
+    bool in_deliverer; /* submitted, not ended there yet */
+    struct job_ctx *jprev, *jnext;
+    /* Another member holds this alert ("pending" in the ledger): the job
+     * waits, with its body and digest item, until the ledger says how that
+     * ended or until await_until_ms (Unix ms), and only then is submitted. */
+    bool awaiting;
+    int64_t await_until_ms;
+    char *body;
+    size_t len;
+    struct na_digest_item *item;
+    /* Its partition was given up while it was in flight: "pending" was
+     * written; its outcome (or "released") is written when it ends here. */
+    bool handed_over;
 };
 
 /* A record whose processing ran out of memory: processed again later. */
@@ -196,12 +226,38 @@ struct reprocess {
     struct na_tracker_entry *entry;
 };
 
-static void job_ctx_free(struct job_ctx *jc) {
-    if (jc) {
-        free(jc->alert_json);
-        free(jc->dlq.value);
-        free(jc);
+static void job_register(struct consumer *c, struct job_ctx *jc) {
+    jc->registered = true;
+    jc->jprev = NULL;
+    jc->jnext = c->jobs;
+    if (c->jobs) {
+        c->jobs->jprev = jc;
     }
+    c->jobs = jc;
+}
+
+/* Free @p jc (NULL-safe), leaving the registry and the counts. */
+static void job_ctx_free(struct consumer *c, struct job_ctx *jc) {
+    if (!jc) {
+        return;
+    }
+    if (jc->registered) {
+        if (jc->jprev) {
+            jc->jprev->jnext = jc->jnext;
+        } else {
+            c->jobs = jc->jnext;
+        }
+        if (jc->jnext) {
+            jc->jnext->jprev = jc->jprev;
+        }
+    }
+    c->awaiting -= jc->awaiting;
+    c->handed_over -= jc->handed_over;
+    free(jc->alert_json);
+    free(jc->dlq.value);
+    free(jc->body);
+    na_digest_item_free(jc->item);
+    free(jc);
 }
 
 static void schedule_retry(struct consumer *c, struct retry *r, const char *why) {
@@ -255,8 +311,10 @@ static void job_end(struct consumer *c, struct job_ctx *jc) {
         release_waiters(c, jc->route, jc->alert_id);
     }
     na_tracker_done(c->tracker, jc->entry);
-    job_ctx_free(jc);
+    job_ctx_free(c, jc);
 }
+
+static void ledger_write(struct consumer *c, struct job_ctx *jc);
 
 /* ---- dead letters ---- */
 
@@ -314,6 +372,14 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void 
         return;
     }
     c->stats->dlq_produced++;
+    if (ctx->jc && ctx->jc->handed_over && c->ledger) {
+        /* The member that took the partition waits for this outcome. */
+        struct job_ctx *jc = ctx->jc;
+        snprintf(jc->outcome, sizeof(jc->outcome), "dead_lettered");
+        jc->del.at_ms = na_now_ms();
+        ledger_write(c, jc);
+        return;
+    }
     if (ctx->jc) {
         job_end(c, ctx->jc);
         return;
@@ -410,6 +476,7 @@ static void ledger_write(struct consumer *c, struct job_ctx *jc) {
 static void on_delivered(void *opaque, const struct na_delivery_result *res, void *vc) {
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
+    jc->in_deliverer = false;
     if (res->attempts > 1) {
         na_metric_add(na_metrics_get(NA_METRIC_COUNTER,
                                      "newsalert_consumer_alert_retries_total",
@@ -473,6 +540,15 @@ static void seed_story(const char *alert_id, const json_t *value, void *vc) {
     struct consumer *c = vc;
     const char *sid = NULL;
     (void)alert_id;
+    /* Live (another member's, or this one's own record coming back): only a
+     * story this consumer does not have yet, so that a follow-up article
+     * here joins it; one it has is not counted twice. */
+    if (c->ledger_following) {
+        sid = json_string_value(json_object_get(json_object_get(value, "story"), "id"));
+        if (!sid || na_story_article_count(c->stories, sid)) {
+            return;
+        }
+    }
     if (na_stories_seed_record(c->stories, value, &sid)) {
         na_log(NA_LOG_WARN, "consumer", "story_seed_failed", "story=%s", sid ? sid : "?");
     }
@@ -482,6 +558,13 @@ static void seed_story(const char *alert_id, const json_t *value, void *vc) {
 static void on_recorded(void *opaque, na_err_t err, void *vc) {
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
+    if (!jc) { /* a hand-over mark ("pending", "released"): best effort */
+        if (err) {
+            na_log(NA_LOG_WARN, "consumer", "handover_mark_failed", "err=%s",
+                   na_log_q(na_err2str(err)));
+        }
+        return;
+    }
     if (!err && na_fault("ledger_delivery")) {
         err = NA_ERR_KAFKA;
     }
@@ -580,7 +663,7 @@ static void link_article(struct consumer *c, struct na_tracker_entry *entry,
         !(jc = calloc(1, sizeof(*jc))) || !(root = na_alert_to_json(alert)) ||
         !(jc->alert_json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         json_decref(root);
-        job_ctx_free(jc);
+        job_ctx_free(c, jc);
         return;
     }
     json_decref(root);
@@ -669,12 +752,20 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 }
                 continue;
             }
-            if (c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) {
+            int64_t until_ms = 0;
+            enum na_ledger_state ls =
+                c->ledger ? na_ledger_state(c->ledger, alert.id, route->name, &until_ms)
+                          : NA_LEDGER_NONE;
+            if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD) {
                 c->stats->ledger_skipped++;
-                route_inc("newsalert_consumer_alerts_already_sent_total",
-                          "Alerts not sent again: the ledger records them.", route->name);
-                na_log(NA_LOG_INFO, "consumer", "already_sent", "route=%s alert=%s",
-                       na_log_q(route->name), alert.id);
+                if (ls == NA_LEDGER_SENT) {
+                    route_inc("newsalert_consumer_alerts_already_sent_total",
+                              "Alerts not sent again: the ledger records them.",
+                              route->name);
+                }
+                na_log(NA_LOG_INFO, "consumer",
+                       ls == NA_LEDGER_SENT ? "already_sent" : "already_dead_lettered",
+                       "route=%s alert=%s", na_log_q(route->name), alert.id);
                 continue;
             }
             if (c->ledger && !alert_json) {
@@ -717,7 +808,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                        na_err2str(NA_ERR_NOMEM));
                 na_buf_cleanup(&body);
                 na_digest_item_free(item);
-                job_ctx_free(jc);
+                job_ctx_free(c, jc);
                 ret = NA_ERR_NOMEM;
                 continue;
             }
@@ -726,13 +817,31 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             jc->offset = offset;
             jc->route = route;
             memcpy(jc->alert_id, alert.id, sizeof(jc->alert_id));
+            if (ls == NA_LEDGER_PENDING && until_ms > na_now_ms()) {
+                /* Another member is sending it (it gave this partition up
+                 * with the alert in flight): wait for how that ends. */
+                jc->awaiting = true;
+                jc->await_until_ms = until_ms;
+                jc->len = body.len;
+                jc->body = na_buf_steal(&body);
+                jc->item = item;
+                c->awaiting++;
+                job_register(c, jc);
+                entry->pending++;
+                na_log(NA_LOG_INFO, "consumer", "handover_wait",
+                       "route=%s alert=%s until_ms=%lld", na_log_q(route->name), alert.id,
+                       (long long)until_ms);
+                continue;
+            }
             size_t len = body.len;
             if (na_deliver_submit_steal(c->deliver, route, alert.id, na_buf_steal(&body),
                                         len, item, jc)) {
-                job_ctx_free(jc);
+                job_ctx_free(c, jc);
                 ret = NA_ERR_NOMEM;
                 continue;
             }
+            job_register(c, jc);
+            jc->in_deliverer = true;
             entry->pending++;
         }
         free(alert_json);
@@ -972,19 +1081,184 @@ static void retries_free(struct consumer *c) {
         if (r->kind == RETRY_DLQ) {
             struct dlq_ctx *ctx = (struct dlq_ctx *)r;
             if (ctx->jc) {
-                job_ctx_free(ctx->jc);
+                job_ctx_free(c, ctx->jc);
             } else {
                 free(ctx->value);
                 free(ctx);
             }
         } else if (r->kind == RETRY_LEDGER) {
-            job_ctx_free((struct job_ctx *)r);
+            job_ctx_free(c, (struct job_ctx *)r);
         } else {
             rd_kafka_message_destroy(((struct reprocess *)r)->rkm);
             free(r);
         }
     }
     c->retries_cnt = 0;
+}
+
+/* ---- hand-over between the members of a group ----
+ *
+ * A member that gives partitions up waits (revoke_timeout) for their
+ * alerts in flight; what is still queued goes (the new owner reads those
+ * records again and sends it); what is still in flight is marked "pending"
+ * in the ledger until deliver_timeout plus a slack, and its outcome
+ * ("delivered", "dead_lettered", or "released" when it would be retried)
+ * is written when it ends here. The new owner catches the ledger up before
+ * it reads the partitions and holds back a pending alert until the ledger
+ * says how it ended or the hand-over expires (the old owner died). */
+
+static bool in_parts(const rd_kafka_topic_partition_list_t *parts, int32_t partition) {
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition == partition) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Jobs waiting for another member's outcome: end once the ledger says how
+ * that ended, or go out here once the hand-over expired or was released. */
+static void check_awaiting(struct consumer *c) {
+    int64_t now = na_now_ms();
+    for (struct job_ctx *jc = c->jobs, *next; c->awaiting && jc; jc = next) {
+        next = jc->jnext;
+        if (!jc->awaiting) {
+            continue;
+        }
+        int64_t until = 0;
+        enum na_ledger_state ls =
+            na_ledger_state(c->ledger, jc->alert_id, jc->route->name, &until);
+        if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD || jc->entry->orphaned) {
+            na_log(NA_LOG_INFO, "consumer", "handover_done",
+                   "route=%s alert=%s outcome=%s", na_log_q(jc->route->name),
+                   jc->alert_id,
+                   ls == NA_LEDGER_SENT   ? "sent"
+                   : ls == NA_LEDGER_DEAD ? "dead_lettered"
+                                          : "revoked");
+            if (ls == NA_LEDGER_SENT) {
+                c->stats->ledger_skipped++;
+            }
+            job_end(c, jc);
+            continue;
+        }
+        if (ls == NA_LEDGER_PENDING && until > now) {
+            continue;
+        }
+        char *body = jc->body;
+        struct na_digest_item *item = jc->item;
+        jc->body = NULL;
+        jc->item = NULL;
+        jc->awaiting = false;
+        c->awaiting--;
+        na_log(NA_LOG_INFO, "consumer", "handover_send", "route=%s alert=%s reason=%s",
+               na_log_q(jc->route->name), jc->alert_id,
+               ls == NA_LEDGER_PENDING ? "expired" : "released");
+        if (na_deliver_submit_steal(c->deliver, jc->route, jc->alert_id, body, jc->len,
+                                    item, jc)) {
+            /* Its unit stays undone: read again after a restart. */
+            c->stuck++;
+            job_ctx_free(c, jc);
+            continue;
+        }
+        jc->in_deliverer = true;
+    }
+}
+
+struct take_ctx {
+    struct consumer *c;
+    const rd_kafka_topic_partition_list_t *parts; /* NULL: handed-over jobs */
+};
+
+/* na_deliver_take(): a queued job of a partition given up goes (the new
+ * owner sends it); a handed-over one that would be retried is released. */
+static bool take_job(struct na_deliver_queued *q, void *vt) {
+    struct take_ctx *t = vt;
+    struct job_ctx *jc = q->opaque;
+    if (!jc ||
+        (t->parts ? !in_parts(t->parts, jc->entry->partition) || jc->entry->orphaned
+                  : !jc->handed_over)) {
+        return false;
+    }
+    free(q->body);
+    na_digest_item_free(q->item);
+    jc->in_deliverer = false;
+    if (!t->parts && t->c->ledger) {
+        struct na_ledger_delivery del = {"released", 0, q->attempts, na_now_ms(), 0};
+        if (na_ledger_record(t->c->ledger, jc->alert_id, jc->route->name, &del,
+                             jc->alert_json, NULL)) {
+            na_log(NA_LOG_WARN, "consumer", "handover_mark_failed", "alert=%s",
+                   jc->alert_id);
+        }
+        na_log(NA_LOG_INFO, "consumer", "handover_released", "route=%s alert=%s",
+               na_log_q(jc->route->name), jc->alert_id);
+    }
+    job_end(t->c, jc);
+    return true;
+}
+
+static size_t jobs_of(const struct consumer *c,
+                      const rd_kafka_topic_partition_list_t *parts) {
+    size_t n = 0;
+    for (const struct job_ctx *jc = c->jobs; jc; jc = jc->jnext) {
+        n += !jc->entry->orphaned && in_parts(parts, jc->entry->partition);
+    }
+    return n;
+}
+
+static void hand_over(struct consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+    int64_t deadline = na_mono_ms() + (c->closing ? 0 : c->conf->revoke_timeout_ms);
+    size_t waited = jobs_of(c, parts);
+    while (jobs_of(c, parts) && na_mono_ms() < deadline) {
+        na_deliver_run(c->deliver, 20, on_delivered, c);
+        rd_kafka_poll(c->dlq, 0);
+        if (c->ledger) {
+            na_ledger_poll(c->ledger, 0);
+        }
+        run_retries(c);
+        check_awaiting(c);
+    }
+    if (!jobs_of(c, parts)) {
+        if (waited) {
+            na_log(NA_LOG_INFO, "consumer", "revoke_drained", "jobs=%zu", waited);
+        }
+        return;
+    }
+    /* What waits here goes: the new owner reads these records again. */
+    struct take_ctx t = {c, parts};
+    size_t dropped = na_deliver_take(c->deliver, NULL, take_job, &t);
+    for (struct job_ctx *jc = c->jobs, *next; jc; jc = next) {
+        next = jc->jnext;
+        if (jc->awaiting && in_parts(parts, jc->entry->partition)) {
+            job_end(c, jc);
+            dropped++;
+        }
+    }
+    /* What is in flight is handed over. */
+    size_t marked = 0;
+    int64_t until =
+        na_now_ms() + c->conf->deliver_timeout_ms + NA_CONSUMER_HANDOVER_SLACK_MS;
+    for (struct job_ctx *jc = c->jobs; c->ledger && jc; jc = jc->jnext) {
+        if (!jc->in_deliverer || jc->handed_over || jc->entry->orphaned ||
+            !in_parts(parts, jc->entry->partition)) {
+            continue;
+        }
+        struct na_ledger_delivery del = {"pending", 0, 0, na_now_ms(), until};
+        if (na_ledger_record(c->ledger, jc->alert_id, jc->route->name, &del,
+                             jc->alert_json, NULL)) {
+            na_log(NA_LOG_WARN, "consumer", "handover_mark_failed", "alert=%s",
+                   jc->alert_id);
+            continue;
+        }
+        jc->handed_over = true;
+        c->handed_over++;
+        marked++;
+    }
+    int64_t written = na_mono_ms() + NA_CONSUMER_HANDOVER_WRITE_MS;
+    while (marked && na_ledger_outstanding(c->ledger) && na_mono_ms() < written) {
+        na_ledger_poll(c->ledger, 20);
+    }
+    na_log(NA_LOG_INFO, "consumer", "handed_over", "dropped=%zu in_flight=%zu", dropped,
+           marked);
 }
 
 /* ---- offsets, pausing, rebalancing ---- */
@@ -1069,7 +1343,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct consumer *c = opaque;
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        na_log(NA_LOG_INFO, "consumer", "assigned", "partitions=%d", parts->cnt);
+        /* What the previous owners wrote before they let these go (their
+         * deliveries, hand-overs, stories) is known before any is read. */
+        int64_t t0 = na_mono_ms();
+        if (c->ledger && na_ledger_catch_up(c->ledger, (int)c->conf->ledger_timeout_ms)) {
+            na_log(NA_LOG_WARN, "consumer", "ledger_behind",
+                   "partitions=%d waited_ms=%lld", parts->cnt,
+                   (long long)(na_mono_ms() - t0));
+        }
+        na_log(NA_LOG_INFO, "consumer", "assigned", "partitions=%d ledger_ms=%lld",
+               parts->cnt, (long long)(na_mono_ms() - t0));
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {
@@ -1083,10 +1366,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         return;
     }
-    /* Revoked: store what is finished (auto-commit commits it on unassign),
-     * then forget the rest; the next owner re-reads it. */
-    store_offsets(c);
+    /* Revoked: finish or hand over what is in flight, store what is
+     * finished (auto-commit commits it on unassign), then forget the rest;
+     * the next owner re-reads it. */
     na_log(NA_LOG_INFO, "consumer", "revoked", "partitions=%d", parts->cnt);
+    hand_over(c, parts);
+    store_offsets(c);
     for (int i = 0; i < parts->cnt; i++) {
         na_tracker_revoke(c->tracker, parts->elems[i].partition);
         eof_clear(c, parts->elems[i].partition);
@@ -1364,10 +1649,12 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             .load_cb = c.stories ? seed_story : NULL,
             .load_ctx = &c,
             .horizon_ms = conf->ledger_horizon_ms,
+            .follow = true,
         };
         if ((err = na_ledger_open(&lopts, &c.ledger, errstr, errstr_size))) {
             goto out;
         }
+        c.ledger_following = true;
     }
     if (conf->daemon.http_listen && *conf->daemon.http_listen) {
         struct na_httpd_opts hopts = {conf->daemon.http_listen, "newsalert-consumer", 0};
@@ -1425,6 +1712,11 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             na_ledger_poll(c.ledger, 0);
         }
         run_retries(&c);
+        check_awaiting(&c);
+        if (c.handed_over) {
+            struct take_ctx t = {&c, NULL};
+            (void)na_deliver_take(c.deliver, NULL, take_job, &t);
+        }
         store_offsets(&c);
         size_t pending = na_deliver_pending(c.deliver);
         na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_alerts_pending",
@@ -1487,6 +1779,7 @@ out:
         rd_kafka_topic_partition_list_destroy(sub);
     }
     retries_free(&c); /* their records are read again after a restart */
+    c.closing = true; /* the revoke of the close hands over without waiting */
     if (c.rk) {
         rd_kafka_consumer_close(c.rk); /* commits the stored offsets */
         rd_kafka_destroy(c.rk);

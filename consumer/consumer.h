@@ -38,6 +38,8 @@ struct na_consumer_conf {
     int stories;                  /**< "stories": one alert per story and topic */
     long long story_window_ms;    /**< "story_window" */
     long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
+    long long revoke_timeout_ms;  /**< "revoke_timeout": a revoke waits this long
+                                       for alerts in flight, then hands over */
     long long write_stall_ms;     /**< "write_stall": failing DLQ/ledger writes
                                        make /readyz fail after this */
     char *log_level;              /**< "log_level" */

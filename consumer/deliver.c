@@ -65,6 +65,7 @@ struct rstate {
     int64_t blocked_until_ms; /* 429, empty Discord bucket, or after a failure */
     size_t active;            /* transfers in flight */
     bool failing;             /* last outcome was a failure: one probe at a time */
+    int64_t failing_since_ms; /* first failure of the current run of them */
 };
 
 struct na_deliver_s {
@@ -275,6 +276,47 @@ bool na_deliver_has(const na_deliver_t *d, const struct na_route *route,
         }
     }
     return false;
+}
+
+size_t na_deliver_take(na_deliver_t *d, const struct na_route *route,
+                       na_deliver_take_cb *cb, void *ctx) {
+    size_t taken = 0;
+    for (size_t r = 0; r < d->routes_cnt; r++) {
+        struct rstate *rs = d->routes[r];
+        if (route && rs->route != route) {
+            continue;
+        }
+        struct job **pp = &rs->head;
+        rs->tail = NULL;
+        while (*pp) {
+            struct job *j = *pp;
+            struct na_deliver_queued q = {j->route, j->alert_id, j->opaque,  j->body,
+                                          j->len,   j->item,     j->attempts};
+            if (j->members || !cb(&q, ctx)) {
+                rs->tail = j;
+                pp = &j->next;
+                continue;
+            }
+            *pp = j->next;
+            j->body = NULL; /* the callback's now */
+            j->item = NULL;
+            rs->pending--;
+            d->pending--;
+            job_free(j);
+            taken++;
+        }
+    }
+    return taken;
+}
+
+int64_t na_deliver_route_failing_since(const na_deliver_t *d,
+                                       const struct na_route *route) {
+    for (size_t i = 0; i < d->routes_cnt; i++) {
+        if (d->routes[i]->route == route) {
+            return d->routes[i]->failing_since_ms;
+        }
+    }
+    return 0;
 }
 
 size_t na_deliver_route_pending(const na_deliver_t *d, const struct na_route *route) {
@@ -768,6 +810,11 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
         rs->active--;
         rs->failing = outcome == NA_OUTCOME_RETRY;
         int64_t now = na_mono_ms();
+        if (outcome != NA_OUTCOME_RETRY) {
+            rs->failing_since_ms = 0; /* it answered (2xx, or a 4xx for this alert) */
+        } else if (!rs->failing_since_ms) {
+            rs->failing_since_ms = now;
+        }
         /* Discord: an empty bucket pauses the route until it refills. */
         if (j->rl_remaining == 0 && j->rl_reset_after_s >= 0) {
             int64_t until = now + (int64_t)(j->rl_reset_after_s * 1000.0) + 1;

@@ -85,6 +85,39 @@ NA_WUR na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *
 bool na_deliver_has(const na_deliver_t *d, const struct na_route *route,
                     const char *alert_id);
 
+/** A queued alert offered to na_deliver_take()'s callback. */
+struct na_deliver_queued {
+    const struct na_route *route;
+    const char *alert_id;
+    void *opaque; /**< what na_deliver_submit_steal() got */
+    char *body;   /**< the callback owns it once it takes the job */
+    size_t len;
+    struct na_digest_item *item; /**< likewise (may be NULL) */
+    int attempts;                /**< made so far */
+};
+
+/** @returns true to take the job out of the deliverer (it then ends without
+ *  a done callback; body and item are the callback's to free). */
+typedef bool(na_deliver_take_cb)(struct na_deliver_queued *q, void *ctx);
+
+/**
+ * @brief Offer every queued alert of @p route (NULL: of every route) that
+ *        is not in flight, in queue order, to @p cb: a route that is given
+ *        up on for now (parked) or a partition that went to another
+ *        consumer. Digests waiting for a retry are not offered.
+ * @returns alerts taken.
+ */
+size_t na_deliver_take(na_deliver_t *d, const struct na_route *route,
+                       na_deliver_take_cb *cb, void *ctx);
+
+/**
+ * @returns since when (na_mono_ms()) @p route has been failing: its last
+ *          request ended in a failure and none succeeded since; 0 when it
+ *          is not failing.
+ */
+int64_t na_deliver_route_failing_since(const na_deliver_t *d,
+                                       const struct na_route *route);
+
 /** @returns alerts of @p route not yet ended (the route's queue bound). */
 size_t na_deliver_route_pending(const na_deliver_t *d, const struct na_route *route);
 

@@ -19,15 +19,27 @@
 #define LEDGER_MAX_KEY 128u
 #define LEDGER_MAX_ROUTES_PER_ALERT 64u
 
-enum outcome { OUT_DELIVERED, OUT_DIGEST, OUT_LINKED, OUT_OTHER };
+/* In the order of what they say: sent (never downgraded), dead-lettered
+ * (only sending upgrades it), then the transient ones. */
+enum outcome {
+    OUT_DELIVERED,
+    OUT_DIGEST,
+    OUT_DEAD,
+    OUT_LINKED,
+    OUT_PENDING,
+    OUT_RELEASED,
+    OUT_OTHER
+};
 
-static const char *const outcome_names[] = {"delivered", "digest", "linked", "other"};
+static const char *const outcome_names[] = {
+    "delivered", "digest", "dead_lettered", "linked", "pending", "released", "other"};
 
 struct mark {
     const char *route; /* interned */
     long status;
     int attempts;
     int64_t at_ms;
+    int64_t until_ms; /* "pending": the hand-over holds until then */
     unsigned char outcome;
 };
 
@@ -55,6 +67,12 @@ struct na_ledger_s {
     size_t outstanding;
     struct mem_pending *mem_head, **mem_tail;
     int64_t horizon_ms; /* 0: keep every alert */
+    rd_kafka_t *follow; /* reads what every member writes, after the load */
+    int follow_parts;   /* partitions of the topic when it was loaded */
+    int64_t *next;      /* per partition: the offset the follower reads next */
+    na_ledger_load_cb *load_cb;
+    void *load_ctx;
+    uint64_t followed; /* records read while following */
 };
 
 /* ---- table ---- */
@@ -160,7 +178,8 @@ static struct slot *get_or_add(na_ledger_t *l, const char *id) {
 }
 
 static na_err_t set_mark(na_ledger_t *l, struct slot *s, const char *route,
-                         enum outcome outcome, long status, int attempts, int64_t at_ms) {
+                         enum outcome outcome, long status, int attempts, int64_t at_ms,
+                         int64_t until_ms) {
     const char *name = intern(l, route);
     struct mark *m = NULL;
     if (!name) {
@@ -183,13 +202,15 @@ static na_err_t set_mark(na_ledger_t *l, struct slot *s, const char *route,
         m = &n[s->marks_cnt++];
         memset(m, 0, sizeof(*m));
         m->route = name;
-    } else if (m->outcome <= OUT_DIGEST && outcome > OUT_DIGEST) {
-        return NA_OK; /* "sent" is never downgraded */
+    } else if ((m->outcome <= OUT_DIGEST && outcome > OUT_DIGEST) ||
+               (m->outcome == OUT_DEAD && outcome > OUT_DEAD)) {
+        return NA_OK; /* "sent" is never downgraded; "dead" only by sending */
     }
     m->outcome = (unsigned char)outcome;
     m->status = status;
     m->attempts = attempts;
     m->at_ms = at_ms;
+    m->until_ms = outcome == OUT_PENDING ? until_ms : 0;
     return NA_OK;
 }
 
@@ -208,17 +229,48 @@ bool na_ledger_known(const na_ledger_t *l, const char *alert_id) {
     return l && l->size && find_slot(l, alert_id)->id;
 }
 
-bool na_ledger_delivered(const na_ledger_t *l, const char *alert_id, const char *route) {
+static const struct mark *find_mark(const na_ledger_t *l, const char *alert_id,
+                                    const char *route) {
     if (!l || !l->size) {
-        return false;
+        return NULL;
     }
     const struct slot *s = find_slot(l, alert_id);
     for (unsigned i = 0; s->id && i < s->marks_cnt; i++) {
-        if (s->marks[i].outcome <= OUT_DIGEST && !strcmp(s->marks[i].route, route)) {
-            return true;
+        if (!strcmp(s->marks[i].route, route)) {
+            return &s->marks[i];
         }
     }
-    return false;
+    return NULL;
+}
+
+bool na_ledger_delivered(const na_ledger_t *l, const char *alert_id, const char *route) {
+    const struct mark *m = find_mark(l, alert_id, route);
+    return m && m->outcome <= OUT_DIGEST;
+}
+
+enum na_ledger_state na_ledger_state(const na_ledger_t *l, const char *alert_id,
+                                     const char *route, int64_t *until_ms) {
+    const struct mark *m = find_mark(l, alert_id, route);
+    if (until_ms) {
+        *until_ms = 0;
+    }
+    if (!m) {
+        return NA_LEDGER_NONE;
+    }
+    switch (m->outcome) {
+    case OUT_DELIVERED:
+    case OUT_DIGEST:
+        return NA_LEDGER_SENT;
+    case OUT_DEAD:
+        return NA_LEDGER_DEAD;
+    case OUT_PENDING:
+        if (until_ms) {
+            *until_ms = m->until_ms;
+        }
+        return NA_LEDGER_PENDING;
+    default:
+        return NA_LEDGER_NONE;
+    }
 }
 
 size_t na_ledger_count(const na_ledger_t *l) {
@@ -276,7 +328,8 @@ static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const cha
         err = set_mark(l, s, route, outcome_parse(outcome),
                        (long)json_integer_value(json_object_get(v, "status")),
                        (int)json_integer_value(json_object_get(v, "attempts")),
-                       (int64_t)json_integer_value(json_object_get(v, "at_ms")));
+                       (int64_t)json_integer_value(json_object_get(v, "at_ms")),
+                       (int64_t)json_integer_value(json_object_get(v, "until_ms")));
         if (err) {
             goto out;
         }
@@ -312,11 +365,13 @@ static char *record_value(const struct slot *s, const char *alert_json) {
     }
     for (unsigned i = 0; i < s->marks_cnt; i++) {
         const struct mark *m = &s->marks[i];
-        json_object_set_new(dels, m->route,
-                            json_pack("{s:s, s:i, s:i, s:I}", "outcome",
-                                      outcome_names[m->outcome], "status", (int)m->status,
-                                      "attempts", m->attempts, "at_ms",
-                                      (json_int_t)m->at_ms));
+        json_t *v = json_pack("{s:s, s:i, s:i, s:I}", "outcome",
+                              outcome_names[m->outcome], "status", (int)m->status,
+                              "attempts", m->attempts, "at_ms", (json_int_t)m->at_ms);
+        if (v && m->outcome == OUT_PENDING) {
+            json_object_set_new(v, "until_ms", json_integer((json_int_t)m->until_ms));
+        }
+        json_object_set_new(dels, m->route, v);
     }
     json_object_set(root, "deliveries", dels);
     text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -340,7 +395,7 @@ na_err_t na_ledger_record(na_ledger_t *l, const char *alert_id, const char *rout
         return NA_ERR_NOMEM;
     }
     if ((err = set_mark(l, s, route, outcome_parse(d->outcome), d->status, d->attempts,
-                        d->at_ms))) {
+                        d->at_ms, d->until_ms))) {
         return err;
     }
     if (!l->rk) {
@@ -398,9 +453,99 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
 }
 
+/* Apply one followed record (and destroy it). */
+static void follow_one(na_ledger_t *l, rd_kafka_message_t *rkm) {
+    if (!rkm->err) {
+        l->followed++;
+        if (rkm->partition >= 0 && rkm->partition < l->follow_parts) {
+            l->next[rkm->partition] = rkm->offset + 1;
+        }
+        if (apply(l, rkm->key, rkm->key_len, rkm->payload, rkm->len, l->load_cb,
+                  l->load_ctx)) {
+            na_metrics_inc("newsalert_ledger_invalid_total",
+                           "Ledger records that could not be read (skipped).", NULL);
+        }
+    } else if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        na_log(NA_LOG_WARN, "ledger", "follow_error", "err=%s",
+               na_log_q(rd_kafka_message_errstr(rkm)));
+    }
+    rd_kafka_message_destroy(rkm);
+}
+
+/* Apply what the members (this one too) wrote since: at most @p max
+ * records, without waiting. */
+static void follow(na_ledger_t *l, int max) {
+    for (int i = 0; l->follow && i < max; i++) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(l->follow, 0);
+        if (!rkm) {
+            return;
+        }
+        follow_one(l, rkm);
+    }
+}
+
+na_err_t na_ledger_catch_up(na_ledger_t *l, int timeout_ms) {
+    int64_t deadline = na_mono_ms() + timeout_ms;
+    int64_t *high = NULL;
+    na_err_t err = NA_OK;
+    if (!l || !l->follow) {
+        return NA_OK;
+    }
+    if (!(high = calloc((size_t)l->follow_parts + 1, sizeof(*high)))) {
+        return NA_ERR_NOMEM;
+    }
+    /* The end of every partition in one request per leader (a timestamp
+     * of -1 asks for the end), through the producer's connection: the
+     * follower's waits behind its own long-polling fetch. */
+    rd_kafka_topic_partition_list_t *ends =
+        rd_kafka_topic_partition_list_new(l->follow_parts);
+    for (int p = 0; p < l->follow_parts; p++) {
+        rd_kafka_topic_partition_list_add(ends, l->topic, p)->offset = -1;
+    }
+    rd_kafka_resp_err_t kerr = rd_kafka_offsets_for_times(l->rk, ends, timeout_ms);
+    for (int i = 0; !kerr && i < ends->cnt; i++) {
+        int32_t p = ends->elems[i].partition;
+        if (ends->elems[i].err) {
+            kerr = ends->elems[i].err;
+        } else if (p >= 0 && p < l->follow_parts) {
+            high[p] = ends->elems[i].offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(ends);
+    if (kerr) {
+        na_log(NA_LOG_WARN, "ledger", "catch_up_failed", "err=%s",
+               na_log_q(rd_kafka_err2str(kerr)));
+        err = kerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NA_ERR_TIMEOUT : NA_ERR_KAFKA;
+        goto out;
+    }
+    for (;;) {
+        bool behind = false;
+        for (int p = 0; p < l->follow_parts; p++) {
+            behind |= l->next[p] < high[p];
+        }
+        if (!behind) {
+            break;
+        }
+        if (na_mono_ms() >= deadline) {
+            err = NA_ERR_TIMEOUT;
+            na_log(NA_LOG_WARN, "ledger", "catch_up_failed", "err=%s",
+                   na_log_q(na_err2str(err)));
+            goto out;
+        }
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(l->follow, 50);
+        if (rkm) {
+            follow_one(l, rkm);
+        }
+    }
+out:
+    free(high);
+    return err;
+}
+
 void na_ledger_poll(na_ledger_t *l, int timeout_ms) {
     if (l->rk) {
         rd_kafka_poll(l->rk, timeout_ms);
+        follow(l, 1000);
         return;
     }
     while (l->mem_head) {
@@ -496,6 +641,11 @@ void na_ledger_destroy(na_ledger_t *l) {
         }
         rd_kafka_destroy(l->rk);
     }
+    if (l->follow) {
+        rd_kafka_consumer_close(l->follow);
+        rd_kafka_destroy(l->follow);
+    }
+    free(l->next);
     while (l->mem_head) {
         struct mem_pending *p = l->mem_head;
         l->mem_head = p->next;
@@ -539,7 +689,9 @@ static rd_kafka_t *client(const struct na_ledger_opts *opts, rd_kafka_type_t typ
             na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr,
                               errstr_size) ||
             na_kafka_conf_set(kconf, "enable.partition.eof", "true", errstr,
-                              errstr_size)) {
+                              errstr_size) ||
+            /* Following: what another member wrote arrives within this. */
+            na_kafka_conf_set(kconf, "fetch.wait.max.ms", "100", errstr, errstr_size)) {
             goto fail;
         }
     }
@@ -588,8 +740,12 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
     rd_kafka_resp_err_t kerr;
     for (;;) {
         kerr = rd_kafka_metadata(rk, 0, rkt, &md, opts->load_timeout_ms);
+        /* A topic created a moment ago may be unknown to the broker we
+         * asked for a while yet. */
+        bool unknown = !kerr && md->topic_cnt == 1 &&
+                       md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
         if (kerr || md->topic_cnt != 1 || !md->topics[0].err ||
-            md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+            (unknown && (!opts->create_topic || na_mono_ms() >= t0 + 5000)) ||
             na_mono_ms() >= deadline) {
             break;
         }
@@ -679,7 +835,9 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
         if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             na_log(NA_LOG_WARN, "ledger", "load_error", "err=%s",
                    na_log_q(rd_kafka_message_errstr(rkm)));
-        } else if (!rkm->err && in_range) {
+        } else if (!rkm->err && (in_range || opts->follow)) {
+            /* Following: what came after the end is applied too (the
+             * follower goes on from the position). */
             records++;
             if (apply(l, rkm->key, rkm->key_len, rkm->payload, rkm->len, opts->load_cb,
                       opts->load_ctx)) {
@@ -698,6 +856,53 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
            "topic=%s records=%zu skipped=%zu alerts=%zu "
            "ms=%lld",
            na_log_q(l->topic), records, skipped, l->cnt, (long long)(na_mono_ms() - t0));
+    if (opts->follow) {
+        /* Go on reading every partition from where the load ended (an
+         * empty partition from its start), for what the others write. */
+        for (int i = 0; i < cnt; i++) {
+            if (!rd_kafka_topic_partition_list_find(parts, l->topic, i)) {
+                rd_kafka_topic_partition_list_add(parts, l->topic, i)->offset = high[i];
+            }
+        }
+        rd_kafka_topic_partition_list_t *now = NULL;
+        if (!rd_kafka_assignment(rk, &now)) {
+            for (int i = 0; i < now->cnt; i++) {
+                rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
+                    parts, l->topic, now->elems[i].partition);
+                int64_t pos = RD_KAFKA_OFFSET_INVALID;
+                rd_kafka_topic_partition_list_t *one =
+                    rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(one, l->topic, now->elems[i].partition);
+                if (!rd_kafka_position(rk, one) && one->elems[0].offset >= 0) {
+                    pos = one->elems[0].offset;
+                }
+                rd_kafka_topic_partition_list_destroy(one);
+                if (p) {
+                    p->offset = pos >= 0 ? pos : high[now->elems[i].partition];
+                }
+            }
+            rd_kafka_topic_partition_list_destroy(now);
+        }
+        if (!(l->next = calloc((size_t)cnt + 1, sizeof(*l->next)))) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+            int32_t p = parts->elems[i].partition;
+            if (p >= 0 && p < cnt) {
+                l->next[p] = parts->elems[i].offset;
+            }
+        }
+        if ((kerr = rd_kafka_assign(rk, parts))) {
+            snprintf(errstr, errstr_size, "ledger %s: follow: %s", l->topic,
+                     rd_kafka_err2str(kerr));
+            err = NA_ERR_KAFKA;
+            goto out;
+        }
+        l->follow = rk;
+        l->follow_parts = cnt;
+        rk = NULL;
+    }
 out:
     free(high);
     free(done);
@@ -731,6 +936,8 @@ na_err_t na_ledger_open(const struct na_ledger_opts *opts, na_ledger_t **out,
         goto out;
     }
     na_ledger_set_horizon(l, opts->horizon_ms);
+    l->load_cb = opts->load_cb;
+    l->load_ctx = opts->load_ctx;
     if (opts->create_topic) {
         struct na_topic_spec spec = na_kafka_topic_alerts(l->topic);
         char retention[32];

@@ -22,6 +22,18 @@
  * holds for alerts raised within the horizon; the consumer raises no alert
  * for a record older than the horizon (docs/delivery.md).
  *
+ * Following (na_ledger_opts.follow): after the load the ledger goes on
+ * reading the topic, so that every member of a consumer group learns what
+ * the others delivered, dead-lettered, handed over or opened as stories
+ * (load_cb runs for each record, inside na_ledger_poll()). A member that is
+ * given partitions calls na_ledger_catch_up() first: what the previous
+ * owner wrote before it let them go is then known.
+ *
+ * Hand-over (docs/delivery.md): a member that gives up a partition while an
+ * alert of it is in flight writes "pending" with "until_ms" for it; the new
+ * owner waits for "delivered", "dead_lettered" or "released" (or for
+ * until_ms) before it sends that alert itself.
+ *
  * Threading: one thread. Confirmation callbacks run inside
  * na_ledger_poll() / na_ledger_flush() on the caller's thread.
  */
@@ -65,6 +77,8 @@ struct na_ledger_opts {
     void *ctx;                          /**< passed to confirm_cb */
     na_ledger_load_cb *load_cb;         /**< may be NULL */
     void *load_ctx;                     /**< passed to load_cb */
+    /** Go on reading the topic after the load (see above). */
+    bool follow;
     /** Forget alerts whose newest outcome is older than this (ms; 0 keeps
      *  every alert): records older are skipped at load (load_cb is not
      *  called for them), na_ledger_prune() drops them later, and a topic
@@ -76,10 +90,22 @@ struct na_ledger_opts {
 /** One route's outcome for an alert, as written in "deliveries". */
 struct na_ledger_delivery {
     const char *outcome; /**< "delivered", "digest" (sent inside a digest),
-                              "linked" (story follow-up, not sent) */
+                              "dead_lettered", "linked" (story follow-up, not
+                              sent), "pending" (in flight at a member that gave
+                              its partition up), "released" (that member
+                              stopped: the new owner sends it) */
     long status;         /**< last HTTP status, 0 if none */
     int attempts;
-    int64_t at_ms; /**< Unix ms of the outcome */
+    int64_t at_ms;    /**< Unix ms of the outcome */
+    int64_t until_ms; /**< "pending": Unix ms until which it holds */
+};
+
+/** What the ledger says of (alert, route), for the decision to send. */
+enum na_ledger_state {
+    NA_LEDGER_NONE = 0, /**< nothing that stops a send */
+    NA_LEDGER_SENT,     /**< "delivered" or "digest" */
+    NA_LEDGER_DEAD,     /**< "dead_lettered": given up on, in the DLQ */
+    NA_LEDGER_PENDING,  /**< "pending": another member is sending it */
 };
 
 /**
@@ -106,6 +132,13 @@ void na_ledger_destroy(na_ledger_t *l);
 /** @returns true when (@p alert_id, @p route) is recorded as sent
  *           ("delivered" or "digest"). */
 bool na_ledger_delivered(const na_ledger_t *l, const char *alert_id, const char *route);
+
+/**
+ * @returns the state of (@p alert_id, @p route); with NA_LEDGER_PENDING,
+ *          *@p until_ms (may be NULL) is when the hand-over stops holding.
+ */
+enum na_ledger_state na_ledger_state(const na_ledger_t *l, const char *alert_id,
+                                     const char *route, int64_t *until_ms);
 
 /** @returns true when @p alert_id has any record (any route, any outcome). */
 bool na_ledger_known(const na_ledger_t *l, const char *alert_id);
@@ -140,8 +173,17 @@ void na_ledger_set_horizon(na_ledger_t *l, int64_t horizon_ms);
  */
 size_t na_ledger_prune(na_ledger_t *l, int64_t now_ms);
 
-/** @brief Serve producer events (confirmations) for up to @p timeout_ms. */
+/** @brief Serve producer events (confirmations) for up to @p timeout_ms,
+ *         and apply what the follower read meanwhile (no waiting for it). */
 void na_ledger_poll(na_ledger_t *l, int timeout_ms);
+
+/**
+ * @brief Read the topic up to the end it has now (every partition), so
+ *        that what any member wrote before this call is applied. A no-op
+ *        without following.
+ * @returns NA_OK, NA_ERR_TIMEOUT after @p timeout_ms, NA_ERR_KAFKA.
+ */
+NA_WUR na_err_t na_ledger_catch_up(na_ledger_t *l, int timeout_ms);
 
 /** @returns records produced and not yet confirmed or refused. */
 size_t na_ledger_outstanding(const na_ledger_t *l);

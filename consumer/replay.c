@@ -782,7 +782,7 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
     struct job *j = opaque;
     if (res->outcome == NA_OUTCOME_OK) {
         struct na_ledger_delivery d = {"delivered", res->status, res->attempts,
-                                       na_now_ms()};
+                                       na_now_ms(), 0};
         r->stats->sent++;
         na_metrics_inc("newsalert_replay_alerts_sent_total",
                        "Alerts a route accepted "

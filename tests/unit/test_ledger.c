@@ -41,7 +41,7 @@ static void test_memory_ledger_marks_and_confirms(void **state) {
     struct confirms c = {0, 0, NULL};
     int token = 7;
     na_ledger_t *l = na_ledger_new_memory(on_confirm, &c);
-    struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000};
+    struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000, 0};
     assert_false(na_ledger_delivered(l, ID_A, "desk"));
     assert_false(na_ledger_known(l, ID_A));
     assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, NULL, &token), NA_OK);
@@ -56,7 +56,7 @@ static void test_memory_ledger_marks_and_confirms(void **state) {
     assert_ptr_equal(c.last, &token);
     assert_int_equal(na_ledger_outstanding(l), 0);
     /* "linked" is known but not sent, and never downgrades "delivered". */
-    struct na_ledger_delivery linked = {"linked", 0, 0, 1};
+    struct na_ledger_delivery linked = {"linked", 0, 0, 1, 0};
     assert_int_equal(na_ledger_record(l, ID_B, "desk", &linked, NULL, NULL), NA_OK);
     assert_true(na_ledger_known(l, ID_B));
     assert_false(na_ledger_delivered(l, ID_B, "desk"));
@@ -94,7 +94,7 @@ static void test_apply_reads_records_and_tombstones(void **state) {
 static void test_table_grows_and_erases(void **state) {
     (void)state;
     na_ledger_t *l = na_ledger_new_memory(NULL, NULL);
-    struct na_ledger_delivery d = {"delivered", 200, 1, 1};
+    struct na_ledger_delivery d = {"delivered", 200, 1, 1, 0};
     char id[32];
     for (int i = 0; i < 5000; i++) {
         snprintf(id, sizeof(id), "alert-%d", i);
@@ -138,12 +138,15 @@ static void test_round_trip_through_a_cluster(void **state) {
 
     struct confirms c = {0, 0, NULL};
     int loaded = 0;
-    struct na_ledger_opts opts = {brokers,    NULL, "alerts", 20000, false,
-                                  on_confirm, &c,   NULL,     NULL,  0};
+    struct na_ledger_opts opts = {.brokers = brokers,
+                                  .topic = "alerts",
+                                  .load_timeout_ms = 20000,
+                                  .confirm_cb = on_confirm,
+                                  .ctx = &c};
     na_ledger_t *l = NULL;
     assert_int_equal(na_ledger_open(&opts, &l, errstr, sizeof(errstr)), NA_OK);
     assert_int_equal(na_ledger_count(l), 0);
-    struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000};
+    struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000, 0};
     const char *alert =
         "{\"schema\":\"alert/v1\",\"id\":\"" ID_A "\",\"topic\":\"taiwan\"}";
     assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, alert, NULL), NA_OK);
@@ -246,7 +249,7 @@ static void test_horizon_forgets_old_alerts(void **state) {
         assert_int_equal(na_ledger_delivered(l, id, "desk"), i % 2 == 1);
     }
     /* and new alerts go in and are found */
-    struct na_ledger_delivery d = {"delivered", 200, 1, now + hour};
+    struct na_ledger_delivery d = {"delivered", 200, 1, now + hour, 0};
     assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, NULL, NULL), NA_OK);
     assert_true(na_ledger_delivered(l, ID_A, "desk"));
 
