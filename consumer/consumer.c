@@ -79,6 +79,15 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      0, 0, 0},
     {"drain_timeout", NA_CONF_DURATION, C(drain_timeout_ms), "30s",
      "how long SIGTERM waits for in-flight alerts", 0, 0, 3600000},
+    {"park_after", NA_CONF_DURATION, C(park_after_ms), "60s",
+     "a route whose requests have failed for this long is parked: its alerts wait in "
+     "retry_topic, in order, and no other route waits for it (0: never park)",
+     0, 0, 86400000},
+    {"park_max_age", NA_CONF_DURATION, C(park_max_age_ms), "24h",
+     "a parked alert older than this goes to the dead-letter topic instead", 0, 1000,
+     2592000000LL},
+    {"retry_topic", NA_CONF_STRING, C(retry_topic), NA_TOPIC_ALERTS_RETRY,
+     "topic where the alerts of parked routes wait (key = route)", 0, 0, 0},
     {"revoke_timeout", NA_CONF_DURATION, C(revoke_timeout_ms), "10s",
      "how long a consumer that gives partitions up waits for their alerts in flight "
      "before it hands them over (docs/delivery.md)",
@@ -128,7 +137,18 @@ struct consumer {
     size_t awaiting;       /* jobs waiting for another member's hand-over */
     size_t handed_over;    /* jobs of partitions given up, still in flight here */
     bool ledger_following; /* the ledger is loaded: records now are live */
-    bool closing;          /* the final revoke: no waiting */
+    /* Parked routes (park_after): per route of c->routes, and the reader of
+     * retry_topic with its own offsets; NULL without parking. */
+    bool *parked;
+    size_t parked_cnt;
+    int64_t unpark_checked_ms;
+    rd_kafka_t *retry_rk;
+    na_tracker_t *rtracker;
+    int32_t retry_parts;
+    size_t *rinflight;              /* per retry partition: jobs not ended */
+    const struct na_route **rroute; /* per retry partition: its last job's route */
+    bool *rpaused;                  /* per retry partition */
+    bool closing;                   /* the final revoke: no waiting */
 };
 
 /* A record whose alert to a route is already on its way for another record
@@ -152,9 +172,9 @@ struct waiter {
  * with records it could not commit anyway, and once the oldest failure is
  * older than write_stall, /readyz says so. */
 
-enum retry_kind { RETRY_DLQ, RETRY_LEDGER, RETRY_RECORD };
+enum retry_kind { RETRY_DLQ, RETRY_LEDGER, RETRY_RECORD, RETRY_PARK };
 
-static const char *const retry_kind_names[] = {"dlq", "ledger", "record"};
+static const char *const retry_kind_names[] = {"dlq", "ledger", "record", "park"};
 
 /* The first member of each thing that can be retried (struct dlq_ctx,
  * struct job_ctx, struct reprocess), so that a retry is its container. */
@@ -178,7 +198,8 @@ struct dlq_ctx {
     size_t key_len;
     char *value;
     size_t len;
-    const char *stage; /* static */
+    const char *stage;        /* static */
+    const char *source_topic; /* the topic the record came from (borrowed) */
     char reason[256];
     char route[128]; /* "" for none */
     int32_t partition;
@@ -217,6 +238,11 @@ struct job_ctx {
     /* Its partition was given up while it was in flight: "pending" was
      * written; its outcome (or "released") is written when it ends here. */
     bool handed_over;
+    /* Read back from retry_topic (its entry belongs to rtracker), and when
+     * it was first parked (Unix ms; 0: never). */
+    bool from_retry;
+    int32_t rpart; /* from_retry: its retry_topic partition */
+    int64_t parked_at_ms;
 };
 
 /* A record whose processing ran out of memory: processed again later. */
@@ -253,6 +279,9 @@ static void job_ctx_free(struct consumer *c, struct job_ctx *jc) {
     }
     c->awaiting -= jc->awaiting;
     c->handed_over -= jc->handed_over;
+    if (jc->from_retry && c->rinflight && jc->rpart >= 0 && jc->rpart < c->retry_parts) {
+        c->rinflight[jc->rpart]--;
+    }
     free(jc->alert_json);
     free(jc->dlq.value);
     free(jc->body);
@@ -315,6 +344,9 @@ static void job_end(struct consumer *c, struct job_ctx *jc) {
 }
 
 static void ledger_write(struct consumer *c, struct job_ctx *jc);
+static void park_produce(struct consumer *c, struct job_ctx *jc);
+static void park_job(struct consumer *c, struct job_ctx *jc);
+static bool main_job(void *opaque, void *ctx);
 
 /* ---- dead letters ---- */
 
@@ -325,7 +357,8 @@ static void dlq_produce(struct consumer *c, struct dlq_ctx *ctx) {
 
     rd_kafka_header_add(hdrs, "error.stage", -1, ctx->stage, -1);
     rd_kafka_header_add(hdrs, "error.reason", -1, ctx->reason, -1);
-    rd_kafka_header_add(hdrs, "source.topic", -1, c->conf->topic, -1);
+    rd_kafka_header_add(hdrs, "source.topic", -1,
+                        ctx->source_topic ? ctx->source_topic : c->conf->topic, -1);
     snprintf(num, sizeof(num), "%d", (int)ctx->partition);
     rd_kafka_header_add(hdrs, "source.partition", -1, num, -1);
     snprintf(num, sizeof(num), "%lld", (long long)ctx->offset);
@@ -355,12 +388,19 @@ static void dlq_produce(struct consumer *c, struct dlq_ctx *ctx) {
     }
 }
 
-/* Runs inside rd_kafka_poll(c->dlq) on the main thread. */
+static void on_parked(struct consumer *c, struct job_ctx *jc, rd_kafka_resp_err_t err);
+
+/* Runs inside rd_kafka_poll(c->dlq) on the main thread: a dead-letter copy,
+ * or a parked alert (the same producer writes both). */
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
     struct consumer *c = opaque;
     struct dlq_ctx *ctx = rkm->_private;
     rd_kafka_resp_err_t err = rkm->err;
     (void)rk;
+    if (ctx->retry.kind == RETRY_PARK) {
+        on_parked(c, (struct job_ctx *)rkm->_private, err);
+        return;
+    }
     if (!err && na_fault("dlq_delivery")) {
         err = RD_KAFKA_RESP_ERR__FAIL;
     }
@@ -412,7 +452,8 @@ static void dlq_fill(struct dlq_ctx *ctx, const void *key, size_t key_len,
 static na_err_t dead_letter(struct consumer *c, struct na_tracker_entry *entry,
                             const void *key, size_t key_len, const void *value,
                             size_t len, const char *stage, const char *reason,
-                            const char *route, int32_t partition, int64_t offset) {
+                            const char *route, const char *source_topic,
+                            int32_t partition, int64_t offset) {
     struct dlq_ctx *ctx = na_fault("dlq_alloc") ? NULL : calloc(1, sizeof(*ctx));
     if (!ctx || (len && !(ctx->value = malloc(len)))) {
         free(ctx);
@@ -426,6 +467,7 @@ static na_err_t dead_letter(struct consumer *c, struct na_tracker_entry *entry,
     ctx->len = len;
     ctx->entry = entry;
     dlq_fill(ctx, key, key_len, stage, reason, route, partition, offset);
+    ctx->source_topic = source_topic;
     entry->pending++;
     dlq_produce(c, ctx);
     return NA_OK;
@@ -794,7 +836,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 json_decref(root);
                 if (!text || dead_letter(c, entry, alert.id, strlen(alert.id), text,
                                          strlen(text), "render", na_err2str(err),
-                                         route->name, partition, offset)) {
+                                         route->name, NULL, partition, offset)) {
                     ret = NA_ERR_NOMEM;
                 }
                 free(text);
@@ -831,6 +873,20 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 na_log(NA_LOG_INFO, "consumer", "handover_wait",
                        "route=%s alert=%s until_ms=%lld", na_log_q(route->name), alert.id,
                        (long long)until_ms);
+                continue;
+            }
+            if (c->parked && c->parked[r] &&
+                !na_deliver_route_count(c->deliver, route, true, true, main_job, NULL)) {
+                /* The route is down: the alert waits in retry_topic, after
+                 * the ones parked before it (while older ones of it are
+                 * still in the deliverer, it queues behind them there and
+                 * is parked with them). */
+                jc->len = body.len;
+                jc->body = na_buf_steal(&body);
+                jc->item = item;
+                job_register(c, jc);
+                entry->pending++;
+                park_job(c, jc);
                 continue;
             }
             size_t len = body.len;
@@ -934,7 +990,7 @@ static na_err_t process_record(struct consumer *c, const rd_kafka_message_t *rkm
                "partition=%d offset=%lld err=%s", (int)rkm->partition,
                (long long)rkm->offset, na_log_q(errstr));
         err = dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload, rkm->len,
-                          "decode", errstr, NULL, rkm->partition, rkm->offset);
+                          "decode", errstr, NULL, NULL, rkm->partition, rkm->offset);
         goto out;
     }
     if (too_old(c, rkm, &a)) {
@@ -1054,6 +1110,9 @@ static void run_retries(struct consumer *c) {
         case RETRY_RECORD:
             reprocess(c, (struct reprocess *)r);
             break;
+        case RETRY_PARK:
+            park_produce(c, (struct job_ctx *)r);
+            break;
         }
     }
     na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_retries_waiting",
@@ -1086,7 +1145,7 @@ static void retries_free(struct consumer *c) {
                 free(ctx->value);
                 free(ctx);
             }
-        } else if (r->kind == RETRY_LEDGER) {
+        } else if (r->kind == RETRY_LEDGER || r->kind == RETRY_PARK) {
             job_ctx_free(c, (struct job_ctx *)r);
         } else {
             rd_kafka_message_destroy(((struct reprocess *)r)->rkm);
@@ -1164,9 +1223,18 @@ static void check_awaiting(struct consumer *c) {
     }
 }
 
+/* Is @p jc one of the records of @p parts (of retry_topic when @p
+ * from_retry, else of the articles topic)? */
+static bool job_of(const struct job_ctx *jc, const rd_kafka_topic_partition_list_t *parts,
+                   bool from_retry) {
+    return jc->from_retry == from_retry && !jc->entry->orphaned &&
+           in_parts(parts, jc->entry->partition);
+}
+
 struct take_ctx {
     struct consumer *c;
     const rd_kafka_topic_partition_list_t *parts; /* NULL: handed-over jobs */
+    bool from_retry;                              /* parts are retry_topic's */
 };
 
 /* na_deliver_take(): a queued job of a partition given up goes (the new
@@ -1174,9 +1242,7 @@ struct take_ctx {
 static bool take_job(struct na_deliver_queued *q, void *vt) {
     struct take_ctx *t = vt;
     struct job_ctx *jc = q->opaque;
-    if (!jc ||
-        (t->parts ? !in_parts(t->parts, jc->entry->partition) || jc->entry->orphaned
-                  : !jc->handed_over)) {
+    if (!jc || (t->parts ? !job_of(jc, t->parts, t->from_retry) : !jc->handed_over)) {
         return false;
     }
     free(q->body);
@@ -1197,18 +1263,19 @@ static bool take_job(struct na_deliver_queued *q, void *vt) {
 }
 
 static size_t jobs_of(const struct consumer *c,
-                      const rd_kafka_topic_partition_list_t *parts) {
+                      const rd_kafka_topic_partition_list_t *parts, bool from_retry) {
     size_t n = 0;
     for (const struct job_ctx *jc = c->jobs; jc; jc = jc->jnext) {
-        n += !jc->entry->orphaned && in_parts(parts, jc->entry->partition);
+        n += job_of(jc, parts, from_retry);
     }
     return n;
 }
 
-static void hand_over(struct consumer *c, const rd_kafka_topic_partition_list_t *parts) {
+static void hand_over(struct consumer *c, const rd_kafka_topic_partition_list_t *parts,
+                      bool from_retry) {
     int64_t deadline = na_mono_ms() + (c->closing ? 0 : c->conf->revoke_timeout_ms);
-    size_t waited = jobs_of(c, parts);
-    while (jobs_of(c, parts) && na_mono_ms() < deadline) {
+    size_t waited = jobs_of(c, parts, from_retry);
+    while (jobs_of(c, parts, from_retry) && na_mono_ms() < deadline) {
         na_deliver_run(c->deliver, 20, on_delivered, c);
         rd_kafka_poll(c->dlq, 0);
         if (c->ledger) {
@@ -1217,18 +1284,18 @@ static void hand_over(struct consumer *c, const rd_kafka_topic_partition_list_t 
         run_retries(c);
         check_awaiting(c);
     }
-    if (!jobs_of(c, parts)) {
+    if (!jobs_of(c, parts, from_retry)) {
         if (waited) {
             na_log(NA_LOG_INFO, "consumer", "revoke_drained", "jobs=%zu", waited);
         }
         return;
     }
     /* What waits here goes: the new owner reads these records again. */
-    struct take_ctx t = {c, parts};
+    struct take_ctx t = {c, parts, from_retry};
     size_t dropped = na_deliver_take(c->deliver, NULL, take_job, &t);
     for (struct job_ctx *jc = c->jobs, *next; jc; jc = next) {
         next = jc->jnext;
-        if (jc->awaiting && in_parts(parts, jc->entry->partition)) {
+        if (jc->awaiting && job_of(jc, parts, from_retry)) {
             job_end(c, jc);
             dropped++;
         }
@@ -1238,8 +1305,7 @@ static void hand_over(struct consumer *c, const rd_kafka_topic_partition_list_t 
     int64_t until =
         na_now_ms() + c->conf->deliver_timeout_ms + NA_CONSUMER_HANDOVER_SLACK_MS;
     for (struct job_ctx *jc = c->jobs; c->ledger && jc; jc = jc->jnext) {
-        if (!jc->in_deliverer || jc->handed_over || jc->entry->orphaned ||
-            !in_parts(parts, jc->entry->partition)) {
+        if (!jc->in_deliverer || jc->handed_over || !job_of(jc, parts, from_retry)) {
             continue;
         }
         struct na_ledger_delivery del = {"pending", 0, 0, na_now_ms(), until};
@@ -1261,27 +1327,439 @@ static void hand_over(struct consumer *c, const rd_kafka_topic_partition_list_t 
            marked);
 }
 
-/* ---- offsets, pausing, rebalancing ---- */
+/* ---- parked routes: a route that is down waits in Kafka, not in memory ----
+ *
+ * A route whose requests have failed for park_after is parked: its queued
+ * alerts, and every new one, are written in order to retry_topic (key =
+ * route, one partition per route), and their articles finish once the
+ * broker has them; so the consumer reads on, and the other routes get
+ * their alerts as usual. The members of the group read retry_topic as the
+ * group "<group_id>.retry" and send its alerts, one at a time while the
+ * route still fails (the deliverer's backoff probes it), many at once when
+ * it answers again, in order; one older than park_max_age goes to the
+ * dead-letter topic instead (stage "park_expired"). A route is unparked
+ * once its partition of retry_topic is read and committed to its end. */
 
-static void store_offsets(struct consumer *c) {
-    for (size_t i = 0; i < na_tracker_partitions(c->tracker); i++) {
-        int32_t partition = na_tracker_partition(c->tracker, i);
-        int64_t offset;
-        if (!na_tracker_committable(c->tracker, partition, &offset)) {
+/* Most alerts of one retry_topic partition in the deliverer at once. */
+#define NA_CONSUMER_RETRY_WINDOW 50
+/* How often parked routes are checked for being drained (ms). */
+#define NA_CONSUMER_UNPARK_CHECK_MS 2000
+/* Largest parked/v1 record read back (bytes). */
+#define NA_CONSUMER_MAX_PARKED_BYTES (2u * 1024u * 1024u)
+
+static uint32_t route_hash(const char *s) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int32_t retry_partition(const struct consumer *c, const char *route) {
+    return (int32_t)(route_hash(route) % (uint32_t)c->retry_parts);
+}
+
+/* parked/v1: what a reader of retry_topic needs to send the alert. */
+static char *parked_value(const struct consumer *c, const struct job_ctx *jc) {
+    json_error_t jerr;
+    json_t *alert = jc->alert_json ? json_loads(jc->alert_json, 0, &jerr) : NULL;
+    const struct na_digest_item *it = jc->item;
+    json_t *item = it ? json_pack("{s:s, s:f, s:s?, s:s?, s:s?}", "topic", it->topic,
+                                  "score", it->score, "title", it->title, "url", it->url,
+                                  "source", it->source)
+                      : NULL;
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:s, s:I, s:s%, s:o*, s:o*, s:{s:i, s:I}}", "schema",
+        "parked/v1", "group", c->conf->group_id, "route", jc->route->name, "alert_id",
+        jc->alert_id, "parked_at_ms", (json_int_t)jc->parked_at_ms, "body",
+        jc->body ? jc->body : "", jc->body ? jc->len : 0, "alert", alert, "item", item,
+        "source", "partition", (int)jc->partition, "offset", (json_int_t)jc->offset);
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    return text;
+}
+
+/* Write @p jc (body and item in it) to retry_topic; the job ends when the
+ * broker has it (on_parked), or is tried again. */
+static void park_produce(struct consumer *c, struct job_ctx *jc) {
+    char *value = parked_value(c, jc);
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__FAIL;
+    jc->retry.kind = RETRY_PARK;
+    if (value) {
+        do {
+            /* F_FREE: librdkafka frees value once it is written. */
+            kerr = rd_kafka_producev(
+                c->dlq, RD_KAFKA_V_TOPIC(c->conf->retry_topic),
+                RD_KAFKA_V_PARTITION(retry_partition(c, jc->route->name)),
+                RD_KAFKA_V_KEY(jc->route->name, strlen(jc->route->name)),
+                RD_KAFKA_V_VALUE(value, strlen(value)),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                RD_KAFKA_V_HEADER("content-type", "application/json", -1),
+                RD_KAFKA_V_HEADER("schema", "parked/v1", -1),
+                RD_KAFKA_V_OPAQUE(&jc->retry), RD_KAFKA_V_END);
+            if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(c->dlq, 100);
+            }
+        } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    }
+    if (kerr) {
+        free(value);
+        na_log(NA_LOG_ERROR, "consumer", "park_failed", "route=%s alert=%s err=%s",
+               na_log_q(jc->route->name), jc->alert_id,
+               na_log_q(value ? rd_kafka_err2str(kerr) : na_err2str(NA_ERR_NOMEM)));
+        schedule_retry(c, &jc->retry,
+                       value ? rd_kafka_err2str(kerr) : na_err2str(NA_ERR_NOMEM));
+    }
+}
+
+/* Runs inside rd_kafka_poll(c->dlq). */
+static void on_parked(struct consumer *c, struct job_ctx *jc, rd_kafka_resp_err_t err) {
+    if (err) {
+        na_log(NA_LOG_ERROR, "consumer", "park_failed", "route=%s alert=%s err=%s",
+               na_log_q(jc->route->name), jc->alert_id, na_log_q(rd_kafka_err2str(err)));
+        schedule_retry(c, &jc->retry, rd_kafka_err2str(err));
+        return;
+    }
+    route_inc("newsalert_consumer_alerts_parked_total",
+              "Alerts of a parked route written to the retry topic.", jc->route->name);
+    na_log(NA_LOG_DEBUG, "consumer", "alert_parked", "route=%s alert=%s",
+           na_log_q(jc->route->name), jc->alert_id);
+    job_end(c, jc);
+}
+
+/* na_deliver_route_count(): a job of the articles topic (not one read back
+ * from retry_topic, nor one handed over). */
+static bool main_job(void *opaque, void *ctx) {
+    const struct job_ctx *jc = opaque;
+    (void)ctx;
+    return jc && !jc->from_retry && !jc->handed_over;
+}
+
+/* Start parking @p jc: it holds its body and digest item. */
+static void park_job(struct consumer *c, struct job_ctx *jc) {
+    if (!jc->parked_at_ms) {
+        jc->parked_at_ms = na_now_ms();
+    }
+    park_produce(c, jc);
+}
+
+/* na_deliver_take() of a parked route: what waits in memory goes to Kafka
+ * (not what retry_topic's reader sent, nor a job handed over). */
+static bool take_for_park(struct na_deliver_queued *q, void *vc) {
+    struct consumer *c = vc;
+    struct job_ctx *jc = q->opaque;
+    if (!jc || jc->from_retry || jc->handed_over) {
+        return false;
+    }
+    jc->in_deliverer = false;
+    jc->body = q->body;
+    jc->len = q->len;
+    jc->item = q->item;
+    park_job(c, jc);
+    return true;
+}
+
+static void set_route_parked(struct consumer *c, size_t r, bool parked) {
+    char esc[256], labels[300];
+    const struct na_route *route = &c->routes->v[r];
+    c->parked[r] = parked;
+    c->parked_cnt += parked ? 1 : (size_t)-1;
+    snprintf(labels, sizeof(labels), "route=\"%s\"",
+             na_metrics_label_escape(route->name, esc, sizeof(esc)));
+    na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_route_parked",
+                                 "1 while a route is parked (its alerts wait in the "
+                                 "retry topic).",
+                                 labels),
+                  parked ? 1 : 0);
+    na_log(parked ? NA_LOG_WARN : NA_LOG_INFO, "consumer",
+           parked ? "route_parked" : "route_unparked", "route=%s", na_log_q(route->name));
+}
+
+/* Is retry_topic's partition of @p route read and committed to its end? */
+static bool retry_drained(struct consumer *c, const struct na_route *route) {
+    int32_t p = retry_partition(c, route->name);
+    int64_t lo = 0, hi = 0;
+    bool drained = false;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->conf->retry_topic, p);
+    if (!rd_kafka_committed(c->retry_rk, l, 2000) &&
+        !rd_kafka_query_watermark_offsets(c->dlq, c->conf->retry_topic, p, &lo, &hi,
+                                          2000)) {
+        int64_t done = l->elems[0].offset >= 0 ? l->elems[0].offset : lo;
+        drained = done >= hi;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return drained;
+}
+
+/* na_deliver_take(): an alert read back from retry_topic that waited past
+ * park_max_age in the deliverer (its route still down) is dead-lettered. */
+static bool take_expired(struct na_deliver_queued *q, void *vc) {
+    struct consumer *c = vc;
+    struct job_ctx *jc = q->opaque;
+    char reason[128];
+    if (!jc || !jc->from_retry ||
+        na_now_ms() - jc->parked_at_ms <= c->conf->park_max_age_ms) {
+        return false;
+    }
+    na_digest_item_free(q->item);
+    jc->in_deliverer = false;
+    snprintf(reason, sizeof(reason), "parked for %llds, longer than park_max_age",
+             (long long)((na_now_ms() - jc->parked_at_ms) / 1000));
+    route_inc("newsalert_consumer_parked_expired_total",
+              "Parked alerts older than park_max_age, dead-lettered.", jc->route->name);
+    na_log(NA_LOG_ERROR, "consumer", "parked_dead_lettered", "route=%s alert=%s err=%s",
+           na_log_q(jc->route->name), jc->alert_id, na_log_q(reason));
+    struct dlq_ctx *ctx = &jc->dlq;
+    ctx->jc = jc;
+    ctx->entry = jc->entry;
+    ctx->value = q->body;
+    ctx->len = q->len;
+    dlq_fill(ctx, jc->alert_id, strlen(jc->alert_id), "park_expired", reason,
+             jc->route->name, jc->partition, jc->offset);
+    dlq_produce(c, ctx);
+    return true;
+}
+
+/* Park the routes that have failed for park_after; move what their queues
+ * hold to retry_topic; unpark the ones whose backlog is gone. */
+static void check_parking(struct consumer *c) {
+    int64_t now = na_mono_ms();
+    for (size_t r = 0; c->parked && r < c->routes->cnt; r++) {
+        const struct na_route *route = &c->routes->v[r];
+        if (!c->parked[r]) {
+            int64_t since = na_deliver_route_failing_since(c->deliver, route);
+            if (!since || now - since < c->conf->park_after_ms) {
+                continue;
+            }
+            set_route_parked(c, r, true);
+        }
+        /* In order: what waits goes once the one in flight came back. */
+        if (!na_deliver_route_count(c->deliver, route, true, false, main_job, NULL)) {
+            (void)na_deliver_take(c->deliver, route, take_for_park, c);
+        }
+    }
+    if (now - c->unpark_checked_ms < NA_CONSUMER_UNPARK_CHECK_MS) {
+        return;
+    }
+    c->unpark_checked_ms = now;
+    (void)na_deliver_take(c->deliver, NULL, take_expired, c);
+    for (size_t r = 0; r < c->routes->cnt; r++) {
+        const struct na_route *route = &c->routes->v[r];
+        bool parking = false;
+        if (!c->parked[r]) {
+            continue;
+        }
+        for (const struct job_ctx *jc = c->jobs; jc && !parking; jc = jc->jnext) {
+            parking = jc->route == route && jc->retry.kind == RETRY_PARK;
+        }
+        if (!parking && retry_drained(c, route)) {
+            set_route_parked(c, r, false);
+        }
+    }
+}
+
+static const struct na_route *route_by_name(const struct consumer *c, const char *name) {
+    for (size_t r = 0; r < c->routes->cnt; r++) {
+        if (!strcmp(c->routes->v[r].name, name)) {
+            return &c->routes->v[r];
+        }
+    }
+    return NULL;
+}
+
+static struct na_digest_item *item_from_json(const json_t *j, const char *alert_id) {
+    struct na_digest_item *it;
+    const char *topic = json_string_value(json_object_get(j, "topic"));
+    if (!topic || !(it = calloc(1, sizeof(*it)))) {
+        return NULL;
+    }
+    snprintf(it->alert_id, sizeof(it->alert_id), "%s", alert_id);
+    it->score = json_number_value(json_object_get(j, "score"));
+    it->topic = na_strdup(topic);
+    const char *v;
+    if ((v = json_string_value(json_object_get(j, "title")))) {
+        it->title = na_strdup(v);
+    }
+    if ((v = json_string_value(json_object_get(j, "url")))) {
+        it->url = na_strdup(v);
+    }
+    if ((v = json_string_value(json_object_get(j, "source")))) {
+        it->source = na_strdup(v);
+    }
+    if (!it->topic) {
+        na_digest_item_free(it);
+        return NULL;
+    }
+    return it;
+}
+
+/* One record of retry_topic: send its alert (or dead-letter it). */
+static void handle_parked(struct consumer *c, const rd_kafka_message_t *rkm) {
+    struct na_tracker_entry *entry;
+    json_t *root = NULL, *alert = NULL, *item = NULL, *src = NULL;
+    json_error_t jerr;
+    const char *route_name = NULL, *alert_id = NULL, *body = NULL, *schema = NULL;
+    const char *group = NULL;
+    size_t body_len = 0;
+    json_int_t parked_at = 0;
+    struct job_ctx *jc = NULL;
+    char reason[256] = "";
+    const char *stage = NULL;
+
+    if (rkm->err) {
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            na_log(NA_LOG_WARN, "consumer", "retry_consume_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+        }
+        return;
+    }
+    if (!(entry = na_tracker_add(c->rtracker, rkm->partition, rkm->offset))) {
+        c->fatal = true;
+        return;
+    }
+    if (!rkm->payload || rkm->len > NA_CONSUMER_MAX_PARKED_BYTES ||
+        !(root = json_loadb(rkm->payload, rkm->len, 0, &jerr)) ||
+        json_unpack_ex(root, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s%, s:I, s?o, s?o, s?o}",
+                       "schema", &schema, "group", &group, "route", &route_name,
+                       "alert_id", &alert_id, "body", &body, &body_len, "parked_at_ms",
+                       &parked_at, "alert", &alert, "item", &item, "source", &src) ||
+        strcmp(schema, "parked/v1") || strlen(alert_id) != NA_SHA256_HEX_LEN) {
+        stage = "park_decode";
+        snprintf(reason, sizeof(reason), "not a parked/v1 record: %s",
+                 root ? jerr.text : "not JSON");
+        goto dead;
+    }
+    if (strcmp(group, c->conf->group_id)) {
+        goto out; /* another deployment shares the topic: its record */
+    }
+    const struct na_route *route = route_by_name(c, route_name);
+    if (!route) {
+        stage = "park_route";
+        snprintf(reason, sizeof(reason), "route %s is no longer configured", route_name);
+        goto dead;
+    }
+    enum na_ledger_state ls =
+        c->ledger ? na_ledger_state(c->ledger, alert_id, route->name, NULL)
+                  : NA_LEDGER_NONE;
+    if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD) {
+        na_log(NA_LOG_INFO, "consumer", "already_sent", "route=%s alert=%s",
+               na_log_q(route->name), alert_id);
+        goto out;
+    }
+    if (na_now_ms() - parked_at > c->conf->park_max_age_ms) {
+        stage = "park_expired";
+        snprintf(reason, sizeof(reason), "parked for %llds, longer than park_max_age",
+                 (long long)((na_now_ms() - parked_at) / 1000));
+        route_inc("newsalert_consumer_parked_expired_total",
+                  "Parked alerts older than park_max_age, dead-lettered.", route->name);
+        goto dead;
+    }
+    if (!(jc = calloc(1, sizeof(*jc))) || !(jc->body = malloc(body_len + 1)) ||
+        (alert &&
+         !(jc->alert_json = json_dumps(alert, JSON_COMPACT | JSON_PRESERVE_ORDER)))) {
+        goto nomem;
+    }
+    memcpy(jc->body, body, body_len);
+    jc->body[body_len] = '\0';
+    jc->len = body_len;
+    jc->item = item ? item_from_json(item, alert_id) : NULL;
+    jc->from_retry = true;
+    jc->rpart = rkm->partition;
+    jc->parked_at_ms = parked_at;
+    jc->entry = entry;
+    jc->partition = (int32_t)json_integer_value(json_object_get(src, "partition"));
+    jc->offset = (int64_t)json_integer_value(json_object_get(src, "offset"));
+    jc->route = route;
+    snprintf(jc->alert_id, sizeof(jc->alert_id), "%s", alert_id);
+    char *b = jc->body;
+    struct na_digest_item *it = jc->item;
+    jc->body = NULL;
+    jc->item = NULL;
+    if (na_deliver_submit_steal(c->deliver, route, jc->alert_id, b, body_len, it, jc)) {
+        goto nomem;
+    }
+    job_register(c, jc);
+    jc->in_deliverer = true;
+    entry->pending++;
+    if (rkm->partition >= 0 && rkm->partition < c->retry_parts) {
+        c->rinflight[rkm->partition]++;
+        c->rroute[rkm->partition] = route;
+    }
+    goto out;
+nomem:
+    job_ctx_free(c, jc);
+    c->stuck++; /* the entry stays unfinished: read again after a restart */
+    json_decref(root);
+    return;
+dead:
+    na_log(NA_LOG_ERROR, "consumer", "parked_dead_lettered",
+           "partition=%d offset=%lld stage=%s err=%s", (int)rkm->partition,
+           (long long)rkm->offset, stage, na_log_q(reason));
+    if (dead_letter(c, entry, rkm->key, rkm->key_len,
+                    body ? (const void *)body : rkm->payload, body ? body_len : rkm->len,
+                    stage, reason, route_name, c->conf->retry_topic, rkm->partition,
+                    rkm->offset)) {
+        c->stuck++;
+        json_decref(root);
+        return;
+    }
+out:
+    json_decref(root);
+    na_tracker_done(c->rtracker, entry);
+}
+
+/* Hold a partition of retry_topic while the deliverer has enough of it, or
+ * while its route still fails (one alert probes it); and while routes are
+ * being swapped. */
+static void retry_flow(struct consumer *c) {
+    for (int32_t p = 0; p < c->retry_parts; p++) {
+        bool hold = c->swap_pending || c->rinflight[p] >= NA_CONSUMER_RETRY_WINDOW ||
+                    (c->rinflight[p] && c->rroute[p] &&
+                     na_deliver_route_failing_since(c->deliver, c->rroute[p]));
+        if (hold == c->rpaused[p]) {
             continue;
         }
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, c->conf->topic, partition)->offset = offset;
-        rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
+        rd_kafka_topic_partition_list_add(l, c->conf->retry_topic, p);
+        if (hold) {
+            rd_kafka_pause_partitions(c->retry_rk, l);
+        } else {
+            rd_kafka_resume_partitions(c->retry_rk, l);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        c->rpaused[p] = hold;
+    }
+}
+
+/* ---- offsets, pausing, rebalancing ---- */
+
+static void store_offsets_of(struct consumer *c, rd_kafka_t *rk, na_tracker_t *tracker,
+                             const char *topic) {
+    for (size_t i = 0; rk && i < na_tracker_partitions(tracker); i++) {
+        int32_t partition = na_tracker_partition(tracker, i);
+        int64_t offset;
+        if (!na_tracker_committable(tracker, partition, &offset)) {
+            continue;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, l);
         if (err) {
             na_log(NA_LOG_WARN, "consumer", "offset_store_failed",
                    "partition=%d offset=%lld err=%s", (int)partition, (long long)offset,
                    na_log_q(rd_kafka_err2str(err)));
         } else {
-            c->stats->offsets_stored++;
+            c->stats->offsets_stored += tracker == c->tracker;
         }
         rd_kafka_topic_partition_list_destroy(l);
     }
+}
+
+static void store_offsets(struct consumer *c) {
+    store_offsets_of(c, c->rk, c->tracker, c->conf->topic);
+    store_offsets_of(c, c->retry_rk, c->rtracker, c->conf->retry_topic);
 }
 
 static void set_paused(struct consumer *c, bool pause);
@@ -1299,6 +1777,9 @@ static void update_pause(struct consumer *c) {
         size_t pending = na_deliver_route_pending(c->deliver, route);
         size_t bound = route_bound(c, route);
         na_metric_set(c->route_gauges ? c->route_gauges[r] : NULL, (double)pending);
+        if (c->parked && c->parked[r]) {
+            continue; /* what it holds comes from retry_topic, bounded there */
+        }
         full |= pending >= bound;
         low &= pending < bound / 2 + (bound < 2);
     }
@@ -1370,11 +1851,54 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
      * finished (auto-commit commits it on unassign), then forget the rest;
      * the next owner re-reads it. */
     na_log(NA_LOG_INFO, "consumer", "revoked", "partitions=%d", parts->cnt);
-    hand_over(c, parts);
+    hand_over(c, parts, false);
     store_offsets(c);
     for (int i = 0; i < parts->cnt; i++) {
         na_tracker_revoke(c->tracker, parts->elems[i].partition);
         eof_clear(c, parts->elems[i].partition);
+    }
+    if (cooperative) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) {
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* The reader of retry_topic; runs inside rd_kafka_consumer_poll(retry_rk). */
+static void on_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    struct consumer *c = opaque;
+    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (c->ledger && na_ledger_catch_up(c->ledger, (int)c->conf->ledger_timeout_ms)) {
+            na_log(NA_LOG_WARN, "consumer", "ledger_behind", "retry_partitions=%d",
+                   parts->cnt);
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+            int32_t p = parts->elems[i].partition;
+            if (p >= 0 && p < c->retry_parts) {
+                c->rpaused[p] = false;
+            }
+        }
+        na_log(NA_LOG_INFO, "consumer", "retry_assigned", "partitions=%d", parts->cnt);
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) {
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        return;
+    }
+    na_log(NA_LOG_INFO, "consumer", "retry_revoked", "partitions=%d", parts->cnt);
+    hand_over(c, parts, true);
+    store_offsets_of(c, c->retry_rk, c->rtracker, c->conf->retry_topic);
+    for (int i = 0; i < parts->cnt; i++) {
+        na_tracker_revoke(c->rtracker, parts->elems[i].partition);
     }
     if (cooperative) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
@@ -1408,14 +1932,33 @@ static bool caught_up(struct consumer *c) {
     return done;
 }
 
+/* The group consumer, the dead-letter (and parked alerts) producer, or
+ * with @p retry the reader of retry_topic (group "<group_id>.retry"). */
 static rd_kafka_t *make_client(const struct na_consumer_conf *conf, rd_kafka_type_t type,
-                               struct consumer *c, char *errstr, size_t errstr_size) {
+                               bool retry, struct consumer *c, char *errstr,
+                               size_t errstr_size) {
     rd_kafka_conf_t *kconf = na_kafka_conf_new(conf->brokers, NULL, errstr, errstr_size);
     rd_kafka_t *rk = NULL;
+    char group[512];
     if (!kconf) {
         return NULL;
     }
-    if (type == RD_KAFKA_CONSUMER) {
+    if (retry) {
+        snprintf(group, sizeof(group), "%s.retry", conf->group_id);
+        if (na_kafka_conf_set(kconf, "group.id", group, errstr, errstr_size) ||
+            na_kafka_conf_set(kconf, "client.id", "newsalert-consumer-retry", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "enable.auto.offset.store", "false", errstr,
+                              errstr_size) ||
+            na_kafka_conf_set(kconf, "auto.offset.reset", "earliest", errstr,
+                              errstr_size) ||
+            /* Unparking waits for this partition's commit to reach its end. */
+            na_kafka_conf_set(kconf, "auto.commit.interval.ms", "1000", errstr,
+                              errstr_size)) {
+            goto fail;
+        }
+        rd_kafka_conf_set_rebalance_cb(kconf, on_retry_rebalance);
+    } else if (type == RD_KAFKA_CONSUMER) {
         if (na_kafka_conf_set(kconf, "group.id", conf->group_id, errstr, errstr_size) ||
             na_kafka_conf_set(kconf, "client.id", "newsalert-consumer", errstr,
                               errstr_size) ||
@@ -1462,7 +2005,90 @@ fail:
     return NULL;
 }
 
+/* Parking: retry_topic (created when missing), its partitions, its reader. */
+static na_err_t open_retry(struct consumer *c, char *errstr, size_t errstr_size) {
+    const struct na_consumer_conf *conf = c->conf;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    rd_kafka_topic_partition_list_t *sub = NULL;
+    na_err_t err = NA_OK;
+    if (conf->create_topics) {
+        char retention[32], terr[512];
+        snprintf(retention, sizeof(retention), "%lld",
+                 conf->park_max_age_ms + 24LL * 3600 * 1000);
+        const char *configs[] = {"cleanup.policy", "delete", "retention.ms", retention,
+                                 NULL};
+        struct na_topic_spec spec = {conf->retry_topic, 3, configs};
+        if (na_kafka_ensure_topics(c->dlq, &spec, 1, 10000, terr, sizeof(terr))) {
+            na_log(NA_LOG_WARN, "consumer", "topic_check_failed", "err=%s",
+                   na_log_q(terr));
+        }
+    }
+    rkt = rd_kafka_topic_new(c->dlq, conf->retry_topic, NULL);
+    for (int i = 0; i < 50; i++) { /* a topic just made may not be known yet */
+        rd_kafka_resp_err_t kerr = rd_kafka_metadata(c->dlq, 0, rkt, &md, 10000);
+        if (!kerr && md->topic_cnt == 1 && !md->topics[0].err &&
+            md->topics[0].partition_cnt > 0) {
+            break;
+        }
+        if (md) {
+            rd_kafka_metadata_destroy(md);
+            md = NULL;
+        }
+        na_sleep_ms(100);
+    }
+    if (!md) {
+        snprintf(errstr, errstr_size,
+                 "retry_topic %s: not found (create it, or set park_after to 0)",
+                 conf->retry_topic);
+        err = NA_ERR_KAFKA;
+        goto out;
+    }
+    c->retry_parts = md->topics[0].partition_cnt;
+    if (!(c->parked = calloc(c->routes->cnt + 1, sizeof(*c->parked))) ||
+        !(c->rinflight = calloc((size_t)c->retry_parts, sizeof(*c->rinflight))) ||
+        !(c->rroute = calloc((size_t)c->retry_parts, sizeof(*c->rroute))) ||
+        !(c->rpaused = calloc((size_t)c->retry_parts, sizeof(*c->rpaused))) ||
+        !(c->rtracker = na_tracker_new())) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    if (!(c->retry_rk =
+              make_client(conf, RD_KAFKA_CONSUMER, true, c, errstr, errstr_size))) {
+        err = NA_ERR_CONFIG;
+        goto out;
+    }
+    sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, conf->retry_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(c->retry_rk, sub);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "subscribe %s: %s", conf->retry_topic,
+                 rd_kafka_err2str(kerr));
+        err = NA_ERR_KAFKA;
+    }
+out:
+    if (sub) {
+        rd_kafka_topic_partition_list_destroy(sub);
+    }
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    if (rkt) {
+        rd_kafka_topic_destroy(rkt);
+    }
+    return err;
+}
+
 static void make_route_gauges(struct consumer *c) {
+    /* Routes are (re)made: none is parked yet, none in retry_flow's view. */
+    if (c->parked) {
+        free(c->parked);
+        c->parked = calloc(c->routes->cnt + 1, sizeof(*c->parked));
+        c->parked_cnt = 0;
+    }
+    for (int32_t p = 0; c->rroute && p < c->retry_parts; p++) {
+        c->rroute[p] = NULL;
+    }
     free(c->route_gauges);
     c->route_gauges = calloc(c->routes->cnt + 1, sizeof(*c->route_gauges));
     for (size_t r = 0; c->route_gauges && r < c->routes->cnt; r++) {
@@ -1564,8 +2190,9 @@ static json_t *status_doc(struct consumer *c) {
             "Alerts given up on and sent to the dead-letter topic.", labels));
         json_array_append_new(
             routes,
-            json_pack("{ss ss sb sf sf sI}", "name", r->name, "format", r->format->name,
-                      "healthy", failed == 0 || sent > 0, "sent", sent, "failed", failed,
+            json_pack("{ss ss sb sb sf sf sI}", "name", r->name, "format",
+                      r->format->name, "healthy", failed == 0 || sent > 0, "parked",
+                      c->parked && c->parked[i], "sent", sent, "failed", failed,
                       "pending", (json_int_t)na_deliver_route_pending(c->deliver, r)));
     }
     /* A deep copy: the HTTP thread reads the snapshot while this thread
@@ -1615,8 +2242,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         err = NA_ERR_NOMEM;
         goto out;
     }
-    if (!(c.dlq = make_client(conf, RD_KAFKA_PRODUCER, &c, errstr, errstr_size)) ||
-        !(c.rk = make_client(conf, RD_KAFKA_CONSUMER, &c, errstr, errstr_size))) {
+    if (!(c.dlq = make_client(conf, RD_KAFKA_PRODUCER, false, &c, errstr, errstr_size)) ||
+        !(c.rk = make_client(conf, RD_KAFKA_CONSUMER, false, &c, errstr, errstr_size))) {
         err = NA_ERR_CONFIG;
         goto out;
     }
@@ -1655,6 +2282,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             goto out;
         }
         c.ledger_following = true;
+    }
+    if (conf->park_after_ms > 0 && (err = open_retry(&c, errstr, errstr_size))) {
+        goto out;
     }
     if (conf->daemon.http_listen && *conf->daemon.http_listen) {
         struct na_httpd_opts hopts = {conf->daemon.http_listen, "newsalert-consumer", 0};
@@ -1713,8 +2343,20 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         }
         run_retries(&c);
         check_awaiting(&c);
+        if (c.retry_rk) {
+            for (int i = 0; i < 100; i++) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(c.retry_rk, 0);
+                if (!m) {
+                    break;
+                }
+                handle_parked(&c, m);
+                rd_kafka_message_destroy(m);
+            }
+            check_parking(&c);
+            retry_flow(&c);
+        }
         if (c.handed_over) {
-            struct take_ctx t = {&c, NULL};
+            struct take_ctx t = {&c, NULL, false};
             (void)na_deliver_take(c.deliver, NULL, take_job, &t);
         }
         store_offsets(&c);
@@ -1784,6 +2426,10 @@ out:
         rd_kafka_consumer_close(c.rk); /* commits the stored offsets */
         rd_kafka_destroy(c.rk);
     }
+    if (c.retry_rk) {
+        rd_kafka_consumer_close(c.retry_rk);
+        rd_kafka_destroy(c.retry_rk);
+    }
     na_deliver_destroy(c.deliver);
     na_ledger_destroy(c.ledger);
     na_stories_destroy(c.stories);
@@ -1793,6 +2439,11 @@ out:
         rd_kafka_destroy(c.dlq);
     }
     na_tracker_destroy(c.tracker);
+    na_tracker_destroy(c.rtracker);
+    free(c.parked);
+    free(c.rinflight);
+    free(c.rroute);
+    free(c.rpaused);
     na_rules_destroy(c.rules);
     free(c.eof);
     json_decref(c.recent);

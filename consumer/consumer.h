@@ -38,6 +38,11 @@ struct na_consumer_conf {
     int stories;                  /**< "stories": one alert per story and topic */
     long long story_window_ms;    /**< "story_window" */
     long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
+    long long park_after_ms;      /**< "park_after": a route failing this long is
+                                       parked (0: never) */
+    long long park_max_age_ms;    /**< "park_max_age": parked alerts older go to
+                                       the DLQ */
+    char *retry_topic;            /**< "retry_topic": where parked alerts wait */
     long long revoke_timeout_ms;  /**< "revoke_timeout": a revoke waits this long
                                        for alerts in flight, then hands over */
     long long write_stall_ms;     /**< "write_stall": failing DLQ/ledger writes

@@ -309,6 +309,34 @@ size_t na_deliver_take(na_deliver_t *d, const struct na_route *route,
     return taken;
 }
 
+static size_t job_count(const struct job *j, bool (*pred)(void *opaque, void *ctx),
+                        void *ctx) {
+    size_t n = 0;
+    if (!j->members) {
+        n += !pred || pred(j->opaque, ctx);
+    }
+    for (size_t i = 0; i < j->members_cnt; i++) {
+        n += !pred || pred(j->members[i].opaque, ctx);
+    }
+    return n;
+}
+
+size_t na_deliver_route_count(const na_deliver_t *d, const struct na_route *route,
+                              bool in_flight, bool queued,
+                              bool (*pred)(void *opaque, void *ctx), void *ctx) {
+    size_t n = 0;
+    for (const struct job *j = d->active; in_flight && j; j = j->next) {
+        n += j->route == route ? job_count(j, pred, ctx) : 0;
+    }
+    for (size_t r = 0; queued && r < d->routes_cnt; r++) {
+        for (const struct job *j = d->routes[r]->head; d->routes[r]->route == route && j;
+             j = j->next) {
+            n += job_count(j, pred, ctx);
+        }
+    }
+    return n;
+}
+
 int64_t na_deliver_route_failing_since(const na_deliver_t *d,
                                        const struct na_route *route) {
     for (size_t i = 0; i < d->routes_cnt; i++) {

@@ -111,6 +111,15 @@ size_t na_deliver_take(na_deliver_t *d, const struct na_route *route,
                        na_deliver_take_cb *cb, void *ctx);
 
 /**
+ * @returns alerts of @p route in flight (@p in_flight) and/or queued (@p
+ *          queued) for which @p pred (NULL: any) returns true; @p pred gets
+ *          each one's opaque.
+ */
+size_t na_deliver_route_count(const na_deliver_t *d, const struct na_route *route,
+                              bool in_flight, bool queued,
+                              bool (*pred)(void *opaque, void *ctx), void *ctx);
+
+/**
  * @returns since when (na_mono_ms()) @p route has been failing: its last
  *          request ended in a failure and none succeeded since; 0 when it
  *          is not failing.

@@ -15,6 +15,7 @@
 #define NA_TOPIC_ARTICLES "news.articles"
 #define NA_TOPIC_ALERTS "news.alerts"
 #define NA_TOPIC_DLQ "news.dlq"
+#define NA_TOPIC_ALERTS_RETRY "news.alerts.retry"
 
 /** Retention of news.articles (30 days); see DESIGN.md on message timestamps. */
 #define NA_ARTICLES_RETENTION_MS (30LL * 24 * 3600 * 1000)

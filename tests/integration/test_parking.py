@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""A route that stays down never delays another (real broker).
+
+Regression: a failing route probed one alert at a time through that alert's
+whole backoff, and the consumer resumed its partitions only once the failing
+route's queue fell below half of its bound: with the defaults about two days
+in which the healthy routes received nothing new. Now a route that has been
+failing for park_after is parked: its alerts wait in order in retry_topic
+(Kafka, not memory), the articles are committed, and the healthy route gets
+every alert within its usual latency. When the parked route answers again,
+its alerts go out in the order they were raised, none twice; a parked alert
+older than park_max_age goes to the dead-letter topic instead."""
+
+import hashlib
+import json
+import time
+
+import harness
+
+FAST = ["--deliver-backoff", "100ms", "--deliver-backoff-max", "1s",
+        "--deliver-max-attempts", "1000", "--park-after", "2s",
+        "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+        "-X", "auto.commit.interval.ms=300"]
+
+PLACES = ["Aomori", "Brno", "Cusco", "Dakar", "Esbjerg", "Fukuoka", "Gdansk", "Hilo",
+          "Iquitos", "Jaffna", "Kaunas", "Lagos", "Mombasa", "Nantes", "Oulu", "Porto",
+          "Quito", "Rouen", "Sapporo", "Tromso", "Uppsala", "Varna", "Wuhan", "Xining",
+          "Yerevan", "Zadar", "Aarhus", "Bergen", "Cork", "Dundee"]
+
+
+def article(n):
+    place = PLACES[n % len(PLACES)]
+    url = "https://news.test/parking/%d" % n
+    t = "2026-05-%02dT08:00:00Z" % (1 + n % 28)
+    return {"schema": "article/v1", "id": hashlib.sha256(url.encode()).hexdigest(),
+            "url": url,
+            "title": "Customs in %s seize banned exports of chip tools, case %d" % (place, n),
+            "summary": "The %s port authority said export controls barred the shipment "
+                       "of lithography parts (case %d)." % (place, n),
+            "content": "", "authors": [], "categories": [], "lang": "en",
+            "published_at": t, "fetched_at": t,
+            "source": {"id": "t", "name": "Test Wire", "feed_url": "https://news.test/f"}}
+
+
+def produce(ctx, topic, arts, partitions=None):
+    lines = "".join("%d\t-1\t%s\t%s\n" % (int(time.time()) * 1000, a["id"], json.dumps(a))
+                    for a in arts)
+    argv = [ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic]
+    if partitions:
+        argv += ["-p", str(partitions)]
+    cp = harness.run(argv, stdin=lines, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+
+
+def committed_total(ctx, topic, group):
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-G", group], timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    return sum(max(0, int(l.split()[1])) for l in cp.stdout.splitlines())
+
+
+def setup(ctx, extra=None):
+    topic = ctx.topic("na.it.park")
+    produce(ctx, topic, [], partitions=2)
+    up = ctx.webhook()
+    down = ctx.webhook()
+    down.down(503)
+    group = harness.unique_topic("na-it-park")
+    cfg = {"brokers": ctx.brokers, "topic": topic, "group_id": group,
+           "dlq_topic": ctx.topic("na.it.park.dlq"),
+           "ledger_topic": ctx.topic("na.it.park.alerts"),
+           "retry_topic": ctx.topic("na.it.park.retry"),
+           "rules": ctx.src("examples", "rules.json"), "stories": False,
+           # A small bound: without parking, the down route's queue fills it
+           # at once and every route stops.
+           "max_pending": 5,
+           "routes": [{"name": "up", "url": up.url("/json"), "format": "json",
+                       "digest_threshold": 0},
+                      # One request at a time: the receiver sees the order
+                      # in which they are sent.
+                      {"name": "down", "url": down.url("/json"), "format": "json",
+                       "digest_threshold": 0, "rate_per_s": 20, "burst": 1}]}
+    cfg.update(extra or {})
+    c = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
+                  ctx.write("consumer.json", cfg)] + FAST, name="consumer")
+    harness.wait_until(lambda: "event=assigned" in c.stderr_text(), 60, what="assigned")
+    return topic, group, cfg, up, down, c
+
+
+def test_a_route_that_stays_down_delays_no_other_and_catches_up_in_order(ctx):
+    topic, group, cfg, up, down, c = setup(ctx)
+    arts = [article(n) for n in range(30)]
+    latencies = []
+    for a in arts:
+        t0 = time.monotonic()
+        produce(ctx, topic, [a])
+        r = up.wait_for(lambda reqs: any(q.json and q.json["article"]["url"] == a["url"]
+                                         for q in reqs), 30, what="alert of %s" % a["url"])
+        latencies.append(time.monotonic() - t0)
+        time.sleep(0.2)
+    assert max(latencies) < 10, latencies
+    assert "event=route_parked route=\"down\"" in c.stderr_text()
+    # The articles are committed although the down route has none of them.
+    harness.wait_until(lambda: committed_total(ctx, topic, group) == len(arts), 60,
+                       what="every article committed while the route is down")
+    assert not [r for r in down.requests("/json") if r.status == 200]
+
+    down.up()
+    harness.wait_until(lambda: len([r for r in down.requests("/json")
+                                    if r.status == 200]) >= len(arts), 90,
+                       what="the down route catching up")
+    time.sleep(2)
+    got = [r.json["article"]["url"] for r in down.requests("/json") if r.status == 200]
+    assert len(got) == len(set(got)) == len(arts), "sent twice or missing: %s" % got
+    # In the order they were raised (one partition of the articles topic at a
+    # time may interleave with the other: compare within each partition).
+    parts = {}
+    for rec in harness.kcat_consume(ctx.brokers, topic):
+        parts.setdefault(rec["partition"], []).append(json.loads(rec["value"])["url"])
+    for p, urls in parts.items():
+        assert [u for u in got if u in urls] == urls, (p, urls, got)
+    harness.wait_until(lambda: "event=route_unparked route=\"down\"" in c.stderr_text(),
+                       30, what="the route unparked")
+    # Unparked: a new alert goes straight out.
+    produce(ctx, topic, [article(99)])
+    down.wait_for(lambda reqs: any(q.json and q.json["article"]["url"].endswith("/99")
+                                   for q in reqs if q.status == 200), 30, what="direct")
+    ups = [r.json["article"]["url"] for r in up.requests("/json") if r.status == 200]
+    assert len(ups) == len(set(ups)), "the healthy route got an alert twice"
+    c.stop()
+
+
+def test_parked_alerts_older_than_park_max_age_go_to_the_dead_letter_topic(ctx):
+    topic, group, cfg, up, down, c = setup(ctx, {"park_max_age": "4s"})
+    arts = [article(n) for n in range(5)]
+    produce(ctx, topic, arts)
+    up.wait_count(len(arts), 60, path="/json")
+    harness.wait_until(lambda: "event=route_parked" in c.stderr_text(), 30, what="parked")
+    recs = harness.kcat_consume(ctx.brokers, cfg["dlq_topic"], count=len(arts), timeout=60)
+    assert {r["headers"].get("error.stage") for r in recs} == {"park_expired"}, recs
+    assert {r["headers"].get("route") for r in recs} == {"down"}, recs
+    assert {json.loads(r["value"])["article"]["url"] for r in recs} == \
+        {a["url"] for a in arts}
+    down.up()
+    time.sleep(4)
+    assert not [r for r in down.requests("/json") if r.status == 200], \
+        "expired alerts were sent anyway"
+    c.stop()
+
+
+if __name__ == "__main__":
+    harness.main(globals(), timeout=400)
