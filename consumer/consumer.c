@@ -2438,6 +2438,9 @@ out:
         rd_kafka_flush(c.dlq, 5000);
         rd_kafka_destroy(c.dlq);
     }
+    while (c.jobs) { /* abandoned by the drain's deadline: read again after a restart */
+        job_ctx_free(&c, c.jobs);
+    }
     na_tracker_destroy(c.tracker);
     na_tracker_destroy(c.rtracker);
     free(c.parked);

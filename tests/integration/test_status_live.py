@@ -106,9 +106,11 @@ def test_consumer_status_while_running(ctx):
     routes = {r["name"]: r for r in doc["routes"]}
     assert list(routes) == ["desk", "archive"], doc["routes"]
     assert routes["desk"] == {"name": "desk", "format": "json", "healthy": True,
-                              "sent": 2, "failed": 0, "pending": 0}, routes["desk"]
+                              "parked": False, "sent": 2, "failed": 0, "pending": 0}, \
+        routes["desk"]
     assert routes["archive"] == {"name": "archive", "format": "slack", "healthy": False,
-                                 "sent": 0, "failed": 2, "pending": 0}, routes["archive"]
+                                 "parked": False, "sent": 0, "failed": 2, "pending": 0}, \
+        routes["archive"]
     # The last alerts, newest first, with their evidence.
     alerts = doc["alerts"]
     assert [a["topic"] for a in alerts] == ["taiwan", "export_controls"], alerts
