@@ -151,5 +151,28 @@ def test_a_second_sigterm_abandons_the_drain(ctx):
     assert g.committed() <= 0
 
 
+def test_sigterm_with_a_hung_webhook_exits_0_at_drain_timeout(ctx):
+    """Alerts still in flight at the webhook when drain_timeout ends: the
+    consumer gives up on them (they are not committed; the next consumer
+    sends them) and exits 0, freeing what it held for them."""
+    hook = ctx.webhook()
+    hook.hang(60)  # no answer within the drain (or the request timeout)
+    # The request timeout outlasts the drain; the next consumer waits for it
+    # before sending again (the old owner might still get its answer).
+    g = Group(ctx, hook, 2, drain_timeout="3s", deliver_timeout="8s")
+    c = g.consumer()
+    hook.wait_for(lambda rs: len(rs) >= 2, 60, what="2 alerts in flight", answered=False)
+    rc, took = stop_and_time(c)
+    assert rc == 0, "exit %s:\n%s" % (rc, c.tail())
+    assert 2.5 <= took < 3 + 7, "exited %.1f s after SIGTERM (drain_timeout 3 s)" % took
+    assert "event=drain_timeout" in c.stderr_text()
+    assert g.committed() <= 0
+    hook.up()
+    c2 = g.consumer("--exit-eof")
+    assert c2.wait(120) == 0, c2.tail()
+    sent = {r.json["article"]["url"] for r in hook.requests() if r.status == 200}
+    assert sent == {a["url"] for a in g.arts}, sent
+
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=300)
