@@ -14,6 +14,13 @@ static void to_hex(const unsigned char *md, size_t len, char *hex) {
     hex[2 * len] = '\0';
 }
 
+void na_sha256(const void *data, size_t len, unsigned char md[NA_SHA256_LEN]) {
+    unsigned char buf[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, buf, &mdlen, EVP_sha256(), NULL);
+    memcpy(md, buf, NA_SHA256_LEN);
+}
+
 void na_sha256_hex(const void *data, size_t len, char hex[NA_SHA256_HEX_LEN + 1]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;

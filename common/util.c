@@ -154,8 +154,8 @@ out:
     return err;
 }
 
-na_err_t na_write_file_atomic(const char *path, const void *data, size_t len,
-                              char *errstr, size_t errstr_size) {
+static na_err_t write_atomic(const char *path, const void *data, size_t len,
+                             bool sync_dir, char *errstr, size_t errstr_size) {
     na_err_t err = NA_OK;
     char tmp[4096];
     char dirbuf[4096];
@@ -199,10 +199,12 @@ na_err_t na_write_file_atomic(const char *path, const void *data, size_t len,
         err = NA_ERR_IO;
         goto out;
     }
-    snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-    dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
+    if (sync_dir) {
+        snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+        dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+        }
     }
 out:
     if (fd >= 0) {
@@ -215,6 +217,29 @@ out:
         unlink(tmp);
     }
     return err;
+}
+
+na_err_t na_write_file_atomic(const char *path, const void *data, size_t len,
+                              char *errstr, size_t errstr_size) {
+    return write_atomic(path, data, len, true, errstr, errstr_size);
+}
+
+na_err_t na_write_file_replace(const char *path, const void *data, size_t len,
+                               char *errstr, size_t errstr_size) {
+    return write_atomic(path, data, len, false, errstr, errstr_size);
+}
+
+na_err_t na_fsync_dir(const char *dir, char *errstr, size_t errstr_size) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd)) {
+        snprintf(errstr, errstr_size, "fsync %s: %s", dir, strerror(errno));
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return NA_ERR_IO;
+    }
+    close(dfd);
+    return NA_OK;
 }
 
 /* Length of the valid UTF-8 sequence at s (at most len bytes), 0 if invalid. */

@@ -12,6 +12,9 @@
 #define NA_SHA256_LEN 32
 #define NA_SHA256_HEX_LEN 64
 
+/** @brief SHA-256 of @p data into @p md (raw bytes). */
+void na_sha256(const void *data, size_t len, unsigned char md[NA_SHA256_LEN]);
+
 /** @brief Lower-case hex SHA-256 of @p data into @p hex (65 bytes, NUL-terminated). */
 void na_sha256_hex(const void *data, size_t len, char hex[NA_SHA256_HEX_LEN + 1]);
 

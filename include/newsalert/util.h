@@ -52,6 +52,18 @@ NA_WUR na_err_t na_read_file(const char *path, size_t max_bytes, char **out,
 NA_WUR na_err_t na_write_file_atomic(const char *path, const void *data, size_t len,
                                      char *errstr, size_t errstr_size);
 
+/**
+ * @brief As na_write_file_atomic() but without the fsync of the folder: the
+ *        file is replaced atomically (a crash leaves the old or the new
+ *        content), and the new content is durable once na_fsync_dir() of its
+ *        folder returned. Many files written in a row pay that fsync once.
+ */
+NA_WUR na_err_t na_write_file_replace(const char *path, const void *data, size_t len,
+                                      char *errstr, size_t errstr_size);
+
+/** @brief fsync a folder: makes the renames and removals in it durable. */
+NA_WUR na_err_t na_fsync_dir(const char *dir, char *errstr, size_t errstr_size);
+
 /** @returns true when @p s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool na_utf8_valid(const char *s, size_t len);
 
