@@ -47,7 +47,7 @@ const struct na_conf_entry na_producer_conf_table[] = {
       "name of this instance (X-Newsalert-Instance header, logs); default host-pid", 0,
       0),
     E("state_dir", NA_CONF_STRING, state_dir, "/var/lib/newsalert",
-      "folder for the seen-state (seen.json, file mode)", 0, 0),
+      "folder for the seen-state (seen/: one file per feed; file mode)", 0, 0),
     E("topic", NA_CONF_STRING, topic, NA_TOPIC_ARTICLES, "topic articles go to", 0, 0),
     E("metrics_file", NA_CONF_STRING, metrics_file, NULL,
       "write the metrics (Prometheus text) to this file every 5 s and at exit", 0, 0),
@@ -91,6 +91,8 @@ const struct na_conf_entry na_producer_conf_table[] = {
 #define NO_HEAP ((size_t)-1)
 #define STATE_SAVE_MS 1000
 #define STATE_SOFT_SAVE_MS 60000
+#define STATE_SAVE_BUDGET_MS 50
+#define STATE_SAVE_SHARE_MS 200
 #define SOURCES_CHECK_MS 2000
 #define METRICS_WRITE_MS 5000
 #define STATE_LOAD_TIMEOUT_MS 30000
@@ -155,7 +157,8 @@ struct producer {
     struct host **hosts; /* sorted by origin */
     size_t hosts_cnt, hosts_size;
     struct stat sources_st;
-    int64_t last_save_ms, last_sources_check_ms, last_metrics_ms;
+    int64_t last_sources_check_ms, last_metrics_ms;
+    int64_t save_window_ms, save_spent_ms; /* time spent writing state, per second */
     bool fatal;
 };
 
@@ -517,7 +520,7 @@ static void schedule_at(struct producer *p, struct feed *f, int64_t due_ms) {
 /* Schedule the next poll @p delay_ms from now and remember it (wall clock)
  * so that a restart or the next owner keeps the rhythm. */
 static void schedule_in(struct producer *p, struct feed *f, int64_t delay_ms) {
-    if (na_seen_set_int(p->seen, f->src.id, "next_at", na_now_ms() + delay_ms, true)) {
+    if (na_seen_set_int(p->seen, f->src.id, "next_at", na_now_ms() + delay_ms)) {
         na_log(NA_LOG_WARN, "producer", "state_error", "feed=%s err=no memory",
                na_log_q(f->label));
     }
@@ -761,19 +764,20 @@ static void publish_state(struct producer *p, struct feed *f) {
     if (!p->rk_src || !p->rk || f->partition < 0) {
         return;
     }
-    char *json = na_seen_feed_dump(p->seen, f->src.id);
+    size_t len = 0;
+    char *state = na_seen_feed_dump(p->seen, f->src.id, &len);
     rd_kafka_resp_err_t kerr;
-    if (!json) {
+    if (!state) {
         return;
     }
-    /* F_FREE: librdkafka frees json once sent; on failure it stays ours. */
+    /* F_FREE: librdkafka frees state once sent; on failure it stays ours. */
     kerr = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(p->conf->state_topic), RD_KAFKA_V_PARTITION(f->partition),
-        RD_KAFKA_V_KEY(f->src.id, strlen(f->src.id)),
-        RD_KAFKA_V_VALUE(json, strlen(json)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-        RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(f->src.id, strlen(f->src.id)), RD_KAFKA_V_VALUE(state, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL),
+        RD_KAFKA_V_END);
     if (kerr) {
-        free(json);
+        free(state);
         na_log(NA_LOG_ERROR, "producer", "state_publish_failed", "feed=%s err=%s",
                na_log_q(f->label), na_log_q(rd_kafka_err2str(kerr)));
         na_metrics_inc("newsalert_producer_state_errors_total",
@@ -1020,7 +1024,7 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
      * one of them: an evicted id still in the feed would be new again. */
     na_seen_fetch_begin(p->seen, f->src.id);
     for (size_t i = 0; i < doc->items_cnt; i++) {
-        na_seen_touch(p->seen, f->src.id, doc->items[i].id);
+        na_seen_touch(p->seen, f->src.id, doc->items[i].id, fps[i]);
     }
     for (size_t i = 0; i < doc->items_cnt; i++) {
         struct na_article *a = &doc->items[i];
@@ -1204,9 +1208,9 @@ static void on_fetched(struct na_fetch_res *res, void *opaque) {
     na_metric_set(feed_last_success(f), (double)na_now_ms() / 1000.0);
     /* Hints of the document (RSS ttl, skipHours, skipDays) shape the schedule
      * and are kept with the state so that they hold after a restart. */
-    if (na_seen_set_int(p->seen, f->src.id, "ttl", doc.ttl_min, false) ||
-        na_seen_set_int(p->seen, f->src.id, "skip_hours", doc.skip_hours, false) ||
-        na_seen_set_int(p->seen, f->src.id, "skip_days", doc.skip_days, false)) {
+    if (na_seen_set_int(p->seen, f->src.id, "ttl", doc.ttl_min) ||
+        na_seen_set_int(p->seen, f->src.id, "skip_hours", doc.skip_hours) ||
+        na_seen_set_int(p->seen, f->src.id, "skip_days", doc.skip_days)) {
         f->failed = true;
     }
     schedule_in(p, f,
@@ -1764,18 +1768,40 @@ out:
 /* ---------------------------------------------------------------------------
  * the run */
 
+/* Feeds whose state changed are written STATE_SAVE_MS after their change,
+ * schedules STATE_SOFT_SAVE_MS after theirs. Writing takes at most
+ * STATE_SAVE_BUDGET_MS of a turn of the loop and STATE_SAVE_SHARE_MS of any
+ * second: in a burst of changes (the first round over thousands of new
+ * feeds, each a file and an fsync) fetching goes on at full speed while the
+ * writes catch up; what is not written yet may be re-published after a
+ * crash, never lost. @p force: everything now (shutdown). A feed whose
+ * write failed is tried again later. */
 static void save_state(struct producer *p, bool force) {
     char errstr[512];
-    int dirty = na_seen_dirty(p->seen);
-    int64_t since = na_mono_ms() - p->last_save_ms;
-    if (!dirty ||
-        (!force && (dirty == 2 ? since < STATE_SAVE_MS : since < STATE_SOFT_SAVE_MS))) {
+    na_err_t err;
+    int64_t now = na_mono_ms();
+    if (!na_seen_dirty(p->seen)) {
         return;
     }
-    if (na_seen_save(p->seen, errstr, sizeof(errstr))) {
-        na_log(NA_LOG_ERROR, "producer", "state_save_failed", "err=%s", na_log_q(errstr));
+    if (now - p->save_window_ms >= 1000) {
+        p->save_window_ms = now;
+        p->save_spent_ms = 0;
     }
-    p->last_save_ms = na_mono_ms();
+    int64_t budget = STATE_SAVE_SHARE_MS - p->save_spent_ms;
+    if (!force && budget <= 0) {
+        return;
+    }
+    err = force ? na_seen_save(p->seen, errstr, sizeof(errstr))
+                : na_seen_save_due(p->seen, STATE_SAVE_MS, STATE_SOFT_SAVE_MS,
+                                   budget < STATE_SAVE_BUDGET_MS ? budget
+                                                                 : STATE_SAVE_BUDGET_MS,
+                                   errstr, sizeof(errstr));
+    p->save_spent_ms += na_mono_ms() - now;
+    if (err) {
+        na_log(NA_LOG_ERROR, "producer", "state_save_failed", "err=%s", na_log_q(errstr));
+        na_metrics_inc("newsalert_producer_state_save_errors_total",
+                       "Seen-state writes that failed (tried again).", NULL);
+    }
 }
 
 static void write_metrics(struct producer *p) {
@@ -1890,7 +1916,6 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
                          volatile sig_atomic_t *running, struct na_producer_stats *stats,
                          char *errstr, size_t errstr_size) {
     struct producer p;
-    char path[4096];
     na_err_t err = NA_OK;
     bool topic_mode = conf->sources_topic && *conf->sources_topic;
     na_httpd_t *httpd = NULL;
@@ -1919,8 +1944,7 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
             err = NA_ERR_IO;
             goto out;
         }
-        snprintf(path, sizeof(path), "%s/seen.json", conf->state_dir);
-        err = na_seen_load(path, &p.seen, errstr, errstr_size);
+        err = na_seen_load(conf->state_dir, &p.seen, errstr, errstr_size);
     }
     if (err) {
         goto out;
@@ -1956,7 +1980,7 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
            "instance=%s mode=%s sources=%zu topic=%s once=%d dry_run=%d",
            na_log_q(p.instance), topic_mode ? "topic" : "file", p.feeds_cnt,
            na_log_q(conf->topic), conf->once, conf->dry_run);
-    p.last_sources_check_ms = p.last_metrics_ms = p.last_save_ms = na_mono_ms();
+    p.last_sources_check_ms = p.last_metrics_ms = na_mono_ms();
     p.started_ms = na_mono_ms();
 
     while (*running && !p.fatal) {

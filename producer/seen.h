@@ -1,35 +1,68 @@
 /**
  * @file seen.h
  * @brief The producer's seen-state: per feed, the HTTP validators (ETag,
- *        Last-Modified), what the fetcher learnt about the feed (moved URL,
- *        retirement, schedule, RSS ttl and skip hours/days) and, per recently
- *        produced article id, its content fingerprint and revision.
+ *        Last-Modified), what the fetcher learnt about the feed (the URL it
+ *        was learnt from, moved URL, retirement, schedule, RSS ttl and skip
+ *        hours/days) and, per recently produced article id, its content
+ *        fingerprint and revision.
  *
- * Invariants: an id is added only after Kafka confirmed its delivery, so a
- * crash may re-publish but never loses an article; the file is replaced
- * atomically (na_write_file_atomic), so kill -9 leaves the old or the new
- * state; a feed never forgets an id its latest fetch carried (see
- * na_seen_fetch_begin()), and of the ids of earlier fetches it keeps the
- * NA_SEEN_IDS_PER_FEED most recently seen; a feed that left the sources is
- * forgotten after a grace
- * period (na_seen_prune()), so the number of feeds is bounded too.
+ * Invariants:
+ * - An id is added only after Kafka confirmed its delivery, so a crash may
+ *   re-publish but never loses an article.
+ * - A feed never forgets an id its latest fetch carried (see
+ *   na_seen_fetch_begin()); of the ids of earlier fetches it keeps the
+ *   NA_SEEN_IDS_PER_FEED most recently seen. A feed thus holds at most
+ *   NA_SEEN_MAX_IDS_PER_FEED ids. A feed that left the sources is forgotten
+ *   after a grace period (na_seen_prune()), so the number of feeds is
+ *   bounded too.
+ * - Whatever a save writes, a load reads back: every cap of the reader is
+ *   above what the writer can produce, and the writer enforces it.
+ *
+ * Storage (file mode, STATE_DIR/seen/; docs/producer.md, "Seen-state"):
+ * - One file per feed, named by the first 128 bits of the SHA-256 of the
+ *   feed id in hex (32 digits), written only when that feed changed (its
+ *   first file with its first change that matters), atomically: temporary
+ *   file, fsync, rename, and one fsync of the folder per save, so kill -9
+ *   leaves the old or the new file. Layout:
+ *     "NASEEN3\n"
+ *     {"feed":"<id>","ids":N,"latest":L,"state":{...}}\n   (compact JSON)
+ *     N entries of 29 bytes, least recently seen first; the last L are the
+ *       ids of the latest fetch:
+ *       16 bytes  article id key: its 32 bytes with the halves XORed when the
+ *                 id is 64 hex digits (a SHA-256, as article ids are), else
+ *                 the first 128 bits of its SHA-256
+ *        8 bytes  fingerprint: its 16 hex digits as bytes (else the first
+ *                 64 bits of its SHA-256), zero when there is none
+ *        4 bytes  revision, little-endian
+ *        1 byte   0: no fingerprint (no text), 1: fingerprint, 2: unknown
+ *                 (stored by an older version)
+ *     8 bytes: the first 64 bits of the SHA-256 of everything before.
+ *   "state" holds the feed's strings (etag, last_modified, source_url, url,
+ *   moved_from, retired) and integers (ttl, skip_hours, skip_days).
+ * - The schedule values (next_at, active_at), which change at every poll,
+ *   go to one small file, "schedule": "NASCHD1\n", a 32-bit little-endian
+ *   count, per feed 16 bytes of file name and two 64-bit little-endian
+ *   values (INT64_MIN: none), and the same 8-byte checksum. It is written
+ *   when schedules changed, at most every soft delay; losing it only moves
+ *   first polls.
+ * - A corrupt feed file is logged (event=state_file_corrupt), counted in
+ *   newsalert_producer_state_corrupt_total, renamed to "<name>.corrupt" and
+ *   its feed starts empty; the other feeds load. A corrupt schedule is
+ *   handled alike (every feed starts without schedule).
+ * - At load, temporary files of saves that were killed ("*.tmp.<pid>")
+ *   are removed, and a STATE_DIR/seen.json of an older version (formats
+ *   1 to 3) is migrated into seen/, then renamed to seen.json.migrated.
+ * - The folder is locked (flock on seen/lock): one process at a time.
+ *
+ * Topic mode keeps the state in memory and publishes one feed at a time
+ * (na_seen_feed_dump(): the same encoding as a feed file, schedule values
+ * included in "state"); na_seen_feed_load() also reads the JSON records of
+ * older versions.
  *
  * Dedup (see docs/producer.md): an article is NEW unless its id is known
- * (SAME, or EDITED when its fingerprint changed) or its fingerprint is
- * known under another id of the same feed (DUPLICATE: the GUID or link
- * changed, the text did not).
- *
- * Format (version 3):
- *   {"version": 3, "feeds": {"<feed id>": {"etag": "..", "last_modified": "..",
- *     "source_url": "..", "url": "..", "moved_from": "..",
- *     "retired": "<source hash>",
- *     "next_at": <unix ms>, "ttl": <min>, "skip_hours": N, "skip_days": N,
- *     "active_at": <unix s>, "seq": N,
- *     "ids": {"<article id>": [seq, "<fingerprint>"|null|false, revision]},
- *     "fps": {"<fingerprint>": "<article id>"}}}}
- * null: the item had no fingerprint (no text); false: unknown. Version 1
- * files (ids map to a bare sequence number) and version 2 files (null for
- * both) load with false for every id without fingerprint.
+ * (SAME, or EDITED when its fingerprint changed or appeared) or its
+ * fingerprint is known under another id of the same feed (DUPLICATE: the
+ * GUID or link changed, the text did not).
  *
  * Single-threaded: the producer's main thread owns it.
  */
@@ -49,6 +82,9 @@
 #define NA_SEEN_FP_MIN_TEXT 24
 /** Most feeds kept in one seen-state (active ones are never dropped). */
 #define NA_SEEN_MAX_FEEDS 200000u
+/** Longest feed id with a state, and longest string value kept (bytes). */
+#define NA_SEEN_MAX_ID_BYTES 8192u
+#define NA_SEEN_MAX_VALUE_BYTES 8192u
 
 typedef struct na_seen_s na_seen_t;
 
@@ -60,26 +96,44 @@ enum na_seen_verdict {
 };
 
 /**
- * @brief Load the state from @p path; a missing file is an empty state.
- * @param path file, or NULL for a state kept only in memory (na_seen_save()
- *        is then a no-op; the Kafka-backed mode saves per feed instead).
+ * @brief Open the state kept under @p state_dir: create and lock
+ *        state_dir/seen/, remove temporary files of killed saves, load every
+ *        feed file and the schedule, migrate a seen.json of an older version.
+ * @param state_dir the producer's STATE_DIR (it must exist), or NULL for a
+ *        state kept only in memory (saves are then no-ops; the Kafka-backed
+ *        mode publishes per feed instead).
  * @param seenp set to new state; destroy with na_seen_destroy().
- * @returns NA_OK, or NA_ERR_IO / NA_ERR_PARSE (a corrupt file is reported,
- *          never silently replaced).
+ * @returns NA_OK (corrupt files are reported, set aside and skipped, never
+ *          an error), NA_ERR_IO (the folder cannot be made, read or locked:
+ *          another process uses it; or a migration could not be written),
+ *          NA_ERR_NOMEM.
  */
-NA_WUR na_err_t na_seen_load(const char *path, na_seen_t **seenp, char *errstr,
+NA_WUR na_err_t na_seen_load(const char *state_dir, na_seen_t **seenp, char *errstr,
                              size_t errstr_size);
 
+/** @brief Release the state and its lock (nothing is saved); NULL-safe. */
 void na_seen_destroy(na_seen_t *seen);
 
 /**
- * @returns 2 when something that matters changed since the last save (ids,
- *          validators, URL, retirement), 1 when only schedules did, 0 else.
+ * @returns 2 when feed files wait to be written or removed, 1 when only
+ *          schedules changed, 0 else.
  */
 int na_seen_dirty(const na_seen_t *seen);
 
-/** @brief Write the state atomically if anything changed since the last save. */
+/** @brief Write every change now (feed files, removals, schedule). */
 NA_WUR na_err_t na_seen_save(na_seen_t *seen, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Write the changes that are due: feeds changed at least
+ *        @p delay_ms ago, oldest change first, and the schedule once it
+ *        changed @p sched_delay_ms ago, stopping after @p budget_ms (0: no
+ *        limit) so that the main loop is never held long. A feed whose
+ *        write failed is tried again @p delay_ms later.
+ * @returns NA_OK or the first error (errstr names the file).
+ */
+NA_WUR na_err_t na_seen_save_due(na_seen_t *seen, int64_t delay_ms,
+                                 int64_t sched_delay_ms, int64_t budget_ms, char *errstr,
+                                 size_t errstr_size);
 
 /**
  * @brief Content fingerprint of an article: SHA-256 over the title and the
@@ -96,8 +150,9 @@ bool na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]
  * @param fp fingerprint or NULL/"" when there is none.
  * @param rev set to the revision to publish: 1 for NEW, stored + 1 for EDITED,
  *        the stored one otherwise.
+ * @remark Not const: may rebuild the feed's fingerprint index.
  */
-enum na_seen_verdict na_seen_check(const na_seen_t *seen, const char *feed_id,
+enum na_seen_verdict na_seen_check(na_seen_t *seen, const char *feed_id,
                                    const char *article_id, const char *fp, int *rev);
 
 /**
@@ -110,9 +165,11 @@ void na_seen_fetch_begin(na_seen_t *seen, const char *feed_id);
 /**
  * @brief The latest fetch of @p feed_id carries @p article_id: call it for
  *        every item of the document before na_seen_put() of any, so that no
- *        put evicts an id still carried. Unknown ids are ignored.
+ *        put evicts an id still carried. Unknown ids are ignored; an id of
+ *        unknown fingerprint adopts @p fp (NULL or "": none) without an edit.
  */
-void na_seen_touch(na_seen_t *seen, const char *feed_id, const char *article_id);
+void na_seen_touch(na_seen_t *seen, const char *feed_id, const char *article_id,
+                   const char *fp);
 
 /** @returns true when @p article_id is remembered for @p feed_id. */
 bool na_seen_has(const na_seen_t *seen, const char *feed_id, const char *article_id);
@@ -133,19 +190,13 @@ NA_WUR na_err_t na_seen_add(na_seen_t *seen, const char *feed_id, const char *ar
 const char *na_seen_validator(const na_seen_t *seen, const char *feed_id,
                               const char *name);
 
-/** @brief Set both validators of a feed (NULL clears one). */
+/**
+ * @brief Set both validators of a feed (NULL clears one). A validator longer
+ *        than NA_SEEN_MAX_VALUE_BYTES is not kept (the next fetch is then
+ *        unconditional).
+ */
 NA_WUR na_err_t na_seen_set_validators(na_seen_t *seen, const char *feed_id,
                                        const char *etag, const char *last_modified);
-
-/**
- * @returns borrowed string member @p key ("url", "moved_from", "retired") of
- *          the feed, or NULL; valid until changed.
- */
-const char *na_seen_get_str(const na_seen_t *seen, const char *feed_id, const char *key);
-
-/** @brief Set (NULL: remove) a string member; counts as a change that matters. */
-NA_WUR na_err_t na_seen_set_str(na_seen_t *seen, const char *feed_id, const char *key,
-                                const char *value);
 
 /**
  * @brief The configured URL of @p feed_id is @p url (at start, on a reload,
@@ -159,16 +210,34 @@ NA_WUR na_err_t na_seen_set_str(na_seen_t *seen, const char *feed_id, const char
 NA_WUR na_err_t na_seen_bind_url(na_seen_t *seen, const char *feed_id, const char *url,
                                  bool *reset);
 
+/**
+ * @returns borrowed string member @p key ("url", "moved_from", "retired",
+ *          "source_url") of the feed, or NULL; valid until changed.
+ */
+const char *na_seen_get_str(const na_seen_t *seen, const char *feed_id, const char *key);
+
+/**
+ * @brief Set (NULL: remove) a string member ("url", "moved_from", "retired").
+ * @returns NA_OK, NA_ERR_INVALID (not a string member), NA_ERR_TOO_LARGE
+ *          (longer than NA_SEEN_MAX_VALUE_BYTES, or a feed id longer than
+ *          NA_SEEN_MAX_ID_BYTES), NA_ERR_NOMEM.
+ */
+NA_WUR na_err_t na_seen_set_str(na_seen_t *seen, const char *feed_id, const char *key,
+                                const char *value);
+
 /** @returns integer member @p key ("next_at", "ttl", ...) or @p def when absent. */
 int64_t na_seen_get_int(const na_seen_t *seen, const char *feed_id, const char *key,
                         int64_t def);
 
 /**
- * @brief Set an integer member. @p soft: only a schedule ("next_at"), which
- *        alone does not make the state worth saving at once (dirty 1).
+ * @brief Set an integer member: "ttl", "skip_hours", "skip_days" (kept in
+ *        the feed's file), "next_at" (unix ms) or "active_at" (unix s),
+ *        schedule values kept in the schedule file (dirty 1).
+ * @returns NA_OK, NA_ERR_INVALID (not an integer member), NA_ERR_TOO_LARGE,
+ *          NA_ERR_NOMEM.
  */
 NA_WUR na_err_t na_seen_set_int(na_seen_t *seen, const char *feed_id, const char *key,
-                                int64_t value, bool soft);
+                                int64_t value);
 
 /** @returns the number of ids remembered for @p feed_id. */
 size_t na_seen_count(const na_seen_t *seen, const char *feed_id);
@@ -177,21 +246,24 @@ size_t na_seen_count(const na_seen_t *seen, const char *feed_id);
 size_t na_seen_feeds(const na_seen_t *seen);
 
 /**
- * @brief One feed's state as compact JSON (the value of a `news.fetchstate`
- *        record).
- * @returns new string; free(). NULL when the feed has no state or on no memory.
+ * @brief One feed's state, schedule included, in the feed-file encoding
+ *        (the value of a `news.fetchstate` record).
+ * @param lenp set to its length in bytes.
+ * @returns new buffer; free(). NULL when the feed has no state or on no
+ *          memory.
  */
-char *na_seen_feed_dump(const na_seen_t *seen, const char *feed_id);
+char *na_seen_feed_dump(const na_seen_t *seen, const char *feed_id, size_t *lenp);
 
 /**
- * @brief Replace one feed's state by @p buf (as na_seen_feed_dump() wrote it).
- * @returns NA_OK, NA_ERR_PARSE (errstr) or NA_ERR_NOMEM; the old state stays
- *          on failure.
+ * @brief Replace one feed's state by @p buf: what na_seen_feed_dump() wrote,
+ *        or the JSON object of an older version.
+ * @returns NA_OK, NA_ERR_PARSE (errstr; also a state of another feed),
+ *          NA_ERR_TOO_LARGE or NA_ERR_NOMEM; the old state stays on failure.
  */
 NA_WUR na_err_t na_seen_feed_load(na_seen_t *seen, const char *feed_id, const char *buf,
                                   size_t len, char *errstr, size_t errstr_size);
 
-/** @brief Forget one feed. */
+/** @brief Forget one feed (and remove its file at the next save). */
 void na_seen_feed_drop(na_seen_t *seen, const char *feed_id);
 
 /** @returns non-zero when @p feed_id is still in the sources. */

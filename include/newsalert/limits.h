@@ -31,8 +31,15 @@
 #define NA_MAX_CONFIG_BYTES (8u * 1024u * 1024u)
 /** Most sources in one sources file. */
 #define NA_MAX_SOURCES 100000u
-/** Largest seen-state file read (bytes). */
-#define NA_MAX_STATE_BYTES (256u * 1024u * 1024u)
+/**
+ * Largest seen-state of one feed read (a file of STATE_DIR/seen/ or a
+ * `news.fetchstate` record; bytes). The writer stays far below it (at most
+ * NA_SEEN_MAX_IDS_PER_FEED ids of 29 bytes, NA_SEEN_MAX_META_BYTES of
+ * JSON), and it is the state topic's max.message.bytes.
+ */
+#define NA_MAX_STATE_BYTES (4u * 1024u * 1024u)
+/** Largest JSON head of one feed's state (id, validators, URLs; bytes). */
+#define NA_SEEN_MAX_META_BYTES (512u * 1024u)
 /**
  * Item ids of earlier fetches remembered per feed in the seen-state, beyond
  * those of the latest fetch, which are all kept (up to NA_MAX_FEED_ITEMS).

@@ -8,7 +8,9 @@ keep their schedule. The dedup test needs the real broker (skipped without).
 """
 
 import email.utils
+import hashlib
 import json
+import os
 import re
 import signal
 import time
@@ -52,6 +54,27 @@ def events(proc, event):
             continue
         out.append(dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line)))
     return [{k: v.strip('"') for k, v in d.items()} for d in out]
+
+
+def feed_file(state_dir, feed_id):
+    """Path of a feed's state file (producer/seen.h: STATE_DIR/seen/ and 32
+    hex digits of the SHA-256 of the feed id)."""
+    name = hashlib.sha256(feed_id.encode()).hexdigest()[:32]
+    return os.path.join(state_dir, "seen", name)
+
+
+def feed_state(state_dir, feed_id):
+    """The "state" members of a feed's file (validators, url, ttl...), or
+    None when the feed has no file."""
+    try:
+        with open(feed_file(state_dir, feed_id), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    assert data[:8] == b"NASEEN3\n", data[:16]
+    head = json.loads(data[8:data.index(b"\n", 8)])
+    assert head["feed"] == feed_id, head
+    return head["state"]
 
 
 def gaps(reqs):
@@ -175,8 +198,7 @@ def test_ttl_holds_the_next_poll(ctx):
     p.stop()
     assert feeds.count("/ttl.xml") == 1
     assert feeds.count("/plain.xml") >= 4
-    state = json.load(open(ctx.path("producer-state", "seen.json")))
-    assert state["feeds"]["ttl"]["ttl"] == 60
+    assert feed_state(ctx.path("producer-state"), "ttl")["ttl"] == 60
 
 
 def test_moved_feed_is_polled_at_its_new_url_and_gone_feed_is_retired(ctx):
@@ -216,10 +238,10 @@ def test_moved_feed_is_polled_at_its_new_url_and_gone_feed_is_retired(ctx):
     p.stop()
     assert metric(metrics, "newsalert_producer_feeds_retired_total", feed="gone") == 1
     assert events(p, "feed_unretired")[0]["feed"] == "gone"
-    state = json.load(open(ctx.path("producer-state", "seen.json")))
-    assert state["feeds"]["moved"]["url"] == feeds.url("/new.xml")
-    assert state["feeds"]["moved308"]["url"] == feeds.url("/new308.xml")
-    assert "retired" not in state["feeds"]["gone"]
+    state_dir = ctx.path("producer-state")
+    assert feed_state(state_dir, "moved")["url"] == feeds.url("/new.xml")
+    assert feed_state(state_dir, "moved308")["url"] == feeds.url("/new308.xml")
+    assert "retired" not in feed_state(state_dir, "gone")
     # A restart keeps polling the new address.
     feeds.clear()
     p2, _, _ = start(ctx, feeds, sources, name="producer")
@@ -250,8 +272,8 @@ def test_sources_file_changes_apply_while_running(ctx):
     assert [r for r in feeds.requests("/c.xml") if r.time > t_broken]
     assert events(p, "feed_removed")[0]["feed"] == "b"
     # b's state stays for the grace period.
-    state = json.load(open(ctx.path("producer-state", "seen.json")))
-    assert "b" in state["feeds"] and "c" in state["feeds"]
+    assert feed_state(ctx.path("producer-state"), "b") is not None
+    assert feed_state(ctx.path("producer-state"), "c") is not None
 
 
 def test_instance_header_and_user_agent(ctx):
@@ -264,6 +286,55 @@ def test_instance_header_and_user_agent(ctx):
     assert r.header("X-Newsalert-Instance") == "fetcher-7"
     assert r.header("User-Agent").startswith("newsalert/")
     assert "gzip" in r.header("Accept-Encoding", "")
+
+
+def test_state_migrates_seen_json_and_survives_a_corrupt_feed_file(ctx):
+    feeds = ctx.feed_server()
+    for n in ("a", "b"):
+        feeds.set("/%s.xml" % n, rss(n))
+    state = ctx.path("state")
+    os.makedirs(os.path.join(state, "seen"))
+    # The state of an older version: one seen.json with a's validator.
+    with open(os.path.join(state, "seen.json"), "w") as f:
+        json.dump({"version": 2, "feeds": {"a": {
+            "etag": feeds.etag("/a.xml"), "seq": 0, "ids": {}, "fps": {}}}}, f)
+    # b's file is corrupt, and killed saves left temporary files.
+    with open(feed_file(state, "b"), "wb") as f:
+        f.write(b"NASEEN3\n{\"feed\":\"b\"")
+    stale = [os.path.join(state, "seen.json.tmp.4242"),
+             feed_file(state, "a") + ".tmp.777"]
+    for path in stale:
+        with open(path, "w") as f:
+            f.write("half written")
+    cfg = ctx.write("sources.json", {"sources": [src(feeds, "a", "/a.xml"),
+                                                 src(feeds, "b", "/b.xml")]})
+    metrics = ctx.path("producer.prom")
+    argv = [ctx.bin("newsalert-producer"), "--once", "--dry-run", "--sources", cfg,
+            "--state-dir", state, "--metrics-file", metrics]
+
+    def once(name):
+        p = ctx.proc(argv, name=name)
+        assert p.wait(60) == 0, p.tail()
+        m = re.findall(r"event=summary (.*)", p.stderr_text())[-1]
+        return p, {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m)}
+
+    p, s = once("first")
+    # a kept its validator through the migration: 304. b starts empty.
+    assert feeds.requests("/a.xml")[0].header("If-None-Match") == feeds.etag("/a.xml")
+    assert feeds.requests("/b.xml")[0].header("If-None-Match") is None
+    assert s["not_modified"] == 1 and s["produced"] == 1, s
+    corrupt = events(p, "state_file_corrupt")
+    assert len(corrupt) == 1 and corrupt[0]["file"] == feed_file(state, "b"), corrupt
+    assert metric(metrics, "newsalert_producer_state_corrupt_total") == 1
+    assert os.path.exists(feed_file(state, "b") + ".corrupt")
+    assert not os.path.exists(os.path.join(state, "seen.json"))
+    assert os.path.exists(os.path.join(state, "seen.json.migrated"))
+    assert not [path for path in stale if os.path.exists(path)]
+    assert feed_state(state, "b")["etag"] == feeds.etag("/b.xml")
+    # From the files alone: both feeds answer 304, nothing is reported.
+    p, s = once("second")
+    assert s["not_modified"] == 2 and s["produced"] == 0, s
+    assert not events(p, "state_file_corrupt")
 
 
 ITEMS = """<?xml version="1.0"?>
