@@ -43,7 +43,7 @@
 #include "newsalert/article.h"
 #include "newsalert/util.h"
 #include "rules.h"
-#include "rules_internal.h"
+#include "rules_match.h"
 
 #define VOCAB 30000
 #define COMMON 100

@@ -16,7 +16,7 @@
 #include "newsalert/limits.h"
 #include "newsalert/util.h"
 #include "rules.h"
-#include "rules_internal.h"
+#include "rules.h"
 
 #define DEFAULT_RULES "examples/rules.json"
 #define EXIT_OK 0

@@ -17,7 +17,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "rules.h"
-#include "rules_internal.h"
+#include "rules.h"
 #include "story.h"
 
 #define DEFAULT_RULES "examples/rules.json"

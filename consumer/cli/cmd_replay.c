@@ -18,7 +18,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "replay.h"
-#include "rules_internal.h"
+#include "rules.h"
 
 #define PROG "newsalert-consumer replay"
 

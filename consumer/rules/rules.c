@@ -37,7 +37,7 @@
 #include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/util.h"
-#include "rules_internal.h"
+#include "rules_match.h"
 
 static const char *const field_names[NA_RULES_FIELDS] = {"title", "summary", "content"};
 

@@ -9,6 +9,7 @@
 #ifndef NEWSALERT_RULES_H
 #define NEWSALERT_RULES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "newsalert/article.h"
@@ -80,5 +81,29 @@ NA_WUR na_err_t na_rules_classify(const na_rules_t *rules, const struct na_artic
 
 /** @brief Free everything @p c owns and zero it. NULL-safe. */
 void na_classification_cleanup(struct na_classification *c);
+
+/* ---- explanation, for `rules test` ---- */
+
+/** Why a topic did or did not match one article. */
+struct na_rules_verdict {
+    bool query;    /**< the query was true */
+    bool excluded; /**< the exclude query was true */
+    double score;  /**< the query's score (0 when false) */
+    double threshold;
+    bool matched; /**< query && !excluded && score >= threshold */
+};
+
+/** @returns borrowed name of topic @p i (< na_rules_topic_count()). */
+const char *na_rules_topic_name(const na_rules_t *rules, size_t i);
+
+/** @returns the index of topic @p name, or -1. */
+long na_rules_topic_index(const na_rules_t *rules, const char *name);
+
+/**
+ * @brief Evaluate topic @p topic on @p a whether or not it is a candidate,
+ *        and say why it matched or not. Thread-safe like na_rules_classify().
+ */
+NA_WUR na_err_t na_rules_explain(const na_rules_t *rules, const struct na_article *a,
+                                 size_t topic, struct na_rules_verdict *v);
 
 #endif

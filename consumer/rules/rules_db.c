@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_internal.h"
+#include "rules_match.h"
 
 enum na_rules_db_mode na_rules_db_mode;
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_internal.h"
+#include "rules_query.h"
 
 /* ---- growable arrays ---- */
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_internal.h"
+#include "rules_text.h"
 
 /* Character classes. */
 enum cls {

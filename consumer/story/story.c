@@ -41,7 +41,7 @@
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
-#include "rules_internal.h"
+#include "rules_text.h"
 
 /** Bytes of each article field read for the signature. */
 #define NA_STORY_FIELD_BYTES (16u * 1024u)

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_internal.h"
+#include "rules_text.h"
 
 static size_t encode(unsigned long cp, char *out) {
     if (cp < 0x80) {

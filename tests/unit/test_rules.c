@@ -25,7 +25,7 @@
 #include "newsalert/limits.h"
 #include "newsalert/util.h"
 #include "rules.h"
-#include "rules_internal.h"
+#include "rules_match.h"
 
 /* ---- helpers ---- */
 
