@@ -10,6 +10,7 @@
 #include "consumer_reload.h"
 #include "ledger.h"
 #include "newsalert/article.h"
+#include "pipeline.h"
 #include "newsalert/daemon.h"
 #include "newsalert/fault.h"
 #include "newsalert/http.h"
@@ -726,62 +727,45 @@ static void link_article(struct consumer *c, struct na_tracker_entry *entry,
  * stays started and the caller processes the record again later (the
  * ledger and the deliverer's queue make that idempotent). */
 static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
-                             const struct na_article *a,
-                             const struct na_classification *cls, int32_t partition,
+                             const struct na_decision *d, int32_t partition,
                              int64_t offset) {
-    char story_id[NA_SHA256_HEX_LEN + 1];
-    const char *sid = NULL;
-    bool story_new = true;
-    json_t *story = NULL;
+    const struct na_article *a = &d->article;
     na_err_t ret = NA_OK;
-    /* Only articles that match are grouped: a story matters here only if
-     * it can alert. */
-    if (c->stories && cls->matches_cnt) {
-        if (na_stories_assign(c->stories, a, story_id, &story_new)) {
-            return NA_ERR_NOMEM;
-        }
-        sid = story_id;
-        story = json_pack("{s:s, s:I, s:o*}", "id", story_id, "articles",
-                          (json_int_t)na_story_article_count(c->stories, story_id),
-                          "signature", na_story_signature(c->stories, story_id));
-    }
-    for (size_t i = 0; i < cls->matches_cnt; i++) {
-        struct na_alert alert;
-        na_alert_init_story(&alert, a, &cls->matches[i], na_rules_version(c->rules), sid);
-        alert.story = story;
+    for (size_t i = 0; i < d->alerts_cnt; i++) {
+        const struct na_decided_alert *da = &d->alerts[i];
+        const struct na_alert *alert = &da->alert;
         c->stats->matched++;
         na_log(NA_LOG_INFO, "consumer", "match",
                "article=%s topic=%s score=%.2f alert=%s "
                "story=%s",
-               a->id, na_log_q(cls->matches[i].topic), cls->matches[i].score, alert.id,
-               sid ? sid : a->id);
-        if (!sid || story_new) {
-            remember_alert(c, &alert);
+               a->id, na_log_q(alert->match->topic), alert->match->score, alert->id,
+               d->has_story ? d->story_id : a->id);
+        if (d->story_new) {
+            remember_alert(c, alert);
         }
         if (c->conf->print) {
-            if (!sid || story_new) {
-                print_alert(c, &alert);
+            if (d->story_new) {
+                print_alert(c, alert);
             } else {
-                print_linked(c, &alert);
+                print_linked(c, alert);
             }
         }
         bool linked = false;
         char *alert_json = NULL;
-        for (size_t r = 0; r < c->routes->cnt; r++) {
+        for (size_t r = 0; r < c->routes->cnt && r < d->routes_cnt; r++) {
             const struct na_route *route = &c->routes->v[r];
+            enum na_route_need need = da->need[r];
             struct na_buf body;
             struct job_ctx *jc = NULL;
             struct na_digest_item *item = NULL;
-            if (!na_route_wants(route, cls->matches[i].topic, cls->matches[i].score)) {
+            if (need == NA_NEED_NONE) {
                 continue;
             }
-            bool in_flight = na_deliver_has(c->deliver, route, alert.id);
-            if (!story_new && !linked &&
-                ((c->ledger && na_ledger_delivered(c->ledger, alert.id, route->name)) ||
-                 in_flight)) {
-                link_article(c, entry, &alert, route, partition, offset);
+            bool in_flight = na_deliver_has(c->deliver, route, alert->id);
+            if (!d->story_new && !linked && (need == NA_NEED_SENT || in_flight)) {
+                link_article(c, entry, alert, route, partition, offset);
                 linked = true;
-                if (in_flight && wait_for_delivery(c, entry, route, alert.id)) {
+                if (in_flight && wait_for_delivery(c, entry, route, alert->id)) {
                     ret = NA_ERR_NOMEM;
                 }
                 continue;
@@ -789,52 +773,49 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             if (in_flight) {
                 /* On its way already (same story, or this record read again
                  * after its first reading was revoked): wait for that one. */
-                if (wait_for_delivery(c, entry, route, alert.id)) {
+                if (wait_for_delivery(c, entry, route, alert->id)) {
                     ret = NA_ERR_NOMEM;
                 }
                 continue;
             }
-            int64_t until_ms = 0;
-            enum na_ledger_state ls =
-                c->ledger ? na_ledger_state(c->ledger, alert.id, route->name, &until_ms)
-                          : NA_LEDGER_NONE;
-            if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD) {
+            if (need == NA_NEED_SENT || need == NA_NEED_DEAD) {
                 c->stats->ledger_skipped++;
-                if (ls == NA_LEDGER_SENT) {
+                if (need == NA_NEED_SENT) {
                     route_inc("newsalert_consumer_alerts_already_sent_total",
                               "Alerts not sent again: the ledger records them.",
                               route->name);
                 }
                 na_log(NA_LOG_INFO, "consumer",
-                       ls == NA_LEDGER_SENT ? "already_sent" : "already_dead_lettered",
-                       "route=%s alert=%s", na_log_q(route->name), alert.id);
+                       need == NA_NEED_SENT ? "already_sent" : "already_dead_lettered",
+                       "route=%s alert=%s", na_log_q(route->name), alert->id);
                 continue;
             }
+            int64_t until_ms = da->pending_until_ms[r];
             if (c->ledger && !alert_json) {
-                json_t *root = na_alert_to_json(&alert);
+                json_t *root = na_alert_to_json(alert);
                 alert_json =
                     root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
                 json_decref(root);
             }
             na_buf_init(&body);
             na_err_t err = na_fault("render") ? NA_ERR_TOO_LARGE
-                                              : route->format->render(&alert, &body);
+                                              : route->format->render(alert, &body);
             if (!err && body.oom) {
                 err = NA_ERR_NOMEM;
             }
             if (err && err != NA_ERR_NOMEM) {
                 na_log(NA_LOG_ERROR, "consumer", "render_failed",
-                       "route=%s alert=%s err=%s", na_log_q(route->name), alert.id,
+                       "route=%s alert=%s err=%s", na_log_q(route->name), alert->id,
                        na_err2str(err));
                 na_buf_cleanup(&body);
                 route_inc("newsalert_consumer_render_errors_total",
                           "Alerts a route's format could not render.", route->name);
                 /* Not lost in silence: the alert/v1 goes to the dead-letter
                  * topic (the entry waits for that record). */
-                json_t *root = na_alert_to_json(&alert);
+                json_t *root = na_alert_to_json(alert);
                 char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
                 json_decref(root);
-                if (!text || dead_letter(c, entry, alert.id, strlen(alert.id), text,
+                if (!text || dead_letter(c, entry, alert->id, strlen(alert->id), text,
                                          strlen(text), "render", na_err2str(err),
                                          route->name, NULL, partition, offset)) {
                     ret = NA_ERR_NOMEM;
@@ -843,10 +824,10 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 continue;
             }
             if (err || !(jc = calloc(1, sizeof(*jc))) ||
-                !(item = na_digest_item_new(&alert)) || (c->ledger && !alert_json) ||
+                !(item = na_digest_item_new(alert)) || (c->ledger && !alert_json) ||
                 (alert_json && !(jc->alert_json = na_strdup(alert_json)))) {
                 na_log(NA_LOG_ERROR, "consumer", "alert_failed",
-                       "route=%s alert=%s err=%s", na_log_q(route->name), alert.id,
+                       "route=%s alert=%s err=%s", na_log_q(route->name), alert->id,
                        na_err2str(NA_ERR_NOMEM));
                 na_buf_cleanup(&body);
                 na_digest_item_free(item);
@@ -858,8 +839,8 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             jc->partition = partition;
             jc->offset = offset;
             jc->route = route;
-            memcpy(jc->alert_id, alert.id, sizeof(jc->alert_id));
-            if (ls == NA_LEDGER_PENDING && until_ms > na_now_ms()) {
+            memcpy(jc->alert_id, alert->id, sizeof(jc->alert_id));
+            if (need == NA_NEED_PENDING && until_ms > na_now_ms()) {
                 /* Another member is sending it (it gave this partition up
                  * with the alert in flight): wait for how that ends. */
                 jc->awaiting = true;
@@ -871,8 +852,8 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 job_register(c, jc);
                 entry->pending++;
                 na_log(NA_LOG_INFO, "consumer", "handover_wait",
-                       "route=%s alert=%s until_ms=%lld", na_log_q(route->name), alert.id,
-                       (long long)until_ms);
+                       "route=%s alert=%s until_ms=%lld", na_log_q(route->name),
+                       alert->id, (long long)until_ms);
                 continue;
             }
             if (c->parked && c->parked[r] &&
@@ -890,7 +871,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 continue;
             }
             size_t len = body.len;
-            if (na_deliver_submit_steal(c->deliver, route, alert.id, na_buf_steal(&body),
+            if (na_deliver_submit_steal(c->deliver, route, alert->id, na_buf_steal(&body),
                                         len, item, jc)) {
                 job_ctx_free(c, jc);
                 ret = NA_ERR_NOMEM;
@@ -902,7 +883,6 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
         }
         free(alert_json);
     }
-    json_decref(story);
     return ret;
 }
 
@@ -961,57 +941,43 @@ static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm,
  * record must be processed again later (see raise_alerts()), else NA_OK. */
 static na_err_t process_record(struct consumer *c, const rd_kafka_message_t *rkm,
                                struct na_tracker_entry *entry) {
-    struct na_article a;
-    struct na_classification cls;
-    char errstr[512];
-
-    na_article_init(&a);
-    memset(&cls, 0, sizeof(cls));
-    na_err_t err =
-        rkm->len > NA_MAX_ARTICLE_BYTES
-            ? NA_ERR_TOO_LARGE
-            : na_article_from_json(rkm->payload, rkm->len, &a, errstr, sizeof(errstr));
-    if (err == NA_ERR_TOO_LARGE) {
-        snprintf(errstr, sizeof(errstr), "record of %zu bytes exceeds %u", rkm->len,
-                 NA_MAX_ARTICLE_BYTES);
-    }
-    if (!rkm->payload) {
-        snprintf(errstr, sizeof(errstr), "record has no value");
-        err = NA_ERR_INVALID;
-    }
-    if (err == NA_ERR_NOMEM) {
+    struct na_pipeline p = {c->rules, c->stories, c->ledger, c->routes};
+    struct na_decision d;
+    na_decision_init(&d);
+    na_err_t err = na_pipeline_decode(&p, rkm->payload, rkm->len, &d);
+    if (err) {
         goto out;
     }
-    if (err) {
+    if (!d.decoded) {
         c->stats->poison++;
         na_metrics_inc("newsalert_consumer_poison_records_total",
                        "Records that are not valid article/v1.", NULL);
         na_log(NA_LOG_WARN, "consumer", "poison_record",
                "partition=%d offset=%lld err=%s", (int)rkm->partition,
-               (long long)rkm->offset, na_log_q(errstr));
+               (long long)rkm->offset, na_log_q(d.error));
         err = dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload, rkm->len,
-                          "decode", errstr, NULL, NULL, rkm->partition, rkm->offset);
+                          "decode", d.error, NULL, NULL, rkm->partition, rkm->offset);
         goto out;
     }
-    if (too_old(c, rkm, &a)) {
+    if (too_old(c, rkm, &d.article)) {
         goto out;
     }
     int64_t t0 = na_mono_us();
-    err = na_fault("classify") ? NA_ERR_NOMEM : na_rules_classify(c->rules, &a, &cls);
+    err = na_pipeline_classify(&p, &d);
     na_metric_observe(na_metrics_get(NA_METRIC_HISTOGRAM,
                                      "newsalert_consumer_classify_seconds",
                                      "Time to classify one article.", NULL),
                       (double)(na_mono_us() - t0) / 1e6);
     if (err) {
-        na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s err=%s", a.id,
-               na_log_q(na_err2str(err)));
-        err = NA_ERR_NOMEM; /* the only way classifying fails */
+        na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s err=%s",
+               d.article.id, na_log_q(na_err2str(err)));
         goto out;
     }
-    err = raise_alerts(c, entry, &a, &cls, rkm->partition, rkm->offset);
+    if (!(err = na_pipeline_alerts(&p, &d))) {
+        err = raise_alerts(c, entry, &d, rkm->partition, rkm->offset);
+    }
 out:
-    na_classification_cleanup(&cls);
-    na_article_cleanup(&a);
+    na_decision_cleanup(&d);
     return err;
 }
 

@@ -18,6 +18,7 @@
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+#include "pipeline.h"
 #include "tracker.h"
 
 /* ---- bounds ---- */
@@ -845,52 +846,42 @@ static void post_alert(struct replay *r, struct na_tracker_entry *entry,
     }
 }
 
+/* What the pipeline decided, acted on: print the alerts a route still
+ * needs (--dry-run) and post them (--routes), each (alert, route) once per
+ * run. Alert ids are the live consumer's (one per story and topic when
+ * stories are on), so the ledger recognises what the daemon sent. */
 static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
-                         const struct na_article *a,
-                         const struct na_classification *cls) {
+                         const struct na_decision *d) {
     const struct na_replay_opts *o = r->opts;
     const struct na_routes *routes = &o->conf->routes;
     char key[NA_SHA256_HEX_LEN + 260];
 
-    /* Alert ids as the live consumer makes them: one alert per story and
-     * topic when stories are on, so the ledger recognises what it sent. */
-    char story_id[NA_SHA256_HEX_LEN + 1];
-    const char *sid = NULL;
-    json_t *story = NULL;
-    if (r->stories && cls->matches_cnt &&
-        !na_stories_assign(r->stories, a, story_id, NULL)) {
-        sid = story_id;
-        story = json_pack("{s:s, s:I, s:o*}", "id", story_id, "articles",
-                          (json_int_t)na_story_article_count(r->stories, story_id),
-                          "signature", na_story_signature(r->stories, story_id));
-    }
-    for (size_t i = 0; i < cls->matches_cnt; i++) {
-        struct na_alert alert;
+    for (size_t i = 0; i < d->alerts_cnt; i++) {
+        const struct na_decided_alert *da = &d->alerts[i];
+        const struct na_alert *alert = &da->alert;
         json_t *root;
         json_t *names = json_array();
         char *text = NULL;
         bool any = !routes->cnt;
 
-        na_alert_init_story(&alert, a, &cls->matches[i], na_rules_version(o->rules), sid);
-        alert.story = story;
-        root = na_alert_to_json(&alert);
-        for (size_t k = 0; names && k < routes->cnt; k++) {
+        root = na_alert_to_json(alert);
+        for (size_t k = 0; names && k < routes->cnt && k < d->routes_cnt; k++) {
             const struct na_route *route = &routes->v[k];
-            if (!na_route_wants(route, alert.match->topic, alert.match->score)) {
+            if (da->need[k] == NA_NEED_NONE) {
                 continue;
             }
-            if (r->ledger && na_ledger_delivered(r->ledger, alert.id, route->name)) {
+            if (da->need[k] == NA_NEED_SENT) {
                 r->stats->already_sent++;
                 continue;
             }
-            snprintf(key, sizeof(key), "%s\t%s", alert.id, route->name);
+            snprintf(key, sizeof(key), "%s\t%s", alert->id, route->name);
             if (strset_add(&r->seen, key) != 1) {
                 continue; /* this run already has it */
             }
             json_array_append_new(names, json_string(route->name));
             any = true;
         }
-        if (!routes->cnt && strset_add(&r->seen, alert.id) != 1) {
+        if (!routes->cnt && strset_add(&r->seen, alert->id) != 1) {
             any = false;
         }
         if (root && names && routes->cnt) {
@@ -912,7 +903,7 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
                 json_array_foreach(names, k, n) {
                     for (size_t x = 0; x < routes->cnt; x++) {
                         if (!strcmp(routes->v[x].name, json_string_value(n))) {
-                            post_alert(r, entry, &alert, &routes->v[x], text);
+                            post_alert(r, entry, alert, &routes->v[x], text);
                         }
                     }
                 }
@@ -922,7 +913,6 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
         json_decref(names);
         json_decref(root);
     }
-    json_decref(story);
 }
 
 /* Write one classified line to the outputs. */
@@ -1042,11 +1032,10 @@ static void part_finish(struct replay *r, struct na_replay_part *p) {
 static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
     const struct na_replay_opts *o = r->opts;
     struct na_replay_part *p = find_part(r->range, rkm->partition);
-    struct na_article a;
-    struct na_classification cls, base;
+    struct na_pipeline pl = {o->rules, r->stories, r->ledger, &o->conf->routes};
+    struct na_decision d;
+    struct na_classification base;
     struct na_tracker_entry *entry;
-    char errstr[512];
-    na_err_t err;
 
     if (rkm->err) {
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1083,8 +1072,7 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
         snprintf(r->errstr, sizeof(r->errstr), "out of memory");
         return;
     }
-    na_article_init(&a);
-    memset(&cls, 0, sizeof(cls));
+    na_decision_init(&d);
     memset(&base, 0, sizeof(base));
     int64_t ts = rd_kafka_message_timestamp(rkm, NULL);
     if ((r->range->ts_from_ms != NA_REPLAY_TS_NONE && ts < r->range->ts_from_ms) ||
@@ -1092,44 +1080,44 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
         r->stats->filtered++;
         goto out;
     }
-    err = !rkm->payload ? NA_ERR_INVALID
-          : rkm->len > NA_MAX_ARTICLE_BYTES
-              ? NA_ERR_TOO_LARGE
-              : na_article_from_json(rkm->payload, rkm->len, &a, errstr, sizeof(errstr));
-    if (err) {
-        if (err == NA_ERR_TOO_LARGE || !rkm->payload) {
-            snprintf(errstr, sizeof(errstr), "%s",
-                     rkm->payload ? "record too large" : "record has no value");
-        }
+    if (na_pipeline_decode(&pl, rkm->payload, rkm->len, &d)) {
+        goto nomem;
+    }
+    if (!d.decoded) {
         r->stats->poison++;
         na_log(NA_LOG_WARN, "replay", "poison_record", "partition=%d offset=%lld err=%s",
-               (int)rkm->partition, (long long)rkm->offset, na_log_q(errstr));
+               (int)rkm->partition, (long long)rkm->offset, na_log_q(d.error));
         goto out;
     }
     r->stats->articles++;
-    if (na_rules_classify(o->rules, &a, &cls) ||
-        (o->baseline && na_rules_classify(o->baseline, &a, &base))) {
-        na_log(NA_LOG_ERROR, "replay", "classify_failed", "article=%s", a.id);
-        goto out;
+    if (na_pipeline_classify(&pl, &d) ||
+        (o->baseline && na_rules_classify(o->baseline, &d.article, &base))) {
+        na_log(NA_LOG_ERROR, "replay", "classify_failed", "article=%s", d.article.id);
+        goto nomem;
     }
-    if (o->baseline && o->diff && na_replay_diff_add(o->diff, &a, &cls, &base)) {
-        r->fatal = true;
-        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
-        goto out;
+    if (o->baseline && o->diff &&
+        na_replay_diff_add(o->diff, &d.article, &d.cls, &base)) {
+        goto nomem;
     }
     if (o->output || r->out_rk) {
-        hold_output(r, (size_t)(p - r->range->parts), rkm->offset, &a, &cls);
+        hold_output(r, (size_t)(p - r->range->parts), rkm->offset, &d.article, &d.cls);
     }
     if (o->dry_run || o->post_routes) {
-        raise_alerts(r, entry, &a, &cls);
+        if (na_pipeline_alerts(&pl, &d)) {
+            goto nomem;
+        }
+        raise_alerts(r, entry, &d);
     }
+    goto out;
+nomem:
+    r->fatal = true;
+    snprintf(r->errstr, sizeof(r->errstr), "out of memory");
 out:
     if (p->next >= p->end) {
         part_finish(r, p);
     }
     na_classification_cleanup(&base);
-    na_classification_cleanup(&cls);
-    na_article_cleanup(&a);
+    na_decision_cleanup(&d);
     na_tracker_done(r->tracker, entry);
 }
 
