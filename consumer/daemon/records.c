@@ -1,0 +1,437 @@
+/* One record of the articles topic through the daemon: the pipeline
+ * decides, this file acts (deliver, link, wait, park, dead-letter). */
+#include "consumer_internal.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void remember_alert(struct consumer *c, const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    const struct na_match *m = alert->match;
+    char at[NA_RFC3339_LEN], pub[NA_RFC3339_LEN] = "";
+    json_t *ev = json_array();
+    if (!c->recent) {
+        c->recent = json_array();
+    }
+    na_time_format_rfc3339(na_now_ms() / 1000, at);
+    if (a->published_at != NA_TIME_UNKNOWN) {
+        na_time_format_rfc3339(a->published_at, pub);
+    }
+    for (size_t i = 0; ev && i < m->evidence_cnt && i < 8; i++) {
+        json_array_append_new(
+            ev, json_pack("{s:s, s:s?, s:s}", "term", m->evidence[i].term, "matched",
+                          m->evidence[i].matched, "field", m->evidence[i].field));
+    }
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:f, s:s, s:s?, s:s?, s:s?, s:o*}", "at", at, "topic", m->topic,
+        "score", m->score, "title", a->title ? a->title : "", "url", a->url, "source",
+        a->source_name, "published_at", *pub ? pub : NULL, "evidence", ev);
+    if (!c->recent || !doc) {
+        json_decref(doc);
+        return;
+    }
+    json_array_insert_new(c->recent, 0, doc);
+    while (json_array_size(c->recent) > NA_HTTPD_MAX_ALERTS) {
+        json_array_remove(c->recent, json_array_size(c->recent) - 1);
+    }
+}
+
+/* --print: a later article of a story that already alerted, in one line. */
+static void print_linked(struct consumer *c, const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    fprintf(c->out, "  +   %-16s same story (%zu articles): %s (%s)\n",
+            alert->match->topic, na_story_article_count(c->stories, alert->story_id),
+            a->title ? a->title : "(untitled)", a->source_name ? a->source_name : "?");
+    fflush(c->out);
+}
+
+static void print_alert(struct consumer *c, const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    const struct na_match *m = alert->match;
+    char ts[NA_RFC3339_LEN] = "unknown time";
+    if (a->published_at != NA_TIME_UNKNOWN) {
+        na_time_format_rfc3339(a->published_at, ts);
+    }
+    fprintf(c->out, "ALERT %-16s score=%-6.2f %s\n      source: %s, %s\n      evidence:",
+            m->topic, m->score, a->title ? a->title : "(untitled)",
+            a->source_name ? a->source_name : "?", ts);
+    for (size_t i = 0; i < m->evidence_cnt && i < 8; i++) {
+        fprintf(c->out, "%s \"%s\" (%s)", i ? "," : "",
+                m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+                m->evidence[i].field);
+    }
+    fprintf(c->out, "\n");
+    if (a->url) {
+        fprintf(c->out, "      %s\n", a->url);
+    }
+    fflush(c->out);
+}
+
+/* A later article of a story whose alert a route already has (or is
+ * sending): counted and logged, and the ledger record updated ("linked",
+ * which never downgrades "delivered"), not sent again. */
+static void link_article(struct consumer *c, struct na_tracker_entry *entry,
+                         const struct na_alert *alert, const struct na_route *route,
+                         int32_t partition, int64_t offset) {
+    struct job_ctx *jc = NULL;
+    json_t *root = NULL;
+    c->stats->story_linked++;
+    na_jobs_route_inc("newsalert_consumer_story_linked_total",
+                      "Articles of a story already alerted: linked, not sent again.",
+                      route->name);
+    na_log(NA_LOG_INFO, "consumer", "story_linked",
+           "route=%s alert=%s story=%s article=%s "
+           "articles=%zu",
+           na_log_q(route->name), alert->id, alert->story_id, alert->article->id,
+           na_story_article_count(c->stories, alert->story_id));
+    if (!c->ledger || !na_ledger_delivered(c->ledger, alert->id, route->name) ||
+        !(jc = calloc(1, sizeof(*jc))) || !(root = na_alert_to_json(alert)) ||
+        !(jc->alert_json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+        json_decref(root);
+        na_jobs_free(c, jc);
+        return;
+    }
+    json_decref(root);
+    jc->entry = entry;
+    jc->partition = partition;
+    jc->offset = offset;
+    jc->route = route;
+    jc->linked = true;
+    memcpy(jc->alert_id, alert->id, sizeof(jc->alert_id));
+    snprintf(jc->outcome, sizeof(jc->outcome), "linked");
+    jc->del.at_ms = na_now_ms();
+    entry->pending++;
+    na_jobs_ledger_write(c, jc);
+}
+
+/* Decide and start the alerts of one classified record. @returns NA_OK, or
+ * NA_ERR_NOMEM when something could not be allocated: what was started
+ * stays started and the caller processes the record again later (the
+ * ledger and the deliverer's queue make that idempotent). */
+static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
+                             const struct na_decision *d, int32_t partition,
+                             int64_t offset) {
+    const struct na_article *a = &d->article;
+    na_err_t ret = NA_OK;
+    for (size_t i = 0; i < d->alerts_cnt; i++) {
+        const struct na_decided_alert *da = &d->alerts[i];
+        const struct na_alert *alert = &da->alert;
+        c->stats->matched++;
+        na_log(NA_LOG_INFO, "consumer", "match",
+               "article=%s topic=%s score=%.2f alert=%s "
+               "story=%s",
+               a->id, na_log_q(alert->match->topic), alert->match->score, alert->id,
+               d->has_story ? d->story_id : a->id);
+        if (d->story_new) {
+            remember_alert(c, alert);
+        }
+        if (c->conf->print) {
+            if (d->story_new) {
+                print_alert(c, alert);
+            } else {
+                print_linked(c, alert);
+            }
+        }
+        bool linked = false;
+        char *alert_json = NULL;
+        for (size_t r = 0; r < c->routes->cnt && r < d->routes_cnt; r++) {
+            const struct na_route *route = &c->routes->v[r];
+            enum na_route_need need = da->need[r];
+            struct na_buf body;
+            struct job_ctx *jc = NULL;
+            struct na_digest_item *item = NULL;
+            if (need == NA_NEED_NONE) {
+                continue;
+            }
+            bool in_flight = na_deliver_has(c->deliver, route, alert->id);
+            if (!d->story_new && !linked && (need == NA_NEED_SENT || in_flight)) {
+                link_article(c, entry, alert, route, partition, offset);
+                linked = true;
+                if (in_flight && na_jobs_wait(c, entry, route, alert->id)) {
+                    ret = NA_ERR_NOMEM;
+                }
+                continue;
+            }
+            if (in_flight) {
+                /* On its way already (same story, or this record read again
+                 * after its first reading was revoked): wait for that one. */
+                if (na_jobs_wait(c, entry, route, alert->id)) {
+                    ret = NA_ERR_NOMEM;
+                }
+                continue;
+            }
+            if (need == NA_NEED_SENT || need == NA_NEED_DEAD) {
+                c->stats->ledger_skipped++;
+                if (need == NA_NEED_SENT) {
+                    na_jobs_route_inc("newsalert_consumer_alerts_already_sent_total",
+                                      "Alerts not sent again: the ledger records them.",
+                                      route->name);
+                }
+                na_log(NA_LOG_INFO, "consumer",
+                       need == NA_NEED_SENT ? "already_sent" : "already_dead_lettered",
+                       "route=%s alert=%s", na_log_q(route->name), alert->id);
+                continue;
+            }
+            int64_t until_ms = da->pending_until_ms[r];
+            if (c->ledger && !alert_json) {
+                json_t *root = na_alert_to_json(alert);
+                alert_json =
+                    root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+                json_decref(root);
+            }
+            na_buf_init(&body);
+            na_err_t err = na_fault("render") ? NA_ERR_TOO_LARGE
+                                              : route->format->render(alert, &body);
+            if (!err && body.oom) {
+                err = NA_ERR_NOMEM;
+            }
+            if (err && err != NA_ERR_NOMEM) {
+                na_log(NA_LOG_ERROR, "consumer", "render_failed",
+                       "route=%s alert=%s err=%s", na_log_q(route->name), alert->id,
+                       na_err2str(err));
+                na_buf_cleanup(&body);
+                na_jobs_route_inc("newsalert_consumer_render_errors_total",
+                                  "Alerts a route's format could not render.",
+                                  route->name);
+                /* Not lost in silence: the alert/v1 goes to the dead-letter
+                 * topic (the entry waits for that record). */
+                json_t *root = na_alert_to_json(alert);
+                char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+                json_decref(root);
+                if (!text ||
+                    na_jobs_dead_letter(c, entry, alert->id, strlen(alert->id), text,
+                                        strlen(text), "render", na_err2str(err),
+                                        route->name, NULL, partition, offset)) {
+                    ret = NA_ERR_NOMEM;
+                }
+                free(text);
+                continue;
+            }
+            if (err || !(jc = calloc(1, sizeof(*jc))) ||
+                !(item = na_digest_item_new(alert)) || (c->ledger && !alert_json) ||
+                (alert_json && !(jc->alert_json = na_strdup(alert_json)))) {
+                na_log(NA_LOG_ERROR, "consumer", "alert_failed",
+                       "route=%s alert=%s err=%s", na_log_q(route->name), alert->id,
+                       na_err2str(NA_ERR_NOMEM));
+                na_buf_cleanup(&body);
+                na_digest_item_free(item);
+                na_jobs_free(c, jc);
+                ret = NA_ERR_NOMEM;
+                continue;
+            }
+            jc->entry = entry;
+            jc->partition = partition;
+            jc->offset = offset;
+            jc->route = route;
+            memcpy(jc->alert_id, alert->id, sizeof(jc->alert_id));
+            if (need == NA_NEED_PENDING && until_ms > na_now_ms()) {
+                /* Another member is sending it (it gave this partition up
+                 * with the alert in flight): wait for how that ends. */
+                jc->awaiting = true;
+                jc->await_until_ms = until_ms;
+                jc->len = body.len;
+                jc->body = na_buf_steal(&body);
+                jc->item = item;
+                c->awaiting++;
+                na_jobs_register(c, jc);
+                entry->pending++;
+                na_log(NA_LOG_INFO, "consumer", "handover_wait",
+                       "route=%s alert=%s until_ms=%lld", na_log_q(route->name),
+                       alert->id, (long long)until_ms);
+                continue;
+            }
+            if (c->parked && c->parked[r] &&
+                !na_deliver_route_count(c->deliver, route, true, true, na_park_main_job,
+                                        NULL)) {
+                /* The route is down: the alert waits in retry_topic, after
+                 * the ones parked before it (while older ones of it are
+                 * still in the deliverer, it queues behind them there and
+                 * is parked with them). */
+                jc->len = body.len;
+                jc->body = na_buf_steal(&body);
+                jc->item = item;
+                na_jobs_register(c, jc);
+                entry->pending++;
+                na_park_job(c, jc);
+                continue;
+            }
+            size_t len = body.len;
+            if (na_deliver_submit_steal(c->deliver, route, alert->id, na_buf_steal(&body),
+                                        len, item, jc)) {
+                na_jobs_free(c, jc);
+                ret = NA_ERR_NOMEM;
+                continue;
+            }
+            na_jobs_register(c, jc);
+            jc->in_deliverer = true;
+            entry->pending++;
+        }
+        free(alert_json);
+    }
+    return ret;
+}
+
+void na_records_eof_clear(struct consumer *c, int32_t partition) {
+    for (size_t i = 0; i < c->eof_cnt; i++) {
+        if (c->eof[i] == partition) {
+            c->eof[i] = c->eof[--c->eof_cnt];
+            return;
+        }
+    }
+}
+
+static void eof_set(struct consumer *c, int32_t partition) {
+    na_records_eof_clear(c, partition);
+    int32_t *n = realloc(c->eof, (c->eof_cnt + 1) * sizeof(*n));
+    if (n) {
+        c->eof = n;
+        c->eof[c->eof_cnt++] = partition;
+    }
+}
+
+/*
+ * Did the record reach Kafka longer ago than the ledger horizon? Then the
+ * ledger may have forgotten an alert it raised (every delivery for it came
+ * later), so it raises none: counted and logged (an operator who wants its
+ * alerts replays it; docs/delivery.md). Both the article's fetch time and
+ * the record's timestamp come before the record reached Kafka, so the later
+ * of the two is the time that counts. Neither alone will do: the producer
+ * stamps records with the published time, which may be far older than the
+ * fetch, and other writers may copy old articles with their old fetch time.
+ */
+static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm,
+                    const struct na_article *a) {
+    int64_t horizon = c->conf->ledger_horizon_ms;
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts = rd_kafka_message_timestamp(rkm, &tst);
+    int64_t t = a->fetched_at == NA_TIME_UNKNOWN ? INT64_MIN : a->fetched_at * 1000;
+    if (tst != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts > t) {
+        t = ts;
+    }
+    if (!c->ledger || horizon <= 0 || t == INT64_MIN || t >= na_now_ms() - horizon) {
+        return false;
+    }
+    c->stats->too_old++;
+    na_metrics_inc("newsalert_consumer_too_old_total",
+                   "Records older than the ledger horizon: no alert raised.", NULL);
+    na_log(NA_LOG_WARN, "consumer", "too_old",
+           "partition=%d offset=%lld article=%s age_ms=%lld horizon_ms=%lld",
+           (int)rkm->partition, (long long)rkm->offset, a->id,
+           (long long)(na_now_ms() - t), (long long)horizon);
+    return true;
+}
+
+/* Decode, classify and raise the alerts of one record; the record's own
+ * unit of @p entry stays for the caller. @returns NA_ERR_NOMEM when the
+ * record must be processed again later (see raise_alerts()), else NA_OK. */
+static na_err_t process_record(struct consumer *c, const rd_kafka_message_t *rkm,
+                               struct na_tracker_entry *entry) {
+    struct na_pipeline p = {c->rules, c->stories, c->ledger, c->routes};
+    struct na_decision d;
+    na_decision_init(&d);
+    na_err_t err = na_pipeline_decode(&p, rkm->payload, rkm->len, &d);
+    if (err) {
+        goto out;
+    }
+    if (!d.decoded) {
+        c->stats->poison++;
+        na_metrics_inc("newsalert_consumer_poison_records_total",
+                       "Records that are not valid article/v1.", NULL);
+        na_log(NA_LOG_WARN, "consumer", "poison_record",
+               "partition=%d offset=%lld err=%s", (int)rkm->partition,
+               (long long)rkm->offset, na_log_q(d.error));
+        err = na_jobs_dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload,
+                                  rkm->len, "decode", d.error, NULL, NULL, rkm->partition,
+                                  rkm->offset);
+        goto out;
+    }
+    if (too_old(c, rkm, &d.article)) {
+        goto out;
+    }
+    int64_t t0 = na_mono_us();
+    err = na_pipeline_classify(&p, &d);
+    na_metric_observe(na_metrics_get(NA_METRIC_HISTOGRAM,
+                                     "newsalert_consumer_classify_seconds",
+                                     "Time to classify one article.", NULL),
+                      (double)(na_mono_us() - t0) / 1e6);
+    if (err) {
+        na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s err=%s",
+               d.article.id, na_log_q(na_err2str(err)));
+        goto out;
+    }
+    if (!(err = na_pipeline_alerts(&p, &d))) {
+        err = raise_alerts(c, entry, &d, rkm->partition, rkm->offset);
+    }
+out:
+    na_decision_cleanup(&d);
+    return err;
+}
+
+/* The record could not be processed for want of memory: keep it (and its
+ * entry unfinished) and process it again after a backoff. @returns true
+ * when @p rkm was taken. */
+static bool process_later(struct consumer *c, rd_kafka_message_t *rkm,
+                          struct na_tracker_entry *entry) {
+    struct reprocess *rp = calloc(1, sizeof(*rp));
+    if (!rp) {
+        /* Not even that: the entry stays unfinished for good, so the
+         * record is read again after a restart; /readyz says so. */
+        c->stuck++;
+        na_log(NA_LOG_ERROR, "consumer", "record_stuck", "partition=%d offset=%lld",
+               (int)rkm->partition, (long long)rkm->offset);
+        return false;
+    }
+    rp->retry.kind = RETRY_RECORD;
+    rp->rkm = rkm;
+    rp->entry = entry;
+    na_jobs_retry_later(c, &rp->retry, na_err2str(NA_ERR_NOMEM));
+    return true;
+}
+
+/* @returns true when @p rkm was taken (kept for processing again later);
+ * false when the caller destroys it. */
+bool na_records_handle(struct consumer *c, rd_kafka_message_t *rkm) {
+    struct na_tracker_entry *entry;
+
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eof_set(c, rkm->partition);
+        } else {
+            na_log(NA_LOG_WARN, "consumer", "consume_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+            if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
+                c->fatal = true;
+            }
+        }
+        return false;
+    }
+    na_records_eof_clear(c, rkm->partition);
+    c->stats->consumed++;
+    na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.",
+                   NULL);
+    entry = na_tracker_add(c->tracker, rkm->partition, rkm->offset);
+    if (!entry) {
+        c->fatal = true;
+        return false;
+    }
+    if (process_record(c, rkm, entry)) {
+        return process_later(c, rkm, entry);
+    }
+    na_tracker_done(c->tracker, entry);
+    return false;
+}
+
+/* A record kept by process_later() is due: process it again, unless its
+ * partition went to another consumer meanwhile (that one reads it). */
+void na_records_reprocess(struct consumer *c, struct reprocess *rp) {
+    if (!rp->entry->orphaned && process_record(c, rp->rkm, rp->entry)) {
+        na_jobs_retry_later(c, &rp->retry, na_err2str(NA_ERR_NOMEM));
+        return;
+    }
+    na_tracker_done(c->tracker, rp->entry);
+    rd_kafka_message_destroy(rp->rkm);
+    free(rp);
+}
+
+/* Try again what is due. */
