@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
 #include "newsalert/article.h"
 #include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/util.h"
-#include "rules.h"
 #include "rules.h"
 
 #define DEFAULT_RULES "examples/rules.json"
@@ -118,44 +118,6 @@ static na_rules_t *load_rules(const char *cmd, const char *path) {
 
 /* ---- classify ---- */
 
-/*
- * Read one line of at most max bytes into buf (without the newline; NUL
- * bytes are kept, the caller uses buf->len).
- * @returns false at end of input; *too_long when the line was longer (the
- *          rest of it is skipped).
- */
-static bool read_line(FILE *fp, struct na_buf *buf, size_t max, bool *too_long) {
-    char chunk[4096];
-    size_t n = 0;
-    bool any = false;
-    int c;
-    buf->len = 0;
-    if (buf->data) {
-        buf->data[0] = '\0';
-    }
-    *too_long = false;
-    while ((c = getc(fp)) != EOF) {
-        any = true;
-        if (c == '\n') {
-            break;
-        }
-        if (buf->len + n >= max) {
-            *too_long = true;
-            continue;
-        }
-        chunk[n++] = (char)c;
-        if (n == sizeof(chunk)) {
-            na_buf_append(buf, chunk, n);
-            n = 0;
-        }
-    }
-    na_buf_append(buf, chunk, n);
-    if (buf->len && buf->data[buf->len - 1] == '\r') {
-        buf->data[--buf->len] = '\0';
-    }
-    return any;
-}
-
 static json_t *match_to_json(const struct na_match *m) {
     json_t *ev = json_array();
     json_t *obj;
@@ -192,59 +154,26 @@ static char *result_line(const struct na_article *a, const struct na_classificat
     return out;
 }
 
-/* @returns 0 when the line was classified (or blank), 1 when it was bad. */
-static int classify_line(const na_rules_t *rules, const char *fname, size_t line_no,
-                         const char *line, size_t len) {
-    struct na_article a;
+/* na_input_cb: classify one article and print its line. */
+static int classify_one(void *ctx, const char *where, const json_t *obj,
+                        struct na_article *a) {
+    const na_rules_t *rules = ctx;
     struct na_classification c = {0};
-    char errstr[512] = "";
     char *out = NULL;
-    size_t i = 0;
-    int bad = 0;
-    na_err_t err;
-
-    na_article_init(&a);
-    while (i < len && (line[i] == ' ' || line[i] == '\t')) {
-        i++;
+    (void)obj;
+    na_err_t err = na_rules_classify(rules, a, &c);
+    if (!err && !(out = result_line(a, &c, na_rules_version(rules)))) {
+        err = NA_ERR_NOMEM;
     }
-    if (i == len) {
-        return 0;
-    }
-    if (line[i] == '{' || line[i] == '[') {
-        err = na_article_from_json(line, len, &a, errstr, sizeof(errstr));
-    } else {
-        a.content = na_utf8_sanitize(line, len);
-        err = a.content ? NA_OK : NA_ERR_NOMEM;
-        if (!err) {
-            na_sha256_hex(line, len, a.id);
-        }
-    }
-    if (err) {
-        fprintf(stderr, "newsalert-consumer classify: %s:%zu: %s\n", fname, line_no,
-                errstr[0] ? errstr : na_err2str(err));
-        bad = 1;
-        goto out;
-    }
-    err = na_rules_classify(rules, &a, &c);
     if (!err) {
-        out = result_line(&a, &c, na_rules_version(rules));
-        if (!out) {
-            err = NA_ERR_NOMEM;
-        }
+        fputs(out, stdout);
+        fputc('\n', stdout);
+    } else {
+        fprintf(stderr, "newsalert-consumer classify: %s: %s\n", where, na_err2str(err));
     }
-    if (err) {
-        fprintf(stderr, "newsalert-consumer classify: %s:%zu: %s\n", fname, line_no,
-                na_err2str(err));
-        bad = 1;
-        goto out;
-    }
-    fputs(out, stdout);
-    fputc('\n', stdout);
-out:
     free(out);
     na_classification_cleanup(&c);
-    na_article_cleanup(&a);
-    return bad;
+    return err ? 1 : 0;
 }
 
 int na_cmd_classify(int argc, char **argv) {
@@ -272,46 +201,8 @@ int na_cmd_classify(int argc, char **argv) {
         o.files_cnt = 1;
     }
     for (size_t f = 0; f < o.files_cnt; f++) {
-        const char *fname = o.files[f];
-        bool is_stdin = !strcmp(fname, "-");
-        FILE *fp = is_stdin ? stdin : fopen(fname, "r");
-        size_t line_no = 0;
-        bool too_long;
-        if (!fp) {
-            fprintf(stderr, "newsalert-consumer classify: %s: %s\n", fname,
-                    strerror(errno));
+        if (na_input_each("classify", o.files[f], NA_INPUT_PLAIN, classify_one, rules)) {
             rc = EXIT_BAD;
-            continue;
-        }
-        while (read_line(fp, &line, NA_MAX_ARTICLE_BYTES, &too_long)) {
-            line_no++;
-            if (line.oom) {
-                fprintf(stderr, "newsalert-consumer classify: out of memory\n");
-                rc = EXIT_BAD;
-                break;
-            }
-            if (too_long) {
-                fprintf(
-                    stderr,
-                    "newsalert-consumer classify: %s:%zu: line longer than %u bytes\n",
-                    is_stdin ? "-" : fname, line_no, NA_MAX_ARTICLE_BYTES);
-                rc = EXIT_BAD;
-                continue;
-            }
-            if (classify_line(rules, is_stdin ? "-" : fname, line_no,
-                              line.data ? line.data : "", line.len)) {
-                rc = EXIT_BAD;
-            }
-            if (is_stdin) {
-                fflush(stdout); /* interactive use and pipes see each result */
-            }
-        }
-        if (ferror(fp)) {
-            fprintf(stderr, "newsalert-consumer classify: %s: read error\n", fname);
-            rc = EXIT_BAD;
-        }
-        if (!is_stdin) {
-            fclose(fp);
         }
     }
     if (fflush(stdout) || ferror(stdout)) {

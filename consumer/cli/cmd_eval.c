@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
 #include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
-#include "rules.h"
 #include "rules.h"
 #include "story.h"
 
@@ -25,7 +25,6 @@
 #define EXIT_BAD 1
 #define EXIT_USAGE 2
 /** Largest input file of these commands (bytes). */
-#define NA_EVAL_MAX_INPUT (512u * 1024u * 1024u)
 
 static const char eval_usage[] =
     "usage: newsalert-consumer eval --rules FILE [--json] DATA.jsonl\n"
@@ -73,102 +72,30 @@ static const char stories_usage[] =
     "\n"
     "Exit status: 0 ok, 1 a bad line or file, 2 bad usage.\n";
 
-static const char *str_field(const json_t *obj, const char *key) {
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static na_err_t dup_field(const json_t *obj, const char *key, char **out) {
-    const char *s = str_field(obj, key);
-    if (!s || *out) {
-        return NA_OK;
-    }
-    *out = na_strdup(s);
-    return *out ? NA_OK : NA_ERR_NOMEM;
-}
-
 na_err_t na_eval_article(const json_t *obj, struct na_article *a, char *errstr,
                          size_t errstr_size) {
-    json_t *pub = json_object_get(obj, "published_at");
-    const char *id = str_field(obj, "id");
-    na_err_t err;
-
-    if (!json_is_object(obj)) {
-        snprintf(errstr, errstr_size, "not a JSON object");
-        return NA_ERR_INVALID;
-    }
-    if ((err = dup_field(obj, "title", &a->title)) ||
-        (err = dup_field(obj, "summary", &a->summary)) ||
-        (err = dup_field(obj, "content", &a->content)) ||
-        (err = dup_field(obj, "text", &a->content)) ||
-        (err = dup_field(obj, "url", &a->url))) {
-        return err;
-    }
-    if (json_is_string(pub)) {
-        if (na_time_parse_rfc3339(json_string_value(pub), &a->published_at)) {
-            snprintf(errstr, errstr_size, "published_at: not an RFC 3339 time");
-            return NA_ERR_INVALID;
-        }
-    } else if (json_is_integer(pub)) {
-        a->published_at = (int64_t)json_integer_value(pub);
-    } else if (pub && !json_is_null(pub)) {
-        snprintf(errstr, errstr_size, "published_at: not a time");
-        return NA_ERR_INVALID;
-    }
-    if (id && *id) {
-        if (strlen(id) > NA_SHA256_HEX_LEN) {
-            snprintf(errstr, errstr_size, "id: longer than %d bytes", NA_SHA256_HEX_LEN);
-            return NA_ERR_INVALID;
-        }
-        snprintf(a->id, sizeof(a->id), "%s", id);
-    } else {
-        const char *parts[] = {a->title ? a->title : "", a->summary ? a->summary : "",
-                               a->content ? a->content : "", NULL};
-        na_sha256_hex_parts(parts, a->id);
-    }
-    return NA_OK;
+    return na_input_article(obj, a, errstr, errstr_size);
 }
 
-/* Calls fn for every non-blank line of @p path ("-": stdin).
- * @returns 0, or 1 when the file could not be read or fn returned 1. */
+struct line_fn {
+    int (*fn)(void *ctx, const char *where, json_t *obj);
+    void *ctx;
+};
+
+static int line_adapter(void *vl, const char *where, const json_t *obj,
+                        struct na_article *a) {
+    struct line_fn *l = vl;
+    (void)a;
+    return l->fn(l->ctx, where, (json_t *)obj);
+}
+
+/* Calls fn for every article line of @p path ("-": stdin), read by the
+ * subcommands' one reader (input.h). @returns 0, or 1 when the file could
+ * not be read, a line was bad or fn returned 1. */
 static int each_line(const char *cmd, const char *path,
                      int (*fn)(void *ctx, const char *where, json_t *obj), void *ctx) {
-    char errstr[512] = "";
-    char *buf = NULL;
-    size_t len = 0;
-    size_t line_no = 0;
-    int bad = 0;
-
-    if (na_read_file(path, NA_EVAL_MAX_INPUT, &buf, &len, errstr, sizeof(errstr))) {
-        fprintf(stderr, "newsalert-consumer %s: %s\n", cmd, errstr);
-        return 1;
-    }
-    for (size_t i = 0; i < len;) {
-        const char *nl = memchr(buf + i, '\n', len - i);
-        size_t end = nl ? (size_t)(nl - buf) : len;
-        char where[600];
-        json_error_t jerr;
-        size_t k = i;
-        line_no++;
-        while (k < end && (buf[k] == ' ' || buf[k] == '\t' || buf[k] == '\r')) {
-            k++;
-        }
-        snprintf(where, sizeof(where), "%s:%zu", path, line_no);
-        if (k < end) {
-            json_t *obj = json_loadb(buf + i, end - i, JSON_REJECT_DUPLICATES, &jerr);
-            if (!obj) {
-                fprintf(stderr, "newsalert-consumer %s: %s:%d: %s\n", cmd, where,
-                        jerr.column, jerr.text);
-                bad = 1;
-            } else {
-                bad |= fn(ctx, where, obj);
-                json_decref(obj);
-            }
-        }
-        i = end + 1;
-    }
-    free(buf);
-    return bad;
+    struct line_fn l = {fn, ctx};
+    return na_input_each(cmd, path, 0, line_adapter, &l);
 }
 
 /* ---- eval ---- */
@@ -506,7 +433,7 @@ struct story_eval {
 static int eval_collect(void *ctx, const char *where, json_t *obj) {
     struct story_eval *ev = ctx;
     char errstr[256] = "";
-    const char *event = json_is_object(obj) ? str_field(obj, "event") : NULL;
+    const char *event = json_string_value(json_object_get(obj, "event"));
     json_t *split = json_is_object(obj) ? json_object_get(obj, "split") : NULL;
     struct labelled *it;
     na_err_t err;

@@ -1296,6 +1296,37 @@ static void test_cmd_classify(void **state) {
     unlink(in_path);
 }
 
+/* Regression: classify refused an id that is not 64 hex digits, while
+ * stories and eval took it; the subcommands now read through one reader. */
+static void test_cmd_classify_takes_any_id(void **state) {
+    (void)state;
+    char rules_path[] = "/tmp/na_test_rules_rkXXXXXX";
+    char in_path[] = "/tmp/na_test_rules_ikXXXXXX";
+    char *out = NULL;
+    char *err = NULL;
+    close(mkstemp(rules_path));
+    close(mkstemp(in_path));
+    write_file(rules_path,
+               "{\"topics\":[{\"name\":\"ec\",\"query\":\"export* NEAR/2 ban*\","
+               "\"threshold\":1}]}");
+    write_file(in_path,
+               "{\"id\":\"case-7\",\"title\":\"Export ban\",\"text\":\"x\","
+               "\"labels\":[\"ec\"],\"published_at\":\"2026-01-06T00:00:00Z\"}\n");
+    char *argv[] = {"classify", "--rules", rules_path, in_path, NULL};
+    int rc = capture(na_cmd_classify, 4, argv, &out, &err);
+    assert_int_equal(rc, 0);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "case-7");
+    assert_int_equal(json_array_size(json_object_get(j, "topics")), 1);
+    json_decref(j);
+    free(out);
+    free(err);
+    unlink(rules_path);
+    unlink(in_path);
+}
+
 static void test_cmd_rules_test(void **state) {
     (void)state;
     char rules_path[] = "/tmp/na_test_rules_rjXXXXXX";
@@ -1716,6 +1747,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_rules_short_texts),
         cmocka_unit_test(test_shipped_rules_sample_feeds),
         cmocka_unit_test(test_cmd_classify),
+        cmocka_unit_test(test_cmd_classify_takes_any_id),
         cmocka_unit_test(test_cmd_rules_test),
         cmocka_unit_test(test_cmd_rules_test_shipped_cases),
     };
