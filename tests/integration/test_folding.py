@@ -2,7 +2,7 @@
 """The rules tokeniser's folding tables against Unicode's own data (issue 20,
 point 3).
 
-consumer/rules_text.c folds letters through hand-written tables; one of them
+consumer/rules/rules_text.c folds letters through hand-written tables; one of them
 had 129 entries for 128 code points and folded Ţ to "s". This test derives
 the expected folding of every code point the tables cover from Python's
 unicodedata (the compatibility decomposition, combining marks dropped, lower
