@@ -247,6 +247,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         na_tracker_revoke(c->tracker, parts->elems[i].partition);
         na_records_eof_clear(c, parts->elems[i].partition);
     }
+    na_handover_finish_dropped(c); /* their entries are orphans now */
     if (cooperative) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) {
@@ -290,6 +291,7 @@ static void on_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     for (int i = 0; i < parts->cnt; i++) {
         na_tracker_revoke(c->rtracker, parts->elems[i].partition);
     }
+    na_handover_finish_dropped(c);
     if (cooperative) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) {

@@ -172,6 +172,11 @@ struct job_ctx {
     /* Its partition was given up while it was in flight: "pending" was
      * written; its outcome (or "released") is written when it ends here. */
     bool handed_over;
+    /* Queued (or waiting for a hand-over) when its partition was given up:
+     * taken out, its unit left undone until the partition is revoked in the
+     * tracker (so no offset is stored past it: the new owner reads the
+     * record again), then ended by na_handover_finish_dropped(). */
+    bool dropped;
     /* Read back from retry_topic (its entry belongs to rtracker), and when
      * it was first parked (Unix ms; 0: never). */
     bool from_retry;
@@ -253,6 +258,9 @@ void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
 void na_handover_check(struct consumer *c);
 /** @brief Release handed-over jobs that would be retried here. */
 void na_handover_release(struct consumer *c);
+/** @brief End the jobs na_handover() dropped; call once their partitions
+ *         are revoked in the tracker (their entries orphaned). */
+void na_handover_finish_dropped(struct consumer *c);
 
 /* ---- park.c ---- */
 

@@ -83,7 +83,7 @@ void na_handover_check(struct consumer *c) {
  * from_retry, else of the articles topic)? */
 static bool job_of(const struct job_ctx *jc, const rd_kafka_topic_partition_list_t *parts,
                    bool from_retry) {
-    return jc->from_retry == from_retry && !jc->entry->orphaned &&
+    return jc->from_retry == from_retry && !jc->dropped && !jc->entry->orphaned &&
            in_parts(parts, jc->entry->partition);
 }
 
@@ -104,6 +104,10 @@ static bool take_job(struct na_deliver_queued *q, void *vt) {
     free(q->body);
     na_digest_item_free(q->item);
     jc->in_deliverer = false;
+    if (t->parts) {
+        jc->dropped = true; /* ended once the partition is revoked */
+        return true;
+    }
     if (!t->parts && t->c->ledger) {
         struct na_ledger_delivery del = {"released", 0, q->attempts, na_now_ms(), 0};
         if (na_ledger_record(t->c->ledger, jc->alert_id, jc->route->name, &del,
@@ -152,7 +156,9 @@ void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
     for (struct job_ctx *jc = c->jobs, *next; jc; jc = next) {
         next = jc->jnext;
         if (jc->awaiting && job_of(jc, parts, from_retry)) {
-            na_jobs_end(c, jc);
+            jc->awaiting = false;
+            c->awaiting--;
+            jc->dropped = true;
             dropped++;
         }
     }
@@ -187,5 +193,14 @@ void na_handover_release(struct consumer *c) {
     if (c->handed_over) {
         struct take_ctx t = {c, NULL, false};
         (void)na_deliver_take(c->deliver, NULL, take_job, &t);
+    }
+}
+
+void na_handover_finish_dropped(struct consumer *c) {
+    for (struct job_ctx *jc = c->jobs, *next; jc; jc = next) {
+        next = jc->jnext;
+        if (jc->dropped) {
+            na_jobs_end(c, jc);
+        }
     }
 }

@@ -155,5 +155,56 @@ def test_failed_delivery_of_a_reread_record_is_dead_lettered_before_commit(ctx):
     c2.stop()
 
 
+def test_alerts_queued_for_a_route_that_is_down_survive_a_rebalance(ctx):
+    """Regression: a revoke dropped the alerts still queued for a route that
+    was down (the new owner reads their records again) but finished their
+    records, so their offsets were committed and nobody sent them (the
+    soak lost 9 alerts this way)."""
+    topic = ctx.topic("na.it.rebalance")
+    arts = []
+    for n, title in enumerate(["Beijing bans exports of dual-use items to military users",
+                               "Washington adds chip toolmakers to the export entity list",
+                               "Tokyo tightens export licences for chipmaking equipment"]):
+        a = dict(article(), title=title, url="https://news.test/rebalance/q%d" % n)
+        a["id"] = hashlib.sha256(a["url"].encode()).hexdigest()
+        arts.append(a)
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-p", "1"], stdin="".join("%d\t0\t%s\t%s\n" % (
+                          int(time.time()) * 1000, a["id"], json.dumps(a)) for a in arts),
+                     timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    hook = ctx.webhook()
+    hook.down(503)
+    group = harness.unique_topic("na-it-rebalance")
+    cfg = ctx.write("consumer.json", {
+        "brokers": ctx.brokers, "topic": topic, "group_id": group,
+        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
+        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
+        "retry_topic": ctx.topic("na.it.rebalance.retry"),
+        "rules": ctx.src("examples", "rules.json"), "stories": False,
+        # kept in memory (no parking), dropped at the revoke after 1 s
+        "park_after": "0", "revoke_timeout": "1s", "deliver_max_attempts": 1000,
+        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
+                    "digest_threshold": 0}]})
+    argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST
+    c1 = ctx.proc(argv, name="consumer-1")
+    harness.wait_until(lambda: len(re.findall(r"event=match", c1.stderr_text())) >= 3,
+                       60, what="the articles read")
+    hook.wait_for(lambda reqs: len(reqs) >= 1, timeout=60)
+    c2 = ctx.proc(argv, name="consumer-2")
+    harness.wait_until(lambda: re.search(r"event=handed_over dropped=[1-9]",
+                                         c1.stderr_text() + c2.stderr_text()), 60,
+                       what="queued alerts dropped at a revoke")
+    harness.wait_until(lambda: "event=started" in c2.stderr_text(), 60, what="c2 up")
+    time.sleep(2)
+    c2.kill(signal.SIGTERM)
+    assert c2.wait(60) == 0, c2.tail()
+    hook.up()
+    harness.wait_until(lambda: {r.json["article"]["url"] for r in hook.requests("/json")
+                                if r.status == 200} == {a["url"] for a in arts}, 90,
+                       what="every alert sent after the rebalance")
+    c1.stop()
+
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=400)
