@@ -47,8 +47,17 @@ void na_article_set_id(struct na_article *a) {
         return;
     }
     const char *feed = a->source_feed_url ? a->source_feed_url : "";
-    const char *key = a->guid && *a->guid ? a->guid : (a->title ? a->title : "");
-    const char *parts[] = {feed, key, NULL};
+    if ((a->guid && *a->guid) || (a->title && *a->title)) {
+        const char *parts[] = {feed, a->guid && *a->guid ? a->guid : a->title, NULL};
+        na_sha256_hex_parts(parts, a->id);
+        return;
+    }
+    /* Known by its text alone: an empty part between keeps these ids apart
+     * from any feed URL + GUID or title (parts end in NUL bytes). */
+    const char *text = a->summary && *a->summary ? a->summary
+                       : a->content              ? a->content
+                                                 : "";
+    const char *parts[] = {feed, "", text, NULL};
     na_sha256_hex_parts(parts, a->id);
 }
 

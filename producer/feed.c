@@ -111,7 +111,9 @@ void na_feed_item_end(struct na_feed_ctx *ctx) {
     if (!a->lang && feed->lang) {
         a->lang = na_strdup(feed->lang); /* on no memory the item has no lang */
     }
-    if (!a->url && !a->guid && !a->title) {
+    if (!a->url && !a->guid && !a->title && !a->summary && !a->content) {
+        /* nothing to show and nothing to know it by */
+        feed->items_empty++;
         na_feed_item_abort(ctx);
     }
 }
@@ -879,10 +881,17 @@ static void count(const char *format, na_err_t err, const struct na_feed *feed) 
     if (feed->items_dropped) {
         na_metric_add(
             na_metrics_get(NA_METRIC_COUNTER, "newsalert_feed_items_dropped_total",
-                           "Items skipped: over the item cap, or without link, guid "
-                           "and title",
+                           "Items skipped: over the item cap, malformed, or empty",
                            labels),
             (double)feed->items_dropped);
+    }
+    if (feed->items_empty) {
+        na_metric_add(na_metrics_get(NA_METRIC_COUNTER,
+                                     "newsalert_feed_items_empty_total",
+                                     "Items dropped for carrying none of title, link, "
+                                     "guid, description and content",
+                                     labels),
+                      (double)feed->items_empty);
     }
 }
 

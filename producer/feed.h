@@ -18,8 +18,10 @@
  * Every call is counted in the process-wide metrics (metrics.h):
  * newsalert_feed_documents_total{format,result} (result ok, malformed,
  * too_large, unsupported, nomem; format "unknown" before detection),
- * newsalert_feed_items_total{format} and
- * newsalert_feed_items_dropped_total{format}. The fetcher counts per feed.
+ * newsalert_feed_items_total{format},
+ * newsalert_feed_items_dropped_total{format} and, of those,
+ * newsalert_feed_items_empty_total{format} (items with none of title,
+ * link, guid, description and content). The fetcher counts per feed.
  *
  * Links and ids. Item links come out in the canonical form of
  * na_url_canonical(), which drops the fragment, with one exception: when
@@ -56,6 +58,8 @@ struct na_feed {
     struct na_article *items; /**< items_cnt parsed items, in document order */
     size_t items_cnt;
     size_t items_dropped; /**< items skipped: over NA_MAX_FEED_ITEMS or unusable */
+    size_t items_empty;   /**< of those, items with none of title, link, guid,
+                               description and content */
 };
 
 void na_feed_init(struct na_feed *feed);
@@ -76,8 +80,10 @@ void na_feed_cleanup(struct na_feed *feed);
  * @param base_url URL the document came from (for relative links), or NULL.
  * @param feed initialised with na_feed_init(); filled on success, left clean
  *        on failure.
- * Items over NA_MAX_FEED_ITEMS, and items with neither link, guid nor
- * title, are counted in items_dropped. Control bytes and invalid UTF-8 in
+ * An item with any of title, link, guid, description (summary) or content
+ * is an article (its id: na_article_set_id()); an item with none of them
+ * is dropped and counted in items_empty and items_dropped, as are items
+ * over NA_MAX_FEED_ITEMS (items_dropped only). Control bytes and invalid UTF-8 in
  * a UTF-8 document become spaces and U+FFFD instead of failing it.
  *
  * @returns NA_OK; NA_ERR_TOO_LARGE over NA_MAX_FEED_BYTES (or over
@@ -92,7 +98,7 @@ NA_WUR na_err_t na_feed_parse(const char *buf, size_t len, const char *base_url,
 /**
  * na_feed_parse_ex() flag: items as the document writes them, for
  * comparison with other parsers (tests/conformance). No item is dropped
- * for lacking link, guid and title, and no value is derived from
+ * for being empty, and no value is derived from
  * elsewhere: no guid or link from rdf:about, no link from a permalink
  * guid, no published_at from updated_at, no authors or lang from the feed.
  * Not for articles: such items may have no usable id.

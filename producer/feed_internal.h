@@ -85,8 +85,9 @@ NA_WUR na_err_t na_feed_item_begin(struct na_feed_ctx *ctx, struct na_article **
 
 /**
  * @brief Finish the item last begun: published_at falls back to
- *        updated_at, lang to the feed's; an item with neither url, guid
- *        nor title is removed and counted in items_dropped.
+ *        updated_at, lang to the feed's; an item with none of url, guid,
+ *        title, summary and content is removed and counted in
+ *        items_dropped and items_empty.
  */
 void na_feed_item_end(struct na_feed_ctx *ctx);
 

@@ -51,8 +51,10 @@ void na_article_cleanup(struct na_article *a);
  * @brief Set a->id per DESIGN.md: SHA-256 of the canonical URL (a->url),
  *        or of feed URL + GUID when there is no link or when
  *        a->id_by_guid is set (items of one document with the same link but
- *        their own guids, see feed.h), or of feed URL + title as a last
- *        resort.
+ *        their own guids, see feed.h); without link and GUID, of feed URL +
+ *        title, and without a title, of feed URL + the item's text (its
+ *        summary, else its content), so that an item known only by its
+ *        text has an id of its own (docs/producer.md, "Identity and dedup").
  */
 void na_article_set_id(struct na_article *a);
 

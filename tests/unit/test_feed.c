@@ -861,7 +861,8 @@ static void test_literal_flag(void **state) {
         "<item rdf:about=\"https://r.example/1\"><description>d</description>"
         "<dcterms:modified xmlns:dcterms=\"http://purl.org/dc/terms/\">"
         "2026-01-06T08:00:00Z</dcterms:modified></item>"
-        "<item><description>nothing to name it by</description></item></rdf:RDF>";
+        "<item><dc:subject xmlns:dc=\"http://purl.org/dc/elements/1.1/\">nothing to "
+        "name it by</dc:subject></item></rdf:RDF>";
     static const char atom[] =
         "<feed xmlns=\"http://www.w3.org/2005/Atom\"><author><name>Feed Author</name>"
         "</author><entry><title>t</title></entry></feed>";
@@ -888,7 +889,8 @@ static void test_literal_flag(void **state) {
     assert_null(feed.items[0].lang);
     assert_int_equal(feed.items[0].published_at, NA_TIME_UNKNOWN);
     assert_int_equal(feed.items[0].updated_at, 1767686400);
-    assert_string_equal(feed.items[1].summary, "nothing to name it by");
+    assert_int_equal(feed.items[1].categories_cnt, 1);
+    assert_string_equal(feed.items[1].categories[0], "nothing to name it by");
 
     assert_int_equal(
         na_feed_parse(atom, sizeof(atom) - 1, NULL, &feed, errstr, sizeof(errstr)),
@@ -1031,7 +1033,7 @@ static double metric(const char *name, const char *labels) {
 static void test_metrics_counted(void **state) {
     (void)state;
     static const char rss[] = "<rss version=\"2.0\"><channel><item><title>a</title>"
-                              "</item><item><description>no name</description></item>"
+                              "</item><item><category>no name</category></item>"
                               "<item><link>https://m.example/b</link></item>"
                               "</channel></rss>";
     static const char bad[] = "<rss><channel></rss>";
@@ -1046,6 +1048,7 @@ static void test_metrics_counted(void **state) {
     double uns0 = metric("newsalert_feed_documents_total", unsupported);
     double items0 = metric("newsalert_feed_items_total", "format=\"rss\"");
     double dropped0 = metric("newsalert_feed_items_dropped_total", "format=\"rss\"");
+    double empty0 = metric("newsalert_feed_items_empty_total", "format=\"rss\"");
 
     na_feed_init(&feed);
     assert_int_equal(
@@ -1063,6 +1066,251 @@ static void test_metrics_counted(void **state) {
     assert_true(metric("newsalert_feed_items_total", "format=\"rss\"") == items0 + 2);
     assert_true(metric("newsalert_feed_items_dropped_total", "format=\"rss\"") ==
                 dropped0 + 1);
+    assert_true(metric("newsalert_feed_items_empty_total", "format=\"rss\"") ==
+                empty0 + 1);
+}
+
+/* ---- every item (issue: "the whole article, not the teaser", point 4) ---- */
+
+enum { F_TITLE = 1, F_LINK = 2, F_GUID = 4, F_DESC = 8, F_CONTENT = 16, F_ALL = 31 };
+
+#define COMBO_FEED_URL "https://combo.example/feed"
+
+/* One document of @p format ("rss", "rdf", "atom", "jsonfeed") whose only
+ * item carries exactly the fields of @p mask; free(). */
+static char *combo_doc(const char *format, unsigned mask) {
+    struct na_buf b;
+    na_buf_init(&b);
+    if (!strcmp(format, "rss")) {
+        na_buf_puts(&b, "<rss version=\"2.0\" xmlns:content=\"http://purl.org/rss/1.0/"
+                        "modules/content/\"><channel><title>C</title><item>");
+        if (mask & F_TITLE) {
+            na_buf_puts(&b, "<title>Port closes at dawn</title>");
+        }
+        if (mask & F_LINK) {
+            na_buf_puts(&b, "<link>https://combo.example/a/1?utm_source=x</link>");
+        }
+        if (mask & F_GUID) {
+            na_buf_puts(&b, "<guid isPermaLink=\"false\">combo-guid-7</guid>");
+        }
+        if (mask & F_DESC) {
+            na_buf_puts(&b, "<description>&lt;p&gt;Harbour staff were told to "
+                            "leave.&lt;/p&gt;</description>");
+        }
+        if (mask & F_CONTENT) {
+            na_buf_puts(&b, "<content:encoded><![CDATA[<p>The whole story of the "
+                            "harbour.</p>]]></content:encoded>");
+        }
+        na_buf_puts(&b, "</item></channel></rss>");
+    } else if (!strcmp(format, "rdf")) {
+        na_buf_puts(&b, "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-"
+                        "ns#\" xmlns=\"http://purl.org/rss/1.0/\" xmlns:content=\""
+                        "http://purl.org/rss/1.0/modules/content/\"><channel rdf:about="
+                        "\"https://combo.example/\"><title>C</title></channel><item");
+        na_buf_puts(&b, mask & F_GUID ? " rdf:about=\"urn:combo:guid-7\">" : ">");
+        if (mask & F_TITLE) {
+            na_buf_puts(&b, "<title>Port closes at dawn</title>");
+        }
+        if (mask & F_LINK) {
+            na_buf_puts(&b, "<link>https://combo.example/a/1?utm_source=x</link>");
+        }
+        if (mask & F_DESC) {
+            na_buf_puts(&b, "<description>Harbour staff were told to leave."
+                            "</description>");
+        }
+        if (mask & F_CONTENT) {
+            na_buf_puts(&b, "<content:encoded>&lt;p&gt;The whole story of the "
+                            "harbour.&lt;/p&gt;</content:encoded>");
+        }
+        na_buf_puts(&b, "</item></rdf:RDF>");
+    } else if (!strcmp(format, "atom")) {
+        na_buf_puts(&b, "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>C</title>"
+                        "<entry>");
+        if (mask & F_TITLE) {
+            na_buf_puts(&b, "<title>Port closes at dawn</title>");
+        }
+        if (mask & F_LINK) {
+            na_buf_puts(&b, "<link rel=\"alternate\" href=\"https://combo.example/a/1?"
+                            "utm_source=x\"/>");
+        }
+        if (mask & F_GUID) {
+            na_buf_puts(&b, "<id>urn:combo:guid-7</id>");
+        }
+        if (mask & F_DESC) {
+            na_buf_puts(&b, "<summary>Harbour staff were told to leave.</summary>");
+        }
+        if (mask & F_CONTENT) {
+            na_buf_puts(&b, "<content type=\"html\">&lt;p&gt;The whole story of the "
+                            "harbour.&lt;/p&gt;</content>");
+        }
+        na_buf_puts(&b, "</entry></feed>");
+    } else {
+        bool first = true;
+        na_buf_puts(&b, "{\"version\":\"https://jsonfeed.org/version/1.1\","
+                        "\"title\":\"C\",\"items\":[{");
+#define MEMBER(text)                                                                     \
+    do {                                                                                 \
+        na_buf_puts(&b, first ? "" : ",");                                               \
+        na_buf_puts(&b, text);                                                           \
+        first = false;                                                                   \
+    } while (0)
+        if (mask & F_TITLE) {
+            MEMBER("\"title\":\"Port closes at dawn\"");
+        }
+        if (mask & F_LINK) {
+            MEMBER("\"url\":\"https://combo.example/a/1?utm_source=x\"");
+        }
+        if (mask & F_GUID) {
+            MEMBER("\"id\":\"urn:combo:guid-7\"");
+        }
+        if (mask & F_DESC) {
+            MEMBER("\"summary\":\"Harbour staff were told to leave.\"");
+        }
+        if (mask & F_CONTENT) {
+            MEMBER("\"content_html\":\"<p>The whole story of the harbour.</p>\"");
+        }
+#undef MEMBER
+        na_buf_puts(&b, "}]}");
+    }
+    char *s = na_buf_steal(&b);
+    assert_non_null(s);
+    return s;
+}
+
+/* The id docs/producer.md promises for an item carrying @p mask. */
+static void combo_id(const char *format, unsigned mask, char id[NA_SHA256_HEX_LEN + 1]) {
+    const char *guid = !strcmp(format, "rss") ? "combo-guid-7" : "urn:combo:guid-7";
+    if (mask & F_LINK) {
+        const char *url = "https://combo.example/a/1";
+        na_sha256_hex(url, strlen(url), id);
+    } else if (mask & (F_GUID | F_TITLE)) {
+        const char *parts[] = {COMBO_FEED_URL,
+                               mask & F_GUID ? guid : "Port closes at dawn", NULL};
+        na_sha256_hex_parts(parts, id);
+    } else {
+        const char *parts[] = {COMBO_FEED_URL, "",
+                               mask & F_DESC ? "Harbour staff were told to leave."
+                                             : "The whole story of the harbour.",
+                               NULL};
+        na_sha256_hex_parts(parts, id);
+    }
+}
+
+/* Each of the 32 combinations of title, link, guid, description and
+ * content, in each format: any one of them makes an article with the fields
+ * it carries and the id of the rule; none of them drops the item, counted
+ * as empty. */
+static void test_every_item_combination(void **state) {
+    (void)state;
+    static const char *const formats[] = {"rss", "rdf", "atom", "jsonfeed"};
+    char errstr[256];
+    char want_id[NA_SHA256_HEX_LEN + 1];
+    for (size_t f = 0; f < 4; f++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "format=\"%s\"", formats[f]);
+        for (unsigned mask = 0; mask <= F_ALL; mask++) {
+            struct na_feed feed;
+            char *doc = combo_doc(formats[f], mask);
+            double empty0 = metric("newsalert_feed_items_empty_total", labels);
+            na_feed_init(&feed);
+            if (na_feed_parse(doc, strlen(doc), COMBO_FEED_URL, &feed, errstr,
+                              sizeof(errstr))) {
+                print_error("%s mask %u: %s\n", formats[f], mask, errstr);
+                fail();
+            }
+            assert_string_equal(feed.format, formats[f]);
+            if (mask == 0) {
+                assert_int_equal(feed.items_cnt, 0);
+                assert_int_equal(feed.items_dropped, 1);
+                assert_int_equal(feed.items_empty, 1);
+                assert_true(metric("newsalert_feed_items_empty_total", labels) ==
+                            empty0 + 1);
+                na_feed_cleanup(&feed);
+                free(doc);
+                continue;
+            }
+            if (feed.items_cnt != 1) {
+                print_error("%s mask %u: %zu items\n", formats[f], mask, feed.items_cnt);
+                fail();
+            }
+            assert_int_equal(feed.items_empty, 0);
+            struct na_article *a = &feed.items[0];
+            assert_true(!!(mask & F_TITLE) == (a->title != NULL));
+            assert_true(!!(mask & F_LINK) == (a->url != NULL));
+            assert_true(!!(mask & F_GUID) == (a->guid != NULL));
+            assert_true(!!(mask & F_DESC) == (a->summary != NULL));
+            assert_true(!!(mask & F_CONTENT) == (a->content != NULL));
+            if (a->url) {
+                assert_string_equal(a->url, "https://combo.example/a/1");
+            }
+            if (a->summary) {
+                assert_string_equal(a->summary, "Harbour staff were told to leave.");
+            }
+            if (a->content) {
+                assert_string_equal(a->content, "The whole story of the harbour.");
+            }
+            a->source_feed_url = strdup(COMBO_FEED_URL);
+            na_article_set_id(a);
+            combo_id(formats[f], mask, want_id);
+            if (strcmp(a->id, want_id)) {
+                print_error("%s mask %u: id %s, want %s\n", formats[f], mask, a->id,
+                            want_id);
+                fail();
+            }
+            na_feed_cleanup(&feed);
+            free(doc);
+        }
+    }
+}
+
+/* Items known by their text alone: two of them get two ids (not one id
+ * of an empty key), neither collides with a title or GUID of that text,
+ * and `newsalert-producer parse` prints them. */
+static void test_text_only_items(void **state) {
+    (void)state;
+    static const char rss[] =
+        "<rss version=\"2.0\"><channel><title>T</title>"
+        "<item><description>First notice: the ferry is cancelled.</description></item>"
+        "<item><description>Second notice: the bridge reopens.</description></item>"
+        "<item><title>First notice: the ferry is cancelled.</title></item>"
+        "<item><guid isPermaLink=\"false\">notice-3</guid></item>"
+        "<item><category>only a category</category></item>"
+        "</channel></rss>";
+    struct na_feed feed;
+    char errstr[256];
+    na_feed_init(&feed);
+    assert_int_equal(na_feed_parse(rss, sizeof(rss) - 1, "https://t.example/f", &feed,
+                                   errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(feed.items_cnt, 4);
+    assert_int_equal(feed.items_empty, 1);
+    for (size_t i = 0; i < feed.items_cnt; i++) {
+        feed.items[i].source_feed_url = strdup("https://t.example/f");
+        na_article_set_id(&feed.items[i]);
+    }
+    for (size_t i = 0; i < feed.items_cnt; i++) {
+        for (size_t j = i + 1; j < feed.items_cnt; j++) {
+            assert_string_not_equal(feed.items[i].id, feed.items[j].id);
+        }
+    }
+    na_feed_cleanup(&feed);
+
+    /* the command line prints what was dropped before */
+    char path[] = "/tmp/na_test_text_only_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, rss, sizeof(rss) - 1), (ssize_t)(sizeof(rss) - 1));
+    close(fd);
+    char parse[] = "parse";
+    char *argv[] = {parse, path};
+    char *out = NULL, *err = NULL;
+    assert_int_equal(run_cmd(argv, 2, &out, &err), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(count_lines(out), 4);
+    assert_non_null(strstr(out, "\"summary\":\"Second notice: the bridge reopens.\""));
+    free(out);
+    free(err);
+    unlink(path);
 }
 
 int main(void) {
@@ -1081,6 +1329,8 @@ int main(void) {
         cmocka_unit_test(test_live_blog_posts_keep_fragments_and_ids),
         cmocka_unit_test(test_live_blog_guid_links_and_atom),
         cmocka_unit_test(test_metrics_counted),
+        cmocka_unit_test(test_every_item_combination),
+        cmocka_unit_test(test_text_only_items),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
