@@ -130,7 +130,7 @@ def test_compose_file_matches_the_compose_spec_schema(ctx):
 def metric_names_in_sources(ctx):
     names = set()
     for folder in ("common", "producer", "consumer"):
-        for path in glob.glob(ctx.src(folder, "*.c")):
+        for path in glob.glob(ctx.src(folder, "**", "*.c"), recursive=True):
             with open(path, encoding="utf-8") as f:
                 names.update(re.findall(r'"(newsalert_[a-z0-9_]+)"', f.read()))
     return names

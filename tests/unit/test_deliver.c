@@ -670,11 +670,23 @@ static void test_failed_alerts_are_retried_in_their_order(void **state) {
                  3, false, &m, NULL);
     server_stop(&s);
     assert_int_equal(m.ok, 3);
-    assert_int_equal(s.requests, 6);
-    /* The first three ran at once and failed; the retries keep the order. */
-    assert_string_equal(s.bodies[3], "{\"a\":0}");
-    assert_string_equal(s.bodies[4], "{\"a\":1}");
-    assert_string_equal(s.bodies[5], "{\"a\":2}");
+    /* The first three ran at once and failed; the retries keep the order.
+     * (A request curl re-sends on a connection the server had just closed
+     * may repeat one: compare the first time each body came back.) */
+    assert_true(s.requests >= 6);
+    char seen[3] = {0};
+    int order[3], n = 0;
+    for (int i = 3; i < s.requests && n < 3; i++) {
+        int a = s.bodies[i][5] - '0';
+        if (a >= 0 && a < 3 && !seen[a]) {
+            seen[a] = 1;
+            order[n++] = a;
+        }
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(order[0], 0);
+    assert_int_equal(order[1], 1);
+    assert_int_equal(order[2], 2);
 }
 
 static int setup(void **state) {
