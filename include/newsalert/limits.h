@@ -22,6 +22,8 @@
 #define NA_MAX_SUMMARY_BYTES (16u * 1024u)
 /** Longest plain-text content kept (bytes). */
 #define NA_MAX_CONTENT_BYTES (256u * 1024u)
+/** Largest article page fetched for its full text (bytes; docs/producer.md). */
+#define NA_MAX_PAGE_BYTES (8u * 1024u * 1024u)
 /** Longest URL kept (bytes). */
 #define NA_MAX_URL_BYTES 4096u
 /** Most authors / categories kept per article. */
