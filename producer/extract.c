@@ -997,7 +997,9 @@ static bool furniture(const xmlNode *n, const struct meta *m) {
         return false;
     }
     size_t len = strlen(t);
-    if (is_label(t) || is_title(t, m->title)) {
+    if (!len) {
+        drop = false; /* only spaces (&nbsp;): nothing to judge */
+    } else if (is_label(t) || is_title(t, m->title)) {
         drop = true;
     } else if (len <= 100 && !strchr(".!?", t[len - 1])) {
         for (size_t k = 0; k < m->authors_cnt && !drop; k++) {

@@ -442,6 +442,15 @@ static void test_no_story(void **state) {
     assert_null(x.from);
     assert_int_equal(extract(scripts, sizeof(scripts) - 1, NULL, &x), NA_OK);
     assert_null(x.text);
+    /* blocks of nothing but no-break spaces beside the story */
+    static const char nbsp[] =
+        "<meta name='author' content='A. Writer'><div><div>&nbsp;</div><p>The ferry to "
+        "the outer islands was cancelled on Monday because of ice in the sound, the "
+        "operator said.</p><div>\xc2\xa0 \xc2\xa0</div><p>It would not sail again "
+        "before Thursday, when the ice is expected to clear, a spokesman added.</p>"
+        "</div>";
+    assert_int_equal(extract(nbsp, sizeof(nbsp) - 1, NULL, &x), NA_OK);
+    assert_non_null(strstr(x.text, "before Thursday"));
     na_err_t err = extract("", 0, NULL, &x);
     assert_true(err == NA_ERR_PARSE || (err == NA_OK && !x.text));
     na_extract_cleanup(&x);
