@@ -1,6 +1,8 @@
 #include "newsalert/fault.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +19,16 @@ struct point {
 static struct point points[FAULT_MAX_POINTS];
 static int points_cnt;
 static int state; /* 0: environment not read yet, 1: read */
+/* Worker threads (classify) pass fault points too: the table is guarded,
+ * and with nothing armed a call reads one atomic and returns. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static atomic_long armed; /* hits left over every point */
 
-void na_fault_arm(const char *spec) {
+static void arm(const char *spec) {
     points_cnt = 0;
     state = 1;
+    atomic_store(&armed, 0);
     for (const char *p = spec; p && *p && points_cnt < FAULT_MAX_POINTS;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -43,6 +51,7 @@ void na_fault_arm(const char *spec) {
                 memcpy(points[points_cnt].name, tok, strlen(tok) + 1);
                 points[points_cnt].left = count;
                 points_cnt++;
+                atomic_fetch_add(&armed, count);
                 na_log(NA_LOG_WARN, "fault", "armed", "point=%s count=%ld", na_log_q(tok),
                        count);
             } else {
@@ -53,17 +62,38 @@ void na_fault_arm(const char *spec) {
     }
 }
 
-bool na_fault(const char *name) {
+void na_fault_arm(const char *spec) {
+    pthread_mutex_lock(&lock);
+    arm(spec);
+    pthread_mutex_unlock(&lock);
+}
+
+static void arm_from_env(void) {
+    pthread_mutex_lock(&lock);
     if (!state) {
-        na_fault_arm(getenv("NEWSALERT_FAULTS"));
+        arm(getenv("NEWSALERT_FAULTS"));
     }
-    for (int i = 0; i < points_cnt; i++) {
+    pthread_mutex_unlock(&lock);
+}
+
+bool na_fault(const char *name) {
+    bool hit = false;
+    long left = 0;
+    pthread_once(&env_once, arm_from_env);
+    if (!atomic_load(&armed)) {
+        return false;
+    }
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < points_cnt && !hit; i++) {
         if (points[i].left > 0 && !strcmp(points[i].name, name)) {
-            points[i].left--;
-            na_log(NA_LOG_WARN, "fault", "hit", "point=%s left=%ld", na_log_q(name),
-                   points[i].left);
-            return true;
+            left = --points[i].left;
+            atomic_fetch_sub(&armed, 1);
+            hit = true;
         }
     }
-    return false;
+    pthread_mutex_unlock(&lock);
+    if (hit) {
+        na_log(NA_LOG_WARN, "fault", "hit", "point=%s left=%ld", na_log_q(name), left);
+    }
+    return hit;
 }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alert.h"
 #include "deliver.h"
@@ -28,6 +29,8 @@
  * (ms): the transfer in flight ends by then, and its outcome is written. */
 
 #define NA_CONSUMER_PRUNE_MS 60000
+/* Records with the workers at once (workers > 0). */
+#define NA_CONSUMER_WORK_WINDOW 256
 /* Backoff of a refused dead-letter or ledger write (doubles, with jitter). */
 
 #define C(f) offsetof(struct na_consumer_conf, f)
@@ -96,6 +99,10 @@ const struct na_conf_entry na_consumer_conf_table[] = {
     {"print", NA_CONF_BOOL, C(print), "false", "print each alert on stdout", 0, 0, 0},
     {"create_topics", NA_CONF_BOOL, C(create_topics), "true",
      "create the articles and dead-letter topics when missing", 0, 0, 0},
+    {"workers", NA_CONF_INT, C(workers), "-1",
+     "threads that decode and classify articles beside the main one (-1: one fewer "
+     "than the CPUs, at least 1; 0: all on the main thread)",
+     0, -1, NA_WORKQ_MAX_THREADS},
     {"exit_eof", NA_CONF_BOOL, C(exit_eof), "false",
      "exit when all partitions are consumed and all alerts finished", 0, 0, 0},
     NA_DAEMON_CONF_ENTRIES(struct na_consumer_conf, daemon),
@@ -654,6 +661,18 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         err = NA_ERR_NOMEM;
         goto out;
     }
+    int workers = (int)conf->workers;
+    if (workers < 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = cpus > 2 ? (int)(cpus - 1 < 8 ? cpus - 1 : 8) : 1;
+    }
+    /* Records out with the workers at once: enough to keep them busy while
+     * the main thread delivers, few enough to bound memory. */
+    if (workers && !(c.workq = na_workq_new(workers, NA_CONSUMER_WORK_WINDOW,
+                                            na_records_work, &c))) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
     if (conf->ledger) {
         /* Read the whole ledger before the first article is consumed; its
          * records re-open the stories of the window. */
@@ -702,7 +721,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
 
     while (*running && !c.fatal) {
         if (na_daemon_take_reload()) {
-            /* Between records: nothing holds on to the old rules. */
+            /* Between records: nothing holds on to the old rules (the
+             * workers finish what they have first). */
+            na_records_drain(&c);
             (void)na_consumer_reload_rules(conf->rules, &c.rules);
             stage_routes(&c);
         }
@@ -723,11 +744,16 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             na_daemon_kafka_gauges(c.dlq, "dlq");
             published_ms = na_mono_ms();
         }
-        bool busy = na_deliver_pending(c.deliver) > 0;
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c.rk, busy ? 0 : 100);
+        size_t working = c.workq ? na_workq_pending(c.workq) : 0;
+        bool busy = na_deliver_pending(c.deliver) > 0 || working;
+        /* Read on while the workers have room (bounded memory). */
+        rd_kafka_message_t *rkm = !c.workq || na_workq_has_room(c.workq)
+                                      ? rd_kafka_consumer_poll(c.rk, busy ? 0 : 100)
+                                      : NULL;
         if (rkm && !na_records_handle(&c, rkm)) {
             rd_kafka_message_destroy(rkm);
         }
+        na_records_collect(&c, rkm || !working ? 0 : 2);
         na_deliver_run(c.deliver, rkm ? 0 : (busy ? 20 : 0), na_jobs_on_delivered, &c);
         rd_kafka_poll(c.dlq, 0);
         if (c.ledger) {
@@ -761,6 +787,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         }
     }
 
+    /* Records the workers still hold raised nothing yet: read again next
+     * time. */
+    na_records_discard(&c);
     /* Drain: finish in-flight alerts up to the deadline (a second SIGTERM
      * or SIGINT ends it at once), store, close. */
     int64_t deadline = na_daemon_deadline(conf->drain_timeout_ms);
@@ -809,6 +838,8 @@ out:
     if (sub) {
         rd_kafka_topic_partition_list_destroy(sub);
     }
+    na_records_discard(&c);
+    na_workq_destroy(c.workq);
     na_jobs_free_retries(&c); /* their records are read again after a restart */
     c.closing = true;         /* the revoke of the close hands over without waiting */
     if (c.rk) {

@@ -51,6 +51,7 @@ struct na_consumer_conf {
     int print;                    /**< "print": alerts to stdout as they happen */
     int create_topics;            /**< "create_topics": create missing topics */
     int exit_eof;                 /**< "exit_eof": exit once caught up and delivered */
+    long long workers;            /**< "workers": decode/classify threads (-1: auto) */
     struct na_kafka_props props;  /**< "kafka" and -X */
     struct na_routes routes;      /**< "routes" plus --webhook */
     struct na_daemon_conf daemon; /**< "log_format", "http_listen" */

@@ -34,6 +34,7 @@
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+#include "newsalert/workq.h"
 #include "rules.h"
 #include "story.h"
 #include "tracker.h"
@@ -85,6 +86,7 @@ struct consumer {
     const struct na_route **rroute; /* per retry partition: its last job's route */
     bool *rpaused;                  /* per retry partition */
     bool closing;                   /* the final revoke: no waiting */
+    na_workq_t *workq;              /* decode and classify on worker threads, or NULL */
 };
 
 /* A record whose alert to a route is already on its way for another record
@@ -243,6 +245,18 @@ void na_jobs_free_retries(struct consumer *c);
 
 /** @returns true when @p rkm was taken (kept to be processed again later). */
 bool na_records_handle(struct consumer *c, rd_kafka_message_t *rkm);
+/** na_work_fn of the workers: decode and classify one record. */
+void na_records_work(void *rec, void *consumer);
+/** @brief Finish the records the workers are done with, in the order they
+ *         were read; wait up to @p timeout_ms for the first. @returns how
+ *         many. */
+size_t na_records_collect(struct consumer *c, int timeout_ms);
+/** @brief Finish every record out with the workers (before the rules are
+ *         swapped, or for exit_eof). */
+void na_records_drain(struct consumer *c);
+/** @brief Drop the records out with the workers unfinished (shutdown:
+ *         they are read again after the restart). */
+void na_records_discard(struct consumer *c);
 /** @brief A record kept for want of memory is due: process it again. */
 void na_records_reprocess(struct consumer *c, struct reprocess *rp);
 /** @brief Forget that @p partition was at its end (exit_eof). */

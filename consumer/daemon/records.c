@@ -325,46 +325,84 @@ static bool too_old(struct consumer *c, const rd_kafka_message_t *rkm,
 /* Decode, classify and raise the alerts of one record; the record's own
  * unit of @p entry stays for the caller. @returns NA_ERR_NOMEM when the
  * record must be processed again later (see raise_alerts()), else NA_OK. */
-static na_err_t process_record(struct consumer *c, const rd_kafka_message_t *rkm,
-                               struct na_tracker_entry *entry) {
-    struct na_pipeline p = {c->rules, c->stories, c->ledger, c->routes};
+/* One record on its way through the stages: decoded and classified by
+ * na_records_work() (on a worker thread when there are workers), then acted on
+ * here in the order records were read (finish_record()). */
+struct rec {
+    rd_kafka_message_t *rkm;
+    struct na_tracker_entry *entry;
     struct na_decision d;
-    na_decision_init(&d);
-    na_err_t err = na_pipeline_decode(&p, rkm->payload, rkm->len, &d);
-    if (err) {
-        goto out;
+    na_err_t err;        /* NA_ERR_NOMEM from decoding or classifying */
+    int64_t classify_us; /* -1: not classified */
+};
+
+/* na_work_fn: decode and classify one record. Runs on a worker thread: it
+ * reads c->rules only, which is not swapped while records are out (the
+ * loop drains them first, na_records_drain()). */
+void na_records_work(void *vr, void *vc) {
+    struct rec *r = vr;
+    struct consumer *c = vc;
+    struct na_pipeline p = {c->rules, NULL, NULL, NULL};
+    na_decision_init(&r->d);
+    r->classify_us = -1;
+    r->err = na_pipeline_decode(&p, r->rkm->payload, r->rkm->len, &r->d);
+    if (r->err || !r->d.decoded) {
+        return;
     }
-    if (!d.decoded) {
+    int64_t t0 = na_mono_us();
+    r->err = na_pipeline_classify(&p, &r->d);
+    if (!r->err) {
+        r->classify_us = na_mono_us() - t0;
+    }
+}
+
+/* Act on a decoded and classified record: dead-letter a poison record,
+ * drop one older than the ledger's horizon, else decide its story and
+ * alerts and start them. @returns NA_ERR_NOMEM when the record must be
+ * processed again later, else NA_OK. */
+static na_err_t finish_record(struct consumer *c, struct rec *r) {
+    const rd_kafka_message_t *rkm = r->rkm;
+    na_err_t err = r->err;
+    if (err) {
+        if (r->d.decoded) {
+            na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s err=%s",
+                   r->d.article.id, na_log_q(na_err2str(err)));
+        }
+        return err;
+    }
+    if (!r->d.decoded) {
         c->stats->poison++;
         na_metrics_inc("newsalert_consumer_poison_records_total",
                        "Records that are not valid article/v1.", NULL);
         na_log(NA_LOG_WARN, "consumer", "poison_record",
                "partition=%d offset=%lld err=%s", (int)rkm->partition,
-               (long long)rkm->offset, na_log_q(d.error));
-        err = na_jobs_dead_letter(c, entry, rkm->key, rkm->key_len, rkm->payload,
-                                  rkm->len, "decode", d.error, NULL, NULL, rkm->partition,
-                                  rkm->offset);
-        goto out;
+               (long long)rkm->offset, na_log_q(r->d.error));
+        return na_jobs_dead_letter(c, r->entry, rkm->key, rkm->key_len, rkm->payload,
+                                   rkm->len, "decode", r->d.error, NULL, NULL,
+                                   rkm->partition, rkm->offset);
     }
-    if (too_old(c, rkm, &d.article)) {
-        goto out;
+    if (too_old(c, rkm, &r->d.article)) {
+        return NA_OK;
     }
-    int64_t t0 = na_mono_us();
-    err = na_pipeline_classify(&p, &d);
     na_metric_observe(na_metrics_get(NA_METRIC_HISTOGRAM,
                                      "newsalert_consumer_classify_seconds",
                                      "Time to classify one article.", NULL),
-                      (double)(na_mono_us() - t0) / 1e6);
-    if (err) {
-        na_log(NA_LOG_ERROR, "consumer", "classify_failed", "article=%s err=%s",
-               d.article.id, na_log_q(na_err2str(err)));
-        goto out;
+                      (double)r->classify_us / 1e6);
+    struct na_pipeline p = {c->rules, c->stories, c->ledger, c->routes};
+    if (!(err = na_pipeline_alerts(&p, &r->d))) {
+        err = raise_alerts(c, r->entry, &r->d, rkm->partition, rkm->offset);
     }
-    if (!(err = na_pipeline_alerts(&p, &d))) {
-        err = raise_alerts(c, entry, &d, rkm->partition, rkm->offset);
-    }
-out:
-    na_decision_cleanup(&d);
+    return err;
+}
+
+/* All the stages on this thread (no workers, or a record processed
+ * again). */
+static na_err_t process_record(struct consumer *c, rd_kafka_message_t *rkm,
+                               struct na_tracker_entry *entry) {
+    struct rec r = {.rkm = rkm, .entry = entry};
+    na_records_work(&r, c);
+    na_err_t err = finish_record(c, &r);
+    na_decision_cleanup(&r.d);
     return err;
 }
 
@@ -415,11 +453,70 @@ bool na_records_handle(struct consumer *c, rd_kafka_message_t *rkm) {
         c->fatal = true;
         return false;
     }
+    struct rec *r = c->workq ? calloc(1, sizeof(*r)) : NULL;
+    if (r) {
+        r->rkm = rkm;
+        r->entry = entry;
+        if (na_workq_submit(c->workq, r)) {
+            return true; /* na_records_collect() finishes it */
+        }
+        free(r);
+    }
+    /* No workers (or no room, or no memory for the record's slot): all
+     * the stages here, after the records read before it. */
+    na_records_drain(c);
     if (process_record(c, rkm, entry)) {
         return process_later(c, rkm, entry);
     }
     na_tracker_done(c->tracker, entry);
     return false;
+}
+
+/* The record's stages are done on the worker: finish it here. */
+static void collect_one(struct consumer *c, struct rec *r) {
+    if (r->entry->orphaned) {
+        /* Its partition went to another member meanwhile: that one reads
+         * it again; nothing of it happens here. */
+        na_tracker_done(c->tracker, r->entry);
+        rd_kafka_message_destroy(r->rkm);
+    } else if (!finish_record(c, r)) {
+        na_tracker_done(c->tracker, r->entry);
+        rd_kafka_message_destroy(r->rkm);
+    } else if (!process_later(c, r->rkm, r->entry)) {
+        /* Without memory even to keep it: stuck, its entry unfinished
+         * (never stored; /readyz says so, the restart reads it again). */
+        rd_kafka_message_destroy(r->rkm);
+    } /* else kept by process_later(), to be processed again */
+    na_decision_cleanup(&r->d);
+    free(r);
+}
+
+size_t na_records_collect(struct consumer *c, int timeout_ms) {
+    size_t n = 0;
+    struct rec *r;
+    while (c->workq && (r = na_workq_take(c->workq, n ? 0 : timeout_ms))) {
+        collect_one(c, r);
+        n++;
+    }
+    return n;
+}
+
+void na_records_drain(struct consumer *c) {
+    while (c->workq && na_workq_pending(c->workq)) {
+        na_records_collect(c, 100);
+    }
+}
+
+void na_records_discard(struct consumer *c) {
+    while (c->workq && na_workq_pending(c->workq)) {
+        struct rec *r = na_workq_take(c->workq, 100);
+        if (r) {
+            /* Unfinished: read again after the restart. */
+            na_decision_cleanup(&r->d);
+            rd_kafka_message_destroy(r->rkm);
+            free(r);
+        }
+    }
 }
 
 /* A record kept by process_later() is due: process it again, unless its

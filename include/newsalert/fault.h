@@ -7,9 +7,10 @@
  * Off unless the environment sets NEWSALERT_FAULTS when the process starts:
  * "NAME[:COUNT][,NAME[:COUNT]..]" makes na_fault(NAME) true for its next
  * COUNT calls (default 1), then false again. With the variable unset a call
- * costs one load and one branch. The points are listed in docs/reliability.md.
+ * costs one atomic load. The points are listed in docs/reliability.md.
  *
- * Threading: call from one thread (the daemon's main thread).
+ * Threading: any thread (a lock guards the table; with nothing armed a
+ * call only reads an atomic counter).
  */
 #ifndef NEWSALERT_FAULT_H
 #define NEWSALERT_FAULT_H

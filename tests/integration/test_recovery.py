@@ -146,5 +146,40 @@ def test_out_of_memory_in_classify_or_dead_letter_processes_the_record_again(ctx
     assert committed(ctx, topic, group).get(0) == len(records)
 
 
+def test_workers_never_let_an_offset_pass_an_unfinished_article(ctx):
+    """With worker threads, later articles finish before an earlier one
+    whose classification failed (it is processed again after a backoff):
+    the committed offset must stay below that article until its alert was
+    delivered (docs/delivery.md invariant 1, with workers)."""
+    topic = ctx.topic("na.it.recovery")
+    arts = [article(i + 1, "%s, case %d" % (TITLES[i % 3], i)) for i in range(12)]
+    produce(ctx, topic, [(a["id"], json.dumps(a)) for a in arts])
+    hook = ctx.webhook()
+    group = harness.unique_topic("na-it-recovery")
+    cfg = config(ctx, topic, group, hook, workers=2)
+    c = ctx.proc([ctx.bin("newsalert-consumer"), "--config", cfg] + FAST, name="consumer",
+                 env={"NEWSALERT_FAULTS": "classify:1"})
+    first = arts[0]["url"]
+    seen_before = []
+
+    def first_delivered():
+        return any(r.json["article"]["url"] == first for r in hook.requests("/json")
+                   if r.status == 200)
+    deadline = time.time() + 60
+    while not first_delivered():
+        assert time.time() < deadline, "the first article's alert never came"
+        got = committed(ctx, topic, group).get(0, -1001)
+        if not first_delivered():
+            seen_before.append(got)
+        time.sleep(0.1)
+    assert "point=\"classify\"" in c.stderr_text(), "the fault point was not reached"
+    assert seen_before and max(seen_before) <= 0, \
+        "offset committed past an unfinished article: %s" % sorted(set(seen_before))
+    harness.wait_until(lambda: committed(ctx, topic, group).get(0) == len(arts), 60,
+                       what="everything committed once it is done")
+    assert len(hook.requests("/json")) >= len(arts)
+    c.stop()
+
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=300)
