@@ -27,6 +27,11 @@ struct transfer {
     size_t custom_cnt;
     char *etag; /* request validators (copies) */
     char *last_modified;
+    char *accept;    /* "Accept: ..." line (copy) or NULL: feed types */
+    char *hint;      /* refuse_hint (copy) or NULL */
+    long timeout_ms; /* the chain's */
+    na_fetch_done_cb *done;
+    void *done_ctx;
     bool allow_private;
     bool check_addr;   /* this hop may not reach a private address */
     bool perm_chain;   /* every redirect so far was a 301/308 */
@@ -78,6 +83,7 @@ static void transfer_free(na_fetcher_t *f, struct transfer *t) {
     free(t->res.etag);
     free(t->res.last_modified);
     free(t->res.retry_after);
+    free(t->res.content_type);
     free(t->res.effective_url);
     free(t->res.permanent_url);
     free(t->url);
@@ -88,6 +94,8 @@ static void transfer_free(na_fetcher_t *f, struct transfer *t) {
     free(t->custom);
     free(t->etag);
     free(t->last_modified);
+    free(t->accept);
+    free(t->hint);
     free(t);
 }
 
@@ -318,9 +326,11 @@ static na_err_t hop_headers(na_fetcher_t *f, struct transfer *t) {
         err = add_line(&list, f->instance_line);
     }
     if (!err) {
-        err = add_line(&list, "Accept: application/rss+xml, application/atom+xml, "
-                              "application/feed+json, application/xml;q=0.9, "
-                              "text/xml;q=0.9, */*;q=0.8");
+        err = add_line(&list, t->accept
+                                  ? t->accept
+                                  : "Accept: application/rss+xml, application/atom+xml, "
+                                    "application/feed+json, application/xml;q=0.9, "
+                                    "text/xml;q=0.9, */*;q=0.8");
     }
     if (!err && t->etag) {
         snprintf(line, sizeof(line), "If-None-Match: %s", t->etag);
@@ -433,7 +443,10 @@ na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
     na_buf_init(&t->body);
     t->res.opaque = req->opaque;
     t->perm_chain = true;
-    t->max_bytes = f->opts.max_bytes;
+    t->max_bytes = req->max_bytes ? req->max_bytes : f->opts.max_bytes;
+    t->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : f->opts.timeout_ms;
+    t->done = req->done;
+    t->done_ctx = req->done_ctx;
     t->allow_private = req->allow_private;
     t->check_addr = req->check_first && !req->allow_private;
     t->curl = curl_easy_init();
@@ -453,8 +466,17 @@ na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
         t->custom_cnt++;
     }
     if ((req->etag && !(t->etag = na_strdup(req->etag))) ||
-        (req->last_modified && !(t->last_modified = na_strdup(req->last_modified)))) {
+        (req->last_modified && !(t->last_modified = na_strdup(req->last_modified))) ||
+        (req->refuse_hint && !(t->hint = na_strdup(req->refuse_hint)))) {
         goto nomem;
+    }
+    if (req->accept) {
+        struct na_buf line;
+        na_buf_init(&line);
+        na_buf_printf(&line, "Accept: %s", req->accept);
+        if (!(t->accept = na_buf_steal(&line))) {
+            goto nomem;
+        }
     }
     CURL *c = t->curl;
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -473,9 +495,9 @@ na_err_t na_fetcher_add(na_fetcher_t *f, const struct na_fetch_req *req) {
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->res.errstr);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->opts.max_bytes);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_bytes);
     t->start_ms = na_mono_ms();
-    t->deadline_ms = t->start_ms + f->opts.timeout_ms;
+    t->deadline_ms = t->start_ms + t->timeout_ms;
     if (hop_start(f, t)) {
         goto nomem;
     }
@@ -508,11 +530,19 @@ static void finish(na_fetcher_t *f, struct transfer *t, CURLcode code, long stat
     if (t->res.code && t->refused[0]) {
         char *shown = na_conf_redact_url_query(t->url);
         t->res.redirect_refused = true;
-        snprintf(t->res.errstr, sizeof(t->res.errstr),
-                 "%s leads to %s; redirect targets must be public unless the source "
-                 "sets allow_private_redirects",
-                 shown ? shown : "?", t->refused);
+        t->res.addr_refused = true;
+        snprintf(t->res.errstr, sizeof(t->res.errstr), "%s leads to %s; %s",
+                 shown ? shown : "?", t->refused,
+                 t->hint ? t->hint
+                         : "redirect targets must be public unless the source sets "
+                           "allow_private_redirects");
         free(shown);
+    }
+    if (!t->res.code) {
+        char *ct = NULL;
+        if (curl_easy_getinfo(t->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct) {
+            t->res.content_type = na_strndup(ct, strlen(ct) > 256 ? 256 : strlen(ct));
+        }
     }
     if (!t->res.errstr[0] && t->res.code) {
         snprintf(t->res.errstr, sizeof(t->res.errstr), "%s",
@@ -531,7 +561,11 @@ static void finish(na_fetcher_t *f, struct transfer *t, CURLcode code, long stat
     t->res.elapsed_ms = na_mono_ms() - t->start_ms;
     unlink_transfer(f, t);
     f->active--;
-    cb(&t->res, ctx);
+    if (t->done) {
+        t->done(&t->res, t->done_ctx);
+    } else {
+        cb(&t->res, ctx);
+    }
     transfer_free(f, t);
 }
 

@@ -63,6 +63,11 @@ struct na_fetch_opts {
     const char *instance_id; /**< sent as X-Newsalert-Instance, or NULL */
 };
 
+struct na_fetch_res;
+
+/** Called once per finished transfer; @p res is borrowed for the call. */
+typedef void(na_fetch_done_cb)(struct na_fetch_res *res, void *ctx);
+
 struct na_fetch_req {
     const char *url;
     char *const *headers; /**< "Name: value" lines, copied; sent only to the
@@ -77,6 +82,15 @@ struct na_fetch_req {
     const char *etag;           /**< If-None-Match, or NULL */
     const char *last_modified;  /**< If-Modified-Since, or NULL */
     void *opaque;               /**< handed back in the result */
+    const char *accept;         /**< Accept line value, or NULL: feed types */
+    long timeout_ms;            /**< whole chain, or 0: opts.timeout_ms */
+    size_t max_bytes;           /**< body cap, or 0: opts.max_bytes */
+    const char *refuse_hint;    /**< ends a refusal's errstr, or NULL: "redirect
+                                     targets must be public unless the source
+                                     sets allow_private_redirects" */
+    na_fetch_done_cb *done;     /**< this transfer's result goes here instead
+                                     of to na_fetcher_run()'s callback, or NULL */
+    void *done_ctx;             /**< handed to @p done */
 };
 
 struct na_fetch_res {
@@ -88,9 +102,11 @@ struct na_fetch_res {
     bool too_large;          /**< the body passed max_bytes; transfer aborted */
     bool redirect_refused;   /**< a hop led to a private address or away from
                                   http(s); errstr says where */
+    bool addr_refused;       /**< of those: the address was refused */
     char *etag;              /**< response ETag or NULL */
     char *last_modified;     /**< response Last-Modified or NULL */
     char *retry_after;       /**< response Retry-After or NULL */
+    char *content_type;      /**< response Content-Type or NULL */
     char *effective_url;     /**< after redirects */
     long redirects;          /**< redirects followed */
     bool permanent_redirect; /**< a 301/308 was among them */
@@ -99,9 +115,6 @@ struct na_fetch_res {
     int64_t elapsed_ms;
     char errstr[CURL_ERROR_SIZE];
 };
-
-/** Called once per finished transfer; @p res is borrowed for the call. */
-typedef void(na_fetch_done_cb)(struct na_fetch_res *res, void *ctx);
 
 /** @returns new fetcher; destroy with na_fetcher_destroy(); NULL on no memory. */
 na_fetcher_t *na_fetcher_new(const struct na_fetch_opts *opts);

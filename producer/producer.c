@@ -11,6 +11,7 @@
 
 #include "feed.h"
 #include "fetch.h"
+#include "fulltext.h"
 #include "newsalert/http.h"
 #include "newsalert/httpd.h"
 #include "newsalert/limits.h"
@@ -69,6 +70,10 @@ const struct na_conf_entry na_producer_conf_table[] = {
       "backoff after the first failed fetch (doubles per failure)", 100, 86400000),
     E("retry_max", NA_CONF_DURATION, retry_max_ms, "1h",
       "longest backoff after failed fetches", 1000, 86400000),
+    E("full_text_wait", NA_CONF_DURATION, full_text_wait_ms, "60s",
+      "longest an item of a full_text source waits for its page (queue and transfer); "
+      "then it goes out with the feed's text",
+      1000, 3600000),
     E("state_grace", NA_CONF_DURATION, state_grace_ms, "7d",
       "how long the state of a feed removed from the sources is kept", 0, 31536000000LL),
     E("flush_timeout", NA_CONF_DURATION, flush_timeout_ms, "30s",
@@ -138,6 +143,15 @@ struct msg_ctx {
     char fp[NA_SEEN_FP_LEN + 1];
 };
 
+/* An item of a full_text source waiting for its page (fulltext.h). It
+ * holds its feed's batch open (pending) until it is produced. */
+struct page_item {
+    struct feed *feed;
+    struct na_article a; /* owned, moved out of the parsed document */
+    int rev;
+    char fp[NA_SEEN_FP_LEN + 1]; /* of the feed's text: what seen-state keeps */
+};
+
 struct producer {
     const struct na_producer_conf *conf;
     struct na_producer_stats *stats;
@@ -147,6 +161,7 @@ struct producer {
     rd_kafka_t *rk_state; /* topic mode: reader of the state topic */
     na_seen_t *seen;
     na_fetcher_t *fetcher;
+    na_fulltext_t *ft;   /* pages of full_text sources */
     int64_t started_ms;  /* monotonic: staleness of feeds never fetched */
     struct feed **feeds; /* sorted by id */
     size_t feeds_cnt, feeds_size;
@@ -475,6 +490,7 @@ static void host_unwait(struct producer *p, struct feed *f) {
 }
 
 static void schedule_at(struct producer *p, struct feed *f, int64_t due_ms);
+static void host_slot_free(struct producer *p, struct host *h);
 
 /* The transfer of @p f ended (done or cancelled): free its host slot and
  * hand it to the first feed waiting there, which goes back to the schedule
@@ -486,13 +502,52 @@ static void fetch_end(struct producer *p, struct feed *f) {
         return;
     }
     f->host = NULL;
-    h->running--;
+    host_slot_free(p, h);
+}
+
+/* A transfer of @p h ended: hand its slot to the first feed waiting there,
+ * which goes back to the schedule at its own due time, ahead of feeds that
+ * became due later. */
+static void host_slot_free(struct producer *p, struct host *h) {
+    if (h->running) {
+        h->running--;
+    }
     struct feed *w = h->wait_head;
     if (w) {
         queue_unlink(w);
         schedule_at(p, w, w->due_ms);
     }
     host_release_if_idle(p, h);
+}
+
+/* Slots for the full-text stage's transfers (fulltext.h): the budget of
+ * feeds, fetch_concurrency in all and fetch_per_host per origin. */
+static enum na_fulltext_slot page_slot_acquire(void *ctx, const char *url) {
+    struct producer *p = ctx;
+    struct host *h;
+    if (na_fetcher_active(p->fetcher) >= (size_t)p->conf->fetch_concurrency) {
+        return NA_FULLTEXT_SLOT_ALL;
+    }
+    if (!(h = host_get(p, url))) {
+        return NA_FULLTEXT_SLOT_ALL; /* no memory: later */
+    }
+    if (h->running >= (size_t)p->conf->fetch_per_host) {
+        host_release_if_idle(p, h);
+        return NA_FULLTEXT_SLOT_HOST;
+    }
+    h->running++;
+    return NA_FULLTEXT_SLOT_OK;
+}
+
+static void page_slot_release(void *ctx, const char *url) {
+    struct producer *p = ctx;
+    char *origin = na_url_origin(url);
+    bool found = false;
+    size_t i = origin ? host_pos(p, origin, &found) : 0;
+    free(origin);
+    if (found) {
+        host_slot_free(p, p->hosts[i]);
+    }
 }
 
 /* (Re)schedule @p f at monotonic @p due_ms. */
@@ -718,6 +773,10 @@ static void feed_remove(struct producer *p, struct feed *f) {
     if (!found || p->feeds[i] != f) {
         return;
     }
+    if (p->ft) {
+        /* its items waiting for pages go out now, with the feed's text */
+        na_fulltext_cancel(p->ft, f, "cancelled");
+    }
     if (f->in_flight) {
         na_fetcher_cancel(p->fetcher, f);
         fetch_end(p, f);
@@ -902,8 +961,11 @@ int64_t na_producer_record_ts_ms(const struct na_article *a) {
     return ts;
 }
 
+/* @p ft_status: the "full-text" header ("ok", "failed", "disallowed") or
+ * NULL for none; @p ft_reason: "full-text-reason" or NULL. */
 static na_err_t produce_article(struct producer *p, struct feed *f,
-                                const struct na_article *a, const char *fp, int rev) {
+                                const struct na_article *a, const char *fp, int rev,
+                                const char *ft_status, const char *ft_reason) {
     char *json = NULL;
     rd_kafka_headers_t *hdrs = NULL;
     struct msg_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -930,11 +992,17 @@ static na_err_t produce_article(struct producer *p, struct feed *f,
         return NA_ERR_NOMEM;
     }
     snprintf(revbuf, sizeof(revbuf), "%d", rev);
-    hdrs = rd_kafka_headers_new(4);
+    hdrs = rd_kafka_headers_new(6);
     rd_kafka_header_add(hdrs, "content-type", -1, NA_ARTICLE_CONTENT_TYPE, -1);
     rd_kafka_header_add(hdrs, "schema", -1, NA_ARTICLE_SCHEMA, -1);
     rd_kafka_header_add(hdrs, "source", -1, f->src.id, -1);
     rd_kafka_header_add(hdrs, "revision", -1, revbuf, -1);
+    if (ft_status) {
+        rd_kafka_header_add(hdrs, "full-text", -1, ft_status, -1);
+    }
+    if (ft_reason) {
+        rd_kafka_header_add(hdrs, "full-text-reason", -1, ft_reason, -1);
+    }
     for (;;) {
         /* F_FREE: librdkafka frees json (malloc'd by jansson) once sent; on
          * failure ownership stays with us, as does the headers list. */
@@ -987,6 +1055,101 @@ static void bound_published(struct feed *f, struct na_article *a) {
         published - a->fetched_at > 300 ? NA_LOG_WARN : NA_LOG_DEBUG, "producer",
         "future_dated", "feed=%s article=%s published_at=%s fetched_at=%s ahead_s=%lld",
         na_log_q(f->label), a->id, was, fetched, (long long)(published - a->fetched_at));
+}
+
+/* Count and log what an item of a full_text source got: @p status "ok",
+ * "failed" or "disallowed", @p reason NULL for ok. */
+static void count_full_text(struct producer *p, struct feed *f,
+                            const struct na_article *a, const char *status,
+                            const char *reason, const char *detail, const char *from) {
+    char extra[96];
+    char ubuf[1024];
+    snprintf(extra, sizeof(extra), "result=\"%s\"", status);
+    feed_inc(
+        f, "newsalert_producer_full_text_total",
+        "Items of full_text sources, by what their page gave: ok (its story), failed "
+        "or disallowed (robots.txt; both keep the feed's text).",
+        extra);
+    if (!reason) {
+        p->stats->full_text_ok++;
+        na_log(NA_LOG_DEBUG, "fulltext", "full_text",
+               "feed=%s article=%s chars=%zu from=%s", na_log_q(f->label), a->id,
+               a->content ? strlen(a->content) : 0, from ? from : "-");
+        return;
+    }
+    p->stats->full_text_failed++;
+    p->stats->full_text_disallowed += !strcmp(status, "disallowed");
+    snprintf(extra, sizeof(extra), "reason=\"%s\"", reason);
+    feed_inc(f, "newsalert_producer_full_text_failures_total",
+             "Items that went out with the feed's text, by reason.", extra);
+    na_log(NA_LOG_INFO, "fulltext", "full_text_failed",
+           "feed=%s article=%s url=%s status=%s reason=%s err=%s", na_log_q(f->label),
+           a->id, na_log_q(shown_url(a->url ? a->url : "", ubuf, sizeof(ubuf))), status,
+           reason, na_log_q(detail ? detail : "-"));
+}
+
+/* An item's page is in (fulltext.h): produce the item, with the page's
+ * story or with the feed's text. The seen-state keeps the fingerprint of
+ * the feed's text, so the page never makes an item new or edited. Runs on
+ * the main thread, inside na_fulltext_run(), na_fulltext_cancel() or
+ * na_fetcher_run(). */
+static void page_done(void *item, const struct na_fulltext_result *res, void *ctx) {
+    struct producer *p = ctx;
+    struct page_item *pi = item;
+    struct feed *f = pi->feed;
+    const char *status = res->status == NA_FULLTEXT_OK           ? "ok"
+                         : res->status == NA_FULLTEXT_DISALLOWED ? "disallowed"
+                                                                 : "failed";
+    const char *reason = res->status == NA_FULLTEXT_OK ? NULL : res->reason;
+
+    if (res->status == NA_FULLTEXT_OK && na_fulltext_apply(&pi->a, res->page)) {
+        status = "failed";
+        reason = "nomem";
+    }
+    count_full_text(p, f, &pi->a, status, reason, res->detail,
+                    res->page && !reason ? res->page->from : NULL);
+    bound_published(f, &pi->a);
+    if (produce_article(p, f, &pi->a, pi->fp, pi->rev, status, reason)) {
+        f->failed = true;
+    }
+    na_article_cleanup(&pi->a);
+    free(pi);
+    batch_done_one(p, f);
+}
+
+/* Hand @p a (moved out on success) to the full-text stage.
+ * @returns NA_OK: page_done() will produce it; NA_ERR_INVALID (no http(s)
+ *          link) or NA_ERR_NOMEM: it is still the caller's. */
+static na_err_t want_page(struct producer *p, struct feed *f, struct na_article *a,
+                          const char *fp, int rev) {
+    struct page_item *pi;
+    na_err_t err;
+    if (!a->url) {
+        return NA_ERR_INVALID;
+    }
+    if (!(pi = calloc(1, sizeof(*pi)))) {
+        return NA_ERR_NOMEM;
+    }
+    pi->feed = f;
+    pi->a = *a;
+    pi->rev = rev;
+    snprintf(pi->fp, sizeof(pi->fp), "%s", fp ? fp : "");
+    struct na_fulltext_req req = {
+        .url = a->url,
+        .allow_private = f->src.allow_private_addresses,
+        .headers = f->src.headers,
+        .headers_cnt = f->src.headers_cnt,
+        .headers_origin = f->src.url,
+        .owner = f,
+        .item = pi,
+    };
+    if ((err = na_fulltext_submit(p->ft, &req))) {
+        free(pi);
+        return err;
+    }
+    na_article_init(a); /* the item's strings are pi's now */
+    f->pending++;       /* the batch stays open until page_done() */
+    return NA_OK;
 }
 
 /* Dedup per docs/producer.md: id (canonical URL, or feed URL + GUID), then
@@ -1064,7 +1227,25 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
             break;
         }
         bound_published(f, a);
-        if (produce_article(p, f, a, fps[i], rev)) {
+        if (p->ft &&
+            na_fulltext_wanted(f->src.full_text, a, f->src.full_text_min_chars)) {
+            na_err_t err = want_page(p, f, a, fps[i], rev);
+            if (!err) {
+                (*fresh)++;
+                continue;
+            }
+            const char *reason = !a->url                 ? "no_link"
+                                 : err == NA_ERR_INVALID ? "not_http"
+                                                         : "nomem";
+            count_full_text(p, f, a, "failed", reason, NULL, NULL);
+            if (produce_article(p, f, a, fps[i], rev, "failed", reason)) {
+                f->failed = true;
+            } else {
+                (*fresh)++;
+            }
+            continue;
+        }
+        if (produce_article(p, f, a, fps[i], rev, NULL, NULL)) {
             f->failed = true;
         } else {
             (*fresh)++;
@@ -1251,7 +1432,8 @@ static void start_due_fetches(struct producer *p) {
             .headers = f->src.headers,
             .headers_cnt = f->src.headers_cnt,
             .headers_origin = f->src.url,
-            .allow_private = f->src.allow_private_redirects,
+            .allow_private =
+                f->src.allow_private_redirects || f->src.allow_private_addresses,
             .etag = na_seen_validator(p->seen, f->src.id, "etag"),
             .last_modified = na_seen_validator(p->seen, f->src.id, "last_modified"),
             .opaque = f,
@@ -1487,6 +1669,9 @@ static void revoke_partitions(struct producer *p,
         if (in_list(parts, f->partition) && f->in_flight) {
             na_fetcher_cancel(p->fetcher, f);
             fetch_end(p, f);
+        }
+        if (in_list(parts, f->partition) && p->ft) {
+            na_fulltext_cancel(p->ft, f, "cancelled"); /* produced before the flush */
         }
     }
     if (p->rk) {
@@ -1961,6 +2146,21 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
         err = NA_ERR_NOMEM;
         goto out;
     }
+    struct na_fulltext_opts ftopts = {
+        .wait_ms = conf->full_text_wait_ms,
+        .retry_base_ms = conf->retry_base_ms,
+        .retry_max_ms = conf->retry_max_ms,
+        .timeout_ms = (long)conf->fetch_timeout_ms,
+        .max_bytes = (size_t)conf->fetch_max_bytes < NA_MAX_PAGE_BYTES
+                         ? (size_t)conf->fetch_max_bytes
+                         : NA_MAX_PAGE_BYTES,
+        .user_agent = conf->user_agent,
+    };
+    struct na_fulltext_slots slots = {page_slot_acquire, page_slot_release, &p};
+    if (!(p.ft = na_fulltext_new(&ftopts, p.fetcher, &slots, page_done, &p))) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
     if (!topic_mode && (err = apply_sources_file(&p, errstr, errstr_size))) {
         goto out;
     }
@@ -2007,8 +2207,12 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
                    na_mono_ms() - p.last_sources_check_ms > SOURCES_CHECK_MS) {
             check_sources_file(&p);
         }
+        int64_t page_wait = na_fulltext_run(p.ft); /* pages hold items back: first */
         start_due_fetches(&p);
         int64_t wait = 100;
+        if (page_wait >= 0 && page_wait < wait) {
+            wait = page_wait;
+        }
         if (p.heap_cnt &&
             na_fetcher_active(p.fetcher) < (size_t)conf->fetch_concurrency) {
             int64_t until = p.heap[0]->due_ms - na_mono_ms();
@@ -2031,6 +2235,15 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
         }
     }
 
+    /* Items still waiting for their pages go out now with the feed's text
+     * (never lost), before the flush. */
+    if (p.ft) {
+        size_t n = na_fulltext_cancel(p.ft, NULL, "shutdown");
+        if (n) {
+            na_log(NA_LOG_INFO, "producer", "full_text_shutdown",
+                   "items=%zu reason=\"produced with the feed's text at shutdown\"", n);
+        }
+    }
     /* Shutdown: leave the group (hands our feeds over, with their state),
      * flush -> check the out queue -> save -> destroy. */
     if (p.rk_src) {
@@ -2061,11 +2274,13 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
         NA_LOG_INFO, "producer", "summary",
         "fetches=%llu fetch_errors=%llu not_modified=%llu parse_errors=%llu items=%llu "
         "skipped_seen=%llu skipped_dup=%llu updates=%llu produced=%llu delivered=%llu "
-        "delivery_errors=%llu moved=%llu retired=%llu",
+        "delivery_errors=%llu moved=%llu retired=%llu full_text_ok=%llu "
+        "full_text_failed=%llu full_text_disallowed=%llu",
         stats->fetches, stats->fetch_errors, stats->not_modified, stats->parse_errors,
         stats->items, stats->skipped_seen, stats->skipped_dup, stats->updates,
         stats->produced, stats->delivered, stats->delivery_errors, stats->moved,
-        stats->retired);
+        stats->retired, stats->full_text_ok, stats->full_text_failed,
+        stats->full_text_disallowed);
 out:
     na_httpd_stop(httpd);
     if (p.rk_src) {
@@ -2083,6 +2298,7 @@ out:
         }
         rd_kafka_destroy(p.rk);
     }
+    na_fulltext_destroy(p.ft); /* before the fetcher and the hosts it uses */
     na_fetcher_destroy(p.fetcher);
     for (size_t i = 0; i < p.feeds_cnt; i++) {
         feed_free(p.feeds[i]);

@@ -50,6 +50,8 @@ struct na_producer_conf {
     long long fetch_max_redirects;      /**< "fetch_max_redirects" */
     long long retry_base_ms;            /**< "retry_base": first backoff after an error */
     long long retry_max_ms;             /**< "retry_max": cap of the error backoff */
+    long long full_text_wait_ms;        /**< "full_text_wait": longest an item waits
+                                             for its page (fulltext.h) */
     long long state_grace_ms;           /**< "state_grace": keep state of removed feeds */
     long long flush_timeout_ms;         /**< "flush_timeout": drain deadline at exit */
     char *user_agent;                   /**< "user_agent" */
@@ -76,8 +78,11 @@ struct na_producer_stats {
     unsigned long long produced;
     unsigned long long delivered;
     unsigned long long delivery_errors;
-    unsigned long long moved;   /**< permanent redirects stored */
-    unsigned long long retired; /**< feeds retired on 410 */
+    unsigned long long moved;                /**< permanent redirects stored */
+    unsigned long long retired;              /**< feeds retired on 410 */
+    unsigned long long full_text_ok;         /**< items with their page's story */
+    unsigned long long full_text_failed;     /**< items with the feed's text instead */
+    unsigned long long full_text_disallowed; /**< of those, pages robots.txt forbids */
 };
 
 /**

@@ -63,6 +63,7 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
         snprintf(errstr, errstr_size, "sources[%zu]: not an object", idx);
         return NA_ERR_CONFIG;
     }
+    bool min_chars_set = false;
     src->interval_ms = NA_SOURCE_DEFAULT_INTERVAL_MS;
     json_object_foreach(obj, key, v) {
         if (!strcmp(key, "id") || !strcmp(key, "name") || !strcmp(key, "url")) {
@@ -86,14 +87,38 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
                          idx);
                 return NA_ERR_CONFIG;
             }
-        } else if (!strcmp(key, "critical") || !strcmp(key, "allow_private_redirects")) {
+        } else if (!strcmp(key, "critical") || !strcmp(key, "allow_private_redirects") ||
+                   !strcmp(key, "allow_private_addresses")) {
             if (!json_is_boolean(v)) {
                 snprintf(errstr, errstr_size, "sources[%zu].%s: want true or false", idx,
                          key);
                 return NA_ERR_CONFIG;
             }
-            *(!strcmp(key, "critical") ? &src->critical : &src->allow_private_redirects) =
+            *(!strcmp(key, "critical")                  ? &src->critical
+              : !strcmp(key, "allow_private_redirects") ? &src->allow_private_redirects
+                                                        : &src->allow_private_addresses) =
                 json_is_true(v);
+        } else if (!strcmp(key, "full_text")) {
+            if (json_is_boolean(v)) {
+                src->full_text = json_is_true(v) ? NA_FULLTEXT_ON : NA_FULLTEXT_OFF;
+            } else if (json_is_string(v) && !strcmp(json_string_value(v), "auto")) {
+                src->full_text = NA_FULLTEXT_AUTO;
+            } else {
+                snprintf(errstr, errstr_size,
+                         "sources[%zu].full_text: want true, false or \"auto\"", idx);
+                return NA_ERR_CONFIG;
+            }
+        } else if (!strcmp(key, "full_text_min_chars")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > (json_int_t)NA_MAX_CONTENT_BYTES) {
+                snprintf(errstr, errstr_size,
+                         "sources[%zu].full_text_min_chars: want a number of characters "
+                         "from 0 to %u",
+                         idx, NA_MAX_CONTENT_BYTES);
+                return NA_ERR_CONFIG;
+            }
+            src->full_text_min_chars = (size_t)json_integer_value(v);
+            min_chars_set = true;
         } else if (!strcmp(key, "stale_after")) {
             if (parse_interval(v, &src->stale_after_ms)) {
                 snprintf(errstr, errstr_size,
@@ -139,6 +164,9 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
     if (!src->url) {
         snprintf(errstr, errstr_size, "sources[%zu]: missing \"url\"", idx);
         return NA_ERR_CONFIG;
+    }
+    if (!min_chars_set) {
+        src->full_text_min_chars = NA_SOURCE_DEFAULT_FULL_TEXT_MIN_CHARS;
     }
     if (!src->stale_after_ms) {
         src->stale_after_ms = 3 * src->interval_ms;

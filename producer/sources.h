@@ -5,12 +5,21 @@
  *   {"sources": [{"id": "harbour-wire", "name": "Harbour Wire",
  *                 "url": "https://example.org/feed.xml", "interval": "5m",
  *                 "headers": {"Authorization": "Bearer ..."},
- *                 "allow_private_redirects": false}]}
+ *                 "allow_private_redirects": false,
+ *                 "full_text": "auto", "full_text_min_chars": 500,
+ *                 "allow_private_addresses": false}]}
  *
  * "headers" go only to the origin (scheme, host, port) of "url", never to
  * where a redirect leads elsewhere. Redirects to loopback, private and
- * link-local addresses are refused unless "allow_private_redirects" is
- * true; "url" itself may be such an address.
+ * link-local addresses are refused unless "allow_private_redirects" (or
+ * "allow_private_addresses") is true; "url" itself may be such an address.
+ *
+ * "full_text" (false, true or "auto") fetches each new item's page and
+ * takes its story (fulltext.h); "auto" only when the feed's text has fewer
+ * than "full_text_min_chars" characters (default 500). Pages are refused on
+ * loopback, private and link-local addresses, first hop included, unless
+ * "allow_private_addresses" is true, which also allows the feed's
+ * redirects there: it is the wider of the two permissions.
  *
  * A bare top-level array of source objects is accepted too.
  */
@@ -24,6 +33,14 @@
 #include "newsalert/err.h"
 
 #define NA_SOURCE_DEFAULT_INTERVAL_MS (5 * 60 * 1000)
+#define NA_SOURCE_DEFAULT_FULL_TEXT_MIN_CHARS 500
+
+/** A source's "full_text". */
+enum na_fulltext_mode {
+    NA_FULLTEXT_OFF = 0, /**< false (default) */
+    NA_FULLTEXT_ON,      /**< true: every item's page */
+    NA_FULLTEXT_AUTO,    /**< "auto": when the feed's text is short */
+};
 #define NA_SOURCE_MIN_INTERVAL_MS 1000
 
 struct na_source {
@@ -34,13 +51,19 @@ struct na_source {
     char **headers;      /**< "headers": "Name: value" lines */
     size_t headers_cnt;
     bool critical; /**< "critical": /readyz fails while this feed is stale */
-    bool allow_private_redirects; /**< "allow_private_redirects": redirects may lead
-                                       to loopback, private and link-local
-                                       addresses (default false; fetch.h) */
-    int64_t stale_after_ms;       /**< "stale_after": no successful fetch for this long
-                                       = stale (default 3 intervals, at least 15 min) */
-    char *json;                   /**< the source object as compact JSON, "id" included
-                                       (the value of a `news.sources` record) */
+    bool allow_private_redirects;    /**< "allow_private_redirects": redirects may lead
+                                          to loopback, private and link-local
+                                          addresses (default false; fetch.h) */
+    int64_t stale_after_ms;          /**< "stale_after": no successful fetch for this long
+                                          = stale (default 3 intervals, at least 15 min) */
+    enum na_fulltext_mode full_text; /**< "full_text": false, true or "auto" */
+    size_t full_text_min_chars;      /**< "full_text_min_chars": "auto" fetches the
+                                          page below this many characters (500) */
+    bool allow_private_addresses;    /**< "allow_private_addresses": pages (and
+                                          redirects) may reach loopback, private and
+                                          link-local addresses (default false) */
+    char *json;                      /**< the source object as compact JSON, "id" included
+                                          (the value of a `news.sources` record) */
     char hash[65]; /**< hex SHA-256 of json: changes whenever the entry does */
 };
 

@@ -53,6 +53,23 @@ static void test_sources_valid_and_invalid(void **state) {
     assert_string_equal(s.v[0].headers[0], "X-Key: v");
     assert_string_equal(s.v[1].id, "https://x/b.xml");
     assert_int_equal(s.v[1].interval_ms, 120000);
+    /* full text off by default; the threshold has its default anyway */
+    assert_int_equal(s.v[1].full_text, NA_FULLTEXT_OFF);
+    assert_int_equal(s.v[1].full_text_min_chars, NA_SOURCE_DEFAULT_FULL_TEXT_MIN_CHARS);
+    assert_false(s.v[1].allow_private_addresses);
+    na_sources_cleanup(&s);
+
+    const char *ft = "[{\"url\":\"http://x/a\",\"full_text\":true},"
+                     "{\"url\":\"http://x/b\",\"full_text\":\"auto\","
+                     "\"full_text_min_chars\":200,\"allow_private_addresses\":true},"
+                     "{\"url\":\"http://x/c\",\"full_text\":false}]";
+    assert_int_equal(na_sources_load_buf(ft, strlen(ft), "t", &s, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(s.v[0].full_text, NA_FULLTEXT_ON);
+    assert_int_equal(s.v[1].full_text, NA_FULLTEXT_AUTO);
+    assert_int_equal(s.v[1].full_text_min_chars, 200);
+    assert_true(s.v[1].allow_private_addresses);
+    assert_int_equal(s.v[2].full_text, NA_FULLTEXT_OFF);
     na_sources_cleanup(&s);
 
     static const char *const bad[][2] = {
@@ -67,6 +84,11 @@ static void test_sources_valid_and_invalid(void **state) {
          "1\"}}]}",
          "not a valid header"},
         {"{\"feeds\":[]}", "unknown key \"feeds\""},
+        {"[{\"url\":\"http://x/\",\"full_text\":\"always\"}]",
+         "full_text: want true, false or \"auto\""},
+        {"[{\"url\":\"http://x/\",\"full_text_min_chars\":-1}]", "full_text_min_chars"},
+        {"[{\"url\":\"http://x/\",\"allow_private_addresses\":\"yes\"}]",
+         "allow_private_addresses: want true or false"},
         {"[{\"url\": ", "t:1:"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
