@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <time.h>
 
 struct slot {
@@ -169,4 +170,12 @@ size_t na_workq_pending(const na_workq_t *q) {
 
 bool na_workq_has_room(const na_workq_t *q) {
     return na_workq_pending(q) < q->cap;
+}
+
+int na_workq_threads(long long want) {
+    if (want >= 0) {
+        return want > NA_WORKQ_MAX_THREADS ? NA_WORKQ_MAX_THREADS : (int)want;
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 2 ? (int)(cpus - 1 < 8 ? cpus - 1 : 8) : 1;
 }

@@ -3,7 +3,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "alert.h"
 #include "deliver.h"
@@ -661,11 +660,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         err = NA_ERR_NOMEM;
         goto out;
     }
-    int workers = (int)conf->workers;
-    if (workers < 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        workers = cpus > 2 ? (int)(cpus - 1 < 8 ? cpus - 1 : 8) : 1;
-    }
+    int workers = na_workq_threads(conf->workers);
     /* Records out with the workers at once: enough to keep them busy while
      * the main thread delivers, few enough to bound memory. */
     if (workers && !(c.workq = na_workq_new(workers, NA_CONSUMER_WORK_WINDOW,

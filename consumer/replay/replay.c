@@ -18,6 +18,7 @@
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+#include "newsalert/workq.h"
 #include "pipeline.h"
 #include "tracker.h"
 
@@ -708,6 +709,9 @@ struct held_queue {
     struct held *head, *tail;
 };
 
+/* Records with the workers at once. */
+#define NA_REPLAY_WORK_WINDOW 256
+
 struct replay {
     const struct na_replay_opts *opts;
     struct na_replay_range *range;
@@ -722,6 +726,7 @@ struct replay {
     struct held_queue *held; /* per range->parts[i]: lines not yet written */
     size_t held_bytes;
     na_metric_t *records; /* newsalert_replay_records_total */
+    na_workq_t *workq;    /* decode and classify on worker threads, or NULL */
     bool fatal;
     bool out_failed;
     char errstr[512];
@@ -1029,13 +1034,135 @@ static void part_finish(struct replay *r, struct na_replay_part *p) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
-    const struct na_replay_opts *o = r->opts;
-    struct na_replay_part *p = find_part(r->range, rkm->partition);
-    struct na_pipeline pl = {o->rules, r->stories, r->ledger, &o->conf->routes};
-    struct na_decision d;
-    struct na_classification base;
+/* One record in range on its way through the stages: decoded and
+ * classified by work() (on a worker thread when there are workers), then
+ * finished by finish() on the main thread in the order records were read. */
+struct rrec {
+    rd_kafka_message_t *rkm;
+    struct na_replay_part *p;
     struct na_tracker_entry *entry;
+    bool filtered; /* outside the time bounds: nothing to do */
+    na_err_t err;  /* NA_ERR_NOMEM from a stage */
+    struct na_decision d;
+    struct na_classification base; /* by the baseline rules */
+};
+
+/* na_work_fn: decode and classify one record (the baseline too). Reads
+ * only the rules, which any number of threads may use at once. */
+static void work(void *vx, void *vr) {
+    struct rrec *x = vx;
+    const struct na_replay_opts *o = ((struct replay *)vr)->opts;
+    struct na_pipeline pl = {o->rules, NULL, NULL, NULL};
+
+    na_decision_init(&x->d);
+    memset(&x->base, 0, sizeof(x->base));
+    if (x->filtered) {
+        return;
+    }
+    x->err = na_pipeline_decode(&pl, x->rkm->payload, x->rkm->len, &x->d);
+    if (x->err || !x->d.decoded) {
+        return;
+    }
+    x->err = na_pipeline_classify(&pl, &x->d);
+    if (!x->err && o->baseline) {
+        x->err = na_rules_classify(o->baseline, &x->d.article, &x->base);
+    }
+}
+
+/* Act on a decoded and classified record, in read order: the diff, the
+ * output line, the story and the alerts. Frees @p x. */
+static void finish(struct replay *r, struct rrec *x) {
+    const struct na_replay_opts *o = r->opts;
+    struct na_pipeline pl = {o->rules, r->stories, r->ledger, &o->conf->routes};
+    rd_kafka_message_t *rkm = x->rkm;
+    struct na_replay_part *p = x->p;
+
+    if (x->filtered) {
+        r->stats->filtered++;
+        goto out;
+    }
+    if (x->err && !x->d.decoded) {
+        goto nomem;
+    }
+    if (!x->d.decoded) {
+        r->stats->poison++;
+        na_log(NA_LOG_WARN, "replay", "poison_record", "partition=%d offset=%lld err=%s",
+               (int)rkm->partition, (long long)rkm->offset, na_log_q(x->d.error));
+        goto out;
+    }
+    r->stats->articles++;
+    if (x->err) {
+        na_log(NA_LOG_ERROR, "replay", "classify_failed", "article=%s", x->d.article.id);
+        goto nomem;
+    }
+    if (o->baseline && o->diff &&
+        na_replay_diff_add(o->diff, &x->d.article, &x->d.cls, &x->base)) {
+        goto nomem;
+    }
+    if (o->output || r->out_rk) {
+        hold_output(r, (size_t)(p - r->range->parts), rkm->offset, &x->d.article,
+                    &x->d.cls);
+    }
+    if (o->dry_run || o->post_routes) {
+        if (na_pipeline_alerts(&pl, &x->d)) {
+            goto nomem;
+        }
+        raise_alerts(r, x->entry, &x->d);
+    }
+    goto out;
+nomem:
+    r->fatal = true;
+    snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+out:
+    na_classification_cleanup(&x->base);
+    na_decision_cleanup(&x->d);
+    na_tracker_done(r->tracker, x->entry);
+    rd_kafka_message_destroy(rkm);
+    free(x);
+}
+
+/* Back-pressure: do not start alerts ahead of the deliveries without
+ * limit, nor hold lines behind a slow delivery without limit. */
+static bool backlogged(const struct replay *r) {
+    return r->deliver &&
+           (na_deliver_pending(r->deliver) >= (size_t)r->opts->conf->max_pending ||
+            r->held_bytes > NA_MAX_REPLAY_HELD_BYTES);
+}
+
+/* Finish the records the workers are done with, in read order, while there
+ * is room for their alerts; wait up to @p timeout_ms for the first.
+ * @returns how many. */
+static size_t collect(struct replay *r, int timeout_ms) {
+    struct rrec *x;
+    size_t n = 0;
+    while (r->workq && !backlogged(r) &&
+           (x = na_workq_take(r->workq, n ? 0 : timeout_ms))) {
+        finish(r, x);
+        n++;
+    }
+    return n;
+}
+
+/* Drop what the workers still hold (the run ends early): unfinished, so the
+ * resume position stays below them. */
+static void discard(struct replay *r) {
+    while (r->workq && na_workq_pending(r->workq)) {
+        struct rrec *x = na_workq_take(r->workq, 100);
+        if (x) {
+            na_classification_cleanup(&x->base);
+            na_decision_cleanup(&x->d);
+            rd_kafka_message_destroy(x->rkm);
+            free(x);
+        }
+    }
+}
+
+static void serve(struct replay *r, int timeout_ms);
+
+/* Take one record from the consumer (it owns @p rkm from here on). */
+static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
+    struct na_replay_part *p = find_part(r->range, rkm->partition);
+    struct rrec *x;
 
     if (rkm->err) {
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1045,80 +1172,56 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
                 p->next = p->end;
                 part_finish(r, p);
             }
-            return;
+        } else {
+            na_log(NA_LOG_WARN, "replay", "consume_error", "err=%s",
+                   na_log_q(rd_kafka_message_errstr(rkm)));
+            if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
+                r->fatal = true;
+                snprintf(r->errstr, sizeof(r->errstr), "%s",
+                         rd_kafka_message_errstr(rkm));
+            }
         }
-        na_log(NA_LOG_WARN, "replay", "consume_error", "err=%s",
-               na_log_q(rd_kafka_message_errstr(rkm)));
-        if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
-            r->fatal = true;
-            snprintf(r->errstr, sizeof(r->errstr), "%s", rd_kafka_message_errstr(rkm));
-        }
-        return;
+        goto drop;
     }
     if (!p || p->done || rkm->offset < p->next) {
-        return;
+        goto drop;
     }
     if (rkm->offset >= p->end) {
         p->next = p->end;
         part_finish(r, p);
-        return;
+        goto drop;
     }
     p->next = rkm->offset + 1;
+    if (p->next >= p->end) {
+        part_finish(r, p); /* its last record: read no further */
+    }
     r->stats->read++;
     na_metric_add(r->records, 1);
-    entry = na_tracker_add(r->tracker, rkm->partition, rkm->offset);
-    if (!entry) {
+    if (!(x = calloc(1, sizeof(*x))) ||
+        !(x->entry = na_tracker_add(r->tracker, rkm->partition, rkm->offset))) {
+        free(x);
         r->fatal = true;
         snprintf(r->errstr, sizeof(r->errstr), "out of memory");
-        return;
+        goto drop;
     }
-    na_decision_init(&d);
-    memset(&base, 0, sizeof(base));
+    x->rkm = rkm;
+    x->p = p;
     int64_t ts = rd_kafka_message_timestamp(rkm, NULL);
-    if ((r->range->ts_from_ms != NA_REPLAY_TS_NONE && ts < r->range->ts_from_ms) ||
-        (r->range->ts_to_ms != NA_REPLAY_TS_NONE && ts >= r->range->ts_to_ms)) {
-        r->stats->filtered++;
-        goto out;
+    x->filtered =
+        (r->range->ts_from_ms != NA_REPLAY_TS_NONE && ts < r->range->ts_from_ms) ||
+        (r->range->ts_to_ms != NA_REPLAY_TS_NONE && ts >= r->range->ts_to_ms);
+    if (r->workq && na_workq_submit(r->workq, x)) {
+        return; /* collect() finishes it */
     }
-    if (na_pipeline_decode(&pl, rkm->payload, rkm->len, &d)) {
-        goto nomem;
+    /* No workers: every stage here, after the records read before it. */
+    while (r->workq && na_workq_pending(r->workq)) {
+        serve(r, 100);
     }
-    if (!d.decoded) {
-        r->stats->poison++;
-        na_log(NA_LOG_WARN, "replay", "poison_record", "partition=%d offset=%lld err=%s",
-               (int)rkm->partition, (long long)rkm->offset, na_log_q(d.error));
-        goto out;
-    }
-    r->stats->articles++;
-    if (na_pipeline_classify(&pl, &d) ||
-        (o->baseline && na_rules_classify(o->baseline, &d.article, &base))) {
-        na_log(NA_LOG_ERROR, "replay", "classify_failed", "article=%s", d.article.id);
-        goto nomem;
-    }
-    if (o->baseline && o->diff &&
-        na_replay_diff_add(o->diff, &d.article, &d.cls, &base)) {
-        goto nomem;
-    }
-    if (o->output || r->out_rk) {
-        hold_output(r, (size_t)(p - r->range->parts), rkm->offset, &d.article, &d.cls);
-    }
-    if (o->dry_run || o->post_routes) {
-        if (na_pipeline_alerts(&pl, &d)) {
-            goto nomem;
-        }
-        raise_alerts(r, entry, &d);
-    }
-    goto out;
-nomem:
-    r->fatal = true;
-    snprintf(r->errstr, sizeof(r->errstr), "out of memory");
-out:
-    if (p->next >= p->end) {
-        part_finish(r, p);
-    }
-    na_classification_cleanup(&base);
-    na_decision_cleanup(&d);
-    na_tracker_done(r->tracker, entry);
+    work(x, r);
+    finish(r, x);
+    return;
+drop:
+    rd_kafka_message_destroy(rkm);
 }
 
 static void update_resume(struct replay *r) {
@@ -1142,12 +1245,16 @@ static bool all_done(const struct na_replay_range *range) {
 }
 
 static size_t work_pending(struct replay *r) {
-    return (r->deliver ? na_deliver_pending(r->deliver) : 0) +
+    return (r->workq ? na_workq_pending(r->workq) : 0) +
+           (r->deliver ? na_deliver_pending(r->deliver) : 0) +
            (r->ledger ? na_ledger_outstanding(r->ledger) : 0) +
            (r->out_rk ? (size_t)rd_kafka_outq_len(r->out_rk) : 0);
 }
 
 static void serve(struct replay *r, int timeout_ms) {
+    if (r->workq && na_workq_pending(r->workq) && collect(r, timeout_ms)) {
+        timeout_ms = 0;
+    }
     if (r->deliver) {
         na_deliver_run(r->deliver, timeout_ms, on_delivered, r);
         timeout_ms = 0;
@@ -1272,6 +1379,11 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     if ((err = open_outputs(&r, errstr, errstr_size))) {
         goto out;
     }
+    int workers = na_workq_threads(opts->conf->workers);
+    if (workers && !(r.workq = na_workq_new(workers, NA_REPLAY_WORK_WINDOW, work, &r))) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
     assign = rd_kafka_topic_partition_list_new((int)range->cnt);
     for (size_t i = 0; i < range->cnt; i++) {
         if (!range->parts[i].done) {
@@ -1290,26 +1402,33 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
             goto out;
         }
     }
-    while (*opts->running && !r.fatal && !r.out_failed && !all_done(range)) {
+    while (*opts->running && !r.fatal && !r.out_failed &&
+           (!all_done(range) || (r.workq && na_workq_pending(r.workq)))) {
         bool busy = work_pending(&r) > 0;
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(opts->rk, busy ? 0 : 100);
+        /* Read on while the workers have room (bounded memory). */
+        rd_kafka_message_t *rkm = !r.workq || na_workq_has_room(r.workq)
+                                      ? rd_kafka_consumer_poll(opts->rk, busy ? 0 : 100)
+                                      : NULL;
         if (rkm) {
             handle_message(&r, rkm);
-            rd_kafka_message_destroy(rkm);
         }
         serve(&r, rkm ? 0 : (busy ? 10 : 0));
         update_resume(&r);
         progress(&r, t0, &last, false);
-        /* Back-pressure: do not read ahead of the deliveries without limit,
-         * nor hold lines behind a slow delivery without limit. */
-        while (*opts->running && r.deliver &&
-               (na_deliver_pending(r.deliver) >= (size_t)opts->conf->max_pending ||
-                r.held_bytes > NA_MAX_REPLAY_HELD_BYTES)) {
+        /* Back-pressure (the workers read ahead by their window at most). */
+        while (*opts->running && backlogged(&r)) {
             serve(&r, 50);
             update_resume(&r);
         }
     }
-    stats->interrupted = !all_done(range) && !r.fatal && !r.out_failed;
+    /* Stopped early: what the workers hold raised nothing yet; it stays
+     * unfinished (below the resume position) and is read again. */
+    bool dropped = false;
+    if (!*opts->running || r.fatal || r.out_failed) {
+        dropped = r.workq && na_workq_pending(r.workq);
+        discard(&r);
+    }
+    stats->interrupted = (!all_done(range) || dropped) && !r.fatal && !r.out_failed;
     /* Finish what was started: deliveries (up to drain_timeout when
      * interrupted), ledger records, produced lines. */
     int64_t deadline = na_mono_ms() + (stats->interrupted ? opts->conf->drain_timeout_ms
@@ -1346,6 +1465,8 @@ out:
     if (assign) {
         rd_kafka_topic_partition_list_destroy(assign);
     }
+    discard(&r);
+    na_workq_destroy(r.workq);
     na_deliver_destroy(r.deliver); /* abandons jobs past the drain deadline */
     na_ledger_destroy(r.ledger);
     na_stories_destroy(r.stories);

@@ -60,4 +60,11 @@ size_t na_workq_pending(const na_workq_t *q);
 /** @returns true when na_workq_submit() would accept an item. */
 bool na_workq_has_room(const na_workq_t *q);
 
+/**
+ * @brief The thread count for a configured @p want: itself when 0 or more
+ *        (at most NA_WORKQ_MAX_THREADS); for -1, one fewer than the online
+ *        CPUs, at least 1 and at most 8 (the owner's thread is busy too).
+ */
+int na_workq_threads(long long want);
+
 #endif

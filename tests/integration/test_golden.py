@@ -63,24 +63,29 @@ def produce(ctx, topic):
 
 
 def test_replay_dry_run_and_daemon_print_what_they_printed(ctx):
+    """Whatever the worker threads (none, the default, four): the same
+    lines in the same order."""
     topic = ctx.topic("na.it.golden")
     produce(ctx, topic)
-    cfg = ctx.write("consumer.json", {
-        "brokers": ctx.brokers, "topic": topic,
-        "group_id": harness.unique_topic("na-it-golden"),
-        "dlq_topic": ctx.topic("na.it.golden.dlq"),
-        "ledger_topic": ctx.topic("na.it.golden.alerts"),
-        "retry_topic": ctx.topic("na.it.golden.retry"),
-        # the sample articles are months old
-        "ledger_horizon": "0", "rules": ctx.src("examples", "rules.json")})
-    cp = harness.run([ctx.bin("newsalert-consumer"), "replay", "--config", cfg,
-                      "--from", "beginning", "--to", "end", "--dry-run"], timeout=120)
-    assert cp.returncode == 0, cp.stderr
-    golden(ctx, "replay-dry-run.out", cp.stdout)
-    cp = harness.run([ctx.bin("newsalert-consumer"), "--config", cfg, "--exit-eof",
-                      "--print"], timeout=120)
-    assert cp.returncode == 0, cp.stderr
-    golden(ctx, "print.out", cp.stdout)
+    for workers in ("-1", "0", "4"):
+        cfg = ctx.write("consumer%s.json" % workers, {
+            "brokers": ctx.brokers, "topic": topic,
+            "group_id": harness.unique_topic("na-it-golden"),
+            "dlq_topic": ctx.topic("na.it.golden.dlq"),
+            "ledger_topic": ctx.topic("na.it.golden.alerts"),
+            "retry_topic": ctx.topic("na.it.golden.retry"),
+            # the sample articles are months old
+            "ledger_horizon": "0", "rules": ctx.src("examples", "rules.json"),
+            "workers": int(workers)})
+        cp = harness.run([ctx.bin("newsalert-consumer"), "replay", "--config", cfg,
+                          "--from", "beginning", "--to", "end", "--dry-run"],
+                         timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        golden(ctx, "replay-dry-run.out", cp.stdout)
+        cp = harness.run([ctx.bin("newsalert-consumer"), "--config", cfg, "--exit-eof",
+                          "--print"], timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        golden(ctx, "print.out", cp.stdout)
 
 
 if __name__ == "__main__":
