@@ -380,30 +380,38 @@ def test_pages_share_the_per_host_budget(ctx):
 
 
 def test_every_item_a_feed_carries_is_produced(ctx):
+    """Through the daemon: each feed format's fixture of every combination
+    (tests/data/feeds/*-every-item: one item per field that alone makes an
+    article, and one with none) gives one record per article, and the item
+    with none is counted, not produced."""
     need_broker(ctx)
     feeds = ctx.feed_server()
-    base = feeds.url("").rstrip("/")
-    feeds.set("/notes.xml",
-              '<rss version="2.0"><channel><title>Notes</title>'
-              "<item><description>Only a description here.</description></item>"
-              "<item><guid isPermaLink=\"false\">g-2</guid></item>"
-              "<item><category>nothing else</category></item>"
-              "</channel></rss>")
-    feeds.set("/atom.xml",
-              '<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>'
-              '<entry><content type="html">&lt;p&gt;Content, no title.&lt;/p&gt;</content>'
-              "</entry></feed>")
+    fixtures = {"rss": ("rss-every-item/input.xml", "application/rss+xml"),
+                "rdf": ("rdf-every-item/input.xml", "application/rdf+xml"),
+                "atom": ("atom-every-item/input.xml", "application/atom+xml"),
+                "json": ("jsonfeed-every-item/input.json", "application/feed+json")}
+    want = {}
+    sources = []
+    for fmt, (path, ctype) in fixtures.items():
+        folder = os.path.join(SRC, "tests", "data", "feeds", os.path.dirname(path))
+        with open(os.path.join(SRC, "tests", "data", "feeds", path), "rb") as f:
+            feeds.set("/" + fmt, f.read(), ctype)
+        with open(os.path.join(folder, "expected.jsonl")) as f:
+            want[fmt] = sum(1 for line in f if line.strip())
+        sources.append({"id": fmt, "url": feeds.url("/" + fmt)})
     topic = ctx.topic("na.it.fulltext")
-    run_once(ctx, [{"id": "notes", "url": feeds.url("/notes.xml")},
-                   {"id": "atom", "url": feeds.url("/atom.xml")}], topic)
-    recs = harness.kcat_consume(ctx.brokers, topic, count=3, timeout=30)
-    arts = [json.loads(r["value"]) for r in recs]
-    texts = sorted((a["summary"], a["content"]) for a in arts)
-    assert texts == [("", ""), ("", "Content, no title."),
-                     ("Only a description here.", "")], texts
-    assert len({a["id"] for a in arts}) == 3
+    _, prom = run_once(ctx, sources, topic)
+    total = sum(want.values())
+    recs = harness.kcat_consume(ctx.brokers, topic, count=total, timeout=30)
+    got = {}
+    for r in recs:
+        got[r["headers"]["source"]] = got.get(r["headers"]["source"], 0) + 1
+    assert got == want, (got, want)
+    assert len({json.loads(r["value"])["id"] for r in recs}) == total
     time.sleep(1)
-    assert len(harness.kcat_consume(ctx.brokers, topic)) == 3  # the empty item is not
+    assert len(harness.kcat_consume(ctx.brokers, topic)) == total  # the empty items are not
+    for fmt in ("rss", "rdf", "atom", "jsonfeed"):
+        assert metric(prom, "newsalert_feed_items_empty_total", format=fmt) == 1, fmt
 
 
 if __name__ == "__main__":
