@@ -131,6 +131,9 @@ static json_t *match_to_json(const struct na_match *m) {
     obj = json_pack("{s:s, s:f, s:f, s:o, s:o}", "topic", m->topic, "score", m->score,
                     "threshold", m->threshold, "evidence", ev ? ev : json_array(),
                     "snippet", m->snippet ? json_string(m->snippet) : json_null());
+    if (obj && m->parties_cnt) {
+        json_object_set_new(obj, "parties", na_match_parties_json(m));
+    }
     return obj;
 }
 

@@ -50,6 +50,15 @@ json_t *na_alert_to_json(const struct na_alert *alert) {
                                             "offset", (json_int_t)e->offset));
     }
     json_object_set_new(root, "evidence", ev);
+    if (m->parties_cnt) {
+        json_t *parties = na_match_parties_json(m);
+        if (!parties) {
+            json_decref(root);
+            json_decref(art);
+            return NULL;
+        }
+        json_object_set_new(root, "parties", parties);
+    }
     json_object_set_new(root, "snippet",
                         m->snippet ? json_string(m->snippet) : json_null());
     json_object_set_new(art, "title", json_string(a->title ? a->title : ""));

@@ -21,6 +21,7 @@
 #include "newsalert/util.h"
 #include "rules_match.h"
 #include "rules_scan.h"
+#include "rules_watch.h"
 
 static const char *const field_names[NA_RULES_FIELDS] = {"title", "summary", "content"};
 
@@ -140,6 +141,18 @@ static char *make_snippet(const char *text, size_t len, size_t mstart, size_t me
 
 static void match_cleanup(struct na_match *m) {
     free(m->topic);
+    for (size_t i = 0; i < m->parties_cnt; i++) {
+        struct na_party *p = &m->parties[i];
+        free(p->name);
+        free(p->alias);
+        free(p->source);
+        free(p->programs);
+        free(p->country);
+        free(p->type);
+        free(p->id);
+        free(p->matched);
+    }
+    free(m->parties);
     for (size_t i = 0; i < m->evidence_cnt; i++) {
         free(m->evidence[i].term);
         free(m->evidence[i].matched);
@@ -224,6 +237,252 @@ static na_err_t match_fill(struct scan *s, size_t t, const struct na_rules_verdi
     return NA_OK;
 }
 
+/* ---- watchlist topics ---- */
+
+static double wsaturate(size_t count) {
+    if (count > 32) {
+        count = 32;
+    }
+    return 2.0 - ldexp(1.0, 1 - (int)count);
+}
+
+/* A hit with its entry, for grouping by entry. */
+struct whit {
+    uint32_t entry;
+    uint32_t i; /* index in the hits, which are in (field, text) order */
+};
+
+static int cmp_whit(const void *a, const void *b) {
+    const struct whit *x = a;
+    const struct whit *y = b;
+    if (x->entry != y->entry) {
+        return x->entry < y->entry ? -1 : 1;
+    }
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* One party: its entry, its first hit, its count and its score. */
+struct wparty {
+    uint32_t entry;
+    uint32_t first; /* hit index */
+    uint32_t count;
+    uint32_t field_first[NA_RULES_FIELDS]; /* first hit per field, or UINT32_MAX */
+    double strength;                       /* best field weight */
+};
+
+static int cmp_wparty_place(const void *a, const void *b) {
+    const struct wparty *x = a;
+    const struct wparty *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* An evidence line: a hit index and its field weight. */
+struct wev {
+    uint32_t hit;
+    double weight;
+};
+
+static int cmp_wev_strength(const void *a, const void *b) {
+    const struct wev *x = a;
+    const struct wev *y = b;
+    if (x->weight != y->weight) {
+        return x->weight > y->weight ? -1 : 1;
+    }
+    return x->hit < y->hit ? -1 : x->hit > y->hit;
+}
+
+static int cmp_wev_place(const void *a, const void *b) {
+    const struct wev *x = a;
+    const struct wev *y = b;
+    return x->hit < y->hit ? -1 : x->hit > y->hit;
+}
+
+static char *dup_or_empty(const char *s) {
+    return na_strdup(s ? s : "");
+}
+
+/*
+ * Evaluate watchlist topic t on the scanned article: the parties it names,
+ * the score (for each party, as a term: the field weight times f(count) per
+ * field), and, when @p m is given and the topic matched, the match with its
+ * parties, evidence and snippet.
+ */
+static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
+                           struct na_match *m) {
+    const struct na_rtopic *topic = &s->r->topics[t];
+    const na_watch_t *w = topic->watch;
+    struct na_watch_hits hits;
+    struct whit *wh = NULL;
+    struct wparty *parties = NULL;
+    struct wev *ev = NULL;
+    size_t parties_cnt = 0;
+    size_t ev_cnt = 0;
+    na_err_t err = NA_OK;
+
+    memset(v, 0, sizeof(*v));
+    v->threshold = topic->threshold;
+    na_watch_hits_init(&hits);
+    for (int f = 0; f < NA_RULES_FIELDS; f++) {
+        if (s->len[f] && (err = na_watch_scan(w, f, s->text[f], s->len[f], &hits))) {
+            goto out;
+        }
+    }
+    if (!hits.cnt) {
+        goto out;
+    }
+    wh = malloc(hits.cnt * sizeof(*wh));
+    parties = malloc(hits.cnt * sizeof(*parties));
+    ev = malloc(hits.cnt * sizeof(*ev));
+    if (!wh || !parties || !ev) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < hits.cnt; i++) {
+        wh[i].entry = na_watch_pattern_entry(w, hits.v[i].pat);
+        wh[i].i = (uint32_t)i;
+    }
+    qsort(wh, hits.cnt, sizeof(*wh), cmp_whit);
+    double score = 0;
+    for (size_t i = 0; i < hits.cnt;) {
+        struct wparty *p = &parties[parties_cnt++];
+        size_t cnt[NA_RULES_FIELDS] = {0};
+        size_t j = i;
+        memset(p, 0, sizeof(*p));
+        p->entry = wh[i].entry;
+        p->first = wh[i].i;
+        for (int f = 0; f < NA_RULES_FIELDS; f++) {
+            p->field_first[f] = UINT32_MAX;
+        }
+        for (; j < hits.cnt && wh[j].entry == p->entry; j++) {
+            const struct na_watch_hit *h = &hits.v[wh[j].i];
+            if (j > i && h->field == hits.v[wh[j - 1].i].field &&
+                h->bstart == hits.v[wh[j - 1].i].bstart) {
+                continue; /* two names of one entry at one place: one mention */
+            }
+            if (p->field_first[h->field] == UINT32_MAX) {
+                p->field_first[h->field] = wh[j].i;
+            }
+            cnt[h->field]++;
+            p->count++;
+        }
+        for (int f = 0; f < NA_RULES_FIELDS; f++) {
+            if (cnt[f]) {
+                score += topic->fw[f] * wsaturate(cnt[f]);
+                if (topic->fw[f] > p->strength) {
+                    p->strength = topic->fw[f];
+                }
+                ev[ev_cnt].hit = p->field_first[f];
+                ev[ev_cnt].weight = topic->fw[f];
+                ev_cnt++;
+            }
+        }
+        i = j;
+    }
+    v->query = true;
+    v->score = round(score * 1e6) / 1e6;
+    v->matched = v->score + 1e-9 >= topic->threshold;
+    if (!m || !v->matched) {
+        goto out;
+    }
+    memset(m, 0, sizeof(*m));
+    m->topic = na_strdup(topic->name);
+    m->score = v->score;
+    m->threshold = v->threshold;
+    if (!m->topic) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    /* the snippet: around the strongest mention, from the body if it has one */
+    qsort(ev, ev_cnt, sizeof(*ev), cmp_wev_strength);
+    const struct na_watch_hit *best = &hits.v[ev[0].hit];
+    for (size_t i = 0; i < ev_cnt; i++) {
+        if (hits.v[ev[i].hit].field != NA_RULES_TITLE) {
+            best = &hits.v[ev[i].hit];
+            break;
+        }
+    }
+    m->snippet =
+        make_snippet(s->text[best->field], s->len[best->field], best->bstart, best->bend);
+    if (!m->snippet) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    if (ev_cnt > NA_RULES_MAX_EVIDENCE) {
+        ev_cnt = NA_RULES_MAX_EVIDENCE;
+    }
+    qsort(ev, ev_cnt, sizeof(*ev), cmp_wev_place);
+    m->evidence = calloc(ev_cnt, sizeof(*m->evidence));
+    if (!m->evidence) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < ev_cnt; i++) {
+        const struct na_watch_hit *h = &hits.v[ev[i].hit];
+        struct na_evidence *e = &m->evidence[i];
+        m->evidence_cnt = i + 1;
+        e->term = na_strdup(na_watch_pattern_label(w, h->pat));
+        e->matched =
+            clean_text(s->text[h->field], h->bstart, h->bend, NA_RULES_MATCHED_BYTES);
+        e->field = field_names[h->field];
+        e->offset = h->bstart;
+        if (!e->term || !e->matched) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+    }
+    /* the parties, in order of first mention; the strongest when capped */
+    if (parties_cnt > NA_RULES_MAX_PARTIES) {
+        /* keep parties named in the title first, then by first mention */
+        for (size_t i = 1; i < parties_cnt; i++) {
+            struct wparty x = parties[i];
+            size_t j = i;
+            while (j > 0 && (x.strength > parties[j - 1].strength ||
+                             (x.strength == parties[j - 1].strength &&
+                              x.first < parties[j - 1].first))) {
+                parties[j] = parties[j - 1];
+                j--;
+            }
+            parties[j] = x;
+        }
+        parties_cnt = NA_RULES_MAX_PARTIES;
+    }
+    qsort(parties, parties_cnt, sizeof(*parties), cmp_wparty_place);
+    m->parties = calloc(parties_cnt, sizeof(*m->parties));
+    if (!m->parties) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < parties_cnt; i++) {
+        const struct wparty *p = &parties[i];
+        const struct na_watch_hit *h = &hits.v[p->first];
+        struct na_party *o = &m->parties[i];
+        m->parties_cnt = i + 1;
+        o->name = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_NAME));
+        o->alias = dup_or_empty(na_watch_pattern_label(w, h->pat));
+        o->source = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_SOURCE));
+        o->programs = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_PROGRAMS));
+        o->country = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_COUNTRY));
+        o->type = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_TYPE));
+        o->id = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_ID));
+        o->matched =
+            clean_text(s->text[h->field], h->bstart, h->bend, NA_RULES_MATCHED_BYTES);
+        o->field = field_names[h->field];
+        o->offset = h->bstart;
+        o->count = p->count;
+        if (!o->name || !o->alias || !o->source || !o->programs || !o->country ||
+            !o->type || !o->id || !o->matched) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+    }
+out:
+    free(wh);
+    free(parties);
+    free(ev);
+    na_watch_hits_cleanup(&hits);
+    return err;
+}
+
 /* Candidate topics, in rules order: those posted under a hit key. */
 static na_err_t candidates(struct scan *s, uint32_t **out, size_t *out_cnt) {
     const na_rules_t *r = s->r;
@@ -298,9 +557,37 @@ na_err_t na_rules_classify(const na_rules_t *rules, const struct na_article *a,
     if ((err = na_rscan_article(&s, a)) || (err = candidates(&s, &cand, &cand_cnt))) {
         goto out;
     }
-    for (size_t i = 0; i < cand_cnt; i++) {
+    /* query topics that are candidates, and every watchlist topic, in order */
+    for (size_t i = 0, wi = 0; i < cand_cnt || wi < rules->watch_cnt;) {
         struct na_rules_verdict v;
         size_t mark = s.ev_cnt;
+        if (wi < rules->watch_cnt &&
+            (i == cand_cnt || rules->watch_topics[wi] < cand[i])) {
+            struct na_match wm;
+            memset(&wm, 0, sizeof(wm));
+            err = watch_eval(&s, rules->watch_topics[wi++], &v, &wm);
+            if (!err && v.matched) {
+                if (out->matches_cnt == cap) {
+                    size_t cap2 = cap ? cap * 2 : 4;
+                    struct na_match *mm = realloc(out->matches, cap2 * sizeof(*mm));
+                    if (!mm) {
+                        err = NA_ERR_NOMEM;
+                    } else {
+                        out->matches = mm;
+                        cap = cap2;
+                    }
+                }
+                if (!err) {
+                    out->matches[out->matches_cnt++] = wm;
+                    memset(&wm, 0, sizeof(wm));
+                }
+            }
+            match_cleanup(&wm);
+            if (err) {
+                goto out;
+            }
+            continue;
+        }
         na_rscan_topic_eval(&s, cand[i], &v);
         if (s.oom) {
             err = NA_ERR_NOMEM;
@@ -324,6 +611,7 @@ na_err_t na_rules_classify(const na_rules_t *rules, const struct na_article *a,
             }
         }
         s.ev_cnt = mark;
+        i++;
     }
 out:
     free(cand);
@@ -344,7 +632,9 @@ na_err_t na_rules_explain(const na_rules_t *rules, const struct na_article *a,
     }
     na_rscan_init(&s, rules);
     err = na_rscan_article(&s, a);
-    if (!err) {
+    if (!err && rules->topics[topic].watch) {
+        err = watch_eval(&s, topic, v, NULL);
+    } else if (!err) {
         na_rscan_topic_eval(&s, topic, v);
         if (s.oom) {
             err = NA_ERR_NOMEM;
@@ -352,6 +642,23 @@ na_err_t na_rules_explain(const na_rules_t *rules, const struct na_article *a,
     }
     na_rscan_cleanup(&s);
     return err;
+}
+
+json_t *na_match_parties_json(const struct na_match *m) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < m->parties_cnt; i++) {
+        const struct na_party *p = &m->parties[i];
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "name", p->name,
+            "alias", p->alias, "source", p->source, "programs", p->programs, "country",
+            p->country, "type", p->type, "id", p->id, "matched", p->matched, "field",
+            p->field, "offset", (json_int_t)p->offset, "count", (json_int_t)p->count);
+        if (!o || json_array_append_new(arr, o)) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
 }
 
 void na_classification_cleanup(struct na_classification *c) {

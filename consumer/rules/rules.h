@@ -26,6 +26,22 @@ struct na_evidence {
     size_t offset;     /**< byte offset of the match in that field */
 };
 
+/** A listed party that an article names: the evidence of a watchlist topic
+ *  (docs/rules.md, "Watchlists"). Strings are "" when the list has none. */
+struct na_party {
+    char *name;        /**< the entry's name as listed */
+    char *alias;       /**< the name or alias that matched, as listed */
+    char *source;      /**< source list ("Entity List (EL) - Bureau of Industry ...") */
+    char *programs;    /**< programs, "; "-separated */
+    char *country;     /**< countries of its addresses, nationalities, citizenships */
+    char *type;        /**< "Entity", "Individual", "Vessel", ... */
+    char *id;          /**< the list's id of the entry */
+    char *matched;     /**< the text as it stood in the article (valid UTF-8) */
+    const char *field; /**< static: where it first occurs */
+    size_t offset;     /**< byte offset there */
+    size_t count;      /**< occurrences in the article */
+};
+
 /** One topic that an article matched. */
 struct na_match {
     char *topic;
@@ -35,6 +51,9 @@ struct na_match {
     size_t evidence_cnt;
     char *snippet; /**< at most 200 bytes (valid UTF-8, "…" where cut) around the
                         strongest match, from the body when the body matched */
+    struct na_party *parties; /**< watchlist topics: the parties named, in
+                                   order of first occurrence; at most 64 */
+    size_t parties_cnt;
 };
 
 struct na_classification {
@@ -69,6 +88,18 @@ const char *na_rules_version(const na_rules_t *rules);
 size_t na_rules_topic_count(const na_rules_t *rules);
 
 /**
+ * @brief What loading the watchlists of @p rules left out (rows rejected,
+ *        aliases skipped): message @p i, `FILE:LINE: reason`, or NULL past
+ *        the last kept (each list keeps its first 100).
+ * @returns borrowed, valid until destroy.
+ */
+const char *na_rules_watch_message(const na_rules_t *rules, size_t i);
+
+/** @returns rows rejected over all watchlists; @p entries (if not NULL) set
+ *           to the entries loaded. */
+size_t na_rules_watch_rejected(const na_rules_t *rules, size_t *entries);
+
+/**
  * @brief Classify @p a. Thread-safe for concurrent calls on one rules object.
  *        Any bytes are accepted (invalid UTF-8 separates words); each field
  *        is scanned up to its first 1 MiB.
@@ -78,6 +109,16 @@ size_t na_rules_topic_count(const na_rules_t *rules);
  */
 NA_WUR na_err_t na_rules_classify(const na_rules_t *rules, const struct na_article *a,
                                   struct na_classification *out);
+
+/**
+ * @brief The parties of a watchlist match as JSON, as alert/v1 and
+ *        `classify` print them: [{"name","alias","source","programs",
+ *        "country","type","id","matched","field","offset","count"}]
+ *        (programs and country as "; "-separated strings, as listed).
+ * @returns new array (empty for a query topic), or NULL on no memory.
+ */
+struct json_t;
+struct json_t *na_match_parties_json(const struct na_match *m);
 
 /** @brief Free everything @p c owns and zero it. NULL-safe. */
 void na_classification_cleanup(struct na_classification *c);

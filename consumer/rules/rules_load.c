@@ -20,6 +20,7 @@
 #include "newsalert/util.h"
 #include "rules_match.h"
 #include "rules_scan.h"
+#include "rules_watch.h"
 
 /* ================================================================ */
 /* Loading                                                          */
@@ -558,6 +559,115 @@ static na_err_t post_groups(struct load *ld, uint32_t n, uint32_t t, uint32_t *g
     return err;
 }
 
+/* The file of a watchlist: relative to the rules file's folder. */
+static char *watch_path(const struct load *ld, const char *file) {
+    const char *slash = strrchr(ld->name, '/');
+    struct na_buf b;
+    if (file[0] == '/' || !slash) {
+        return na_strdup(file);
+    }
+    na_buf_init(&b);
+    na_buf_append(&b, ld->name, (size_t)(slash - ld->name) + 1);
+    na_buf_puts(&b, file);
+    if (b.oom) {
+        na_buf_cleanup(&b);
+        return NULL;
+    }
+    return na_buf_steal(&b);
+}
+
+/* A watchlist topic: {"name", "watchlist": FILE, "format", "exact_case_below",
+ * "threshold", "weights", "description"}; topic->name is set. */
+static na_err_t load_watch_topic(struct load *ld, size_t t, json_t *obj) {
+    struct na_rtopic *topic = &ld->rules->topics[t];
+    enum na_watch_format format = NA_WATCH_CSL_CSV;
+    unsigned exact_below = NA_WATCH_EXACT_CASE_BELOW;
+    const char *file = NULL;
+    const char *key;
+    json_t *v;
+    char *path = NULL;
+    char msg[512];
+    na_err_t err = NA_OK;
+
+    json_object_foreach(obj, key, v) {
+        if (!strcmp(key, "name")) {
+            continue;
+        } else if (!strcmp(key, "watchlist")) {
+            if (!json_is_string(v) || !json_string_length(v) ||
+                strlen(json_string_value(v)) != json_string_length(v)) {
+                load_error(ld, (long)t, key, -1, false,
+                           "\"watchlist\" must be the path of a list file");
+                return NA_ERR_CONFIG;
+            }
+            file = json_string_value(v);
+        } else if (!strcmp(key, "format")) {
+            if (!json_is_string(v) ||
+                na_watch_format_parse(json_string_value(v), &format)) {
+                load_error(ld, (long)t, key, -1, false,
+                           "\"format\" must be \"csl-csv\", \"csl-json\" or \"names\"");
+                return NA_ERR_CONFIG;
+            }
+        } else if (!strcmp(key, "exact_case_below")) {
+            json_int_t n = json_integer_value(v);
+            if (!json_is_integer(v) || n < 0 || n > NA_RULES_MAX_TERM_BYTES) {
+                load_error(
+                    ld, (long)t, key, -1, false,
+                    "\"exact_case_below\" must be a whole number of letters from 0 "
+                    "to %u",
+                    NA_RULES_MAX_TERM_BYTES);
+                return NA_ERR_CONFIG;
+            }
+            exact_below = (unsigned)n;
+        } else if (!strcmp(key, "threshold")) {
+            if ((err = load_threshold(ld, (long)t, v, &topic->threshold))) {
+                return err;
+            }
+        } else if (!strcmp(key, "weights")) {
+            if ((err = load_weights(ld, (long)t, v, topic->fw))) {
+                return err;
+            }
+        } else if (!strcmp(key, "description")) {
+            if (!json_is_string(v)) {
+                load_error(ld, (long)t, key, -1, false,
+                           "\"description\" must be a string");
+                return NA_ERR_CONFIG;
+            }
+            topic->description = na_strdup(json_string_value(v));
+            if (!topic->description) {
+                return NA_ERR_NOMEM;
+            }
+        } else {
+            load_error(ld, (long)t, key, -1, true,
+                       "unknown key \"%.40s\" in a watchlist topic (name, description, "
+                       "watchlist, format, exact_case_below, threshold, weights)",
+                       key);
+            return NA_ERR_CONFIG;
+        }
+    }
+    path = watch_path(ld, file);
+    if (!path) {
+        return NA_ERR_NOMEM;
+    }
+    err = na_watch_load(path, format, exact_below, topic->name, &topic->watch, msg,
+                        sizeof(msg));
+    if (err && err != NA_ERR_NOMEM) {
+        load_error(ld, (long)t, "watchlist", -1, false, "%s", msg);
+        err = err == NA_ERR_TOO_LARGE ? NA_ERR_TOO_LARGE : NA_ERR_CONFIG;
+    }
+    free(path);
+    if (err) {
+        return err;
+    }
+    uint32_t *wt =
+        realloc(ld->rules->watch_topics, (ld->rules->watch_cnt + 1) * sizeof(*wt));
+    if (!wt) {
+        return NA_ERR_NOMEM;
+    }
+    ld->rules->watch_topics = wt;
+    wt[ld->rules->watch_cnt++] = (uint32_t)t;
+    return NA_OK;
+}
+
 static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
     struct na_rtopic *topic = &ld->rules->topics[t];
     const char *key;
@@ -588,6 +698,9 @@ static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
     if (!topic->name) {
         return NA_ERR_NOMEM;
     }
+    if (json_object_get(obj, "watchlist")) {
+        return load_watch_topic(ld, t, obj);
+    }
     json_object_foreach(obj, key, v) {
         if (!strcmp(key, "name")) {
             continue;
@@ -616,7 +729,7 @@ static na_err_t load_topic(struct load *ld, size_t t, json_t *obj) {
         } else {
             load_error(ld, (long)t, key, -1, true,
                        "unknown key \"%.40s\" (name, description, query, exclude, "
-                       "threshold, weights)",
+                       "threshold, weights; or watchlist, format, exact_case_below)",
                        key);
             return NA_ERR_CONFIG;
         }
@@ -896,6 +1009,23 @@ na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
         (err = build_bloom(ld.rules)) || (err = na_rules_db_build(ld.rules))) {
         goto out;
     }
+    if (ld.rules->watch_cnt) {
+        /* the version names the lists too: a changed list is other rules */
+        const char **parts = calloc(ld.rules->watch_cnt + 2, sizeof(*parts));
+        if (!parts) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        parts[0] = hex;
+        for (size_t i = 0; i < ld.rules->watch_cnt; i++) {
+            parts[i + 1] =
+                na_watch_digest(ld.rules->topics[ld.rules->watch_topics[i]].watch);
+        }
+        char vhex[NA_SHA256_HEX_LEN + 1];
+        na_sha256_hex_parts(parts, vhex);
+        free(parts);
+        memcpy(ld.rules->version, vhex, 12);
+    }
 out:
     if (err == NA_ERR_NOMEM) {
         snprintf(errstr, errstr_size, "%s: out of memory", ld.name);
@@ -932,7 +1062,9 @@ void na_rules_destroy(na_rules_t *rules) {
     for (size_t i = 0; i < rules->topics_cnt; i++) {
         free(rules->topics[i].name);
         free(rules->topics[i].description);
+        na_watch_destroy(rules->topics[i].watch);
     }
+    free(rules->watch_topics);
     free(rules->topics);
     free(rules->posts);
     free(rules->bloom);
@@ -953,6 +1085,36 @@ size_t na_rules_topic_count(const na_rules_t *rules) {
 
 const char *na_rules_topic_name(const na_rules_t *rules, size_t i) {
     return i < rules->topics_cnt ? rules->topics[i].name : NULL;
+}
+
+const char *na_rules_watch_message(const na_rules_t *rules, size_t i) {
+    for (size_t k = 0; k < rules->watch_cnt; k++) {
+        const na_watch_t *w = rules->topics[rules->watch_topics[k]].watch;
+        const char *m;
+        size_t n = 0;
+        while ((m = na_watch_message(w, n))) {
+            if (n == i) {
+                return m;
+            }
+            n++;
+        }
+        i -= n;
+    }
+    return NULL;
+}
+
+size_t na_rules_watch_rejected(const na_rules_t *rules, size_t *entries) {
+    size_t rejected = 0;
+    size_t total = 0;
+    for (size_t k = 0; k < rules->watch_cnt; k++) {
+        size_t r = 0;
+        total += na_watch_entry_count(rules->topics[rules->watch_topics[k]].watch, &r);
+        rejected += r;
+    }
+    if (entries) {
+        *entries = total;
+    }
+    return rejected;
 }
 
 long na_rules_topic_index(const na_rules_t *rules, const char *name) {

@@ -24,6 +24,8 @@
 
 /** Most topics in one rules file. */
 #define NA_RULES_MAX_TOPICS 100000u
+/** Most parties reported per matched watchlist topic. */
+#define NA_RULES_MAX_PARTIES 64u
 /** Most evidence entries reported per matched topic. */
 #define NA_RULES_MAX_EVIDENCE 32u
 /** Longest snippet (bytes, including the "…" marks). */
@@ -65,6 +67,8 @@ struct na_rules_s {
     char version[13];
     struct na_rtopic *topics;
     size_t topics_cnt;
+    uint32_t *watch_topics; /**< indices of the watchlist topics, in order */
+    size_t watch_cnt;
     struct na_rbuild b;
     uint32_t *posts;
     size_t posts_cnt;

@@ -103,6 +103,9 @@ struct na_rtopic {
     uint32_t query;             /**< root node */
     uint32_t exclude;           /**< root node or NA_RNONE */
     uint8_t req; /**< groups of keys that must all occur: bit g = group g */
+    /** A watchlist topic (rules_watch.h): no query, never a candidate by
+     *  keys; NULL for a query topic. */
+    struct na_watch_s *watch;
 };
 
 /** Most key groups of one topic that candidate selection checks. */

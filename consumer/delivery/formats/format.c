@@ -66,6 +66,29 @@ bool na_format_http_url(const char *url) {
     return true;
 }
 
+char *na_format_party_text(const struct na_party *p) {
+    struct na_buf b;
+    na_buf_init(&b);
+    na_buf_puts(&b, p->name);
+    if (*p->alias && strcmp(p->alias, p->name)) {
+        na_buf_printf(&b, " (as \"%s\")", p->alias);
+    }
+    if (*p->source) {
+        na_buf_printf(&b, " \xc2\xb7 %s", p->source);
+    }
+    if (*p->programs) {
+        na_buf_printf(&b, " \xc2\xb7 programs %s", p->programs);
+    }
+    if (*p->country) {
+        na_buf_printf(&b, " \xc2\xb7 country %s", p->country);
+    }
+    if (b.oom) {
+        na_buf_cleanup(&b);
+        return NULL;
+    }
+    return na_buf_steal(&b);
+}
+
 char *na_format_truncate(const char *s, size_t max) {
     size_t len = strlen(s ? s : "");
     struct na_buf buf;

@@ -91,6 +91,19 @@ bool na_format_http_url(const char *url);
  */
 void na_format_buf_cut(struct na_buf *buf, size_t max);
 
+/** Most parties of a watchlist match listed in one chat message; the rest
+ *  are counted ("+N more"). */
+#define NA_FORMAT_PARTIES_MAX 10u
+
+/**
+ * @brief One line of plain text naming a listed party, as every chat format
+ *        shows it (escaped by the format): `NAME (as "ALIAS") · SOURCE ·
+ *        programs P · country C`; parts the list leaves empty are left out,
+ *        and the alias when it is the name.
+ * @returns new string; free(). NULL on no memory.
+ */
+char *na_format_party_text(const struct na_party *p);
+
 /** @brief Serialise @p root (stolen) compactly into @p out. */
 NA_WUR na_err_t na_format_dump_steal(json_t *root, struct na_buf *out);
 

@@ -66,6 +66,15 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
             80, NA_MD_BACKSLASH);
         na_buf_printf(&desc, " (%s)", m->evidence[i].field);
     }
+    for (size_t i = 0; i < m->parties_cnt && i < NA_FORMAT_PARTIES_MAX; i++) {
+        char *t = na_format_party_text(&m->parties[i]);
+        na_buf_puts(&desc, i ? "\n- " : "\n**Parties:**\n- ");
+        na_format_md_escape(&desc, t ? t : "", 300, NA_MD_BACKSLASH);
+        free(t);
+    }
+    if (m->parties_cnt > NA_FORMAT_PARTIES_MAX) {
+        na_buf_printf(&desc, "\n+%zu more", m->parties_cnt - NA_FORMAT_PARTIES_MAX);
+    }
     if (m->snippet && *m->snippet) {
         na_buf_puts(&desc, "\n> ");
         na_format_md_escape(&desc, m->snippet, 600, NA_MD_BACKSLASH);

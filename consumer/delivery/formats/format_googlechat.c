@@ -62,6 +62,16 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
             80, NA_MD_HTML);
         na_buf_printf(&para, " (%s)", m->evidence[i].field);
     }
+    for (size_t i = 0; i < m->parties_cnt && i < NA_FORMAT_PARTIES_MAX; i++) {
+        char *t = na_format_party_text(&m->parties[i]);
+        na_buf_puts(&para,
+                    i ? "<br>\xe2\x80\xa2 " : "<br><b>Parties:</b><br>\xe2\x80\xa2 ");
+        na_format_md_escape(&para, t ? t : "", 300, NA_MD_HTML);
+        free(t);
+    }
+    if (m->parties_cnt > NA_FORMAT_PARTIES_MAX) {
+        na_buf_printf(&para, "<br>+%zu more", m->parties_cnt - NA_FORMAT_PARTIES_MAX);
+    }
     if (m->snippet && *m->snippet) {
         na_buf_puts(&para, "<br>");
         na_format_md_escape(&para, m->snippet, 600, NA_MD_HTML);

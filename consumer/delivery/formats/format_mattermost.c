@@ -61,6 +61,15 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
                   80);
         na_buf_printf(&text, " (%s)", m->evidence[i].field);
     }
+    for (size_t i = 0; i < m->parties_cnt && i < NA_FORMAT_PARTIES_MAX; i++) {
+        char *t = na_format_party_text(&m->parties[i]);
+        na_buf_puts(&text, i ? "\n- " : "\nParties:\n- ");
+        mm_escape(&text, t ? t : "", 300);
+        free(t);
+    }
+    if (m->parties_cnt > NA_FORMAT_PARTIES_MAX) {
+        na_buf_printf(&text, "\n+%zu more", m->parties_cnt - NA_FORMAT_PARTIES_MAX);
+    }
     if (m->snippet && *m->snippet) {
         na_buf_puts(&text, "\n> ");
         mm_escape(&text, m->snippet, 600);

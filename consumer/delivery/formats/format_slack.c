@@ -37,6 +37,15 @@ static char *section_text(const struct na_alert *alert) {
             80);
         na_buf_printf(&b, "_ (%s)", m->evidence[i].field);
     }
+    for (size_t i = 0; i < m->parties_cnt && i < NA_FORMAT_PARTIES_MAX; i++) {
+        char *t = na_format_party_text(&m->parties[i]);
+        na_buf_puts(&b, i ? "\n\xe2\x80\xa2 " : "\n*Parties:*\n\xe2\x80\xa2 ");
+        na_format_slack_escape(&b, t ? t : "", 300);
+        free(t);
+    }
+    if (m->parties_cnt > NA_FORMAT_PARTIES_MAX) {
+        na_buf_printf(&b, "\n+%zu more", m->parties_cnt - NA_FORMAT_PARTIES_MAX);
+    }
     if (m->snippet && *m->snippet) {
         na_buf_puts(&b, "\n> ");
         na_format_slack_escape(&b, m->snippet, SLACK_SNIPPET_MAX);

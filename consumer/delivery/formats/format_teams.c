@@ -50,6 +50,15 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
             80, NA_MD_ZWSP);
         na_buf_printf(&ev, " (%s)", m->evidence[i].field);
     }
+    for (size_t i = 0; i < m->parties_cnt && i < NA_FORMAT_PARTIES_MAX; i++) {
+        char *t = na_format_party_text(&m->parties[i]);
+        na_buf_puts(&ev, i ? "\n\n- " : "\n\nParties:\n\n- ");
+        na_format_md_escape(&ev, t ? t : "", 300, NA_MD_ZWSP);
+        free(t);
+    }
+    if (m->parties_cnt > NA_FORMAT_PARTIES_MAX) {
+        na_buf_printf(&ev, "\n\n+%zu more", m->parties_cnt - NA_FORMAT_PARTIES_MAX);
+    }
     na_format_md_escape(&snip, m->snippet ? m->snippet : "", TEAMS_TEXT_MAX, NA_MD_ZWSP);
     na_format_md_escape(&source, a->source_name ? a->source_name : "unknown source", 200,
                         NA_MD_ZWSP);

@@ -1,0 +1,711 @@
+/*
+ * Watchlist topics (consumer/rules/rules_watch.c): the three list formats,
+ * columns found by header name, name folding and matching (legal forms,
+ * "SURNAME, Given", exact case for short names, whole words, accents and
+ * punctuation), parties as evidence, explain, the rules version, and bad
+ * input (each bad row named with its line, the rest loaded).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alert.h"
+#include "format.h"
+#include "newsalert/metrics.h"
+#include "newsalert/util.h"
+#include "rules.h"
+#include "rules_match.h"
+#include "rules_watch.h"
+
+/* ---- helpers ---- */
+
+static char tmpdir[256];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/na_test_watch.XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    return 0;
+}
+
+static int teardown(void **state) {
+    char cmd[512];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_file(const char *name, const char *data, size_t len) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void write_str(const char *name, const char *data) {
+    write_file(name, data, strlen(data));
+}
+
+/* The published header of the Consolidated Screening List's CSV. */
+#define CSL_HEADER                                                                       \
+    "_id,source,entity_number,type,programs,name,title,addresses,federal_register_"      \
+    "notice,start_date,end_date,standard_order,license_requirement,license_policy,"      \
+    "call_sign,vessel_type,gross_tonnage,gross_registered_tonnage,vessel_flag,vessel_"   \
+    "owner,remarks,source_list_url,alt_names,citizenships,dates_of_birth,nationalities," \
+    "places_of_birth,source_information_url,ids\n"
+
+/* A CSL row: id, source, type, programs, name, addresses, alt_names,
+ * citizenships in their published columns (29 fields). */
+static void csl_row(struct na_buf *b, const char *id, const char *source,
+                    const char *type, const char *programs, const char *name,
+                    const char *addresses, const char *alt, const char *cit) {
+    na_buf_printf(b, "%s,%s,,%s,%s,%s,,%s,,,,,,,,,,,,,,,%s,%s,,,,,\n", id, source, type,
+                  programs, name, addresses, alt, cit);
+}
+
+/* Rules with one watchlist topic "parties" over FILE in FORMAT (extra: more
+ * members of the topic, or ""), loaded as TMPDIR/rules.json. */
+static na_err_t load_watch(const char *file, const char *format, const char *extra,
+                           na_rules_t **rules, char *errstr, size_t errstr_size) {
+    char json[1024];
+    char name[512];
+    snprintf(json, sizeof(json),
+             "{\"topics\": [{\"name\": \"parties\", \"watchlist\": \"%s\", "
+             "\"format\": \"%s\"%s}]}",
+             file, format, extra);
+    snprintf(name, sizeof(name), "%s/rules.json", tmpdir);
+    return na_rules_load_buf(json, strlen(json), name, rules, errstr, errstr_size);
+}
+
+static na_rules_t *watch_ok(const char *file, const char *format, const char *extra) {
+    na_rules_t *rules = NULL;
+    char errstr[1024] = "";
+    na_err_t err = load_watch(file, format, extra, &rules, errstr, sizeof(errstr));
+    if (err) {
+        print_error("unexpected error: %s\n", errstr);
+    }
+    assert_int_equal(err, NA_OK);
+    return rules;
+}
+
+/* Classify content text (and a title); @returns the watchlist match or NULL. */
+static const struct na_match *classify(const na_rules_t *rules, const char *title,
+                                       const char *text, struct na_classification *c) {
+    struct na_article a;
+    memset(&a, 0, sizeof(a));
+    a.title = (char *)title;
+    a.content = (char *)text;
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(na_rules_classify(rules, &a, c), NA_OK);
+    for (size_t i = 0; i < c->matches_cnt; i++) {
+        if (!strcmp(c->matches[i].topic, "parties")) {
+            return &c->matches[i];
+        }
+    }
+    return NULL;
+}
+
+/* The names (as listed) of the parties that @p text names, "|"-joined. */
+static char *parties_of(const na_rules_t *rules, const char *text) {
+    struct na_classification c;
+    struct na_buf b;
+    na_buf_init(&b);
+    na_buf_puts(&b, "");
+    const struct na_match *m = classify(rules, NULL, text, &c);
+    for (size_t i = 0; m && i < m->parties_cnt; i++) {
+        na_buf_printf(&b, "%s%s", i ? "|" : "", m->parties[i].name);
+    }
+    na_classification_cleanup(&c);
+    return na_buf_steal(&b);
+}
+
+static void expect_parties(const na_rules_t *rules, const char *text, const char *want) {
+    char *got = parties_of(rules, text);
+    if (strcmp(got, want)) {
+        print_error("text: %s\n", text);
+    }
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* Is there a kept message containing every needle (NULL-terminated)? */
+static bool has_message(const na_rules_t *rules, ...) {
+    const char *m;
+    for (size_t i = 0; (m = na_rules_watch_message(rules, i)); i++) {
+        va_list ap;
+        const char *needle;
+        bool all = true;
+        va_start(ap, rules);
+        while ((needle = va_arg(ap, const char *))) {
+            all = all && strstr(m, needle);
+        }
+        va_end(ap);
+        if (all) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void dump_messages(const na_rules_t *rules) {
+    const char *m;
+    for (size_t i = 0; (m = na_rules_watch_message(rules, i)); i++) {
+        print_message("  message: %s\n", m);
+    }
+}
+
+/* ---- formats ---- */
+
+static void test_csl_csv_published_layout(void **state) {
+    struct na_buf b;
+    (void)state;
+    na_buf_init(&b);
+    na_buf_puts(&b, CSL_HEADER);
+    csl_row(&b, "e1", "Entity List (EL) - Bureau of Industry and Security", "Entity",
+            "EAR", "\"Shenzhen Quillfeather Photonics Co., Ltd.\"",
+            "\"Room 5, Tower 2, Shenzhen, Guangdong, 518000, CN\"",
+            "Quillfeather Photonics; 深圳羽笔光电有限公司", "");
+    csl_row(&b, "e2", "Specially Designated Nationals (SDN) - Treasury Department",
+            "Individual", "RUSSIA-EO14024; UKRAINE-EO13661",
+            "\"VOLKOVETS, Arkady Semyonovich\"", "", "\"VOLKOVETS, Arkadii\"", "RU");
+    write_str("list.csv", b.data);
+    na_buf_cleanup(&b);
+    na_rules_t *rules = watch_ok("list.csv", "csl-csv", "");
+    size_t entries = 0;
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 0);
+    assert_int_equal(entries, 2);
+
+    struct na_classification c;
+    const struct na_match *m = classify(
+        rules, "Quillfeather Photonics Co. shipped lasers",
+        "A unit of 深圳羽笔光电有限公司 sold them to Arkadii Volkovets, people said.",
+        &c);
+    assert_non_null(m);
+    assert_int_equal(m->parties_cnt, 2);
+    const struct na_party *p = &m->parties[0];
+    assert_string_equal(p->name, "Shenzhen Quillfeather Photonics Co., Ltd.");
+    assert_string_equal(p->alias, "Quillfeather Photonics");
+    assert_string_equal(p->source, "Entity List (EL) - Bureau of Industry and Security");
+    assert_string_equal(p->programs, "EAR");
+    assert_string_equal(p->country, "CN");
+    assert_string_equal(p->type, "Entity");
+    assert_string_equal(p->id, "e1");
+    assert_string_equal(p->field, "title");
+    assert_string_equal(p->matched, "Quillfeather Photonics Co");
+    assert_int_equal(p->offset, 0);
+    assert_int_equal(p->count, 2); /* the title and the Chinese name */
+    p = &m->parties[1];
+    assert_string_equal(p->name, "VOLKOVETS, Arkady Semyonovich");
+    assert_string_equal(p->alias, "VOLKOVETS, Arkadii");
+    assert_string_equal(p->programs, "RUSSIA-EO14024; UKRAINE-EO13661");
+    assert_string_equal(p->country, "RU");
+    assert_string_equal(p->matched, "Arkadii Volkovets");
+    assert_string_equal(p->field, "content");
+    /* evidence: one line per party and field, the alias as the term */
+    assert_int_equal(m->evidence_cnt, 3);
+    assert_string_equal(m->evidence[0].term, "Quillfeather Photonics");
+    assert_string_equal(m->evidence[0].field, "title");
+    assert_string_equal(m->evidence[1].term, "深圳羽笔光电有限公司");
+    assert_string_equal(m->evidence[1].matched, "深圳羽笔光电有限公司");
+    assert_string_equal(m->evidence[2].term, "VOLKOVETS, Arkadii");
+    /* score: 3 (title) + 1 + 1 (content, two parties) */
+    assert_true(m->score > 4.99 && m->score < 5.01);
+    assert_non_null(m->snippet);
+    assert_non_null(strstr(m->snippet, "Volkovets"));
+    na_classification_cleanup(&c);
+    na_rules_destroy(rules);
+}
+
+static void test_csl_csv_columns_by_header_name(void **state) {
+    (void)state;
+    /* reordered and shortened: only what matters, in another order */
+    write_str("short.csv",
+              "alt_names,name,programs,source\r\n"
+              "Nordwind Avionik,\"Nordwind Avionics GmbH\",EAR,Entity List\r\n"
+              ",Kestrel Maritime Holdings,SDGT,SDN\r\n");
+    na_rules_t *rules = watch_ok("short.csv", "csl-csv", "");
+    expect_parties(rules, "Nordwind Avionik and Kestrel Maritime Holdings Limited",
+                   "Nordwind Avionics GmbH|Kestrel Maritime Holdings");
+    struct na_classification c;
+    const struct na_match *m = classify(rules, NULL, "kestrel maritime holdings", &c);
+    assert_non_null(m);
+    assert_string_equal(m->parties[0].programs, "SDGT");
+    assert_string_equal(m->parties[0].source, "SDN");
+    assert_string_equal(m->parties[0].country, "");
+    na_classification_cleanup(&c);
+    na_rules_destroy(rules);
+
+    /* no name column: the list cannot load, and says where */
+    write_str("noname.csv", "_id,source,alt_names\n1,x,y\n");
+    char errstr[1024] = "";
+    na_rules_t *bad = NULL;
+    assert_int_equal(
+        load_watch("noname.csv", "csl-csv", "", &bad, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
+    assert_null(bad);
+    assert_non_null(strstr(errstr, "noname.csv:1: the header has no \"name\" column"));
+    assert_non_null(strstr(errstr, "topic \"parties\""));
+}
+
+static void test_csl_json_export(void **state) {
+    (void)state;
+    write_str(
+        "list.json",
+        "{\"sources_used\": [{\"source\": \"x\"}],\n"
+        " \"results\": [\n"
+        "  {\"id\": \"j1\", \"name\": \"Tarnhelm Orbital Systems Corporation\",\n"
+        "   \"alt_names\": [\"Tarnhelm Orbital\", \"TOSC\"], \"programs\": [\"EAR\"],\n"
+        "   \"source\": \"Entity List (EL) - Bureau of Industry and Security\",\n"
+        "   \"type\": \"Entity\",\n"
+        "   \"addresses\": [{\"address\": \"1 Rue\", \"city\": \"Paris\", "
+        "\"country\": \"FR\"},\n"
+        "                 {\"city\": \"Lyon\", \"country\": \"FR\"}]},\n"
+        "  {\"name\": \"MARENKO, Olesya\", \"type\": \"Individual\",\n"
+        "   \"programs\": [\"SDGT\", \"IRGC\"], \"nationalities\": [\"UA\"],\n"
+        "   \"citizenships\": [\"PL\"]}\n"
+        " ]}\n");
+    na_rules_t *rules = watch_ok("list.json", "csl-json", "");
+    struct na_classification c;
+    const struct na_match *m = classify(
+        rules, NULL, "Olesya Marenko joined Tarnhelm Orbital, the TOSC unit.", &c);
+    assert_non_null(m);
+    assert_int_equal(m->parties_cnt, 2);
+    assert_string_equal(m->parties[0].name, "MARENKO, Olesya");
+    assert_string_equal(m->parties[0].programs, "SDGT; IRGC");
+    assert_string_equal(m->parties[0].country, "UA; PL");
+    assert_string_equal(m->parties[1].name, "Tarnhelm Orbital Systems Corporation");
+    assert_string_equal(m->parties[1].country, "FR");
+    assert_string_equal(m->parties[1].id, "j1");
+    assert_int_equal(m->parties[1].count, 2); /* "Tarnhelm Orbital" and "TOSC" */
+    na_classification_cleanup(&c);
+    na_rules_destroy(rules);
+
+    /* a bare array of entries works too */
+    write_str("bare.json", "[{\"name\": \"Vellmar Dynamics\"}]");
+    rules = watch_ok("bare.json", "csl-json", "");
+    expect_parties(rules, "Vellmar Dynamics said", "Vellmar Dynamics");
+    na_rules_destroy(rules);
+}
+
+static void test_names_format(void **state) {
+    (void)state;
+    write_str("names.txt", "# one name per line\n"
+                           "Orrin Quarry Machinery Ltd\n"
+                           "\n"
+                           "DALGREN, Petra\n"
+                           "Halvard Shipping, Inc.\n");
+    na_rules_t *rules = watch_ok("names.txt", "names", "");
+    size_t entries = 0;
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 0);
+    assert_int_equal(entries, 3);
+    expect_parties(rules, "Petra Dalgren of Orrin Quarry Machinery met Halvard Shipping.",
+                   "DALGREN, Petra|Orrin Quarry Machinery Ltd|Halvard Shipping, Inc.");
+    /* "Acme, Inc." is a company with its legal form, not "Inc. Acme" */
+    expect_parties(rules, "Inc Halvard Shipping", "Halvard Shipping, Inc.");
+    na_rules_destroy(rules);
+}
+
+/* ---- matching ---- */
+
+static void test_name_folding_and_matching(void **state) {
+    (void)state;
+    write_str("m.txt", "Müller-Świątek Präzisionswerke AG\n"
+                       "Star\n"
+                       "Ace Industrial\n"
+                       "Aurel Bank\n"
+                       "Kovac Systems Co., Ltd.\n"
+                       "Zhongwei Hangke 有限公司\n"
+                       "O'Brien Freight\n"
+                       "Al-Rashid Exchange\n");
+    na_rules_t *rules = watch_ok("m.txt", "names", "");
+    /* case, accents and punctuation fold as in the rules language */
+    expect_parties(rules, "MULLER SWIATEK PRAZISIONSWERKE said",
+                   "Müller-Świątek Präzisionswerke AG");
+    expect_parties(rules, "muller-swiatek präzisionswerke a.g.",
+                   "Müller-Świątek Präzisionswerke AG");
+    /* legal forms are optional in the text, any of them may follow */
+    expect_parties(rules, "Kovac Systems won", "Kovac Systems Co., Ltd.");
+    expect_parties(rules, "Kovac Systems Co Ltd won", "Kovac Systems Co., Ltd.");
+    expect_parties(rules, "Zhongwei Hangke said", "Zhongwei Hangke 有限公司");
+    /* whole words only */
+    expect_parties(rules, "Kovac Systemsx and Aurel Banking", "");
+    expect_parties(rules, "the Aurel Bank's loans", "Aurel Bank");
+    /* a short single word matches only as listed */
+    expect_parties(rules, "a rising star, a shooting STAR", "");
+    expect_parties(rules, "Star said", "Star");
+    /* multi-word names of five letters or more fold */
+    expect_parties(rules, "ACE INDUSTRIAL shares", "Ace Industrial");
+    expect_parties(rules, "O’BRIEN FREIGHT and al rashid exchange",
+                   "O'Brien Freight|Al-Rashid Exchange");
+    /* a hyphenated name also as one word */
+    expect_parties(rules, "AlRashid Exchange", "Al-Rashid Exchange");
+    /* the longest name at a place wins, and names do not overlap */
+    na_rules_destroy(rules);
+
+    write_str("nest.txt", "Aurel Bank\nAurel Bank of Commerce\nBank of Commerce Group\n");
+    rules = watch_ok("nest.txt", "names", "");
+    expect_parties(rules, "Aurel Bank of Commerce Group", "Aurel Bank of Commerce");
+    expect_parties(rules, "Aurel Bank of Commerce and Bank of Commerce Group",
+                   "Aurel Bank of Commerce|Bank of Commerce Group");
+    na_rules_destroy(rules);
+
+    /* the threshold of exact case is the topic's */
+    rules = watch_ok("m.txt", "names", ", \"exact_case_below\": 0");
+    expect_parties(rules, "a rising star", "Star");
+    na_rules_destroy(rules);
+    rules = watch_ok("m.txt", "names", ", \"exact_case_below\": 14");
+    expect_parties(rules, "ACE INDUSTRIAL shares", "");
+    expect_parties(rules, "Ace Industrial shares", "Ace Industrial");
+    na_rules_destroy(rules);
+}
+
+static void test_alert_for_several_parties_is_one_match(void **state) {
+    (void)state;
+    write_str("p.txt", "Brannock Logistics\nFenwhistle Polymers\nIsolde Maritime\n");
+    char extra[256];
+    snprintf(extra, sizeof(extra), ", \"threshold\": 2");
+    na_rules_t *rules = watch_ok("p.txt", "names", extra);
+    struct na_classification c;
+    /* one party once in the content: 1 < 2 */
+    assert_null(classify(rules, NULL, "Brannock Logistics said.", &c));
+    na_classification_cleanup(&c);
+    const struct na_match *m = classify(
+        rules, NULL, "Brannock Logistics, Fenwhistle Polymers and Isolde Maritime.", &c);
+    assert_non_null(m);
+    assert_int_equal(c.matches_cnt, 1);
+    assert_int_equal(m->parties_cnt, 3);
+    assert_int_equal(m->evidence_cnt, 3);
+    na_classification_cleanup(&c);
+
+    /* explain agrees */
+    struct na_article a;
+    struct na_rules_verdict v;
+    memset(&a, 0, sizeof(a));
+    a.content = "Brannock Logistics said.";
+    assert_int_equal(na_rules_explain(rules, &a, 0, &v), NA_OK);
+    assert_true(v.query);
+    assert_false(v.matched);
+    assert_true(v.score > 0.99 && v.score < 1.01);
+    a.content = "Nothing here.";
+    assert_int_equal(na_rules_explain(rules, &a, 0, &v), NA_OK);
+    assert_false(v.query);
+    na_rules_destroy(rules);
+}
+
+static void test_watchlist_beside_query_topics(void **state) {
+    (void)state;
+    write_str("q.txt", "Brannock Logistics\n");
+    char json[512];
+    char name[512];
+    snprintf(json, sizeof(json),
+             "{\"topics\": [{\"name\": \"a\", \"query\": \"lasers\"},"
+             " {\"name\": \"parties\", \"watchlist\": \"q.txt\", \"format\": \"names\"},"
+             " {\"name\": \"z\", \"query\": \"brannock\"}]}");
+    snprintf(name, sizeof(name), "%s/rules.json", tmpdir);
+    na_rules_t *rules = NULL;
+    char errstr[512] = "";
+    assert_int_equal(
+        na_rules_load_buf(json, strlen(json), name, &rules, errstr, sizeof(errstr)),
+        NA_OK);
+    struct na_classification c;
+    classify(rules, NULL, "Brannock Logistics sold lasers.", &c);
+    assert_int_equal(c.matches_cnt, 3);
+    assert_string_equal(c.matches[0].topic, "a");
+    assert_string_equal(c.matches[1].topic, "parties");
+    assert_string_equal(c.matches[2].topic, "z");
+    assert_int_equal(c.matches[0].parties_cnt, 0);
+    assert_int_equal(c.matches[1].parties_cnt, 1);
+    na_classification_cleanup(&c);
+
+    /* the version names the list: another list is other rules */
+    char v1[16];
+    snprintf(v1, sizeof(v1), "%s", na_rules_version(rules));
+    na_rules_destroy(rules);
+    write_str("q.txt", "Brannock Logistics\nIsolde Maritime\n");
+    assert_int_equal(
+        na_rules_load_buf(json, strlen(json), name, &rules, errstr, sizeof(errstr)),
+        NA_OK);
+    assert_string_not_equal(v1, na_rules_version(rules));
+    na_rules_destroy(rules);
+}
+
+/* The parties reach alert/v1 and every chat format, escaped for each. */
+static void test_parties_in_alert_and_every_format(void **state) {
+    (void)state;
+    struct na_buf b;
+    na_buf_init(&b);
+    na_buf_puts(&b, "name,alt_names,source,programs,addresses,type\n"
+                    "Brannock Logistics,\"@everyone Brannock\",Entity List <EL>,EAR; "
+                    "SDGT,\"Harbour Rd, Valletta, MT\",Entity\n");
+    for (int i = 0; i < 12; i++) {
+        na_buf_printf(&b, "Filler Party %c%c,,SDN,,,Entity\n", 'a' + i, 'a' + i);
+    }
+    write_file("f.csv", b.data, b.len);
+    na_buf_cleanup(&b);
+    na_rules_t *rules = watch_ok("f.csv", "csl-csv", "");
+    struct na_article a;
+    struct na_classification c;
+    na_article_init(&a);
+    a.title = na_strdup("@everyone Brannock ships");
+    a.url = na_strdup("https://wire.example/a");
+    a.content = na_strdup("Filler Party aa, Filler Party bb, Filler Party cc, Filler "
+                          "Party dd, Filler Party ee, Filler Party ff, Filler Party gg, "
+                          "Filler Party hh, Filler Party ii, Filler Party jj, Filler "
+                          "Party kk and Filler Party ll.");
+    na_article_set_id(&a);
+    assert_int_equal(na_rules_classify(rules, &a, &c), NA_OK);
+    assert_int_equal(c.matches_cnt, 1);
+    assert_int_equal(c.matches[0].parties_cnt, 13);
+    struct na_alert alert;
+    na_alert_init(&alert, &a, &c.matches[0], na_rules_version(rules));
+
+    json_t *root = na_alert_to_json(&alert);
+    json_t *p = json_array_get(json_object_get(root, "parties"), 0);
+    assert_string_equal(json_string_value(json_object_get(p, "name")),
+                        "Brannock Logistics");
+    assert_string_equal(json_string_value(json_object_get(p, "alias")),
+                        "@everyone Brannock");
+    assert_string_equal(json_string_value(json_object_get(p, "source")),
+                        "Entity List <EL>");
+    assert_string_equal(json_string_value(json_object_get(p, "programs")), "EAR; SDGT");
+    assert_string_equal(json_string_value(json_object_get(p, "country")), "MT");
+    assert_string_equal(json_string_value(json_object_get(p, "field")), "title");
+    assert_int_equal(json_array_size(json_object_get(root, "parties")), 13);
+    json_decref(root);
+
+    static const char *const names[] = {"json",    "slack", "mattermost",
+                                        "discord", "teams", "googlechat"};
+    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+        struct na_buf out;
+        na_buf_init(&out);
+        assert_int_equal(na_format_find(names[f])->render(&alert, &out), NA_OK);
+        /* the name, its source list, programs and country are all shown */
+        if (!strstr(out.data, "Brannock Logistics") || !strstr(out.data, "EAR; SDGT") ||
+            !strstr(out.data, "MT") || !strstr(out.data, "Entity List")) {
+            print_error("%s: %s\n", names[f], out.data);
+            fail();
+        }
+        if (strcmp(names[f], "json")) {
+            /* escaped as the service needs: no raw < >, and no ping where
+             * "@everyone" is one (Slack pings only with <!everyone>) */
+            if (strcmp(names[f], "slack") &&
+                (strstr(out.data, "\"@everyone") || strstr(out.data, " @everyone"))) {
+                print_error("%s: %s\n", names[f], out.data);
+                fail();
+            }
+            assert_null(strstr(out.data, "List <EL>"));
+            assert_non_null(strstr(out.data, "+3 more"));
+        }
+        na_buf_cleanup(&out);
+    }
+    na_classification_cleanup(&c);
+    na_article_cleanup(&a);
+    na_rules_destroy(rules);
+}
+
+/* ---- bad input ---- */
+
+static void test_watchlist_load_errors(void **state) {
+    (void)state;
+    char errstr[1024] = "";
+    na_rules_t *rules = NULL;
+    assert_int_equal(
+        load_watch("missing.csv", "csl-csv", "", &rules, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "missing.csv"));
+    assert_non_null(strstr(errstr, "topic \"parties\""));
+    assert_int_equal(load_watch("x.csv", "xml", "", &rules, errstr, sizeof(errstr)),
+                     NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "\"format\" must be"));
+    assert_int_equal(load_watch("x.csv", "names", ", \"query\": \"x\"", &rules, errstr,
+                                sizeof(errstr)),
+                     NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "unknown key \"query\" in a watchlist topic"));
+    /* every row bad: nothing to screen with is an error, not an empty list */
+    write_str("allbad.txt", "!!!\n---\n");
+    assert_int_equal(
+        load_watch("allbad.txt", "names", "", &rules, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "no entry loaded (2 rows rejected"));
+    assert_non_null(
+        strstr(errstr, "allbad.txt:1: name \"!!!\" has no letters or digits"));
+    write_str("notjson.json", "\"hello\"");
+    assert_int_equal(
+        load_watch("notjson.json", "csl-json", "", &rules, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "expected an array of entries"));
+}
+
+static void test_watchlist_bad_rows_named_rest_loaded(void **state) {
+    (void)state;
+    struct na_buf b;
+    na_buf_init(&b);
+    na_buf_puts(&b, CSL_HEADER);                                          /* line 1 */
+    csl_row(&b, "r2", "SDN", "Entity", "", "Good Party One", "", "", ""); /* 2 */
+    na_buf_puts(&b, "r3,SDN,,Entity,,\"Broken\"Row,,,,,,,,,,,,,,,,,,,,,,,\n");
+    csl_row(&b, "r4", "SDN", "Entity", "", "", "", "", "");          /* 4: empty name */
+    csl_row(&b, "r5", "SDN", "Entity", "", "\"?!.,;\"", "", "", ""); /* 5: punctuation */
+    na_buf_puts(&b, "r6,SDN,,Entity,,too few fields\n");             /* 6 */
+    /* 7: a 10 MB single field */
+    na_buf_puts(&b, "r7,SDN,,Entity,,Huge Party,,\"");
+    for (int i = 0; i < 10 * 1024 * 1024 / 64; i++) {
+        na_buf_puts(&b,
+                    "0123456789012345678901234567890123456789012345678901234567890123");
+    }
+    na_buf_puts(&b, "\",,,,,,,,,,,,,,,,,,,,,\n");
+    csl_row(&b, "r8", "SDN", "Entity", "", "Bad \xff\xfe Bytes", "", "", ""); /* 8 */
+    csl_row(&b, "r9", "SDN", "Entity", "", "Good Party Two", "", "", "");     /* 9 */
+    csl_row(&b, "r10", "SDN", "Entity", "", "\"Good Party Three\"", "", "Ok Alias; ...",
+            ""); /* 10: one alias of punctuation is skipped, the row kept */
+    assert_false(b.oom);
+    write_file("bad.csv", b.data, b.len);
+    na_buf_cleanup(&b);
+
+    na_metric_t *m =
+        na_metrics_get(NA_METRIC_COUNTER, "newsalert_watchlist_rows_rejected_total", "x",
+                       "topic=\"parties\"");
+    double before = na_metric_value(m);
+    na_rules_t *rules = watch_ok("bad.csv", "csl-csv", "");
+    size_t entries = 0;
+    size_t rejected = na_rules_watch_rejected(rules, &entries);
+    dump_messages(rules);
+    assert_int_equal(entries, 3);
+    assert_int_equal(rejected, 6);
+    assert_true(na_metric_value(m) - before > 5.99 && na_metric_value(m) - before < 6.01);
+    assert_true(has_message(rules, "bad.csv:3: ", "text after the closing quote", NULL));
+    assert_true(has_message(rules, "bad.csv:4: empty name", NULL));
+    assert_true(has_message(rules, "bad.csv:5: name \"?!.,;\" has no letters", NULL));
+    assert_true(has_message(rules, "bad.csv:6: 6 fields where the header has 29", NULL));
+    assert_true(
+        has_message(rules, "bad.csv:7: field 8 is longer than 65536 bytes", NULL));
+    assert_true(has_message(rules, "bad.csv:8: invalid UTF-8 in column \"name\"", NULL));
+    assert_true(has_message(rules, "bad.csv:10: alias skipped", "\"...\"", NULL));
+    expect_parties(rules, "Good Party One, Good Party Two, Ok Alias, Huge Party",
+                   "Good Party One|Good Party Two|Good Party Three");
+    na_rules_destroy(rules);
+}
+
+static void test_watchlist_unclosed_quote_skips_one_row(void **state) {
+    (void)state;
+    write_str("q.csv", "name,source\n"
+                       "First Party,A\n"
+                       "\"Unclosed Party,B\n"
+                       "Third Party,C\n");
+    na_rules_t *rules = watch_ok("q.csv", "csl-csv", "");
+    dump_messages(rules);
+    assert_true(
+        has_message(rules, "q.csv:3: quoted field of line 3 is not closed", NULL));
+    expect_parties(rules, "First Party and Third Party", "First Party|Third Party");
+    na_rules_destroy(rules);
+}
+
+static void test_watchlist_bad_json_entries_named_rest_loaded(void **state) {
+    (void)state;
+    write_str("bad.json", "{\"results\": [\n"
+                          "  {\"name\": \"Good Json One\"},\n"     /* 2 */
+                          "  {\"name\": \"\"},\n"                  /* 3 */
+                          "  {\"name\": \"...\"},\n"               /* 4 */
+                          "  {\"name\": 5},\n"                     /* 5 */
+                          "  {\"name\": \"Bad \xc3\x28 Json\"},\n" /* 6 */
+                          "  {\"name\": \"Trailing\" \"x\"},\n"    /* 7 */
+                          "  \"not an object\",\n"                 /* 8 */
+                          "  {\"name\": \"Good Json Two\"}\n"      /* 9 */
+                          "]}\n");
+    na_rules_t *rules = watch_ok("bad.json", "csl-json", "");
+    dump_messages(rules);
+    size_t entries = 0;
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 6);
+    assert_int_equal(entries, 2);
+    assert_true(has_message(rules, "bad.json:3: empty name", NULL));
+    assert_true(has_message(rules, "bad.json:4: name \"...\" has no letters", NULL));
+    assert_true(has_message(rules, "bad.json:5: \"name\" must be a string", NULL));
+    assert_true(has_message(rules, "bad.json:6: invalid UTF-8", NULL));
+    assert_true(has_message(rules, "bad.json:7: ", NULL));
+    assert_true(has_message(rules, "bad.json:8: an entry must be a JSON object", NULL));
+    expect_parties(rules, "Good Json One and Good Json Two",
+                   "Good Json One|Good Json Two");
+    na_rules_destroy(rules);
+}
+
+static void test_watchlist_names_bad_lines(void **state) {
+    (void)state;
+    struct na_buf b;
+    na_buf_init(&b);
+    na_buf_puts(&b, "Fine Name One\n"
+                    "....\n"
+                    "Broken \xe2\x82 Bytes\n");
+    for (int i = 0; i < 10 * 1024 * 1024 / 64; i++) {
+        na_buf_puts(&b,
+                    "abcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefgh");
+    }
+    na_buf_puts(&b, "\nFine Name Two\n");
+    write_file("n.txt", b.data, b.len);
+    na_buf_cleanup(&b);
+    na_rules_t *rules = watch_ok("n.txt", "names", "");
+    dump_messages(rules);
+    assert_true(has_message(rules, "n.txt:2: name \"....\" has no letters", NULL));
+    assert_true(has_message(rules, "n.txt:3: invalid UTF-8", NULL));
+    assert_true(has_message(rules, "n.txt:4: line longer than 65536 bytes", NULL));
+    expect_parties(rules, "Fine Name One, Fine Name Two", "Fine Name One|Fine Name Two");
+    na_rules_destroy(rules);
+}
+
+/* Article text of any bytes: no crash, valid UTF-8 evidence. */
+static void test_watchlist_hostile_text(void **state) {
+    (void)state;
+    write_str("h.txt", "Brannock Logistics\n");
+    na_rules_t *rules = watch_ok("h.txt", "names", "");
+    /* an invalid byte separates words, as in the rules language */
+    expect_parties(rules,
+                   "\xff"
+                   "Brannock Logistics\xfe",
+                   "Brannock Logistics");
+    struct na_classification c;
+    const struct na_match *m = classify(rules, NULL, "Brannock\xff Logistics", &c);
+    assert_non_null(m);
+    assert_string_equal(m->parties[0].matched, "Brannock\xef\xbf\xbd Logistics");
+    na_classification_cleanup(&c);
+    /* more mentions than are recorded: counted up to the cap, no more */
+    struct na_buf b;
+    na_buf_init(&b);
+    for (int i = 0; i < 5000; i++) {
+        na_buf_puts(&b, "Brannock Logistics. ");
+    }
+    m = classify(rules, NULL, b.data, &c);
+    assert_non_null(m);
+    assert_int_equal(m->parties[0].count, NA_WATCH_MAX_HITS);
+    na_classification_cleanup(&c);
+    na_buf_cleanup(&b);
+    na_rules_destroy(rules);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csl_csv_published_layout),
+        cmocka_unit_test(test_csl_csv_columns_by_header_name),
+        cmocka_unit_test(test_csl_json_export),
+        cmocka_unit_test(test_names_format),
+        cmocka_unit_test(test_name_folding_and_matching),
+        cmocka_unit_test(test_alert_for_several_parties_is_one_match),
+        cmocka_unit_test(test_watchlist_beside_query_topics),
+        cmocka_unit_test(test_parties_in_alert_and_every_format),
+        cmocka_unit_test(test_watchlist_load_errors),
+        cmocka_unit_test(test_watchlist_bad_rows_named_rest_loaded),
+        cmocka_unit_test(test_watchlist_unclosed_quote_skips_one_row),
+        cmocka_unit_test(test_watchlist_bad_json_entries_named_rest_loaded),
+        cmocka_unit_test(test_watchlist_names_bad_lines),
+        cmocka_unit_test(test_watchlist_hostile_text),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
