@@ -37,6 +37,7 @@
 #define MIN_PAGES 40
 #define MIN_TOTAL 0.95
 #define MIN_PAGE 0.80
+#define MIN_HELDOUT 0.90
 
 static char *path2(const char *dir, const char *name) {
     struct na_buf b;
@@ -234,22 +235,35 @@ static bool check_meta(const char *name, const json_t *expect,
 
 /* ---- the pages ---- */
 
-static void test_pages(void **state) {
-    (void)state;
+/* What one set of pages must reach. */
+struct bar {
+    const char *folder; /* under tests/data */
+    const char *split;  /* only pages whose meta.json "split" is this, or NULL: all */
+    size_t min_pages;
+    double min_total; /* precision and recall over the set, words summed */
+    double min_page;  /* each page, or 0: reported only */
+    bool meta_must;   /* wrong metadata fails the set (else it is reported) */
+};
+
+/* Measure every page of @p bar's folder (and split); print the table and
+ * the totals. @returns false when the set is below its bar. */
+static bool measure(const struct bar *bar) {
     const char *src = getenv("NA_SOURCE_DIR");
     const char *show = getenv("NA_EXTRACT_SHOW");
     char *root;
     char *names[256];
-    size_t cnt = 0;
+    size_t cnt = 0, used = 0;
     DIR *d;
     struct dirent *de;
     size_t sum_common = 0, sum_got = 0, sum_want = 0;
     double sum_p = 0, sum_r = 0;
-    bool low = false;
+    bool low = false, ok = true;
     size_t meta_bad = 0;
 
     assert_non_null(src);
-    root = path2(src, "tests/data/pages");
+    char *data = path2(src, "tests/data");
+    root = path2(data, bar->folder);
+    free(data);
     d = opendir(root);
     assert_non_null(d);
     while ((de = readdir(d)) && cnt < 256) {
@@ -259,23 +273,32 @@ static void test_pages(void **state) {
     }
     closedir(d);
     qsort(names, cnt, sizeof(char *), cmp_str);
-    assert_true(cnt >= MIN_PAGES);
+    print_message("== %s%s%s\n", bar->folder, bar->split ? ", split " : "",
+                  bar->split ? bar->split : "");
     print_message("%-32s %7s %7s %6s %6s %s\n", "page", "want", "got", "P", "R", "from");
     for (size_t k = 0; k < cnt; k++) {
         char *dir = path2(root, names[k]);
         size_t len = 0;
-        char *page = read_all(dir, "page.html", &len, true);
-        char *want = read_all(dir, "expected.txt", NULL, true);
         char *meta_text = read_all(dir, "meta.json", NULL, true);
         json_error_t jerr;
         json_t *meta = json_loads(meta_text, 0, &jerr);
-        struct na_extract x;
-        char errstr[256];
-        struct words wg = {NULL, 0, 0}, ww = {NULL, 0, 0};
         if (!meta) {
             print_error("%s: meta.json: %s\n", names[k], jerr.text);
             fail();
         }
+        const char *split = json_string_value(json_object_get(meta, "split"));
+        if (bar->split && (!split || strcmp(split, bar->split))) {
+            json_decref(meta);
+            free(meta_text);
+            free(dir);
+            continue;
+        }
+        used++;
+        char *page = read_all(dir, "page.html", &len, true);
+        char *want = read_all(dir, "expected.txt", NULL, true);
+        struct na_extract x;
+        char errstr[256];
+        struct words wg = {NULL, 0, 0}, ww = {NULL, 0, 0};
         na_extract_init(&x);
         na_err_t err = na_extract_page(
             page, len, json_string_value(json_object_get(meta, "content_type")), &x,
@@ -298,7 +321,7 @@ static void test_pages(void **state) {
         double r = want_cnt ? (double)c / (double)want_cnt : 0;
         print_message("%-32s %7zu %7zu %6.3f %6.3f %s\n", names[k], want_cnt, got_cnt, p,
                       r, x.from ? x.from : "-");
-        if (p < MIN_PAGE || r < MIN_PAGE) {
+        if (p < bar->min_page || r < bar->min_page) {
             low = true;
         }
         sum_common += c;
@@ -318,28 +341,58 @@ static void test_pages(void **state) {
         free(page);
         free(dir);
     }
-    double P = (double)sum_common / (double)sum_got;
-    double R = (double)sum_common / (double)sum_want;
+    double P = sum_got ? (double)sum_common / (double)sum_got : 0;
+    double R = sum_want ? (double)sum_common / (double)sum_want : 0;
     print_message(
         "%zu pages, %zu words expected, %zu extracted: precision %.3f recall %.3f "
-        "(per page means %.3f %.3f)\n",
-        cnt, sum_want, sum_got, P, R, sum_p / (double)cnt, sum_r / (double)cnt);
+        "(per page means %.3f %.3f); %zu with wrong metadata\n",
+        used, sum_want, sum_got, P, R, used ? sum_p / (double)used : 0,
+        used ? sum_r / (double)used : 0, meta_bad);
     for (size_t k = 0; k < cnt; k++) {
         free(names[k]);
     }
     free(root);
-    if (P < MIN_TOTAL || R < MIN_TOTAL) {
-        print_error("precision and recall must be at least %.2f\n", MIN_TOTAL);
-        fail();
+    if (used < bar->min_pages) {
+        print_error("%zu pages, want at least %zu\n", used, bar->min_pages);
+        ok = false;
+    }
+    if (P < bar->min_total || R < bar->min_total) {
+        print_error("precision and recall must be at least %.2f\n", bar->min_total);
+        ok = false;
     }
     if (low) {
-        print_error("a page is below %.2f\n", MIN_PAGE);
-        fail();
+        print_error("a page is below %.2f\n", bar->min_page);
+        ok = false;
     }
-    if (meta_bad) {
+    if (meta_bad && bar->meta_must) {
         print_error("%zu pages with wrong metadata\n", meta_bad);
-        fail();
+        ok = false;
     }
+    return ok;
+}
+
+/* The pages written for the project (tests/data/pages/README.md). */
+static void test_pages(void **state) {
+    (void)state;
+    const struct bar bar = {"pages", NULL, MIN_PAGES, MIN_TOTAL, MIN_PAGE, true};
+    assert_true(measure(&bar));
+}
+
+/* Pages written from public reporting (tests/data/pages-reported/README.md):
+ * the dev split, which the extractor may be tuned on, must meet the same
+ * text bar as the pages above; the held-out split, which it must never be
+ * tuned on, is measured and reported (docs/extract.md), and fails only
+ * below MIN_HELDOUT, a floor against regressions set before its first run.
+ * Metadata is reported, not required: these pages state their times the
+ * way the sites do, some in local time without a zone. */
+static void test_reported_pages(void **state) {
+    (void)state;
+    const struct bar dev = {"pages-reported", "dev", 8, MIN_TOTAL, MIN_PAGE, false};
+    const struct bar heldout = {"pages-reported", "heldout", 8, MIN_HELDOUT, 0, false};
+    bool dev_ok = measure(&dev);
+    bool heldout_ok = measure(&heldout);
+    assert_true(dev_ok);
+    assert_true(heldout_ok);
 }
 
 /* ---- hostile and odd pages ---- */
@@ -540,10 +593,10 @@ static void test_jsonld(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pages),    cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_caps),     cmocka_unit_test(test_not_html),
-        cmocka_unit_test(test_no_story), cmocka_unit_test(test_encodings),
-        cmocka_unit_test(test_jsonld),
+        cmocka_unit_test(test_pages),        cmocka_unit_test(test_reported_pages),
+        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_not_html),     cmocka_unit_test(test_no_story),
+        cmocka_unit_test(test_encodings),    cmocka_unit_test(test_jsonld),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
