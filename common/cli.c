@@ -1,7 +1,9 @@
 #include "newsalert/cli.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "newsalert/daemon.h"
 #include "newsalert/util.h"
@@ -21,6 +23,9 @@ static void help(const struct na_cli *cli) {
         printf("%s", cli->extra_help);
     }
     printf("  %-26s validate the configuration and exit\n", "--check-config");
+    printf("  %-26s with --check-config: also connect to the brokers and say\n"
+           "  %-26s whether TLS and SASL let us in (exit 1 when not)\n",
+           "--connect", "");
     printf("  %-26s print the resolved configuration (secrets redacted) and exit\n",
            "--dump-config");
     printf("  %-26s print the version and exit\n", "--version");
@@ -104,10 +109,81 @@ out:
     return rc;
 }
 
+/* --check-config --connect: a producer client of the resolved settings asks
+ * the brokers for metadata (what every daemon does first). */
+static enum na_cli_action check_connect(const struct na_cli *cli) {
+    char errstr[1024];
+    char value[256];
+    size_t value_size;
+    const char *brokers = NULL;
+    const struct na_conf_entry *e = na_conf_find(cli->table, "brokers");
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *kconf;
+    int cnt = 0;
+    enum na_cli_action rc = NA_CLI_EXIT_FAIL;
+
+    if (e && e->type == NA_CONF_STRING) {
+        brokers = *(char *const *)((const char *)cli->obj + e->offset);
+    }
+    if (!(kconf = na_kafka_conf_new(brokers, cli->props, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "%s: %s\n", cli->prog, errstr);
+        return NA_CLI_EXIT_FAIL;
+    }
+    /* One line on stderr is the answer: librdkafka's own lines stay quiet. */
+    if (na_kafka_conf_set(kconf, "client.id", NA_KAFKA_QUIET_CLIENT, errstr,
+                          sizeof(errstr))) {
+        rd_kafka_conf_destroy(kconf);
+        fprintf(stderr, "%s: %s\n", cli->prog, errstr);
+        return NA_CLI_EXIT_FAIL;
+    }
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, sizeof(errstr)))) {
+        rd_kafka_conf_destroy(kconf);
+        fprintf(stderr, "%s: %s\n", cli->prog, errstr);
+        return NA_CLI_EXIT_FAIL;
+    }
+    na_err_t err = na_kafka_check_connect(rk, NA_KAFKA_CHECK_TIMEOUT_MS, &cnt, errstr,
+                                          sizeof(errstr));
+    if (err) {
+        fprintf(stderr, "%s: kafka: %s\n", cli->prog, errstr);
+        goto out;
+    }
+    char proto[64] = "plaintext", mech[64] = "";
+    value_size = sizeof(proto);
+    (void)rd_kafka_conf_get(rd_kafka_conf(rk), "security.protocol", proto, &value_size);
+    value_size = sizeof(mech);
+    (void)rd_kafka_conf_get(rd_kafka_conf(rk), "sasl.mechanisms", mech, &value_size);
+    value_size = sizeof(value);
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", value, &value_size)) {
+        value[0] = '\0';
+    }
+    bool sasl = !strncasecmp(proto, "sasl", 4);
+    bool tls = !strcasecmp(proto, "ssl") || !strcasecmp(proto, "sasl_ssl");
+    char verify[16] = "true", endpoint[16] = "https";
+    value_size = sizeof(verify);
+    (void)rd_kafka_conf_get(rd_kafka_conf(rk), "enable.ssl.certificate.verification",
+                            verify, &value_size);
+    value_size = sizeof(endpoint);
+    (void)rd_kafka_conf_get(rd_kafka_conf(rk), "ssl.endpoint.identification.algorithm",
+                            endpoint, &value_size);
+    const char *checked = !tls                     ? ""
+                          : strcmp(verify, "true") ? ", broker certificate NOT verified"
+                          : strcmp(endpoint, "https") ? ", broker certificate verified "
+                                                        "(hostname not checked)"
+                                                      : ", broker certificate and "
+                                                        "hostname verified";
+    printf("%s: configuration ok; connected to %s (%d broker%s) over %s%s%s%s\n",
+           cli->prog, value, cnt, cnt == 1 ? "" : "s", proto,
+           sasl ? ", authenticated with " : "", sasl ? mech : "", checked);
+    rc = NA_CLI_EXIT_OK;
+out:
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) {
     char errstr[1024];
     const char *config = getenv("NEWSALERT_CONFIG");
-    int dump = 0, check = 0;
+    int dump = 0, check = 0, connect = 0;
 
     /* Pass 1: --help, --version and --config come first. */
     for (int i = 1; i < argc; i++) {
@@ -173,6 +249,10 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
             check = 1;
             continue;
         }
+        if (!strcmp(arg, "--connect")) {
+            connect = 1;
+            continue;
+        }
         if (strncmp(arg, "--", 2) || !arg[2]) {
             fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", cli->prog,
                     arg);
@@ -227,6 +307,15 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
         return NA_CLI_EXIT_USAGE;
     }
 
+    if (connect && !check) {
+        fprintf(stderr, "%s: --connect goes with --check-config\n", cli->prog);
+        return NA_CLI_EXIT_USAGE;
+    }
+    /* Secrets given as "-X sasl.password=@FILE" are read now. */
+    if (na_kafka_props_resolve(cli->props, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s: %s\n", cli->prog, errstr);
+        return NA_CLI_EXIT_FAIL;
+    }
     /* -X and "kafka" are checked by librdkafka itself, its text verbatim. */
     rd_kafka_conf_t *kconf = na_kafka_conf_new(NULL, cli->props, errstr, sizeof(errstr));
     if (!kconf) {
@@ -247,9 +336,8 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
             const char *eq = strchr(kv, '=');
             char key[256];
             snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-            int secret = strstr(key, "password") || strstr(key, "secret") ||
-                         strstr(key, "token") || strstr(key, "key");
-            json_object_set_new(kafka, key, json_string(secret ? "***" : eq + 1));
+            json_object_set_new(
+                kafka, key, json_string(na_kafka_prop_is_secret(key) ? "***" : eq + 1));
         }
         json_object_set_new(root, "kafka", kafka);
         if (cli->dump) {
@@ -260,6 +348,9 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
         free(text);
         json_decref(root);
         return NA_CLI_EXIT_OK;
+    }
+    if (check && connect) {
+        return check_connect(cli);
     }
     if (check) {
         printf("%s: configuration ok\n", cli->prog);

@@ -320,3 +320,41 @@ char *na_conf_redact_url(const char *url) {
 char *na_conf_redact_url_query(const char *url) {
     return redact(url, true);
 }
+
+na_err_t na_conf_read_secret(const char *path, char **out, char *errstr,
+                             size_t errstr_size) {
+    char full[4096];
+    char *buf = NULL;
+    size_t len = 0;
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    na_err_t err;
+
+    *out = NULL;
+    if (!path || !*path) {
+        snprintf(errstr, errstr_size, "empty secret file name");
+        return NA_ERR_CONFIG;
+    }
+    if (path[0] != '/' && dir && *dir) {
+        if ((size_t)snprintf(full, sizeof(full), "%s/%s", dir, path) >= sizeof(full)) {
+            snprintf(errstr, errstr_size, "secret file %s: name too long", path);
+            return NA_ERR_CONFIG;
+        }
+        path = full;
+    }
+    err = na_read_file(path, NA_MAX_SECRET_BYTES, &buf, &len, errstr, errstr_size);
+    if (err) {
+        return err;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
+                       buf[len - 1] == ' ' || buf[len - 1] == '\t')) {
+        len--;
+    }
+    buf[len] = '\0';
+    if (!len || memchr(buf, '\n', len) || strlen(buf) != len) {
+        snprintf(errstr, errstr_size, "secret file %s: want one non-empty line", path);
+        free(buf);
+        return NA_ERR_CONFIG;
+    }
+    *out = buf;
+    return NA_OK;
+}

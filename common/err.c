@@ -15,6 +15,7 @@ const char *na_err2str(na_err_t err) {
         [NA_ERR_UNSUPPORTED] = "unsupported",
         [NA_ERR_CONFIG] = "configuration error",
         [NA_ERR_USAGE] = "usage error",
+        [NA_ERR_AUTH] = "authentication failed",
     };
     if ((int)err < 0 || err >= NA_ERR__END || !names[err]) {
         return "unknown error";

@@ -1,9 +1,13 @@
 #include "newsalert/kafka.h"
 
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "newsalert/config.h"
 #include "newsalert/log.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
@@ -31,10 +35,241 @@ void na_kafka_props_cleanup(struct na_kafka_props *props) {
     }
     for (size_t i = 0; i < props->cnt; i++) {
         free(props->kv[i]);
+        if (props->src) {
+            free(props->src[i]);
+        }
     }
     free(props->kv);
+    free(props->src);
     props->kv = NULL;
+    props->src = NULL;
     props->cnt = 0;
+}
+
+bool na_kafka_prop_is_secret(const char *key) {
+    return strstr(key, "password") || strstr(key, "secret") || strstr(key, "token") ||
+           strstr(key, "sasl.jaas.config") || strstr(key, "key") != NULL;
+}
+
+na_err_t na_kafka_props_resolve(struct na_kafka_props *props, char *errstr,
+                                size_t errstr_size) {
+    char key[256];
+    for (size_t i = 0; i < props->cnt; i++) {
+        const char *kv = props->src && props->src[i] ? props->src[i] : props->kv[i];
+        const char *eq = strchr(kv, '=');
+        size_t klen = (size_t)(eq - kv);
+        char *secret = NULL;
+        char *line = NULL;
+        if (klen >= sizeof(key)) {
+            continue;
+        }
+        memcpy(key, kv, klen);
+        key[klen] = '\0';
+        if (eq[1] != '@' ||
+            !(strstr(key, "password") || strstr(key, "secret") || strstr(key, "token"))) {
+            continue;
+        }
+        if (eq[2] == '@') { /* "@@x": the value "@x" */
+            if (!(line = na_strdup(kv))) {
+                return NA_ERR_NOMEM;
+            }
+            memmove(line + klen + 1, line + klen + 2, strlen(line + klen + 2) + 1);
+            free(props->kv[i]);
+            props->kv[i] = line;
+            continue;
+        }
+        char detail[512];
+        na_err_t err = na_conf_read_secret(eq + 2, &secret, detail, sizeof(detail));
+        if (err) {
+            snprintf(errstr, errstr_size, "kafka %s: %s", key, detail);
+            return err;
+        }
+        struct na_buf b;
+        na_buf_init(&b);
+        na_buf_printf(&b, "%s=%s", key, secret);
+        free(secret);
+        if (!props->src && !(props->src = calloc(props->cnt, sizeof(*props->src)))) {
+            na_buf_cleanup(&b);
+            return NA_ERR_NOMEM;
+        }
+        if (!props->src[i] && !(props->src[i] = na_strdup(kv))) {
+            na_buf_cleanup(&b);
+            return NA_ERR_NOMEM;
+        }
+        if (!(line = na_buf_steal(&b))) {
+            return NA_ERR_NOMEM;
+        }
+        free(props->kv[i]);
+        props->kv[i] = line;
+    }
+    return NA_OK;
+}
+
+/* Security failures per client, by rd_kafka_name() (unique within a
+ * process): written by librdkafka's threads (certificate verification, the
+ * log callback), read by na_kafka_check_connect(). */
+#define SEC_SLOTS 32
+struct sec_slot {
+    char name[64];
+    char what[1024];
+    int precise; /* from certificate verification: not overwritten by the
+                  * handshake's generic text */
+};
+static pthread_mutex_t sec_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sec_slot sec_slots[SEC_SLOTS];
+static unsigned sec_next;
+
+static void sec_note(const rd_kafka_t *rk, const char *what, int precise) {
+    const char *name = rd_kafka_name(rk);
+    struct sec_slot *slot = NULL;
+    pthread_mutex_lock(&sec_lock);
+    for (unsigned i = 0; i < SEC_SLOTS; i++) {
+        if (!strcmp(sec_slots[i].name, name)) {
+            slot = &sec_slots[i];
+            break;
+        }
+    }
+    if (!slot) {
+        slot = &sec_slots[sec_next++ % SEC_SLOTS];
+        snprintf(slot->name, sizeof(slot->name), "%s", name);
+        slot->precise = 0;
+    }
+    if (precise || !slot->precise) {
+        snprintf(slot->what, sizeof(slot->what), "%s", what);
+        slot->precise = precise;
+    }
+    pthread_mutex_unlock(&sec_lock);
+}
+
+bool na_kafka_security_error(const rd_kafka_t *rk, char *buf, size_t size) {
+    const char *name = rd_kafka_name(rk);
+    bool found = false;
+    buf[0] = '\0';
+    pthread_mutex_lock(&sec_lock);
+    for (unsigned i = 0; i < SEC_SLOTS; i++) {
+        if (!strcmp(sec_slots[i].name, name) && sec_slots[i].what[0]) {
+            snprintf(buf, size, "%s", sec_slots[i].what);
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sec_lock);
+    return found;
+}
+
+/* "[thrd:..]: sasl_ssl://127.0.0.1:9093/bootstrap: SASL authentication
+ * error: why (after 418ms in state AUTH_REQ)" -> the broker's address in
+ * @p broker and "why" in @p why. */
+static void split_failure(const char *msg, char *broker, size_t broker_size, char *why,
+                          size_t why_size) {
+    const char *p = msg;
+    const char *colon;
+    broker[0] = '\0';
+    if (*p == '[' && (colon = strstr(p, "]: "))) {
+        p = colon + 3;
+    }
+    const char *scheme = strstr(p, "://");
+    if (scheme && (colon = strstr(scheme, ": "))) {
+        const char *host = scheme + 3;
+        size_t n = strcspn(host, "/");
+        if (host + n > colon) {
+            n = (size_t)(colon - host);
+        }
+        snprintf(broker, broker_size, "%.*s", (int)n, host);
+        p = colon + 2;
+    }
+    static const char *const prefixes[] = {"SASL authentication error: ", NULL};
+    for (const char *const *pre = prefixes; *pre; pre++) {
+        if (!strncmp(p, *pre, strlen(*pre))) {
+            p += strlen(*pre);
+        }
+    }
+    size_t n = strlen(p);
+    const char *after = strstr(p, " (after ");
+    if (after) {
+        n = (size_t)(after - p);
+    }
+    snprintf(why, why_size, "%.*s", (int)n, p);
+}
+
+/* SASL and TLS failures as librdkafka logs them (fac FAIL, level 3): the
+ * only place their text is read. */
+static void note_failure(const rd_kafka_t *rk, const char *msg) {
+    char broker[300];
+    char rest[400];
+    char line[1024];
+    char mech[64] = "";
+    size_t mech_size = sizeof(mech);
+    split_failure(msg, broker, sizeof(broker), rest, sizeof(rest));
+    if (strstr(msg, "SASL authentication error") || strstr(msg, "SASL SCRAM") ||
+        strstr(msg, "SASL handshake failed")) {
+        rd_kafka_conf_get(rd_kafka_conf((rd_kafka_t *)rk), "sasl.mechanisms", mech,
+                          &mech_size);
+        int old_scram = !strncmp(mech, "SCRAM", 5) && rd_kafka_version() < 0x020601ff;
+        snprintf(line, sizeof(line),
+                 "broker %s refused our SASL %s credentials (check sasl.username and "
+                 "sasl.password): %s%s",
+                 broker, mech[0] ? mech : "", rest,
+                 old_scram ? NA_KAFKA_OLD_SCRAM_HINT : "");
+        sec_note(rk, line, 0);
+    } else if (strstr(msg, "SSL handshake failed")) {
+        snprintf(line, sizeof(line), "TLS handshake with broker %s failed: %s", broker,
+                 rest);
+        sec_note(rk, line, 0);
+    } else if (strstr(msg, "alert bad certificate") ||
+               strstr(msg, "alert certificate required") ||
+               strstr(msg, "alert unknown ca")) {
+        snprintf(line, sizeof(line),
+                 "broker %s refused our client certificate (mutual TLS: check "
+                 "ssl.certificate.location and ssl.key.location): %s",
+                 broker, rest);
+        sec_note(rk, line, 0);
+    }
+}
+
+/* librdkafka calls this from its broker threads during the TLS handshake;
+ * it decides nothing OpenSSL has not (an error stays an error) and only
+ * keeps the reason, which librdkafka's own message leaves out. */
+static int cert_verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broker_id,
+                          int *x509_error, int depth, const char *buf, size_t size,
+                          char *errstr, size_t errstr_size, void *opaque) {
+    char line[1024];
+    const char *why;
+    (void)broker_id;
+    (void)buf;
+    (void)size;
+    (void)opaque;
+    if (*x509_error == X509_V_OK) {
+        return 1;
+    }
+    why = X509_verify_cert_error_string(*x509_error);
+    switch (*x509_error) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        snprintf(line, sizeof(line),
+                 "broker %s's TLS certificate is not for the name we connected to "
+                 "(%s): use a broker address the certificate names",
+                 broker_name, why);
+        break;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        snprintf(line, sizeof(line),
+                 "broker %s's TLS certificate is signed by a CA we do not trust (%s): "
+                 "set ssl.ca.location to the CA that signed it",
+                 broker_name, why);
+        break;
+    default:
+        snprintf(line, sizeof(line),
+                 "broker %s's TLS certificate failed verification (%s, depth %d)",
+                 broker_name, why, depth);
+        break;
+    }
+    sec_note(rk, line, 1);
+    snprintf(errstr, errstr_size, "%s", why);
+    return 0;
 }
 
 /* librdkafka calls this from its own threads; na_log() is thread-safe. */
@@ -43,6 +278,15 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
                             : level <= 4 ? NA_LOG_WARN
                             : level <= 6 ? NA_LOG_INFO
                                          : NA_LOG_DEBUG;
+    if (strstr(buf, "Broker handle destroyed")) {
+        lvl = NA_LOG_DEBUG; /* our own shutdown, not the broker's doing */
+    } else if (level <= 3 && !strcmp(fac, "FAIL")) {
+        note_failure(rk, buf);
+    }
+    if (!strncmp(rd_kafka_name(rk), NA_KAFKA_QUIET_CLIENT "#",
+                 sizeof(NA_KAFKA_QUIET_CLIENT))) {
+        return;
+    }
     na_log(lvl, "kafka", "rdkafka_log", "client=%s fac=%s msg=%s", rd_kafka_name(rk),
            na_log_q(fac), na_log_q(buf));
 }
@@ -62,6 +306,8 @@ rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
     char key[256];
 
     rd_kafka_conf_set_log_cb(conf, log_cb);
+    /* Only consulted when TLS is on and verification enabled. */
+    (void)rd_kafka_conf_set_ssl_cert_verify_cb(conf, cert_verify_cb);
     if (brokers &&
         na_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, errstr_size)) {
         goto fail;
@@ -212,10 +458,12 @@ na_outcome_t na_kafka_classify(rd_kafka_resp_err_t err, int is_fatal) {
     case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
         return NA_OUTCOME_DROP;
-    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
-    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
         return NA_OUTCOME_FATAL;
+    /* SASL_AUTHENTICATION_FAILED, __AUTHENTICATION, __SSL: a secret or a
+     * certificate that may be mended while we run. At start
+     * na_kafka_check_connect() makes them fatal; later librdkafka
+     * reconnects with backoff and the daemon goes on. */
     default:
         return NA_OUTCOME_RETRY;
     }
@@ -236,4 +484,64 @@ na_err_t na_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) {
         na_sleep_ms(200);
     }
     return NA_ERR_TIMEOUT;
+}
+
+na_err_t na_kafka_check_connect(rd_kafka_t *rk, int timeout_ms, int *brokers_cnt,
+                                char *errstr, size_t errstr_size) {
+    int64_t deadline = na_mono_ms() + timeout_ms;
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        int64_t left = deadline - na_mono_ms();
+        kerr = rd_kafka_metadata(rk, 0, NULL, &md,
+                                 left > 1000 ? 1000
+                                 : left > 0  ? (int)left
+                                             : 1);
+        if (!kerr) {
+            int cnt = md->broker_cnt;
+            rd_kafka_metadata_destroy(md);
+            if (cnt > 0) {
+                if (brokers_cnt) {
+                    *brokers_cnt = cnt;
+                }
+                return NA_OK;
+            }
+        }
+        if (na_kafka_security_error(rk, errstr, errstr_size)) {
+            /* Serve the error events queued meanwhile now, so their log
+             * lines come before the caller's one-line answer. Nothing is
+             * assigned or produced yet: they are all there is. */
+            if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER) {
+                rd_kafka_message_t *rkm;
+                while ((rkm = rd_kafka_consumer_poll(rk, 0))) {
+                    rd_kafka_message_destroy(rkm);
+                }
+            }
+            rd_kafka_poll(rk, 0);
+            return NA_ERR_AUTH;
+        }
+        if (na_mono_ms() >= deadline) {
+            break;
+        }
+        na_sleep_ms(100);
+    }
+    snprintf(errstr, errstr_size, "no broker answered within %d ms (%s)", timeout_ms,
+             rd_kafka_err2str(kerr));
+    return NA_ERR_TIMEOUT;
+}
+
+na_err_t na_kafka_start_check(rd_kafka_t *rk, char *errstr, size_t errstr_size) {
+    char detail[1024];
+    na_err_t err = na_kafka_check_connect(rk, NA_KAFKA_CHECK_TIMEOUT_MS, NULL, detail,
+                                          sizeof(detail));
+    if (err == NA_ERR_AUTH) {
+        snprintf(errstr, errstr_size, "kafka: %s", detail);
+        return err;
+    }
+    if (err) {
+        na_log(NA_LOG_WARN, "kafka", "unreachable", "client=%s err=%s msg=%s",
+               na_log_q(rd_kafka_name(rk)), na_log_q(detail),
+               na_log_q("going on: librdkafka keeps trying"));
+    }
+    return NA_OK;
 }

@@ -2032,6 +2032,9 @@ static na_err_t start_producer(struct producer *p, char *errstr, size_t errstr_s
         rd_kafka_conf_destroy(kconf);
         return NA_ERR_KAFKA;
     }
+    if ((err = na_kafka_start_check(p->rk, errstr, errstr_size))) {
+        return err;
+    }
     if (conf->create_topics) {
         struct na_topic_spec spec = na_kafka_topic_articles(conf->topic);
         char terr[512];
@@ -2453,7 +2456,8 @@ na_err_t na_producer_sources_load(const struct na_producer_conf *conf, const cha
         goto out;
     }
     kconf = NULL;
-    if ((err = ensure_mode_topics(rk, conf, true, errstr, errstr_size))) {
+    if ((err = na_kafka_start_check(rk, errstr, errstr_size)) ||
+        (err = ensure_mode_topics(rk, conf, true, errstr, errstr_size))) {
         goto out;
     }
     if (!(keys = topic_keys(conf, topic_partitions(rk, conf->sources_topic), errstr,

@@ -428,7 +428,8 @@ int na_cmd_replay(int argc, char **argv) {
         }
     }
     if (!(rk = na_replay_consumer_new(a.conf.brokers, &a.conf.props, errstr,
-                                      sizeof(errstr)))) {
+                                      sizeof(errstr))) ||
+        na_kafka_start_check(rk, errstr, sizeof(errstr))) {
         fprintf(stderr, "%s: %s\n", PROG, errstr);
         rc = 1;
         goto out;

@@ -645,6 +645,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         err = NA_ERR_CONFIG;
         goto out;
     }
+    if ((err = na_kafka_start_check(c.dlq, errstr, errstr_size))) {
+        goto out;
+    }
     if (conf->create_topics) {
         struct na_topic_spec specs[2] = {na_kafka_topic_articles(conf->topic),
                                          na_kafka_topic_dlq(conf->dlq_topic)};

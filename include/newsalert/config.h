@@ -87,6 +87,18 @@ NA_WUR na_err_t na_conf_load_file(const char *path, json_t **root, char *errstr,
                                   size_t errstr_size);
 
 /**
+ * @brief Read a secret kept in a file (a webhook URL, a signing secret, a
+ *        password): the whole file, at most NA_MAX_SECRET_BYTES, trailing
+ *        newlines and spaces dropped; it must not be empty nor hold another
+ *        line. A relative @p path is taken in $CREDENTIALS_DIRECTORY when
+ *        that is set (systemd's LoadCredential=), else in the working folder.
+ * @returns NA_OK with a new string in *@p out (free()), or NA_ERR_IO /
+ *          NA_ERR_CONFIG with errstr naming the file, never its content.
+ */
+NA_WUR na_err_t na_conf_read_secret(const char *path, char **out, char *errstr,
+                                    size_t errstr_size);
+
+/**
  * @returns a redacted copy of a URL for logs, for URLs whose path is a
  *          secret (webhooks): "scheme://host[:port]/" and three asterisks,
  *          user info dropped;

@@ -25,6 +25,7 @@ typedef enum {
     NA_ERR_UNSUPPORTED, /**< input is valid but of a kind we do not handle */
     NA_ERR_CONFIG,      /**< configuration is invalid */
     NA_ERR_USAGE,       /**< bad command-line usage */
+    NA_ERR_AUTH,        /**< the broker refused us or we refused it (SASL, TLS) */
     NA_ERR__END
 } na_err_t;
 

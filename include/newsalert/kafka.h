@@ -8,6 +8,7 @@
 #define NEWSALERT_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "newsalert/err.h"
@@ -26,6 +27,7 @@
 struct na_kafka_props {
     char **kv;
     size_t cnt;
+    char **src; /**< NULL, or per entry the "key=@PATH" it was read from (or NULL) */
 };
 
 /** @brief Append "key=value" (copied); NA_ERR_INVALID without '='. */
@@ -81,5 +83,78 @@ na_outcome_t na_kafka_classify(rd_kafka_resp_err_t err, int is_fatal);
  * @returns NA_OK or NA_ERR_TIMEOUT.
  */
 NA_WUR na_err_t na_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms);
+
+/** Appended to a SCRAM failure when the linked librdkafka predates 2.6.1,
+ * whose SCRAM brokers of Kafka 4.0 and later refuse whatever the password. */
+#define NA_KAFKA_OLD_SCRAM_HINT                                                          \
+    "; if the password is right and the broker runs Kafka 4.0 or later: librdkafka "     \
+    "before 2.6.1 cannot use SCRAM with it (use PLAIN over TLS, mutual TLS, or a newer " \
+    "librdkafka)"
+
+/** client.id of a client whose librdkafka log lines are not printed (the
+ * one-line answer of --check-config --connect); its failures still count. */
+#define NA_KAFKA_QUIET_CLIENT "newsalert-check-config"
+
+/** How long the start-up check waits for a broker to answer (ms). */
+#define NA_KAFKA_CHECK_TIMEOUT_MS 10000
+
+/**
+ * @brief The start-up check of a client made with na_kafka_conf_new():
+ *        metadata requests until one is answered, or until a failure that
+ *        trying again cannot mend is seen (the broker refused our SASL
+ *        credentials or client certificate, or its certificate failed
+ *        verification: unknown CA, hostname mismatch, expired), or until
+ *        @p timeout_ms passed.
+ *
+ * Daemons call it once after creating their first client: a security
+ * failure then ends the run (exit 1, the one line of @p errstr) instead of
+ * a retry loop nobody watches. Later the same failures are only logged
+ * (`rdkafka_log` lines) and librdkafka keeps trying with its reconnect
+ * backoff: a running daemon waits for the broker or the secret to be mended.
+ *
+ * @returns NA_OK (answered; *@p brokers_cnt set when not NULL), NA_ERR_AUTH
+ *          (errstr: one line naming the broker and what to fix), or
+ *          NA_ERR_TIMEOUT (nothing answered; errstr says so; callers that
+ *          may start before the broker go on).
+ */
+NA_WUR na_err_t na_kafka_check_connect(rd_kafka_t *rk, int timeout_ms, int *brokers_cnt,
+                                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief What daemons call once after creating their first client:
+ *        na_kafka_check_connect() with NA_KAFKA_CHECK_TIMEOUT_MS; a
+ *        security failure is returned (errstr "kafka: ..."), a broker that
+ *        does not answer yet is logged (`event=unreachable`) and NA_OK
+ *        returned (the daemon may start before its broker).
+ */
+NA_WUR na_err_t na_kafka_start_check(rd_kafka_t *rk, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The last security failure seen by client @p rk (by its name), as
+ *        one line; "" when none. Thread-safe.
+ * @returns true when there was one.
+ */
+bool na_kafka_security_error(const rd_kafka_t *rk, char *buf, size_t size);
+
+/**
+ * @brief Whether a librdkafka property may hold a secret (sasl.password,
+ *        ssl.key.password, ssl.key.pem, sasl.jaas.config, ...): its value
+ *        is shown as "***" wherever the configuration is printed.
+ */
+bool na_kafka_prop_is_secret(const char *key);
+
+/**
+ * @brief Replace every property whose name holds "password", "secret" or
+ *        "token" and whose value is "@PATH" by the one line
+ *        of that file (trailing newline and spaces dropped; "@@" starts a
+ *        value that really begins with "@"). A relative PATH is looked up
+ *        in $CREDENTIALS_DIRECTORY when set (systemd LoadCredential=).
+ *        The "@PATH" form is kept in @p props->src so that a reload reads
+ *        the files again.
+ * @returns NA_OK, or NA_ERR_IO / NA_ERR_CONFIG with errstr naming the key
+ *          and file (never the value).
+ */
+NA_WUR na_err_t na_kafka_props_resolve(struct na_kafka_props *props, char *errstr,
+                                       size_t errstr_size);
 
 #endif

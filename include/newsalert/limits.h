@@ -31,6 +31,8 @@
 #define NA_MAX_CATEGORIES 64u
 /** Largest config, rules or sources file read (bytes). */
 #define NA_MAX_CONFIG_BYTES (8u * 1024u * 1024u)
+/** A secret read from a file (url_file, secret_file, -X key=@FILE). */
+#define NA_MAX_SECRET_BYTES (16u * 1024u)
 /** Most sources in one sources file. */
 #define NA_MAX_SOURCES 100000u
 /**

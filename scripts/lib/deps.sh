@@ -13,11 +13,12 @@
 # Every program and module a test uses is here: with CI=true a test that
 # finds one missing fails instead of skipping (tests/integration/harness.py).
 # kafkacat: kcat; chromium: the status page test; systemd: systemd-analyze;
-# python3-pip: `pip download` of the Compose schema (test_deploy.py).
+# python3-pip: `pip download` of the Compose schema (test_deploy.py); openssl: the
+# certificates of the secured broker (scripts/kafka-broker --secure, test_security.py).
 NA_BUILD_DEBS=(build-essential cmake pkg-config librdkafka-dev libjansson-dev libmicrohttpd-dev
                libcurl4-openssl-dev libxml2-dev libssl-dev libvectorscan-dev python3)
 NA_TEST_DEBS=(libcmocka-dev clang-format kafkacat openjdk-17-jre-headless maven clang libclang-rt-14-dev
-              chromium systemd python3-yaml python3-jsonschema python3-pip)
+              chromium systemd python3-yaml python3-jsonschema python3-pip openssl)
 
 na_need_debs() {
     local missing=() p

@@ -168,7 +168,7 @@ static int usage(void) {
 int main(int argc, char **argv) {
     const char *brokers = NULL, *topic = NULL, *group = NULL;
     long long partitions = 0, retention_ms = 30LL * 24 * 3600 * 1000;
-    struct na_kafka_props props = {NULL, 0};
+    struct na_kafka_props props = {NULL, 0, NULL};
     char errstr[512];
     char retention[32];
     rd_kafka_conf_t *conf = NULL;
