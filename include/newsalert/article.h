@@ -74,8 +74,20 @@ char *na_article_to_json(const struct na_article *a);
 /**
  * @brief Decode article/v1 JSON (at most NA_MAX_ARTICLE_BYTES) into @p a,
  *        which must be initialised; on failure @p a is left clean.
- * @returns NA_OK, NA_ERR_TOO_LARGE, NA_ERR_PARSE (errstr has line and
- *          column) or NA_ERR_INVALID (errstr names the field).
+ *        A single pass over @p buf without a JSON tree
+ *        (common/article_decode.c): it accepts exactly the documents that
+ *        jansson's json_loadb(JSON_REJECT_DUPLICATES) accepts (strict
+ *        UTF-8, escapes and surrogate pairs, unique member names at every
+ *        depth, nesting up to 2048, 64-bit integers, finite reals) and
+ *        makes the article the jansson decoder made; strings are cut at
+ *        their caps (limits.h) on a UTF-8 boundary. Fields are checked in
+ *        a fixed order (schema, id, url, title, summary, content, lang,
+ *        authors, categories, published_at, fetched_at, source and its
+ *        id, name, feed_url): the first bad one gives the error.
+ * @returns NA_OK, NA_ERR_TOO_LARGE, NA_ERR_PARSE (errstr is "JSON error at
+ *          line L column C: TEXT"), NA_ERR_UNSUPPORTED (a schema other
+ *          than article/v1) or NA_ERR_INVALID (errstr names the field);
+ *          NA_ERR_NOMEM.
  */
 NA_WUR na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
                                      char *errstr, size_t errstr_size);
