@@ -17,6 +17,7 @@
 #include "newsalert/limits.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+#include "cmd_stories_train.h"
 #include "rules.h"
 #include "story.h"
 
@@ -41,10 +42,13 @@ static const char eval_usage[] =
     "  -h, --help     this help\n";
 
 static const char stories_usage[] =
-    "usage: newsalert-consumer stories [--window DUR] [FILE..|-]\n"
+    "usage: newsalert-consumer stories [--window DUR] [--reorder DUR] [--model FILE]\n"
+    "                                  [FILE..|-]\n"
     "       newsalert-consumer stories --eval DATA.jsonl [--json] [--explain]\n"
     "                                  [--split dev|heldout|all] [--shuffle SEED]\n"
-    "                                  [--window DUR]\n"
+    "                                  [--window DUR] [--model FILE]\n"
+    "       newsalert-consumer stories --train DATA.jsonl --out FILE\n"
+    "                                  [--split dev|heldout|all] [--window DUR]\n"
     "\n"
     "Group articles into stories and print `id<TAB>story` per article, in\n"
     "input order. Input: JSON lines, article/v1 or \"id\", \"title\", \"text\"\n"
@@ -56,8 +60,13 @@ static const char stories_usage[] =
     "stories agree with the events: counts, then B-cubed and pairwise\n"
     "precision, recall and F1 (docs/rules.md, \"Story grouping\").\n"
     "\n"
-    "  --window DUR     how long a story stays open after its newest article\n"
-    "                   (e.g. 72h, 3d; default 3d)\n"
+    "  --window DUR     an article dated more than DUR outside a story's span\n"
+    "                   never joins it (e.g. 72h, 3d; default 3d)\n"
+    "  --reorder DUR    close a story once the newest time seen is DUR past its\n"
+    "                   window (how far out of order articles may come); default\n"
+    "                   \"unlimited\": every story stays open (the input is a file)\n"
+    "  --model FILE     the story model (default: the shipped one,\n"
+    "                   data/story-model.json)\n"
     "  --eval FILE      labelled JSON lines to score the grouping on\n"
     "  --split NAME     only lines whose \"split\" is dev or heldout (default all)\n"
     "  --shuffle SEED   feed the lines in a random order drawn from SEED (an\n"
@@ -68,6 +77,10 @@ static const char stories_usage[] =
     "                   \"recall\",\"f1\"},\"pairwise\":{..,\"tp\",\"fp\",\"fn\"}}\n"
     "  --explain        also list the stories that merge events and the events\n"
     "                   split over stories (text output)\n"
+    "  --train FILE     fit the story model on labelled lines (as for --eval;\n"
+    "                   use --split dev) in published order and 4 shuffled\n"
+    "                   orders, and write it to --out FILE (docs/rules.md)\n"
+    "  --out FILE       where --train writes the model ('-': stdout)\n"
     "  -h, --help       this help\n"
     "\n"
     "Exit status: 0 ok, 1 a bad line or file, 2 bad usage.\n";
@@ -596,7 +609,30 @@ struct eval_opts {
     bool as_json, shuffle, explain;
     uint64_t seed;
     int64_t window_ms;
+    struct na_stories_opts so; /* window, reorder allowance and model */
+    const char *train_out;     /* --train: the model file to write */
 };
+
+/* Shuffled orders --train fits on, besides the published one. */
+#define NA_TRAIN_SHUFFLES 4
+
+/* --train: fit the model on the collected lines (published order). */
+static int stories_train(const struct eval_opts *o, const struct story_eval *ev) {
+    struct na_story_labelled *items = calloc(ev->n + 1, sizeof(*items));
+    struct na_stories_train_cli to = {o->data, o->split, o->train_out, o->window_ms,
+                                      NA_TRAIN_SHUFFLES};
+    int rc;
+    if (!items) {
+        fprintf(stderr, "newsalert-consumer stories: out of memory\n");
+        return EXIT_BAD;
+    }
+    for (size_t i = 0; i < ev->n; i++) {
+        items[i] = (struct na_story_labelled){&ev->items[i].a, ev->items[i].event};
+    }
+    rc = na_stories_train_run(items, ev->n, &to) ? EXIT_BAD : EXIT_OK;
+    free(items);
+    return rc;
+}
 
 static int stories_eval(const struct eval_opts *o) {
     struct story_eval ev = {.split = o->split};
@@ -621,6 +657,10 @@ static int stories_eval(const struct eval_opts *o) {
     /* Published order (stable); a shuffle starts from it, so the order
      * depends on the lines and the seed, not on the file's order. */
     qsort(ev.items, ev.n, sizeof(*ev.items), cmp_published);
+    if (o->train_out) {
+        rc = stories_train(o, &ev);
+        goto out;
+    }
     if (o->shuffle) {
         uint64_t state = o->seed;
         for (size_t i = ev.n - 1; i > 0; i--) {
@@ -634,7 +674,7 @@ static int stories_eval(const struct eval_opts *o) {
     keys = calloc(ev.n, sizeof(*keys));
     gold = calloc(ev.n, sizeof(*gold));
     pred = calloc(ev.n, sizeof(*pred));
-    st = na_stories_new(o->window_ms);
+    st = na_stories_new_opts(&o->so);
     if (!story || !keys || !gold || !pred || !st) {
         fprintf(stderr, "newsalert-consumer stories: out of memory\n");
         rc = EXIT_BAD;
@@ -739,9 +779,13 @@ static bool parse_seed(const char *s, uint64_t *seed) {
 }
 
 int na_cmd_stories(int argc, char **argv) {
-    struct eval_opts o = {.window_ms = NA_STORY_WINDOW_MS_DEFAULT};
+    struct eval_opts o = {.window_ms = NA_STORY_WINDOW_MS_DEFAULT,
+                          .so = {.reorder_ms = -1, .reorder_set = true}};
     const char **files = calloc((size_t)argc + 1, sizeof(*files));
     const char *only_with_eval = NULL;
+    const char *model_path = NULL;
+    na_story_model_t *model = NULL;
+    char errstr[512];
     size_t nfiles = 0;
     na_stories_t *st = NULL;
     int rc = EXIT_OK;
@@ -760,8 +804,27 @@ int na_cmd_stories(int argc, char **argv) {
                 rc = EXIT_USAGE;
                 goto out;
             }
+        } else if (!strcmp(argv[i], "--reorder") && i + 1 < argc) {
+            i++;
+            if (!strcmp(argv[i], "unlimited")) {
+                o.so.reorder_ms = -1;
+            } else if (na_duration_parse_ms(argv[i], &o.so.reorder_ms) ||
+                       o.so.reorder_ms < 0) {
+                fprintf(stderr, "newsalert-consumer stories: bad --reorder %s\n",
+                        argv[i]);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            model_path = argv[++i];
         } else if (!strcmp(argv[i], "--eval") && i + 1 < argc) {
             o.data = argv[++i];
+        } else if (!strcmp(argv[i], "--train") && i + 1 < argc) {
+            o.data = argv[++i];
+            o.train_out = "";
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+            only_with_eval = argv[i];
+            o.train_out = argv[++i];
         } else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
             only_with_eval = argv[i];
             o.split = argv[++i];
@@ -799,6 +862,21 @@ int na_cmd_stories(int argc, char **argv) {
             files[nfiles++] = argv[i];
         }
     }
+    o.so.window_ms = o.window_ms;
+    if (model_path) {
+        if (na_story_model_load(model_path, &model, errstr, sizeof(errstr))) {
+            fprintf(stderr, "newsalert-consumer stories: --model %s\n", errstr);
+            rc = EXIT_BAD;
+            goto out;
+        }
+        o.so.model = model;
+    }
+    if (o.train_out && (!o.data || !*o.train_out)) {
+        fprintf(stderr, "newsalert-consumer stories: --train and --out go together\n%s",
+                stories_usage);
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (o.data) {
         if (nfiles) {
             fprintf(stderr,
@@ -819,7 +897,7 @@ int na_cmd_stories(int argc, char **argv) {
     if (!nfiles) {
         files[nfiles++] = "-";
     }
-    if (!(st = na_stories_new(o.window_ms))) {
+    if (!(st = na_stories_new_opts(&o.so))) {
         fprintf(stderr, "newsalert-consumer stories: out of memory\n");
         rc = EXIT_BAD;
         goto out;
@@ -831,6 +909,7 @@ int na_cmd_stories(int argc, char **argv) {
     }
 out:
     na_stories_destroy(st);
+    na_story_model_destroy(model);
     free(files);
     return rc;
 }

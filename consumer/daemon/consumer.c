@@ -67,7 +67,13 @@ const struct na_conf_entry na_consumer_conf_table[] = {
     {"stories", NA_CONF_BOOL, C(stories), "true",
      "group articles into stories: one alert per story and topic", 0, 0, 0},
     {"story_window", NA_CONF_DURATION, C(story_window_ms), "3d",
-     "how long a story stays open after its newest article", 0, 60000, 31536000000LL},
+     "an article dated more than this outside a story's span never joins it", 0, 60000,
+     31536000000LL},
+    {"story_reorder", NA_CONF_DURATION, C(story_reorder_ms), "7d",
+     "how far out of time order an article may arrive and still find its story: a story "
+     "closes once the newest article time seen is story_window + story_reorder past its "
+     "newest article",
+     0, 0, 31536000000LL},
     {"ledger_timeout", NA_CONF_DURATION, C(ledger_timeout_ms), "60s",
      "how long start-up may take to read the ledger to its end", 0, 100, 3600000},
     {"ledger_horizon", NA_CONF_DURATION, C(ledger_horizon_ms), "30d",
@@ -544,6 +550,16 @@ void na_consumer_deliver_opts(const struct na_consumer_conf *conf,
     *opts = o;
 }
 
+void na_consumer_story_opts(const struct na_consumer_conf *conf,
+                            struct na_stories_opts *opts) {
+    struct na_stories_opts o = {
+        .window_ms = conf->story_window_ms,
+        .reorder_ms = conf->story_reorder_ms,
+        .reorder_set = true,
+    };
+    *opts = o;
+}
+
 /* The status snapshot for the operations listener (httpd.h), main thread. */
 static json_t *status_doc(struct consumer *c) {
     rd_kafka_topic_partition_list_t *parts = NULL;
@@ -659,7 +675,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     }
     c.routes = &conf->routes;
     make_route_gauges(&c);
-    if (conf->stories && !(c.stories = na_stories_new(conf->story_window_ms))) {
+    struct na_stories_opts sopts;
+    na_consumer_story_opts(conf, &sopts);
+    if (conf->stories && !(c.stories = na_stories_new_opts(&sopts))) {
         err = NA_ERR_NOMEM;
         goto out;
     }

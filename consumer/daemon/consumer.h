@@ -37,6 +37,7 @@ struct na_consumer_conf {
                                        records older raise none (0: never) */
     int stories;                  /**< "stories": one alert per story and topic */
     long long story_window_ms;    /**< "story_window" */
+    long long story_reorder_ms;   /**< "story_reorder" */
     long long drain_timeout_ms;   /**< "drain_timeout": SIGTERM drain deadline */
     long long park_after_ms;      /**< "park_after": a route failing this long is
                                        parked (0: never) */
@@ -64,6 +65,12 @@ struct na_deliver_opts;
 /** @brief The deliverer's options from the consumer config (daemon and replay). */
 void na_consumer_deliver_opts(const struct na_consumer_conf *conf,
                               struct na_deliver_opts *opts);
+
+struct na_stories_opts;
+/** @brief The story grouping's options from the consumer config ("story_window",
+ *         "story_reorder"; the shipped model), for the daemon and replay. */
+void na_consumer_story_opts(const struct na_consumer_conf *conf,
+                            struct na_stories_opts *opts);
 
 struct na_consumer_stats {
     unsigned long long consumed;

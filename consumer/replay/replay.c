@@ -1311,7 +1311,9 @@ static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size)
             return NA_ERR_NOMEM;
         }
     }
-    if (conf->stories && !(r->stories = na_stories_new(conf->story_window_ms))) {
+    struct na_stories_opts sopts;
+    na_consumer_story_opts(conf, &sopts);
+    if (conf->stories && !(r->stories = na_stories_new_opts(&sopts))) {
         return NA_ERR_NOMEM;
     }
     if (want_ledger) {

@@ -1,118 +1,163 @@
 /*
- * Story grouping. See story.h for the contract.
+ * Story grouping. See story.h for the contract, story_text.c for the
+ * features of an article and story_model.c for the model.
  *
- * Signature of an article (a set of features, each present or not):
- *   "e:" names: capitalised words not at a sentence start and acronyms;
- *        two adjacent capitalised words are one name ("e:south_korea")
- *        instead of two;
- *   "d:" dates: a month next to a day number ("d:jan_06");
- *   "n:" figures: a number with the word after it ("n:25_percent"), and
- *        every number of three or more digits that is not a year;
- *   "t:" terms: every other word of three or more letters that is not a
- *        stop word, plural-folded, without one common suffix (-ing, -ion,
- *        -ed, ...); hyphenated words also joined ("t:dualuse").
- * Demonyms read as their place ("Japanese" = "Japan"). On the article's
- * side, features its title has weigh NA_STORY_TITLE_BOOST times more.
- * Each feature weighs kind weight (names 4, dates 5, figures 1.6, terms 1)
- * x IDF^1.5, where the document frequencies count the signatures seen
- * (assigned and seeded) and are halved whenever the count of documents
- * reaches NA_STORY_IDF_DOCS, a rolling window that forgets old documents
- * smoothly and deterministically. After a halving, features no open story
- * has whose frequency fell below NA_STORY_DF_FORGET leave the dictionary
- * (dict_compact()), so it does not grow with every name ever seen.
+ * Weights. A feature's IDF is log((docs + 30) / (df + 1)), where the
+ * document frequencies count the articles seen (assigned and seeded) and
+ * are halved whenever the count reaches NA_STORY_IDF_DOCS: a rolling window
+ * that forgets old documents smoothly and deterministically, with no clock.
+ * After a halving, features no open story has whose frequency fell below
+ * NA_STORY_DF_FORGET leave the dictionary (dict_compact()). An article
+ * weighs a feature IDF x (1 + ln tf), tf = how often its text gives it
+ * (sublinear TF-IDF), and keeps its NA_STORY_ART_FEATURES heaviest.
  *
- * A story keeps, per feature, the number of its articles that had it.
- * Similarity of an article A and a story S is the cosine of A's weights
- * and S's weights scaled by count/articles; A joins the best story with
- * similarity >= NA_STORY_SIM, else opens a new one. Candidate stories are
- * those posted under A's NA_STORY_PROBE heaviest features in the inverted
- * index (feature -> open stories that have it).
+ * Stories. A story is the sum of its articles' vectors, each as it was
+ * weighed when it joined (a centroid of document vectors: no norm is
+ * recomputed when the IDF drifts). Per feature it keeps that sum (w), the
+ * sum over the articles that had it in their title (tw), and how many
+ * articles had it (cnt, tcnt: what signatures store), for at most
+ * NA_STORY_MAX_FEATURES features (past that, pruned to half of it: the
+ * most frequent, then heaviest). A hash index over the story's features
+ * makes adding an article and looking a feature up O(1). The cosine of an
+ * article and a story in a view is over the features of that view; the
+ * title view compares the article's title with the story's titles, and
+ * two cross views the article's title with the story's text and the
+ * article's text with the story's titles.
+ *
+ * Candidates. The inverted index maps a feature to the open stories that
+ * have it, each posting with the story's sums. For an article, the
+ * postings of its features are scanned from the rarest feature (fewest
+ * open stories) up while a budget of NA_STORY_SCAN_BUDGET postings lasts,
+ * accumulating each story's dot products: every story met within the
+ * window is a candidate, ranked by the sum of its partial cosines. The
+ * NA_STORY_CANDIDATES best get the contributions of the article's common
+ * features too (looked up in their index), then their exact cosines and
+ * the model's probability. The article joins the most probable story at
+ * the model's threshold or above, else opens a story.
+ *
+ * Closing. A min-heap orders open stories by their newest article time, so
+ * closing what the story clock left behind costs O(log n) a story.
  */
-#include "story.h"
-
 #include <ctype.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "newsalert/limits.h"
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
-#include "rules_text.h"
+#include "story_internal.h"
 
-/** Bytes of each article field read for the signature. */
-#define NA_STORY_FIELD_BYTES (16u * 1024u)
 /** Most features kept per article (the heaviest). */
 #define NA_STORY_ART_FEATURES 160u
-/** Most features kept per story (the most frequent, then heaviest). */
-#define NA_STORY_MAX_FEATURES 600u
-/** Heaviest article features whose postings give the candidates. */
-#define NA_STORY_PROBE 40u
+/** Most features kept per story; past it a story is pruned to half of it. */
+#define NA_STORY_MAX_FEATURES 400u
+/** Postings scanned per article for candidates (see above). */
+#define NA_STORY_SCAN_BUDGET 128u
+/** Candidates scored by the model (the best ranked). */
+#define NA_STORY_CANDIDATES 8u
 /** Most features in a stored signature (na_story_signature()). */
 #define NA_STORY_SIG_FEATURES 200u
-/** A feature of more open stories than this gives no candidates. */
-#define NA_STORY_PROBE_POSTS 256u
-/** Weight factor of an article's features that its title has (headlines
- *  name what the story is about). */
-#define NA_STORY_TITLE_BOOST 1.5
-/** Similarity needed to join a story. */
-#define NA_STORY_SIM 0.17
 /** Document frequencies are halved when this many documents were counted. */
 #define NA_STORY_IDF_DOCS 20000.0
-/** After document frequencies were halved, a feature no open story has and
- *  whose frequency fell below this is forgotten (dict_compact()): a name seen
- *  once is forgotten after two halvings, when it weighs nearly as if unseen. */
+/** After a halving, a feature no open story has and whose frequency fell
+ *  below this is forgotten (dict_compact()). */
 #define NA_STORY_DF_FORGET 0.3
 /** Pseudo documents in which no feature occurs (IDF smoothing). */
 #define NA_STORY_IDF_PRIOR 30.0
-/** Longest feature text (bytes). */
-#define NA_STORY_FEATURE_BYTES 96u
+/** Smallest IDF. */
+#define NA_STORY_IDF_MIN 0.05
+/** A cached IDF is recomputed once the document count moved by this share
+ *  since (IDF barely moves then). */
+#define NA_STORY_IDF_DRIFT 0.01
+
+struct story;
+
+struct post {
+    struct story *s;
+    float w, tw; /* the story's sums for the feature */
+};
 
 struct feat {
     char *s;
-    uint32_t hash;
+    uint64_t key;   /* 64-bit hash of s (feat_key()) */
+    uint32_t stamp; /* the article (st->seq) that last emitted it */
+    uint32_t aidx;  /* with stamp: its place in st->af */
+    uint8_t kind;
     double df;
-    struct story **post; /* open stories that have this feature */
-    size_t post_cnt, post_cap;
+    double idf;      /* cached */
+    double idf_docs; /* st->docs when idf was computed; < 0: never */
+    struct post *post;
+    uint32_t post_cnt, post_cap;
 };
 
 struct sfeat {
     uint32_t fid;
-    uint32_t cnt;
+    uint32_t cnt;  /* articles with it */
+    uint32_t tcnt; /* of which in their title */
+    uint32_t pidx; /* its posting in feats[fid].post */
+    float w, tw;   /* sums of those articles' weights */
 };
 
 struct story {
     char id[NA_SHA256_HEX_LEN + 1];
-    int64_t first, last; /* Unix s */
-    size_t n;            /* articles */
-    struct sfeat *f;     /* sorted by fid */
-    size_t f_cnt;
-    size_t idx;       /* in st->stories */
-    double norm;      /* cached story_norm() */
-    double norm_docs; /* st->docs when norm was computed; 0: stale */
-    bool cand;        /* scratch */
+    char *event; /* teacher mode: the labelled event */
+    int64_t first, last;
+    uint32_t n;
+    struct sfeat *f; /* in no order; slot indexes it */
+    uint32_t f_cnt, f_cap;
+    uint32_t *slot; /* open addressing over f by fid: index + 1, 0 = empty */
+    uint32_t slot_cap;
+    double sq[NA_SK_COUNT + 1]; /* sum of w^2 per kind; of tw^2 (title) */
+    double inv[NA_SV_COUNT];    /* 1 / norm per view (0: empty view) */
+    size_t idx;                 /* in st->stories */
+    size_t heap;                /* in st->heap */
+    struct story *hnext;        /* id hash chain */
+    uint32_t stamp;             /* scratch: the article that met it */
+    double acc[NA_SV_COUNT];
+    double rank;
+};
+
+struct afeat {
+    uint32_t fid;
+    uint8_t kind;
+    bool title;
+    bool scanned; /* its postings were scanned for candidates */
+    uint16_t tf;  /* times the article has it */
+    double w;     /* idf x (1 + ln tf) */
 };
 
 struct na_stories_s {
     int64_t window_s;
+    int64_t reorder_s; /* < 0: never close by time */
+    const na_story_model_t *model;
     int64_t now; /* newest article time seen, Unix s; NA_TIME_UNKNOWN at first */
     struct feat *feats;
     size_t feats_cnt, feats_cap;
-    uint32_t *slots; /* open addressing: fid + 1, 0 = empty */
+    uint64_t *slots; /* open addressing: key's high 32 bits << 32 | fid + 1; 0 = empty */
     size_t slots_cnt;
-    double docs;      /* documents counted in df */
-    bool compact_due; /* df were halved: dict_compact() before the next use */
+    double docs;
+    bool compact_due;
+    uint32_t seq;
     struct story **stories;
     size_t stories_cnt, stories_cap;
+    struct story **heap; /* min-heap by last */
+    struct story **buckets;
+    size_t buckets_cnt;
+    /* scratch of one article */
+    struct na_story_text tx;
+    struct afeat *af;
+    size_t af_cnt, af_cap;
+    bool in_title;
+    bool emit_oom;
+    struct story **cands;
+    size_t cands_cnt, cands_cap;
+    /* teacher mode */
+    na_story_example_cb *teach_cb;
+    void *teach_ctx;
     na_metric_t *m_opened, *m_joined, *m_closed, *m_open, *m_feats; /* process-wide */
 };
-
-/* ---------------------------------------------------------------- */
-/* Feature dictionary                                               */
-/* ---------------------------------------------------------------- */
 
 static uint32_t str_hash(const char *s, size_t len) {
     uint32_t h = 2166136261u;
@@ -123,18 +168,51 @@ static uint32_t str_hash(const char *s, size_t len) {
     return h;
 }
 
+/* ---------------------------------------------------------------- */
+/* Feature dictionary                                               */
+/* ---------------------------------------------------------------- */
+
+static uint8_t kind_of(const char *s) {
+    switch (s[0]) {
+    case 'e':
+        return NA_SK_NAME;
+    case 'n':
+        return NA_SK_FIGURE;
+    case 'd':
+        return NA_SK_DATE;
+    default:
+        return NA_SK_TERM;
+    }
+}
+
+/* A feature's key: FNV-1a 64 of its text. Features are told apart by it:
+ * two texts with one key would count as one feature (at a million
+ * features, odds of about 3e-8 that any two do). */
+static uint64_t feat_key(const char *s, size_t len) {
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void slots_insert(uint64_t *slots, size_t n, uint64_t key, uint32_t fid) {
+    size_t j = (size_t)key & (n - 1);
+    while (slots[j]) {
+        j = (j + 1) & (n - 1);
+    }
+    slots[j] = (key >> 32 << 32) | (fid + 1u);
+}
+
 static bool slots_grow(na_stories_t *st) {
     size_t n = st->slots_cnt ? st->slots_cnt * 2 : 1024;
-    uint32_t *s = calloc(n, sizeof(*s));
+    uint64_t *s = calloc(n, sizeof(*s));
     if (!s) {
         return false;
     }
     for (size_t i = 0; i < st->feats_cnt; i++) {
-        size_t j = st->feats[i].hash & (n - 1);
-        while (s[j]) {
-            j = (j + 1) & (n - 1);
-        }
-        s[j] = (uint32_t)i + 1;
+        slots_insert(s, n, st->feats[i].key, (uint32_t)i);
     }
     free(st->slots);
     st->slots = s;
@@ -145,13 +223,17 @@ static bool slots_grow(na_stories_t *st) {
 /* @returns the feature id of s[0..len), added when @p add; UINT32_MAX when
  *          absent (or on no memory when adding). */
 static uint32_t feat_id(na_stories_t *st, const char *s, size_t len, bool add) {
-    uint32_t h = str_hash(s, len);
+    uint64_t key = feat_key(s, len);
     if (st->slots_cnt) {
-        size_t j = h & (st->slots_cnt - 1);
+        uint64_t tag = key >> 32 << 32;
+        size_t j = (size_t)key & (st->slots_cnt - 1);
         while (st->slots[j]) {
-            struct feat *f = &st->feats[st->slots[j] - 1];
-            if (f->hash == h && !strncmp(f->s, s, len) && f->s[len] == '\0') {
-                return st->slots[j] - 1;
+            uint64_t e = st->slots[j];
+            if ((e >> 32 << 32) == tag) {
+                uint32_t fid = (uint32_t)e - 1;
+                if (st->feats[fid].key == key) {
+                    return fid;
+                }
             }
             j = (j + 1) & (st->slots_cnt - 1);
         }
@@ -177,40 +259,43 @@ static uint32_t feat_id(na_stories_t *st, const char *s, size_t len, bool add) {
     if (!f->s) {
         return UINT32_MAX;
     }
-    f->hash = h;
-    size_t j = h & (st->slots_cnt - 1);
-    while (st->slots[j]) {
-        j = (j + 1) & (st->slots_cnt - 1);
-    }
-    st->slots[j] = (uint32_t)st->feats_cnt + 1;
+    f->key = key;
+    f->kind = kind_of(f->s);
+    f->idf_docs = -1;
+    slots_insert(st->slots, st->slots_cnt, key, (uint32_t)st->feats_cnt);
     return (uint32_t)st->feats_cnt++;
 }
 
-static double kind_weight(const char *s) {
-    switch (s[0]) {
-    case 'e':
-        return 4.0;
-    case 'd':
-        return 5.0;
-    case 'n':
-        return 1.6;
-    default:
-        return 1.0;
-    }
+/*
+ * ln(x) for x >= 1, within 1e-6: the exponent from the IEEE 754 bits, the
+ * mantissa m in [1, 2) by a series in (m - 1) / (m + 1). Exact enough for
+ * weights, much cheaper than log(), and the same on every machine.
+ */
+static double fast_ln(double x) {
+    int e;
+    double m = frexp(x, &e) * 2.0; /* x = m * 2^(e - 1), m in [1, 2) */
+    double z = (m - 1.0) / (m + 1.0), z2 = z * z;
+    double series =
+        z *
+        (2.0 + z2 * (2.0 / 3 +
+                     z2 * (2.0 / 5 + z2 * (2.0 / 7 + z2 * (2.0 / 9 + z2 * 2.0 / 11)))));
+    return series + (e - 1) * 0.69314718055994530942;
 }
 
-static double feat_weight(const na_stories_t *st, uint32_t fid) {
-    const struct feat *f = &st->feats[fid];
-    double idf = log((st->docs + NA_STORY_IDF_PRIOR) / (f->df + 1.0));
-    if (idf < 0.05) {
-        idf = 0.05;
+static double feat_idf(na_stories_t *st, uint32_t fid) {
+    struct feat *f = &st->feats[fid];
+    if (f->idf_docs < 0 ||
+        fabs(st->docs - f->idf_docs) > NA_STORY_IDF_DRIFT * f->idf_docs) {
+        double idf = fast_ln((st->docs + NA_STORY_IDF_PRIOR) / (f->df + 1.0));
+        f->idf = idf < NA_STORY_IDF_MIN ? NA_STORY_IDF_MIN : idf;
+        f->idf_docs = st->docs;
     }
-    /* Sharper than plain IDF: rare words tell stories apart. */
-    return kind_weight(f->s) * idf * sqrt(idf);
+    return f->idf;
 }
 
 static void df_add(na_stories_t *st, uint32_t fid, double cnt) {
     st->feats[fid].df += cnt;
+    st->feats[fid].idf_docs = -1;
 }
 
 static void docs_add(na_stories_t *st, double n) {
@@ -219,70 +304,52 @@ static void docs_add(na_stories_t *st, double n) {
         st->docs /= 2;
         for (size_t i = 0; i < st->feats_cnt; i++) {
             st->feats[i].df /= 2;
+            st->feats[i].idf_docs = -1;
         }
         st->compact_due = true;
     }
 }
 
+static void story_rehash(struct story *s);
+
 /*
  * Forget the features that no open story has and whose document frequency
- * decayed below NA_STORY_DF_FORGET, so that the dictionary holds what recent
- * documents and open stories use, not every name ever seen. Kept features
- * are renumbered in order, so the stories' lists (sorted by id) stay
- * sorted. Runs only between articles: no article's feature ids are held.
+ * decayed below NA_STORY_DF_FORGET. Kept features are renumbered, and the
+ * stories' indexes rebuilt. Runs only between articles: no article's
+ * feature ids are held.
  */
 static void dict_compact(na_stories_t *st) {
     st->compact_due = false;
     uint32_t *map = malloc((st->feats_cnt + 1) * sizeof(*map));
+    size_t w = 0;
     if (!map) {
         return; /* tried again at the next halving */
     }
     for (size_t i = 0; i < st->feats_cnt; i++) {
-        map[i] = 0;
-    }
-    for (size_t k = 0; k < st->stories_cnt; k++) {
-        const struct story *sy = st->stories[k];
-        for (size_t i = 0; i < sy->f_cnt; i++) {
-            map[sy->f[i].fid] = 1; /* a story has it */
-        }
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < st->feats_cnt; i++) {
         struct feat *f = &st->feats[i];
-        if (!map[i] && !f->post_cnt && f->df < NA_STORY_DF_FORGET) {
+        if (f->post_cnt || f->df >= NA_STORY_DF_FORGET) {
+            map[i] = (uint32_t)w;
+            st->feats[w++] = *f;
+        } else {
+            map[i] = UINT32_MAX;
             free(f->s);
             free(f->post);
-            map[i] = UINT32_MAX;
-            continue;
         }
-        map[i] = (uint32_t)w;
-        st->feats[w++] = *f;
     }
-    if (w == st->feats_cnt) {
-        free(map);
-        return;
-    }
+    st->feats_cnt = w;
     for (size_t k = 0; k < st->stories_cnt; k++) {
         struct story *sy = st->stories[k];
         for (size_t i = 0; i < sy->f_cnt; i++) {
             sy->f[i].fid = map[sy->f[i].fid];
         }
+        story_rehash(sy); /* same size: cannot fail */
     }
     free(map);
-    st->feats_cnt = w;
-    size_t cap = w + w / 2 > 1024 ? w + w / 2 : 1024;
-    if (cap < st->feats_cap) {
-        struct feat *nf = realloc(st->feats, cap * sizeof(*nf));
-        if (nf) {
-            st->feats = nf;
-            st->feats_cap = cap;
-        }
-    }
     size_t slots = 1024;
     while (slots < (w + 1) * 2) {
         slots *= 2;
     }
-    uint32_t *ns = calloc(slots, sizeof(*ns));
+    uint64_t *ns = calloc(slots, sizeof(*ns));
     if (ns) {
         free(st->slots);
         st->slots = ns;
@@ -291,11 +358,7 @@ static void dict_compact(na_stories_t *st) {
         memset(st->slots, 0, st->slots_cnt * sizeof(*st->slots));
     }
     for (size_t i = 0; i < w; i++) {
-        size_t j = st->feats[i].hash & (st->slots_cnt - 1);
-        while (st->slots[j]) {
-            j = (j + 1) & (st->slots_cnt - 1);
-        }
-        st->slots[j] = (uint32_t)i + 1;
+        slots_insert(st->slots, st->slots_cnt, st->feats[i].key, (uint32_t)i);
     }
     na_metric_set(st->m_feats, (double)w);
 }
@@ -304,437 +367,407 @@ size_t na_stories_feature_count(const na_stories_t *st) {
     return st->feats_cnt;
 }
 
-static bool post_add(struct feat *f, struct story *s) {
-    if (f->post_cnt == f->post_cap) {
-        size_t cap = f->post_cap ? f->post_cap * 2 : 4;
-        struct story **np = realloc(f->post, cap * sizeof(*np));
-        if (!np) {
-            return false;
-        }
-        f->post = np;
-        f->post_cap = cap;
-    }
-    f->post[f->post_cnt++] = s;
-    return true;
-}
-
-static void post_del(struct feat *f, const struct story *s) {
-    for (size_t i = 0; i < f->post_cnt; i++) {
-        if (f->post[i] == s) {
-            f->post[i] = f->post[--f->post_cnt];
-            return;
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- */
-/* Signatures of articles                                           */
+/* A story's features: list, index, postings, norms                 */
 /* ---------------------------------------------------------------- */
 
-/* Sorted (strcmp order) for bsearch. */
-static const char *const stop_words[] = {
-    "about",     "according", "account",   "across",    "advertisement", "after",
-    "against",   "all",       "also",      "among",     "and",           "any",
-    "are",       "around",    "because",   "been",      "before",        "being",
-    "between",   "both",      "but",       "can",       "caption",       "click",
-    "content",   "copyright", "could",     "day",       "days",          "did",
-    "does",      "doing",     "done",      "during",    "each",          "even",
-    "first",     "for",       "friday",    "from",      "further",       "get",
-    "got",       "had",       "has",       "have",      "her",           "here",
-    "him",       "his",       "how",       "however",   "image",         "including",
-    "into",      "its",       "itself",    "just",      "last",          "like",
-    "login",     "made",      "main",      "make",      "many",          "may",
-    "might",     "minutes",   "monday",    "month",     "months",        "more",
-    "most",      "much",      "must",      "new",       "news",          "next",
-    "not",       "now",       "one",       "only",      "onto",          "other",
-    "our",       "out",       "over",      "own",       "part",          "parts",
-    "people",    "per",       "photo",     "read",      "report",        "reported",
-    "reporting", "reports",   "reuters",   "said",      "same",          "saturday",
-    "say",       "says",      "share",     "she",       "should",        "since",
-    "skip",      "some",      "statement", "still",     "subscribe",     "subscriber",
-    "such",      "sunday",    "take",      "than",      "that",          "the",
-    "their",     "them",      "then",      "there",     "these",         "they",
-    "this",      "those",     "through",   "thursday",  "time",          "times",
-    "today",     "told",      "took",      "tuesday",   "two",           "under",
-    "until",     "upon",      "very",      "via",       "was",           "way",
-    "wednesday", "week",      "weeks",     "well",      "were",          "what",
-    "when",      "where",     "which",     "while",     "who",           "whom",
-    "whose",     "why",       "will",      "with",      "within",        "without",
-    "would",     "year",      "years",     "yesterday", "yet",           "you",
-    "your",
-};
-
-static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                     "jul", "aug", "sep", "oct", "nov", "dec"};
-
-/* The stop words in a hash set built once (stop_set_init()): a word costs a
- * hash and at most a few compares, not a binary search of strcmp calls. */
-#define NA_STORY_STOP_SLOTS 512u
-static uint16_t stop_set[NA_STORY_STOP_SLOTS]; /* index + 1 into stop_words */
-static uint8_t stop_len[sizeof(stop_words) / sizeof(stop_words[0])];
-static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
-
-static void stop_set_init(void) {
-    for (size_t i = 0; i < sizeof(stop_words) / sizeof(stop_words[0]); i++) {
-        size_t len = strlen(stop_words[i]);
-        size_t j = str_hash(stop_words[i], len) & (NA_STORY_STOP_SLOTS - 1);
-        while (stop_set[j]) {
-            j = (j + 1) & (NA_STORY_STOP_SLOTS - 1);
-        }
-        stop_set[j] = (uint16_t)(i + 1);
-        stop_len[i] = (uint8_t)len;
-    }
+static uint32_t fid_hash(uint32_t fid) {
+    return fid * 2654435761u;
 }
 
-static bool is_stop(const char *w, size_t len) {
-    if (len < 2 || len > 13) {
-        return false;
+static struct sfeat *sf_find(const struct story *s, uint32_t fid) {
+    if (!s->slot_cap) {
+        return NULL;
     }
-    pthread_once(&stop_once, stop_set_init);
-    for (size_t j = str_hash(w, len) & (NA_STORY_STOP_SLOTS - 1); stop_set[j];
-         j = (j + 1) & (NA_STORY_STOP_SLOTS - 1)) {
-        size_t i = stop_set[j] - 1u;
-        if (stop_len[i] == len && !memcmp(stop_words[i], w, len)) {
-            return true;
+    uint32_t mask = s->slot_cap - 1;
+    for (uint32_t j = fid_hash(fid) & mask; s->slot[j]; j = (j + 1) & mask) {
+        struct sfeat *x = &s->f[s->slot[j] - 1];
+        if (x->fid == fid) {
+            return x;
         }
     }
-    return false;
+    return NULL;
 }
 
-static int month_of(const char *w, size_t len) {
-    static const char *const full[] = {"january",   "february", "march",    "april",
-                                       "may",       "june",     "july",     "august",
-                                       "september", "october",  "november", "december"};
-    static const uint8_t full_len[] = {7, 8, 5, 5, 3, 4, 4, 6, 9, 7, 8, 8};
-    if (len < 3 || len > 9) {
-        return 0;
+/* Rebuild the index of s->f (s->slot_cap already large enough). */
+static void story_rehash(struct story *s) {
+    if (!s->slot_cap) {
+        return;
     }
-    for (int m = 0; m < 12; m++) {
-        if ((len == full_len[m] && !memcmp(w, full[m], len)) ||
-            (len == 3 && !memcmp(w, full[m], 3) && m != 4) ||
-            (len == 4 && m == 8 && !memcmp(w, "sept", 4))) {
-            return m + 1;
+    uint32_t mask = s->slot_cap - 1;
+    memset(s->slot, 0, s->slot_cap * sizeof(*s->slot));
+    for (uint32_t i = 0; i < s->f_cnt; i++) {
+        uint32_t j = fid_hash(s->f[i].fid) & mask;
+        while (s->slot[j]) {
+            j = (j + 1) & mask;
         }
+        s->slot[j] = i + 1;
     }
-    return 0;
 }
 
-/* Peoples' adjectives name their place: "Japanese" is a "Japan" feature. */
-static void demonym(const char **w, size_t *len) {
-    static const char *const map[][2] = {
-        {"japanese", "japan"},         {"chinese", "china"},
-        {"taiwanese", "taiwan"},       {"american", "us"},
-        {"korean", "korea"},           {"dutch", "netherlands"},
-        {"philippine", "philippines"}, {"filipino", "philippines"},
-        {"australian", "australia"},   {"european", "europe"},
-        {"british", "britain"},        {"german", "germany"},
-        {"french", "france"},          {"indian", "india"},
-        {"russian", "russia"},         {"brazilian", "brazil"},
-        {"vietnamese", "vietnam"},
-    };
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-        if (strlen(map[i][0]) == *len && !memcmp(*w, map[i][0], *len)) {
-            *w = map[i][1];
-            *len = strlen(map[i][1]);
-            return;
+/* Room for @p more features in @p s (list and index). */
+static bool story_reserve(struct story *s, size_t more) {
+    size_t need = s->f_cnt + more;
+    if (need > s->f_cap) {
+        size_t cap = s->f_cap ? s->f_cap : 32;
+        while (cap < need) {
+            cap *= 2;
         }
-    }
-}
-
-static bool all_digits(const char *w, size_t len) {
-    if (!len) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)w[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static long small_num(const char *w, size_t len) {
-    long v = 0;
-    if (!all_digits(w, len) || len > 6) {
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        v = v * 10 + (w[i] - '0');
-    }
-    return v;
-}
-
-/* A word token of the source, as the signature reads it. */
-struct wtok {
-    const char *fold; /* plural-folded, lower case */
-    size_t len;
-    const char *raw; /* in the source */
-    size_t raw_len;
-    bool cap;      /* starts with an upper-case letter */
-    bool acronym;  /* two or more letters, all upper case */
-    bool sent;     /* first word of a sentence (or line) */
-    bool adjacent; /* follows the previous word with only spaces between */
-};
-
-struct sig {
-    char (*f)[NA_STORY_FEATURE_BYTES];
-    size_t cnt, cap;
-    uint32_t *slots; /* open addressing over f: index + 1, 0 = empty */
-    size_t slots_cnt;
-};
-
-static void sig_cleanup(struct sig *g) {
-    free(g->f);
-    free(g->slots);
-}
-
-static bool sig_rehash(struct sig *g) {
-    size_t n = g->slots_cnt ? g->slots_cnt * 2 : 256;
-    uint32_t *sl = calloc(n, sizeof(*sl));
-    if (!sl) {
-        return false;
-    }
-    for (size_t i = 0; i < g->cnt; i++) {
-        size_t j = str_hash(g->f[i], strlen(g->f[i])) & (n - 1);
-        while (sl[j]) {
-            j = (j + 1) & (n - 1);
-        }
-        sl[j] = (uint32_t)i + 1;
-    }
-    free(g->slots);
-    g->slots = sl;
-    g->slots_cnt = n;
-    return true;
-}
-
-/* Add feature KIND + a (+ "_" + b) once. @returns false on no memory. */
-static bool sig_add(struct sig *g, const char *kind, const char *a, size_t alen,
-                    const char *b, size_t blen) {
-    char tmp[2 * NA_STORY_FEATURE_BYTES + 4];
-    size_t n = strlen(kind);
-    memcpy(tmp, kind, n);
-    alen = alen < NA_STORY_FEATURE_BYTES ? alen : NA_STORY_FEATURE_BYTES;
-    memcpy(tmp + n, a, alen);
-    n += alen;
-    if (b) {
-        blen = blen < NA_STORY_FEATURE_BYTES ? blen : NA_STORY_FEATURE_BYTES;
-        tmp[n++] = '_';
-        memcpy(tmp + n, b, blen);
-        n += blen;
-    }
-    n = na_utf8_cut(tmp, n, NA_STORY_FEATURE_BYTES - 1);
-    tmp[n] = '\0';
-    if ((g->cnt + 1) * 2 > g->slots_cnt && !sig_rehash(g)) {
-        return false;
-    }
-    size_t j = str_hash(tmp, n) & (g->slots_cnt - 1);
-    while (g->slots[j]) {
-        if (!strcmp(g->f[g->slots[j] - 1], tmp)) {
-            return true;
-        }
-        j = (j + 1) & (g->slots_cnt - 1);
-    }
-    if (g->cnt == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 64;
-        char(*nf)[NA_STORY_FEATURE_BYTES] = realloc(g->f, cap * sizeof(*nf));
+        struct sfeat *nf = realloc(s->f, cap * sizeof(*nf));
         if (!nf) {
             return false;
         }
-        g->f = nf;
-        g->cap = cap;
+        s->f = nf;
+        s->f_cap = (uint32_t)cap;
     }
-    memcpy(g->f[g->cnt], tmp, n + 1);
-    g->slots[j] = (uint32_t)++g->cnt;
+    if (need * 2 > s->slot_cap) {
+        size_t cap = s->slot_cap ? s->slot_cap : 64;
+        while (cap < need * 2) {
+            cap *= 2;
+        }
+        uint32_t *ns = malloc(cap * sizeof(*ns));
+        if (!ns) {
+            return false;
+        }
+        free(s->slot);
+        s->slot = ns;
+        s->slot_cap = (uint32_t)cap;
+        story_rehash(s);
+    }
     return true;
 }
 
-static bool is_upper_ascii(char c) {
-    return c >= 'A' && c <= 'Z';
+/* Append @p x to s->f and index it (room reserved). */
+static void story_put(struct story *s, const struct sfeat *x) {
+    uint32_t mask = s->slot_cap - 1;
+    uint32_t j = fid_hash(x->fid) & mask;
+    s->f[s->f_cnt++] = *x;
+    while (s->slot[j]) {
+        j = (j + 1) & mask;
+    }
+    s->slot[j] = s->f_cnt;
 }
 
-/* @returns the length of @p w without one common suffix ("prohibition",
- *          "prohibiting" and "prohibited" all read "prohibit"), keeping at
- *          least 4 letters. */
-static size_t light_stem(const char *w, size_t len) {
-    static const char *const suffixes[] = {"ations", "ation", "ions", "ion", "ings",
-                                           "ing",    "ed",    "ment", "ers", "er"};
-    static const uint8_t suffix_len[] = {6, 5, 4, 3, 4, 3, 2, 4, 3, 2};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        size_t n = suffix_len[i];
-        if (len >= n + 4 && !memcmp(w + len - n, suffixes[i], n)) {
-            return len - n;
-        }
+/* The inverse norms of the views, from s->sq. */
+static void story_inv(struct story *s) {
+    double text = 0;
+    for (int k = 0; k < NA_SK_COUNT; k++) {
+        s->inv[k] = s->sq[k] > 0 ? 1.0 / sqrt(s->sq[k]) : 0;
+        text += s->sq[k];
     }
-    return len;
+    s->inv[NA_SV_TITLE] = s->sq[NA_SK_COUNT] > 0 ? 1.0 / sqrt(s->sq[NA_SK_COUNT]) : 0;
+    s->inv[NA_SV_TITLE_TEXT] = text > 0 ? 1.0 / sqrt(text) : 0;
+    s->inv[NA_SV_TEXT_TITLE] = s->inv[NA_SV_TITLE];
 }
 
-/* @returns true when words i and i + 1 make a two-word name. */
-static bool joins_name(const struct wtok *w, size_t i, size_t wn) {
-    return i + 1 < wn && w[i].cap && w[i].len >= 3 && !is_stop(w[i].fold, w[i].len) &&
-           w[i + 1].adjacent && w[i + 1].cap && !w[i + 1].sent && w[i + 1].len >= 3 &&
-           !is_stop(w[i + 1].fold, w[i + 1].len);
+/* Recompute s->sq exactly (after removing features; rounding drift). */
+static void story_sq(na_stories_t *st, struct story *s) {
+    memset(s->sq, 0, sizeof(s->sq));
+    for (size_t i = 0; i < s->f_cnt; i++) {
+        const struct sfeat *x = &s->f[i];
+        s->sq[st->feats[x->fid].kind] += (double)x->w * x->w;
+        s->sq[NA_SK_COUNT] += (double)x->tw * x->tw;
+    }
+    story_inv(s);
 }
 
-/* Read the features of one text into @p g. */
-static na_err_t sig_text(const char *s, size_t len, struct sig *g) {
-    struct na_rtoks t;
-    struct wtok *w = NULL;
-    size_t wn = 0;
-    char *stems = NULL;
-    na_err_t err = NA_OK;
+/* Room for one more posting in @p f. */
+static bool post_reserve(struct feat *f) {
+    if (f->post_cnt < f->post_cap) {
+        return true;
+    }
+    uint32_t cap = f->post_cap ? f->post_cap * 2 : 4;
+    struct post *np = realloc(f->post, cap * sizeof(*np));
+    if (!np) {
+        return false;
+    }
+    f->post = np;
+    f->post_cap = cap;
+    return true;
+}
 
-    if (len > NA_STORY_FIELD_BYTES) {
-        len = na_utf8_cut(s, len, NA_STORY_FIELD_BYTES);
+/* Remove the posting of feature @p fid at @p pidx (the last one moves in). */
+static void post_del(na_stories_t *st, uint32_t fid, uint32_t pidx) {
+    struct feat *f = &st->feats[fid];
+    uint32_t last = --f->post_cnt;
+    if (pidx != last) {
+        f->post[pidx] = f->post[last];
+        struct sfeat *moved = sf_find(f->post[pidx].s, fid);
+        if (moved) {
+            moved->pidx = pidx;
+        }
     }
-    na_rtoks_init(&t);
-    if ((err = na_rules_tokenize(s, len, &t))) {
-        goto out;
-    }
-    w = calloc(t.cnt + 1, sizeof(*w));
-    stems = malloc(t.text_len + t.cnt * 2 + 1);
-    if (!w || !stems) {
-        err = NA_ERR_NOMEM;
-        goto out;
-    }
-    size_t soff = 0;
-    uint32_t prev_end = 0;
-    for (size_t i = 0; i < t.cnt; i++) {
-        const struct na_rtok *k = &t.v[i];
-        if (k->pos_end != k->pos) {
-            /* A hyphenated word's joined form: one term feature. */
-            size_t jl = na_rtok_stem(&t, k, stems + soff);
-            if (jl >= 3 && !sig_add(g, "t:", stems + soff, jl, NULL, 0)) {
-                err = NA_ERR_NOMEM;
-                goto out;
-            }
-            continue;
-        }
-        struct wtok *x = &w[wn++];
-        size_t sl = na_rtok_stem(&t, k, stems + soff);
-        x->fold = stems + soff;
-        x->len = sl;
-        demonym(&x->fold, &x->len);
-        soff += sl + 1;
-        x->raw = s + k->bstart;
-        x->raw_len = k->bend - k->bstart;
-        {
-            unsigned char c0 = (unsigned char)x->raw[0];
-            unsigned char c1 = x->raw_len > 1 ? (unsigned char)x->raw[1] : 0;
-            /* ASCII, or Latin-1 upper case (U+00C0..U+00DE). */
-            x->cap = is_upper_ascii(x->raw[0]) ||
-                     (c0 == 0xc3 && c1 >= 0x80 && c1 <= 0x9e && c1 != 0x97);
-        }
-        size_t up = 0;
-        for (size_t j = 0; j < x->raw_len; j++) {
-            up += is_upper_ascii(x->raw[j]);
-        }
-        x->acronym = up >= 2 && up == x->raw_len;
-        /* Sentence start: previous non-space byte ends a sentence. */
-        size_t b = k->bstart;
-        bool adjacent = true;
-        while (b > prev_end && b > 0) {
-            char c = s[b - 1];
-            if (c == ' ') {
-                b--;
-                continue;
-            }
-            adjacent = false;
-            break;
-        }
-        x->adjacent = wn > 1 && adjacent;
-        x->sent = true;
-        for (size_t j = k->bstart; j > 0; j--) {
-            char c = s[j - 1];
-            if (c == ' ' || c == '\t' || c == '"' || c == '(' || c == '\'') {
-                continue;
-            }
-            x->sent =
-                c == '.' || c == '!' || c == '?' || c == '\n' || c == ':' || c == '|';
-            break;
-        }
-        prev_end = k->bend;
-    }
+}
 
-    for (size_t i = 0; i < wn && !err; i++) {
-        struct wtok *x = &w[i];
-        bool stop = is_stop(x->fold, x->len);
-        bool digits = all_digits(x->fold, x->len);
-        int m = month_of(x->fold, x->len);
-        if (m && x->cap) {
-            long d = -1;
-            if (i + 1 < wn) {
-                d = small_num(w[i + 1].fold, w[i + 1].len);
-            }
-            if ((d < 1 || d > 31) && i > 0) {
-                d = small_num(w[i - 1].fold, w[i - 1].len);
-            }
-            if (d >= 1 && d <= 31) {
-                char day[3] = {(char)('0' + d / 10), (char)('0' + d % 10), 0};
-                char mon[8];
-                memcpy(mon, months[m - 1], 4);
-                if (!sig_add(g, "d:", mon, 3, day, 2)) {
-                    err = NA_ERR_NOMEM;
-                }
-            }
-            continue;
-        }
-        if (digits) {
-            long v = small_num(x->fold, x->len);
-            bool year = v >= 1900 && v <= 2100;
-            if (!year && i + 1 < wn && !all_digits(w[i + 1].fold, w[i + 1].len) &&
-                !is_stop(w[i + 1].fold, w[i + 1].len) && w[i + 1].len >= 2 &&
-                !month_of(w[i + 1].fold, w[i + 1].len)) {
-                if (!sig_add(g, "n:", x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
-                    err = NA_ERR_NOMEM;
-                }
-            } else if (!year && x->len >= 3) {
-                if (!sig_add(g, "n:", x->fold, x->len, NULL, 0)) {
-                    err = NA_ERR_NOMEM;
-                }
-            }
-            continue;
-        }
-        if (stop || x->len < 3) {
-            continue;
-        }
-        if (!sig_add(g, "t:", x->fold, light_stem(x->fold, x->len), NULL, 0)) {
-            err = NA_ERR_NOMEM;
-            break;
-        }
-        /* Runs of capitalised words ("Sanae Takaichi", "South Korea") are one
-         * name: the pair is the feature, not its words. */
-        bool run_next = joins_name(w, i, wn);
-        bool run_prev = i > 0 && joins_name(w, i - 1, wn);
-        bool name = x->acronym || (x->cap && !x->sent);
-        if (name && !run_next && !run_prev &&
-            !sig_add(g, "e:", x->fold, x->len, NULL, 0)) {
-            err = NA_ERR_NOMEM;
-        }
-        if (run_next && !sig_add(g, "e:", x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
-            err = NA_ERR_NOMEM;
-        }
+/* A story feature with its weight, for choosing which ones to keep. */
+static int keep_cmp(const void *a, const void *b) {
+    const struct sfeat *x = a;
+    const struct sfeat *y = b;
+    if (x->cnt != y->cnt) {
+        return x->cnt > y->cnt ? -1 : 1;
     }
-out:
-    free(w);
-    free(stems);
-    na_rtoks_cleanup(&t);
-    return err;
+    if (x->w != y->w) {
+        return x->w > y->w ? -1 : 1;
+    }
+    return x->fid < y->fid ? -1 : x->fid > y->fid;
+}
+
+/* Keep the NA_STORY_MAX_FEATURES / 2 features of @p s that most of its
+ * articles had, then the heaviest. */
+static void story_prune(na_stories_t *st, struct story *s) {
+    size_t keep_n = NA_STORY_MAX_FEATURES / 2;
+    /* sort a copy: post_del() finds moved postings' owners through s's
+     * index, which must stay whole meanwhile */
+    struct sfeat *kv = malloc(s->f_cnt * sizeof(*kv));
+    if (!kv) {
+        return; /* kept whole until the next article */
+    }
+    memcpy(kv, s->f, s->f_cnt * sizeof(*kv));
+    qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
+    for (size_t k = keep_n; k < s->f_cnt; k++) {
+        post_del(st, kv[k].fid, sf_find(s, kv[k].fid)->pidx);
+    }
+    /* the kept ones' postings did not move (each feature has one posting
+     * of s, and only dropped features' lists changed) */
+    for (size_t k = 0; k < keep_n; k++) {
+        kv[k].pidx = sf_find(s, kv[k].fid)->pidx;
+    }
+    memcpy(s->f, kv, keep_n * sizeof(*kv));
+    s->f_cnt = (uint32_t)keep_n;
+    free(kv);
+    story_rehash(s);
+    story_sq(st, s);
 }
 
 /* ---------------------------------------------------------------- */
-/* Stories                                                          */
+/* Stories: id hash, heap by newest time                            */
 /* ---------------------------------------------------------------- */
 
-na_stories_t *na_stories_new(int64_t window_ms) {
+static size_t bucket_of(const na_stories_t *st, const char *id) {
+    return str_hash(id, strlen(id)) & (st->buckets_cnt - 1);
+}
+
+static struct story *story_find(const na_stories_t *st, const char *id) {
+    if (!st->buckets_cnt || !id) {
+        return NULL;
+    }
+    for (struct story *s = st->buckets[bucket_of(st, id)]; s; s = s->hnext) {
+        if (!strcmp(s->id, id)) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static bool buckets_grow(na_stories_t *st) {
+    size_t n = st->buckets_cnt ? st->buckets_cnt * 2 : 256;
+    struct story **b = calloc(n, sizeof(*b));
+    if (!b) {
+        return false;
+    }
+    for (size_t i = 0; i < st->stories_cnt; i++) {
+        struct story *s = st->stories[i];
+        size_t j = str_hash(s->id, strlen(s->id)) & (n - 1);
+        s->hnext = b[j];
+        b[j] = s;
+    }
+    free(st->buckets);
+    st->buckets = b;
+    st->buckets_cnt = n;
+    return true;
+}
+
+static void heap_swap(na_stories_t *st, size_t i, size_t j) {
+    struct story *t = st->heap[i];
+    st->heap[i] = st->heap[j];
+    st->heap[j] = t;
+    st->heap[i]->heap = i;
+    st->heap[j]->heap = j;
+}
+
+static void heap_up(na_stories_t *st, size_t i) {
+    while (i > 0 && st->heap[(i - 1) / 2]->last > st->heap[i]->last) {
+        heap_swap(st, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(na_stories_t *st, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < st->stories_cnt && st->heap[l]->last < st->heap[m]->last) {
+            m = l;
+        }
+        if (r < st->stories_cnt && st->heap[r]->last < st->heap[m]->last) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        heap_swap(st, i, m);
+        i = m;
+    }
+}
+
+static void story_free(struct story *s) {
+    if (s) {
+        free(s->f);
+        free(s->slot);
+        free(s->event);
+        free(s);
+    }
+}
+
+static void story_close(na_stories_t *st, struct story *s) {
+    for (size_t i = 0; i < s->f_cnt; i++) {
+        post_del(st, s->f[i].fid, s->f[i].pidx);
+    }
+    struct story **pp = &st->buckets[bucket_of(st, s->id)];
+    while (*pp != s) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = s->hnext;
+    /* heap: the last one moves in, then finds its place */
+    size_t h = s->heap;
+    size_t last = st->stories_cnt - 1;
+    if (h != last) {
+        heap_swap(st, h, last);
+    }
+    size_t idx = s->idx;
+    st->stories[idx] = st->stories[last];
+    st->stories[idx]->idx = idx;
+    st->stories_cnt--;
+    if (h < st->stories_cnt) {
+        heap_down(st, h);
+        heap_up(st, h);
+    }
+    story_free(s);
+}
+
+static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
+    if (st->stories_cnt == st->stories_cap) {
+        size_t cap = st->stories_cap ? st->stories_cap * 2 : 64;
+        struct story **ns = realloc(st->stories, cap * sizeof(*ns));
+        if (!ns) {
+            return NULL;
+        }
+        st->stories = ns;
+        struct story **nh = realloc(st->heap, cap * sizeof(*nh));
+        if (!nh) {
+            return NULL;
+        }
+        st->heap = nh;
+        st->stories_cap = cap;
+    }
+    if (st->stories_cnt + 1 > st->buckets_cnt && !buckets_grow(st)) {
+        return NULL;
+    }
+    struct story *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return NULL;
+    }
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->first = s->last = t;
+    s->idx = s->heap = st->stories_cnt;
+    st->stories[st->stories_cnt] = s;
+    st->heap[st->stories_cnt] = s;
+    st->stories_cnt++;
+    heap_up(st, s->heap);
+    size_t b = bucket_of(st, id);
+    s->hnext = st->buckets[b];
+    st->buckets[b] = s;
+    return s;
+}
+
+/* Widen the span of @p s to @p t. */
+static void story_touch(na_stories_t *st, struct story *s, int64_t t) {
+    if (t < s->first) {
+        s->first = t;
+    }
+    if (t > s->last) {
+        s->last = t;
+        heap_down(st, s->heap);
+    }
+}
+
+/* What one article (or seed) adds to one feature of a story. */
+struct add {
+    uint32_t fid;
+    uint32_t cnt, tcnt;
+    float w, tw;
+    uint32_t at; /* scratch of story_add() */
+};
+
+/*
+ * Add @p add to @p s: sums, counts, postings, norms. On failure (no
+ * memory) @p s and the index are as they were.
+ */
+static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, size_t n) {
+    size_t fresh = 0;
+    /* Room first (list, index, postings), so that nothing below fails;
+     * each feature's place in s->f remembered (UINT32_MAX: new). */
+    for (size_t j = 0; j < n; j++) {
+        const struct sfeat *x = sf_find(s, add[j].fid);
+        add[j].at = x ? (uint32_t)(x - s->f) : UINT32_MAX;
+        if (!x) {
+            if (!post_reserve(&st->feats[add[j].fid])) {
+                return NA_ERR_NOMEM;
+            }
+            fresh++;
+        }
+    }
+    if (!story_reserve(s, fresh)) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const struct add *a = &add[j];
+        struct feat *f = &st->feats[a->fid];
+        struct sfeat *x = a->at != UINT32_MAX ? &s->f[a->at] : NULL;
+        if (!x) {
+            struct sfeat nx = {a->fid, 0, 0, f->post_cnt, 0, 0};
+            f->post[f->post_cnt++] = (struct post){s, 0, 0};
+            story_put(s, &nx);
+            x = &s->f[s->f_cnt - 1];
+        }
+        double w0 = x->w, tw0 = x->tw;
+        x->cnt += a->cnt;
+        x->tcnt += a->tcnt;
+        x->w += a->w;
+        x->tw += a->tw;
+        s->sq[f->kind] += (double)x->w * x->w - w0 * w0;
+        s->sq[NA_SK_COUNT] += (double)x->tw * x->tw - tw0 * tw0;
+        f->post[x->pidx].w = x->w;
+        f->post[x->pidx].tw = x->tw;
+    }
+    if (s->f_cnt > NA_STORY_MAX_FEATURES) {
+        story_prune(st, s);
+    } else {
+        story_inv(s);
+    }
+    return NA_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* Lifecycle                                                        */
+/* ---------------------------------------------------------------- */
+
+na_stories_t *na_stories_new_opts(const struct na_stories_opts *o) {
+    const na_story_model_t *model = o && o->model ? o->model : na_story_model_default();
+    if (!model) {
+        return NULL;
+    }
     na_stories_t *st = calloc(1, sizeof(*st));
     if (!st) {
         return NULL;
     }
-    st->window_s = (window_ms > 0 ? window_ms : NA_STORY_WINDOW_MS_DEFAULT) / 1000;
-    if (st->window_s < 1) {
-        st->window_s = 1;
-    }
+    int64_t window_ms = o && o->window_ms > 0 ? o->window_ms : NA_STORY_WINDOW_MS_DEFAULT;
+    int64_t reorder_ms =
+        o && o->reorder_set ? o->reorder_ms : NA_STORY_REORDER_MS_DEFAULT;
+    st->window_s = window_ms / 1000 > 0 ? window_ms / 1000 : 1;
+    st->reorder_s = reorder_ms < 0 ? -1 : reorder_ms / 1000;
+    st->model = model;
     st->now = NA_TIME_UNKNOWN;
+    na_story_text_init(&st->tx);
     st->m_opened = na_metrics_get(NA_METRIC_COUNTER, "newsalert_story_articles_total",
                                   "Articles grouped into stories, by outcome",
                                   "outcome=\"new_story\"");
@@ -750,11 +783,9 @@ na_stories_t *na_stories_new(int64_t window_ms) {
     return st;
 }
 
-static void story_free(struct story *s) {
-    if (s) {
-        free(s->f);
-        free(s);
-    }
+na_stories_t *na_stories_new(int64_t window_ms) {
+    struct na_stories_opts o = {.window_ms = window_ms};
+    return na_stories_new_opts(&o);
 }
 
 void na_stories_destroy(na_stories_t *st) {
@@ -765,12 +796,17 @@ void na_stories_destroy(na_stories_t *st) {
         story_free(st->stories[i]);
     }
     free(st->stories);
+    free(st->heap);
+    free(st->buckets);
     for (size_t i = 0; i < st->feats_cnt; i++) {
         free(st->feats[i].s);
         free(st->feats[i].post);
     }
     free(st->feats);
     free(st->slots);
+    free(st->af);
+    free(st->cands);
+    na_story_text_cleanup(&st->tx);
     free(st);
 }
 
@@ -778,44 +814,48 @@ size_t na_stories_count(const na_stories_t *st) {
     return st->stories_cnt;
 }
 
-static void story_close(na_stories_t *st, struct story *s) {
-    for (size_t i = 0; i < s->f_cnt; i++) {
-        post_del(&st->feats[s->f[i].fid], s);
-    }
-    size_t idx = s->idx;
-    st->stories[idx] = st->stories[--st->stories_cnt];
-    st->stories[idx]->idx = idx;
-    story_free(s);
-}
-
-size_t na_stories_evict(na_stories_t *st, int64_t now) {
+/* Close the stories whose newest article is older than @p before. */
+static size_t close_before(na_stories_t *st, int64_t before) {
     size_t closed = 0;
-    for (size_t i = 0; i < st->stories_cnt;) {
-        struct story *s = st->stories[i];
-        if (s->last < now - st->window_s) {
-            story_close(st, s);
-            closed++;
-            na_metric_add(st->m_closed, 1);
-        } else {
-            i++;
-        }
+    while (st->stories_cnt && st->heap[0]->last < before) {
+        story_close(st, st->heap[0]);
+        closed++;
     }
-    na_metric_set(st->m_open, (double)st->stories_cnt);
+    if (closed) {
+        na_metric_add(st->m_closed, (double)closed);
+        na_metric_set(st->m_open, (double)st->stories_cnt);
+    }
     return closed;
 }
 
-static struct story *story_find(const na_stories_t *st, const char *id) {
-    for (size_t i = 0; i < st->stories_cnt; i++) {
-        if (!strcmp(st->stories[i]->id, id)) {
-            return st->stories[i];
-        }
+size_t na_stories_evict(na_stories_t *st, int64_t now) {
+    return close_before(st, now - st->window_s);
+}
+
+/* Close what the story clock left behind (unless every story stays open). */
+static void close_due(na_stories_t *st) {
+    if (st->reorder_s >= 0 && st->now != NA_TIME_UNKNOWN) {
+        close_before(st, st->now - st->window_s - st->reorder_s);
     }
-    return NULL;
+}
+
+/* Make room for one more story: past NA_STORY_MAX_OPEN, the one whose
+ * newest article is oldest closes. */
+static void close_for_room(na_stories_t *st) {
+    if (st->stories_cnt >= NA_STORY_MAX_OPEN) {
+        story_close(st, st->heap[0]);
+        na_metric_add(st->m_closed, 1);
+    }
 }
 
 size_t na_story_article_count(const na_stories_t *st, const char *story_id) {
     const struct story *s = story_find(st, story_id);
     return s ? s->n : 0;
+}
+
+int64_t na_story_first_seen(const na_stories_t *st, const char *story_id) {
+    const struct story *s = story_find(st, story_id);
+    return s ? s->first : NA_TIME_UNKNOWN;
 }
 
 void na_story_alert_id(const char *story_id, const char *topic,
@@ -824,112 +864,14 @@ void na_story_alert_id(const char *story_id, const char *topic,
     na_sha256_hex_parts(parts, alert_id);
 }
 
-static int sfeat_cmp(const void *a, const void *b) {
-    const struct sfeat *x = a;
-    const struct sfeat *y = b;
-    return x->fid < y->fid ? -1 : x->fid > y->fid;
+void na_stories_set_teacher(na_stories_t *st, na_story_example_cb *cb, void *ctx) {
+    st->teach_cb = cb;
+    st->teach_ctx = ctx;
 }
 
-static struct story *story_new(na_stories_t *st, const char *id) {
-    if (st->stories_cnt == st->stories_cap) {
-        size_t cap = st->stories_cap ? st->stories_cap * 2 : 64;
-        struct story **ns = realloc(st->stories, cap * sizeof(*ns));
-        if (!ns) {
-            return NULL;
-        }
-        st->stories = ns;
-        st->stories_cap = cap;
-    }
-    struct story *s = calloc(1, sizeof(*s));
-    if (!s) {
-        return NULL;
-    }
-    snprintf(s->id, sizeof(s->id), "%s", id);
-    s->idx = st->stories_cnt;
-    st->stories[st->stories_cnt++] = s;
-    return s;
-}
-
-/* A story feature with its weight, for choosing which ones to keep. */
-struct keep {
-    struct sfeat f;
-    double w;
-};
-
-/* Order for keeping a story's features: most articles, then heaviest. */
-static int keep_cmp(const void *a, const void *b) {
-    const struct keep *x = a;
-    const struct keep *y = b;
-    if (x->f.cnt != y->f.cnt) {
-        return x->f.cnt > y->f.cnt ? -1 : 1;
-    }
-    if (x->w != y->w) {
-        return x->w > y->w ? -1 : 1;
-    }
-    return x->f.fid < y->f.fid ? -1 : x->f.fid > y->f.fid;
-}
-
-static bool story_has(const struct story *s, uint32_t fid) {
-    struct sfeat key = {fid, 0};
-    return s->f_cnt && bsearch(&key, s->f, s->f_cnt, sizeof(key), sfeat_cmp) != NULL;
-}
-
-/* Merge the sorted (fid, cnt) list @p add into @p s and index new ones;
- * on failure @p s and the index are as they were. */
-static na_err_t story_merge(na_stories_t *st, struct story *s, const struct sfeat *add,
-                            size_t add_cnt) {
-    struct sfeat *m = malloc((s->f_cnt + add_cnt) * sizeof(*m) + 1);
-    size_t i = 0, j = 0, n = 0;
-    if (!m) {
-        return NA_ERR_NOMEM;
-    }
-    for (j = 0; j < add_cnt; j++) {
-        if (!story_has(s, add[j].fid) && !post_add(&st->feats[add[j].fid], s)) {
-            for (size_t k = 0; k < j; k++) {
-                if (!story_has(s, add[k].fid)) {
-                    post_del(&st->feats[add[k].fid], s);
-                }
-            }
-            free(m);
-            return NA_ERR_NOMEM;
-        }
-    }
-    j = 0;
-    while (i < s->f_cnt || j < add_cnt) {
-        if (j == add_cnt || (i < s->f_cnt && s->f[i].fid < add[j].fid)) {
-            m[n++] = s->f[i++];
-        } else if (i == s->f_cnt || add[j].fid < s->f[i].fid) {
-            m[n++] = add[j++];
-        } else {
-            m[n] = s->f[i++];
-            m[n++].cnt += add[j++].cnt;
-        }
-    }
-    if (n > NA_STORY_MAX_FEATURES) {
-        struct keep *kv = malloc(n * sizeof(*kv));
-        if (kv) {
-            for (size_t k = 0; k < n; k++) {
-                kv[k].f = m[k];
-                kv[k].w = feat_weight(st, m[k].fid);
-            }
-            qsort(kv, n, sizeof(*kv), keep_cmp);
-            for (size_t k = 0; k < n; k++) {
-                m[k] = kv[k].f;
-            }
-            for (size_t k = NA_STORY_MAX_FEATURES; k < n; k++) {
-                post_del(&st->feats[m[k].fid], s);
-            }
-            n = NA_STORY_MAX_FEATURES;
-            qsort(m, n, sizeof(*m), sfeat_cmp);
-            free(kv);
-        } /* else: keep them all until the next merge */
-    }
-    free(s->f);
-    s->f = m;
-    s->f_cnt = n;
-    s->norm_docs = 0;
-    return NA_OK;
-}
+/* ---------------------------------------------------------------- */
+/* Assignment                                                       */
+/* ---------------------------------------------------------------- */
 
 /* No time from an article or a ledger record is believed later than this:
  * the wall clock plus some skew between hosts. */
@@ -956,11 +898,36 @@ static int64_t article_time(const na_stories_t *st, const struct na_article *a) 
     return t > latest ? latest : t;
 }
 
-struct afeat {
-    uint32_t fid;
-    bool title;
-    double w;
-};
+/* na_story_emit_cb: intern one feature of the article being read. */
+static bool emit_feature(void *ctx, const char *text, size_t len) {
+    na_stories_t *st = ctx;
+    uint32_t fid = feat_id(st, text, len, true);
+    if (fid == UINT32_MAX) {
+        st->emit_oom = true;
+        return false;
+    }
+    struct feat *f = &st->feats[fid];
+    if (f->stamp == st->seq) {
+        /* seen in this article already (a title one first) */
+        struct afeat *a = &st->af[f->aidx];
+        a->tf += a->tf < UINT16_MAX;
+        return true;
+    }
+    if (st->af_cnt == st->af_cap) {
+        size_t cap = st->af_cap ? st->af_cap * 2 : 256;
+        struct afeat *n = realloc(st->af, cap * sizeof(*n));
+        if (!n) {
+            st->emit_oom = true;
+            return false;
+        }
+        st->af = n;
+        st->af_cap = cap;
+    }
+    f->stamp = st->seq;
+    f->aidx = (uint32_t)st->af_cnt;
+    st->af[st->af_cnt++] = (struct afeat){fid, f->kind, st->in_title, false, 1, 0};
+    return true;
+}
 
 static int afeat_w_cmp(const void *a, const void *b) {
     const struct afeat *x = a;
@@ -971,38 +938,263 @@ static int afeat_w_cmp(const void *a, const void *b) {
     return x->fid < y->fid ? -1 : x->fid > y->fid;
 }
 
-static int afeat_fid_cmp(const void *a, const void *b) {
-    const struct afeat *x = a;
-    const struct afeat *y = b;
-    return x->fid < y->fid ? -1 : x->fid > y->fid;
-}
-
-static double story_norm(const na_stories_t *st, struct story *s) {
-    double sum = 0;
-    /* Cached while the story is unchanged and the document count moved by
-     * less than 2 % (IDF barely moves then). */
-    if (s->norm_docs > 0 && fabs(st->docs - s->norm_docs) < 0.02 * s->norm_docs) {
-        return s->norm;
-    }
-    for (size_t i = 0; i < s->f_cnt; i++) {
-        double w = feat_weight(st, s->f[i].fid) * (double)s->f[i].cnt / (double)s->n;
-        sum += w * w;
-    }
-    s->norm = sqrt(sum);
-    s->norm_docs = st->docs;
-    return s->norm;
-}
-
-na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
-                           char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new) {
-    struct sig g = {0};
-    struct afeat *af = NULL;
-    struct afeat *aw = NULL;
-    struct sfeat *sf = NULL;
-    struct story **cands = NULL;
-    size_t cands_cnt = 0;
+/* Read the article's features into st->af (weighted, the heaviest
+ * NA_STORY_ART_FEATURES), counting it as a document. */
+static na_err_t read_article(na_stories_t *st, const struct na_article *a) {
+    const char *body[] = {a->summary, a->content};
+    size_t left = NA_STORY_BODY_BYTES;
     na_err_t err = NA_OK;
+
+    st->af_cnt = 0;
+    st->emit_oom = false;
+    if (++st->seq == 0) {
+        /* stamps wrapped: forget them all */
+        for (size_t i = 0; i < st->feats_cnt; i++) {
+            st->feats[i].stamp = 0;
+        }
+        for (size_t i = 0; i < st->stories_cnt; i++) {
+            st->stories[i]->stamp = 0;
+        }
+        st->seq = 1;
+    }
+    if (a->title) {
+        size_t len = na_utf8_cut(a->title, strlen(a->title), NA_STORY_TITLE_BYTES);
+        st->in_title = true;
+        err = na_story_text_features(&st->tx, a->title, len, emit_feature, st);
+    }
+    st->in_title = false;
+    for (size_t i = 0; i < 2 && !err && left > 0; i++) {
+        if (body[i] && *body[i]) {
+            size_t len = na_utf8_cut(body[i], strnlen(body[i], left), left);
+            err = na_story_text_features(&st->tx, body[i], len, emit_feature, st);
+            left -= len;
+        }
+    }
+    if (err || st->emit_oom) {
+        return NA_ERR_NOMEM;
+    }
+    /* The document counts before it is compared, so its own words weigh. */
+    docs_add(st, 1);
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        df_add(st, st->af[i].fid, 1);
+    }
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        struct afeat *x = &st->af[i];
+        x->w = feat_idf(st, x->fid) * (x->tf > 1 ? 1.0 + fast_ln(x->tf) : 1.0);
+    }
+    if (st->af_cnt > NA_STORY_ART_FEATURES) {
+        qsort(st->af, st->af_cnt, sizeof(*st->af), afeat_w_cmp);
+        st->af_cnt = NA_STORY_ART_FEATURES;
+    }
+    return NA_OK;
+}
+
+/* Seconds between @p t and the span of @p s (0 inside it). */
+static int64_t gap_of(const struct story *s, int64_t t) {
+    return t < s->first ? s->first - t : t > s->last ? t - s->last : 0;
+}
+
+static bool cand_push(na_stories_t *st, struct story *s) {
+    if (st->cands_cnt == st->cands_cap) {
+        size_t cap = st->cands_cap ? st->cands_cap * 2 : 64;
+        struct story **n = realloc(st->cands, cap * sizeof(*n));
+        if (!n) {
+            return false;
+        }
+        st->cands = n;
+        st->cands_cap = cap;
+    }
+    st->cands[st->cands_cnt++] = s;
+    return true;
+}
+
+/* Better rank first; ties by id, so the order never depends on memory. */
+static bool ranks_before(const struct story *x, const struct story *y) {
+    return x->rank != y->rank ? x->rank > y->rank : strcmp(x->id, y->id) < 0;
+}
+
+/* Add feature @p a's share to the dot products of @p s, whose sums for it
+ * are @p w and @p tw. */
+static void accumulate(struct story *s, const struct afeat *a, double w, double tw) {
+    double aw = a->w;
+    s->acc[a->kind] += aw * w;
+    s->acc[NA_SV_TEXT_TITLE] += aw * tw;
+    if (a->title) {
+        s->acc[NA_SV_TITLE] += aw * tw;
+        s->acc[NA_SV_TITLE_TEXT] += aw * w;
+    }
+}
+
+/* The model's inputs for the article in st->af (norms @p anorm) and @p s. */
+static void inputs_of(const na_stories_t *st, const struct story *s,
+                      const double anorm[NA_SV_COUNT], int64_t t, double x[NA_SX_COUNT]) {
+    double cos[NA_SV_COUNT];
+    for (int v = 0; v < NA_SV_COUNT; v++) {
+        cos[v] = anorm[v] > 0 ? s->acc[v] * s->inv[v] / anorm[v] : 0;
+        cos[v] = cos[v] > 1 ? 1 : cos[v]; /* rounding */
+    }
+    x[NA_SX_BIAS] = 1;
+    x[NA_SX_TERMS] = cos[NA_SV_TERMS];
+    x[NA_SX_NAMES] = cos[NA_SV_NAMES];
+    x[NA_SX_FIGURES] = cos[NA_SV_FIGURES];
+    x[NA_SX_DATES] = cos[NA_SV_DATES];
+    x[NA_SX_TITLE] = cos[NA_SV_TITLE];
+    x[NA_SX_FIGURES_BOTH] = anorm[NA_SV_FIGURES] > 0 && s->inv[NA_SV_FIGURES] > 0;
+    x[NA_SX_DATES_BOTH] = anorm[NA_SV_DATES] > 0 && s->inv[NA_SV_DATES] > 0;
+    x[NA_SX_GAP] = (double)gap_of(s, t) / (double)st->window_s;
+    double size = log2(1.0 + s->n);
+    x[NA_SX_SIZE] = size > 5 ? 5 : size;
+    x[NA_SX_TERMS_NAMES] = cos[NA_SV_TERMS] * cos[NA_SV_NAMES];
+    int64_t lo = t < s->first ? t : s->first, hi = t > s->last ? t : s->last;
+    x[NA_SX_SPAN] = (double)(hi - lo) / (double)st->window_s;
+    x[NA_SX_TITLE_TEXT] = cos[NA_SV_TITLE_TEXT];
+    x[NA_SX_TEXT_TITLE] = cos[NA_SV_TEXT_TITLE];
+}
+
+/* Mark the article's features whose postings are scanned: from the rarest
+ * up (passes of doubling length) while the budget lasts. */
+static void choose_scanned(na_stories_t *st) {
+    uint32_t budget = NA_STORY_SCAN_BUDGET;
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        st->af[i].scanned = false;
+    }
+    for (uint32_t lo = 0, hi = 4; lo < budget; lo = hi, hi *= 2) {
+        for (size_t i = 0; i < st->af_cnt; i++) {
+            struct afeat *a = &st->af[i];
+            uint32_t len = st->feats[a->fid].post_cnt;
+            if (len > lo && len <= hi && len <= budget) {
+                budget -= len;
+                a->scanned = true;
+            }
+        }
+    }
+}
+
+/*
+ * Score the open stories against the article in st->af at time @p t: the
+ * candidates (st->cands, the best first, at most NA_STORY_CANDIDATES) with
+ * their inputs in @p x and probabilities in @p p.
+ * @returns NA_OK or NA_ERR_NOMEM.
+ */
+static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
+                      double (*x)[NA_SX_COUNT], double *p, size_t *n_out) {
+    st->cands_cnt = 0;
+    memset(anorm, 0, NA_SV_COUNT * sizeof(*anorm));
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        const struct afeat *a = &st->af[i];
+        double w2 = a->w * a->w;
+        anorm[a->kind] += w2;
+        anorm[NA_SV_TEXT_TITLE] += w2;
+        if (a->title) {
+            anorm[NA_SV_TITLE] += w2;
+        }
+    }
+    anorm[NA_SV_TITLE_TEXT] = anorm[NA_SV_TITLE];
+    for (int v = 0; v < NA_SV_COUNT; v++) {
+        anorm[v] = sqrt(anorm[v]);
+    }
+    choose_scanned(st);
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        const struct afeat *a = &st->af[i];
+        const struct feat *f = &st->feats[a->fid];
+        if (!a->scanned) {
+            continue;
+        }
+        for (uint32_t k = 0; k < f->post_cnt; k++) {
+            const struct post *po = &f->post[k];
+            struct story *s = po->s;
+            if (s->stamp != st->seq) {
+                if (gap_of(s, t) > st->window_s) {
+                    continue;
+                }
+                s->stamp = st->seq;
+                memset(s->acc, 0, sizeof(s->acc));
+                if (!cand_push(st, s)) {
+                    return NA_ERR_NOMEM;
+                }
+            }
+            accumulate(s, a, po->w, po->tw);
+        }
+    }
+    /* Rank by the partial cosines; keep the best NA_STORY_CANDIDATES, in
+     * order. */
+    double ainv[NA_SV_COUNT];
+    for (int v = 0; v < NA_SV_COUNT; v++) {
+        ainv[v] = anorm[v] > 0 ? 1.0 / anorm[v] : 0;
+    }
+    size_t kept = 0;
+    for (size_t k = 0; k < st->cands_cnt; k++) {
+        struct story *s = st->cands[k];
+        double rank = 0;
+        for (int v = 0; v < NA_SV_COUNT; v++) {
+            rank += s->acc[v] * s->inv[v] * ainv[v];
+        }
+        s->rank = rank;
+        size_t at = kept;
+        while (at > 0 && ranks_before(s, st->cands[at - 1])) {
+            at--;
+        }
+        if (at < NA_STORY_CANDIDATES) {
+            size_t last = kept < NA_STORY_CANDIDATES ? kept : NA_STORY_CANDIDATES - 1;
+            memmove(&st->cands[at + 1], &st->cands[at], (last - at) * sizeof(*st->cands));
+            st->cands[at] = s;
+            kept = last + 1;
+        }
+    }
+    st->cands_cnt = kept;
+    /* The common features' share, looked up in the candidates' indexes. */
+    for (size_t i = 0; i < st->af_cnt && kept; i++) {
+        const struct afeat *a = &st->af[i];
+        if (a->scanned || !st->feats[a->fid].post_cnt) {
+            continue;
+        }
+        for (size_t k = 0; k < kept; k++) {
+            const struct sfeat *sf = sf_find(st->cands[k], a->fid);
+            if (sf) {
+                accumulate(st->cands[k], a, sf->w, sf->tw);
+            }
+        }
+    }
+    for (size_t k = 0; k < kept; k++) {
+        inputs_of(st, st->cands[k], anorm, t, x[k]);
+        p[k] = na_story_model_prob(st->model, x[k]);
+    }
+    *n_out = kept;
+    return NA_OK;
+}
+
+/* Put the article in st->af into @p s (new or open). */
+static na_err_t join(na_stories_t *st, struct story *s, int64_t t) {
+    struct add *add = malloc((st->af_cnt + 1) * sizeof(*add));
+    na_err_t err;
+    if (!add) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        const struct afeat *a = &st->af[i];
+        add[i] =
+            (struct add){a->fid, 1, a->title, (float)a->w, a->title ? (float)a->w : 0, 0};
+    }
+    err = story_add(st, s, add, st->af_cnt);
+    free(add);
+    if (err) {
+        return err;
+    }
+    s->n++;
+    story_touch(st, s, t);
+    return NA_OK;
+}
+
+static na_err_t assign(na_stories_t *st, const struct na_article *a, const char *event,
+                       char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new,
+                       size_t *positives_missed) {
+    double x[NA_STORY_CANDIDATES][NA_SX_COUNT];
+    double p[NA_STORY_CANDIDATES];
+    double anorm[NA_SV_COUNT];
+    size_t n = 0;
+    struct story *best = NULL;
     bool created = false;
+    na_err_t err;
     int64_t t = article_time(st, a);
 
     if (is_new) {
@@ -1011,175 +1203,96 @@ na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
     if (st->now == NA_TIME_UNKNOWN || t > st->now) {
         st->now = t;
     }
-    na_stories_evict(st, st->now);
+    close_due(st);
     if (st->compact_due) {
         dict_compact(st);
     }
-
-    const char *fields[] = {a->title, a->summary, a->content};
-    size_t title_cnt = 0;
-    for (size_t i = 0; i < 3 && !err; i++) {
-        if (fields[i]) {
-            err = sig_text(fields[i], strlen(fields[i]), &g);
-        }
-        if (i == 0) {
-            title_cnt = g.cnt;
-        }
+    if ((err = read_article(st, a)) || (err = score(st, t, anorm, x, p, &n))) {
+        return err;
     }
-    if (err) {
-        goto out;
-    }
-    af = calloc(g.cnt + 1, sizeof(*af));
-    if (!af) {
-        err = NA_ERR_NOMEM;
-        goto out;
-    }
-    size_t an = 0;
-    for (size_t i = 0; i < g.cnt; i++) {
-        uint32_t fid = feat_id(st, g.f[i], strlen(g.f[i]), true);
-        if (fid == UINT32_MAX) {
-            err = NA_ERR_NOMEM;
-            goto out;
-        }
-        af[an].fid = fid;
-        af[an].title = i < title_cnt;
-        af[an++].w = 0;
-    }
-    /* The document counts before it is compared, so its own words weigh. */
-    docs_add(st, 1);
-    for (size_t i = 0; i < an; i++) {
-        df_add(st, af[i].fid, 1);
-    }
-    for (size_t i = 0; i < an; i++) {
-        af[i].w = feat_weight(st, af[i].fid) * (af[i].title ? NA_STORY_TITLE_BOOST : 1.0);
-    }
-    qsort(af, an, sizeof(*af), afeat_w_cmp);
-    if (an > NA_STORY_ART_FEATURES) {
-        an = NA_STORY_ART_FEATURES;
-    }
-    double anorm = 0;
-    for (size_t i = 0; i < an; i++) {
-        anorm += af[i].w * af[i].w;
-    }
-    anorm = sqrt(anorm);
-
-    /* Candidates: stories posted under the heaviest features that are not
-     * common (a feature of many open stories says little). */
-    size_t cands_cap = 0;
-    for (size_t i = 0; i < an && i < NA_STORY_PROBE; i++) {
-        struct feat *f = &st->feats[af[i].fid];
-        if (f->post_cnt > NA_STORY_PROBE_POSTS) {
-            continue;
-        }
-        for (size_t k = 0; k < f->post_cnt; k++) {
-            struct story *s = f->post[k];
-            if (s->cand) {
-                continue;
-            }
-            if (cands_cnt == cands_cap) {
-                size_t cap = cands_cap ? cands_cap * 2 : 16;
-                struct story **nc = realloc(cands, cap * sizeof(*nc));
-                if (!nc) {
-                    err = NA_ERR_NOMEM;
-                    goto out_cands;
-                }
-                cands = nc;
-                cands_cap = cap;
-            }
-            s->cand = true;
-            cands[cands_cnt++] = s;
-        }
-    }
-    /* The article's features by id, for merging with each candidate's. */
-    sf = malloc((an + 1) * sizeof(*sf));
-    if (!sf) {
-        err = NA_ERR_NOMEM;
-        goto out_cands;
-    }
-    for (size_t i = 0; i < an; i++) {
-        sf[i].fid = af[i].fid;
-        sf[i].cnt = 1;
-    }
-    qsort(sf, an, sizeof(*sf), sfeat_cmp);
-    aw = malloc((an + 1) * sizeof(*aw));
-    if (!aw) {
-        err = NA_ERR_NOMEM;
-        goto out_cands;
-    }
-    memcpy(aw, af, an * sizeof(*aw));
-    qsort(aw, an, sizeof(*aw), afeat_fid_cmp);
-    struct story *best = NULL;
-    double best_sim = 0;
-    for (size_t k = 0; k < cands_cnt && anorm > 0; k++) {
-        struct story *s = cands[k];
-        double dot = 0;
-        for (size_t i = 0, j = 0; i < an && j < s->f_cnt;) {
-            if (aw[i].fid < s->f[j].fid) {
-                i++;
-            } else if (aw[i].fid > s->f[j].fid) {
-                j++;
-            } else {
-                double w = feat_weight(st, aw[i].fid);
-                dot += aw[i].w * w * (double)s->f[j].cnt / (double)s->n;
-                i++;
-                j++;
+    if (st->teach_cb) {
+        bool found = false;
+        for (size_t k = 0; k < n; k++) {
+            bool same = st->cands[k]->event && !strcmp(st->cands[k]->event, event);
+            st->teach_cb(st->teach_ctx, x[k], same);
+            if (same && !found) {
+                best = st->cands[k];
+                found = true;
             }
         }
-        double sn = story_norm(st, s);
-        double sim = sn > 0 ? dot / (anorm * sn) : 0;
-        if (sim > best_sim || (sim == best_sim && best && strcmp(s->id, best->id) < 0)) {
-            best_sim = sim;
-            best = s;
+        for (size_t k = 0; !best && k < st->stories_cnt; k++) {
+            struct story *s = st->stories[k];
+            if (s->event && !strcmp(s->event, event) && gap_of(s, t) <= st->window_s) {
+                best = s;
+            }
+        }
+        if (best && !found && positives_missed) {
+            (*positives_missed)++;
+        }
+    } else {
+        double best_p = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (p[k] > best_p) { /* in rank order: on a tie the better ranked */
+                best_p = p[k];
+                best = st->cands[k];
+            }
+        }
+        if (best_p < st->model->threshold) {
+            best = NULL;
         }
     }
-    if (!best || best_sim < NA_STORY_SIM) {
+    if (!best) {
         const char *parts[] = {"story/v1", a->id, NULL};
         char id[NA_SHA256_HEX_LEN + 1];
         na_sha256_hex_parts(parts, id);
         best = story_find(st, id);
         if (!best) {
-            if (!(best = story_new(st, id))) {
-                err = NA_ERR_NOMEM;
-                goto out_cands;
+            close_for_room(st);
+            if (!(best = story_new(st, id, t))) {
+                return NA_ERR_NOMEM;
             }
-            best->first = t;
+            if (event && !(best->event = na_strdup(event))) {
+                story_close(st, best);
+                return NA_ERR_NOMEM;
+            }
             created = true;
         }
     }
-    if ((err = story_merge(st, best, sf, an))) {
+    if ((err = join(st, best, t))) {
         if (created) {
             story_close(st, best);
         }
-        goto out_cands;
+        return err;
     }
     if (created && is_new) {
         *is_new = true;
     }
     na_metric_add(created ? st->m_opened : st->m_joined, 1);
     na_metric_set(st->m_open, (double)st->stories_cnt);
-    best->n++;
-    if (t > best->last) {
-        best->last = t;
-    }
     memcpy(story_id, best->id, NA_SHA256_HEX_LEN + 1);
-out_cands:
-    free(aw);
-    for (size_t k = 0; k < cands_cnt; k++) {
-        cands[k]->cand = false;
-    }
-out:
-    free(cands);
-    free(sf);
-    free(af);
-    sig_cleanup(&g);
-    return err;
+    return NA_OK;
 }
+
+na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
+                           char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new) {
+    return assign(st, a, NULL, story_id, is_new, NULL);
+}
+
+na_err_t na_stories_assign_labelled(na_stories_t *st, const struct na_article *a,
+                                    const char *event,
+                                    char story_id[NA_SHA256_HEX_LEN + 1],
+                                    size_t *positives_missed) {
+    return assign(st, a, event, story_id, NULL, positives_missed);
+}
+
+/* ---------------------------------------------------------------- */
+/* Signatures and seeds                                             */
+/* ---------------------------------------------------------------- */
 
 json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
     const struct story *s = story_find(st, story_id);
-    struct keep *kv = NULL;
-    json_t *f = NULL;
-    json_t *root = NULL;
+    struct sfeat *kv = NULL;
+    json_t *f = NULL, *tf = NULL, *root = NULL;
     if (!s) {
         return NULL;
     }
@@ -1187,18 +1300,20 @@ json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
      * signature stays a few KB. */
     kv = malloc((s->f_cnt + 1) * sizeof(*kv));
     f = json_object();
-    root = json_pack("{s:i, s:I, s:I}", "v", 1, "t", (json_int_t)s->last, "n",
-                     (json_int_t)s->n);
-    if (!kv || !f || !root) {
+    tf = json_object();
+    root = json_pack("{s:i, s:I, s:I, s:I}", "v", 2, "t0", (json_int_t)s->first, "t",
+                     (json_int_t)s->last, "n", (json_int_t)s->n);
+    if (!kv || !f || !tf || !root) {
         goto fail;
     }
-    for (size_t i = 0; i < s->f_cnt; i++) {
-        kv[i].f = s->f[i];
-        kv[i].w = feat_weight(st, s->f[i].fid);
+    memcpy(kv, s->f, s->f_cnt * sizeof(*kv));
+    if (s->f_cnt > 1) {
+        qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
     }
-    qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
     for (size_t i = 0; i < s->f_cnt && i < NA_STORY_SIG_FEATURES; i++) {
-        if (json_object_set_new(f, st->feats[kv[i].f.fid].s, json_integer(kv[i].f.cnt))) {
+        const char *key = st->feats[kv[i].fid].s;
+        if (json_object_set_new(f, key, json_integer(kv[i].cnt)) ||
+            (kv[i].tcnt && json_object_set_new(tf, key, json_integer(kv[i].tcnt)))) {
             goto fail;
         }
     }
@@ -1206,11 +1321,17 @@ json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
         f = NULL;
         goto fail;
     }
+    f = NULL;
+    if (json_object_set_new(root, "tf", tf)) {
+        tf = NULL;
+        goto fail;
+    }
     free(kv);
     return root;
 fail:
     free(kv);
     json_decref(f);
+    json_decref(tf);
     json_decref(root);
     return NULL;
 }
@@ -1227,42 +1348,82 @@ static bool hex_id(const char *id) {
     return true;
 }
 
+static bool feature_key_ok(const char *key) {
+    size_t len = strlen(key);
+    return len >= 3 && len < NA_STORY_FEATURE_BYTES && key[1] == ':' &&
+           (key[0] == 't' || key[0] == 'e' || key[0] == 'n' || key[0] == 'd');
+}
+
+/* Drop every feature of @p s (its postings too); its sums restart. */
+static void story_clear(na_stories_t *st, struct story *s) {
+    for (size_t i = 0; i < s->f_cnt; i++) {
+        post_del(st, s->f[i].fid, s->f[i].pidx);
+    }
+    s->f_cnt = 0;
+    s->n = 0;
+    story_rehash(s);
+    memset(s->sq, 0, sizeof(s->sq));
+    story_inv(s);
+}
+
 na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *signature,
                          int64_t published_at) {
     json_t *f = json_object_get(signature, "f");
+    json_t *tf = json_object_get(signature, "tf");
     json_t *n = json_object_get(signature, "n");
     json_t *t = json_object_get(signature, "t");
-    struct sfeat *sf = NULL;
+    json_t *t0 = json_object_get(signature, "t0");
+    struct add *add = NULL;
     size_t cnt = 0;
     const char *key;
     json_t *val;
+    int64_t first;
     na_err_t err = NA_OK;
 
     if (!hex_id(story_id) || !json_is_object(f) || !json_is_integer(n) ||
-        json_integer_value(n) < 1 ||
+        json_integer_value(n) < 1 || json_integer_value(n) > UINT32_MAX / 2 ||
+        (tf && !json_is_object(tf)) || (t0 && !json_is_integer(t0)) ||
         (published_at == NA_TIME_UNKNOWN && !json_is_integer(t))) {
         return NA_ERR_INVALID;
     }
+    uint32_t articles = (uint32_t)json_integer_value(n);
     if (published_at == NA_TIME_UNKNOWN) {
         published_at = (int64_t)json_integer_value(t);
     }
     if (published_at > latest_believable()) {
         published_at = latest_believable(); /* as article_time() */
     }
-    if (st->now != NA_TIME_UNKNOWN && published_at < st->now - st->window_s) {
+    first = t0 ? (int64_t)json_integer_value(t0) : published_at;
+    if (first > published_at) {
+        first = published_at;
+    }
+    json_object_foreach((json_t *)f, key, val) {
+        if (!json_is_integer(val) || json_integer_value(val) < 1 ||
+            !feature_key_ok(key)) {
+            return NA_ERR_INVALID;
+        }
+    }
+    json_object_foreach((json_t *)tf, key, val) {
+        if (!json_is_integer(val) || json_integer_value(val) < 1 ||
+            !json_object_get(f, key)) {
+            return NA_ERR_INVALID;
+        }
+    }
+    if (st->reorder_s >= 0 && st->now != NA_TIME_UNKNOWN &&
+        published_at < st->now - st->window_s - st->reorder_s) {
         return NA_OK;
+    }
+    struct story *s = story_find(st, story_id);
+    if (s && s->n >= articles) {
+        story_touch(st, s, first);
+        story_touch(st, s, published_at);
+        return NA_OK; /* the one open here is the same snapshot or a later one */
     }
     if (st->compact_due) {
         dict_compact(st);
     }
-    json_object_foreach((json_t *)f, key, val) {
-        if (!json_is_integer(val) || json_integer_value(val) < 1 ||
-            strlen(key) >= NA_STORY_FEATURE_BYTES || strlen(key) < 3 || key[1] != ':') {
-            return NA_ERR_INVALID;
-        }
-    }
-    sf = malloc((json_object_size(f) + 1) * sizeof(*sf));
-    if (!sf) {
+    add = malloc((json_object_size(f) + 1) * sizeof(*add));
+    if (!add) {
         return NA_ERR_NOMEM;
     }
     json_object_foreach((json_t *)f, key, val) {
@@ -1272,37 +1433,47 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
             goto out;
         }
         json_int_t c = json_integer_value(val);
-        if (c > json_integer_value(n)) {
-            c = json_integer_value(n);
-        }
-        sf[cnt].fid = fid;
-        sf[cnt++].cnt = (uint32_t)c;
+        json_int_t tc = json_integer_value(json_object_get(tf, key));
+        c = c > (json_int_t)articles ? (json_int_t)articles : c;
+        tc = tc > c ? c : tc < 0 ? 0 : tc;
+        add[cnt++] = (struct add){fid, (uint32_t)c, (uint32_t)tc, 0, 0, 0};
     }
-    qsort(sf, cnt, sizeof(*sf), sfeat_cmp);
-    struct story *s = story_find(st, story_id);
+    for (size_t i = 0; i < cnt; i++) {
+        df_add(st, add[i].fid, add[i].cnt);
+    }
+    docs_add(st, articles);
+    /* Weighed as articles with the feature once would be now. */
+    for (size_t i = 0; i < cnt; i++) {
+        double idf = feat_idf(st, add[i].fid);
+        add[i].w = (float)(idf * add[i].cnt);
+        add[i].tw = (float)(idf * add[i].tcnt);
+    }
+    bool created = false;
     if (!s) {
-        if (!(s = story_new(st, story_id))) {
+        close_for_room(st);
+        if (!(s = story_new(st, story_id, first))) {
             err = NA_ERR_NOMEM;
             goto out;
         }
-        s->first = published_at;
+        created = true;
+    } else {
+        story_clear(st, s);
     }
-    if ((err = story_merge(st, s, sf, cnt))) {
+    if ((err = story_add(st, s, add, cnt))) {
+        if (created) {
+            story_close(st, s);
+        }
         goto out;
     }
-    for (size_t i = 0; i < cnt; i++) {
-        df_add(st, sf[i].fid, sf[i].cnt);
-    }
-    docs_add(st, (double)json_integer_value(n));
-    s->n += (size_t)json_integer_value(n);
-    if (published_at > s->last) {
-        s->last = published_at;
-    }
+    s->n = articles;
+    story_touch(st, s, first);
+    story_touch(st, s, published_at);
     if (st->now == NA_TIME_UNKNOWN || published_at > st->now) {
         st->now = published_at;
     }
+    na_metric_set(st->m_open, (double)st->stories_cnt);
 out:
-    free(sf);
+    free(add);
     return err;
 }
 

@@ -23,6 +23,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "story.h"
+#include "story_train.h"
 #include "testenv.h"
 
 #define DAY (24 * 3600)
@@ -102,7 +103,10 @@ static void test_paraphrases_join_unrelated_apart(void **state) {
  * still found. */
 static void test_dictionary_forgets_old_features(void **state) {
     (void)state;
-    na_stories_t *st = na_stories_new(60 * 1000LL); /* a one-minute window */
+    /* a one-minute window, stories kept a day past it */
+    const struct na_stories_opts o = {
+        .window_ms = 60 * 1000LL, .reorder_ms = DAY * 1000LL, .reorder_set = true};
+    na_stories_t *st = na_stories_new_opts(&o);
     char story[65], ban[65];
     bool is_new;
     char id[32], title[128], text[256];
@@ -157,14 +161,17 @@ static void test_dictionary_forgets_old_features(void **state) {
 
 static void test_window_closes_stories(void **state) {
     (void)state;
-    na_stories_t *st = na_stories_new(2 * DAY * 1000LL);
+    const struct na_stories_opts o = {
+        .window_ms = 2 * DAY * 1000LL, .reorder_ms = DAY * 1000LL, .reorder_set = true};
+    na_stories_t *st = na_stories_new_opts(&o);
     char s1[65], s2[65], s3[65];
     bool is_new;
     assign(st, "a", ban_a_title, ban_a, 1767690000, s1, &is_new);
     /* A day later: same story. */
     assign(st, "b", ban_b_title, ban_b, 1767690000 + DAY, s2, &is_new);
     assert_string_equal(s1, s2);
-    /* Three days after the newest: the story was closed, a new one opens. */
+    /* Three days after the newest (window and reorder allowance): the story
+     * was closed, a new one opens. */
     assign(st, "c", ban_a_title, ban_a, 1767690000 + 4 * DAY + 1, s3, &is_new);
     assert_true(is_new);
     assert_string_not_equal(s1, s3);
@@ -245,10 +252,12 @@ static void test_signature_seed_restart(void **state) {
     assert_false(is_new);
     assert_string_equal(s1, s2);
     assert_int_equal(na_story_article_count(st, s1), 2);
-    /* Seeding the same story again merges. */
+    /* Seeding an older snapshot of an open story (a second ledger record
+     * of it) counts nothing twice: the open story holds more articles. */
     assert_int_equal(na_stories_seed(st, s1, back, 1767697200), NA_OK);
     assert_int_equal(na_stories_count(st), 1);
-    assert_int_equal(na_story_article_count(st, s1), 3);
+    assert_int_equal(na_story_article_count(st, s1), 2);
+    assert_int_equal(na_story_first_seen(st, s1), 1767690000);
     /* Unrelated article: its own story. */
     assign(st, "c", other_title, other, 1767697300, s3, &is_new);
     assert_true(is_new);
@@ -265,6 +274,173 @@ static void test_signature_seed_restart(void **state) {
     assert_int_equal(na_stories_count(st), 2);
     json_decref(back);
     na_stories_destroy(st);
+}
+
+/* Time is a bound, in any order: the same text dated more than the window
+ * outside a story's span never joins it, whether it comes after the story's
+ * articles or before them; within the window it joins in either order, and
+ * the story's span (first seen) is its articles' times. */
+static void test_time_bound_in_any_order(void **state) {
+    (void)state;
+    const int64_t t0 = 1767690000;
+    const struct na_stories_opts o = {
+        .window_ms = 2 * DAY * 1000LL, .reorder_ms = -1, .reorder_set = true};
+    char s1[65], s2[65], s3[65];
+    bool is_new;
+
+    /* Later by the window and an hour: apart, in both orders. */
+    for (int order = 0; order < 2; order++) {
+        na_stories_t *st = na_stories_new_opts(&o);
+        assert_non_null(st);
+        int64_t first = order ? t0 + 2 * DAY + 3600 : t0;
+        int64_t second = order ? t0 : t0 + 2 * DAY + 3600;
+        assign(st, "a", ban_a_title, ban_a, first, s1, &is_new);
+        assign(st, "b", ban_a_title, ban_a, second, s2, &is_new);
+        assert_true(is_new);
+        assert_string_not_equal(s1, s2);
+        na_stories_destroy(st);
+    }
+    /* A day apart: together, in both orders; the span is the articles'. */
+    for (int order = 0; order < 2; order++) {
+        na_stories_t *st = na_stories_new_opts(&o);
+        assert_non_null(st);
+        assign(st, "a", ban_a_title, ban_a, order ? t0 + DAY : t0, s1, &is_new);
+        assign(st, "b", ban_a_title, ban_a, order ? t0 : t0 + DAY, s2, &is_new);
+        assert_false(is_new);
+        assert_string_equal(s1, s2);
+        assert_int_equal(na_story_first_seen(st, s1), t0);
+        /* The span [t0, t0 + 1d] reaches 2 days either side of it. */
+        assign(st, "c", ban_a_title, ban_a, t0 + 3 * DAY - 60, s3, &is_new);
+        assert_false(is_new);
+        assign(st, "d", ban_a_title, ban_a, t0 - 2 * DAY - 3600, s3, &is_new);
+        assert_true(is_new);
+        assert_int_equal(na_story_article_count(st, s1), 3);
+        assert_int_equal(na_story_first_seen(st, s1), t0);
+        na_stories_destroy(st);
+    }
+}
+
+/* The reorder allowance closes stories by the story clock: with none, a
+ * story closes once the newest time seen is a window past its newest
+ * article, and an article of its days arriving later opens another; with
+ * "unlimited" the story is still there. */
+static void test_reorder_allowance(void **state) {
+    (void)state;
+    const int64_t t0 = 1767690000;
+    char s1[65], s2[65], s3[65];
+    bool is_new;
+    for (int unlimited = 0; unlimited < 2; unlimited++) {
+        const struct na_stories_opts o = {.window_ms = 2 * DAY * 1000LL,
+                                          .reorder_ms = unlimited ? -1 : 0,
+                                          .reorder_set = true};
+        na_stories_t *st = na_stories_new_opts(&o);
+        assert_non_null(st);
+        assign(st, "a", ban_a_title, ban_a, t0, s1, &is_new);
+        assign(st, "z", other_title, other, t0 + 3 * DAY, s2, &is_new);
+        assign(st, "b", ban_b_title, ban_b, t0 + 3600, s3, &is_new);
+        assert_int_equal(is_new, !unlimited);
+        assert_int_equal(strcmp(s1, s3) == 0, unlimited);
+        na_stories_destroy(st);
+    }
+}
+
+/* The model decides: one that never joins opens a story per article, even
+ * for the same text; one that always joins puts every candidate of the
+ * window (a story sharing a feature with the article) into one story, and
+ * the window still bounds it. */
+static void test_model_weights_decide(void **state) {
+    (void)state;
+    static const char *const never =
+        "{\"schema\":\"story-model/v1\",\"threshold\":0.5,"
+        "\"weights\":{\"bias\":-40,\"terms\":0,\"names\":0,"
+        "\"figures\":0,\"dates\":0,\"title\":0,\"figures_both\":0,"
+        "\"dates_both\":0,\"gap\":0,\"size\":0,\"terms_x_names\":0,"
+        "\"span\":0,\"title_text\":0,\"text_title\":0}}";
+    char errstr[256];
+    char text[1024];
+    na_story_model_t *m = NULL;
+    const int64_t t0 = 1767690000;
+    char s1[65], s2[65], s3[65];
+    bool is_new;
+    for (int always = 0; always < 2; always++) {
+        snprintf(text, sizeof(text), "%s", never);
+        if (always) {
+            memcpy(strstr(text, "-40"), " 40", 3);
+        }
+        assert_int_equal(
+            na_story_model_parse(text, strlen(text), &m, errstr, sizeof(errstr)), NA_OK);
+        const struct na_stories_opts o = {.window_ms = 2 * DAY * 1000LL, .model = m};
+        na_stories_t *st = na_stories_new_opts(&o);
+        assert_non_null(st);
+        assign(st, "a", ban_a_title, ban_a, t0, s1, &is_new);
+        /* the same text: apart when the model says never */
+        assign(st, "b", ban_a_title, ban_a, t0 + 3600, s2, &is_new);
+        assert_int_equal(strcmp(s1, s2) == 0, always);
+        /* one word in common (what makes a candidate): together when it
+         * says always */
+        assign(st, "c", other_title, "Dysprosium was not among the finds, it said.",
+               t0 + 7200, s2, &is_new);
+        assert_int_equal(strcmp(s1, s2) == 0, always);
+        assign(st, "d", ban_a_title, ban_a, t0 + 5 * DAY, s3, &is_new);
+        assert_true(is_new);
+        na_stories_destroy(st);
+        na_story_model_destroy(m);
+        m = NULL;
+    }
+}
+
+/* Model files: the shipped one reads back as written; a file this engine
+ * cannot use is refused with the reason. */
+static void test_model_file(void **state) {
+    (void)state;
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"{", "line 1"},
+        {"{\"schema\":\"story-model/v2\",\"weights\":{},\"threshold\":0.5}", "schema"},
+        {"{\"schema\":\"story-model/v1\",\"weights\":[],\"threshold\":0.5}", "weights"},
+        {"{\"schema\":\"story-model/v1\",\"weights\":{},\"threshold\":1.5}", "threshold"},
+        {"{\"schema\":\"story-model/v1\",\"weights\":{\"bias\":1},\"threshold\":0.5}",
+         "no \"terms\""},
+        {"{\"schema\":\"story-model/v1\",\"weights\":{\"bias\":1,\"colour\":2},"
+         "\"threshold\":0.5}",
+         "\"colour\" is not an input"},
+        {"{\"schema\":\"story-model/v1\",\"weights\":{\"bias\":\"1\"},\"threshold\":0.5}",
+         "\"bias\": not a finite number"},
+    };
+    char errstr[256];
+    na_story_model_t *m = NULL;
+    const na_story_model_t *def = na_story_model_default();
+    assert_non_null(def);
+    json_t *root = na_story_model_to_json(def);
+    assert_non_null(root);
+    char *text = json_dumps(root, JSON_COMPACT);
+    assert_int_equal(na_story_model_parse(text, strlen(text), &m, errstr, sizeof(errstr)),
+                     NA_OK);
+    json_t *again = na_story_model_to_json(m);
+    assert_true(json_equal(root, again));
+    assert_non_null(json_object_get(root, "trained"));
+    json_decref(again);
+    json_decref(root);
+    free(text);
+    na_story_model_destroy(m);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        m = (na_story_model_t *)1;
+        errstr[0] = '\0';
+        assert_int_equal(na_story_model_parse(bad[i].text, strlen(bad[i].text), &m,
+                                              errstr, sizeof(errstr)),
+                         NA_ERR_INVALID);
+        assert_null(m);
+        if (!strstr(errstr, bad[i].want)) {
+            print_error("%s: \"%s\" does not say %s\n", bad[i].text, errstr, bad[i].want);
+            fail();
+        }
+    }
+    assert_int_not_equal(
+        na_story_model_load("/nonexistent/model.json", &m, errstr, sizeof(errstr)),
+        NA_OK);
+    assert_null(m);
+    na_story_model_destroy(NULL);
 }
 
 static void test_alert_id(void **state) {
@@ -509,6 +685,10 @@ int main(void) {
         cmocka_unit_test(test_window_closes_stories),
         cmocka_unit_test(test_dictionary_forgets_old_features),
         cmocka_unit_test(test_signature_seed_restart),
+        cmocka_unit_test(test_time_bound_in_any_order),
+        cmocka_unit_test(test_reorder_allowance),
+        cmocka_unit_test(test_model_weights_decide),
+        cmocka_unit_test(test_model_file),
         cmocka_unit_test(test_future_dated_article_closes_no_story),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_story_features_fold_latin_ext_a_capitals),

@@ -1,0 +1,273 @@
+/*
+ * Tokenising for story features: the tokens na_rules_tokenize() gives (so
+ * a feature folds as a query term does), at ASCII speed. The text is cut
+ * at ASCII white space, which never joins two tokens there (a pending
+ * hyphenated word ends at any separator, and no UTF-8 sequence holds such
+ * a byte); a chunk that is all ASCII goes through fast_chunk(), written
+ * for ASCII only, and any other chunk through na_rules_tokenize().
+ * tests/unit/test_story.c checks both give the same tokens.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "story_internal.h"
+
+/* Byte classes: W word (ASCII letter or digit), S white space, H not ASCII. */
+#define W 1
+#define S 2
+#define H 4
+static const unsigned char cls[256] = {
+    ['\t'] = S, ['\n'] = S, ['\v'] = S, ['\f'] = S, ['\r'] = S, [' '] = S,  ['0'] = W,
+    ['1'] = W,  ['2'] = W,  ['3'] = W,  ['4'] = W,  ['5'] = W,  ['6'] = W,  ['7'] = W,
+    ['8'] = W,  ['9'] = W,  ['A'] = W,  ['B'] = W,  ['C'] = W,  ['D'] = W,  ['E'] = W,
+    ['F'] = W,  ['G'] = W,  ['H'] = W,  ['I'] = W,  ['J'] = W,  ['K'] = W,  ['L'] = W,
+    ['M'] = W,  ['N'] = W,  ['O'] = W,  ['P'] = W,  ['Q'] = W,  ['R'] = W,  ['S'] = W,
+    ['T'] = W,  ['U'] = W,  ['V'] = W,  ['W'] = W,  ['X'] = W,  ['Y'] = W,  ['Z'] = W,
+    ['a'] = W,  ['b'] = W,  ['c'] = W,  ['d'] = W,  ['e'] = W,  ['f'] = W,  ['g'] = W,
+    ['h'] = W,  ['i'] = W,  ['j'] = W,  ['k'] = W,  ['l'] = W,  ['m'] = W,  ['n'] = W,
+    ['o'] = W,  ['p'] = W,  ['q'] = W,  ['r'] = W,  ['s'] = W,  ['t'] = W,  ['u'] = W,
+    ['v'] = W,  ['w'] = W,  ['x'] = W,  ['y'] = W,  ['z'] = W,  [0x80] = H, [0x81] = H,
+    [0x82] = H, [0x83] = H, [0x84] = H, [0x85] = H, [0x86] = H, [0x87] = H, [0x88] = H,
+    [0x89] = H, [0x8a] = H, [0x8b] = H, [0x8c] = H, [0x8d] = H, [0x8e] = H, [0x8f] = H,
+    [0x90] = H, [0x91] = H, [0x92] = H, [0x93] = H, [0x94] = H, [0x95] = H, [0x96] = H,
+    [0x97] = H, [0x98] = H, [0x99] = H, [0x9a] = H, [0x9b] = H, [0x9c] = H, [0x9d] = H,
+    [0x9e] = H, [0x9f] = H, [0xa0] = H, [0xa1] = H, [0xa2] = H, [0xa3] = H, [0xa4] = H,
+    [0xa5] = H, [0xa6] = H, [0xa7] = H, [0xa8] = H, [0xa9] = H, [0xaa] = H, [0xab] = H,
+    [0xac] = H, [0xad] = H, [0xae] = H, [0xaf] = H, [0xb0] = H, [0xb1] = H, [0xb2] = H,
+    [0xb3] = H, [0xb4] = H, [0xb5] = H, [0xb6] = H, [0xb7] = H, [0xb8] = H, [0xb9] = H,
+    [0xba] = H, [0xbb] = H, [0xbc] = H, [0xbd] = H, [0xbe] = H, [0xbf] = H, [0xc0] = H,
+    [0xc1] = H, [0xc2] = H, [0xc3] = H, [0xc4] = H, [0xc5] = H, [0xc6] = H, [0xc7] = H,
+    [0xc8] = H, [0xc9] = H, [0xca] = H, [0xcb] = H, [0xcc] = H, [0xcd] = H, [0xce] = H,
+    [0xcf] = H, [0xd0] = H, [0xd1] = H, [0xd2] = H, [0xd3] = H, [0xd4] = H, [0xd5] = H,
+    [0xd6] = H, [0xd7] = H, [0xd8] = H, [0xd9] = H, [0xda] = H, [0xdb] = H, [0xdc] = H,
+    [0xdd] = H, [0xde] = H, [0xdf] = H, [0xe0] = H, [0xe1] = H, [0xe2] = H, [0xe3] = H,
+    [0xe4] = H, [0xe5] = H, [0xe6] = H, [0xe7] = H, [0xe8] = H, [0xe9] = H, [0xea] = H,
+    [0xeb] = H, [0xec] = H, [0xed] = H, [0xee] = H, [0xef] = H, [0xf0] = H, [0xf1] = H,
+    [0xf2] = H, [0xf3] = H, [0xf4] = H, [0xf5] = H, [0xf6] = H, [0xf7] = H, [0xf8] = H,
+    [0xf9] = H, [0xfa] = H, [0xfb] = H, [0xfc] = H, [0xfd] = H, [0xfe] = H, [0xff] = H,
+};
+
+/* ASCII lower case of a byte. */
+static unsigned char lower[256];
+static pthread_once_t lower_once = PTHREAD_ONCE_INIT;
+
+static void lower_init(void) {
+    for (int c = 0; c < 256; c++) {
+        lower[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+}
+
+/* @p c: a byte, or -1 (past the end: a separator). */
+static bool ascii_word(int c) {
+    return c >= 0 && (cls[c] & W);
+}
+
+/* Room for @p tokens more tokens and @p bytes more folded bytes. */
+static bool reserve(struct na_rtoks *t, size_t tokens, size_t bytes) {
+    if (t->cnt + tokens > t->cap) {
+        size_t cap = t->cap ? t->cap : 64;
+        while (cap < t->cnt + tokens) {
+            cap *= 2;
+        }
+        struct na_rtok *v = realloc(t->v, cap * sizeof(*v));
+        if (!v) {
+            return false;
+        }
+        t->v = v;
+        t->cap = cap;
+    }
+    if (t->text_len + bytes > t->text_cap) {
+        size_t cap = t->text_cap ? t->text_cap : 256;
+        while (cap < t->text_len + bytes) {
+            cap *= 2;
+        }
+        char *p = realloc(t->text, cap);
+        if (!p) {
+            return false;
+        }
+        t->text = p;
+        t->text_cap = cap;
+    }
+    return true;
+}
+
+static void stem(struct na_rtoks *t, struct na_rtok *tok) {
+    bool y = false;
+    if (tok->truncated) {
+        tok->stem_len = tok->fold_len;
+        return;
+    }
+    tok->stem_len =
+        (uint16_t)na_rules_plural_fold(t->text + tok->fold_off, tok->fold_len, &y);
+    tok->stem_y = y;
+}
+
+/* The joined token of a hyphenated (or dotted) word of tokens first..last,
+ * as na_rules_tokenize() makes it (room reserved). */
+static void join_parts(struct na_rtoks *t, size_t first) {
+    size_t last = t->cnt - 1;
+    size_t total = 0;
+    if (last <= first || last - first + 1 > 8) {
+        return;
+    }
+    for (size_t i = first; i <= last; i++) {
+        if (t->v[i].truncated) {
+            return;
+        }
+        total += t->v[i].fold_len;
+    }
+    if (total > NA_RULES_MAX_TERM_BYTES) {
+        return;
+    }
+    size_t off = t->text_len;
+    for (size_t i = first; i <= last; i++) {
+        memcpy(t->text + t->text_len, t->text + t->v[i].fold_off, t->v[i].fold_len);
+        t->text_len += t->v[i].fold_len;
+    }
+    struct na_rtok *tok = &t->v[t->cnt++];
+    memset(tok, 0, sizeof(*tok));
+    tok->bstart = t->v[first].bstart;
+    tok->bend = t->v[last].bend;
+    tok->pos = t->v[first].pos;
+    tok->pos_end = t->v[last].pos;
+    tok->fold_off = (uint32_t)off;
+    tok->fold_len = (uint16_t)total;
+    stem(t, tok);
+}
+
+/*
+ * Tokenise the chunk that starts at s[*at] (not white space) up to the next
+ * white space (or @p len), if it is all ASCII, and set *at past it.
+ * @returns false, having added nothing, when the chunk holds a byte that is
+ *          not ASCII (*at is then where that byte is).
+ */
+static bool fast_chunk(const char *s, size_t len, size_t *at, struct na_rtoks *t) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t first_tok = t->cnt, first_text = t->text_len;
+    uint32_t pos = t->cnt ? t->v[t->cnt - 1].pos_end + 1 : 0;
+    long comp_first = -1; /* first token of the hyphenated word being read */
+    size_t i = *at;
+
+    for (;;) {
+        unsigned char c = i < len ? cls[p[i]] : S;
+        if (!(c & W)) {
+            if (c & H) {
+                t->cnt = first_tok; /* not ASCII: the rules tokeniser reads it */
+                t->text_len = first_text;
+                *at = i;
+                return false;
+            }
+            if (comp_first >= 0) {
+                join_parts(t, (size_t)comp_first);
+                comp_first = -1;
+            }
+            if (c & S) {
+                break;
+            }
+            i++;
+            continue;
+        }
+        size_t start = i;
+        size_t off = t->text_len;
+        char *out = t->text + off;
+        while (i < len && (cls[p[i]] & W)) {
+            *out++ = (char)lower[p[i++]];
+        }
+        size_t cps = i - start;
+        /* longer than a term: the first bytes kept, for prefixes */
+        size_t kept = cps > NA_RULES_MAX_TERM_BYTES ? NA_RULES_MAX_TERM_BYTES : cps;
+        t->text_len = off + kept;
+        struct na_rtok *tok = &t->v[t->cnt++];
+        memset(tok, 0, sizeof(*tok));
+        tok->bstart = (uint32_t)start;
+        tok->bend = (uint32_t)i;
+        tok->pos = tok->pos_end = pos++;
+        tok->fold_off = (uint32_t)off;
+        tok->fold_len = (uint16_t)kept;
+        tok->truncated = cps > NA_RULES_MAX_TERM_BYTES;
+        stem(t, tok);
+        if (i >= len) {
+            continue; /* the end: closes the word above */
+        }
+        int next = p[i];
+        int after = i + 1 < len ? p[i + 1] : -1;
+        if (next == '\'' && (after == 's' || after == 'S')) {
+            int after2 = i + 2 < len ? p[i + 2] : -1;
+            if (!ascii_word(after2) && (after2 < 0 || !(cls[after2] & H))) {
+                i += 2; /* possessive: "Taiwan's" is "Taiwan" */
+                if (comp_first >= 0) {
+                    join_parts(t, (size_t)comp_first);
+                    comp_first = -1;
+                }
+                continue;
+            }
+        }
+        bool joins = false;
+        if (next == '-' && ascii_word(after)) {
+            joins = true;
+        } else if (next == '.' && cps == 1 && ascii_word(after)) {
+            /* "U.S." reads as one word too, when the next part is one letter */
+            int after2 = i + 2 < len ? p[i + 2] : -1;
+            joins = !ascii_word(after2);
+        }
+        if (joins) {
+            if (comp_first < 0) {
+                comp_first = (long)(t->cnt - 1);
+            }
+            i++;
+        } else if (comp_first >= 0) {
+            join_parts(t, (size_t)comp_first);
+            comp_first = -1;
+        }
+    }
+    *at = i;
+    return true;
+}
+
+na_err_t na_story_tokenize(const char *s, size_t len, struct na_rtoks *t) {
+    const unsigned char *p = (const unsigned char *)s;
+    pthread_once(&lower_once, lower_init);
+    t->cnt = 0;
+    t->text_len = 0;
+    t->oom = false;
+    if (len > UINT32_MAX / 4) {
+        len = UINT32_MAX / 4;
+    }
+    /* tokens: at most one per byte plus one joined per two; folded text:
+     * the bytes plus the joined copies */
+    if (!reserve(t, len + len / 2 + 2, 2 * len + 2)) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < len;) {
+        while (i < len && (cls[p[i]] & S)) {
+            i++;
+        }
+        if (i == len) {
+            break;
+        }
+        size_t start = i;
+        if (fast_chunk(s, len, &i, t)) {
+            continue;
+        }
+        /* A chunk with bytes that are not ASCII: the rules tokeniser. */
+        while (i < len && !(cls[p[i]] & S)) {
+            i++;
+        }
+        size_t from = t->cnt;
+        na_err_t err = na_rules_tokenize(s + start, i - start, t);
+        if (err) {
+            return err;
+        }
+        for (size_t k = from; k < t->cnt; k++) {
+            t->v[k].bstart += (uint32_t)start;
+            t->v[k].bend += (uint32_t)start;
+        }
+        /* the rules tokeniser grows its arrays as it needs; the fast path
+         * needs the room reserved above */
+        if (!reserve(t, len + len / 2 + 2, 2 * len + 2)) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    return NA_OK;
+}
