@@ -330,8 +330,9 @@ na_err_t na_conf_read_secret(const char *path, char **out, char *errstr,
     na_err_t err;
 
     *out = NULL;
-    if (!path || !*path) {
-        snprintf(errstr, errstr_size, "empty secret file name");
+    if (!path || !*path || !strcmp(path, "-")) {
+        snprintf(errstr, errstr_size, "want a secret file name, not \"%s\"",
+                 path ? path : "");
         return NA_ERR_CONFIG;
     }
     if (path[0] != '/' && dir && *dir) {

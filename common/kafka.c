@@ -545,3 +545,53 @@ na_err_t na_kafka_start_check(rd_kafka_t *rk, char *errstr, size_t errstr_size) 
     }
     return NA_OK;
 }
+
+void na_kafka_reload_sasl(const struct na_kafka_props *props, rd_kafka_t *const *rks,
+                          size_t cnt) {
+    struct na_kafka_props copy = {NULL, 0, NULL};
+    char errstr[512];
+    const char *user = NULL, *password = NULL;
+    na_err_t err = NA_OK;
+    bool from_file = false;
+
+    for (size_t i = 0; i < props->cnt && !err; i++) {
+        const char *kv = props->src && props->src[i] ? props->src[i] : props->kv[i];
+        from_file |= props->src && props->src[i];
+        err = na_kafka_props_add(&copy, kv);
+    }
+    if (!from_file) {
+        goto out; /* nothing to read again */
+    }
+    if (err || (err = na_kafka_props_resolve(&copy, errstr, sizeof(errstr)))) {
+        na_log(NA_LOG_ERROR, "kafka", "reload_failed", "what=kafka err=%s kept=old",
+               na_log_q(err == NA_ERR_NOMEM ? "out of memory" : errstr));
+        goto out;
+    }
+    for (size_t i = 0; i < copy.cnt; i++) {
+        if (!strncmp(copy.kv[i], "sasl.username=", 14)) {
+            user = copy.kv[i] + 14;
+        } else if (!strncmp(copy.kv[i], "sasl.password=", 14)) {
+            password = copy.kv[i] + 14;
+        }
+    }
+    if (!user || !password) {
+        goto out;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (!rks[i]) {
+            continue;
+        }
+        rd_kafka_error_t *kerror = rd_kafka_sasl_set_credentials(rks[i], user, password);
+        if (kerror) {
+            na_log(NA_LOG_ERROR, "kafka", "reload_failed", "what=kafka client=%s err=%s",
+                   na_log_q(rd_kafka_name(rks[i])),
+                   na_log_q(rd_kafka_error_string(kerror)));
+            rd_kafka_error_destroy(kerror);
+        } else {
+            na_log(NA_LOG_INFO, "kafka", "credentials_reloaded", "client=%s",
+                   na_log_q(rd_kafka_name(rks[i])));
+        }
+    }
+out:
+    na_kafka_props_cleanup(&copy);
+}

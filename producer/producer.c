@@ -2187,8 +2187,12 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
     p.started_ms = na_mono_ms();
 
     while (*running && !p.fatal) {
-        if (na_daemon_take_reload() && !topic_mode) {
-            reload_sources_file(&p);
+        if (na_daemon_take_reload()) {
+            if (!topic_mode) {
+                reload_sources_file(&p);
+            }
+            rd_kafka_t *rks[] = {p.rk, p.rk_state, p.rk_src};
+            na_kafka_reload_sasl(&conf->props, rks, sizeof(rks) / sizeof(rks[0]));
         }
         if (httpd && na_mono_ms() - published_ms >= 1000) {
             na_httpd_publish_steal(httpd, status_doc(&p));

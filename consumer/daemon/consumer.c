@@ -742,6 +742,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             na_records_drain(&c);
             (void)na_consumer_reload_rules(conf->rules, &c.rules);
             stage_routes(&c);
+            rd_kafka_t *rks[] = {c.rk, c.dlq, c.retry_rk, na_ledger_client(c.ledger)};
+            na_kafka_reload_sasl(&conf->props, rks, sizeof(rks) / sizeof(rks[0]));
         }
         if (c.ledger && na_mono_ms() - pruned_ms >= NA_CONSUMER_PRUNE_MS) {
             size_t n = na_ledger_prune(c.ledger, na_now_ms());

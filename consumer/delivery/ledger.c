@@ -962,3 +962,7 @@ out:
     *out = l;
     return NA_OK;
 }
+
+rd_kafka_t *na_ledger_client(na_ledger_t *l) {
+    return l ? l->rk : NULL;
+}

@@ -146,6 +146,10 @@ bool na_ledger_known(const na_ledger_t *l, const char *alert_id);
 /** @returns alerts in memory. */
 size_t na_ledger_count(const na_ledger_t *l);
 
+/** @returns borrowed: the ledger's Kafka client (NULL for a memory ledger),
+ *           valid until na_ledger_destroy(); for SIGHUP's new credentials. */
+rd_kafka_t *na_ledger_client(na_ledger_t *l);
+
 /**
  * @brief Mark (@p alert_id, @p route) in memory and produce the alert's
  *        record (alert/v1 @p alert_json plus every route's outcome known).

@@ -87,6 +87,28 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
             if (!(*dst = na_strdup(json_string_value(v)))) {
                 return NA_ERR_NOMEM;
             }
+        } else if (!strcmp(key, "url_file") || !strcmp(key, "secret_file")) {
+            /* The secret itself in a file (systemd LoadCredential=, a
+             * mounted secret): read now, and again on each SIGHUP. */
+            bool is_url = !strcmp(key, "url_file");
+            char **dst = is_url ? &r->url : &r->secret;
+            char detail[512];
+            if (!json_is_string(v) || !json_string_length(v)) {
+                snprintf(errstr, errstr_size, "routes[%zu].%s: want a file name", idx,
+                         key);
+                return NA_ERR_CONFIG;
+            }
+            if (json_object_get(obj, is_url ? "url" : "secret")) {
+                snprintf(errstr, errstr_size, "routes[%zu]: give %s or %s, not both", idx,
+                         is_url ? "url" : "secret", key);
+                return NA_ERR_CONFIG;
+            }
+            na_err_t err =
+                na_conf_read_secret(json_string_value(v), dst, detail, sizeof(detail));
+            if (err) {
+                snprintf(errstr, errstr_size, "routes[%zu].%s: %s", idx, key, detail);
+                return err;
+            }
         } else if (!strcmp(key, "topics")) {
             size_t i;
             json_t *t;
@@ -147,7 +169,8 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
         }
     }
     if (!r->url || !http_url(r->url)) {
-        snprintf(errstr, errstr_size, "routes[%zu].url: want an http(s) URL", idx);
+        snprintf(errstr, errstr_size, "routes[%zu].url%s: want an http(s) URL", idx,
+                 json_object_get(obj, "url_file") ? "_file" : "");
         return NA_ERR_CONFIG;
     }
     if (!(r->format = na_format_find(format))) {

@@ -84,6 +84,17 @@ na_outcome_t na_kafka_classify(rd_kafka_resp_err_t err, int is_fatal);
  */
 NA_WUR na_err_t na_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms);
 
+/**
+ * @brief SIGHUP: read the "@FILE" secrets of @p props again and hand the
+ *        SASL user name and password to each client of @p rks (NULL entries
+ *        skipped) with rd_kafka_sasl_set_credentials(); the next connection
+ *        uses them. Other properties (ssl.key.password) need a restart.
+ *        Logs `event=credentials_reloaded` or `event=reload_failed
+ *        what=kafka` (never a value).
+ */
+void na_kafka_reload_sasl(const struct na_kafka_props *props, rd_kafka_t *const *rks,
+                          size_t cnt);
+
 /** Appended to a SCRAM failure when the linked librdkafka predates 2.6.1,
  * whose SCRAM brokers of Kafka 4.0 and later refuse whatever the password. */
 #define NA_KAFKA_OLD_SCRAM_HINT                                                          \

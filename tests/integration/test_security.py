@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -268,6 +269,66 @@ def test_check_config_connect_says_how_it_got_in(ctx):
                       "--check-config", "--connect"] + mtls_props(), timeout=60)
     assert cp.returncode == 0, cp.stderr
     assert "over ssl, broker certificate and hostname verified" in cp.stdout, cp.stdout
+
+
+def set_scram_password(user, password):
+    """Change a SCRAM user's password on the broker (over plaintext)."""
+    cache = os.environ.get("NEWSALERT_CACHE") or os.path.expanduser("~/.cache/newsalert")
+    cp = subprocess.run(
+        ["java", "-cp", os.path.join(cache, "kafka-" + BROKER["version"], "*"),
+         "-Dlog4j2.configurationFile=" + os.path.join(BROKER["dir"], "log4j2.properties"),
+         "kafka.admin.ConfigCommand", "--bootstrap-server", BROKER["plain"], "--alter",
+         "--add-config", "SCRAM-SHA-512=[password=%s]" % password, "--entity-type", "users",
+         "--entity-name", user], capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+def test_running_consumer_logs_and_keeps_trying_then_sighup_reads_the_new_password(ctx):
+    # Last in the file: it restarts the broker with another password.
+    topic = ctx.topic("na.sec.articles")
+    pwfile = ctx.write("kafka-password", BROKER["password"] + "\n")
+    hook = ctx.webhook()
+    cfg = ctx.write("consumer.json", {
+        "brokers": BROKER["sasl"], "topic": topic, "dlq_topic": ctx.topic("na.sec.dlq"),
+        "ledger_topic": ctx.topic("na.sec.alerts"),
+        "group_id": harness.unique_topic("na-sec-group"), "stories": False,
+        "rules": ctx.src("examples", "rules.json"),
+        "routes": [{"name": "generic", "url": hook.url("/json"), "format": "json"}]})
+    arts = [{"schema": "article/v1", "id": "%064x" % n, "url": "https://news.test/sec/%d" % n,
+             "title": "Beijing bans dual-use exports, report %d" % n,
+             "summary": "The commerce ministry banned exports of dual-use items.",
+             "content": "", "authors": [], "categories": [], "lang": "en",
+             "published_at": "2026-11-2%dT08:00:00Z" % n,
+             "fetched_at": "2026-11-2%dT08:05:00Z" % n,
+             "source": {"id": "wire", "name": "Wire", "feed_url": "https://news.test/f"}}
+            for n in (1, 2)]
+    harness.kcat_produce(BROKER["plain"], topic, [(arts[0]["id"], json.dumps(arts[0]))])
+    c = ctx.proc([ctx.bin("newsalert-consumer"), "--config", cfg] + FAST
+                 + sasl_props(ctx, password_file=pwfile), name="consumer")
+    hook.wait_count(1, 90)
+
+    new_password = "changed-" + os.urandom(8).hex()
+    set_scram_password("newsalert", new_password)
+    BROKER["password"] = new_password
+    mark = len(c.stderr_text())
+    cp = subprocess.run([BROKER["script"], "restart", BROKER["dir"]], env=BROKER["env"],
+                        capture_output=True, text=True, timeout=300)
+    assert cp.returncode == 0, cp.stderr
+    # The old password no longer works: logged, and the daemon goes on.
+    harness.wait_until(lambda: "SASL authentication error" in c.stderr_text()[mark:], 90,
+                       what="the consumer to log the refused password")
+    time.sleep(5)
+    assert c.alive(), "the consumer exited:\n" + c.tail()
+    with open(pwfile, "w") as f:
+        f.write(new_password + "\n")
+    c.kill(signal.SIGHUP)
+    c.wait_for_stderr(r"event=credentials_reloaded client=\"newsalert-consumer#", 30)
+    harness.kcat_produce(BROKER["plain"], topic, [(arts[1]["id"], json.dumps(arts[1]))])
+    hook.wait_count(2, 120)
+    assert [b["article"]["url"] for b in hook.bodies("/json", status=200)] == \
+        [a["url"] for a in arts]
+    c.kill(signal.SIGTERM)
+    assert c.wait(60) == 0, c.tail()
 
 
 if __name__ == "__main__":
