@@ -86,7 +86,7 @@ static void release_waiters(struct consumer *c, const struct na_route *route,
         struct waiter *w = *pp;
         if (w->route == route && !strcmp(w->alert_id, alert_id)) {
             *pp = w->next;
-            na_tracker_done(c->tracker, w->entry);
+            na_tracker_done(w->entry);
             free(w);
             continue;
         }
@@ -99,7 +99,7 @@ void na_jobs_end(struct consumer *c, struct job_ctx *jc) {
     if (!jc->linked) {
         release_waiters(c, jc->route, jc->alert_id);
     }
-    na_tracker_done(c->tracker, jc->entry);
+    na_tracker_done(jc->entry);
     na_jobs_free(c, jc);
 }
 
@@ -180,7 +180,7 @@ void na_jobs_on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
         na_jobs_end(c, ctx->jc);
         return;
     }
-    na_tracker_done(c->tracker, ctx->entry);
+    na_tracker_done(ctx->entry);
     free(ctx->value);
     free(ctx);
 }

@@ -330,6 +330,20 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
                na_log_q(route->name), alert_id);
         goto out;
     }
+    if (na_deliver_has(c->deliver, route, alert_id)) {
+        /* The same alert on its way already: parked twice (by a member that
+         * died before it committed the article, then again by the member
+         * that read the article next), or queued by the article's own
+         * reading. Wait for that delivery instead of sending a copy. */
+        na_log(NA_LOG_INFO, "consumer", "already_in_flight", "route=%s alert=%s",
+               na_log_q(route->name), alert_id);
+        if (na_jobs_wait(c, entry, route, alert_id)) {
+            c->stuck++; /* the entry stays unfinished: read again after a restart */
+            json_decref(root);
+            return;
+        }
+        goto out;
+    }
     if (na_now_ms() - parked_at > c->conf->park_max_age_ms) {
         stage = "park_expired";
         snprintf(reason, sizeof(reason), "parked for %llds, longer than park_max_age",
@@ -390,7 +404,7 @@ dead:
     }
 out:
     json_decref(root);
-    na_tracker_done(c->rtracker, entry);
+    na_tracker_done(entry);
 }
 
 /* Hold a partition of retry_topic while the deliverer has enough of it, or

@@ -468,7 +468,7 @@ bool na_records_handle(struct consumer *c, rd_kafka_message_t *rkm) {
     if (process_record(c, rkm, entry)) {
         return process_later(c, rkm, entry);
     }
-    na_tracker_done(c->tracker, entry);
+    na_tracker_done(entry);
     return false;
 }
 
@@ -477,10 +477,10 @@ static void collect_one(struct consumer *c, struct rec *r) {
     if (r->entry->orphaned) {
         /* Its partition went to another member meanwhile: that one reads
          * it again; nothing of it happens here. */
-        na_tracker_done(c->tracker, r->entry);
+        na_tracker_done(r->entry);
         rd_kafka_message_destroy(r->rkm);
     } else if (!finish_record(c, r)) {
-        na_tracker_done(c->tracker, r->entry);
+        na_tracker_done(r->entry);
         rd_kafka_message_destroy(r->rkm);
     } else if (!process_later(c, r->rkm, r->entry)) {
         /* Without memory even to keep it: stuck, its entry unfinished
@@ -526,7 +526,7 @@ void na_records_reprocess(struct consumer *c, struct reprocess *rp) {
         na_jobs_retry_later(c, &rp->retry, na_err2str(NA_ERR_NOMEM));
         return;
     }
-    na_tracker_done(c->tracker, rp->entry);
+    na_tracker_done(rp->entry);
     rd_kafka_message_destroy(rp->rkm);
     free(rp);
 }

@@ -126,6 +126,7 @@ struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition,
     if (p->stored < 0) {
         p->stored = offset; /* storing the first record's own offset says nothing */
     }
+    e->tracker = t;
     e->partition = partition;
     e->offset = offset;
     e->pending = 1; /* the record's own processing; see na_tracker_done() */
@@ -136,7 +137,8 @@ struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition,
     return e;
 }
 
-void na_tracker_done(na_tracker_t *t, struct na_tracker_entry *e) {
+void na_tracker_done(struct na_tracker_entry *e) {
+    na_tracker_t *t = e->tracker;
     if (!e->pending || --e->pending) {
         return;
     }

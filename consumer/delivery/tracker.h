@@ -24,6 +24,7 @@
 typedef struct na_tracker_s na_tracker_t;
 
 struct na_tracker_entry {
+    na_tracker_t *tracker; /**< the tracker that made it (na_tracker_done()) */
     int32_t partition;
     int64_t offset;
     unsigned pending; /**< units of work outstanding */
@@ -44,8 +45,10 @@ void na_tracker_destroy(na_tracker_t *t);
 struct na_tracker_entry *na_tracker_add(na_tracker_t *t, int32_t partition,
                                         int64_t offset);
 
-/** @brief One unit of work on @p e is done; at zero the entry is finished. */
-void na_tracker_done(na_tracker_t *t, struct na_tracker_entry *e);
+/** @brief One unit of work on @p e is done; at zero the entry is finished
+ *         (in the tracker that made it: a program with several trackers
+ *         cannot finish an entry in the wrong one). */
+void na_tracker_done(struct na_tracker_entry *e);
 
 /**
  * @brief The offset to store for @p partition, if it advanced since the

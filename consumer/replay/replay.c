@@ -773,13 +773,13 @@ static void on_output_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 
 /* Ledger confirmation: the delivery is durable; its article may be resumed past. */
 static void on_ledger_confirm(void *opaque, na_err_t err, void *ctx) {
-    struct replay *r = ctx;
     struct job *j = opaque;
+    (void)ctx;
     if (err) {
         na_log(NA_LOG_ERROR, "replay", "ledger_write_failed", "alert=%s route=%s",
                j->alert_id, na_log_q(j->route->name));
     }
-    na_tracker_done(r->tracker, j->entry);
+    na_tracker_done(j->entry);
     job_free(j);
 }
 
@@ -813,7 +813,7 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
                na_log_q(j->route->name), j->alert_id, res->status, res->attempts,
                na_log_q(res->error));
     }
-    na_tracker_done(r->tracker, j->entry);
+    na_tracker_done(j->entry);
     job_free(j);
 }
 
@@ -1116,7 +1116,7 @@ nomem:
 out:
     na_classification_cleanup(&x->base);
     na_decision_cleanup(&x->d);
-    na_tracker_done(r->tracker, x->entry);
+    na_tracker_done(x->entry);
     rd_kafka_message_destroy(rkm);
     free(x);
 }

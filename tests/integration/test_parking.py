@@ -148,5 +148,40 @@ def test_parked_alerts_older_than_park_max_age_go_to_the_dead_letter_topic(ctx):
     c.stop()
 
 
+def test_an_alert_parked_twice_is_sent_once(ctx):
+    """Regression: the reader of retry_topic checked the ledger but not the
+    deliveries on their way, so an alert parked twice (a member killed
+    after parking it, before committing its article, and the member that
+    read the article next parking it again) was sent twice, or three
+    times, when the route came back (the soak saw it)."""
+    topic, group, cfg, up, down, c = setup(ctx)
+    art = article(7)
+    produce(ctx, topic, [art])
+    up.wait_for(lambda reqs: any(q.status == 200 for q in reqs), 30, what="the up route")
+    harness.wait_until(lambda: "event=route_parked route=\"down\"" in c.stderr_text(), 30,
+                       what="the down route parked")
+    recs = harness.kcat_consume(ctx.brokers, cfg["retry_topic"], count=1, timeout=60)
+    c.stop()
+    # The second copy, as the next member writes it.
+    r = recs[0]
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t",
+                      cfg["retry_topic"]],
+                     stdin="%d\t%d\t%s\t%s\n" % (int(time.time()) * 1000, r["partition"],
+                                                  r["key"], r["value"]), timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    down.up()
+    down.latency(1.0)  # the first copy is still on its way when the second is read
+    c2 = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
+                   ctx.write("consumer.json", cfg)] + FAST, name="consumer-2")
+    harness.wait_until(lambda: committed_total(ctx, cfg["retry_topic"], group + ".retry")
+                       == 2, 60, what="both parked records committed")
+    time.sleep(2)
+    sent = [q for q in down.requests("/json") if q.status == 200]
+    assert [q.json["article"]["url"] for q in sent] == [art["url"]], \
+        "the parked alert was sent %d times" % len(sent)
+    assert "event=already_in_flight route=\"down\"" in c2.stderr_text()
+    assert c2.stop() == 0
+
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=400)
