@@ -27,6 +27,14 @@
  * articles, cut into 4 KB bodies) and draws the same four shapes over the
  * words of a word list; the case name starts "corpus=news". --rules-file
  * runs a rules file instead of generated topics (case "rules=file(N)").
+ *
+ * --watchlist N (with --news) runs the watchlist series: a generated list of
+ * N parties (make_watchlist()) as one watchlist topic, alone (case
+ * "watchlist=N") or added to --rules-file ("rules=file(3)+watchlist=N";
+ * N = 0: the file alone, "rules=file(3)"), and one listed name put into
+ * every 8th article's body and every 32nd title. It also prints compile_s
+ * (CPU time of loading the rules and the list), entries and load_rss_kb
+ * (what loading added to the peak RSS).
  */
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
@@ -37,6 +45,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -355,6 +364,270 @@ static int make_news(struct na_article *a, size_t n, const char *path,
     return 0;
 }
 
+/* ---- generated watchlists (--watchlist N) ---- */
+
+/*
+ * N parties in the Consolidated Screening List's CSV layout, deterministic:
+ * about 70 % companies ("Shenzhen Huaxin Precision Technology Co., Ltd.",
+ * "Al-Noor General Trading FZE", "Rostovtek Machine Works JSC"), 25 %
+ * individuals ("VOLKOVAR, Arkady Semyonovich"), 5 % vessels; 0 to 3 aliases
+ * each (a short form, an acronym, a former name), about one company in ten
+ * with a Chinese name, one in twenty with a Cyrillic one, and accented
+ * Latin letters in some coined words. Coined words are syllables, so a
+ * name's core words are mostly not English; the industry words, places,
+ * given names and legal forms are the common words that real lists share.
+ */
+static const char *const wl_syl[] = {
+    "hua", "xin", "tek", "no",   "va",  "ros", "tar", "kon", "mir", "zha",
+    "lin", "dor", "vel", "ka",   "ri",  "sen", "mar", "qi",  "fal", "bek",
+    "zor", "an",  "tal", "gor",  "pe",  "lu",  "hai", "yun", "dar", "sha",
+    "min", "ol",  "ve",  "stra", "bel", "kir", "um",  "ja",  "ter", "vik"};
+static const char *const wl_acc[] = {"ü", "é", "ö", "ç", "ş", "ø", "á", "ł"};
+static const char *const wl_place[] = {
+    "Shenzhen",  "Beijing",  "Shanghai",         "Guangzhou",
+    "Hong Kong", "Moscow",   "Tehran",           "Dubai",
+    "Minsk",     "Istanbul", "Novosibirsk",      "Tianjin",
+    "Wuhan",     "Chengdu",  "Karachi",          "Tashkent",
+    "Almaty",    "Yerevan",  "Saint Petersburg", "Damascus"};
+static const char *const wl_ind[] = {
+    "Technology",       "Electronics", "Trading",
+    "Industrial",       "Shipping",    "Logistics",
+    "Aviation",         "Machinery",   "Precision",
+    "Semiconductor",    "Optics",      "Petroleum",
+    "Chemical",         "Engineering", "Import and Export",
+    "Holdings",         "Group",       "International",
+    "General Trading",  "Investment",  "Research Institute",
+    "Microelectronics", "Aerospace",   "Materials",
+    "Instruments",      "Energy",      "Marine",
+    "Defense Systems",  "Components",  "Machine Works"};
+static const char *const wl_legal[] = {
+    "Co., Ltd.", "LLC", "Ltd.", "Limited",         "JSC",  "Corporation", "Inc.", "GmbH",
+    "FZE",       "OOO", "PJSC", "Company Limited", "S.A.", "Pte. Ltd.",   ""};
+static const char *const wl_given[] = {
+    "Arkady", "Ivan",    "Alexei", "Dmitry", "Sergei", "Olga",   "Natalia",  "Mohammad",
+    "Ali",    "Hossein", "Reza",   "Wei",    "Jun",    "Lei",    "Xiaoming", "Kim",
+    "Jong",   "Ahmed",   "Yusuf",  "Elena",  "Viktor", "Farhad", "Tariq",    "Anatoly"};
+static const char *const wl_patr[] = {"Semyonovich",  "Petrovich",   "Ivanovich",
+                                      "Alexandrovna", "Sergeyevich", ""};
+static const char *const wl_sur[] = {"ov", "enko", "ian", "zadeh", "ski",
+                                     "in", "ev",   "i",   "ani",   "uk"};
+static const char *const wl_cjk[] = {"华", "信", "科", "技", "电", "子", "光", "航",
+                                     "海", "达", "通", "中", "新", "远", "恒", "泰",
+                                     "盛", "国", "际", "贸", "易", "精", "密", "源"};
+static const char *const wl_cyr[] = {"ро", "ст",  "тех",  "ал", "ма", "ш",
+                                     "ин", "ком", "пром", "эн", "ер", "го"};
+static const char *const wl_source[] = {
+    "Entity List (EL) - Bureau of Industry and Security",
+    "Specially Designated Nationals (SDN) - Treasury Department",
+    "Unverified List (UVL) - Bureau of Industry and Security",
+    "Military End User (MEU) List - Bureau of Industry and Security",
+    "Non-SDN Chinese Military-Industrial Complex Companies List (CMIC) - Treasury "
+    "Department"};
+static const char *const wl_country[] = {"CN", "RU", "IR", "AE", "BY", "HK", "TR",
+                                         "KP", "SY", "PK", "UZ", "KZ", "AM"};
+
+#define WL_PICK(a) (a[rnd() % (sizeof(a) / sizeof(a[0]))])
+
+/* A coined word of 2-3 syllables, capitalised, sometimes with an accent. */
+static void wl_coined(struct na_buf *b) {
+    size_t n = 2 + rnd() % 2;
+    size_t start = b->len;
+    for (size_t i = 0; i < n; i++) {
+        if (i && rnd() % 12 == 0) {
+            na_buf_puts(b, WL_PICK(wl_acc));
+        }
+        na_buf_puts(b, WL_PICK(wl_syl));
+    }
+    if (b->data && b->data[start] >= 'a' && b->data[start] <= 'z') {
+        b->data[start] = (char)(b->data[start] - 'a' + 'A');
+    }
+}
+
+/* Quote a CSV field into out. */
+static void csv_put(struct na_buf *out, const char *s) {
+    na_buf_puts(out, "\"");
+    for (; s && *s; s++) {
+        na_buf_append(out, s, 1);
+        if (*s == '"') {
+            na_buf_append(out, s, 1);
+        }
+    }
+    na_buf_puts(out, "\"");
+}
+
+/* Names to put into the prose: one per listed party, kept for injection. */
+static char **wl_names;
+static size_t wl_names_cnt;
+
+static char *make_watchlist(size_t n, const char *path) {
+    struct na_buf out;
+    na_buf_init(&out);
+    na_buf_puts(&out, "_id,source,entity_number,type,programs,name,title,addresses,"
+                      "federal_register_notice,start_date,end_date,standard_order,"
+                      "license_requirement,license_policy,call_sign,vessel_type,"
+                      "gross_tonnage,gross_registered_tonnage,vessel_flag,vessel_owner,"
+                      "remarks,source_list_url,alt_names,citizenships,dates_of_birth,"
+                      "nationalities,places_of_birth,source_information_url,ids\n");
+    wl_names = calloc(n + 1, sizeof(*wl_names));
+    wl_names_cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct na_buf name, alt, core;
+        na_buf_init(&name);
+        na_buf_init(&alt);
+        na_buf_init(&core);
+        unsigned kind = (unsigned)(rnd() % 100);
+        const char *type = kind < 70 ? "Entity" : kind < 95 ? "Individual" : "Vessel";
+        const char *country = WL_PICK(wl_country);
+        if (kind < 70) {
+            struct na_buf coined;
+            na_buf_init(&coined);
+            bool place = rnd() % 3 == 0;
+            if (place) {
+                na_buf_printf(&core, "%s ", WL_PICK(wl_place));
+            }
+            size_t cw = rnd() % 4 == 0 ? 2 : 1;
+            for (size_t k = 0; k < cw; k++) {
+                if (k) {
+                    na_buf_puts(&coined, rnd() % 5 ? " " : "-");
+                }
+                wl_coined(&coined);
+            }
+            na_buf_puts(&core, coined.data);
+            na_buf_printf(&core, " %s", WL_PICK(wl_ind));
+            if (rnd() % 3 == 0) {
+                na_buf_printf(&core, " %s", WL_PICK(wl_ind));
+            }
+            const char *legal = WL_PICK(wl_legal);
+            na_buf_printf(&name, "%s%s%s", core.data, *legal ? " " : "", legal);
+            unsigned a = (unsigned)(rnd() % 4);
+            if (a >= 1) { /* the short form: without the place, or the coined words */
+                na_buf_puts(&alt, place ? strchr(core.data, ' ') + 1 : coined.data);
+            }
+            if (a >= 2) { /* an acronym of the core's words, when 3 letters or more */
+                char acr[16];
+                size_t an = 0;
+                bool start = true;
+                for (const char *p = core.data; *p && an < sizeof(acr) - 1; p++) {
+                    if (start && *p >= 'A' && *p <= 'Z') {
+                        acr[an++] = *p;
+                    }
+                    start = *p == ' ' || *p == '-';
+                }
+                acr[an] = '\0';
+                if (an >= 3) {
+                    na_buf_printf(&alt, "; %s", acr);
+                }
+            }
+            na_buf_cleanup(&coined);
+            if (a >= 3) { /* a former name */
+                na_buf_puts(&alt, "; ");
+                wl_coined(&alt);
+                na_buf_printf(&alt, " %s %s", WL_PICK(wl_ind), WL_PICK(wl_legal));
+            }
+            if (rnd() % 10 == 0) {
+                na_buf_puts(&alt, alt.len ? "; " : "");
+                for (size_t k = 0, m = 2 + rnd() % 3; k < m; k++) {
+                    na_buf_puts(&alt, WL_PICK(wl_cjk));
+                }
+                na_buf_puts(&alt, rnd() % 2 ? "有限公司" : "科技股份有限公司");
+            }
+            if (rnd() % 20 == 0) {
+                na_buf_puts(&alt, alt.len ? "; ООО \"" : "ООО \"");
+                for (size_t k = 0, m = 2 + rnd() % 2; k < m; k++) {
+                    na_buf_puts(&alt, WL_PICK(wl_cyr));
+                }
+                na_buf_puts(&alt, "\"");
+            }
+        } else if (kind < 95) {
+            struct na_buf sur;
+            na_buf_init(&sur);
+            wl_coined(&sur);
+            na_buf_puts(&sur, WL_PICK(wl_sur));
+            for (char *p = sur.data; *p; p++) {
+                if (*p >= 'a' && *p <= 'z') {
+                    *p = (char)(*p - 'a' + 'A');
+                }
+            }
+            const char *given = WL_PICK(wl_given);
+            const char *patr = WL_PICK(wl_patr);
+            na_buf_printf(&name, "%s, %s%s%s", sur.data, given, *patr ? " " : "", patr);
+            na_buf_printf(&core, "%s%s%s %s", given, *patr ? " " : "", patr, sur.data);
+            if (rnd() % 2) {
+                na_buf_printf(&alt, "%s, %s", sur.data, given);
+            }
+            na_buf_cleanup(&sur);
+        } else {
+            na_buf_puts(&name, "M/V ");
+            wl_coined(&name);
+            na_buf_printf(&name, " %s", rnd() % 2 ? "Star" : "Pioneer");
+            na_buf_puts(&core, name.data + 4);
+        }
+        na_buf_printf(&out, "wl%zu,", i);
+        csv_put(&out, WL_PICK(wl_source));
+        na_buf_printf(&out, ",,%s,", type);
+        csv_put(&out, rnd() % 2 ? "EAR" : "RUSSIA-EO14024; UKRAINE-EO13662");
+        na_buf_puts(&out, ",");
+        csv_put(&out, name.data);
+        na_buf_puts(&out, ",,");
+        na_buf_printf(&out, "\"Building %zu, Industrial Road, %s\"", i % 97, country);
+        na_buf_puts(&out, ",,,,,,,,,,,,,,,");
+        csv_put(&out, alt.data ? alt.data : "");
+        na_buf_printf(&out, ",%s,,,,,\n", kind >= 70 && kind < 95 ? country : "");
+        wl_names[wl_names_cnt++] = na_buf_steal(rnd() % 2 ? &name : &core);
+        na_buf_cleanup(&name);
+        na_buf_cleanup(&alt);
+        na_buf_cleanup(&core);
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(out.data, 1, out.len, f) != out.len || fclose(f)) {
+        fprintf(stderr, "bench_classify: %s: cannot write the watchlist\n", path);
+        na_buf_cleanup(&out);
+        return NULL;
+    }
+    char *rules = NULL;
+    size_t len = out.len;
+    na_buf_cleanup(&out);
+    (void)len;
+    rules = malloc(strlen(path) + 128);
+    snprintf(rules, strlen(path) + 128,
+             "{\"name\": \"restricted_parties\", \"watchlist\": \"%s\", "
+             "\"format\": \"csl-csv\"}",
+             path);
+    return rules;
+}
+
+/* Put a listed name into every 8th article's body (at a sentence start
+ * half way) and every 32nd article's title: a few parties in the prose. */
+static void inject_names(struct na_article *a, size_t n) {
+    for (size_t i = 0; i < n && wl_names_cnt; i += 8) {
+        const char *nm = wl_names[rnd() % wl_names_cnt];
+        char *c = a[i].content;
+        size_t len = strlen(c);
+        char *dot = strstr(c + len / 2, ". ");
+        size_t at = dot ? (size_t)(dot - c) + 2 : len;
+        struct na_buf b;
+        na_buf_init(&b);
+        na_buf_append(&b, c, at);
+        na_buf_printf(&b, "%s said it had not been told. ", nm);
+        na_buf_puts(&b, c + at);
+        /* keep about 4 KB: cut the end back at a space */
+        size_t cut = b.len > ARTICLE_BYTES ? ARTICLE_BYTES : b.len;
+        while (cut > 0 && cut < b.len && b.data[cut] != ' ') {
+            cut--;
+        }
+        b.data[cut] = '\0';
+        free(a[i].content);
+        a[i].content = na_buf_steal(&b);
+        if (i % 32 == 0) {
+            struct na_buf t;
+            na_buf_init(&t);
+            na_buf_printf(&t, "%s: %s", wl_names[rnd() % wl_names_cnt], a[i].title);
+            free(a[i].title);
+            a[i].title = na_buf_steal(&t);
+        }
+    }
+}
+
 /* ---- the naive baseline ---- */
 
 static bool word_byte(char c) {
@@ -470,7 +743,8 @@ int main(int argc, char **argv) {
     const char *news = NULL;
     const char *words = "/usr/share/dict/words";
     const char *rules_file = NULL;
-    char errstr[512];
+    long watch_n = -1; /* --watchlist N: the watchlist series */
+    char errstr[1024];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rules") && i + 1 < argc) {
             nrules = (size_t)strtoul(argv[++i], NULL, 10);
@@ -484,6 +758,8 @@ int main(int argc, char **argv) {
                                                       : NA_RULES_DB_AUTO;
         } else if (!strcmp(argv[i], "--news") && i + 1 < argc) {
             news = argv[++i];
+        } else if (!strcmp(argv[i], "--watchlist") && i + 1 < argc) {
+            watch_n = strtol(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--rules-file") && i + 1 < argc) {
             rules_file = argv[++i];
         } else if (!strcmp(argv[i], "--words") && i + 1 < argc) {
@@ -494,7 +770,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "usage: bench_classify --rules N [--mode engine|naive] "
                             "[--seconds S] [--scan auto|tokenise|bitmap|db]\n"
                             "                     [--news JSONL [--words FILE]] "
-                            "[--rules-file FILE]\n");
+                            "[--rules-file FILE] [--watchlist N]\n");
             return 2;
         }
     }
@@ -513,14 +789,61 @@ int main(int argc, char **argv) {
         make_articles(arts, ARTICLES);
     }
     na_rules_t *rules = NULL;
-    if (rules_file && naive) {
-        fprintf(stderr, "bench_classify: --rules-file has no naive baseline\n");
+    if ((rules_file || watch_n >= 0) && naive) {
+        fprintf(stderr, "bench_classify: --rules-file and --watchlist have no naive "
+                        "baseline\n");
         return 2;
     }
-    if (rules_file ? na_rules_load_file(rules_file, &rules, errstr, sizeof(errstr))
-        : !naive   ? na_rules_load_buf(json, strlen(json), "generated", &rules, errstr,
-                                       sizeof(errstr))
-                   : NA_OK) {
+    double compile_s = 0;
+    long rss_before_kb = 0;
+    char wl_path[] = "/tmp/bench_watchlist.XXXXXX";
+    if (watch_n >= 0) {
+        /* the watchlist series: the list alone, or added to a rules file */
+        json_t *root = rules_file ? json_load_file(rules_file, 0, NULL)
+                                  : json_pack("{s:[]}", "topics");
+        if (!root) {
+            fprintf(stderr, "bench_classify: %s: cannot read\n", rules_file);
+            return 1;
+        }
+        if (watch_n > 0) {
+            int fd = mkstemp(wl_path);
+            if (fd < 0) {
+                fprintf(stderr, "bench_classify: cannot make a temporary file\n");
+                return 1;
+            }
+            close(fd);
+            char *topic = make_watchlist((size_t)watch_n, wl_path);
+            if (!topic) {
+                return 1;
+            }
+            json_array_append_new(json_object_get(root, "topics"),
+                                  json_loads(topic, 0, NULL));
+            free(topic);
+            inject_names(arts, ARTICLES);
+        }
+        free(json);
+        json = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        struct rusage ru0;
+        getrusage(RUSAGE_SELF, &ru0);
+        rss_before_kb = ru0.ru_maxrss;
+        double c0 = cpu_s();
+        na_err_t lerr = na_rules_load_buf(json, strlen(json), "bench", &rules, errstr,
+                                          sizeof(errstr));
+        compile_s = cpu_s() - c0;
+        if (watch_n > 0 && !getenv("NA_BENCH_KEEP_WATCHLIST")) {
+            unlink(wl_path);
+        } else if (watch_n > 0) {
+            fprintf(stderr, "bench_classify: watchlist kept in %s\n", wl_path);
+        }
+        if (lerr) {
+            fprintf(stderr, "bench_classify: %s\n", errstr);
+            return 1;
+        }
+    } else if (rules_file ? na_rules_load_file(rules_file, &rules, errstr, sizeof(errstr))
+               : !naive   ? na_rules_load_buf(json, strlen(json), "generated", &rules,
+                                              errstr, sizeof(errstr))
+                          : NA_OK) {
         fprintf(stderr, "bench_classify: %s\n", errstr);
         return 1;
     }
@@ -563,12 +886,25 @@ int main(int argc, char **argv) {
     } else {
         snprintf(rn, sizeof(rn), "%zu", nrules);
     }
-    snprintf(cs, sizeof(cs), "%srules=%s%s%s", news ? "corpus=news " : "", rn,
-             naive ? " baseline=naive" : "",
-             !naive && na_rules_db_mode == NA_RULES_DB_OFF      ? " scan=tokenise"
-             : !naive && na_rules_db_mode == NA_RULES_DB_BITMAP ? " scan=bitmap"
-             : !naive && na_rules_db_mode == NA_RULES_DB_ALWAYS ? " scan=db"
-                                                                : "");
+    if (watch_n >= 0) {
+        /* the cases the watchlist issue names: watchlist=N, rules=file(3),
+         * rules=file(3)+watchlist=N (news prose) */
+        size_t file_topics = na_rules_topic_count(rules) - (watch_n > 0);
+        if (rules_file && watch_n > 0) {
+            snprintf(cs, sizeof(cs), "rules=file(%zu)+watchlist=%ld", file_topics,
+                     watch_n);
+        } else if (rules_file) {
+            snprintf(cs, sizeof(cs), "rules=file(%zu)", file_topics);
+        } else {
+            snprintf(cs, sizeof(cs), "watchlist=%ld", watch_n);
+        }
+    } else
+        snprintf(cs, sizeof(cs), "%srules=%s%s%s", news ? "corpus=news " : "", rn,
+                 naive ? " baseline=naive" : "",
+                 !naive && na_rules_db_mode == NA_RULES_DB_OFF      ? " scan=tokenise"
+                 : !naive && na_rules_db_mode == NA_RULES_DB_BITMAP ? " scan=bitmap"
+                 : !naive && na_rules_db_mode == NA_RULES_DB_ALWAYS ? " scan=db"
+                                                                    : "");
     double el = t1 - t0;
     printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"articles_per_s\","
            "\"value\":%.0f,\"unit\":\"1/s\"}\n",
@@ -582,7 +918,24 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"peak_rss_kb\","
            "\"value\":%ld,\"unit\":\"KiB\"}\n",
            cs, ru.ru_maxrss);
+    if (watch_n >= 0) {
+        size_t entries = 0;
+        na_rules_watch_rejected(rules, &entries);
+        printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"compile_s\","
+               "\"value\":%.3f,\"unit\":\"s\"}\n",
+               cs, compile_s);
+        printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"entries\","
+               "\"value\":%zu,\"unit\":\"1\"}\n",
+               cs, entries);
+        printf("{\"bench\":\"classify\",\"case\":\"%s\",\"metric\":\"load_rss_kb\","
+               "\"value\":%ld,\"unit\":\"KiB\"}\n",
+               cs, ru.ru_maxrss - rss_before_kb);
+    }
     fflush(stdout);
+    for (size_t i = 0; i < wl_names_cnt; i++) {
+        free(wl_names[i]);
+    }
+    free(wl_names);
     na_rules_destroy(rules);
     for (size_t i = 0; i < ARTICLES; i++) {
         na_article_cleanup(&arts[i]);

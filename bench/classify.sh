@@ -16,6 +16,14 @@
 # word list (/usr/share/dict/words, Debian package wamerican; NA_BENCH_WORDS
 # to use another), engine and baseline; and the shipped rules
 # (examples/rules.json) over that prose, "rules=file(3)".
+#
+# Then watchlists over the same prose (bench_classify --watchlist N):
+# generated restricted-party lists of 1,000, 10,000 and 100,000 entries in
+# the Consolidated Screening List's CSV layout, alone ("watchlist=N"), and
+# the shipped rules without and with the 100,000-entry list
+# ("rules=file(3)", "rules=file(3)+watchlist=100000"); each also prints the
+# list's compile time (compile_s) and the memory its load added
+# (load_rss_kb).
 set -euo pipefail
 build=${1:?usage: bench/classify.sh BUILD_DIR}
 secs=${NA_BENCH_CLASSIFY_SECONDS:-3}
@@ -48,3 +56,12 @@ for n in 10 1000 10000; do
     "${pin[@]}" "$prog" --rules "$n" --mode naive --seconds "$secs" \
         --news "$root/data/dev.jsonl" --words "$words"
 done
+# watchlists (the cases issue 16 names)
+for n in 1000 10000 100000; do
+    "${pin[@]}" "$prog" --watchlist "$n" --seconds "$secs" \
+        --news "$root/data/dev.jsonl" --words "$words"
+done
+"${pin[@]}" "$prog" --rules-file "$root/examples/rules.json" --watchlist 0 \
+    --seconds "$secs" --news "$root/data/dev.jsonl" --words "$words"
+"${pin[@]}" "$prog" --rules-file "$root/examples/rules.json" --watchlist 100000 \
+    --seconds "$secs" --news "$root/data/dev.jsonl" --words "$words"

@@ -50,6 +50,15 @@ typedef void(na_rules_word_cb)(void *ctx, const char *fold, size_t len, bool tru
 NA_WUR na_err_t na_rules_scan_words(const char *s, size_t len, na_rules_word_cb *cb,
                                     void *ctx);
 
+/**
+ * @brief The scan's bitmaps of @p s[0..len), bit i of word i / 64 for byte
+ *        i: @p al the ASCII letters and digits, @p pu the bytes that may join
+ *        or fold words (- ' . and every byte >= 0x80); (len + 63) / 64 words
+ *        each, bits past len clear. A chunk (a run of al | pu) whose inside
+ *        has no pu byte is one plain ASCII word, as the matcher reads it.
+ */
+void na_rules_field_masks(const char *s, size_t len, uint64_t *al, uint64_t *pu);
+
 /** A slot of na_rules_s.ktab; len 0 is an empty slot (keys are never empty). */
 struct na_rslot {
     uint64_t w[2];  /**< the key's first 16 bytes, zero-padded */

@@ -832,6 +832,16 @@ NA_RULES_CLONES static na_err_t scan_field_fast(struct scan *s, int f, const cha
     return s->oom ? NA_ERR_NOMEM : NA_OK;
 }
 
+void na_rules_field_masks(const char *s, size_t len, uint64_t *al, uint64_t *pu) {
+    size_t words = (len + 63) / 64;
+    uint64_t hi[64];
+    for (size_t k = 0; k < words; k += 64) {
+        size_t n = words - k < 64 ? words - k : 64;
+        size_t bytes = n * 64 < len - k * 64 ? n * 64 : len - k * 64;
+        field_masks((const unsigned char *)s + k * 64, bytes, al + k, pu + k, hi);
+    }
+}
+
 na_err_t na_rules_scan_words(const char *s, size_t len, na_rules_word_cb *cb, void *ctx) {
     struct scan sc;
     na_err_t err;

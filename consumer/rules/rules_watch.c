@@ -77,6 +77,21 @@ struct dslot {
     uint32_t id1;
 };
 
+/* A slot of the scan's dictionary (built at freeze): a word's first 16
+ * bytes kept in the slot, so a probe for a word of up to 16 bytes touches
+ * one cache line, and the trie node the word starts (WNONE if none). */
+struct sslot {
+    uint32_t hash;
+    uint32_t id1; /* word id + 1; 0 = empty */
+    uint32_t root;
+    uint16_t len;
+    uint8_t flags; /* ROOT_ENDS, ROOT_KIDS of the root node */
+    uint8_t pad;
+    uint64_t w[2];
+};
+#define ROOT_ENDS 1u /* a name of this one word */
+#define ROOT_KIDS 2u /* names that go on after this word */
+
 struct wtok {
     uint32_t off; /* folded word in the pool */
     uint16_t len;
@@ -103,8 +118,14 @@ struct na_watch_s {
     size_t toks_cnt, toks_cap;
     struct dslot *dict;
     size_t dict_mask;
-    uint64_t *bloom;
-    uint64_t bloom_mask;
+    uint64_t *bloom;     /* blocked filter: three bits of one 64-bit word per word */
+    uint64_t bloom_mask; /* words - 1 */
+    struct sslot *stab;
+    size_t stab_mask;
+    /* one bit per first three bytes of an ASCII word (na_rules_pre3()),
+     * set for every ASCII dictionary word: most plain words of a text are
+     * turned away by it before they are hashed */
+    uint64_t pre3[32768 / 64];
     struct wedge *edges;
     size_t edges_mask, edges_cnt;
     uint32_t nodes_cnt;
@@ -162,6 +183,47 @@ static uint64_t word_hash(const char *s, size_t len) {
     char buf[NA_RULES_QUICK_PAD] = {0};
     memcpy(buf, s, len);
     return na_rules_quick_hash(buf, len, 0);
+}
+
+static inline uint64_t bloom_bits(uint64_t h) {
+    return (uint64_t)1 << ((h >> 40) & 63) | (uint64_t)1 << ((h >> 46) & 63) |
+           (uint64_t)1 << ((h >> 52) & 63);
+}
+
+/* May folded word of quick hash h be in the dictionary? */
+static inline bool bloom_has(const na_watch_t *w, uint64_t h) {
+    uint64_t b = bloom_bits(h);
+    return (w->bloom[h & w->bloom_mask] & b) == b;
+}
+
+/* The scan's lookup: @returns the id of folded word s[0..len) (a
+ * NA_RULES_QUICK_PAD buffer) of quick hash h, or WNONE; *root set to the
+ * trie node it starts. */
+static inline uint32_t scan_find(const na_watch_t *w, const char *s, size_t len,
+                                 uint64_t h, uint32_t *root, uint8_t *flags) {
+    uint32_t hash = (uint32_t)(h >> 32);
+    uint64_t w0, w1;
+    memcpy(&w0, s, 8);
+    memcpy(&w1, s + 8, 8);
+    if (len < 8) {
+        w0 &= ~(uint64_t)0 >> (8 * (8 - len));
+        w1 = 0;
+    } else if (len < 16) {
+        w1 = len == 8 ? 0 : w1 & (~(uint64_t)0 >> (8 * (16 - len)));
+    }
+    for (size_t j = hash & w->stab_mask;; j = (j + 1) & w->stab_mask) {
+        const struct sslot *sl = &w->stab[j];
+        if (!sl->id1) {
+            return WNONE;
+        }
+        if (sl->hash == hash && sl->len == len && sl->w[0] == w0 && sl->w[1] == w1 &&
+            (len <= 16 ||
+             !memcmp(w->pool + w->toks[sl->id1 - 1].off + 16, s + 16, len - 16))) {
+            *root = sl->root;
+            *flags = sl->flags;
+            return sl->id1 - 1;
+        }
+    }
 }
 
 /* @returns the id of a folded word w[0..len) (a NA_RULES_QUICK_PAD buffer
@@ -1383,20 +1445,22 @@ static int cmp_u64(const void *a, const void *b) {
 static na_err_t freeze(struct wload *ld) {
     na_watch_t *w = ld->w;
     size_t bits = 4096;
-    while (bits < w->toks_cnt * 16) {
+    while (bits < w->toks_cnt * 4) {
         bits *= 2;
     }
+    size_t slots = 16;
+    while (slots < w->toks_cnt * 2) {
+        slots *= 2;
+    }
     w->bloom = calloc(bits / 64, sizeof(*w->bloom));
+    w->stab = calloc(slots, sizeof(*w->stab));
     w->end_first = calloc((size_t)w->nodes_cnt + 1, sizeof(*w->end_first));
     w->ends = malloc((ld->ends_cnt ? ld->ends_cnt : 1) * sizeof(*w->ends));
-    if (!w->bloom || !w->end_first || !w->ends) {
+    if (!w->bloom || !w->stab || !w->end_first || !w->ends) {
         return NA_ERR_NOMEM;
     }
-    w->bloom_mask = bits - 1;
-    for (size_t i = 0; i < w->toks_cnt; i++) {
-        uint64_t q = word_hash(w->pool + w->toks[i].off, w->toks[i].len) & w->bloom_mask;
-        w->bloom[q >> 6] |= (uint64_t)1 << (q & 63);
-    }
+    w->bloom_mask = bits / 64 - 1;
+    w->stab_mask = slots - 1;
     qsort(ld->ends, ld->ends_cnt, sizeof(*ld->ends), cmp_u64);
     for (size_t i = 0; i < ld->ends_cnt; i++) {
         w->end_first[(ld->ends[i] >> 32) + 1]++;
@@ -1405,6 +1469,42 @@ static na_err_t freeze(struct wload *ld) {
     for (uint32_t n = 0; n < w->nodes_cnt; n++) {
         w->end_first[n + 1] += w->end_first[n];
     }
+    /* nodes with children */
+    uint64_t *kids = calloc(((size_t)w->nodes_cnt + 63) / 64, sizeof(*kids));
+    if (!kids) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i <= w->edges_mask; i++) {
+        if (w->edges[i].key) {
+            uint64_t parent = (w->edges[i].key - 1) >> 32;
+            kids[parent >> 6] |= (uint64_t)1 << (parent & 63);
+        }
+    }
+    for (size_t i = 0; i < w->toks_cnt; i++) {
+        const struct wtok *t = &w->toks[i];
+        uint64_t h = word_hash(w->pool + t->off, t->len);
+        w->bloom[h & w->bloom_mask] |= bloom_bits(h);
+        size_t j = (uint32_t)(h >> 32) & w->stab_mask;
+        while (w->stab[j].id1) {
+            j = (j + 1) & w->stab_mask;
+        }
+        struct sslot *sl = &w->stab[j];
+        sl->hash = (uint32_t)(h >> 32);
+        sl->id1 = (uint32_t)i + 1;
+        sl->len = (uint16_t)t->len;
+        sl->root = edge_find(w, 0, (uint32_t)i);
+        memcpy(sl->w, w->pool + t->off, t->len < 16 ? t->len : 16);
+        if (sl->root != WNONE) {
+            sl->flags =
+                (uint8_t)((w->end_first[sl->root] < w->end_first[sl->root + 1] ? ROOT_ENDS
+                                                                               : 0) |
+                          (kids[sl->root >> 6] >> (sl->root & 63) & 1u ? ROOT_KIDS : 0));
+        }
+        const unsigned char *c = (const unsigned char *)w->pool + t->off;
+        uint32_t q3 = na_rules_pre3(c[0], t->len > 1 ? c[1] : 0, t->len > 2 ? c[2] : 0);
+        w->pre3[q3 >> 6] |= (uint64_t)1 << (q3 & 63);
+    }
+    free(kids);
     return NA_OK;
 }
 
@@ -1553,6 +1653,7 @@ void na_watch_destroy(na_watch_t *w) {
     free(w->toks);
     free(w->dict);
     free(w->bloom);
+    free(w->stab);
     free(w->edges);
     free(w->end_first);
     free(w->ends);
@@ -1593,7 +1694,8 @@ size_t na_watch_bytes(const na_watch_t *w) {
     return w->pool_cap + w->entries_cap * sizeof(*w->entries) +
            w->pats_cap * sizeof(*w->pats) + w->spans_cap * sizeof(*w->spans) +
            w->toks_cap * sizeof(*w->toks) + (w->dict_mask + 1) * sizeof(*w->dict) +
-           (w->bloom_mask + 1) / 8 + (w->edges_mask + 1) * sizeof(*w->edges) +
+           (w->bloom_mask + 1) * 8 + (w->stab_mask + 1) * sizeof(*w->stab) +
+           (w->edges_mask + 1) * sizeof(*w->edges) +
            ((size_t)w->nodes_cnt + 1) * sizeof(*w->end_first) +
            (w->end_first ? w->end_first[w->nodes_cnt] : 0) * sizeof(*w->ends);
 }
@@ -1603,6 +1705,8 @@ size_t na_watch_bytes(const na_watch_t *w) {
 /* A word of the field that the dictionary knows. */
 struct wrec {
     uint32_t tok;
+    uint32_t root;  /* the trie node the word starts, or WNONE */
+    uint32_t flags; /* ROOT_ENDS, ROOT_KIDS */
     uint32_t pos;
     uint32_t pos_end;
     uint32_t bstart;
@@ -1619,44 +1723,6 @@ struct wscan {
     bool oom;
     struct wrec local[WREC_LOCAL];
 };
-
-static void on_word(void *ctx, const char *fold, size_t len, bool truncated, uint32_t pos,
-                    uint32_t pos_end, uint32_t bstart, uint32_t bend) {
-    struct wscan *ws = ctx;
-    const na_watch_t *w = ws->w;
-    if (truncated) {
-        return;
-    }
-    uint64_t h = na_rules_quick_hash(fold, len, 0);
-    uint64_t q = h & w->bloom_mask;
-    if (!(w->bloom[q >> 6] & ((uint64_t)1 << (q & 63)))) {
-        return;
-    }
-    uint32_t tok = dict_find(w, fold, len, h);
-    if (tok == WNONE) {
-        return;
-    }
-    if (ws->cnt == ws->cap) {
-        size_t cap2 = ws->cap * 2;
-        struct wrec *v = ws->v == ws->local ? malloc(cap2 * sizeof(*v))
-                                            : realloc(ws->v, cap2 * sizeof(*v));
-        if (!v) {
-            ws->oom = true;
-            return;
-        }
-        if (ws->v == ws->local) {
-            memcpy(v, ws->local, sizeof(ws->local));
-        }
-        ws->v = v;
-        ws->cap = cap2;
-    }
-    struct wrec *r = &ws->v[ws->cnt++];
-    r->tok = tok;
-    r->pos = pos;
-    r->pos_end = pos_end;
-    r->bstart = bstart;
-    r->bend = bend;
-}
 
 static bool rec_less(const struct wrec *a, const struct wrec *b) {
     return a->pos != b->pos ? a->pos < b->pos : a->pos_end < b->pos_end;
@@ -1791,19 +1857,324 @@ void na_watch_hits_cleanup(struct na_watch_hits *h) {
     memset(h, 0, sizeof(*h));
 }
 
+/* The quick hash of the ASCII word p[0..len) lower-cased, as
+ * na_rules_quick_hash() of its folded copy, reading the text in place
+ * (8 bytes at a time when @p room says they are there). */
+static inline uint64_t lc_hash(const unsigned char *p, size_t len, size_t room) {
+    const uint64_t lc = 0x2020202020202020ull;
+    uint64_t h = ((uint64_t)len << 1) * 0x9e3779b97f4a7c15ull;
+    size_t i = 0;
+    uint64_t v;
+    if (room < ((len + 7) & ~(size_t)7)) {
+        char buf[NA_RULES_QUICK_PAD] = {0};
+        for (size_t k = 0; k < len; k++) {
+            buf[k] = (char)(p[k] | 0x20);
+        }
+        return na_rules_quick_hash(buf, len, 0);
+    }
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&v, p + i, 8);
+        v |= lc;
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    if (i < len) {
+        memcpy(&v, p + i, 8);
+        v = (v | lc) & (~(uint64_t)0 >> (8 * (8 - (len - i))));
+        h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static void rec_push(struct wscan *ws, uint32_t tok, uint32_t root, uint8_t flags,
+                     uint32_t pos, uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+    if (ws->cnt == ws->cap) {
+        size_t cap2 = ws->cap * 2;
+        struct wrec *v = ws->v == ws->local ? malloc(cap2 * sizeof(*v))
+                                            : realloc(ws->v, cap2 * sizeof(*v));
+        if (!v) {
+            ws->oom = true;
+            return;
+        }
+        if (ws->v == ws->local) {
+            memcpy(v, ws->local, sizeof(ws->local));
+        }
+        ws->v = v;
+        ws->cap = cap2;
+    }
+    struct wrec *r = &ws->v[ws->cnt++];
+    r->tok = tok;
+    r->root = root;
+    r->flags = flags;
+    r->pos = pos;
+    r->pos_end = pos_end;
+    r->bstart = bstart;
+    r->bend = bend;
+}
+
+/* A plain ASCII word p[a..e) at position pos: recorded when the list knows it. */
+static inline void plain_word(struct wscan *ws, const unsigned char *p, size_t len,
+                              size_t a, size_t e, uint32_t pos) {
+    const na_watch_t *w = ws->w;
+    size_t n = e - a;
+    uint64_t h = lc_hash(p + a, n, len - a);
+    if (!bloom_has(w, h)) {
+        return;
+    }
+    char buf[NA_RULES_QUICK_PAD];
+    memset(buf, 0, 16); /* scan_find() reads 16 bytes (and masks them) */
+    for (size_t k = 0; k < n; k++) {
+        buf[k] = (char)(p[a + k] | 0x20);
+    }
+    uint32_t root = WNONE;
+    uint8_t flags = 0;
+    uint32_t tok = scan_find(w, buf, n, h, &root, &flags);
+    if (tok != WNONE) {
+        rec_push(ws, tok, root, flags, pos, pos, (uint32_t)a, (uint32_t)e);
+    }
+}
+
+enum na_watch_scan_mode na_watch_scan_mode = NA_WATCH_SCAN_FAST;
+
+static void on_word(void *ctx, const char *fold, size_t len, bool truncated, uint32_t pos,
+                    uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+    struct wscan *ws = ctx;
+    const na_watch_t *w = ws->w;
+    if (truncated) {
+        return;
+    }
+    uint64_t h = na_rules_quick_hash(fold, len, 0);
+    if (!bloom_has(w, h)) {
+        return;
+    }
+    uint32_t root = WNONE;
+    uint8_t flags = 0;
+    uint32_t tok = scan_find(w, fold, len, h, &root, &flags);
+    if (tok != WNONE) {
+        rec_push(ws, tok, root, flags, pos, pos_end, bstart, bend);
+    }
+}
+
+#define WMASK_LOCAL 160u /* bitmap words kept on the stack: fields up to 10 KB */
+
+/* Is byte i of bitmap m set? */
+static inline bool mbit(const uint64_t *m, size_t i) {
+    return (m[i >> 6] >> (i & 63)) & 1u;
+}
+
+/* The chunk (run of al | pu bytes) holding byte i: [*cs, *ce). */
+static void chunk_of(const uint64_t *al, const uint64_t *pu, size_t words, size_t i,
+                     size_t *cs, size_t *ce) {
+    size_t a = i;
+    while (a > 0 && mbit(al, a - 1) | mbit(pu, a - 1)) {
+        a--;
+    }
+    size_t e = i;
+    while (e < words * 64 && (mbit(al, e) | mbit(pu, e))) {
+        e++;
+    }
+    *cs = a;
+    *ce = e;
+}
+
+/* Tokenise chunk s[ca..ce) and record its known words; the chunk's first
+ * word is at position pos. @returns the positions it takes. */
+static uint32_t read_chunk(struct wscan *ws, struct na_rtoks *toks, const char *s,
+                           size_t ca, size_t ce, uint32_t pos) {
+    toks->cnt = 0;
+    toks->text_len = 0;
+    if (na_rules_tokenize(s + ca, ce - ca, toks)) {
+        ws->oom = true;
+        return 0;
+    }
+    uint32_t used = 0;
+    for (size_t t = 0; t < toks->cnt; t++) {
+        const struct na_rtok *tk = &toks->v[t];
+        if (!tk->truncated && tk->fold_len <= NA_RULES_MAX_TERM_BYTES) {
+            char f[NA_RULES_QUICK_PAD];
+            memset(f, 0, 16);
+            memcpy(f, toks->text + tk->fold_off, tk->fold_len);
+            uint64_t h = na_rules_quick_hash(f, tk->fold_len, 0);
+            uint32_t root = WNONE;
+            uint8_t flags = 0;
+            uint32_t tok = bloom_has(ws->w, h)
+                               ? scan_find(ws->w, f, tk->fold_len, h, &root, &flags)
+                               : WNONE;
+            if (tok != WNONE) {
+                rec_push(ws, tok, root, flags, pos + tk->pos, pos + tk->pos_end,
+                         (uint32_t)ca + tk->bstart, (uint32_t)ca + tk->bend);
+            }
+        }
+        if (tk->pos_end + 1 > used) {
+            used = tk->pos_end + 1;
+        }
+    }
+    return used;
+}
+
+/*
+ * The words of field s[0..len) as the rules scanner reads them (the same
+ * words, positions and offsets as na_rules_scan_words(); the unit tests
+ * compare the two), recorded when the list's dictionary knows them.
+ *
+ * From the scanner's bitmaps: a chunk (a run of ASCII letters and digits,
+ * - ' . and bytes >= 0x80) that holds - ' . or a byte >= 0x80 between its
+ * ends is "complex" and goes through the tokeniser; every other chunk is
+ * one run of ASCII letters and digits, a plain word. The complex chunks are
+ * found first from the (sparse) bitmap of - ' . and non-ASCII bytes. Then
+ * the runs are walked in order: a plain word's position is its run's index
+ * corrected by what each complex chunk before it took (its tokens'
+ * positions less its runs), and it is hashed (in place) and looked up only
+ * when its first three bytes pass the list's pre3 filter.
+ */
+static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    const na_watch_t *w = ws->w;
+    uint64_t al_local[WMASK_LOCAL];
+    uint64_t pu_local[WMASK_LOCAL];
+    uint32_t cx_local[128];
+    uint64_t *al = al_local;
+    uint64_t *pu = pu_local;
+    uint32_t *cx = cx_local; /* complex chunks: [start, end) pairs */
+    size_t cx_cnt = 0;
+    size_t cx_cap = sizeof(cx_local) / sizeof(cx_local[0]) / 2;
+    struct na_rtoks toks;
+    size_t words = (len + 63) / 64;
+    na_err_t err = NA_OK;
+
+    na_rtoks_init(&toks);
+    if (words > WMASK_LOCAL) {
+        al = malloc(words * sizeof(*al));
+        pu = malloc(words * sizeof(*pu));
+        if (!al || !pu) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+    }
+    na_rules_field_masks(s, len, al, pu);
+    /* 1. the complex chunks, in order, from the bytes of class 2 */
+    size_t seen_end = 0;
+    for (size_t k = 0; k < words; k++) {
+        for (uint64_t m = pu[k]; m; m &= m - 1) {
+            size_t i = k * 64 + (size_t)__builtin_ctzll(m);
+            if (i < seen_end) {
+                continue; /* in the chunk just looked at */
+            }
+            size_t cs, ce;
+            chunk_of(al, pu, words, i, &cs, &ce);
+            seen_end = ce;
+            if (ce > len) {
+                ce = len;
+            }
+            while (cs < ce && (p[cs] == '-' || p[cs] == '\'' || p[cs] == '.')) {
+                cs++;
+            }
+            while (ce > cs &&
+                   (p[ce - 1] == '-' || p[ce - 1] == '\'' || p[ce - 1] == '.')) {
+                ce--;
+            }
+            bool inside = false;
+            for (size_t j = cs; j < ce && !inside; j++) {
+                inside = mbit(pu, j);
+            }
+            if (!inside) {
+                continue; /* one plain run between separators */
+            }
+            if (cx_cnt == cx_cap) {
+                uint32_t *c2 = cx == cx_local ? malloc(cx_cap * 4 * sizeof(*c2))
+                                              : realloc(cx, cx_cap * 4 * sizeof(*c2));
+                if (!c2) {
+                    err = NA_ERR_NOMEM;
+                    goto out;
+                }
+                if (cx == cx_local) {
+                    memcpy(c2, cx_local, sizeof(cx_local));
+                }
+                cx = c2;
+                cx_cap *= 2;
+            }
+            cx[2 * cx_cnt] = (uint32_t)cs;
+            cx[2 * cx_cnt + 1] = (uint32_t)ce;
+            cx_cnt++;
+        }
+    }
+    /* 2. the runs of letters and digits, in order */
+    uint32_t run = 0;   /* index of the current run */
+    int64_t adj = 0;    /* positions less runs of the complex chunks read */
+    size_t next = 0;    /* next complex chunk */
+    size_t skip_to = 0; /* runs before this byte belong to a chunk read */
+    uint64_t carry = 0;
+    for (size_t k = 0; k < words; k++) {
+        uint64_t starts = al[k] & ~(al[k] << 1 | carry);
+        carry = al[k] >> 63;
+        for (; starts; starts &= starts - 1) {
+            size_t a = k * 64 + (size_t)__builtin_ctzll(starts);
+            /* complex chunks that start before this run, in order (those
+             * of only bytes >= 0x80 have no run of their own) */
+            while (next < cx_cnt && cx[2 * next] <= a) {
+                uint32_t cpos = (uint32_t)((int64_t)run + adj);
+                adj += read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
+                skip_to = cx[2 * next + 1];
+                next++;
+            }
+            uint32_t idx = run++;
+            if (a < skip_to) {
+                adj--; /* a run of a chunk read: its words were counted there */
+                continue;
+            }
+            uint32_t pos = (uint32_t)((int64_t)idx + adj);
+            /* a plain word: the pre3 filter on its first three bytes */
+            unsigned char c1 = mbit(al, a + 1) ? p[a + 1] : 0;
+            unsigned char c2 = c1 && mbit(al, a + 2) ? p[a + 2] : 0;
+            uint32_t q3 = na_rules_pre3(p[a], c1, c2);
+            if (!((w->pre3[q3 >> 6] >> (q3 & 63)) & 1u)) {
+                continue;
+            }
+            size_t e = a + 1;
+            while (e < len && mbit(al, e)) {
+                e++;
+            }
+            if (e - a > NA_RULES_MAX_TERM_BYTES) {
+                continue; /* no listed word is that long */
+            }
+            plain_word(ws, p, len, a, e, pos);
+        }
+    }
+    for (; next < cx_cnt; next++) {
+        uint32_t cpos = (uint32_t)((int64_t)run + adj);
+        adj += read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
+    }
+out:
+    if (al != al_local) {
+        free(al);
+        free(pu);
+    }
+    if (cx != cx_local) {
+        free(cx);
+    }
+    na_rtoks_cleanup(&toks);
+    return err ? err : ws->oom ? NA_ERR_NOMEM : NA_OK;
+}
+
 na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len,
                        struct na_watch_hits *out) {
-    struct wscan *ws = malloc(sizeof(*ws));
+    struct wscan wsl;
+    struct wscan *ws = &wsl;
     na_err_t err = NA_OK;
-    if (!ws) {
-        return NA_ERR_NOMEM;
+    if (len > UINT32_MAX / 2) {
+        len = UINT32_MAX / 2;
     }
     ws->w = w;
     ws->v = ws->local;
     ws->cnt = 0;
     ws->cap = WREC_LOCAL;
     ws->oom = false;
-    if ((err = na_rules_scan_words(s, len, on_word, ws))) {
+    if (na_watch_scan_mode == NA_WATCH_SCAN_WORDS) {
+        err = na_rules_scan_words(s, len, on_word, ws);
+    } else {
+        err = scan_fast(ws, s, len);
+    }
+    if (err) {
         goto out;
     }
     if (ws->oom) {
@@ -1834,9 +2205,22 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
         if (covered && r[i].pos <= covered_end) {
             continue;
         }
-        uint32_t child = edge_find(w, 0, r[i].tok);
+        uint32_t child = r[i].root;
         if (child == WNONE) {
             continue;
+        }
+        if (!(r[i].flags & ROOT_ENDS)) {
+            /* a name goes on from here: is there a known word right after? */
+            bool next = false;
+            if (r[i].flags & ROOT_KIDS) {
+                for (size_t j = i + 1; j < n && r[j].pos <= r[i].pos_end + 1 && !next;
+                     j++) {
+                    next = r[j].pos == r[i].pos_end + 1;
+                }
+            }
+            if (!next) {
+                continue;
+            }
         }
         k.found = false;
         dfs(&k, i, child, 1);
@@ -1862,6 +2246,5 @@ out:
     if (ws->v != ws->local) {
         free(ws->v);
     }
-    free(ws);
     return err;
 }

@@ -138,6 +138,13 @@ void na_watch_hits_cleanup(struct na_watch_hits *h);
 NA_WUR na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len,
                               struct na_watch_hits *out);
 
+/** How na_watch_scan() reads words: FAST (the default) its own pass over
+ *  the scanner's bitmaps, hashing plain words in place; WORDS through
+ *  na_rules_scan_words() and a callback per word. Both give the same hits;
+ *  for tests and benchmarks that compare them; not thread-safe. */
+enum na_watch_scan_mode { NA_WATCH_SCAN_FAST = 0, NA_WATCH_SCAN_WORDS };
+extern enum na_watch_scan_mode na_watch_scan_mode;
+
 /** Memory held by a list (bytes), for benchmarks. */
 size_t na_watch_bytes(const na_watch_t *w);
 

@@ -514,6 +514,129 @@ static void test_parties_in_alert_and_every_format(void **state) {
     na_rules_destroy(rules);
 }
 
+/* ---- the scan ---- */
+
+/* The fast scan and the scan through na_rules_scan_words() find the same
+ * names at the same places. */
+static void compare_scans(const na_rules_t *rules, const char *text) {
+    const na_watch_t *w = rules->topics[0].watch;
+    struct na_watch_hits fast, slow;
+    na_watch_hits_init(&fast);
+    na_watch_hits_init(&slow);
+    na_watch_scan_mode = NA_WATCH_SCAN_FAST;
+    assert_int_equal(na_watch_scan(w, 2, text, strlen(text), &fast), NA_OK);
+    na_watch_scan_mode = NA_WATCH_SCAN_WORDS;
+    assert_int_equal(na_watch_scan(w, 2, text, strlen(text), &slow), NA_OK);
+    na_watch_scan_mode = NA_WATCH_SCAN_FAST;
+    if (fast.cnt != slow.cnt) {
+        print_error("text: %s\nfast %zu hits, words %zu hits\n", text, fast.cnt,
+                    slow.cnt);
+    }
+    assert_int_equal(fast.cnt, slow.cnt);
+    for (size_t i = 0; i < fast.cnt; i++) {
+        assert_int_equal(fast.v[i].pat, slow.v[i].pat);
+        assert_int_equal(fast.v[i].bstart, slow.v[i].bstart);
+        assert_int_equal(fast.v[i].bend, slow.v[i].bend);
+    }
+    na_watch_hits_cleanup(&fast);
+    na_watch_hits_cleanup(&slow);
+}
+
+static void test_fast_scan_agrees_with_word_scan(void **state) {
+    (void)state;
+    /* names made of the pieces the random texts are made of */
+    static const char *const pieces[] = {
+        "Brannock", "logistics", "U.S.", "Al-Noor",  "it's",    "Co.",    "Ltd",
+        "Müller",   "ÉTOILE",    "深圳", "有限公司", "O’Brien", "x",      "7.5",
+        "dual-use", "and",       "the",  "Ace",      "ООО",     "Ростех", "\xff",
+        "--",       "'",         ".",    "“Quote”"};
+    const size_t np = sizeof(pieces) / sizeof(pieces[0]);
+    struct na_buf names;
+    na_buf_init(&names);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 300; i++) {
+        size_t words = 1 + (size_t)(rng % 3);
+        for (size_t k = 0; k < words; k++) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            const char *pc = pieces[rng % np];
+            if (!strcmp(pc, "\xff")) {
+                pc = "Fenwhistle";
+            }
+            na_buf_printf(&names, "%s%s", k ? " " : "", pc);
+        }
+        na_buf_puts(&names, "\n");
+    }
+    write_file("pieces.txt", names.data, names.len);
+    na_buf_cleanup(&names);
+    na_rules_t *rules = watch_ok("pieces.txt", "names", "");
+    static const char *const seps[] = {" ", " ", " ", ", ",  "\n", "-",
+                                       ".", "'", "",  " — ", "\t"};
+    for (int t = 0; t < 2000; t++) {
+        struct na_buf text;
+        na_buf_init(&text);
+        size_t words = 1 + (size_t)(rng % 40);
+        for (size_t k = 0; k < words; k++) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            na_buf_puts(&text, pieces[rng % np]);
+            na_buf_puts(&text, seps[(rng >> 20) % (sizeof(seps) / sizeof(seps[0]))]);
+        }
+        compare_scans(rules, text.data);
+        na_buf_cleanup(&text);
+    }
+    na_rules_destroy(rules);
+
+    /* real prose: the labelled articles, with names drawn from them */
+    char path[512];
+    const char *src = getenv("NA_SOURCE_DIR");
+    snprintf(path, sizeof(path), "%s/data/dev.jsonl", src && *src ? src : ".");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t cap = 0;
+    struct na_buf list;
+    na_buf_init(&list);
+    json_t *docs = json_array();
+    int n = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *o = json_loads(line, 0, NULL);
+        const char *x = json_string_value(json_object_get(o, "text"));
+        if (x) {
+            json_array_append_new(docs, json_string(x));
+            /* a name of two or three words from every article */
+            const char *sp = strchr(x + strlen(x) / 3, ' ');
+            if (sp) {
+                const char *e = sp + 1;
+                for (int k = 0; k < 2 + n % 2 && e; k++) {
+                    e = strchr(e + 1, ' ');
+                }
+                if (e) {
+                    na_buf_append(&list, sp + 1, (size_t)(e - sp - 1));
+                    na_buf_puts(&list, "\n");
+                }
+            }
+            n++;
+        }
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    assert_true(n > 100);
+    write_file("prose.txt", list.data, list.len);
+    na_buf_cleanup(&list);
+    rules = watch_ok("prose.txt", "names", "");
+    size_t i;
+    json_t *d;
+    json_array_foreach(docs, i, d) {
+        compare_scans(rules, json_string_value(d));
+    }
+    json_decref(docs);
+    na_rules_destroy(rules);
+}
+
 /* ---- bad input ---- */
 
 static void test_watchlist_load_errors(void **state) {
@@ -700,6 +823,7 @@ int main(void) {
         cmocka_unit_test(test_alert_for_several_parties_is_one_match),
         cmocka_unit_test(test_watchlist_beside_query_topics),
         cmocka_unit_test(test_parties_in_alert_and_every_format),
+        cmocka_unit_test(test_fast_scan_agrees_with_word_scan),
         cmocka_unit_test(test_watchlist_load_errors),
         cmocka_unit_test(test_watchlist_bad_rows_named_rest_loaded),
         cmocka_unit_test(test_watchlist_unclosed_quote_skips_one_row),
