@@ -89,8 +89,11 @@ struct sslot {
     uint8_t pad;
     uint64_t w[2];
 };
-#define ROOT_ENDS 1u /* a name of this one word */
+#define ROOT_ENDS 1u /* a name of this one word, matched folded */
 #define ROOT_KIDS 2u /* names that go on after this word */
+#define ROOT_EXACT                                                                       \
+    4u /* a name of this one word, matched as listed (and listed                         \
+          with no lower-case ASCII letter first) */
 
 struct wtok {
     uint32_t off; /* folded word in the pool */
@@ -1495,10 +1498,14 @@ static na_err_t freeze(struct wload *ld) {
         sl->root = edge_find(w, 0, (uint32_t)i);
         memcpy(sl->w, w->pool + t->off, t->len < 16 ? t->len : 16);
         if (sl->root != WNONE) {
-            sl->flags =
-                (uint8_t)((w->end_first[sl->root] < w->end_first[sl->root + 1] ? ROOT_ENDS
-                                                                               : 0) |
-                          (kids[sl->root >> 6] >> (sl->root & 63) & 1u ? ROOT_KIDS : 0));
+            uint8_t f = kids[sl->root >> 6] >> (sl->root & 63) & 1u ? ROOT_KIDS : 0;
+            for (uint32_t e = w->end_first[sl->root]; e < w->end_first[sl->root + 1];
+                 e++) {
+                const struct wpat *pt = &w->pats[w->ends[e]];
+                char c0 = pt->exact_cnt ? w->pool[w->spans[pt->exact_first].off] : 0;
+                f |= !pt->exact_cnt || (c0 >= 'a' && c0 <= 'z') ? ROOT_ENDS : ROOT_EXACT;
+            }
+            sl->flags = f;
         }
         const unsigned char *c = (const unsigned char *)w->pool + t->off;
         uint32_t q3 = na_rules_pre3(c[0], t->len > 1 ? c[1] : 0, t->len > 2 ? c[2] : 0);
@@ -2209,8 +2216,13 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
         if (child == WNONE) {
             continue;
         }
-        if (!(r[i].flags & ROOT_ENDS)) {
-            /* a name goes on from here: is there a known word right after? */
+        /* Walk only where a name can be found: a one-word name matched
+         * folded; one matched as listed, where the text does not start
+         * with a lower-case letter; a longer one, where a listed word
+         * follows. Most starts ("the", "and", a first name) need none. */
+        if (!(r[i].flags & ROOT_ENDS) &&
+            !((r[i].flags & ROOT_EXACT) &&
+              !(s[r[i].bstart] >= 'a' && s[r[i].bstart] <= 'z'))) {
             bool next = false;
             if (r[i].flags & ROOT_KIDS) {
                 for (size_t j = i + 1; j < n && r[j].pos <= r[i].pos_end + 1 && !next;
