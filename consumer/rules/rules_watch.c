@@ -574,7 +574,7 @@ static na_err_t add_name(struct wload *ld, uint32_t entry, const char *s, size_t
         p.exact_first = (uint32_t)w->spans_cnt;
         p.exact_cnt = (uint16_t)core;
         struct wspan *sp =
-            grow(w->spans, &w->spans_cap, w->spans_cnt + core, sizeof(*sp));
+            grow(w->spans, &w->spans_cap, w->spans_cnt + core + 1, sizeof(*sp));
         if (!sp) {
             return NA_ERR_NOMEM;
         }
@@ -588,6 +588,23 @@ static na_err_t add_name(struct wload *ld, uint32_t entry, const char *s, size_t
             }
             w->spans_cnt++;
         }
+        /* Symbols written onto the name's end are part of its spelling:
+         * "Face++" is not "Face", "C#" not "C". Punctuation that ends a
+         * phrase (. , ; : ! ? quotes, brackets) is not. */
+        size_t a = t->v[parts[core - 1]].bend;
+        size_t e = a;
+        while (e < len && !is_space(s[e])) {
+            e++;
+        }
+        while (e > a && strchr(".,;:!?)]}\"'", s[e - 1])) {
+            e--;
+        }
+        sp[w->spans_cnt].len = (uint32_t)(e - a);
+        sp[w->spans_cnt].off = e > a ? pool_add(w, s + a, e - a) : 0;
+        if (e > a && !sp[w->spans_cnt].off) {
+            return NA_ERR_NOMEM;
+        }
+        w->spans_cnt++;
     }
     for (size_t i = 0; i < core; i++) {
         const struct na_rtok *k = &t->v[parts[i]];
@@ -667,6 +684,22 @@ static na_err_t add_name(struct wload *ld, uint32_t entry, const char *s, size_t
             if ((err = add_name(ld, entry, swapped, given_len + 1 + sur_len, false, label,
                                 why2, sizeof(why2)))) {
                 return err;
+            }
+            /* and, listed with middle names or a patronymic, as news
+             * usually writes it: "Oleg Vladimirovich" -> "Oleg DERIPASKA" */
+            const char *sp1 = given;
+            while (sp1 < given + given_len && !is_space(*sp1)) {
+                sp1++;
+            }
+            if (sp1 < given + given_len) {
+                size_t first_len = (size_t)(sp1 - given);
+                memcpy(swapped, given, first_len);
+                swapped[first_len] = ' ';
+                memcpy(swapped + first_len + 1, s, sur_len);
+                if ((err = add_name(ld, entry, swapped, first_len + 1 + sur_len, false,
+                                    label, why2, sizeof(why2)))) {
+                    return err;
+                }
             }
         }
     }
@@ -1739,6 +1772,7 @@ static bool rec_less(const struct wrec *a, const struct wrec *b) {
 struct walk {
     const na_watch_t *w;
     const char *text;
+    size_t len;
     const struct wrec *r;
     size_t n;
     uint32_t path[NA_WATCH_MAX_WORDS];
@@ -1766,7 +1800,10 @@ static bool case_ok(const struct walk *k, const struct wpat *p, unsigned depth) 
             return false;
         }
     }
-    return true;
+    const struct wspan *sfx = &k->w->spans[p->exact_first + depth];
+    size_t end = k->r[k->path[depth - 1]].bend;
+    return !sfx->len || (end + sfx->len <= k->len &&
+                         !memcmp(k->text + end, k->w->pool + sfx->off, sfx->len));
 }
 
 static void dfs(struct walk *k, size_t i, uint32_t node, unsigned depth) {
@@ -2204,6 +2241,7 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
     struct walk k;
     k.w = w;
     k.text = s;
+    k.len = len;
     k.r = r;
     k.n = n;
     bool covered = false;

@@ -124,5 +124,40 @@ def test_commands_work_with_the_example_watchlist(ctx):
     assert all("Invented entry" in line for line in lines[1:]), "an entry not marked invented"
 
 
+def party_scores(ctx, part):
+    """(tp, fp, fn) of listed parties named, from classify output."""
+    path = ctx.src("data", "watchlist", part + ".jsonl")
+    with open(path, encoding="utf-8") as f:
+        want = {d["id"]: set(d["parties"]) for d in map(json.loads, f)}
+    r = harness.run([ctx.bin("newsalert-consumer"), "classify", "--rules",
+                     ctx.src("data", "watchlist", "rules.json"), path], timeout=60)
+    assert r.returncode == 0, r.stderr
+    tp = fp = fn = 0
+    for line in r.stdout.splitlines():
+        d = json.loads(line)
+        got = {p["name"] for t in d["topics"] for p in t.get("parties", [])}
+        tp += len(got & want[d["id"]])
+        fp += len(got - want[d["id"]])
+        fn += len(want[d["id"]] - got)
+    return tp, fp, fn
+
+
+def test_development_list_figures(ctx):
+    for part, n in (("dev", 30), ("heldout", 30)):
+        tp, fp, fn = party_scores(ctx, part)
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        print("%s: parties tp %d fp %d fn %d (precision %.3f, recall %.3f)"
+              % (part, tp, fp, fn, precision, recall))
+        assert precision >= 0.95 and recall >= 0.95, part
+        r = harness.run([ctx.bin("newsalert-consumer"), "eval", "--json", "--rules",
+                         ctx.src("data", "watchlist", "rules.json"),
+                         ctx.src("data", "watchlist", part + ".jsonl")], timeout=60)
+        assert json.loads(r.stdout)["articles"] == n
+    with open(ctx.src("data", "watchlist", "parties.csv"), encoding="utf-8") as f:
+        rows = f.read().splitlines()[1:]
+    assert len(rows) == 28 and all("not for screening" in r for r in rows)
+
+
 if __name__ == "__main__":
     harness.main(globals())

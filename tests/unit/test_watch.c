@@ -360,6 +360,26 @@ static void test_name_folding_and_matching(void **state) {
                    "Aurel Bank of Commerce|Bank of Commerce Group");
     na_rules_destroy(rules);
 
+    /* symbols written onto a short name are part of its spelling */
+    write_str("sym.csv", "name,alt_names\nOrrin Vision Labs,Face++; Qb#\n");
+    na_rules_t *sym = watch_ok("sym.csv", "csl-csv", "");
+    expect_parties(sym, "Face recognition needs Face++ and Qb#.", "Orrin Vision Labs");
+    expect_parties(sym, "Face recognition and Qb.", "");
+    na_rules_destroy(sym);
+
+    /* an individual with middle names or a patronymic: also first name and
+     * surname, as news writes them */
+    write_str("ind.csv", "name,type\n\"DALGREN, Petra Ilse Marianne\",Individual\n"
+                         "\"Halvorsen Group, Bergen\",Entity\n");
+    sym = watch_ok("ind.csv", "csl-csv", "");
+    expect_parties(sym, "Petra Dalgren said", "DALGREN, Petra Ilse Marianne");
+    expect_parties(sym, "Petra Ilse Marianne Dalgren said",
+                   "DALGREN, Petra Ilse Marianne");
+    expect_parties(sym, "Petra Ilse said; Marianne Dalgren", "");
+    /* an entity's comma is no surname's */
+    expect_parties(sym, "Bergen Halvorsen Group", "");
+    na_rules_destroy(sym);
+
     /* the threshold of exact case is the topic's */
     rules = watch_ok("m.txt", "names", ", \"exact_case_below\": 0");
     expect_parties(rules, "a rising star", "Star");
