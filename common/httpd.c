@@ -238,6 +238,23 @@ static void render_alerts(struct na_buf *buf, const json_t *alerts) {
             badge(buf, !strcmp(outcome, "sent") || !strcmp(outcome, "retrying"), outcome);
         }
         na_buf_puts(buf, "</div>\n");
+        const json_t *story = json_object_get(a, "story");
+        json_int_t reports = json_integer_value(json_object_get(story, "articles"));
+        const json_t *latest = json_object_get(a, "latest");
+        if (reports > 1) {
+            na_buf_printf(buf, "<div class=\"story\">same story: %lld reports",
+                          (long long)reports);
+            if (json_is_object(latest)) {
+                na_buf_puts(buf, " &middot; latest: ");
+                put_link(buf, jstr(latest, "url"),
+                         *jstr(latest, "title") ? jstr(latest, "title") : "(untitled)");
+                na_buf_puts(buf, " (");
+                na_httpd_html_escape(buf, *jstr(latest, "source") ? jstr(latest, "source")
+                                                                  : "unknown source");
+                na_buf_puts(buf, ")");
+            }
+            na_buf_puts(buf, "</div>\n");
+        }
         if (json_array_size(json_object_get(a, "evidence"))) {
             na_buf_puts(buf, "<div class=\"ev\">evidence: ");
             json_array_foreach(json_object_get(a, "evidence"), j, x) {

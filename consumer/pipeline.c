@@ -7,6 +7,7 @@
 
 #include "newsalert/fault.h"
 #include "newsalert/limits.h"
+#include "newsalert/timeutil.h"
 
 void na_decision_init(struct na_decision *d) {
     memset(d, 0, sizeof(*d));
@@ -20,6 +21,7 @@ void na_decision_cleanup(struct na_decision *d) {
     }
     free(d->alerts);
     json_decref(d->story);
+    json_decref(d->story_signature);
     na_classification_cleanup(&d->cls);
     na_article_cleanup(&d->article);
     na_decision_init(d);
@@ -84,10 +86,16 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
             return NA_ERR_NOMEM;
         }
         d->has_story = true;
-        d->story = json_pack("{s:s, s:I, s:o*}", "id", d->story_id, "articles",
+        char first[NA_RFC3339_LEN] = "";
+        int64_t t0 = na_story_first_seen(p->stories, d->story_id);
+        if (t0 != NA_TIME_UNKNOWN) {
+            na_time_format_rfc3339(t0, first);
+        }
+        d->story = json_pack("{s:s, s:I, s:s?}", "id", d->story_id, "articles",
                              (json_int_t)na_story_article_count(p->stories, d->story_id),
-                             "signature", na_story_signature(p->stories, d->story_id));
-        if (!d->story) {
+                             "first_seen", *first ? first : NULL);
+        d->story_signature = na_story_signature(p->stories, d->story_id);
+        if (!d->story || !d->story_signature) {
             return NA_ERR_NOMEM;
         }
     }
@@ -102,6 +110,7 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
                             na_rules_version(p->rules),
                             d->has_story ? d->story_id : NULL);
         da->alert.story = d->story;
+        da->alert.story_state = d->story_signature;
         if (routes && (!(da->need = calloc(routes, sizeof(*da->need))) ||
                        !(da->pending_until_ms = calloc(routes, sizeof(int64_t))))) {
             return NA_ERR_NOMEM;

@@ -86,7 +86,8 @@ struct na_decision {
     bool has_story; /**< grouped (stories on and the article matched) */
     bool story_new; /**< it opened its story (or has none) */
     char story_id[NA_SHA256_HEX_LEN + 1];
-    json_t *story; /**< alert/v1 "story" member ({id, articles, signature}) */
+    json_t *story;           /**< alert/v1 "story" member ({id, articles, first_seen}) */
+    json_t *story_signature; /**< what restarts need of the story (ledger only) */
     struct na_decided_alert *alerts;
     size_t alerts_cnt;
     size_t routes_cnt; /**< length of each alert's need[] */

@@ -23,10 +23,12 @@ static void remember_alert(struct consumer *c, const struct na_alert *alert) {
             ev, json_pack("{s:s, s:s?, s:s}", "term", m->evidence[i].term, "matched",
                           m->evidence[i].matched, "field", m->evidence[i].field));
     }
-    json_t *doc = json_pack(
-        "{s:s, s:s, s:f, s:s, s:s?, s:s?, s:s?, s:o*}", "at", at, "topic", m->topic,
-        "score", m->score, "title", a->title ? a->title : "", "url", a->url, "source",
-        a->source_name, "published_at", *pub ? pub : NULL, "evidence", ev);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:f, s:s, s:s?, s:s?, s:s?, s:o*, s:o*}", "at", at,
+                  "alert_id", alert->id, "topic", m->topic, "score", m->score, "title",
+                  a->title ? a->title : "", "url", a->url, "source", a->source_name,
+                  "published_at", *pub ? pub : NULL, "evidence", ev, "story",
+                  alert->story ? json_deep_copy(alert->story) : NULL);
     if (!c->recent || !doc) {
         json_decref(doc);
         return;
@@ -34,6 +36,33 @@ static void remember_alert(struct consumer *c, const struct na_alert *alert) {
     json_array_insert_new(c->recent, 0, doc);
     while (json_array_size(c->recent) > NA_HTTPD_MAX_ALERTS) {
         json_array_remove(c->recent, json_array_size(c->recent) - 1);
+    }
+}
+
+/* The status page: a later report of a story whose alert is among the
+ * recent ones updates it (reports so far, the latest report). */
+static void remember_linked(struct consumer *c, const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    char pub[NA_RFC3339_LEN] = "";
+    size_t i;
+    json_t *doc;
+    if (a->published_at != NA_TIME_UNKNOWN) {
+        na_time_format_rfc3339(a->published_at, pub);
+    }
+    json_array_foreach(c->recent, i, doc) {
+        const char *id = json_string_value(json_object_get(doc, "alert_id"));
+        json_t *story = json_object_get(doc, "story");
+        if (!id || strcmp(id, alert->id) || !json_is_object(story)) {
+            continue;
+        }
+        json_object_set_new(story, "articles",
+                            json_integer((json_int_t)na_story_article_count(
+                                c->stories, alert->story_id)));
+        json_object_set_new(doc, "latest",
+                            json_pack("{s:s, s:s?, s:s?, s:s?}", "title",
+                                      a->title ? a->title : "", "url", a->url, "source",
+                                      a->source_name, "published_at", *pub ? pub : NULL));
+        return;
     }
 }
 
@@ -86,7 +115,7 @@ static void link_article(struct consumer *c, struct na_tracker_entry *entry,
            na_log_q(route->name), alert->id, alert->story_id, alert->article->id,
            na_story_article_count(c->stories, alert->story_id));
     if (!c->ledger || !na_ledger_delivered(c->ledger, alert->id, route->name) ||
-        !(jc = calloc(1, sizeof(*jc))) || !(root = na_alert_to_json(alert)) ||
+        !(jc = calloc(1, sizeof(*jc))) || !(root = na_alert_to_ledger_json(alert)) ||
         !(jc->alert_json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         json_decref(root);
         na_jobs_free(c, jc);
@@ -125,6 +154,8 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                d->has_story ? d->story_id : a->id);
         if (d->story_new) {
             remember_alert(c, alert);
+        } else {
+            remember_linked(c, alert);
         }
         if (c->conf->print) {
             if (d->story_new) {
@@ -175,7 +206,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             }
             int64_t until_ms = da->pending_until_ms[r];
             if (c->ledger && !alert_json) {
-                json_t *root = na_alert_to_json(alert);
+                json_t *root = na_alert_to_ledger_json(alert);
                 alert_json =
                     root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
                 json_decref(root);

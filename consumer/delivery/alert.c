@@ -79,3 +79,21 @@ json_t *na_alert_to_json(const struct na_alert *alert) {
     }
     return root;
 }
+
+json_t *na_alert_to_ledger_json(const struct na_alert *alert) {
+    json_t *root = na_alert_to_json(alert);
+    json_t *story = NULL;
+    if (!root || !alert->story || !alert->story_state) {
+        return root;
+    }
+    /* A copy of the users' member with the signature added: the borrowed
+     * one is shared by every alert of the article. */
+    if (!(story = json_copy((json_t *)alert->story)) ||
+        json_object_set(story, "signature", (json_t *)alert->story_state) ||
+        json_object_set_new(root, "story", story)) {
+        json_decref(story);
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}

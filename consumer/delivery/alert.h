@@ -19,8 +19,11 @@ struct na_alert {
     const struct na_article *article;
     const struct na_match *match;
     const char *rules_version;
-    const char *story_id; /**< NULL: the article is its own story */
-    const json_t *story;  /**< borrowed extra "story" member for alert/v1, or NULL */
+    const char *story_id;      /**< NULL: the article is its own story */
+    const json_t *story;       /**< borrowed "story" member users read ({id, articles,
+                                    first_seen}), or NULL */
+    const json_t *story_state; /**< borrowed: what restarts need of the story (its
+                                    signature), for the ledger only; or NULL */
 };
 
 /**
@@ -41,9 +44,18 @@ void na_alert_init_story(struct na_alert *alert, const struct na_article *articl
                          const char *story_id);
 
 /**
- * @brief alert/v1 as a JSON object.
+ * @brief alert/v1 as a JSON object: what webhooks, --dry-run and the
+ *        dead-letter topic get (the story named, not its engine state).
  * @returns new reference; json_decref() it.
  */
 json_t *na_alert_to_json(const struct na_alert *alert);
+
+/**
+ * @brief alert/v1 as the ledger records it: na_alert_to_json() with the
+ *        story's signature in "story" ("signature"), which restarts and
+ *        replays read back (story.h na_stories_seed_record()).
+ * @returns new reference; json_decref() it.
+ */
+json_t *na_alert_to_ledger_json(const struct na_alert *alert);
 
 #endif

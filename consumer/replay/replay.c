@@ -851,6 +851,28 @@ static void post_alert(struct replay *r, struct na_tracker_entry *entry,
     }
 }
 
+/* --dry-run: one "linked" line for a later report of a story that alerted. */
+static void print_linked(FILE *out, const struct na_decision *d,
+                         const struct na_alert *alert) {
+    const struct na_article *a = alert->article;
+    char pub[NA_RFC3339_LEN] = "";
+    if (a->published_at != NA_TIME_UNKNOWN) {
+        na_time_format_rfc3339(a->published_at, pub);
+    }
+    json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:O?, s:{s:s, s:s?, s:s?, s:s?}}",
+                             "linked", alert->id, "article_id", a->id, "story_id",
+                             d->story_id, "topic", alert->match->topic, "story", d->story,
+                             "article", "title", a->title ? a->title : "", "url", a->url,
+                             "source", a->source_name, "published_at", *pub ? pub : NULL);
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text) {
+        fputs(text, out);
+        fputc('\n', out);
+    }
+    free(text);
+    json_decref(root);
+}
+
 /* What the pipeline decided, acted on: print the alerts a route still
  * needs (--dry-run) and post them (--routes), each (alert, route) once per
  * run. Alert ids are the live consumer's (one per story and topic when
@@ -868,6 +890,7 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
         json_t *names = json_array();
         char *text = NULL;
         bool any = !routes->cnt;
+        bool wanted = !routes->cnt; /* a route wants this topic */
 
         root = na_alert_to_json(alert);
         for (size_t k = 0; names && k < routes->cnt && k < d->routes_cnt; k++) {
@@ -875,6 +898,7 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
             if (da->need[k] == NA_NEED_NONE) {
                 continue;
             }
+            wanted = true;
             if (da->need[k] == NA_NEED_SENT) {
                 r->stats->already_sent++;
                 continue;
@@ -903,15 +927,33 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
                 fputc('\n', o->dry_run);
             }
             if (o->post_routes) {
+                /* The ledger records what restarts need too (the story's
+                 * signature), which the users' alert/v1 leaves out. */
+                json_t *lroot = na_alert_to_ledger_json(alert);
+                char *ltext =
+                    lroot ? json_dumps(lroot, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
                 size_t k;
                 json_t *n;
+                json_decref(lroot);
+                if (!ltext) {
+                    r->fatal = true;
+                    snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+                }
                 json_array_foreach(names, k, n) {
-                    for (size_t x = 0; x < routes->cnt; x++) {
+                    for (size_t x = 0; ltext && x < routes->cnt; x++) {
                         if (!strcmp(routes->v[x].name, json_string_value(n))) {
-                            post_alert(r, entry, alert, &routes->v[x], text);
+                            post_alert(r, entry, alert, &routes->v[x], ltext);
                         }
                     }
                 }
+                free(ltext);
+            }
+        } else if (wanted && d->has_story && !d->story_new) {
+            /* A later report of a story whose alert this run (or the
+             * ledger) already has: linked, as the daemon links it. */
+            r->stats->linked++;
+            if (o->dry_run) {
+                print_linked(o->dry_run, d, alert);
             }
         }
         free(text);
@@ -1458,11 +1500,11 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     }
     na_log(NA_LOG_INFO, "replay", "summary",
            "read=%" PRIu64 " filtered=%" PRIu64 " articles=%" PRIu64 " poison=%" PRIu64
-           " alerts=%" PRIu64 " already_sent=%" PRIu64 " sent=%" PRIu64 " failed=%" PRIu64
-           " output=%" PRIu64 " interrupted=%d seconds=%.2f",
+           " alerts=%" PRIu64 " already_sent=%" PRIu64 " linked=%" PRIu64 " sent=%" PRIu64
+           " failed=%" PRIu64 " output=%" PRIu64 " interrupted=%d seconds=%.2f",
            stats->read, stats->filtered, stats->articles, stats->poison, stats->alerts,
-           stats->already_sent, stats->sent, stats->failed, stats->output_lines,
-           stats->interrupted, (double)(na_mono_ms() - t0) / 1000.0);
+           stats->already_sent, stats->linked, stats->sent, stats->failed,
+           stats->output_lines, stats->interrupted, (double)(na_mono_ms() - t0) / 1000.0);
 out:
     if (assign) {
         rd_kafka_topic_partition_list_destroy(assign);

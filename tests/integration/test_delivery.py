@@ -420,10 +420,35 @@ def test_a_story_alerts_each_topic_once_also_after_restart(ctx):
     assert all(r.json["story_id"] == story_id and r.json["article_id"] == STORY_A["id"]
                for r in first)
     assert "story_linked=2" in c.stderr_text()  # one per topic
+    # Users read the story named (id, reports so far, first seen), not the
+    # engine's state; the ledger keeps what restarts need (the signature).
+    for r in first:
+        assert r.json["story"] == {"id": story_id, "articles": 1,
+                                   "first_seen": "2026-11-25T10:00:00Z"}, r.json["story"]
+        assert "signature" not in r.body.decode(), r.body[:300]
     recs = {k: v for k, v in ((r["key"], json.loads(r["value"])) for r in
                               harness.kcat_consume(ctx.brokers, ledger, timeout=30))}
     assert set(recs) == {r.header("webhook-id") for r in first}
     assert all(v["story"]["id"] == story_id for v in recs.values())
+    assert all(isinstance(v["story"]["signature"]["f"], dict) for v in recs.values())
+
+    # replay --dry-run over the same records: nothing to send (the ledger
+    # has the story's alerts), and one "linked" line per report and topic.
+    cfg = ctx.write("replay.json", {
+        "brokers": ctx.brokers, "topic": topic, "ledger_topic": ledger,
+        "group_id": harness.unique_topic("na-it-deliver"), "ledger_horizon": "0",
+        "rules": os.environ.get("NA_TEST_RULES") or ctx.src("examples", "rules.json"),
+        "routes": routes})
+    cp = harness.run([ctx.bin("newsalert-consumer"), "replay", "--config", cfg,
+                      "--from", "beginning", "--to", "end", "--dry-run"], timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    lines = [json.loads(l) for l in cp.stdout.splitlines()]
+    assert lines and all("linked" in l for l in lines), cp.stdout
+    linked_b = [l for l in lines if l["article_id"] == STORY_B["id"]]
+    assert sorted(l["topic"] for l in linked_b) == ["export_controls", "rare_earths"], lines
+    assert all(l["story_id"] == story_id and l["story"]["articles"] >= 2 and
+               l["article"]["source"] == "beta" for l in linked_b), linked_b
+    assert "signature" not in cp.stdout
 
     # Restart under a new group, from the beginning, with a third article of
     # another story: the ledger re-opens the story, so neither A nor B (in

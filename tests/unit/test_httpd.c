@@ -192,7 +192,11 @@ static const char hostile[] =
     "   \"title\": \"<script>alert('x')</script> Strait \\\"talks\\\"\","
     "   \"url\": \"https://example.org/a?b=1&c=\\\"2\\\"\","
     "   \"evidence\": [{\"term\": \"taiwan\", \"matched\": \"Taiwan</q><script>\","
-    "                   \"field\": \"title\"}]}]}";
+    "                   \"field\": \"title\"}],"
+    "   \"story\": {\"id\": \"s1\", \"articles\": 3},"
+    "   \"latest\": {\"title\": \"Later <i>report</i>\", \"url\": "
+    "\"https://x.example/2\","
+    "              \"source\": \"Beta & Co\"}}]}";
 
 static void test_page_escapes_hostile_text(void **state) {
     (void)state;
@@ -217,6 +221,10 @@ static void test_page_escapes_hostile_text(void **state) {
     assert_non_null(strstr(a.body.data, "Taiwan&lt;/q&gt;&lt;script&gt;"));
     assert_non_null(strstr(a.body.data, "failing"));
     assert_non_null(strstr(a.body.data, "stale"));
+    /* A later report of the story shows on its alert. */
+    assert_non_null(strstr(a.body.data, "same story: 3 reports &middot; latest: "));
+    assert_non_null(
+        strstr(a.body.data, "Later &lt;i&gt;report&lt;/i&gt;</a> (Beta &amp; Co)"));
     na_buf_cleanup(&a.body);
     na_httpd_stop(h);
 }
