@@ -299,6 +299,12 @@ na_err_t na_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *v
     return NA_OK;
 }
 
+na_err_t na_kafka_conf_prefetch_defaults(rd_kafka_conf_t *conf, char *errstr,
+                                         size_t errstr_size) {
+    return na_kafka_conf_set(conf, "queued.max.messages.kbytes", NA_KAFKA_PREFETCH_KBYTES,
+                             errstr, errstr_size);
+}
+
 rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
                                    const struct na_kafka_props *props, char *errstr,
                                    size_t errstr_size) {

@@ -347,6 +347,10 @@ static rd_kafka_t *make_client(const struct na_consumer_conf *conf, rd_kafka_typ
     if (!kconf) {
         return NULL;
     }
+    if (type == RD_KAFKA_CONSUMER &&
+        na_kafka_conf_prefetch_defaults(kconf, errstr, errstr_size)) {
+        goto fail;
+    }
     if (retry) {
         snprintf(group, sizeof(group), "%s.retry", conf->group_id);
         if (na_kafka_conf_set(kconf, "group.id", group, errstr, errstr_size) ||

@@ -611,11 +611,13 @@ rd_kafka_t *na_replay_consumer_new(const char *brokers,
     if (!kconf) {
         return NULL;
     }
-    /* -X first, then what keeps the live group safe: a group of our own that
-     * is never joined (assign, not subscribe) and never committed to. */
+    /* The prefetch bound, -X (which may change it), then what keeps the live
+     * group safe: a group of our own that is never joined (assign, not
+     * subscribe) and never committed to. */
     snprintf(group, sizeof(group), "newsalert-replay-%lld-%ld", (long long)na_now_ms(),
              random() % 100000);
-    if (apply_props(kconf, props, errstr, errstr_size) ||
+    if (na_kafka_conf_prefetch_defaults(kconf, errstr, errstr_size) ||
+        apply_props(kconf, props, errstr, errstr_size) ||
         na_kafka_conf_set(kconf, "client.id", "newsalert-replay", errstr, errstr_size) ||
         na_kafka_conf_set(kconf, "group.id", group, errstr, errstr_size) ||
         na_kafka_conf_set(kconf, "enable.auto.commit", "false", errstr, errstr_size) ||

@@ -263,8 +263,9 @@ char *na_replay_classified_json(const struct na_article *a,
                                 const struct na_classification *cls);
 
 /**
- * @brief Create a consumer for replays: the given brokers and -X
- *        properties, then (overriding them) a group id of its own that is
+ * @brief Create a consumer for replays: the given brokers, the prefetch
+ *        bound of na_kafka_conf_prefetch_defaults() and the -X properties
+ *        (which may change it), then (overriding them) a group id of its own that is
  *        never joined or committed, enable.auto.commit=false and
  *        enable.auto.offset.store=false.
  * @returns new handle (rd_kafka_destroy()), or NULL with errstr.

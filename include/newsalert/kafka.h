@@ -44,6 +44,27 @@ rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
                                    const struct na_kafka_props *props, char *errstr,
                                    size_t errstr_size);
 
+/**
+ * Prefetch bound of the consumers that read articles (the daemon's group
+ * consumer, its retry reader, replay): queued.max.messages.kbytes, the
+ * bytes librdkafka fetches ahead into the consumer queue, which is most of
+ * a backfilling consumer's resident memory. librdkafka's own default is
+ * 65536 (64 MiB); half of it still keeps a 2-core daemon fed (librdkafka
+ * 2.0 waits up to a second before it fetches again once the queue is full,
+ * so a queue that holds less than a second of work slows a backfill down:
+ * docs/benchmarks.md, "Consumer memory").
+ */
+#define NA_KAFKA_PREFETCH_KBYTES "32768"
+
+/**
+ * @brief Set the prefetch defaults of a consumer that reads articles
+ *        (NA_KAFKA_PREFETCH_KBYTES). Call before the user's -X and
+ *        "kafka" properties are applied, so that theirs win.
+ * @returns NA_OK, or NA_ERR_CONFIG with librdkafka's error text verbatim.
+ */
+NA_WUR na_err_t na_kafka_conf_prefetch_defaults(rd_kafka_conf_t *conf, char *errstr,
+                                                size_t errstr_size);
+
 /** @brief Set one property, librdkafka's error text verbatim in errstr. */
 NA_WUR na_err_t na_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                                   const char *value, char *errstr, size_t errstr_size);

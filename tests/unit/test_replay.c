@@ -20,6 +20,7 @@
 
 #include "consumer.h"
 #include "newsalert/article.h"
+#include "newsalert/kafka.h"
 #include "newsalert/log.h"
 #include "newsalert/util.h"
 #include "replay.h"
@@ -553,6 +554,38 @@ static void test_run_interrupted_resumes_at_start(void **state) {
     run_cleanup(&o);
 }
 
+/* The replay consumer bounds its prefetch (most of a backfill's memory)
+ * unless -X says otherwise. */
+static void test_consumer_prefetch_bounded_and_overridable(void **state) {
+    (void)state;
+    struct {
+        const char *x; /* -X, or NULL */
+        const char *want;
+    } cases[] = {
+        {NULL, NA_KAFKA_PREFETCH_KBYTES},
+        {"queued.max.messages.kbytes=8192", "8192"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct na_kafka_props props = {0};
+        char errstr[512];
+        char value[64];
+        size_t value_size = sizeof(value);
+        if (cases[i].x) {
+            assert_int_equal(na_kafka_props_add(&props, cases[i].x), NA_OK);
+        }
+        rd_kafka_t *rk =
+            na_replay_consumer_new("127.0.0.1:9", &props, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        assert_int_equal(rd_kafka_conf_get(rd_kafka_conf(rk),
+                                           "queued.max.messages.kbytes", value,
+                                           &value_size),
+                         RD_KAFKA_CONF_OK);
+        assert_string_equal(value, cases[i].want);
+        rd_kafka_destroy(rk);
+        na_kafka_props_cleanup(&props);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound_keywords_and_times),
@@ -565,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_progress_text),
         cmocka_unit_test(test_diff_gained_lost_per_topic),
         cmocka_unit_test(test_classified_line_shape),
+        cmocka_unit_test(test_consumer_prefetch_bounded_and_overridable),
     };
     const struct CMUnitTest mock_tests[] = {
         cmocka_unit_test(test_run_whole_topic_stops_by_itself),
