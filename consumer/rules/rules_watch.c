@@ -12,13 +12,20 @@
  * also added with its joined words ("alnoor"). An individual's
  * "SURNAME, Given" is also added as "Given SURNAME".
  *
- * Scanning a field: its words come from the rules scanner
- * (na_rules_scan_words(), the same words and positions the rules see); a
- * word is kept only when the list's filter (one bit per word hash, 16 bits
- * per dictionary word) and then its dictionary know it, so most words cost
- * a hash and one bit. The kept words, in position order, are walked down
- * the trie from each one that starts a name; the longest name found at a
- * place wins and the walk goes on after it.
+ * Scanning a field (scan_fast()): the same words, positions and offsets
+ * as the rules scanner reads (na_rules_scan_words(); NA_WATCH_SCAN_WORDS
+ * reads them through it, for tests), from the scanner's bitmaps. A plain
+ * ASCII word is looked up only when its first three bytes can start a
+ * listed word (the pre3 filter, 4 KiB) and the word filter passes it
+ * (three bits in one 64-bit word per listed word; 4 bits per listed word),
+ * hashed in place; a slot of the dictionary holds a word's first 16 bytes
+ * and the trie node it starts. Chunks with - ' . or non-ASCII bytes go
+ * through the tokeniser. The listed words found, in position order, are
+ * walked down the trie from each one that can start a name there (a
+ * one-word name, or a listed word right after it); the longest name found
+ * at a place wins and the walk goes on after it.
+ * "SURNAME, Given Middle" is also added as "Given SURNAME"; symbols
+ * written onto a short (exact-case) name are part of its spelling.
  */
 #include "rules_watch.h"
 
@@ -1365,10 +1372,19 @@ static na_err_t json_entry(struct wload *ld, const char *s, size_t len, size_t l
     if (!row.col[NA_WATCH_ID]) {
         row.col[NA_WATCH_ID] = json_string_value(json_object_get(e, "entity_number"));
     }
+    static const char *const col_names[NA_WATCH_COLS] = {"name",    "source", "programs",
+                                                         "country", "type",   "id"};
     for (int c = 0; c < NA_WATCH_COLS; c++) {
         if (row.col[c] && strlen(row.col[c]) > NA_WATCH_MAX_FIELD_BYTES) {
-            row.col[c] = NULL; /* kept out, like an absent field */
+            note(ld, line, true, "\"%s\" is longer than %u bytes", col_names[c],
+                 NA_WATCH_MAX_FIELD_BYTES);
+            goto out;
         }
+    }
+    if (alt.len > NA_WATCH_MAX_FIELD_BYTES) {
+        note(ld, line, true, "\"alt_names\" is longer than %u bytes",
+             NA_WATCH_MAX_FIELD_BYTES);
+        goto out;
     }
     row.individual =
         row.col[NA_WATCH_TYPE] && !strcasecmp(row.col[NA_WATCH_TYPE], "individual");
@@ -1481,7 +1497,7 @@ static int cmp_u64(const void *a, const void *b) {
 static na_err_t freeze(struct wload *ld) {
     na_watch_t *w = ld->w;
     size_t bits = 4096;
-    while (bits < w->toks_cnt * 4) {
+    while (bits < w->toks_cnt * 4) { /* 16 measured no faster */
         bits *= 2;
     }
     size_t slots = 16;

@@ -765,11 +765,35 @@ static void test_watchlist_bad_json_entries_named_rest_loaded(void **state) {
                           "  \"not an object\",\n"                 /* 8 */
                           "  {\"name\": \"Good Json Two\"}\n"      /* 9 */
                           "]}\n");
+    /* and a 10 MB field in an entry of its own, on line 10 */
+    struct na_buf b;
+    na_buf_init(&b);
+    {
+        char *text = NULL;
+        size_t tl = 0;
+        char path[512];
+        char err[256];
+        snprintf(path, sizeof(path), "%s/bad.json", tmpdir);
+        assert_int_equal(na_read_file(path, 1 << 20, &text, &tl, err, sizeof(err)),
+                         NA_OK);
+        na_buf_append(&b, text, tl - 4); /* without "\n]}\n" */
+        free(text);
+    }
+    na_buf_puts(&b, ",\n  {\"name\": \"Huge Json\", \"alt_names\": \"");
+    for (int i = 0; i < 10 * 1024 * 1024 / 64; i++) {
+        na_buf_puts(&b,
+                    "abcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefgh");
+    }
+    na_buf_puts(&b, "\"},\n  {\"name\": \"Good Json Three\"}\n]}\n");
+    write_file("bad.json", b.data, b.len);
+    na_buf_cleanup(&b);
     na_rules_t *rules = watch_ok("bad.json", "csl-json", "");
     dump_messages(rules);
     size_t entries = 0;
-    assert_int_equal(na_rules_watch_rejected(rules, &entries), 6);
-    assert_int_equal(entries, 2);
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 7);
+    assert_int_equal(entries, 3);
+    assert_true(
+        has_message(rules, "bad.json:10: \"alt_names\" is longer than 65536", NULL));
     assert_true(has_message(rules, "bad.json:3: empty name", NULL));
     assert_true(has_message(rules, "bad.json:4: name \"...\" has no letters", NULL));
     assert_true(has_message(rules, "bad.json:5: \"name\" must be a string", NULL));
