@@ -411,16 +411,20 @@ static void note(struct wload *ld, size_t line, bool row, const char *fmt, ...) 
         return;
     }
     w->msgs = m;
-    w->msgs[w->msgs_cnt] = na_strdup(full);
+    /* valid UTF-8 whatever the list held: parser texts quote its bytes and
+     * may cut a character ("near '...'") */
+    w->msgs[w->msgs_cnt] = na_utf8_sanitize(full, strlen(full));
     if (!w->msgs[w->msgs_cnt]) {
         ld->oom = true;
         return;
     }
     w->msgs_cnt++;
+    char *clean = na_utf8_sanitize(msg, strlen(msg));
     na_log(NA_LOG_WARN, "rules",
            row ? "watchlist_row_rejected" : "watchlist_alias_skipped",
            "topic=%s file=%s line=%zu reason=%s", na_log_q(ld->topic), na_log_q(ld->path),
-           line, na_log_q(msg));
+           line, na_log_q(clean ? clean : ""));
+    free(clean);
 }
 
 /* Code points of s[0..len) (valid UTF-8). */
@@ -539,7 +543,7 @@ static na_err_t add_name(struct wload *ld, uint32_t entry, const char *s, size_t
     size_t cnt = name_parts(t, parts, NA_WATCH_MAX_WORDS, &truncated);
     if (!cnt) {
         snprintf(why, why_size, "name \"%.*s\" has no letters or digits",
-                 (int)(len < 80 ? len : 80), s);
+                 (int)na_utf8_cut(s, len, 80), s);
         return NA_OK;
     }
     if (cnt > NA_WATCH_MAX_WORDS) {

@@ -857,6 +857,144 @@ static void test_watchlist_hostile_text(void **state) {
     na_rules_destroy(rules);
 }
 
+/* jansson's message quotes the entry's text and cut "\深" mid-character:
+ * the message logged and kept was not UTF-8. */
+static void
+test_rejected_row_message_is_utf8_when_the_parser_cuts_a_character(void **state) {
+    (void)state;
+    write_str("cut.json", "[{\"name\": \"Fine Party\"},\n"
+                          " {\"name\": \"SMITH, John\\深圳\"}]");
+    na_rules_t *rules = watch_ok("cut.json", "csl-json", "");
+    const char *m = na_rules_watch_message(rules, 0);
+    assert_non_null(m);
+    assert_non_null(strstr(m, "cut.json:2: invalid escape"));
+    if (!na_utf8_valid(m, strlen(m))) {
+        print_error("message not UTF-8: %s\n", m);
+    }
+    assert_true(na_utf8_valid(m, strlen(m)));
+    na_rules_destroy(rules);
+}
+
+/* Lists of hostile bytes in every format: each loads (with messages that
+ * are valid UTF-8) or fails with one message naming the file; what loads
+ * classifies hostile text. Under ASan and UBSan in the test build. */
+static void test_hostile_lists_load_or_fail_cleanly(void **state) {
+    (void)state;
+    static const char *const pieces[] = {
+        "\"",         ",",  "\n",       "\r\n",        "name", "alt_names", "Party",
+        " Co., Ltd.", ";",  "\xff",     "\xc3\x28",    "{",    "}",         "[",
+        "]",          ":",  "\"name\"", "\"results\"", "é",    "深圳",      "SMITH, John",
+        "  ",         "\\", "#",        "-",           "'s",   "\"\"",      "0",
+        "Ω",          "\t", "type",     "Individual"};
+    const size_t np = sizeof(pieces) / sizeof(pieces[0]);
+    static const char *const formats[] = {"csl-csv", "csl-json", "names"};
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    size_t loaded[3] = {0, 0, 0};
+    for (int t = 0; t < 600; t++) {
+        struct na_buf b;
+        na_buf_init(&b);
+        /* rows of the format's shape, their fields hostile bytes, and now
+         * and then a stray piece where the shape wants something else */
+        if (t % 3 == 0) {
+            na_buf_puts(&b, "name,alt_names,type\n");
+        } else if (t % 3 == 1) {
+            na_buf_puts(&b, "{\"results\": [");
+        }
+        size_t rows = 1 + (size_t)(rng % 12);
+        for (size_t r = 0; r < rows; r++) {
+            for (int fld = 0; fld < (t % 3 == 2 ? 1 : 3); fld++) {
+                if (t % 3 == 1) {
+                    na_buf_puts(&b, fld ? ", \"alt_names\": \""
+                                    : r ? ", {\"name\": \""
+                                        : "{\"name\": \"");
+                } else if (t % 3 == 0 && fld) {
+                    na_buf_puts(&b, ",\"");
+                } else if (t % 3 == 0) {
+                    na_buf_puts(&b, "\"");
+                }
+                size_t n = 1 + (size_t)(rng % 6);
+                for (size_t k = 0; k < n; k++) {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    const char *pc = pieces[rng % np];
+                    if (t % 3 != 2 && rng % 5 &&
+                        (!strcmp(pc, "\"") || !strcmp(pc, "\\") || !strcmp(pc, "\n") ||
+                         !strcmp(pc, "\r\n") || !strcmp(pc, "\"\"") ||
+                         !strcmp(pc, "\t"))) {
+                        pc = "Word"; /* mostly keep the shape */
+                    }
+                    na_buf_puts(&b, pc);
+                }
+                if (t % 3 == 1) {
+                    na_buf_puts(&b, fld ? "\"}" : "\"");
+                    fld = fld ? fld : 1;
+                    if (fld == 1 && rng % 2) {
+                        break;
+                    }
+                } else if (t % 3 == 0) {
+                    na_buf_puts(&b, "\"");
+                }
+            }
+            if (t % 3 == 1 && b.data[b.len - 1] != '}') {
+                na_buf_puts(&b, "}");
+            }
+            if (t % 3 != 1) {
+                na_buf_puts(&b, "\n");
+            }
+        }
+        if (t % 3 == 1) {
+            na_buf_puts(&b, "]}");
+        }
+        write_file("hostile.txt", b.data, b.len);
+        na_buf_cleanup(&b);
+        na_rules_t *rules = NULL;
+        char errstr[1024] = "";
+        na_err_t err =
+            load_watch("hostile.txt", formats[t % 3], "", &rules, errstr, sizeof(errstr));
+        if (err) {
+            assert_null(rules);
+            assert_true(err == NA_ERR_CONFIG);
+            assert_non_null(strstr(errstr, "hostile.txt"));
+            continue;
+        }
+        loaded[t % 3]++;
+        const char *m;
+        for (size_t i = 0; (m = na_rules_watch_message(rules, i)); i++) {
+            if (!na_utf8_valid(m, strlen(m))) {
+                print_error("message not UTF-8: %s\n", m);
+            }
+            assert_true(na_utf8_valid(m, strlen(m)));
+            assert_non_null(strstr(m, "hostile.txt:"));
+        }
+        for (int k = 0; k < 4; k++) {
+            struct na_buf text;
+            na_buf_init(&text);
+            for (size_t j = 0; j < 30; j++) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                na_buf_puts(&text, pieces[rng % np]);
+                na_buf_puts(&text, " ");
+            }
+            struct na_classification c;
+            const struct na_match *mm = classify(rules, text.data, text.data, &c);
+            for (size_t i = 0; mm && i < mm->parties_cnt; i++) {
+                assert_true(na_utf8_valid(mm->parties[i].matched,
+                                          strlen(mm->parties[i].matched)));
+            }
+            na_classification_cleanup(&c);
+            na_buf_cleanup(&text);
+        }
+        na_rules_destroy(rules);
+    }
+    print_message("lists loaded: csl-csv %zu, csl-json %zu, names %zu of 200 each\n",
+                  loaded[0], loaded[1], loaded[2]);
+    for (int f = 0; f < 3; f++) {
+        assert_true(loaded[f] > 20); /* not a test of failing loads only */
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csl_csv_published_layout),
@@ -874,6 +1012,9 @@ int main(void) {
         cmocka_unit_test(test_watchlist_bad_json_entries_named_rest_loaded),
         cmocka_unit_test(test_watchlist_names_bad_lines),
         cmocka_unit_test(test_watchlist_hostile_text),
+        cmocka_unit_test(
+            test_rejected_row_message_is_utf8_when_the_parser_cuts_a_character),
+        cmocka_unit_test(test_hostile_lists_load_or_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
