@@ -69,6 +69,14 @@ na_err_t na_kafka_props_resolve(struct na_kafka_props *props, char *errstr,
             !(strstr(key, "password") || strstr(key, "secret") || strstr(key, "token"))) {
             continue;
         }
+        /* Keep "key=@..." itself: a reload resolves it again. */
+        if (!props->src && !(props->src = calloc(props->cnt, sizeof(*props->src)))) {
+            return NA_ERR_NOMEM;
+        }
+        if (!props->src[i] && !(props->src[i] = na_strdup(kv))) {
+            return NA_ERR_NOMEM;
+        }
+        kv = props->src[i];
         if (eq[2] == '@') { /* "@@x": the value "@x" */
             if (!(line = na_strdup(kv))) {
                 return NA_ERR_NOMEM;
@@ -79,7 +87,8 @@ na_err_t na_kafka_props_resolve(struct na_kafka_props *props, char *errstr,
             continue;
         }
         char detail[512];
-        na_err_t err = na_conf_read_secret(eq + 2, &secret, detail, sizeof(detail));
+        na_err_t err =
+            na_conf_read_secret(kv + klen + 2, &secret, detail, sizeof(detail));
         if (err) {
             snprintf(errstr, errstr_size, "kafka %s: %s", key, detail);
             return err;
@@ -88,14 +97,6 @@ na_err_t na_kafka_props_resolve(struct na_kafka_props *props, char *errstr,
         na_buf_init(&b);
         na_buf_printf(&b, "%s=%s", key, secret);
         free(secret);
-        if (!props->src && !(props->src = calloc(props->cnt, sizeof(*props->src)))) {
-            na_buf_cleanup(&b);
-            return NA_ERR_NOMEM;
-        }
-        if (!props->src[i] && !(props->src[i] = na_strdup(kv))) {
-            na_buf_cleanup(&b);
-            return NA_ERR_NOMEM;
-        }
         if (!(line = na_buf_steal(&b))) {
             return NA_ERR_NOMEM;
         }

@@ -458,8 +458,85 @@ static void test_programs_log_format(void **state) {
     }
 }
 
+static char *write_tmp(const char *dir, const char *name, const char *text) {
+    char *path = NULL;
+    struct na_buf b;
+    na_buf_init(&b);
+    na_buf_printf(&b, "%s/%s", dir, name);
+    path = na_buf_steal(&b);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+/* Secrets from files: one line, final newline dropped, relative names in
+ * $CREDENTIALS_DIRECTORY, errors name the file and never the content. */
+static void test_secret_files(void **state) {
+    (void)state;
+    char dir[] = "/tmp/na-secret-XXXXXX";
+    char errstr[512];
+    char *out = NULL;
+    assert_non_null(mkdtemp(dir));
+    char *one = write_tmp(dir, "one", "s3cret-value\n");
+    char *two = write_tmp(dir, "two", "line1\nline2\n");
+    char *empty = write_tmp(dir, "empty", "\n");
+
+    assert_int_equal(na_conf_read_secret(one, &out, errstr, sizeof(errstr)), NA_OK);
+    assert_string_equal(out, "s3cret-value");
+    free(out);
+    assert_int_equal(na_conf_read_secret(two, &out, errstr, sizeof(errstr)),
+                     NA_ERR_CONFIG);
+    assert_null(out);
+    assert_non_null(strstr(errstr, "want one non-empty line"));
+    assert_null(strstr(errstr, "line1"));
+    assert_int_equal(na_conf_read_secret(empty, &out, errstr, sizeof(errstr)),
+                     NA_ERR_CONFIG);
+    assert_int_not_equal(na_conf_read_secret("-", &out, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_conf_read_secret("missing", &out, errstr, sizeof(errstr)),
+                     NA_ERR_IO);
+
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    assert_int_equal(na_conf_read_secret("one", &out, errstr, sizeof(errstr)), NA_OK);
+    assert_string_equal(out, "s3cret-value");
+    free(out);
+
+    /* -X key=@FILE for password-like keys only; @@ escapes; the source is
+     * kept so that a reload reads the file again. */
+    struct na_kafka_props props = {NULL, 0, NULL};
+    assert_int_equal(na_kafka_props_add(&props, "sasl.password=@one"), NA_OK);
+    assert_int_equal(na_kafka_props_add(&props, "ssl.key.password=@@literal"), NA_OK);
+    assert_int_equal(na_kafka_props_add(&props, "client.id=@not-a-file"), NA_OK);
+    assert_int_equal(na_kafka_props_resolve(&props, errstr, sizeof(errstr)), NA_OK);
+    assert_string_equal(props.kv[0], "sasl.password=s3cret-value");
+    assert_string_equal(props.kv[1], "ssl.key.password=@literal");
+    assert_string_equal(props.kv[2], "client.id=@not-a-file");
+    assert_string_equal(props.src[0], "sasl.password=@one");
+    char *again = write_tmp(dir, "one", "rotated\n");
+    free(again);
+    assert_int_equal(na_kafka_props_resolve(&props, errstr, sizeof(errstr)), NA_OK);
+    assert_string_equal(props.kv[0], "sasl.password=rotated");
+    na_kafka_props_cleanup(&props);
+
+    assert_int_equal(na_kafka_props_add(&props, "sasl.password=@nowhere"), NA_OK);
+    assert_int_equal(na_kafka_props_resolve(&props, errstr, sizeof(errstr)), NA_ERR_IO);
+    assert_non_null(strstr(errstr, "kafka sasl.password: "));
+    na_kafka_props_cleanup(&props);
+    unsetenv("CREDENTIALS_DIRECTORY");
+
+    unlink(one);
+    unlink(two);
+    unlink(empty);
+    rmdir(dir);
+    free(one);
+    free(two);
+    free(empty);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_precedence_matrix),
         cmocka_unit_test(test_config_file_from_env_and_flag_forms),
         cmocka_unit_test(test_unknown_keys_and_flags_are_named),
