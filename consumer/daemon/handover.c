@@ -131,6 +131,19 @@ static size_t jobs_of(const struct consumer *c,
     return n;
 }
 
+/* Jobs of @p parts whose route took the alert and whose ledger record the
+ * broker has not confirmed yet (it may be down). */
+static size_t recording_of(const struct consumer *c,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           bool from_retry) {
+    size_t n = 0;
+    for (const struct job_ctx *jc = c->jobs; jc; jc = jc->jnext) {
+        n += jc->outcome[0] && !jc->in_deliverer && !jc->awaiting && !jc->handed_over &&
+             job_of(jc, parts, from_retry);
+    }
+    return n;
+}
+
 void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *parts,
                  bool from_retry) {
     int64_t deadline = na_mono_ms() + (c->closing ? 0 : c->conf->revoke_timeout_ms);
@@ -181,12 +194,24 @@ void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
         c->handed_over++;
         marked++;
     }
-    int64_t written = na_mono_ms() + NA_CONSUMER_HANDOVER_WRITE_MS;
-    while (marked && na_ledger_outstanding(c->ledger) && na_mono_ms() < written) {
+    /* Alerts a route took whose ledger records are not confirmed yet (the
+     * broker was down, or is slow): the new owner must find those records
+     * when it catches up, or it sends the alerts again. So the revoke
+     * waits for them, up to write_stall (the broker is needed by the new
+     * owner too), and for the marks above. */
+    size_t recording = c->ledger ? recording_of(c, parts, from_retry) : 0;
+    size_t unrecorded = recording;
+    int64_t written = na_mono_ms() + (recording ? c->conf->write_stall_ms
+                                                : NA_CONSUMER_HANDOVER_WRITE_MS);
+    while (((marked && na_ledger_outstanding(c->ledger)) || unrecorded) &&
+           na_mono_ms() < written) {
         na_ledger_poll(c->ledger, 20);
+        na_jobs_run_retries(c);
+        unrecorded = recording ? recording_of(c, parts, from_retry) : 0;
     }
-    na_log(NA_LOG_INFO, "consumer", "handed_over", "dropped=%zu in_flight=%zu", dropped,
-           marked);
+    na_log(NA_LOG_INFO, "consumer", "handed_over",
+           "dropped=%zu in_flight=%zu recorded=%zu unrecorded=%zu", dropped, marked,
+           recording - unrecorded, unrecorded);
 }
 
 void na_handover_release(struct consumer *c) {

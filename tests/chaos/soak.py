@@ -338,6 +338,9 @@ def main():
     ap.add_argument("--max-rss-mb", type=float, default=200)
     ap.add_argument("--drain", type=float, default=240, help="max seconds to drain")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--max-resent-per-kill", type=float, default=None,
+                    help="fail when a route received more re-sent requests (copies) "
+                         "than this many per consumer kill (off by default)")
     args = ap.parse_args()
 
     # SIGTERM (ctest's timeout, a user) still runs the clean-up below.
@@ -615,6 +618,11 @@ def main():
                   "the window %d)" % (name, v["received"], v["unique"], v["lost"],
                                       v["unexpected"], v["copies"], len(deaths), v["most"],
                                       v["unexplained"]))
+        kills = max(len(deaths), 1)
+        print("soak: re-sent requests per route after %d consumer kills: %s" % (
+            len(deaths), ", ".join("%s %d (%.1f per kill, at most %d after one)" % (
+                name, v["copies"], v["copies"] / kills, v["most"])
+                for name, v in verdict.items())))
         print("soak: dlq=%d peak_rss_mb=%s (in %s; bound %s MB)" % (
             len(dlq_records), json.dumps(peak),
             ", ".join(str(d.peak_gen) for d in (producer, consumer, second)),
@@ -649,6 +657,13 @@ def main():
             if v["unexplained"]:
                 failures.append("route %s received %d copies outside the window of a "
                                 "consumer kill" % (name, v["unexplained"]))
+        if args.max_resent_per_kill is not None:
+            for name, v in verdict.items():
+                if v["copies"] > args.max_resent_per_kill * len(deaths):
+                    failures.append("route %s: %d re-sent requests after %d consumer "
+                                    "kills, over %.1f per kill" % (
+                                        name, v["copies"], len(deaths),
+                                        args.max_resent_per_kill))
         if dlq_records:
             failures.append("%d records in the dead-letter topic" % len(dlq_records))
         for name, mb in peak.items():
