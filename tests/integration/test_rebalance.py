@@ -206,5 +206,54 @@ def test_alerts_queued_for_a_route_that_is_down_survive_a_rebalance(ctx):
     c1.stop()
 
 
+def test_alerts_taken_but_not_yet_recorded_hold_the_revoke(ctx):
+    """Regression (the soak, a rebalance during the broker outage): a member
+    whose route took alerts whose ledger records the broker had not yet
+    confirmed let its partitions go after revoke_timeout; the new owner
+    caught up on a ledger without those records and sent them again. Here
+    the ledger records cannot be written for several seconds (fault point
+    ledger_record), far longer than revoke_timeout. Two partitions, one
+    alert each: consumer 1 sends both, consumer 2 joins and takes one
+    partition (range assignment), whichever it is."""
+    topic = ctx.topic("na.it.rebalance.rec")
+    lines = []
+    for p in range(2):
+        a = article()
+        a["url"] = "https://news.test/rebalance/rec/%d" % p
+        a["id"] = hashlib.sha256(a["url"].encode()).hexdigest()
+        a["title"] = "Export ban %d: Beijing bans dual-use items to military end users" % p
+        lines.append("%d\t%d\t%s\t%s\n" % (int(time.time()) * 1000, p, a["id"],
+                                            json.dumps(a)))
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-p", "2"], stdin="".join(lines), timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    hook = ctx.webhook()
+    group = harness.unique_topic("na-it-rebalance")
+    cfg = ctx.write("consumer.json", {
+        "brokers": ctx.brokers, "topic": topic, "group_id": group,
+        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
+        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
+        "rules": ctx.src("examples", "rules.json"), "stories": False,
+        "revoke_timeout": "1s", "write_stall": "60s",
+        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
+                    "digest_threshold": 0}]})
+    argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST
+    c1 = ctx.proc(argv, name="consumer-1", env={"NEWSALERT_FAULTS": "ledger_record:12"})
+    hook.wait_count(2, 60)
+    harness.wait_until(lambda: re.search(r"event=hit point=\"?ledger_record",
+                                         c1.stderr_text()), 30, what="a refused record")
+    c2 = ctx.proc(argv, name="consumer-2")
+    harness.wait_until(lambda: assigned(c2) and "event=handed_over" in c1.stderr_text(),
+                       90, what="the rebalance")
+    # Consumer 1 got every confirmation at last (the fault spent); the new
+    # owner found the partition finished, or its alert in the ledger.
+    harness.wait_until(lambda: re.search(r"event=hit point=\"?ledger_record\"? left=0",
+                                         c1.stderr_text()), 90, what="the fault to end")
+    time.sleep(5)
+    ids = [r.header("webhook-id") for r in hook.requests("/json")]
+    assert len(ids) == 2 == len(set(ids)), "sent %d times for 2 alerts" % len(ids)
+    c2.stop()
+    c1.stop()
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=400)
