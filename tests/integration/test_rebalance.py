@@ -228,6 +228,9 @@ def test_alerts_taken_but_not_yet_recorded_hold_the_revoke(ctx):
                       "-p", "2"], stdin="".join(lines), timeout=60)
     assert cp.returncode == 0, cp.stderr
     hook = ctx.webhook()
+    # Both alerts in flight before the first record fails (a failing write
+    # pauses consumption).
+    hook.latency(0.5)
     group = harness.unique_topic("na-it-rebalance")
     cfg = ctx.write("consumer.json", {
         "brokers": ctx.brokers, "topic": topic, "group_id": group,
@@ -242,6 +245,7 @@ def test_alerts_taken_but_not_yet_recorded_hold_the_revoke(ctx):
     hook.wait_count(2, 60)
     harness.wait_until(lambda: re.search(r"event=hit point=\"?ledger_record",
                                          c1.stderr_text()), 30, what="a refused record")
+    hook.latency(0)
     c2 = ctx.proc(argv, name="consumer-2")
     harness.wait_until(lambda: assigned(c2) and "event=handed_over" in c1.stderr_text(),
                        90, what="the rebalance")
