@@ -79,8 +79,15 @@ struct na_deliver_s {
     struct job *active; /* in flight */
     size_t active_cnt;
     size_t pending;
-    uint64_t seq; /* of the last job submitted */
+    uint64_t seq;         /* of the last job submitted */
+    int64_t performed_us; /* na_mono_us() of the last curl_multi_perform() */
 };
+
+/* A zero-timeout run drives the transfers at most this often (µs) unless it
+ * started one: curl_multi_perform() polls every transfer's socket, and a
+ * consumer reading a backlog runs the deliverer once per record (seven
+ * poll(2) calls per article, half the daemon's CPU, before this). */
+#define NA_DELIVER_PERFORM_GAP_US 1000
 
 na_deliver_t *na_deliver_new(const struct na_deliver_opts *opts) {
     na_deliver_t *d = calloc(1, sizeof(*d));
@@ -694,10 +701,15 @@ static void start_due(na_deliver_t *d) {
  * and its route's next token). */
 static int64_t next_wake_ms(const na_deliver_t *d) {
     int64_t next = INT64_MAX;
+    if (d->active_cnt >= (size_t)d->opts.concurrency) {
+        /* Nothing starts before a transfer ends: wait on the sockets (a
+         * due head here made the consumer's loop spin). */
+        return next;
+    }
     for (size_t r = 0; r < d->routes_cnt; r++) {
         const struct rstate *rs = d->routes[r];
-        if (!rs->head) {
-            continue;
+        if (!rs->head || (rs->failing && rs->active)) {
+            continue; /* nothing waits, or a probe is out: its end wakes us */
         }
         int64_t t = rs->head->not_before_ms;
         if (rs->blocked_until_ms > t) {
@@ -803,8 +815,14 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
     int msgs = 0;
     CURLMsg *msg;
 
+    size_t active = d->active_cnt;
     start_due(d);
-    curl_multi_perform(d->multi, &running);
+    int64_t now_us = na_mono_us();
+    if (timeout_ms > 0 || d->active_cnt != active ||
+        now_us - d->performed_us >= NA_DELIVER_PERFORM_GAP_US) {
+        curl_multi_perform(d->multi, &running);
+        d->performed_us = now_us;
+    }
     if (timeout_ms > 0 && d->pending) {
         int64_t wake = next_wake_ms(d) - na_mono_ms();
         int wait = timeout_ms;
