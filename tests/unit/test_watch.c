@@ -1,5 +1,5 @@
 /*
- * Watchlist topics (consumer/rules/rules_watch.c): the three list formats,
+ * Watchlist topics (consumer/rules/rules_watch*.c): the three list formats,
  * columns found by header name, name folding and matching (legal forms,
  * "SURNAME, Given", exact case for short names, whole words, accents and
  * punctuation), parties as evidence, explain, the rules version, and bad

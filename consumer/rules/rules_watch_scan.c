@@ -1,0 +1,612 @@
+/*
+ * Watchlist topics: finding a list's names in a field (na_watch_scan()):
+ * reading the field's words from the rules scanner's bitmaps (scan_fast())
+ * or through na_rules_scan_words(), looking them up in the list's
+ * dictionary, walking the trie from each that can start a name, and
+ * recording the hits. See rules_watch.c for how a list is compiled and
+ * scanned, rules_watch.h for what matches.
+ */
+#include "rules_watch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules_match.h"
+#include "rules_query.h"
+#include "rules_text.h"
+#include "rules_watch_internal.h"
+
+/* May folded word of quick hash h be in the dictionary? */
+static inline bool bloom_has(const na_watch_t *w, uint64_t h) {
+    uint64_t b = na_watch_bloom_bits(h);
+    return (w->bloom[h & w->bloom_mask] & b) == b;
+}
+
+/* The scan's lookup: @returns the id of folded word s[0..len) (a
+ * NA_RULES_QUICK_PAD buffer) of quick hash h, or NA_WNONE; *root set to the
+ * trie node it starts. */
+static inline uint32_t scan_find(const na_watch_t *w, const char *s, size_t len,
+                                 uint64_t h, uint32_t *root, uint8_t *flags) {
+    uint32_t hash = (uint32_t)(h >> 32);
+    uint64_t w0, w1;
+    memcpy(&w0, s, 8);
+    memcpy(&w1, s + 8, 8);
+    if (len < 8) {
+        w0 &= ~(uint64_t)0 >> (8 * (8 - len));
+        w1 = 0;
+    } else if (len < 16) {
+        w1 = len == 8 ? 0 : w1 & (~(uint64_t)0 >> (8 * (16 - len)));
+    }
+    for (size_t j = hash & w->stab_mask;; j = (j + 1) & w->stab_mask) {
+        const struct na_wsslot *sl = &w->stab[j];
+        if (!sl->id1) {
+            return NA_WNONE;
+        }
+        if (sl->hash == hash && sl->len == len && sl->w[0] == w0 && sl->w[1] == w1 &&
+            (len <= 16 ||
+             !memcmp(w->pool + w->toks[sl->id1 - 1].off + 16, s + 16, len - 16))) {
+            *root = sl->root;
+            *flags = sl->flags;
+            return sl->id1 - 1;
+        }
+    }
+}
+
+/* ---- scanning ---- */
+
+/* A word of the field that the dictionary knows. */
+struct wrec {
+    uint32_t tok;
+    uint32_t root;  /* the trie node the word starts, or NA_WNONE */
+    uint32_t flags; /* NA_WROOT_ENDS, NA_WROOT_KIDS */
+    uint32_t pos;
+    uint32_t pos_end;
+    uint32_t bstart;
+    uint32_t bend;
+};
+
+#define WREC_LOCAL 256u
+
+struct wscan {
+    const na_watch_t *w;
+    struct wrec *v;
+    size_t cnt;
+    size_t cap;
+    bool oom;
+    struct wrec local[WREC_LOCAL];
+};
+
+static bool rec_less(const struct wrec *a, const struct wrec *b) {
+    return a->pos != b->pos ? a->pos < b->pos : a->pos_end < b->pos_end;
+}
+
+/* The walk from one start: the longest name whose case check passes. */
+struct walk {
+    const na_watch_t *w;
+    const char *text;
+    size_t len;
+    const struct wrec *r;
+    size_t n;
+    uint32_t path[NA_WATCH_MAX_WORDS];
+    bool found;
+    uint32_t best_node;
+    uint32_t best_end_pos;
+    uint32_t best_last; /* record index of the last word */
+    uint32_t best_path[NA_WATCH_MAX_WORDS];
+    unsigned best_depth;
+};
+
+/* Does the text of the walked words equal pattern p's listed words? */
+static bool case_ok(const struct walk *k, const struct na_wpat *p, unsigned depth) {
+    if (!p->exact_cnt) {
+        return true;
+    }
+    if (p->exact_cnt != depth) {
+        return false;
+    }
+    for (unsigned i = 0; i < depth; i++) {
+        const struct wrec *rec = &k->r[k->path[i]];
+        const struct na_wspan *sp = &k->w->spans[p->exact_first + i];
+        if (rec->bend - rec->bstart != sp->len ||
+            memcmp(k->text + rec->bstart, k->w->pool + sp->off, sp->len)) {
+            return false;
+        }
+    }
+    const struct na_wspan *sfx = &k->w->spans[p->exact_first + depth];
+    size_t end = k->r[k->path[depth - 1]].bend;
+    return !sfx->len || (end + sfx->len <= k->len &&
+                         !memcmp(k->text + end, k->w->pool + sfx->off, sfx->len));
+}
+
+static void dfs(struct walk *k, size_t i, uint32_t node, unsigned depth) {
+    const na_watch_t *w = k->w;
+    k->path[depth - 1] = (uint32_t)i;
+    uint32_t e0 = w->end_first[node];
+    uint32_t e1 = w->end_first[node + 1];
+    if (e0 < e1 && (!k->found || k->r[i].pos_end > k->best_end_pos)) {
+        for (uint32_t e = e0; e < e1; e++) {
+            if (case_ok(k, &w->pats[w->ends[e]], depth)) {
+                k->found = true;
+                k->best_node = node;
+                k->best_end_pos = k->r[i].pos_end;
+                k->best_last = (uint32_t)i;
+                k->best_depth = depth;
+                memcpy(k->best_path, k->path, depth * sizeof(*k->path));
+                break;
+            }
+        }
+    }
+    if (depth == NA_WATCH_MAX_WORDS) {
+        return;
+    }
+    uint32_t next = k->r[i].pos_end + 1;
+    for (size_t j = i + 1; j < k->n && k->r[j].pos <= next; j++) {
+        if (k->r[j].pos != next) {
+            continue;
+        }
+        uint32_t child = na_watch_edge_find(w, node, k->r[j].tok);
+        if (child != NA_WNONE) {
+            dfs(k, j, child, depth + 1);
+        }
+    }
+}
+
+/* After a name ending at record i: the legal forms the text adds. @returns
+ * the last record of the longest legal form that follows, or i. */
+static size_t legal_tail(const na_watch_t *w, const struct wrec *r, size_t n, size_t i) {
+    for (int round = 0; round < 3; round++) {
+        size_t best = i;
+        for (size_t f = 0; f < NA_WATCH_LEGAL_CNT; f++) {
+            size_t len = w->legal_len[f];
+            size_t cur = i;
+            size_t k = 0;
+            for (; k < len; k++) {
+                uint32_t want = w->legal_words[f * NA_WATCH_LEGAL_MAX_WORDS + k];
+                uint32_t next = r[cur].pos_end + 1;
+                size_t j = cur + 1;
+                while (j < n && r[j].pos <= next &&
+                       !(r[j].pos == next && r[j].tok == want)) {
+                    j++;
+                }
+                if (j >= n || r[j].pos != next || r[j].tok != want) {
+                    break;
+                }
+                cur = j;
+            }
+            if (len && k == len && r[cur].pos_end > r[best].pos_end) {
+                best = cur;
+            }
+        }
+        if (best == i) {
+            break;
+        }
+        i = best;
+    }
+    return i;
+}
+
+static na_err_t hit_push(struct na_watch_hits *out, uint32_t pat, int field,
+                         uint32_t bstart, uint32_t bend) {
+    if (out->cnt >= NA_WATCH_MAX_HITS) {
+        out->dropped++;
+        return NA_OK;
+    }
+    struct na_watch_hit *h = na_watch_grow(out->v, &out->cap, out->cnt + 1, sizeof(*h));
+    if (!h) {
+        return NA_ERR_NOMEM;
+    }
+    out->v = h;
+    h = &out->v[out->cnt++];
+    h->pat = pat;
+    h->bstart = bstart;
+    h->bend = bend;
+    h->field = (uint8_t)field;
+    return NA_OK;
+}
+
+void na_watch_hits_init(struct na_watch_hits *h) {
+    memset(h, 0, sizeof(*h));
+}
+
+void na_watch_hits_cleanup(struct na_watch_hits *h) {
+    free(h->v);
+    memset(h, 0, sizeof(*h));
+}
+
+/* The quick hash of the ASCII word p[0..len) lower-cased, as
+ * na_rules_quick_hash() of its folded copy, reading the text in place
+ * (8 bytes at a time when @p room says they are there). */
+static inline uint64_t lc_hash(const unsigned char *p, size_t len, size_t room) {
+    const uint64_t lc = 0x2020202020202020ull;
+    uint64_t h = ((uint64_t)len << 1) * 0x9e3779b97f4a7c15ull;
+    size_t i = 0;
+    uint64_t v;
+    if (room < ((len + 7) & ~(size_t)7)) {
+        char buf[NA_RULES_QUICK_PAD] = {0};
+        for (size_t k = 0; k < len; k++) {
+            buf[k] = (char)(p[k] | 0x20);
+        }
+        return na_rules_quick_hash(buf, len, 0);
+    }
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&v, p + i, 8);
+        v |= lc;
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    if (i < len) {
+        memcpy(&v, p + i, 8);
+        v = (v | lc) & (~(uint64_t)0 >> (8 * (8 - (len - i))));
+        h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static void rec_push(struct wscan *ws, uint32_t tok, uint32_t root, uint8_t flags,
+                     uint32_t pos, uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+    if (ws->cnt == ws->cap) {
+        size_t cap2 = ws->cap * 2;
+        struct wrec *v = ws->v == ws->local ? malloc(cap2 * sizeof(*v))
+                                            : realloc(ws->v, cap2 * sizeof(*v));
+        if (!v) {
+            ws->oom = true;
+            return;
+        }
+        if (ws->v == ws->local) {
+            memcpy(v, ws->local, sizeof(ws->local));
+        }
+        ws->v = v;
+        ws->cap = cap2;
+    }
+    struct wrec *r = &ws->v[ws->cnt++];
+    r->tok = tok;
+    r->root = root;
+    r->flags = flags;
+    r->pos = pos;
+    r->pos_end = pos_end;
+    r->bstart = bstart;
+    r->bend = bend;
+}
+
+/* A plain ASCII word p[a..e) at position pos: recorded when the list knows it. */
+static inline void plain_word(struct wscan *ws, const unsigned char *p, size_t len,
+                              size_t a, size_t e, uint32_t pos) {
+    const na_watch_t *w = ws->w;
+    size_t n = e - a;
+    uint64_t h = lc_hash(p + a, n, len - a);
+    if (!bloom_has(w, h)) {
+        return;
+    }
+    char buf[NA_RULES_QUICK_PAD];
+    memset(buf, 0, 16); /* scan_find() reads 16 bytes (and masks them) */
+    for (size_t k = 0; k < n; k++) {
+        buf[k] = (char)(p[a + k] | 0x20);
+    }
+    uint32_t root = NA_WNONE;
+    uint8_t flags = 0;
+    uint32_t tok = scan_find(w, buf, n, h, &root, &flags);
+    if (tok != NA_WNONE) {
+        rec_push(ws, tok, root, flags, pos, pos, (uint32_t)a, (uint32_t)e);
+    }
+}
+
+enum na_watch_scan_mode na_watch_scan_mode = NA_WATCH_SCAN_FAST;
+
+static void on_word(void *ctx, const char *fold, size_t len, bool truncated, uint32_t pos,
+                    uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+    struct wscan *ws = ctx;
+    const na_watch_t *w = ws->w;
+    if (truncated) {
+        return;
+    }
+    uint64_t h = na_rules_quick_hash(fold, len, 0);
+    if (!bloom_has(w, h)) {
+        return;
+    }
+    uint32_t root = NA_WNONE;
+    uint8_t flags = 0;
+    uint32_t tok = scan_find(w, fold, len, h, &root, &flags);
+    if (tok != NA_WNONE) {
+        rec_push(ws, tok, root, flags, pos, pos_end, bstart, bend);
+    }
+}
+
+#define WMASK_LOCAL 160u /* bitmap words kept on the stack: fields up to 10 KB */
+
+/* Is byte i of bitmap m set? */
+static inline bool mbit(const uint64_t *m, size_t i) {
+    return (m[i >> 6] >> (i & 63)) & 1u;
+}
+
+/* The chunk (run of al | pu bytes) holding byte i: [*cs, *ce). */
+static void chunk_of(const uint64_t *al, const uint64_t *pu, size_t words, size_t i,
+                     size_t *cs, size_t *ce) {
+    size_t a = i;
+    while (a > 0 && mbit(al, a - 1) | mbit(pu, a - 1)) {
+        a--;
+    }
+    size_t e = i;
+    while (e < words * 64 && (mbit(al, e) | mbit(pu, e))) {
+        e++;
+    }
+    *cs = a;
+    *ce = e;
+}
+
+/* Tokenise chunk s[ca..ce) and record its known words; the chunk's first
+ * word is at position pos. @returns the positions it takes. */
+static uint32_t read_chunk(struct wscan *ws, struct na_rtoks *toks, const char *s,
+                           size_t ca, size_t ce, uint32_t pos) {
+    toks->cnt = 0;
+    toks->text_len = 0;
+    if (na_rules_tokenize(s + ca, ce - ca, toks)) {
+        ws->oom = true;
+        return 0;
+    }
+    uint32_t used = 0;
+    for (size_t t = 0; t < toks->cnt; t++) {
+        const struct na_rtok *tk = &toks->v[t];
+        if (!tk->truncated && tk->fold_len <= NA_RULES_MAX_TERM_BYTES) {
+            char f[NA_RULES_QUICK_PAD];
+            memset(f, 0, 16);
+            memcpy(f, toks->text + tk->fold_off, tk->fold_len);
+            uint64_t h = na_rules_quick_hash(f, tk->fold_len, 0);
+            uint32_t root = NA_WNONE;
+            uint8_t flags = 0;
+            uint32_t tok = bloom_has(ws->w, h)
+                               ? scan_find(ws->w, f, tk->fold_len, h, &root, &flags)
+                               : NA_WNONE;
+            if (tok != NA_WNONE) {
+                rec_push(ws, tok, root, flags, pos + tk->pos, pos + tk->pos_end,
+                         (uint32_t)ca + tk->bstart, (uint32_t)ca + tk->bend);
+            }
+        }
+        if (tk->pos_end + 1 > used) {
+            used = tk->pos_end + 1;
+        }
+    }
+    return used;
+}
+
+/*
+ * The words of field s[0..len) as the rules scanner reads them (the same
+ * words, positions and offsets as na_rules_scan_words(); the unit tests
+ * compare the two), recorded when the list's dictionary knows them.
+ *
+ * From the scanner's bitmaps: a chunk (a run of ASCII letters and digits,
+ * - ' . and bytes >= 0x80) that holds - ' . or a byte >= 0x80 between its
+ * ends is "complex" and goes through the tokeniser; every other chunk is
+ * one run of ASCII letters and digits, a plain word. The complex chunks are
+ * found first from the (sparse) bitmap of - ' . and non-ASCII bytes. Then
+ * the runs are walked in order: a plain word's position is its run's index
+ * corrected by what each complex chunk before it took (its tokens'
+ * positions less its runs), and it is hashed (in place) and looked up only
+ * when its first three bytes pass the list's pre3 filter.
+ */
+static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    const na_watch_t *w = ws->w;
+    uint64_t al_local[WMASK_LOCAL];
+    uint64_t pu_local[WMASK_LOCAL];
+    uint32_t cx_local[128];
+    uint64_t *al = al_local;
+    uint64_t *pu = pu_local;
+    uint32_t *cx = cx_local; /* complex chunks: [start, end) pairs */
+    size_t cx_cnt = 0;
+    size_t cx_cap = sizeof(cx_local) / sizeof(cx_local[0]) / 2;
+    struct na_rtoks toks;
+    size_t words = (len + 63) / 64;
+    na_err_t err = NA_OK;
+
+    na_rtoks_init(&toks);
+    if (words > WMASK_LOCAL) {
+        al = malloc(words * sizeof(*al));
+        pu = malloc(words * sizeof(*pu));
+        if (!al || !pu) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+    }
+    na_rules_field_masks(s, len, al, pu);
+    /* 1. the complex chunks, in order, from the bytes of class 2 */
+    size_t seen_end = 0;
+    for (size_t k = 0; k < words; k++) {
+        for (uint64_t m = pu[k]; m; m &= m - 1) {
+            size_t i = k * 64 + (size_t)__builtin_ctzll(m);
+            if (i < seen_end) {
+                continue; /* in the chunk just looked at */
+            }
+            size_t cs, ce;
+            chunk_of(al, pu, words, i, &cs, &ce);
+            seen_end = ce;
+            if (ce > len) {
+                ce = len;
+            }
+            while (cs < ce && (p[cs] == '-' || p[cs] == '\'' || p[cs] == '.')) {
+                cs++;
+            }
+            while (ce > cs &&
+                   (p[ce - 1] == '-' || p[ce - 1] == '\'' || p[ce - 1] == '.')) {
+                ce--;
+            }
+            bool inside = false;
+            for (size_t j = cs; j < ce && !inside; j++) {
+                inside = mbit(pu, j);
+            }
+            if (!inside) {
+                continue; /* one plain run between separators */
+            }
+            if (cx_cnt == cx_cap) {
+                uint32_t *c2 = cx == cx_local ? malloc(cx_cap * 4 * sizeof(*c2))
+                                              : realloc(cx, cx_cap * 4 * sizeof(*c2));
+                if (!c2) {
+                    err = NA_ERR_NOMEM;
+                    goto out;
+                }
+                if (cx == cx_local) {
+                    memcpy(c2, cx_local, sizeof(cx_local));
+                }
+                cx = c2;
+                cx_cap *= 2;
+            }
+            cx[2 * cx_cnt] = (uint32_t)cs;
+            cx[2 * cx_cnt + 1] = (uint32_t)ce;
+            cx_cnt++;
+        }
+    }
+    /* 2. the runs of letters and digits, in order */
+    uint32_t run = 0;   /* index of the current run */
+    int64_t adj = 0;    /* positions less runs of the complex chunks read */
+    size_t next = 0;    /* next complex chunk */
+    size_t skip_to = 0; /* runs before this byte belong to a chunk read */
+    uint64_t carry = 0;
+    for (size_t k = 0; k < words; k++) {
+        uint64_t starts = al[k] & ~(al[k] << 1 | carry);
+        carry = al[k] >> 63;
+        for (; starts; starts &= starts - 1) {
+            size_t a = k * 64 + (size_t)__builtin_ctzll(starts);
+            /* complex chunks that start before this run, in order (those
+             * of only bytes >= 0x80 have no run of their own) */
+            while (next < cx_cnt && cx[2 * next] <= a) {
+                uint32_t cpos = (uint32_t)((int64_t)run + adj);
+                adj += read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
+                skip_to = cx[2 * next + 1];
+                next++;
+            }
+            uint32_t idx = run++;
+            if (a < skip_to) {
+                adj--; /* a run of a chunk read: its words were counted there */
+                continue;
+            }
+            uint32_t pos = (uint32_t)((int64_t)idx + adj);
+            /* a plain word: the pre3 filter on its first three bytes */
+            unsigned char c1 = mbit(al, a + 1) ? p[a + 1] : 0;
+            unsigned char c2 = c1 && mbit(al, a + 2) ? p[a + 2] : 0;
+            uint32_t q3 = na_rules_pre3(p[a], c1, c2);
+            if (!((w->pre3[q3 >> 6] >> (q3 & 63)) & 1u)) {
+                continue;
+            }
+            size_t e = a + 1;
+            while (e < len && mbit(al, e)) {
+                e++;
+            }
+            if (e - a > NA_RULES_MAX_TERM_BYTES) {
+                continue; /* no listed word is that long */
+            }
+            plain_word(ws, p, len, a, e, pos);
+        }
+    }
+    for (; next < cx_cnt; next++) {
+        uint32_t cpos = (uint32_t)((int64_t)run + adj);
+        adj += read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
+    }
+out:
+    if (al != al_local) {
+        free(al);
+        free(pu);
+    }
+    if (cx != cx_local) {
+        free(cx);
+    }
+    na_rtoks_cleanup(&toks);
+    return err ? err : ws->oom ? NA_ERR_NOMEM : NA_OK;
+}
+
+na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len,
+                       struct na_watch_hits *out) {
+    struct wscan wsl;
+    struct wscan *ws = &wsl;
+    na_err_t err = NA_OK;
+    if (len > UINT32_MAX / 2) {
+        len = UINT32_MAX / 2;
+    }
+    ws->w = w;
+    ws->v = ws->local;
+    ws->cnt = 0;
+    ws->cap = WREC_LOCAL;
+    ws->oom = false;
+    if (na_watch_scan_mode == NA_WATCH_SCAN_WORDS) {
+        err = na_rules_scan_words(s, len, on_word, ws);
+    } else {
+        err = scan_fast(ws, s, len);
+    }
+    if (err) {
+        goto out;
+    }
+    if (ws->oom) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    /* Words come in position order but for joined words, which follow
+     * their parts: an insertion sort puts them in place. */
+    struct wrec *r = ws->v;
+    size_t n = ws->cnt;
+    for (size_t i = 1; i < n; i++) {
+        struct wrec x = r[i];
+        size_t j = i;
+        while (j > 0 && rec_less(&x, &r[j - 1])) {
+            r[j] = r[j - 1];
+            j--;
+        }
+        r[j] = x;
+    }
+    struct walk k;
+    k.w = w;
+    k.text = s;
+    k.len = len;
+    k.r = r;
+    k.n = n;
+    bool covered = false;
+    uint32_t covered_end = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (covered && r[i].pos <= covered_end) {
+            continue;
+        }
+        uint32_t child = r[i].root;
+        if (child == NA_WNONE) {
+            continue;
+        }
+        /* Walk only where a name can be found: a one-word name matched
+         * folded; one matched as listed, where the text does not start
+         * with a lower-case letter; a longer one, where a listed word
+         * follows. Most starts ("the", "and", a first name) need none. */
+        if (!(r[i].flags & NA_WROOT_ENDS) &&
+            !((r[i].flags & NA_WROOT_EXACT) &&
+              !(s[r[i].bstart] >= 'a' && s[r[i].bstart] <= 'z'))) {
+            bool next = false;
+            if (r[i].flags & NA_WROOT_KIDS) {
+                for (size_t j = i + 1; j < n && r[j].pos <= r[i].pos_end + 1 && !next;
+                     j++) {
+                    next = r[j].pos == r[i].pos_end + 1;
+                }
+            }
+            if (!next) {
+                continue;
+            }
+        }
+        k.found = false;
+        dfs(&k, i, child, 1);
+        if (!k.found) {
+            continue;
+        }
+        size_t last = legal_tail(w, r, n, k.best_last);
+        uint32_t bstart = r[i].bstart;
+        uint32_t bend = r[last].bend;
+        memcpy(k.path, k.best_path, k.best_depth * sizeof(*k.path));
+        for (uint32_t e = w->end_first[k.best_node]; e < w->end_first[k.best_node + 1];
+             e++) {
+            const struct na_wpat *p = &w->pats[w->ends[e]];
+            if (case_ok(&k, p, k.best_depth) &&
+                (err = hit_push(out, w->ends[e], field, bstart, bend))) {
+                goto out;
+            }
+        }
+        covered = true;
+        covered_end = r[last].pos_end;
+    }
+out:
+    if (ws->v != ws->local) {
+        free(ws->v);
+    }
+    return err;
+}
