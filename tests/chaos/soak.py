@@ -296,23 +296,29 @@ def copies_report(requests, deaths, confirmed):
     copies = unexplained = 0
     examples = []
     per_death = {}
+    kinds = {"in_flight": 0, "answered": 0}
     for r in sorted(requests, key=lambda r: r.wall):
         if r.status != 200:
             continue
         wid = r.header("webhook-id")
         prev = seen.get(wid)
-        seen[wid] = r.wall
+        seen[wid] = (r.wall, r.wall + ((r.done or r.time) - r.time))
         if prev is None:
             continue
+        prev, prev_done = prev
         copies += 1
         conf = confirmed(wid)
         why = [t for t in deaths if prev < t < r.wall and (conf is None or conf > t - 0.5)]
         if why:
             per_death[why[0]] = per_death.get(why[0], 0) + 1
+            # Still unanswered when the consumer died, or answered and not
+            # yet in the ledger.
+            kinds["in_flight" if prev_done >= why[0] else "answered"] += 1
         else:
             unexplained += 1
             if len(examples) < 5:
                 examples.append(wid)
+    copies_report.kinds = kinds
     return copies, unexplained, examples, max(per_death.values(), default=0)
 
 
@@ -597,7 +603,9 @@ def main():
             uniq = set(got)
             copies, unexplained, examples, most = copies_report(
                 reqs, deaths, lambda aid, route=route_of[name]: confirmed.get((aid, route)))
+            kinds = dict(copies_report.kinds)
             verdict[name] = {"received": len(got), "unique": len(uniq), "copies": copies,
+                             "kinds": kinds,
                              "unexplained": unexplained, "examples": examples,
                              "most": most, "lost": len(expected - uniq),
                              "unexpected": len(uniq - expected)}
@@ -620,8 +628,11 @@ def main():
                                       v["unexplained"]))
         kills = max(len(deaths), 1)
         print("soak: re-sent requests per route after %d consumer kills: %s" % (
-            len(deaths), ", ".join("%s %d (%.1f per kill, at most %d after one)" % (
-                name, v["copies"], v["copies"] / kills, v["most"])
+            len(deaths), ", ".join(
+                "%s %d (%.1f per kill, at most %d after one; %d still in flight at the "
+                "kill, %d answered before it)" % (
+                    name, v["copies"], v["copies"] / kills, v["most"],
+                    v["kinds"]["in_flight"], v["kinds"]["answered"])
                 for name, v in verdict.items())))
         print("soak: dlq=%d peak_rss_mb=%s (in %s; bound %s MB)" % (
             len(dlq_records), json.dumps(peak),
@@ -691,7 +702,8 @@ def main():
                     json.dump({"faults": timeline, "deaths": {
                         d.name: [round(t - wall0, 2) for t in d.deaths] for d in daemons},
                         "requests": {name: [(round(r.time - start, 2), r.status,
-                                             r.header("webhook-id"))
+                                             r.header("webhook-id"),
+                                             round((r.done or r.time) - start, 3))
                                             for r in h.requests()]
                                      for name, h in hooks.items()}}, f)
             except NameError:
