@@ -29,7 +29,9 @@
  * Prints JSON lines for the case: articles_per_s (per CPU second of the
  * thread), articles_per_wall_s, open_stories (at the end), stories_per_event
  * (stories / events, 1.0 = every event one story; not for all-alike),
- * features (the dictionary), peak_rss_kb.
+ * features (the dictionary), peak_rss_kb, decisions_digest (48 bits of an
+ * FNV-1a hash over the story id of every article, warm-up included, in
+ * order: the same figure means the same decisions).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -322,6 +324,7 @@ int main(int argc, char **argv) {
     uint64_t cur_event = UINT64_MAX;
     char story[NA_SHA256_HEX_LEN + 1];
     size_t opened = 0, opened_events = 0;
+    uint64_t digest = 14695981039346656037ull; /* FNV-1a over the story ids */
     double cpu = 0, wall = 0;
     na_buf_init(&title);
     na_buf_init(&body);
@@ -352,6 +355,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_stories: out of memory\n");
             return 1;
         }
+        for (size_t k = 0; k < NA_SHA256_HEX_LEN; k++) {
+            digest = (digest ^ (unsigned char)story[k]) * 1099511628211ull;
+        }
         if (i >= warmup) {
             cpu += cpu_now() - c0;
             wall += wall_now() - w0;
@@ -373,6 +379,9 @@ int main(int argc, char **argv) {
     }
     emit(name, "features", (double)na_stories_feature_count(st), "features");
     emit(name, "peak_rss_kb", (double)ru.ru_maxrss, "KB");
+    /* Which story every article (warm-up too) went to, as 48 bits: an
+     * engine change that must not change decisions keeps it. */
+    emit(name, "decisions_digest", (double)(digest >> 16), "fnv1a48");
     na_stories_destroy(st);
     na_buf_cleanup(&title);
     na_buf_cleanup(&body);
