@@ -31,12 +31,22 @@
  * accumulating each story's dot products: every story met within the
  * window is a candidate, ranked by the sum of its partial cosines. The
  * NA_STORY_CANDIDATES best get the contributions of the article's common
- * features too (looked up in their index), then their exact cosines and
- * the model's probability. The article joins the most probable story at
+ * features too (each candidate's features looked up in a small table of
+ * the article's, added in the article's order), then their exact cosines
+ * and the model's probability. The article joins the most probable story at
  * the model's threshold or above, else opens a story.
  *
  * Closing. A min-heap orders open stories by their newest article time, so
- * closing what the story clock left behind costs O(log n) a story.
+ * closing what the story clock left behind costs O(log n) a story. Each
+ * posting knows its feature's place in its story's list, so removing one
+ * (the last posting moves into its place) needs no look-up.
+ *
+ * Memory. Most of the time goes to cache misses (the dictionary, postings
+ * and stories are tens of MB at 10,000 open stories). An article's features
+ * are looked up in a batch after its text is read, with the dictionary's
+ * slots and entries prefetched first; the stories its scanned postings name
+ * are prefetched before the scan. Prefetches are hints: what is computed,
+ * and in which order, is as without them.
  */
 #include <ctype.h>
 #include <math.h>
@@ -49,6 +59,13 @@
 #include "newsalert/util.h"
 #include "story_internal.h"
 
+/* A hint that *p is read soon (no effect on results). */
+#if defined(__GNUC__)
+#define NA_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define NA_PREFETCH(p) ((void)(p))
+#endif
+
 /** Most features kept per article (the heaviest). */
 #define NA_STORY_ART_FEATURES 160u
 /** Most features kept per story; past it a story is pruned to half of it. */
@@ -57,6 +74,10 @@
 #define NA_STORY_SCAN_BUDGET 128u
 /** Candidates scored by the model (the best ranked). */
 #define NA_STORY_CANDIDATES 8u
+/** Slots of the table of an article's features that score() looks the
+ *  candidates' features up in (a power of two, over twice
+ *  NA_STORY_ART_FEATURES). */
+#define NA_STORY_ATAB 512u
 /** Most features in a stored signature (na_story_signature()). */
 #define NA_STORY_SIG_FEATURES 200u
 /** Document frequencies are halved when this many documents were counted. */
@@ -76,7 +97,8 @@ struct story;
 
 struct post {
     struct story *s;
-    float w, tw; /* the story's sums for the feature */
+    float w, tw;   /* the story's sums for the feature */
+    uint32_t sidx; /* the feature's place in s->f */
 };
 
 struct feat {
@@ -119,6 +141,16 @@ struct story {
     double rank;
 };
 
+/* A feature as the text gave it, before it is looked up (read_article()
+ * looks an article's features up in a batch, so that the dictionary's
+ * cache misses overlap). */
+struct pend {
+    uint64_t key; /* feat_key() */
+    uint32_t off; /* its text in st->ptext */
+    uint16_t len;
+    bool title;
+};
+
 struct afeat {
     uint32_t fid;
     uint8_t kind;
@@ -149,10 +181,17 @@ struct na_stories_s {
     struct na_story_text tx;
     struct afeat *af;
     size_t af_cnt, af_cap;
+    struct pend *pend;
+    size_t pend_cnt, pend_cap;
+    char *ptext;
+    size_t ptext_len, ptext_cap;
     bool in_title;
     bool emit_oom;
     struct story **cands;
     size_t cands_cnt, cands_cap;
+    uint32_t atab_fid[NA_STORY_ATAB];   /* the article's common features */
+    uint16_t atab_at[NA_STORY_ATAB];    /* their index in af + 1; 0: empty */
+    int32_t hit[NA_STORY_ART_FEATURES]; /* per af index: in the candidate's f */
     /* teacher mode */
     na_story_example_cb *teach_cb;
     void *teach_ctx;
@@ -220,10 +259,11 @@ static bool slots_grow(na_stories_t *st) {
     return true;
 }
 
-/* @returns the feature id of s[0..len), added when @p add; UINT32_MAX when
- *          absent (or on no memory when adding). */
-static uint32_t feat_id(na_stories_t *st, const char *s, size_t len, bool add) {
-    uint64_t key = feat_key(s, len);
+/* @returns the feature id of s[0..len), whose feat_key() is @p key, added
+ *          when @p add; UINT32_MAX when absent (or on no memory when
+ *          adding). */
+static uint32_t feat_id_key(na_stories_t *st, const char *s, size_t len, uint64_t key,
+                            bool add) {
     if (st->slots_cnt) {
         uint64_t tag = key >> 32 << 32;
         size_t j = (size_t)key & (st->slots_cnt - 1);
@@ -264,6 +304,34 @@ static uint32_t feat_id(na_stories_t *st, const char *s, size_t len, bool add) {
     f->idf_docs = -1;
     slots_insert(st->slots, st->slots_cnt, key, (uint32_t)st->feats_cnt);
     return (uint32_t)st->feats_cnt++;
+}
+
+static uint32_t feat_id(na_stories_t *st, const char *s, size_t len, bool add) {
+    return feat_id_key(st, s, len, feat_key(s, len), add);
+}
+
+/* Prefetch what feat_id_key() will read for @p key: its slot, then the
+ * feature the first slot with its tag names (a hint; no effect on what
+ * the look-up finds). */
+static void feat_prefetch_slot(const na_stories_t *st, uint64_t key) {
+    if (st->slots_cnt) {
+        NA_PREFETCH(&st->slots[(size_t)key & (st->slots_cnt - 1)]);
+    }
+}
+
+static void feat_prefetch_feat(const na_stories_t *st, uint64_t key) {
+    if (!st->slots_cnt) {
+        return;
+    }
+    uint64_t tag = key >> 32 << 32;
+    for (size_t j = (size_t)key & (st->slots_cnt - 1); st->slots[j];
+         j = (j + 1) & (st->slots_cnt - 1)) {
+        uint64_t e = st->slots[j];
+        if ((e >> 32 << 32) == tag) {
+            NA_PREFETCH(&st->feats[(uint32_t)e - 1]);
+            return;
+        }
+    }
 }
 
 /*
@@ -486,16 +554,15 @@ static bool post_reserve(struct feat *f) {
     return true;
 }
 
-/* Remove the posting of feature @p fid at @p pidx (the last one moves in). */
+/* Remove the posting of feature @p fid at @p pidx (the last one moves in;
+ * its story learns the new place through the posting's sidx). */
 static void post_del(na_stories_t *st, uint32_t fid, uint32_t pidx) {
     struct feat *f = &st->feats[fid];
     uint32_t last = --f->post_cnt;
     if (pidx != last) {
-        f->post[pidx] = f->post[last];
-        struct sfeat *moved = sf_find(f->post[pidx].s, fid);
-        if (moved) {
-            moved->pidx = pidx;
-        }
+        const struct post *moved = &f->post[last];
+        moved->s->f[moved->sidx].pidx = pidx;
+        f->post[pidx] = *moved;
     }
 }
 
@@ -525,12 +592,13 @@ static void story_prune(na_stories_t *st, struct story *s) {
     memcpy(kv, s->f, s->f_cnt * sizeof(*kv));
     qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
     for (size_t k = keep_n; k < s->f_cnt; k++) {
-        post_del(st, kv[k].fid, sf_find(s, kv[k].fid)->pidx);
+        post_del(st, kv[k].fid, kv[k].pidx);
     }
     /* the kept ones' postings did not move (each feature has one posting
-     * of s, and only dropped features' lists changed) */
+     * of s, and only dropped features' lists changed), but their places
+     * in s->f did */
     for (size_t k = 0; k < keep_n; k++) {
-        kv[k].pidx = sf_find(s, kv[k].fid)->pidx;
+        st->feats[kv[k].fid].post[kv[k].pidx].sidx = (uint32_t)k;
     }
     memcpy(s->f, kv, keep_n * sizeof(*kv));
     s->f_cnt = (uint32_t)keep_n;
@@ -725,7 +793,7 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
         struct sfeat *x = a->at != UINT32_MAX ? &s->f[a->at] : NULL;
         if (!x) {
             struct sfeat nx = {a->fid, 0, 0, f->post_cnt, 0, 0};
-            f->post[f->post_cnt++] = (struct post){s, 0, 0};
+            f->post[f->post_cnt++] = (struct post){s, 0, 0, s->f_cnt};
             story_put(s, &nx);
             x = &s->f[s->f_cnt - 1];
         }
@@ -805,6 +873,8 @@ void na_stories_destroy(na_stories_t *st) {
     free(st->feats);
     free(st->slots);
     free(st->af);
+    free(st->pend);
+    free(st->ptext);
     free(st->cands);
     na_story_text_cleanup(&st->tx);
     free(st);
@@ -898,10 +968,44 @@ static int64_t article_time(const na_stories_t *st, const struct na_article *a) 
     return t > latest ? latest : t;
 }
 
-/* na_story_emit_cb: intern one feature of the article being read. */
+/* na_story_emit_cb: note one feature of the article being read (its
+ * text copied to st->ptext), for intern_features(). */
 static bool emit_feature(void *ctx, const char *text, size_t len) {
     na_stories_t *st = ctx;
-    uint32_t fid = feat_id(st, text, len, true);
+    if (st->pend_cnt == st->pend_cap) {
+        size_t cap = st->pend_cap ? st->pend_cap * 2 : 512;
+        struct pend *n = realloc(st->pend, cap * sizeof(*n));
+        if (!n) {
+            st->emit_oom = true;
+            return false;
+        }
+        st->pend = n;
+        st->pend_cap = cap;
+    }
+    if (st->ptext_len + len > st->ptext_cap) {
+        size_t cap = st->ptext_cap ? st->ptext_cap : 8192;
+        while (cap < st->ptext_len + len) {
+            cap *= 2;
+        }
+        char *n = realloc(st->ptext, cap);
+        if (!n) {
+            st->emit_oom = true;
+            return false;
+        }
+        st->ptext = n;
+        st->ptext_cap = cap;
+    }
+    memcpy(st->ptext + st->ptext_len, text, len);
+    st->pend[st->pend_cnt++] = (struct pend){feat_key(text, len), (uint32_t)st->ptext_len,
+                                             (uint16_t)len, st->in_title};
+    st->ptext_len += len;
+    return true;
+}
+
+/* Intern one feature of the article being read (in the order the text
+ * gave them: that order numbers new features and orders st->af). */
+static bool intern_feature(na_stories_t *st, const struct pend *p) {
+    uint32_t fid = feat_id_key(st, st->ptext + p->off, p->len, p->key, true);
     if (fid == UINT32_MAX) {
         st->emit_oom = true;
         return false;
@@ -925,7 +1029,25 @@ static bool emit_feature(void *ctx, const char *text, size_t len) {
     }
     f->stamp = st->seq;
     f->aidx = (uint32_t)st->af_cnt;
-    st->af[st->af_cnt++] = (struct afeat){fid, f->kind, st->in_title, false, 1, 0};
+    st->af[st->af_cnt++] = (struct afeat){fid, f->kind, p->title, false, 1, 0};
+    return true;
+}
+
+/* Intern the features noted by emit_feature(), as if each had been
+ * interned when the text gave it; the look-ups' memory is prefetched
+ * first, a batch at a time. */
+static bool intern_features(na_stories_t *st) {
+    for (size_t i = 0; i < st->pend_cnt; i++) {
+        feat_prefetch_slot(st, st->pend[i].key);
+    }
+    for (size_t i = 0; i < st->pend_cnt; i++) {
+        feat_prefetch_feat(st, st->pend[i].key);
+    }
+    for (size_t i = 0; i < st->pend_cnt; i++) {
+        if (!intern_feature(st, &st->pend[i])) {
+            return false;
+        }
+    }
     return true;
 }
 
@@ -946,6 +1068,8 @@ static na_err_t read_article(na_stories_t *st, const struct na_article *a) {
     na_err_t err = NA_OK;
 
     st->af_cnt = 0;
+    st->pend_cnt = 0;
+    st->ptext_len = 0;
     st->emit_oom = false;
     if (++st->seq == 0) {
         /* stamps wrapped: forget them all */
@@ -970,7 +1094,7 @@ static na_err_t read_article(na_stories_t *st, const struct na_article *a) {
             left -= len;
         }
     }
-    if (err || st->emit_oom) {
+    if (err || st->emit_oom || !intern_features(st)) {
         return NA_ERR_NOMEM;
     }
     /* The document counts before it is compared, so its own words weigh. */
@@ -1094,6 +1218,15 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         anorm[v] = sqrt(anorm[v]);
     }
     choose_scanned(st);
+    /* the stories met read their span, stamp and sums: ask for them all
+     * first (a hint) */
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        const struct feat *f = &st->feats[st->af[i].fid];
+        for (uint32_t k = 0; st->af[i].scanned && k < f->post_cnt; k++) {
+            NA_PREFETCH(&f->post[k].s->first);
+            NA_PREFETCH(&f->post[k].s->stamp);
+        }
+    }
     for (size_t i = 0; i < st->af_cnt; i++) {
         const struct afeat *a = &st->af[i];
         const struct feat *f = &st->feats[a->fid];
@@ -1142,16 +1275,46 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         }
     }
     st->cands_cnt = kept;
-    /* The common features' share, looked up in the candidates' indexes. */
+    /* The common features' share (those not scanned that some story has):
+     * each candidate's features are looked up in a table of them, which
+     * stays in the cache, and added in the article's order, as the scan
+     * added the rare ones'. */
+    size_t common = 0;
+    memset(st->atab_at, 0, sizeof(st->atab_at));
     for (size_t i = 0; i < st->af_cnt && kept; i++) {
         const struct afeat *a = &st->af[i];
+        st->hit[i] = -1;
         if (a->scanned || !st->feats[a->fid].post_cnt) {
             continue;
         }
-        for (size_t k = 0; k < kept; k++) {
-            const struct sfeat *sf = sf_find(st->cands[k], a->fid);
-            if (sf) {
-                accumulate(st->cands[k], a, sf->w, sf->tw);
+        uint32_t j = fid_hash(a->fid) & (NA_STORY_ATAB - 1);
+        while (st->atab_at[j]) {
+            j = (j + 1) & (NA_STORY_ATAB - 1);
+        }
+        st->atab_fid[j] = a->fid;
+        st->atab_at[j] = (uint16_t)(i + 1);
+        common++;
+    }
+    for (size_t k = 0; k < kept && common; k++) {
+        struct story *s = st->cands[k];
+        size_t found = 0;
+        for (uint32_t m = 0; m < s->f_cnt && found < common; m++) {
+            uint32_t fid = s->f[m].fid;
+            uint32_t j = fid_hash(fid) & (NA_STORY_ATAB - 1);
+            for (; st->atab_at[j]; j = (j + 1) & (NA_STORY_ATAB - 1)) {
+                if (st->atab_fid[j] == fid) {
+                    st->hit[st->atab_at[j] - 1] = (int32_t)m;
+                    found++;
+                    break;
+                }
+            }
+        }
+        for (size_t i = 0; i < st->af_cnt && found; i++) {
+            if (st->hit[i] >= 0) {
+                const struct sfeat *sf = &s->f[st->hit[i]];
+                accumulate(s, &st->af[i], sf->w, sf->tw);
+                st->hit[i] = -1;
+                found--;
             }
         }
     }
