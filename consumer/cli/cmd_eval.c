@@ -525,8 +525,7 @@ static int cmp_keyed(const void *x, const void *y) {
     return c ? c : (a->idx < b->idx ? -1 : a->idx > b->idx);
 }
 
-/* labels[i] = number of keys[i] among the distinct keys (sorted order). */
-static na_err_t number_keys(const char *const *keys, size_t n, size_t *labels) {
+na_err_t na_eval_number_keys(const char *const *keys, size_t n, size_t *labels) {
     struct keyed *k = calloc(n ? n : 1, sizeof(*k));
     size_t label = 0;
 
@@ -691,13 +690,13 @@ static int stories_eval(const struct eval_opts *o) {
     for (size_t i = 0; i < ev.n; i++) {
         keys[i] = ev.items[i].event;
     }
-    if ((err = number_keys(keys, ev.n, gold))) {
+    if ((err = na_eval_number_keys(keys, ev.n, gold))) {
         goto nomem;
     }
     for (size_t i = 0; i < ev.n; i++) {
         keys[i] = story[i];
     }
-    if ((err = number_keys(keys, ev.n, pred)) ||
+    if ((err = na_eval_number_keys(keys, ev.n, pred)) ||
         (err = na_cluster_score(gold, pred, ev.n, &sc))) {
         goto nomem;
     }

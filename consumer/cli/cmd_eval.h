@@ -86,4 +86,11 @@ NA_WUR na_err_t na_cluster_score(const size_t *gold, const size_t *pred, size_t 
 NA_WUR na_err_t na_eval_article(const json_t *obj, struct na_article *a, char *errstr,
                                 size_t errstr_size);
 
+/**
+ * @brief labels[i] = the number of keys[i] among the distinct @p keys, in
+ *        their sorted order (equal strings get equal labels). @p labels has
+ *        @p n entries. @returns NA_OK or NA_ERR_NOMEM.
+ */
+na_err_t na_eval_number_keys(const char *const *keys, size_t n, size_t *labels);
+
 #endif

@@ -16,38 +16,6 @@
 /* L2 penalty of the weights. */
 #define NA_TRAIN_L2 0.1
 
-struct keyed {
-    const char *key;
-    size_t idx;
-};
-
-static int cmp_keyed(const void *x, const void *y) {
-    const struct keyed *a = x, *b = y;
-    int c = strcmp(a->key, b->key);
-    return c ? c : (a->idx < b->idx ? -1 : a->idx > b->idx);
-}
-
-/* labels[i] = the number of keys[i] among the distinct keys. */
-static na_err_t number_keys(const char *const *keys, size_t n, size_t *labels) {
-    struct keyed *k = calloc(n ? n : 1, sizeof(*k));
-    size_t label = 0;
-    if (!k) {
-        return NA_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        k[i] = (struct keyed){keys[i], i};
-    }
-    qsort(k, n, sizeof(*k), cmp_keyed);
-    for (size_t i = 0; i < n; i++) {
-        if (i && strcmp(k[i].key, k[i - 1].key)) {
-            label++;
-        }
-        labels[k[i].idx] = label;
-    }
-    free(k);
-    return NA_OK;
-}
-
 na_err_t na_stories_grouping_score(const struct na_story_labelled *items, size_t n,
                                    const na_story_model_t *m, int64_t window_ms,
                                    size_t shuffles, double *f1, double *precision) {
@@ -84,13 +52,13 @@ na_err_t na_stories_grouping_score(const struct na_story_labelled *items, size_t
         for (size_t i = 0; i < n && !err; i++) {
             keys[i] = order[i].event;
         }
-        if (err || (err = number_keys(keys, n, gold))) {
+        if (err || (err = na_eval_number_keys(keys, n, gold))) {
             goto out;
         }
         for (size_t i = 0; i < n; i++) {
             keys[i] = story[i];
         }
-        if ((err = number_keys(keys, n, pred)) ||
+        if ((err = na_eval_number_keys(keys, n, pred)) ||
             (err = na_cluster_score(gold, pred, n, &sc))) {
             goto out;
         }
