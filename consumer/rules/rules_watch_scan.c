@@ -454,46 +454,61 @@ static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
             cx_cnt++;
         }
     }
-    /* 2. the runs of letters and digits, in order */
+    /* 2. the runs of letters and digits, in order: a run's start and end
+     * from the bitmap (the i-th start bit and the i-th end bit), the plain
+     * words whose first three bytes pass the pre3 filter gathered per
+     * 64-byte block without a branch, then looked up */
     uint32_t run = 0;   /* index of the current run */
     int64_t adj = 0;    /* positions less runs of the complex chunks read */
     size_t next = 0;    /* next complex chunk */
     size_t skip_to = 0; /* runs before this byte belong to a chunk read */
     uint64_t carry = 0;
+    size_t ke = 0; /* the end bits not yet paired with a start: word ke, em */
+    uint64_t em = words ? al[0] & ~(al[0] >> 1 | (words > 1 ? al[1] << 63 : 0)) : 0;
+    struct cand {
+        uint32_t a, e, pos;
+    } cand[64];
     for (size_t k = 0; k < words; k++) {
         uint64_t starts = al[k] & ~(al[k] << 1 | carry);
         carry = al[k] >> 63;
+        size_t nc = 0;
         for (; starts; starts &= starts - 1) {
             size_t a = k * 64 + (size_t)__builtin_ctzll(starts);
+            while (!em) {
+                ke++;
+                em = al[ke] & ~(al[ke] >> 1 | (ke + 1 < words ? al[ke + 1] << 63 : 0));
+            }
+            size_t e = ke * 64 + (size_t)__builtin_ctzll(em) + 1;
+            em &= em - 1;
             /* complex chunks that start before this run, in order (those
              * of only bytes >= 0x80 have no run of their own) */
-            while (next < cx_cnt && cx[2 * next] <= a) {
-                uint32_t cpos = (uint32_t)((int64_t)run + adj);
-                adj += read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
-                skip_to = cx[2 * next + 1];
-                next++;
+            if (next < cx_cnt && cx[2 * next] <= a) {
+                do {
+                    uint32_t cpos = (uint32_t)((int64_t)run + adj);
+                    adj +=
+                        read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
+                    skip_to = cx[2 * next + 1];
+                    next++;
+                } while (next < cx_cnt && cx[2 * next] <= a);
             }
             uint32_t idx = run++;
             if (a < skip_to) {
                 adj--; /* a run of a chunk read: its words were counted there */
                 continue;
             }
-            uint32_t pos = (uint32_t)((int64_t)idx + adj);
             /* a plain word: the pre3 filter on its first three bytes */
-            unsigned char c1 = mbit(al, a + 1) ? p[a + 1] : 0;
-            unsigned char c2 = c1 && mbit(al, a + 2) ? p[a + 2] : 0;
+            size_t n = e - a;
+            unsigned char c1 = n > 1 ? p[a + 1] : 0;
+            unsigned char c2 = n > 2 ? p[a + 2] : 0;
             uint32_t q3 = na_rules_pre3(p[a], c1, c2);
-            if (!((w->pre3[q3 >> 6] >> (q3 & 63)) & 1u)) {
-                continue;
-            }
-            size_t e = a + 1;
-            while (e < len && mbit(al, e)) {
-                e++;
-            }
-            if (e - a > NA_RULES_MAX_TERM_BYTES) {
-                continue; /* no listed word is that long */
-            }
-            plain_word(ws, p, len, a, e, pos);
+            cand[nc].a = (uint32_t)a;
+            cand[nc].e = (uint32_t)e;
+            cand[nc].pos = (uint32_t)((int64_t)idx + adj);
+            nc += ((w->pre3[q3 >> 6] >> (q3 & 63)) & 1u) &
+                  (n <= NA_RULES_MAX_TERM_BYTES); /* no listed word is longer */
+        }
+        for (size_t c = 0; c < nc; c++) {
+            plain_word(ws, p, len, cand[c].a, cand[c].e, cand[c].pos);
         }
     }
     for (; next < cx_cnt; next++) {
