@@ -368,6 +368,86 @@ static uint32_t read_chunk(struct wscan *ws, struct na_rtoks *toks, const char *
     return used;
 }
 
+#define CX_COLD 0x80000000u /* on a complex chunk's end: not tokenised */
+
+static inline bool ascii_alnum(unsigned char c) {
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+static inline bool pre3_in(const na_watch_t *w, unsigned char c0, unsigned char c1,
+                           unsigned char c2) {
+    uint32_t q3 = na_rules_pre3(c0, c1, c2);
+    return (w->pre3[q3 >> 6] >> (q3 & 63)) & 1u;
+}
+
+/*
+ * May the tokeniser make a listed word of complex chunk p[cs..ce)? Only an
+ * ASCII chunk is judged (any other may be): its tokens are its runs of
+ * letters and digits (less a final "'s") and the runs joined across - and
+ * . ("dual-use" -> "dualuse"), so every token starts at a run, with the
+ * run's bytes and then those of the runs joined after it. A chunk none of
+ * whose possible token starts (one, two or three bytes: the token may end
+ * there) pass the list's pre3 filter holds no listed word, and it takes at
+ * least one position: it is skipped as one position (only the adjacency of
+ * the listed words around it matters, which that keeps).
+ */
+static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
+                       size_t ce) {
+    for (size_t i = cs; i < ce; i++) {
+        if (p[i] >= 0x80) {
+            return false;
+        }
+    }
+    size_t i = cs;
+    while (i < ce) {
+        while (i < ce && !ascii_alnum(p[i])) {
+            i++;
+        }
+        if (i >= ce) {
+            break;
+        }
+        size_t rs = i;
+        while (i < ce && ascii_alnum(p[i])) {
+            i++;
+        }
+        if (i - rs >= 3) {
+            if (pre3_in(w, p[rs], p[rs + 1], p[rs + 2])) {
+                return false;
+            }
+            continue;
+        }
+        if (i == ce && i - rs == 1 && (p[rs] | 0x20) == 's' && rs > cs &&
+            p[rs - 1] == '\'') {
+            continue; /* a possessive's "s": dropped */
+        }
+        /* a short run: its first three bytes over the runs joined after it */
+        unsigned char c[3] = {0, 0, 0};
+        size_t k = 0;
+        for (size_t j = rs; j < ce && k < 3; j++) {
+            if (ascii_alnum(p[j])) {
+                c[k++] = p[j];
+            } else if (p[j] != '-' && p[j] != '.') {
+                break;
+            }
+        }
+        if (pre3_in(w, c[0], 0, 0) || pre3_in(w, c[0], c[1], 0) ||
+            pre3_in(w, c[0], c[1], c[2])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Complex chunk c ([start, end | CX_COLD]) at position pos: read (its
+ * listed words recorded) unless cold. @returns the positions it takes. */
+static inline uint32_t chunk_positions(struct wscan *ws, struct na_rtoks *toks,
+                                       const char *s, const uint32_t *c, uint32_t pos) {
+    if (c[1] & CX_COLD) {
+        return 1;
+    }
+    return read_chunk(ws, toks, s, c[0], c[1], pos);
+}
+
 /*
  * The words of field s[0..len) as the rules scanner reads them (the same
  * words, positions and offsets as na_rules_scan_words(); the unit tests
@@ -450,7 +530,7 @@ static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
                 cx_cap *= 2;
             }
             cx[2 * cx_cnt] = (uint32_t)cs;
-            cx[2 * cx_cnt + 1] = (uint32_t)ce;
+            cx[2 * cx_cnt + 1] = (uint32_t)ce | (chunk_cold(w, p, cs, ce) ? CX_COLD : 0);
             cx_cnt++;
         }
     }
@@ -484,10 +564,9 @@ static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
              * of only bytes >= 0x80 have no run of their own) */
             if (next < cx_cnt && cx[2 * next] <= a) {
                 do {
-                    uint32_t cpos = (uint32_t)((int64_t)run + adj);
-                    adj +=
-                        read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
-                    skip_to = cx[2 * next + 1];
+                    adj += chunk_positions(ws, &toks, s, cx + 2 * next,
+                                           (uint32_t)((int64_t)run + adj));
+                    skip_to = cx[2 * next + 1] & ~CX_COLD;
                     next++;
                 } while (next < cx_cnt && cx[2 * next] <= a);
             }
@@ -512,8 +591,8 @@ static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
         }
     }
     for (; next < cx_cnt; next++) {
-        uint32_t cpos = (uint32_t)((int64_t)run + adj);
-        adj += read_chunk(ws, &toks, s, cx[2 * next], cx[2 * next + 1], cpos);
+        adj +=
+            chunk_positions(ws, &toks, s, cx + 2 * next, (uint32_t)((int64_t)run + adj));
     }
 out:
     if (al != al_local) {

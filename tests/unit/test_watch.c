@@ -562,6 +562,53 @@ static void compare_scans(const na_rules_t *rules, const char *text) {
     na_watch_hits_cleanup(&slow);
 }
 
+/* ASCII chunks with - ' . are skipped without tokenising when no word
+ * the tokeniser could make of them (a run, or runs joined across - and .)
+ * starts as a listed word does: the scan must still find what the word
+ * scan finds, with short runs, joins that make a listed word ("Bran-nock"),
+ * possessives and listed words on both sides of a skipped chunk. */
+static void test_fast_scan_agrees_around_skipped_chunks(void **state) {
+    (void)state;
+    static const char names[] = "Brannock\nOz Trading\nAl Noor\nXray Systems\n"
+                                "US Pacific Works\nAb Cd Holdings\nBo\nDualuse\n";
+    write_file("chunks.txt", names, strlen(names));
+    na_rules_t *rules = watch_ok("chunks.txt", "names", "");
+    static const char *const pieces[] = {
+        "Bran-nock", "B-rannock", "X-ray",      "x.ray",    "Xr-ay",   "O'z",
+        "Oz's",      "China's",   "Al-Noor",    "al.noor",  "U.S.",    "U.S.-Pacific",
+        "Dual-use",  "Works",     "Trading",    "Holdings", "it's",    "0.1",
+        "Bo's",      "B.o",       "Ab-Cd",      "a-b-cd",   "s",       "the",
+        "Oz",        "Al",        "Noor",       "Systems",  "Pacific", "US",
+        "long-term", "two-year",  "vice-chair", "Ching-te", "Wen-je",  "Ab"};
+    const size_t np = sizeof(pieces) / sizeof(pieces[0]);
+    static const char *const seps[] = {" ", " ", " ", ", ", "-", ".", "'", "", ". "};
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    size_t hits = 0;
+    for (int t = 0; t < 3000; t++) {
+        struct na_buf text;
+        na_buf_init(&text);
+        size_t words = 1 + (size_t)(rng % 12);
+        for (size_t k = 0; k < words; k++) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            na_buf_puts(&text, pieces[rng % np]);
+            na_buf_puts(&text, seps[(rng >> 20) % (sizeof(seps) / sizeof(seps[0]))]);
+        }
+        compare_scans(rules, text.data);
+        struct na_watch_hits h;
+        na_watch_hits_init(&h);
+        assert_int_equal(
+            na_watch_scan(rules->topics[0].watch, 2, text.data, text.len, &h), NA_OK);
+        hits += h.cnt;
+        na_watch_hits_cleanup(&h);
+        na_buf_cleanup(&text);
+    }
+    /* the texts do hold listed names */
+    assert_true(hits > 100);
+    na_rules_destroy(rules);
+}
+
 static void test_fast_scan_agrees_with_word_scan(void **state) {
     (void)state;
     /* names made of the pieces the random texts are made of */
@@ -1006,6 +1053,7 @@ int main(void) {
         cmocka_unit_test(test_watchlist_beside_query_topics),
         cmocka_unit_test(test_parties_in_alert_and_every_format),
         cmocka_unit_test(test_fast_scan_agrees_with_word_scan),
+        cmocka_unit_test(test_fast_scan_agrees_around_skipped_chunks),
         cmocka_unit_test(test_watchlist_load_errors),
         cmocka_unit_test(test_watchlist_bad_rows_named_rest_loaded),
         cmocka_unit_test(test_watchlist_unclosed_quote_skips_one_row),
