@@ -20,7 +20,8 @@
  * (three bits in one 64-bit word per listed word; 4 bits per listed word),
  * hashed in place; a slot of the dictionary holds a word's first 16 bytes
  * and the trie node it starts. Chunks with - ' . or non-ASCII bytes go
- * through the tokeniser. The listed words found, in position order, are
+ * through the tokeniser, but for ASCII ones that no listed word can come
+ * from (chunk_cold()), which count as one word. The listed words found, in position order, are
  * walked down the trie from each one that can start a name there (a
  * one-word name, or a listed word right after it); the longest name found
  * at a place wins and the walk goes on after it.
