@@ -21,12 +21,11 @@
  * hashed in place; a slot of the dictionary holds a word's first 16 bytes
  * and the trie node it starts. Chunks with - ' . or non-ASCII bytes go
  * through the tokeniser, but for ASCII ones that no listed word can come
- * from (chunk_cold()), which count as one word. The listed words found, in position order, are
- * walked down the trie from each one that can start a name there (a
- * one-word name, or a listed word right after it); the longest name found
- * at a place wins and the walk goes on after it.
- * "SURNAME, Given Middle" is also added as "Given SURNAME"; symbols
- * written onto a short (exact-case) name are part of its spelling.
+ * from (chunk_cold()), which count as one word. The listed words found, in position
+ * order, are walked down the trie from each one that can start a name there (a one-word
+ * name, or a listed word right after it); the longest name found at a place wins and the
+ * walk goes on after it. "SURNAME, Given Middle" is also added as "Given SURNAME";
+ * symbols written onto a short (exact-case) name are part of its spelling.
  *
  * This file holds the list object (destroy, accessors) and the primitives
  * the loader and the scan share: the string pool, the dictionary of folded
