@@ -43,13 +43,17 @@
  *
  * Memory. Most of the time goes to cache misses (the dictionary, postings
  * and stories are tens of MB at 10,000 open stories). An article's features
- * are looked up in a batch after its text is read, with the dictionary's
- * slots and entries prefetched first; the stories its scanned postings name
- * are prefetched before the scan. Prefetches are hints: what is computed,
- * and in which order, is as without them.
+ * are looked up after its text is read, the dictionary's slots and entries
+ * asked for some features ahead; the scanned postings, then the first cache
+ * lines of the stories they name (what the scan and the ranking use), are
+ * prefetched before the scan; closing or pruning a story asks for its
+ * features, their postings and the moved postings' owners in passes before
+ * it removes them; joining asks for the postings it updates. Prefetches are
+ * hints: what is computed, and in which order, is as without them.
  */
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,24 +126,32 @@ struct sfeat {
     float w, tw;   /* sums of those articles' weights */
 };
 
+/* What the candidate scan and the ranking read and write comes first: the
+ * first NA_STORY_HOT_LINES cache lines of a story (allocated on a cache
+ * line), which score() prefetches for every story it meets. */
 struct story {
-    char id[NA_SHA256_HEX_LEN + 1];
-    char *event; /* teacher mode: the labelled event */
     int64_t first, last;
+    uint32_t stamp; /* scratch: the article that met it */
     uint32_t n;
-    struct sfeat *f; /* in no order; slot indexes it */
+    double acc[NA_SV_COUNT];
+    double inv[NA_SV_COUNT]; /* 1 / norm per view (0: empty view) */
+    double rank;
+    double sq[NA_SK_COUNT + 1]; /* sum of w^2 per kind; of tw^2 (title) */
+    struct sfeat *f;            /* in no order; slot indexes it */
     uint32_t f_cnt, f_cap;
     uint32_t *slot; /* open addressing over f by fid: index + 1, 0 = empty */
     uint32_t slot_cap;
-    double sq[NA_SK_COUNT + 1]; /* sum of w^2 per kind; of tw^2 (title) */
-    double inv[NA_SV_COUNT];    /* 1 / norm per view (0: empty view) */
-    size_t idx;                 /* in st->stories */
-    size_t heap;                /* in st->heap */
-    struct story *hnext;        /* id hash chain */
-    uint32_t stamp;             /* scratch: the article that met it */
-    double acc[NA_SV_COUNT];
-    double rank;
+    size_t idx;          /* in st->stories */
+    size_t heap;         /* in st->heap */
+    struct story *hnext; /* id hash chain */
+    char *event;         /* teacher mode: the labelled event */
+    char id[NA_SHA256_HEX_LEN + 1];
 };
+
+#define NA_STORY_LINE 64u
+/* Cache lines from the start of a story that hold first..rank. */
+#define NA_STORY_HOT_LINES                                                               \
+    ((offsetof(struct story, rank) + sizeof(double) + NA_STORY_LINE - 1) / NA_STORY_LINE)
 
 /* A feature as the text gave it, before it is looked up (read_article()
  * looks an article's features up in a batch, so that the dictionary's
@@ -158,6 +170,14 @@ struct afeat {
     bool scanned; /* its postings were scanned for candidates */
     uint16_t tf;  /* times the article has it */
     double w;     /* idf x (1 + ln tf) */
+};
+
+/* What one article (or seed) adds to one feature of a story. */
+struct add {
+    uint32_t fid;
+    uint32_t cnt, tcnt;
+    float w, tw;
+    uint32_t at; /* scratch of story_add() */
 };
 
 struct na_stories_s {
@@ -189,9 +209,10 @@ struct na_stories_s {
     bool emit_oom;
     struct story **cands;
     size_t cands_cnt, cands_cap;
-    uint32_t atab_fid[NA_STORY_ATAB];   /* the article's common features */
-    uint16_t atab_at[NA_STORY_ATAB];    /* their index in af + 1; 0: empty */
-    int32_t hit[NA_STORY_ART_FEATURES]; /* per af index: in the candidate's f */
+    uint32_t atab_fid[NA_STORY_ATAB];      /* the article's common features */
+    uint16_t atab_at[NA_STORY_ATAB];       /* their index in af + 1; 0: empty */
+    int32_t hit[NA_STORY_ART_FEATURES];    /* per af index: in the candidate's f */
+    struct add add[NA_STORY_ART_FEATURES]; /* what join() adds */
     /* teacher mode */
     na_story_example_cb *teach_cb;
     void *teach_ctx;
@@ -566,6 +587,54 @@ static void post_del(na_stories_t *st, uint32_t fid, uint32_t pidx) {
     }
 }
 
+/* Features whose post_del() memory is asked for at once (see below). */
+#define NA_STORY_DEL_BATCH 64u
+
+/*
+ * Ask for what post_del() of the postings @p x[0..n) (features of one
+ * story) reads, in passes that each depend on the one before: the
+ * features, then their postings (the removed one and the last), then the
+ * place in its story of each last posting that moves. Hints only: nothing
+ * is written, so the deletions that follow do what they did without them.
+ */
+static void post_del_prefetch(const na_stories_t *st, const struct sfeat *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const struct feat *f = &st->feats[x[i].fid];
+        NA_PREFETCH(&f->post);
+        NA_PREFETCH(&f->post_cnt);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct feat *f = &st->feats[x[i].fid];
+        NA_PREFETCH(&f->post[x[i].pidx]);
+        NA_PREFETCH(&f->post[f->post_cnt - 1]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct feat *f = &st->feats[x[i].fid];
+        const struct post *moved = &f->post[f->post_cnt - 1];
+        if (x[i].pidx != f->post_cnt - 1) {
+            NA_PREFETCH(&moved->s->f);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct feat *f = &st->feats[x[i].fid];
+        const struct post *moved = &f->post[f->post_cnt - 1];
+        if (x[i].pidx != f->post_cnt - 1) {
+            NA_PREFETCH(&moved->s->f[moved->sidx]);
+        }
+    }
+}
+
+/* Remove the postings of @p x[0..n) (features of one story), in order. */
+static void post_del_all(na_stories_t *st, const struct sfeat *x, size_t n) {
+    for (size_t b = 0; b < n; b += NA_STORY_DEL_BATCH) {
+        size_t e = n - b < NA_STORY_DEL_BATCH ? n : b + NA_STORY_DEL_BATCH;
+        post_del_prefetch(st, x + b, e - b);
+        for (size_t i = b; i < e; i++) {
+            post_del(st, x[i].fid, x[i].pidx);
+        }
+    }
+}
+
 /* A story feature with its weight, for choosing which ones to keep. */
 static int keep_cmp(const void *a, const void *b) {
     const struct sfeat *x = a;
@@ -591,9 +660,7 @@ static void story_prune(na_stories_t *st, struct story *s) {
     }
     memcpy(kv, s->f, s->f_cnt * sizeof(*kv));
     qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
-    for (size_t k = keep_n; k < s->f_cnt; k++) {
-        post_del(st, kv[k].fid, kv[k].pidx);
-    }
+    post_del_all(st, kv + keep_n, s->f_cnt - keep_n);
     /* the kept ones' postings did not move (each feature has one posting
      * of s, and only dropped features' lists changed), but their places
      * in s->f did */
@@ -687,9 +754,7 @@ static void story_free(struct story *s) {
 }
 
 static void story_close(na_stories_t *st, struct story *s) {
-    for (size_t i = 0; i < s->f_cnt; i++) {
-        post_del(st, s->f[i].fid, s->f[i].pidx);
-    }
+    post_del_all(st, s->f, s->f_cnt);
     struct story **pp = &st->buckets[bucket_of(st, s->id)];
     while (*pp != s) {
         pp = &(*pp)->hnext;
@@ -730,10 +795,13 @@ static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
     if (st->stories_cnt + 1 > st->buckets_cnt && !buckets_grow(st)) {
         return NULL;
     }
-    struct story *s = calloc(1, sizeof(*s));
+    size_t size =
+        (sizeof(struct story) + NA_STORY_LINE - 1) / NA_STORY_LINE * NA_STORY_LINE;
+    struct story *s = aligned_alloc(NA_STORY_LINE, size);
     if (!s) {
         return NULL;
     }
+    memset(s, 0, sizeof(*s));
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->first = s->last = t;
     s->idx = s->heap = st->stories_cnt;
@@ -758,14 +826,6 @@ static void story_touch(na_stories_t *st, struct story *s, int64_t t) {
     }
 }
 
-/* What one article (or seed) adds to one feature of a story. */
-struct add {
-    uint32_t fid;
-    uint32_t cnt, tcnt;
-    float w, tw;
-    uint32_t at; /* scratch of story_add() */
-};
-
 /*
  * Add @p add to @p s: sums, counts, postings, norms. On failure (no
  * memory) @p s and the index are as they were.
@@ -786,6 +846,12 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
     }
     if (!story_reserve(s, fresh)) {
         return NA_ERR_NOMEM;
+    }
+    /* the postings written below: ask for them first (hints) */
+    for (size_t j = 0; j < n; j++) {
+        const struct feat *f = &st->feats[add[j].fid];
+        NA_PREFETCH(add[j].at != UINT32_MAX ? &f->post[s->f[add[j].at].pidx]
+                                            : &f->post[f->post_cnt]);
     }
     for (size_t j = 0; j < n; j++) {
         const struct add *a = &add[j];
@@ -1033,18 +1099,27 @@ static bool intern_feature(na_stories_t *st, const struct pend *p) {
     return true;
 }
 
+/* How far ahead intern_features() asks for a feature's dictionary slot,
+ * and for its entry (which the slot names). */
+#define NA_STORY_AHEAD_SLOT 16u
+#define NA_STORY_AHEAD_FEAT 8u
+
 /* Intern the features noted by emit_feature(), as if each had been
- * interned when the text gave it; the look-ups' memory is prefetched
- * first, a batch at a time. */
+ * interned when the text gave it, in that order; the look-ups' memory is
+ * asked for ahead (pipelined: the slot of the feature NA_STORY_AHEAD_SLOT
+ * ahead, the entry of the one NA_STORY_AHEAD_FEAT ahead). */
 static bool intern_features(na_stories_t *st) {
-    for (size_t i = 0; i < st->pend_cnt; i++) {
-        feat_prefetch_slot(st, st->pend[i].key);
-    }
-    for (size_t i = 0; i < st->pend_cnt; i++) {
-        feat_prefetch_feat(st, st->pend[i].key);
-    }
-    for (size_t i = 0; i < st->pend_cnt; i++) {
-        if (!intern_feature(st, &st->pend[i])) {
+    size_t n = st->pend_cnt;
+    for (size_t i = 0; i < n + NA_STORY_AHEAD_SLOT; i++) {
+        if (i < n) {
+            feat_prefetch_slot(st, st->pend[i].key);
+        }
+        size_t f = i - (NA_STORY_AHEAD_SLOT - NA_STORY_AHEAD_FEAT);
+        if (i >= NA_STORY_AHEAD_SLOT - NA_STORY_AHEAD_FEAT && f < n) {
+            feat_prefetch_feat(st, st->pend[f].key);
+        }
+        if (i >= NA_STORY_AHEAD_SLOT &&
+            !intern_feature(st, &st->pend[i - NA_STORY_AHEAD_SLOT])) {
             return false;
         }
     }
@@ -1218,13 +1293,28 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         anorm[v] = sqrt(anorm[v]);
     }
     choose_scanned(st);
-    /* the stories met read their span, stamp and sums: ask for them all
-     * first (a hint) */
+    /* The scan reads the scanned features' postings, then the span, stamp,
+     * sums and norms of the stories they name: ask for the postings first,
+     * then for the stories (hints, in two passes so that the misses
+     * overlap). */
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        const struct feat *f = &st->feats[st->af[i].fid];
+        if (st->af[i].scanned) {
+            const char *b = (const char *)f->post;
+            const char *e = (const char *)(f->post + f->post_cnt);
+            for (; b < e; b += NA_STORY_LINE) {
+                NA_PREFETCH(b);
+            }
+            NA_PREFETCH(e - 1);
+        }
+    }
     for (size_t i = 0; i < st->af_cnt; i++) {
         const struct feat *f = &st->feats[st->af[i].fid];
         for (uint32_t k = 0; st->af[i].scanned && k < f->post_cnt; k++) {
-            NA_PREFETCH(&f->post[k].s->first);
-            NA_PREFETCH(&f->post[k].s->stamp);
+            const char *sp = (const char *)f->post[k].s;
+            for (size_t l = 0; l < NA_STORY_HOT_LINES; l++) {
+                NA_PREFETCH(sp + l * NA_STORY_LINE);
+            }
         }
     }
     for (size_t i = 0; i < st->af_cnt; i++) {
@@ -1328,19 +1418,14 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
 
 /* Put the article in st->af into @p s (new or open). */
 static na_err_t join(na_stories_t *st, struct story *s, int64_t t) {
-    struct add *add = malloc((st->af_cnt + 1) * sizeof(*add));
+    struct add *add = st->add;
     na_err_t err;
-    if (!add) {
-        return NA_ERR_NOMEM;
-    }
     for (size_t i = 0; i < st->af_cnt; i++) {
         const struct afeat *a = &st->af[i];
         add[i] =
             (struct add){a->fid, 1, a->title, (float)a->w, a->title ? (float)a->w : 0, 0};
     }
-    err = story_add(st, s, add, st->af_cnt);
-    free(add);
-    if (err) {
+    if ((err = story_add(st, s, add, st->af_cnt))) {
         return err;
     }
     s->n++;
@@ -1519,9 +1604,7 @@ static bool feature_key_ok(const char *key) {
 
 /* Drop every feature of @p s (its postings too); its sums restart. */
 static void story_clear(na_stories_t *st, struct story *s) {
-    for (size_t i = 0; i < s->f_cnt; i++) {
-        post_del(st, s->f[i].fid, s->f[i].pidx);
-    }
+    post_del_all(st, s->f, s->f_cnt);
     s->f_cnt = 0;
     s->n = 0;
     story_rehash(s);
