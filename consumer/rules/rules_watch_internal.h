@@ -97,6 +97,11 @@ struct na_watch_s {
     uint64_t bloom_mask; /* words - 1 */
     struct na_wsslot *stab;
     size_t stab_mask;
+    /* two bits per listed word that is a one-word name (NA_WROOT_ENDS or
+     * NA_WROOT_EXACT), na_watch_one_bits(): a listed word of the text with
+     * no listed word after it is looked up only when this passes it */
+    uint64_t *one;
+    uint64_t one_mask; /* words - 1 */
     /* one bit per first three bytes of an ASCII word (na_rules_pre3()),
      * set for every ASCII dictionary word: most plain words of a text are
      * turned away by it before they are hashed */
@@ -136,6 +141,11 @@ static inline uint64_t na_watch_word_hash(const char *s, size_t len) {
 static inline uint64_t na_watch_bloom_bits(uint64_t h) {
     return (uint64_t)1 << ((h >> 40) & 63) | (uint64_t)1 << ((h >> 46) & 63) |
            (uint64_t)1 << ((h >> 52) & 63);
+}
+
+/* The bit of na_watch_s.one, word (h >> 24) & one_mask, for quick hash h. */
+static inline uint64_t na_watch_one_bits(uint64_t h) {
+    return (uint64_t)1 << (h & 63) | (uint64_t)1 << ((h >> 6) & 63);
 }
 
 /* Make the dictionary @p slots (a power of two) slots. */

@@ -1241,6 +1241,33 @@ static na_err_t freeze(struct wload *ld) {
         w->pre3[q3 >> 6] |= (uint64_t)1 << (q3 & 63);
     }
     free(kids);
+    /* the one-word names' filter: 8 bits per such word */
+    size_t ones = 0;
+    for (size_t j = 0; j <= w->stab_mask; j++) {
+        ones += w->stab[j].id1 && (w->stab[j].flags & (NA_WROOT_ENDS | NA_WROOT_EXACT));
+    }
+    size_t obits = 64;
+    while (obits < ones * 8) {
+        obits *= 2;
+    }
+    w->one = calloc(obits / 64, sizeof(*w->one));
+    if (!w->one) {
+        return NA_ERR_NOMEM;
+    }
+    w->one_mask = obits / 64 - 1;
+    for (size_t i = 0; i < w->toks_cnt; i++) {
+        const struct na_wtok *t = &w->toks[i];
+        uint64_t h = na_watch_word_hash(w->pool + t->off, t->len);
+        uint32_t hash = (uint32_t)(h >> 32);
+        for (size_t j = hash & w->stab_mask; w->stab[j].id1; j = (j + 1) & w->stab_mask) {
+            if (w->stab[j].id1 == i + 1) {
+                if (w->stab[j].flags & (NA_WROOT_ENDS | NA_WROOT_EXACT)) {
+                    w->one[(h >> 24) & w->one_mask] |= na_watch_one_bits(h);
+                }
+                break;
+            }
+        }
+    }
     return NA_OK;
 }
 

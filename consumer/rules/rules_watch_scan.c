@@ -54,11 +54,14 @@ static inline uint32_t scan_find(const na_watch_t *w, const char *s, size_t len,
 
 /* ---- scanning ---- */
 
-/* A word of the field that the dictionary knows. */
+/* A word of the field that the dictionary knows, or (a plain word that
+ * the word filter passed, WREC_LAZY) may know: looked up by rec_resolve()
+ * only where a name could start or go on there. */
 struct wrec {
+    uint64_t h; /* quick hash of a WREC_LAZY word */
     uint32_t tok;
     uint32_t root;  /* the trie node the word starts, or NA_WNONE */
-    uint32_t flags; /* NA_WROOT_ENDS, NA_WROOT_KIDS */
+    uint32_t flags; /* NA_WROOT_ENDS, NA_WROOT_KIDS, WREC_LAZY */
     uint32_t pos;
     uint32_t pos_end;
     uint32_t bstart;
@@ -66,6 +69,25 @@ struct wrec {
 };
 
 #define WREC_LOCAL 256u
+#define WREC_LAZY 0x80u /* not looked up yet: tok, root and flags unknown */
+
+/* Look up lazy record r (a plain ASCII word of text). */
+static void rec_resolve(const na_watch_t *w, const char *text, struct wrec *r) {
+    if (!(r->flags & WREC_LAZY)) {
+        return;
+    }
+    char buf[NA_RULES_QUICK_PAD];
+    size_t n = r->bend - r->bstart;
+    memset(buf, 0, 16); /* scan_find() reads 16 bytes (and masks them) */
+    for (size_t k = 0; k < n; k++) {
+        buf[k] = (char)(text[r->bstart + k] | 0x20);
+    }
+    uint32_t root = NA_WNONE;
+    uint8_t flags = 0;
+    r->tok = scan_find(w, buf, n, r->h, &root, &flags);
+    r->root = root;
+    r->flags = flags;
+}
 
 struct wscan {
     const na_watch_t *w;
@@ -85,7 +107,7 @@ struct walk {
     const na_watch_t *w;
     const char *text;
     size_t len;
-    const struct wrec *r;
+    struct wrec *r;
     size_t n;
     uint32_t path[NA_WATCH_MAX_WORDS];
     bool found;
@@ -144,6 +166,10 @@ static void dfs(struct walk *k, size_t i, uint32_t node, unsigned depth) {
         if (k->r[j].pos != next) {
             continue;
         }
+        rec_resolve(w, k->text, &k->r[j]);
+        if (k->r[j].tok == NA_WNONE) {
+            continue;
+        }
         uint32_t child = na_watch_edge_find(w, node, k->r[j].tok);
         if (child != NA_WNONE) {
             dfs(k, j, child, depth + 1);
@@ -153,7 +179,8 @@ static void dfs(struct walk *k, size_t i, uint32_t node, unsigned depth) {
 
 /* After a name ending at record i: the legal forms the text adds. @returns
  * the last record of the longest legal form that follows, or i. */
-static size_t legal_tail(const na_watch_t *w, const struct wrec *r, size_t n, size_t i) {
+static size_t legal_tail(const na_watch_t *w, const char *text, struct wrec *r, size_t n,
+                         size_t i) {
     for (int round = 0; round < 3; round++) {
         size_t best = i;
         for (size_t f = 0; f < NA_WATCH_LEGAL_CNT; f++) {
@@ -164,8 +191,13 @@ static size_t legal_tail(const na_watch_t *w, const struct wrec *r, size_t n, si
                 uint32_t want = w->legal_words[f * NA_WATCH_LEGAL_MAX_WORDS + k];
                 uint32_t next = r[cur].pos_end + 1;
                 size_t j = cur + 1;
-                while (j < n && r[j].pos <= next &&
-                       !(r[j].pos == next && r[j].tok == want)) {
+                while (j < n && r[j].pos <= next) {
+                    if (r[j].pos == next) {
+                        rec_resolve(w, text, &r[j]);
+                        if (r[j].tok == want) {
+                            break;
+                        }
+                    }
                     j++;
                 }
                 if (j >= n || r[j].pos != next || r[j].tok != want) {
@@ -242,8 +274,9 @@ static inline uint64_t lc_hash(const unsigned char *p, size_t len, size_t room) 
     return h ^ (h >> 29);
 }
 
-static void rec_push(struct wscan *ws, uint32_t tok, uint32_t root, uint8_t flags,
-                     uint32_t pos, uint32_t pos_end, uint32_t bstart, uint32_t bend) {
+static void rec_push(struct wscan *ws, uint64_t h, uint32_t tok, uint32_t root,
+                     uint8_t flags, uint32_t pos, uint32_t pos_end, uint32_t bstart,
+                     uint32_t bend) {
     if (ws->cnt == ws->cap) {
         size_t cap2 = ws->cap * 2;
         struct wrec *v = ws->v == ws->local ? malloc(cap2 * sizeof(*v))
@@ -259,6 +292,7 @@ static void rec_push(struct wscan *ws, uint32_t tok, uint32_t root, uint8_t flag
         ws->cap = cap2;
     }
     struct wrec *r = &ws->v[ws->cnt++];
+    r->h = h;
     r->tok = tok;
     r->root = root;
     r->flags = flags;
@@ -277,17 +311,7 @@ static inline void plain_word(struct wscan *ws, const unsigned char *p, size_t l
     if (!bloom_has(w, h)) {
         return;
     }
-    char buf[NA_RULES_QUICK_PAD];
-    memset(buf, 0, 16); /* scan_find() reads 16 bytes (and masks them) */
-    for (size_t k = 0; k < n; k++) {
-        buf[k] = (char)(p[a + k] | 0x20);
-    }
-    uint32_t root = NA_WNONE;
-    uint8_t flags = 0;
-    uint32_t tok = scan_find(w, buf, n, h, &root, &flags);
-    if (tok != NA_WNONE) {
-        rec_push(ws, tok, root, flags, pos, pos, (uint32_t)a, (uint32_t)e);
-    }
+    rec_push(ws, h, NA_WNONE, NA_WNONE, WREC_LAZY, pos, pos, (uint32_t)a, (uint32_t)e);
 }
 
 enum na_watch_scan_mode na_watch_scan_mode = NA_WATCH_SCAN_FAST;
@@ -307,7 +331,7 @@ static void on_word(void *ctx, const char *fold, size_t len, bool truncated, uin
     uint8_t flags = 0;
     uint32_t tok = scan_find(w, fold, len, h, &root, &flags);
     if (tok != NA_WNONE) {
-        rec_push(ws, tok, root, flags, pos, pos_end, bstart, bend);
+        rec_push(ws, 0, tok, root, flags, pos, pos_end, bstart, bend);
     }
 }
 
@@ -357,7 +381,7 @@ static uint32_t read_chunk(struct wscan *ws, struct na_rtoks *toks, const char *
                                ? scan_find(ws->w, f, tk->fold_len, h, &root, &flags)
                                : NA_WNONE;
             if (tok != NA_WNONE) {
-                rec_push(ws, tok, root, flags, pos + tk->pos, pos + tk->pos_end,
+                rec_push(ws, 0, tok, root, flags, pos + tk->pos, pos + tk->pos_end,
                          (uint32_t)ca + tk->bstart, (uint32_t)ca + tk->bend);
             }
         }
@@ -656,6 +680,19 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
         if (covered && r[i].pos <= covered_end) {
             continue;
         }
+        /* a word (maybe) listed right after this one */
+        bool next = false;
+        for (size_t j = i + 1; j < n && r[j].pos <= r[i].pos_end + 1 && !next; j++) {
+            next = r[j].pos == r[i].pos_end + 1;
+        }
+        if (r[i].flags & WREC_LAZY) {
+            /* looked up only if a longer name or a one-word name can be here */
+            if (!next && (w->one[(r[i].h >> 24) & w->one_mask] &
+                          na_watch_one_bits(r[i].h)) != na_watch_one_bits(r[i].h)) {
+                continue;
+            }
+            rec_resolve(w, s, &r[i]);
+        }
         uint32_t child = r[i].root;
         if (child == NA_WNONE) {
             continue;
@@ -667,14 +704,7 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
         if (!(r[i].flags & NA_WROOT_ENDS) &&
             !((r[i].flags & NA_WROOT_EXACT) &&
               !(s[r[i].bstart] >= 'a' && s[r[i].bstart] <= 'z'))) {
-            bool next = false;
-            if (r[i].flags & NA_WROOT_KIDS) {
-                for (size_t j = i + 1; j < n && r[j].pos <= r[i].pos_end + 1 && !next;
-                     j++) {
-                    next = r[j].pos == r[i].pos_end + 1;
-                }
-            }
-            if (!next) {
+            if (!(r[i].flags & NA_WROOT_KIDS) || !next) {
                 continue;
             }
         }
@@ -683,7 +713,7 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
         if (!k.found) {
             continue;
         }
-        size_t last = legal_tail(w, r, n, k.best_last);
+        size_t last = legal_tail(w, s, r, n, k.best_last);
         uint32_t bstart = r[i].bstart;
         uint32_t bend = r[last].bend;
         memcpy(k.path, k.best_path, k.best_depth * sizeof(*k.path));
