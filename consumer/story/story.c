@@ -43,8 +43,8 @@
  *
  * Memory. Most of the time goes to cache misses (the dictionary, postings
  * and stories are tens of MB at 10,000 open stories). An article's features
- * are looked up after its text is read, the dictionary's slots and entries
- * asked for some features ahead; the scanned postings, then the first cache
+ * are looked up in a batch after its text is read, with the dictionary's
+ * slots and entries prefetched first; the scanned postings, then the first cache
  * lines of the stories they name (what the scan and the ranking use), are
  * prefetched before the scan; closing or pruning a story asks for its
  * features, their postings and the moved postings' owners in passes before
@@ -209,8 +209,9 @@ struct na_stories_s {
     bool emit_oom;
     struct story **cands;
     size_t cands_cnt, cands_cap;
-    uint32_t atab_fid[NA_STORY_ATAB];      /* the article's common features */
-    uint16_t atab_at[NA_STORY_ATAB];       /* their index in af + 1; 0: empty */
+    uint32_t
+        atab_key[NA_STORY_ATAB]; /* the article's common features: fid + 1; 0: empty */
+    uint16_t atab_at[NA_STORY_ATAB];       /* their index in af */
     int32_t hit[NA_STORY_ART_FEATURES];    /* per af index: in the candidate's f */
     struct add add[NA_STORY_ART_FEATURES]; /* what join() adds */
     /* teacher mode */
@@ -591,44 +592,38 @@ static void post_del(na_stories_t *st, uint32_t fid, uint32_t pidx) {
 #define NA_STORY_DEL_BATCH 64u
 
 /*
- * Ask for what post_del() of the postings @p x[0..n) (features of one
- * story) reads, in passes that each depend on the one before: the
- * features, then their postings (the removed one and the last), then the
- * place in its story of each last posting that moves. Hints only: nothing
- * is written, so the deletions that follow do what they did without them.
+ * Remove the postings of @p x[0..n) (features of one story), in order.
+ * A batch at a time, what post_del() reads is asked for first, in passes
+ * that each depend on the one before: the features, then their postings
+ * (the removed one and the last), then the place in its story of each last
+ * posting that moves. Those are hints and read only; the deletions are
+ * done as without them. (The passes stay in this function: a function of
+ * prefetches alone, which writes nothing, may be dropped by the compiler.)
  */
-static void post_del_prefetch(const na_stories_t *st, const struct sfeat *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        const struct feat *f = &st->feats[x[i].fid];
-        NA_PREFETCH(&f->post);
-        NA_PREFETCH(&f->post_cnt);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct feat *f = &st->feats[x[i].fid];
-        NA_PREFETCH(&f->post[x[i].pidx]);
-        NA_PREFETCH(&f->post[f->post_cnt - 1]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct feat *f = &st->feats[x[i].fid];
-        const struct post *moved = &f->post[f->post_cnt - 1];
-        if (x[i].pidx != f->post_cnt - 1) {
-            NA_PREFETCH(&moved->s->f);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct feat *f = &st->feats[x[i].fid];
-        const struct post *moved = &f->post[f->post_cnt - 1];
-        if (x[i].pidx != f->post_cnt - 1) {
-            NA_PREFETCH(&moved->s->f[moved->sidx]);
-        }
-    }
-}
-
-/* Remove the postings of @p x[0..n) (features of one story), in order. */
 static void post_del_all(na_stories_t *st, const struct sfeat *x, size_t n) {
     for (size_t b = 0; b < n; b += NA_STORY_DEL_BATCH) {
         size_t e = n - b < NA_STORY_DEL_BATCH ? n : b + NA_STORY_DEL_BATCH;
-        post_del_prefetch(st, x + b, e - b);
+        for (size_t i = b; i < e; i++) {
+            NA_PREFETCH(&st->feats[x[i].fid].post_cnt);
+        }
+        for (size_t i = b; i < e; i++) {
+            const struct feat *f = &st->feats[x[i].fid];
+            NA_PREFETCH(&f->post[x[i].pidx]);
+            NA_PREFETCH(&f->post[f->post_cnt - 1]);
+        }
+        for (size_t i = b; i < e; i++) {
+            const struct feat *f = &st->feats[x[i].fid];
+            if (x[i].pidx != f->post_cnt - 1) {
+                NA_PREFETCH(&f->post[f->post_cnt - 1].s->f);
+            }
+        }
+        for (size_t i = b; i < e; i++) {
+            const struct feat *f = &st->feats[x[i].fid];
+            const struct post *moved = &f->post[f->post_cnt - 1];
+            if (x[i].pidx != f->post_cnt - 1) {
+                NA_PREFETCH(&moved->s->f[moved->sidx]);
+            }
+        }
         for (size_t i = b; i < e; i++) {
             post_del(st, x[i].fid, x[i].pidx);
         }
@@ -1099,27 +1094,18 @@ static bool intern_feature(na_stories_t *st, const struct pend *p) {
     return true;
 }
 
-/* How far ahead intern_features() asks for a feature's dictionary slot,
- * and for its entry (which the slot names). */
-#define NA_STORY_AHEAD_SLOT 16u
-#define NA_STORY_AHEAD_FEAT 8u
-
 /* Intern the features noted by emit_feature(), as if each had been
- * interned when the text gave it, in that order; the look-ups' memory is
- * asked for ahead (pipelined: the slot of the feature NA_STORY_AHEAD_SLOT
- * ahead, the entry of the one NA_STORY_AHEAD_FEAT ahead). */
+ * interned when the text gave it; the look-ups' memory is prefetched
+ * first, a batch at a time. */
 static bool intern_features(na_stories_t *st) {
-    size_t n = st->pend_cnt;
-    for (size_t i = 0; i < n + NA_STORY_AHEAD_SLOT; i++) {
-        if (i < n) {
-            feat_prefetch_slot(st, st->pend[i].key);
-        }
-        size_t f = i - (NA_STORY_AHEAD_SLOT - NA_STORY_AHEAD_FEAT);
-        if (i >= NA_STORY_AHEAD_SLOT - NA_STORY_AHEAD_FEAT && f < n) {
-            feat_prefetch_feat(st, st->pend[f].key);
-        }
-        if (i >= NA_STORY_AHEAD_SLOT &&
-            !intern_feature(st, &st->pend[i - NA_STORY_AHEAD_SLOT])) {
+    for (size_t i = 0; i < st->pend_cnt; i++) {
+        feat_prefetch_slot(st, st->pend[i].key);
+    }
+    for (size_t i = 0; i < st->pend_cnt; i++) {
+        feat_prefetch_feat(st, st->pend[i].key);
+    }
+    for (size_t i = 0; i < st->pend_cnt; i++) {
+        if (!intern_feature(st, &st->pend[i])) {
             return false;
         }
     }
@@ -1370,7 +1356,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
      * stays in the cache, and added in the article's order, as the scan
      * added the rare ones'. */
     size_t common = 0;
-    memset(st->atab_at, 0, sizeof(st->atab_at));
+    memset(st->atab_key, 0, sizeof(st->atab_key));
     for (size_t i = 0; i < st->af_cnt && kept; i++) {
         const struct afeat *a = &st->af[i];
         st->hit[i] = -1;
@@ -1378,22 +1364,31 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
             continue;
         }
         uint32_t j = fid_hash(a->fid) & (NA_STORY_ATAB - 1);
-        while (st->atab_at[j]) {
+        while (st->atab_key[j]) {
             j = (j + 1) & (NA_STORY_ATAB - 1);
         }
-        st->atab_fid[j] = a->fid;
-        st->atab_at[j] = (uint16_t)(i + 1);
+        st->atab_key[j] = a->fid + 1;
+        st->atab_at[j] = (uint16_t)i;
         common++;
     }
     for (size_t k = 0; k < kept && common; k++) {
         struct story *s = st->cands[k];
         size_t found = 0;
+        if (k + 1 < kept) {
+            /* the next candidate's list: asked for while this one is read */
+            const struct story *nx = st->cands[k + 1];
+            const char *b = (const char *)nx->f;
+            const char *e = (const char *)(nx->f + nx->f_cnt);
+            for (; b < e; b += NA_STORY_LINE) {
+                NA_PREFETCH(b);
+            }
+        }
         for (uint32_t m = 0; m < s->f_cnt && found < common; m++) {
-            uint32_t fid = s->f[m].fid;
-            uint32_t j = fid_hash(fid) & (NA_STORY_ATAB - 1);
-            for (; st->atab_at[j]; j = (j + 1) & (NA_STORY_ATAB - 1)) {
-                if (st->atab_fid[j] == fid) {
-                    st->hit[st->atab_at[j] - 1] = (int32_t)m;
+            uint32_t key = s->f[m].fid + 1, e;
+            uint32_t j = fid_hash(key - 1) & (NA_STORY_ATAB - 1);
+            for (; (e = st->atab_key[j]); j = (j + 1) & (NA_STORY_ATAB - 1)) {
+                if (e == key) {
+                    st->hit[st->atab_at[j]] = (int32_t)m;
                     found++;
                     break;
                 }
