@@ -409,9 +409,11 @@ static inline bool pre3_in(const na_watch_t *w, unsigned char c0, unsigned char 
  * ASCII chunk is judged (any other may be): its tokens are its runs of
  * letters and digits (less a final "'s") and the runs joined across - and
  * . ("dual-use" -> "dualuse"), so every token starts at a run, with the
- * run's bytes and then those of the runs joined after it. A chunk none of
- * whose possible token starts (one, two or three bytes: the token may end
- * there) pass the list's pre3 filter holds no listed word, and it takes at
+ * run's bytes and then those of the runs joined after it. A run that
+ * nothing can join after (an apostrophe or the chunk's end follows) is the
+ * only token starting there: it must pass the pre3 and word filters. A
+ * chunk none of whose possible tokens pass (for the others, their starts
+ * of one, two or three bytes, the pre3 filter) holds no listed word, and it takes at
  * least one position: it is skipped as one position (only the adjacency of
  * the listed words around it matters, which that keeps).
  */
@@ -434,15 +436,25 @@ static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
         while (i < ce && ascii_alnum(p[i])) {
             i++;
         }
-        if (i - rs >= 3) {
-            if (pre3_in(w, p[rs], p[rs + 1], p[rs + 2])) {
+        if (i == ce && i - rs == 1 && (p[rs] | 0x20) == 's' && rs > cs &&
+            p[rs - 1] == '\'') {
+            continue; /* a possessive's "s": dropped */
+        }
+        size_t n = i - rs;
+        if (i == ce || p[i] == '\'') {
+            /* nothing joins after it: the run is the one word starting here */
+            if (n <= NA_RULES_MAX_TERM_BYTES &&
+                pre3_in(w, p[rs], n > 1 ? p[rs + 1] : 0, n > 2 ? p[rs + 2] : 0) &&
+                bloom_has(w, lc_hash(p + rs, n, ce - rs))) {
                 return false;
             }
             continue;
         }
-        if (i == ce && i - rs == 1 && (p[rs] | 0x20) == 's' && rs > cs &&
-            p[rs - 1] == '\'') {
-            continue; /* a possessive's "s": dropped */
+        if (n >= 3) {
+            if (pre3_in(w, p[rs], p[rs + 1], p[rs + 2])) {
+                return false;
+            }
+            continue;
         }
         /* a short run: its first three bytes over the runs joined after it */
         unsigned char c[3] = {0, 0, 0};
@@ -462,14 +474,87 @@ static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
     return true;
 }
 
-/* Complex chunk c ([start, end | CX_COLD]) at position pos: read (its
- * listed words recorded) unless cold. @returns the positions it takes. */
-static inline uint32_t chunk_positions(struct wscan *ws, struct na_rtoks *toks,
-                                       const char *s, const uint32_t *c, uint32_t pos) {
-    if (c[1] & CX_COLD) {
-        return 1;
+/* Runs of ASCII letters and digits that start in bitmap word k. */
+static inline uint64_t run_starts(const uint64_t *al, size_t k) {
+    return al[k] & ~(al[k] << 1 | (k ? al[k - 1] >> 63 : 0));
+}
+
+/* The number of runs that start before byte b (cum: gather()'s counts). */
+static inline uint32_t runs_before(const uint64_t *al, const uint32_t *cum, size_t words,
+                                   size_t b) {
+    size_t k = b >> 6;
+    if (k >= words) {
+        return cum[words];
     }
-    return read_chunk(ws, toks, s, c[0], c[1], pos);
+    uint64_t below = ((uint64_t)1 << (b & 63)) - 1;
+    return cum[k] + (uint32_t)__builtin_popcountll(run_starts(al, k) & below);
+}
+
+/* One past the last byte of the run that starts at byte a. */
+static inline size_t run_end(const uint64_t *al, size_t words, size_t a) {
+    size_t k = a >> 6;
+    uint64_t x = ~al[k] >> (a & 63); /* bits past the word's end come in clear */
+    if (x) {
+        return a + (size_t)__builtin_ctzll(x);
+    }
+    for (k++; k < words; k++) {
+        if (~al[k]) {
+            return k * 64 + (size_t)__builtin_ctzll(~al[k]);
+        }
+    }
+    return words * 64;
+}
+
+/* A plain word whose first three bytes pass the pre3 filter: bytes [a, e),
+ * the index of its run. */
+struct wcand {
+    uint32_t a, e, run;
+};
+
+#define GATHER_WORDS 16u /* bitmap words per gather(): 1 KiB of text */
+
+/*
+ * The plain words starting in bitmap words [k0, k1) (and those inside
+ * complex chunks, which the caller drops) whose first three bytes pass the
+ * pre3 filter, into out (at most 32 per bitmap word), without a branch on
+ * the filter. Kept apart from the rest of the scan so that its few values
+ * stay in registers. @returns their number.
+ */
+static size_t gather(const uint64_t *al, size_t words, const uint32_t *cum,
+                     const unsigned char *p, const uint64_t *pre3, size_t k0, size_t k1,
+                     struct wcand *out) {
+    size_t nc = 0;
+    for (size_t k = k0; k < k1; k++) {
+        uint32_t run = cum[k];
+        for (uint64_t st = run_starts(al, k); st; st &= st - 1, run++) {
+            size_t a = k * 64 + (size_t)__builtin_ctzll(st);
+            size_t e = run_end(al, words, a);
+            size_t n = e - a;
+            unsigned char c1 = n > 1 ? p[a + 1] : 0;
+            unsigned char c2 = n > 2 ? p[a + 2] : 0;
+            uint32_t q3 = na_rules_pre3(p[a], c1, c2);
+            out[nc].a = (uint32_t)a;
+            out[nc].e = (uint32_t)e;
+            out[nc].run = run;
+            nc += ((pre3[q3 >> 6] >> (q3 & 63)) & 1u) &
+                  (n <= NA_RULES_MAX_TERM_BYTES); /* no listed word is longer */
+        }
+    }
+    return nc;
+}
+
+/* Complex chunk c ([start, end | CX_COLD]): read (its listed words recorded
+ * at their positions, adj the correction of the chunks before it) unless
+ * cold. @returns its positions less its runs. */
+static int64_t chunk_read(struct wscan *ws, struct na_rtoks *toks, const char *s,
+                          const uint64_t *al, const uint32_t *cum, size_t words,
+                          const uint32_t *c, int64_t adj) {
+    uint32_t rb = runs_before(al, cum, words, c[0]);
+    uint32_t re = runs_before(al, cum, words, c[1] & ~CX_COLD);
+    uint32_t used = c[1] & CX_COLD ? 1
+                                   : read_chunk(ws, toks, s, c[0], c[1],
+                                                (uint32_t)((int64_t)rb + adj));
+    return (int64_t)used - (int64_t)(re - rb);
 }
 
 /*
@@ -498,6 +583,8 @@ static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
     uint32_t *cx = cx_local; /* complex chunks: [start, end) pairs */
     size_t cx_cnt = 0;
     size_t cx_cap = sizeof(cx_local) / sizeof(cx_local[0]) / 2;
+    uint32_t cum_local[WMASK_LOCAL];
+    uint32_t *cum = NULL; /* runs before each bitmap word, and in all */
     struct na_rtoks toks;
     size_t words = (len + 63) / 64;
     na_err_t err = NA_OK;
@@ -558,65 +645,41 @@ static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
             cx_cnt++;
         }
     }
-    /* 2. the runs of letters and digits, in order: a run's start and end
-     * from the bitmap (the i-th start bit and the i-th end bit), the plain
-     * words whose first three bytes pass the pre3 filter gathered per
-     * 64-byte block without a branch, then looked up */
-    uint32_t run = 0;   /* index of the current run */
+    /* 2. the runs of letters and digits: the plain words that pass the
+     * pre3 filter gathered a slice at a time (gather()), then looked up in
+     * order with the complex chunks before each read first */
+    cum = words + 1 <= WMASK_LOCAL ? cum_local : malloc((words + 1) * sizeof(*cum));
+    if (!cum) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    uint32_t runs = 0;
+    for (size_t k = 0; k < words; k++) {
+        cum[k] = runs;
+        runs += (uint32_t)__builtin_popcountll(run_starts(al, k));
+    }
+    cum[words] = runs;
     int64_t adj = 0;    /* positions less runs of the complex chunks read */
     size_t next = 0;    /* next complex chunk */
-    size_t skip_to = 0; /* runs before this byte belong to a chunk read */
-    uint64_t carry = 0;
-    size_t ke = 0; /* the end bits not yet paired with a start: word ke, em */
-    uint64_t em = words ? al[0] & ~(al[0] >> 1 | (words > 1 ? al[1] << 63 : 0)) : 0;
-    struct cand {
-        uint32_t a, e, pos;
-    } cand[64];
-    for (size_t k = 0; k < words; k++) {
-        uint64_t starts = al[k] & ~(al[k] << 1 | carry);
-        carry = al[k] >> 63;
-        size_t nc = 0;
-        for (; starts; starts &= starts - 1) {
-            size_t a = k * 64 + (size_t)__builtin_ctzll(starts);
-            while (!em) {
-                ke++;
-                em = al[ke] & ~(al[ke] >> 1 | (ke + 1 < words ? al[ke + 1] << 63 : 0));
-            }
-            size_t e = ke * 64 + (size_t)__builtin_ctzll(em) + 1;
-            em &= em - 1;
-            /* complex chunks that start before this run, in order (those
-             * of only bytes >= 0x80 have no run of their own) */
-            if (next < cx_cnt && cx[2 * next] <= a) {
-                do {
-                    adj += chunk_positions(ws, &toks, s, cx + 2 * next,
-                                           (uint32_t)((int64_t)run + adj));
-                    skip_to = cx[2 * next + 1] & ~CX_COLD;
-                    next++;
-                } while (next < cx_cnt && cx[2 * next] <= a);
-            }
-            uint32_t idx = run++;
-            if (a < skip_to) {
-                adj--; /* a run of a chunk read: its words were counted there */
-                continue;
-            }
-            /* a plain word: the pre3 filter on its first three bytes */
-            size_t n = e - a;
-            unsigned char c1 = n > 1 ? p[a + 1] : 0;
-            unsigned char c2 = n > 2 ? p[a + 2] : 0;
-            uint32_t q3 = na_rules_pre3(p[a], c1, c2);
-            cand[nc].a = (uint32_t)a;
-            cand[nc].e = (uint32_t)e;
-            cand[nc].pos = (uint32_t)((int64_t)idx + adj);
-            nc += ((w->pre3[q3 >> 6] >> (q3 & 63)) & 1u) &
-                  (n <= NA_RULES_MAX_TERM_BYTES); /* no listed word is longer */
-        }
+    size_t skip_to = 0; /* plain words before this byte are in a chunk read */
+    struct wcand cand[GATHER_WORDS * 32];
+    for (size_t k0 = 0; k0 < words; k0 += GATHER_WORDS) {
+        size_t k1 = words - k0 < GATHER_WORDS ? words : k0 + GATHER_WORDS;
+        size_t nc = gather(al, words, cum, p, w->pre3, k0, k1, cand);
         for (size_t c = 0; c < nc; c++) {
-            plain_word(ws, p, len, cand[c].a, cand[c].e, cand[c].pos);
+            while (next < cx_cnt && cx[2 * next] <= cand[c].a) {
+                adj += chunk_read(ws, &toks, s, al, cum, words, cx + 2 * next, adj);
+                skip_to = cx[2 * next + 1] & ~CX_COLD;
+                next++;
+            }
+            if (cand[c].a >= skip_to) {
+                plain_word(ws, p, len, cand[c].a, cand[c].e,
+                           (uint32_t)((int64_t)cand[c].run + adj));
+            }
         }
     }
     for (; next < cx_cnt; next++) {
-        adj +=
-            chunk_positions(ws, &toks, s, cx + 2 * next, (uint32_t)((int64_t)run + adj));
+        adj += chunk_read(ws, &toks, s, al, cum, words, cx + 2 * next, adj);
     }
 out:
     if (al != al_local) {
@@ -625,6 +688,9 @@ out:
     }
     if (cx != cx_local) {
         free(cx);
+    }
+    if (cum != cum_local) {
+        free(cum);
     }
     na_rtoks_cleanup(&toks);
     return err ? err : ws->oom ? NA_ERR_NOMEM : NA_OK;
