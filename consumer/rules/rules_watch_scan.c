@@ -345,16 +345,21 @@ static inline bool mbit(const uint64_t *m, size_t i) {
 /* The chunk (run of al | pu bytes) holding byte i: [*cs, *ce). */
 static void chunk_of(const uint64_t *al, const uint64_t *pu, size_t words, size_t i,
                      size_t *cs, size_t *ce) {
-    size_t a = i;
-    while (a > 0 && mbit(al, a - 1) | mbit(pu, a - 1)) {
-        a--;
+    size_t k = i >> 6;
+    /* the last byte of no chunk before i */
+    uint64_t m = ~(al[k] | pu[k]) & (((uint64_t)1 << (i & 63)) - 1);
+    while (!m && k > 0) {
+        k--;
+        m = ~(al[k] | pu[k]);
     }
-    size_t e = i;
-    while (e < words * 64 && (mbit(al, e) | mbit(pu, e))) {
-        e++;
+    *cs = m ? k * 64 + 64 - (size_t)__builtin_clzll(m) : 0;
+    /* the first byte of no chunk after i */
+    k = i >> 6;
+    m = ~(al[k] | pu[k]) & (~(uint64_t)0 << (i & 63));
+    while (!m && ++k < words) {
+        m = ~(al[k] | pu[k]);
     }
-    *cs = a;
-    *ce = e;
+    *ce = k < words ? k * 64 + (size_t)__builtin_ctzll(m) : words * 64;
 }
 
 /* Tokenise chunk s[ca..ce) and record its known words; the chunk's first
