@@ -94,8 +94,15 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
         d->story = json_pack("{s:s, s:I, s:s?}", "id", d->story_id, "articles",
                              (json_int_t)na_story_article_count(p->stories, d->story_id),
                              "first_seen", *first ? first : NULL);
-        d->story_signature = na_story_signature(p->stories, d->story_id);
-        if (!d->story || !d->story_signature) {
+        /* The signature goes only into ledger records (what restarts
+         * need): without a ledger nothing writes it, and making it (the
+         * story's features sorted, a JSON object of up to 200) costs more
+         * than grouping the article. */
+        if (p->ledger &&
+            !(d->story_signature = na_story_signature(p->stories, d->story_id))) {
+            return NA_ERR_NOMEM;
+        }
+        if (!d->story) {
             return NA_ERR_NOMEM;
         }
     }

@@ -87,7 +87,8 @@ struct na_decision {
     bool story_new; /**< it opened its story (or has none) */
     char story_id[NA_SHA256_HEX_LEN + 1];
     json_t *story;           /**< alert/v1 "story" member ({id, articles, first_seen}) */
-    json_t *story_signature; /**< what restarts need of the story (ledger only) */
+    json_t *story_signature; /**< what restarts need of the story (ledger only:
+                                  NULL when the pipeline has no ledger) */
     struct na_decided_alert *alerts;
     size_t alerts_cnt;
     size_t routes_cnt; /**< length of each alert's need[] */
