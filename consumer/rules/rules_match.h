@@ -160,4 +160,13 @@ extern enum na_rules_db_mode na_rules_db_mode;
  *  pre3 filter (the shipped rules: 21,700 articles/s without, 20,300 with). */
 #define NA_RULES_DB_MIN_LIT 4u
 
+/** The fast scans (the query topics' and the watchlists') are built twice
+ *  where the compiler can pick at run time: for CPUs with AVX2, BMI and
+ *  POPCNT, and for any x86-64. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NA_RULES_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NA_RULES_CLONES
+#endif
+
 #endif

@@ -474,14 +474,6 @@ static uint32_t runs_before(const uint64_t *starts, const uint32_t *cum, size_t 
     return cum[b >> 6] + (uint32_t)__builtin_popcountll(starts[b >> 6] & below);
 }
 
-/* The fast scan is built twice where the compiler can pick at run time: for
- * CPUs with AVX2, BMI and POPCNT, and for any x86-64. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NA_RULES_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define NA_RULES_CLONES
-#endif
-
 /* Where a field's scan stands among its tokenised chunks (scan->cx). */
 struct chunks {
     const uint64_t *starts;

@@ -525,9 +525,10 @@ struct wcand {
  * the filter. Kept apart from the rest of the scan so that its few values
  * stay in registers. @returns their number.
  */
-static size_t gather(const uint64_t *al, size_t words, const uint32_t *cum,
-                     const unsigned char *p, const uint64_t *pre3, size_t k0, size_t k1,
-                     struct wcand *out) {
+NA_RULES_CLONES static size_t gather(const uint64_t *al, size_t words,
+                                     const uint32_t *cum, const unsigned char *p,
+                                     const uint64_t *pre3, size_t k0, size_t k1,
+                                     struct wcand *out) {
     size_t nc = 0;
     for (size_t k = k0; k < k1; k++) {
         uint32_t run = cum[k];
@@ -577,7 +578,7 @@ static int64_t chunk_read(struct wscan *ws, struct na_rtoks *toks, const char *s
  * positions less its runs), and it is hashed (in place) and looked up only
  * when its first three bytes pass the list's pre3 filter.
  */
-static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
+NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s;
     const na_watch_t *w = ws->w;
     uint64_t al_local[WMASK_LOCAL];
