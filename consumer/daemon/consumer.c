@@ -96,6 +96,12 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      "how long a consumer that gives partitions up waits for their alerts in flight "
      "before it hands them over (docs/delivery.md)",
      0, 0, 120000},
+    {"handover_grace", NA_CONF_DURATION, C(handover_grace_ms), "15s",
+     "when the previous owner of a partition did not hand it over cleanly (it died, or "
+     "lost its group session while cut off from the broker), the alerts of records read "
+     "again wait this long for its ledger records before they are sent (0: no wait; "
+     "docs/delivery.md)",
+     0, 0, 600000},
     {"write_stall", NA_CONF_DURATION, C(write_stall_ms), "60s",
      "how long dead-letter or ledger writes may keep failing before /readyz says not "
      "ready (they are retried meanwhile, consumption paused)",
@@ -236,6 +242,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         na_log(NA_LOG_INFO, "consumer", "assigned", "partitions=%d ledger_ms=%lld",
                parts->cnt, (long long)(na_mono_ms() - t0));
+        na_handover_assigned(c, rk, c->conf->topic, parts, false);
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {
@@ -253,13 +260,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
      * finished (auto-commit commits it on unassign), then forget the rest;
      * the next owner re-reads it. */
     na_log(NA_LOG_INFO, "consumer", "revoked", "partitions=%d", parts->cnt);
-    na_handover(c, parts, false);
+    bool clean = na_handover(c, parts, false);
     store_offsets(c);
     for (int i = 0; i < parts->cnt; i++) {
         na_tracker_revoke(c->tracker, parts->elems[i].partition);
         na_records_eof_clear(c, parts->elems[i].partition);
     }
     na_handover_finish_dropped(c); /* their entries are orphans now */
+    na_handover_released(c, rk, c->conf->topic, parts, clean);
     if (cooperative) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) {
@@ -287,6 +295,7 @@ static void on_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         }
         na_log(NA_LOG_INFO, "consumer", "retry_assigned", "partitions=%d", parts->cnt);
+        na_handover_assigned(c, rk, c->conf->retry_topic, parts, true);
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {
@@ -298,12 +307,13 @@ static void on_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     na_log(NA_LOG_INFO, "consumer", "retry_revoked", "partitions=%d", parts->cnt);
-    na_handover(c, parts, true);
+    bool clean = na_handover(c, parts, true);
     store_offsets_of(c, c->retry_rk, c->rtracker, c->conf->retry_topic);
     for (int i = 0; i < parts->cnt; i++) {
         na_tracker_revoke(c->rtracker, parts->elems[i].partition);
     }
     na_handover_finish_dropped(c);
+    na_handover_released(c, rk, c->conf->retry_topic, parts, clean);
     if (cooperative) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) {
@@ -887,6 +897,8 @@ out:
     na_tracker_destroy(c.rtracker);
     free(c.parked);
     free(c.rinflight);
+    free(c.holds);
+    free(c.rholds);
     free(c.rroute);
     free(c.rpaused);
     na_rules_destroy(c.rules);

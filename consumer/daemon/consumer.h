@@ -46,6 +46,9 @@ struct na_consumer_conf {
     char *retry_topic;            /**< "retry_topic": where parked alerts wait */
     long long revoke_timeout_ms;  /**< "revoke_timeout": a revoke waits this long
                                        for alerts in flight, then hands over */
+    long long handover_grace_ms;  /**< "handover_grace": alerts of records read
+                                       again after an unclean hand-over wait
+                                       this long for the old owner's records */
     long long write_stall_ms;     /**< "write_stall": failing DLQ/ledger writes
                                        make /readyz fail after this */
     char *log_level;              /**< "log_level" */

@@ -44,6 +44,15 @@
 
 #include "consumer.h"
 
+/* A partition whose previous owner did not hand it over cleanly (its owner
+ * record says "taken"): the alerts of its records below @c below (its end
+ * when it was assigned) wait until @c until_ms (Unix ms) for that owner's
+ * ledger records before they are sent (docs/delivery.md). */
+struct hold {
+    int64_t below;
+    int64_t until_ms;
+};
+
 struct consumer {
     const struct na_consumer_conf *conf;
     struct na_consumer_stats *stats;
@@ -86,6 +95,11 @@ struct consumer {
     const struct na_route **rroute; /* per retry partition: its last job's route */
     bool *rpaused;                  /* per retry partition */
     bool closing;                   /* the final revoke: no waiting */
+    struct hold *holds;             /* per articles partition, or NULL */
+    int32_t holds_cnt;
+    struct hold *rholds;            /* per retry partition, or NULL */
+    int32_t rholds_cnt;
+    int64_t handover_checked_ms;    /* na_handover_check()'s last look */
     na_workq_t *workq;              /* decode and classify on worker threads, or NULL */
 };
 
@@ -168,6 +182,9 @@ struct job_ctx {
      * ended or until await_until_ms (Unix ms), and only then is submitted. */
     bool awaiting;
     int64_t await_until_ms;
+    /* Awaiting because its partition was not handed over cleanly (no
+     * "pending" mark): it waits for a ledger record until await_until_ms. */
+    bool held;
     char *body;
     size_t len;
     struct na_digest_item *item;
@@ -222,6 +239,11 @@ na_err_t na_jobs_dead_letter(struct consumer *c, struct na_tracker_entry *entry,
                              int32_t partition, int64_t offset);
 /** @brief Count @p name{route=@p route}. */
 void na_jobs_route_inc(const char *name, const char *help, const char *route);
+/** @returns true when an alert of @p alert_id to @p route is on its way:
+ *           in the deliverer, or held for another member's outcome (a
+ *           second job for it would send it twice). */
+bool na_jobs_on_its_way(const struct consumer *c, const struct na_route *route,
+                        const char *alert_id);
 /** @brief @p entry waits for the delivery of (@p route, @p alert_id) in flight.
  *  @returns NA_OK or NA_ERR_NOMEM. */
 na_err_t na_jobs_wait(struct consumer *c, struct na_tracker_entry *entry,
@@ -265,9 +287,26 @@ void na_records_eof_clear(struct consumer *c, int32_t partition);
 /* ---- handover.c ---- */
 
 /** @brief Finish or hand over the alerts of @p parts (of retry_topic when
- *         @p from_retry) before they go to another member. */
-void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *parts,
+ *         @p from_retry) before they go to another member.
+ *  @returns true when every alert sent from them is recorded in the
+ *           ledger (or marked "pending" there): a clean hand-over. */
+bool na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *parts,
                  bool from_retry);
+/** @brief @p parts of @p topic were assigned through @p rk (ledger caught
+ *         up): hold the partitions their previous owner did not release,
+ *         and mark them taken. */
+void na_handover_assigned(struct consumer *c, rd_kafka_t *rk, const char *topic,
+                          const rd_kafka_topic_partition_list_t *parts, bool from_retry);
+/** @brief @p parts of @p topic are given up through @p rk: mark them
+ *         released when the hand-over was @p clean and the assignment not
+ *         lost (another member may own them already). */
+void na_handover_released(struct consumer *c, rd_kafka_t *rk, const char *topic,
+                          const rd_kafka_topic_partition_list_t *parts, bool clean);
+/** @returns true (and *@p until_ms) when an alert of the record at
+ *           @p offset of @p partition must wait for the previous owner's
+ *           ledger records. */
+bool na_handover_held(const struct consumer *c, bool from_retry, int32_t partition,
+                      int64_t offset, int64_t *until_ms);
 /** @brief Jobs waiting for another member's outcome: end or send them. */
 void na_handover_check(struct consumer *c);
 /** @brief Release handed-over jobs that would be retried here. */

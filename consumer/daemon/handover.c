@@ -9,6 +9,8 @@
 #define NA_CONSUMER_HANDOVER_SLACK_MS 10000
 /* How long a revoke waits for its hand-over marks to be confirmed (ms). */
 #define NA_CONSUMER_HANDOVER_WRITE_MS 5000
+/* How often jobs waiting for another member's outcome look at the ledger. */
+#define NA_CONSUMER_HANDOVER_CHECK_MS 10
 /* How often the ledger forgets alerts past its horizon. */
 
 /* ---- hand-over between the members of a group ----
@@ -35,6 +37,13 @@ static bool in_parts(const rd_kafka_topic_partition_list_t *parts, int32_t parti
  * that ended, or go out here once the hand-over expired or was released. */
 void na_handover_check(struct consumer *c) {
     int64_t now = na_now_ms();
+    /* The ledger's answers change only as records are followed: a look
+     * every few milliseconds is enough, and keeps a long hold cheap. */
+    if (!c->awaiting || (now >= c->handover_checked_ms &&
+                         now - c->handover_checked_ms < NA_CONSUMER_HANDOVER_CHECK_MS)) {
+        return;
+    }
+    c->handover_checked_ms = now;
     for (struct job_ctx *jc = c->jobs, *next; c->awaiting && jc; jc = next) {
         next = jc->jnext;
         if (!jc->awaiting) {
@@ -59,6 +68,9 @@ void na_handover_check(struct consumer *c) {
         if (ls == NA_LEDGER_PENDING && until > now) {
             continue;
         }
+        if (jc->held && ls == NA_LEDGER_NONE && jc->await_until_ms > now) {
+            continue; /* the previous owner may still write its record */
+        }
         char *body = jc->body;
         struct na_digest_item *item = jc->item;
         jc->body = NULL;
@@ -67,7 +79,9 @@ void na_handover_check(struct consumer *c) {
         c->awaiting--;
         na_log(NA_LOG_INFO, "consumer", "handover_send", "route=%s alert=%s reason=%s",
                na_log_q(jc->route->name), jc->alert_id,
-               ls == NA_LEDGER_PENDING ? "expired" : "released");
+               ls == NA_LEDGER_PENDING ? "expired"
+               : jc->held              ? "hold_expired"
+                                       : "released");
         if (na_deliver_submit_steal(c->deliver, jc->route, jc->alert_id, body, jc->len,
                                     item, jc)) {
             /* Its unit stays undone: read again after a restart. */
@@ -144,7 +158,7 @@ static size_t recording_of(const struct consumer *c,
     return n;
 }
 
-void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *parts,
+bool na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *parts,
                  bool from_retry) {
     int64_t deadline = na_mono_ms() + (c->closing ? 0 : c->conf->revoke_timeout_ms);
     size_t waited = jobs_of(c, parts, from_retry);
@@ -161,7 +175,7 @@ void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
         if (waited) {
             na_log(NA_LOG_INFO, "consumer", "revoke_drained", "jobs=%zu", waited);
         }
-        return;
+        return true;
     }
     /* What waits here goes: the new owner reads these records again. */
     struct take_ctx t = {c, parts, from_retry};
@@ -176,7 +190,7 @@ void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
         }
     }
     /* What is in flight is handed over. */
-    size_t marked = 0;
+    size_t marked = 0, unmarked = 0;
     int64_t until =
         na_now_ms() + c->conf->deliver_timeout_ms + NA_CONSUMER_HANDOVER_SLACK_MS;
     for (struct job_ctx *jc = c->jobs; c->ledger && jc; jc = jc->jnext) {
@@ -188,6 +202,7 @@ void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
                              jc->alert_json, NULL)) {
             na_log(NA_LOG_WARN, "consumer", "handover_mark_failed", "alert=%s",
                    jc->alert_id);
+            unmarked++;
             continue;
         }
         jc->handed_over = true;
@@ -209,9 +224,121 @@ void na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
         na_jobs_run_retries(c);
         unrecorded = recording ? recording_of(c, parts, from_retry) : 0;
     }
+    bool unconfirmed = marked && na_ledger_outstanding(c->ledger);
     na_log(NA_LOG_INFO, "consumer", "handed_over",
            "dropped=%zu in_flight=%zu recorded=%zu unrecorded=%zu", dropped, marked,
            recording - unrecorded, unrecorded);
+    return !unrecorded && !unmarked && !unconfirmed;
+}
+
+/* ---- owners: who held a partition, and did it let go cleanly ----
+ *
+ * A member that lost its group session while cut off from the broker (or
+ * that was killed) did not hand its partitions over: alerts it sent may
+ * have no ledger record yet, and a member cut off writes them when it gets
+ * through again, after the new owner read the records. So each member
+ * marks the partitions it is given "taken" in the ledger and those it lets
+ * go with every send recorded "released". A new owner that finds "taken"
+ * holds the alerts of the records it reads again (those below the
+ * partition's end at the assignment) for handover_grace, and sends only
+ * those the ledger still does not know by then. */
+
+static struct hold *holds_of(struct consumer *c, bool from_retry, int32_t partition) {
+    struct hold **v = from_retry ? &c->rholds : &c->holds;
+    int32_t *cnt = from_retry ? &c->rholds_cnt : &c->holds_cnt;
+    if (partition < 0 || partition >= 1 << 20) {
+        return NULL;
+    }
+    if (partition >= *cnt) {
+        int32_t n = partition + 1;
+        struct hold *nv = realloc(*v, (size_t)n * sizeof(*nv));
+        if (!nv) {
+            return NULL;
+        }
+        memset(nv + *cnt, 0, (size_t)(n - *cnt) * sizeof(*nv));
+        *v = nv;
+        *cnt = n;
+    }
+    return &(*v)[partition];
+}
+
+bool na_handover_held(const struct consumer *c, bool from_retry, int32_t partition,
+                      int64_t offset, int64_t *until_ms) {
+    const struct hold *v = from_retry ? c->rholds : c->holds;
+    int32_t cnt = from_retry ? c->rholds_cnt : c->holds_cnt;
+    if (partition < 0 || partition >= cnt || !v[partition].until_ms ||
+        offset >= v[partition].below || v[partition].until_ms <= na_now_ms()) {
+        return false;
+    }
+    *until_ms = v[partition].until_ms;
+    return true;
+}
+
+static const char *member_of(rd_kafka_t *rk, char **owned) {
+    *owned = rd_kafka_memberid(rk);
+    return *owned ? *owned : "";
+}
+
+void na_handover_assigned(struct consumer *c, rd_kafka_t *rk, const char *topic,
+                          const rd_kafka_topic_partition_list_t *parts, bool from_retry) {
+    char *member = NULL;
+    const char *name = member_of(rk, &member);
+    for (int i = 0; c->ledger && i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        struct hold *h = holds_of(c, from_retry, p);
+        int64_t at = 0;
+        if (h) {
+            h->until_ms = 0;
+        }
+        if (na_ledger_owner(c->ledger, topic, p, &at) == NA_OWNER_TAKEN &&
+            c->conf->handover_grace_ms > 0 && h) {
+            /* Its end now: what was written later, no owner read before. */
+            int64_t lo = 0, hi = INT64_MAX;
+            rd_kafka_resp_err_t kerr =
+                rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 5000);
+            h->below = kerr ? INT64_MAX : hi;
+            h->until_ms = na_now_ms() + c->conf->handover_grace_ms;
+            na_log(NA_LOG_INFO, "consumer", "handover_unclean",
+                   "topic=%s partition=%d below=%lld grace_ms=%lld taken_at_ms=%lld",
+                   na_log_q(topic), (int)p, (long long)h->below,
+                   c->conf->handover_grace_ms, (long long)at);
+        }
+        if (na_ledger_mark_owner(c->ledger, topic, p, NA_OWNER_TAKEN, name)) {
+            na_log(NA_LOG_WARN, "consumer", "owner_mark_failed", "topic=%s partition=%d",
+                   na_log_q(topic), (int)p);
+        }
+    }
+    rd_kafka_mem_free(rk, member);
+}
+
+void na_handover_released(struct consumer *c, rd_kafka_t *rk, const char *topic,
+                          const rd_kafka_topic_partition_list_t *parts, bool clean) {
+    char *member = NULL;
+    if (!c->ledger) {
+        return;
+    }
+    if (!clean || rd_kafka_assignment_lost(rk)) {
+        /* The next owner finds "taken" and holds what it reads again. */
+        na_log(NA_LOG_WARN, "consumer", "handover_unclean_exit",
+               "topic=%s partitions=%d reason=%s", na_log_q(topic), parts->cnt,
+               clean ? "assignment_lost" : "unrecorded");
+        return;
+    }
+    const char *name = member_of(rk, &member);
+    for (int i = 0; i < parts->cnt; i++) {
+        if (na_ledger_mark_owner(c->ledger, topic, parts->elems[i].partition,
+                                 NA_OWNER_RELEASED, name)) {
+            na_log(NA_LOG_WARN, "consumer", "owner_mark_failed", "topic=%s partition=%d",
+                   na_log_q(topic), (int)parts->elems[i].partition);
+        }
+    }
+    rd_kafka_mem_free(rk, member);
+    /* Confirmed before the partitions go, so the next owner finds them. */
+    int64_t deadline = na_mono_ms() + NA_CONSUMER_HANDOVER_WRITE_MS;
+    while (na_ledger_outstanding(c->ledger) && na_mono_ms() < deadline) {
+        na_ledger_poll(c->ledger, 20);
+        na_jobs_run_retries(c);
+    }
 }
 
 void na_handover_release(struct consumer *c) {

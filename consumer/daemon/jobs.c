@@ -240,6 +240,21 @@ void na_jobs_route_inc(const char *name, const char *help, const char *route) {
 
 /* @returns NA_ERR_NOMEM when the waiter could not be made (the caller
  * processes the record again later). */
+bool na_jobs_on_its_way(const struct consumer *c, const struct na_route *route,
+                        const char *alert_id) {
+    if (na_deliver_has(c->deliver, route, alert_id)) {
+        return true;
+    }
+    /* Or held here for another member's outcome: sent (or not) once. */
+    for (const struct job_ctx *jc = c->jobs; c->awaiting && jc; jc = jc->jnext) {
+        if (jc->awaiting && !jc->dropped && jc->route == route &&
+            !strcmp(jc->alert_id, alert_id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 na_err_t na_jobs_wait(struct consumer *c, struct na_tracker_entry *entry,
                       const struct na_route *route, const char *alert_id) {
     struct waiter *w = calloc(1, sizeof(*w));

@@ -330,7 +330,7 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
                na_log_q(route->name), alert_id);
         goto out;
     }
-    if (na_deliver_has(c->deliver, route, alert_id)) {
+    if (na_jobs_on_its_way(c, route, alert_id)) {
         /* The same alert on its way already: parked twice (by a member that
          * died before it committed the article, then again by the member
          * that read the article next), or queued by the article's own
@@ -370,16 +370,30 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
     jc->offset = (int64_t)json_integer_value(json_object_get(src, "offset"));
     jc->route = route;
     snprintf(jc->alert_id, sizeof(jc->alert_id), "%s", alert_id);
-    char *b = jc->body;
-    struct na_digest_item *it = jc->item;
-    jc->body = NULL;
-    jc->item = NULL;
-    if (na_deliver_submit_steal(c->deliver, route, jc->alert_id, b, body_len, it, jc)) {
-        goto nomem;
+    int64_t held_until = 0;
+    if (na_handover_held(c, true, rkm->partition, rkm->offset, &held_until)) {
+        /* The member that had this retry partition did not let it go
+         * cleanly: wait for its ledger record (na_handover_check()). */
+        jc->awaiting = jc->held = true;
+        jc->await_until_ms = held_until;
+        c->awaiting++;
+        na_jobs_register(c, jc);
+        entry->pending++;
+        na_log(NA_LOG_INFO, "consumer", "handover_hold", "route=%s alert=%s until_ms=%lld",
+               na_log_q(route->name), jc->alert_id, (long long)held_until);
+    } else {
+        char *b = jc->body;
+        struct na_digest_item *it = jc->item;
+        jc->body = NULL;
+        jc->item = NULL;
+        if (na_deliver_submit_steal(c->deliver, route, jc->alert_id, b, body_len, it,
+                                    jc)) {
+            goto nomem;
+        }
+        na_jobs_register(c, jc);
+        jc->in_deliverer = true;
+        entry->pending++;
     }
-    na_jobs_register(c, jc);
-    jc->in_deliverer = true;
-    entry->pending++;
     if (rkm->partition >= 0 && rkm->partition < c->retry_parts) {
         c->rinflight[rkm->partition]++;
         c->rroute[rkm->partition] = route;

@@ -175,7 +175,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             if (need == NA_NEED_NONE) {
                 continue;
             }
-            bool in_flight = na_deliver_has(c->deliver, route, alert->id);
+            bool in_flight = na_jobs_on_its_way(c, route, alert->id);
             if (!d->story_new && !linked && (need == NA_NEED_SENT || in_flight)) {
                 link_article(c, entry, alert, route, partition, offset);
                 linked = true;
@@ -256,7 +256,17 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             jc->offset = offset;
             jc->route = route;
             memcpy(jc->alert_id, alert->id, sizeof(jc->alert_id));
-            if (need == NA_NEED_PENDING && until_ms > na_now_ms()) {
+            int64_t held_until = 0;
+            bool held = need == NA_NEED_SEND &&
+                        na_handover_held(c, false, partition, offset, &held_until);
+            if (held) {
+                /* Its previous owner did not hand the partition over
+                 * cleanly: it may have sent this alert and still write
+                 * the record (it was cut off from the broker). */
+                jc->held = true;
+                until_ms = held_until;
+            }
+            if ((need == NA_NEED_PENDING && until_ms > na_now_ms()) || held) {
                 /* Another member is sending it (it gave this partition up
                  * with the alert in flight): wait for how that ends. */
                 jc->awaiting = true;
@@ -267,7 +277,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 c->awaiting++;
                 na_jobs_register(c, jc);
                 entry->pending++;
-                na_log(NA_LOG_INFO, "consumer", "handover_wait",
+                na_log(NA_LOG_INFO, "consumer", held ? "handover_hold" : "handover_wait",
                        "route=%s alert=%s until_ms=%lld", na_log_q(route->name),
                        alert->id, (long long)until_ms);
                 continue;

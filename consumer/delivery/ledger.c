@@ -54,7 +54,21 @@ struct mem_pending {
     struct mem_pending *next;
 };
 
+/* The owner record of one partition of an input topic. */
+struct owner {
+    char *topic;
+    int32_t partition;
+    unsigned char state; /* enum na_ledger_owner */
+    int64_t at_ms;
+};
+
+#define LEDGER_OWNER_PREFIX "owner/"
+/* Owner records kept (partitions of the topics this group reads). */
+#define LEDGER_MAX_OWNERS 65536u
+
 struct na_ledger_s {
+    struct owner *owners;
+    size_t owners_cnt;
     struct slot *slots;
     size_t size; /* power of two */
     size_t cnt;
@@ -281,6 +295,134 @@ size_t na_ledger_outstanding(const na_ledger_t *l) {
     return l ? l->outstanding : 0;
 }
 
+/* ---- owners ---- */
+
+static struct owner *find_owner(const na_ledger_t *l, const char *topic,
+                                int32_t partition) {
+    for (size_t i = 0; i < l->owners_cnt; i++) {
+        if (l->owners[i].partition == partition && !strcmp(l->owners[i].topic, topic)) {
+            return &l->owners[i];
+        }
+    }
+    return NULL;
+}
+
+static na_err_t set_owner(na_ledger_t *l, const char *topic, int32_t partition,
+                          enum na_ledger_owner state, int64_t at_ms) {
+    struct owner *o = find_owner(l, topic, partition);
+    if (!o) {
+        if (l->owners_cnt >= LEDGER_MAX_OWNERS) {
+            return NA_ERR_INVALID;
+        }
+        struct owner *v = realloc(l->owners, (l->owners_cnt + 1) * sizeof(*v));
+        if (!v) {
+            return NA_ERR_NOMEM;
+        }
+        l->owners = v;
+        o = &v[l->owners_cnt];
+        if (!(o->topic = na_strdup(topic))) {
+            return NA_ERR_NOMEM;
+        }
+        o->partition = partition;
+        l->owners_cnt++;
+    }
+    o->state = (unsigned char)state;
+    o->at_ms = at_ms;
+    return NA_OK;
+}
+
+/* The key of @p partition's owner record: the topic's name, or its hash
+ * when the name is too long for a key. */
+static void owner_key(const char *topic, int32_t partition, char key[LEDGER_MAX_KEY + 1]) {
+    char hex[NA_SHA256_HEX_LEN + 1];
+    int n = snprintf(key, LEDGER_MAX_KEY + 1, LEDGER_OWNER_PREFIX "%s/%ld", topic,
+                     (long)partition);
+    if (n < 0 || n > (int)LEDGER_MAX_KEY) {
+        na_sha256_hex(topic, strlen(topic), hex);
+        snprintf(key, LEDGER_MAX_KEY + 1, LEDGER_OWNER_PREFIX "%s/%ld", hex,
+                 (long)partition);
+    }
+}
+
+/* An owner record: {"owner": {"topic", "partition", "state", "member",
+ * "at_ms"}}; a tombstone forgets nothing (the mark stays until replaced). */
+static na_err_t apply_owner(na_ledger_t *l, const char *key, const char *value,
+                            size_t len) {
+    json_error_t jerr;
+    const char *topic = NULL, *state = NULL;
+    json_int_t partition = -1, at_ms = 0;
+    char want[LEDGER_MAX_KEY + 1];
+    na_err_t err = NA_ERR_INVALID;
+    if (!value) {
+        return NA_OK;
+    }
+    json_t *root = len <= LEDGER_MAX_VALUE_BYTES
+                       ? json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr)
+                       : NULL;
+    if (root &&
+        !json_unpack_ex(root, &jerr, 0, "{s:{s:s, s:I, s:s, s?I}}", "owner", "topic",
+                        &topic, "partition", &partition, "state", &state, "at_ms",
+                        &at_ms) &&
+        partition >= 0 && partition <= INT32_MAX &&
+        (!strcmp(state, "taken") || !strcmp(state, "released"))) {
+        owner_key(topic, (int32_t)partition, want);
+        if (!strcmp(want, key)) { /* a record under another key is not trusted */
+            err = set_owner(l, topic, (int32_t)partition,
+                            strcmp(state, "taken") ? NA_OWNER_RELEASED : NA_OWNER_TAKEN,
+                            (int64_t)at_ms);
+        }
+    }
+    json_decref(root);
+    return err;
+}
+
+enum na_ledger_owner na_ledger_owner(const na_ledger_t *l, const char *topic,
+                                     int32_t partition, int64_t *at_ms) {
+    const struct owner *o = l ? find_owner(l, topic, partition) : NULL;
+    if (at_ms) {
+        *at_ms = o ? o->at_ms : 0;
+    }
+    return o ? (enum na_ledger_owner)o->state : NA_OWNER_UNKNOWN;
+}
+
+na_err_t na_ledger_mark_owner(na_ledger_t *l, const char *topic, int32_t partition,
+                              enum na_ledger_owner state, const char *member) {
+    char key[LEDGER_MAX_KEY + 1];
+    int64_t now = na_now_ms();
+    na_err_t err;
+    if (state != NA_OWNER_TAKEN && state != NA_OWNER_RELEASED) {
+        return NA_ERR_INVALID;
+    }
+    if ((err = set_owner(l, topic, partition, state, now))) {
+        return err;
+    }
+    if (!l->rk) {
+        return NA_OK;
+    }
+    owner_key(topic, partition, key);
+    json_t *root = json_pack("{s:{s:s, s:i, s:s, s:s, s:I}}", "owner", "topic", topic,
+                             "partition", (int)partition, "state",
+                             state == NA_OWNER_TAKEN ? "taken" : "released", "member",
+                             member ? member : "", "at_ms", (json_int_t)now);
+    char *value = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (!value) {
+        return NA_ERR_NOMEM;
+    }
+    rd_kafka_resp_err_t kerr = rd_kafka_producev(
+        l->rk, RD_KAFKA_V_TOPIC(l->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE(value, strlen(value)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    if (kerr) {
+        na_log(NA_LOG_WARN, "ledger", "produce_failed", "key=%s err=%s", na_log_q(key),
+               na_log_q(rd_kafka_err2str(kerr)));
+        free(value);
+        return NA_ERR_KAFKA;
+    }
+    l->outstanding++;
+    return NA_OK;
+}
+
 /* ---- records ---- */
 
 /* na_ledger_apply(); with @p cb, also hands the parsed record to it. */
@@ -297,6 +439,9 @@ static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const cha
     }
     memcpy(id, key, key_len);
     id[key_len] = '\0';
+    if (!strncmp(id, LEDGER_OWNER_PREFIX, strlen(LEDGER_OWNER_PREFIX))) {
+        return apply_owner(l, id, value, len);
+    }
     if (!value) { /* tombstone */
         if (l->size && find_slot(l, id)->id) {
             erase(l, find_slot(l, id));
@@ -646,6 +791,10 @@ void na_ledger_destroy(na_ledger_t *l) {
         rd_kafka_destroy(l->follow);
     }
     free(l->next);
+    for (size_t i = 0; i < l->owners_cnt; i++) {
+        free(l->owners[i].topic);
+    }
+    free(l->owners);
     while (l->mem_head) {
         struct mem_pending *p = l->mem_head;
         l->mem_head = p->next;

@@ -34,6 +34,15 @@
  * owner waits for "delivered", "dead_lettered" or "released" (or for
  * until_ms) before it sends that alert itself.
  *
+ * Owners (docs/delivery.md, "Consumer groups"): besides alerts the topic
+ * keeps one record per partition of an input topic (key "owner/TOPIC/P"):
+ * "taken" when a member is given the partition, "released" when it let the
+ * partition go with every alert it sent recorded. A new owner that finds
+ * "taken" knows the previous owner did not hand over cleanly (it died, or
+ * lost its group session while cut off from the broker and may still write
+ * ledger records of alerts it sent) and holds the alerts of records it
+ * reads again for handover_grace before it sends them.
+ *
  * Threading: one thread. Confirmation callbacks run inside
  * na_ledger_poll() / na_ledger_flush() on the caller's thread.
  */
@@ -191,6 +200,29 @@ NA_WUR na_err_t na_ledger_catch_up(na_ledger_t *l, int timeout_ms);
 
 /** @returns records produced and not yet confirmed or refused. */
 size_t na_ledger_outstanding(const na_ledger_t *l);
+
+/** What the owner records say of a partition of an input topic. */
+enum na_ledger_owner {
+    NA_OWNER_UNKNOWN = 0, /**< never marked (a new group, or an older version) */
+    NA_OWNER_TAKEN,       /**< a member took it and has not released it */
+    NA_OWNER_RELEASED,    /**< its last owner let it go with every send recorded */
+};
+
+/**
+ * @brief Mark @p partition of @p topic as taken or released by @p member
+ *        (in memory at once; a Kafka ledger's confirmation of the record
+ *        reaches confirm_cb with a NULL opaque, like a hand-over mark).
+ * @param state NA_OWNER_TAKEN or NA_OWNER_RELEASED.
+ * @returns NA_OK, NA_ERR_INVALID (state, or a topic name too long for a
+ *          key), NA_ERR_NOMEM, NA_ERR_KAFKA (not queued).
+ */
+NA_WUR na_err_t na_ledger_mark_owner(na_ledger_t *l, const char *topic, int32_t partition,
+                                     enum na_ledger_owner state, const char *member);
+
+/** @returns what the owner records say of @p partition of @p topic;
+ *           *@p at_ms (may be NULL) is when that was written (Unix ms). */
+enum na_ledger_owner na_ledger_owner(const na_ledger_t *l, const char *topic,
+                                     int32_t partition, int64_t *at_ms);
 
 /**
  * @brief Apply one ledger record (key, value; value NULL = tombstone) to

@@ -265,6 +265,12 @@ def fault_schedule(duration, per_kind):
     return out, gap
 
 
+# The receivers stay quiet this long before the verdict: longer than the
+# consumer's handover_grace (15 s), for which a member that took partitions
+# from a killed one holds the alerts of the records it reads again.
+QUIET_S = 30
+
+
 def ledger_confirmations(brokers, topic):
     """{(alert id, route): time.time() the broker appended the first ledger
     record that holds the route as delivered}. The soak's broker stamps
@@ -561,7 +567,7 @@ def main():
             n = sum(len(h.requests()) for h in hooks.values())
             if n != last:
                 last, quiet_since = n, time.monotonic()
-            elif time.monotonic() - quiet_since > 15:
+            elif time.monotonic() - quiet_since > QUIET_S:
                 break
             consumer.sample()
             time.sleep(1)

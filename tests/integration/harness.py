@@ -826,6 +826,23 @@ def kcat_produce(brokers, topic, messages, headers=None, timeout=30):
                            % (topic, cp.stderr.decode("utf-8", "replace")))
 
 
+def ledger_records(brokers, topic, count=None, timeout=30):
+    """The alert records of a ledger topic (kcat_consume's dicts), without
+    the partition owner records ("owner/TOPIC/P" keys, docs/delivery.md).
+    count=N: wait until N alert records are there (TimeoutError after
+    `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recs = [r for r in kcat_consume(brokers, topic, timeout=timeout)
+                if not (r["key"] or "").startswith("owner/")]
+        if count is None or len(recs) >= count:
+            return recs
+        if time.monotonic() >= deadline:
+            raise TimeoutError("ledger %s holds %d of the %d alert record(s) awaited "
+                               "after %.1f s" % (topic, len(recs), count, timeout))
+        time.sleep(0.3)
+
+
 def kcat_consume(brokers, topic, count=None, timeout=30, offset="beginning",
                  extra=()):
     """Read a topic from `offset` with kcat; return a list of dicts with

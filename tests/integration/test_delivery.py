@@ -252,7 +252,7 @@ def produce_articles(ctx, topic, n, prefix="flood", start=0):
 def ledger_state(ctx, topic):
     """{alert id: {route: outcome}} from the last record of each key."""
     last = {}
-    for r in harness.kcat_consume(ctx.brokers, topic, timeout=60):
+    for r in harness.ledger_records(ctx.brokers, topic, timeout=60):
         last[r["key"]] = json.loads(r["value"]) if r["value"] else None
     return {k: {route: d["outcome"] for route, d in v["deliveries"].items()}
             for k, v in last.items() if v}
@@ -427,7 +427,7 @@ def test_a_story_alerts_each_topic_once_also_after_restart(ctx):
                                    "first_seen": "2026-11-25T10:00:00Z"}, r.json["story"]
         assert "signature" not in r.body.decode(), r.body[:300]
     recs = {k: v for k, v in ((r["key"], json.loads(r["value"])) for r in
-                              harness.kcat_consume(ctx.brokers, ledger, timeout=30))}
+                              harness.ledger_records(ctx.brokers, ledger, timeout=30))}
     assert set(recs) == {r.header("webhook-id") for r in first}
     assert all(v["story"]["id"] == story_id for v in recs.values())
     assert all(isinstance(v["story"]["signature"]["f"], dict) for v in recs.values())

@@ -206,7 +206,7 @@ def test_sigkill_after_delivery_before_commit_sends_nothing_twice(ctx):
     # Delivered, and the ledger holds every (alert, route): the window
     # between the confirmed ledger record and the offset commit.
     def ledger_complete():
-        recs = harness.kcat_consume(ctx.brokers, pipe.ledger, timeout=10)
+        recs = harness.ledger_records(ctx.brokers, pipe.ledger, timeout=10)
         last = {}
         for r in recs:
             last[r["key"]] = json.loads(r["value"])
@@ -231,7 +231,7 @@ def test_sigkill_after_delivery_before_commit_sends_nothing_twice(ctx):
     assert s["matched"] == len(expected), s
     assert s["ledger_skipped"] == 2 * len(expected) and s["alerts_sent"] == 0, s
     # The ledger record is alert/v1 plus each route's outcome.
-    recs = harness.kcat_consume(ctx.brokers, pipe.ledger, timeout=10)
+    recs = harness.ledger_records(ctx.brokers, pipe.ledger, timeout=10)
     v = json.loads(recs[-1]["value"])
     assert v["schema"] == "alert/v1" and v["id"] == recs[-1]["key"]
     assert v["deliveries"]["generic"]["outcome"] == "delivered"

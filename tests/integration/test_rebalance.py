@@ -259,5 +259,102 @@ def test_alerts_taken_but_not_yet_recorded_hold_the_revoke(ctx):
     c2.stop()
     c1.stop()
 
+def one_article_topic(ctx, name):
+    topic = ctx.topic(name)
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-p", "1"], stdin="%d\t0\t%s\t%s\n" % (
+                          int(time.time()) * 1000, article()["id"],
+                          json.dumps(article())), timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    return topic
+
+
+def test_an_alert_sent_by_a_member_cut_off_is_not_sent_again_by_the_next_owner(ctx):
+    """Regression (the soak, a broker outage longer than the group session):
+    a member sent alerts while it was cut off from the broker, so their
+    ledger records waited in its producer; the group gave its partitions to
+    another member, which read the records again, found nothing in the
+    ledger and sent the alerts a second time, a few seconds before the
+    first member got through and wrote its records. Here the first member
+    is frozen (SIGSTOP) while the receiver has its request, so its session
+    expires with the alert sent and unrecorded; it is thawed once the new
+    owner has the partition. The new owner must wait for the record
+    (handover_grace), not send the alert again."""
+    topic = one_article_topic(ctx, "na.it.rebalance.cut")
+    hook = ctx.webhook()
+    hook.slow(3)  # answers 200 while the sender is frozen
+    group = harness.unique_topic("na-it-rebalance")
+    cfg = ctx.write("consumer.json", {
+        "brokers": ctx.brokers, "topic": topic, "group_id": group,
+        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
+        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
+        "rules": ctx.src("examples", "rules.json"), "stories": False,
+        "handover_grace": "60s",
+        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
+                    "digest_threshold": 0}]})
+    # deliver_timeout far past the freeze: the answer is read when thawed.
+    argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST + [
+        "--deliver-timeout", "120s"]
+    c1 = ctx.proc(argv, name="consumer-1")
+    hook.wait_for(lambda reqs: len(reqs) >= 1, timeout=60, answered=False)
+    c1.kill(signal.SIGSTOP)
+    try:
+        c2 = ctx.proc(argv, name="consumer-2")
+        harness.wait_until(lambda: assigned(c2) == 1, 90,
+                           what="the partition on consumer 2 (consumer 1's session "
+                                "expired)")
+        # Without a hold the alert goes out again at once.
+        harness.wait_until(lambda: "event=handover_hold" in c2.stderr_text() or
+                           len(hook.requests("/json")) > 1, 30,
+                           what="consumer 2 holding the alert (or sending it again)")
+        assert len(hook.requests("/json")) == 1, "sent again by the new owner"
+        assert "event=handover_unclean" in c2.stderr_text(), c2.tail()
+    finally:
+        c1.kill(signal.SIGCONT)
+    # Consumer 1 reads its answer and writes the record; consumer 2 learns it.
+    harness.wait_until(lambda: re.search(r"event=handover_done \S+ alert=\S+ "
+                                         r"outcome=sent", c2.stderr_text()), 60,
+                       what="consumer 2 finding consumer 1's record")
+    time.sleep(1)
+    assert len(hook.requests("/json")) == 1, "sent %d times" % len(hook.requests("/json"))
+    assert hook.requests("/json")[0].status == 200
+    c2.stop()
+    c1.stop()
+
+
+def test_a_partition_let_go_cleanly_is_not_held(ctx):
+    """The hold costs only an unclean hand-over: a member stopped with
+    SIGTERM marks its partition released (every alert it sent recorded),
+    so the next owner sends the alert the first could not deliver at once,
+    not after handover_grace."""
+    topic = one_article_topic(ctx, "na.it.rebalance.clean")
+    hook = ctx.webhook()
+    hook.down()
+    group = harness.unique_topic("na-it-rebalance")
+    cfg = ctx.write("consumer.json", {
+        "brokers": ctx.brokers, "topic": topic, "group_id": group,
+        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
+        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
+        "rules": ctx.src("examples", "rules.json"), "stories": False,
+        "handover_grace": "120s", "drain_timeout": "1s",
+        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
+                    "digest_threshold": 0}]})
+    argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST + [
+        "--deliver-backoff", "5s", "--deliver-backoff-max", "5s"]
+    c1 = ctx.proc(argv, name="consumer-1")
+    hook.wait_for(lambda reqs: len(reqs) >= 1, timeout=60)
+    c1.kill(signal.SIGTERM)
+    assert c1.wait(60) == 0, c1.tail()
+    hook.up()
+    c2 = ctx.proc(argv, name="consumer-2")
+    harness.wait_until(lambda: assigned(c2) == 1, 90, what="the partition on consumer 2")
+    t0 = time.monotonic()
+    harness.wait_until(lambda: hook.bodies("/json", status=200), 60,
+                       what="the alert sent by consumer 2")
+    assert time.monotonic() - t0 < 30, "held %.0f s" % (time.monotonic() - t0)
+    assert "event=handover_unclean" not in c2.stderr_text(), c2.tail()
+    c2.stop()
+
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=400)

@@ -115,7 +115,7 @@ def test_refused_ledger_writes_are_retried_and_reported_not_left_unfinished(ctx)
                        what="every offset committed once the ledger takes records")
     harness.wait_until(lambda: http_get("http://127.0.0.1:%d/readyz" % port)[0] == 200,
                        30, what="/readyz 200 again")
-    recs = harness.kcat_consume(ctx.brokers, ledger, count=len(arts), timeout=30)
+    recs = harness.ledger_records(ctx.brokers, ledger, count=len(arts), timeout=30)
     assert sorted(r["key"] for r in recs) == sorted(
         b["id"] for b in hook.bodies("/json")), recs
     assert len(hook.requests("/json")) == len(arts), "an alert was sent twice"

@@ -142,7 +142,7 @@ def check_pipeline_results(ctx, topic, dlq, ledger, hook):
     assert {b["article"]["url"] for b in got} == {"http://wire.example/a1"}
     arts = harness.kcat_consume(BROKER["plain"], topic)
     assert len(arts) == 2, arts  # the article and the poison record
-    recs = harness.kcat_consume(BROKER["plain"], ledger, count=len(got), timeout=30)
+    recs = harness.ledger_records(BROKER["plain"], ledger, count=len(got), timeout=30)
     assert {r["key"] for r in recs} == {b["id"] for b in got}
     assert all("delivered" in r["value"] for r in recs)
     dead = harness.kcat_consume(BROKER["plain"], dlq, count=1, timeout=30)

@@ -136,7 +136,7 @@ def test_sigterm_gives_up_at_drain_timeout_and_the_next_consumer_finishes(ctx):
     c2 = g.consumer("--exit-eof")
     assert c2.wait(120) == 0, c2.tail()
     assert g.committed() == 2
-    assert len(harness.kcat_consume(ctx.brokers, ledger)) == 2
+    assert len(harness.ledger_records(ctx.brokers, ledger)) == 2
 
 
 def test_a_second_sigterm_abandons_the_drain(ctx):

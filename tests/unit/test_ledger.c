@@ -152,11 +152,15 @@ static void test_round_trip_through_a_cluster(void **state) {
     assert_int_equal(na_ledger_record(l, ID_A, "desk", &d, alert, NULL), NA_OK);
     assert_int_equal(na_ledger_record(l, ID_A, "ops", &d, alert, NULL), NA_OK);
     assert_int_equal(na_ledger_record(l, ID_B, "desk", &d, NULL, NULL), NA_OK);
+    assert_int_equal(na_ledger_mark_owner(l, "articles", 0, NA_OWNER_TAKEN, "m1"), NA_OK);
+    assert_int_equal(na_ledger_mark_owner(l, "articles", 1, NA_OWNER_TAKEN, "m1"), NA_OK);
+    assert_int_equal(na_ledger_mark_owner(l, "articles", 1, NA_OWNER_RELEASED, "m1"),
+                     NA_OK);
     int64_t deadline = na_mono_ms() + 20000;
     while (na_ledger_outstanding(l) && na_mono_ms() < deadline) {
         na_ledger_poll(l, 100);
     }
-    assert_int_equal(c.ok, 3);
+    assert_int_equal(c.ok, 6);
     assert_int_equal(c.failed, 0);
     na_ledger_destroy(l);
 
@@ -171,7 +175,11 @@ static void test_round_trip_through_a_cluster(void **state) {
     assert_true(na_ledger_delivered(l, ID_A, "ops"));
     assert_true(na_ledger_delivered(l, ID_B, "desk"));
     assert_false(na_ledger_delivered(l, ID_B, "ops"));
-    assert_int_equal(loaded, 3);
+    assert_int_equal(loaded, 3); /* owner records are not alerts */
+    /* the newest owner record of each partition, read back */
+    assert_int_equal(na_ledger_owner(l, "articles", 0, NULL), NA_OWNER_TAKEN);
+    assert_int_equal(na_ledger_owner(l, "articles", 1, NULL), NA_OWNER_RELEASED);
+    assert_int_equal(na_ledger_owner(l, "articles", 2, NULL), NA_OWNER_UNKNOWN);
     na_ledger_destroy(l);
 
     /* With a horizon of a day, the records of 2026-01-06 are forgotten at
@@ -193,6 +201,50 @@ static void test_round_trip_through_a_cluster(void **state) {
 
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
+}
+
+/* Partition owner records: marked in memory at once, read back from their
+ * own key only, never counted as alerts. */
+static void test_owner_records(void **state) {
+    (void)state;
+    struct confirms c = {0, 0, NULL};
+    na_ledger_t *l = na_ledger_new_memory(on_confirm, &c);
+    int64_t at = -1;
+    assert_non_null(l);
+    assert_int_equal(na_ledger_owner(l, "t", 3, &at), NA_OWNER_UNKNOWN);
+    assert_int_equal(at, 0);
+    assert_int_equal(na_ledger_mark_owner(l, "t", 3, NA_OWNER_TAKEN, "m"), NA_OK);
+    assert_int_equal(na_ledger_owner(l, "t", 3, &at), NA_OWNER_TAKEN);
+    assert_true(at > 0);
+    assert_int_equal(na_ledger_owner(l, "t", 4, NULL), NA_OWNER_UNKNOWN);
+    assert_int_equal(na_ledger_owner(l, "u", 3, NULL), NA_OWNER_UNKNOWN);
+    assert_int_equal(na_ledger_mark_owner(l, "t", 3, NA_OWNER_RELEASED, "m"), NA_OK);
+    assert_int_equal(na_ledger_owner(l, "t", 3, NULL), NA_OWNER_RELEASED);
+    assert_int_equal(na_ledger_mark_owner(l, "t", 3, NA_OWNER_UNKNOWN, "m"),
+                     NA_ERR_INVALID);
+
+    const char *taken = "{\"owner\":{\"topic\":\"news\",\"partition\":2,"
+                        "\"state\":\"taken\",\"member\":\"x\",\"at_ms\":5}}";
+    const char *key = "owner/news/2";
+    assert_int_equal(na_ledger_apply(l, key, strlen(key), taken, strlen(taken)), NA_OK);
+    assert_int_equal(na_ledger_owner(l, "news", 2, &at), NA_OWNER_TAKEN);
+    assert_int_equal(at, 5);
+    /* a record under another partition's key is not trusted */
+    const char *other = "owner/news/7";
+    assert_int_equal(na_ledger_apply(l, other, strlen(other), taken, strlen(taken)),
+                     NA_ERR_INVALID);
+    assert_int_equal(na_ledger_owner(l, "news", 7, NULL), NA_OWNER_UNKNOWN);
+    const char *bad = "{\"owner\":{\"topic\":\"news\",\"partition\":2,"
+                      "\"state\":\"lost\"}}";
+    assert_int_equal(na_ledger_apply(l, key, strlen(key), bad, strlen(bad)),
+                     NA_ERR_INVALID);
+    assert_int_equal(na_ledger_owner(l, "news", 2, NULL), NA_OWNER_TAKEN);
+    /* a tombstone leaves the mark; none of this is an alert */
+    assert_int_equal(na_ledger_apply(l, key, strlen(key), NULL, 0), NA_OK);
+    assert_int_equal(na_ledger_owner(l, "news", 2, NULL), NA_OWNER_TAKEN);
+    assert_int_equal(na_ledger_count(l), 0);
+    assert_false(na_ledger_known(l, key));
+    na_ledger_destroy(l);
 }
 
 /* A record of (id, route) whose outcome is at @p at_ms, as the topic holds it. */
@@ -276,6 +328,7 @@ int main(void) {
         cmocka_unit_test(test_table_grows_and_erases),
         cmocka_unit_test(test_horizon_forgets_old_alerts),
         cmocka_unit_test(test_round_trip_through_a_cluster),
+        cmocka_unit_test(test_owner_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
