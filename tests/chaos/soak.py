@@ -12,7 +12,11 @@ and the consumer (also while alerts are in flight, i.e. between delivery and
 commit) at moments drawn from the recorded seed, restarts the broker (once
 for longer than the producer's message timeout), and puts every webhook
 fault on both receivers on a fixed schedule: 500s, 429 with Retry-After, a
-hang past the request timeout, an outage.
+hang past the request timeout, an outage (longer than park_after: the route
+is parked on the retry topic and its alerts come back from there), 400s (the
+alert is refused for good). Every consumer process also starts with fault
+points armed (NEWSALERT_FAULTS): a classification, ledger writes and
+dead-letter writes fail and must be retried.
 
 The articles come from a labelled fixture (tests/data/soak/articles.jsonl:
 each article with the alerts it must raise, written by hand); each one
@@ -22,14 +26,16 @@ Then it stops the faults, lets the pipeline drain, and judges:
   - every webhook fault kind was drawn and answered at least once;
   - every article the feeds published is in news.articles (none lost), and
     none was republished under a second id;
-  - every (article, topic) pair the fixture labels reached every route, and
-    nothing else did;
+  - every (article, topic) pair the fixture labels reached every route (or
+    its dead-letter copy, when the route refused it), and nothing else did;
   - copies (an alert a route received more than once): the documented
     window is a consumer killed between sending an alert and the broker's
     confirmation of its ledger record, which sends it again; so every copy
     must follow its own such kill (at most one re-send of an alert per route
     per kill that caught it in the window);
-  - nothing went to the dead-letter topic;
+  - the dead-letter topic holds exactly the alerts a route refused with a
+    400 (each refused alert is there or, after a kill, was delivered), and
+    nothing else;
   - resident memory of the daemons stayed under --max-rss-mb (measure it on
     a build without sanitizers: docs/reliability.md).
 It prints the counts and exits 1 on any failure, 0 otherwise.
@@ -143,10 +149,11 @@ def rss_kb(pid):
 class Daemon:
     """A daemon the soak restarts after every kill, tracking its peak RSS."""
 
-    def __init__(self, name, argv, tmp):
+    def __init__(self, name, argv, tmp, env=None):
         self.name = name
         self.argv = argv
         self.tmp = tmp
+        self.env = env
         self.proc = None
         self.generation = 0
         self.kills = 0
@@ -162,7 +169,7 @@ class Daemon:
     def start(self):
         self.ended = False
         self.generation += 1
-        self.proc = harness.Proc(self.argv, self.tmp,
+        self.proc = harness.Proc(self.argv, self.tmp, env=self.env,
                                  name="%s-%d" % (self.name, self.generation))
 
     def alive(self):
@@ -245,8 +252,16 @@ def alert_id(article_id, topic):
 
 # Webhook faults, in the order the schedule puts them on each receiver, and
 # what a receiver answers while one is on (0: no answer at all).
-WEBHOOK_FAULTS = ("fail", "rate", "hang", "down")
-FAULT_STATUS = {"fail": 500, "rate": 429, "hang": 0, "down": 503}
+# "rate" first on each receiver: it needs traffic (one request in 2 s is
+# accepted), which a route parked by an earlier fault no longer has.
+WEBHOOK_FAULTS = ("rate", "fail", "hang", "down", "reject")
+FAULT_STATUS = {"fail": 500, "rate": 429, "hang": 0, "down": 503, "reject": 400}
+
+# Fault points armed in every consumer process the soak starts
+# (docs/reliability.md): classifying, writing ledger records and writing
+# dead-letter copies fail now and then; each must be retried, nothing lost.
+CONSUMER_FAULTS = ("classify:2,ledger_record:2,ledger_delivery:2,dlq_produce:1,"
+                   "dlq_delivery:1")
 
 
 def fault_schedule(duration, per_kind):
@@ -259,8 +274,10 @@ def fault_schedule(duration, per_kind):
     gap = duration / (n + 1)
     out = []
     for k in range(n):
-        kind = WEBHOOK_FAULTS[k % len(WEBHOOK_FAULTS)]
-        hook = hooks[(k // len(WEBHOOK_FAULTS)) % len(hooks)]
+        # Each kind on one receiver, then on the other: a receiver's faults
+        # come every second slot.
+        kind = WEBHOOK_FAULTS[(k // len(hooks)) % len(WEBHOOK_FAULTS)]
+        hook = hooks[k % len(hooks)]
         out.append(((k + 1) * gap, "webhook", (hook, kind)))
     return out, gap
 
@@ -382,6 +399,7 @@ def main():
                       "log.message.timestamp.type=LogAppendTime"]).strip()
         print("soak: broker %s" % brokers, flush=True)
         topic, dlq, ledger = "soak.articles", "soak.dlq", "soak.alerts"
+        retry = "soak.retry"
 
         feeds = harness.FeedServer()
         servers.append(feeds)
@@ -396,7 +414,10 @@ def main():
             json.dump(sources, f)
         consumer_cfg = {
             "brokers": brokers, "topic": topic, "dlq_topic": dlq, "ledger_topic": ledger,
-            "group_id": "soak",
+            "group_id": "soak", "retry_topic": retry,
+            # An outage longer than this parks the route: its alerts go to
+            # the retry topic and come back from there once it answers.
+            "park_after": "4s",
             "rules": os.path.join(ROOT, "examples", "rules.json"),
             # Story grouping off: the fixture's articles would fold into a
             # few stories; the verdict counts one alert per (article, topic).
@@ -419,9 +440,11 @@ def main():
             "--sources", os.path.join(tmp, "sources.json"), "--state-dir",
             os.path.join(tmp, "state"), "--topic", topic,
             "-X", "message.timeout.ms=8000"], tmp)
+        faults = {"NEWSALERT_FAULTS": CONSUMER_FAULTS}
         consumer = Daemon("consumer", [os.path.join(bin_dir, "newsalert-consumer"),
-                                       "--config", os.path.join(tmp, "consumer.json")], tmp)
-        second = Daemon("consumer-b", consumer.argv, tmp)
+                                       "--config", os.path.join(tmp, "consumer.json")], tmp,
+                          env=faults)
+        second = Daemon("consumer-b", consumer.argv, tmp, env=faults)
         daemons.extend([producer, consumer, second])
         producer.start()
         consumer.start()
@@ -503,12 +526,22 @@ def main():
             elif what == "webhook":
                 name, kind = arg
                 h = hooks[name]
+                # A fault of this receiver still on ends now: its end must
+                # not end the new one (both set the receiver's mode).
+                for f in [f for f in active if f[0] == name]:
+                    active.remove(f)
+                h.up()
                 counts["webhook_faults"] += 1
                 drawn[kind] += 1
                 print("soak: t=%.1f webhook %s on %s" % (when, kind, name), flush=True)
                 now = time.monotonic()
                 if kind == "fail":
                     h.fail_next(rng.randrange(3, 20))  # ends by itself
+                elif kind == "reject":
+                    # A 400: the alert is refused for good and must go to the
+                    # dead-letter topic (with its offset kept until it is
+                    # there), not vanish.
+                    h.fail_next(rng.randrange(1, 4), status=400)
                 elif kind == "rate":
                     # One request every 2 s, where alerts come about once a
                     # second: 429s with Retry-After, whatever the traffic.
@@ -597,6 +630,18 @@ def main():
                     expected.add(alert_id(aid, topic_name))
 
         deaths = consumer.deaths + second.deaths
+        # Dead-letter copies: an alert a route refused (400) belongs there,
+        # keyed by its alert id, with the route in a header; nothing else.
+        dlq_records = harness.kcat_consume(brokers, dlq, timeout=60)
+        dead = {name: set() for name in hooks}
+        hook_of = {"generic": "json", "desk": "slack"}
+        stray_dlq = []
+        for r in dlq_records:
+            name = hook_of.get(r["headers"].get("route"))
+            if name is None:
+                stray_dlq.append(r["headers"])
+            else:
+                dead[name].add(r["key"])
         confirmed = ledger_confirmations(brokers, ledger)
         route_of = {"json": "generic", "slack": "desk"}
         answered = {k: 0 for k in WEBHOOK_FAULTS}
@@ -607,15 +652,18 @@ def main():
                 answered[kind] += sum(1 for r in reqs if r.status == status)
             got = [r.header("webhook-id") for r in reqs if r.status == 200]
             uniq = set(got)
+            rejected = {r.header("webhook-id") for r in reqs if r.status == 400}
             copies, unexplained, examples, most = copies_report(
                 reqs, deaths, lambda aid, route=route_of[name]: confirmed.get((aid, route)))
             kinds = dict(copies_report.kinds)
             verdict[name] = {"received": len(got), "unique": len(uniq), "copies": copies,
                              "kinds": kinds,
                              "unexplained": unexplained, "examples": examples,
-                             "most": most, "lost": len(expected - uniq),
-                             "unexpected": len(uniq - expected)}
-        dlq_records = harness.kcat_consume(brokers, dlq, timeout=60)
+                             "most": most, "lost": len(expected - uniq - dead[name]),
+                             "unexpected": len(uniq - expected),
+                             "dead": len(dead[name]), "rejected": len(rejected),
+                             "dead_unrejected": sorted(dead[name] - rejected),
+                             "rejected_lost": sorted(rejected - dead[name] - uniq)}
         peak = {d.name: round(d.peak_rss_kb / 1024, 1) for d in (producer, consumer, second)}
 
         print("soak: seed=%d" % seed)
@@ -640,6 +688,9 @@ def main():
                     name, v["copies"], v["copies"] / kills, v["most"],
                     v["kinds"]["in_flight"], v["kinds"]["answered"])
                 for name, v in verdict.items())))
+        for name, v in verdict.items():
+            print("soak: route %-7s refused (400) %d alerts, dead-lettered %d" % (
+                name, v["rejected"], v["dead"]))
         print("soak: dlq=%d peak_rss_mb=%s (in %s; bound %s MB)" % (
             len(dlq_records), json.dumps(peak),
             ", ".join(str(d.peak_gen) for d in (producer, consumer, second)),
@@ -647,7 +698,8 @@ def main():
         for name, v in verdict.items():
             got = {r.header("webhook-id") for r in hooks[name].requests() if r.status == 200}
             if v["lost"]:
-                print("soak: route %s lost: %s" % (name, sorted(expected - got)[:10]))
+                print("soak: route %s lost: %s" % (name,
+                                                  sorted(expected - got - dead[name])[:10]))
             if v["unexpected"]:
                 print("soak: route %s unexpected: %s" % (name, sorted(got - expected)[:10]))
             if v["unexplained"]:
@@ -674,6 +726,17 @@ def main():
             if v["unexplained"]:
                 failures.append("route %s received %d copies outside the window of a "
                                 "consumer kill" % (name, v["unexplained"]))
+            if v["dead_unrejected"]:
+                failures.append("route %s: %d alerts in the dead-letter topic that it never "
+                                "refused: %s" % (name, len(v["dead_unrejected"]),
+                                                 v["dead_unrejected"][:5]))
+            if v["rejected_lost"]:
+                failures.append("route %s: %d refused alerts neither dead-lettered nor "
+                                "delivered: %s" % (name, len(v["rejected_lost"]),
+                                                   v["rejected_lost"][:5]))
+        if stray_dlq:
+            failures.append("%d records in the dead-letter topic without a route: %s" % (
+                len(stray_dlq), stray_dlq[:3]))
         if args.max_resent_per_kill is not None:
             for name, v in verdict.items():
                 if v["copies"] > args.max_resent_per_kill * len(deaths):
@@ -681,8 +744,6 @@ def main():
                                     "kills, over %.1f per kill" % (
                                         name, v["copies"], len(deaths),
                                         args.max_resent_per_kill))
-        if dlq_records:
-            failures.append("%d records in the dead-letter topic" % len(dlq_records))
         for name, mb in peak.items():
             if mb > args.max_rss_mb:
                 failures.append("%s peak RSS %.1f MB over %s MB" % (name, mb,
