@@ -362,6 +362,9 @@ def main():
                     help="times each webhook fault hits each receiver")
     ap.add_argument("--down-max", type=float, default=20,
                     help="longest webhook outage, seconds (full run: minutes)")
+    ap.add_argument("--resume-max", type=float, default=60,
+                    help="longest wait, after the broker is back, for a receiver to "
+                         "answer before the webhook faults go on")
     ap.add_argument("--fixture", default=FIXTURE,
                     help="labelled articles (JSON lines: title, text, alerts)")
     ap.add_argument("--max-rss-mb", type=float, default=200)
@@ -461,7 +464,6 @@ def main():
             if what != "rebalance" or args.rebalances:
                 events.append((t, what, None))
         wh_events, wh_gap = fault_schedule(args.duration, args.webhook_faults)
-        events += wh_events
         for i in range(args.broker_restarts):
             events.append((args.duration * (i + 1) / (args.broker_restarts + 1),
                            "broker_long" if i == 0 else "broker", None))
@@ -470,30 +472,108 @@ def main():
         # between the two); one lasts less than that, so none cuts the next.
         fault_max = max(4.0, 2 * wh_gap - 1.0)
         script = os.path.join(ROOT, "scripts", "kafka-broker")
-        active = []  # webhook faults on: [hook name, kind, since, min_end, need]
+        active = []  # webhook faults on: [hook name, kind, since, min_end, need, began]
         bounce = None  # the broker restart under way (a thread: the schedule goes on)
         start = time.monotonic()
         next_pub = start
+        # The webhook faults run on a clock of their own that stands still
+        # while the pipeline cannot deliver: from a broker stop until a
+        # receiver answers again after the broker is back (its start alone
+        # takes 10-30 s on a loaded machine, and the group then waits
+        # session.timeout.ms for the members it knew before; no alert can
+        # reach a receiver meanwhile, so a fault drawn then would go
+        # unanswered whatever the consumer does). At most --resume-max
+        # seconds after the broker is back.
+        wh = {"paused": 0.0, "since": None, "back": None}
+
+        def wh_now(now):
+            return now - start - wh["paused"] - (now - wh["since"] if wh["since"] else 0.0)
+
+        def wh_pause(now):
+            if wh["since"] is None:
+                wh["since"], wh["back"] = now, None
+                timeline.append((round(now - start, 2), "webhook_clock_stopped", None))
+
+        def wh_resume_maybe(now):
+            if wh["since"] is None or (bounce is not None and bounce.is_alive()):
+                return
+            if wh["back"] is None:
+                wh["back"] = now
+            answered = any(r.time > wh["back"] for h in hooks.values()
+                           for r in h.requests())
+            if answered or now - wh["back"] > args.resume_max:
+                wh["paused"] += now - wh["since"]
+                wh["since"] = None
+                timeline.append((round(now - start, 2), "webhook_clock_started",
+                                 round(wh["paused"], 2)))
 
         def end_faults(now, force=False):
             """A fault ends once it lasted its time AND the receiver answered
             it `need` times (a consumer down meanwhile sends nothing), or
-            after fault_max seconds."""
+            after fault_max seconds (both on the webhook clock)."""
+            t = wh_now(now)
             for f in list(active):
-                name, kind, since, min_end, need = f
+                name, kind, since, min_end, need, began = f
                 seen = sum(1 for r in hooks[name].requests()
                            if r.time >= since and r.status == FAULT_STATUS[kind])
-                if force or (now >= min_end and seen >= need) or now >= since + fault_max:
+                if force or (t >= min_end and seen >= need) or t >= began + fault_max:
                     hooks[name].up()
                     active.remove(f)
 
-        for when, what, arg in events + [(args.duration, "end", None)]:
-            while time.monotonic() - start < when:
+        def start_fault(name, kind, when):
+            h = hooks[name]
+            # A fault of this receiver still on ends now: its end must not
+            # end the new one (both set the receiver's mode).
+            for f in [f for f in active if f[0] == name]:
+                active.remove(f)
+            h.up()
+            counts["webhook_faults"] += 1
+            drawn[kind] += 1
+            now = time.monotonic()
+            t = wh_now(now)
+            timeline.append((round(now - start, 2), "webhook", [name, kind]))
+            print("soak: t=%.1f webhook %s on %s (webhook clock %.1f)" % (
+                now - start, kind, name, when), flush=True)
+            if kind == "fail":
+                h.fail_next(rng.randrange(3, 20))  # ends by itself
+            elif kind == "reject":
+                # A 400: the alert is refused for good and must go to the
+                # dead-letter topic (with its offset kept until it is
+                # there), not vanish.
+                h.fail_next(rng.randrange(1, 4), status=400)
+            elif kind == "rate":
+                # One request every 2 s, where alerts come about once a
+                # second: 429s with Retry-After, whatever the traffic.
+                h.rate_limit(0.5, retry_after=1)
+                active.append([name, kind, now, t + rng.uniform(2, 6), 3, t])
+            elif kind == "hang":
+                h.hang(5)  # past the consumer's 3 s request timeout
+                active.append([name, kind, now, t + rng.uniform(3, 8), 1, t])
+            else:
+                h.down(503, retry_after=1)
+                lasts = rng.uniform(min(5, args.down_max), args.down_max)
+                active.append([name, kind, now, t + lasts, 1, t])
+
+        def waiting(when, wait_webhooks):
+            """Go on publishing, ending and starting webhook faults and
+            restarting daemons that exited until `when` (seconds since the
+            start), and with `wait_webhooks` until the webhook clock reached
+            `when` too (every webhook fault started, the last one with its
+            time)."""
+            nonlocal next_pub
+            while True:
                 now = time.monotonic()
+                if now - start >= when and (not wait_webhooks or (
+                        not wh_events and wh["since"] is None and wh_now(now) >= when)):
+                    break
                 if now >= next_pub:
                     stream.publish()
                     next_pub = now + args.publish_every
+                wh_resume_maybe(now)
                 end_faults(now)
+                if wh["since"] is None and wh_events and wh_now(now) >= wh_events[0][0]:
+                    t, _, (name, kind) = wh_events.pop(0)
+                    start_fault(name, kind, t)
                 for d in daemons:
                     d.sample()
                     if d.exited_by_itself():
@@ -504,6 +584,9 @@ def main():
                         if d is not second:  # the next rebalance starts it
                             d.start()
                 time.sleep(0.05)
+
+        for when, what, arg in events + [(args.duration, "end", None)]:
+            waiting(when, what == "end")
             if what == "end":
                 break
             timeline.append((round(time.monotonic() - start, 2), what, arg))
@@ -523,37 +606,6 @@ def main():
                     h.latency(0)
                 time.sleep(rng.uniform(0, 1.0))
                 consumer.start()
-            elif what == "webhook":
-                name, kind = arg
-                h = hooks[name]
-                # A fault of this receiver still on ends now: its end must
-                # not end the new one (both set the receiver's mode).
-                for f in [f for f in active if f[0] == name]:
-                    active.remove(f)
-                h.up()
-                counts["webhook_faults"] += 1
-                drawn[kind] += 1
-                print("soak: t=%.1f webhook %s on %s" % (when, kind, name), flush=True)
-                now = time.monotonic()
-                if kind == "fail":
-                    h.fail_next(rng.randrange(3, 20))  # ends by itself
-                elif kind == "reject":
-                    # A 400: the alert is refused for good and must go to the
-                    # dead-letter topic (with its offset kept until it is
-                    # there), not vanish.
-                    h.fail_next(rng.randrange(1, 4), status=400)
-                elif kind == "rate":
-                    # One request every 2 s, where alerts come about once a
-                    # second: 429s with Retry-After, whatever the traffic.
-                    h.rate_limit(0.5, retry_after=1)
-                    active.append([name, kind, now, now + rng.uniform(2, 6), 3])
-                elif kind == "hang":
-                    h.hang(5)  # past the consumer's 3 s request timeout
-                    active.append([name, kind, now, now + rng.uniform(3, 8), 1])
-                else:
-                    h.down(503, retry_after=1)
-                    lasts = rng.uniform(min(5, args.down_max), args.down_max)
-                    active.append([name, kind, now, now + lasts, 1])
             elif what == "rebalance":
                 counts["rebalances"] += 1
                 if second.alive():
@@ -568,6 +620,7 @@ def main():
                     bounce.check()
                 bounce = BrokerBounce(script, broker_dir, pause)
                 bounce.start()
+                wh_pause(time.monotonic())
         end_faults(time.monotonic(), force=True)
         if bounce is not None:
             bounce.join()
