@@ -666,6 +666,9 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     }
     struct na_deliver_opts dopts;
     na_consumer_deliver_opts(conf, &dopts);
+    /* A route's answered request keeps its slot until its ledger record is
+     * confirmed: a crash re-sends at most max_in_flight requests a route. */
+    dopts.hold_until_recorded = conf->ledger;
     if (!(c.deliver = na_deliver_new(&dopts)) || !(c.tracker = na_tracker_new())) {
         err = NA_ERR_NOMEM;
         goto out;

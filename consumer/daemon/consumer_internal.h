@@ -97,10 +97,10 @@ struct consumer {
     bool closing;                   /* the final revoke: no waiting */
     struct hold *holds;             /* per articles partition, or NULL */
     int32_t holds_cnt;
-    struct hold *rholds;            /* per retry partition, or NULL */
+    struct hold *rholds; /* per retry partition, or NULL */
     int32_t rholds_cnt;
-    int64_t handover_checked_ms;    /* na_handover_check()'s last look */
-    na_workq_t *workq;              /* decode and classify on worker threads, or NULL */
+    int64_t handover_checked_ms; /* na_handover_check()'s last look */
+    na_workq_t *workq;           /* decode and classify on worker threads, or NULL */
 };
 
 /* A record whose alert to a route is already on its way for another record
@@ -176,6 +176,7 @@ struct job_ctx {
      * that a revoke finds those of its partitions. */
     bool registered;
     bool in_deliverer; /* submitted, not ended there yet */
+    bool holds_slot;   /* answered 2xx: its route's slot until recorded */
     struct job_ctx *jprev, *jnext;
     /* Another member holds this alert ("pending" in the ledger): the job
      * waits, with its body and digest item, until the ledger says how that

@@ -37,6 +37,10 @@ void na_jobs_free(struct consumer *c, struct job_ctx *jc) {
             jc->jnext->jprev = jc->jprev;
         }
     }
+    if (jc->holds_slot) {
+        /* Recorded (or given up here): the route may send its next request. */
+        na_deliver_recorded(c->deliver, jc->route, 1);
+    }
     c->awaiting -= jc->awaiting;
     c->handed_over -= jc->handed_over;
     if (jc->from_retry && c->rinflight && jc->rpart >= 0 && jc->rpart < c->retry_parts) {
@@ -309,6 +313,7 @@ void na_jobs_on_delivered(void *opaque, const struct na_delivery_result *res, vo
                na_log_q(res->route->name), res->alert_id, res->status, res->attempts,
                res->digest_cnt);
         if (c->ledger) {
+            jc->holds_slot = true; /* see hold_until_recorded */
             snprintf(jc->outcome, sizeof(jc->outcome), "%s",
                      res->digest_cnt ? "digest" : "delivered");
             jc->del.status = res->status;

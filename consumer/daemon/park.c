@@ -379,8 +379,9 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
         c->awaiting++;
         na_jobs_register(c, jc);
         entry->pending++;
-        na_log(NA_LOG_INFO, "consumer", "handover_hold", "route=%s alert=%s until_ms=%lld",
-               na_log_q(route->name), jc->alert_id, (long long)held_until);
+        na_log(NA_LOG_INFO, "consumer", "handover_hold",
+               "route=%s alert=%s until_ms=%lld", na_log_q(route->name), jc->alert_id,
+               (long long)held_until);
     } else {
         char *b = jc->body;
         struct na_digest_item *it = jc->item;

@@ -66,6 +66,8 @@ struct rstate {
     size_t active;            /* transfers in flight */
     bool failing;             /* last outcome was a failure: one probe at a time */
     int64_t failing_since_ms; /* first failure of the current run of them */
+    size_t unrecorded;        /* hold_until_recorded: alerts answered 2xx whose
+                                 records the caller has not confirmed */
 };
 
 struct na_deliver_s {
@@ -665,6 +667,24 @@ fail:
     na_buf_cleanup(&body);
 }
 
+/* Requests @p rs may have in flight now: an answered request whose alerts
+ * are not recorded yet keeps one slot (hold_until_recorded). */
+static bool route_has_slot(const na_deliver_t *d, const struct rstate *rs) {
+    long max = rs->route->max_in_flight;
+    return max <= 0 ||
+           rs->active + (d->opts.hold_until_recorded && rs->unrecorded > 0) < (size_t)max;
+}
+
+void na_deliver_recorded(na_deliver_t *d, const struct na_route *route, size_t n) {
+    for (size_t i = 0; i < d->routes_cnt; i++) {
+        if (d->routes[i]->route == route) {
+            struct rstate *rs = d->routes[i];
+            rs->unrecorded -= n < rs->unrecorded ? n : rs->unrecorded;
+            return;
+        }
+    }
+}
+
 static void start_due(na_deliver_t *d) {
     int64_t now = na_mono_ms();
     for (size_t r = 0; r < d->routes_cnt; r++) {
@@ -674,7 +694,7 @@ static void start_due(na_deliver_t *d) {
          * a request succeeds. */
         while (rs->head && d->active_cnt < (size_t)d->opts.concurrency &&
                rs->blocked_until_ms <= now && rs->tokens >= 1.0 &&
-               !(rs->failing && rs->active)) {
+               !(rs->failing && rs->active) && route_has_slot(d, rs)) {
             if (rs->head->not_before_ms > now) {
                 break; /* FIFO per route: the head's backoff holds the rest */
             }
@@ -710,6 +730,15 @@ static int64_t next_wake_ms(const na_deliver_t *d) {
         const struct rstate *rs = d->routes[r];
         if (!rs->head || (rs->failing && rs->active)) {
             continue; /* nothing waits, or a probe is out: its end wakes us */
+        }
+        if (!route_has_slot(d, rs)) {
+            if (rs->active) {
+                continue; /* a transfer's end wakes us */
+            }
+            /* Waiting for the caller's record: look again shortly. */
+            int64_t soon = na_mono_ms() + 1;
+            next = soon < next ? soon : next;
+            continue;
         }
         int64_t t = rs->head->not_before_ms;
         if (rs->blocked_until_ms > t) {
@@ -789,6 +818,9 @@ static void finish(na_deliver_t *d, struct job *j, na_outcome_t outcome,
         .error = j->error,
         .digest_cnt = j->members_cnt,
     };
+    if (outcome == NA_OUTCOME_OK && d->opts.hold_until_recorded) {
+        j->rs->unrecorded += j->members ? j->members_cnt : 1;
+    }
     if (!j->members) {
         res.body_take = &j->body;
         d->pending--;

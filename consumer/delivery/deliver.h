@@ -37,6 +37,12 @@ struct na_deliver_opts {
     int64_t backoff_ms;     /**< first retry delay ("deliver_backoff") */
     int64_t backoff_max_ms; /**< cap ("deliver_backoff_max") */
     const char *user_agent;
+    /** An answered (2xx) request keeps its slot of the route's
+     *  max_in_flight until the caller says its alerts are recorded
+     *  (na_deliver_recorded()): with max_in_flight 1, a route's next
+     *  request starts only once the previous one is recorded, so a crash
+     *  re-sends at most one request per route. */
+    bool hold_until_recorded;
 };
 
 struct na_delivery_result {
@@ -142,6 +148,13 @@ void na_deliver_forget_routes(na_deliver_t *d);
  *        @p cb for each job that ended.
  */
 void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, void *ctx);
+
+/**
+ * @brief @p n alerts of @p route that ended NA_OUTCOME_OK are recorded:
+ *        their request's slot is free (see hold_until_recorded). A route
+ *        the deliverer forgot is ignored.
+ */
+void na_deliver_recorded(na_deliver_t *d, const struct na_route *route, size_t n);
 
 /** @returns jobs not yet ended (waiting, backing off or in flight). */
 size_t na_deliver_pending(const na_deliver_t *d);

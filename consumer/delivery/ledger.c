@@ -333,7 +333,8 @@ static na_err_t set_owner(na_ledger_t *l, const char *topic, int32_t partition,
 
 /* The key of @p partition's owner record: the topic's name, or its hash
  * when the name is too long for a key. */
-static void owner_key(const char *topic, int32_t partition, char key[LEDGER_MAX_KEY + 1]) {
+static void owner_key(const char *topic, int32_t partition,
+                      char key[LEDGER_MAX_KEY + 1]) {
     char hex[NA_SHA256_HEX_LEN + 1];
     int n = snprintf(key, LEDGER_MAX_KEY + 1, LEDGER_OWNER_PREFIX "%s/%ld", topic,
                      (long)partition);
@@ -400,10 +401,10 @@ na_err_t na_ledger_mark_owner(na_ledger_t *l, const char *topic, int32_t partiti
         return NA_OK;
     }
     owner_key(topic, partition, key);
-    json_t *root = json_pack("{s:{s:s, s:i, s:s, s:s, s:I}}", "owner", "topic", topic,
-                             "partition", (int)partition, "state",
-                             state == NA_OWNER_TAKEN ? "taken" : "released", "member",
-                             member ? member : "", "at_ms", (json_int_t)now);
+    json_t *root =
+        json_pack("{s:{s:s, s:i, s:s, s:s, s:I}}", "owner", "topic", topic, "partition",
+                  (int)partition, "state", state == NA_OWNER_TAKEN ? "taken" : "released",
+                  "member", member ? member : "", "at_ms", (json_int_t)now);
     char *value = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!value) {

@@ -68,6 +68,7 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
         return NA_ERR_CONFIG;
     }
     r->keepalive = true;
+    r->max_in_flight = NA_ROUTE_MAX_IN_FLIGHT_DEFAULT;
     r->digest_threshold = NA_ROUTE_DIGEST_THRESHOLD;
     json_object_foreach(obj, key, v) {
         if (!strcmp(key, "name") || !strcmp(key, "url") || !strcmp(key, "secret") ||
@@ -149,6 +150,14 @@ static na_err_t parse_route(json_t *obj, size_t idx, struct na_route *r, char *e
                 return NA_ERR_CONFIG;
             }
             *(!strcmp(key, "max_queue") ? &r->max_queue : &r->digest_threshold) = (long)x;
+        } else if (!strcmp(key, "max_in_flight")) {
+            json_int_t x = json_integer_value(v);
+            if (!json_is_integer(v) || x < 1 || x > 1000) {
+                snprintf(errstr, errstr_size,
+                         "routes[%zu].max_in_flight: want an integer in [1, 1000]", idx);
+                return NA_ERR_CONFIG;
+            }
+            r->max_in_flight = (long)x;
         } else if (!strcmp(key, "keepalive")) {
             if (!json_is_boolean(v)) {
                 snprintf(errstr, errstr_size, "routes[%zu].keepalive: want true or false",
@@ -273,12 +282,14 @@ json_t *na_routes_dump(const struct na_routes *routes) {
             json_array_append_new(topics, json_string(r->topics[t]));
         }
         json_array_append_new(
-            arr, json_pack("{s:s, s:s?, s:s, s:o, s:f, s:s?, s:f, s:f, s:i, s:i, s:b}",
-                           "name", r->name, "url", url, "format", r->format->name,
-                           "topics", topics, "min_score", r->min_score, "secret",
-                           r->secret ? "***" : NULL, "rate_per_s", r->rate_per_s, "burst",
-                           r->burst, "digest_threshold", (int)r->digest_threshold,
-                           "max_queue", (int)r->max_queue, "keepalive", r->keepalive));
+            arr,
+            json_pack("{s:s, s:s?, s:s, s:o, s:f, s:s?, s:f, s:f, s:i, s:i, s:b, s:i}",
+                      "name", r->name, "url", url, "format", r->format->name, "topics",
+                      topics, "min_score", r->min_score, "secret",
+                      r->secret ? "***" : NULL, "rate_per_s", r->rate_per_s, "burst",
+                      r->burst, "digest_threshold", (int)r->digest_threshold, "max_queue",
+                      (int)r->max_queue, "keepalive", r->keepalive, "max_in_flight",
+                      (int)r->max_in_flight));
         free(url);
     }
     return arr;

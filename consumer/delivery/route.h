@@ -31,10 +31,15 @@ struct na_route {
     long max_queue;        /**< "max_queue": alerts queued or in flight before
                                 the consumer pauses (0: max_pending) */
     bool keepalive;        /**< "keepalive": reuse connections (default true) */
+    long max_in_flight;    /**< "max_in_flight": requests at once (parsed
+                                default 1; 0: no limit). With a deliverer
+                                that holds answered requests until they are
+                                recorded, such a request keeps a slot. */
 };
 
 #define NA_ROUTE_DIGEST_THRESHOLD 10
 #define NA_ROUTE_MAX_QUEUE_DEFAULT 0
+#define NA_ROUTE_MAX_IN_FLIGHT_DEFAULT 1
 
 struct na_routes {
     struct na_route *v;
@@ -44,7 +49,8 @@ struct na_routes {
 /**
  * @brief Parse a JSON array of routes:
  *        [{"name", "url", "format", "topics", "min_score", "secret",
- *          "rate_per_s", "burst", "digest_threshold", "max_queue", "keepalive"}].
+ *          "rate_per_s", "burst", "digest_threshold", "max_queue", "keepalive",
+ *          "max_in_flight"}].
  *        Unknown keys are errors naming the key; url must be http(s).
  * @param out appended to; release with na_routes_cleanup().
  */

@@ -172,7 +172,7 @@ static struct outcome deliver_with(struct server *s, const char *secret,
 
 static struct outcome deliver_one(struct server *s, const char *secret,
                                   int max_attempts) {
-    struct na_deliver_opts opts = {1, 5000, 5000, max_attempts, 50, 200, "test"};
+    struct na_deliver_opts opts = {1, 5000, 5000, max_attempts, 50, 200, "test", false};
     return deliver_with(s, secret, &opts);
 }
 
@@ -256,7 +256,8 @@ static void test_backoff_doubles_with_jitter_up_to_its_cap(void **state) {
         s.script[i] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
     }
     server_start(&s);
-    struct na_deliver_opts opts = {1, 5000, 5000, FAILS + 1, base_ms, cap_ms, "test"};
+    struct na_deliver_opts opts = {1,       5000,   5000,   FAILS + 1,
+                                   base_ms, cap_ms, "test", false};
     struct outcome o = deliver_with(&s, NULL, &opts);
     server_stop(&s);
     assert_int_equal(o.outcome, NA_OUTCOME_OK);
@@ -379,7 +380,7 @@ static int64_t deliver_many(struct server *s, json_t *route_json, int n, bool it
     json_t *arr = json_pack("[o]", route_json);
     assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
     json_decref(arr);
-    struct na_deliver_opts opts = {4, 5000, 5000, 5, 50, 200, "test"};
+    struct na_deliver_opts opts = {4, 5000, 5000, 5, 50, 200, "test", false};
     na_deliver_t *d = na_deliver_new(&opts);
     for (int i = 0; i < n; i++) {
         char id[NA_SHA256_HEX_LEN + 1];
@@ -423,6 +424,69 @@ static void test_token_bucket_paces_a_route(void **state) {
     /* 5 per second with a bucket of one: about 200 ms apart. */
     for (int i = 1; i < 4; i++) {
         assert_true(s.at_ms[i] - s.at_ms[i - 1] >= 150);
+    }
+}
+
+/* Run @p d for @p ms (50 ms slices). */
+static void run_for(na_deliver_t *d, struct many *m, int ms) {
+    int64_t until = na_mono_ms() + ms;
+    while (na_mono_ms() < until) {
+        na_deliver_run(d, 50, on_many, m);
+    }
+}
+
+/* With hold_until_recorded, an answered request keeps its route's slot
+ * until the caller says it is recorded: with max_in_flight 1 (the parsed
+ * default) the next request starts only then, so a crash re-sends at most
+ * one request a route. */
+static void test_an_answered_request_holds_its_route_until_recorded(void **state) {
+    (void)state;
+    struct na_routes parsed = {NULL, 0};
+    char err[256];
+    json_t *bad =
+        json_pack("[{s:s, s:i}]", "url", "http://127.0.0.1:1/", "max_in_flight", 0);
+    assert_int_equal(na_routes_parse(bad, &parsed, err, sizeof(err)), NA_ERR_CONFIG);
+    assert_non_null(strstr(err, "max_in_flight"));
+    json_decref(bad);
+    na_routes_cleanup(&parsed);
+    {
+        struct server s;
+        struct many m = {0};
+        struct na_routes routes = {NULL, 0};
+        char url[64], errstr[256];
+        memset(&s, 0, sizeof(s));
+        server_start(&s);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", s.port);
+        json_t *arr = json_pack("[{s:s, s:f, s:f, s:i}]", "url", url, "rate_per_s",
+                                1000.0, "burst", 1000.0, "digest_threshold", 0);
+        assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
+        json_decref(arr);
+        assert_int_equal(routes.v[0].max_in_flight, 1);
+        struct na_deliver_opts opts = {4, 5000, 5000, 5, 50, 200, "test", true};
+        na_deliver_t *d = na_deliver_new(&opts);
+        for (int i = 0; i < 3; i++) {
+            char id[NA_SHA256_HEX_LEN + 1];
+            snprintf(id, sizeof(id), "%064d", i);
+            assert_int_equal(
+                na_deliver_submit_steal(d, &routes.v[0], id, strdup("{}"), 2, NULL, NULL),
+                NA_OK);
+        }
+        run_for(d, &m, 600);
+        /* the first answered, the rest wait for its record */
+        assert_int_equal(m.ok, 1);
+        assert_int_equal(s.requests, 1);
+        na_deliver_recorded(d, &routes.v[0], 1);
+        run_for(d, &m, 600);
+        assert_int_equal(m.ok, 2);
+        assert_int_equal(s.requests, 2);
+        na_deliver_recorded(d, &routes.v[0], 1);
+        run_for(d, &m, 600);
+        assert_int_equal(m.ok, 3);
+        assert_int_equal(s.requests, 3);
+        assert_int_equal(na_deliver_pending(d), 0);
+        na_deliver_destroy(d);
+        na_routes_cleanup(&routes);
+        server_stop(&s);
     }
 }
 
@@ -516,7 +580,7 @@ static void test_a_digest_carries_at_most_200_alerts(void **state) {
                             "burst", 1.0, "digest_threshold", 3);
     assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
     json_decref(arr);
-    struct na_deliver_opts opts = {4, 5000, 5000, 5, 50, 200, "test"};
+    struct na_deliver_opts opts = {4, 5000, 5000, 5, 50, 200, "test", false};
     na_deliver_t *d = na_deliver_new(&opts);
     for (int i = 0; i < N; i++) {
         char id[NA_SHA256_HEX_LEN + 1];
@@ -720,6 +784,7 @@ int main(void) {
         cmocka_unit_test(test_keepalive_false_opens_a_connection_per_request),
         cmocka_unit_test(test_route_failure_pauses_the_whole_route),
         cmocka_unit_test(test_failed_alerts_are_retried_in_their_order),
+        cmocka_unit_test(test_an_answered_request_holds_its_route_until_recorded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
