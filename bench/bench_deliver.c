@@ -287,9 +287,11 @@ int main(int argc, char **argv) {
     }
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
-    json_t *arr = json_pack("[{s:s, s:s, s:s, s:f, s:f, s:i, s:b}]", "name", "bench",
+    /* The transport at its concurrency: the route may use every slot. */
+    json_t *arr = json_pack("[{s:s, s:s, s:s, s:f, s:f, s:i, s:b, s:i}]", "name", "bench",
                             "url", url, "format", "json", "rate_per_s", 100000.0, "burst",
-                            100000.0, "digest_threshold", 0, "keepalive", keepalive);
+                            100000.0, "digest_threshold", 0, "keepalive", keepalive,
+                            "max_in_flight", (int)(conc > 0 && conc <= 1000 ? conc : 1));
     if (na_routes_parse(arr, &routes, errstr, sizeof(errstr))) {
         fprintf(stderr, "bench_deliver: %s\n", errstr);
         return 1;

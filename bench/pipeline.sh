@@ -70,7 +70,8 @@ cfg() { # cfg STORIES: a consumer config of a fresh group and ledger
  "retry_topic": "$topic.retry", "rules": "$root/examples/rules.json",
  "stories": $1, "log_level": "warn",
  "routes": [{"name": "bench", "url": "http://127.0.0.1:$port/hook", "format": "json",
-             "rate_per_s": 100000, "burst": 100000, "digest_threshold": 0}]}
+             "rate_per_s": 100000, "burst": 100000, "digest_threshold": 0,
+             "max_in_flight": 16}]}
 JSON
 }
 

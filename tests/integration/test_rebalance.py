@@ -238,8 +238,9 @@ def test_alerts_taken_but_not_yet_recorded_hold_the_revoke(ctx):
         "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
         "rules": ctx.src("examples", "rules.json"), "stories": False,
         "revoke_timeout": "1s", "write_stall": "60s",
+        # both alerts out before their records (a route's default is one)
         "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
-                    "digest_threshold": 0}]})
+                    "digest_threshold": 0, "max_in_flight": 2}]})
     argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST
     c1 = ctx.proc(argv, name="consumer-1", env={"NEWSALERT_FAULTS": "ledger_record:12"})
     hook.wait_count(2, 60)

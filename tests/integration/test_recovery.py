@@ -75,7 +75,9 @@ def config(ctx, topic, group, hook, **extra):
            "dlq_topic": extra.pop("dlq_topic", ctx.topic("na.it.recovery.dlq")),
            "ledger_topic": extra.pop("ledger_topic", ctx.topic("na.it.recovery.alerts")),
            "rules": ctx.src("examples", "rules.json"), "stories": False,
-           "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json"}]}
+           # Several alerts in flight at once (a route's default is one).
+           "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
+                       "max_in_flight": 8}]}
     cfg.update(extra)
     return ctx.write("consumer.json", cfg)
 

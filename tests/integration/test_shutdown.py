@@ -57,8 +57,9 @@ class Group:
                "dlq_topic": ctx.topic("na.it.shutdown.dlq"),
                "ledger_topic": ctx.topic("na.it.shutdown.alerts"),
                "rules": ctx.src("examples", "rules.json"), "stories": False,
+               # Several alerts in flight at once (a route's default is one).
                "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
-                           "digest_threshold": 0}]}
+                           "digest_threshold": 0, "max_in_flight": 8}]}
         cfg.update(extra)
         self.cfg = ctx.write("consumer.json", cfg)
         self.runs = 0
