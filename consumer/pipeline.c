@@ -68,6 +68,8 @@ static enum na_route_need route_need(const struct na_pipeline *p,
         return NA_NEED_DEAD;
     case NA_LEDGER_PENDING:
         return NA_NEED_PENDING;
+    case NA_LEDGER_PARKED:
+        return NA_NEED_PARKED;
     case NA_LEDGER_NONE:
         break;
     }

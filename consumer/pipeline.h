@@ -68,6 +68,7 @@ enum na_route_need {
     NA_NEED_SENT,     /**< the ledger says the route has it */
     NA_NEED_DEAD,     /**< the ledger says it was dead-lettered for the route */
     NA_NEED_PENDING,  /**< another member is sending it, until pending_until_ms */
+    NA_NEED_PARKED,   /**< it waits in retry_topic: that topic's reader sends it */
 };
 
 /** One alert of an article: one per matched topic. */

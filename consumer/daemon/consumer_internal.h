@@ -100,6 +100,7 @@ struct consumer {
     struct hold *rholds; /* per retry partition, or NULL */
     int32_t rholds_cnt;
     int64_t handover_checked_ms; /* na_handover_check()'s last look */
+    size_t slots_held;           /* jobs answered 2xx whose records are not confirmed */
     na_workq_t *workq;           /* decode and classify on worker threads, or NULL */
 };
 

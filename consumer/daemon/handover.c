@@ -52,12 +52,16 @@ void na_handover_check(struct consumer *c) {
         int64_t until = 0;
         enum na_ledger_state ls =
             na_ledger_state(c->ledger, jc->alert_id, jc->route->name, &until);
-        if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD || jc->entry->orphaned) {
+        /* "parked" ends a job of the articles topic (the retry topic's
+         * reader sends it), not the parked copy itself. */
+        bool parked = ls == NA_LEDGER_PARKED && !jc->from_retry;
+        if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD || parked || jc->entry->orphaned) {
             na_log(NA_LOG_INFO, "consumer", "handover_done",
                    "route=%s alert=%s outcome=%s", na_log_q(jc->route->name),
                    jc->alert_id,
                    ls == NA_LEDGER_SENT   ? "sent"
                    : ls == NA_LEDGER_DEAD ? "dead_lettered"
+                   : parked               ? "parked"
                                           : "revoked");
             if (ls == NA_LEDGER_SENT) {
                 c->stats->ledger_skipped++;
@@ -68,7 +72,8 @@ void na_handover_check(struct consumer *c) {
         if (ls == NA_LEDGER_PENDING && until > now) {
             continue;
         }
-        if (jc->held && ls == NA_LEDGER_NONE && jc->await_until_ms > now) {
+        if (jc->held && (ls == NA_LEDGER_NONE || ls == NA_LEDGER_PARKED) &&
+            jc->await_until_ms > now) {
             continue; /* the previous owner may still write its record */
         }
         char *body = jc->body;

@@ -40,6 +40,7 @@ void na_jobs_free(struct consumer *c, struct job_ctx *jc) {
     if (jc->holds_slot) {
         /* Recorded (or given up here): the route may send its next request. */
         na_deliver_recorded(c->deliver, jc->route, 1);
+        c->slots_held--;
     }
     c->awaiting -= jc->awaiting;
     c->handed_over -= jc->handed_over;
@@ -249,9 +250,11 @@ bool na_jobs_on_its_way(const struct consumer *c, const struct na_route *route,
     if (na_deliver_has(c->deliver, route, alert_id)) {
         return true;
     }
-    /* Or held here for another member's outcome: sent (or not) once. */
-    for (const struct job_ctx *jc = c->jobs; c->awaiting && jc; jc = jc->jnext) {
-        if (jc->awaiting && !jc->dropped && jc->route == route &&
+    /* Or held here for another member's outcome, or answered and waiting
+     * for its ledger record (a refused write is retried): sent once. */
+    for (const struct job_ctx *jc = c->jobs; (c->awaiting || c->slots_held) && jc;
+         jc = jc->jnext) {
+        if ((jc->awaiting || jc->holds_slot) && !jc->dropped && jc->route == route &&
             !strcmp(jc->alert_id, alert_id)) {
             return true;
         }
@@ -314,6 +317,7 @@ void na_jobs_on_delivered(void *opaque, const struct na_delivery_result *res, vo
                res->digest_cnt);
         if (c->ledger) {
             jc->holds_slot = true; /* see hold_until_recorded */
+            c->slots_held++;
             snprintf(jc->outcome, sizeof(jc->outcome), "%s",
                      res->digest_cnt ? "digest" : "delivered");
             jc->del.status = res->status;

@@ -105,6 +105,18 @@ void na_park_on_confirm(struct consumer *c, struct job_ctx *jc, rd_kafka_resp_er
                       jc->route->name);
     na_log(NA_LOG_DEBUG, "consumer", "alert_parked", "route=%s alert=%s",
            na_log_q(jc->route->name), jc->alert_id);
+    if (c->ledger) {
+        /* "parked" in the ledger before the article may finish: a member
+         * that reads the article again (this one was killed before its
+         * offset was committed) leaves the alert to the retry topic's
+         * reader instead of sending a second copy. */
+        snprintf(jc->outcome, sizeof(jc->outcome), "parked");
+        jc->del.status = 0;
+        jc->del.attempts = 0;
+        jc->del.at_ms = na_now_ms();
+        na_jobs_ledger_write(c, jc);
+        return;
+    }
     na_jobs_end(c, jc);
 }
 

@@ -176,7 +176,8 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 continue;
             }
             bool in_flight = na_jobs_on_its_way(c, route, alert->id);
-            if (!d->story_new && !linked && (need == NA_NEED_SENT || in_flight)) {
+            bool sent = need == NA_NEED_SENT || need == NA_NEED_PARKED;
+            if (!d->story_new && !linked && (sent || in_flight)) {
                 link_article(c, entry, alert, route, partition, offset);
                 linked = true;
                 if (in_flight && na_jobs_wait(c, entry, route, alert->id)) {
@@ -192,7 +193,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 }
                 continue;
             }
-            if (need == NA_NEED_SENT || need == NA_NEED_DEAD) {
+            if (sent || need == NA_NEED_DEAD) {
                 c->stats->ledger_skipped++;
                 if (need == NA_NEED_SENT) {
                     na_jobs_route_inc("newsalert_consumer_alerts_already_sent_total",
@@ -200,7 +201,9 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                                       route->name);
                 }
                 na_log(NA_LOG_INFO, "consumer",
-                       need == NA_NEED_SENT ? "already_sent" : "already_dead_lettered",
+                       need == NA_NEED_SENT     ? "already_sent"
+                       : need == NA_NEED_PARKED ? "already_parked"
+                                                : "already_dead_lettered",
                        "route=%s alert=%s", na_log_q(route->name), alert->id);
                 continue;
             }

@@ -26,13 +26,15 @@ enum outcome {
     OUT_DIGEST,
     OUT_DEAD,
     OUT_LINKED,
+    OUT_PARKED,
     OUT_PENDING,
     OUT_RELEASED,
     OUT_OTHER
 };
 
 static const char *const outcome_names[] = {
-    "delivered", "digest", "dead_lettered", "linked", "pending", "released", "other"};
+    "delivered", "digest", "dead_lettered", "linked",
+    "parked",    "pending", "released",      "other"};
 
 struct mark {
     const char *route; /* interned */
@@ -277,6 +279,8 @@ enum na_ledger_state na_ledger_state(const na_ledger_t *l, const char *alert_id,
         return NA_LEDGER_SENT;
     case OUT_DEAD:
         return NA_LEDGER_DEAD;
+    case OUT_PARKED:
+        return NA_LEDGER_PARKED;
     case OUT_PENDING:
         if (until_ms) {
             *until_ms = m->until_ms;

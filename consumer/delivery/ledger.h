@@ -100,7 +100,8 @@ struct na_ledger_opts {
 struct na_ledger_delivery {
     const char *outcome; /**< "delivered", "digest" (sent inside a digest),
                               "dead_lettered", "linked" (story follow-up, not
-                              sent), "pending" (in flight at a member that gave
+                              sent), "parked" (written to retry_topic: its
+                              reader sends it), "pending" (in flight at a member that gave
                               its partition up), "released" (that member
                               stopped: the new owner sends it) */
     long status;         /**< last HTTP status, 0 if none */
@@ -115,6 +116,8 @@ enum na_ledger_state {
     NA_LEDGER_SENT,     /**< "delivered" or "digest" */
     NA_LEDGER_DEAD,     /**< "dead_lettered": given up on, in the DLQ */
     NA_LEDGER_PENDING,  /**< "pending": another member is sending it */
+    NA_LEDGER_PARKED,   /**< "parked": it waits in retry_topic, whose reader
+                             sends it */
 };
 
 /**

@@ -901,7 +901,7 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
                 continue;
             }
             wanted = true;
-            if (da->need[k] == NA_NEED_SENT) {
+            if (da->need[k] == NA_NEED_SENT || da->need[k] == NA_NEED_PARKED) {
                 r->stats->already_sent++;
                 continue;
             }
