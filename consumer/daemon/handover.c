@@ -55,7 +55,8 @@ void na_handover_check(struct consumer *c) {
         /* "parked" ends a job of the articles topic (the retry topic's
          * reader sends it), not the parked copy itself. */
         bool parked = ls == NA_LEDGER_PARKED && !jc->from_retry;
-        if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD || parked || jc->entry->orphaned) {
+        if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD || parked ||
+            jc->entry->orphaned) {
             na_log(NA_LOG_INFO, "consumer", "handover_done",
                    "route=%s alert=%s outcome=%s", na_log_q(jc->route->name),
                    jc->alert_id,

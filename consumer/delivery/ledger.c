@@ -32,9 +32,9 @@ enum outcome {
     OUT_OTHER
 };
 
-static const char *const outcome_names[] = {
-    "delivered", "digest", "dead_lettered", "linked",
-    "parked",    "pending", "released",      "other"};
+static const char *const outcome_names[] = {"delivered", "digest", "dead_lettered",
+                                            "linked",    "parked", "pending",
+                                            "released",  "other"};
 
 struct mark {
     const char *route; /* interned */
