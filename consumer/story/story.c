@@ -81,7 +81,9 @@
 /** Slots of the table of an article's features that score() looks the
  *  candidates' features up in (a power of two, over twice
  *  NA_STORY_ART_FEATURES). */
-#define NA_STORY_ATAB 512u
+#define NA_STORY_ATAB 4096u
+/** log2 of NA_STORY_ATAB. */
+#define NA_STORY_ATAB_BITS 12u
 /** Most features in a stored signature (na_story_signature()). */
 #define NA_STORY_SIG_FEATURES 200u
 /** Document frequencies are halved when this many documents were counted. */
@@ -211,9 +213,10 @@ struct na_stories_s {
     size_t cands_cnt, cands_cap;
     uint32_t
         atab_key[NA_STORY_ATAB]; /* the article's common features: fid + 1; 0: empty */
-    uint16_t atab_at[NA_STORY_ATAB];       /* their index in af */
-    int32_t hit[NA_STORY_ART_FEATURES];    /* per af index: in the candidate's f */
-    struct add add[NA_STORY_ART_FEATURES]; /* what join() adds */
+    uint16_t atab_at[NA_STORY_ATAB];        /* their index in af */
+    int32_t hit[NA_STORY_ART_FEATURES + 1]; /* per af index: in the candidate's f;
+                                               the last: where misses write */
+    struct add add[NA_STORY_ART_FEATURES];  /* what join() adds */
     /* teacher mode */
     na_story_example_cb *teach_cb;
     void *teach_ctx;
@@ -1236,6 +1239,12 @@ static void inputs_of(const na_stories_t *st, const struct story *s,
     x[NA_SX_TEXT_TITLE] = cos[NA_SV_TEXT_TITLE];
 }
 
+/* The first slot of feature @p fid in st->atab_key (the high bits of a
+ * multiplicative hash). */
+static uint32_t atab_slot(uint32_t fid) {
+    return (fid * 2654435761u) >> (32 - NA_STORY_ATAB_BITS);
+}
+
 /* Mark the article's features whose postings are scanned: from the rarest
  * up (passes of doubling length) while the budget lasts. */
 static void choose_scanned(na_stories_t *st) {
@@ -1363,7 +1372,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         if (a->scanned || !st->feats[a->fid].post_cnt) {
             continue;
         }
-        uint32_t j = fid_hash(a->fid) & (NA_STORY_ATAB - 1);
+        uint32_t j = atab_slot(a->fid);
         while (st->atab_key[j]) {
             j = (j + 1) & (NA_STORY_ATAB - 1);
         }
@@ -1383,16 +1392,20 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
                 NA_PREFETCH(b);
             }
         }
+        /* The table is mostly empty: a probe nearly always ends at its
+         * first slot, and a hit or a miss is recorded without a branch
+         * (a miss writes to the spare last entry of st->hit). */
         for (uint32_t m = 0; m < s->f_cnt && found < common; m++) {
-            uint32_t key = s->f[m].fid + 1, e;
-            uint32_t j = fid_hash(key - 1) & (NA_STORY_ATAB - 1);
-            for (; (e = st->atab_key[j]); j = (j + 1) & (NA_STORY_ATAB - 1)) {
-                if (e == key) {
-                    st->hit[st->atab_at[j]] = (int32_t)m;
-                    found++;
-                    break;
-                }
+            uint32_t key = s->f[m].fid + 1;
+            uint32_t j = atab_slot(key - 1);
+            uint32_t e = st->atab_key[j];
+            while (e != key && e != 0) {
+                j = (j + 1) & (NA_STORY_ATAB - 1);
+                e = st->atab_key[j];
             }
+            bool h = e == key;
+            st->hit[h ? st->atab_at[j] : NA_STORY_ART_FEATURES] = (int32_t)m;
+            found += h;
         }
         for (size_t i = 0; i < st->af_cnt && found; i++) {
             if (st->hit[i] >= 0) {
