@@ -886,6 +886,7 @@ out:
         rd_kafka_destroy(c.retry_rk);
     }
     na_deliver_destroy(c.deliver);
+    c.deliver = NULL; /* jobs freed below (ledger confirmations too) hold no slot */
     na_ledger_destroy(c.ledger);
     na_stories_destroy(c.stories);
     free(c.route_gauges);

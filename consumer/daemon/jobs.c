@@ -38,8 +38,11 @@ void na_jobs_free(struct consumer *c, struct job_ctx *jc) {
         }
     }
     if (jc->holds_slot) {
-        /* Recorded (or given up here): the route may send its next request. */
-        na_deliver_recorded(c->deliver, jc->route, 1);
+        /* Recorded (or given up here): the route may send its next request
+         * (at shutdown the deliverer may be gone already). */
+        if (c->deliver) {
+            na_deliver_recorded(c->deliver, jc->route, 1);
+        }
         c->slots_held--;
     }
     c->awaiting -= jc->awaiting;
