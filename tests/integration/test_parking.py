@@ -60,27 +60,36 @@ def committed_total(ctx, topic, group):
     return sum(max(0, int(l.split()[1])) for l in cp.stdout.splitlines())
 
 
+def config(ctx, topic, up, down, **extra):
+    """A consumer config of a new group on @topic with two json routes, "up"
+    and "down" (its extra route keys in down_route=)."""
+    down_route = {"name": "down", "url": down.url("/json"), "format": "json",
+                  "digest_threshold": 0}
+    down_route.update(extra.pop("down_route", {}))
+    cfg = {"brokers": ctx.brokers, "topic": topic,
+           "group_id": harness.unique_topic("na-it-park"),
+           "dlq_topic": ctx.topic("na.it.park.dlq"),
+           "ledger_topic": ctx.topic("na.it.park.alerts"),
+           "retry_topic": ctx.topic("na.it.park.retry"),
+           "rules": ctx.src("examples", "rules.json"), "stories": False,
+           "routes": [{"name": "up", "url": up.url("/json"), "format": "json",
+                       "digest_threshold": 0}, down_route]}
+    cfg.update(extra)
+    return cfg
+
+
 def setup(ctx, extra=None):
     topic = ctx.topic("na.it.park")
     produce(ctx, topic, [], partitions=2)
     up = ctx.webhook()
     down = ctx.webhook()
     down.down(503)
-    group = harness.unique_topic("na-it-park")
-    cfg = {"brokers": ctx.brokers, "topic": topic, "group_id": group,
-           "dlq_topic": ctx.topic("na.it.park.dlq"),
-           "ledger_topic": ctx.topic("na.it.park.alerts"),
-           "retry_topic": ctx.topic("na.it.park.retry"),
-           "rules": ctx.src("examples", "rules.json"), "stories": False,
-           # A small bound: without parking, the down route's queue fills it
-           # at once and every route stops.
-           "max_pending": 5,
-           "routes": [{"name": "up", "url": up.url("/json"), "format": "json",
-                       "digest_threshold": 0},
-                      # One request at a time: the receiver sees the order
-                      # in which they are sent.
-                      {"name": "down", "url": down.url("/json"), "format": "json",
-                       "digest_threshold": 0, "rate_per_s": 20, "burst": 1}]}
+    # A small bound: without parking, the down route's queue fills it at
+    # once and every route stops. One request at a time on the down route:
+    # the receiver sees the order in which they are sent.
+    cfg = config(ctx, topic, up, down, max_pending=5,
+                 down_route={"rate_per_s": 20, "burst": 1})
+    group = cfg["group_id"]
     cfg.update(extra or {})
     c = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
                   ctx.write("consumer.json", cfg)] + FAST, name="consumer")
@@ -205,17 +214,8 @@ def test_a_parked_alert_is_not_sent_again_by_the_member_that_reads_its_article(c
     up = ctx.webhook()
     down = ctx.webhook()
     down.down(503)
-    group = harness.unique_topic("na-it-park")
-    cfg = {"brokers": ctx.brokers, "topic": topic, "group_id": group,
-           "dlq_topic": ctx.topic("na.it.park.dlq"),
-           "ledger_topic": ctx.topic("na.it.park.alerts"),
-           "retry_topic": ctx.topic("na.it.park.retry"),
-           "rules": ctx.src("examples", "rules.json"), "stories": False,
-           "handover_grace": "2s",
-           "routes": [{"name": "up", "url": up.url("/json"), "format": "json",
-                       "digest_threshold": 0},
-                      {"name": "down", "url": down.url("/json"), "format": "json",
-                       "digest_threshold": 0}]}
+    cfg = config(ctx, topic, up, down, handover_grace="2s")
+    group = cfg["group_id"]
     argv = [ctx.bin("newsalert-consumer"), "--config", ctx.write("consumer.json", cfg)]
     # The first member commits nothing: its articles are read again.
     c1 = ctx.proc(argv + FAST + ["-X", "auto.commit.interval.ms=3600000"], name="consumer-1")

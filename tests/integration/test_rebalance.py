@@ -231,16 +231,9 @@ def test_alerts_taken_but_not_yet_recorded_hold_the_revoke(ctx):
     # Both alerts in flight before the first record fails (a failing write
     # pauses consumption).
     hook.latency(0.5)
-    group = harness.unique_topic("na-it-rebalance")
-    cfg = ctx.write("consumer.json", {
-        "brokers": ctx.brokers, "topic": topic, "group_id": group,
-        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
-        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
-        "rules": ctx.src("examples", "rules.json"), "stories": False,
-        "revoke_timeout": "1s", "write_stall": "60s",
-        # both alerts out before their records (a route's default is one)
-        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
-                    "digest_threshold": 0, "max_in_flight": 2}]})
+    # both alerts out before their records (a route's default is one)
+    cfg = consumer_config(ctx, topic, hook, revoke_timeout="1s", write_stall="60s",
+                          route={"max_in_flight": 2})
     argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST
     c1 = ctx.proc(argv, name="consumer-1", env={"NEWSALERT_FAULTS": "ledger_record:12"})
     hook.wait_count(2, 60)
@@ -259,6 +252,22 @@ def test_alerts_taken_but_not_yet_recorded_hold_the_revoke(ctx):
     assert len(ids) == 2 == len(set(ids)), "sent %d times for 2 alerts" % len(ids)
     c2.stop()
     c1.stop()
+
+def consumer_config(ctx, topic, hook, **extra):
+    """A consumer config of a new group on @topic, one json route to @hook
+    (its route keys in route=), written to consumer.json; returns the path."""
+    route = {"name": "hook", "url": hook.url("/json"), "format": "json",
+             "digest_threshold": 0}
+    route.update(extra.pop("route", {}))
+    cfg = {"brokers": ctx.brokers, "topic": topic,
+           "group_id": harness.unique_topic("na-it-rebalance"),
+           "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
+           "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
+           "rules": ctx.src("examples", "rules.json"), "stories": False,
+           "routes": [route]}
+    cfg.update(extra)
+    return ctx.write("consumer.json", cfg)
+
 
 def one_article_topic(ctx, name):
     topic = ctx.topic(name)
@@ -284,15 +293,7 @@ def test_an_alert_sent_by_a_member_cut_off_is_not_sent_again_by_the_next_owner(c
     topic = one_article_topic(ctx, "na.it.rebalance.cut")
     hook = ctx.webhook()
     hook.slow(3)  # answers 200 while the sender is frozen
-    group = harness.unique_topic("na-it-rebalance")
-    cfg = ctx.write("consumer.json", {
-        "brokers": ctx.brokers, "topic": topic, "group_id": group,
-        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
-        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
-        "rules": ctx.src("examples", "rules.json"), "stories": False,
-        "handover_grace": "60s",
-        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
-                    "digest_threshold": 0}]})
+    cfg = consumer_config(ctx, topic, hook, handover_grace="60s")
     # deliver_timeout far past the freeze: the answer is read when thawed.
     argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST + [
         "--deliver-timeout", "120s"]
@@ -331,15 +332,7 @@ def test_a_partition_let_go_cleanly_is_not_held(ctx):
     topic = one_article_topic(ctx, "na.it.rebalance.clean")
     hook = ctx.webhook()
     hook.down()
-    group = harness.unique_topic("na-it-rebalance")
-    cfg = ctx.write("consumer.json", {
-        "brokers": ctx.brokers, "topic": topic, "group_id": group,
-        "dlq_topic": ctx.topic("na.it.rebalance.dlq"),
-        "ledger_topic": ctx.topic("na.it.rebalance.alerts"),
-        "rules": ctx.src("examples", "rules.json"), "stories": False,
-        "handover_grace": "120s", "drain_timeout": "1s",
-        "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json",
-                    "digest_threshold": 0}]})
+    cfg = consumer_config(ctx, topic, hook, handover_grace="120s", drain_timeout="1s")
     argv = [ctx.bin("newsalert-consumer"), "--config", cfg] + FAST + [
         "--deliver-backoff", "5s", "--deliver-backoff-max", "5s"]
     c1 = ctx.proc(argv, name="consumer-1")
