@@ -567,6 +567,21 @@ static void compare_scans(const na_rules_t *rules, const char *text) {
  * starts as a listed word does: the scan must still find what the word
  * scan finds, with short runs, joins that make a listed word ("Bran-nock"),
  * possessives and listed words on both sides of a skipped chunk. */
+/* Append 1 to @p max_words random @p pieces, each followed by a random one of
+ * @p seps, drawing from the xorshift state @p rng. */
+static void random_text(struct na_buf *text, uint64_t *rng, size_t max_words,
+                        const char *const *pieces, size_t np, const char *const *seps,
+                        size_t ns) {
+    size_t words = 1 + (size_t)(*rng % max_words);
+    for (size_t k = 0; k < words; k++) {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        na_buf_puts(text, pieces[*rng % np]);
+        na_buf_puts(text, seps[(*rng >> 20) % ns]);
+    }
+}
+
 static void test_fast_scan_agrees_around_skipped_chunks(void **state) {
     (void)state;
     static const char names[] = "Brannock\nOz Trading\nAl Noor\nXray Systems\n"
@@ -587,14 +602,7 @@ static void test_fast_scan_agrees_around_skipped_chunks(void **state) {
     for (int t = 0; t < 3000; t++) {
         struct na_buf text;
         na_buf_init(&text);
-        size_t words = 1 + (size_t)(rng % 12);
-        for (size_t k = 0; k < words; k++) {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            na_buf_puts(&text, pieces[rng % np]);
-            na_buf_puts(&text, seps[(rng >> 20) % (sizeof(seps) / sizeof(seps[0]))]);
-        }
+        random_text(&text, &rng, 12, pieces, np, seps, sizeof(seps) / sizeof(seps[0]));
         compare_scans(rules, text.data);
         struct na_watch_hits h;
         na_watch_hits_init(&h);
@@ -643,14 +651,7 @@ static void test_fast_scan_agrees_with_word_scan(void **state) {
     for (int t = 0; t < 2000; t++) {
         struct na_buf text;
         na_buf_init(&text);
-        size_t words = 1 + (size_t)(rng % 40);
-        for (size_t k = 0; k < words; k++) {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            na_buf_puts(&text, pieces[rng % np]);
-            na_buf_puts(&text, seps[(rng >> 20) % (sizeof(seps) / sizeof(seps[0]))]);
-        }
+        random_text(&text, &rng, 40, pieces, np, seps, sizeof(seps) / sizeof(seps[0]));
         compare_scans(rules, text.data);
         na_buf_cleanup(&text);
     }
