@@ -500,10 +500,12 @@ na_err_t na_kafka_check_connect(rd_kafka_t *rk, int timeout_ms, int *brokers_cnt
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
         int64_t left = deadline - na_mono_ms();
+        /* Short slices: a refused handshake is seen within 100 ms, before
+         * librdkafka's reconnect backoff has tried again more than once. */
         kerr = rd_kafka_metadata(rk, 0, NULL, &md,
-                                 left > 1000 ? 1000
-                                 : left > 0  ? (int)left
-                                             : 1);
+                                 left > 100 ? 100
+                                 : left > 0 ? (int)left
+                                            : 1);
         if (!kerr) {
             int cnt = md->broker_cnt;
             rd_kafka_metadata_destroy(md);
@@ -530,7 +532,9 @@ na_err_t na_kafka_check_connect(rd_kafka_t *rk, int timeout_ms, int *brokers_cnt
         if (na_mono_ms() >= deadline) {
             break;
         }
-        na_sleep_ms(100);
+        if (kerr != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+            na_sleep_ms(50); /* answered at once (no broker yet): not a spin */
+        }
     }
     snprintf(errstr, errstr_size, "no broker answered within %d ms (%s)", timeout_ms,
              rd_kafka_err2str(kerr));

@@ -673,12 +673,17 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         err = NA_ERR_NOMEM;
         goto out;
     }
-    if (!(c.dlq = make_client(conf, RD_KAFKA_PRODUCER, false, &c, errstr, errstr_size)) ||
-        !(c.rk = make_client(conf, RD_KAFKA_CONSUMER, false, &c, errstr, errstr_size))) {
+    /* One client reaches the broker first: a refused credential or
+     * certificate ends the start after one client's attempts, not two. */
+    if (!(c.dlq = make_client(conf, RD_KAFKA_PRODUCER, false, &c, errstr, errstr_size))) {
         err = NA_ERR_CONFIG;
         goto out;
     }
     if ((err = na_kafka_start_check(c.dlq, errstr, errstr_size))) {
+        goto out;
+    }
+    if (!(c.rk = make_client(conf, RD_KAFKA_CONSUMER, false, &c, errstr, errstr_size))) {
+        err = NA_ERR_CONFIG;
         goto out;
     }
     if (conf->create_topics) {

@@ -223,10 +223,12 @@ def bad_start(ctx, argv, what, pattern):
     assert lines and re.search(pattern, lines[-1]), "%s: last line %r" % (
         what, lines[-1] if lines else None)
     assert re.match(r"newsalert-(producer|consumer)( replay)?: kafka: broker \S+", lines[-1]), lines[-1]
-    # No retry storm: it gave up at once, after a handful of attempts.
+    # No retry storm: it gave up at once, after a handful of attempts (one
+    # client connects before the check, and it looks every 100 ms).
     assert took < 20, "%s: took %.1f s" % (what, took)
-    assert failed_auths() - auths <= 5, "%s: %d failed authentications" % (
-        what, failed_auths() - auths)
+    n = failed_auths() - auths
+    print("  %s: %d failed authentications, %.1f s" % (what, n, took))
+    assert n <= 3, "%s: %d failed authentications" % (what, n)
     return lines[-1]
 
 
