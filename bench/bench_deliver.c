@@ -301,7 +301,14 @@ int main(int argc, char **argv) {
     memset(body, 'x', sizeof(body));
     memcpy(body, "{\"schema\":\"alert/v1\",\"pad\":\"", 28);
     memcpy(body + sizeof(body) - 3, "\"}", 3);
-    struct na_deliver_opts opts = {conc, 15000, 15000, 3, 100, 1000, "bench"};
+    struct na_deliver_opts opts = {.concurrency = conc,
+                                   .timeout_ms = 15000,
+                                   .connect_timeout_ms = 15000,
+                                   .max_attempts = 3,
+                                   .backoff_ms = 100,
+                                   .backoff_max_ms = 1000,
+                                   .user_agent = "bench",
+                                   .hold_until_recorded = false};
     na_deliver_t *d = na_deliver_new(&opts);
     int64_t t0 = na_mono_us();
     for (long i = 0; i < n; i++) {
