@@ -306,6 +306,68 @@ na_err_t na_kafka_conf_prefetch_defaults(rd_kafka_conf_t *conf, char *errstr,
                              errstr, errstr_size);
 }
 
+void na_kafka_refill_init(struct na_kafka_refill *r, rd_kafka_t *rk) {
+    char v[32];
+    size_t n = sizeof(v);
+    memset(r, 0, sizeof(*r));
+    r->rk = rk;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "queued.max.messages.kbytes", v, &n) !=
+        RD_KAFKA_CONF_OK) {
+        return;
+    }
+    r->budget = strtod(v, NULL) * 1024.0;
+    if (r->budget > 0) {
+        r->q = rd_kafka_queue_get_consumer(rk);
+    }
+}
+
+/* Due when the queue held half the bound or more since the last refill
+ * (the fetcher may have stopped at the bound: the estimate need not be
+ * exact) and is down to half the bound and to half of what it held, or
+ * empty: one per filling, and none while the queue stays short, as when
+ * the consumer keeps up. The estimate may be low by up to a half (then the
+ * fetcher still finds room); a refill it cannot act on leaves the queue to
+ * librdkafka's own tick. */
+bool na_kafka_refill_due(size_t peak, size_t qlen, double avg_len, double budget) {
+    if (avg_len <= 0 || budget <= 0 || (double)peak * avg_len < budget * 0.5) {
+        return false;
+    }
+    return !qlen || (qlen <= peak / 2 && (double)qlen * avg_len <= budget * 0.5);
+}
+
+void na_kafka_refill_note(struct na_kafka_refill *r, const rd_kafka_message_t *m) {
+    if (!r->q) {
+        return;
+    }
+    if (m && !m->err) {
+        /* librdkafka counts a message's key and value against the bound. */
+        double len = (double)(m->len + m->key_len);
+        r->avg_len = r->avg_len > 0 ? r->avg_len + (len - r->avg_len) / 64.0 : len;
+    }
+    size_t qlen = rd_kafka_queue_length(r->q);
+    if (qlen > r->peak) {
+        r->peak = qlen;
+    }
+    if (!na_kafka_refill_due(r->peak, qlen, r->avg_len, r->budget)) {
+        return;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    r->peak = qlen;
+    r->sent++;
+    /* Timeout 0: the request is sent and not waited for (its answer only
+     * refreshes librdkafka's view of the brokers). */
+    if (rd_kafka_metadata(r->rk, 0, NULL, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+        rd_kafka_metadata_destroy(md);
+    }
+}
+
+void na_kafka_refill_cleanup(struct na_kafka_refill *r) {
+    if (r->q) {
+        rd_kafka_queue_destroy(r->q);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
 rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
                                    const struct na_kafka_props *props, char *errstr,
                                    size_t errstr_size) {

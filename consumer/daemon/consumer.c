@@ -742,6 +742,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         }
     }
     rd_kafka_poll_set_consumer(c.rk);
+    na_kafka_refill_init(&c.refill, c.rk);
     sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, conf->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(c.rk, sub);
@@ -790,6 +791,8 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         rd_kafka_message_t *rkm = !c.workq || na_workq_has_room(c.workq)
                                       ? rd_kafka_consumer_poll(c.rk, busy ? 0 : 100)
                                       : NULL;
+        na_kafka_refill_note(&c.refill, rkm);
+        stats->refills = c.refill.sent;
         if (rkm && !na_records_handle(&c, rkm)) {
             rd_kafka_message_destroy(rkm);
         }
@@ -868,11 +871,11 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     na_log(NA_LOG_INFO, "consumer", "summary",
            "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
            "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
-           "ledger_recorded=%llu digests=%llu story_linked=%llu too_old=%llu",
+           "ledger_recorded=%llu digests=%llu story_linked=%llu too_old=%llu refills=%llu",
            stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
            stats->alerts_failed, stats->dlq_produced, stats->offsets_stored,
            stats->paused, stats->ledger_skipped, stats->ledger_recorded, stats->digests,
-           stats->story_linked, stats->too_old);
+           stats->story_linked, stats->too_old, stats->refills);
 out:
     na_httpd_stop(httpd);
     if (sub) {
@@ -882,6 +885,7 @@ out:
     na_workq_destroy(c.workq);
     na_jobs_free_retries(&c); /* their records are read again after a restart */
     c.closing = true;         /* the revoke of the close hands over without waiting */
+    na_kafka_refill_cleanup(&c.refill);
     if (c.rk) {
         rd_kafka_consumer_close(c.rk); /* commits the stored offsets */
         rd_kafka_destroy(c.rk);

@@ -58,6 +58,7 @@ struct consumer {
     struct na_consumer_stats *stats;
     FILE *out;
     rd_kafka_t *rk;  /* the group consumer */
+    struct na_kafka_refill refill; /* of rk's prefetch */
     rd_kafka_t *dlq; /* producer for news.dlq */
     na_rules_t *rules;
     na_deliver_t *deliver;

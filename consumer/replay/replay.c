@@ -1448,6 +1448,8 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
             goto out;
         }
     }
+    struct na_kafka_refill refill;
+    na_kafka_refill_init(&refill, opts->rk);
     while (*opts->running && !r.fatal && !r.out_failed &&
            (!all_done(range) || (r.workq && na_workq_pending(r.workq)))) {
         bool busy = work_pending(&r) > 0;
@@ -1455,6 +1457,7 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
         rd_kafka_message_t *rkm = !r.workq || na_workq_has_room(r.workq)
                                       ? rd_kafka_consumer_poll(opts->rk, busy ? 0 : 100)
                                       : NULL;
+        na_kafka_refill_note(&refill, rkm);
         if (rkm) {
             handle_message(&r, rkm);
         }
@@ -1467,6 +1470,8 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
             update_resume(&r);
         }
     }
+    stats->refills = refill.sent;
+    na_kafka_refill_cleanup(&refill);
     /* Stopped early: what the workers hold raised nothing yet; it stays
      * unfinished (below the resume position) and is read again. */
     bool dropped = false;
@@ -1503,10 +1508,12 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     na_log(NA_LOG_INFO, "replay", "summary",
            "read=%" PRIu64 " filtered=%" PRIu64 " articles=%" PRIu64 " poison=%" PRIu64
            " alerts=%" PRIu64 " already_sent=%" PRIu64 " linked=%" PRIu64 " sent=%" PRIu64
-           " failed=%" PRIu64 " output=%" PRIu64 " interrupted=%d seconds=%.2f",
+           " failed=%" PRIu64 " output=%" PRIu64 " refills=%" PRIu64
+           " interrupted=%d seconds=%.2f",
            stats->read, stats->filtered, stats->articles, stats->poison, stats->alerts,
            stats->already_sent, stats->linked, stats->sent, stats->failed,
-           stats->output_lines, stats->interrupted, (double)(na_mono_ms() - t0) / 1000.0);
+           stats->output_lines, stats->refills, stats->interrupted,
+           (double)(na_mono_ms() - t0) / 1000.0);
 out:
     if (assign) {
         rd_kafka_topic_partition_list_destroy(assign);

@@ -238,6 +238,7 @@ struct na_replay_stats {
     uint64_t sent;         /**< (alert, route) pairs delivered now */
     uint64_t failed;       /**< (alert, route) pairs given up on */
     uint64_t output_lines; /**< classified lines written or produced */
+    uint64_t refills;      /**< prefetch refills sent (na_kafka_refill) */
     bool interrupted;      /**< stopped by *running before the end */
 };
 

@@ -48,13 +48,15 @@ rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
  * Prefetch bound of the consumers that read articles (the daemon's group
  * consumer, its retry reader, replay): queued.max.messages.kbytes, the
  * bytes librdkafka fetches ahead into the consumer queue, which is most of
- * a backfilling consumer's resident memory. librdkafka's own default is
- * 65536 (64 MiB); half of it still keeps a 2-core daemon fed (librdkafka
- * 2.0 waits up to a second before it fetches again once the queue is full,
- * so a queue that holds less than a second of work slows a backfill down:
- * docs/benchmarks.md, "Consumer memory").
+ * a backfilling consumer's resident memory (librdkafka also keeps each
+ * fetch under it: fetch.max.bytes follows it unless set). librdkafka's own
+ * default is 65536 (64 MiB). 4 MiB keeps a 2-core backfill fed because
+ * the daemon and replay refill the queue (struct na_kafka_refill): without
+ * that, librdkafka 2.0 waits up to a second once the queue is full, and a
+ * backfill reads at most a bound's worth per second (docs/benchmarks.md,
+ * "Consumer memory").
  */
-#define NA_KAFKA_PREFETCH_KBYTES "32768"
+#define NA_KAFKA_PREFETCH_KBYTES "4096"
 
 /**
  * @brief Set the prefetch defaults of a consumer that reads articles
@@ -64,6 +66,53 @@ rd_kafka_conf_t *na_kafka_conf_new(const char *brokers,
  */
 NA_WUR na_err_t na_kafka_conf_prefetch_defaults(rd_kafka_conf_t *conf, char *errstr,
                                                 size_t errstr_size);
+
+/**
+ * Keeps a consumer's prefetch going while it reads a backlog.
+ *
+ * Once the consumer queue holds queued.max.messages.kbytes, librdkafka's
+ * fetcher (2.0 as Debian ships it) stops fetching and decides again only
+ * when its broker thread next wakes: at the latest a second later, though
+ * the queue may have been empty for most of it. A consumer faster than its
+ * queue's bytes per second waits for that tick (newer releases have
+ * fetch.queue.backoff.ms for it). The refill wakes the thread instead:
+ * when the queue held half the bound or more and is down to half the
+ * bound and half of what it held, it sends a metadata request (brokers only: any client may, it
+ * asks for no permission), and handling that request makes the broker
+ * thread decide again at once.
+ * librdkafka sends it to one broker; where several lead the partitions
+ * read, the next refills reach the others, and the tick the rest.
+ *
+ * Fill is estimated from the queue's length and the sizes of the messages
+ * read: librdkafka gives no byte count. Not thread-safe: the thread that
+ * polls the consumer calls na_kafka_refill_note() for each message.
+ */
+struct na_kafka_refill {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q; /* the consumer queue; NULL: off */
+    double budget;       /* queued.max.messages.kbytes, in bytes */
+    double avg_len;      /* message size, moving average */
+    size_t peak;         /* longest the queue was since the last refill */
+    uint64_t sent;       /* refills sent */
+};
+
+/** @brief Start refilling @p rk's consumer queue (after rd_kafka_new() and
+ *         rd_kafka_poll_set_consumer()). Off when the bound cannot be read. */
+void na_kafka_refill_init(struct na_kafka_refill *r, rd_kafka_t *rk);
+
+/** @brief After each poll of the consumer queue: note the message it gave
+ *         (NULL: none) and wake the fetcher when due. */
+void na_kafka_refill_note(struct na_kafka_refill *r, const rd_kafka_message_t *m);
+
+void na_kafka_refill_cleanup(struct na_kafka_refill *r);
+
+/**
+ * @brief The refill's decision (exposed for its tests): is a refill due for
+ *        a queue of @p qlen messages of about @p avg_len bytes that held
+ *        @p peak messages since the last refill, under a bound of
+ *        @p budget bytes?
+ */
+bool na_kafka_refill_due(size_t peak, size_t qlen, double avg_len, double budget);
 
 /** @brief Set one property, librdkafka's error text verbatim in errstr. */
 NA_WUR na_err_t na_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
