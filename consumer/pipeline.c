@@ -96,14 +96,8 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
         d->story = json_pack("{s:s, s:I, s:s?}", "id", d->story_id, "articles",
                              (json_int_t)na_story_article_count(p->stories, d->story_id),
                              "first_seen", *first ? first : NULL);
-        /* The signature goes only into ledger records (what restarts
-         * need): without a ledger nothing writes it, and making it (the
-         * story's features sorted, a JSON object of up to 200) costs more
-         * than grouping the article. */
-        if (p->ledger &&
-            !(d->story_signature = na_story_signature(p->stories, d->story_id))) {
-            return NA_ERR_NOMEM;
-        }
+        /* The signature (what restarts need) is made only for a ledger
+         * record that is written: na_pipeline_signature(). */
         if (!d->story) {
             return NA_ERR_NOMEM;
         }
@@ -119,7 +113,6 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
                             na_rules_version(p->rules),
                             d->has_story ? d->story_id : NULL);
         da->alert.story = d->story;
-        da->alert.story_state = d->story_signature;
         if (routes && (!(da->need = calloc(routes, sizeof(*da->need))) ||
                        !(da->pending_until_ms = calloc(routes, sizeof(int64_t))))) {
             return NA_ERR_NOMEM;
@@ -131,6 +124,22 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
                     ? route_need(p, route, da->alert.id, &da->pending_until_ms[r])
                     : NA_NEED_NONE;
         }
+    }
+    return NA_OK;
+}
+
+na_err_t na_pipeline_signature(const struct na_pipeline *p, struct na_decision *d) {
+    if (d->story_signature || !p->stories || !p->ledger || !d->has_story) {
+        return NA_OK;
+    }
+    /* The story's features sorted, a JSON object of up to 200: it costs
+     * more than grouping the article, and most matching articles write no
+     * ledger record (later reports of a story, dry runs). */
+    if (!(d->story_signature = na_story_signature(p->stories, d->story_id))) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < d->alerts_cnt; i++) {
+        d->alerts[i].alert.story_state = d->story_signature;
     }
     return NA_OK;
 }

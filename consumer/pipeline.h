@@ -20,6 +20,7 @@
  *   na_pipeline_decode()   -> d->decoded, d->article (or d->error)
  *   na_pipeline_classify() -> d->cls
  *   na_pipeline_alerts()   -> d->story_*, d->alerts[] with need[] per route
+ *   na_pipeline_signature() -> d->story_signature, for a ledger record
  * A driver may stop after any stage (a record too old for the ledger, a
  * replay that only writes classified lines).
  *
@@ -88,8 +89,9 @@ struct na_decision {
     bool story_new; /**< it opened its story (or has none) */
     char story_id[NA_SHA256_HEX_LEN + 1];
     json_t *story;           /**< alert/v1 "story" member ({id, articles, first_seen}) */
-    json_t *story_signature; /**< what restarts need of the story (ledger only:
-                                  NULL when the pipeline has no ledger) */
+    json_t *story_signature; /**< what restarts need of the story, for ledger
+                                  records: made by na_pipeline_signature(),
+                                  NULL until then */
     struct na_decided_alert *alerts;
     size_t alerts_cnt;
     size_t routes_cnt; /**< length of each alert's need[] */
@@ -119,5 +121,15 @@ NA_WUR na_err_t na_pipeline_classify(const struct na_pipeline *p, struct na_deci
  * @returns NA_OK or NA_ERR_NOMEM.
  */
 NA_WUR na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d);
+
+/**
+ * @brief Make d->story_signature (what a ledger record needs to re-open the
+ *        story after a restart) and lend it to d->alerts[].alert.story_state,
+ *        for na_alert_to_ledger_json(). Call after na_pipeline_alerts() of
+ *        this record and before that of the next (the story changes then);
+ *        nothing is made twice, nor without a story or a ledger.
+ * @returns NA_OK or NA_ERR_NOMEM.
+ */
+NA_WUR na_err_t na_pipeline_signature(const struct na_pipeline *p, struct na_decision *d);
 
 #endif

@@ -97,14 +97,27 @@ static void print_alert(struct consumer *c, const struct na_alert *alert) {
     fflush(c->out);
 }
 
+/* Does the linked report that made a story @p articles long update its
+ * alert's ledger record? At 2, 4, 8, 16 ... reports: a story of n reports
+ * writes about log2(n) records, not n (each carries the alert and the
+ * story's signature, ~5 KB, which every member reads back), and what a
+ * restart re-opens from the ledger lacks at most the later half of a
+ * story's reports, whose words its first half mostly has. */
+static bool link_recorded(size_t articles) {
+    return articles < 2 || (articles & (articles - 1)) == 0;
+}
+
 /* A later article of a story whose alert a route already has (or is
  * sending): counted and logged, and the ledger record updated ("linked",
- * which never downgrades "delivered"), not sent again. */
-static void link_article(struct consumer *c, struct na_tracker_entry *entry,
+ * which never downgrades "delivered") when the story reached a power of
+ * two reports, not sent again. */
+static void link_article(struct consumer *c, const struct na_pipeline *p,
+                         struct na_decision *d, struct na_tracker_entry *entry,
                          const struct na_alert *alert, const struct na_route *route,
                          int32_t partition, int64_t offset) {
     struct job_ctx *jc = NULL;
     json_t *root = NULL;
+    size_t articles = na_story_article_count(c->stories, alert->story_id);
     c->stats->story_linked++;
     na_jobs_route_inc("newsalert_consumer_story_linked_total",
                       "Articles of a story already alerted: linked, not sent again.",
@@ -113,9 +126,11 @@ static void link_article(struct consumer *c, struct na_tracker_entry *entry,
            "route=%s alert=%s story=%s article=%s "
            "articles=%zu",
            na_log_q(route->name), alert->id, alert->story_id, alert->article->id,
-           na_story_article_count(c->stories, alert->story_id));
-    if (!c->ledger || !na_ledger_delivered(c->ledger, alert->id, route->name) ||
-        !(jc = calloc(1, sizeof(*jc))) || !(root = na_alert_to_ledger_json(alert)) ||
+           articles);
+    if (!c->ledger || !link_recorded(articles) ||
+        !na_ledger_delivered(c->ledger, alert->id, route->name) ||
+        na_pipeline_signature(p, d) || !(jc = calloc(1, sizeof(*jc))) ||
+        !(root = na_alert_to_ledger_json(alert)) ||
         !(jc->alert_json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         json_decref(root);
         na_jobs_free(c, jc);
@@ -138,9 +153,9 @@ static void link_article(struct consumer *c, struct na_tracker_entry *entry,
  * NA_ERR_NOMEM when something could not be allocated: what was started
  * stays started and the caller processes the record again later (the
  * ledger and the deliverer's queue make that idempotent). */
-static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
-                             const struct na_decision *d, int32_t partition,
-                             int64_t offset) {
+static na_err_t raise_alerts(struct consumer *c, const struct na_pipeline *p,
+                             struct na_tracker_entry *entry, struct na_decision *d,
+                             int32_t partition, int64_t offset) {
     const struct na_article *a = &d->article;
     na_err_t ret = NA_OK;
     for (size_t i = 0; i < d->alerts_cnt; i++) {
@@ -178,7 +193,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
             bool in_flight = na_jobs_on_its_way(c, route, alert->id);
             bool sent = need == NA_NEED_SENT || need == NA_NEED_PARKED;
             if (!d->story_new && !linked && (sent || in_flight)) {
-                link_article(c, entry, alert, route, partition, offset);
+                link_article(c, p, d, entry, alert, route, partition, offset);
                 linked = true;
                 if (in_flight && na_jobs_wait(c, entry, route, alert->id)) {
                     ret = NA_ERR_NOMEM;
@@ -208,7 +223,7 @@ static na_err_t raise_alerts(struct consumer *c, struct na_tracker_entry *entry,
                 continue;
             }
             int64_t until_ms = da->pending_until_ms[r];
-            if (c->ledger && !alert_json) {
+            if (c->ledger && !alert_json && !na_pipeline_signature(p, d)) {
                 json_t *root = na_alert_to_ledger_json(alert);
                 alert_json =
                     root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -434,7 +449,7 @@ static na_err_t finish_record(struct consumer *c, struct rec *r) {
                       (double)r->classify_us / 1e6);
     struct na_pipeline p = {c->rules, c->stories, c->ledger, c->routes};
     if (!(err = na_pipeline_alerts(&p, &r->d))) {
-        err = raise_alerts(c, r->entry, &r->d, rkm->partition, rkm->offset);
+        err = raise_alerts(c, &p, r->entry, &r->d, rkm->partition, rkm->offset);
     }
     return err;
 }

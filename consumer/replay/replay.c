@@ -1148,7 +1148,8 @@ static void finish(struct replay *r, struct rrec *x) {
                     &x->d.cls);
     }
     if (o->dry_run || o->post_routes) {
-        if (na_pipeline_alerts(&pl, &x->d)) {
+        if (na_pipeline_alerts(&pl, &x->d) ||
+            (o->post_routes && na_pipeline_signature(&pl, &x->d))) {
             goto nomem;
         }
         raise_alerts(r, x->entry, &x->d);

@@ -398,6 +398,43 @@ OTHER = story_article(
     "Taiwan's defence ministry said.", "gamma")
 
 
+def test_a_growing_story_updates_its_ledger_record_at_powers_of_two(ctx):
+    """Six reports of one story: one alert, five linked reports, and the
+    alert's ledger record rewritten (story size, signature) when the story
+    reaches 2 and 4 reports, not at every report (each record is ~5 KB that
+    every member reads back)."""
+    svc = ChatServices()
+    ctx.cleanup(svc.close)
+    topic = ctx.topic("na.it.articles")
+    ledger = ctx.topic("na.it.alerts")
+    routes = [{"name": "json", "url": svc.url("/json"), "format": "json",
+               "digest_threshold": 0, "topics": ["export_controls"]}]
+    reports = [dict(STORY_A, id=hashlib.sha256(b"grow-%d" % i).hexdigest(),
+                    url="https://grow%d.example/1" % i,
+                    source={"id": "g%d" % i, "name": "g%d" % i,
+                            "feed_url": "https://grow%d.example/f" % i})
+               for i in range(6)]
+    harness.kcat_produce(ctx.brokers, topic, [(reports[0]["id"], json.dumps(reports[0]))])
+    c = consumer(ctx, topic, ledger, routes, name="grow", stories=True)
+    svc.wait_for(lambda rs: len([r for r in rs if r.status == 200]) >= 1, 60)
+    harness.ledger_records(ctx.brokers, ledger, count=1, timeout=30)
+    harness.kcat_produce(ctx.brokers, topic,
+                         [(r["id"], json.dumps(r)) for r in reports[1:]])
+    harness.wait_until(lambda: c.stderr_text().count("event=story_linked") >= 5, 60,
+                       what="five linked reports")
+    time.sleep(2)  # what was written reaches the topic
+    c.kill()
+    assert c.wait(60) == 0, c.tail()
+    sent = svc.accepted("/json")
+    assert len(sent) == 1, [r.json for r in sent]
+    alert = sent[0].header("webhook-id")
+    sizes = [json.loads(r["value"])["story"]["articles"]
+             for r in harness.ledger_records(ctx.brokers, ledger, timeout=30)
+             if r["key"] == alert]
+    assert sorted(set(sizes)) == [1, 2, 4], sizes
+    assert "story_linked=5" in c.stderr_text()
+
+
 def test_a_story_alerts_each_topic_once_also_after_restart(ctx):
     svc = ChatServices()
     ctx.cleanup(svc.close)
