@@ -30,6 +30,9 @@
 #define NA_CONSUMER_PRUNE_MS 60000
 /* Records with the workers at once (workers > 0). */
 #define NA_CONSUMER_WORK_WINDOW 256
+/* Longest wait for the workers' oldest record while nothing else is read
+ * (deliveries are driven again after it). */
+#define NA_CONSUMER_WORK_WAIT_MS 5
 /* Backoff of a refused dead-letter or ledger write (doubles, with jitter). */
 
 #define C(f) offsetof(struct na_consumer_conf, f)
@@ -243,6 +246,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         na_log(NA_LOG_INFO, "consumer", "assigned", "partitions=%d ledger_ms=%lld",
                parts->cnt, (long long)(na_mono_ms() - t0));
         na_handover_assigned(c, rk, c->conf->topic, parts, false);
+        c->assigned_cnt = (cooperative ? c->assigned_cnt : 0) + (size_t)parts->cnt;
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {
@@ -268,6 +272,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     na_handover_finish_dropped(c); /* their entries are orphans now */
     na_handover_released(c, rk, c->conf->topic, parts, clean);
+    c->assigned_cnt = cooperative && c->assigned_cnt > (size_t)parts->cnt
+                          ? c->assigned_cnt - (size_t)parts->cnt
+                          : 0;
     if (cooperative) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) {
@@ -327,6 +334,13 @@ static void on_retry_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static bool caught_up(struct consumer *c) {
     rd_kafka_topic_partition_list_t *parts = NULL;
     bool done = true;
+    /* rd_kafka_assignment() waits for librdkafka's main thread: asked once
+     * a record, it kept the daemon asleep for 40 % of a backlog. The end
+     * of every partition assigned comes first (EOF marks are cleared on
+     * revoke: never more of them than partitions assigned). */
+    if (!c->assigned_cnt || c->eof_cnt < c->assigned_cnt) {
+        return false;
+    }
     if (na_deliver_pending(c->deliver) || na_tracker_unfinished(c->tracker) ||
         rd_kafka_outq_len(c->dlq) || na_ledger_outstanding(c->ledger) ||
         rd_kafka_assignment(c->rk, &parts)) {
@@ -786,18 +800,25 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
             published_ms = na_mono_ms();
         }
         size_t working = c.workq ? na_workq_pending(c.workq) : 0;
-        bool busy = na_deliver_pending(c.deliver) > 0 || working;
+        bool delivering = na_deliver_pending(c.deliver) > 0;
+        bool busy = delivering || working;
         /* Read on while the workers have room (bounded memory). */
         rd_kafka_message_t *rkm = !c.workq || na_workq_has_room(c.workq)
                                       ? rd_kafka_consumer_poll(c.rk, busy ? 0 : 100)
                                       : NULL;
         na_kafka_refill_note(&c.refill, rkm);
-        stats->refills = c.refill.sent;
         if (rkm && !na_records_handle(&c, rkm)) {
             rd_kafka_message_destroy(rkm);
         }
-        na_records_collect(&c, rkm || !working ? 0 : 2);
-        na_deliver_run(c.deliver, rkm ? 0 : (busy ? 20 : 0), na_jobs_on_delivered, &c);
+        stats->refills = c.refill.sent;
+        /* Nothing read: wait for what comes next. While the workers hold
+         * records that is the oldest one's end (the wait ends with it), not
+         * the deliveries' sockets: a 20 ms wait on those each time the
+         * workers' window was full kept a backlog's daemon idle for a third
+         * of its time (docs/benchmarks.md). */
+        na_records_collect(&c, rkm || !working ? 0 : NA_CONSUMER_WORK_WAIT_MS);
+        na_deliver_run(c.deliver, rkm || working ? 0 : (delivering ? 20 : 0),
+                       na_jobs_on_delivered, &c);
         rd_kafka_poll(c.dlq, 0);
         if (c.ledger) {
             na_ledger_poll(c.ledger, 0);

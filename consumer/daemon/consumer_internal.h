@@ -70,6 +70,7 @@ struct consumer {
     bool fatal;
     int32_t *eof; /* partitions at their end (exit_eof) */
     size_t eof_cnt;
+    size_t assigned_cnt; /* partitions of rk assigned (rebalance callback) */
     json_t *recent; /* the newest alerts for the status page, newest first */
     const struct na_routes *routes; /* conf->routes, or owned after a reload */
     struct na_routes owned;         /* routes read again on SIGHUP, in use */
