@@ -889,14 +889,15 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         snprintf(errstr, errstr_size, "fatal Kafka error (see log)");
         err = NA_ERR_KAFKA;
     }
-    na_log(NA_LOG_INFO, "consumer", "summary",
-           "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
-           "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
-           "ledger_recorded=%llu digests=%llu story_linked=%llu too_old=%llu refills=%llu",
-           stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
-           stats->alerts_failed, stats->dlq_produced, stats->offsets_stored,
-           stats->paused, stats->ledger_skipped, stats->ledger_recorded, stats->digests,
-           stats->story_linked, stats->too_old, stats->refills);
+    na_log(
+        NA_LOG_INFO, "consumer", "summary",
+        "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
+        "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
+        "ledger_recorded=%llu digests=%llu story_linked=%llu too_old=%llu refills=%llu",
+        stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
+        stats->alerts_failed, stats->dlq_produced, stats->offsets_stored, stats->paused,
+        stats->ledger_skipped, stats->ledger_recorded, stats->digests,
+        stats->story_linked, stats->too_old, stats->refills);
 out:
     na_httpd_stop(httpd);
     if (sub) {

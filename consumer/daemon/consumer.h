@@ -89,7 +89,7 @@ struct na_consumer_stats {
     unsigned long long digests;         /**< alerts that went out inside a digest */
     unsigned long long story_linked;    /**< story follow-ups linked, not sent */
     unsigned long long too_old;         /**< records older than the ledger horizon */
-    unsigned long long refills; /**< prefetch refills sent (na_kafka_refill) */
+    unsigned long long refills;         /**< prefetch refills sent (na_kafka_refill) */
 };
 
 /**

@@ -57,9 +57,9 @@ struct consumer {
     const struct na_consumer_conf *conf;
     struct na_consumer_stats *stats;
     FILE *out;
-    rd_kafka_t *rk;  /* the group consumer */
+    rd_kafka_t *rk;                /* the group consumer */
     struct na_kafka_refill refill; /* of rk's prefetch */
-    rd_kafka_t *dlq; /* producer for news.dlq */
+    rd_kafka_t *dlq;               /* producer for news.dlq */
     na_rules_t *rules;
     na_deliver_t *deliver;
     na_tracker_t *tracker;
@@ -71,7 +71,7 @@ struct consumer {
     int32_t *eof; /* partitions at their end (exit_eof) */
     size_t eof_cnt;
     size_t assigned_cnt; /* partitions of rk assigned (rebalance callback) */
-    json_t *recent; /* the newest alerts for the status page, newest first */
+    json_t *recent;      /* the newest alerts for the status page, newest first */
     const struct na_routes *routes; /* conf->routes, or owned after a reload */
     struct na_routes owned;         /* routes read again on SIGHUP, in use */
     struct na_routes staged;        /* read on SIGHUP, waiting for a quiet moment */

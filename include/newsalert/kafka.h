@@ -77,11 +77,10 @@ NA_WUR na_err_t na_kafka_conf_prefetch_defaults(rd_kafka_conf_t *conf, char *err
  * queue's bytes per second waits for that tick (newer releases have
  * fetch.queue.backoff.ms for it). The refill wakes the thread instead:
  * when the queue held half the bound or more and is down to half the
- * bound and half of what it held, it sends a metadata request (brokers only: any client may, it
- * asks for no permission), and handling that request makes the broker
- * thread decide again at once.
- * librdkafka sends it to one broker; where several lead the partitions
- * read, the next refills reach the others, and the tick the rest.
+ * bound and half of what it held, it sends a metadata request (brokers only: any client
+ * may, it asks for no permission), and handling that request makes the broker thread
+ * decide again at once. librdkafka sends it to one broker; where several lead the
+ * partitions read, the next refills reach the others, and the tick the rest.
  *
  * Fill is estimated from the queue's length and the sizes of the messages
  * read: librdkafka gives no byte count. Not thread-safe: the thread that
