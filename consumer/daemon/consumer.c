@@ -810,7 +810,6 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         if (rkm && !na_records_handle(&c, rkm)) {
             rd_kafka_message_destroy(rkm);
         }
-        stats->refills = c.refill.sent;
         /* Nothing read: wait for what comes next. While the workers hold
          * records that is the oldest one's end (the wait ends with it), not
          * the deliveries' sockets: a 20 ms wait on those each time the
@@ -889,6 +888,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         snprintf(errstr, errstr_size, "fatal Kafka error (see log)");
         err = NA_ERR_KAFKA;
     }
+    stats->refills = c.refill.sent;
     na_log(
         NA_LOG_INFO, "consumer", "summary",
         "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "

@@ -512,14 +512,17 @@ na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len,
  * the long way. */
 static char *record_value(const struct slot *s, const char *alert_json) {
     json_error_t jerr;
-    size_t alen = alert_json ? strlen(alert_json) : 0;
+    if (!alert_json) {
+        alert_json = "{}";
+    }
+    size_t alen = strlen(alert_json);
     bool splice = alen >= 2 && alert_json[0] == '{' && alert_json[alen - 1] == '}' &&
                   !strstr(alert_json, "\"deliveries\"");
     json_t *root = NULL;
     json_t *dels = json_object();
     char *text = NULL, *dtext = NULL;
     if (!splice) {
-        root = alert_json ? json_loads(alert_json, 0, &jerr) : json_object();
+        root = json_loads(alert_json, 0, &jerr);
         if (!json_is_object(root)) {
             goto out;
         }
