@@ -59,6 +59,10 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"ok")
     def log_message(self, *a):
         pass
+# A listen backlog of 5 (the default) drops the SYNs of the daemon's 16
+# connections opened at once: the client's retransmission a second later
+# made a few alerts wait that long, which measured TCP, not the daemon.
+http.server.ThreadingHTTPServer.request_queue_size = 128
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 recv_pid=$!

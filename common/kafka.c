@@ -335,6 +335,17 @@ bool na_kafka_refill_due(size_t peak, size_t qlen, double avg_len, double budget
     return !qlen || (qlen <= peak / 2 && (double)qlen * avg_len <= budget * 0.5);
 }
 
+bool na_kafka_at_end(rd_kafka_t *rk, const rd_kafka_message_t *m) {
+    int64_t lo = RD_KAFKA_OFFSET_INVALID;
+    int64_t hi = RD_KAFKA_OFFSET_INVALID;
+    if (!m || m->err || !m->rkt || m->offset < 0 ||
+        rd_kafka_get_watermark_offsets(rk, rd_kafka_topic_name(m->rkt), m->partition, &lo,
+                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return false;
+    }
+    return hi >= 0 && m->offset + 1 >= hi;
+}
+
 void na_kafka_refill_note(struct na_kafka_refill *r, const rd_kafka_message_t *m) {
     if (!r->q) {
         return;

@@ -802,9 +802,15 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         size_t working = c.workq ? na_workq_pending(c.workq) : 0;
         bool delivering = na_deliver_pending(c.deliver) > 0;
         bool busy = delivering || working;
+        /* Records whose ledger records are on their way finish when the
+         * broker confirms those (na_ledger_poll() below, a few ms): a 100 ms
+         * wait for new records first held each of them that long. */
+        int wait = busy                              ? 0
+                   : na_ledger_outstanding(c.ledger) ? NA_CONSUMER_WORK_WAIT_MS
+                                                     : 100;
         /* Read on while the workers have room (bounded memory). */
         rd_kafka_message_t *rkm = !c.workq || na_workq_has_room(c.workq)
-                                      ? rd_kafka_consumer_poll(c.rk, busy ? 0 : 100)
+                                      ? rd_kafka_consumer_poll(c.rk, wait)
                                       : NULL;
         na_kafka_refill_note(&c.refill, rkm);
         if (rkm && !na_records_handle(&c, rkm)) {

@@ -503,7 +503,14 @@ bool na_records_handle(struct consumer *c, rd_kafka_message_t *rkm) {
         }
         return false;
     }
-    na_records_eof_clear(c, rkm->partition);
+    /* --exit-eof: the fetch that brought the partition's last record named
+     * its end; the EOF event would come only after an empty fetch the
+     * broker holds for fetch.wait.max.ms (half a second by default). */
+    if (c->conf->exit_eof && na_kafka_at_end(c->rk, rkm)) {
+        eof_set(c, rkm->partition);
+    } else {
+        na_records_eof_clear(c, rkm->partition);
+    }
     c->stats->consumed++;
     na_metrics_inc("newsalert_consumer_articles_consumed_total", "Records consumed.",
                    NULL);

@@ -113,6 +113,22 @@ void na_kafka_refill_cleanup(struct na_kafka_refill *r);
  */
 bool na_kafka_refill_due(size_t peak, size_t qlen, double avg_len, double budget);
 
+/**
+ * @brief Is @p m the last record of its partition that the broker had
+ *        when librdkafka last fetched from it?
+ *
+ * The end a consumer learns from RD_KAFKA_RESP_ERR__PARTITION_EOF comes
+ * from a fetch that starts at the high watermark, which the broker holds
+ * for fetch.wait.max.ms (500 ms by default) before it answers with nothing.
+ * The fetch that brought the last records already named that watermark:
+ * librdkafka keeps it (rd_kafka_get_watermark_offsets(), no request), so a
+ * reader that waits for the end of a backlog knows it there, at once.
+ * False for an error event and when no fetch has named a watermark yet
+ * (the EOF event still comes then); with transactions the end may be a
+ * control record no consumer sees, and again only the EOF event tells.
+ */
+bool na_kafka_at_end(rd_kafka_t *rk, const rd_kafka_message_t *m);
+
 /** @brief Set one property, librdkafka's error text verbatim in errstr. */
 NA_WUR na_err_t na_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
                                   const char *value, char *errstr, size_t errstr_size);

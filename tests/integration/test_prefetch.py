@@ -92,5 +92,41 @@ def test_daemon_refills_a_bounded_prefetch_and_commits_to_the_end(ctx):
     assert sum(committed.values()) == ARTICLES, committed
 
 
+def test_daemon_knows_the_end_of_a_backlog_from_the_fetch_that_brought_it(ctx):
+    """--exit-eof ends when the last records of every partition are read: the
+    fetch that brought them named the partition's end (its high watermark).
+    librdkafka's end-of-partition event comes only after a further fetch,
+    which the broker holds for fetch.wait.max.ms when nothing is new: set
+    to 30 s here, a daemon that waited for it would still be running when
+    the test gives up at 20 s (half a second per run with the default)."""
+    topic = ctx.topic("na.it.prefetch.end")
+    t0 = int(time.time()) - 86400
+    rows = []
+    for i in range(90):
+        url = "https://news.test/end/%d" % i
+        art = {"schema": "article/v1", "id": hashlib.sha256(url.encode()).hexdigest(),
+               "url": url, "title": "Harbour note %d" % i, "summary": FILLER[:400],
+               "content": "", "authors": [], "categories": [], "lang": "en",
+               "published_at": iso(t0 + i), "fetched_at": iso(t0 + i + 60),
+               "source": {"id": "end", "name": "End Wire",
+                          "feed_url": "https://news.test/feed"}}
+        rows.append("%d\t%d\t%s\t%s" % ((t0 + i) * 1000, i % PARTITIONS, art["id"],
+                                        json.dumps(art, separators=(",", ":"))))
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-p", str(PARTITIONS)], stdin="\n".join(rows) + "\n", timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    group = "na-it-prefetch-end"
+    p = ctx.proc([ctx.bin("newsalert-consumer"), "--config", config(ctx, topic, group),
+                  "--exit-eof", "-X", "fetch.wait.max.ms=30000"])
+    assert p.wait(20) == 0, p.tail()  # TimeoutError: still waiting for the end
+    s = summary(p, "consumer")
+    assert s["consumed"] == 90 and s["poison"] == 0, s
+    cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
+                      "-G", group], timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    committed = dict(tuple(int(x) for x in line.split()) for line in cp.stdout.splitlines())
+    assert committed == {0: 30, 1: 30, 2: 30}, committed
+
+
 if __name__ == "__main__":
     harness.main(globals())
