@@ -894,7 +894,6 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
         bool any = !routes->cnt;
         bool wanted = !routes->cnt; /* a route wants this topic */
 
-        root = na_alert_to_json(alert);
         for (size_t k = 0; names && k < routes->cnt && k < d->routes_cnt; k++) {
             const struct na_route *route = &routes->v[k];
             if (da->need[k] == NA_NEED_NONE) {
@@ -915,11 +914,16 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
         if (!routes->cnt && strset_add(&r->seen, alert->id) != 1) {
             any = false;
         }
+        /* The alert's text only for an alert this run raises: a later
+         * report of a story (most of a backfill's matches) is one "linked"
+         * line, and making the whole alert for it took a third of replay's
+         * time (docs/benchmarks.md). */
+        root = any ? na_alert_to_json(alert) : NULL;
         if (root && names && routes->cnt) {
             json_object_set(root, "routes", names);
         }
         text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        if (!text) {
+        if (any && !text) {
             r->fatal = true;
             snprintf(r->errstr, sizeof(r->errstr), "out of memory");
         } else if (any) {
