@@ -59,6 +59,51 @@ void na_buf_append(struct na_buf *buf, const void *data, size_t len) {
     buf->data[buf->len] = '\0';
 }
 
+void na_buf_json_string(struct na_buf *buf, const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    na_buf_append(buf, "\"", 1);
+    for (;;) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p != '"' && *p != '\\') {
+            p++;
+        }
+        na_buf_append(buf, run, (size_t)(p - run));
+        if (!*p) {
+            break;
+        }
+        char esc[8];
+        switch (*p) {
+        case '"':
+            na_buf_append(buf, "\\\"", 2);
+            break;
+        case '\\':
+            na_buf_append(buf, "\\\\", 2);
+            break;
+        case '\b':
+            na_buf_append(buf, "\\b", 2);
+            break;
+        case '\f':
+            na_buf_append(buf, "\\f", 2);
+            break;
+        case '\n':
+            na_buf_append(buf, "\\n", 2);
+            break;
+        case '\r':
+            na_buf_append(buf, "\\r", 2);
+            break;
+        case '\t':
+            na_buf_append(buf, "\\t", 2);
+            break;
+        default:
+            snprintf(esc, sizeof(esc), "\\u%04X", (unsigned)*p);
+            na_buf_append(buf, esc, 6);
+            break;
+        }
+        p++;
+    }
+    na_buf_append(buf, "\"", 1);
+}
+
 void na_buf_puts(struct na_buf *buf, const char *s) {
     na_buf_append(buf, s, strlen(s));
 }

@@ -43,6 +43,9 @@
 #include "newsalert/kafka.h"
 #include "rules.h"
 
+struct na_alert;
+struct na_decision;
+
 /** No timestamp filter on that side. */
 #define NA_REPLAY_TS_NONE INT64_MIN
 /** Default lateness allowed after a time --to (1 hour), "--lateness". */
@@ -253,6 +256,16 @@ NA_WUR na_err_t na_replay_run(const struct na_replay_opts *opts,
                               struct na_replay_range *range,
                               struct na_replay_stats *stats, char *errstr,
                               size_t errstr_size);
+
+/**
+ * @brief replay --dry-run's "linked" line for a later report of a story
+ *        that alerted: {"linked","article_id","story_id","topic","story",
+ *        "article":{"title","url","source","published_at"}}, the bytes
+ *        jansson's compact dump gives (written directly).
+ * @returns new string without newline; free(); NULL on no memory or when
+ *          a string is not valid UTF-8 (no line, as jansson refuses it).
+ */
+char *na_replay_linked_json(const struct na_decision *d, const struct na_alert *alert);
 
 /**
  * @brief The classify command's JSON line for one article:

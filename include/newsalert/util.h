@@ -26,6 +26,13 @@ void na_buf_append(struct na_buf *buf, const void *data, size_t len);
 void na_buf_puts(struct na_buf *buf, const char *s);
 void na_buf_printf(struct na_buf *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/**
+ * @brief Append @p s (valid UTF-8, na_utf8_valid()) as a quoted JSON string,
+ *        escaped as jansson's json_dumps() writes it without flags: \" \\
+ *        \b \f \n \r \t, other bytes below 0x20 as \u00XX (upper-case
+ *        hex), everything else as it is.
+ */
+void na_buf_json_string(struct na_buf *buf, const char *s);
 /** @returns the buffer's string, taken from @p buf (reset to empty); free(). */
 char *na_buf_steal(struct na_buf *buf);
 

@@ -22,7 +22,10 @@
 #include "newsalert/article.h"
 #include "newsalert/kafka.h"
 #include "newsalert/log.h"
+#include "newsalert/timeutil.h"
 #include "newsalert/util.h"
+#include "alert.h"
+#include "pipeline.h"
 #include "replay.h"
 #include "rules.h"
 
@@ -363,6 +366,102 @@ static void test_classified_line_shape(void **state) {
     na_rules_destroy(rules);
 }
 
+/* ---- the linked line, written without jansson ---- */
+
+/* What jansson's compact dump gives for @p s: the reference. */
+static char *jansson_string(const char *s) {
+    json_t *v = json_string(s);
+    char *out = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    return out;
+}
+
+/* Every ASCII byte, quotes, backslashes, control bytes and multi-byte
+ * UTF-8: the same bytes as jansson. */
+static void test_json_string_escapes_as_jansson_does(void **state) {
+    (void)state;
+    char all[128];
+    for (int i = 1; i < 128; i++) {
+        all[i - 1] = (char)i;
+    }
+    all[127] = '\0';
+    const char *cases[] = {
+        all,
+        "",
+        "plain",
+        "\"quoted\" \\ back\\slash",
+        "tab\tnew\nline\r\x01\x1f\x7f end",
+        "Taipei \xe5\x8f\xb0\xe5\x8c\x97 \xe2\x80\xa6 \xf0\x9f\x98\x80"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *want = jansson_string(cases[i]);
+        struct na_buf b;
+        assert_non_null(want);
+        na_buf_init(&b);
+        na_buf_json_string(&b, cases[i]);
+        assert_false(b.oom);
+        assert_string_equal(b.data, want);
+        na_buf_cleanup(&b);
+        free(want);
+    }
+}
+
+/* The linked line as jansson packed and dumped it before (the reference
+ * here), for an article with every member and one with none of the
+ * optional ones; an invalid UTF-8 title gives no line, as before. */
+static void test_linked_line_is_what_jansson_wrote(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 3; variant++) {
+        struct na_article a;
+        struct na_match m;
+        struct na_alert alert;
+        struct na_decision d;
+        na_decision_init(&d);
+        memset(&a, 0, sizeof(a));
+        memset(&m, 0, sizeof(m));
+        snprintf(a.id, sizeof(a.id), "%064d", 7);
+        a.published_at = variant == 1 ? NA_TIME_UNKNOWN : 1767657600;
+        a.title = variant == 1 ? NULL
+                  : variant == 2
+                      ? "bad \xff title"
+                      : "Beijing \"bans\" dual-use\texports \xe2\x80\x94 \\ Japan\x01";
+        a.url = variant == 1 ? NULL : "https://news.test/a?b=1&c=\"2\"";
+        a.source_name = variant == 1 ? NULL
+                                     : "Wire \xc3\xa9"
+                                       "dition";
+        m.topic = "export_controls";
+        snprintf(d.story_id, sizeof(d.story_id), "%064d", 9);
+        d.story = variant == 1
+                      ? NULL
+                      : json_pack("{s:s, s:I, s:s?}", "id", d.story_id, "articles",
+                                  (json_int_t)12, "first_seen", "2026-01-06T00:00:00Z");
+        na_alert_init_story(&alert, &a, &m, "v1", d.story_id);
+        char pub[NA_RFC3339_LEN] = "";
+        if (a.published_at != NA_TIME_UNKNOWN) {
+            na_time_format_rfc3339(a.published_at, pub);
+        }
+        json_t *root = json_pack(
+            "{s:s, s:s, s:s, s:s, s:O?, s:{s:s, s:s?, s:s?, s:s?}}", "linked", alert.id,
+            "article_id", a.id, "story_id", d.story_id, "topic", m.topic, "story",
+            d.story, "article", "title", a.title ? a.title : "", "url", a.url, "source",
+            a.source_name, "published_at", *pub ? pub : NULL);
+        char *want = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        char *got = na_replay_linked_json(&d, &alert);
+        if (variant == 2) {
+            assert_null(want);
+            assert_null(got);
+        } else {
+            assert_non_null(want);
+            assert_non_null(got);
+            assert_string_equal(got, want);
+        }
+        free(want);
+        free(got);
+        json_decref(root);
+        a.title = a.url = a.source_name = NULL; /* borrowed literals */
+        na_decision_cleanup(&d);
+    }
+}
+
 /* ---- whole runs on the mock cluster ---- */
 
 #define TOPIC "na.unit.replay"
@@ -602,6 +701,8 @@ int main(void) {
     };
     const struct CMUnitTest mock_tests[] = {
         cmocka_unit_test(test_run_whole_topic_stops_by_itself),
+        cmocka_unit_test(test_json_string_escapes_as_jansson_does),
+        cmocka_unit_test(test_linked_line_is_what_jansson_wrote),
         cmocka_unit_test(test_run_offsets_range_exclusive_end),
         cmocka_unit_test(test_run_empty_range_reads_nothing),
         cmocka_unit_test(test_run_interrupted_resumes_at_start),
