@@ -362,12 +362,16 @@ void na_kafka_refill_note(struct na_kafka_refill *r, const rd_kafka_message_t *m
     if (!na_kafka_refill_due(r->peak, qlen, r->avg_len, r->budget)) {
         return;
     }
-    const struct rd_kafka_metadata *md = NULL;
     r->peak = qlen;
     r->sent++;
+    na_kafka_wake(r->rk);
+}
+
+void na_kafka_wake(rd_kafka_t *rk) {
+    const struct rd_kafka_metadata *md = NULL;
     /* Timeout 0: the request is sent and not waited for (its answer only
      * refreshes librdkafka's view of the brokers). */
-    if (rd_kafka_metadata(r->rk, 0, NULL, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+    if (rd_kafka_metadata(rk, 0, NULL, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
         rd_kafka_metadata_destroy(md);
     }
 }

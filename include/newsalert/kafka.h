@@ -105,6 +105,11 @@ void na_kafka_refill_note(struct na_kafka_refill *r, const rd_kafka_message_t *m
 
 void na_kafka_refill_cleanup(struct na_kafka_refill *r);
 
+/** @brief Make @p rk's broker threads decide what to fetch now, not on
+ *         their next one-second tick (a metadata request, not waited for):
+ *         after a refill, or after resuming a paused partition. */
+void na_kafka_wake(rd_kafka_t *rk);
+
 /**
  * @brief The refill's decision (exposed for its tests): is a refill due for
  *        a queue of @p qlen messages of about @p avg_len bytes that held
