@@ -899,11 +899,12 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         NA_LOG_INFO, "consumer", "summary",
         "consumed=%llu poison=%llu matched=%llu alerts_sent=%llu alerts_failed=%llu "
         "dlq=%llu offsets_stored=%llu paused=%llu ledger_skipped=%llu "
-        "ledger_recorded=%llu digests=%llu story_linked=%llu too_old=%llu refills=%llu",
+        "ledger_recorded=%llu digests=%llu story_linked=%llu too_old=%llu refills=%llu "
+        "ends=%llu",
         stats->consumed, stats->poison, stats->matched, stats->alerts_sent,
         stats->alerts_failed, stats->dlq_produced, stats->offsets_stored, stats->paused,
         stats->ledger_skipped, stats->ledger_recorded, stats->digests,
-        stats->story_linked, stats->too_old, stats->refills);
+        stats->story_linked, stats->too_old, stats->refills, stats->ends);
 out:
     na_httpd_stop(httpd);
     if (sub) {

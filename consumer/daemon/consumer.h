@@ -90,6 +90,9 @@ struct na_consumer_stats {
     unsigned long long story_linked;    /**< story follow-ups linked, not sent */
     unsigned long long too_old;         /**< records older than the ledger horizon */
     unsigned long long refills;         /**< prefetch refills sent (na_kafka_refill) */
+    unsigned long long ends;            /**< --exit-eof: partitions whose end the
+                                             fetch of their last record named
+                                             (na_kafka_at_end()) */
 };
 
 /**

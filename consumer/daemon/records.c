@@ -508,6 +508,7 @@ bool na_records_handle(struct consumer *c, rd_kafka_message_t *rkm) {
      * broker holds for fetch.wait.max.ms (half a second by default). */
     if (c->conf->exit_eof && na_kafka_at_end(c->rk, rkm)) {
         eof_set(c, rkm->partition);
+        c->stats->ends++;
     } else {
         na_records_eof_clear(c, rkm->partition);
     }

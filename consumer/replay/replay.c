@@ -1199,7 +1199,12 @@ static void part_finish(struct replay *r, struct na_replay_part *p) {
  * classified by work() (on a worker thread when there are workers), then
  * finished by finish() on the main thread in the order records were read. */
 struct rrec {
-    rd_kafka_message_t *rkm;
+    rd_kafka_message_t *rkm; /* the record as read; NULL: copied (copy) */
+    struct mrec *copy;       /* the record as the merge kept it */
+    const void *payload;     /* in rkm or copy */
+    size_t len;
+    int32_t partition;
+    int64_t offset;
     struct na_replay_part *p;
     struct na_tracker_entry *entry;
     bool filtered; /* outside the time bounds: nothing to do */
@@ -1207,6 +1212,27 @@ struct rrec {
     struct na_decision d;
     struct na_classification base; /* by the baseline rules */
 };
+
+/* A record the merge keeps: a copy, so that the fetch it came in is freed
+ * at once (each record librdkafka hands out holds its whole fetch
+ * response: holding a few records of many fetches kept 90 MB resident on a
+ * 24-partition topic). An end mark has end set and no payload. */
+struct mrec {
+    int32_t partition;
+    bool end;
+    int64_t offset;
+    int64_t ts;
+    size_t len;
+    char payload[];
+};
+
+static void rrec_free(struct rrec *x) {
+    if (x->rkm) {
+        rd_kafka_message_destroy(x->rkm);
+    }
+    free(x->copy);
+    free(x);
+}
 
 /* na_work_fn: decode and classify one record (the baseline too). Reads
  * only the rules, which any number of threads may use at once. */
@@ -1220,7 +1246,7 @@ static void work(void *vx, void *vr) {
     if (x->filtered) {
         return;
     }
-    x->err = na_pipeline_decode(&pl, x->rkm->payload, x->rkm->len, &x->d);
+    x->err = na_pipeline_decode(&pl, x->payload, x->len, &x->d);
     if (x->err || !x->d.decoded) {
         return;
     }
@@ -1235,7 +1261,6 @@ static void work(void *vx, void *vr) {
 static void finish(struct replay *r, struct rrec *x) {
     const struct na_replay_opts *o = r->opts;
     struct na_pipeline pl = {o->rules, r->stories, r->ledger, &o->conf->routes};
-    rd_kafka_message_t *rkm = x->rkm;
     struct na_replay_part *p = x->p;
 
     if (x->filtered) {
@@ -1248,7 +1273,7 @@ static void finish(struct replay *r, struct rrec *x) {
     if (!x->d.decoded) {
         r->stats->poison++;
         na_log(NA_LOG_WARN, "replay", "poison_record", "partition=%d offset=%lld err=%s",
-               (int)rkm->partition, (long long)rkm->offset, na_log_q(x->d.error));
+               (int)x->partition, (long long)x->offset, na_log_q(x->d.error));
         goto out;
     }
     r->stats->articles++;
@@ -1261,7 +1286,7 @@ static void finish(struct replay *r, struct rrec *x) {
         goto nomem;
     }
     if (o->output || r->out_rk) {
-        hold_output(r, (size_t)(p - r->range->parts), rkm->offset, &x->d.article,
+        hold_output(r, (size_t)(p - r->range->parts), x->offset, &x->d.article,
                     &x->d.cls);
     }
     if (o->dry_run || o->post_routes) {
@@ -1279,8 +1304,7 @@ out:
     na_classification_cleanup(&x->base);
     na_decision_cleanup(&x->d);
     na_tracker_done(x->entry);
-    rd_kafka_message_destroy(rkm);
-    free(x);
+    rrec_free(x);
 }
 
 /* Back-pressure: do not start alerts ahead of the deliveries without
@@ -1313,62 +1337,50 @@ static void discard(struct replay *r) {
         if (x) {
             na_classification_cleanup(&x->base);
             na_decision_cleanup(&x->d);
-            rd_kafka_message_destroy(x->rkm);
-            free(x);
+            rrec_free(x);
         }
     }
 }
 
 static void serve(struct replay *r, int timeout_ms);
 
-/* Take one record from the consumer (it owns @p rkm from here on). */
-static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
-    struct na_replay_part *p = find_part(r->range, rkm->partition);
+/* A record in read order (or the merge's order): into the stages. Takes
+ * @p rkm (the record as read) or @p copy (as the merge kept it). */
+static void handle_record(struct replay *r, rd_kafka_message_t *rkm, struct mrec *copy) {
+    int32_t partition = rkm ? rkm->partition : copy->partition;
+    int64_t offset = rkm ? rkm->offset : copy->offset;
+    struct na_replay_part *p = find_part(r->range, partition);
     struct rrec *x;
 
-    if (rkm->err) {
-        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            /* The end of the log before our end: records there were compacted
-             * away or deleted; nothing more will come within the range. */
-            if (p && !p->done && rkm->offset >= p->end) {
-                p->next = p->end;
-                part_finish(r, p);
-            }
-        } else {
-            na_log(NA_LOG_WARN, "replay", "consume_error", "err=%s",
-                   na_log_q(rd_kafka_message_errstr(rkm)));
-            if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
-                r->fatal = true;
-                snprintf(r->errstr, sizeof(r->errstr), "%s",
-                         rd_kafka_message_errstr(rkm));
-            }
-        }
+    if (!p || p->done || offset < p->next) {
         goto drop;
     }
-    if (!p || p->done || rkm->offset < p->next) {
-        goto drop;
-    }
-    if (rkm->offset >= p->end) {
+    if (offset >= p->end) {
         p->next = p->end;
         part_finish(r, p);
         goto drop;
     }
-    p->next = rkm->offset + 1;
+    p->next = offset + 1;
     if (p->next >= p->end) {
         part_finish(r, p); /* its last record: read no further */
     }
     r->stats->read++;
     na_metric_add(r->records, 1);
     if (!(x = calloc(1, sizeof(*x))) ||
-        !(x->entry = na_tracker_add(r->tracker, rkm->partition, rkm->offset))) {
+        !(x->entry = na_tracker_add(r->tracker, partition, offset))) {
         free(x);
         r->fatal = true;
         snprintf(r->errstr, sizeof(r->errstr), "out of memory");
         goto drop;
     }
     x->rkm = rkm;
+    x->copy = copy;
+    x->payload = rkm ? rkm->payload : copy->payload;
+    x->len = rkm ? rkm->len : copy->len;
+    x->partition = partition;
+    x->offset = offset;
     x->p = p;
-    int64_t ts = rd_kafka_message_timestamp(rkm, NULL);
+    int64_t ts = rkm ? rd_kafka_message_timestamp(rkm, NULL) : copy->ts;
     x->filtered =
         (r->range->ts_from_ms != NA_REPLAY_TS_NONE && ts < r->range->ts_from_ms) ||
         (r->range->ts_to_ms != NA_REPLAY_TS_NONE && ts >= r->range->ts_to_ms);
@@ -1383,14 +1395,48 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
     finish(r, x);
     return;
 drop:
+    if (rkm) {
+        rd_kafka_message_destroy(rkm);
+    }
+    free(copy);
+}
+
+/* The end of a partition's range reached (the log ends there or before):
+ * nothing more will come within the range. */
+static void handle_end(struct replay *r, int32_t partition, int64_t offset) {
+    struct na_replay_part *p = find_part(r->range, partition);
+    if (p && !p->done && offset >= p->end) {
+        p->next = p->end;
+        part_finish(r, p);
+    }
+}
+
+/* Take one record or event from the consumer (it owns @p rkm from here on). */
+static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
+    if (!rkm->err) {
+        handle_record(r, rkm, NULL);
+        return;
+    }
+    if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        /* The end of the log before our end: records there were compacted
+         * away or deleted. */
+        handle_end(r, rkm->partition, rkm->offset);
+    } else {
+        na_log(NA_LOG_WARN, "replay", "consume_error", "err=%s",
+               na_log_q(rd_kafka_message_errstr(rkm)));
+        if (na_kafka_classify(rkm->err, 0) == NA_OUTCOME_FATAL) {
+            r->fatal = true;
+            snprintf(r->errstr, sizeof(r->errstr), "%s", rd_kafka_message_errstr(rkm));
+        }
+    }
     rd_kafka_message_destroy(rkm);
 }
 
-/* Bytes the merge may hold, shared by the partitions: one that holds its
- * share pauses its fetches until it is down to half. Each record held keeps
- * its fetch's buffer: 1 MiB kept replay's peak RSS at 34 MB on the
- * pipeline bench's topic (4 MiB: 52 MB). */
-#define NA_REPLAY_MERGE_BYTES (1u << 20)
+/* Bytes the merge may hold (copies of records), shared by the partitions,
+ * each at least NA_REPLAY_MERGE_MIN_SHARE: one that holds its share pauses
+ * its fetches until it is down to half. */
+#define NA_REPLAY_MERGE_BYTES (4u << 20)
+#define NA_REPLAY_MERGE_MIN_SHARE (128u << 10)
 
 static void pause_part(struct replay *r, const struct na_replay_part *p, bool pause) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -1434,15 +1480,28 @@ static void merge_take(struct replay *r, rd_kafka_message_t *rkm) {
         rd_kafka_message_destroy(rkm);
         return;
     }
-    int64_t ts = end ? INT64_MIN : rd_kafka_message_timestamp(rkm, NULL);
-    if (!na_merge_push(r->merge, i, ts, rkm->len + rkm->key_len, rkm)) {
+    size_t len = end ? 0 : rkm->len;
+    struct mrec *m = malloc(sizeof(*m) + len);
+    if (!m) {
         r->fatal = true;
         snprintf(r->errstr, sizeof(r->errstr), "out of memory");
         rd_kafka_message_destroy(rkm);
         return;
     }
+    *m = (struct mrec){rkm->partition, end, rkm->offset,
+                       end ? INT64_MIN : rd_kafka_message_timestamp(rkm, NULL), len};
+    if (len) {
+        memcpy(m->payload, rkm->payload, len);
+    }
     if (!end) {
         ms->next = rkm->offset + 1;
+    }
+    rd_kafka_message_destroy(rkm); /* and with it, in time, its fetch */
+    if (!na_merge_push(r->merge, i, m->ts, sizeof(*m) + len, m)) {
+        r->fatal = true;
+        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+        free(m);
+        return;
     }
     if (end || ms->next >= p->end) {
         /* Its last record is in: fetches past it would wait on the broker
@@ -1459,11 +1518,16 @@ static void merge_take(struct replay *r, rd_kafka_message_t *rkm) {
 /* Hand on what the merge allows while the workers have room. */
 static void release(struct replay *r) {
     size_t i;
-    rd_kafka_message_t *rkm;
+    struct mrec *m;
     while (r->merge && !r->fatal && (!r->workq || na_workq_has_room(r->workq)) &&
-           (rkm = na_merge_pop(r->merge, &i))) {
+           (m = na_merge_pop(r->merge, &i))) {
         struct na_replay_part *p = &r->range->parts[i];
-        handle_message(r, rkm);
+        if (m->end) {
+            handle_end(r, m->partition, m->offset);
+            free(m);
+        } else {
+            handle_record(r, NULL, m);
+        }
         if (r->mstate[i].paused && !na_merge_closed(r->merge, i) &&
             na_merge_bytes(r->merge, i) < r->merge_cap / 2) {
             pause_part(r, p, false);
@@ -1475,15 +1539,15 @@ static void release(struct replay *r) {
  * next time, from the resume position). */
 static void merge_discard(struct replay *r) {
     size_t i;
-    rd_kafka_message_t *rkm;
+    struct mrec *m;
     if (!r->merge) {
         return;
     }
     for (i = 0; i < r->range->cnt; i++) {
         na_merge_close(r->merge, i);
     }
-    while ((rkm = na_merge_pop(r->merge, &i))) {
-        rd_kafka_message_destroy(rkm);
+    while ((m = na_merge_pop(r->merge, &i))) {
+        free(m);
     }
 }
 
@@ -1658,6 +1722,9 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
             goto out;
         }
         r.merge_cap = NA_REPLAY_MERGE_BYTES / range->cnt;
+        if (r.merge_cap < NA_REPLAY_MERGE_MIN_SHARE) {
+            r.merge_cap = NA_REPLAY_MERGE_MIN_SHARE;
+        }
         for (size_t i = 0; i < range->cnt; i++) {
             r.mstate[i].next = range->parts[i].next;
             if (range->parts[i].done) {

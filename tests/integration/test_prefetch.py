@@ -96,9 +96,11 @@ def test_daemon_knows_the_end_of_a_backlog_from_the_fetch_that_brought_it(ctx):
     """--exit-eof ends when the last records of every partition are read: the
     fetch that brought them named the partition's end (its high watermark).
     librdkafka's end-of-partition event comes only after a further fetch,
-    which the broker holds for fetch.wait.max.ms when nothing is new: set
-    to 30 s here, a daemon that waited for it would still be running when
-    the test gives up at 20 s (half a second per run with the default)."""
+    which the broker holds for fetch.wait.max.ms (500 ms by default) when
+    nothing is new. The summary counts the partitions whose end the daemon
+    learnt from their last record (ends=): every one of the three here.
+    How much sooner the daemon ends is bench/run pipeline's to say
+    (docs/benchmarks.md "The end of a backlog"), not a test's."""
     topic = ctx.topic("na.it.prefetch.end")
     t0 = int(time.time()) - 86400
     rows = []
@@ -115,18 +117,18 @@ def test_daemon_knows_the_end_of_a_backlog_from_the_fetch_that_brought_it(ctx):
     cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
                       "-p", str(PARTITIONS)], stdin="\n".join(rows) + "\n", timeout=120)
     assert cp.returncode == 0, cp.stderr
-    group = "na-it-prefetch-end"
+    group = harness.unique_topic("na-it-prefetch-end")
     p = ctx.proc([ctx.bin("newsalert-consumer"), "--config", config(ctx, topic, group),
-                  "--exit-eof", "-X", "fetch.wait.max.ms=30000"])
-    assert p.wait(20) == 0, p.tail()  # TimeoutError: still waiting for the end
+                  "--exit-eof"])
+    assert p.wait(120) == 0, p.tail()
     s = summary(p, "consumer")
     assert s["consumed"] == 90 and s["poison"] == 0, s
+    assert s["ends"] == PARTITIONS, s
     cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", topic,
                       "-G", group], timeout=60)
     assert cp.returncode == 0, cp.stderr
     committed = dict(tuple(int(x) for x in line.split()) for line in cp.stdout.splitlines())
     assert committed == {0: 30, 1: 30, 2: 30}, committed
-
 
 if __name__ == "__main__":
     harness.main(globals())
