@@ -217,6 +217,7 @@ void na_watch_destroy(na_watch_t *w) {
     free(w->bloom);
     free(w->stab);
     free(w->one);
+    free(w->head);
     free(w->edges);
     free(w->end_first);
     free(w->ends);
@@ -258,7 +259,7 @@ size_t na_watch_bytes(const na_watch_t *w) {
            w->pats_cap * sizeof(*w->pats) + w->spans_cap * sizeof(*w->spans) +
            w->toks_cap * sizeof(*w->toks) + (w->dict_mask + 1) * sizeof(*w->dict) +
            (w->bloom_mask + 1) * 8 + (w->stab_mask + 1) * sizeof(*w->stab) +
-           (w->one ? (w->one_mask + 1) * 8 : 0) +
+           (w->one ? (w->one_mask + 1) * 8 : 0) + (w->head ? (w->head_mask + 1) * 8 : 0) +
            (w->edges_mask + 1) * sizeof(*w->edges) +
            ((size_t)w->nodes_cnt + 1) * sizeof(*w->end_first) +
            (w->end_first ? w->end_first[w->nodes_cnt] : 0) * sizeof(*w->ends);

@@ -102,6 +102,12 @@ struct na_watch_s {
      * no listed word after it is looked up only when this passes it */
     uint64_t *one;
     uint64_t one_mask; /* words - 1 */
+    /* the head filter: two bits of one 64-bit word per dictionary word,
+     * keyed on its first 8 bytes and its length (na_watch_head_key()), 8
+     * bits per word: the first look at a plain word of the text, made for
+     * every word without a branch */
+    uint64_t *head;
+    uint64_t head_mask; /* words - 1 */
     /* one bit per first three bytes of an ASCII word (na_rules_pre3()),
      * set for every ASCII dictionary word: most plain words of a text are
      * turned away by it before they are hashed */
@@ -146,6 +152,23 @@ static inline uint64_t na_watch_bloom_bits(uint64_t h) {
 /* The bit of na_watch_s.one, word (h >> 24) & one_mask, for quick hash h. */
 static inline uint64_t na_watch_one_bits(uint64_t h) {
     return (uint64_t)1 << (h & 63) | (uint64_t)1 << ((h >> 6) & 63);
+}
+
+/* The head filter's key of a word of @p len bytes whose first
+ * min(len, 8) bytes, with 0x20 ORed into each, are @p v (little-endian,
+ * zero above them). */
+static inline uint64_t na_watch_head_key(uint64_t v, size_t len) {
+    return (v ^ ((uint64_t)len * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+}
+
+/* The word of na_watch_s.head for key k (its high bits, the best mixed). */
+static inline size_t na_watch_head_word(uint64_t k, uint64_t head_mask) {
+    return (size_t)(k >> 40) & head_mask;
+}
+
+/* The two bits of na_watch_s.head, word na_watch_head_word(), for key k. */
+static inline uint64_t na_watch_head_bits(uint64_t k) {
+    return (uint64_t)1 << (k >> 58) | (uint64_t)1 << ((k >> 34) & 63);
 }
 
 /* Make the dictionary @p slots (a power of two) slots. */

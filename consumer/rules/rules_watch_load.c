@@ -1241,6 +1241,27 @@ static na_err_t freeze(struct wload *ld) {
         w->pre3[q3 >> 6] |= (uint64_t)1 << (q3 & 63);
     }
     free(kids);
+    /* the head filter: 8 bits per word */
+    size_t hbits = 4096;
+    while (hbits < w->toks_cnt * 8 && hbits < ((size_t)1 << 30)) {
+        hbits *= 2;
+    }
+    w->head = calloc(hbits / 64, sizeof(*w->head));
+    if (!w->head) {
+        return NA_ERR_NOMEM;
+    }
+    w->head_mask = hbits / 64 - 1;
+    for (size_t i = 0; i < w->toks_cnt; i++) {
+        const struct na_wtok *t = &w->toks[i];
+        size_t n = t->len < 8 ? t->len : 8;
+        uint64_t v = 0;
+        memcpy(&v, w->pool + t->off, n);
+        if (n) {
+            v |= 0x2020202020202020ull & (~(uint64_t)0 >> (8 * (8 - n)));
+        }
+        uint64_t k = na_watch_head_key(v, t->len);
+        w->head[na_watch_head_word(k, w->head_mask)] |= na_watch_head_bits(k);
+    }
     /* the one-word names' filter: 8 bits per such word */
     size_t ones = 0;
     for (size_t j = 0; j <= w->stab_mask; j++) {

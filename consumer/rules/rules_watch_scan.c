@@ -510,39 +510,83 @@ static inline size_t run_end(const uint64_t *al, size_t words, size_t a) {
     return words * 64;
 }
 
-/* A plain word whose first three bytes pass the pre3 filter: bytes [a, e),
- * the index of its run. */
+/* A plain word that the head filter passes: bytes [a, e), the index of
+ * its run. */
 struct wcand {
     uint32_t a, e, run;
 };
 
 #define GATHER_WORDS 16u /* bitmap words per gather(): 1 KiB of text */
 
+/* The bytes of a word's first min(n, 8) bytes, for n < 128. */
+static const uint64_t head_mask8[128] = {
+    0,
+    0xffull,
+    0xffffull,
+    0xffffffull,
+    0xffffffffull,
+    0xffffffffffull,
+    0xffffffffffffull,
+    0xffffffffffffffull,
+#define M8 0xffffffffffffffffull
+#define M8X8 M8, M8, M8, M8, M8, M8, M8, M8
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+    M8X8,
+#undef M8X8
+#undef M8
+};
+
+/* The first min(n, 8) bytes of p[0..n) with 0x20 ORed into each, as
+ * na_watch_head_key() takes them; @p room bytes readable at p. A word
+ * longer than 127 bytes gets a wrong value, which no caller keeps. */
+static inline uint64_t head_bytes(const unsigned char *p, size_t n, size_t room) {
+    uint64_t v = 0;
+    if (room >= 8) {
+        memcpy(&v, p, 8);
+    } else {
+        memcpy(&v, p, room);
+    }
+    return (v | 0x2020202020202020ull) & head_mask8[n & 127];
+}
+
 /*
  * The plain words starting in bitmap words [k0, k1) (and those inside
- * complex chunks, which the caller drops) whose first three bytes pass the
- * pre3 filter, into out (at most 32 per bitmap word), without a branch on
- * the filter. Kept apart from the rest of the scan so that its few values
- * stay in registers. @returns their number.
+ * complex chunks, which the caller drops) that the head filter passes (a
+ * listed word of the same length starts with the same 8 bytes, folded, or
+ * a false positive, about one in twenty), into out (at most 32 per bitmap
+ * word), without a branch on the filter. Kept apart from the rest of the
+ * scan so that its few values stay in registers. @returns their number.
  */
 NA_RULES_CLONES static size_t gather(const uint64_t *al, size_t words,
                                      const uint32_t *cum, const unsigned char *p,
-                                     const uint64_t *pre3, size_t k0, size_t k1,
-                                     struct wcand *out) {
+                                     size_t len, const uint64_t *head, uint64_t head_mask,
+                                     size_t k0, size_t k1, struct wcand *out) {
     size_t nc = 0;
     for (size_t k = k0; k < k1; k++) {
         uint32_t run = cum[k];
         for (uint64_t st = run_starts(al, k); st; st &= st - 1, run++) {
             size_t a = k * 64 + (size_t)__builtin_ctzll(st);
-            size_t e = run_end(al, words, a);
+            size_t e = run_end(al, words, a); /* <= len: no bit is set past it */
             size_t n = e - a;
-            unsigned char c1 = n > 1 ? p[a + 1] : 0;
-            unsigned char c2 = n > 2 ? p[a + 2] : 0;
-            uint32_t q3 = na_rules_pre3(p[a], c1, c2);
+            uint64_t key = na_watch_head_key(head_bytes(p + a, n, len - a), n);
+            uint64_t b = na_watch_head_bits(key);
             out[nc].a = (uint32_t)a;
             out[nc].e = (uint32_t)e;
             out[nc].run = run;
-            nc += ((pre3[q3 >> 6] >> (q3 & 63)) & 1u) &
+            nc += ((head[na_watch_head_word(key, head_mask)] & b) == b) &
                   (n <= NA_RULES_MAX_TERM_BYTES); /* no listed word is longer */
         }
     }
@@ -576,7 +620,7 @@ static int64_t chunk_read(struct wscan *ws, struct na_rtoks *toks, const char *s
  * the runs are walked in order: a plain word's position is its run's index
  * corrected by what each complex chunk before it took (its tokens'
  * positions less its runs), and it is hashed (in place) and looked up only
- * when its first three bytes pass the list's pre3 filter.
+ * when its first 8 bytes and length pass the list's head filter.
  */
 NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s;
@@ -652,7 +696,7 @@ NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_
         }
     }
     /* 2. the runs of letters and digits: the plain words that pass the
-     * pre3 filter gathered a slice at a time (gather()), then looked up in
+     * head filter gathered a slice at a time (gather()), then looked up in
      * order with the complex chunks before each read first */
     cum = words + 1 <= WMASK_LOCAL ? cum_local : malloc((words + 1) * sizeof(*cum));
     if (!cum) {
@@ -671,7 +715,7 @@ NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_
     struct wcand cand[GATHER_WORDS * 32];
     for (size_t k0 = 0; k0 < words; k0 += GATHER_WORDS) {
         size_t k1 = words - k0 < GATHER_WORDS ? words : k0 + GATHER_WORDS;
-        size_t nc = gather(al, words, cum, p, w->pre3, k0, k1, cand);
+        size_t nc = gather(al, words, cum, p, len, w->head, w->head_mask, k0, k1, cand);
         for (size_t c = 0; c < nc; c++) {
             while (next < cx_cnt && cx[2 * next] <= cand[c].a) {
                 adj += chunk_read(ws, &toks, s, al, cum, words, cx + 2 * next, adj);
