@@ -57,9 +57,27 @@ NA_RULES_DEFINE_SORT(ev_sort_strength, struct ev, cmp_ev_strength)
 /* Valid UTF-8 copy of text[start..end) with whitespace runs as one space,
  * cut to at most max bytes. */
 static char *clean_text(const char *text, size_t start, size_t end, size_t max) {
-    char *raw = na_utf8_sanitize(text + start, end - start);
+    char *raw = NULL;
     size_t w = 0;
     bool space = false;
+    size_t b = start;
+    /* printable ASCII and white space (most evidence): what
+     * na_utf8_sanitize() would give is a copy, but for \r, which it makes a
+     * space and the loop below reads as one either way */
+    while (b < end &&
+           (((unsigned char)text[b] >= 0x20 && (unsigned char)text[b] < 0x7f) ||
+            text[b] == '\n' || text[b] == '\t' || text[b] == '\r')) {
+        b++;
+    }
+    if (b == end) {
+        raw = malloc(end - start + 1);
+        if (raw) {
+            memcpy(raw, text + start, end - start);
+            raw[end - start] = '\0';
+        }
+    } else {
+        raw = na_utf8_sanitize(text + start, end - start);
+    }
     if (!raw) {
         return NULL;
     }

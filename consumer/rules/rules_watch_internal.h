@@ -102,10 +102,10 @@ struct na_watch_s {
      * no listed word after it is looked up only when this passes it */
     uint64_t *one;
     uint64_t one_mask; /* words - 1 */
-    /* the head filter: two bits of one 64-bit word per dictionary word,
-     * keyed on its first 8 bytes and its length (na_watch_head_key()), 8
-     * bits per word: the first look at a plain word of the text, made for
-     * every word without a branch */
+    /* the head filter: one bit per dictionary word, keyed on its first 8
+     * bytes and its length (na_watch_head_key()), 16 bits per word: the
+     * first look at a plain word of the text, made for every word without
+     * a branch */
     uint64_t *head;
     uint64_t head_mask; /* words - 1 */
     /* one bit per first three bytes of an ASCII word (na_rules_pre3()),
@@ -163,12 +163,12 @@ static inline uint64_t na_watch_head_key(uint64_t v, size_t len) {
 
 /* The word of na_watch_s.head for key k (its high bits, the best mixed). */
 static inline size_t na_watch_head_word(uint64_t k, uint64_t head_mask) {
-    return (size_t)(k >> 40) & head_mask;
+    return (size_t)(k >> 34) & head_mask;
 }
 
-/* The two bits of na_watch_s.head, word na_watch_head_word(), for key k. */
-static inline uint64_t na_watch_head_bits(uint64_t k) {
-    return (uint64_t)1 << (k >> 58) | (uint64_t)1 << ((k >> 34) & 63);
+/* The bit in that word. */
+static inline unsigned na_watch_head_bit(uint64_t k) {
+    return (unsigned)(k >> 58);
 }
 
 /* Make the dictionary @p slots (a power of two) slots. */

@@ -1241,9 +1241,9 @@ static na_err_t freeze(struct wload *ld) {
         w->pre3[q3 >> 6] |= (uint64_t)1 << (q3 & 63);
     }
     free(kids);
-    /* the head filter: 8 bits per word */
+    /* the head filter: 16 bits per word */
     size_t hbits = 4096;
-    while (hbits < w->toks_cnt * 8 && hbits < ((size_t)1 << 30)) {
+    while (hbits < w->toks_cnt * 16 && hbits < ((size_t)1 << 30)) {
         hbits *= 2;
     }
     w->head = calloc(hbits / 64, sizeof(*w->head));
@@ -1260,7 +1260,8 @@ static na_err_t freeze(struct wload *ld) {
             v |= 0x2020202020202020ull & (~(uint64_t)0 >> (8 * (8 - n)));
         }
         uint64_t k = na_watch_head_key(v, t->len);
-        w->head[na_watch_head_word(k, w->head_mask)] |= na_watch_head_bits(k);
+        w->head[na_watch_head_word(k, w->head_mask)] |= (uint64_t)1
+                                                        << na_watch_head_bit(k);
     }
     /* the one-word names' filter: 8 bits per such word */
     size_t ones = 0;

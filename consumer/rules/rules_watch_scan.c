@@ -307,6 +307,9 @@ static inline void plain_word(struct wscan *ws, const unsigned char *p, size_t l
                               size_t a, size_t e, uint32_t pos) {
     const na_watch_t *w = ws->w;
     size_t n = e - a;
+    if (n > NA_RULES_MAX_TERM_BYTES) {
+        return; /* no listed word is longer */
+    }
     uint64_t h = lc_hash(p + a, n, len - a);
     if (!bloom_has(w, h)) {
         return;
@@ -484,7 +487,7 @@ static inline uint64_t run_starts(const uint64_t *al, size_t k) {
     return al[k] & ~(al[k] << 1 | (k ? al[k - 1] >> 63 : 0));
 }
 
-/* The number of runs that start before byte b (cum: gather()'s counts). */
+/* The number of runs that start before byte b (cum: scan_fast()'s counts). */
 static inline uint32_t runs_before(const uint64_t *al, const uint32_t *cum, size_t words,
                                    size_t b) {
     size_t k = b >> 6;
@@ -509,12 +512,6 @@ static inline size_t run_end(const uint64_t *al, size_t words, size_t a) {
     }
     return words * 64;
 }
-
-/* A plain word that the head filter passes: bytes [a, e), the index of
- * its run. */
-struct wcand {
-    uint32_t a, e, run;
-};
 
 #define GATHER_WORDS 16u /* bitmap words per gather(): 1 KiB of text */
 
@@ -566,28 +563,24 @@ static inline uint64_t head_bytes(const unsigned char *p, size_t n, size_t room)
  * The plain words starting in bitmap words [k0, k1) (and those inside
  * complex chunks, which the caller drops) that the head filter passes (a
  * listed word of the same length starts with the same 8 bytes, folded, or
- * a false positive, about one in twenty), into out (at most 32 per bitmap
+ * a false positive, about one in sixteen), their first bytes into out (at
+ * most 32 per bitmap
  * word), without a branch on the filter. Kept apart from the rest of the
  * scan so that its few values stay in registers. @returns their number.
  */
 NA_RULES_CLONES static size_t gather(const uint64_t *al, size_t words,
-                                     const uint32_t *cum, const unsigned char *p,
-                                     size_t len, const uint64_t *head, uint64_t head_mask,
-                                     size_t k0, size_t k1, struct wcand *out) {
+                                     const unsigned char *p, size_t len,
+                                     const uint64_t *head, uint64_t head_mask, size_t k0,
+                                     size_t k1, uint32_t *out) {
     size_t nc = 0;
     for (size_t k = k0; k < k1; k++) {
-        uint32_t run = cum[k];
-        for (uint64_t st = run_starts(al, k); st; st &= st - 1, run++) {
+        for (uint64_t st = run_starts(al, k); st; st &= st - 1) {
             size_t a = k * 64 + (size_t)__builtin_ctzll(st);
-            size_t e = run_end(al, words, a); /* <= len: no bit is set past it */
-            size_t n = e - a;
+            size_t n = run_end(al, words, a) - a; /* <= len: no bit is set past it */
             uint64_t key = na_watch_head_key(head_bytes(p + a, n, len - a), n);
-            uint64_t b = na_watch_head_bits(key);
-            out[nc].a = (uint32_t)a;
-            out[nc].e = (uint32_t)e;
-            out[nc].run = run;
-            nc += ((head[na_watch_head_word(key, head_mask)] & b) == b) &
-                  (n <= NA_RULES_MAX_TERM_BYTES); /* no listed word is longer */
+            out[nc] = (uint32_t)a;
+            nc +=
+                (head[na_watch_head_word(key, head_mask)] >> na_watch_head_bit(key)) & 1u;
         }
     }
     return nc;
@@ -712,19 +705,21 @@ NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_
     int64_t adj = 0;    /* positions less runs of the complex chunks read */
     size_t next = 0;    /* next complex chunk */
     size_t skip_to = 0; /* plain words before this byte are in a chunk read */
-    struct wcand cand[GATHER_WORDS * 32];
+    uint32_t cand[GATHER_WORDS * 32]; /* the words' first bytes */
     for (size_t k0 = 0; k0 < words; k0 += GATHER_WORDS) {
         size_t k1 = words - k0 < GATHER_WORDS ? words : k0 + GATHER_WORDS;
-        size_t nc = gather(al, words, cum, p, len, w->head, w->head_mask, k0, k1, cand);
+        size_t nc = gather(al, words, p, len, w->head, w->head_mask, k0, k1, cand);
         for (size_t c = 0; c < nc; c++) {
-            while (next < cx_cnt && cx[2 * next] <= cand[c].a) {
+            size_t a = cand[c];
+            while (next < cx_cnt && cx[2 * next] <= a) {
                 adj += chunk_read(ws, &toks, s, al, cum, words, cx + 2 * next, adj);
                 skip_to = cx[2 * next + 1] & ~CX_COLD;
                 next++;
             }
-            if (cand[c].a >= skip_to) {
-                plain_word(ws, p, len, cand[c].a, cand[c].e,
-                           (uint32_t)((int64_t)cand[c].run + adj));
+            if (a >= skip_to) {
+                uint32_t run = runs_before(al, cum, words, a);
+                plain_word(ws, p, len, a, run_end(al, words, a),
+                           (uint32_t)((int64_t)run + adj));
             }
         }
     }
