@@ -218,6 +218,7 @@ void na_watch_destroy(na_watch_t *w) {
     free(w->stab);
     free(w->one);
     free(w->head);
+    free(w->pair);
     free(w->edges);
     free(w->end_first);
     free(w->ends);

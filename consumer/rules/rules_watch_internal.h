@@ -97,11 +97,20 @@ struct na_watch_s {
     uint64_t bloom_mask; /* words - 1 */
     struct na_wsslot *stab;
     size_t stab_mask;
-    /* two bits per listed word that is a one-word name (NA_WROOT_ENDS or
-     * NA_WROOT_EXACT), na_watch_one_bits(): a listed word of the text with
-     * no listed word after it is looked up only when this passes it */
+    /* two bits per listed word that is a one-word name (NA_WROOT_ENDS,
+     * na_watch_one_bits(); NA_WROOT_EXACT, na_watch_one_exact_bits(), in
+     * the same 64-bit word): a listed word of the text that the pairs
+     * filter does not pass is looked up only when this passes it, as a
+     * name matched folded, or as one matched as listed where the text does
+     * not start with a lower-case letter */
     uint64_t *one;
     uint64_t one_mask; /* words - 1 */
+    /* the pairs filter: one bit per pair of a name's first two words
+     * (na_watch_pair_key() of their quick hashes), 8 bits per pair: a
+     * listed word of the text that starts no one-word name is looked up
+     * only when it and the word after it pass it */
+    uint64_t *pair;
+    uint64_t pair_mask; /* words - 1 */
     /* the head filter: one bit per dictionary word, keyed on its first 8
      * bytes and its length (na_watch_head_key()), 16 bits per word: the
      * first look at a plain word of the text, made for every word without
@@ -154,6 +163,11 @@ static inline uint64_t na_watch_one_bits(uint64_t h) {
     return (uint64_t)1 << (h & 63) | (uint64_t)1 << ((h >> 6) & 63);
 }
 
+/* The bits of na_watch_s.one for a one-word name matched as listed. */
+static inline uint64_t na_watch_one_exact_bits(uint64_t h) {
+    return (uint64_t)1 << ((h >> 12) & 63) | (uint64_t)1 << ((h >> 18) & 63);
+}
+
 /* The head filter's key of a word of @p len bytes whose first
  * min(len, 8) bytes, with 0x20 ORed into each, are @p v (little-endian,
  * zero above them). */
@@ -169,6 +183,11 @@ static inline size_t na_watch_head_word(uint64_t k, uint64_t head_mask) {
 /* The bit in that word. */
 static inline unsigned na_watch_head_bit(uint64_t k) {
     return (unsigned)(k >> 58);
+}
+
+/* The pairs filter's key of words of quick hashes h0 then h1. */
+static inline uint64_t na_watch_pair_key(uint64_t h0, uint64_t h1) {
+    return (h0 * 0x9e3779b97f4a7c15ull ^ h1) * 0xff51afd7ed558ccdull;
 }
 
 /* Make the dictionary @p slots (a power of two) slots. */

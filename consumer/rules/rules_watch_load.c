@@ -1263,6 +1263,49 @@ static na_err_t freeze(struct wload *ld) {
         w->head[na_watch_head_word(k, w->head_mask)] |= (uint64_t)1
                                                         << na_watch_head_bit(k);
     }
+    /* the pairs filter: 8 bits per edge from a name's first word */
+    uint32_t *first = malloc(((size_t)w->nodes_cnt + 1) * sizeof(*first));
+    if (!first) {
+        return NA_ERR_NOMEM;
+    }
+    for (uint32_t n = 0; n <= w->nodes_cnt; n++) {
+        first[n] = NA_WNONE; /* the word of a node one word from the root */
+    }
+    size_t pairs = 0;
+    for (size_t j = 0; j <= w->stab_mask; j++) {
+        if (w->stab[j].id1 && w->stab[j].root != NA_WNONE) {
+            first[w->stab[j].root] = w->stab[j].id1 - 1;
+        }
+    }
+    for (size_t j = 0; j <= w->edges_mask; j++) {
+        pairs += w->edges[j].key && first[(w->edges[j].key - 1) >> 32] != NA_WNONE;
+    }
+    size_t pbits = 4096;
+    while (pbits < pairs * 8 && pbits < ((size_t)1 << 30)) {
+        pbits *= 2;
+    }
+    w->pair = calloc(pbits / 64, sizeof(*w->pair));
+    if (!w->pair) {
+        free(first);
+        return NA_ERR_NOMEM;
+    }
+    w->pair_mask = pbits / 64 - 1;
+    for (size_t j = 0; j <= w->edges_mask; j++) {
+        if (!w->edges[j].key) {
+            continue;
+        }
+        uint32_t w0 = first[(w->edges[j].key - 1) >> 32];
+        uint32_t w1 = (uint32_t)(w->edges[j].key - 1);
+        if (w0 == NA_WNONE) {
+            continue;
+        }
+        const struct na_wtok *t0 = &w->toks[w0];
+        const struct na_wtok *t1 = &w->toks[w1];
+        uint64_t k = na_watch_pair_key(na_watch_word_hash(w->pool + t0->off, t0->len),
+                                       na_watch_word_hash(w->pool + t1->off, t1->len));
+        w->pair[(k >> 34) & w->pair_mask] |= (uint64_t)1 << (k >> 58);
+    }
+    free(first);
     /* the one-word names' filter: 8 bits per such word */
     size_t ones = 0;
     for (size_t j = 0; j <= w->stab_mask; j++) {
@@ -1283,8 +1326,11 @@ static na_err_t freeze(struct wload *ld) {
         uint32_t hash = (uint32_t)(h >> 32);
         for (size_t j = hash & w->stab_mask; w->stab[j].id1; j = (j + 1) & w->stab_mask) {
             if (w->stab[j].id1 == i + 1) {
-                if (w->stab[j].flags & (NA_WROOT_ENDS | NA_WROOT_EXACT)) {
+                if (w->stab[j].flags & NA_WROOT_ENDS) {
                     w->one[(h >> 24) & w->one_mask] |= na_watch_one_bits(h);
+                }
+                if (w->stab[j].flags & NA_WROOT_EXACT) {
+                    w->one[(h >> 24) & w->one_mask] |= na_watch_one_exact_bits(h);
                 }
                 break;
             }

@@ -22,6 +22,12 @@ static inline bool bloom_has(const na_watch_t *w, uint64_t h) {
     return (w->bloom[h & w->bloom_mask] & b) == b;
 }
 
+/* May the words of quick hashes h0 then h1 start a name of two or more words? */
+static inline bool pair_has(const na_watch_t *w, uint64_t h0, uint64_t h1) {
+    uint64_t k = na_watch_pair_key(h0, h1);
+    return (w->pair[(k >> 34) & w->pair_mask] >> (k >> 58)) & 1u;
+}
+
 /* The scan's lookup: @returns the id of folded word s[0..len) (a
  * NA_RULES_QUICK_PAD buffer) of quick hash h, or NA_WNONE; *root set to the
  * trie node it starts. */
@@ -791,15 +797,24 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
         if (covered && r[i].pos <= covered_end) {
             continue;
         }
-        /* a word (maybe) listed right after this one */
+        /* a word (maybe) listed right after this one; for a plain word,
+         * one that the pairs filter passes after it */
         bool next = false;
-        for (size_t j = i + 1; j < n && r[j].pos <= r[i].pos_end + 1 && !next; j++) {
-            next = r[j].pos == r[i].pos_end + 1;
+        bool pair = false;
+        for (size_t j = i + 1; j < n && r[j].pos <= r[i].pos_end + 1; j++) {
+            if (r[j].pos == r[i].pos_end + 1) {
+                next = true;
+                pair = pair || !(r[j].flags & WREC_LAZY) || pair_has(w, r[i].h, r[j].h);
+            }
         }
         if (r[i].flags & WREC_LAZY) {
             /* looked up only if a longer name or a one-word name can be here */
-            if (!next && (w->one[(r[i].h >> 24) & w->one_mask] &
-                          na_watch_one_bits(r[i].h)) != na_watch_one_bits(r[i].h)) {
+            uint64_t one = w->one[(r[i].h >> 24) & w->one_mask];
+            uint64_t ends = na_watch_one_bits(r[i].h);
+            uint64_t exact = na_watch_one_exact_bits(r[i].h);
+            if (!pair && (one & ends) != ends &&
+                ((one & exact) != exact ||
+                 (s[r[i].bstart] >= 'a' && s[r[i].bstart] <= 'z'))) {
                 continue;
             }
             rec_resolve(w, s, &r[i]);
