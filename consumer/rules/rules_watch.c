@@ -15,15 +15,20 @@
  * Scanning a field (scan_fast()): the same words, positions and offsets
  * as the rules scanner reads (na_rules_scan_words(); NA_WATCH_SCAN_WORDS
  * reads them through it, for tests), from the scanner's bitmaps. A plain
- * ASCII word is looked up only when its first three bytes can start a
- * listed word (the pre3 filter, 4 KiB) and the word filter passes it
- * (three bits in one 64-bit word per listed word; 4 bits per listed word),
- * hashed in place; a slot of the dictionary holds a word's first 16 bytes
- * and the trie node it starts. Chunks with - ' . or non-ASCII bytes go
- * through the tokeniser, but for ASCII ones that no listed word can come
- * from (chunk_cold()), which count as one word. The listed words found, in position
- * order, are walked down the trie from each one that can start a name there (a one-word
- * name, or a listed word right after it); the longest name found at a place wins and the
+ * ASCII word is looked up only when its first 8 bytes and length can be a
+ * listed word's (the head filter, one bit per run without a branch, 16
+ * bits per listed word) and the word filter passes it (three bits in one
+ * 64-bit word per listed word; 4 bits per listed word), hashed in place; a
+ * slot of the dictionary holds a word's first 16 bytes and the trie node it
+ * starts. Chunks with - ' . or non-ASCII bytes go through the tokeniser,
+ * but for ASCII ones that no listed word can come from (chunk_cold(), the
+ * same two filters on every word the tokeniser could make of it), which
+ * count as one word. The listed words found, in position order, are walked
+ * down the trie from each one that can start a name there: a one-word name
+ * (the one-word filter tells those matched folded from those matched as
+ * listed, which need a text not starting in lower case), or a listed word
+ * right after it whose pair with it the pairs filter passes (a name's first
+ * two words, 8 bits per pair); the longest name found at a place wins and the
  * walk goes on after it. "SURNAME, Given Middle" is also added as "Given SURNAME";
  * symbols written onto a short (exact-case) name are part of its spelling.
  *

@@ -117,10 +117,6 @@ struct na_watch_s {
      * a branch */
     uint64_t *head;
     uint64_t head_mask; /* words - 1 */
-    /* one bit per first three bytes of an ASCII word (na_rules_pre3()),
-     * set for every ASCII dictionary word: most plain words of a text are
-     * turned away by it before they are hashed */
-    uint64_t pre3[32768 / 64];
     struct na_wedge *edges;
     size_t edges_mask, edges_cnt;
     uint32_t nodes_cnt;

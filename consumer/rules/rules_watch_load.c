@@ -1236,9 +1236,6 @@ static na_err_t freeze(struct wload *ld) {
             }
             sl->flags = f;
         }
-        const unsigned char *c = (const unsigned char *)w->pool + t->off;
-        uint32_t q3 = na_rules_pre3(c[0], t->len > 1 ? c[1] : 0, t->len > 2 ? c[2] : 0);
-        w->pre3[q3 >> 6] |= (uint64_t)1 << (q3 & 63);
     }
     free(kids);
     /* the head filter: 16 bits per word */

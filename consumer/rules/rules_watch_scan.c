@@ -412,115 +412,6 @@ static inline bool ascii_alnum(unsigned char c) {
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
-static inline bool pre3_in(const na_watch_t *w, unsigned char c0, unsigned char c1,
-                           unsigned char c2) {
-    uint32_t q3 = na_rules_pre3(c0, c1, c2);
-    return (w->pre3[q3 >> 6] >> (q3 & 63)) & 1u;
-}
-
-/*
- * May the tokeniser make a listed word of complex chunk p[cs..ce)? Only an
- * ASCII chunk is judged (any other may be): its tokens are its runs of
- * letters and digits (less a final "'s") and the runs joined across - and
- * . ("dual-use" -> "dualuse"), so every token starts at a run, with the
- * run's bytes and then those of the runs joined after it. A run that
- * nothing can join after (an apostrophe or the chunk's end follows) is the
- * only token starting there: it must pass the pre3 and word filters. A
- * chunk none of whose possible tokens pass (for the others, their starts
- * of one, two or three bytes, the pre3 filter) holds no listed word, and it takes at
- * least one position: it is skipped as one position (only the adjacency of
- * the listed words around it matters, which that keeps).
- */
-static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
-                       size_t ce) {
-    for (size_t i = cs; i < ce; i++) {
-        if (p[i] >= 0x80) {
-            return false;
-        }
-    }
-    size_t i = cs;
-    while (i < ce) {
-        while (i < ce && !ascii_alnum(p[i])) {
-            i++;
-        }
-        if (i >= ce) {
-            break;
-        }
-        size_t rs = i;
-        while (i < ce && ascii_alnum(p[i])) {
-            i++;
-        }
-        if (i == ce && i - rs == 1 && (p[rs] | 0x20) == 's' && rs > cs &&
-            p[rs - 1] == '\'') {
-            continue; /* a possessive's "s": dropped */
-        }
-        size_t n = i - rs;
-        if (i == ce || p[i] == '\'') {
-            /* nothing joins after it: the run is the one word starting here */
-            if (n <= NA_RULES_MAX_TERM_BYTES &&
-                pre3_in(w, p[rs], n > 1 ? p[rs + 1] : 0, n > 2 ? p[rs + 2] : 0) &&
-                bloom_has(w, lc_hash(p + rs, n, ce - rs))) {
-                return false;
-            }
-            continue;
-        }
-        if (n >= 3) {
-            if (pre3_in(w, p[rs], p[rs + 1], p[rs + 2])) {
-                return false;
-            }
-            continue;
-        }
-        /* a short run: its first three bytes over the runs joined after it */
-        unsigned char c[3] = {0, 0, 0};
-        size_t k = 0;
-        for (size_t j = rs; j < ce && k < 3; j++) {
-            if (ascii_alnum(p[j])) {
-                c[k++] = p[j];
-            } else if (p[j] != '-' && p[j] != '.') {
-                break;
-            }
-        }
-        if (pre3_in(w, c[0], 0, 0) || pre3_in(w, c[0], c[1], 0) ||
-            pre3_in(w, c[0], c[1], c[2])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Runs of ASCII letters and digits that start in bitmap word k. */
-static inline uint64_t run_starts(const uint64_t *al, size_t k) {
-    return al[k] & ~(al[k] << 1 | (k ? al[k - 1] >> 63 : 0));
-}
-
-/* The number of runs that start before byte b (cum: scan_fast()'s counts). */
-static inline uint32_t runs_before(const uint64_t *al, const uint32_t *cum, size_t words,
-                                   size_t b) {
-    size_t k = b >> 6;
-    if (k >= words) {
-        return cum[words];
-    }
-    uint64_t below = ((uint64_t)1 << (b & 63)) - 1;
-    return cum[k] + (uint32_t)__builtin_popcountll(run_starts(al, k) & below);
-}
-
-/* One past the last byte of the run that starts at byte a. */
-static inline size_t run_end(const uint64_t *al, size_t words, size_t a) {
-    size_t k = a >> 6;
-    uint64_t x = ~al[k] >> (a & 63); /* bits past the word's end come in clear */
-    if (x) {
-        return a + (size_t)__builtin_ctzll(x);
-    }
-    for (k++; k < words; k++) {
-        if (~al[k]) {
-            return k * 64 + (size_t)__builtin_ctzll(~al[k]);
-        }
-    }
-    return words * 64;
-}
-
-#define GATHER_WORDS 16u /* bitmap words per gather(): 1 KiB of text */
-
 /* The bytes of a word's first min(n, 8) bytes, for n < 128. */
 static const uint64_t head_mask8[128] = {
     0,
@@ -564,6 +455,111 @@ static inline uint64_t head_bytes(const unsigned char *p, size_t n, size_t room)
     }
     return (v | 0x2020202020202020ull) & head_mask8[n & 127];
 }
+
+/* Does the head filter pass the ASCII word p[0..n) (@p room bytes readable)? */
+static inline bool head_has(const na_watch_t *w, const unsigned char *p, size_t n,
+                            size_t room) {
+    uint64_t key = na_watch_head_key(head_bytes(p, n, room), n);
+    return (w->head[na_watch_head_word(key, w->head_mask)] >> na_watch_head_bit(key)) &
+           1u;
+}
+
+/*
+ * May the tokeniser make a listed word of complex chunk p[cs..ce)? Only an
+ * ASCII chunk is judged (any other may be): its tokens are its runs of
+ * letters and digits (less the "s" of a possessive) and its hyphenated (or dotted)
+ * words, runs joined across single - and . ("dual-use" -> "dualuse", "U.S."
+ * -> "us"), at most 8 and 64 bytes. Every such word is some run joined with
+ * none or some of the runs after it across single - or . (the tokeniser
+ * joins fewer): each of these is put to the head and word filters. A chunk
+ * none of which pass holds no listed word, and it takes at least one
+ * position: it is skipped as one position (only the adjacency of the
+ * listed words around it matters, which that keeps).
+ */
+static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
+                       size_t ce) {
+    for (size_t i = cs; i < ce; i++) {
+        if (p[i] >= 0x80) {
+            return false;
+        }
+    }
+    char buf[NA_RULES_QUICK_PAD];
+    size_t i = cs;
+    while (i < ce) {
+        while (i < ce && !ascii_alnum(p[i])) {
+            i++;
+        }
+        if (i >= ce) {
+            break;
+        }
+        size_t a = i;
+        size_t e = i;
+        while (e < ce && ascii_alnum(p[e])) {
+            e++;
+        }
+        i = e; /* the next start */
+        if (e - a == 1 && (p[a] | 0x20) == 's' && a >= cs + 2 && p[a - 1] == '\'' &&
+            ascii_alnum(p[a - 2])) {
+            continue; /* a possessive's "s": dropped */
+        }
+        size_t bl = 0;
+        for (unsigned parts = 1; parts <= 8; parts++) {
+            if (bl + (e - a) > NA_RULES_MAX_TERM_BYTES) {
+                break; /* no listed word is longer */
+            }
+            for (size_t k = a; k < e; k++) {
+                buf[bl++] = (char)(p[k] | 0x20);
+            }
+            memset(buf + bl, 0, 8); /* the hashes read whole 8-byte words */
+            if (head_has(w, (const unsigned char *)buf, bl, sizeof(buf)) &&
+                bloom_has(w, na_rules_quick_hash(buf, bl, 0))) {
+                return false;
+            }
+            if (e + 1 >= ce || (p[e] != '-' && p[e] != '.') || !ascii_alnum(p[e + 1])) {
+                break;
+            }
+            a = e + 1;
+            e = a;
+            while (e < ce && ascii_alnum(p[e])) {
+                e++;
+            }
+        }
+    }
+    return true;
+}
+
+/* Runs of ASCII letters and digits that start in bitmap word k. */
+static inline uint64_t run_starts(const uint64_t *al, size_t k) {
+    return al[k] & ~(al[k] << 1 | (k ? al[k - 1] >> 63 : 0));
+}
+
+/* The number of runs that start before byte b (cum: scan_fast()'s counts). */
+static inline uint32_t runs_before(const uint64_t *al, const uint32_t *cum, size_t words,
+                                   size_t b) {
+    size_t k = b >> 6;
+    if (k >= words) {
+        return cum[words];
+    }
+    uint64_t below = ((uint64_t)1 << (b & 63)) - 1;
+    return cum[k] + (uint32_t)__builtin_popcountll(run_starts(al, k) & below);
+}
+
+/* One past the last byte of the run that starts at byte a. */
+static inline size_t run_end(const uint64_t *al, size_t words, size_t a) {
+    size_t k = a >> 6;
+    uint64_t x = ~al[k] >> (a & 63); /* bits past the word's end come in clear */
+    if (x) {
+        return a + (size_t)__builtin_ctzll(x);
+    }
+    for (k++; k < words; k++) {
+        if (~al[k]) {
+            return k * 64 + (size_t)__builtin_ctzll(~al[k]);
+        }
+    }
+    return words * 64;
+}
+
+#define GATHER_WORDS 16u /* bitmap words per gather(): 1 KiB of text */
 
 /*
  * The plain words starting in bitmap words [k0, k1) (and those inside
