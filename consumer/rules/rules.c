@@ -264,6 +264,28 @@ static double wsaturate(size_t count) {
     return 2.0 - ldexp(1.0, 1 - (int)count);
 }
 
+/* Sort v[0..n) of elements of @p size bytes (at most 64) by cmp, which
+ * orders them totally (so any sort gives the same order): by insertion
+ * when few (an article names few parties), else by qsort(). */
+static void small_sort(void *v, size_t n, size_t size,
+                       int (*cmp)(const void *, const void *)) {
+    unsigned char x[64];
+    unsigned char *b = v;
+    if (n > 16 || size > sizeof(x)) {
+        qsort(v, n, size, cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        size_t j = i;
+        memcpy(x, b + i * size, size);
+        while (j > 0 && cmp(x, b + (j - 1) * size) < 0) {
+            memcpy(b + j * size, b + (j - 1) * size, size);
+            j--;
+        }
+        memcpy(b + j * size, x, size);
+    }
+}
+
 /* A hit with its entry, for grouping by entry. */
 struct whit {
     uint32_t entry;
@@ -359,7 +381,7 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         wh[i].entry = na_watch_pattern_entry(w, hits.v[i].pat);
         wh[i].i = (uint32_t)i;
     }
-    qsort(wh, hits.cnt, sizeof(*wh), cmp_whit);
+    small_sort(wh, hits.cnt, sizeof(*wh), cmp_whit);
     double score = 0;
     for (size_t i = 0; i < hits.cnt;) {
         struct wparty *p = &parties[parties_cnt++];
@@ -411,7 +433,7 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         goto out;
     }
     /* the snippet: around the strongest mention, from the body if it has one */
-    qsort(ev, ev_cnt, sizeof(*ev), cmp_wev_strength);
+    small_sort(ev, ev_cnt, sizeof(*ev), cmp_wev_strength);
     const struct na_watch_hit *best = &hits.v[ev[0].hit];
     for (size_t i = 0; i < ev_cnt; i++) {
         if (hits.v[ev[i].hit].field != NA_RULES_TITLE) {
@@ -428,7 +450,7 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
     if (ev_cnt > NA_RULES_MAX_EVIDENCE) {
         ev_cnt = NA_RULES_MAX_EVIDENCE;
     }
-    qsort(ev, ev_cnt, sizeof(*ev), cmp_wev_place);
+    small_sort(ev, ev_cnt, sizeof(*ev), cmp_wev_place);
     m->evidence = calloc(ev_cnt, sizeof(*m->evidence));
     if (!m->evidence) {
         err = NA_ERR_NOMEM;
@@ -464,7 +486,7 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         }
         parties_cnt = NA_RULES_MAX_PARTIES;
     }
-    qsort(parties, parties_cnt, sizeof(*parties), cmp_wparty_place);
+    small_sort(parties, parties_cnt, sizeof(*parties), cmp_wparty_place);
     m->parties = calloc(parties_cnt, sizeof(*m->parties));
     if (!m->parties) {
         err = NA_ERR_NOMEM;

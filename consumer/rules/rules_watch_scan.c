@@ -451,7 +451,9 @@ static inline uint64_t head_bytes(const unsigned char *p, size_t n, size_t room)
     if (room >= 8) {
         memcpy(&v, p, 8);
     } else {
-        memcpy(&v, p, room);
+        for (size_t i = 0; i < room; i++) { /* little-endian, as lc_hash() */
+            v |= (uint64_t)p[i] << (8 * i);
+        }
     }
     return (v | 0x2020202020202020ull) & head_mask8[n & 127];
 }
