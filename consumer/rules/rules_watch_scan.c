@@ -578,10 +578,22 @@ NA_RULES_CLONES static size_t gather(const uint64_t *al, size_t words,
                                      size_t k1, uint32_t *out) {
     size_t nc = 0;
     for (size_t k = k0; k < k1; k++) {
-        for (uint64_t st = run_starts(al, k); st; st &= st - 1) {
-            size_t a = k * 64 + (size_t)__builtin_ctzll(st);
-            size_t n = run_end(al, words, a) - a; /* <= len: no bit is set past it */
-            uint64_t key = na_watch_head_key(head_bytes(p + a, n, len - a), n);
+        uint64_t cur = al[k];
+        uint64_t st = cur & ~(cur << 1 | (k ? al[k - 1] >> 63 : 0));
+        size_t base = k * 64;
+        for (; st; st &= st - 1) {
+            size_t a = base + (size_t)__builtin_ctzll(st);
+            uint64_t x = ~cur >> (a & 63); /* bits past the word's end come in clear */
+            /* <= len: no bit is set past it */
+            size_t n = x ? (size_t)__builtin_ctzll(x) : run_end(al, words, a) - a;
+            uint64_t v;
+            if (a + 8 <= len) {
+                memcpy(&v, p + a, 8);
+                v = (v | 0x2020202020202020ull) & head_mask8[n & 127];
+            } else {
+                v = head_bytes(p + a, n, len - a);
+            }
+            uint64_t key = na_watch_head_key(v, n);
             out[nc] = (uint32_t)a;
             nc +=
                 (head[na_watch_head_word(key, head_mask)] >> na_watch_head_bit(key)) & 1u;
