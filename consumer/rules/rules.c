@@ -160,15 +160,7 @@ static char *make_snippet(const char *text, size_t len, size_t mstart, size_t me
 static void match_cleanup(struct na_match *m) {
     free(m->topic);
     for (size_t i = 0; i < m->parties_cnt; i++) {
-        struct na_party *p = &m->parties[i];
-        free(p->name);
-        free(p->alias);
-        free(p->source);
-        free(p->programs);
-        free(p->country);
-        free(p->type);
-        free(p->id);
-        free(p->matched);
+        free(m->parties[i].name); /* the party's strings: one block (party_fill()) */
     }
     free(m->parties);
     for (size_t i = 0; i < m->evidence_cnt; i++) {
@@ -337,8 +329,31 @@ static int cmp_wev_place(const void *a, const void *b) {
     return x->hit < y->hit ? -1 : x->hit > y->hit;
 }
 
-static char *dup_or_empty(const char *s) {
-    return na_strdup(s ? s : "");
+/* Fill @p o's strings, @p src (NULL: "") and @p matched in that order, in
+ * one block that o->name points to: eight allocations a party were a tenth
+ * of a watchlist scan's instructions at 100,000 parties. */
+static na_err_t party_fill(struct na_party *o, const char *const src[7],
+                           const char *matched) {
+    char **dst[8] = {&o->name,    &o->alias, &o->source, &o->programs,
+                     &o->country, &o->type,  &o->id,     &o->matched};
+    const char *all[8];
+    size_t len[8], total = 0;
+    for (int i = 0; i < 8; i++) {
+        all[i] = i < 7 ? src[i] : matched;
+        all[i] = all[i] ? all[i] : "";
+        len[i] = strlen(all[i]) + 1;
+        total += len[i];
+    }
+    char *b = malloc(total);
+    if (!b) {
+        return NA_ERR_NOMEM;
+    }
+    for (int i = 0; i < 8; i++) {
+        memcpy(b, all[i], len[i]);
+        *dst[i] = b;
+        b += len[i];
+    }
+    return NA_OK;
 }
 
 /*
@@ -497,23 +512,24 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         const struct na_watch_hit *h = &hits.v[p->first];
         struct na_party *o = &m->parties[i];
         m->parties_cnt = i + 1;
-        o->name = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_NAME));
-        o->alias = dup_or_empty(na_watch_pattern_label(w, h->pat));
-        o->source = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_SOURCE));
-        o->programs = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_PROGRAMS));
-        o->country = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_COUNTRY));
-        o->type = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_TYPE));
-        o->id = dup_or_empty(na_watch_entry_str(w, p->entry, NA_WATCH_ID));
-        o->matched =
+        const char *src[7] = {na_watch_entry_str(w, p->entry, NA_WATCH_NAME),
+                              na_watch_pattern_label(w, h->pat),
+                              na_watch_entry_str(w, p->entry, NA_WATCH_SOURCE),
+                              na_watch_entry_str(w, p->entry, NA_WATCH_PROGRAMS),
+                              na_watch_entry_str(w, p->entry, NA_WATCH_COUNTRY),
+                              na_watch_entry_str(w, p->entry, NA_WATCH_TYPE),
+                              na_watch_entry_str(w, p->entry, NA_WATCH_ID)};
+        char *matched =
             clean_text(s->text[h->field], h->bstart, h->bend, NA_RULES_MATCHED_BYTES);
         o->field = field_names[h->field];
         o->offset = h->bstart;
         o->count = p->count;
-        if (!o->name || !o->alias || !o->source || !o->programs || !o->country ||
-            !o->type || !o->id || !o->matched) {
+        if (!matched || party_fill(o, src, matched)) {
+            free(matched);
             err = NA_ERR_NOMEM;
             goto out;
         }
+        free(matched);
     }
 out:
     free(wh);
