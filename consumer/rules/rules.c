@@ -385,13 +385,15 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
     if (!hits.cnt) {
         goto out;
     }
-    wh = malloc(hits.cnt * sizeof(*wh));
-    parties = malloc(hits.cnt * sizeof(*parties));
-    ev = malloc(hits.cnt * sizeof(*ev));
-    if (!wh || !parties || !ev) {
+    /* the three scratch arrays in one allocation (parties and ev hold
+     * doubles and come first; wh's fields are 4-byte) */
+    parties = malloc(hits.cnt * (sizeof(*parties) + sizeof(*ev) + sizeof(*wh)));
+    if (!parties) {
         err = NA_ERR_NOMEM;
         goto out;
     }
+    ev = (struct wev *)(parties + hits.cnt);
+    wh = (struct whit *)(ev + hits.cnt);
     for (size_t i = 0; i < hits.cnt; i++) {
         wh[i].entry = na_watch_pattern_entry(w, hits.v[i].pat);
         wh[i].i = (uint32_t)i;
@@ -532,9 +534,7 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         free(matched);
     }
 out:
-    free(wh);
-    free(parties);
-    free(ev);
+    free(parties); /* and ev, wh */
     na_watch_hits_cleanup(&hits);
     return err;
 }
