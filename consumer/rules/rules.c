@@ -159,14 +159,12 @@ static char *make_snippet(const char *text, size_t len, size_t mstart, size_t me
 
 static void match_cleanup(struct na_match *m) {
     free(m->topic);
-    for (size_t i = 0; i < m->parties_cnt; i++) {
-        free(m->parties[i].name); /* the party's strings: one block (party_fill()) */
-    }
-    free(m->parties);
-    for (size_t i = 0; i < m->evidence_cnt; i++) {
+    free(m->parties); /* their strings are in m->strings */
+    for (size_t i = 0; !m->strings && i < m->evidence_cnt; i++) {
         free(m->evidence[i].term);
         free(m->evidence[i].matched);
     }
+    free(m->strings);
     free(m->evidence);
     free(m->snippet);
     memset(m, 0, sizeof(*m));
@@ -329,31 +327,61 @@ static int cmp_wev_place(const void *a, const void *b) {
     return x->hit < y->hit ? -1 : x->hit > y->hit;
 }
 
-/* Fill @p o's strings, @p src (NULL: "") and @p matched in that order, in
- * one block that o->name points to: eight allocations a party were a tenth
- * of a watchlist scan's instructions at 100,000 parties. */
-static na_err_t party_fill(struct na_party *o, const char *const src[7],
-                           const char *matched) {
-    char **dst[8] = {&o->name,    &o->alias, &o->source, &o->programs,
-                     &o->country, &o->type,  &o->id,     &o->matched};
-    const char *all[8];
-    size_t len[8], total = 0;
-    for (int i = 0; i < 8; i++) {
-        all[i] = i < 7 ? src[i] : matched;
-        all[i] = all[i] ? all[i] : "";
-        len[i] = strlen(all[i]) + 1;
-        total += len[i];
+/* A watchlist match's strings, gathered in one block (m->strings): a
+ * match's evidence lines and parties were two allocations a line and eight
+ * a party, more than a tenth of a scan's time at 100,000 parties. Offsets
+ * while the block grows; pointers once it is whole (strings_fix()). */
+static size_t strings_add(struct na_buf *b, const char *s) {
+    size_t off = b->len;
+    na_buf_append(b, s ? s : "", strlen(s ? s : "") + 1);
+    return off;
+}
+
+/* clean_text()'s string appended to @p b with its NUL, without a copy of
+ * its own when the text is printable ASCII (most evidence). */
+static size_t strings_add_clean(struct na_buf *b, const char *text, size_t start,
+                                size_t end, size_t max) {
+    size_t off = b->len;
+    size_t at = start;
+    char *tmp = NULL;
+    const char *src = text + start;
+    size_t n = end - start;
+    bool space = false;
+    size_t w = 0;
+    while (at < end &&
+           (((unsigned char)text[at] >= 0x20 && (unsigned char)text[at] < 0x7f) ||
+            text[at] == '\n' || text[at] == '\t' || text[at] == '\r')) {
+        at++;
     }
-    char *b = malloc(total);
-    if (!b) {
-        return NA_ERR_NOMEM;
+    if (at != end) {
+        if (!(tmp = na_utf8_sanitize(text + start, end - start))) {
+            b->oom = true;
+            return off;
+        }
+        src = tmp;
+        n = strlen(tmp);
     }
-    for (int i = 0; i < 8; i++) {
-        memcpy(b, all[i], len[i]);
-        *dst[i] = b;
-        b += len[i];
+    na_buf_append(b, src, n);
+    free(tmp);
+    if (b->oom) {
+        return off;
     }
-    return NA_OK;
+    char *raw = b->data + off;
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+            space = w > 0;
+            continue;
+        }
+        if (space) {
+            raw[w++] = ' ';
+            space = false;
+        }
+        raw[w++] = c;
+    }
+    b->len = off + na_utf8_cut(raw, w, max);
+    na_buf_append(b, "", 1);
+    return off;
 }
 
 /*
@@ -373,7 +401,11 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
     size_t parties_cnt = 0;
     size_t ev_cnt = 0;
     na_err_t err = NA_OK;
+    struct na_buf strs;                    /* m->strings, while it grows */
+    size_t eoff[NA_RULES_MAX_EVIDENCE][2]; /* term, matched */
+    size_t poff[NA_RULES_MAX_PARTIES][8];  /* the party's eight strings */
 
+    na_buf_init(&strs);
     memset(v, 0, sizeof(*v));
     v->threshold = topic->threshold;
     na_watch_hits_init(&hits);
@@ -476,16 +508,11 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
     for (size_t i = 0; i < ev_cnt; i++) {
         const struct na_watch_hit *h = &hits.v[ev[i].hit];
         struct na_evidence *e = &m->evidence[i];
-        m->evidence_cnt = i + 1;
-        e->term = na_strdup(na_watch_pattern_label(w, h->pat));
-        e->matched =
-            clean_text(s->text[h->field], h->bstart, h->bend, NA_RULES_MATCHED_BYTES);
+        eoff[i][0] = strings_add(&strs, na_watch_pattern_label(w, h->pat));
+        eoff[i][1] = strings_add_clean(&strs, s->text[h->field], h->bstart, h->bend,
+                                       NA_RULES_MATCHED_BYTES);
         e->field = field_names[h->field];
         e->offset = h->bstart;
-        if (!e->term || !e->matched) {
-            err = NA_ERR_NOMEM;
-            goto out;
-        }
     }
     /* the parties, in order of first mention; the strongest when capped */
     if (parties_cnt > NA_RULES_MAX_PARTIES) {
@@ -513,27 +540,43 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         const struct wparty *p = &parties[i];
         const struct na_watch_hit *h = &hits.v[p->first];
         struct na_party *o = &m->parties[i];
-        m->parties_cnt = i + 1;
-        const char *src[7] = {na_watch_entry_str(w, p->entry, NA_WATCH_NAME),
-                              na_watch_pattern_label(w, h->pat),
-                              na_watch_entry_str(w, p->entry, NA_WATCH_SOURCE),
-                              na_watch_entry_str(w, p->entry, NA_WATCH_PROGRAMS),
-                              na_watch_entry_str(w, p->entry, NA_WATCH_COUNTRY),
-                              na_watch_entry_str(w, p->entry, NA_WATCH_TYPE),
-                              na_watch_entry_str(w, p->entry, NA_WATCH_ID)};
-        char *matched =
-            clean_text(s->text[h->field], h->bstart, h->bend, NA_RULES_MATCHED_BYTES);
+        poff[i][0] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_NAME));
+        poff[i][1] = strings_add(&strs, na_watch_pattern_label(w, h->pat));
+        poff[i][2] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_SOURCE));
+        poff[i][3] =
+            strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_PROGRAMS));
+        poff[i][4] =
+            strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_COUNTRY));
+        poff[i][5] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_TYPE));
+        poff[i][6] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_ID));
+        poff[i][7] = strings_add_clean(&strs, s->text[h->field], h->bstart, h->bend,
+                                       NA_RULES_MATCHED_BYTES);
         o->field = field_names[h->field];
         o->offset = h->bstart;
         o->count = p->count;
-        if (!matched || party_fill(o, src, matched)) {
-            free(matched);
-            err = NA_ERR_NOMEM;
-            goto out;
-        }
-        free(matched);
     }
+    if (strs.oom || !strs.data) {
+        err = NA_ERR_NOMEM;
+        goto out;
+    }
+    /* the block is whole: the pointers into it */
+    m->strings = na_buf_steal(&strs);
+    for (size_t i = 0; i < ev_cnt; i++) {
+        m->evidence[i].term = m->strings + eoff[i][0];
+        m->evidence[i].matched = m->strings + eoff[i][1];
+    }
+    m->evidence_cnt = ev_cnt;
+    for (size_t i = 0; i < parties_cnt; i++) {
+        struct na_party *o = &m->parties[i];
+        char **dst[8] = {&o->name,    &o->alias, &o->source, &o->programs,
+                         &o->country, &o->type,  &o->id,     &o->matched};
+        for (int k = 0; k < 8; k++) {
+            *dst[k] = m->strings + poff[i][k];
+        }
+    }
+    m->parties_cnt = parties_cnt;
 out:
+    na_buf_cleanup(&strs);
     free(parties); /* and ev, wh */
     na_watch_hits_cleanup(&hits);
     return err;

@@ -54,6 +54,8 @@ struct na_match {
     struct na_party *parties; /**< watchlist topics: the parties named, in
                                    order of first occurrence; at most 64 */
     size_t parties_cnt;
+    char *strings; /**< when set: the one block that holds the strings of the
+                        evidence and the parties (a watchlist topic's) */
 };
 
 struct na_classification {
