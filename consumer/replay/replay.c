@@ -1192,12 +1192,21 @@ static struct na_replay_part *find_part(struct na_replay_range *range,
     return NULL;
 }
 
-static void part_finish(struct replay *r, struct na_replay_part *p) {
+/* Pause or resume the fetches of one partition. */
+static void fetch_pause(struct replay *r, int32_t partition, bool pause) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    p->done = true;
-    rd_kafka_topic_partition_list_add(l, r->opts->conf->topic, p->partition);
-    rd_kafka_pause_partitions(r->opts->rk, l); /* stop fetching past the end */
+    rd_kafka_topic_partition_list_add(l, r->opts->conf->topic, partition);
+    if (pause) {
+        rd_kafka_pause_partitions(r->opts->rk, l);
+    } else {
+        rd_kafka_resume_partitions(r->opts->rk, l);
+    }
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void part_finish(struct replay *r, struct na_replay_part *p) {
+    p->done = true;
+    fetch_pause(r, p->partition, true); /* stop fetching past the end */
 }
 
 /* One record in range on its way through the stages: decoded and
@@ -1447,17 +1456,12 @@ static void handle_message(struct replay *r, rd_kafka_message_t *rkm) {
 #define NA_REPLAY_MERGE_MIN_SHARE (128u << 10)
 
 static void pause_part(struct replay *r, const struct na_replay_part *p, bool pause) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, r->opts->conf->topic, p->partition);
-    if (pause) {
-        rd_kafka_pause_partitions(r->opts->rk, l);
-    } else {
-        rd_kafka_resume_partitions(r->opts->rk, l);
+    fetch_pause(r, p->partition, pause);
+    if (!pause) {
         /* or the fetcher looks at it again only on its next tick, up to a
          * second later */
         na_kafka_wake(r->opts->rk);
     }
-    rd_kafka_topic_partition_list_destroy(l);
     r->mstate[p - r->range->parts].paused = pause;
 }
 
@@ -1478,14 +1482,11 @@ static void merge_take(struct replay *r, rd_kafka_message_t *rkm) {
             return;
         }
         end = true; /* the log ends at or before our end: after its records */
-    } else if (na_merge_closed(r->merge, i) || rkm->offset < ms->next) {
-        rd_kafka_message_destroy(rkm); /* had it already */
-        return;
     } else if (rkm->offset >= p->end) {
         end = true;
     }
-    if (na_merge_closed(r->merge, i)) {
-        rd_kafka_message_destroy(rkm);
+    if (na_merge_closed(r->merge, i) || (!end && rkm->offset < ms->next)) {
+        rd_kafka_message_destroy(rkm); /* had it already, or all it needs */
         return;
     }
     size_t len = end ? 0 : rkm->len;

@@ -55,33 +55,39 @@ NA_RULES_DEFINE_SORT(ev_sort_place, struct ev, cmp_ev_place)
 NA_RULES_DEFINE_SORT(ev_sort_strength, struct ev, cmp_ev_strength)
 
 /* Valid UTF-8 copy of text[start..end) with whitespace runs as one space,
- * cut to at most max bytes. */
-static char *clean_text(const char *text, size_t start, size_t end, size_t max) {
-    char *raw = NULL;
-    size_t w = 0;
+ * cut to at most max bytes, appended to @p b with its NUL (no copy of its
+ * own when the text is printable ASCII and white space, most evidence: what
+ * na_utf8_sanitize() would give is a copy, but for \r, which it makes a
+ * space and the loop reads as one either way). @returns where it starts. */
+static size_t clean_append(struct na_buf *b, const char *text, size_t start, size_t end,
+                           size_t max) {
+    size_t off = b->len;
+    size_t at = start;
+    char *tmp = NULL;
+    const char *src = text + start;
+    size_t n = end - start;
     bool space = false;
-    size_t b = start;
-    /* printable ASCII and white space (most evidence): what
-     * na_utf8_sanitize() would give is a copy, but for \r, which it makes a
-     * space and the loop below reads as one either way */
-    while (b < end &&
-           (((unsigned char)text[b] >= 0x20 && (unsigned char)text[b] < 0x7f) ||
-            text[b] == '\n' || text[b] == '\t' || text[b] == '\r')) {
-        b++;
+    size_t w = 0;
+    while (at < end &&
+           (((unsigned char)text[at] >= 0x20 && (unsigned char)text[at] < 0x7f) ||
+            text[at] == '\n' || text[at] == '\t' || text[at] == '\r')) {
+        at++;
     }
-    if (b == end) {
-        raw = malloc(end - start + 1);
-        if (raw) {
-            memcpy(raw, text + start, end - start);
-            raw[end - start] = '\0';
+    if (at != end) {
+        if (!(tmp = na_utf8_sanitize(text + start, end - start))) {
+            b->oom = true;
+            return off;
         }
-    } else {
-        raw = na_utf8_sanitize(text + start, end - start);
+        src = tmp;
+        n = strlen(tmp);
     }
-    if (!raw) {
-        return NULL;
+    na_buf_append(b, src, n);
+    free(tmp);
+    if (b->oom) {
+        return off;
     }
-    for (size_t i = 0; raw[i]; i++) {
+    char *raw = b->data + off;
+    for (size_t i = 0; i < n; i++) {
         char c = raw[i];
         if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
             space = w > 0;
@@ -93,8 +99,21 @@ static char *clean_text(const char *text, size_t start, size_t end, size_t max) 
         }
         raw[w++] = c;
     }
-    raw[na_utf8_cut(raw, w, max)] = '\0';
-    return raw;
+    b->len = off + na_utf8_cut(raw, w, max);
+    na_buf_append(b, "", 1);
+    return off;
+}
+
+/* clean_append()'s string on its own; NULL on no memory. */
+static char *clean_text(const char *text, size_t start, size_t end, size_t max) {
+    struct na_buf b;
+    na_buf_init(&b);
+    clean_append(&b, text, start, end, max);
+    if (b.oom) {
+        na_buf_cleanup(&b);
+        return NULL;
+    }
+    return na_buf_steal(&b);
 }
 
 static bool is_cont(const char *s, size_t i) {
@@ -337,53 +356,6 @@ static size_t strings_add(struct na_buf *b, const char *s) {
     return off;
 }
 
-/* clean_text()'s string appended to @p b with its NUL, without a copy of
- * its own when the text is printable ASCII (most evidence). */
-static size_t strings_add_clean(struct na_buf *b, const char *text, size_t start,
-                                size_t end, size_t max) {
-    size_t off = b->len;
-    size_t at = start;
-    char *tmp = NULL;
-    const char *src = text + start;
-    size_t n = end - start;
-    bool space = false;
-    size_t w = 0;
-    while (at < end &&
-           (((unsigned char)text[at] >= 0x20 && (unsigned char)text[at] < 0x7f) ||
-            text[at] == '\n' || text[at] == '\t' || text[at] == '\r')) {
-        at++;
-    }
-    if (at != end) {
-        if (!(tmp = na_utf8_sanitize(text + start, end - start))) {
-            b->oom = true;
-            return off;
-        }
-        src = tmp;
-        n = strlen(tmp);
-    }
-    na_buf_append(b, src, n);
-    free(tmp);
-    if (b->oom) {
-        return off;
-    }
-    char *raw = b->data + off;
-    for (size_t i = 0; i < n; i++) {
-        char c = raw[i];
-        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-            space = w > 0;
-            continue;
-        }
-        if (space) {
-            raw[w++] = ' ';
-            space = false;
-        }
-        raw[w++] = c;
-    }
-    b->len = off + na_utf8_cut(raw, w, max);
-    na_buf_append(b, "", 1);
-    return off;
-}
-
 /*
  * Evaluate watchlist topic t on the scanned article: the parties it names,
  * the score (for each party, as a term: the field weight times f(count) per
@@ -509,8 +481,8 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         const struct na_watch_hit *h = &hits.v[ev[i].hit];
         struct na_evidence *e = &m->evidence[i];
         eoff[i][0] = strings_add(&strs, na_watch_pattern_label(w, h->pat));
-        eoff[i][1] = strings_add_clean(&strs, s->text[h->field], h->bstart, h->bend,
-                                       NA_RULES_MATCHED_BYTES);
+        eoff[i][1] = clean_append(&strs, s->text[h->field], h->bstart, h->bend,
+                                  NA_RULES_MATCHED_BYTES);
         e->field = field_names[h->field];
         e->offset = h->bstart;
     }
@@ -549,8 +521,8 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
             strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_COUNTRY));
         poff[i][5] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_TYPE));
         poff[i][6] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_ID));
-        poff[i][7] = strings_add_clean(&strs, s->text[h->field], h->bstart, h->bend,
-                                       NA_RULES_MATCHED_BYTES);
+        poff[i][7] = clean_append(&strs, s->text[h->field], h->bstart, h->bend,
+                                  NA_RULES_MATCHED_BYTES);
         o->field = field_names[h->field];
         o->offset = h->bstart;
         o->count = p->count;
