@@ -325,6 +325,31 @@ def test_two_replays_that_fetch_differently_print_the_same_lines(ctx):
         "%s\n  %s" % (a[:120], b[:120]) for a, b in zip(*outs) if a != b)
 
 
+def test_poison_records_in_the_merge_are_counted_and_the_rest_goes_on(ctx):
+    # Records that are not article/v1 (not JSON, JSON of another shape, an
+    # article/v1 cut short) in several partitions go through replay's
+    # merge like any other: each is counted as poison and skipped, the
+    # articles around them raise their alerts, and two runs that fetch
+    # differently still print the same lines.
+    topic = Topic(ctx, count=30, spacing=300)
+    t = (topic.t0 + 15 * 300) * 1000
+    bad = ["not json at all", json.dumps({"schema": "other/v1", "x": 1}),
+           '{"schema":"article/v1","id":"' + "a" * 64 + '","title":"cut']
+    topic.produce(["%d\t%d\tpoison-%d\t%s" % (t + k, k, k, v) for k, v in enumerate(bad)])
+    cfg = topic.config("replay", stories=True)
+    outs = []
+    for name, extra in (("small-fetches", ["-X", "max.partition.fetch.bytes=1"]),
+                        ("large-fetches", [])):
+        rc, p = topic.replay(cfg, "--from", "beginning", "--to", "end", "--dry-run",
+                             *extra, name=name)
+        assert rc == 0, p.tail()
+        s = summary(p)
+        assert s["read"] == 33 and s["poison"] == 3 and s["articles"] == 30, s
+        outs.append(p.stdout_lines())
+    assert any('"schema":"alert/v1"' in x for x in outs[0]), outs[0][:3]
+    assert outs[0] == outs[1]
+
+
 def test_backtest_prints_gained_and_lost_per_topic(ctx):
     topic = Topic(ctx, count=12)
     cfg = topic.config("replay", rules=extra_rules(ctx))
