@@ -128,19 +128,20 @@ struct sfeat {
     float w, tw;   /* sums of those articles' weights */
 };
 
-/* What the candidate scan and the ranking read and write comes first: the
- * first NA_STORY_HOT_LINES cache lines of a story (allocated on a cache
- * line), which score() prefetches for every story it meets. */
+/* What the candidate scan, the ranking and the common-feature pass read
+ * and write comes first: the first NA_STORY_HOT_LINES cache lines of a
+ * story (allocated on a cache line), which score() prefetches for every
+ * story it meets. */
 struct story {
     int64_t first, last;
     uint32_t stamp; /* scratch: the article that met it */
     uint32_t n;
+    struct sfeat *f; /* in no order; slot indexes it */
+    uint32_t f_cnt, f_cap;
     double acc[NA_SV_COUNT];
     double inv[NA_SV_COUNT]; /* 1 / norm per view (0: empty view) */
     double rank;
     double sq[NA_SK_COUNT + 1]; /* sum of w^2 per kind; of tw^2 (title) */
-    struct sfeat *f;            /* in no order; slot indexes it */
-    uint32_t f_cnt, f_cap;
     uint32_t *slot; /* open addressing over f by fid: index + 1, 0 = empty */
     uint32_t slot_cap;
     size_t idx;          /* in st->stories */
@@ -214,6 +215,7 @@ struct na_stories_s {
     uint32_t
         atab_key[NA_STORY_ATAB]; /* the article's common features: fid + 1; 0: empty */
     uint16_t atab_at[NA_STORY_ATAB];        /* their index in af */
+    uint16_t atab_used[NA_STORY_ART_FEATURES]; /* the slots filled (to empty them) */
     int32_t hit[NA_STORY_ART_FEATURES + 1]; /* per af index: in the candidate's f;
                                                the last: where misses write */
     struct add add[NA_STORY_ART_FEATURES];  /* what join() adds */
@@ -249,15 +251,36 @@ static uint8_t kind_of(const char *s) {
     }
 }
 
-/* A feature's key: FNV-1a 64 of its text. Features are told apart by it:
- * two texts with one key would count as one feature (at a million
- * features, odds of about 3e-8 that any two do). */
+/* A feature's key: a 64-bit hash of its text, eight bytes at a time.
+ * Features are told apart by it: two texts with one key would count as
+ * one feature (at a million features, odds of about 3e-8 that any two
+ * do). Keys live only in memory (signatures keep the texts), so the
+ * hash may change between versions. */
 static uint64_t feat_key(const char *s, size_t len) {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = k ^ ((uint64_t)len * 0xc2b2ae3d27d4eb4full);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t b;
+        memcpy(&b, s + i, sizeof(b));
+        h = (h ^ b) * k;
+        h ^= h >> 29;
     }
+    if (i < len) {
+        uint64_t b = 0;
+        for (size_t j = 0; i + j < len; j++) {
+            b |= (uint64_t)(unsigned char)s[i + j] << (8 * j);
+        }
+        h = (h ^ b) * k;
+        h ^= h >> 29;
+    }
+    /* the last steps of MurmurHash3's 64-bit finaliser: every bit of the
+     * key depends on every bit of the text */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h;
 }
 
@@ -365,8 +388,14 @@ static void feat_prefetch_feat(const na_stories_t *st, uint64_t key) {
  * weights, much cheaper than log(), and the same on every machine.
  */
 static double fast_ln(double x) {
-    int e;
-    double m = frexp(x, &e) * 2.0; /* x = m * 2^(e - 1), m in [1, 2) */
+    /* x = m * 2^(e - 1), m in [1, 2): what frexp() gives (times 2), read
+     * from the bits (x >= 1 is a normal number) */
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    int e = (int)((bits >> 52) & 0x7ff) - 1022;
+    bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+    double m;
+    memcpy(&m, &bits, sizeof(m));
     double z = (m - 1.0) / (m + 1.0), z2 = z * z;
     double series =
         z *
@@ -1365,7 +1394,6 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
      * stays in the cache, and added in the article's order, as the scan
      * added the rare ones'. */
     size_t common = 0;
-    memset(st->atab_key, 0, sizeof(st->atab_key));
     for (size_t i = 0; i < st->af_cnt && kept; i++) {
         const struct afeat *a = &st->af[i];
         st->hit[i] = -1;
@@ -1378,7 +1406,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         }
         st->atab_key[j] = a->fid + 1;
         st->atab_at[j] = (uint16_t)i;
-        common++;
+        st->atab_used[common++] = (uint16_t)j;
     }
     for (size_t k = 0; k < kept && common; k++) {
         struct story *s = st->cands[k];
@@ -1415,6 +1443,10 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
                 found--;
             }
         }
+    }
+    /* the table empty again for the next article: only its used slots */
+    for (size_t i = 0; i < common; i++) {
+        st->atab_key[st->atab_used[i]] = 0;
     }
     for (size_t k = 0; k < kept; k++) {
         inputs_of(st, st->cands[k], anorm, t, x[k]);
