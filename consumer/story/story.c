@@ -62,6 +62,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "story_internal.h"
+#include "story_mem.h"
 
 /* A hint that *p is read soon (no effect on results). */
 #if defined(__GNUC__)
@@ -142,7 +143,7 @@ struct story {
     double inv[NA_SV_COUNT]; /* 1 / norm per view (0: empty view) */
     double rank;
     double sq[NA_SK_COUNT + 1]; /* sum of w^2 per kind; of tw^2 (title) */
-    uint32_t *slot; /* open addressing over f by fid: index + 1, 0 = empty */
+    uint32_t *slot;             /* open addressing over f by fid: index + 1, 0 = empty */
     uint32_t slot_cap;
     size_t idx;          /* in st->stories */
     size_t heap;         /* in st->heap */
@@ -200,6 +201,7 @@ struct na_stories_s {
     struct story **heap; /* min-heap by last */
     struct story **buckets;
     size_t buckets_cnt;
+    struct na_smem mem; /* postings, stories and their lists (story_mem.h) */
     /* scratch of one article */
     struct na_story_text tx;
     struct afeat *af;
@@ -214,11 +216,11 @@ struct na_stories_s {
     size_t cands_cnt, cands_cap;
     uint32_t
         atab_key[NA_STORY_ATAB]; /* the article's common features: fid + 1; 0: empty */
-    uint16_t atab_at[NA_STORY_ATAB];        /* their index in af */
+    uint16_t atab_at[NA_STORY_ATAB];           /* their index in af */
     uint16_t atab_used[NA_STORY_ART_FEATURES]; /* the slots filled (to empty them) */
-    int32_t hit[NA_STORY_ART_FEATURES + 1]; /* per af index: in the candidate's f;
-                                               the last: where misses write */
-    struct add add[NA_STORY_ART_FEATURES];  /* what join() adds */
+    int32_t hit[NA_STORY_ART_FEATURES + 1];    /* per af index: in the candidate's f;
+                                                  the last: where misses write */
+    struct add add[NA_STORY_ART_FEATURES];     /* what join() adds */
     /* teacher mode */
     na_story_example_cb *teach_cb;
     void *teach_ctx;
@@ -294,14 +296,14 @@ static void slots_insert(uint64_t *slots, size_t n, uint64_t key, uint32_t fid) 
 
 static bool slots_grow(na_stories_t *st) {
     size_t n = st->slots_cnt ? st->slots_cnt * 2 : 1024;
-    uint64_t *s = calloc(n, sizeof(*s));
+    uint64_t *s = na_smem_big_alloc(n * sizeof(*s));
     if (!s) {
         return false;
     }
     for (size_t i = 0; i < st->feats_cnt; i++) {
         slots_insert(s, n, st->feats[i].key, (uint32_t)i);
     }
-    free(st->slots);
+    na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
     st->slots = s;
     st->slots_cnt = n;
     return true;
@@ -334,10 +336,14 @@ static uint32_t feat_id_key(na_stories_t *st, const char *s, size_t len, uint64_
     }
     if (st->feats_cnt == st->feats_cap) {
         size_t cap = st->feats_cap ? st->feats_cap * 2 : 1024;
-        struct feat *nf = realloc(st->feats, cap * sizeof(*nf));
+        struct feat *nf = na_smem_big_alloc(cap * sizeof(*nf));
         if (!nf) {
             return UINT32_MAX;
         }
+        if (st->feats_cnt) {
+            memcpy(nf, st->feats, st->feats_cnt * sizeof(*nf));
+        }
+        na_smem_big_free(st->feats, st->feats_cap * sizeof(*nf));
         st->feats = nf;
         st->feats_cap = cap;
     }
@@ -455,7 +461,7 @@ static void dict_compact(na_stories_t *st) {
         } else {
             map[i] = UINT32_MAX;
             free(f->s);
-            free(f->post);
+            na_smem_free(&st->mem, f->post, f->post_cap * sizeof(*f->post));
         }
     }
     st->feats_cnt = w;
@@ -471,9 +477,9 @@ static void dict_compact(na_stories_t *st) {
     while (slots < (w + 1) * 2) {
         slots *= 2;
     }
-    uint64_t *ns = calloc(slots, sizeof(*ns));
+    uint64_t *ns = na_smem_big_alloc(slots * sizeof(*ns));
     if (ns) {
-        free(st->slots);
+        na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
         st->slots = ns;
         st->slots_cnt = slots;
     } else {
@@ -528,14 +534,15 @@ static void story_rehash(struct story *s) {
 }
 
 /* Room for @p more features in @p s (list and index). */
-static bool story_reserve(struct story *s, size_t more) {
+static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
     size_t need = s->f_cnt + more;
     if (need > s->f_cap) {
         size_t cap = s->f_cap ? s->f_cap : 32;
         while (cap < need) {
             cap *= 2;
         }
-        struct sfeat *nf = realloc(s->f, cap * sizeof(*nf));
+        struct sfeat *nf =
+            na_smem_realloc(&st->mem, s->f, s->f_cap * sizeof(*nf), cap * sizeof(*nf));
         if (!nf) {
             return false;
         }
@@ -547,11 +554,11 @@ static bool story_reserve(struct story *s, size_t more) {
         while (cap < need * 2) {
             cap *= 2;
         }
-        uint32_t *ns = malloc(cap * sizeof(*ns));
+        uint32_t *ns = na_smem_alloc(&st->mem, cap * sizeof(*ns));
         if (!ns) {
             return false;
         }
-        free(s->slot);
+        na_smem_free(&st->mem, s->slot, s->slot_cap * sizeof(*s->slot));
         s->slot = ns;
         s->slot_cap = (uint32_t)cap;
         story_rehash(s);
@@ -594,12 +601,13 @@ static void story_sq(na_stories_t *st, struct story *s) {
 }
 
 /* Room for one more posting in @p f. */
-static bool post_reserve(struct feat *f) {
+static bool post_reserve(na_stories_t *st, struct feat *f) {
     if (f->post_cnt < f->post_cap) {
         return true;
     }
     uint32_t cap = f->post_cap ? f->post_cap * 2 : 4;
-    struct post *np = realloc(f->post, cap * sizeof(*np));
+    struct post *np =
+        na_smem_realloc(&st->mem, f->post, f->post_cap * sizeof(*np), cap * sizeof(*np));
     if (!np) {
         return false;
     }
@@ -771,12 +779,16 @@ static void heap_down(na_stories_t *st, size_t i) {
     }
 }
 
-static void story_free(struct story *s) {
+/* Bytes of a story's block: whole cache lines. */
+#define NA_STORY_SIZE                                                                    \
+    ((sizeof(struct story) + NA_STORY_LINE - 1) / NA_STORY_LINE * NA_STORY_LINE)
+
+static void story_free(na_stories_t *st, struct story *s) {
     if (s) {
-        free(s->f);
-        free(s->slot);
+        na_smem_free(&st->mem, s->f, s->f_cap * sizeof(*s->f));
+        na_smem_free(&st->mem, s->slot, s->slot_cap * sizeof(*s->slot));
         free(s->event);
-        free(s);
+        na_smem_free(&st->mem, s, NA_STORY_SIZE);
     }
 }
 
@@ -801,7 +813,7 @@ static void story_close(na_stories_t *st, struct story *s) {
         heap_down(st, h);
         heap_up(st, h);
     }
-    story_free(s);
+    story_free(st, s);
 }
 
 static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
@@ -822,9 +834,7 @@ static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
     if (st->stories_cnt + 1 > st->buckets_cnt && !buckets_grow(st)) {
         return NULL;
     }
-    size_t size =
-        (sizeof(struct story) + NA_STORY_LINE - 1) / NA_STORY_LINE * NA_STORY_LINE;
-    struct story *s = aligned_alloc(NA_STORY_LINE, size);
+    struct story *s = na_smem_alloc(&st->mem, NA_STORY_SIZE);
     if (!s) {
         return NULL;
     }
@@ -865,13 +875,13 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
         const struct sfeat *x = sf_find(s, add[j].fid);
         add[j].at = x ? (uint32_t)(x - s->f) : UINT32_MAX;
         if (!x) {
-            if (!post_reserve(&st->feats[add[j].fid])) {
+            if (!post_reserve(st, &st->feats[add[j].fid])) {
                 return NA_ERR_NOMEM;
             }
             fresh++;
         }
     }
-    if (!story_reserve(s, fresh)) {
+    if (!story_reserve(st, s, fresh)) {
         return NA_ERR_NOMEM;
     }
     /* the postings written below: ask for them first (hints) */
@@ -929,6 +939,7 @@ na_stories_t *na_stories_new_opts(const struct na_stories_opts *o) {
     st->model = model;
     st->now = NA_TIME_UNKNOWN;
     na_story_text_init(&st->tx);
+    na_smem_init(&st->mem);
     st->m_opened = na_metrics_get(NA_METRIC_COUNTER, "newsalert_story_articles_total",
                                   "Articles grouped into stories, by outcome",
                                   "outcome=\"new_story\"");
@@ -954,17 +965,19 @@ void na_stories_destroy(na_stories_t *st) {
         return;
     }
     for (size_t i = 0; i < st->stories_cnt; i++) {
-        story_free(st->stories[i]);
+        story_free(st, st->stories[i]);
     }
     free(st->stories);
     free(st->heap);
     free(st->buckets);
     for (size_t i = 0; i < st->feats_cnt; i++) {
         free(st->feats[i].s);
-        free(st->feats[i].post);
+        na_smem_free(&st->mem, st->feats[i].post,
+                     st->feats[i].post_cap * sizeof(*st->feats[i].post));
     }
-    free(st->feats);
-    free(st->slots);
+    na_smem_big_free(st->feats, st->feats_cap * sizeof(*st->feats));
+    na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
+    na_smem_cleanup(&st->mem);
     free(st->af);
     free(st->pend);
     free(st->ptext);

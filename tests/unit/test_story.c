@@ -23,6 +23,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "story.h"
+#include "story_mem.h"
 #include "story_train.h"
 #include "testenv.h"
 
@@ -679,6 +680,68 @@ static void test_dev_set_and_seeds(void **state) {
     }
 }
 
+/* The engine's block allocator (story_mem.c): blocks of every class and
+ * large ones, written whole, never overlap, keep their alignment, keep
+ * their bytes through a move to another class, and a freed block is the
+ * next one given out of its class. */
+static void test_engine_memory_blocks(void **state) {
+    (void)state;
+    enum { N = 600 };
+    struct na_smem m;
+    unsigned char *p[N];
+    size_t sz[N];
+    uint64_t r = 12345;
+    na_smem_init(&m);
+    for (size_t i = 0; i < N; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        /* mostly small, some up to a chunk's eighth, a few large */
+        sz[i] = i % 97 == 0  ? NA_SMEM_MAX_BLOCK + 1 + (size_t)(r >> 40) % 300000
+                : i % 7 == 0 ? 1 + (size_t)(r >> 33) % NA_SMEM_MAX_BLOCK
+                             : 1 + (size_t)(r >> 33) % 700;
+        p[i] = na_smem_alloc(&m, sz[i]);
+        assert_non_null(p[i]);
+        if (sz[i] > NA_SMEM_MAX_BLOCK) {
+            for (size_t k = 0; k < sz[i]; k += 4099) {
+                assert_int_equal(p[i][k], 0); /* large blocks come zeroed */
+            }
+        }
+        if (sz[i] % 64 == 0) {
+            assert_int_equal((uintptr_t)p[i] % 64, 0);
+        }
+        if (sz[i] >= 8) {
+            assert_int_equal((uintptr_t)p[i] % 8, 0);
+        }
+        memset(p[i], (int)(i & 0xff), sz[i]);
+    }
+    /* no block wrote over another */
+    for (size_t i = 0; i < N; i++) {
+        for (size_t k = 0; k < sz[i]; k++) {
+            if (p[i][k] != (unsigned char)(i & 0xff)) {
+                fail_msg("block %zu (%zu bytes) changed at byte %zu", i, sz[i], k);
+            }
+        }
+    }
+    /* a freed block is given out again for its class */
+    na_smem_free(&m, p[1], sz[1]);
+    unsigned char *again = na_smem_alloc(&m, sz[1]);
+    assert_ptr_equal(again, p[1]);
+    /* a move to a larger class keeps the bytes */
+    size_t grown = sz[2] * 3 + 100;
+    unsigned char *q = na_smem_realloc(&m, p[2], sz[2], grown);
+    assert_non_null(q);
+    for (size_t k = 0; k < sz[2]; k++) {
+        assert_int_equal(q[k], 2);
+    }
+    p[2] = q;
+    sz[2] = grown;
+    memset(p[2], 2, grown);
+    for (size_t i = 0; i < N; i++) {
+        na_smem_free(&m, p[i], sz[i]);
+    }
+    assert_int_equal(m.bytes_in_use, 0);
+    na_smem_cleanup(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paraphrases_join_unrelated_apart),
@@ -694,6 +757,7 @@ int main(void) {
         cmocka_unit_test(test_story_features_fold_latin_ext_a_capitals),
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_dev_set_and_seeds),
+        cmocka_unit_test(test_engine_memory_blocks),
     };
     return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
