@@ -36,6 +36,14 @@
  * and the model's probability. The article joins the most probable story at
  * the model's threshold or above, else opens a story.
  *
+ * A feature in more open stories than NA_STORY_UNLIST_AT (twice what a
+ * scan reads) is never scanned: it keeps only the count of its stories,
+ * not its postings (half of an article's features are such words), until
+ * closing stories brings the count down to NA_STORY_SCAN_BUDGET, when its
+ * postings are rebuilt from the stories' indexes before the next article
+ * is scored (relist_all()). Joining and closing then skip those features'
+ * postings: no write, no search for the posting that moves.
+ *
  * Closing. A min-heap orders open stories by their newest article time, so
  * closing what the story clock left behind costs O(log n) a story. Each
  * posting knows its feature's place in its story's list, so removing one
@@ -77,6 +85,12 @@
 #define NA_STORY_MAX_FEATURES 400u
 /** Postings scanned per article for candidates (see above). */
 #define NA_STORY_SCAN_BUDGET 128u
+/** A feature in more open stories than this keeps only their count, not
+ *  its postings (never scanned: over NA_STORY_SCAN_BUDGET), until the
+ *  count falls to NA_STORY_SCAN_BUDGET again (relist()). */
+#define NA_STORY_UNLIST_AT (2 * NA_STORY_SCAN_BUDGET)
+/** A story feature's pidx when its feature keeps no postings. */
+#define NA_STORY_NO_POST UINT32_MAX
 /** Candidates scored by the model (the best ranked). */
 #define NA_STORY_CANDIDATES 8u
 /** Slots of the table of an article's features that score() looks the
@@ -114,6 +128,8 @@ struct feat {
     uint32_t stamp; /* the article (st->seq) that last emitted it */
     uint32_t aidx;  /* with stamp: its place in st->af */
     uint8_t kind;
+    bool unlisted;   /* post_cnt counts its stories; post holds nothing */
+    bool relist_due; /* in st->relist */
     double df;
     double idf;      /* cached */
     double idf_docs; /* st->docs when idf was computed; < 0: never */
@@ -202,6 +218,9 @@ struct na_stories_s {
     struct story **buckets;
     size_t buckets_cnt;
     struct na_smem mem; /* postings, stories and their lists (story_mem.h) */
+    uint32_t *relist;   /* unlisted features whose count fell (relist()) */
+    size_t relist_cnt, relist_cap;
+    bool relist_lost; /* a note was lost (no memory): walk the dictionary */
     /* scratch of one article */
     struct na_story_text tx;
     struct afeat *af;
@@ -616,10 +635,36 @@ static bool post_reserve(na_stories_t *st, struct feat *f) {
     return true;
 }
 
+/* Note feature @p fid for relist_all(). On no memory the note is lost and
+ * relist_all() finds the feature by a walk of the dictionary instead. */
+static void relist_note(na_stories_t *st, uint32_t fid) {
+    if (st->relist_cnt == st->relist_cap) {
+        size_t cap = st->relist_cap ? st->relist_cap * 2 : 64;
+        uint32_t *n = realloc(st->relist, cap * sizeof(*n));
+        if (!n) {
+            st->relist_lost = true;
+            return;
+        }
+        st->relist = n;
+        st->relist_cap = cap;
+    }
+    st->relist[st->relist_cnt++] = fid;
+    st->feats[fid].relist_due = true;
+}
+
 /* Remove the posting of feature @p fid at @p pidx (the last one moves in;
- * its story learns the new place through the posting's sidx). */
+ * its story learns the new place through the posting's sidx); of an
+ * unlisted feature, its count. */
 static void post_del(na_stories_t *st, uint32_t fid, uint32_t pidx) {
     struct feat *f = &st->feats[fid];
+    if (f->unlisted) {
+        /* its postings are rebuilt before the next article is scored
+         * once it is rare enough to be scanned (relist_all()) */
+        if (--f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->relist_due) {
+            relist_note(st, fid);
+        }
+        return;
+    }
     uint32_t last = --f->post_cnt;
     if (pidx != last) {
         const struct post *moved = &f->post[last];
@@ -648,19 +693,21 @@ static void post_del_all(na_stories_t *st, const struct sfeat *x, size_t n) {
         }
         for (size_t i = b; i < e; i++) {
             const struct feat *f = &st->feats[x[i].fid];
-            NA_PREFETCH(&f->post[x[i].pidx]);
-            NA_PREFETCH(&f->post[f->post_cnt - 1]);
+            if (!f->unlisted) {
+                NA_PREFETCH(&f->post[x[i].pidx]);
+                NA_PREFETCH(&f->post[f->post_cnt - 1]);
+            }
         }
         for (size_t i = b; i < e; i++) {
             const struct feat *f = &st->feats[x[i].fid];
-            if (x[i].pidx != f->post_cnt - 1) {
+            if (!f->unlisted && x[i].pidx != f->post_cnt - 1) {
                 NA_PREFETCH(&f->post[f->post_cnt - 1].s->f);
             }
         }
         for (size_t i = b; i < e; i++) {
             const struct feat *f = &st->feats[x[i].fid];
-            const struct post *moved = &f->post[f->post_cnt - 1];
-            if (x[i].pidx != f->post_cnt - 1) {
+            if (!f->unlisted && x[i].pidx != f->post_cnt - 1) {
+                const struct post *moved = &f->post[f->post_cnt - 1];
                 NA_PREFETCH(&moved->s->f[moved->sidx]);
             }
         }
@@ -700,7 +747,9 @@ static void story_prune(na_stories_t *st, struct story *s) {
      * of s, and only dropped features' lists changed), but their places
      * in s->f did */
     for (size_t k = 0; k < keep_n; k++) {
-        st->feats[kv[k].fid].post[kv[k].pidx].sidx = (uint32_t)k;
+        if (kv[k].pidx != NA_STORY_NO_POST) {
+            st->feats[kv[k].fid].post[kv[k].pidx].sidx = (uint32_t)k;
+        }
     }
     memcpy(s->f, kv, keep_n * sizeof(*kv));
     s->f_cnt = (uint32_t)keep_n;
@@ -863,6 +912,73 @@ static void story_touch(na_stories_t *st, struct story *s, int64_t t) {
     }
 }
 
+/* Drop the postings of @p f, keeping their count (each story's feature
+ * learns it has none). */
+static void unlist(na_stories_t *st, struct feat *f) {
+    for (uint32_t k = 0; k < f->post_cnt; k++) {
+        f->post[k].s->f[f->post[k].sidx].pidx = NA_STORY_NO_POST;
+    }
+    na_smem_free(&st->mem, f->post, f->post_cap * sizeof(*f->post));
+    f->post = NULL;
+    f->post_cap = 0;
+    f->unlisted = true;
+}
+
+/*
+ * Rebuild the postings of the unlisted features whose count fell to what
+ * a scan may read (post_del() noted them), from the open stories' indexes:
+ * before an article is scored, so that a scan never meets an unlisted
+ * feature. The postings' order differs from the one deletions would have
+ * left; a scan's results do not depend on it (each story's sums are added
+ * in the article's order, and candidates are ranked by a total order).
+ * @returns NA_OK, or NA_ERR_NOMEM with the features still noted.
+ */
+static na_err_t relist_all(na_stories_t *st) {
+    if (st->relist_lost) {
+        /* a note was lost: find them all */
+        st->relist_lost = false;
+        for (size_t i = 0; i < st->feats_cnt; i++) {
+            struct feat *f = &st->feats[i];
+            if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->relist_due) {
+                relist_note(st, (uint32_t)i);
+            }
+        }
+        if (st->relist_lost) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    while (st->relist_cnt) {
+        uint32_t fid = st->relist[st->relist_cnt - 1];
+        struct feat *f = &st->feats[fid];
+        if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET) {
+            uint32_t cap = 4;
+            while (cap < f->post_cnt) {
+                cap *= 2;
+            }
+            struct post *p = na_smem_alloc(&st->mem, cap * sizeof(*p));
+            if (!p) {
+                return NA_ERR_NOMEM;
+            }
+            uint32_t n = 0;
+            for (size_t k = 0; k < st->stories_cnt && n < f->post_cnt; k++) {
+                struct story *sy = st->stories[k];
+                struct sfeat *x = sf_find(sy, fid);
+                if (x) {
+                    p[n] = (struct post){sy, x->w, x->tw, (uint32_t)(x - sy->f)};
+                    x->pidx = n++;
+                }
+            }
+            f->post = p;
+            f->post_cap = cap;
+            f->post_cnt = n; /* the count of its stories: the same */
+            f->unlisted = false;
+        }
+        f->relist_due = false;
+        st->relist_cnt--;
+    }
+    return NA_OK;
+}
+
 /*
  * Add @p add to @p s: sums, counts, postings, norms. On failure (no
  * memory) @p s and the index are as they were.
@@ -875,7 +991,8 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
         const struct sfeat *x = sf_find(s, add[j].fid);
         add[j].at = x ? (uint32_t)(x - s->f) : UINT32_MAX;
         if (!x) {
-            if (!post_reserve(st, &st->feats[add[j].fid])) {
+            struct feat *f = &st->feats[add[j].fid];
+            if (!f->unlisted && !post_reserve(st, f)) {
                 return NA_ERR_NOMEM;
             }
             fresh++;
@@ -887,16 +1004,22 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
     /* the postings written below: ask for them first (hints) */
     for (size_t j = 0; j < n; j++) {
         const struct feat *f = &st->feats[add[j].fid];
-        NA_PREFETCH(add[j].at != UINT32_MAX ? &f->post[s->f[add[j].at].pidx]
-                                            : &f->post[f->post_cnt]);
+        if (!f->unlisted) {
+            NA_PREFETCH(add[j].at != UINT32_MAX ? &f->post[s->f[add[j].at].pidx]
+                                                : &f->post[f->post_cnt]);
+        }
     }
     for (size_t j = 0; j < n; j++) {
         const struct add *a = &add[j];
         struct feat *f = &st->feats[a->fid];
         struct sfeat *x = a->at != UINT32_MAX ? &s->f[a->at] : NULL;
         if (!x) {
-            struct sfeat nx = {a->fid, 0, 0, f->post_cnt, 0, 0};
-            f->post[f->post_cnt++] = (struct post){s, 0, 0, s->f_cnt};
+            struct sfeat nx = {a->fid, 0, 0, f->unlisted ? NA_STORY_NO_POST : f->post_cnt,
+                               0,      0};
+            if (!f->unlisted) {
+                f->post[f->post_cnt] = (struct post){s, 0, 0, s->f_cnt};
+            }
+            f->post_cnt++;
             story_put(s, &nx);
             x = &s->f[s->f_cnt - 1];
         }
@@ -907,8 +1030,17 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
         x->tw += a->tw;
         s->sq[f->kind] += (double)x->w * x->w - w0 * w0;
         s->sq[NA_SK_COUNT] += (double)x->tw * x->tw - tw0 * tw0;
-        f->post[x->pidx].w = x->w;
-        f->post[x->pidx].tw = x->tw;
+        if (!f->unlisted) {
+            f->post[x->pidx].w = x->w;
+            f->post[x->pidx].tw = x->tw;
+        }
+    }
+    /* features now in too many stories to be scanned: postings dropped */
+    for (size_t j = 0; j < n; j++) {
+        struct feat *f = &st->feats[add[j].fid];
+        if (!f->unlisted && f->post_cnt > NA_STORY_UNLIST_AT) {
+            unlist(st, f);
+        }
     }
     if (s->f_cnt > NA_STORY_MAX_FEATURES) {
         story_prune(st, s);
@@ -982,6 +1114,7 @@ void na_stories_destroy(na_stories_t *st) {
     free(st->pend);
     free(st->ptext);
     free(st->cands);
+    free(st->relist);
     na_story_text_cleanup(&st->tx);
     free(st);
 }
@@ -1505,6 +1638,9 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
         st->now = t;
     }
     close_due(st);
+    if ((err = relist_all(st))) {
+        return err;
+    }
     if (st->compact_due) {
         dict_compact(st);
     }
@@ -1584,6 +1720,60 @@ na_err_t na_stories_assign_labelled(na_stories_t *st, const struct na_article *a
                                     char story_id[NA_SHA256_HEX_LEN + 1],
                                     size_t *positives_missed) {
     return assign(st, a, event, story_id, NULL, positives_missed);
+}
+
+bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
+                      size_t why_size) {
+    uint32_t *cnt = calloc(st->feats_cnt + 1, sizeof(*cnt));
+    bool ok = true;
+    if (!cnt) {
+        snprintf(why, why_size, "no memory");
+        return false;
+    }
+    for (size_t k = 0; k < st->stories_cnt && ok; k++) {
+        const struct story *s = st->stories[k];
+        for (uint32_t i = 0; i < s->f_cnt && ok; i++) {
+            const struct sfeat *x = &s->f[i];
+            const struct feat *f = x->fid < st->feats_cnt ? &st->feats[x->fid] : NULL;
+            const struct post *p =
+                f && !f->unlisted && x->pidx < f->post_cnt ? &f->post[x->pidx] : NULL;
+            if (!f) {
+                snprintf(why, why_size, "story %s: feature id %u unknown", s->id, x->fid);
+                ok = false;
+            } else if (sf_find(s, x->fid) != x) {
+                snprintf(why, why_size, "story %s: %s not found by its index", s->id,
+                         f->s);
+                ok = false;
+            } else if (f->unlisted ? x->pidx != NA_STORY_NO_POST
+                                   : !p || p->s != s || p->sidx != i || p->w != x->w ||
+                                         p->tw != x->tw) {
+                snprintf(why, why_size, "story %s: %s: posting %u does not match", s->id,
+                         f->s, x->pidx);
+                ok = false;
+            } else {
+                cnt[x->fid]++;
+            }
+        }
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < st->feats_cnt && ok; i++) {
+        const struct feat *f = &st->feats[i];
+        if (cnt[i] != f->post_cnt) {
+            snprintf(why, why_size, "%s: in %u stories, counts %u", f->s, cnt[i],
+                     f->post_cnt);
+            ok = false;
+        } else if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->relist_due) {
+            snprintf(why, why_size, "%s: unlisted in only %u stories, not noted", f->s,
+                     f->post_cnt);
+            ok = false;
+        }
+        off += f->unlisted;
+    }
+    free(cnt);
+    if (unlisted) {
+        *unlisted = off;
+    }
+    return ok;
 }
 
 /* ---------------------------------------------------------------- */

@@ -116,6 +116,22 @@ void na_story_text_cleanup(struct na_story_text *tx);
 NA_WUR na_err_t na_story_text_features(struct na_story_text *tx, const char *s,
                                        size_t len, na_story_emit_cb *emit, void *ctx);
 
+/* ---- test support (story.c) ---- */
+
+/**
+ * @brief Check that the index is whole: every feature of every story has
+ *        its posting (pointing back at it, with the same sums) or belongs
+ *        to an unlisted feature, each feature counts the stories that have
+ *        it, each story's hash index finds each of its features, and an
+ *        unlisted feature is too common to be scanned unless noted for
+ *        relisting.
+ * @param unlisted set to the number of features whose postings are
+ *        dropped (may be NULL)
+ * @returns true when whole; false with what is not in @p why.
+ */
+bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
+                      size_t why_size);
+
 /* ---- training (story_train.c) ---- */
 
 /**

@@ -23,6 +23,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "story.h"
+#include "story_internal.h"
 #include "story_mem.h"
 #include "story_train.h"
 #include "testenv.h"
@@ -680,6 +681,75 @@ static void test_dev_set_and_seeds(void **state) {
     }
 }
 
+/* Words of their own for article @p i (lower case: terms, no names). */
+static void own_words(unsigned i, char *buf, size_t size) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned k = 0; k < 8; k++) {
+        unsigned v = i * 8 + k;
+        n +=
+            (size_t)snprintf(buf + n, size - n, "%sq%c%c%c%c", k ? " " : "", 'a' + v % 26,
+                             'a' + v / 26 % 26, 'a' + v / 676 % 26, 'k' + k);
+    }
+}
+
+/* A feature in more open stories than a scan reads keeps only their count;
+ * when closing stories brings it back to what a scan reads, its postings
+ * are rebuilt before the next article is scored. The index stays whole
+ * through both (na_stories_check() after every article), and an article
+ * that has the feature again joins its story. */
+static void test_common_features_unlisted_and_relisted(void **state) {
+    (void)state;
+    struct na_stories_opts o = {
+        .window_ms = DAY * 1000LL, .reorder_ms = 0, .reorder_set = true};
+    na_stories_t *st = na_stories_new_opts(&o);
+    const int64_t t0 = 1767225600; /* 2026-01-01 */
+    char words[128], title[192], text[512], id[32], story[65], why[256];
+    char kept_story[65] = "";
+    size_t unlisted = 0, most_unlisted = 0;
+    bool is_new;
+    assert_non_null(st);
+    for (unsigned i = 0; i < 400; i++) {
+        own_words(i, words, sizeof(words));
+        snprintf(title, sizeof(title), "%s ubiquitous", words);
+        snprintf(text, sizeof(text), "%s ubiquitous matter %s.", words, words);
+        snprintf(id, sizeof(id), "a%u", i);
+        assign(st, id, title, text, t0 + i, story, &is_new);
+        assert_true(is_new);
+        if (i == 350) {
+            memcpy(kept_story, story, sizeof(kept_story));
+        }
+        if (!na_stories_check(st, &unlisted, why, sizeof(why))) {
+            fail_msg("after article %u: %s", i, why);
+        }
+        most_unlisted = unlisted > most_unlisted ? unlisted : most_unlisted;
+    }
+    assert_true(most_unlisted >= 1); /* "ubiquitous" and "matter" */
+    /* 200 more a day later, without the common words: each closes the
+     * stories a day older than it, down to 101 of the first 400 */
+    for (unsigned j = 0; j < 200; j++) {
+        own_words(1000 + j, words, sizeof(words));
+        snprintf(text, sizeof(text), "%s. %s", words, words);
+        snprintf(id, sizeof(id), "b%u", j);
+        assign(st, id, words, text, t0 + DAY + 100 + j, story, &is_new);
+        if (!na_stories_check(st, &unlisted, why, sizeof(why))) {
+            fail_msg("after article b%u: %s", j, why);
+        }
+    }
+    /* story 350's report again: scanned through the relisted features */
+    own_words(350, words, sizeof(words));
+    snprintf(title, sizeof(title), "%s ubiquitous", words);
+    snprintf(text, sizeof(text), "%s ubiquitous matter %s.", words, words);
+    assign(st, "c350", title, text, t0 + DAY + 299, story, &is_new);
+    assert_false(is_new);
+    assert_string_equal(story, kept_story);
+    if (!na_stories_check(st, &unlisted, why, sizeof(why))) {
+        fail_msg("after the last article: %s", why);
+    }
+    assert_int_equal(unlisted, 0);
+    na_stories_destroy(st);
+}
+
 /* The engine's block allocator (story_mem.c): blocks of every class and
  * large ones, written whole, never overlap, keep their alignment, keep
  * their bytes through a move to another class, and a freed block is the
@@ -758,6 +828,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_dev_set_and_seeds),
         cmocka_unit_test(test_engine_memory_blocks),
+        cmocka_unit_test(test_common_features_unlisted_and_relisted),
     };
     return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
