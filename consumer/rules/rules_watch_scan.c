@@ -563,37 +563,79 @@ static inline size_t run_end(const uint64_t *al, size_t words, size_t a) {
 
 #define GATHER_WORDS 16u /* bitmap words per gather(): 1 KiB of text */
 
+/* The head filter's bit for the run of @p n bytes at @p q whose first 8
+ * bytes are readable: 1 when it may be a listed word. */
+static inline size_t head_pass(const uint64_t *head, uint64_t head_mask,
+                               const unsigned char *q, size_t n) {
+    uint64_t v;
+    memcpy(&v, q, 8);
+    v = (v | 0x2020202020202020ull) & head_mask8[n & 127];
+    uint64_t key = na_watch_head_key(v, n);
+    return (head[na_watch_head_word(key, head_mask)] >> na_watch_head_bit(key)) & 1u;
+}
+
 /*
  * The plain words starting in bitmap words [k0, k1) (and those inside
  * complex chunks, which the caller drops) that the head filter passes (a
  * listed word of the same length starts with the same 8 bytes, folded, or
  * a false positive, about one in sixteen), their first bytes into out (at
- * most 32 per bitmap
- * word), without a branch on the filter. Kept apart from the rest of the
- * scan so that its few values stay in registers. @returns their number.
+ * most 32 per bitmap word), without a branch on the filter. Kept apart
+ * from the rest of the scan so that its few values stay in registers.
+ *
+ * A bitmap word whose runs all have 8 bytes readable after their start
+ * (all but the field's last 72 bytes) takes the short loop: a run's
+ * length from the word's clear bits, or, for the run that goes on into
+ * the next word, from that word's (read once per word; a run that also
+ * fills the next word is longer than any listed word and takes run_end()).
+ * The rest take the careful loop, which reads no byte past the field.
+ * @returns their number.
  */
 NA_RULES_CLONES static size_t gather(const uint64_t *al, size_t words,
                                      const unsigned char *p, size_t len,
                                      const uint64_t *head, uint64_t head_mask, size_t k0,
                                      size_t k1, uint32_t *out) {
     size_t nc = 0;
-    for (size_t k = k0; k < k1; k++) {
+    uint64_t carry = k0 ? al[k0 - 1] >> 63 : 0; /* a run goes on into word k */
+    /* words before kf have a next word and 8 bytes after each byte */
+    size_t kf = len >= 72 ? (len - 72) / 64 + 1 : 0;
+    size_t k = k0;
+    for (size_t kend = kf < k1 ? kf : k1; k < kend; k++) {
         uint64_t cur = al[k];
-        uint64_t st = cur & ~(cur << 1 | (k ? al[k - 1] >> 63 : 0));
+        uint64_t st = cur & ~(cur << 1 | carry);
+        uint64_t nd = ~cur;
+        uint64_t nx = ~al[k + 1];
+        /* the length of a run that reaches bit 63, less 64 - its start */
+        size_t over = nx ? (size_t)__builtin_ctzll(nx) : 64 * 2;
+        const unsigned char *q = p + k * 64;
+        carry = cur >> 63;
+        for (; st; st &= st - 1) {
+            unsigned o = (unsigned)__builtin_ctzll(st);
+            uint64_t x = nd >> o;
+            size_t n;
+            if (__builtin_expect(x != 0, 1)) {
+                n = (size_t)__builtin_ctzll(x);
+            } else if (over < 64 * 2) {
+                n = 64 - o + over;
+            } else {
+                n = run_end(al, words, k * 64 + o) - (k * 64 + o);
+            }
+            out[nc] = (uint32_t)(k * 64 + o);
+            nc += head_pass(head, head_mask, q + o, n);
+        }
+    }
+    for (; k < k1; k++) {
+        uint64_t cur = al[k];
+        uint64_t st = cur & ~(cur << 1 | carry);
         size_t base = k * 64;
+        carry = cur >> 63;
         for (; st; st &= st - 1) {
             size_t a = base + (size_t)__builtin_ctzll(st);
             uint64_t x = ~cur >> (a & 63); /* bits past the word's end come in clear */
             /* <= len: no bit is set past it */
             size_t n = x ? (size_t)__builtin_ctzll(x) : run_end(al, words, a) - a;
-            uint64_t v;
-            if (a + 8 <= len) {
-                memcpy(&v, p + a, 8);
-                v = (v | 0x2020202020202020ull) & head_mask8[n & 127];
-            } else {
-                v = head_bytes(p + a, n, len - a);
-            }
-            uint64_t key = na_watch_head_key(v, n);
+            uint64_t key = na_watch_head_key(a + 8 <= len ? head_bytes(p + a, n, 8)
+                                                          : head_bytes(p + a, n, len - a),
+                                             n);
             out[nc] = (uint32_t)a;
             nc +=
                 (head[na_watch_head_word(key, head_mask)] >> na_watch_head_bit(key)) & 1u;

@@ -705,6 +705,103 @@ static void test_fast_scan_agrees_with_word_scan(void **state) {
     na_rules_destroy(rules);
 }
 
+/* Long fields go through the scan's short loop (every bitmap word but
+ * those of the last 72 bytes): runs of every length from 1 to 70 bytes,
+ * shifted against the 64-byte words so that runs start at every bit,
+ * cross into the next word, fill it, and end at the field's end. The scan
+ * must find what the word scan finds. */
+static void xorshift(uint64_t *rng) {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+}
+
+static void random_run(char *out, size_t n, uint64_t *rng) {
+    static const char alnum[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    for (size_t i = 0; i < n; i++) {
+        xorshift(rng);
+        out[i] = alnum[*rng % (sizeof(alnum) - 1)];
+    }
+    out[n] = '\0';
+}
+
+static void test_fast_scan_agrees_on_long_fields(void **state) {
+    (void)state;
+    enum { WORDS = 140 };
+    static char words[WORDS][72];
+    uint64_t rng = 0x853c49e6748fea9bull;
+    for (size_t i = 0; i < WORDS; i++) {
+        random_run(words[i], 1 + i % 70, &rng); /* every length twice */
+    }
+    struct na_buf names;
+    na_buf_init(&names);
+    for (size_t i = 0; i < WORDS; i++) {
+        xorshift(&rng);
+        size_t extra = (size_t)(rng % 3); /* names of one to three words */
+        na_buf_puts(&names, words[i]);
+        for (size_t k = 0; k < extra; k++) {
+            na_buf_printf(&names, " %s", words[(i + 1 + k * 7) % WORDS]);
+        }
+        na_buf_puts(&names, "\n");
+    }
+    write_file("long.txt", names.data, names.len);
+    na_buf_cleanup(&names);
+    na_rules_t *rules = watch_ok("long.txt", "names", "");
+    static const char *const seps[] = {" ", " ", " ", ", ", "\n", "-", ".", "'", " é "};
+    size_t hits = 0;
+    for (int t = 0; t < 300; t++) {
+        struct na_buf text;
+        na_buf_init(&text);
+        xorshift(&rng);
+        for (size_t k = (size_t)(rng % 64); k > 0; k--) {
+            na_buf_puts(&text, " "); /* every alignment */
+        }
+        xorshift(&rng);
+        size_t target = 200 + (size_t)(rng % 6000);
+        while (text.len < target) {
+            char run[72];
+            xorshift(&rng);
+            unsigned kind = (unsigned)(rng % 8);
+            if (kind < 5) {
+                /* a listed word, lower-cased at times (the long ones still match) */
+                xorshift(&rng);
+                const char *wd = words[rng % WORDS];
+                size_t at = text.len;
+                na_buf_puts(&text, wd);
+                if (rng & 0x100) {
+                    for (size_t i = at; i < text.len; i++) {
+                        text.data[i] = (char)(text.data[i] | 0x20);
+                    }
+                }
+            } else {
+                /* a word of the text, at times longer than any listed word */
+                xorshift(&rng);
+                random_run(run,
+                           kind == 7 ? 60 + (size_t)(rng % 11) : 1 + (size_t)(rng % 12),
+                           &rng);
+                na_buf_puts(&text, run);
+            }
+            xorshift(&rng);
+            na_buf_puts(&text, seps[rng % (sizeof(seps) / sizeof(seps[0]))]);
+        }
+        xorshift(&rng);
+        if (rng & 1) {
+            text.data[--text.len] = '\0'; /* at times a word at the very end */
+        }
+        compare_scans(rules, text.data);
+        struct na_watch_hits h;
+        na_watch_hits_init(&h);
+        assert_int_equal(
+            na_watch_scan(rules->topics[0].watch, 2, text.data, text.len, &h), NA_OK);
+        hits += h.cnt;
+        na_watch_hits_cleanup(&h);
+        na_buf_cleanup(&text);
+    }
+    assert_true(hits > 3000); /* the texts do name the listed words */
+    na_rules_destroy(rules);
+}
+
 /* ---- bad input ---- */
 
 static void test_watchlist_load_errors(void **state) {
@@ -1055,6 +1152,7 @@ int main(void) {
         cmocka_unit_test(test_parties_in_alert_and_every_format),
         cmocka_unit_test(test_fast_scan_agrees_with_word_scan),
         cmocka_unit_test(test_fast_scan_agrees_around_skipped_chunks),
+        cmocka_unit_test(test_fast_scan_agrees_on_long_fields),
         cmocka_unit_test(test_watchlist_load_errors),
         cmocka_unit_test(test_watchlist_bad_rows_named_rest_loaded),
         cmocka_unit_test(test_watchlist_unclosed_quote_skips_one_row),
