@@ -188,6 +188,18 @@ static void dfs(struct walk *k, size_t i, uint32_t node, unsigned depth) {
 static size_t legal_tail(const na_watch_t *w, const char *text, struct wrec *r, size_t n,
                          size_t i) {
     for (int round = 0; round < 3; round++) {
+        /* most names are followed by no word that starts a legal form */
+        bool starts = false;
+        uint32_t after = r[i].pos_end + 1;
+        for (size_t j = i + 1; j < n && r[j].pos <= after && !starts; j++) {
+            if (r[j].pos == after) {
+                rec_resolve(w, text, &r[j]);
+                starts = r[j].tok != NA_WNONE && w->toks[r[j].tok].legal;
+            }
+        }
+        if (!starts) {
+            break;
+        }
         size_t best = i;
         for (size_t f = 0; f < NA_WATCH_LEGAL_CNT; f++) {
             size_t len = w->legal_len[f];
@@ -829,6 +841,9 @@ na_err_t na_watch_scan(const na_watch_t *w, int field, const char *s, size_t len
     struct wrec *r = ws->v;
     size_t n = ws->cnt;
     for (size_t i = 1; i < n; i++) {
+        if (!rec_less(&r[i], &r[i - 1])) {
+            continue; /* in place, as most are */
+        }
         struct wrec x = r[i];
         size_t j = i;
         while (j > 0 && rec_less(&x, &r[j - 1])) {
