@@ -54,6 +54,23 @@ static int cmp_ev_place(const void *a, const void *b) {
 NA_RULES_DEFINE_SORT(ev_sort_place, struct ev, cmp_ev_place)
 NA_RULES_DEFINE_SORT(ev_sort_strength, struct ev, cmp_ev_strength)
 
+#define ONES8 0x0101010101010101ull
+
+/* The bytes of @p v (eight of text) below 0x20 or above 0x7e: a nonzero
+ * high bit in the result's byte for each (and perhaps in bytes above it),
+ * none when all eight are printable ASCII. */
+static inline uint64_t ascii_odd8(uint64_t v) {
+    uint64_t below = (v - ONES8 * 0x20) & ~v; /* < 0x20 */
+    uint64_t above = (v + ONES8 * 0x01) | v;  /* >= 0x7f */
+    return below | above;
+}
+
+/* Has @p v (eight bytes) a byte <= 0x20 (all white space is)? Bytes >= 0x80
+ * are not. */
+static inline bool blank8(uint64_t v) {
+    return ((v - ONES8 * 0x21) & ~v & ONES8 * 0x80) != 0;
+}
+
 /* Valid UTF-8 copy of text[start..end) with whitespace runs as one space,
  * cut to at most max bytes, appended to @p b with its NUL (no copy of its
  * own when the text is printable ASCII and white space, most evidence: what
@@ -68,10 +85,19 @@ static size_t clean_append(struct na_buf *b, const char *text, size_t start, siz
     size_t n = end - start;
     bool space = false;
     size_t w = 0;
-    while (at < end &&
-           (((unsigned char)text[at] >= 0x20 && (unsigned char)text[at] < 0x7f) ||
-            text[at] == '\n' || text[at] == '\t' || text[at] == '\r')) {
-        at++;
+    for (;;) {
+        uint64_t v;
+        while (at + 8 <= end &&
+               (memcpy(&v, text + at, 8), !(ascii_odd8(v) & ONES8 * 0x80))) {
+            at += 8; /* eight printable ASCII bytes */
+        }
+        if (at < end &&
+            (((unsigned char)text[at] >= 0x20 && (unsigned char)text[at] < 0x7f) ||
+             text[at] == '\n' || text[at] == '\t' || text[at] == '\r')) {
+            at++;
+            continue;
+        }
+        break;
     }
     if (at != end) {
         if (!(tmp = na_utf8_sanitize(text + start, end - start))) {
@@ -88,6 +114,18 @@ static size_t clean_append(struct na_buf *b, const char *text, size_t start, siz
     }
     char *raw = b->data + off;
     for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        /* eight bytes with no white space in them, after no white space */
+        while (!space && i + 8 <= n && (memcpy(&v, raw + i, 8), !blank8(v))) {
+            if (w != i) {
+                memmove(raw + w, raw + i, 8);
+            }
+            w += 8;
+            i += 8;
+        }
+        if (i >= n) {
+            break;
+        }
         char c = raw[i];
         if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
             space = w > 0;
@@ -128,7 +166,6 @@ static char *make_snippet(const char *text, size_t len, size_t mstart, size_t me
     size_t start = 0;
     size_t end = len;
     struct na_buf out;
-    char *body;
 
     if (len > NA_RULES_SNIPPET_BYTES) {
         start = mstart > 60 ? mstart - 60 : 0;
@@ -159,20 +196,18 @@ static char *make_snippet(const char *text, size_t len, size_t mstart, size_t me
             end--;
         }
     }
-    body = clean_text(text, start, end,
-                      len > NA_RULES_SNIPPET_BYTES ? budget : NA_RULES_SNIPPET_BYTES);
-    if (!body) {
-        return NULL;
-    }
     na_buf_init(&out);
     if (start > 0) {
-        na_buf_puts(&out, "\xe2\x80\xa6");
+        na_buf_append(&out, "\xe2\x80\xa6", dots);
     }
-    na_buf_puts(&out, body);
+    clean_append(&out, text, start, end,
+                 len > NA_RULES_SNIPPET_BYTES ? budget : NA_RULES_SNIPPET_BYTES);
+    if (!out.oom) {
+        out.len--; /* the cleaned text's NUL: the "…" goes on after it */
+    }
     if (end < len) {
-        na_buf_puts(&out, "\xe2\x80\xa6");
+        na_buf_append(&out, "\xe2\x80\xa6", dots);
     }
-    free(body);
     return na_buf_steal(&out);
 }
 
@@ -310,6 +345,42 @@ static int cmp_whit(const void *a, const void *b) {
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* Sort v[0..n) in cmp_whit()'s order, merging through @p tmp (n
+ * elements): an article with many hits (a list's short aliases met in
+ * prose) has too many for an insertion sort. */
+static void whit_sort(struct whit *v, size_t n, struct whit *tmp) {
+    if (n <= 16) {
+        small_sort(v, n, sizeof(*v), cmp_whit);
+        return;
+    }
+    struct whit *src = v;
+    struct whit *dst = tmp;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = n - lo > width ? lo + width : n;
+            size_t hi = n - mid > width ? mid + width : n;
+            size_t a = lo;
+            size_t b = mid;
+            size_t k = lo;
+            while (a < mid && b < hi) {
+                dst[k++] = cmp_whit(&src[b], &src[a]) < 0 ? src[b++] : src[a++];
+            }
+            while (a < mid) {
+                dst[k++] = src[a++];
+            }
+            while (b < hi) {
+                dst[k++] = src[b++];
+            }
+        }
+        struct whit *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != v) {
+        memcpy(v, src, n * sizeof(*v));
+    }
+}
+
 /* One party: its entry, its first hit, its count and its score. */
 struct wparty {
     uint32_t entry;
@@ -389,9 +460,9 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
     if (!hits.cnt) {
         goto out;
     }
-    /* the three scratch arrays in one allocation (parties and ev hold
+    /* the four scratch arrays in one allocation (parties and ev hold
      * doubles and come first; wh's fields are 4-byte) */
-    parties = malloc(hits.cnt * (sizeof(*parties) + sizeof(*ev) + sizeof(*wh)));
+    parties = malloc(hits.cnt * (sizeof(*parties) + sizeof(*ev) + 2 * sizeof(*wh)));
     if (!parties) {
         err = NA_ERR_NOMEM;
         goto out;
@@ -402,7 +473,7 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         wh[i].entry = na_watch_pattern_entry(w, hits.v[i].pat);
         wh[i].i = (uint32_t)i;
     }
-    small_sort(wh, hits.cnt, sizeof(*wh), cmp_whit);
+    whit_sort(wh, hits.cnt, wh + hits.cnt);
     double score = 0;
     for (size_t i = 0; i < hits.cnt;) {
         struct wparty *p = &parties[parties_cnt++];
@@ -512,8 +583,22 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
         const struct wparty *p = &parties[i];
         const struct na_watch_hit *h = &hits.v[p->first];
         struct na_party *o = &m->parties[i];
+        /* the party's first mention is most often an evidence line (ev is
+         * in hit order): its label and cleaned text are there already */
+        size_t lo = 0;
+        size_t hi = ev_cnt;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (ev[mid].hit < p->first) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        bool shared = lo < ev_cnt && ev[lo].hit == p->first;
         poff[i][0] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_NAME));
-        poff[i][1] = strings_add(&strs, na_watch_pattern_label(w, h->pat));
+        poff[i][1] =
+            shared ? eoff[lo][0] : strings_add(&strs, na_watch_pattern_label(w, h->pat));
         poff[i][2] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_SOURCE));
         poff[i][3] =
             strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_PROGRAMS));
@@ -521,8 +606,9 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
             strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_COUNTRY));
         poff[i][5] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_TYPE));
         poff[i][6] = strings_add(&strs, na_watch_entry_str(w, p->entry, NA_WATCH_ID));
-        poff[i][7] = clean_append(&strs, s->text[h->field], h->bstart, h->bend,
-                                  NA_RULES_MATCHED_BYTES);
+        poff[i][7] = shared ? eoff[lo][1]
+                            : clean_append(&strs, s->text[h->field], h->bstart, h->bend,
+                                           NA_RULES_MATCHED_BYTES);
         o->field = field_names[h->field];
         o->offset = h->bstart;
         o->count = p->count;
@@ -549,7 +635,7 @@ static na_err_t watch_eval(struct scan *s, size_t t, struct na_rules_verdict *v,
     m->parties_cnt = parties_cnt;
 out:
     na_buf_cleanup(&strs);
-    free(parties); /* and ev, wh */
+    free(parties); /* and ev, wh and wh's merge space */
     na_watch_hits_cleanup(&hits);
     return err;
 }

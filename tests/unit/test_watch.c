@@ -802,6 +802,96 @@ static void test_fast_scan_agrees_on_long_fields(void **state) {
     na_rules_destroy(rules);
 }
 
+/* The evidence's text (a match's matched words and its snippet) is the
+ * field's bytes made valid UTF-8, white space runs as one space, cut to
+ * its size: clean_text() reads eight bytes at a time where they need
+ * nothing done, and must give what this byte-by-byte reading gives. */
+static char *clean_ref(const char *s, size_t n, size_t max) {
+    char *t = na_utf8_sanitize(s, n);
+    assert_non_null(t);
+    size_t w = 0;
+    bool space = false;
+    for (size_t i = 0; t[i]; i++) {
+        char c = t[i];
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+            space = w > 0;
+            continue;
+        }
+        if (space) {
+            t[w++] = ' ';
+            space = false;
+        }
+        t[w++] = c;
+    }
+    t[na_utf8_cut(t, w, max)] = '\0';
+    return t;
+}
+
+static void test_evidence_text_cleaned_as_byte_by_byte(void **state) {
+    (void)state;
+    static const char *const words[] = {"Alphonse", "Bravura", "Charleston", "Deltaic",
+                                        "Echoing",  "Foxtrot", "Golfers",    "Hotelier"};
+    const size_t nw = sizeof(words) / sizeof(words[0]);
+    write_str("clean.txt", "Alphonse Bravura Charleston Deltaic Echoing Foxtrot Golfers "
+                           "Hotelier\n");
+    na_rules_t *rules = watch_ok("clean.txt", "names", "");
+    static const char *const gaps[] = {" ",    " ",    " ",    "  ",      "\t",
+                                       "\n",   "\r\n", " \t",  "\xff",    "\x01 ",
+                                       " \v ", "   ",  "\n\n", "\xc2\xa0"};
+    static const char *const filler[] = {
+        "word", "prose", "é",  "ü ", "\xff", "\x01", ".",    "longer ",
+        "\t",   "\r",    "  ", " ",  "x",    "\n",   "\x7f", "\xe2\x80\x94"};
+    uint64_t rng = 0x6a09e667f3bcc909ull;
+    int checked = 0;
+    for (int t = 0; t < 3000; t++) {
+        struct na_buf body;
+        na_buf_init(&body);
+        xorshift(&rng);
+        for (size_t k = (size_t)(rng % 10); k > 0; k--) {
+            xorshift(&rng);
+            na_buf_puts(&body, filler[rng % (sizeof(filler) / sizeof(filler[0]))]);
+        }
+        na_buf_puts(&body, " ");
+        size_t nstart = body.len;
+        for (size_t i = 0; i < nw; i++) {
+            if (i) {
+                xorshift(&rng);
+                na_buf_puts(&body, gaps[rng % (sizeof(gaps) / sizeof(gaps[0]))]);
+            }
+            na_buf_puts(&body, words[i]);
+        }
+        size_t nend = body.len;
+        na_buf_puts(&body, " ");
+        xorshift(&rng);
+        for (size_t k = (size_t)(rng % 10); k > 0; k--) {
+            xorshift(&rng);
+            na_buf_puts(&body, filler[rng % (sizeof(filler) / sizeof(filler[0]))]);
+        }
+        struct na_classification c;
+        const struct na_match *m = classify(rules, NULL, body.data, &c);
+        if (m) {
+            /* the name matched: its evidence as the byte-by-byte reading */
+            assert_int_equal(m->parties_cnt, 1);
+            assert_int_equal(m->parties[0].offset, nstart);
+            char *want =
+                clean_ref(body.data + nstart, nend - nstart, NA_RULES_MATCHED_BYTES);
+            assert_string_equal(m->parties[0].matched, want);
+            assert_string_equal(m->evidence[0].matched, want);
+            free(want);
+            if (body.len <= NA_RULES_SNIPPET_BYTES) {
+                want = clean_ref(body.data, body.len, NA_RULES_SNIPPET_BYTES);
+                assert_string_equal(m->snippet, want);
+                free(want);
+            }
+            checked++;
+        }
+        na_classification_cleanup(&c);
+        na_buf_cleanup(&body);
+    }
+    assert_true(checked > 1000); /* most of the texts name the party */
+    na_rules_destroy(rules);
+}
+
 /* ---- bad input ---- */
 
 static void test_watchlist_load_errors(void **state) {
@@ -1153,6 +1243,7 @@ int main(void) {
         cmocka_unit_test(test_fast_scan_agrees_with_word_scan),
         cmocka_unit_test(test_fast_scan_agrees_around_skipped_chunks),
         cmocka_unit_test(test_fast_scan_agrees_on_long_fields),
+        cmocka_unit_test(test_evidence_text_cleaned_as_byte_by_byte),
         cmocka_unit_test(test_watchlist_load_errors),
         cmocka_unit_test(test_watchlist_bad_rows_named_rest_loaded),
         cmocka_unit_test(test_watchlist_unclosed_quote_skips_one_row),
