@@ -363,6 +363,29 @@ static inline bool mbit(const uint64_t *m, size_t i) {
     return (m[i >> 6] >> (i & 63)) & 1u;
 }
 
+/* Has bitmap m a bit in [a, e)? */
+static inline bool bits_any(const uint64_t *m, size_t a, size_t e) {
+    if (a >= e) {
+        return false;
+    }
+    size_t ka = a >> 6;
+    size_t ke = (e - 1) >> 6;
+    uint64_t first = ~(uint64_t)0 << (a & 63);
+    uint64_t last = ~(uint64_t)0 >> (63 - ((e - 1) & 63));
+    if (ka == ke) {
+        return (m[ka] & first & last) != 0;
+    }
+    if (m[ka] & first) {
+        return true;
+    }
+    for (size_t k = ka + 1; k < ke; k++) {
+        if (m[k]) {
+            return true;
+        }
+    }
+    return (m[ke] & last) != 0;
+}
+
 /* The chunk (run of al | pu bytes) holding byte i: [*cs, *ce). */
 static void chunk_of(const uint64_t *al, const uint64_t *pu, size_t words, size_t i,
                      size_t *cs, size_t *ce) {
@@ -720,6 +743,12 @@ NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_
             if (i < seen_end) {
                 continue; /* in the chunk just looked at */
             }
+            if (p[i] < 0x80 && (i + 1 >= len || !(mbit(al, i + 1) || mbit(pu, i + 1)))) {
+                /* a - ' . that ends its chunk and is the chunk's first byte
+                 * of class 2 (most often a sentence's full stop): one
+                 * plain run with a separator after it */
+                continue;
+            }
             size_t cs, ce;
             chunk_of(al, pu, words, i, &cs, &ce);
             seen_end = ce;
@@ -733,11 +762,7 @@ NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_
                    (p[ce - 1] == '-' || p[ce - 1] == '\'' || p[ce - 1] == '.')) {
                 ce--;
             }
-            bool inside = false;
-            for (size_t j = cs; j < ce && !inside; j++) {
-                inside = mbit(pu, j);
-            }
-            if (!inside) {
+            if (!bits_any(pu, cs, ce)) {
                 continue; /* one plain run between separators */
             }
             if (cx_cnt == cx_cap) {
