@@ -124,6 +124,17 @@ struct walk {
     unsigned best_depth;
 };
 
+/* Are a[0..n) and b[0..n) the same? Inline: the words compared are short
+ * and most differ early ("The" against a listed "THE"). */
+static inline bool same_bytes(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Does the text of the walked words equal pattern p's listed words? */
 static bool case_ok(const struct walk *k, const struct na_wpat *p, unsigned depth) {
     if (!p->exact_cnt) {
@@ -136,7 +147,7 @@ static bool case_ok(const struct walk *k, const struct na_wpat *p, unsigned dept
         const struct wrec *rec = &k->r[k->path[i]];
         const struct na_wspan *sp = &k->w->spans[p->exact_first + i];
         if (rec->bend - rec->bstart != sp->len ||
-            memcmp(k->text + rec->bstart, k->w->pool + sp->off, sp->len)) {
+            !same_bytes(k->text + rec->bstart, k->w->pool + sp->off, sp->len)) {
             return false;
         }
     }
