@@ -391,7 +391,8 @@ static int db_hit(unsigned int id, unsigned long long from, unsigned long long t
 
 /* Bitmaps of 64 bytes at @p p: *al ASCII letters and digits, *pu the bytes
  * of chunk class 2 (- ' . and every byte >= 0x80), which may join words
- * (the tokeniser reads their chunks), *hi the bytes >= 0x80. */
+ * (the tokeniser reads their chunks), *hi the bytes >= 0x80 (not made when
+ * @p hi is NULL). */
 static inline __attribute__((always_inline)) void
 block_masks(const unsigned char *p, uint64_t *al, uint64_t *pu, uint64_t *hi) {
     uint64_t am = 0, pm = 0, hm = 0;
@@ -413,7 +414,9 @@ block_masks(const unsigned char *p, uint64_t *al, uint64_t *pu, uint64_t *hi) {
         __m128i w = _mm_andnot_si128(h, _mm_or_si128(l, d));
         am |= (uint64_t)(unsigned)_mm_movemask_epi8(w) << (16 * j);
         pm |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(q, h)) << (16 * j);
-        hm |= (uint64_t)(unsigned)_mm_movemask_epi8(h) << (16 * j);
+        if (hi) {
+            hm |= (uint64_t)(unsigned)_mm_movemask_epi8(h) << (16 * j);
+        }
     }
 #else
     for (size_t i = 0; i < 64; i++) {
@@ -430,7 +433,9 @@ block_masks(const unsigned char *p, uint64_t *al, uint64_t *pu, uint64_t *hi) {
 #endif
     *al = am;
     *pu = pm;
-    *hi = hm;
+    if (hi) {
+        *hi = hm;
+    }
 }
 
 /* The bitmaps of a field, bit i of word i / 64 for byte i (block_masks()
@@ -442,12 +447,12 @@ static inline __attribute__((always_inline)) void field_masks(const unsigned cha
                                                               uint64_t *hi) {
     size_t full = len / 64;
     for (size_t k = 0; k < full; k++) {
-        block_masks(p + k * 64, &al[k], &pu[k], &hi[k]);
+        block_masks(p + k * 64, &al[k], &pu[k], hi ? &hi[k] : NULL);
     }
     if (len % 64) {
         unsigned char tail[64] = {0};
         memcpy(tail, p + full * 64, len % 64);
-        block_masks(tail, &al[full], &pu[full], &hi[full]);
+        block_masks(tail, &al[full], &pu[full], hi ? &hi[full] : NULL);
     }
 }
 
@@ -825,13 +830,7 @@ NA_RULES_CLONES static na_err_t scan_field_fast(struct scan *s, int f, const cha
 }
 
 void na_rules_field_masks(const char *s, size_t len, uint64_t *al, uint64_t *pu) {
-    size_t words = (len + 63) / 64;
-    uint64_t hi[64];
-    for (size_t k = 0; k < words; k += 64) {
-        size_t n = words - k < 64 ? words - k : 64;
-        size_t bytes = n * 64 < len - k * 64 ? n * 64 : len - k * 64;
-        field_masks((const unsigned char *)s + k * 64, bytes, al + k, pu + k, hi);
-    }
+    field_masks((const unsigned char *)s, len, al, pu, NULL);
 }
 
 na_err_t na_rules_scan_words(const char *s, size_t len, na_rules_word_cb *cb, void *ctx) {
