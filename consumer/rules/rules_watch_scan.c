@@ -397,6 +397,32 @@ static inline bool bits_any(const uint64_t *m, size_t a, size_t e) {
     return (m[ke] & last) != 0;
 }
 
+/* The first set bit of m in [i, e), or e. */
+static inline size_t next_bit(const uint64_t *m, size_t i, size_t e) {
+    while (i < e) {
+        uint64_t x = m[i >> 6] >> (i & 63);
+        if (x) {
+            size_t b = i + (size_t)__builtin_ctzll(x);
+            return b < e ? b : e;
+        }
+        i = (i | 63) + 1;
+    }
+    return e;
+}
+
+/* The first clear bit of m in [i, e), or e. */
+static inline size_t next_bit_clear(const uint64_t *m, size_t i, size_t e) {
+    while (i < e) {
+        uint64_t x = ~m[i >> 6] >> (i & 63);
+        if (x) {
+            size_t b = i + (size_t)__builtin_ctzll(x);
+            return b < e ? b : e;
+        }
+        i = (i | 63) + 1;
+    }
+    return e;
+}
+
 /* The chunk (run of al | pu bytes) holding byte i: [*cs, *ce). */
 static void chunk_of(const uint64_t *al, const uint64_t *pu, size_t words, size_t i,
                      size_t *cs, size_t *ce) {
@@ -524,27 +550,29 @@ static inline bool head_has(const na_watch_t *w, const unsigned char *p, size_t 
  * position: it is skipped as one position (only the adjacency of the
  * listed words around it matters, which that keeps).
  */
-static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
-                       size_t ce) {
-    for (size_t i = cs; i < ce; i++) {
+static bool chunk_cold(const na_watch_t *w, const uint64_t *al, const unsigned char *p,
+                       size_t len, size_t cs, size_t ce) {
+    size_t i = cs;
+    for (; i + 8 <= ce; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        if (v & 0x8080808080808080ull) {
+            return false;
+        }
+    }
+    for (; i < ce; i++) {
         if (p[i] >= 0x80) {
             return false;
         }
     }
     char buf[NA_RULES_QUICK_PAD];
-    size_t i = cs;
+    i = cs;
     while (i < ce) {
-        while (i < ce && !ascii_alnum(p[i])) {
-            i++;
-        }
-        if (i >= ce) {
+        size_t a = next_bit(al, i, ce);
+        if (a >= ce) {
             break;
         }
-        size_t a = i;
-        size_t e = i;
-        while (e < ce && ascii_alnum(p[e])) {
-            e++;
-        }
+        size_t e = next_bit_clear(al, a, ce);
         i = e; /* the next start */
         if (e - a == 1 && (p[a] | 0x20) == 's' && a >= cs + 2 && p[a - 1] == '\'' &&
             ascii_alnum(p[a - 2])) {
@@ -555,9 +583,19 @@ static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
             if (bl + (e - a) > NA_RULES_MAX_TERM_BYTES) {
                 break; /* no listed word is longer */
             }
-            for (size_t k = a; k < e; k++) {
-                buf[bl++] = (char)(p[k] | 0x20);
+            /* eight bytes at a time where the field has them (what is
+             * copied past the run is cleared below) */
+            size_t k = a;
+            for (; k < e && k + 8 <= len; k += 8) {
+                uint64_t v;
+                memcpy(&v, p + k, 8);
+                v |= 0x2020202020202020ull;
+                memcpy(buf + bl + (k - a), &v, 8);
             }
+            for (; k < e; k++) {
+                buf[bl + (k - a)] = (char)(p[k] | 0x20);
+            }
+            bl += e - a;
             memset(buf + bl, 0, 8); /* the hashes read whole 8-byte words */
             if (head_has(w, (const unsigned char *)buf, bl, sizeof(buf)) &&
                 bloom_has(w, na_rules_quick_hash(buf, bl, 0))) {
@@ -567,10 +605,7 @@ static bool chunk_cold(const na_watch_t *w, const unsigned char *p, size_t cs,
                 break;
             }
             a = e + 1;
-            e = a;
-            while (e < ce && ascii_alnum(p[e])) {
-                e++;
-            }
+            e = next_bit_clear(al, a, ce);
         }
     }
     return true;
@@ -790,7 +825,8 @@ NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_
                 cx_cap *= 2;
             }
             cx[2 * cx_cnt] = (uint32_t)cs;
-            cx[2 * cx_cnt + 1] = (uint32_t)ce | (chunk_cold(w, p, cs, ce) ? CX_COLD : 0);
+            cx[2 * cx_cnt + 1] =
+                (uint32_t)ce | (chunk_cold(w, al, p, len, cs, ce) ? CX_COLD : 0);
             cx_cnt++;
         }
     }
