@@ -340,10 +340,25 @@ static inline void plain_word(struct wscan *ws, const unsigned char *p, size_t l
         return; /* no listed word is longer */
     }
     uint64_t h = lc_hash(p + a, n, len - a);
-    if (!bloom_has(w, h)) {
-        return;
+    if (ws->cnt == ws->cap) {
+        rec_push(ws, 0, 0, 0, 0, 0, 0, 0, 0); /* grown by one, taken back below */
+        if (ws->oom) {
+            return;
+        }
+        ws->cnt--;
     }
-    rec_push(ws, h, NA_WNONE, NA_WNONE, WREC_LAZY, pos, pos, (uint32_t)a, (uint32_t)e);
+    /* written whether or not the word filter passes it, which about half
+     * the words do: no branch to mispredict */
+    struct wrec *r = &ws->v[ws->cnt];
+    r->h = h;
+    r->tok = NA_WNONE;
+    r->root = NA_WNONE;
+    r->flags = WREC_LAZY;
+    r->pos = pos;
+    r->pos_end = pos;
+    r->bstart = (uint32_t)a;
+    r->bend = (uint32_t)e;
+    ws->cnt += bloom_has(w, h);
 }
 
 enum na_watch_scan_mode na_watch_scan_mode = NA_WATCH_SCAN_FAST;
@@ -728,9 +743,9 @@ NA_RULES_CLONES static size_t gather(const uint64_t *al, size_t words,
 /* Complex chunk c ([start, end | CX_COLD]): read (its listed words recorded
  * at their positions, adj the correction of the chunks before it) unless
  * cold. @returns its positions less its runs. */
-static int64_t chunk_read(struct wscan *ws, struct na_rtoks *toks, const char *s,
-                          const uint64_t *al, const uint32_t *cum, size_t words,
-                          const uint32_t *c, int64_t adj) {
+static inline __attribute__((always_inline)) int64_t
+chunk_read(struct wscan *ws, struct na_rtoks *toks, const char *s, const uint64_t *al,
+           const uint32_t *cum, size_t words, const uint32_t *c, int64_t adj) {
     uint32_t rb = runs_before(al, cum, words, c[0]);
     uint32_t re = runs_before(al, cum, words, c[1] & ~CX_COLD);
     uint32_t used = c[1] & CX_COLD ? 1
