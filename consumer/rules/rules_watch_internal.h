@@ -166,9 +166,11 @@ static inline uint64_t na_watch_one_exact_bits(uint64_t h) {
 
 /* The head filter's key of a word of @p len bytes whose first
  * min(len, 8) bytes, with 0x20 ORed into each, are @p v (little-endian,
- * zero above them). */
+ * zero above them). The length is added, not multiplied in: the multiply
+ * carries it into the high bits the filter reads, and the scan computes
+ * this for every run of letters and digits of the text. */
 static inline uint64_t na_watch_head_key(uint64_t v, size_t len) {
-    return (v ^ ((uint64_t)len * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+    return (v + (uint64_t)len) * 0xff51afd7ed558ccdull;
 }
 
 /* The word of na_watch_s.head for key k (its high bits, the best mixed). */
