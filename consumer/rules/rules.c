@@ -65,10 +65,24 @@ static inline uint64_t ascii_odd8(uint64_t v) {
     return below | above;
 }
 
+/* Are the eight bytes at @p p printable ASCII? */
+static inline bool printable8(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return !(ascii_odd8(v) & ONES8 * 0x80);
+}
+
 /* Has @p v (eight bytes) a byte <= 0x20 (all white space is)? Bytes >= 0x80
  * are not. */
 static inline bool blank8(uint64_t v) {
     return ((v - ONES8 * 0x21) & ~v & ONES8 * 0x80) != 0;
+}
+
+/* Are the eight bytes at @p p free of white space (and of bytes < 0x20)? */
+static inline bool solid8(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return !blank8(v);
 }
 
 /* Valid UTF-8 copy of text[start..end) with whitespace runs as one space,
@@ -86,10 +100,8 @@ static size_t clean_append(struct na_buf *b, const char *text, size_t start, siz
     bool space = false;
     size_t w = 0;
     for (;;) {
-        uint64_t v;
-        while (at + 8 <= end &&
-               (memcpy(&v, text + at, 8), !(ascii_odd8(v) & ONES8 * 0x80))) {
-            at += 8; /* eight printable ASCII bytes */
+        while (at + 8 <= end && printable8(text + at)) {
+            at += 8;
         }
         if (at < end &&
             (((unsigned char)text[at] >= 0x20 && (unsigned char)text[at] < 0x7f) ||
@@ -114,9 +126,8 @@ static size_t clean_append(struct na_buf *b, const char *text, size_t start, siz
     }
     char *raw = b->data + off;
     for (size_t i = 0; i < n; i++) {
-        uint64_t v;
         /* eight bytes with no white space in them, after no white space */
-        while (!space && i + 8 <= n && (memcpy(&v, raw + i, 8), !blank8(v))) {
+        while (!space && i + 8 <= n && solid8(raw + i)) {
             if (w != i) {
                 memmove(raw + w, raw + i, 8);
             }
