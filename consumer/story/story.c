@@ -272,37 +272,11 @@ static uint8_t kind_of(const char *s) {
     }
 }
 
-/* A feature's key: a 64-bit hash of its text, eight bytes at a time.
- * Features are told apart by it: two texts with one key would count as
- * one feature (at a million features, odds of about 3e-8 that any two
- * do). Keys live only in memory (signatures keep the texts), so the
- * hash may change between versions. */
+/* A feature's key. Features are told apart by it: two texts with one key
+ * would count as one feature (at a million features, odds of about 3e-8
+ * that any two do). */
 static uint64_t feat_key(const char *s, size_t len) {
-    const uint64_t k = 0x9e3779b97f4a7c15ull;
-    uint64_t h = k ^ ((uint64_t)len * 0xc2b2ae3d27d4eb4full);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t b;
-        memcpy(&b, s + i, sizeof(b));
-        h = (h ^ b) * k;
-        h ^= h >> 29;
-    }
-    if (i < len) {
-        uint64_t b = 0;
-        for (size_t j = 0; i + j < len; j++) {
-            b |= (uint64_t)(unsigned char)s[i + j] << (8 * j);
-        }
-        h = (h ^ b) * k;
-        h ^= h >> 29;
-    }
-    /* the last steps of MurmurHash3's 64-bit finaliser: every bit of the
-     * key depends on every bit of the text */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    return na_story_hash(s, len);
 }
 
 static void slots_insert(uint64_t *slots, size_t n, uint64_t key, uint32_t fid) {

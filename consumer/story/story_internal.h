@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rules_text.h"
 #include "story.h"
@@ -21,6 +22,43 @@
 #define NA_STORY_BODY_BYTES 1600u
 /** Longest feature text (bytes). */
 #define NA_STORY_FEATURE_BYTES 96u
+
+/**
+ * A 64-bit hash of @p s[0..len), for the engine's tables (feature keys,
+ * the text reader's lexicon): eight bytes at a time, the last eight (or
+ * fewer) read once, overlapping, so no byte past the end is read; then
+ * MurmurHash3's 64-bit finaliser, so that every bit depends on every
+ * byte. Keys live only in memory: the hash may change between versions.
+ */
+static inline uint64_t na_story_hash(const char *s, size_t len) {
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = k ^ ((uint64_t)len * 0xc2b2ae3d27d4eb4full);
+    uint64_t b = 0;
+    if (len >= 8) {
+        size_t i = 0;
+        for (; i + 8 < len; i += 8) {
+            memcpy(&b, s + i, sizeof(b));
+            h = (h ^ b) * k;
+            h ^= h >> 29;
+        }
+        memcpy(&b, s + len - 8, sizeof(b));
+    } else if (len >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, sizeof(lo));
+        memcpy(&hi, s + len - 4, sizeof(hi));
+        b = (uint64_t)hi << 32 | lo;
+    } else if (len > 0) {
+        b = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << 8 |
+            (uint64_t)(unsigned char)s[len - 1] << 16;
+    }
+    h = (h ^ b) * k;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
 
 /** Kinds of features, one view of the article each (the letter before the
  *  colon of a feature's text). */

@@ -39,15 +39,6 @@ struct na_story_word {
     uint8_t month; /* 1..12 when a month name, else 0 */
 };
 
-static uint32_t str_hash(const char *s, size_t len) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* Sorted (strcmp order), for reading; looked up through the lexicon. */
 static const char *const stop_words[] = {
     "about",     "according", "account",   "across",    "advertisement", "after",
@@ -125,7 +116,7 @@ static struct lex lexicon[NA_STORY_LEX_SLOTS];
 static pthread_once_t lexicon_once = PTHREAD_ONCE_INIT;
 
 static struct lex *lex_slot(const char *w, size_t len) {
-    size_t j = str_hash(w, len) & (NA_STORY_LEX_SLOTS - 1);
+    size_t j = (size_t)(na_story_hash(w, len) >> 40) & (NA_STORY_LEX_SLOTS - 1);
     while (lexicon[j].word &&
            (lexicon[j].len != len || memcmp(lexicon[j].word, w, len) != 0)) {
         j = (j + 1) & (NA_STORY_LEX_SLOTS - 1);

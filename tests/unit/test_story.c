@@ -750,6 +750,76 @@ static void test_common_features_unlisted_and_relisted(void **state) {
     na_stories_destroy(st);
 }
 
+/* The story tokeniser (its ASCII fast path, sixteen bytes at a time where
+ * SSE2 is there) gives the tokens the rules tokeniser gives, on random
+ * texts of words of every length (past sixteen and past the longest term),
+ * mixed case, digits, hyphens, dots, apostrophes, white space and bytes
+ * that are not ASCII, at every offset. */
+static void test_story_tokens_match_the_rules_tokeniser(void **state) {
+    (void)state;
+    static const char pieces[] = "aZq09-.'s \t\n,\xc3\xa9\xe2\x80\x94";
+    char text[600];
+    struct na_rtoks a, b;
+    uint64_t r = 777;
+    na_rtoks_init(&a);
+    na_rtoks_init(&b);
+    for (int round = 0; round < 3000; round++) {
+        size_t n = 0, len;
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        len = (size_t)(r >> 33) % (sizeof(text) - 80);
+        while (n < len) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned pick = (unsigned)(r >> 35) % 16;
+            if (pick < 9) {
+                /* a word of 1 to 70 letters and digits, some upper case */
+                size_t w = 1 + (size_t)(r >> 20) % (pick < 2 ? 70 : 12);
+                for (size_t k = 0; k < w && n < sizeof(text) - 8; k++) {
+                    r = r * 6364136223846793005ull + 1442695040888963407ull;
+                    unsigned c = (unsigned)(r >> 40) % 64;
+                    text[n++] = (char)(c < 26   ? 'a' + c
+                                       : c < 36 ? 'A' + (c - 26)
+                                       : c < 46 ? '0' + (c - 36)
+                                                : 'a' + (c - 46));
+                }
+            } else {
+                size_t k = (size_t)(r >> 20) % (sizeof(pieces) - 1);
+                if ((unsigned char)pieces[k] >= 0x80) {
+                    /* a whole UTF-8 sequence: e with acute, or an em dash */
+                    const char *seq = k < 13 ? "\xc3\xa9" : "\xe2\x80\x94";
+                    size_t sl = strlen(seq);
+                    memcpy(text + n, seq, sl);
+                    n += sl;
+                } else {
+                    text[n++] = pieces[k];
+                }
+            }
+        }
+        text[n] = '\0';
+        size_t from = (size_t)round % 17 < n ? (size_t)round % 17 : 0;
+        assert_int_equal(na_story_tokenize(text + from, n - from, &a), NA_OK);
+        b.cnt = 0;
+        b.text_len = 0;
+        assert_int_equal(na_rules_tokenize(text + from, n - from, &b), NA_OK);
+        if (a.cnt != b.cnt) {
+            fail_msg("round %d: %zu tokens, the rules tokeniser %zu: \"%s\"", round,
+                     a.cnt, b.cnt, text + from);
+        }
+        for (size_t i = 0; i < a.cnt; i++) {
+            const struct na_rtok *x = &a.v[i], *y = &b.v[i];
+            if (x->bstart != y->bstart || x->bend != y->bend || x->pos != y->pos ||
+                x->pos_end != y->pos_end || x->fold_len != y->fold_len ||
+                x->stem_len != y->stem_len || x->stem_y != y->stem_y ||
+                x->truncated != y->truncated ||
+                memcmp(a.text + x->fold_off, b.text + y->fold_off, x->fold_len) != 0) {
+                fail_msg("round %d, token %zu (bytes %u..%u) differs: \"%s\"", round, i,
+                         y->bstart, y->bend, text + from);
+            }
+        }
+    }
+    na_rtoks_cleanup(&a);
+    na_rtoks_cleanup(&b);
+}
+
 /* The engine's block allocator (story_mem.c): blocks of every class and
  * large ones, written whole, never overlap, keep their alignment, keep
  * their bytes through a move to another class, and a freed block is the
@@ -828,6 +898,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_dev_set_and_seeds),
         cmocka_unit_test(test_engine_memory_blocks),
+        cmocka_unit_test(test_story_tokens_match_the_rules_tokeniser),
         cmocka_unit_test(test_common_features_unlisted_and_relisted),
     };
     return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
