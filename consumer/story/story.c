@@ -122,9 +122,11 @@ struct post {
     uint32_t sidx; /* the feature's place in s->f */
 };
 
+/* A feature of the dictionary: one cache line (its text apart, in
+ * st->ftext), which the article's look-up, weighing, joining and closing
+ * read. */
 struct feat {
-    char *s;
-    uint64_t key;   /* 64-bit hash of s (feat_key()) */
+    uint64_t key;   /* 64-bit hash of its text (feat_key()) */
     uint32_t stamp; /* the article (st->seq) that last emitted it */
     uint32_t aidx;  /* with stamp: its place in st->af */
     uint8_t kind;
@@ -136,6 +138,8 @@ struct feat {
     struct post *post;
     uint32_t post_cnt, post_cap;
 };
+_Static_assert(sizeof(void *) != 8 || sizeof(struct feat) == 64,
+               "a feature is one cache line");
 
 struct sfeat {
     uint32_t fid;
@@ -204,8 +208,9 @@ struct na_stories_s {
     int64_t window_s;
     int64_t reorder_s; /* < 0: never close by time */
     const na_story_model_t *model;
-    int64_t now; /* newest article time seen, Unix s; NA_TIME_UNKNOWN at first */
-    struct feat *feats;
+    int64_t now;        /* newest article time seen, Unix s; NA_TIME_UNKNOWN at first */
+    struct feat *feats; /* on cache lines (na_smem_big_alloc()) */
+    char **ftext;       /* their texts, "K:..." */
     size_t feats_cnt, feats_cap;
     uint64_t *slots; /* open addressing: key's high 32 bits << 32 | fid + 1; 0 = empty */
     size_t slots_cnt;
@@ -336,18 +341,23 @@ static uint32_t feat_id_key(na_stories_t *st, const char *s, size_t len, uint64_
         if (st->feats_cnt) {
             memcpy(nf, st->feats, st->feats_cnt * sizeof(*nf));
         }
+        char **nt = realloc(st->ftext, cap * sizeof(*nt));
+        if (!nt) {
+            na_smem_big_free(nf, cap * sizeof(*nf));
+            return UINT32_MAX;
+        }
+        st->ftext = nt;
         na_smem_big_free(st->feats, st->feats_cap * sizeof(*nf));
         st->feats = nf;
         st->feats_cap = cap;
     }
     struct feat *f = &st->feats[st->feats_cnt];
     memset(f, 0, sizeof(*f));
-    f->s = na_strndup(s, len);
-    if (!f->s) {
+    if (!(st->ftext[st->feats_cnt] = na_strndup(s, len))) {
         return UINT32_MAX;
     }
     f->key = key;
-    f->kind = kind_of(f->s);
+    f->kind = kind_of(st->ftext[st->feats_cnt]);
     f->idf_docs = -1;
     slots_insert(st->slots, st->slots_cnt, key, (uint32_t)st->feats_cnt);
     return (uint32_t)st->feats_cnt++;
@@ -450,10 +460,11 @@ static void dict_compact(na_stories_t *st) {
         struct feat *f = &st->feats[i];
         if (f->post_cnt || f->df >= NA_STORY_DF_FORGET) {
             map[i] = (uint32_t)w;
+            st->ftext[w] = st->ftext[i];
             st->feats[w++] = *f;
         } else {
             map[i] = UINT32_MAX;
-            free(f->s);
+            free(st->ftext[i]);
             na_smem_free(&st->mem, f->post, f->post_cap * sizeof(*f->post));
         }
     }
@@ -1077,11 +1088,12 @@ void na_stories_destroy(na_stories_t *st) {
     free(st->heap);
     free(st->buckets);
     for (size_t i = 0; i < st->feats_cnt; i++) {
-        free(st->feats[i].s);
+        free(st->ftext[i]);
         na_smem_free(&st->mem, st->feats[i].post,
                      st->feats[i].post_cap * sizeof(*st->feats[i].post));
     }
     na_smem_big_free(st->feats, st->feats_cap * sizeof(*st->feats));
+    free(st->ftext);
     na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
     na_smem_cleanup(&st->mem);
     free(st->af);
@@ -1716,13 +1728,13 @@ bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
                 ok = false;
             } else if (sf_find(s, x->fid) != x) {
                 snprintf(why, why_size, "story %s: %s not found by its index", s->id,
-                         f->s);
+                         st->ftext[x->fid]);
                 ok = false;
             } else if (f->unlisted ? x->pidx != NA_STORY_NO_POST
                                    : !p || p->s != s || p->sidx != i || p->w != x->w ||
                                          p->tw != x->tw) {
                 snprintf(why, why_size, "story %s: %s: posting %u does not match", s->id,
-                         f->s, x->pidx);
+                         st->ftext[x->fid], x->pidx);
                 ok = false;
             } else {
                 cnt[x->fid]++;
@@ -1733,12 +1745,12 @@ bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
     for (size_t i = 0; i < st->feats_cnt && ok; i++) {
         const struct feat *f = &st->feats[i];
         if (cnt[i] != f->post_cnt) {
-            snprintf(why, why_size, "%s: in %u stories, counts %u", f->s, cnt[i],
+            snprintf(why, why_size, "%s: in %u stories, counts %u", st->ftext[i], cnt[i],
                      f->post_cnt);
             ok = false;
         } else if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->relist_due) {
-            snprintf(why, why_size, "%s: unlisted in only %u stories, not noted", f->s,
-                     f->post_cnt);
+            snprintf(why, why_size, "%s: unlisted in only %u stories, not noted",
+                     st->ftext[i], f->post_cnt);
             ok = false;
         }
         off += f->unlisted;
@@ -1776,7 +1788,7 @@ json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
         qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
     }
     for (size_t i = 0; i < s->f_cnt && i < NA_STORY_SIG_FEATURES; i++) {
-        const char *key = st->feats[kv[i].fid].s;
+        const char *key = st->ftext[kv[i].fid];
         if (json_object_set_new(f, key, json_integer(kv[i].cnt)) ||
             (kv[i].tcnt && json_object_set_new(tf, key, json_integer(kv[i].tcnt)))) {
             goto fail;

@@ -158,7 +158,12 @@ static size_t page_round(size_t size) {
 
 void *na_smem_big_alloc(size_t size) {
     if (size < NA_SMEM_BIG_MAP) {
-        return calloc(1, size ? size : 1);
+        size_t n = (size + 63) & ~(size_t)63; /* whole cache lines */
+        void *p = aligned_alloc(64, n ? n : 64);
+        if (p) {
+            memset(p, 0, n ? n : 64);
+        }
+        return p;
     }
     void *p = mmap(NULL, page_round(size), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -61,9 +61,10 @@ void na_smem_free(struct na_smem *m, void *p, size_t size);
  */
 void *na_smem_realloc(struct na_smem *m, void *p, size_t old_size, size_t new_size);
 
-/** @brief A zeroed block of @p size bytes for a large array: mapped on its
- *         own (huge pages advised) from 1 MiB, else calloc(). NULL: no
- *         memory. Free with na_smem_big_free() and the same size. */
+/** @brief A zeroed block of @p size bytes for a large array, on a cache
+ *         line: mapped on its own (huge pages advised) from 1 MiB, else
+ *         aligned_alloc(). NULL: no memory. Free with na_smem_big_free()
+ *         and the same size. */
 void *na_smem_big_alloc(size_t size);
 void na_smem_big_free(void *p, size_t size);
 
