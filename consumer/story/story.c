@@ -245,6 +245,17 @@ struct na_stories_s {
     int32_t hit[NA_STORY_ART_FEATURES + 1];    /* per af index: in the candidate's f;
                                                   the last: where misses write */
     struct add add[NA_STORY_ART_FEATURES];     /* what join() adds */
+    /* where score() met the candidates' features, for join(): the scan's
+     * postings, and each candidate's hits in the common-feature pass */
+    struct slog {
+        struct story *s;
+        uint16_t i;    /* in st->af */
+        uint32_t sidx; /* in s->f */
+    } slog[NA_STORY_SCAN_BUDGET];
+    size_t slog_cnt;
+    uint16_t chit_i[NA_STORY_CANDIDATES][NA_STORY_ART_FEATURES];
+    uint32_t chit_m[NA_STORY_CANDIDATES][NA_STORY_ART_FEATURES];
+    uint16_t chit_cnt[NA_STORY_CANDIDATES];
     /* teacher mode */
     na_story_example_cb *teach_cb;
     void *teach_ctx;
@@ -966,14 +977,20 @@ static na_err_t relist_all(na_stories_t *st) {
 
 /*
  * Add @p add to @p s: sums, counts, postings, norms. On failure (no
- * memory) @p s and the index are as they were.
+ * memory) @p s and the index are as they were. With @p at_known, each
+ * add[j].at is already the feature's place in s->f (UINT32_MAX: not in
+ * it), as scoring found them.
  */
-static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, size_t n) {
+static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, size_t n,
+                          bool at_known) {
     size_t fresh = 0;
     /* Room first (list, index, postings), so that nothing below fails;
-     * each feature's place in s->f remembered (UINT32_MAX: new). */
+     * each feature's place in s->f remembered (UINT32_MAX: new), unless
+     * the caller knows them already (@p at_known). */
     for (size_t j = 0; j < n; j++) {
-        const struct sfeat *x = sf_find(s, add[j].fid);
+        const struct sfeat *x = at_known
+                                    ? (add[j].at != UINT32_MAX ? &s->f[add[j].at] : NULL)
+                                    : sf_find(s, add[j].fid);
         add[j].at = x ? (uint32_t)(x - s->f) : UINT32_MAX;
         if (!x) {
             struct feat *f = &st->feats[add[j].fid];
@@ -1434,6 +1451,7 @@ static void choose_scanned(na_stories_t *st) {
 static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
                       double (*x)[NA_SX_COUNT], double *p, size_t *n_out) {
     st->cands_cnt = 0;
+    st->slog_cnt = 0;
     memset(anorm, 0, NA_SV_COUNT * sizeof(*anorm));
     for (size_t i = 0; i < st->af_cnt; i++) {
         const struct afeat *a = &st->af[i];
@@ -1493,6 +1511,8 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
                 }
             }
             accumulate(s, a, po->w, po->tw);
+            /* at most NA_STORY_SCAN_BUDGET postings are scanned */
+            st->slog[st->slog_cnt++] = (struct slog){s, (uint16_t)i, po->sidx};
         }
     }
     /* Rank by the partial cosines; keep the best NA_STORY_CANDIDATES, in
@@ -1540,6 +1560,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         st->atab_at[j] = (uint16_t)i;
         st->atab_used[common++] = (uint16_t)j;
     }
+    memset(st->chit_cnt, 0, sizeof(st->chit_cnt));
     for (size_t k = 0; k < kept && common; k++) {
         struct story *s = st->cands[k];
         size_t found = 0;
@@ -1571,6 +1592,8 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
             if (st->hit[i] >= 0) {
                 const struct sfeat *sf = &s->f[st->hit[i]];
                 accumulate(s, &st->af[i], sf->w, sf->tw);
+                st->chit_i[k][st->chit_cnt[k]] = (uint16_t)i;
+                st->chit_m[k][st->chit_cnt[k]++] = (uint32_t)st->hit[i];
                 st->hit[i] = -1;
                 found--;
             }
@@ -1588,16 +1611,39 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
     return NA_OK;
 }
 
-/* Put the article in st->af into @p s (new or open). */
-static na_err_t join(na_stories_t *st, struct story *s, int64_t t) {
+/* The places in @p s->f of the article's features (st->af order;
+ * UINT32_MAX: not in it) into st->add[].at, as score() found them when
+ * @p s is its candidate @p k: the scan's postings name the rare ones',
+ * the common-feature pass the others'. Every feature of the article that
+ * a story has is one of the two. */
+static void places_of(na_stories_t *st, const struct story *s, size_t k) {
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        st->add[i].at = UINT32_MAX;
+    }
+    for (size_t e = 0; e < st->slog_cnt; e++) {
+        if (st->slog[e].s == s) {
+            st->add[st->slog[e].i].at = st->slog[e].sidx;
+        }
+    }
+    for (size_t e = 0; e < st->chit_cnt[k]; e++) {
+        st->add[st->chit_i[k][e]].at = st->chit_m[k][e];
+    }
+}
+
+/* Put the article in st->af into @p s (new or open); @p cand: its place
+ * among the candidates score() left, or SIZE_MAX. */
+static na_err_t join(na_stories_t *st, struct story *s, int64_t t, size_t cand) {
     struct add *add = st->add;
     na_err_t err;
+    if (cand != SIZE_MAX) {
+        places_of(st, s, cand);
+    }
     for (size_t i = 0; i < st->af_cnt; i++) {
         const struct afeat *a = &st->af[i];
-        add[i] =
-            (struct add){a->fid, 1, a->title, (float)a->w, a->title ? (float)a->w : 0, 0};
+        add[i] = (struct add){
+            a->fid, 1, a->title, (float)a->w, a->title ? (float)a->w : 0, add[i].at};
     }
-    if ((err = story_add(st, s, add, st->af_cnt))) {
+    if ((err = story_add(st, s, add, st->af_cnt, cand != SIZE_MAX))) {
         return err;
     }
     s->n++;
@@ -1681,7 +1727,15 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
             created = true;
         }
     }
-    if ((err = join(st, best, t))) {
+    /* a story score() left as a candidate (not one just opened: its
+     * memory may be a closed candidate's) joins at the places it found */
+    size_t cand = SIZE_MAX;
+    for (size_t k = 0; !created && k < n; k++) {
+        if (st->cands[k] == best) {
+            cand = k;
+        }
+    }
+    if ((err = join(st, best, t, cand))) {
         if (created) {
             story_close(st, best);
         }
@@ -1934,7 +1988,7 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
     } else {
         story_clear(st, s);
     }
-    if ((err = story_add(st, s, add, cnt))) {
+    if ((err = story_add(st, s, add, cnt, false))) {
         if (created) {
             story_close(st, s);
         }

@@ -629,7 +629,13 @@ static void test_dev_set_and_seeds(void **state) {
     qsort(v, n, sizeof(*v), item_cmp);
     na_stories_t *st = na_stories_new(NA_STORY_WINDOW_MS_DEFAULT);
     for (size_t i = 0; i < n; i++) {
+        char why[256];
         assert_int_equal(na_stories_assign(st, &v[i].a, v[i].got, NULL), NA_OK);
+        /* the index whole after each report (joins at the places the
+         * scoring found, closing, pruning) */
+        if (!na_stories_check(st, NULL, why, sizeof(why))) {
+            fail_msg("after %s: %s", v[i].a.id, why);
+        }
     }
     /* Pairwise precision and recall of the grouping against the story keys. */
     size_t tp = 0, fp = 0, fn = 0;
