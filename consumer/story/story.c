@@ -141,12 +141,24 @@ struct feat {
 _Static_assert(sizeof(void *) != 8 || sizeof(struct feat) == 64,
                "a feature is one cache line");
 
+/* A story's feature: what scoring reads (16 bytes: the common-feature
+ * pass streams candidates' lists). Its counts sit apart (struct sfcnt, at
+ * the same place in s->c): only joining, pruning and signatures read them. */
 struct sfeat {
     uint32_t fid;
-    uint32_t cnt;  /* articles with it */
-    uint32_t tcnt; /* of which in their title */
     uint32_t pidx; /* its posting in feats[fid].post */
     float w, tw;   /* sums of those articles' weights */
+};
+
+struct sfcnt {
+    uint32_t cnt;  /* articles with it */
+    uint32_t tcnt; /* of which in their title */
+};
+
+/* Both, for sorting (pruning, signatures). */
+struct kfeat {
+    struct sfeat f;
+    struct sfcnt c;
 };
 
 /* What the candidate scan, the ranking and the common-feature pass read
@@ -163,6 +175,7 @@ struct story {
     double inv[NA_SV_COUNT]; /* 1 / norm per view (0: empty view) */
     double rank;
     double sq[NA_SK_COUNT + 1]; /* sum of w^2 per kind; of tw^2 (title) */
+    struct sfcnt *c;            /* the counts of s->f[i] in c[i] */
     uint32_t *slot;             /* open addressing over f by fid: index + 1, 0 = empty */
     uint32_t slot_cap;
     size_t idx;          /* in st->stories */
@@ -556,12 +569,20 @@ static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
         while (cap < need) {
             cap *= 2;
         }
-        struct sfeat *nf =
-            na_smem_realloc(&st->mem, s->f, s->f_cap * sizeof(*nf), cap * sizeof(*nf));
-        if (!nf) {
+        struct sfeat *nf = na_smem_alloc(&st->mem, cap * sizeof(*nf));
+        struct sfcnt *nc = nf ? na_smem_alloc(&st->mem, cap * sizeof(*nc)) : NULL;
+        if (!nc) {
+            na_smem_free(&st->mem, nf, cap * sizeof(*nf));
             return false;
         }
+        if (s->f_cnt) {
+            memcpy(nf, s->f, s->f_cnt * sizeof(*nf));
+            memcpy(nc, s->c, s->f_cnt * sizeof(*nc));
+        }
+        na_smem_free(&st->mem, s->f, s->f_cap * sizeof(*s->f));
+        na_smem_free(&st->mem, s->c, s->f_cap * sizeof(*s->c));
         s->f = nf;
+        s->c = nc;
         s->f_cap = (uint32_t)cap;
     }
     if (need * 2 > s->slot_cap) {
@@ -585,6 +606,7 @@ static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
 static void story_put(struct story *s, const struct sfeat *x) {
     uint32_t mask = s->slot_cap - 1;
     uint32_t j = fid_hash(x->fid) & mask;
+    s->c[s->f_cnt] = (struct sfcnt){0, 0};
     s->f[s->f_cnt++] = *x;
     while (s->slot[j]) {
         j = (j + 1) & mask;
@@ -715,15 +737,26 @@ static void post_del_all(na_stories_t *st, const struct sfeat *x, size_t n) {
 
 /* A story feature with its weight, for choosing which ones to keep. */
 static int keep_cmp(const void *a, const void *b) {
-    const struct sfeat *x = a;
-    const struct sfeat *y = b;
-    if (x->cnt != y->cnt) {
-        return x->cnt > y->cnt ? -1 : 1;
+    const struct kfeat *x = a;
+    const struct kfeat *y = b;
+    if (x->c.cnt != y->c.cnt) {
+        return x->c.cnt > y->c.cnt ? -1 : 1;
     }
-    if (x->w != y->w) {
-        return x->w > y->w ? -1 : 1;
+    if (x->f.w != y->f.w) {
+        return x->f.w > y->f.w ? -1 : 1;
     }
-    return x->fid < y->fid ? -1 : x->fid > y->fid;
+    return x->f.fid < y->f.fid ? -1 : x->f.fid > y->f.fid;
+}
+
+/* @returns a copy of @p s's features with their counts, for sorting
+ *          (room for @p extra more sfeat after it), or NULL. */
+static struct kfeat *kfeat_copy(const struct story *s, size_t extra) {
+    struct kfeat *kv =
+        malloc((s->f_cnt + 1) * sizeof(*kv) + extra * sizeof(struct sfeat));
+    for (size_t i = 0; kv && i < s->f_cnt; i++) {
+        kv[i] = (struct kfeat){s->f[i], s->c[i]};
+    }
+    return kv;
 }
 
 /* Keep the NA_STORY_MAX_FEATURES / 2 features of @p s that most of its
@@ -732,22 +765,27 @@ static void story_prune(na_stories_t *st, struct story *s) {
     size_t keep_n = NA_STORY_MAX_FEATURES / 2;
     /* sort a copy: post_del() finds moved postings' owners through s's
      * index, which must stay whole meanwhile */
-    struct sfeat *kv = malloc(s->f_cnt * sizeof(*kv));
+    size_t drop_n = s->f_cnt - keep_n;
+    struct kfeat *kv = kfeat_copy(s, drop_n);
     if (!kv) {
         return; /* kept whole until the next article */
     }
-    memcpy(kv, s->f, s->f_cnt * sizeof(*kv));
     qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
-    post_del_all(st, kv + keep_n, s->f_cnt - keep_n);
+    struct sfeat *drop = (struct sfeat *)(void *)(kv + s->f_cnt + 1);
+    for (size_t k = 0; k < drop_n; k++) {
+        drop[k] = kv[keep_n + k].f;
+    }
+    post_del_all(st, drop, drop_n);
     /* the kept ones' postings did not move (each feature has one posting
      * of s, and only dropped features' lists changed), but their places
      * in s->f did */
     for (size_t k = 0; k < keep_n; k++) {
-        if (kv[k].pidx != NA_STORY_NO_POST) {
-            st->feats[kv[k].fid].post[kv[k].pidx].sidx = (uint32_t)k;
+        if (kv[k].f.pidx != NA_STORY_NO_POST) {
+            st->feats[kv[k].f.fid].post[kv[k].f.pidx].sidx = (uint32_t)k;
         }
+        s->f[k] = kv[k].f;
+        s->c[k] = kv[k].c;
     }
-    memcpy(s->f, kv, keep_n * sizeof(*kv));
     s->f_cnt = (uint32_t)keep_n;
     free(kv);
     story_rehash(s);
@@ -831,6 +869,7 @@ static void heap_down(na_stories_t *st, size_t i) {
 static void story_free(na_stories_t *st, struct story *s) {
     if (s) {
         na_smem_free(&st->mem, s->f, s->f_cap * sizeof(*s->f));
+        na_smem_free(&st->mem, s->c, s->f_cap * sizeof(*s->c));
         na_smem_free(&st->mem, s->slot, s->slot_cap * sizeof(*s->slot));
         free(s->event);
         na_smem_free(&st->mem, s, NA_STORY_SIZE);
@@ -1016,8 +1055,8 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
         struct feat *f = &st->feats[a->fid];
         struct sfeat *x = a->at != UINT32_MAX ? &s->f[a->at] : NULL;
         if (!x) {
-            struct sfeat nx = {a->fid, 0, 0, f->unlisted ? NA_STORY_NO_POST : f->post_cnt,
-                               0,      0};
+            struct sfeat nx = {a->fid, f->unlisted ? NA_STORY_NO_POST : f->post_cnt, 0,
+                               0};
             if (!f->unlisted) {
                 f->post[f->post_cnt] = (struct post){s, 0, 0, s->f_cnt};
             }
@@ -1026,8 +1065,9 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
             x = &s->f[s->f_cnt - 1];
         }
         double w0 = x->w, tw0 = x->tw;
-        x->cnt += a->cnt;
-        x->tcnt += a->tcnt;
+        struct sfcnt *c = &s->c[x - s->f];
+        c->cnt += a->cnt;
+        c->tcnt += a->tcnt;
         x->w += a->w;
         x->tw += a->tw;
         s->sq[f->kind] += (double)x->w * x->w - w0 * w0;
@@ -1822,14 +1862,14 @@ bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
 
 json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
     const struct story *s = story_find(st, story_id);
-    struct sfeat *kv = NULL;
+    struct kfeat *kv = NULL;
     json_t *f = NULL, *tf = NULL, *root = NULL;
     if (!s) {
         return NULL;
     }
     /* The features that most articles had, then the heaviest, so a stored
      * signature stays a few KB. */
-    kv = malloc((s->f_cnt + 1) * sizeof(*kv));
+    kv = kfeat_copy(s, 0);
     f = json_object();
     tf = json_object();
     root = json_pack("{s:i, s:I, s:I, s:I}", "v", 2, "t0", (json_int_t)s->first, "t",
@@ -1837,14 +1877,13 @@ json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
     if (!kv || !f || !tf || !root) {
         goto fail;
     }
-    memcpy(kv, s->f, s->f_cnt * sizeof(*kv));
     if (s->f_cnt > 1) {
         qsort(kv, s->f_cnt, sizeof(*kv), keep_cmp);
     }
     for (size_t i = 0; i < s->f_cnt && i < NA_STORY_SIG_FEATURES; i++) {
-        const char *key = st->ftext[kv[i].fid];
-        if (json_object_set_new(f, key, json_integer(kv[i].cnt)) ||
-            (kv[i].tcnt && json_object_set_new(tf, key, json_integer(kv[i].tcnt)))) {
+        const char *key = st->ftext[kv[i].f.fid];
+        if (json_object_set_new(f, key, json_integer(kv[i].c.cnt)) ||
+            (kv[i].c.tcnt && json_object_set_new(tf, key, json_integer(kv[i].c.tcnt)))) {
             goto fail;
         }
     }
