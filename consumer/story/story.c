@@ -162,18 +162,19 @@ struct kfeat {
 };
 
 /* What the candidate scan, the ranking and the common-feature pass read
- * and write comes first: the first NA_STORY_HOT_LINES cache lines of a
- * story (allocated on a cache line), which score() prefetches for every
- * story it meets. */
+ * comes first: the first NA_STORY_HOT_LINES cache lines of a story
+ * (allocated on a cache line), which score() prefetches for every story
+ * it meets. The dot products the scan adds up for a story are the
+ * article's (st->cand_acc), not the story's: the scan writes only the
+ * stamp and the place of a story it meets first. */
 struct story {
     int64_t first, last;
-    uint32_t stamp; /* scratch: the article that met it */
-    uint32_t n;
+    uint32_t stamp;  /* scratch: the article that met it */
+    uint32_t cidx;   /* scratch: with stamp, its place in st->cand_acc */
     struct sfeat *f; /* in no order; slot indexes it */
     uint32_t f_cnt, f_cap;
-    double acc[NA_SV_COUNT];
     double inv[NA_SV_COUNT]; /* 1 / norm per view (0: empty view) */
-    double rank;
+    uint32_t n;
     double sq[NA_SK_COUNT + 1]; /* sum of w^2 per kind; of tw^2 (title) */
     struct sfcnt *c;            /* the counts of s->f[i] in c[i] */
     uint32_t *slot;             /* open addressing over f by fid: index + 1, 0 = empty */
@@ -186,9 +187,17 @@ struct story {
 };
 
 #define NA_STORY_LINE 64u
-/* Cache lines from the start of a story that hold first..rank. */
+/* Cache lines from the start of a story that hold first..inv. */
 #define NA_STORY_HOT_LINES                                                               \
-    ((offsetof(struct story, rank) + sizeof(double) + NA_STORY_LINE - 1) / NA_STORY_LINE)
+    ((offsetof(struct story, inv) + sizeof(double) * NA_SV_COUNT + NA_STORY_LINE - 1) /  \
+     NA_STORY_LINE)
+
+/* The dot products of the article being scored with a story it met, and
+ * their rank (score()). */
+struct cand_acc {
+    double acc[NA_SV_COUNT];
+    double rank;
+};
 
 /* A feature as the text gave it, before it is looked up (read_article()
  * looks an article's features up in a batch, so that the dictionary's
@@ -250,6 +259,7 @@ struct na_stories_s {
     bool in_title;
     bool emit_oom;
     struct story **cands;
+    struct cand_acc *cand_acc; /* by the order stories were met (s->cidx) */
     size_t cands_cnt, cands_cap;
     uint32_t
         atab_key[NA_STORY_ATAB]; /* the article's common features: fid + 1; 0: empty */
@@ -1157,6 +1167,7 @@ void na_stories_destroy(na_stories_t *st) {
     free(st->pend);
     free(st->ptext);
     free(st->cands);
+    free(st->cand_acc);
     free(st->relist);
     na_story_text_cleanup(&st->tx);
     free(st);
@@ -1400,6 +1411,7 @@ static int64_t gap_of(const struct story *s, int64_t t) {
     return t < s->first ? s->first - t : t > s->last ? t - s->last : 0;
 }
 
+/* Note @p s as met by the article (its dot products start at 0). */
 static bool cand_push(na_stories_t *st, struct story *s) {
     if (st->cands_cnt == st->cands_cap) {
         size_t cap = st->cands_cap ? st->cands_cap * 2 : 64;
@@ -1408,26 +1420,40 @@ static bool cand_push(na_stories_t *st, struct story *s) {
             return false;
         }
         st->cands = n;
+        struct cand_acc *c = realloc(st->cand_acc, cap * sizeof(*c));
+        if (!c) {
+            return false;
+        }
+        st->cand_acc = c;
         st->cands_cap = cap;
     }
+    s->cidx = (uint32_t)st->cands_cnt;
+    memset(&st->cand_acc[st->cands_cnt], 0, sizeof(st->cand_acc[st->cands_cnt]));
     st->cands[st->cands_cnt++] = s;
     return true;
 }
 
-/* Better rank first; ties by id, so the order never depends on memory. */
-static bool ranks_before(const struct story *x, const struct story *y) {
-    return x->rank != y->rank ? x->rank > y->rank : strcmp(x->id, y->id) < 0;
+/* The dot products of the article with @p s (met by the scan). */
+static double *acc_of(const na_stories_t *st, const struct story *s) {
+    return st->cand_acc[s->cidx].acc;
 }
 
-/* Add feature @p a's share to the dot products of @p s, whose sums for it
- * are @p w and @p tw. */
-static void accumulate(struct story *s, const struct afeat *a, double w, double tw) {
+/* Better rank first; ties by id, so the order never depends on memory. */
+static bool ranks_before(const na_stories_t *st, const struct story *x,
+                         const struct story *y) {
+    double rx = st->cand_acc[x->cidx].rank, ry = st->cand_acc[y->cidx].rank;
+    return rx != ry ? rx > ry : strcmp(x->id, y->id) < 0;
+}
+
+/* Add feature @p a's share to the dot products @p acc of a story whose
+ * sums for it are @p w and @p tw. */
+static void accumulate(double *acc, const struct afeat *a, double w, double tw) {
     double aw = a->w;
-    s->acc[a->kind] += aw * w;
-    s->acc[NA_SV_TEXT_TITLE] += aw * tw;
+    acc[a->kind] += aw * w;
+    acc[NA_SV_TEXT_TITLE] += aw * tw;
     if (a->title) {
-        s->acc[NA_SV_TITLE] += aw * tw;
-        s->acc[NA_SV_TITLE_TEXT] += aw * w;
+        acc[NA_SV_TITLE] += aw * tw;
+        acc[NA_SV_TITLE_TEXT] += aw * w;
     }
 }
 
@@ -1436,7 +1462,7 @@ static void inputs_of(const na_stories_t *st, const struct story *s,
                       const double anorm[NA_SV_COUNT], int64_t t, double x[NA_SX_COUNT]) {
     double cos[NA_SV_COUNT];
     for (int v = 0; v < NA_SV_COUNT; v++) {
-        cos[v] = anorm[v] > 0 ? s->acc[v] * s->inv[v] / anorm[v] : 0;
+        cos[v] = anorm[v] > 0 ? acc_of(st, s)[v] * s->inv[v] / anorm[v] : 0;
         cos[v] = cos[v] > 1 ? 1 : cos[v]; /* rounding */
     }
     x[NA_SX_BIAS] = 1;
@@ -1545,12 +1571,11 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
                     continue;
                 }
                 s->stamp = st->seq;
-                memset(s->acc, 0, sizeof(s->acc));
                 if (!cand_push(st, s)) {
                     return NA_ERR_NOMEM;
                 }
             }
-            accumulate(s, a, po->w, po->tw);
+            accumulate(acc_of(st, s), a, po->w, po->tw);
             /* at most NA_STORY_SCAN_BUDGET postings are scanned */
             st->slog[st->slog_cnt++] = (struct slog){s, (uint16_t)i, po->sidx};
         }
@@ -1566,11 +1591,11 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         struct story *s = st->cands[k];
         double rank = 0;
         for (int v = 0; v < NA_SV_COUNT; v++) {
-            rank += s->acc[v] * s->inv[v] * ainv[v];
+            rank += acc_of(st, s)[v] * s->inv[v] * ainv[v];
         }
-        s->rank = rank;
+        st->cand_acc[s->cidx].rank = rank;
         size_t at = kept;
-        while (at > 0 && ranks_before(s, st->cands[at - 1])) {
+        while (at > 0 && ranks_before(st, s, st->cands[at - 1])) {
             at--;
         }
         if (at < NA_STORY_CANDIDATES) {
@@ -1631,7 +1656,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         for (size_t i = 0; i < st->af_cnt && found; i++) {
             if (st->hit[i] >= 0) {
                 const struct sfeat *sf = &s->f[st->hit[i]];
-                accumulate(s, &st->af[i], sf->w, sf->tw);
+                accumulate(acc_of(st, s), &st->af[i], sf->w, sf->tw);
                 st->chit_i[k][st->chit_cnt[k]] = (uint16_t)i;
                 st->chit_m[k][st->chit_cnt[k]++] = (uint32_t)st->hit[i];
                 st->hit[i] = -1;
