@@ -179,6 +179,7 @@ struct story {
     struct sfcnt *c;            /* the counts of s->f[i] in c[i] */
     uint32_t *slot;             /* open addressing over f by fid: index + 1, 0 = empty */
     uint32_t slot_cap;
+    bool slot_stale;     /* ids renumbered (dict_compact()): rebuilt when next used */
     size_t idx;          /* in st->stories */
     size_t heap;         /* in st->heap */
     struct story *hnext; /* id hash chain */
@@ -508,7 +509,7 @@ static void dict_compact(na_stories_t *st) {
         for (size_t i = 0; i < sy->f_cnt; i++) {
             sy->f[i].fid = map[sy->f[i].fid];
         }
-        story_rehash(sy); /* same size: cannot fail */
+        sy->slot_stale = true; /* most close before they are looked in again */
     }
     free(map);
     size_t slots = 1024;
@@ -541,9 +542,12 @@ static uint32_t fid_hash(uint32_t fid) {
     return fid * 2654435761u;
 }
 
-static struct sfeat *sf_find(const struct story *s, uint32_t fid) {
+static struct sfeat *sf_find(struct story *s, uint32_t fid) {
     if (!s->slot_cap) {
         return NULL;
+    }
+    if (s->slot_stale) {
+        story_rehash(s);
     }
     uint32_t mask = s->slot_cap - 1;
     for (uint32_t j = fid_hash(fid) & mask; s->slot[j]; j = (j + 1) & mask) {
@@ -557,6 +561,7 @@ static struct sfeat *sf_find(const struct story *s, uint32_t fid) {
 
 /* Rebuild the index of s->f (s->slot_cap already large enough). */
 static void story_rehash(struct story *s) {
+    s->slot_stale = false;
     if (!s->slot_cap) {
         return;
     }
@@ -614,6 +619,9 @@ static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
 
 /* Append @p x to s->f and index it (room reserved). */
 static void story_put(struct story *s, const struct sfeat *x) {
+    if (s->slot_stale) {
+        story_rehash(s);
+    }
     uint32_t mask = s->slot_cap - 1;
     uint32_t j = fid_hash(x->fid) & mask;
     s->c[s->f_cnt] = (struct sfcnt){0, 0};
@@ -1836,7 +1844,7 @@ bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
         return false;
     }
     for (size_t k = 0; k < st->stories_cnt && ok; k++) {
-        const struct story *s = st->stories[k];
+        struct story *s = st->stories[k];
         for (uint32_t i = 0; i < s->f_cnt && ok; i++) {
             const struct sfeat *x = &s->f[i];
             const struct feat *f = x->fid < st->feats_cnt ? &st->feats[x->fid] : NULL;
