@@ -619,9 +619,8 @@ static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
 
 /* Append @p x to s->f and index it (room reserved). */
 static void story_put(struct story *s, const struct sfeat *x) {
-    if (s->slot_stale) {
-        story_rehash(s);
-    }
+    /* a stale index takes the entry too: sf_find() rebuilds it from s->f
+     * before reading it */
     uint32_t mask = s->slot_cap - 1;
     uint32_t j = fid_hash(x->fid) & mask;
     s->c[s->f_cnt] = (struct sfcnt){0, 0};
