@@ -179,7 +179,8 @@ struct story {
     struct sfcnt *c;            /* the counts of s->f[i] in c[i] */
     uint32_t *slot;             /* open addressing over f by fid: index + 1, 0 = empty */
     uint32_t slot_cap;
-    bool slot_stale;     /* ids renumbered (dict_compact()): rebuilt when next used */
+    bool slot_stale;     /* not kept up (grown, pruned, ids renumbered): rebuilt
+                            from f when next read (sf_find()) */
     size_t idx;          /* in st->stories */
     size_t heap;         /* in st->heap */
     struct story *hnext; /* id hash chain */
@@ -612,19 +613,20 @@ static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
         na_smem_free(&st->mem, s->slot, s->slot_cap * sizeof(*s->slot));
         s->slot = ns;
         s->slot_cap = (uint32_t)cap;
-        story_rehash(s);
+        s->slot_stale = true; /* built when first read (sf_find()) */
     }
     return true;
 }
 
 /* Append @p x to s->f and index it (room reserved). */
 static void story_put(struct story *s, const struct sfeat *x) {
-    /* a stale index takes the entry too: sf_find() rebuilds it from s->f
-     * before reading it */
     uint32_t mask = s->slot_cap - 1;
     uint32_t j = fid_hash(x->fid) & mask;
     s->c[s->f_cnt] = (struct sfcnt){0, 0};
     s->f[s->f_cnt++] = *x;
+    if (s->slot_stale) {
+        return; /* sf_find() rebuilds it from s->f before reading it */
+    }
     while (s->slot[j]) {
         j = (j + 1) & mask;
     }
@@ -805,7 +807,7 @@ static void story_prune(na_stories_t *st, struct story *s) {
     }
     s->f_cnt = (uint32_t)keep_n;
     free(kv);
-    story_rehash(s);
+    s->slot_stale = true; /* built when first read (sf_find()) */
     story_sq(st, s);
 }
 
@@ -978,7 +980,7 @@ static void unlist(na_stories_t *st, struct feat *f) {
 
 /*
  * Rebuild the postings of the unlisted features whose count fell to what
- * a scan may read (post_del() noted them), from the open stories' indexes:
+ * a scan may read (post_del() noted them), from the open stories' lists:
  * before an article is scored, so that a scan never meets an unlisted
  * feature. The postings' order differs from the one deletions would have
  * left; a scan's results do not depend on it (each story's sums are added
@@ -999,35 +1001,73 @@ static na_err_t relist_all(na_stories_t *st) {
             return NA_ERR_NOMEM;
         }
     }
-    while (st->relist_cnt) {
-        uint32_t fid = st->relist[st->relist_cnt - 1];
+    if (!st->relist_cnt) {
+        return NA_OK;
+    }
+    /* Room first, so that a failure changes nothing: postings for each
+     * feature to rebuild (an unlisted feature has none), and a bitmap of
+     * them over the feature ids. */
+    uint64_t *bits = calloc(st->feats_cnt / 64 + 1, sizeof(*bits));
+    bool ok = bits != NULL;
+    for (size_t r = 0; ok && r < st->relist_cnt; r++) {
+        uint32_t fid = st->relist[r];
         struct feat *f = &st->feats[fid];
-        if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET) {
+        if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->post) {
             uint32_t cap = 4;
             while (cap < f->post_cnt) {
                 cap *= 2;
             }
-            struct post *p = na_smem_alloc(&st->mem, cap * sizeof(*p));
-            if (!p) {
-                return NA_ERR_NOMEM;
+            if (!(f->post = na_smem_alloc(&st->mem, cap * sizeof(*f->post)))) {
+                ok = false;
+                break;
             }
-            uint32_t n = 0;
-            for (size_t k = 0; k < st->stories_cnt && n < f->post_cnt; k++) {
-                struct story *sy = st->stories[k];
-                struct sfeat *x = sf_find(sy, fid);
-                if (x) {
-                    p[n] = (struct post){sy, x->w, x->tw, (uint32_t)(x - sy->f)};
-                    x->pidx = n++;
+            f->post_cap = cap;
+            bits[fid / 64] |= (uint64_t)1 << (fid % 64);
+        }
+    }
+    if (!ok) {
+        for (size_t r = 0; r < st->relist_cnt; r++) {
+            struct feat *f = &st->feats[st->relist[r]];
+            if (f->unlisted && f->post) {
+                na_smem_free(&st->mem, f->post, f->post_cap * sizeof(*f->post));
+                f->post = NULL;
+                f->post_cap = 0;
+            }
+        }
+        free(bits);
+        return NA_ERR_NOMEM;
+    }
+    /* One pass over the stories' lists for all of them (the stories'
+     * indexes are not needed). Each count was the number of its stories:
+     * counted again as the postings are put. */
+    for (size_t r = 0; r < st->relist_cnt; r++) {
+        struct feat *f = &st->feats[st->relist[r]];
+        if (f->unlisted && f->post) {
+            f->post_cnt = 0;
+        }
+    }
+    for (size_t k = 0; k < st->stories_cnt; k++) {
+        struct story *sy = st->stories[k];
+        for (uint32_t i = 0; i < sy->f_cnt; i++) {
+            struct sfeat *x = &sy->f[i];
+            if (bits[x->fid / 64] >> (x->fid % 64) & 1) {
+                struct feat *f = &st->feats[x->fid];
+                if (f->post_cnt < f->post_cap) { /* always, the count being right */
+                    f->post[f->post_cnt] = (struct post){sy, x->w, x->tw, i};
+                    x->pidx = f->post_cnt++;
                 }
             }
-            f->post = p;
-            f->post_cap = cap;
-            f->post_cnt = n; /* the count of its stories: the same */
+        }
+    }
+    for (size_t r = 0; r < st->relist_cnt; r++) {
+        struct feat *f = &st->feats[st->relist[r]];
+        if (f->unlisted && f->post) {
             f->unlisted = false;
         }
         f->relist_due = false;
-        st->relist_cnt--;
     }
+    st->relist_cnt = 0;
+    free(bits);
     return NA_OK;
 }
 
