@@ -180,7 +180,7 @@ struct story {
     uint32_t *slot;             /* open addressing over f by fid: index + 1, 0 = empty */
     uint32_t slot_cap;
     bool slot_stale;     /* not kept up (grown, pruned, ids renumbered): rebuilt
-                            from f when next read (sf_find()) */
+                            from f when next needed (story_index()) */
     size_t idx;          /* in st->stories */
     size_t heap;         /* in st->heap */
     struct story *hnext; /* id hash chain */
@@ -543,12 +543,33 @@ static uint32_t fid_hash(uint32_t fid) {
     return fid * 2654435761u;
 }
 
-static struct sfeat *sf_find(struct story *s, uint32_t fid) {
-    if (!s->slot_cap) {
-        return NULL;
+/* Make the index of @p s whole (built lazily: story_index()) before
+ * sf_find() reads it. @returns false on no memory. */
+static bool story_index(na_stories_t *st, struct story *s) {
+    if ((size_t)s->f_cnt * 2 > s->slot_cap || !s->slot_cap) {
+        size_t cap = 64;
+        while (cap < (size_t)s->f_cnt * 2) {
+            cap *= 2;
+        }
+        uint32_t *ns = na_smem_alloc(&st->mem, cap * sizeof(*ns));
+        if (!ns) {
+            return false;
+        }
+        na_smem_free(&st->mem, s->slot, s->slot_cap * sizeof(*s->slot));
+        s->slot = ns;
+        s->slot_cap = (uint32_t)cap;
+        s->slot_stale = true;
     }
     if (s->slot_stale) {
         story_rehash(s);
+    }
+    return true;
+}
+
+/* @returns the feature @p fid of @p s, or NULL (story_index() done). */
+static struct sfeat *sf_find(const struct story *s, uint32_t fid) {
+    if (!s->slot_cap) {
+        return NULL;
     }
     uint32_t mask = s->slot_cap - 1;
     for (uint32_t j = fid_hash(fid) & mask; s->slot[j]; j = (j + 1) & mask) {
@@ -601,32 +622,19 @@ static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
         s->c = nc;
         s->f_cap = (uint32_t)cap;
     }
-    if (need * 2 > s->slot_cap) {
-        size_t cap = s->slot_cap ? s->slot_cap : 64;
-        while (cap < need * 2) {
-            cap *= 2;
-        }
-        uint32_t *ns = na_smem_alloc(&st->mem, cap * sizeof(*ns));
-        if (!ns) {
-            return false;
-        }
-        na_smem_free(&st->mem, s->slot, s->slot_cap * sizeof(*s->slot));
-        s->slot = ns;
-        s->slot_cap = (uint32_t)cap;
-        s->slot_stale = true; /* built when first read (sf_find()) */
-    }
     return true;
 }
 
 /* Append @p x to s->f and index it (room reserved). */
 static void story_put(struct story *s, const struct sfeat *x) {
-    uint32_t mask = s->slot_cap - 1;
-    uint32_t j = fid_hash(x->fid) & mask;
     s->c[s->f_cnt] = (struct sfcnt){0, 0};
     s->f[s->f_cnt++] = *x;
-    if (s->slot_stale) {
-        return; /* sf_find() rebuilds it from s->f before reading it */
+    if (s->slot_stale || (size_t)s->f_cnt * 2 > s->slot_cap) {
+        s->slot_stale = true; /* story_index() rebuilds it when it is next needed */
+        return;
     }
+    uint32_t mask = s->slot_cap - 1;
+    uint32_t j = fid_hash(x->fid) & mask;
     while (s->slot[j]) {
         j = (j + 1) & mask;
     }
@@ -807,7 +815,7 @@ static void story_prune(na_stories_t *st, struct story *s) {
     }
     s->f_cnt = (uint32_t)keep_n;
     free(kv);
-    s->slot_stale = true; /* built when first read (sf_find()) */
+    s->slot_stale = true; /* built when next needed (story_index()) */
     story_sq(st, s);
 }
 
@@ -1080,7 +1088,10 @@ static na_err_t relist_all(na_stories_t *st) {
 static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, size_t n,
                           bool at_known) {
     size_t fresh = 0;
-    /* Room first (list, index, postings), so that nothing below fails;
+    if (!at_known && !story_index(st, s)) {
+        return NA_ERR_NOMEM;
+    }
+    /* Room first (list, postings), so that nothing below fails;
      * each feature's place in s->f remembered (UINT32_MAX: new), unless
      * the caller knows them already (@p at_known). */
     for (size_t j = 0; j < n; j++) {
@@ -1874,8 +1885,7 @@ na_err_t na_stories_assign_labelled(na_stories_t *st, const struct na_article *a
     return assign(st, a, event, story_id, NULL, positives_missed);
 }
 
-bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
-                      size_t why_size) {
+bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_size) {
     uint32_t *cnt = calloc(st->feats_cnt + 1, sizeof(*cnt));
     bool ok = true;
     if (!cnt) {
@@ -1884,6 +1894,10 @@ bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
     }
     for (size_t k = 0; k < st->stories_cnt && ok; k++) {
         struct story *s = st->stories[k];
+        if (!story_index(st, s)) {
+            snprintf(why, why_size, "no memory");
+            ok = false;
+        }
         for (uint32_t i = 0; i < s->f_cnt && ok; i++) {
             const struct sfeat *x = &s->f[i];
             const struct feat *f = x->fid < st->feats_cnt ? &st->feats[x->fid] : NULL;

@@ -162,13 +162,12 @@ NA_WUR na_err_t na_story_text_features(struct na_story_text *tx, const char *s,
  *        to an unlisted feature, each feature counts the stories that have
  *        it, each story's hash index finds each of its features, and an
  *        unlisted feature is too common to be scanned unless noted for
- *        relisting. May rebuild a story index left stale by renumbering.
+ *        relisting. Builds the stories' indexes that are not kept up.
  * @param unlisted set to the number of features whose postings are
  *        dropped (may be NULL)
  * @returns true when whole; false with what is not in @p why.
  */
-bool na_stories_check(const na_stories_t *st, size_t *unlisted, char *why,
-                      size_t why_size);
+bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_size);
 
 /* ---- training (story_train.c) ---- */
 
