@@ -134,14 +134,59 @@ NA_WUR na_err_t na_story_tokenize(const char *s, size_t len, struct na_rtoks *t)
  */
 typedef bool(na_story_emit_cb)(void *ctx, const char *text, size_t len);
 
+/**
+ * A word of a text, as the features read it (na_story_words() fills all
+ * but the lexicon's fields, stop, month and demonym, which start 0).
+ */
+struct na_story_word {
+    uint32_t fold;    /**< offset in na_story_text.arena of the plural-folded,
+                           lower-case word; the 2 bytes before it are free for
+                           a feature's "K:" */
+    uint32_t raw;     /**< offset of the word in the source */
+    uint32_t raw_len; /**< its bytes in the source */
+    uint16_t len;     /**< bytes at fold */
+    bool cap;         /**< starts with an upper-case letter */
+    bool acronym;     /**< two or more letters, all upper case */
+    bool sent;        /**< first word of a sentence (or line) */
+    bool adjacent;    /**< follows the previous word with only spaces between */
+    bool digits;      /**< starts with a digit (a figure starts) */
+    bool stop;        /**< a stop word */
+    uint8_t month;    /**< 1..12 when a month name, else 0 */
+    uint8_t demonym;  /**< a people's adjective: index + 1 of its place */
+};
+
+/** A hyphenated (or dotted) word's joined form, plural-folded: at
+ *  na_story_text.arena + off, @p len bytes, the 2 bytes before it free. */
+struct na_story_joined {
+    uint32_t off;
+    uint32_t len;
+};
+
 /** Reusable buffers of the text reader. */
 struct na_story_text {
-    struct na_rtoks toks;
+    struct na_rtoks toks; /**< chunks that are not ASCII */
     struct na_story_word *w;
+    size_t w_cnt;
     size_t w_cap;
-    char *stems;
-    size_t stems_cap;
+    struct na_story_joined *joined;
+    size_t joined_cnt;
+    size_t joined_cap;
+    char *arena; /**< the words' folded forms, each after 2 free bytes */
+    size_t arena_len;
+    size_t arena_cap;
 };
+
+/**
+ * @brief Read the words of @p s[0..len) into @p tx (emptied first): the
+ *        tokens na_rules_tokenize() gives, one pass, each word with what
+ *        the features read of it (struct na_story_word) and each joined
+ *        form of a hyphenated word of three or more bytes in
+ *        tx->joined, in the order of the text. Chunks between ASCII white
+ *        space that are all ASCII take a path written for them; others go
+ *        through na_rules_tokenize().
+ * @returns NA_OK or NA_ERR_NOMEM.
+ */
+NA_WUR na_err_t na_story_words(struct na_story_text *tx, const char *s, size_t len);
 
 void na_story_text_init(struct na_story_text *tx);
 void na_story_text_cleanup(struct na_story_text *tx);

@@ -24,21 +24,6 @@
 #include "newsalert/util.h"
 #include "story_internal.h"
 
-/* A word token of the source, as the features read it. */
-struct na_story_word {
-    const char *fold; /* plural-folded, lower case */
-    size_t len;
-    const char *raw; /* in the source */
-    size_t raw_len;
-    bool cap;      /* starts with an upper-case letter */
-    bool acronym;  /* two or more letters, all upper case */
-    bool sent;     /* first word of a sentence (or line) */
-    bool adjacent; /* follows the previous word with only spaces between */
-    bool stop;     /* a stop word */
-    bool digits;   /* all digits */
-    uint8_t month; /* 1..12 when a month name, else 0 */
-};
-
 /* Sorted (strcmp order), for reading; looked up through the lexicon. */
 static const char *const stop_words[] = {
     "about",     "according", "account",   "across",    "advertisement", "after",
@@ -115,6 +100,19 @@ struct lex {
 static struct lex lexicon[NA_STORY_LEX_SLOTS];
 static pthread_once_t lexicon_once = PTHREAD_ONCE_INIT;
 
+/* A filter before the lexicon: one bit for each (first two bytes, last
+ * byte, length) of its words, so most words that are not in it cost a
+ * multiplication and a load, not a hash and a probe. */
+#define NA_STORY_LEX_FILTER_BITS 4096u
+static uint64_t lex_filter[NA_STORY_LEX_FILTER_BITS / 64];
+
+/* @p len >= 2 */
+static uint32_t lex_filter_bit(const char *w, size_t len) {
+    uint32_t k = (uint32_t)(unsigned char)w[0] | (uint32_t)(unsigned char)w[1] << 8 |
+                 (uint32_t)(unsigned char)w[len - 1] << 16 | (uint32_t)len << 24;
+    return (k * 0x9e3779b1u) >> 20;
+}
+
 static struct lex *lex_slot(const char *w, size_t len) {
     size_t j = (size_t)(na_story_hash(w, len) >> 40) & (NA_STORY_LEX_SLOTS - 1);
     while (lexicon[j].word &&
@@ -126,8 +124,10 @@ static struct lex *lex_slot(const char *w, size_t len) {
 
 static struct lex *lex_add(const char *w) {
     struct lex *x = lex_slot(w, strlen(w));
+    uint32_t bit = lex_filter_bit(w, strlen(w));
     x->word = w;
     x->len = (uint8_t)strlen(w);
+    lex_filter[bit / 64] |= 1ull << (bit % 64);
     return x;
 }
 
@@ -153,6 +153,10 @@ static void lexicon_init(void) {
 /* @returns the lexicon's entry of w, or NULL (lexicon_init() has run). */
 static const struct lex *lex_find(const char *w, size_t len) {
     if (len < 2 || len > 13) {
+        return NULL;
+    }
+    uint32_t bit = lex_filter_bit(w, len);
+    if (!(lex_filter[bit / 64] >> (bit % 64) & 1)) {
         return NULL;
     }
     const struct lex *x = lex_slot(w, len);
@@ -182,10 +186,6 @@ static long small_num(const char *w, size_t len) {
     return v;
 }
 
-static bool is_upper_ascii(char c) {
-    return c >= 'A' && c <= 'Z';
-}
-
 /* @returns the length of @p w without one common suffix ("prohibition",
  *          "prohibiting" and "prohibited" all read "prohibit"), keeping at
  *          least 4 letters. */
@@ -205,12 +205,6 @@ static size_t light_stem(const char *w, size_t len) {
         }
     }
     return len;
-}
-
-/* @returns true when words i and i + 1 make a two-word name. */
-static bool joins_name(const struct na_story_word *w, size_t i, size_t wn) {
-    return i + 1 < wn && w[i].cap && w[i].len >= 3 && !w[i].stop && w[i + 1].adjacent &&
-           w[i + 1].cap && !w[i + 1].sent && w[i + 1].len >= 3 && !w[i + 1].stop;
 }
 
 /* Emit KIND + a (+ "_" + b). */
@@ -233,6 +227,30 @@ static bool emit2(na_story_emit_cb *emit, void *ctx, char kind, const char *a,
         n = na_utf8_cut(tmp, n, NA_STORY_FEATURE_BYTES - 1);
     }
     return emit(ctx, tmp, n);
+}
+
+/* The text of word @p x: its fold, or its place when a demonym. */
+static const char *word_text(const char *arena, const struct na_story_word *x) {
+    return x->demonym ? demonyms[x->demonym - 1][1] : arena + x->fold;
+}
+
+/* Emit KIND + the word @p x's first @p n bytes, the "K:" written in the
+ * two bytes before it in the arena (no copy). */
+static bool emit_word(na_story_emit_cb *emit, void *ctx, char kind, char *arena,
+                      const struct na_story_word *x, size_t n) {
+    if (x->demonym || n + 2 > NA_STORY_FEATURE_BYTES - 1) {
+        return emit2(emit, ctx, kind, word_text(arena, x), n, NULL, 0);
+    }
+    char *t = arena + x->fold - 2;
+    t[0] = kind;
+    t[1] = ':';
+    return emit(ctx, t, n + 2);
+}
+
+/* @returns true when words i and i + 1 make a two-word name. */
+static bool joins_name(const struct na_story_word *w, size_t i, size_t wn) {
+    return i + 1 < wn && w[i].cap && w[i].len >= 3 && !w[i].stop && w[i + 1].adjacent &&
+           w[i + 1].cap && !w[i + 1].sent && w[i + 1].len >= 3 && !w[i + 1].stop;
 }
 
 /* ---- figures, from the raw text ---- */
@@ -418,104 +436,42 @@ void na_story_text_init(struct na_story_text *tx) {
 void na_story_text_cleanup(struct na_story_text *tx) {
     na_rtoks_cleanup(&tx->toks);
     free(tx->w);
-    free(tx->stems);
+    free(tx->joined);
+    free(tx->arena);
     memset(tx, 0, sizeof(*tx));
 }
 
 na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t len,
                                 na_story_emit_cb *emit, void *ctx) {
-    struct na_rtoks *t = &tx->toks;
-    struct na_story_word *w;
-    size_t wn = 0;
     na_err_t err;
 
     pthread_once(&lexicon_once, lexicon_init);
-    if ((err = na_story_tokenize(s, len, t))) {
+    if ((err = na_story_words(tx, s, len))) {
         return err;
     }
-    if (t->cnt + 1 > tx->w_cap) {
-        size_t cap = (t->cnt + 1) * 2;
-        struct na_story_word *nw = realloc(tx->w, cap * sizeof(*nw));
-        if (!nw) {
+    char *arena = tx->arena;
+    /* hyphenated words' joined forms first: one term feature each */
+    for (size_t i = 0; i < tx->joined_cnt; i++) {
+        char *t = arena + tx->joined[i].off - 2;
+        t[0] = 't';
+        t[1] = ':';
+        if (!emit(ctx, t, tx->joined[i].len + 2)) {
             return NA_ERR_NOMEM;
         }
-        tx->w = nw;
-        tx->w_cap = cap;
     }
-    if (t->text_len + t->cnt * 2 + 1 > tx->stems_cap) {
-        size_t cap = (t->text_len + t->cnt * 2 + 1) * 2;
-        char *ns = realloc(tx->stems, cap);
-        if (!ns) {
-            return NA_ERR_NOMEM;
-        }
-        tx->stems = ns;
-        tx->stems_cap = cap;
-    }
-    w = tx->w;
-    char *stems = tx->stems;
-    size_t soff = 0;
-    uint32_t prev_end = 0;
-    for (size_t i = 0; i < t->cnt; i++) {
-        const struct na_rtok *k = &t->v[i];
-        if (k->pos_end != k->pos) {
-            /* A hyphenated word's joined form: one term feature. */
-            size_t jl = na_rtok_stem(t, k, stems + soff);
-            if (jl >= 3 && !emit2(emit, ctx, 't', stems + soff, jl, NULL, 0)) {
-                return NA_ERR_NOMEM;
+    struct na_story_word *w = tx->w;
+    size_t wn = tx->w_cnt;
+    for (size_t i = 0; i < wn; i++) {
+        struct na_story_word *x = &w[i];
+        const struct lex *lx = x->digits ? NULL : lex_find(arena + x->fold, x->len);
+        if (lx) {
+            x->stop = lx->stop;
+            x->month = lx->month;
+            x->demonym = lx->demonym;
+            if (lx->demonym) {
+                x->len = (uint16_t)strlen(demonyms[lx->demonym - 1][1]);
             }
-            continue;
         }
-        struct na_story_word *x = &w[wn++];
-        if (k->stem_y) {
-            x->len = na_rtok_stem(t, k, stems + soff);
-            x->fold = stems + soff;
-            soff += x->len;
-        } else {
-            x->fold = t->text + k->fold_off; /* the stem is a prefix of the fold */
-            x->len = k->stem_len;
-        }
-        x->raw = s + k->bstart;
-        x->raw_len = k->bend - k->bstart;
-        x->digits = isdigit((unsigned char)x->fold[0]) != 0; /* a figure starts */
-        const struct lex *lx = x->digits ? NULL : lex_find(x->fold, x->len);
-        x->stop = lx && lx->stop;
-        x->month = lx ? lx->month : 0;
-        if (lx && lx->demonym) {
-            x->fold = demonyms[lx->demonym - 1][1];
-            x->len = strlen(x->fold);
-        }
-        unsigned char c0 = (unsigned char)x->raw[0];
-        unsigned char c1 = x->raw_len > 1 ? (unsigned char)x->raw[1] : 0;
-        /* ASCII, or Latin-1 upper case (U+00C0..U+00DE). */
-        x->cap = is_upper_ascii(x->raw[0]) ||
-                 (c0 == 0xc3 && c1 >= 0x80 && c1 <= 0x9e && c1 != 0x97);
-        x->acronym = false;
-        if (x->cap && x->raw_len >= 2 && is_upper_ascii(x->raw[1])) {
-            size_t up = 0;
-            for (size_t j = 0; j < x->raw_len; j++) {
-                up += is_upper_ascii(x->raw[j]);
-            }
-            x->acronym = up == x->raw_len;
-        }
-        /* Adjacent: only spaces since the previous word. */
-        size_t b = k->bstart;
-        while (b > prev_end && s[b - 1] == ' ') {
-            b--;
-        }
-        x->adjacent = wn > 1 && b == prev_end;
-        /* Sentence start: the previous byte that is not a space or an
-         * opening quote ends a sentence. */
-        x->sent = true;
-        for (size_t j = k->bstart; j > 0; j--) {
-            char c = s[j - 1];
-            if (c == ' ' || c == '\t' || c == '"' || c == '(' || c == '\'') {
-                continue;
-            }
-            x->sent =
-                c == '.' || c == '!' || c == '?' || c == '\n' || c == ':' || c == '|';
-            break;
-        }
-        prev_end = k->bend;
     }
 
     for (size_t i = 0; i < wn; i++) {
@@ -524,10 +480,10 @@ na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t 
         if (m && x->cap) {
             long d = -1;
             if (i + 1 < wn) {
-                d = small_num(w[i + 1].fold, w[i + 1].len);
+                d = small_num(word_text(arena, &w[i + 1]), w[i + 1].len);
             }
             if ((d < 1 || d > 31) && i > 0) {
-                d = small_num(w[i - 1].fold, w[i - 1].len);
+                d = small_num(word_text(arena, &w[i - 1]), w[i - 1].len);
             }
             if (d >= 1 && d <= 31) {
                 char day[3] = {(char)('0' + d / 10), (char)('0' + d % 10), 0};
@@ -539,11 +495,11 @@ na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t 
         }
         if (x->digits) {
             /* a figure starts here: read it from the raw text */
-            const char *end = figure(s, len, x->raw, emit, ctx, &err);
+            const char *end = figure(s, len, s + x->raw, emit, ctx, &err);
             if (err) {
                 return err;
             }
-            while (i + 1 < wn && w[i + 1].raw < end) {
+            while (i + 1 < wn && s + w[i + 1].raw < end) {
                 i++; /* its other parts ("41,000", "11.2") */
             }
             continue;
@@ -551,17 +507,18 @@ na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t 
         if (x->len < 3 || x->stop) {
             continue;
         }
-        if (!emit2(emit, ctx, 't', x->fold, light_stem(x->fold, x->len), NULL, 0)) {
+        const char *fold = word_text(arena, x);
+        if (!emit_word(emit, ctx, 't', arena, x, light_stem(fold, x->len))) {
             return NA_ERR_NOMEM;
         }
         bool run_next = x->cap && joins_name(w, i, wn);
         bool name =
             x->acronym || (x->cap && !x->sent) || (i > 0 && joins_name(w, i - 1, wn));
-        if (name && !emit2(emit, ctx, 'e', x->fold, x->len, NULL, 0)) {
+        if (name && !emit_word(emit, ctx, 'e', arena, x, x->len)) {
             return NA_ERR_NOMEM;
         }
-        if (run_next &&
-            !emit2(emit, ctx, 'e', x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
+        if (run_next && !emit2(emit, ctx, 'e', fold, x->len, word_text(arena, &w[i + 1]),
+                               w[i + 1].len)) {
             return NA_ERR_NOMEM;
         }
     }

@@ -7,6 +7,7 @@
  * for ASCII only, and any other chunk through na_rules_tokenize().
  * tests/unit/test_story.c checks both give the same tokens.
  */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,359 @@ na_err_t na_story_tokenize(const char *s, size_t len, struct na_rtoks *t) {
         /* the rules tokeniser grows its arrays as it needs; the fast path
          * needs the room reserved above */
         if (!reserve(t, len + len / 2 + 2, 2 * len + 2)) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    return NA_OK;
+}
+
+/* ---- words, for the features (na_story_words()) ---- */
+
+/* Bytes looked through, going back from a word, for a sentence start:
+ * G_SKIP white space and opening quotes, G_END what ends a sentence; any
+ * other byte (0) is inside one. */
+#define G_SKIP 1
+#define G_END 2
+static const unsigned char gap_cls[256] = {
+    [' '] = G_SKIP,  ['\t'] = G_SKIP, ['"'] = G_SKIP, ['('] = G_SKIP,
+    ['\''] = G_SKIP, ['.'] = G_END,   ['!'] = G_END,  ['?'] = G_END,
+    ['\n'] = G_END,  [':'] = G_END,   ['|'] = G_END,
+};
+
+/* Where the words of a text are read: the word before the next one. */
+struct scan {
+    const char *s;
+    size_t len;
+    uint32_t prev_end; /* where the previous word ends, when there is one */
+    bool have_prev;
+};
+
+/* Room for @p bytes more in the arena (with word_copy()'s slack). */
+static bool arena_room(struct na_story_text *tx, size_t bytes) {
+    bytes += NA_STORY_TOK_SLACK;
+    if (tx->arena_len + bytes <= tx->arena_cap) {
+        return true;
+    }
+    size_t cap = tx->arena_cap ? tx->arena_cap : 1024;
+    while (cap < tx->arena_len + bytes) {
+        cap *= 2;
+    }
+    char *p = realloc(tx->arena, cap);
+    if (!p) {
+        return false;
+    }
+    tx->arena = p;
+    tx->arena_cap = cap;
+    return true;
+}
+
+/* Room for @p words more words and @p joined more joined forms. */
+static bool words_room(struct na_story_text *tx, size_t words, size_t joined) {
+    if (tx->w_cnt + words > tx->w_cap) {
+        size_t cap = (tx->w_cnt + words) * 2;
+        struct na_story_word *w = realloc(tx->w, cap * sizeof(*w));
+        if (!w) {
+            return false;
+        }
+        tx->w = w;
+        tx->w_cap = cap;
+    }
+    if (tx->joined_cnt + joined > tx->joined_cap) {
+        size_t cap = (tx->joined_cnt + joined) * 2;
+        struct na_story_joined *j = realloc(tx->joined, cap * sizeof(*j));
+        if (!j) {
+            return false;
+        }
+        tx->joined = j;
+        tx->joined_cap = cap;
+    }
+    return true;
+}
+
+/* A new word at s[start..end): its place, its case, and what stands
+ * between it and the previous word (carried forward in @p sc, so only that
+ * gap is read). The fold and len are the caller's. */
+static struct na_story_word *word_push(struct na_story_text *tx, struct scan *sc,
+                                       size_t start, size_t end) {
+    const unsigned char *p = (const unsigned char *)sc->s;
+    struct na_story_word *x = &tx->w[tx->w_cnt++];
+    x->raw = (uint32_t)start;
+    x->raw_len = (uint32_t)(end - start);
+    unsigned char c0 = p[start];
+    unsigned char c1 = end - start > 1 ? p[start + 1] : 0;
+    /* ASCII, or Latin-1 upper case (U+00C0..U+00DE). */
+    x->cap = (c0 >= 'A' && c0 <= 'Z') ||
+             (c0 == 0xc3 && c1 >= 0x80 && c1 <= 0x9e && c1 != 0x97);
+    x->acronym = false;
+    if (x->cap && end - start >= 2 && c1 >= 'A' && c1 <= 'Z') {
+        size_t j = start + 2;
+        while (j < end && p[j] >= 'A' && p[j] <= 'Z') {
+            j++;
+        }
+        x->acronym = j == end;
+    }
+    /* Adjacent: only spaces since the previous word. Sentence start: the
+     * previous byte that is not a space or an opening quote ends a
+     * sentence; the previous word's last byte is a letter or digit. */
+    size_t lo = sc->have_prev ? sc->prev_end : 0;
+    size_t b = start;
+    while (b > lo && p[b - 1] == ' ') {
+        b--;
+    }
+    x->adjacent = sc->have_prev && b == lo;
+    x->sent = !sc->have_prev;
+    for (; b > lo; b--) {
+        unsigned g = gap_cls[p[b - 1]];
+        if (g != G_SKIP) {
+            x->sent = g == G_END;
+            break;
+        }
+    }
+    x->stop = false;
+    x->month = 0;
+    x->demonym = 0;
+    sc->prev_end = (uint32_t)end;
+    sc->have_prev = true;
+    return x;
+}
+
+/* Plural-fold the word at arena + off (@p n bytes, not truncated) as
+ * na_rules_plural_fold() does; a stem that takes a "y" is copied after, so
+ * the fold stays whole for joining. Sets x->fold and x->len. */
+static void word_stem(struct na_story_text *tx, struct na_story_word *x, uint32_t off,
+                      size_t n) {
+    x->fold = off;
+    x->len = (uint16_t)n;
+    if (n < 4 || tx->arena[off + n - 1] != 's') {
+        return;
+    }
+    bool y = false;
+    size_t sl = na_rules_plural_fold(tx->arena + off, n, &y);
+    x->len = (uint16_t)sl;
+    if (y) {
+        size_t to = tx->arena_len + 2;
+        memcpy(tx->arena + to, tx->arena + off, sl);
+        tx->arena[to + sl] = 'y';
+        tx->arena_len = to + sl + 1;
+        x->fold = (uint32_t)to;
+        x->len = (uint16_t)(sl + 1);
+    }
+}
+
+/* Note a joined form at arena + off (@p n bytes, room for a "y" after it),
+ * plural-folded, when it has three bytes or more. */
+static void joined_push(struct na_story_text *tx, uint32_t off, size_t n) {
+    bool y = false;
+    size_t sl = na_rules_plural_fold(tx->arena + off, n, &y);
+    if (y) {
+        tx->arena[off + sl++] = 'y';
+    }
+    tx->arena_len = off + sl;
+    if (sl >= 3) {
+        tx->joined[tx->joined_cnt++] = (struct na_story_joined){off, (uint32_t)sl};
+    }
+}
+
+/* The parts of the hyphenated word being read: their folds in the arena. */
+struct parts {
+    size_t cnt; /* parts so far (0: none) */
+    bool whole; /* no part truncated, at most 8 */
+    size_t total;
+    uint32_t off[8];
+    uint16_t len[8];
+};
+
+/* Close the hyphenated word of @p pt, adding its joined form as
+ * na_rules_tokenize() makes it. */
+static void parts_close(struct na_story_text *tx, struct parts *pt) {
+    if (pt->cnt >= 2 && pt->whole && pt->total <= NA_RULES_MAX_TERM_BYTES) {
+        uint32_t off = (uint32_t)tx->arena_len + 2;
+        size_t n = 0;
+        for (size_t k = 0; k < pt->cnt; k++) {
+            memcpy(tx->arena + off + n, tx->arena + pt->off[k], pt->len[k]);
+            n += pt->len[k];
+        }
+        joined_push(tx, off, n);
+    }
+    pt->cnt = 0;
+}
+
+static void parts_add(struct parts *pt, uint32_t off, size_t n, bool truncated) {
+    if (pt->cnt == 0) {
+        pt->whole = true;
+        pt->total = 0;
+    }
+    if (pt->cnt >= 8 || truncated) {
+        pt->whole = false;
+        pt->cnt++;
+        return;
+    }
+    pt->off[pt->cnt] = off;
+    pt->len[pt->cnt] = (uint16_t)n;
+    pt->total += n;
+    pt->cnt++;
+}
+
+/*
+ * The words of the chunk at s[*at] (not white space) up to the next white
+ * space, if it is all ASCII (fast_chunk()'s reading, straight into
+ * words), and *at set past it.
+ * @returns false, having added nothing, when the chunk holds a byte that is
+ *          not ASCII (*at is then where that byte is).
+ */
+static bool ascii_words(struct na_story_text *tx, struct scan *sc, size_t *at) {
+    const unsigned char *p = (const unsigned char *)sc->s;
+    size_t len = sc->len;
+    size_t first_w = tx->w_cnt, first_j = tx->joined_cnt, first_a = tx->arena_len;
+    struct scan saved = *sc;
+    struct parts pt = {0};
+    size_t i = *at;
+
+    for (;;) {
+        unsigned char c = i < len ? cls[p[i]] : S;
+        if (!(c & W)) {
+            if (c & H) {
+                tx->w_cnt = first_w; /* not ASCII: the rules tokeniser reads it */
+                tx->joined_cnt = first_j;
+                tx->arena_len = first_a;
+                *sc = saved;
+                *at = i;
+                return false;
+            }
+            if (pt.cnt) {
+                parts_close(tx, &pt);
+            }
+            if (c & S) {
+                break;
+            }
+            i++;
+            continue;
+        }
+        size_t start = i;
+        uint32_t off = (uint32_t)tx->arena_len + 2;
+        i = word_copy(p, len, i, tx->arena + off);
+        size_t cps = i - start;
+        /* longer than a term: the first bytes kept, for prefixes */
+        bool truncated = cps > NA_RULES_MAX_TERM_BYTES;
+        size_t kept = truncated ? NA_RULES_MAX_TERM_BYTES : cps;
+        tx->arena_len = off + kept;
+        struct na_story_word *x = word_push(tx, sc, start, i);
+        x->digits = p[start] <= '9'; /* a letter or digit: a digit starts a figure */
+        if (truncated) {
+            x->fold = off;
+            x->len = (uint16_t)kept;
+        } else {
+            word_stem(tx, x, off, kept);
+        }
+        if (i >= len) {
+            if (pt.cnt) {
+                parts_add(&pt, off, kept, truncated);
+            }
+            continue; /* the end: closes the word above */
+        }
+        int next = p[i];
+        int after = i + 1 < len ? p[i + 1] : -1;
+        if (next == '\'' && (after == 's' || after == 'S')) {
+            int after2 = i + 2 < len ? p[i + 2] : -1;
+            if (!ascii_word(after2) && (after2 < 0 || !(cls[after2] & H))) {
+                i += 2; /* possessive: "Taiwan's" is "Taiwan" */
+                if (pt.cnt) {
+                    parts_add(&pt, off, kept, truncated);
+                    parts_close(tx, &pt);
+                }
+                continue;
+            }
+        }
+        bool joins = false;
+        if (next == '-' && ascii_word(after)) {
+            joins = true;
+        } else if (next == '.' && cps == 1 && ascii_word(after)) {
+            /* "U.S." reads as one word too, when the next part is one letter */
+            int after2 = i + 2 < len ? p[i + 2] : -1;
+            joins = !ascii_word(after2);
+        }
+        if (joins) {
+            parts_add(&pt, off, kept, truncated);
+            i++;
+        } else if (pt.cnt) {
+            parts_add(&pt, off, kept, truncated);
+            parts_close(tx, &pt);
+        }
+    }
+    *at = i;
+    return true;
+}
+
+/* The words of s[start..end), a chunk with bytes that are not ASCII, from
+ * the rules tokeniser. */
+static na_err_t rules_words(struct na_story_text *tx, struct scan *sc, size_t start,
+                            size_t end) {
+    struct na_rtoks *t = &tx->toks;
+    t->cnt = 0;
+    t->text_len = 0;
+    t->oom = false;
+    na_err_t err = na_rules_tokenize(sc->s + start, end - start, t);
+    if (err) {
+        return err;
+    }
+    if (!words_room(tx, t->cnt, t->cnt) || !arena_room(tx, t->text_len + 4 * t->cnt)) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < t->cnt; k++) {
+        const struct na_rtok *r = &t->v[k];
+        uint32_t off = (uint32_t)tx->arena_len + 2;
+        size_t n = na_rtok_stem(t, r, tx->arena + off);
+        tx->arena_len = off + n;
+        if (r->pos_end != r->pos) {
+            if (n >= 3) {
+                tx->joined[tx->joined_cnt++] = (struct na_story_joined){off, (uint32_t)n};
+            }
+            continue;
+        }
+        struct na_story_word *x = word_push(tx, sc, start + r->bstart, start + r->bend);
+        x->fold = off;
+        x->len = (uint16_t)n;
+        x->digits = isdigit((unsigned char)t->text[r->fold_off]) != 0;
+    }
+    return NA_OK;
+}
+
+na_err_t na_story_words(struct na_story_text *tx, const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    struct scan sc = {s, 0, 0, false};
+    pthread_once(&lower_once, lower_init);
+    tx->w_cnt = 0;
+    tx->joined_cnt = 0;
+    tx->arena_len = 0;
+    if (len > UINT32_MAX / 8) {
+        len = UINT32_MAX / 8;
+    }
+    sc.len = len;
+    /* words: at most one per byte, joined forms one per two; arena: each
+     * word's bytes after 2 free, a "y" stem's copy, the joined copies */
+    if (!words_room(tx, len + 1, len / 2 + 1) || !arena_room(tx, 8 * len + 64)) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < len;) {
+        while (i < len && (cls[p[i]] & S)) {
+            i++;
+        }
+        if (i == len) {
+            break;
+        }
+        size_t start = i;
+        if (ascii_words(tx, &sc, &i)) {
+            continue;
+        }
+        while (i < len && !(cls[p[i]] & S)) {
+            i++;
+        }
+        na_err_t err = rules_words(tx, &sc, start, i);
+        if (err) {
+            return err;
+        }
+        /* the fast path needs the room reserved above */
+        if (!words_room(tx, len + 1, len / 2 + 1) || !arena_room(tx, 8 * len + 64)) {
             return NA_ERR_NOMEM;
         }
     }

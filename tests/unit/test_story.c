@@ -25,6 +25,7 @@
 #include "story.h"
 #include "story_internal.h"
 #include "story_mem.h"
+#include "story_text_ref.h"
 #include "story_train.h"
 #include "testenv.h"
 
@@ -832,6 +833,206 @@ static void test_story_tokens_match_the_rules_tokeniser(void **state) {
     na_rtoks_cleanup(&b);
 }
 
+/* Features a text reader emitted, back to back, each as its length (two
+ * bytes) then its text. */
+struct feats_seen {
+    char buf[65536];
+    size_t len;
+    size_t cnt;
+};
+
+static bool feats_note(void *ctx, const char *text, size_t len) {
+    struct feats_seen *f = ctx;
+    if (f->len + len + 2 > sizeof(f->buf)) {
+        return false;
+    }
+    f->buf[f->len++] = (char)(len >> 8);
+    f->buf[f->len++] = (char)len;
+    memcpy(f->buf + f->len, text, len);
+    f->len += len;
+    f->cnt++;
+    return true;
+}
+
+/* Fail, naming the first feature where @p a and @p b part. */
+static void feats_compare(const struct feats_seen *a, const struct feats_seen *b,
+                          const char *what, const char *text) {
+    if (a->len == b->len && !memcmp(a->buf, b->buf, a->len)) {
+        return;
+    }
+    size_t i = 0, k = 0;
+    while (i < a->len && i < b->len) {
+        size_t n = (size_t)(unsigned char)a->buf[i] << 8 | (unsigned char)a->buf[i + 1];
+        size_t m = (size_t)(unsigned char)b->buf[i] << 8 | (unsigned char)b->buf[i + 1];
+        if (n != m || memcmp(a->buf + i + 2, b->buf + i + 2, n)) {
+            fail_msg("%s: feature %zu is \"%.*s\", the old reader's \"%.*s\": \"%s\"",
+                     what, k, (int)n, a->buf + i + 2, (int)m, b->buf + i + 2, text);
+        }
+        i += 2 + n;
+        k++;
+    }
+    fail_msg("%s: %zu features, the old reader %zu: \"%s\"", what, a->cnt, b->cnt, text);
+}
+
+/* Read @p text with the reader and with the old one (tests/ref), a
+ * reader's buffers kept from text to text as the engine keeps them. */
+static void features_match(struct na_story_text *tx, const char *text, size_t len,
+                           const char *what) {
+    static struct feats_seen a, b;
+    a.len = a.cnt = b.len = b.cnt = 0;
+    assert_int_equal(na_story_text_features(tx, text, len, feats_note, &a), NA_OK);
+    assert_int_equal(na_story_text_features_ref(text, len, feats_note, &b), NA_OK);
+    feats_compare(&a, &b, what, text);
+}
+
+/* The text reader (na_story_words(): one pass, words read straight from
+ * the text) emits the features the old reader (tokens first, then words,
+ * then features: tests/ref/story_text_ref.c) emits, in the same order, on
+ * edge cases and on random texts of words of every length and case, stop
+ * words, months, demonyms, figures with scales and percent signs, dates,
+ * hyphens, dots, apostrophes, quotes, sentence ends and bytes that are not
+ * ASCII, at every offset. */
+static void test_story_text_reader_matches_the_old_one(void **state) {
+    (void)state;
+    static const char *const cases[] = {
+        "",
+        " ",
+        "A",
+        "Taiwan's dual-use chip ban: the U.S. and South Korea agree",
+        "Exports fell 84 per cent to $11.2 billion on Jan 6, 2025; 41,000 jobs (3%).",
+        "On March 14 the EU said. \"Japanese officials\" met NATO's chief in Seoul!",
+        "Policies, taxes and companies' dual-use-export-control-list-of-items-x-y-z",
+        "Caf\xc3\xa9 \xc3\x89lys\xc3\xa9"
+        "e Palace \xe2\x80\x94 Z\xc3\xbcrich, \xc3\x9c"
+        "ber-Alles 11bn 5m 3rd 12.5.6 1,2345 2,000,000 99 per",
+        "x-\xc3\xa9-y a.b.c I.B.M. e.g. No.1 F-16s K-pop's 10 percent 7 pct 2 tn",
+        "\n(Reuters) - Chinese and Philippine ships: Sept 3 | Dec. 25 May 5 may",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "-bb studies-series's 'quoted' \"Quote\" (Paren) ?Why !Now",
+        "a-b-c-d-e-f-g-h-i one-two-three-four-five-six-seven-eight and-nine-ten-"
+        "eleven-twelve-thirteen-fourteen-fifteen-sixteen-seventeen-eighteen-nineteen",
+        "Advertisement advertisement Wednesday's ADVERTISEMENT: Argentinian Thai",
+    };
+    static const char *const pieces[] = {
+        "the",
+        "The",
+        "said",
+        "Japanese",
+        "japanese",
+        "Jan",
+        "January",
+        "may",
+        "May",
+        "Sept",
+        "dec",
+        "NATO",
+        "U.S.",
+        "EU",
+        "South",
+        "Korea",
+        "policies",
+        "Policies",
+        "taxes",
+        "dual-use",
+        "Dual-Use",
+        "$11.2",
+        "billion",
+        "bn",
+        "84",
+        "per",
+        "cent",
+        "percent",
+        "%",
+        "41,000",
+        "2025",
+        "6",
+        "14",
+        "31",
+        "32",
+        "3.5",
+        "11bn",
+        "5m",
+        "3rd",
+        "'s",
+        "'",
+        "\"",
+        "(",
+        ")",
+        ".",
+        ",",
+        ":",
+        "|",
+        "!",
+        "?",
+        "-",
+        "\n",
+        "\t",
+        " ",
+        "  ",
+        "\xc3\xa9",
+        "\xc3\x89",
+        "\xc3\x97",
+        "\xe2\x80\x94",
+        "Z\xc3\xbcrich",
+        "\xc3\x9c"
+        "ber",
+        "prohibitions",
+        "reporting",
+    };
+    static const size_t npieces = sizeof(pieces) / sizeof(pieces[0]);
+    char text[1700];
+    struct na_story_text tx;
+    uint64_t r = 4242;
+    na_story_text_init(&tx);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = strlen(cases[i]);
+        for (size_t from = 0; from <= n; from++) {
+            features_match(&tx, cases[i] + from, n - from, "case");
+        }
+    }
+    for (int round = 0; round < 4000; round++) {
+        size_t n = 0, len;
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        len = (size_t)(r >> 33) % (round % 10 == 0 ? sizeof(text) - 100 : 300);
+        while (n < len) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned pick = (unsigned)(r >> 35) % 10;
+            if (pick < 4) {
+                /* a made-up word of 1 to 70 letters and digits, its case mixed */
+                size_t w = 1 + (size_t)(r >> 20) % (pick == 0 ? 70 : 10);
+                unsigned how = (unsigned)(r >> 50) % 4; /* lower, Capital, UPPER, mixed */
+                for (size_t k = 0; k < w && n < sizeof(text) - 80; k++) {
+                    r = r * 6364136223846793005ull + 1442695040888963407ull;
+                    unsigned c = (unsigned)(r >> 40) % 40;
+                    char ch = (char)(c < 26   ? 'a' + c
+                                     : c < 30 ? '0' + (c - 26)
+                                              : (unsigned char)"sseiy"[c % 5]);
+                    if (ch >= 'a' && ch <= 'z' &&
+                        (how == 2 || (how == 1 && k == 0) || (how == 3 && (r >> 62)))) {
+                        ch = (char)(ch - 32);
+                    }
+                    text[n++] = ch;
+                }
+            } else {
+                const char *pc = pieces[(size_t)(r >> 20) % npieces];
+                size_t pl = strlen(pc);
+                if (n + pl < sizeof(text) - 80) {
+                    memcpy(text + n, pc, pl);
+                    n += pl;
+                }
+            }
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            if ((r >> 60) < 9 && n < sizeof(text) - 80) {
+                text[n++] = ' ';
+            }
+        }
+        text[n] = '\0';
+        size_t from = (size_t)round % 7 < n ? (size_t)round % 7 : 0;
+        features_match(&tx, text + from, n - from, "random");
+    }
+    na_story_text_cleanup(&tx);
+}
+
 /* The engine's block allocator (story_mem.c): blocks of every class and
  * large ones, written whole, never overlap, keep their alignment, keep
  * their bytes through a move to another class, and a freed block is the
@@ -911,6 +1112,7 @@ int main(void) {
         cmocka_unit_test(test_dev_set_and_seeds),
         cmocka_unit_test(test_engine_memory_blocks),
         cmocka_unit_test(test_story_tokens_match_the_rules_tokeniser),
+        cmocka_unit_test(test_story_text_reader_matches_the_old_one),
         cmocka_unit_test(test_common_features_unlisted_and_relisted),
     };
     return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));

@@ -1,0 +1,588 @@
+/*
+ * The story engine's text reader as it was before na_story_words() (the
+ * tokens of na_story_tokenize() materialised, then read into words, then
+ * into features), kept as the reference that tests/unit/test_story.c
+ * compares na_story_text_features() with: the same features in the same
+ * order. No program but the tests links it.
+ *
+ * What it reads:
+ *   "t:" terms: every word of three or more letters that is not a stop
+ *        word, plural-folded, without one common suffix (-ing, -ion, -ed,
+ *        ...); hyphenated words also joined ("t:dualuse");
+ *   "e:" names: capitalised words not at a sentence start, and acronyms;
+ *        a run of two capitalised words is a name as a pair
+ *        ("e:south_korea") and as its words ("e:south", "e:korea"), so a
+ *        surname alone still meets the full name;
+ *   "d:" dates mentioned: a month next to a day number ("d:jan_06");
+ *   "n:" figures, read from the raw text: a number with its scale and
+ *        percent sign ("84%", "84 percent" and "84 per cent" are all
+ *        "n:84%"; "$11.1 billion" and "11.1bn" are "n:11.1b"), and plain
+ *        numbers of 10 and more that are neither years nor the day of a
+ *        date.
+ * Demonyms read as their place ("Japanese" = "Japan"). Words are folded by
+ * the rules tokeniser, so a feature folds as a query term does.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "newsalert/util.h"
+#include "story_internal.h"
+#include "story_text_ref.h"
+
+/* A word token of the source, as the features read it. */
+struct ref_word {
+    const char *fold; /* plural-folded, lower case */
+    size_t len;
+    const char *raw; /* in the source */
+    size_t raw_len;
+    bool cap;      /* starts with an upper-case letter */
+    bool acronym;  /* two or more letters, all upper case */
+    bool sent;     /* first word of a sentence (or line) */
+    bool adjacent; /* follows the previous word with only spaces between */
+    bool stop;     /* a stop word */
+    bool digits;   /* all digits */
+    uint8_t month; /* 1..12 when a month name, else 0 */
+};
+
+/* Sorted (strcmp order), for reading; looked up through the lexicon. */
+static const char *const stop_words[] = {
+    "about",     "according", "account",   "across",    "advertisement", "after",
+    "against",   "all",       "also",      "among",     "and",           "any",
+    "are",       "around",    "because",   "been",      "before",        "being",
+    "between",   "both",      "but",       "can",       "caption",       "click",
+    "content",   "copyright", "could",     "day",       "days",          "did",
+    "does",      "doing",     "done",      "during",    "each",          "even",
+    "first",     "for",       "friday",    "from",      "further",       "get",
+    "got",       "had",       "has",       "have",      "her",           "here",
+    "him",       "his",       "how",       "however",   "image",         "including",
+    "into",      "its",       "itself",    "just",      "last",          "like",
+    "login",     "made",      "main",      "make",      "many",          "may",
+    "might",     "minutes",   "monday",    "month",     "months",        "more",
+    "most",      "much",      "must",      "new",       "news",          "next",
+    "not",       "now",       "one",       "only",      "onto",          "other",
+    "our",       "out",       "over",      "own",       "part",          "parts",
+    "people",    "per",       "photo",     "read",      "report",        "reported",
+    "reporting", "reports",   "reuters",   "said",      "same",          "saturday",
+    "say",       "says",      "share",     "she",       "should",        "since",
+    "skip",      "some",      "statement", "still",     "subscribe",     "subscriber",
+    "such",      "sunday",    "take",      "than",      "that",          "the",
+    "their",     "them",      "then",      "there",     "these",         "they",
+    "this",      "those",     "through",   "thursday",  "time",          "times",
+    "today",     "told",      "took",      "tuesday",   "two",           "under",
+    "until",     "upon",      "very",      "via",       "was",           "way",
+    "wednesday", "week",      "weeks",     "well",      "were",          "what",
+    "when",      "where",     "which",     "while",     "who",           "whom",
+    "whose",     "why",       "will",      "with",      "within",        "without",
+    "would",     "year",      "years",     "yesterday", "yet",           "you",
+    "your",
+};
+
+static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                     "jul", "aug", "sep", "oct", "nov", "dec"};
+
+/* Peoples' adjectives name their place: "Japanese" is a "Japan" feature. */
+static const char *const demonyms[][2] = {
+    {"japanese", "japan"},         {"chinese", "china"},
+    {"taiwanese", "taiwan"},       {"american", "us"},
+    {"korean", "korea"},           {"dutch", "netherlands"},
+    {"philippine", "philippines"}, {"filipino", "philippines"},
+    {"australian", "australia"},   {"european", "europe"},
+    {"british", "britain"},        {"german", "germany"},
+    {"french", "france"},          {"indian", "india"},
+    {"russian", "russia"},         {"brazilian", "brazil"},
+    {"vietnamese", "vietnam"},     {"spanish", "spain"},
+    {"italian", "italy"},          {"ukrainian", "ukraine"},
+    {"thai", "thailand"},          {"burmese", "myanmar"},
+    {"argentine", "argentina"},    {"argentinian", "argentina"},
+    {"colombian", "colombia"},     {"canadian", "canada"},
+    {"mexican", "mexico"},         {"israeli", "israel"},
+    {"iranian", "iran"},           {"turkish", "turkey"},
+};
+
+static const char *const month_names[] = {
+    "january", "february", "march",     "april",   "may",      "june",
+    "july",    "august",   "september", "october", "november", "december",
+};
+
+/*
+ * The lexicon: every word the features treat apart (stop words, demonyms,
+ * month names and their abbreviations) in one hash set built once
+ * (lexicon_init()), so that a word costs one hash and a probe or two.
+ */
+#define NA_STORY_LEX_SLOTS 1024u
+struct lex {
+    const char *word;
+    uint8_t len;
+    bool stop;
+    uint8_t month;   /* 1..12, or 0 */
+    uint8_t demonym; /* index + 1 into demonyms, or 0 */
+};
+static struct lex lexicon[NA_STORY_LEX_SLOTS];
+static pthread_once_t lexicon_once = PTHREAD_ONCE_INIT;
+
+static struct lex *lex_slot(const char *w, size_t len) {
+    size_t j = (size_t)(na_story_hash(w, len) >> 40) & (NA_STORY_LEX_SLOTS - 1);
+    while (lexicon[j].word &&
+           (lexicon[j].len != len || memcmp(lexicon[j].word, w, len) != 0)) {
+        j = (j + 1) & (NA_STORY_LEX_SLOTS - 1);
+    }
+    return &lexicon[j];
+}
+
+static struct lex *lex_add(const char *w) {
+    struct lex *x = lex_slot(w, strlen(w));
+    x->word = w;
+    x->len = (uint8_t)strlen(w);
+    return x;
+}
+
+static void lexicon_init(void) {
+    static const char *const sept = "sept";
+    static char abbrev[12][4];
+    for (size_t i = 0; i < sizeof(stop_words) / sizeof(stop_words[0]); i++) {
+        lex_add(stop_words[i])->stop = true;
+    }
+    for (size_t i = 0; i < sizeof(demonyms) / sizeof(demonyms[0]); i++) {
+        lex_add(demonyms[i][0])->demonym = (uint8_t)(i + 1);
+    }
+    for (int m = 0; m < 12; m++) {
+        lex_add(month_names[m])->month = (uint8_t)(m + 1);
+        if (m != 4) { /* "may" is the full name */
+            memcpy(abbrev[m], month_names[m], 3);
+            lex_add(abbrev[m])->month = (uint8_t)(m + 1);
+        }
+    }
+    lex_add(sept)->month = 9;
+}
+
+/* @returns the lexicon's entry of w, or NULL (lexicon_init() has run). */
+static const struct lex *lex_find(const char *w, size_t len) {
+    if (len < 2 || len > 13) {
+        return NULL;
+    }
+    const struct lex *x = lex_slot(w, len);
+    return x->word ? x : NULL;
+}
+
+static bool all_digits(const char *w, size_t len) {
+    if (!len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)w[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static long small_num(const char *w, size_t len) {
+    long v = 0;
+    if (!all_digits(w, len) || len > 6) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        v = v * 10 + (w[i] - '0');
+    }
+    return v;
+}
+
+static bool is_upper_ascii(char c) {
+    return c >= 'A' && c <= 'Z';
+}
+
+/* @returns the length of @p w without one common suffix ("prohibition",
+ *          "prohibiting" and "prohibited" all read "prohibit"), keeping at
+ *          least 4 letters. */
+static size_t light_stem(const char *w, size_t len) {
+    static const char *const suffixes[] = {"ations", "ation", "ions", "ion", "ings",
+                                           "ing",    "ed",    "ment", "ers", "er"};
+    static const uint8_t suffix_len[] = {6, 5, 4, 3, 4, 3, 2, 4, 3, 2};
+    char last = len ? w[len - 1] : 0;
+    if (len < 6 || (last != 's' && last != 'n' && last != 'g' && last != 'd' &&
+                    last != 't' && last != 'r')) {
+        return len;
+    }
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t n = suffix_len[i];
+        if (len >= n + 4 && !memcmp(w + len - n, suffixes[i], n)) {
+            return len - n;
+        }
+    }
+    return len;
+}
+
+/* @returns true when words i and i + 1 make a two-word name. */
+static bool joins_name(const struct ref_word *w, size_t i, size_t wn) {
+    return i + 1 < wn && w[i].cap && w[i].len >= 3 && !w[i].stop && w[i + 1].adjacent &&
+           w[i + 1].cap && !w[i + 1].sent && w[i + 1].len >= 3 && !w[i + 1].stop;
+}
+
+/* Emit KIND + a (+ "_" + b). */
+static bool emit2(na_story_emit_cb *emit, void *ctx, char kind, const char *a,
+                  size_t alen, const char *b, size_t blen) {
+    char tmp[2 * NA_STORY_FEATURE_BYTES + 4];
+    size_t n = 0;
+    tmp[n++] = kind;
+    tmp[n++] = ':';
+    alen = alen < NA_STORY_FEATURE_BYTES ? alen : NA_STORY_FEATURE_BYTES;
+    memcpy(tmp + n, a, alen);
+    n += alen;
+    if (b) {
+        blen = blen < NA_STORY_FEATURE_BYTES ? blen : NA_STORY_FEATURE_BYTES;
+        tmp[n++] = '_';
+        memcpy(tmp + n, b, blen);
+        n += blen;
+    }
+    if (n > NA_STORY_FEATURE_BYTES - 1) {
+        n = na_utf8_cut(tmp, n, NA_STORY_FEATURE_BYTES - 1);
+    }
+    return emit(ctx, tmp, n);
+}
+
+/* ---- figures, from the raw text ---- */
+
+static bool ascii_alpha(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* The ASCII word at s[i..) folded to lower case into @p buf (at most
+ * @p cap - 1 letters); @returns its length (0: none). */
+static size_t word_at(const char *s, size_t len, size_t i, char *buf, size_t cap) {
+    size_t n = 0;
+    while (i < len && ascii_alpha((unsigned char)s[i])) {
+        if (n + 1 < cap) {
+            buf[n++] = (char)tolower((unsigned char)s[i]);
+        }
+        i++;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* Does a month name end just before s[i] (skipping spaces)? */
+static bool month_before(const char *s, size_t i) {
+    size_t e = i;
+    while (e > 0 && s[e - 1] == ' ') {
+        e--;
+    }
+    size_t b = e;
+    while (b > 0 && ascii_alpha((unsigned char)s[b - 1])) {
+        b--;
+    }
+    char w[12];
+    size_t n = 0;
+    if (e == b || e - b >= sizeof(w)) {
+        return false;
+    }
+    for (size_t k = b; k < e; k++) {
+        w[n++] = (char)tolower((unsigned char)s[k]);
+    }
+    const struct lex *x = lex_find(w, n);
+    return x && x->month;
+}
+
+/* Does a month name follow s[i..) (after spaces)? */
+static bool month_after(const char *s, size_t len, size_t i) {
+    char w[12];
+    while (i < len && s[i] == ' ') {
+        i++;
+    }
+    size_t n = word_at(s, len, i, w, sizeof(w));
+    const struct lex *x = lex_find(w, n);
+    return x && x->month;
+}
+
+/* Is the "," at s[i] a thousands separator (three digits, then no digit)? */
+static bool thousands(const char *s, size_t len, size_t i) {
+    return i + 3 < len && isdigit((unsigned char)s[i + 1]) &&
+           isdigit((unsigned char)s[i + 2]) && isdigit((unsigned char)s[i + 3]) &&
+           (i + 4 >= len || !isdigit((unsigned char)s[i + 4]));
+}
+
+/*
+ * The figure whose first digit is at @p at (a token that starts with a
+ * digit): emits its feature, if it is one, and sets *err (NA_ERR_NOMEM when
+ * emit failed).
+ * @returns where it ends (the tokens before that are its parts).
+ */
+static const char *figure(const char *s, size_t len, const char *at,
+                          na_story_emit_cb *emit, void *ctx, na_err_t *err) {
+    size_t i = (size_t)(at - s);
+    /* digits, "," before groups of three, one "." before decimals */
+    char num[24];
+    size_t n = 0;
+    bool dot = false, too_long = false;
+    size_t j = i;
+
+    *err = NA_OK;
+    while (j < len) {
+        unsigned char d = (unsigned char)s[j];
+        if (isdigit(d)) {
+            if (n + 1 < sizeof(num) - 4) {
+                num[n++] = (char)d;
+            } else {
+                too_long = true;
+            }
+            j++;
+        } else if (d == ',' && thousands(s, len, j)) {
+            j++; /* thousands separator */
+        } else if (d == '.' && !dot && j + 1 < len && isdigit((unsigned char)s[j + 1])) {
+            dot = true;
+            num[n++] = '.';
+            j++;
+        } else {
+            break;
+        }
+    }
+    if (!n) {
+        return s + j + 1; /* not an ASCII digit (a folded one): no figure */
+    }
+    if (j < len && ascii_alpha((unsigned char)s[j])) {
+        /* "11bn", "5m", "3rd": a scale letter, else not a figure */
+        char w[12];
+        size_t wl = word_at(s, len, j, w, sizeof(w));
+        char scale = 0;
+        if (!strcmp(w, "bn") || !strcmp(w, "b")) {
+            scale = 'b';
+        } else if (!strcmp(w, "mn") || !strcmp(w, "m")) {
+            scale = 'm';
+        } else if (!strcmp(w, "tn") || !strcmp(w, "trn")) {
+            scale = 't';
+        } else if (!strcmp(w, "k")) {
+            scale = 'k';
+        }
+        if (scale && !too_long) {
+            num[n++] = scale;
+            if (!emit2(emit, ctx, 'n', num, n, NULL, 0)) {
+                *err = NA_ERR_NOMEM;
+            }
+        }
+        return s + j + wl;
+    }
+    if (too_long) {
+        return s + j;
+    }
+    /* What follows: "%", or a word of scale or percent. */
+    size_t k = j;
+    bool percent = false;
+    char scale = 0;
+    if (k < len && s[k] == '%') {
+        percent = true;
+    } else {
+        while (k < len && s[k] == ' ') {
+            k++;
+        }
+        char w[16];
+        size_t wl = word_at(s, len, k, w, sizeof(w));
+        if (!strcmp(w, "percent") || !strcmp(w, "pct")) {
+            percent = true;
+        } else if (!strcmp(w, "per")) {
+            char w2[8];
+            size_t m = k + wl;
+            while (m < len && s[m] == ' ') {
+                m++;
+            }
+            word_at(s, len, m, w2, sizeof(w2));
+            percent = !strcmp(w2, "cent");
+        } else if (!strcmp(w, "billion") || !strcmp(w, "bn")) {
+            scale = 'b';
+        } else if (!strcmp(w, "million") || !strcmp(w, "mn")) {
+            scale = 'm';
+        } else if (!strcmp(w, "trillion") || !strcmp(w, "tn")) {
+            scale = 't';
+        } else if (!strcmp(w, "thousand")) {
+            scale = 'k';
+        }
+    }
+    if (scale) {
+        num[n++] = scale;
+    } else if (percent) {
+        num[n++] = '%';
+    } else {
+        long v = dot ? -1 : small_num(num, n);
+        bool year = v >= 1900 && v <= 2100 && n == 4;
+        bool day = v >= 1 && v <= 31 && (month_before(s, i) || month_after(s, len, j));
+        if (year || day || (v >= 0 && v < 10)) {
+            return s + j;
+        }
+    }
+    if (!emit2(emit, ctx, 'n', num, n, NULL, 0)) {
+        *err = NA_ERR_NOMEM;
+    }
+    return s + j;
+}
+
+/* ---- words ---- */
+
+/* The old reader's buffers. */
+struct ref_text {
+    struct na_rtoks toks;
+    struct ref_word *w;
+    size_t w_cap;
+    char *stems;
+    size_t stems_cap;
+};
+
+static na_err_t features(struct ref_text *tx, const char *s, size_t len,
+                         na_story_emit_cb *emit, void *ctx);
+
+na_err_t na_story_text_features_ref(const char *s, size_t len, na_story_emit_cb *emit,
+                                    void *ctx) {
+    struct ref_text tx;
+    memset(&tx, 0, sizeof(tx));
+    na_rtoks_init(&tx.toks);
+    na_err_t err = features(&tx, s, len, emit, ctx);
+    na_rtoks_cleanup(&tx.toks);
+    free(tx.w);
+    free(tx.stems);
+    return err;
+}
+
+static na_err_t features(struct ref_text *tx, const char *s, size_t len,
+                         na_story_emit_cb *emit, void *ctx) {
+    struct na_rtoks *t = &tx->toks;
+    struct ref_word *w;
+    size_t wn = 0;
+    na_err_t err;
+
+    pthread_once(&lexicon_once, lexicon_init);
+    if ((err = na_story_tokenize(s, len, t))) {
+        return err;
+    }
+    if (t->cnt + 1 > tx->w_cap) {
+        size_t cap = (t->cnt + 1) * 2;
+        struct ref_word *nw = realloc(tx->w, cap * sizeof(*nw));
+        if (!nw) {
+            return NA_ERR_NOMEM;
+        }
+        tx->w = nw;
+        tx->w_cap = cap;
+    }
+    if (t->text_len + t->cnt * 2 + 1 > tx->stems_cap) {
+        size_t cap = (t->text_len + t->cnt * 2 + 1) * 2;
+        char *ns = realloc(tx->stems, cap);
+        if (!ns) {
+            return NA_ERR_NOMEM;
+        }
+        tx->stems = ns;
+        tx->stems_cap = cap;
+    }
+    w = tx->w;
+    char *stems = tx->stems;
+    size_t soff = 0;
+    uint32_t prev_end = 0;
+    for (size_t i = 0; i < t->cnt; i++) {
+        const struct na_rtok *k = &t->v[i];
+        if (k->pos_end != k->pos) {
+            /* A hyphenated word's joined form: one term feature. */
+            size_t jl = na_rtok_stem(t, k, stems + soff);
+            if (jl >= 3 && !emit2(emit, ctx, 't', stems + soff, jl, NULL, 0)) {
+                return NA_ERR_NOMEM;
+            }
+            continue;
+        }
+        struct ref_word *x = &w[wn++];
+        if (k->stem_y) {
+            x->len = na_rtok_stem(t, k, stems + soff);
+            x->fold = stems + soff;
+            soff += x->len;
+        } else {
+            x->fold = t->text + k->fold_off; /* the stem is a prefix of the fold */
+            x->len = k->stem_len;
+        }
+        x->raw = s + k->bstart;
+        x->raw_len = k->bend - k->bstart;
+        x->digits = isdigit((unsigned char)x->fold[0]) != 0; /* a figure starts */
+        const struct lex *lx = x->digits ? NULL : lex_find(x->fold, x->len);
+        x->stop = lx && lx->stop;
+        x->month = lx ? lx->month : 0;
+        if (lx && lx->demonym) {
+            x->fold = demonyms[lx->demonym - 1][1];
+            x->len = strlen(x->fold);
+        }
+        unsigned char c0 = (unsigned char)x->raw[0];
+        unsigned char c1 = x->raw_len > 1 ? (unsigned char)x->raw[1] : 0;
+        /* ASCII, or Latin-1 upper case (U+00C0..U+00DE). */
+        x->cap = is_upper_ascii(x->raw[0]) ||
+                 (c0 == 0xc3 && c1 >= 0x80 && c1 <= 0x9e && c1 != 0x97);
+        x->acronym = false;
+        if (x->cap && x->raw_len >= 2 && is_upper_ascii(x->raw[1])) {
+            size_t up = 0;
+            for (size_t j = 0; j < x->raw_len; j++) {
+                up += is_upper_ascii(x->raw[j]);
+            }
+            x->acronym = up == x->raw_len;
+        }
+        /* Adjacent: only spaces since the previous word. */
+        size_t b = k->bstart;
+        while (b > prev_end && s[b - 1] == ' ') {
+            b--;
+        }
+        x->adjacent = wn > 1 && b == prev_end;
+        /* Sentence start: the previous byte that is not a space or an
+         * opening quote ends a sentence. */
+        x->sent = true;
+        for (size_t j = k->bstart; j > 0; j--) {
+            char c = s[j - 1];
+            if (c == ' ' || c == '\t' || c == '"' || c == '(' || c == '\'') {
+                continue;
+            }
+            x->sent =
+                c == '.' || c == '!' || c == '?' || c == '\n' || c == ':' || c == '|';
+            break;
+        }
+        prev_end = k->bend;
+    }
+
+    for (size_t i = 0; i < wn; i++) {
+        struct ref_word *x = &w[i];
+        int m = x->month;
+        if (m && x->cap) {
+            long d = -1;
+            if (i + 1 < wn) {
+                d = small_num(w[i + 1].fold, w[i + 1].len);
+            }
+            if ((d < 1 || d > 31) && i > 0) {
+                d = small_num(w[i - 1].fold, w[i - 1].len);
+            }
+            if (d >= 1 && d <= 31) {
+                char day[3] = {(char)('0' + d / 10), (char)('0' + d % 10), 0};
+                if (!emit2(emit, ctx, 'd', months[m - 1], 3, day, 2)) {
+                    return NA_ERR_NOMEM;
+                }
+            }
+            continue;
+        }
+        if (x->digits) {
+            /* a figure starts here: read it from the raw text */
+            const char *end = figure(s, len, x->raw, emit, ctx, &err);
+            if (err) {
+                return err;
+            }
+            while (i + 1 < wn && w[i + 1].raw < end) {
+                i++; /* its other parts ("41,000", "11.2") */
+            }
+            continue;
+        }
+        if (x->len < 3 || x->stop) {
+            continue;
+        }
+        if (!emit2(emit, ctx, 't', x->fold, light_stem(x->fold, x->len), NULL, 0)) {
+            return NA_ERR_NOMEM;
+        }
+        bool run_next = x->cap && joins_name(w, i, wn);
+        bool name =
+            x->acronym || (x->cap && !x->sent) || (i > 0 && joins_name(w, i - 1, wn));
+        if (name && !emit2(emit, ctx, 'e', x->fold, x->len, NULL, 0)) {
+            return NA_ERR_NOMEM;
+        }
+        if (run_next &&
+            !emit2(emit, ctx, 'e', x->fold, x->len, w[i + 1].fold, w[i + 1].len)) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    return NA_OK;
+}
