@@ -1346,9 +1346,10 @@ static bool emit_feature(void *ctx, const char *text, size_t len) {
         st->ptext = n;
         st->ptext_cap = cap;
     }
-    memcpy(st->ptext + st->ptext_len, text, len);
-    st->pend[st->pend_cnt++] = (struct pend){feat_key(text, len), (uint32_t)st->ptext_len,
-                                             (uint16_t)len, st->in_title};
+    /* copied as it is hashed: feat_key() of the copy */
+    uint64_t key = na_story_hash_copy(st->ptext + st->ptext_len, text, len);
+    st->pend[st->pend_cnt++] =
+        (struct pend){key, (uint32_t)st->ptext_len, (uint16_t)len, st->in_title};
     st->ptext_len += len;
     return true;
 }

@@ -75,7 +75,8 @@ static void lower_init(void) {
  * room past the run (reserve() keeps them). tests/unit/test_story.c
  * compares the tokens with the rules tokeniser's.
  */
-static size_t word_copy(const unsigned char *p, size_t len, size_t i, char *out) {
+static inline __attribute__((always_inline)) size_t
+word_copy(const unsigned char *p, size_t len, size_t i, char *out) {
 #if defined(__SSE2__)
     const __m128i d0 = _mm_set1_epi8('0' - 1), d1 = _mm_set1_epi8('9' + 1);
     const __m128i u0 = _mm_set1_epi8('A' - 1), u1 = _mm_set1_epi8('Z' + 1);
@@ -330,14 +331,6 @@ static const unsigned char gap_cls[256] = {
     ['\n'] = G_END,  [':'] = G_END,   ['|'] = G_END,
 };
 
-/* Where the words of a text are read: the word before the next one. */
-struct scan {
-    const char *s;
-    size_t len;
-    uint32_t prev_end; /* where the previous word ends, when there is one */
-    bool have_prev;
-};
-
 /* Room for @p bytes more in the arena (with word_copy()'s slack). */
 static bool arena_room(struct na_story_text *tx, size_t bytes) {
     bytes += NA_STORY_TOK_SLACK;
@@ -380,13 +373,19 @@ static bool words_room(struct na_story_text *tx, size_t words, size_t joined) {
     return true;
 }
 
-/* A new word at s[start..end): its place, its case, and what stands
- * between it and the previous word (carried forward in @p sc, so only that
- * gap is read). The fold and len are the caller's. */
-static struct na_story_word *word_push(struct na_story_text *tx, struct scan *sc,
-                                       size_t start, size_t end) {
-    const unsigned char *p = (const unsigned char *)sc->s;
-    struct na_story_word *x = &tx->w[tx->w_cnt++];
+/* Where the previous word ends, carried from word to word. */
+struct prev {
+    size_t end;
+    bool have;
+};
+
+/* Fill word @p x at p[start..end) but for its fold, len and digits: its
+ * place, its case, and what stands between it and the previous word
+ * (@p pv, carried forward, so only that gap is read). */
+static inline __attribute__((always_inline)) void word_fill(struct na_story_word *x,
+                                                            const unsigned char *p,
+                                                            size_t start, size_t end,
+                                                            struct prev *pv) {
     x->raw = (uint32_t)start;
     x->raw_len = (uint32_t)(end - start);
     unsigned char c0 = p[start];
@@ -395,7 +394,7 @@ static struct na_story_word *word_push(struct na_story_text *tx, struct scan *sc
     x->cap = (c0 >= 'A' && c0 <= 'Z') ||
              (c0 == 0xc3 && c1 >= 0x80 && c1 <= 0x9e && c1 != 0x97);
     x->acronym = false;
-    if (x->cap && end - start >= 2 && c1 >= 'A' && c1 <= 'Z') {
+    if (x->cap && c1 >= 'A' && c1 <= 'Z') {
         size_t j = start + 2;
         while (j < end && p[j] >= 'A' && p[j] <= 'Z') {
             j++;
@@ -404,14 +403,15 @@ static struct na_story_word *word_push(struct na_story_text *tx, struct scan *sc
     }
     /* Adjacent: only spaces since the previous word. Sentence start: the
      * previous byte that is not a space or an opening quote ends a
-     * sentence; the previous word's last byte is a letter or digit. */
-    size_t lo = sc->have_prev ? sc->prev_end : 0;
+     * sentence (the previous word's last byte, a letter or digit, does
+     * not). */
+    size_t lo = pv->have ? pv->end : 0;
     size_t b = start;
     while (b > lo && p[b - 1] == ' ') {
         b--;
     }
-    x->adjacent = sc->have_prev && b == lo;
-    x->sent = !sc->have_prev;
+    x->adjacent = pv->have && b == lo;
+    x->sent = !pv->have;
     for (; b > lo; b--) {
         unsigned g = gap_cls[p[b - 1]];
         if (g != G_SKIP) {
@@ -422,46 +422,8 @@ static struct na_story_word *word_push(struct na_story_text *tx, struct scan *sc
     x->stop = false;
     x->month = 0;
     x->demonym = 0;
-    sc->prev_end = (uint32_t)end;
-    sc->have_prev = true;
-    return x;
-}
-
-/* Plural-fold the word at arena + off (@p n bytes, not truncated) as
- * na_rules_plural_fold() does; a stem that takes a "y" is copied after, so
- * the fold stays whole for joining. Sets x->fold and x->len. */
-static void word_stem(struct na_story_text *tx, struct na_story_word *x, uint32_t off,
-                      size_t n) {
-    x->fold = off;
-    x->len = (uint16_t)n;
-    if (n < 4 || tx->arena[off + n - 1] != 's') {
-        return;
-    }
-    bool y = false;
-    size_t sl = na_rules_plural_fold(tx->arena + off, n, &y);
-    x->len = (uint16_t)sl;
-    if (y) {
-        size_t to = tx->arena_len + 2;
-        memcpy(tx->arena + to, tx->arena + off, sl);
-        tx->arena[to + sl] = 'y';
-        tx->arena_len = to + sl + 1;
-        x->fold = (uint32_t)to;
-        x->len = (uint16_t)(sl + 1);
-    }
-}
-
-/* Note a joined form at arena + off (@p n bytes, room for a "y" after it),
- * plural-folded, when it has three bytes or more. */
-static void joined_push(struct na_story_text *tx, uint32_t off, size_t n) {
-    bool y = false;
-    size_t sl = na_rules_plural_fold(tx->arena + off, n, &y);
-    if (y) {
-        tx->arena[off + sl++] = 'y';
-    }
-    tx->arena_len = off + sl;
-    if (sl >= 3) {
-        tx->joined[tx->joined_cnt++] = (struct na_story_joined){off, (uint32_t)sl};
-    }
+    pv->end = end;
+    pv->have = true;
 }
 
 /* The parts of the hyphenated word being read: their folds in the arena. */
@@ -473,22 +435,8 @@ struct parts {
     uint16_t len[8];
 };
 
-/* Close the hyphenated word of @p pt, adding its joined form as
- * na_rules_tokenize() makes it. */
-static void parts_close(struct na_story_text *tx, struct parts *pt) {
-    if (pt->cnt >= 2 && pt->whole && pt->total <= NA_RULES_MAX_TERM_BYTES) {
-        uint32_t off = (uint32_t)tx->arena_len + 2;
-        size_t n = 0;
-        for (size_t k = 0; k < pt->cnt; k++) {
-            memcpy(tx->arena + off + n, tx->arena + pt->off[k], pt->len[k]);
-            n += pt->len[k];
-        }
-        joined_push(tx, off, n);
-    }
-    pt->cnt = 0;
-}
-
-static void parts_add(struct parts *pt, uint32_t off, size_t n, bool truncated) {
+static inline __attribute__((always_inline)) void parts_add(struct parts *pt, size_t off,
+                                                            size_t n, bool truncated) {
     if (pt->cnt == 0) {
         pt->whole = true;
         pt->total = 0;
@@ -498,66 +446,146 @@ static void parts_add(struct parts *pt, uint32_t off, size_t n, bool truncated) 
         pt->cnt++;
         return;
     }
-    pt->off[pt->cnt] = off;
+    pt->off[pt->cnt] = (uint32_t)off;
     pt->len[pt->cnt] = (uint16_t)n;
     pt->total += n;
     pt->cnt++;
 }
 
-/*
- * The words of the chunk at s[*at] (not white space) up to the next white
- * space, if it is all ASCII (fast_chunk()'s reading, straight into
- * words), and *at set past it.
- * @returns false, having added nothing, when the chunk holds a byte that is
- *          not ASCII (*at is then where that byte is).
- */
-static bool ascii_words(struct na_story_text *tx, struct scan *sc, size_t *at) {
-    const unsigned char *p = (const unsigned char *)sc->s;
-    size_t len = sc->len;
-    size_t first_w = tx->w_cnt, first_j = tx->joined_cnt, first_a = tx->arena_len;
-    struct scan saved = *sc;
-    struct parts pt = {0};
-    size_t i = *at;
+/* Close the hyphenated word of @p pt, adding its joined form, plural-folded,
+ * as na_rules_tokenize() makes it, after 2 free bytes at arena + *alen, and
+ * noting it in @p jd[*jn] when it has three bytes or more. */
+static void parts_close(struct parts *pt, char *arena, size_t *alen,
+                        struct na_story_joined *jd, size_t *jn) {
+    if (pt->cnt >= 2 && pt->whole && pt->total <= NA_RULES_MAX_TERM_BYTES) {
+        size_t off = *alen + 2;
+        size_t n = 0;
+        for (size_t k = 0; k < pt->cnt; k++) {
+            memcpy(arena + off + n, arena + pt->off[k], pt->len[k]);
+            n += pt->len[k];
+        }
+        bool y = false;
+        size_t sl = na_rules_plural_fold(arena + off, n, &y);
+        if (y) {
+            arena[off + sl++] = 'y';
+        }
+        *alen = off + sl;
+        if (sl >= 3) {
+            jd[(*jn)++] = (struct na_story_joined){(uint32_t)off, (uint32_t)sl};
+        }
+    }
+    pt->cnt = 0;
+}
 
+/* The words of s[start..end), a chunk with bytes that are not ASCII, from
+ * the rules tokeniser, after the first tx->w_cnt words. */
+static na_err_t rules_words(struct na_story_text *tx, const char *s, size_t start,
+                            size_t end, struct prev *pv) {
+    struct na_rtoks *t = &tx->toks;
+    t->cnt = 0;
+    t->text_len = 0;
+    t->oom = false;
+    na_err_t err = na_rules_tokenize(s + start, end - start, t);
+    if (err) {
+        return err;
+    }
+    if (!words_room(tx, t->cnt, t->cnt) || !arena_room(tx, t->text_len + 4 * t->cnt)) {
+        return NA_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < t->cnt; k++) {
+        const struct na_rtok *r = &t->v[k];
+        size_t off = tx->arena_len + 2;
+        size_t n = na_rtok_stem(t, r, tx->arena + off);
+        tx->arena_len = off + n;
+        if (r->pos_end != r->pos) {
+            if (n >= 3) {
+                tx->joined[tx->joined_cnt++] =
+                    (struct na_story_joined){(uint32_t)off, (uint32_t)n};
+            }
+            continue;
+        }
+        struct na_story_word *x = &tx->w[tx->w_cnt++];
+        word_fill(x, (const unsigned char *)s, start + r->bstart, start + r->bend, pv);
+        x->fold = (uint32_t)off;
+        x->len = (uint16_t)n;
+        x->digits = isdigit((unsigned char)t->text[r->fold_off]) != 0;
+    }
+    return NA_OK;
+}
+
+/* Room for the words of @p len bytes read the fast way (it does not check):
+ * words at most one per byte, joined forms one per two; arena: each word's
+ * bytes after 2 free, a "y" stem's copy, the joined copies. */
+static bool fast_room(struct na_story_text *tx, size_t len) {
+    return words_room(tx, len + 1, len / 2 + 1) && arena_room(tx, 8 * len + 64);
+}
+
+/* The reader's state, in locals while reading (a store into the arena may
+ * not be taken to change them). */
+struct rd {
+    char *arena;
+    size_t alen;
+    struct na_story_word *w;
+    size_t wn;
+    struct na_story_joined *jd;
+    size_t jn;
+    struct prev pv;
+    struct parts pt;
+};
+
+/*
+ * Read the ASCII words at p[i..) as fast_chunk() does, straight into
+ * words, until the end, a byte that is not ASCII, or (with @p chunk) white
+ * space; @returns where it stopped. Without @p chunk, white space is one
+ * more separator: the text must be all ASCII.
+ */
+static inline __attribute__((always_inline)) size_t
+ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk) {
     for (;;) {
         unsigned char c = i < len ? cls[p[i]] : S;
         if (!(c & W)) {
-            if (c & H) {
-                tx->w_cnt = first_w; /* not ASCII: the rules tokeniser reads it */
-                tx->joined_cnt = first_j;
-                tx->arena_len = first_a;
-                *sc = saved;
-                *at = i;
-                return false;
+            if (chunk && (c & H)) {
+                return i;
             }
-            if (pt.cnt) {
-                parts_close(tx, &pt);
+            if (r->pt.cnt) {
+                parts_close(&r->pt, r->arena, &r->alen, r->jd, &r->jn);
             }
-            if (c & S) {
-                break;
+            if (i >= len || (chunk && (c & S))) {
+                return i;
             }
             i++;
             continue;
         }
         size_t start = i;
-        uint32_t off = (uint32_t)tx->arena_len + 2;
-        i = word_copy(p, len, i, tx->arena + off);
+        size_t off = r->alen + 2;
+        i = word_copy(p, len, i, r->arena + off);
         size_t cps = i - start;
         /* longer than a term: the first bytes kept, for prefixes */
         bool truncated = cps > NA_RULES_MAX_TERM_BYTES;
         size_t kept = truncated ? NA_RULES_MAX_TERM_BYTES : cps;
-        tx->arena_len = off + kept;
-        struct na_story_word *x = word_push(tx, sc, start, i);
+        r->alen = off + kept;
+        struct na_story_word *x = &r->w[r->wn++];
+        word_fill(x, p, start, i, &r->pv);
         x->digits = p[start] <= '9'; /* a letter or digit: a digit starts a figure */
-        if (truncated) {
-            x->fold = off;
-            x->len = (uint16_t)kept;
-        } else {
-            word_stem(tx, x, off, kept);
+        x->fold = (uint32_t)off;
+        x->len = (uint16_t)kept;
+        if (!truncated && kept >= 4 && r->arena[off + kept - 1] == 's') {
+            bool y = false;
+            size_t sl = na_rules_plural_fold(r->arena + off, kept, &y);
+            x->len = (uint16_t)sl;
+            if (y) {
+                /* a copy: the fold stays whole for joining */
+                size_t to = r->alen + 2;
+                memcpy(r->arena + to, r->arena + off, sl);
+                r->arena[to + sl] = 'y';
+                r->alen = to + sl + 1;
+                x->fold = (uint32_t)to;
+                x->len = (uint16_t)(sl + 1);
+            }
         }
         if (i >= len) {
-            if (pt.cnt) {
-                parts_add(&pt, off, kept, truncated);
+            if (r->pt.cnt) {
+                parts_add(&r->pt, off, kept, truncated);
             }
             continue; /* the end: closes the word above */
         }
@@ -567,9 +595,9 @@ static bool ascii_words(struct na_story_text *tx, struct scan *sc, size_t *at) {
             int after2 = i + 2 < len ? p[i + 2] : -1;
             if (!ascii_word(after2) && (after2 < 0 || !(cls[after2] & H))) {
                 i += 2; /* possessive: "Taiwan's" is "Taiwan" */
-                if (pt.cnt) {
-                    parts_add(&pt, off, kept, truncated);
-                    parts_close(tx, &pt);
+                if (r->pt.cnt) {
+                    parts_add(&r->pt, off, kept, truncated);
+                    parts_close(&r->pt, r->arena, &r->alen, r->jd, &r->jn);
                 }
                 continue;
             }
@@ -583,54 +611,34 @@ static bool ascii_words(struct na_story_text *tx, struct scan *sc, size_t *at) {
             joins = !ascii_word(after2);
         }
         if (joins) {
-            parts_add(&pt, off, kept, truncated);
+            parts_add(&r->pt, off, kept, truncated);
             i++;
-        } else if (pt.cnt) {
-            parts_add(&pt, off, kept, truncated);
-            parts_close(tx, &pt);
+        } else if (r->pt.cnt) {
+            parts_add(&r->pt, off, kept, truncated);
+            parts_close(&r->pt, r->arena, &r->alen, r->jd, &r->jn);
         }
     }
-    *at = i;
-    return true;
 }
 
-/* The words of s[start..end), a chunk with bytes that are not ASCII, from
- * the rules tokeniser. */
-static na_err_t rules_words(struct na_story_text *tx, struct scan *sc, size_t start,
-                            size_t end) {
-    struct na_rtoks *t = &tx->toks;
-    t->cnt = 0;
-    t->text_len = 0;
-    t->oom = false;
-    na_err_t err = na_rules_tokenize(sc->s + start, end - start, t);
-    if (err) {
-        return err;
+/* @returns true when p[0..len) is all ASCII. */
+static bool all_ascii(const unsigned char *p, size_t len) {
+    size_t i = 0;
+    unsigned hi = 0;
+#if defined(__SSE2__)
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 16 <= len; i += 16) {
+        acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(const void *)(p + i)));
     }
-    if (!words_room(tx, t->cnt, t->cnt) || !arena_room(tx, t->text_len + 4 * t->cnt)) {
-        return NA_ERR_NOMEM;
+    hi = (unsigned)_mm_movemask_epi8(acc);
+#endif
+    for (; i < len; i++) {
+        hi |= p[i] & 0x80u;
     }
-    for (size_t k = 0; k < t->cnt; k++) {
-        const struct na_rtok *r = &t->v[k];
-        uint32_t off = (uint32_t)tx->arena_len + 2;
-        size_t n = na_rtok_stem(t, r, tx->arena + off);
-        tx->arena_len = off + n;
-        if (r->pos_end != r->pos) {
-            if (n >= 3) {
-                tx->joined[tx->joined_cnt++] = (struct na_story_joined){off, (uint32_t)n};
-            }
-            continue;
-        }
-        struct na_story_word *x = word_push(tx, sc, start + r->bstart, start + r->bend);
-        x->fold = off;
-        x->len = (uint16_t)n;
-        x->digits = isdigit((unsigned char)t->text[r->fold_off]) != 0;
-    }
-    return NA_OK;
+    return hi == 0;
 }
 
 na_err_t na_story_words(struct na_story_text *tx, const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s;
-    struct scan sc = {s, 0, 0, false};
     pthread_once(&lower_once, lower_init);
     tx->w_cnt = 0;
     tx->joined_cnt = 0;
@@ -638,34 +646,57 @@ na_err_t na_story_words(struct na_story_text *tx, const char *s, size_t len) {
     if (len > UINT32_MAX / 8) {
         len = UINT32_MAX / 8;
     }
-    sc.len = len;
-    /* words: at most one per byte, joined forms one per two; arena: each
-     * word's bytes after 2 free, a "y" stem's copy, the joined copies */
-    if (!words_room(tx, len + 1, len / 2 + 1) || !arena_room(tx, 8 * len + 64)) {
+    if (!fast_room(tx, len)) {
         return NA_ERR_NOMEM;
     }
-    for (size_t i = 0; i < len;) {
+    struct rd r = {tx->arena, 0, tx->w, 0, tx->joined, 0, {0, false}, {.cnt = 0}};
+    if (all_ascii(p, len)) {
+        /* white space ends a chunk as any separator does */
+        ascii_run(&r, p, len, 0, false);
+        tx->w_cnt = r.wn;
+        tx->joined_cnt = r.jn;
+        tx->arena_len = r.alen;
+        return NA_OK;
+    }
+    size_t i = 0;
+    for (;;) {
         while (i < len && (cls[p[i]] & S)) {
             i++;
         }
         if (i == len) {
             break;
         }
-        size_t start = i;
-        if (ascii_words(tx, &sc, &i)) {
+        /* A chunk up to the next white space, undone if a byte is not
+         * ASCII. */
+        size_t c_start = i, c_wn = r.wn, c_jn = r.jn, c_alen = r.alen;
+        struct prev c_pv = r.pv;
+        i = ascii_run(&r, p, len, i, true);
+        if (i >= len || !(cls[p[i]] & H)) {
             continue;
         }
+        /* A byte that is not ASCII: the chunk's words from the rules
+         * tokeniser instead. */
+        r.pt.cnt = 0;
+        r.pv = c_pv;
         while (i < len && !(cls[p[i]] & S)) {
             i++;
         }
-        na_err_t err = rules_words(tx, &sc, start, i);
-        if (err) {
-            return err;
+        tx->w_cnt = c_wn;
+        tx->joined_cnt = c_jn;
+        tx->arena_len = c_alen;
+        na_err_t err = rules_words(tx, s, c_start, i, &r.pv);
+        if (err || !fast_room(tx, len)) {
+            return err ? err : NA_ERR_NOMEM;
         }
-        /* the fast path needs the room reserved above */
-        if (!words_room(tx, len + 1, len / 2 + 1) || !arena_room(tx, 8 * len + 64)) {
-            return NA_ERR_NOMEM;
-        }
+        r.arena = tx->arena;
+        r.w = tx->w;
+        r.jd = tx->joined;
+        r.wn = tx->w_cnt;
+        r.jn = tx->joined_cnt;
+        r.alen = tx->arena_len;
     }
+    tx->w_cnt = r.wn;
+    tx->joined_cnt = r.jn;
+    tx->arena_len = r.alen;
     return NA_OK;
 }
