@@ -186,25 +186,43 @@ static long small_num(const char *w, size_t len) {
     return v;
 }
 
+/* Does @p w end with the @p n bytes of @p sfx, and keep 4 before them? */
+static inline bool ends(const char *w, size_t len, const char *sfx, size_t n) {
+    return len >= n + 4 && !memcmp(w + len - n, sfx, n);
+}
+
 /* @returns the length of @p w without one common suffix ("prohibition",
  *          "prohibiting" and "prohibited" all read "prohibit"), keeping at
  *          least 4 letters. */
 static size_t light_stem(const char *w, size_t len) {
-    static const char *const suffixes[] = {"ations", "ation", "ions", "ion", "ings",
-                                           "ing",    "ed",    "ment", "ers", "er"};
-    static const uint8_t suffix_len[] = {6, 5, 4, 3, 4, 3, 2, 4, 3, 2};
-    char last = len ? w[len - 1] : 0;
-    if (len < 6 || (last != 's' && last != 'n' && last != 'g' && last != 'd' &&
-                    last != 't' && last != 'r')) {
+    /* the suffixes -ations -ation -ions -ion -ings -ing -ed -ment -ers -er,
+     * the first that ends the word taken: grouped by their last letter,
+     * in that order */
+    if (len < 6) {
         return len;
     }
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        size_t n = suffix_len[i];
-        if (len >= n + 4 && !memcmp(w + len - n, suffixes[i], n)) {
-            return len - n;
-        }
+    switch (w[len - 1]) {
+    case 's':
+        return ends(w, len, "ations", 6) ? len - 6
+               : ends(w, len, "ions", 4) ? len - 4
+               : ends(w, len, "ings", 4) ? len - 4
+               : ends(w, len, "ers", 3)  ? len - 3
+                                         : len;
+    case 'n':
+        return ends(w, len, "ation", 5) ? len - 5
+               : ends(w, len, "ion", 3) ? len - 3
+                                        : len;
+    case 'g':
+        return ends(w, len, "ing", 3) ? len - 3 : len;
+    case 'd':
+        return ends(w, len, "ed", 2) ? len - 2 : len;
+    case 't':
+        return ends(w, len, "ment", 4) ? len - 4 : len;
+    case 'r':
+        return ends(w, len, "er", 2) ? len - 2 : len;
+    default:
+        return len;
     }
-    return len;
 }
 
 /* Emit KIND + a (+ "_" + b). */
@@ -236,8 +254,9 @@ static const char *word_text(const char *arena, const struct na_story_word *x) {
 
 /* Emit KIND + the word @p x's first @p n bytes, the "K:" written in the
  * two bytes before it in the arena (no copy). */
-static bool emit_word(na_story_emit_cb *emit, void *ctx, char kind, char *arena,
-                      const struct na_story_word *x, size_t n) {
+static inline __attribute__((always_inline)) bool
+emit_word(na_story_emit_cb *emit, void *ctx, char kind, char *arena,
+          const struct na_story_word *x, size_t n) {
     if (x->demonym || n + 2 > NA_STORY_FEATURE_BYTES - 1) {
         return emit2(emit, ctx, kind, word_text(arena, x), n, NULL, 0);
     }
@@ -428,6 +447,19 @@ static const char *figure(const char *s, size_t len, const char *at,
 
 /* ---- words ---- */
 
+/* Note what the lexicon says of word @p x. */
+static inline void lex_word(const char *arena, struct na_story_word *x) {
+    const struct lex *lx = x->digits ? NULL : lex_find(arena + x->fold, x->len);
+    if (lx) {
+        x->stop = lx->stop;
+        x->month = lx->month;
+        x->demonym = lx->demonym;
+        if (lx->demonym) {
+            x->len = (uint16_t)strlen(demonyms[lx->demonym - 1][1]);
+        }
+    }
+}
+
 void na_story_text_init(struct na_story_text *tx) {
     memset(tx, 0, sizeof(*tx));
     na_rtoks_init(&tx->toks);
@@ -461,21 +493,13 @@ na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t 
     }
     struct na_story_word *w = tx->w;
     size_t wn = tx->w_cnt;
+    size_t looked = 0; /* words looked up in the lexicon */
     for (size_t i = 0; i < wn; i++) {
         struct na_story_word *x = &w[i];
-        const struct lex *lx = x->digits ? NULL : lex_find(arena + x->fold, x->len);
-        if (lx) {
-            x->stop = lx->stop;
-            x->month = lx->month;
-            x->demonym = lx->demonym;
-            if (lx->demonym) {
-                x->len = (uint16_t)strlen(demonyms[lx->demonym - 1][1]);
-            }
+        /* this word and the next one looked up (a name reads the next) */
+        for (; looked < wn && looked <= i + 1; looked++) {
+            lex_word(arena, &w[looked]);
         }
-    }
-
-    for (size_t i = 0; i < wn; i++) {
-        struct na_story_word *x = &w[i];
         int m = x->month;
         if (m && x->cap) {
             long d = -1;

@@ -380,8 +380,8 @@ struct prev {
 };
 
 /* Fill word @p x at p[start..end) but for its fold, len and digits: its
- * place, its case, and what stands between it and the previous word
- * (@p pv, carried forward, so only that gap is read). */
+ * place, its case, and (unless @p pv is NULL) what stands between it and
+ * the previous word (@p pv, carried forward, so only that gap is read). */
 static inline __attribute__((always_inline)) void word_fill(struct na_story_word *x,
                                                             const unsigned char *p,
                                                             size_t start, size_t end,
@@ -401,6 +401,12 @@ static inline __attribute__((always_inline)) void word_fill(struct na_story_word
         }
         x->acronym = j == end;
     }
+    x->stop = false;
+    x->month = 0;
+    x->demonym = 0;
+    if (!pv) {
+        return; /* the caller read the gap */
+    }
     /* Adjacent: only spaces since the previous word. Sentence start: the
      * previous byte that is not a space or an opening quote ends a
      * sentence (the previous word's last byte, a letter or digit, does
@@ -419,9 +425,6 @@ static inline __attribute__((always_inline)) void word_fill(struct na_story_word
             break;
         }
     }
-    x->stop = false;
-    x->month = 0;
-    x->demonym = 0;
     pv->end = end;
     pv->have = true;
 }
@@ -531,6 +534,11 @@ struct rd {
     size_t jn;
     struct prev pv;
     struct parts pt;
+    /* the gap since the previous word, read forward (ascii_run() without
+     * chunks): only spaces, and whether a word here starts a sentence (the
+     * last byte that is not a space or an opening quote ends one) */
+    bool gap_spaces;
+    bool gap_sent;
 };
 
 /*
@@ -553,6 +561,11 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
             if (i >= len || (chunk && (c & S))) {
                 return i;
             }
+            if (!chunk) {
+                unsigned g = gap_cls[p[i]];
+                r->gap_spaces = r->gap_spaces && p[i] == ' ';
+                r->gap_sent = g == G_SKIP ? r->gap_sent : g == G_END;
+            }
             i++;
             continue;
         }
@@ -565,7 +578,15 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
         size_t kept = truncated ? NA_RULES_MAX_TERM_BYTES : cps;
         r->alen = off + kept;
         struct na_story_word *x = &r->w[r->wn++];
-        word_fill(x, p, start, i, &r->pv);
+        if (chunk) {
+            word_fill(x, p, start, i, &r->pv);
+        } else {
+            word_fill(x, p, start, i, NULL);
+            x->adjacent = r->wn > 1 && r->gap_spaces;
+            x->sent = r->gap_sent;
+            r->gap_spaces = true; /* the gap after this word */
+            r->gap_sent = false;
+        }
         x->digits = p[start] <= '9'; /* a letter or digit: a digit starts a figure */
         x->fold = (uint32_t)off;
         x->len = (uint16_t)kept;
@@ -594,7 +615,9 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
         if (next == '\'' && (after == 's' || after == 'S')) {
             int after2 = i + 2 < len ? p[i + 2] : -1;
             if (!ascii_word(after2) && (after2 < 0 || !(cls[after2] & H))) {
-                i += 2; /* possessive: "Taiwan's" is "Taiwan" */
+                i += 2;                /* possessive: "Taiwan's" is "Taiwan" */
+                r->gap_spaces = false; /* the gap holds "'s" */
+                r->gap_sent = false;
                 if (r->pt.cnt) {
                     parts_add(&r->pt, off, kept, truncated);
                     parts_close(&r->pt, r->arena, &r->alen, r->jd, &r->jn);
@@ -612,6 +635,8 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
         }
         if (joins) {
             parts_add(&r->pt, off, kept, truncated);
+            r->gap_spaces = false; /* the gap holds the "-" or "." */
+            r->gap_sent = next == '.';
             i++;
         } else if (r->pt.cnt) {
             parts_add(&r->pt, off, kept, truncated);
@@ -649,7 +674,8 @@ na_err_t na_story_words(struct na_story_text *tx, const char *s, size_t len) {
     if (!fast_room(tx, len)) {
         return NA_ERR_NOMEM;
     }
-    struct rd r = {tx->arena, 0, tx->w, 0, tx->joined, 0, {0, false}, {.cnt = 0}};
+    struct rd r = {tx->arena, 0,          tx->w,      0,     tx->joined,
+                   0,         {0, false}, {.cnt = 0}, false, true};
     if (all_ascii(p, len)) {
         /* white space ends a chunk as any separator does */
         ascii_run(&r, p, len, 0, false);
