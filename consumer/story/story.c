@@ -1319,10 +1319,9 @@ static int64_t article_time(const na_stories_t *st, const struct na_article *a) 
     return t > latest ? latest : t;
 }
 
-/* na_story_emit_cb: note one feature of the article being read (its
- * text copied to st->ptext), for intern_features(). */
-static bool emit_feature(void *ctx, const char *text, size_t len) {
-    na_stories_t *st = ctx;
+/* Room for one more noted feature of @p len bytes (emit_feature()'s
+ * slow path, apart so that its fast path saves no registers). */
+static __attribute__((noinline)) bool emit_room(na_stories_t *st, size_t len) {
     if (st->pend_cnt == st->pend_cap) {
         size_t cap = st->pend_cap ? st->pend_cap * 2 : 512;
         struct pend *n = realloc(st->pend, cap * sizeof(*n));
@@ -1345,6 +1344,17 @@ static bool emit_feature(void *ctx, const char *text, size_t len) {
         }
         st->ptext = n;
         st->ptext_cap = cap;
+    }
+    return true;
+}
+
+/* na_story_emit_cb: note one feature of the article being read (its
+ * text copied to st->ptext), for intern_features(). */
+static bool emit_feature(void *ctx, const char *text, size_t len) {
+    na_stories_t *st = ctx;
+    if ((st->pend_cnt == st->pend_cap || st->ptext_len + len > st->ptext_cap) &&
+        !emit_room(st, len)) {
+        return false;
     }
     /* copied as it is hashed: feat_key() of the copy */
     uint64_t key = na_story_hash_copy(st->ptext + st->ptext_len, text, len);

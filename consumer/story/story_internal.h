@@ -179,7 +179,8 @@ typedef bool(na_story_emit_cb)(void *ctx, const char *text, size_t len);
 
 /**
  * A word of a text, as the features read it (na_story_words() fills all
- * but the lexicon's fields, stop, month and demonym, which start 0).
+ * but the lexicon's fields, stop and month, which start 0; a demonym's
+ * fold becomes its place's).
  */
 struct na_story_word {
     uint32_t fold;    /**< offset in na_story_text.arena of the plural-folded,
@@ -195,7 +196,6 @@ struct na_story_word {
     bool digits;      /**< starts with a digit (a figure starts) */
     bool stop;        /**< a stop word */
     uint8_t month;    /**< 1..12 when a month name, else 0 */
-    uint8_t demonym;  /**< a people's adjective: index + 1 of its place */
 };
 
 /** A hyphenated (or dotted) word's joined form, plural-folded: at

@@ -79,6 +79,9 @@ static const char *const demonyms[][2] = {
     {"iranian", "iran"},           {"turkish", "turkey"},
 };
 
+/* Longest place of a demonym ("netherlands", "philippines"). */
+#define NA_STORY_PLACE_BYTES 11u
+
 static const char *const month_names[] = {
     "january", "february", "march",     "april",   "may",      "june",
     "july",    "august",   "september", "october", "november", "december",
@@ -247,18 +250,13 @@ static bool emit2(na_story_emit_cb *emit, void *ctx, char kind, const char *a,
     return emit(ctx, tmp, n);
 }
 
-/* The text of word @p x: its fold, or its place when a demonym. */
-static const char *word_text(const char *arena, const struct na_story_word *x) {
-    return x->demonym ? demonyms[x->demonym - 1][1] : arena + x->fold;
-}
-
 /* Emit KIND + the word @p x's first @p n bytes, the "K:" written in the
  * two bytes before it in the arena (no copy). */
 static inline __attribute__((always_inline)) bool
 emit_word(na_story_emit_cb *emit, void *ctx, char kind, char *arena,
           const struct na_story_word *x, size_t n) {
-    if (x->demonym || n + 2 > NA_STORY_FEATURE_BYTES - 1) {
-        return emit2(emit, ctx, kind, word_text(arena, x), n, NULL, 0);
+    if (n + 2 > NA_STORY_FEATURE_BYTES - 1) {
+        return emit2(emit, ctx, kind, arena + x->fold, n, NULL, 0);
     }
     char *t = arena + x->fold - 2;
     t[0] = kind;
@@ -447,15 +445,22 @@ static const char *figure(const char *s, size_t len, const char *at,
 
 /* ---- words ---- */
 
-/* Note what the lexicon says of word @p x. */
-static inline void lex_word(const char *arena, struct na_story_word *x) {
-    const struct lex *lx = x->digits ? NULL : lex_find(arena + x->fold, x->len);
+/* Note what the lexicon says of word @p x (not a figure); a demonym's
+ * place is copied into the arena (room made) after 2 free bytes, as its
+ * text. */
+static inline void lex_word(struct na_story_text *tx, struct na_story_word *x) {
+    const struct lex *lx = lex_find(tx->arena + x->fold, x->len);
     if (lx) {
         x->stop = lx->stop;
         x->month = lx->month;
-        x->demonym = lx->demonym;
         if (lx->demonym) {
-            x->len = (uint16_t)strlen(demonyms[lx->demonym - 1][1]);
+            const char *place = demonyms[lx->demonym - 1][1];
+            size_t n = strlen(place);
+            size_t off = tx->arena_len + 2;
+            memcpy(tx->arena + off, place, n);
+            tx->arena_len = off + n;
+            x->fold = (uint32_t)off;
+            x->len = (uint16_t)n;
         }
     }
 }
@@ -493,21 +498,31 @@ na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t 
     }
     struct na_story_word *w = tx->w;
     size_t wn = tx->w_cnt;
-    size_t looked = 0; /* words looked up in the lexicon */
+    /* room for the demonyms' places (lex_word()) */
+    if (tx->arena_len + wn * (NA_STORY_PLACE_BYTES + 2) > tx->arena_cap) {
+        size_t cap = (tx->arena_len + wn * (NA_STORY_PLACE_BYTES + 2)) * 2;
+        char *n = realloc(tx->arena, cap);
+        if (!n) {
+            return NA_ERR_NOMEM;
+        }
+        tx->arena = arena = n;
+        tx->arena_cap = cap;
+    }
+    for (size_t i = 0; i < wn; i++) {
+        if (!w[i].digits) {
+            lex_word(tx, &w[i]);
+        }
+    }
     for (size_t i = 0; i < wn; i++) {
         struct na_story_word *x = &w[i];
-        /* this word and the next one looked up (a name reads the next) */
-        for (; looked < wn && looked <= i + 1; looked++) {
-            lex_word(arena, &w[looked]);
-        }
         int m = x->month;
         if (m && x->cap) {
             long d = -1;
             if (i + 1 < wn) {
-                d = small_num(word_text(arena, &w[i + 1]), w[i + 1].len);
+                d = small_num(arena + w[i + 1].fold, w[i + 1].len);
             }
             if ((d < 1 || d > 31) && i > 0) {
-                d = small_num(word_text(arena, &w[i - 1]), w[i - 1].len);
+                d = small_num(arena + w[i - 1].fold, w[i - 1].len);
             }
             if (d >= 1 && d <= 31) {
                 char day[3] = {(char)('0' + d / 10), (char)('0' + d % 10), 0};
@@ -531,7 +546,7 @@ na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t 
         if (x->len < 3 || x->stop) {
             continue;
         }
-        const char *fold = word_text(arena, x);
+        const char *fold = arena + x->fold;
         if (!emit_word(emit, ctx, 't', arena, x, light_stem(fold, x->len))) {
             return NA_ERR_NOMEM;
         }
@@ -541,8 +556,8 @@ na_err_t na_story_text_features(struct na_story_text *tx, const char *s, size_t 
         if (name && !emit_word(emit, ctx, 'e', arena, x, x->len)) {
             return NA_ERR_NOMEM;
         }
-        if (run_next && !emit2(emit, ctx, 'e', fold, x->len, word_text(arena, &w[i + 1]),
-                               w[i + 1].len)) {
+        if (run_next &&
+            !emit2(emit, ctx, 'e', fold, x->len, arena + w[i + 1].fold, w[i + 1].len)) {
             return NA_ERR_NOMEM;
         }
     }

@@ -403,7 +403,6 @@ static inline __attribute__((always_inline)) void word_fill(struct na_story_word
     }
     x->stop = false;
     x->month = 0;
-    x->demonym = 0;
     if (!pv) {
         return; /* the caller read the gap */
     }
