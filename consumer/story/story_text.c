@@ -16,7 +16,6 @@
  * Demonyms read as their place ("Japanese" = "Japan"). Words are folded by
  * the rules tokeniser, so a feature folds as a query term does.
  */
-#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,12 +165,17 @@ static const struct lex *lex_find(const char *w, size_t len) {
     return x->word ? x : NULL;
 }
 
+/* An ASCII digit (isdigit() in the C locale the engine runs in). */
+static inline bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
 static bool all_digits(const char *w, size_t len) {
     if (!len) {
         return false;
     }
     for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)w[i])) {
+        if (!is_digit(w[i])) {
             return false;
         }
     }
@@ -276,13 +280,20 @@ static bool ascii_alpha(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+/* Is the word of @p wl letters read into @p buf (word_at()) @p lit, a word
+ * shorter than the buffer? */
+static inline bool word_is(const char *buf, size_t wl, const char *lit) {
+    size_t n = strlen(lit);
+    return wl == n && !memcmp(buf, lit, n);
+}
+
 /* The ASCII word at s[i..) folded to lower case into @p buf (at most
  * @p cap - 1 letters); @returns its length (0: none). */
 static size_t word_at(const char *s, size_t len, size_t i, char *buf, size_t cap) {
     size_t n = 0;
     while (i < len && ascii_alpha((unsigned char)s[i])) {
         if (n + 1 < cap) {
-            buf[n++] = (char)tolower((unsigned char)s[i]);
+            buf[n++] = (char)(s[i] | 0x20); /* an ASCII letter */
         }
         i++;
     }
@@ -306,7 +317,7 @@ static bool month_before(const char *s, size_t i) {
         return false;
     }
     for (size_t k = b; k < e; k++) {
-        w[n++] = (char)tolower((unsigned char)s[k]);
+        w[n++] = (char)(s[k] | 0x20);
     }
     const struct lex *x = lex_find(w, n);
     return x && x->month;
@@ -325,9 +336,8 @@ static bool month_after(const char *s, size_t len, size_t i) {
 
 /* Is the "," at s[i] a thousands separator (three digits, then no digit)? */
 static bool thousands(const char *s, size_t len, size_t i) {
-    return i + 3 < len && isdigit((unsigned char)s[i + 1]) &&
-           isdigit((unsigned char)s[i + 2]) && isdigit((unsigned char)s[i + 3]) &&
-           (i + 4 >= len || !isdigit((unsigned char)s[i + 4]));
+    return i + 3 < len && is_digit(s[i + 1]) && is_digit(s[i + 2]) &&
+           is_digit(s[i + 3]) && (i + 4 >= len || !is_digit(s[i + 4]));
 }
 
 /*
@@ -348,7 +358,7 @@ static const char *figure(const char *s, size_t len, const char *at,
     *err = NA_OK;
     while (j < len) {
         unsigned char d = (unsigned char)s[j];
-        if (isdigit(d)) {
+        if (is_digit(d)) {
             if (n + 1 < sizeof(num) - 4) {
                 num[n++] = (char)d;
             } else {
@@ -357,7 +367,7 @@ static const char *figure(const char *s, size_t len, const char *at,
             j++;
         } else if (d == ',' && thousands(s, len, j)) {
             j++; /* thousands separator */
-        } else if (d == '.' && !dot && j + 1 < len && isdigit((unsigned char)s[j + 1])) {
+        } else if (d == '.' && !dot && j + 1 < len && is_digit(s[j + 1])) {
             dot = true;
             num[n++] = '.';
             j++;
@@ -373,13 +383,13 @@ static const char *figure(const char *s, size_t len, const char *at,
         char w[12];
         size_t wl = word_at(s, len, j, w, sizeof(w));
         char scale = 0;
-        if (!strcmp(w, "bn") || !strcmp(w, "b")) {
+        if (word_is(w, wl, "bn") || word_is(w, wl, "b")) {
             scale = 'b';
-        } else if (!strcmp(w, "mn") || !strcmp(w, "m")) {
+        } else if (word_is(w, wl, "mn") || word_is(w, wl, "m")) {
             scale = 'm';
-        } else if (!strcmp(w, "tn") || !strcmp(w, "trn")) {
+        } else if (word_is(w, wl, "tn") || word_is(w, wl, "trn")) {
             scale = 't';
-        } else if (!strcmp(w, "k")) {
+        } else if (word_is(w, wl, "k")) {
             scale = 'k';
         }
         if (scale && !too_long) {
@@ -405,23 +415,23 @@ static const char *figure(const char *s, size_t len, const char *at,
         }
         char w[16];
         size_t wl = word_at(s, len, k, w, sizeof(w));
-        if (!strcmp(w, "percent") || !strcmp(w, "pct")) {
+        if (word_is(w, wl, "percent") || word_is(w, wl, "pct")) {
             percent = true;
-        } else if (!strcmp(w, "per")) {
+        } else if (word_is(w, wl, "per")) {
             char w2[8];
             size_t m = k + wl;
             while (m < len && s[m] == ' ') {
                 m++;
             }
-            word_at(s, len, m, w2, sizeof(w2));
-            percent = !strcmp(w2, "cent");
-        } else if (!strcmp(w, "billion") || !strcmp(w, "bn")) {
+            size_t wl2 = word_at(s, len, m, w2, sizeof(w2));
+            percent = word_is(w2, wl2, "cent");
+        } else if (word_is(w, wl, "billion") || word_is(w, wl, "bn")) {
             scale = 'b';
-        } else if (!strcmp(w, "million") || !strcmp(w, "mn")) {
+        } else if (word_is(w, wl, "million") || word_is(w, wl, "mn")) {
             scale = 'm';
-        } else if (!strcmp(w, "trillion") || !strcmp(w, "tn")) {
+        } else if (word_is(w, wl, "trillion") || word_is(w, wl, "tn")) {
             scale = 't';
-        } else if (!strcmp(w, "thousand")) {
+        } else if (word_is(w, wl, "thousand")) {
             scale = 'k';
         }
     }

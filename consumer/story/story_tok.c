@@ -58,19 +58,14 @@ static const unsigned char cls[256] = {
 
 /* ASCII lower case of a byte. */
 static unsigned char lower[256];
-static pthread_once_t lower_once = PTHREAD_ONCE_INIT;
-
-static void lower_init(void) {
-    for (int c = 0; c < 256; c++) {
-        lower[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-}
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static void tables_init(void); /* lower, and gap_next below */
 
 /*
  * Copy the run of ASCII letters and digits at p[i..len) to @p out in lower
  * case. @returns where the run ends. With SSE2, sixteen bytes at a time:
  * a run's bytes are found by comparisons (a byte >= 0x80 is negative as a
- * signed char, so in no range), upper-case letters get 32 added, and the
+ * signed char, so in no range), letters get the case bit (32) set, and the
  * sixteen bytes are stored whole: @p out has NA_STORY_TOK_SLACK bytes of
  * room past the run (reserve() keeps them). tests/unit/test_story.c
  * compares the tokens with the rules tokeniser's.
@@ -79,17 +74,17 @@ static inline __attribute__((always_inline)) size_t
 word_copy(const unsigned char *p, size_t len, size_t i, char *out) {
 #if defined(__SSE2__)
     const __m128i d0 = _mm_set1_epi8('0' - 1), d1 = _mm_set1_epi8('9' + 1);
-    const __m128i u0 = _mm_set1_epi8('A' - 1), u1 = _mm_set1_epi8('Z' + 1);
     const __m128i l0 = _mm_set1_epi8('a' - 1), l1 = _mm_set1_epi8('z' + 1);
     const __m128i case_bit = _mm_set1_epi8(32);
     while (i + 16 <= len) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(v, u0), _mm_cmplt_epi8(v, u1));
+        /* a letter is one in lower case with the case bit set */
+        __m128i lo = _mm_or_si128(v, case_bit);
+        __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(lo, l0), _mm_cmplt_epi8(lo, l1));
         __m128i word = _mm_or_si128(
-            _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(v, d0), _mm_cmplt_epi8(v, d1)), up),
-            _mm_and_si128(_mm_cmpgt_epi8(v, l0), _mm_cmplt_epi8(v, l1)));
+            _mm_and_si128(_mm_cmpgt_epi8(v, d0), _mm_cmplt_epi8(v, d1)), letter);
         _mm_storeu_si128((__m128i *)(void *)out,
-                         _mm_add_epi8(v, _mm_and_si128(up, case_bit)));
+                         _mm_or_si128(v, _mm_and_si128(letter, case_bit)));
         unsigned m = (unsigned)_mm_movemask_epi8(word);
         if (m != 0xffffu) {
             return i + (size_t)__builtin_ctz(~m);
@@ -273,7 +268,7 @@ static bool fast_chunk(const char *s, size_t len, size_t *at, struct na_rtoks *t
 
 na_err_t na_story_tokenize(const char *s, size_t len, struct na_rtoks *t) {
     const unsigned char *p = (const unsigned char *)s;
-    pthread_once(&lower_once, lower_init);
+    pthread_once(&tables_once, tables_init);
     t->cnt = 0;
     t->text_len = 0;
     t->oom = false;
@@ -330,6 +325,32 @@ static const unsigned char gap_cls[256] = {
     ['\''] = G_SKIP, ['.'] = G_END,   ['!'] = G_END,  ['?'] = G_END,
     ['\n'] = G_END,  [':'] = G_END,   ['|'] = G_END,
 };
+
+/* The gap since the previous word, read forward: GAP_SPACES while it is
+ * only spaces, GAP_SENT when a word here starts a sentence (the last byte
+ * that is not a space or an opening quote ends one, or there is none and
+ * no previous word). gap_next[gap][byte] is the gap with one byte more. */
+#define GAP_SPACES 1u
+#define GAP_SENT 2u
+static unsigned char gap_next[4][256];
+
+static void gap_init(void) {
+    for (unsigned g = 0; g < 4; g++) {
+        for (unsigned b = 0; b < 256; b++) {
+            unsigned c = gap_cls[b];
+            unsigned sent = c == G_SKIP ? g & GAP_SENT : c == G_END ? GAP_SENT : 0;
+            gap_next[g][b] = (unsigned char)(sent | (b == ' ' ? g & GAP_SPACES : 0));
+        }
+    }
+}
+
+/* Fill the tables built once: lower, gap_next. */
+static void tables_init(void) {
+    for (int c = 0; c < 256; c++) {
+        lower[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    gap_init();
+}
 
 /* Room for @p bytes more in the arena (with word_copy()'s slack). */
 static bool arena_room(struct na_story_text *tx, size_t bytes) {
@@ -534,10 +555,8 @@ struct rd {
     struct prev pv;
     struct parts pt;
     /* the gap since the previous word, read forward (ascii_run() without
-     * chunks): only spaces, and whether a word here starts a sentence (the
-     * last byte that is not a space or an opening quote ends one) */
-    bool gap_spaces;
-    bool gap_sent;
+     * chunks): GAP_SPACES and GAP_SENT */
+    unsigned gap;
 };
 
 /*
@@ -561,9 +580,7 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
                 return i;
             }
             if (!chunk) {
-                unsigned g = gap_cls[p[i]];
-                r->gap_spaces = r->gap_spaces && p[i] == ' ';
-                r->gap_sent = g == G_SKIP ? r->gap_sent : g == G_END;
+                r->gap = gap_next[r->gap][p[i]];
             }
             i++;
             continue;
@@ -581,10 +598,9 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
             word_fill(x, p, start, i, &r->pv);
         } else {
             word_fill(x, p, start, i, NULL);
-            x->adjacent = r->wn > 1 && r->gap_spaces;
-            x->sent = r->gap_sent;
-            r->gap_spaces = true; /* the gap after this word */
-            r->gap_sent = false;
+            x->adjacent = r->wn > 1 && (r->gap & GAP_SPACES);
+            x->sent = (r->gap & GAP_SENT) != 0;
+            r->gap = GAP_SPACES; /* the gap after this word */
         }
         x->digits = p[start] <= '9'; /* a letter or digit: a digit starts a figure */
         x->fold = (uint32_t)off;
@@ -614,9 +630,8 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
         if (next == '\'' && (after == 's' || after == 'S')) {
             int after2 = i + 2 < len ? p[i + 2] : -1;
             if (!ascii_word(after2) && (after2 < 0 || !(cls[after2] & H))) {
-                i += 2;                /* possessive: "Taiwan's" is "Taiwan" */
-                r->gap_spaces = false; /* the gap holds "'s" */
-                r->gap_sent = false;
+                i += 2;     /* possessive: "Taiwan's" is "Taiwan" */
+                r->gap = 0; /* the gap holds "'s" */
                 if (r->pt.cnt) {
                     parts_add(&r->pt, off, kept, truncated);
                     parts_close(&r->pt, r->arena, &r->alen, r->jd, &r->jn);
@@ -634,8 +649,7 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
         }
         if (joins) {
             parts_add(&r->pt, off, kept, truncated);
-            r->gap_spaces = false; /* the gap holds the "-" or "." */
-            r->gap_sent = next == '.';
+            r->gap = next == '.' ? GAP_SENT : 0; /* the gap holds the "-" or "." */
             i++;
         } else if (r->pt.cnt) {
             parts_add(&r->pt, off, kept, truncated);
@@ -663,7 +677,7 @@ static bool all_ascii(const unsigned char *p, size_t len) {
 
 na_err_t na_story_words(struct na_story_text *tx, const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s;
-    pthread_once(&lower_once, lower_init);
+    pthread_once(&tables_once, tables_init);
     tx->w_cnt = 0;
     tx->joined_cnt = 0;
     tx->arena_len = 0;
@@ -673,8 +687,8 @@ na_err_t na_story_words(struct na_story_text *tx, const char *s, size_t len) {
     if (!fast_room(tx, len)) {
         return NA_ERR_NOMEM;
     }
-    struct rd r = {tx->arena, 0,          tx->w,      0,     tx->joined,
-                   0,         {0, false}, {.cnt = 0}, false, true};
+    struct rd r = {tx->arena, 0,          tx->w,      0,       tx->joined,
+                   0,         {0, false}, {.cnt = 0}, GAP_SENT};
     if (all_ascii(p, len)) {
         /* white space ends a chunk as any separator does */
         ascii_run(&r, p, len, 0, false);
