@@ -107,6 +107,8 @@ static pthread_once_t lexicon_once = PTHREAD_ONCE_INIT;
  * multiplication and a load, not a hash and a probe. */
 #define NA_STORY_LEX_FILTER_BITS 4096u
 static uint64_t lex_filter[NA_STORY_LEX_FILTER_BITS / 64];
+/* and before it, the lengths (bit n: n bytes) of its words by first byte */
+static uint16_t lex_lengths[256];
 
 /* @p len >= 2 */
 static uint32_t lex_filter_bit(const char *w, size_t len) {
@@ -130,6 +132,7 @@ static struct lex *lex_add(const char *w) {
     x->word = w;
     x->len = (uint8_t)strlen(w);
     lex_filter[bit / 64] |= 1ull << (bit % 64);
+    lex_lengths[(unsigned char)w[0]] |= (uint16_t)(1u << strlen(w));
     return x;
 }
 
@@ -154,7 +157,7 @@ static void lexicon_init(void) {
 
 /* @returns the lexicon's entry of w, or NULL (lexicon_init() has run). */
 static const struct lex *lex_find(const char *w, size_t len) {
-    if (len < 2 || len > 13) {
+    if (len < 2 || len > 13 || !(lex_lengths[(unsigned char)w[0]] >> len & 1)) {
         return NULL;
     }
     uint32_t bit = lex_filter_bit(w, len);
@@ -254,14 +257,16 @@ static bool emit2(na_story_emit_cb *emit, void *ctx, char kind, const char *a,
     return emit(ctx, tmp, n);
 }
 
+/* A word is a term at most and a "y" (na_story_words()): with "K:" it
+ * never needs the cut emit2() makes. */
+_Static_assert(NA_RULES_MAX_TERM_BYTES + 1 + 2 <= NA_STORY_FEATURE_BYTES - 1,
+               "a word's feature fits");
+
 /* Emit KIND + the word @p x's first @p n bytes, the "K:" written in the
  * two bytes before it in the arena (no copy). */
 static inline __attribute__((always_inline)) bool
 emit_word(na_story_emit_cb *emit, void *ctx, char kind, char *arena,
           const struct na_story_word *x, size_t n) {
-    if (n + 2 > NA_STORY_FEATURE_BYTES - 1) {
-        return emit2(emit, ctx, kind, arena + x->fold, n, NULL, 0);
-    }
     char *t = arena + x->fold - 2;
     t[0] = kind;
     t[1] = ':';
