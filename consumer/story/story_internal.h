@@ -29,8 +29,11 @@
  * fewer) read once, overlapping, so no byte past the end is read; then
  * MurmurHash3's 64-bit finaliser, so that every bit depends on every
  * byte. Keys live only in memory: the hash may change between versions.
+ * With @p dst (not overlapping @p s), the bytes are copied there on the
+ * way (the text reader's features are hashed as they are noted): the same
+ * loads, each stored as well. Called with a constant NULL, the stores go.
  */
-static inline uint64_t na_story_hash(const char *s, size_t len) {
+static inline uint64_t na_story_hash_into(char *dst, const char *s, size_t len) {
     const uint64_t k = 0x9e3779b97f4a7c15ull;
     uint64_t h = k ^ ((uint64_t)len * 0xc2b2ae3d27d4eb4full);
     uint64_t b = 0;
@@ -38,18 +41,34 @@ static inline uint64_t na_story_hash(const char *s, size_t len) {
         size_t i = 0;
         for (; i + 8 < len; i += 8) {
             memcpy(&b, s + i, sizeof(b));
+            if (dst) {
+                memcpy(dst + i, &b, sizeof(b));
+            }
             h = (h ^ b) * k;
             h ^= h >> 29;
         }
         memcpy(&b, s + len - 8, sizeof(b));
+        if (dst) {
+            memcpy(dst + len - 8, &b, sizeof(b));
+        }
     } else if (len >= 4) {
         uint32_t lo, hi;
         memcpy(&lo, s, sizeof(lo));
         memcpy(&hi, s + len - 4, sizeof(hi));
+        if (dst) {
+            memcpy(dst, &lo, sizeof(lo));
+            memcpy(dst + len - 4, &hi, sizeof(hi));
+        }
         b = (uint64_t)hi << 32 | lo;
     } else if (len > 0) {
-        b = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << 8 |
-            (uint64_t)(unsigned char)s[len - 1] << 16;
+        unsigned char c0 = (unsigned char)s[0], c1 = (unsigned char)s[len / 2];
+        unsigned char c2 = (unsigned char)s[len - 1];
+        if (dst) {
+            dst[0] = (char)c0;
+            dst[len / 2] = (char)c1;
+            dst[len - 1] = (char)c2;
+        }
+        b = (uint64_t)c0 | (uint64_t)c1 << 8 | (uint64_t)c2 << 16;
     }
     h = (h ^ b) * k;
     h ^= h >> 33;
@@ -60,47 +79,12 @@ static inline uint64_t na_story_hash(const char *s, size_t len) {
     return h;
 }
 
-/**
- * As na_story_hash(), copying @p s[0..len) to @p dst on the way (the text
- * reader's features are hashed as they are noted): the same loads, each
- * stored as well as hashed. @p dst must not overlap @p s.
- */
+static inline uint64_t na_story_hash(const char *s, size_t len) {
+    return na_story_hash_into(NULL, s, len);
+}
+
 static inline uint64_t na_story_hash_copy(char *dst, const char *s, size_t len) {
-    const uint64_t k = 0x9e3779b97f4a7c15ull;
-    uint64_t h = k ^ ((uint64_t)len * 0xc2b2ae3d27d4eb4full);
-    uint64_t b = 0;
-    if (len >= 8) {
-        size_t i = 0;
-        for (; i + 8 < len; i += 8) {
-            memcpy(&b, s + i, sizeof(b));
-            memcpy(dst + i, &b, sizeof(b));
-            h = (h ^ b) * k;
-            h ^= h >> 29;
-        }
-        memcpy(&b, s + len - 8, sizeof(b));
-        memcpy(dst + len - 8, &b, sizeof(b));
-    } else if (len >= 4) {
-        uint32_t lo, hi;
-        memcpy(&lo, s, sizeof(lo));
-        memcpy(&hi, s + len - 4, sizeof(hi));
-        memcpy(dst, &lo, sizeof(lo));
-        memcpy(dst + len - 4, &hi, sizeof(hi));
-        b = (uint64_t)hi << 32 | lo;
-    } else if (len > 0) {
-        unsigned char c0 = (unsigned char)s[0], c1 = (unsigned char)s[len / 2];
-        unsigned char c2 = (unsigned char)s[len - 1];
-        dst[0] = (char)c0;
-        dst[len / 2] = (char)c1;
-        dst[len - 1] = (char)c2;
-        b = (uint64_t)c0 | (uint64_t)c1 << 8 | (uint64_t)c2 << 16;
-    }
-    h = (h ^ b) * k;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    return na_story_hash_into(dst, s, len);
 }
 
 /** Kinds of features, one view of the article each (the letter before the
