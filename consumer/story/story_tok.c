@@ -104,6 +104,32 @@ static bool ascii_word(int c) {
     return c >= 0 && (cls[c] & W);
 }
 
+/* Is p[i..) (just after a word, i < len) a possessive "'s" that ends the
+ * word ("Taiwan's" is "Taiwan")? */
+static bool possessive_at(const unsigned char *p, size_t len, size_t i) {
+    int after = i + 1 < len ? p[i + 1] : -1;
+    if (p[i] != '\'' || (after != 's' && after != 'S')) {
+        return false;
+    }
+    int after2 = i + 2 < len ? p[i + 2] : -1;
+    return !ascii_word(after2) && (after2 < 0 || !(cls[after2] & H));
+}
+
+/* Does the byte p[i] (just after a word of @p cps bytes, i < len) join
+ * it to the next part: a "-" before a letter or digit, or a "." between
+ * one-letter parts ("U.S." reads as one word)? */
+static bool joins_at(const unsigned char *p, size_t len, size_t i, size_t cps) {
+    int after = i + 1 < len ? p[i + 1] : -1;
+    if (p[i] == '-') {
+        return ascii_word(after);
+    }
+    if (p[i] == '.' && cps == 1 && ascii_word(after)) {
+        int after2 = i + 2 < len ? p[i + 2] : -1;
+        return !ascii_word(after2);
+    }
+    return false;
+}
+
 /* Room for @p tokens more tokens and @p bytes more folded bytes. */
 static bool reserve(struct na_rtoks *t, size_t tokens, size_t bytes) {
     if (t->cnt + tokens > t->cap) {
@@ -231,28 +257,15 @@ static bool fast_chunk(const char *s, size_t len, size_t *at, struct na_rtoks *t
         if (i >= len) {
             continue; /* the end: closes the word above */
         }
-        int next = p[i];
-        int after = i + 1 < len ? p[i + 1] : -1;
-        if (next == '\'' && (after == 's' || after == 'S')) {
-            int after2 = i + 2 < len ? p[i + 2] : -1;
-            if (!ascii_word(after2) && (after2 < 0 || !(cls[after2] & H))) {
-                i += 2; /* possessive: "Taiwan's" is "Taiwan" */
-                if (comp_first >= 0) {
-                    join_parts(t, (size_t)comp_first);
-                    comp_first = -1;
-                }
-                continue;
+        if (possessive_at(p, len, i)) {
+            i += 2;
+            if (comp_first >= 0) {
+                join_parts(t, (size_t)comp_first);
+                comp_first = -1;
             }
+            continue;
         }
-        bool joins = false;
-        if (next == '-' && ascii_word(after)) {
-            joins = true;
-        } else if (next == '.' && cps == 1 && ascii_word(after)) {
-            /* "U.S." reads as one word too, when the next part is one letter */
-            int after2 = i + 2 < len ? p[i + 2] : -1;
-            joins = !ascii_word(after2);
-        }
-        if (joins) {
+        if (joins_at(p, len, i, cps)) {
             if (comp_first < 0) {
                 comp_first = (long)(t->cnt - 1);
             }
@@ -625,31 +638,18 @@ ascii_run(struct rd *r, const unsigned char *p, size_t len, size_t i, bool chunk
             }
             continue; /* the end: closes the word above */
         }
-        int next = p[i];
-        int after = i + 1 < len ? p[i + 1] : -1;
-        if (next == '\'' && (after == 's' || after == 'S')) {
-            int after2 = i + 2 < len ? p[i + 2] : -1;
-            if (!ascii_word(after2) && (after2 < 0 || !(cls[after2] & H))) {
-                i += 2;     /* possessive: "Taiwan's" is "Taiwan" */
-                r->gap = 0; /* the gap holds "'s" */
-                if (r->pt.cnt) {
-                    parts_add(&r->pt, off, kept, truncated);
-                    parts_close(&r->pt, r->arena, &r->alen, r->jd, &r->jn);
-                }
-                continue;
+        if (possessive_at(p, len, i)) {
+            i += 2;
+            r->gap = 0; /* the gap holds "'s" */
+            if (r->pt.cnt) {
+                parts_add(&r->pt, off, kept, truncated);
+                parts_close(&r->pt, r->arena, &r->alen, r->jd, &r->jn);
             }
+            continue;
         }
-        bool joins = false;
-        if (next == '-' && ascii_word(after)) {
-            joins = true;
-        } else if (next == '.' && cps == 1 && ascii_word(after)) {
-            /* "U.S." reads as one word too, when the next part is one letter */
-            int after2 = i + 2 < len ? p[i + 2] : -1;
-            joins = !ascii_word(after2);
-        }
-        if (joins) {
+        if (joins_at(p, len, i, cps)) {
             parts_add(&r->pt, off, kept, truncated);
-            r->gap = next == '.' ? GAP_SENT : 0; /* the gap holds the "-" or "." */
+            r->gap = p[i] == '.' ? GAP_SENT : 0; /* the gap holds the "-" or "." */
             i++;
         } else if (r->pt.cnt) {
             parts_add(&r->pt, off, kept, truncated);
