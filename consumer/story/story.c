@@ -99,6 +99,9 @@
 #define NA_STORY_ATAB 4096u
 /** log2 of NA_STORY_ATAB. */
 #define NA_STORY_ATAB_BITS 12u
+/* A story's features are filtered this many at a time (a story may hold
+ * more than NA_STORY_MAX_FEATURES while pruning finds no memory). */
+#define NA_STORY_MAYBE 512u
 /** Most features in a stored signature (na_story_signature()). */
 #define NA_STORY_SIG_FEATURES 200u
 /** Document frequencies are halved when this many documents were counted. */
@@ -267,9 +270,10 @@ struct na_stories_s {
         atab_key[NA_STORY_ATAB]; /* the article's common features: fid + 1; 0: empty */
     uint16_t atab_at[NA_STORY_ATAB];           /* their index in af */
     uint16_t atab_used[NA_STORY_ART_FEATURES]; /* the slots filled (to empty them) */
-    int32_t hit[NA_STORY_ART_FEATURES + 1];    /* per af index: in the candidate's f;
-                                                  the last: where misses write */
-    struct add add[NA_STORY_ART_FEATURES];     /* what join() adds */
+    uint32_t maybe[NA_STORY_MAYBE]; /* a candidate's features the filter let through */
+    uint32_t hit[NA_STORY_ART_FEATURES];   /* per af index: its place in the candidate's f
+                                              (where its bit in score()'s hmask is set) */
+    struct add add[NA_STORY_ART_FEATURES]; /* what join() adds */
     /* where score() met the candidates' features, for join(): the scan's
      * postings, and each candidate's hits in the common-feature pass */
     struct slog {
@@ -1682,7 +1686,6 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
     size_t common = 0;
     for (size_t i = 0; i < st->af_cnt && kept; i++) {
         const struct afeat *a = &st->af[i];
-        st->hit[i] = -1;
         if (a->scanned || !st->feats[a->fid].post_cnt) {
             continue;
         }
@@ -1707,29 +1710,46 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
                 NA_PREFETCH(b);
             }
         }
-        /* The table is mostly empty: a probe nearly always ends at its
-         * first slot, and a hit or a miss is recorded without a branch
-         * (a miss writes to the spare last entry of st->hit). */
-        for (uint32_t m = 0; m < s->f_cnt && found < common; m++) {
-            uint32_t key = s->f[m].fid + 1;
-            uint32_t j = atab_slot(key - 1);
-            uint32_t e = st->atab_key[j];
-            while (e != key && e != 0) {
-                j = (j + 1) & (NA_STORY_ATAB - 1);
-                e = st->atab_key[j];
+        /* First a filter without a branch: a feature whose first slot is
+         * empty is not the article's (one that fails is written over by
+         * the next). With at most NA_STORY_ART_FEATURES of NA_STORY_ATAB
+         * slots filled, a few in a hundred pass it that are not. Then the
+         * table for those it let through: a probe nearly always ends at
+         * its first slot. A hit is noted by the article's order (hit[],
+         * and its bit in hmask), so that the sums are added in that order
+         * as the scan added the rare ones'. */
+        uint64_t hmask[(NA_STORY_ART_FEATURES + 63) / 64] = {0};
+        for (uint32_t m0 = 0; m0 < s->f_cnt && found < common; m0 += NA_STORY_MAYBE) {
+            uint32_t m1 = s->f_cnt - m0 > NA_STORY_MAYBE ? m0 + NA_STORY_MAYBE : s->f_cnt;
+            uint32_t nm = 0;
+            for (uint32_t m = m0; m < m1; m++) {
+                st->maybe[nm] = m;
+                nm += st->atab_key[atab_slot(s->f[m].fid)] != 0;
             }
-            bool h = e == key;
-            st->hit[h ? st->atab_at[j] : NA_STORY_ART_FEATURES] = (int32_t)m;
-            found += h;
+            for (uint32_t q = 0; q < nm; q++) {
+                uint32_t m = st->maybe[q];
+                uint32_t key = s->f[m].fid + 1;
+                uint32_t j = atab_slot(key - 1);
+                uint32_t e = st->atab_key[j];
+                while (e != key && e != 0) {
+                    j = (j + 1) & (NA_STORY_ATAB - 1);
+                    e = st->atab_key[j];
+                }
+                if (e == key) {
+                    uint32_t i = st->atab_at[j];
+                    st->hit[i] = m;
+                    hmask[i / 64] |= (uint64_t)1 << (i % 64);
+                    found++;
+                }
+            }
         }
-        for (size_t i = 0; i < st->af_cnt && found; i++) {
-            if (st->hit[i] >= 0) {
+        for (size_t w = 0; w < sizeof(hmask) / sizeof(hmask[0]); w++) {
+            for (uint64_t bits = hmask[w]; bits; bits &= bits - 1) {
+                size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
                 const struct sfeat *sf = &s->f[st->hit[i]];
                 accumulate(acc_of(st, s), &st->af[i], sf->w, sf->tw);
                 st->chit_i[k][st->chit_cnt[k]] = (uint16_t)i;
-                st->chit_m[k][st->chit_cnt[k]++] = (uint32_t)st->hit[i];
-                st->hit[i] = -1;
-                found--;
+                st->chit_m[k][st->chit_cnt[k]++] = st->hit[i];
             }
         }
     }
