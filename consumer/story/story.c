@@ -1563,17 +1563,46 @@ static uint32_t atab_slot(uint32_t fid) {
 }
 
 /* Mark the article's features whose postings are scanned: from the rarest
- * up (passes of doubling length) while the budget lasts. */
+ * up while the budget lasts, in classes of doubling length (1-4, 5-8, ..
+ * 65-128 postings), each class in the article's order; a feature is taken
+ * when its postings fit in what is left. The classes are made in one pass
+ * (a counting sort of the article's indexes). */
 static void choose_scanned(na_stories_t *st) {
-    uint32_t budget = NA_STORY_SCAN_BUDGET;
+    enum { CLASSES = 6 }; /* (0, 4], (4, 8], .. (64, 128] = NA_STORY_SCAN_BUDGET */
+    _Static_assert(NA_STORY_SCAN_BUDGET == 4u << (CLASSES - 1), "the classes end at it");
+    uint16_t at[CLASSES + 1] = {0};
+    uint8_t cls[NA_STORY_ART_FEATURES];
+    uint16_t order[NA_STORY_ART_FEATURES];
     for (size_t i = 0; i < st->af_cnt; i++) {
+        uint32_t len = st->feats[st->af[i].fid].post_cnt;
+        uint8_t c = CLASSES; /* none: no postings, or more than the budget */
+        if (len > 0 && len <= NA_STORY_SCAN_BUDGET) {
+            c = len <= 4 ? 0 : (uint8_t)(30 - __builtin_clz(len - 1)); /* 5..8 -> 1 */
+        }
+        cls[i] = c;
+        at[c]++;
         st->af[i].scanned = false;
     }
-    for (uint32_t lo = 0, hi = 4; lo < budget; lo = hi, hi *= 2) {
-        for (size_t i = 0; i < st->af_cnt; i++) {
-            struct afeat *a = &st->af[i];
+    for (unsigned c = 0, sum = 0; c <= CLASSES; c++) { /* counts to starts */
+        unsigned n = at[c];
+        at[c] = (uint16_t)sum;
+        sum += n;
+    }
+    uint16_t start[CLASSES + 1];
+    memcpy(start, at, sizeof(start));
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        order[at[cls[i]]++] = (uint16_t)i;
+    }
+    uint32_t budget = NA_STORY_SCAN_BUDGET;
+    for (unsigned c = 0; c < CLASSES; c++) {
+        uint32_t lo = c ? 4u << (c - 1) : 0;
+        if (lo >= budget) {
+            break;
+        }
+        for (unsigned k = start[c]; k < at[c]; k++) {
+            struct afeat *a = &st->af[order[k]];
             uint32_t len = st->feats[a->fid].post_cnt;
-            if (len > lo && len <= hi && len <= budget) {
+            if (len <= budget) {
                 budget -= len;
                 a->scanned = true;
             }
