@@ -1814,19 +1814,26 @@ static void places_of(na_stories_t *st, const struct story *s, size_t k) {
 }
 
 /* Put the article in st->af into @p s (new or open); @p cand: its place
- * among the candidates score() left, or SIZE_MAX. */
+ * among the candidates score() left, or SIZE_MAX. A story with no
+ * features yet (one just opened) has none of the article's either: no
+ * index is made to find that out. */
 static na_err_t join(na_stories_t *st, struct story *s, int64_t t, size_t cand) {
     struct add *add = st->add;
+    bool at_known = cand != SIZE_MAX || s->f_cnt == 0;
     na_err_t err;
     if (cand != SIZE_MAX) {
         places_of(st, s, cand);
+    } else if (at_known) {
+        for (size_t i = 0; i < st->af_cnt; i++) {
+            add[i].at = UINT32_MAX;
+        }
     }
     for (size_t i = 0; i < st->af_cnt; i++) {
         const struct afeat *a = &st->af[i];
         add[i] = (struct add){
             a->fid, 1, a->title, (float)a->w, a->title ? (float)a->w : 0, add[i].at};
     }
-    if ((err = story_add(st, s, add, st->af_cnt, cand != SIZE_MAX))) {
+    if ((err = story_add(st, s, add, st->af_cnt, at_known))) {
         return err;
     }
     s->n++;
