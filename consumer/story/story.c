@@ -119,11 +119,14 @@
 
 struct story;
 
+/* A posting: 16 bytes, four to a cache line (the scan reads whole lists;
+ * joining and closing write one posting each). */
 struct post {
-    struct story *s;
+    uint32_t ref;  /* the story: st->sref[ref] */
     float w, tw;   /* the story's sums for the feature */
-    uint32_t sidx; /* the feature's place in s->f */
+    uint32_t sidx; /* the feature's place in its list */
 };
+_Static_assert(sizeof(struct post) == 16, "a posting is 16 bytes");
 
 /* A feature of the dictionary: one cache line (its text apart, in
  * st->ftext), which the article's look-up, weighing, joining and closing
@@ -185,6 +188,7 @@ struct story {
     bool slot_stale;     /* not kept up (grown, pruned, ids renumbered): rebuilt
                             from f when next needed (story_index()) */
     size_t idx;          /* in st->stories */
+    uint32_t ref;        /* its place in st->sref (postings name it so) */
     size_t heap;         /* in st->heap */
     struct story *hnext; /* id hash chain */
     char *event;         /* teacher mode: the labelled event */
@@ -249,6 +253,9 @@ struct na_stories_s {
     struct story **heap; /* min-heap by last */
     struct story **buckets;
     size_t buckets_cnt;
+    struct story **sref; /* open stories by s->ref (NULL: free) */
+    uint32_t *sref_free; /* the free refs (a stack, as large as sref) */
+    size_t sref_cnt, sref_cap, sref_free_cnt;
     struct na_smem mem; /* postings, stories and their lists (story_mem.h) */
     uint32_t *relist;   /* unlisted features whose count fell (relist()) */
     size_t relist_cnt, relist_cap;
@@ -668,6 +675,11 @@ static void story_sq(na_stories_t *st, struct story *s) {
     story_inv(s);
 }
 
+/* The story posting @p p names. */
+static struct story *post_story(const na_stories_t *st, const struct post *p) {
+    return st->sref[p->ref];
+}
+
 /* Room for one more posting in @p f. */
 static bool post_reserve(na_stories_t *st, struct feat *f) {
     if (f->post_cnt < f->post_cap) {
@@ -717,7 +729,7 @@ static void post_del(na_stories_t *st, uint32_t fid, uint32_t pidx) {
     uint32_t last = --f->post_cnt;
     if (pidx != last) {
         const struct post *moved = &f->post[last];
-        moved->s->f[moved->sidx].pidx = pidx;
+        post_story(st, moved)->f[moved->sidx].pidx = pidx;
         f->post[pidx] = *moved;
     }
 }
@@ -750,14 +762,14 @@ static void post_del_all(na_stories_t *st, const struct sfeat *x, size_t n) {
         for (size_t i = b; i < e; i++) {
             const struct feat *f = &st->feats[x[i].fid];
             if (!f->unlisted && x[i].pidx != f->post_cnt - 1) {
-                NA_PREFETCH(&f->post[f->post_cnt - 1].s->f);
+                NA_PREFETCH(&post_story(st, &f->post[f->post_cnt - 1])->f);
             }
         }
         for (size_t i = b; i < e; i++) {
             const struct feat *f = &st->feats[x[i].fid];
             if (!f->unlisted && x[i].pidx != f->post_cnt - 1) {
                 const struct post *moved = &f->post[f->post_cnt - 1];
-                NA_PREFETCH(&moved->s->f[moved->sidx]);
+                NA_PREFETCH(&post_story(st, moved)->f[moved->sidx]);
             }
         }
         for (size_t i = b; i < e; i++) {
@@ -899,6 +911,8 @@ static void heap_down(na_stories_t *st, size_t i) {
 
 static void story_free(na_stories_t *st, struct story *s) {
     if (s) {
+        st->sref[s->ref] = NULL;
+        st->sref_free[st->sref_free_cnt++] = s->ref;
         na_smem_free(&st->mem, s->f, s->f_cap * sizeof(*s->f));
         na_smem_free(&st->mem, s->c, s->f_cap * sizeof(*s->c));
         na_smem_free(&st->mem, s->slot, s->slot_cap * sizeof(*s->slot));
@@ -949,11 +963,28 @@ static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
     if (st->stories_cnt + 1 > st->buckets_cnt && !buckets_grow(st)) {
         return NULL;
     }
+    if (!st->sref_free_cnt && st->sref_cnt == st->sref_cap) {
+        size_t cap = st->sref_cap ? st->sref_cap * 2 : 64;
+        struct story **nr = realloc(st->sref, cap * sizeof(*nr));
+        if (!nr) {
+            return NULL;
+        }
+        st->sref = nr;
+        uint32_t *nf = realloc(st->sref_free, cap * sizeof(*nf));
+        if (!nf) {
+            return NULL;
+        }
+        st->sref_free = nf;
+        st->sref_cap = cap;
+    }
     struct story *s = na_smem_alloc(&st->mem, NA_STORY_SIZE);
     if (!s) {
         return NULL;
     }
     memset(s, 0, sizeof(*s));
+    s->ref = st->sref_free_cnt ? st->sref_free[--st->sref_free_cnt]
+                               : (uint32_t)st->sref_cnt++;
+    st->sref[s->ref] = s;
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->first = s->last = t;
     s->idx = s->heap = st->stories_cnt;
@@ -982,7 +1013,7 @@ static void story_touch(na_stories_t *st, struct story *s, int64_t t) {
  * learns it has none). */
 static void unlist(na_stories_t *st, struct feat *f) {
     for (uint32_t k = 0; k < f->post_cnt; k++) {
-        f->post[k].s->f[f->post[k].sidx].pidx = NA_STORY_NO_POST;
+        post_story(st, &f->post[k])->f[f->post[k].sidx].pidx = NA_STORY_NO_POST;
     }
     na_smem_free(&st->mem, f->post, f->post_cap * sizeof(*f->post));
     f->post = NULL;
@@ -1065,7 +1096,7 @@ static na_err_t relist_all(na_stories_t *st) {
             if (bits[x->fid / 64] >> (x->fid % 64) & 1) {
                 struct feat *f = &st->feats[x->fid];
                 if (f->post_cnt < f->post_cap) { /* always, the count being right */
-                    f->post[f->post_cnt] = (struct post){sy, x->w, x->tw, i};
+                    f->post[f->post_cnt] = (struct post){sy->ref, x->w, x->tw, i};
                     x->pidx = f->post_cnt++;
                 }
             }
@@ -1130,7 +1161,7 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
             struct sfeat nx = {a->fid, f->unlisted ? NA_STORY_NO_POST : f->post_cnt, 0,
                                0};
             if (!f->unlisted) {
-                f->post[f->post_cnt] = (struct post){s, 0, 0, s->f_cnt};
+                f->post[f->post_cnt] = (struct post){s->ref, 0, 0, s->f_cnt};
             }
             f->post_cnt++;
             story_put(s, &nx);
@@ -1216,6 +1247,8 @@ void na_stories_destroy(na_stories_t *st) {
     free(st->stories);
     free(st->heap);
     free(st->buckets);
+    free(st->sref);
+    free(st->sref_free);
     for (size_t i = 0; i < st->feats_cnt; i++) {
         free(st->ftext[i]);
         na_smem_free(&st->mem, st->feats[i].post,
@@ -1653,7 +1686,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
     for (size_t i = 0; i < st->af_cnt; i++) {
         const struct feat *f = &st->feats[st->af[i].fid];
         for (uint32_t k = 0; st->af[i].scanned && k < f->post_cnt; k++) {
-            const char *sp = (const char *)f->post[k].s;
+            const char *sp = (const char *)post_story(st, &f->post[k]);
             for (size_t l = 0; l < NA_STORY_HOT_LINES; l++) {
                 NA_PREFETCH(sp + l * NA_STORY_LINE);
             }
@@ -1667,7 +1700,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         }
         for (uint32_t k = 0; k < f->post_cnt; k++) {
             const struct post *po = &f->post[k];
-            struct story *s = po->s;
+            struct story *s = post_story(st, po);
             if (s->stamp != st->seq) {
                 if (gap_of(s, t) > st->window_s) {
                     continue;
@@ -1978,7 +2011,8 @@ bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_
                          st->ftext[x->fid]);
                 ok = false;
             } else if (f->unlisted ? x->pidx != NA_STORY_NO_POST
-                                   : !p || p->s != s || p->sidx != i || p->w != x->w ||
+                                   : !p || post_story(st, p) != s || p->sidx != i ||
+                                         p->w != x->w ||
                                          p->tw != x->tw) {
                 snprintf(why, why_size, "story %s: %s: posting %u does not match", s->id,
                          st->ftext[x->fid], x->pidx);
