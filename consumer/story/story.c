@@ -609,13 +609,21 @@ static void story_rehash(struct story *s) {
     }
 }
 
+/* The capacity after @p cap in the steps 4, 6, 8, 12, 16, 24, 32, ..
+ * (times 1.5, then 4/3): lists of 8 or 16 bytes an entry so sized fill
+ * a size class of the memory's (story_mem.c), and grow by a half or a
+ * third, not double. */
+static uint32_t cap_next(uint32_t cap) {
+    return (cap & (cap - 1)) ? cap / 3 * 4 : cap / 2 * 3;
+}
+
 /* Room for @p more features in @p s (list and index). */
 static bool story_reserve(na_stories_t *st, struct story *s, size_t more) {
     size_t need = s->f_cnt + more;
     if (need > s->f_cap) {
-        size_t cap = s->f_cap ? s->f_cap : 32;
+        uint32_t cap = s->f_cap ? s->f_cap : 32;
         while (cap < need) {
-            cap *= 2;
+            cap = cap_next(cap);
         }
         struct sfeat *nf = na_smem_alloc(&st->mem, cap * sizeof(*nf));
         struct sfcnt *nc = nf ? na_smem_alloc(&st->mem, cap * sizeof(*nc)) : NULL;
@@ -685,7 +693,7 @@ static bool post_reserve(na_stories_t *st, struct feat *f) {
     if (f->post_cnt < f->post_cap) {
         return true;
     }
-    uint32_t cap = f->post_cap ? f->post_cap * 2 : 4;
+    uint32_t cap = f->post_cap ? cap_next(f->post_cap) : 4;
     struct post *np =
         na_smem_realloc(&st->mem, f->post, f->post_cap * sizeof(*np), cap * sizeof(*np));
     if (!np) {
@@ -982,8 +990,8 @@ static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
         return NULL;
     }
     memset(s, 0, sizeof(*s));
-    s->ref = st->sref_free_cnt ? st->sref_free[--st->sref_free_cnt]
-                               : (uint32_t)st->sref_cnt++;
+    s->ref =
+        st->sref_free_cnt ? st->sref_free[--st->sref_free_cnt] : (uint32_t)st->sref_cnt++;
     st->sref[s->ref] = s;
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->first = s->last = t;
@@ -1058,7 +1066,7 @@ static na_err_t relist_all(na_stories_t *st) {
         if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->post) {
             uint32_t cap = 4;
             while (cap < f->post_cnt) {
-                cap *= 2;
+                cap = cap_next(cap);
             }
             if (!(f->post = na_smem_alloc(&st->mem, cap * sizeof(*f->post)))) {
                 ok = false;
@@ -2012,8 +2020,7 @@ bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_
                 ok = false;
             } else if (f->unlisted ? x->pidx != NA_STORY_NO_POST
                                    : !p || post_story(st, p) != s || p->sidx != i ||
-                                         p->w != x->w ||
-                                         p->tw != x->tw) {
+                                         p->w != x->w || p->tw != x->tw) {
                 snprintf(why, why_size, "story %s: %s: posting %u does not match", s->id,
                          st->ftext[x->fid], x->pidx);
                 ok = false;
