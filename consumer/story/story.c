@@ -292,6 +292,7 @@ struct na_stories_s {
     uint16_t chit_i[NA_STORY_CANDIDATES][NA_STORY_ART_FEATURES];
     uint32_t chit_m[NA_STORY_CANDIDATES][NA_STORY_ART_FEATURES];
     uint16_t chit_cnt[NA_STORY_CANDIDATES];
+    struct na_story_verify *verify; /* test support: na_stories_set_verify() */
     /* teacher mode */
     na_story_example_cb *teach_cb;
     void *teach_ctx;
@@ -1835,6 +1836,60 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
     return NA_OK;
 }
 
+void na_stories_set_verify(na_stories_t *st, struct na_story_verify *v) {
+    st->verify = v;
+}
+
+static void verify_fail(struct na_story_verify *v, const char *what, const char *id) {
+    if (!v->bad++) {
+        snprintf(v->why, sizeof(v->why), "%s (story %s)", what, id);
+    }
+}
+
+/* na_stories_set_verify(): check what score() found for the article in
+ * st->af against the plain computations. */
+static void verify_scores(na_stories_t *st) {
+    struct na_story_verify *v = st->verify;
+    bool want[NA_STORY_ART_FEATURES] = {false};
+    uint32_t budget = NA_STORY_SCAN_BUDGET;
+    v->articles++;
+    for (uint32_t lo = 0, hi = 4; lo < budget; lo = hi, hi *= 2) {
+        for (size_t i = 0; i < st->af_cnt; i++) {
+            uint32_t len = st->feats[st->af[i].fid].post_cnt;
+            if (len > lo && len <= hi && len <= budget) {
+                budget -= len;
+                want[i] = true;
+            }
+        }
+    }
+    for (size_t i = 0; i < st->af_cnt; i++) {
+        if (want[i] != st->af[i].scanned) {
+            verify_fail(v, "the features scanned are not the rarest", "-");
+            return;
+        }
+    }
+    for (size_t k = 0; k < st->cands_cnt; k++) {
+        struct story *s = st->cands[k];
+        double acc[NA_SV_COUNT] = {0};
+        if (!story_index(st, s)) {
+            continue; /* no memory: not checked */
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t i = 0; i < st->af_cnt; i++) {
+                const struct sfeat *x = sf_find(s, st->af[i].fid);
+                if (x && st->af[i].scanned == (pass == 0)) {
+                    accumulate(acc, &st->af[i], x->w, x->tw);
+                    v->late_hits += pass == 1 && i >= 64;
+                }
+            }
+        }
+        v->candidates++;
+        if (memcmp(acc, acc_of(st, s), sizeof(acc)) != 0) {
+            verify_fail(v, "a candidate's dot products differ", s->id);
+        }
+    }
+}
+
 /* The places in @p s->f of the article's features (st->af order;
  * UINT32_MAX: not in it) into st->add[].at, as score() found them when
  * @p s is its candidate @p k: the scan's postings name the rare ones',
@@ -1909,6 +1964,9 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
     }
     if ((err = read_article(st, a)) || (err = score(st, t, anorm, x, p, &n))) {
         return err;
+    }
+    if (st->verify) {
+        verify_scores(st);
     }
     if (st->teach_cb) {
         bool found = false;

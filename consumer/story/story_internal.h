@@ -241,6 +241,29 @@ NA_WUR na_err_t na_story_text_features(struct na_story_text *tx, const char *s,
  */
 bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_size);
 
+/** What na_stories_set_verify() found. */
+struct na_story_verify {
+    size_t articles;   /**< articles whose scoring was checked */
+    size_t candidates; /**< candidates whose dot products were recomputed */
+    size_t late_hits;  /**< common features found at the article's index 64 or
+                            later (past the first word of score()'s hit mask) */
+    size_t bad;        /**< checks that failed */
+    char why[256];     /**< the first failure */
+};
+
+/**
+ * @brief Test support: with @p v (NULL: off), every article's scoring is
+ *        checked against a plain computation before the article joins: the
+ *        features scanned against the rule (from the rarest, in passes of
+ *        lengths 1-4, 5-8, .. 65-128, each in the article's order, while
+ *        the budget lasts), and each candidate's dot products against its
+ *        own index looked up for every feature of the article (the scanned
+ *        ones first, then the others, each in the article's order: the
+ *        order the engine adds them in, so the sums must be equal, not
+ *        close). Builds the candidates' indexes; decides nothing.
+ */
+void na_stories_set_verify(na_stories_t *st, struct na_story_verify *v);
+
 /* ---- training (story_train.c) ---- */
 
 /**

@@ -694,6 +694,107 @@ static void test_dev_set_and_seeds(void **state) {
     }
 }
 
+/* A made-up word: @p prefix and @p v in five letters. */
+static void made_word(char *buf, size_t size, const char *prefix, unsigned v) {
+    snprintf(buf, size, "%s%c%c%c%c%c", prefix, 'a' + v % 26, 'a' + v / 26 % 26,
+             'a' + v / 676 % 26, 'a' + v / 17576 % 26, 'a' + v / 456976 % 26);
+}
+
+/* Long report @p i of a made-up corpus (4 reports an event, 10 minutes
+ * apart): 70 words of its own, then 40 of a pool of 60 that most reports
+ * share (so that they are in more stories than a scan reads, and found by
+ * the common-feature pass, at the article's index 70 and later), then 10
+ * of its event. */
+static void long_report(unsigned i, struct na_article *a) {
+    char text[4096], w[16];
+    size_t n = 0;
+    for (unsigned k = 0; k < 120; k++) {
+        if (k < 70) {
+            made_word(w, sizeof(w), "uq", i * 70 + k);
+        } else if (k < 110) {
+            made_word(w, sizeof(w), "bg", (i + (k - 70) * 7) % 60);
+        } else {
+            made_word(w, sizeof(w), "ev", i / 4 * 10 + (k - 110));
+        }
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s", k ? " " : "", w);
+    }
+    char id[32];
+    snprintf(id, sizeof(id), "long-%u", i);
+    mk(a, id, "", text, 1767225600 + (int64_t)i * 600);
+}
+
+/* Fisher-Yates over @p v[0..n), from @p seed. */
+static void shuffle_items(struct item *v, size_t n, uint64_t seed) {
+    uint64_t r = seed;
+    for (size_t i = n - 1; i > 0; i--) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        size_t j = (size_t)((r >> 33) % (i + 1));
+        struct item tmp = v[i];
+        v[i] = v[j];
+        v[j] = tmp;
+    }
+}
+
+/* The scoring's shortcuts (the features scanned chosen by classes in one
+ * pass; each candidate's common features filtered, probed and added from
+ * a bit mask) give what the plain computations give: over the dev set and
+ * a made-up corpus of long reports, each in published order and in two
+ * shuffles, every article's scanned features and every candidate's dot
+ * products are checked (na_stories_set_verify()); the check meets common
+ * features past the article's 64th. */
+static void test_scoring_matches_plain_computation(void **state) {
+    (void)state;
+    struct item *dev = NULL;
+    size_t dev_n = load_dev(&dev);
+    const size_t long_n = 360;
+    struct item *lng = calloc(long_n, sizeof(*lng));
+    size_t late_hits = 0;
+    assert_true(dev_n >= 150);
+    assert_non_null(lng);
+    qsort(dev, dev_n, sizeof(*dev), item_cmp);
+    for (unsigned i = 0; i < long_n; i++) {
+        long_report(i, &lng[i].a);
+    }
+    for (unsigned corpus = 0; corpus < 2; corpus++) {
+        struct item *v = corpus ? lng : dev;
+        size_t n = corpus ? long_n : dev_n;
+        for (unsigned order = 0; order < 3; order++) {
+            struct na_story_verify check = {0};
+            /* every story kept open, as `stories` reads a file */
+            struct na_stories_opts o = {.reorder_ms = -1, .reorder_set = true};
+            na_stories_t *st = na_stories_new_opts(&o);
+            assert_non_null(st);
+            if (order) {
+                shuffle_items(v, n, order);
+            }
+            na_stories_set_verify(st, &check);
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(na_stories_assign(st, &v[i].a, v[i].got, NULL), NA_OK);
+            }
+            print_message("%s, order %u: %zu articles, %zu candidates checked, %zu common "
+                          "features past the 64th; %zu failed%s%s\n",
+                          corpus ? "long reports" : "dev set", order, check.articles,
+                          check.candidates, check.late_hits, check.bad,
+                          check.bad ? ": " : "", check.why);
+            assert_int_equal(check.articles, n);
+            assert_true(check.candidates >= n / 4);
+            assert_int_equal(check.bad, 0);
+            late_hits += check.late_hits;
+            na_stories_destroy(st);
+        }
+    }
+    assert_true(late_hits > 0);
+    for (size_t i = 0; i < dev_n; i++) {
+        na_article_cleanup(&dev[i].a);
+        free(dev[i].story);
+    }
+    for (size_t i = 0; i < long_n; i++) {
+        na_article_cleanup(&lng[i].a);
+    }
+    free(dev);
+    free(lng);
+}
+
 /* Words of their own for article @p i (lower case: terms, no names). */
 static void own_words(unsigned i, char *buf, size_t size) {
     size_t n = 0;
@@ -1116,6 +1217,7 @@ int main(void) {
         cmocka_unit_test(test_story_features_fold_latin_ext_a_capitals),
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_dev_set_and_seeds),
+        cmocka_unit_test(test_scoring_matches_plain_computation),
         cmocka_unit_test(test_engine_memory_blocks),
         cmocka_unit_test(test_story_tokens_match_the_rules_tokeniser),
         cmocka_unit_test(test_story_text_reader_matches_the_old_one),
