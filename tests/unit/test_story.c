@@ -771,11 +771,12 @@ static void test_scoring_matches_plain_computation(void **state) {
             for (size_t i = 0; i < n; i++) {
                 assert_int_equal(na_stories_assign(st, &v[i].a, v[i].got, NULL), NA_OK);
             }
-            print_message("%s, order %u: %zu articles, %zu candidates checked, %zu common "
-                          "features past the 64th; %zu failed%s%s\n",
-                          corpus ? "long reports" : "dev set", order, check.articles,
-                          check.candidates, check.late_hits, check.bad,
-                          check.bad ? ": " : "", check.why);
+            print_message(
+                "%s, order %u: %zu articles, %zu candidates checked, %zu common "
+                "features past the 64th; %zu failed%s%s\n",
+                corpus ? "long reports" : "dev set", order, check.articles,
+                check.candidates, check.late_hits, check.bad, check.bad ? ": " : "",
+                check.why);
             assert_int_equal(check.articles, n);
             assert_true(check.candidates >= n / 4);
             assert_int_equal(check.bad, 0);
