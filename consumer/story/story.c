@@ -1187,13 +1187,11 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
         if (!f->unlisted) {
             f->post[x->pidx].w = x->w;
             f->post[x->pidx].tw = x->tw;
-        }
-    }
-    /* features now in too many stories to be scanned: postings dropped */
-    for (size_t j = 0; j < n; j++) {
-        struct feat *f = &st->feats[add[j].fid];
-        if (!f->unlisted && f->post_cnt > NA_STORY_UNLIST_AT) {
-            unlist(st, f);
+            if (f->post_cnt > NA_STORY_UNLIST_AT) {
+                /* now in too many stories to be scanned: postings dropped
+                 * (each feature comes once in @p add) */
+                unlist(st, f);
+            }
         }
     }
     if (s->f_cnt > NA_STORY_MAX_FEATURES) {
