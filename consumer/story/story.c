@@ -31,8 +31,9 @@
  * accumulating each story's dot products: every story met within the
  * window is a candidate, ranked by the sum of its partial cosines. The
  * NA_STORY_CANDIDATES best get the contributions of the article's common
- * features too (each candidate's features looked up in a small table of
- * the article's, added in the article's order), then their exact cosines
+ * features too (each candidate's features filtered by a small table of
+ * the article's, without a branch, those that pass looked up in it, the
+ * hits added in the article's order), then their exact cosines
  * and the model's probability. The article joins the most probable story at
  * the model's threshold or above, else opens a story.
  *
@@ -47,7 +48,9 @@
  * Closing. A min-heap orders open stories by their newest article time, so
  * closing what the story clock left behind costs O(log n) a story. Each
  * posting knows its feature's place in its story's list, so removing one
- * (the last posting moves into its place) needs no look-up.
+ * (the last posting moves into its place) needs no look-up. A posting
+ * names its story by the story's place in a table of open stories
+ * (st->sref), so that it is 16 bytes.
  *
  * Memory. Most of the time goes to cache misses (the dictionary, postings
  * and stories are tens of MB at 10,000 open stories). An article's features
