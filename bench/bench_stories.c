@@ -15,7 +15,7 @@
  * bytes, sentences of 12 to 20 words of which 3 are the event's, a
  * different subset per report. 40 events an hour have 3 to 5 reports
  * within 36 hours, and 55 single reports an hour stand alone: with the
- * default window (3 days) and a reorder allowance of 1 day, about 10,000
+ * default window (3 days) and a reorder allowance of 2 days, about 10,000
  * stories are open once --warmup articles (default 30,000) were assigned;
  * then --articles (default 50,000) are timed.
  *
@@ -313,9 +313,10 @@ int main(int argc, char **argv) {
             b = e;
         }
     }
-    /* The default window; a reorder allowance of one day (the daemon's
-     * default is 7 days), so that about 10,000 stories are open. */
-    const struct na_stories_opts so = {.reorder_ms = 24 * 3600 * 1000LL,
+    /* The default window; a reorder allowance of two days (the daemon's
+     * default is 7 days), so that about 10,000 stories are open (10,053
+     * after the warm-up in order, 9,714 at the end). */
+    const struct na_stories_opts so = {.reorder_ms = 48 * 3600 * 1000LL,
                                        .reorder_set = true};
     na_stories_t *st = na_stories_new_opts(&so);
     struct na_buf title, body;
