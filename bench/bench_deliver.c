@@ -145,21 +145,26 @@ static int cmp_i64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void article_json(char *out, size_t size, const char *tag, long i, char id[65]) {
+/* @returns NA_OK or NA_ERR_NOMEM (the id's SHA-256). */
+static na_err_t article_json(char *out, size_t size, const char *tag, long i,
+                             char id[65]) {
     char url[256];
     snprintf(url, sizeof(url), "https://wire.example/lat/%s/%ld", tag, i);
-    na_sha256_hex(url, strlen(url), id);
+    if (na_sha256_hex(url, strlen(url), id)) {
+        return NA_ERR_NOMEM;
+    }
     snprintf(out, size,
              "{\"schema\":\"article/v1\",\"id\":\"%s\",\"url\":\"%s\","
              "\"title\":\"Beijing bans exports of dual-use items %ld\","
              "\"published_at\":\"2026-11-25T10:00:00Z\","
              "\"fetched_at\":\"2026-11-25T10:00:00Z\"}",
              id, url, i);
+    return NA_OK;
 }
 
-static void alert_id_of(const char *article_id, char out[65]) {
+static na_err_t alert_id_of(const char *article_id, char out[65]) {
     const char *parts[] = {"alert/v1", article_id, "export_controls", NULL};
-    na_sha256_hex_parts(parts, out);
+    return na_sha256_hex_parts(parts, out);
 }
 
 static int latency(const char *brokers, const char *consumer_bin, const char *rules,
@@ -203,29 +208,39 @@ static int latency(const char *brokers, const char *consumer_bin, const char *ru
         fprintf(stderr, "bench_deliver: %s\n", errstr);
         return 1;
     }
+    /* The alert ids the webhook will see, by index. */
+    for (long i = 0; i <= n; i++) {
+        char article_id[65];
+        if (article_json(body, sizeof(body), tag, i, article_id) ||
+            alert_id_of(article_id, aid)) {
+            fprintf(stderr, "bench_deliver: no memory\n");
+            return 1;
+        }
+        memcpy(lat_ids[i], aid, sizeof(aid));
+    }
     char *argv[] = {(char *)consumer_bin, "--config", cfg_path, NULL};
     pid_t pid;
     if (posix_spawn(&pid, consumer_bin, NULL, NULL, argv, environ)) {
         return 1;
     }
     /* Warm-up: the consumer has its partitions and delivers (index n). */
-    for (long i = 0; i <= n; i++) {
-        char article_id[65];
-        article_json(body, sizeof(body), tag, i, article_id);
-        alert_id_of(article_id, aid);
-        memcpy(lat_ids[i], aid, sizeof(aid));
+    bool oom = article_json(body, sizeof(body), tag, n, aid) != NA_OK;
+    if (!oom) {
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                          RD_KAFKA_V_VALUE(body, strlen(body)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     }
-    article_json(body, sizeof(body), tag, n, aid);
-    rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(body, strlen(body)),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     int64_t deadline = na_mono_us() + 90 * 1000000LL;
-    while (!__atomic_load_n(&lat_arrived_us[n], __ATOMIC_SEQ_CST) &&
+    while (!oom && !__atomic_load_n(&lat_arrived_us[n], __ATOMIC_SEQ_CST) &&
            na_mono_us() < deadline) {
         rd_kafka_poll(rk, 50);
     }
-    for (long i = 0; i < n; i++) {
+    for (long i = 0; i < n && !oom; i++) {
         char article_id[65];
-        article_json(body, sizeof(body), tag, i, article_id);
+        if (article_json(body, sizeof(body), tag, i, article_id)) {
+            oom = true;
+            break;
+        }
         sent_us[i] = na_mono_us();
         rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(article_id, 64),
                           RD_KAFKA_V_VALUE(body, strlen(body)),
@@ -234,7 +249,7 @@ static int latency(const char *brokers, const char *consumer_bin, const char *ru
     }
     deadline = na_mono_us() + 30 * 1000000LL;
     long got = 0;
-    while (na_mono_us() < deadline) {
+    while (!oom && na_mono_us() < deadline) {
         got = 0;
         pthread_mutex_lock(&lat_lock);
         for (long i = 0; i < n; i++) {
@@ -251,6 +266,10 @@ static int latency(const char *brokers, const char *consumer_bin, const char *ru
     rd_kafka_flush(rk, 5000);
     rd_kafka_destroy(rk);
     unlink(cfg_path);
+    if (oom) {
+        fprintf(stderr, "bench_deliver: no memory\n");
+        return 1;
+    }
     if (got < n) {
         fprintf(stderr, "bench_deliver: only %ld of %ld alerts arrived\n", got, n);
         return 1;

@@ -41,16 +41,14 @@ void na_article_cleanup(struct na_article *a) {
     na_article_init(a);
 }
 
-void na_article_set_id(struct na_article *a) {
+na_err_t na_article_set_id(struct na_article *a) {
     if (a->url && *a->url && !(a->id_by_guid && a->guid && *a->guid)) {
-        na_sha256_hex(a->url, strlen(a->url), a->id);
-        return;
+        return na_sha256_hex(a->url, strlen(a->url), a->id);
     }
     const char *feed = a->source_feed_url ? a->source_feed_url : "";
     if ((a->guid && *a->guid) || (a->title && *a->title)) {
         const char *parts[] = {feed, a->guid && *a->guid ? a->guid : a->title, NULL};
-        na_sha256_hex_parts(parts, a->id);
-        return;
+        return na_sha256_hex_parts(parts, a->id);
     }
     /* Known by its text alone: an empty part between keeps these ids apart
      * from any feed URL + GUID or title (parts end in NUL bytes). */
@@ -58,7 +56,7 @@ void na_article_set_id(struct na_article *a) {
                        : a->content              ? a->content
                                                  : "";
     const char *parts[] = {feed, "", text, NULL};
-    na_sha256_hex_parts(parts, a->id);
+    return na_sha256_hex_parts(parts, a->id);
 }
 
 na_err_t na_article_list_add(char ***list, size_t *cnt, size_t max, const char *s) {

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,31 +15,54 @@ static void to_hex(const unsigned char *md, size_t len, char *hex) {
     hex[2 * len] = '\0';
 }
 
-void na_sha256(const void *data, size_t len, unsigned char md[NA_SHA256_LEN]) {
+/* SHA-256 into @p md of @p parts (a NULL-terminated list, each part
+ * followed by a NUL byte), or when @p parts is NULL of data[0..len). */
+static na_err_t digest(const char *const *parts, const void *data, size_t len,
+                       unsigned char md[NA_SHA256_LEN]) {
     unsigned char buf[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    EVP_Digest(data, len, buf, &mdlen, EVP_sha256(), NULL);
-    memcpy(md, buf, NA_SHA256_LEN);
-}
-
-void na_sha256_hex(const void *data, size_t len, char hex[NA_SHA256_HEX_LEN + 1]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    to_hex(md, NA_SHA256_LEN, hex);
-}
-
-void na_sha256_hex_parts(const char *const *parts, char hex[NA_SHA256_HEX_LEN + 1]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    for (; *parts; parts++) {
-        EVP_DigestUpdate(ctx, *parts, strlen(*parts) + 1);
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    if (!parts) {
+        ok = ok && EVP_DigestUpdate(ctx, data, len);
     }
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    for (; ok && parts && *parts; parts++) {
+        ok = EVP_DigestUpdate(ctx, *parts, strlen(*parts) + 1);
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, buf, &mdlen) && mdlen == NA_SHA256_LEN;
     EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        /* libcrypto fails a SHA-256 only when it has no memory */
+        memset(md, 0, NA_SHA256_LEN);
+        return NA_ERR_NOMEM;
+    }
+    memcpy(md, buf, NA_SHA256_LEN);
+    return NA_OK;
+}
+
+/* The hex of digest(), or "" on failure. */
+static na_err_t digest_hex(const char *const *parts, const void *data, size_t len,
+                           char hex[NA_SHA256_HEX_LEN + 1]) {
+    unsigned char md[NA_SHA256_LEN];
+    na_err_t err = digest(parts, data, len, md);
+    if (err) {
+        hex[0] = '\0';
+        return err;
+    }
     to_hex(md, NA_SHA256_LEN, hex);
+    return NA_OK;
+}
+
+na_err_t na_sha256(const void *data, size_t len, unsigned char md[NA_SHA256_LEN]) {
+    return digest(NULL, data, len, md);
+}
+
+na_err_t na_sha256_hex(const void *data, size_t len, char hex[NA_SHA256_HEX_LEN + 1]) {
+    return digest_hex(NULL, data, len, hex);
+}
+
+na_err_t na_sha256_hex_parts(const char *const *parts, char hex[NA_SHA256_HEX_LEN + 1]) {
+    return digest_hex(parts, NULL, 0, hex);
 }
 
 na_err_t na_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,

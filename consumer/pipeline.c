@@ -109,9 +109,12 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
     for (size_t i = 0; i < cls->matches_cnt; i++) {
         struct na_decided_alert *da = &d->alerts[i];
         d->alerts_cnt++;
-        na_alert_init_story(&da->alert, &d->article, &cls->matches[i],
-                            na_rules_version(p->rules),
-                            d->has_story ? d->story_id : NULL);
+        na_err_t err = na_alert_init_story(&da->alert, &d->article, &cls->matches[i],
+                                           na_rules_version(p->rules),
+                                           d->has_story ? d->story_id : NULL);
+        if (err) {
+            return err;
+        }
         da->alert.story = d->story;
         if (routes && (!(da->need = calloc(routes, sizeof(*da->need))) ||
                        !(da->pending_until_ms = calloc(routes, sizeof(int64_t))))) {

@@ -48,8 +48,7 @@ static na_err_t finish_article(struct na_article *a, const char *feed_url,
         return NA_ERR_NOMEM;
     }
     a->fetched_at = now;
-    na_article_set_id(a);
-    return NA_OK;
+    return na_article_set_id(a);
 }
 
 int na_cmd_parse(int argc, char **argv) {

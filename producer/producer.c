@@ -210,7 +210,10 @@ static char *label_new(const char *id) {
     if (!(r = na_conf_redact_url_query(id)) || !strcmp(r, id)) {
         return r;
     }
-    na_sha256_hex(id, strlen(id), hash);
+    if (na_sha256_hex(id, strlen(id), hash)) {
+        free(r);
+        return NULL; /* no memory */
+    }
     na_buf_init(&buf);
     na_buf_printf(&buf, "%s~%.8s", r, hash);
     free(r);
@@ -1180,14 +1183,23 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
                 a->url = canon;
             }
         }
-        na_article_set_id(a);
-        na_seen_fingerprint(a, fps[i]);
+        if (na_article_set_id(a) || na_seen_fingerprint(a, fps[i])) {
+            /* no memory: the document is read again at the next poll
+             * (nothing of it was noted as seen) */
+            f->failed = true;
+            free(fps);
+            return;
+        }
     }
     /* Every id this document carries first, so that no put below evicts
      * one of them: an evicted id still in the feed would be new again. */
     na_seen_fetch_begin(p->seen, f->src.id);
     for (size_t i = 0; i < doc->items_cnt; i++) {
-        na_seen_touch(p->seen, f->src.id, doc->items[i].id, fps[i]);
+        if (na_seen_touch(p->seen, f->src.id, doc->items[i].id, fps[i])) {
+            f->failed = true; /* as above */
+            free(fps);
+            return;
+        }
     }
     for (size_t i = 0; i < doc->items_cnt; i++) {
         struct na_article *a = &doc->items[i];
@@ -1201,6 +1213,11 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
         enum na_seen_verdict v =
             dup ? NA_SEEN_SAME : na_seen_check(p->seen, f->src.id, a->id, fps[i], &rev);
         switch (v) {
+        case NA_SEEN_FAILED:
+            /* no memory: neither produced nor noted; the document is read
+             * again at the next poll */
+            f->failed = true;
+            continue;
         case NA_SEEN_SAME:
             p->stats->skipped_seen++;
             continue;

@@ -133,10 +133,12 @@ static int64_t get_i64(const uint8_t *p) {
     return (int64_t)u;
 }
 
-static void checksum(const void *data, size_t len, uint8_t sum[SUM_BYTES]) {
+/* @returns NA_OK or NA_ERR_NOMEM (na_sha256()). */
+static na_err_t checksum(const void *data, size_t len, uint8_t sum[SUM_BYTES]) {
     unsigned char md[NA_SHA256_LEN];
-    na_sha256(data, len, md);
+    na_err_t err = na_sha256(data, len, md);
     memcpy(sum, md, SUM_BYTES);
+    return err;
 }
 
 static int hexval(int c) {
@@ -166,29 +168,34 @@ static void hex_decode(const char *s, uint8_t *out, size_t n) {
 
 /* The key of an article id. Article ids are SHA-256 in hex: their 32
  * bytes folded to ID_BYTES (the halves XORed; as uniform as the hash).
- * Any other string: the first ID_BYTES of its SHA-256. */
-static void id_key(const char *id, uint8_t out[ID_BYTES]) {
+ * Any other string: the first ID_BYTES of its SHA-256.
+ * @returns NA_OK, or NA_ERR_NOMEM (that SHA-256 could not be made). */
+static na_err_t id_key(const char *id, uint8_t out[ID_BYTES]) {
     unsigned char md[NA_SHA256_LEN];
+    na_err_t err = NA_OK;
     if (is_hex(id, NA_SHA256_HEX_LEN)) {
         hex_decode(id, md, NA_SHA256_LEN);
     } else {
-        na_sha256(id, strlen(id), md);
+        err = na_sha256(id, strlen(id), md);
     }
     for (size_t i = 0; i < ID_BYTES; i++) {
         out[i] = md[i] ^ md[i + ID_BYTES];
     }
+    return err;
 }
 
 /* The key of a fingerprint: its NA_SEEN_FP_LEN hex digits as bytes (as
- * na_seen_fingerprint() makes them), else the first FPB of its SHA-256. */
-static void fp_key(const char *fp, uint8_t out[FPB]) {
+ * na_seen_fingerprint() makes them), else the first FPB of its SHA-256.
+ * @returns NA_OK, or NA_ERR_NOMEM (that SHA-256 could not be made). */
+static na_err_t fp_key(const char *fp, uint8_t out[FPB]) {
     if (is_hex(fp, 2 * FPB)) {
         hex_decode(fp, out, FPB);
-        return;
+        return NA_OK;
     }
     unsigned char md[NA_SHA256_LEN];
-    na_sha256(fp, strlen(fp), md);
+    na_err_t err = na_sha256(fp, strlen(fp), md);
     memcpy(out, md, FPB);
+    return err;
 }
 
 static void name_hex(const uint8_t name[NAME_BYTES], char hex[NAME_HEX + 1]) {
@@ -261,7 +268,10 @@ static struct sfeed *sfeed_new(const char *id) {
         return NULL;
     }
     f->hash = str_hash(id);
-    na_sha256(id, strlen(id), md);
+    if (na_sha256(id, strlen(id), md)) {
+        sfeed_free(f);
+        return NULL;
+    }
     memcpy(f->name, md, NAME_BYTES);
     return f;
 }
@@ -744,7 +754,10 @@ static na_err_t feed_encode(const struct sfeed *f, bool with_sched, uint8_t **ou
         buf[off + ID_BYTES + FPB + 4] = e->fp_state;
         off += ENTRY_BYTES;
     }
-    checksum(buf, off, buf + off);
+    if ((err = checksum(buf, off, buf + off))) {
+        free(buf);
+        goto out;
+    }
     *lenp = len;
     *out = buf;
     err = NA_OK;
@@ -798,7 +811,10 @@ static na_err_t feed_decode(const uint8_t *buf, size_t len, const char *want_id,
         snprintf(errstr, errstr_size, "not a feed state (no %.7s header)", FEED_MAGIC);
         goto out;
     }
-    checksum(buf, len - SUM_BYTES, sum);
+    if (checksum(buf, len - SUM_BYTES, sum)) {
+        err = NA_ERR_NOMEM; /* not a verdict on the file */
+        goto out;
+    }
     if (memcmp(sum, buf + len - SUM_BYTES, SUM_BYTES)) {
         snprintf(errstr, errstr_size, "checksum mismatch (%zu bytes)", len);
         goto out;
@@ -942,7 +958,10 @@ static na_err_t feed_from_json(const char *id, json_t *obj, json_int_t version,
         uint8_t k[ID_BYTES];
         json_t *fp = json_array_get(l[i].v, 1);
         json_int_t rev = json_integer_value(json_array_get(l[i].v, 2));
-        id_key(l[i].id, k);
+        if (id_key(l[i].id, k)) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
         int64_t pos = entry_find(f, k);
         if (pos < 0 && (pos = entry_append(f, k)) < 0) {
             err = NA_ERR_NOMEM;
@@ -951,7 +970,10 @@ static na_err_t feed_from_json(const char *id, json_t *obj, json_int_t version,
         struct entry *e = &f->v[pos];
         e->rev = rev < 1 ? 1 : rev > INT32_MAX ? INT32_MAX : (uint32_t)rev;
         if (json_is_string(fp)) {
-            fp_key(json_string_value(fp), e->fp);
+            if (fp_key(json_string_value(fp), e->fp)) {
+                err = NA_ERR_NOMEM;
+                goto out;
+            }
             e->fp_state = FP_SET;
         } else if (json_is_null(fp) && version >= 3) {
             e->fp_state = FP_NONE;
@@ -1097,8 +1119,10 @@ static na_err_t load_schedule(na_seen_t *seen) {
         if (len < MAGIC_LEN + 4 + SUM_BYTES || memcmp(buf, SCHED_MAGIC, MAGIC_LEN)) {
             snprintf(errstr, sizeof(errstr), "not a schedule (no %.7s header)",
                      SCHED_MAGIC);
+        } else if (checksum(buf, len - SUM_BYTES, sum)) {
+            err = NA_ERR_NOMEM; /* not a verdict on the file */
+            goto out;
         } else {
-            checksum(buf, len - SUM_BYTES, sum);
             n = get_u32((const uint8_t *)buf + MAGIC_LEN);
             if (memcmp(sum, buf + len - SUM_BYTES, SUM_BYTES)) {
                 snprintf(errstr, sizeof(errstr), "checksum mismatch (%zu bytes)", len);
@@ -1187,7 +1211,10 @@ static na_err_t write_schedule(na_seen_t *seen, char *errstr, size_t errstr_size
     }
     memcpy(buf, SCHED_MAGIC, MAGIC_LEN);
     put_u32(buf + MAGIC_LEN, (uint32_t)n);
-    checksum(buf, (size_t)(p - buf), p);
+    if (checksum(buf, (size_t)(p - buf), p)) {
+        free(buf);
+        return NA_ERR_NOMEM;
+    }
     p += SUM_BYTES;
     path_of(seen, "schedule", path, sizeof(path));
     err = na_write_file_replace(path, buf, (size_t)(p - buf), errstr, errstr_size);
@@ -1523,53 +1550,64 @@ static void norm_append(struct na_buf *b, const char *s) {
     }
 }
 
-bool na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]) {
+na_err_t na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]) {
     struct na_buf b;
     char hex[NA_SHA256_HEX_LEN + 1];
-    bool ok = false;
+    na_err_t err = NA_OK;
     const char *text = a->content && *a->content ? a->content : a->summary;
     fp[0] = '\0';
     if (!text || !*text) {
         /* A title alone: recurring titles ("Morning briefing") would make
          * different articles look the same. */
-        return false;
+        return NA_OK;
     }
     na_buf_init(&b);
     norm_append(&b, a->title);
     na_buf_append(&b, "\n", 1);
     norm_append(&b, text);
-    if (!b.oom && b.len > NA_SEEN_FP_MIN_TEXT) {
-        na_sha256_hex(b.data, b.len, hex);
+    if (b.oom) {
+        err = NA_ERR_NOMEM;
+    } else if (b.len > NA_SEEN_FP_MIN_TEXT &&
+               !(err = na_sha256_hex(b.data, b.len, hex))) {
         memcpy(fp, hex, NA_SEEN_FP_LEN);
         fp[NA_SEEN_FP_LEN] = '\0';
-        ok = true;
     }
     na_buf_cleanup(&b);
-    return ok;
+    return err;
 }
 
-static int64_t find_id(const struct sfeed *f, const char *article_id) {
+/* Where @p article_id is in @p f (NULL: none) into *pos, -1 when absent.
+ * @returns NA_OK or NA_ERR_NOMEM (its key could not be made). */
+static na_err_t find_id(const struct sfeed *f, const char *article_id, int64_t *pos) {
     uint8_t k[ID_BYTES];
+    *pos = -1;
     if (!f) {
-        return -1;
+        return NA_OK;
     }
-    id_key(article_id, k);
-    return entry_find(f, k);
+    if (id_key(article_id, k)) {
+        return NA_ERR_NOMEM;
+    }
+    *pos = entry_find(f, k);
+    return NA_OK;
 }
 
-bool na_seen_has(const na_seen_t *seen, const char *feed_id, const char *article_id) {
-    return find_id(feed_find(seen, feed_id), article_id) >= 0;
+na_err_t na_seen_has(const na_seen_t *seen, const char *feed_id, const char *article_id,
+                     bool *has) {
+    int64_t pos;
+    na_err_t err = find_id(feed_find(seen, feed_id), article_id, &pos);
+    *has = pos >= 0;
+    return err;
 }
 
 enum na_seen_verdict na_seen_check(na_seen_t *seen, const char *feed_id,
                                    const char *article_id, const char *fp, int *rev) {
     struct sfeed *f = feed_find(seen, feed_id);
-    int64_t pos = find_id(f, article_id);
+    int64_t pos;
     bool has_fp = fp && *fp;
     uint8_t k[FPB];
     *rev = 1;
-    if (has_fp) {
-        fp_key(fp, k);
+    if (find_id(f, article_id, &pos) || (has_fp && fp_key(fp, k))) {
+        return NA_SEEN_FAILED;
     }
     if (pos >= 0) {
         const struct entry *e = &f->v[pos];
@@ -1600,21 +1638,29 @@ void na_seen_fetch_begin(na_seen_t *seen, const char *feed_id) {
     }
 }
 
-void na_seen_touch(na_seen_t *seen, const char *feed_id, const char *article_id,
-                   const char *fp) {
+na_err_t na_seen_touch(na_seen_t *seen, const char *feed_id, const char *article_id,
+                       const char *fp) {
     struct sfeed *f = feed_find(seen, feed_id);
-    int64_t pos = find_id(f, article_id);
+    int64_t pos;
+    if (find_id(f, article_id, &pos)) {
+        return NA_ERR_NOMEM;
+    }
     if (pos < 0) {
-        return;
+        return NA_OK;
     }
     renumber(f, (uint32_t)pos);
     struct entry *e = &f->v[pos];
     if (e->fp_state == FP_UNKNOWN && fp && *fp) {
-        fp_key(fp, e->fp);
+        uint8_t fk[FPB];
+        if (fp_key(fp, fk)) {
+            return NA_ERR_NOMEM; /* still unknown */
+        }
+        memcpy(e->fp, fk, FPB);
         e->fp_state = FP_SET;
         fx_add(f, (uint32_t)pos);
         mark_dirty(seen, f);
     }
+    return NA_OK;
 }
 
 size_t na_seen_count(const na_seen_t *seen, const char *feed_id) {
@@ -1630,11 +1676,15 @@ na_err_t na_seen_put(na_seen_t *seen, const char *feed_id, const char *article_i
                      const char *fp, int rev) {
     struct sfeed *f;
     uint8_t k[ID_BYTES];
+    uint8_t fk[FPB];
+    bool has_fp = fp && *fp;
     na_err_t err = feed_get(seen, feed_id, &f);
     if (err) {
         return err;
     }
-    id_key(article_id, k);
+    if (id_key(article_id, k) || (has_fp && fp_key(fp, fk))) {
+        return NA_ERR_NOMEM; /* nothing changed */
+    }
     int64_t pos = entry_find(f, k);
     if (pos < 0 && (pos = entry_append(f, k)) < 0) {
         return NA_ERR_NOMEM;
@@ -1642,9 +1692,7 @@ na_err_t na_seen_put(na_seen_t *seen, const char *feed_id, const char *article_i
     struct entry *e = &f->v[pos];
     renumber(f, (uint32_t)pos);
     e->rev = rev < 1 ? 1 : (uint32_t)rev;
-    if (fp && *fp) {
-        uint8_t fk[FPB];
-        fp_key(fp, fk);
+    if (has_fp) {
         if (e->fp_state == FP_SET && memcmp(e->fp, fk, FPB)) {
             f->fx_stale = true; /* the old fingerprint still points here */
         }

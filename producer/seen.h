@@ -93,6 +93,8 @@ enum na_seen_verdict {
     NA_SEEN_SAME,      /**< id known with this fingerprint (or none now): skip */
     NA_SEEN_EDITED,    /**< id known, fingerprint changed or appeared: an update */
     NA_SEEN_DUPLICATE, /**< another id of this feed had this fingerprint: skip */
+    NA_SEEN_FAILED,    /**< no memory to make the keys of a non-hex id or
+                            fingerprint: not known either way, try again */
 };
 
 /**
@@ -139,17 +141,20 @@ NA_WUR na_err_t na_seen_save_due(na_seen_t *seen, int64_t delay_ms,
  * @brief Content fingerprint of an article: SHA-256 over the title and the
  *        content (or summary), lower-cased with whitespace runs collapsed.
  * @param fp receives NA_SEEN_FP_LEN hex digits and a NUL.
- * @returns false (fp empty) when the article has no content or summary, or
- *          when the text is shorter than NA_SEEN_FP_MIN_TEXT: too little to
- *          tell two articles apart.
+ * @returns NA_OK, with fp empty when the article has no content or summary
+ *          or when the text is shorter than NA_SEEN_FP_MIN_TEXT (too little
+ *          to tell two articles apart); NA_ERR_NOMEM (fp empty).
  */
-bool na_seen_fingerprint(const struct na_article *a, char fp[NA_SEEN_FP_LEN + 1]);
+NA_WUR na_err_t na_seen_fingerprint(const struct na_article *a,
+                                    char fp[NA_SEEN_FP_LEN + 1]);
 
 /**
  * @brief Classify an article of @p feed_id.
  * @param fp fingerprint or NULL/"" when there is none.
  * @param rev set to the revision to publish: 1 for NEW, stored + 1 for EDITED,
  *        the stored one otherwise.
+ * @returns the verdict; NA_SEEN_FAILED on no memory (neither produce nor
+ *          skip it for good: the document is read again).
  * @remark Not const: may rebuild the feed's fingerprint index.
  */
 enum na_seen_verdict na_seen_check(na_seen_t *seen, const char *feed_id,
@@ -167,12 +172,19 @@ void na_seen_fetch_begin(na_seen_t *seen, const char *feed_id);
  *        every item of the document before na_seen_put() of any, so that no
  *        put evicts an id still carried. Unknown ids are ignored; an id of
  *        unknown fingerprint adopts @p fp (NULL or "": none) without an edit.
+ * @returns NA_OK, or NA_ERR_NOMEM when the key of a non-hex id or
+ *          fingerprint could not be made (the id may not be kept: fail the
+ *          document).
  */
-void na_seen_touch(na_seen_t *seen, const char *feed_id, const char *article_id,
-                   const char *fp);
+NA_WUR na_err_t na_seen_touch(na_seen_t *seen, const char *feed_id,
+                              const char *article_id, const char *fp);
 
-/** @returns true when @p article_id is remembered for @p feed_id. */
-bool na_seen_has(const na_seen_t *seen, const char *feed_id, const char *article_id);
+/**
+ * @brief Is @p article_id remembered for @p feed_id? Into *has.
+ * @returns NA_OK, or NA_ERR_NOMEM (the key of a non-hex id; *has false).
+ */
+NA_WUR na_err_t na_seen_has(const na_seen_t *seen, const char *feed_id,
+                            const char *article_id, bool *has);
 
 /**
  * @brief Remember @p article_id (with fingerprint @p fp or NULL, revision

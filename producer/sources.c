@@ -197,8 +197,7 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
     if (!src->json) {
         return NA_ERR_NOMEM;
     }
-    na_sha256_hex(src->json, strlen(src->json), src->hash);
-    return NA_OK;
+    return na_sha256_hex(src->json, strlen(src->json), src->hash);
 }
 
 na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,

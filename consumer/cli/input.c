@@ -81,7 +81,10 @@ na_err_t na_input_article(const json_t *obj, struct na_article *a, char *errstr,
     } else {
         const char *parts[] = {a->title ? a->title : "", a->summary ? a->summary : "",
                                a->content ? a->content : "", NULL};
-        na_sha256_hex_parts(parts, a->id);
+        if ((err = na_sha256_hex_parts(parts, a->id))) {
+            snprintf(errstr, errstr_size, "id: %s", na_err2str(err));
+            return err;
+        }
     }
     return NA_OK;
 }
@@ -147,7 +150,7 @@ static int one_line(const char *cmd, const char *where, const char *line, size_t
         a.content = na_utf8_sanitize(line, len);
         err = a.content ? NA_OK : NA_ERR_NOMEM;
         if (!err) {
-            na_sha256_hex(line, len, a.id);
+            err = na_sha256_hex(line, len, a.id);
         }
     } else {
         snprintf(errstr, sizeof(errstr), "not a JSON object");

@@ -4,9 +4,9 @@
 
 #include "newsalert/timeutil.h"
 
-void na_alert_init_story(struct na_alert *alert, const struct na_article *article,
-                         const struct na_match *match, const char *rules_version,
-                         const char *story_id) {
+na_err_t na_alert_init_story(struct na_alert *alert, const struct na_article *article,
+                             const struct na_match *match, const char *rules_version,
+                             const char *story_id) {
     const char *parts[] = {"alert/v1", story_id ? story_id : article->id, match->topic,
                            NULL};
     memset(alert, 0, sizeof(*alert));
@@ -14,12 +14,12 @@ void na_alert_init_story(struct na_alert *alert, const struct na_article *articl
     alert->match = match;
     alert->rules_version = rules_version;
     alert->story_id = story_id;
-    na_sha256_hex_parts(parts, alert->id);
+    return na_sha256_hex_parts(parts, alert->id);
 }
 
-void na_alert_init(struct na_alert *alert, const struct na_article *article,
-                   const struct na_match *match, const char *rules_version) {
-    na_alert_init_story(alert, article, match, rules_version, NULL);
+na_err_t na_alert_init(struct na_alert *alert, const struct na_article *article,
+                       const struct na_match *match, const char *rules_version) {
+    return na_alert_init_story(alert, article, match, rules_version, NULL);
 }
 
 json_t *na_alert_to_json(const struct na_alert *alert) {

@@ -29,9 +29,10 @@ struct na_alert {
 /**
  * @brief Fill @p alert and compute its id: hex SHA-256 over the parts
  *        ("alert/v1", article id, topic). All pointers are borrowed.
+ * @returns NA_OK, or NA_ERR_NOMEM (no id: the alert must not be sent).
  */
-void na_alert_init(struct na_alert *alert, const struct na_article *article,
-                   const struct na_match *match, const char *rules_version);
+NA_WUR na_err_t na_alert_init(struct na_alert *alert, const struct na_article *article,
+                              const struct na_match *match, const char *rules_version);
 
 /**
  * @brief As na_alert_init() for an article of story @p story_id: the id is
@@ -39,9 +40,10 @@ void na_alert_init(struct na_alert *alert, const struct na_article *article,
  *        the story (story.h na_story_alert_id()), so a story alerts a topic
  *        once. @p story_id borrowed; NULL behaves as na_alert_init().
  */
-void na_alert_init_story(struct na_alert *alert, const struct na_article *article,
-                         const struct na_match *match, const char *rules_version,
-                         const char *story_id);
+NA_WUR na_err_t na_alert_init_story(struct na_alert *alert,
+                                    const struct na_article *article,
+                                    const struct na_match *match,
+                                    const char *rules_version, const char *story_id);
 
 /**
  * @brief alert/v1 as a JSON object: what webhooks, --dry-run and the

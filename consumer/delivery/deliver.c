@@ -625,7 +625,9 @@ static void fold_digest(struct rstate *rs) {
         parts[i + 1] = items[i]->alert_id;
     }
     parts[n + 1] = NULL;
-    na_sha256_hex_parts(parts, dj->alert_id);
+    if (na_sha256_hex_parts(parts, dj->alert_id)) {
+        goto fail; /* no memory: the alerts stay single */
+    }
     /* Move the members out of the queue. */
     struct job **pp = &rs->head;
     size_t m = 0;

@@ -336,17 +336,22 @@ static na_err_t set_owner(na_ledger_t *l, const char *topic, int32_t partition,
 }
 
 /* The key of @p partition's owner record: the topic's name, or its hash
- * when the name is too long for a key. */
-static void owner_key(const char *topic, int32_t partition,
-                      char key[LEDGER_MAX_KEY + 1]) {
+ * when the name is too long for a key. @returns NA_OK or NA_ERR_NOMEM. */
+static na_err_t owner_key(const char *topic, int32_t partition,
+                          char key[LEDGER_MAX_KEY + 1]) {
     char hex[NA_SHA256_HEX_LEN + 1];
     int n = snprintf(key, LEDGER_MAX_KEY + 1, LEDGER_OWNER_PREFIX "%s/%ld", topic,
                      (long)partition);
     if (n < 0 || n > (int)LEDGER_MAX_KEY) {
-        na_sha256_hex(topic, strlen(topic), hex);
+        na_err_t err = na_sha256_hex(topic, strlen(topic), hex);
+        if (err) {
+            key[0] = '\0';
+            return err;
+        }
         snprintf(key, LEDGER_MAX_KEY + 1, LEDGER_OWNER_PREFIX "%s/%ld", hex,
                  (long)partition);
     }
+    return NA_OK;
 }
 
 /* An owner record: {"owner": {"topic", "partition", "state", "member",
@@ -370,8 +375,9 @@ static na_err_t apply_owner(na_ledger_t *l, const char *key, const char *value,
                         &at_ms) &&
         partition >= 0 && partition <= INT32_MAX &&
         (!strcmp(state, "taken") || !strcmp(state, "released"))) {
-        owner_key(topic, (int32_t)partition, want);
-        if (!strcmp(want, key)) { /* a record under another key is not trusted */
+        if (owner_key(topic, (int32_t)partition, want)) {
+            err = NA_ERR_NOMEM;
+        } else if (!strcmp(want, key)) { /* a record under another key is not trusted */
             err = set_owner(l, topic, (int32_t)partition,
                             strcmp(state, "taken") ? NA_OWNER_RELEASED : NA_OWNER_TAKEN,
                             (int64_t)at_ms);
@@ -404,7 +410,9 @@ na_err_t na_ledger_mark_owner(na_ledger_t *l, const char *topic, int32_t partiti
     if (!l->rk) {
         return NA_OK;
     }
-    owner_key(topic, partition, key);
+    if ((err = owner_key(topic, partition, key))) {
+        return err;
+    }
     json_t *root =
         json_pack("{s:{s:s, s:i, s:s, s:s, s:I}}", "owner", "topic", topic, "partition",
                   (int)partition, "state", state == NA_OWNER_TAKEN ? "taken" : "released",

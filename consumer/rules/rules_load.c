@@ -924,7 +924,9 @@ na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
     if (!ld.rules) {
         return NA_ERR_NOMEM;
     }
-    na_sha256_hex(buf, len, hex);
+    if ((err = na_sha256_hex(buf, len, hex))) {
+        goto out;
+    }
     memcpy(ld.rules->version, hex, 12);
     ld.rules->version[12] = '\0';
 
@@ -1022,8 +1024,11 @@ na_err_t na_rules_load_buf(const char *buf, size_t len, const char *name,
                 na_watch_digest(ld.rules->topics[ld.rules->watch_topics[i]].watch);
         }
         char vhex[NA_SHA256_HEX_LEN + 1];
-        na_sha256_hex_parts(parts, vhex);
+        err = na_sha256_hex_parts(parts, vhex);
         free(parts);
+        if (err) {
+            goto out;
+        }
         memcpy(ld.rules->version, vhex, 12);
     }
 out:

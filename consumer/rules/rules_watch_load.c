@@ -1413,7 +1413,9 @@ na_err_t na_watch_load(const char *path, enum na_watch_format format,
         err = NA_ERR_NOMEM;
         goto out;
     }
-    na_sha256_hex(buf, len, ld.w->digest);
+    if ((err = na_sha256_hex(buf, len, ld.w->digest))) {
+        goto out;
+    }
     ld.w->nodes_cnt = 1; /* the root */
     ld.w->pool = malloc(1024);
     if (!ld.w->pool || na_watch_dict_rehash(ld.w, 1024) ||

@@ -1326,10 +1326,10 @@ int64_t na_story_first_seen(const na_stories_t *st, const char *story_id) {
     return s ? s->first : NA_TIME_UNKNOWN;
 }
 
-void na_story_alert_id(const char *story_id, const char *topic,
-                       char alert_id[NA_SHA256_HEX_LEN + 1]) {
+na_err_t na_story_alert_id(const char *story_id, const char *topic,
+                           char alert_id[NA_SHA256_HEX_LEN + 1]) {
     const char *parts[] = {"alert/v1", story_id, topic, NULL};
-    na_sha256_hex_parts(parts, alert_id);
+    return na_sha256_hex_parts(parts, alert_id);
 }
 
 void na_stories_set_teacher(na_stories_t *st, na_story_example_cb *cb, void *ctx) {
@@ -2003,7 +2003,9 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
     if (!best) {
         const char *parts[] = {"story/v1", a->id, NULL};
         char id[NA_SHA256_HEX_LEN + 1];
-        na_sha256_hex_parts(parts, id);
+        if ((err = na_sha256_hex_parts(parts, id))) {
+            return err;
+        }
         best = story_find(st, id);
         if (!best) {
             close_for_room(st);

@@ -212,8 +212,9 @@ size_t na_story_article_count(const na_stories_t *st, const char *story_id);
 int64_t na_story_first_seen(const na_stories_t *st, const char *story_id);
 
 /** @brief The alert id of (@p story_id, @p topic): hex SHA-256 over the
- *         parts ("alert/v1", story id, topic). */
-void na_story_alert_id(const char *story_id, const char *topic,
-                       char alert_id[NA_SHA256_HEX_LEN + 1]);
+ *         parts ("alert/v1", story id, topic).
+ *  @returns NA_OK or NA_ERR_NOMEM (na_sha256_hex_parts()). */
+NA_WUR na_err_t na_story_alert_id(const char *story_id, const char *topic,
+                                  char alert_id[NA_SHA256_HEX_LEN + 1]);
 
 #endif

@@ -55,8 +55,9 @@ void na_article_cleanup(struct na_article *a);
  *        title, and without a title, of feed URL + the item's text (its
  *        summary, else its content), so that an item known only by its
  *        text has an id of its own (docs/producer.md, "Identity and dedup").
+ * @returns NA_OK, or NA_ERR_NOMEM (a->id then empty).
  */
-void na_article_set_id(struct na_article *a);
+NA_WUR na_err_t na_article_set_id(struct na_article *a);
 
 /**
  * @brief Append a string to a list field (authors/categories), skipping

@@ -12,18 +12,29 @@
 #define NA_SHA256_LEN 32
 #define NA_SHA256_HEX_LEN 64
 
-/** @brief SHA-256 of @p data into @p md (raw bytes). */
-void na_sha256(const void *data, size_t len, unsigned char md[NA_SHA256_LEN]);
+/*
+ * The digests allocate (libcrypto's digest context), so they can fail:
+ * on no memory they return NA_ERR_NOMEM and leave the output an empty
+ * string (hex) or zeroes (raw), never a digest of something else.
+ */
 
-/** @brief Lower-case hex SHA-256 of @p data into @p hex (65 bytes, NUL-terminated). */
-void na_sha256_hex(const void *data, size_t len, char hex[NA_SHA256_HEX_LEN + 1]);
+/** @brief SHA-256 of @p data into @p md (raw bytes).
+ *  @returns NA_OK or NA_ERR_NOMEM. */
+NA_WUR na_err_t na_sha256(const void *data, size_t len, unsigned char md[NA_SHA256_LEN]);
+
+/** @brief Lower-case hex SHA-256 of @p data into @p hex (65 bytes, NUL-terminated).
+ *  @returns NA_OK or NA_ERR_NOMEM. */
+NA_WUR na_err_t na_sha256_hex(const void *data, size_t len,
+                              char hex[NA_SHA256_HEX_LEN + 1]);
 
 /**
  * @brief Lower-case hex SHA-256 over several parts, each followed by a NUL
  *        separator byte so ("ab","c") and ("a","bc") differ.
  * @param parts NULL-terminated array of strings.
+ * @returns NA_OK or NA_ERR_NOMEM.
  */
-void na_sha256_hex_parts(const char *const *parts, char hex[NA_SHA256_HEX_LEN + 1]);
+NA_WUR na_err_t na_sha256_hex_parts(const char *const *parts,
+                                    char hex[NA_SHA256_HEX_LEN + 1]);
 
 /** @brief HMAC-SHA256 of @p data with @p key into @p mac. */
 NA_WUR na_err_t na_hmac_sha256(const void *key, size_t key_len, const void *data,

@@ -24,7 +24,7 @@ static void setup_alert(struct na_alert *alert, const char *title) {
     article.title = strdup(title);
     article.source_name = strdup("Harbour <Wire> & Co");
     article.published_at = 1767686400;
-    na_article_set_id(&article);
+    assert_int_equal(na_article_set_id(&article), NA_OK);
     evidence[0] = (struct na_evidence){"\"dual-use\"", "dual-use", "title", 10};
     evidence[1] = (struct na_evidence){"export*", "exports", "content", 42};
     memset(&match, 0, sizeof(match));
@@ -34,7 +34,7 @@ static void setup_alert(struct na_alert *alert, const char *title) {
     match.evidence = evidence;
     match.evidence_cnt = 2;
     match.snippet = "Beijing <!channel> banned exports of dual-use items & more";
-    na_alert_init(alert, &article, &match, "abc123def456");
+    assert_int_equal(na_alert_init(alert, &article, &match, "abc123def456"), NA_OK);
 }
 
 static json_t *render(const char *format, const struct na_alert *alert) {
@@ -77,10 +77,10 @@ static void test_alert_id_is_stable_per_article_and_topic(void **state) {
     (void)state;
     struct na_alert a1, a2;
     setup_alert(&a1, "x");
-    na_alert_init(&a2, &article, &match, "other-rules");
+    assert_int_equal(na_alert_init(&a2, &article, &match, "other-rules"), NA_OK);
     assert_string_equal(a1.id, a2.id);
     match.topic = "taiwan";
-    na_alert_init(&a2, &article, &match, "other-rules");
+    assert_int_equal(na_alert_init(&a2, &article, &match, "other-rules"), NA_OK);
     assert_string_not_equal(a1.id, a2.id);
     na_article_cleanup(&article);
 }
@@ -241,7 +241,7 @@ static void test_discord_embed_and_no_pings(void **state) {
     json_decref(root);
     /* One colour per topic. */
     match.topic = "taiwan";
-    na_alert_init(&alert, &article, &match, "v");
+    assert_int_equal(na_alert_init(&alert, &article, &match, "v"), NA_OK);
     root = render("discord", &alert);
     embed = json_array_get(json_object_get(root, "embeds"), 0);
     assert_true(json_integer_value(json_object_get(embed, "color")) != colour);

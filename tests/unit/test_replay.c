@@ -277,7 +277,7 @@ static void article(struct na_article *a, const char *id_seed, const char *title
     na_article_init(a);
     a->title = na_strdup(title);
     a->url = na_strdup(id_seed);
-    na_sha256_hex(id_seed, strlen(id_seed), a->id);
+    assert_int_equal(na_sha256_hex(id_seed, strlen(id_seed), a->id), NA_OK);
 }
 
 static void test_diff_gained_lost_per_topic(void **state) {
@@ -434,7 +434,7 @@ static void test_linked_line_is_what_jansson_wrote(void **state) {
                       ? NULL
                       : json_pack("{s:s, s:I, s:s?}", "id", d.story_id, "articles",
                                   (json_int_t)12, "first_seen", "2026-01-06T00:00:00Z");
-        na_alert_init_story(&alert, &a, &m, "v1", d.story_id);
+        assert_int_equal(na_alert_init_story(&alert, &a, &m, "v1", d.story_id), NA_OK);
         char pub[NA_RFC3339_LEN] = "";
         if (a.published_at != NA_TIME_UNKNOWN) {
             na_time_format_rfc3339(a.published_at, pub);

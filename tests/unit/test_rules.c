@@ -567,7 +567,7 @@ static void test_version_and_counts(void **state) {
                        "{\"name\":\"b\",\"query\":\"y\"}]}";
     char hex[NA_SHA256_HEX_LEN + 1];
     na_rules_t *rules = load_ok(json);
-    na_sha256_hex(json, strlen(json), hex);
+    assert_int_equal(na_sha256_hex(json, strlen(json), hex), NA_OK);
     hex[12] = '\0';
     assert_string_equal(na_rules_version(rules), hex);
     assert_int_equal(na_rules_topic_count(rules), 2);
@@ -1224,7 +1224,7 @@ static void test_cmd_classify(void **state) {
     /* plain text: content, no title, id = SHA-256 of the line */
     char hex[NA_SHA256_HEX_LEN + 1];
     const char *line = "China banned exports of dual-use items";
-    na_sha256_hex(line, strlen(line), hex);
+    assert_int_equal(na_sha256_hex(line, strlen(line), hex), NA_OK);
     assert_string_equal(json_string_value(json_object_get(j2, "id")), hex);
     assert_true(json_is_null(json_object_get(j2, "title")));
     assert_int_equal(json_array_size(json_object_get(j2, "topics")), 1);

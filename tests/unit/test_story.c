@@ -95,7 +95,7 @@ static void test_paraphrases_join_unrelated_apart(void **state) {
     /* Ids: SHA-256 of "story/v1" and the first article's id. */
     char want[65];
     const char *parts[] = {"story/v1", "a", NULL};
-    na_sha256_hex_parts(parts, want);
+    assert_int_equal(na_sha256_hex_parts(parts, want), NA_OK);
     assert_string_equal(s1, want);
     na_stories_destroy(st);
 }
@@ -456,10 +456,10 @@ static void test_alert_id(void **state) {
     (void)state;
     char a[65], b[65], c[65], want[65];
     const char *parts[] = {"alert/v1", "s1", "taiwan", NULL};
-    na_story_alert_id("s1", "taiwan", a);
-    na_story_alert_id("s1", "taiwan", b);
-    na_story_alert_id("s1", "rare_earths", c);
-    na_sha256_hex_parts(parts, want);
+    assert_int_equal(na_story_alert_id("s1", "taiwan", a), NA_OK);
+    assert_int_equal(na_story_alert_id("s1", "taiwan", b), NA_OK);
+    assert_int_equal(na_story_alert_id("s1", "rare_earths", c), NA_OK);
+    assert_int_equal(na_sha256_hex_parts(parts, want), NA_OK);
     assert_string_equal(a, want);
     assert_string_equal(a, b);
     assert_string_not_equal(a, c);

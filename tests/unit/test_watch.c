@@ -483,12 +483,13 @@ static void test_parties_in_alert_and_every_format(void **state) {
                           "Party dd, Filler Party ee, Filler Party ff, Filler Party gg, "
                           "Filler Party hh, Filler Party ii, Filler Party jj, Filler "
                           "Party kk and Filler Party ll.");
-    na_article_set_id(&a);
+    assert_int_equal(na_article_set_id(&a), NA_OK);
     assert_int_equal(na_rules_classify(rules, &a, &c), NA_OK);
     assert_int_equal(c.matches_cnt, 1);
     assert_int_equal(c.matches[0].parties_cnt, 13);
     struct na_alert alert;
-    na_alert_init(&alert, &a, &c.matches[0], na_rules_version(rules));
+    assert_int_equal(na_alert_init(&alert, &a, &c.matches[0], na_rules_version(rules)),
+                     NA_OK);
 
     json_t *root = na_alert_to_json(&alert);
     json_t *p = json_array_get(json_object_get(root, "parties"), 0);
