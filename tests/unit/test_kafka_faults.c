@@ -2,7 +2,8 @@
  * Fault injection inside librdkafka, where a real broker cannot easily be
  * made to fail that way: the mock cluster's request errors and broker
  * down/up around produce (the producer daemon), commit and the ledger (the
- * consumer daemon). Feeds and webhooks come from a local HTTP stub.
+ * consumer daemon). Feeds and webhooks come from a local HTTP stub. And
+ * libcrypto without memory for a digest while the producer reads a feed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,35 @@ static struct na_stub stub;
 static char feed[16384];
 static char dir[] = "/tmp/na-faults-XXXXXX";
 static int run_no;
+
+/* libcrypto's digest contexts (EVP_MD_CTX_new(), crypto/evp/digest.c)
+ * refused this many times, once the stub served more than crypto_gets
+ * GETs. */
+static int crypto_refuse;
+static int crypto_gets;
+
+static void *crypto_malloc(size_t n, const char *file, int line) {
+    (void)line;
+    if (__atomic_load_n(&crypto_refuse, __ATOMIC_SEQ_CST) > 0 && file &&
+        strstr(file, "evp/digest.c") &&
+        __atomic_load_n(&stub.gets, __ATOMIC_SEQ_CST) > crypto_gets &&
+        __atomic_sub_fetch(&crypto_refuse, 1, __ATOMIC_SEQ_CST) >= 0) {
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void *crypto_realloc(void *p, size_t n, const char *file, int line) {
+    (void)file;
+    (void)line;
+    return realloc(p, n);
+}
+
+static void crypto_free(void *p, const char *file, int line) {
+    (void)file;
+    (void)line;
+    free(p);
+}
 
 static void build_feed(void) {
     size_t o =
@@ -126,7 +157,10 @@ static int count_records(const char *topic, int partitions) {
     return n;
 }
 
-static void produce_feed(const char *topic, struct na_producer_stats *stats) {
+/* One pass of the producer over the stub's feed into @p topic, with the
+ * seen-state of @p state (NULL: a new one). */
+static void produce_feed_in(const char *topic, const char *state,
+                            struct na_producer_stats *stats) {
     struct na_producer_conf conf;
     char errstr[512], path[256], sources[512];
     volatile sig_atomic_t running = 1;
@@ -147,7 +181,11 @@ static void produce_feed(const char *topic, struct na_producer_stats *stats) {
                      NA_OK)
     SET("brokers", bootstraps);
     SET("sources", path);
-    snprintf(path, sizeof(path), "%s/state-%d", dir, run_no);
+    if (state) {
+        snprintf(path, sizeof(path), "%s/state-%s", dir, state);
+    } else {
+        snprintf(path, sizeof(path), "%s/state-%d", dir, run_no);
+    }
     SET("state_dir", path);
     SET("topic", topic);
     SET("once", "true");
@@ -158,6 +196,28 @@ static void produce_feed(const char *topic, struct na_producer_stats *stats) {
                      NA_OK);
     na_conf_cleanup(na_producer_conf_table, &conf);
     na_kafka_props_cleanup(&conf.props);
+}
+
+static void produce_feed(const char *topic, struct na_producer_stats *stats) {
+    produce_feed_in(topic, NULL, stats);
+}
+
+/* An item whose id cannot be made (no memory for its SHA-256) fails the
+ * fetch: nothing of the document is produced under a made-up id or noted
+ * as seen, and the next pass produces every item once. */
+static void test_produce_fetch_without_memory_for_ids_is_read_again(void **state) {
+    (void)state;
+    struct na_producer_stats stats;
+    rd_kafka_mock_topic_create(mcluster, "faults.e", 3, 3);
+    crypto_gets = __atomic_load_n(&stub.gets, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&crypto_refuse, 1, __ATOMIC_SEQ_CST);
+    produce_feed_in("faults.e", "nomem", &stats);
+    assert_int_equal(__atomic_load_n(&crypto_refuse, __ATOMIC_SEQ_CST), 0); /* used */
+    assert_int_equal(stats.produced, 0);
+    produce_feed_in("faults.e", "nomem", &stats);
+    assert_int_equal(stats.produced, ITEMS);
+    assert_int_equal(stats.delivered, ITEMS);
+    assert_int_equal(count_records("faults.e", 3), ITEMS);
 }
 
 static void test_produce_survives_request_errors_without_duplicates(void **state) {
@@ -362,12 +422,18 @@ static void test_consumer_retries_refused_dlq_and_ledger_writes(void **state) {
 }
 
 int main(void) {
+    /* before libcrypto allocates anything (it refuses later) */
+    if (!CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free)) {
+        fprintf(stderr, "test_kafka_faults: libcrypto's allocator could not be set\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_produce_survives_request_errors_without_duplicates),
         cmocka_unit_test(test_produce_waits_for_brokers_that_come_back),
         cmocka_unit_test(
             test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice),
         cmocka_unit_test(test_consumer_retries_refused_dlq_and_ledger_writes),
+        cmocka_unit_test(test_produce_fetch_without_memory_for_ids_is_read_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
