@@ -14,6 +14,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +48,23 @@ static int run_no;
 static int crypto_refuse;
 static int crypto_gets;
 
+/* Take one refusal if any is left (threads may ask at once). */
+static bool crypto_take_refusal(void) {
+    int left = __atomic_load_n(&crypto_refuse, __ATOMIC_SEQ_CST);
+    while (left > 0) {
+        if (__atomic_compare_exchange_n(&crypto_refuse, &left, left - 1, false,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void *crypto_malloc(size_t n, const char *file, int line) {
     (void)line;
-    if (__atomic_load_n(&crypto_refuse, __ATOMIC_SEQ_CST) > 0 && file &&
-        strstr(file, "evp/digest.c") &&
+    if (file && strstr(file, "evp/digest.c") &&
         __atomic_load_n(&stub.gets, __ATOMIC_SEQ_CST) > crypto_gets &&
-        __atomic_sub_fetch(&crypto_refuse, 1, __ATOMIC_SEQ_CST) >= 0) {
+        crypto_take_refusal()) {
         return NULL;
     }
     return malloc(n);
