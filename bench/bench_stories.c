@@ -29,9 +29,12 @@
  * Prints JSON lines for the case: articles_per_s (per CPU second of the
  * thread), articles_per_wall_s, open_stories (at the end), stories_per_event
  * (stories / events, 1.0 = every event one story; not for all-alike),
- * features (the dictionary), peak_rss_kb, decisions_digest (48 bits of an
- * FNV-1a hash over the story id of every article, warm-up included, in
- * order: the same figure means the same decisions).
+ * features (the dictionary), peak_rss_kb, bcubed_precision and
+ * bcubed_recall (of the stories against the generated events, over every
+ * article, warm-up included: a faster engine that decides worse shows
+ * here; not for all-alike), decisions_digest (48 bits of an FNV-1a hash
+ * over the story id of every article, warm-up included, in order: the
+ * same figure means the same decisions).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -233,10 +236,66 @@ static double wall_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void emit(const char *c, const char *metric, double value, const char *unit_s) {
+/* An article's story (the first 64 bits of its id) and event. */
+struct label {
+    uint64_t story;
+    uint64_t event;
+};
+
+static int label_cmp(const void *a, const void *b) {
+    const struct label *x = a, *y = b;
+    if (x->story != y->story) {
+        return x->story < y->story ? -1 : 1;
+    }
+    return x->event < y->event ? -1 : x->event > y->event;
+}
+
+/* B-cubed precision and recall of the stories in @p l[0..n) (sorted here)
+ * against their events (ids below @p events). false: no memory. */
+static bool bcubed(struct label *l, size_t n, uint64_t events, double *prec,
+                   double *rec) {
+    size_t *class_size = calloc(events ? events : 1, sizeof(*class_size));
+    if (!class_size) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        class_size[l[i].event]++;
+    }
+    qsort(l, n, sizeof(*l), label_cmp);
+    double p = 0, r = 0;
+    for (size_t b = 0; b < n;) {
+        size_t e = b;
+        while (e < n && l[e].story == l[b].story) {
+            e++;
+        }
+        for (size_t j = b; j < e;) { /* runs of one event in the story */
+            size_t k = j;
+            while (k < e && l[k].event == l[j].event) {
+                k++;
+            }
+            double both = (double)(k - j);
+            p += both * both / (double)(e - b);
+            r += both * both / (double)class_size[l[j].event];
+            j = k;
+        }
+        b = e;
+    }
+    free(class_size);
+    *prec = n ? p / (double)n : 0;
+    *rec = n ? r / (double)n : 0;
+    return true;
+}
+
+/* A JSON line; @p places: decimals of a value that is not whole. */
+static void emit_places(const char *c, const char *metric, double value, int places,
+                        const char *unit_s) {
     printf("{\"bench\":\"stories\",\"case\":\"%s\",\"metric\":\"%s\",\"value\":%.*f,"
            "\"unit\":\"%s\"}\n",
-           c, metric, value == floor(value) ? 0 : 3, value, unit_s);
+           c, metric, value == floor(value) ? 0 : places, value, unit_s);
+}
+
+static void emit(const char *c, const char *metric, double value, const char *unit_s) {
+    emit_places(c, metric, value, 3, unit_s);
 }
 
 int main(int argc, char **argv) {
@@ -266,9 +325,10 @@ int main(int argc, char **argv) {
     size_t total = warmup + measured;
     size_t cap = total + 1024, n = 0;
     struct item *items = calloc(cap, sizeof(*items));
+    struct label *labels = calloc(cap, sizeof(*labels));
     const int64_t t0 = 1735689600; /* 2025-01-01 */
     uint64_t events = 0;
-    if (!items) {
+    if (!items || !labels) {
         return 1;
     }
     if (alike) {
@@ -359,6 +419,10 @@ int main(int argc, char **argv) {
         for (size_t k = 0; k < NA_SHA256_HEX_LEN; k++) {
             digest = (digest ^ (unsigned char)story[k]) * 1099511628211ull;
         }
+        char head[17]; /* the story id's first 64 bits */
+        memcpy(head, story, 16);
+        head[16] = '\0';
+        labels[i] = (struct label){strtoull(head, NULL, 16), it->event};
         if (i >= warmup) {
             cpu += cpu_now() - c0;
             wall += wall_now() - w0;
@@ -378,6 +442,14 @@ int main(int argc, char **argv) {
         emit(name, "stories_per_event",
              round(1000.0 * (double)opened / (double)opened_events) / 1000.0, "1");
     }
+    double bp = 0, br = 0;
+    if (!alike) {
+        if (!bcubed(labels, n, events, &bp, &br)) {
+            return 1;
+        }
+        emit_places(name, "bcubed_precision", round(1e4 * bp) / 1e4, 4, "1");
+        emit_places(name, "bcubed_recall", round(1e4 * br) / 1e4, 4, "1");
+    }
     emit(name, "features", (double)na_stories_feature_count(st), "features");
     emit(name, "peak_rss_kb", (double)ru.ru_maxrss, "KB");
     /* Which story every article (warm-up too) went to, as 48 bits: an
@@ -388,5 +460,6 @@ int main(int argc, char **argv) {
     na_buf_cleanup(&body);
     na_article_cleanup(&a);
     free(items);
+    free(labels);
     return 0;
 }

@@ -10,7 +10,9 @@
 #   all-alike  every report the same event's words (one story of all).
 # JSON lines per case: articles_per_s (per CPU second of the thread doing
 # the assignment), articles_per_wall_s, open_stories, stories_per_event
-# (not for all-alike), features, peak_rss_kb. NA_BENCH_STORIES_ARTICLES
+# (not for all-alike), bcubed_precision and bcubed_recall (the stories
+# against the generated events; not for all-alike), features, peak_rss_kb,
+# decisions_digest. NA_BENCH_STORIES_ARTICLES
 # (default 50000) sets the articles timed after a warm-up of 30,000.
 set -euo pipefail
 build=${1:?usage: bench/stories.sh BUILD_DIR}
