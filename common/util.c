@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "newsalert/fault.h"
+
 void na_buf_init(struct na_buf *buf) {
     memset(buf, 0, sizeof(*buf));
 }
@@ -232,13 +234,21 @@ static na_err_t write_atomic(const char *path, const void *data, size_t len,
         p += w;
         len -= (size_t)w;
     }
-    if (fsync(fd) || close(fd)) {
-        fd = -1;
+    /* A failed fsync still leaves the descriptor open: closed at out
+     * (a daemon that retries a failing disk every second must not run out
+     * of descriptors). */
+    if (na_fault("file_fsync") ? (errno = EIO, true) : fsync(fd) != 0) {
         snprintf(errstr, errstr_size, "%s: %s", tmp, strerror(errno));
         err = NA_ERR_IO;
         goto out;
     }
+    int rc = close(fd);
     fd = -1;
+    if (rc) {
+        snprintf(errstr, errstr_size, "%s: %s", tmp, strerror(errno));
+        err = NA_ERR_IO;
+        goto out;
+    }
     if (rename(tmp, path)) {
         snprintf(errstr, errstr_size, "rename %s: %s", path, strerror(errno));
         err = NA_ERR_IO;

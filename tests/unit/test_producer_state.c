@@ -7,19 +7,24 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "newsalert/article.h"
 #include "newsalert/config.h"
+#include "newsalert/fault.h"
 #include "newsalert/kafka.h"
 #include "newsalert/limits.h"
 #include "newsalert/timeutil.h"
+#include "newsalert/util.h"
 #include "producer.h"
 #include "seen.h"
 #include "sources.h"
@@ -36,6 +41,50 @@ static int teardown(void **state) {
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Entries of @p path (a folder), "." and ".." included; -1: unreadable. */
+static int entries(const char *path) {
+    DIR *d = opendir(path);
+    int n = 0;
+    if (!d) {
+        return -1;
+    }
+    while (readdir(d)) {
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A state file whose fsync fails (a failing disk) is an error each time,
+ * and leaves neither a descriptor nor its temporary file behind: the
+ * producer retries a dirty feed's save about every second, so one leaked
+ * descriptor a try ran it out of sockets. Then the disk is back. */
+static void test_write_file_fsync_failure_leaks_nothing(void **state) {
+    (void)state;
+    char sub[256], path[300], errstr[512];
+    snprintf(sub, sizeof(sub), "%s/fsync", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof(path), "%s/state.json", sub);
+    int fds = entries("/proc/self/fd");
+    assert_true(fds > 0);
+    na_fault_arm("file_fsync:40");
+    for (int i = 0; i < 40; i++) {
+        errstr[0] = '\0';
+        na_err_t err = i % 2
+                           ? na_write_file_replace(path, "{}", 2, errstr, sizeof(errstr))
+                           : na_write_file_atomic(path, "{}", 2, errstr, sizeof(errstr));
+        assert_int_equal(err, NA_ERR_IO);
+        assert_non_null(strstr(errstr, strerror(EIO)));
+    }
+    na_fault_arm(NULL);
+    assert_int_equal(entries("/proc/self/fd"), fds);
+    assert_int_equal(entries(sub), 2); /* no temporary file, no state file */
+    assert_int_equal(na_write_file_replace(path, "{\"v\":1}", 7, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_int_equal(entries(sub), 3);
+    assert_int_equal(entries("/proc/self/fd"), fds);
 }
 
 static void test_sources_valid_and_invalid(void **state) {
@@ -285,6 +334,7 @@ static void test_source_json_and_hash(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_file_fsync_failure_leaks_nothing),
         cmocka_unit_test(test_sources_valid_and_invalid),
         cmocka_unit_test(test_config_table_precedence_and_errors),
         cmocka_unit_test(test_redact_url),
