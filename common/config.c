@@ -2,10 +2,12 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
@@ -319,6 +321,33 @@ char *na_conf_redact_url(const char *url) {
 
 char *na_conf_redact_url_query(const char *url) {
     return redact(url, true);
+}
+
+char *na_conf_shown_id(const char *id) {
+    char hash[NA_SHA256_HEX_LEN + 1];
+    char *r;
+    struct na_buf buf;
+    if (!strstr(id, "://")) {
+        return na_strdup(id);
+    }
+    if (!(r = na_conf_redact_url_query(id)) || !strcmp(r, id)) {
+        return r;
+    }
+    if (na_sha256_hex(id, strlen(id), hash)) {
+        free(r);
+        return NULL; /* no memory */
+    }
+    na_buf_init(&buf);
+    na_buf_printf(&buf, "%s~%.8s", r, hash);
+    free(r);
+    return na_buf_steal(&buf);
+}
+
+const char *na_conf_shown_id_buf(const char *id, char *buf, size_t size) {
+    char *l = na_conf_shown_id(id);
+    snprintf(buf, size, "%s", l ? l : "?");
+    free(l);
+    return buf;
 }
 
 na_err_t na_conf_read_secret(const char *path, char **out, char *errstr,

@@ -104,7 +104,8 @@ const struct na_conf_entry na_producer_conf_table[] = {
 
 struct feed {
     struct na_source src; /* owned */
-    char *label;          /* src.id as logs, metrics and the status page show it */
+    char *label;          /* src.id as logs, metrics and the status page show it
+                             (na_conf_shown_id()) */
     int32_t partition;    /* of its news.sources record; -1 in file mode */
     int64_t due_ms;       /* monotonic */
     size_t heap_idx;      /* NO_HEAP when not scheduled */
@@ -193,39 +194,6 @@ static const char *shown_url(const char *url, char *buf, size_t size) {
     char *r = na_conf_redact_url_query(url);
     snprintf(buf, size, "%s", r ? r : "?");
     free(r);
-    return buf;
-}
-
-/* How a source id is shown. An id is the source's URL when the entry names
- * none, so one with user info or a query is shown redacted, with a short
- * hash that keeps ids of one redacted form apart:
- * "https://feeds.example/rss?***~1a2b3c4d". @returns new string; free(). */
-static char *label_new(const char *id) {
-    char hash[NA_SHA256_HEX_LEN + 1];
-    char *r;
-    struct na_buf buf;
-    if (!strstr(id, "://")) {
-        return na_strdup(id);
-    }
-    if (!(r = na_conf_redact_url_query(id)) || !strcmp(r, id)) {
-        return r;
-    }
-    if (na_sha256_hex(id, strlen(id), hash)) {
-        free(r);
-        return NULL; /* no memory */
-    }
-    na_buf_init(&buf);
-    na_buf_printf(&buf, "%s~%.8s", r, hash);
-    free(r);
-    return na_buf_steal(&buf);
-}
-
-/* label_new() into @p buf, for ids of records that have no feed (yet).
- * @returns @p buf. */
-static const char *shown_id(const char *id, char *buf, size_t size) {
-    char *l = label_new(id);
-    snprintf(buf, size, "%s", l ? l : "?");
-    free(l);
     return buf;
 }
 
@@ -745,7 +713,7 @@ static na_err_t feed_upsert(struct producer *p, struct na_source *src,
         p->feeds_size = n;
     }
     struct feed *f = calloc(1, sizeof(*f));
-    if (!f || !(f->label = label_new(src->id))) {
+    if (!f || !(f->label = na_conf_shown_id(src->id))) {
         free(f);
         na_source_cleanup(src);
         return NA_ERR_NOMEM;
@@ -1500,7 +1468,7 @@ static na_err_t apply_sources(struct producer *p, const struct na_sources *s,
         bool keep = na_producer_source_find(s, p->feeds[i]->src.id) >= 0;
         if (!keep) {
             na_log(NA_LOG_INFO, "producer", "feed_removed", "feed=%s",
-                   na_log_q(p->feeds[i]->src.id));
+                   na_log_q(p->feeds[i]->label));
             feed_remove(p, p->feeds[i]);
         }
     }
@@ -1649,7 +1617,8 @@ static void load_state(struct producer *p, const rd_kafka_topic_partition_list_t
             } else if (na_seen_feed_load(p->seen, id, rkm->payload, rkm->len, errstr,
                                          sizeof(errstr))) {
                 na_log(NA_LOG_WARN, "producer", "state_record_bad", "feed=%s err=%s",
-                       na_log_q(shown_id(id, shown, sizeof(shown))), na_log_q(errstr));
+                       na_log_q(na_conf_shown_id_buf(id, shown, sizeof(shown))),
+                       na_log_q(errstr));
             }
             n++;
             if (idx >= 0 && hi[idx] >= 0 && rkm->offset >= hi[idx] - 1) {
@@ -1799,7 +1768,7 @@ static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
     }
     if (feed_upsert(p, &src, rkm->partition)) {
         na_log(NA_LOG_ERROR, "producer", "source_dropped", "feed=%s err=no memory",
-               na_log_q(shown_id(id, shown, sizeof(shown))));
+               na_log_q(na_conf_shown_id_buf(id, shown, sizeof(shown))));
     }
 }
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "newsalert/config.h"
 #include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
@@ -734,8 +735,9 @@ static na_err_t feed_encode(const struct sfeed *f, bool with_sched, uint8_t **ou
     tlen = strlen(text);
     len = MAGIC_LEN + tlen + 1 + (size_t)f->cnt * ENTRY_BYTES + SUM_BYTES;
     if (tlen > NA_SEEN_MAX_META_BYTES || len > NA_MAX_STATE_BYTES) {
-        snprintf(errstr, errstr_size, "feed %s: state of %zu bytes is too large", f->id,
-                 len);
+        char shown[600];
+        snprintf(errstr, errstr_size, "feed %s: state of %zu bytes is too large",
+                 na_conf_shown_id_buf(f->id, shown, sizeof(shown)), len);
         err = NA_ERR_TOO_LARGE;
         goto out;
     }
@@ -836,7 +838,10 @@ static na_err_t feed_decode(const uint8_t *buf, size_t len, const char *want_id,
         goto out;
     }
     if (want_id && strcmp(id, want_id)) {
-        snprintf(errstr, errstr_size, "state of feed %s, not of %s", id, want_id);
+        char shown[600], shown_want[600];
+        snprintf(errstr, errstr_size, "state of feed %s, not of %s",
+                 na_conf_shown_id_buf(id, shown, sizeof(shown)),
+                 na_conf_shown_id_buf(want_id, shown_want, sizeof(shown_want)));
         goto out;
     }
     n = (size_t)json_integer_value(ids);
@@ -928,7 +933,9 @@ static na_err_t feed_from_json(const char *id, json_t *obj, json_int_t version,
         version = json_integer_value(json_object_get(obj, "version"));
     }
     if (!json_is_object(obj) || (ids && !json_is_object(ids))) {
-        snprintf(errstr, errstr_size, "feed %s: not a feed state", id);
+        char shown[600];
+        snprintf(errstr, errstr_size, "feed %s: not a feed state",
+                 na_conf_shown_id_buf(id, shown, sizeof(shown)));
         goto out;
     }
     if (strlen(id) > NA_SEEN_MAX_ID_BYTES) {
@@ -940,13 +947,17 @@ static na_err_t feed_from_json(const char *id, json_t *obj, json_int_t version,
         goto out;
     }
     if (meta_take(f, obj)) {
-        snprintf(errstr, errstr_size, "feed %s: bad member type", id);
+        char shown[600];
+        snprintf(errstr, errstr_size, "feed %s: bad member type",
+                 na_conf_shown_id_buf(id, shown, sizeof(shown)));
         goto out;
     }
     json_object_foreach(ids, key, v) {
         json_t *seq = json_is_array(v) ? json_array_get(v, 0) : v;
         if (!json_is_integer(seq)) {
-            snprintf(errstr, errstr_size, "feed %s: bad id entry", id);
+            char shown[600];
+            snprintf(errstr, errstr_size, "feed %s: bad id entry",
+                     na_conf_shown_id_buf(id, shown, sizeof(shown)));
             goto out;
         }
         l[n].seq = json_integer_value(seq);
@@ -1055,12 +1066,15 @@ static na_err_t load_feed_file(na_seen_t *seen, const char *file,
         }
     }
     if (!err && memcmp(f->name, name, NAME_BYTES)) {
+        char shown[600];
         snprintf(errstr, sizeof(errstr), "holds feed %s, whose file has another name",
-                 f->id);
+                 na_conf_shown_id_buf(f->id, shown, sizeof(shown)));
         err = NA_ERR_PARSE;
     }
     if (!err && feed_find(seen, f->id)) {
-        snprintf(errstr, sizeof(errstr), "feed %s twice", f->id);
+        char shown[600];
+        snprintf(errstr, sizeof(errstr), "feed %s twice",
+                 na_conf_shown_id_buf(f->id, shown, sizeof(shown)));
         err = NA_ERR_PARSE;
     }
     if (err) {
@@ -1242,7 +1256,9 @@ static na_err_t write_feed(const na_seen_t *seen, struct sfeed *f, char *errstr,
     na_err_t err = feed_encode(f, false, &buf, &len, errstr, errstr_size);
     if (err) {
         if (err == NA_ERR_NOMEM) {
-            snprintf(errstr, errstr_size, "feed %s: no memory", f->id);
+            char shown[600];
+            snprintf(errstr, errstr_size, "feed %s: no memory",
+                     na_conf_shown_id_buf(f->id, shown, sizeof(shown)));
         }
         return err;
     }
@@ -1891,7 +1907,9 @@ na_err_t na_seen_feed_load(na_seen_t *seen, const char *feed_id, const char *buf
     na_err_t err;
 
     if (len > NA_MAX_STATE_BYTES) {
-        snprintf(errstr, errstr_size, "feed %s: state of %zu bytes", feed_id, len);
+        char shown[600];
+        snprintf(errstr, errstr_size, "feed %s: state of %zu bytes",
+                 na_conf_shown_id_buf(feed_id, shown, sizeof(shown)), len);
         return NA_ERR_TOO_LARGE;
     }
     if (len >= MAGIC_LEN && !memcmp(buf, FEED_MAGIC, MAGIC_LEN)) {
@@ -1904,7 +1922,9 @@ na_err_t na_seen_feed_load(na_seen_t *seen, const char *feed_id, const char *buf
     }
     json_decref(root);
     if (err) {
-        snprintf(errstr, errstr_size, "feed %s: corrupt state: %s", feed_id,
+        char shown[600];
+        snprintf(errstr, errstr_size, "feed %s: corrupt state: %s",
+                 na_conf_shown_id_buf(feed_id, shown, sizeof(shown)),
                  err == NA_ERR_NOMEM ? "no memory" : why);
         return err;
     }

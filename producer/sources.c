@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "newsalert/config.h"
 #include "newsalert/hash.h"
 #include "newsalert/limits.h"
 #include "newsalert/timeutil.h"
@@ -210,7 +211,9 @@ na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
     memset(src, 0, sizeof(*src));
     obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj) {
-        snprintf(errstr, errstr_size, "source %s:%d:%d: %s", key_id, jerr.line,
+        char shown[600];
+        snprintf(errstr, errstr_size, "source %s:%d:%d: %s",
+                 na_conf_shown_id_buf(key_id, shown, sizeof(shown)), jerr.line,
                  jerr.column, jerr.text);
         return NA_ERR_PARSE;
     }
@@ -221,12 +224,15 @@ na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
     }
     err = parse_source(obj, 0, src, detail, sizeof(detail));
     if (!err && strcmp(src->id, key_id)) {
+        char shown[600];
         snprintf(detail, sizeof(detail), "id \"%s\" differs from the record key",
-                 src->id);
+                 na_conf_shown_id_buf(src->id, shown, sizeof(shown)));
         err = NA_ERR_CONFIG;
     }
     if (err) {
-        snprintf(errstr, errstr_size, "source %s: %s", key_id, detail);
+        char shown[600];
+        snprintf(errstr, errstr_size, "source %s: %s",
+                 na_conf_shown_id_buf(key_id, shown, sizeof(shown)), detail);
         na_source_cleanup(src);
     }
     json_decref(obj);
@@ -285,8 +291,9 @@ na_err_t na_sources_load_buf(const char *buf, size_t len, const char *name,
         }
         for (size_t j = 0; j + 1 < out->cnt; j++) {
             if (!strcmp(out->v[j].id, src->id)) {
+                char shown[600];
                 snprintf(errstr, errstr_size, "%s: sources[%zu]: duplicate id \"%s\"",
-                         name, i, src->id);
+                         name, i, na_conf_shown_id_buf(src->id, shown, sizeof(shown)));
                 err = NA_ERR_CONFIG;
                 goto out;
             }

@@ -115,4 +115,21 @@ char *na_conf_redact_url(const char *url);
  */
 char *na_conf_redact_url_query(const char *url);
 
+/**
+ * @returns how a source id is shown in logs, errors, metrics and the status
+ *          page: an id is the source's URL when the entry names none, so
+ *          one with user info, a query or a fragment is redacted
+ *          (na_conf_redact_url_query()) with the first 8 hex digits of its
+ *          SHA-256 after a '~', which keeps ids of one redacted form apart
+ *          ("https://feeds.example/rss?***~1a2b3c4d"); any other id as it
+ *          is. New string, free(); NULL on no memory.
+ */
+char *na_conf_shown_id(const char *id);
+
+/**
+ * @brief na_conf_shown_id() into @p buf ("?" on no memory; cut to fit).
+ * @returns @p buf
+ */
+const char *na_conf_shown_id_buf(const char *id, char *buf, size_t size);
+
 #endif

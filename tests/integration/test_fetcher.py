@@ -252,10 +252,16 @@ def test_moved_feed_is_polled_at_its_new_url_and_gone_feed_is_retired(ctx):
 
 def test_sources_file_changes_apply_while_running(ctx):
     feeds = ctx.feed_server()
-    for n in ("a", "b", "c"):
+    for n in ("a", "b", "c", "d"):
         feeds.set("/%s.xml" % n, rss(n))
-    p, cfg, _ = start(ctx, feeds, [src(feeds, "a", "/a.xml"), src(feeds, "b", "/b.xml")])
+    # d has no id: its URL, with a password and a token, is its id, shown
+    # redacted wherever it is logged (its removal too).
+    d_url = feeds.url("/d.xml").replace("http://", "http://alice:PLANTEDPW@", 1) + \
+        "?token=PLANTEDTOKEN"
+    p, cfg, _ = start(ctx, feeds, [src(feeds, "a", "/a.xml"), src(feeds, "b", "/b.xml"),
+                                   {"url": d_url, "interval": "1s"}])
     feeds.wait_count(2, timeout=10, path="/b.xml")
+    feeds.wait_count(1, timeout=10, path="/d.xml?token=PLANTEDTOKEN")
     ctx.write("producer-sources.json",
               {"sources": [src(feeds, "a", "/a.xml"), src(feeds, "c", "/c.xml")]})
     p.wait_for_stderr(r"event=sources_reloaded", 10)
@@ -270,7 +276,11 @@ def test_sources_file_changes_apply_while_running(ctx):
     assert not [r for r in feeds.requests("/b.xml") if r.time > t + 0.2]
     assert [r for r in feeds.requests("/a.xml") if r.time > t_broken]
     assert [r for r in feeds.requests("/c.xml") if r.time > t_broken]
-    assert events(p, "feed_removed")[0]["feed"] == "b"
+    removed = sorted(e["feed"] for e in events(p, "feed_removed"))
+    assert len(removed) == 2 and removed[0] == "b", removed
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/d\.xml\?\*\*\*~[0-9a-f]{8}",
+                        removed[1]), removed
+    assert "PLANTED" not in p.stderr_text()
     # b's state stays for the grace period.
     assert feed_state(ctx.path("producer-state"), "b") is not None
     assert feed_state(ctx.path("producer-state"), "c") is not None

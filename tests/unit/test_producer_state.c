@@ -87,6 +87,60 @@ static void test_write_file_fsync_failure_leaks_nothing(void **state) {
     assert_int_equal(entries("/proc/self/fd"), fds);
 }
 
+/* A source without an id has its URL as id; one with user info or a query
+ * is never shown whole, in errors either (they reach the logs): a
+ * duplicate entry, a source record that is not JSON or names another id,
+ * a state record of another feed. */
+static void test_source_ids_with_secrets_are_shown_redacted(void **state) {
+    (void)state;
+    const char *u1 = "http://alice:PLANTEDPW@feeds.example/rss.xml?token=PLANTEDTOKEN";
+    const char *u2 = "https://feeds.example/b.xml?key=PLANTEDKEY";
+    char errstr[1024], buf[1024];
+    char *shown = na_conf_shown_id(u1);
+    assert_non_null(shown);
+    assert_int_equal(strncmp(shown, "http://feeds.example/rss.xml?***~", 33), 0);
+    assert_int_equal(strlen(shown), 33 + 8);
+    assert_string_equal(na_conf_shown_id_buf("plain-id", buf, sizeof(buf)), "plain-id");
+    assert_string_not_equal(na_conf_shown_id_buf(u2, buf, sizeof(buf)), shown);
+    free(shown);
+
+    struct na_sources s;
+    snprintf(buf, sizeof(buf), "[{\"url\":\"%s\"},{\"url\":\"%s\"}]", u1, u1);
+    assert_int_equal(
+        na_sources_load_buf(buf, strlen(buf), "t", &s, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "duplicate id \"http://feeds.example/rss.xml?***~"));
+    assert_null(strstr(errstr, "PLANTED"));
+
+    struct na_source src;
+    assert_int_not_equal(
+        na_source_parse_json("{oops", 5, u1, &src, errstr, sizeof(errstr)), NA_OK);
+    assert_non_null(strstr(errstr, "source http://feeds.example/rss.xml?***~"));
+    assert_null(strstr(errstr, "PLANTED"));
+    snprintf(buf, sizeof(buf), "{\"id\":\"%s\",\"url\":\"%s\"}", u2, u2);
+    assert_int_equal(
+        na_source_parse_json(buf, strlen(buf), u1, &src, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "differs from the record key"));
+    assert_null(strstr(errstr, "PLANTED"));
+
+    char sdir[256];
+    snprintf(sdir, sizeof(sdir), "%s/redact", dir);
+    assert_int_equal(mkdir(sdir, 0700), 0);
+    na_seen_t *seen = NULL;
+    assert_int_equal(na_seen_load(sdir, &seen, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(na_seen_add(seen, u1, "a1"), NA_OK);
+    size_t len = 0;
+    char *dump = na_seen_feed_dump(seen, u1, &len);
+    assert_non_null(dump);
+    assert_int_not_equal(na_seen_feed_load(seen, u2, dump, len, errstr, sizeof(errstr)),
+                         NA_OK);
+    assert_non_null(strstr(errstr, "not of"));
+    assert_null(strstr(errstr, "PLANTED"));
+    free(dump);
+    na_seen_destroy(seen);
+}
+
 static void test_sources_valid_and_invalid(void **state) {
     (void)state;
     struct na_sources s;
@@ -335,6 +389,7 @@ static void test_source_json_and_hash(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_file_fsync_failure_leaks_nothing),
+        cmocka_unit_test(test_source_ids_with_secrets_are_shown_redacted),
         cmocka_unit_test(test_sources_valid_and_invalid),
         cmocka_unit_test(test_config_table_precedence_and_errors),
         cmocka_unit_test(test_redact_url),
