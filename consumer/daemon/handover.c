@@ -113,12 +113,35 @@ struct take_ctx {
     bool from_retry;                              /* parts are retry_topic's */
 };
 
+/* Does a record read here wait for @p jc's delivery (the partition came
+ * back to this member, which read the record again)? */
+static bool waited_for_here(const struct consumer *c, const struct job_ctx *jc) {
+    for (const struct waiter *w = c->waiters; w; w = w->next) {
+        if (w->route == jc->route && !strcmp(w->alert_id, jc->alert_id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* na_deliver_take(): a queued job of a partition given up goes (the new
- * owner sends it); a handed-over one that would be retried is released. */
+ * owner sends it); a handed-over one that would be retried is released,
+ * unless its partition came back here and the record read again waits for
+ * it: releasing it would finish that record with the alert unsent (no
+ * member sends an alert whose reader already finished it), so this member,
+ * the owner again, keeps trying it; its outcome replaces the "pending"
+ * mark in the ledger. */
 static bool take_job(struct na_deliver_queued *q, void *vt) {
     struct take_ctx *t = vt;
     struct job_ctx *jc = q->opaque;
     if (!jc || (t->parts ? !job_of(jc, t->parts, t->from_retry) : !jc->handed_over)) {
+        return false;
+    }
+    if (!t->parts && waited_for_here(t->c, jc)) {
+        jc->handed_over = false;
+        t->c->handed_over--;
+        na_log(NA_LOG_INFO, "consumer", "handover_reclaimed", "route=%s alert=%s",
+               na_log_q(jc->route->name), jc->alert_id);
         return false;
     }
     free(q->body);

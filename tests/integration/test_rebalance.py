@@ -155,6 +155,56 @@ def test_failed_delivery_of_a_reread_record_is_dead_lettered_before_commit(ctx):
     c2.stop()
 
 
+def test_retried_delivery_of_a_reread_record_is_sent_by_its_owner(ctx):
+    """Regression: the record is read again after a rebalance that gave its
+    partition back to the same member, while its first delivery is in
+    flight (handed over: "pending" in the ledger); that delivery then fails
+    with a status worth retrying (503). The job was "released" (for a new
+    owner to send) and the record read again finished with it: its offset
+    was committed and no member ever sent the alert. The owner keeps trying
+    it instead: delivered once, then the commit."""
+    topic = ctx.topic("na.it.rebalance")
+    other = ctx.topic("na.it.rebalance.other")
+    ledger = ctx.topic("na.it.rebalance.alerts")
+    for t in (topic, other):
+        cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", t,
+                          "-p", "1"], stdin="" if t == other else "%d\t0\t%s\t%s\n" % (
+                              int(time.time()) * 1000, article()["id"],
+                              json.dumps(article())), timeout=60)
+        assert cp.returncode == 0, cp.stderr
+    hook = ctx.webhook(ok_status=503)
+    hook.slow(20)
+    group = harness.unique_topic("na-it-rebalance")
+    base = {"brokers": ctx.brokers, "group_id": group,
+            "dlq_topic": ctx.topic("na.it.rebalance.dlq"), "ledger_topic": ledger,
+            "stories": False, "rules": ctx.src("examples", "rules.json"),
+            "routes": [{"name": "hook", "url": hook.url("/json"), "format": "json"}]}
+    c1 = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
+                   ctx.write("c1.json", dict(base, topic=topic))] + FAST, name="consumer-1")
+    hook.wait_for(lambda reqs: len(reqs) >= 1, timeout=60, answered=False)
+    reads_before = len(re.findall(r"event=match", c1.stderr_text()))
+    # A member of the same group on another topic: the rebalance revokes the
+    # partition from consumer 1 (its delivery handed over) and gives it back.
+    c2 = ctx.proc([ctx.bin("newsalert-consumer"), "--config",
+                   ctx.write("c2.json", dict(base, topic=other))] + FAST, name="consumer-2")
+    harness.wait_until(lambda: len(re.findall(r"event=match", c1.stderr_text())) >
+                       reads_before, 60, what="consumer 1 reading the article again")
+    assert "event=handed_over" in c1.stderr_text()
+    # The slow request still gets 503; the next ones are taken.
+    hook.ok_status = 200
+    hook.up()
+    harness.wait_until(lambda: hook.bodies("/json", status=200), 60,
+                       what="the alert delivered after the 503")
+    harness.wait_until(lambda: committed(ctx, topic, group).get(0) == 1, 30,
+                       what="the offset committed after the delivery")
+    time.sleep(2)
+    assert [b["article"]["url"] for b in hook.bodies("/json", status=200)] == \
+        [article()["url"]], "sent more than once"
+    assert "event=handover_released" not in c1.stderr_text()
+    c1.stop()
+    c2.stop()
+
+
 def test_alerts_queued_for_a_route_that_is_down_survive_a_rebalance(ctx):
     """Regression: a revoke dropped the alerts still queued for a route that
     was down (the new owner reads their records again) but finished their
