@@ -534,8 +534,8 @@ static void make_route_gauges(struct consumer *c) {
 }
 
 /* SIGHUP: read the config file's routes again; they replace the old ones
- * once no delivery of the old ones is in flight (deliveries point at their
- * route), consumption paused meanwhile. A file that does not load leaves
+ * once no job of the old ones is left (jobs point at their route),
+ * consumption paused meanwhile. A file that does not load leaves
  * the old routes (logged by na_consumer_reload_routes). */
 static void stage_routes(struct consumer *c) {
     struct na_routes fresh = {NULL, 0};
@@ -549,8 +549,11 @@ static void stage_routes(struct consumer *c) {
     c->swap_pending = true;
 }
 
+/* Every job points at its route (in the deliverer, waiting for another
+ * member's hand-over, or for the broker to confirm its ledger, dead-letter
+ * or parking record): the old routes go only once no job is left. */
 static void swap_routes_when_quiet(struct consumer *c) {
-    if (!c->swap_pending || na_deliver_pending(c->deliver) ||
+    if (!c->swap_pending || c->jobs_live || na_deliver_pending(c->deliver) ||
         na_ledger_outstanding(c->ledger) || c->retries) {
         return;
     }

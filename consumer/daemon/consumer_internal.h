@@ -84,6 +84,7 @@ struct consumer {
     struct job_ctx *jobs;  /* every delivery job not ended (see job_ctx) */
     size_t awaiting;       /* jobs waiting for another member's hand-over */
     size_t handed_over;    /* jobs of partitions given up, still in flight here */
+    size_t jobs_live;      /* job_ctx allocated (na_jobs_new()), not freed yet */
     bool ledger_following; /* the ledger is loaded: records now are live */
     /* Parked routes (park_after): per route of c->routes, and the reader of
      * retry_topic with its own offsets; NULL without parking. */
@@ -219,6 +220,10 @@ struct reprocess {
 /** @brief Register a delivery job (consumer.jobs). */
 void na_jobs_register(struct consumer *c, struct job_ctx *jc);
 /** @brief Free @p jc (NULL-safe), leaving the registry and the counts. */
+/** @returns a zeroed job, counted in c->jobs_live (a job points at its
+ *          route: routes read again on SIGHUP replace the old ones only once
+ *          no job is left); NULL on no memory. */
+struct job_ctx *na_jobs_new(struct consumer *c);
 void na_jobs_free(struct consumer *c, struct job_ctx *jc);
 /** @brief The job ended for good: waiters released, its unit of the entry done. */
 void na_jobs_end(struct consumer *c, struct job_ctx *jc);

@@ -22,11 +22,18 @@ void na_jobs_register(struct consumer *c, struct job_ctx *jc) {
     c->jobs = jc;
 }
 
+struct job_ctx *na_jobs_new(struct consumer *c) {
+    struct job_ctx *jc = calloc(1, sizeof(*jc));
+    c->jobs_live += jc != NULL;
+    return jc;
+}
+
 /* Free @p jc (NULL-safe), leaving the registry and the counts. */
 void na_jobs_free(struct consumer *c, struct job_ctx *jc) {
     if (!jc) {
         return;
     }
+    c->jobs_live--;
     if (jc->registered) {
         if (jc->jprev) {
             jc->jprev->jnext = jc->jnext;

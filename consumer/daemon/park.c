@@ -365,7 +365,7 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
                           route->name);
         goto dead;
     }
-    if (!(jc = calloc(1, sizeof(*jc))) || !(jc->body = malloc(body_len + 1)) ||
+    if (!(jc = na_jobs_new(c)) || !(jc->body = malloc(body_len + 1)) ||
         (alert &&
          !(jc->alert_json = json_dumps(alert, JSON_COMPACT | JSON_PRESERVE_ORDER)))) {
         goto nomem;

@@ -129,7 +129,7 @@ static void link_article(struct consumer *c, const struct na_pipeline *p,
            articles);
     if (!c->ledger || !link_recorded(articles) ||
         !na_ledger_delivered(c->ledger, alert->id, route->name) ||
-        na_pipeline_signature(p, d) || !(jc = calloc(1, sizeof(*jc))) ||
+        na_pipeline_signature(p, d) || !(jc = na_jobs_new(c)) ||
         !(root = na_alert_to_ledger_json(alert)) ||
         !(jc->alert_json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         json_decref(root);
@@ -257,8 +257,8 @@ static na_err_t raise_alerts(struct consumer *c, const struct na_pipeline *p,
                 free(text);
                 continue;
             }
-            if (err || !(jc = calloc(1, sizeof(*jc))) ||
-                !(item = na_digest_item_new(alert)) || (c->ledger && !alert_json) ||
+            if (err || !(jc = na_jobs_new(c)) || !(item = na_digest_item_new(alert)) ||
+                (c->ledger && !alert_json) ||
                 (alert_json && !(jc->alert_json = na_strdup(alert_json)))) {
                 na_log(NA_LOG_ERROR, "consumer", "alert_failed",
                        "route=%s alert=%s err=%s", na_log_q(route->name), alert->id,

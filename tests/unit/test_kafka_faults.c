@@ -22,8 +22,12 @@
 
 #include "consumer.h"
 #include "httpstub.h"
+#include "newsalert/article.h"
+#include "newsalert/daemon.h"
+#include "newsalert/hash.h"
 #include "newsalert/http.h"
 #include "newsalert/log.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "producer.h"
 #include "route.h"
@@ -433,6 +437,188 @@ static void test_consumer_retries_refused_dlq_and_ledger_writes(void **state) {
     ledger_topic = "faults.alerts";
 }
 
+/* One record into @p topic (partition 0). */
+static void produce_one(const char *topic, const char *key, const char *value) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    assert_int_equal(
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+static struct na_consumer_conf swap_conf;
+static struct na_consumer_stats swap_stats;
+static na_err_t swap_err;
+
+static void *swap_run(void *arg) {
+    (void)arg;
+    char errstr[512];
+    FILE *out = fopen("/dev/null", "w");
+    swap_err = na_consumer_run(&swap_conf, &consume_running, out, &swap_stats, errstr,
+                               sizeof(errstr));
+    fclose(out);
+    return NULL;
+}
+
+/* The config file's routes: one route, @p name, to the stub's @p path. */
+static void write_routes(const char *path, const char *name, const char *hook) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"routes\": [{\"name\": \"%s\", \"url\": \"http://127.0.0.1:%d%s\", "
+            "\"format\": \"json\"}]}\n",
+            name, stub.port, hook);
+    fclose(f);
+}
+
+/* Is a route named @p name in the metrics (its queue gauge is made when
+ * routes are swapped in)? */
+static bool route_in_metrics(const char *name) {
+    char want[128];
+    char *text = na_metrics_render();
+    snprintf(want, sizeof(want), "newsalert_consumer_route_queue{route=\"%s\"}", name);
+    bool found = text && strstr(text, want);
+    free(text);
+    return found;
+}
+
+static bool wait_for_route(const char *name, int ms) {
+    for (int i = 0; i < ms / 50 && !route_in_metrics(name); i++) {
+        na_sleep_ms(50);
+    }
+    return route_in_metrics(name);
+}
+
+/* An article the shipped rules alert on (export_controls), and its alert's
+ * id. */
+static char *matching_article(const char *url, char alert_id[NA_SHA256_HEX_LEN + 1],
+                              char id[NA_SHA256_HEX_LEN + 1]) {
+    struct na_article a;
+    na_article_init(&a);
+    a.url = strdup(url);
+    a.title = strdup("Beijing bans dual-use exports to Japanese defence contractors");
+    a.content = strdup("China's commerce ministry banned exports of dual-use items to "
+                       "three Japanese defence contractors and put them on its export "
+                       "control list. Tokyo protested the export ban.");
+    a.fetched_at = na_now_ms() / 1000;
+    a.published_at = a.fetched_at;
+    a.source_id = strdup("swap");
+    a.source_name = strdup("Swap Wire");
+    a.source_feed_url = strdup("https://swap.example/feed");
+    assert_int_equal(na_article_set_id(&a), NA_OK);
+    const char *parts[] = {"alert/v1", a.id, "export_controls", NULL};
+    assert_int_equal(na_sha256_hex_parts(parts, alert_id), NA_OK);
+    memcpy(id, a.id, NA_SHA256_HEX_LEN + 1);
+    char *json = na_article_to_json(&a);
+    na_article_cleanup(&a);
+    assert_non_null(json);
+    return json;
+}
+
+/* Regression: routes read again on SIGHUP replaced the old ones once no
+ * delivery was in flight, but a job waiting for another member's hand-over
+ * ("pending" in the ledger) points at its route too: the swap freed the
+ * route it was about to read (and would send through). The swap now waits
+ * until no job is left: here until the ledger says the other member
+ * delivered the alert. */
+static void test_consumer_swaps_routes_only_once_no_job_points_at_them(void **state) {
+    (void)state;
+    char errstr[512], rules[512], cfg[300], alert_id[NA_SHA256_HEX_LEN + 1];
+    char art_id[NA_SHA256_HEX_LEN + 1], rec[512];
+    const char *src = getenv("NA_SOURCE_DIR");
+    rd_kafka_mock_topic_create(mcluster, "faults.swap", 1, 3);
+    rd_kafka_mock_topic_create(mcluster, "faults.swap.alerts", 1, 3);
+    rd_kafka_mock_topic_create(mcluster, "faults.dlq", 1, 3);
+    snprintf(cfg, sizeof(cfg), "%s/swap-routes.json", dir);
+    write_routes(cfg, "swap1", "/hook1");
+    memset(&swap_conf, 0, sizeof(swap_conf));
+    assert_int_equal(
+        na_conf_defaults(na_consumer_conf_table, &swap_conf, errstr, sizeof(errstr)),
+        NA_OK);
+    snprintf(rules, sizeof(rules), "%s/examples/rules.json", src ? src : ".");
+#define SET(k, v)                                                                        \
+    assert_int_equal(na_conf_set(na_conf_find(na_consumer_conf_table, k), &swap_conf, v, \
+                                 "t", errstr, sizeof(errstr)),                           \
+                     NA_OK)
+    SET("brokers", bootstraps);
+    SET("topic", "faults.swap");
+    SET("group_id", "faults-swap");
+    SET("rules", rules);
+    SET("dlq_topic", "faults.dlq");
+    SET("ledger_topic", "faults.swap.alerts");
+    SET("create_topics", "false");
+    SET("stories", "false");
+#undef SET
+    json_t *routes = json_pack("[{s:s, s:s, s:s}]", "name", "swap0", "url",
+                               "http://127.0.0.1:9/x", "format", "json");
+    assert_int_equal(na_routes_parse(routes, &swap_conf.routes, errstr, sizeof(errstr)),
+                     NA_OK);
+    json_decref(routes);
+    swap_conf.config_path = cfg;
+    consume_running = 1;
+    pthread_t t;
+    pthread_create(&t, NULL, swap_run, NULL);
+
+    /* First reload: the file's route replaces the one given at start. */
+    na_sleep_ms(500);
+    na_daemon_request_reload();
+    assert_true(wait_for_route("swap1", 20000));
+
+    /* Another member marked the alert of an article "pending" (it gave the
+     * partition up with the alert in flight); the article comes: its job
+     * waits for that member's outcome. */
+    char *json = matching_article("https://swap.example/1", alert_id, art_id);
+    long long now = (long long)na_now_ms();
+    snprintf(rec, sizeof(rec),
+             "{\"deliveries\":{\"swap1\":{\"outcome\":\"pending\",\"status\":0,"
+             "\"attempts\":0,\"at_ms\":%lld,\"until_ms\":%lld}}}",
+             now, now + 120000);
+    produce_one("faults.swap.alerts", alert_id, rec);
+    na_sleep_ms(500);
+    int posts = stub.posts_cnt;
+    produce_one("faults.swap", art_id, json);
+    free(json);
+    na_sleep_ms(1500); /* read, and waiting */
+
+    /* Second reload, while the job waits: the new route comes in only once
+     * the job ended (no swap meanwhile: the old route is in use). */
+    write_routes(cfg, "swap2", "/hook2");
+    na_daemon_request_reload();
+    na_sleep_ms(1500);
+    assert_false(route_in_metrics("swap2"));
+    snprintf(rec, sizeof(rec),
+             "{\"deliveries\":{\"swap1\":{\"outcome\":\"delivered\",\"status\":200,"
+             "\"attempts\":1,\"at_ms\":%lld}}}",
+             (long long)na_now_ms());
+    produce_one("faults.swap.alerts", alert_id, rec);
+    assert_true(wait_for_route("swap2", 20000));
+    assert_int_equal(stub.posts_cnt, posts); /* the other member sent it */
+
+    /* The new route is the one alerts go to now. */
+    json = matching_article("https://swap.example/2", alert_id, art_id);
+    produce_one("faults.swap", art_id, json);
+    free(json);
+    for (int i = 0; i < 400 && stub.posts_cnt == posts; i++) {
+        na_sleep_ms(50);
+    }
+    assert_int_equal(stub.posts_cnt, posts + 1);
+    assert_string_equal(stub.posts[posts].path, "/hook2");
+    consume_running = 0;
+    pthread_join(t, NULL);
+    assert_int_equal(swap_err, NA_OK);
+    na_conf_cleanup(na_consumer_conf_table, &swap_conf);
+    na_kafka_props_cleanup(&swap_conf.props);
+    na_routes_cleanup(&swap_conf.routes);
+}
+
 int main(void) {
     /* before libcrypto allocates anything (it refuses later) */
     if (!CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free)) {
@@ -445,6 +631,7 @@ int main(void) {
         cmocka_unit_test(
             test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice),
         cmocka_unit_test(test_consumer_retries_refused_dlq_and_ledger_writes),
+        cmocka_unit_test(test_consumer_swaps_routes_only_once_no_job_points_at_them),
         cmocka_unit_test(test_produce_fetch_without_memory_for_ids_is_read_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
