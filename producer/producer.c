@@ -1549,13 +1549,27 @@ static void check_sources_file(struct producer *p) {
 /* ---------------------------------------------------------------------------
  * topic mode: sources from a compacted topic, shared by a consumer group */
 
-static void key_text(const rd_kafka_message_t *rkm, char *buf, size_t size) {
-    size_t n = rkm->key_len < size - 1 ? rkm->key_len : size - 1;
-    if (rkm->key && n) {
-        memcpy(buf, rkm->key, n);
+/* Room for the key of a sources or state record: any valid source id
+ * (NA_MAX_URL_BYTES, sources.c) and its NUL. */
+#define KEY_SIZE (NA_MAX_URL_BYTES + 1)
+
+/* The key of @p rkm as a string in @p buf (KEY_SIZE bytes; "" without a
+ * key). false, @p buf "", when the key is longer than any valid source id:
+ * no source has it, and a cut copy would name another. */
+static bool key_text(const rd_kafka_message_t *rkm, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (!rkm->key) {
+        return true;
     }
-    buf[rkm->key ? n : 0] = '\0';
+    if (rkm->key_len >= size) {
+        return false;
+    }
+    memcpy(buf, rkm->key, rkm->key_len);
+    buf[rkm->key_len] = '\0';
+    return true;
 }
+
+#define BAD_STATE_HELP "Fetch state records read from the state topic that did not load."
 
 /* Read the partitions of @p parts (their numbers) of the state topic up to
  * their ends into the seen-state. Runs inside the rebalance callback, before
@@ -1565,7 +1579,7 @@ static void load_state(struct producer *p, const rd_kafka_topic_partition_list_t
     int64_t *hi = calloc((size_t)parts->cnt + 1, sizeof(*hi));
     size_t n = 0;
     int left = 0;
-    char id[1024], errstr[512], shown[1100];
+    char id[KEY_SIZE], errstr[512], shown[1100];
     if (!hi) {
         rd_kafka_topic_partition_list_destroy(tp);
         return;
@@ -1611,11 +1625,20 @@ static void load_state(struct producer *p, const rd_kafka_topic_partition_list_t
             na_log(NA_LOG_WARN, "producer", "state_read_error", "partition=%d err=%s",
                    (int)rkm->partition, na_log_q(rd_kafka_message_errstr(rkm)));
         } else {
-            key_text(rkm, id, sizeof(id));
-            if (!rkm->payload) {
+            if (!key_text(rkm, id, sizeof(id))) {
+                na_metrics_inc("newsalert_producer_bad_state_records_total",
+                               BAD_STATE_HELP, NULL);
+                na_log(NA_LOG_WARN, "producer", "state_record_bad",
+                       "partition=%d offset=%lld err=\"key of %zu bytes, longer than "
+                       "any source id (%u)\"",
+                       (int)rkm->partition, (long long)rkm->offset, rkm->key_len,
+                       NA_MAX_URL_BYTES);
+            } else if (!rkm->payload) {
                 na_seen_feed_drop(p->seen, id);
             } else if (na_seen_feed_load(p->seen, id, rkm->payload, rkm->len, errstr,
                                          sizeof(errstr))) {
+                na_metrics_inc("newsalert_producer_bad_state_records_total",
+                               BAD_STATE_HELP, NULL);
                 na_log(NA_LOG_WARN, "producer", "state_record_bad", "feed=%s err=%s",
                        na_log_q(na_conf_shown_id_buf(id, shown, sizeof(shown))),
                        na_log_q(errstr));
@@ -1726,7 +1749,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
-    char id[1024], errstr[512], shown[1100];
+    char id[KEY_SIZE], errstr[512], shown[1100];
     struct na_source src;
     if (rkm->err) {
         if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1735,7 +1758,16 @@ static void on_source_record(struct producer *p, rd_kafka_message_t *rkm) {
         }
         return;
     }
-    key_text(rkm, id, sizeof(id));
+    if (!key_text(rkm, id, sizeof(id))) {
+        na_metrics_inc("newsalert_producer_bad_sources_total",
+                       "Source records that were not a valid source.", NULL);
+        na_log(NA_LOG_WARN, "producer", "bad_source",
+               "partition=%d offset=%lld err=\"key of %zu bytes, longer than any source "
+               "id (%u)\"",
+               (int)rkm->partition, (long long)rkm->offset, rkm->key_len,
+               NA_MAX_URL_BYTES);
+        return;
+    }
     if (!id[0]) {
         na_log(NA_LOG_WARN, "producer", "bad_source",
                "partition=%d offset=%lld "
@@ -2339,7 +2371,7 @@ static json_t *topic_keys(const struct na_producer_conf *conf, int partitions,
     rd_kafka_topic_partition_list_t *tp = NULL;
     json_t *keys = json_object();
     int eofs = 0;
-    char id[1024];
+    char id[KEY_SIZE];
 
     /* A group.id is needed for the consumer API, but with assign() and no
      * commits the group is never joined. */
@@ -2378,8 +2410,15 @@ static json_t *topic_keys(const struct na_producer_conf *conf, int partitions,
             na_log(NA_LOG_DEBUG, "producer", "sources_read_error", "err=%s",
                    na_log_q(rd_kafka_message_errstr(rkm)));
         } else {
-            key_text(rkm, id, sizeof(id));
-            if (rkm->payload) {
+            if (!key_text(rkm, id, sizeof(id))) {
+                /* Not a source a file can name: left alone, as the
+                 * producers leave it (bad_source). */
+                na_log(NA_LOG_WARN, "producer", "sources_record_bad",
+                       "partition=%d offset=%lld err=\"key of %zu bytes, longer than "
+                       "any source id (%u)\"",
+                       (int)rkm->partition, (long long)rkm->offset, rkm->key_len,
+                       NA_MAX_URL_BYTES);
+            } else if (rkm->payload) {
                 json_object_set_new(keys, id, json_true());
             } else {
                 json_object_del(keys, id);

@@ -73,6 +73,14 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
                          idx, key);
                 return NA_ERR_CONFIG;
             }
+            /* The id is the key of the source's records in topic mode, and
+             * is its url by default. Named by index: either may hold a
+             * secret. */
+            if (strcmp(key, "name") && json_string_length(v) > NA_MAX_URL_BYTES) {
+                snprintf(errstr, errstr_size, "sources[%zu].%s: longer than %u bytes",
+                         idx, key, NA_MAX_URL_BYTES);
+                return NA_ERR_CONFIG;
+            }
             char **dst = !strcmp(key, "id")     ? &src->id
                          : !strcmp(key, "name") ? &src->name
                                                 : &src->url;

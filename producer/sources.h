@@ -21,6 +21,9 @@
  * "allow_private_addresses" is true, which also allows the feed's
  * redirects there: it is the wider of the two permissions.
  *
+ * "id" (the url when absent) and "url" are at most NA_MAX_URL_BYTES bytes:
+ * the id is the key of the source's records in topic mode.
+ *
  * A bare top-level array of source objects is accepted too.
  */
 #ifndef NEWSALERT_SOURCES_H

@@ -24,7 +24,10 @@
 #define NA_MAX_CONTENT_BYTES (256u * 1024u)
 /** Largest article page fetched for its full text (bytes; docs/producer.md). */
 #define NA_MAX_PAGE_BYTES (8u * 1024u * 1024u)
-/** Longest URL kept (bytes). */
+/**
+ * Longest URL kept (bytes). Also the longest source "id" and "url" accepted
+ * (a sources file or record; the id is the key of the topic-mode records).
+ */
 #define NA_MAX_URL_BYTES 4096u
 /** Most authors / categories kept per article. */
 #define NA_MAX_AUTHORS 32u

@@ -164,5 +164,69 @@ def test_sources_load_removes_and_updates(ctx):
     assert r.returncode == 2
 
 
+def test_topic_mode_polls_a_source_with_a_long_url(ctx):
+    """A source whose id is a URL over 1 KB (a signed URL, a long token) is
+    polled in topic mode as in file mode: its record key was cut to 1023
+    bytes, so the record named another id (bad_source), its state never
+    matched its feed, and each `sources load` removed a key that never
+    existed. A key longer than any valid id is a bad record, skipped."""
+    feeds = ctx.feed_server()
+    feeds.set("/long.xml", RSS.format(n="long"))
+    feeds.set("/short.xml", RSS.format(n="short"))
+    long_path = "/long.xml?sig=" + "a1b2c3d4" * 140
+    long_url = feeds.url(long_path)
+    assert len(long_url) > 1100
+    sources = [{"url": long_url, "interval": "1s"},
+               {"id": "short", "url": feeds.url("/short.xml"), "interval": "1s"}]
+    sources_file = ctx.write("sources.json", {"sources": sources})
+    stopic = ctx.topic("na.it.sources")
+    state = ctx.topic("na.it.fetchstate")
+    articles = ctx.topic("na.it.articles")
+    group = ctx.topic("na-it-fetchers")
+    common = ["--brokers", ctx.brokers, "--sources-topic", stopic, "--state-topic", state]
+    load = harness.run([ctx.bin("newsalert-producer"), "sources", "load", sources_file]
+                       + common, timeout=60)
+    assert load.returncode == 0, load.stderr
+    assert "published=2 removed=0" in load.stderr, load.stderr
+    # Records no source can have: keys longer than any valid id.
+    huge = "http://127.0.0.1/" + "x" * 5000
+    harness.kcat_produce(ctx.brokers, stopic, [(huge, '{"url": "%s"}' % huge)])
+    harness.kcat_produce(ctx.brokers, state, [(huge, "{}")])
+
+    def instance(name):
+        return ctx.proc([ctx.bin("newsalert-producer")] + common +
+                        ["--group-id", group, "--instance-id", name, "--topic", articles,
+                         "--state-dir", ctx.path(name)], name=name)
+
+    a = instance("fetcher-a")
+    feeds.wait_count(2, 60, path="/short.xml")
+    time.sleep(1.5)
+    assert feeds.count(long_path) >= 1, a.tail()
+    assert all(len(r.path) == len(long_path) for r in feeds.requests()
+               if r.path.startswith("/long.xml")), feeds.requests()
+    a.wait_for_stderr(r"event=bad_source .*longer than any source id", 10)
+    assert "differs from the record key" not in a.stderr_text(), a.tail()
+
+    # Publishing the same file again removes nothing: the long key reads back whole.
+    load = harness.run([ctx.bin("newsalert-producer"), "sources", "load", sources_file]
+                       + common, timeout=60)
+    assert load.returncode == 0 and "published=2 removed=0" in load.stderr, load.stderr
+    assert "longer than any source id" in load.stderr, load.stderr
+
+    # The long feed's state is published under its whole id and taken up by
+    # the next owner: its first request carries the ETag (304).
+    assert a.stop(30) == 0, a.tail()
+    keys = {r["key"] for r in harness.kcat_consume(ctx.brokers, state)}
+    assert long_url in keys, sorted(k[:40] for k in keys)
+    t0 = time.monotonic()
+    b = instance("fetcher-b")
+    feeds.wait_for(lambda rs: [r for r in rs if r.path == long_path and r.time > t0],
+                   60, what="fetcher-b polling the long URL")
+    taken = [r for r in feeds.requests(long_path) if r.time > t0]
+    assert taken[0].status == 304, taken
+    b.wait_for_stderr(r"event=state_record_bad .*longer than any source id", 10)
+    assert b.stop(30) == 0, b.tail()
+
+
 if __name__ == "__main__":
     harness.main(globals(), timeout=240)

@@ -204,6 +204,72 @@ static void test_sources_valid_and_invalid(void **state) {
     }
 }
 
+/* A source's id (its url by default) is the key of its records in topic
+ * mode, whose readers hold any id of up to NA_MAX_URL_BYTES: a longer id or
+ * url is refused when the file is loaded, naming the entry, not the URL
+ * (it may carry a token), instead of being cut by a reader. */
+static void test_source_id_and_url_longer_than_the_bound_are_refused(void **state) {
+    (void)state;
+    const char *head = "https://feeds.example/rss?token=PLANTED";
+    size_t size = 2 * NA_MAX_URL_BYTES + 256;
+    char *url = malloc(NA_MAX_URL_BYTES + 2);
+    char *buf = malloc(size);
+    char errstr[512];
+    struct na_sources s;
+    struct na_source src;
+    assert_non_null(url);
+    assert_non_null(buf);
+    memset(url, 'a', NA_MAX_URL_BYTES + 1);
+    memcpy(url, head, strlen(head));
+    url[NA_MAX_URL_BYTES] = '\0'; /* at the bound */
+
+    snprintf(buf, size, "[{\"url\":\"%s\"},{\"id\":\"b%s\",\"url\":\"http://x/\"}]", url,
+             url + 1);
+    assert_int_equal(
+        na_sources_load_buf(buf, strlen(buf), "t", &s, errstr, sizeof(errstr)), NA_OK);
+    assert_string_equal(s.v[0].id, url);
+    assert_int_equal(strlen(s.v[1].id), NA_MAX_URL_BYTES);
+    na_sources_cleanup(&s);
+    snprintf(buf, size, "{\"url\":\"%s\"}", url);
+    assert_int_equal(
+        na_source_parse_json(buf, strlen(buf), url, &src, errstr, sizeof(errstr)), NA_OK);
+    assert_string_equal(src.id, url);
+    na_source_cleanup(&src);
+
+    url[NA_MAX_URL_BYTES] = 'a'; /* one byte more */
+    url[NA_MAX_URL_BYTES + 1] = '\0';
+    static const char *const forms[][3] = {
+        /* before the URL, after, entry named */
+        {"[{\"id\":\"a\",\"url\":\"http://x/\"},{\"url\":\"", "\"}]",
+         "t: sources[1].url"},
+        {"[{\"url\":\"http://x/\",\"id\":\"", "\"}]", "t: sources[0].id"},
+        {"[{\"id\":\"a\",\"url\":\"", "\"}]", "t: sources[0].url"},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char want[128];
+        snprintf(buf, size, "%s%s%s", forms[i][0], url, forms[i][1]);
+        snprintf(want, sizeof(want), "%s: longer than %u bytes", forms[i][2],
+                 NA_MAX_URL_BYTES);
+        errstr[0] = '\0';
+        assert_int_equal(
+            na_sources_load_buf(buf, strlen(buf), "t", &s, errstr, sizeof(errstr)),
+            NA_ERR_CONFIG);
+        assert_string_equal(errstr, want);
+        assert_null(strstr(errstr, "PLANTED"));
+        assert_int_equal(s.cnt, 0);
+    }
+    /* A sources record carrying such a url is refused too. */
+    snprintf(buf, size, "{\"id\":\"a\",\"url\":\"%s\"}", url);
+    assert_int_equal(
+        na_source_parse_json(buf, strlen(buf), "a", &src, errstr, sizeof(errstr)),
+        NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "sources[0].url: longer than"));
+    assert_null(strstr(errstr, "PLANTED"));
+    assert_null(src.id);
+    free(url);
+    free(buf);
+}
+
 static void test_config_table_precedence_and_errors(void **state) {
     (void)state;
     struct na_producer_conf conf;
@@ -391,6 +457,7 @@ int main(void) {
         cmocka_unit_test(test_write_file_fsync_failure_leaks_nothing),
         cmocka_unit_test(test_source_ids_with_secrets_are_shown_redacted),
         cmocka_unit_test(test_sources_valid_and_invalid),
+        cmocka_unit_test(test_source_id_and_url_longer_than_the_bound_are_refused),
         cmocka_unit_test(test_config_table_precedence_and_errors),
         cmocka_unit_test(test_redact_url),
         cmocka_unit_test(test_schedule_ttl_skip_and_backoff),
