@@ -490,6 +490,21 @@ static bool route_in_metrics(const char *name) {
     return found;
 }
 
+/* The sum of a metric's samples (every label set). */
+static double metric_sum(const char *name) {
+    char *text = na_metrics_render();
+    double sum = 0;
+    size_t n = strlen(name);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+        if (!strncmp(l, name, n) && (l[n] == ' ' || l[n] == '{')) {
+            const char *v = strchr(l, ' ');
+            sum += v ? strtod(v + 1, NULL) : 0;
+        }
+    }
+    free(text);
+    return sum;
+}
+
 static bool wait_for_route(const char *name, int ms) {
     for (int i = 0; i < ms / 50 && !route_in_metrics(name); i++) {
         na_sleep_ms(50);
@@ -556,6 +571,7 @@ static void test_consumer_swaps_routes_only_once_no_job_points_at_them(void **st
     SET("ledger_topic", "faults.swap.alerts");
     SET("create_topics", "false");
     SET("stories", "false");
+    SET("workers", "0"); /* classified as it is consumed: the test waits for that */
 #undef SET
     json_t *routes = json_pack("[{s:s, s:s, s:s}]", "name", "swap0", "url",
                                "http://127.0.0.1:9/x", "format", "json");
@@ -584,9 +600,16 @@ static void test_consumer_swaps_routes_only_once_no_job_points_at_them(void **st
     produce_one("faults.swap.alerts", alert_id, rec);
     na_sleep_ms(500);
     int posts = stub.posts_cnt;
+    double consumed = metric_sum("newsalert_consumer_articles_consumed_total");
     produce_one("faults.swap", art_id, json);
     free(json);
-    na_sleep_ms(1500); /* read, and waiting */
+    for (int i = 0;
+         i < 400 && metric_sum("newsalert_consumer_articles_consumed_total") == consumed;
+         i++) {
+        na_sleep_ms(50);
+    }
+    assert_true(metric_sum("newsalert_consumer_articles_consumed_total") > consumed);
+    na_sleep_ms(500); /* classified on the main thread with it: its job waits */
 
     /* Second reload, while the job waits: the new route comes in only once
      * the job ended (no swap meanwhile: the old route is in use). */
