@@ -57,8 +57,9 @@ static const char synopsis[] =
     "                     a summary line \"taiwan: +3 -1\"\n"
     "Ctrl-C stops cleanly (in-flight alerts finish, up to drain_timeout) and prints\n"
     "how far it got and the command that resumes from there (with --append, so\n"
-    "the first run's --output lines stay). Exit: 0 done (an empty range is said\n"
-    "on stderr), 1 failed or interrupted, 2 bad usage.\n";
+    "the first run's --output lines stay). So does a delivered alert whose ledger\n"
+    "record the broker refused for write_stall. Exit: 0 done (an empty range is\n"
+    "said on stderr), 1 failed or interrupted, 2 bad usage.\n";
 
 static const char extra_help[] =
     "  --from X / --to Y          the range (required; see above)\n"

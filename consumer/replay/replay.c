@@ -724,6 +724,10 @@ struct held_queue {
 
 /* Records with the workers at once. */
 #define NA_REPLAY_WORK_WINDOW 256
+/* A ledger record the broker refused is written again after this backoff,
+ * doubling up to the max, as the daemon does (jobs.c). */
+#define NA_REPLAY_LEDGER_RETRY_MIN_MS 250
+#define NA_REPLAY_LEDGER_RETRY_MAX_MS 30000
 
 struct replay {
     const struct na_replay_opts *opts;
@@ -735,7 +739,9 @@ struct replay {
     na_stories_t *stories; /* as the live consumer groups them (conf "stories") */
     na_tracker_t *tracker;
     struct strset seen;
-    struct job *jobs;        /* every job not yet ended, freed at the end if abandoned */
+    struct job *jobs;    /* every job not yet ended, freed at the end if abandoned */
+    struct job *retries; /* delivered, their ledger record to be written again */
+    size_t retries_cnt;
     struct held_queue *held; /* per range->parts[i]: lines not yet written */
     size_t held_bytes;
     na_metric_t *records;  /* newsalert_replay_records_total */
@@ -745,6 +751,10 @@ struct replay {
     size_t merge_cap;      /* bytes a partition may hold in the merge */
     bool fatal;
     bool out_failed;
+    /* A delivered alert's ledger record was given up on: the run stops
+     * (what it would send now could not be recorded either). */
+    bool ledger_failed;
+    bool closing; /* the drain is over: a refused record is not tried again */
     char errstr[512];
 };
 
@@ -762,6 +772,12 @@ struct job {
     const struct na_route *route;
     char alert_id[NA_SHA256_HEX_LEN + 1];
     char *alert_json;
+    struct na_ledger_delivery del; /* the outcome its ledger record carries */
+    struct job *rnext;             /* replay.retries */
+    int attempts;                  /* ledger writes refused so far */
+    int64_t since_ms;              /* first refusal (monotonic ms) */
+    int64_t due_ms;                /* next write (monotonic ms) */
+    na_err_t err;                  /* why the last write failed */
 };
 
 static void job_free(struct job *j) {
@@ -793,13 +809,105 @@ static void on_output_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     }
 }
 
+/*
+ * The ledger refused the record of a delivered alert (or could not take
+ * it). Counting the article finished would let the resume position pass
+ * it, and a later run, finding nothing in the ledger, would send the alert
+ * again. So the record is written again with backoff, as the daemon does.
+ * Only once it has been refused for write_stall, or when the run's drain
+ * is over, is it given up: the delivery counts as failed, its article
+ * stays unfinished (the resume position stays below it) and the run stops.
+ */
+static void ledger_refused(struct job *j, na_err_t err) {
+    struct replay *r = j->r;
+    int64_t now = na_mono_ms();
+    int64_t delay = NA_REPLAY_LEDGER_RETRY_MIN_MS;
+
+    if (!j->attempts) {
+        j->since_ms = now;
+    }
+    j->attempts++;
+    j->err = err;
+    if (r->closing || now - j->since_ms >= r->opts->conf->write_stall_ms) {
+        r->stats->failed++;
+        r->ledger_failed = true;
+        na_metrics_inc("newsalert_replay_alerts_failed_total",
+                       "Alerts given up on during "
+                       "a replay.",
+                       NULL);
+        na_log(NA_LOG_ERROR, "replay", "ledger_gave_up",
+               "route=%s alert=%s attempts=%d failing_ms=%lld err=%s",
+               na_log_q(j->route->name), j->alert_id, j->attempts,
+               (long long)(now - j->since_ms), na_log_q(na_err2str(err)));
+        job_free(j); /* its tracker entry stays unfinished */
+        return;
+    }
+    for (int i = 1; i < j->attempts && delay < NA_REPLAY_LEDGER_RETRY_MAX_MS; i++) {
+        delay *= 2;
+    }
+    if (delay > NA_REPLAY_LEDGER_RETRY_MAX_MS) {
+        delay = NA_REPLAY_LEDGER_RETRY_MAX_MS;
+    }
+    delay = delay / 2 + (int64_t)(random() % (delay / 2 + 1));
+    j->due_ms = now + delay;
+    j->rnext = r->retries;
+    r->retries = j;
+    r->retries_cnt++;
+    na_metrics_inc("newsalert_replay_ledger_retries_total",
+                   "Ledger records of a replay written again after the broker "
+                   "refused them.",
+                   NULL);
+    na_log(NA_LOG_WARN, "replay", "ledger_write_failed",
+           "route=%s alert=%s attempt=%d retry_in_ms=%lld err=%s",
+           na_log_q(j->route->name), j->alert_id, j->attempts, (long long)delay,
+           na_log_q(na_err2str(err)));
+}
+
+/* Write the ledger record of the delivered alert of @p j; on_ledger_confirm
+ * finishes the job. */
+static void ledger_write(struct job *j) {
+    na_err_t err = na_ledger_record(j->r->ledger, j->alert_id, j->route->name, &j->del,
+                                    j->alert_json, j);
+    if (err) {
+        ledger_refused(j, err);
+    }
+}
+
+/* Write again the ledger records whose backoff is over (all of them when
+ * @p all). */
+static void run_ledger_retries(struct replay *r, bool all) {
+    int64_t now = na_mono_ms();
+    struct job *due = NULL;
+    for (struct job **pp = &r->retries; *pp;) {
+        struct job *j = *pp;
+        if (!all && j->due_ms > now) {
+            pp = &j->rnext;
+            continue;
+        }
+        *pp = j->rnext;
+        r->retries_cnt--;
+        j->rnext = due;
+        due = j;
+    }
+    while (due) {
+        struct job *j = due;
+        due = j->rnext;
+        j->rnext = NULL;
+        if (r->closing) {
+            ledger_refused(j, j->err); /* gives up */
+        } else {
+            ledger_write(j);
+        }
+    }
+}
+
 /* Ledger confirmation: the delivery is durable; its article may be resumed past. */
 static void on_ledger_confirm(void *opaque, na_err_t err, void *ctx) {
     struct job *j = opaque;
     (void)ctx;
     if (err) {
-        na_log(NA_LOG_ERROR, "replay", "ledger_write_failed", "alert=%s route=%s",
-               j->alert_id, na_log_q(j->route->name));
+        ledger_refused(j, err);
+        return;
     }
     na_tracker_done(j->entry);
     job_free(j);
@@ -818,23 +926,18 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
                        NULL);
         na_log(NA_LOG_INFO, "replay", "alert_sent", "route=%s alert=%s status=%ld",
                na_log_q(j->route->name), j->alert_id, res->status);
-        if (!na_ledger_record(r->ledger, j->alert_id, j->route->name, &d, j->alert_json,
-                              j)) {
-            return; /* on_ledger_confirm finishes the job */
-        }
-        na_log(NA_LOG_ERROR, "replay", "ledger_write_failed", "alert=%s route=%s",
-               j->alert_id, na_log_q(j->route->name));
-    } else {
-        r->stats->failed++;
-        na_metrics_inc("newsalert_replay_alerts_failed_total",
-                       "Alerts given up on during "
-                       "a replay.",
-                       NULL);
-        na_log(NA_LOG_ERROR, "replay", "alert_failed",
-               "route=%s alert=%s status=%ld attempts=%d err=%s",
-               na_log_q(j->route->name), j->alert_id, res->status, res->attempts,
-               na_log_q(res->error));
+        j->del = d;
+        ledger_write(j); /* the job ends once the broker has the record */
+        return;
     }
+    r->stats->failed++;
+    na_metrics_inc("newsalert_replay_alerts_failed_total",
+                   "Alerts given up on during "
+                   "a replay.",
+                   NULL);
+    na_log(NA_LOG_ERROR, "replay", "alert_failed",
+           "route=%s alert=%s status=%ld attempts=%d err=%s", na_log_q(j->route->name),
+           j->alert_id, res->status, res->attempts, na_log_q(res->error));
     na_tracker_done(j->entry);
     job_free(j);
 }
@@ -1322,10 +1425,13 @@ out:
 }
 
 /* Back-pressure: do not start alerts ahead of the deliveries without
- * limit, nor hold lines behind a slow delivery without limit. */
+ * limit, nor hold lines behind a slow delivery without limit. While a
+ * ledger record waits to be written again, reading waits too: an alert
+ * sent now could not be recorded either. */
 static bool backlogged(const struct replay *r) {
     return r->deliver &&
-           (na_deliver_pending(r->deliver) >= (size_t)r->opts->conf->max_pending ||
+           (r->retries_cnt ||
+            na_deliver_pending(r->deliver) >= (size_t)r->opts->conf->max_pending ||
             r->held_bytes > NA_MAX_REPLAY_HELD_BYTES);
 }
 
@@ -1528,7 +1634,9 @@ static void merge_take(struct replay *r, rd_kafka_message_t *rkm) {
 static void release(struct replay *r) {
     size_t i;
     struct mrec *m;
-    while (r->merge && !r->fatal && (!r->workq || na_workq_has_room(r->workq)) &&
+    /* Held while a ledger record waits to be written again (backlogged()). */
+    while (r->merge && !r->fatal && !r->retries_cnt &&
+           (!r->workq || na_workq_has_room(r->workq)) &&
            (m = na_merge_pop(r->merge, &i))) {
         struct na_replay_part *p = &r->range->parts[i];
         if (m->end) {
@@ -1583,7 +1691,7 @@ static bool all_done(const struct na_replay_range *range) {
 static size_t work_pending(struct replay *r) {
     return (r->workq ? na_workq_pending(r->workq) : 0) +
            (r->deliver ? na_deliver_pending(r->deliver) : 0) +
-           (r->ledger ? na_ledger_outstanding(r->ledger) : 0) +
+           (r->ledger ? na_ledger_outstanding(r->ledger) : 0) + r->retries_cnt +
            (r->out_rk ? (size_t)rd_kafka_outq_len(r->out_rk) : 0);
 }
 
@@ -1597,6 +1705,7 @@ static void serve(struct replay *r, int timeout_ms) {
     }
     if (r->ledger) {
         na_ledger_poll(r->ledger, 0);
+        run_ledger_retries(r, false);
     }
     if (r->out_rk) {
         rd_kafka_poll(r->out_rk, timeout_ms);
@@ -1761,7 +1870,7 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     }
     struct na_kafka_refill refill;
     na_kafka_refill_init(&refill, opts->rk);
-    while (*opts->running && !r.fatal && !r.out_failed &&
+    while (*opts->running && !r.fatal && !r.out_failed && !r.ledger_failed &&
            (!all_done(range) || (r.workq && na_workq_pending(r.workq)))) {
         bool busy = work_pending(&r) > 0;
         /* Read on while the workers have room (bounded memory). */
@@ -1778,7 +1887,7 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
         update_resume(&r);
         progress(&r, t0, &last, false);
         /* Back-pressure (the workers read ahead by their window at most). */
-        while (*opts->running && backlogged(&r)) {
+        while (*opts->running && !r.ledger_failed && backlogged(&r)) {
             serve(&r, 50);
             release(&r);
             update_resume(&r);
@@ -1789,13 +1898,14 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     /* Stopped early: what the workers hold raised nothing yet; it stays
      * unfinished (below the resume position) and is read again. */
     bool dropped = false;
-    if (!*opts->running || r.fatal || r.out_failed) {
+    if (!*opts->running || r.fatal || r.out_failed || r.ledger_failed) {
         dropped = (r.workq && na_workq_pending(r.workq)) ||
                   (r.merge && na_merge_count(r.merge));
         discard(&r);
         merge_discard(&r);
     }
-    stats->interrupted = (!all_done(range) || dropped) && !r.fatal && !r.out_failed;
+    stats->interrupted =
+        (!all_done(range) || dropped || r.ledger_failed) && !r.fatal && !r.out_failed;
     /* Finish what was started: deliveries (up to drain_timeout when
      * interrupted), ledger records, produced lines. */
     int64_t deadline = na_mono_ms() + (stats->interrupted ? opts->conf->drain_timeout_ms
@@ -1805,6 +1915,15 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
         update_resume(&r);
         progress(&r, t0, &last, false);
     }
+    bool timed_out = work_pending(&r) > 0;
+    /* Records still waiting to be written again are given up on (counted
+     * failed, their articles unfinished), as are those the broker refuses
+     * from now on, while the ledger flushes. */
+    r.closing = true;
+    run_ledger_retries(&r, true);
+    if (r.ledger_failed && !r.fatal && !r.out_failed) {
+        stats->interrupted = true; /* the resume position is below the end */
+    }
     if (r.out_rk) {
         rd_kafka_flush(r.out_rk, 10000);
     }
@@ -1813,7 +1932,9 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
     }
     update_resume(&r);
     progress(&r, t0, &last, true);
-    if (na_tracker_unfinished(r.tracker)) {
+    /* Articles left unfinished by a ledger record given up on were logged
+     * (ledger_gave_up): the drain itself did not time out. */
+    if (na_tracker_unfinished(r.tracker) && (timed_out || !r.ledger_failed)) {
         na_log(NA_LOG_WARN, "replay", "drain_timeout", "unfinished=%zu",
                na_tracker_unfinished(r.tracker));
     }
@@ -1840,6 +1961,7 @@ out:
     na_merge_destroy(r.merge);
     free(r.mstate);
     na_deliver_destroy(r.deliver); /* abandons jobs past the drain deadline */
+    r.closing = true;              /* a record refused in the flush is given up */
     na_ledger_destroy(r.ledger);
     na_stories_destroy(r.stories);
     while (r.jobs) {

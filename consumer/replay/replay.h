@@ -239,10 +239,14 @@ struct na_replay_stats {
     uint64_t already_sent; /**< (alert, route) pairs the ledger had */
     uint64_t linked;       /**< later reports of a story that alerted (not sent) */
     uint64_t sent;         /**< (alert, route) pairs delivered now */
-    uint64_t failed;       /**< (alert, route) pairs given up on */
+    uint64_t failed;       /**< (alert, route) pairs given up on: not delivered,
+                                or delivered but the ledger refused the record
+                                for write_stall (also in sent) */
     uint64_t output_lines; /**< classified lines written or produced */
     uint64_t refills;      /**< prefetch refills sent (na_kafka_refill) */
-    bool interrupted;      /**< stopped by *running before the end */
+    bool interrupted;      /**< stopped before the end: by *running, or by a
+                                ledger record given up on; the range's resume
+                                positions say where to go on */
 };
 
 /**

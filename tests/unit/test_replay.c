@@ -2,7 +2,8 @@
  * Replay: bound parsing, range planning (clamping, empty partitions,
  * partition selection), resume arguments, progress text, the backtest
  * difference, the classified line, and whole runs on librdkafka's mock
- * cluster (stops by itself, empty partitions, offsets, dry-run dedup).
+ * cluster (stops by itself, empty partitions, offsets, dry-run dedup, a
+ * ledger record the broker refuses).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,12 +15,16 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "consumer.h"
+#include "httpstub.h"
 #include "newsalert/article.h"
+#include "newsalert/config.h"
+#include "newsalert/http.h"
 #include "newsalert/kafka.h"
 #include "newsalert/log.h"
 #include "newsalert/timeutil.h"
@@ -27,6 +32,7 @@
 #include "alert.h"
 #include "pipeline.h"
 #include "replay.h"
+#include "route.h"
 #include "rules.h"
 
 /* ---- bounds ---- */
@@ -465,14 +471,16 @@ static void test_linked_line_is_what_jansson_wrote(void **state) {
 /* ---- whole runs on the mock cluster ---- */
 
 #define TOPIC "na.unit.replay"
+/* The Kafka protocol's Produce request, for the mock cluster's errors. */
+#define API_PRODUCE 0
 
 struct mock {
     rd_kafka_t *prod; /* owns the mock cluster */
     const char *bootstraps;
 };
 
-static void produce_article(rd_kafka_t *rk, int32_t partition, const char *url,
-                            const char *title) {
+static void produce_article_to(rd_kafka_t *rk, const char *topic, int32_t partition,
+                               const char *url, const char *title) {
     struct na_article a;
     article(&a, url, title);
     a.fetched_at = 1767657600;
@@ -482,13 +490,18 @@ static void produce_article(rd_kafka_t *rk, int32_t partition, const char *url,
     char *json = na_article_to_json(&a);
     assert_non_null(json);
     assert_int_equal(
-        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(partition),
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
                           RD_KAFKA_V_KEY(a.id, strlen(a.id)),
                           RD_KAFKA_V_VALUE(json, strlen(json)),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
         RD_KAFKA_RESP_ERR_NO_ERROR);
     free(json);
     na_article_cleanup(&a);
+}
+
+static void produce_article(rd_kafka_t *rk, int32_t partition, const char *url,
+                            const char *title) {
+    produce_article_to(rk, TOPIC, partition, url, title);
 }
 
 static int mock_setup(void **state) {
@@ -653,6 +666,167 @@ static void test_run_interrupted_resumes_at_start(void **state) {
     run_cleanup(&o);
 }
 
+/* ---- --routes on the mock cluster: the ledger record of a delivery ---- */
+
+/* A run of the whole of @p topic with --routes: one route to @p stub,
+ * through the ledger @p ledger_topic. */
+static void run_routes(struct mock *m, const char *topic, const char *ledger_topic,
+                       struct na_stub *stub, long long write_stall_ms,
+                       struct run_out *out) {
+    struct na_consumer_conf conf;
+    struct na_replay_bound from, to;
+    char errstr[512] = "", url[128];
+    volatile sig_atomic_t running = 1;
+    na_rules_t *rules = load_rules(new_rules);
+    rd_kafka_t *rk = na_replay_consumer_new(m->bootstraps, NULL, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    memset(&conf, 0, sizeof(conf));
+    memset(out, 0, sizeof(*out));
+    assert_int_equal(
+        na_conf_defaults(na_consumer_conf_table, &conf, errstr, sizeof(errstr)), NA_OK);
+#define SET(k, v)                                                                        \
+    assert_int_equal(na_conf_set(na_conf_find(na_consumer_conf_table, k), &conf, v, "t", \
+                                 errstr, sizeof(errstr)),                                \
+                     NA_OK)
+    SET("brokers", m->bootstraps);
+    SET("topic", topic);
+    SET("ledger_topic", ledger_topic);
+    /* The mock cluster never creates topics: the ledger's attempt waits for
+     * this (the topics are made in advance). */
+    SET("ledger_timeout", "2s");
+    SET("stories", "false");
+    SET("workers", "0");
+#undef SET
+    conf.write_stall_ms = write_stall_ms;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", stub->port);
+    json_t *routes =
+        json_pack("[{s:s, s:s, s:s}]", "name", "r1", "url", url, "format", "json");
+    assert_int_equal(na_routes_parse(routes, &conf.routes, errstr, sizeof(errstr)),
+                     NA_OK);
+    json_decref(routes);
+    bound("beginning", &from);
+    bound("end", &to);
+    assert_int_equal(na_replay_resolve(rk, topic, &from, &to, 0, 10000, &out->range,
+                                       errstr, sizeof(errstr)),
+                     NA_OK);
+    struct na_replay_opts opts = {
+        .rk = rk,
+        .conf = &conf,
+        .rules = rules,
+        .post_routes = true,
+        .running = &running,
+    };
+    na_err_t err = na_replay_run(&opts, &out->range, &out->stats, errstr, sizeof(errstr));
+    if (err) {
+        fail_msg("replay: %s", errstr);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    na_replay_bound_cleanup(&from);
+    na_replay_bound_cleanup(&to);
+    na_rules_destroy(rules);
+    na_conf_cleanup(na_consumer_conf_table, &conf);
+    na_kafka_props_cleanup(&conf.props);
+    na_routes_cleanup(&conf.routes);
+}
+
+static int stub_posts(struct na_stub *stub) {
+    pthread_mutex_lock(&stub->lock);
+    int n = stub->posts_cnt;
+    pthread_mutex_unlock(&stub->lock);
+    return n;
+}
+
+/* Regression: a ledger record the broker refused counted its article as
+ * finished. The run said sent=1 failed=0 with the resume position past
+ * the article, and the next run, finding nothing in the ledger, posted the
+ * alert again. The record is now written again until the broker has it. */
+static void test_run_refused_ledger_record_is_written_again(void **state) {
+    struct mock *m = *state;
+    struct na_stub stub;
+    struct run_out o;
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
+    assert_int_equal(na_http_global_init(), NA_OK);
+    assert_int_equal(na_stub_start(&stub), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".l1", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".l1.alerts", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_article_to(m->prod, TOPIC ".l1", 0, "https://x.test/l1", "Taiwan drills");
+    assert_int_equal(rd_kafka_flush(m->prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    /* A refusal the client does not retry by itself, of the next produce
+     * request: the run's ledger record. */
+    rd_kafka_mock_push_request_errors(mc, API_PRODUCE, 1,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    run_routes(m, TOPIC ".l1", TOPIC ".l1.alerts", &stub, 60000, &o);
+    assert_int_equal(o.stats.sent, 1);
+    assert_int_equal(o.stats.failed, 0);
+    assert_false(o.stats.interrupted);
+    assert_int_equal(o.range.parts[0].resume, o.range.parts[0].end);
+    assert_int_equal(stub_posts(&stub), 1);
+    run_cleanup(&o);
+
+    /* The same range again: the ledger has the delivery, nothing is sent. */
+    run_routes(m, TOPIC ".l1", TOPIC ".l1.alerts", &stub, 60000, &o);
+    assert_int_equal(o.stats.already_sent, 1);
+    assert_int_equal(o.stats.sent, 0);
+    assert_int_equal(stub_posts(&stub), 1);
+    run_cleanup(&o);
+    na_stub_stop(&stub);
+    na_http_global_cleanup();
+}
+
+/* A ledger record the broker keeps refusing for write_stall: the alert was
+ * delivered but cannot be recorded. The run does not call that a success:
+ * the delivery counts as failed, the resume position stays below its
+ * article, and the run stops (an alert sent now could not be recorded
+ * either). */
+static void test_run_ledger_record_refused_for_good_fails_the_run(void **state) {
+    struct mock *m = *state;
+    struct na_stub stub;
+    struct run_out o;
+    rd_kafka_resp_err_t refusals[64];
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
+    assert_int_equal(na_http_global_init(), NA_OK);
+    assert_int_equal(na_stub_start(&stub), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".l2", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".l2.alerts", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_article_to(m->prod, TOPIC ".l2", 0, "https://x.test/l2", "Taipei talks");
+    assert_int_equal(rd_kafka_flush(m->prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    /* More refusals than the run makes tries in one second of write_stall. */
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        refusals[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+    }
+    rd_kafka_mock_push_request_errors_array(
+        mc, API_PRODUCE, sizeof(refusals) / sizeof(refusals[0]), refusals);
+    run_routes(m, TOPIC ".l2", TOPIC ".l2.alerts", &stub, 1000, &o);
+    rd_kafka_mock_clear_request_errors(mc, API_PRODUCE);
+    assert_int_equal(o.stats.sent, 1);
+    assert_int_equal(o.stats.failed, 1);
+    assert_true(o.stats.interrupted);
+    char *args = na_replay_resume_args(&o.range);
+    assert_string_equal(args, "--from 0:0 --to 0:1");
+    free(args);
+    assert_int_equal(stub_posts(&stub), 1);
+    run_cleanup(&o);
+
+    /* Resumed once the broker takes records again: the alert is sent again,
+     * with the same webhook-id (receivers that dedup drop it), and recorded. */
+    run_routes(m, TOPIC ".l2", TOPIC ".l2.alerts", &stub, 1000, &o);
+    assert_int_equal(o.stats.sent, 1);
+    assert_int_equal(o.stats.failed, 0);
+    assert_false(o.stats.interrupted);
+    assert_int_equal(stub_posts(&stub), 2);
+    assert_int_equal(na_stub_unique_posts(&stub), 1);
+    run_cleanup(&o);
+    na_stub_stop(&stub);
+    na_http_global_cleanup();
+}
+
 /* The replay consumer bounds its prefetch (most of a backfill's memory)
  * unless -X says otherwise. */
 static void test_consumer_prefetch_bounded_and_overridable(void **state) {
@@ -706,6 +880,8 @@ int main(void) {
         cmocka_unit_test(test_run_offsets_range_exclusive_end),
         cmocka_unit_test(test_run_empty_range_reads_nothing),
         cmocka_unit_test(test_run_interrupted_resumes_at_start),
+        cmocka_unit_test(test_run_refused_ledger_record_is_written_again),
+        cmocka_unit_test(test_run_ledger_record_refused_for_good_fails_the_run),
     };
     int failed = cmocka_run_group_tests_name("replay", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("replay on the mock cluster", mock_tests,
