@@ -579,6 +579,16 @@ static void test_consumer_swaps_routes_only_once_no_job_points_at_them(void **st
                      NA_OK);
     json_decref(routes);
     swap_conf.config_path = cfg;
+    /* Another member marked the alert of an article "pending" (it gave the
+     * partition up with the alert in flight): in the ledger before the
+     * consumer starts, which reads the ledger up to its end first. */
+    char *json = matching_article("https://swap.example/1", alert_id, art_id);
+    long long now = (long long)na_now_ms();
+    snprintf(rec, sizeof(rec),
+             "{\"deliveries\":{\"swap1\":{\"outcome\":\"pending\",\"status\":0,"
+             "\"attempts\":0,\"at_ms\":%lld,\"until_ms\":%lld}}}",
+             now, now + 300000);
+    produce_one("faults.swap.alerts", alert_id, rec);
     consume_running = 1;
     pthread_t t;
     pthread_create(&t, NULL, swap_run, NULL);
@@ -588,17 +598,7 @@ static void test_consumer_swaps_routes_only_once_no_job_points_at_them(void **st
     na_daemon_request_reload();
     assert_true(wait_for_route("swap1", 20000));
 
-    /* Another member marked the alert of an article "pending" (it gave the
-     * partition up with the alert in flight); the article comes: its job
-     * waits for that member's outcome. */
-    char *json = matching_article("https://swap.example/1", alert_id, art_id);
-    long long now = (long long)na_now_ms();
-    snprintf(rec, sizeof(rec),
-             "{\"deliveries\":{\"swap1\":{\"outcome\":\"pending\",\"status\":0,"
-             "\"attempts\":0,\"at_ms\":%lld,\"until_ms\":%lld}}}",
-             now, now + 120000);
-    produce_one("faults.swap.alerts", alert_id, rec);
-    na_sleep_ms(500);
+    /* The article comes: its job waits for the other member's outcome. */
     int posts = stub.posts_cnt;
     double consumed = metric_sum("newsalert_consumer_articles_consumed_total");
     produce_one("faults.swap", art_id, json);
