@@ -61,7 +61,6 @@ na_err_t na_rules_db_build(na_rules_t *r) {
     hs_database_t *db = NULL;
     hs_scratch_t *scratch = NULL;
     na_err_t err = NA_ERR_NOMEM;
-    bool shortest_ok = true;
 
     r->db_ok = false;
     if (b->keys_cnt > UINT32_MAX / 2) {
@@ -95,9 +94,6 @@ na_err_t na_rules_db_build(na_rules_t *r) {
         if (k->prefix) {
             pre3_mark(r->pre3 + 32768 / 64, s, len);
         }
-        if (len < NA_RULES_DB_MIN_LIT) {
-            shortest_ok = false;
-        }
         lits[n] = s;
         lens[n] = len;
         flags[n] = HS_FLAG_CASELESS;
@@ -127,7 +123,6 @@ na_err_t na_rules_db_build(na_rules_t *r) {
     }
     r->db = db;
     r->db_scratch = scratch;
-    r->db_pays = shortest_ok;
     r->db_ok = true;
     err = NA_OK;
 out:

@@ -96,10 +96,7 @@ struct na_rules_s {
      * some key's text are looked up. NULL db with db_ok: no key can match
      * ASCII text; !db_ok: no fast path (every field is tokenised). */
     bool db_ok;
-    void *db; /**< hs_database_t */
-    /** The database is used by default (NA_RULES_DB_AUTO): no literal is
-     *  shorter than NA_RULES_DB_MIN_LIT. */
-    bool db_pays;
+    void *db;         /**< hs_database_t */
     uint8_t *db_lens; /**< literal length by pattern id */
     /** One bit per first three bytes of a word (na_rules_pre3()): set when
      *  some key an ASCII word can hit starts so; then (from bit 32768) the
@@ -139,11 +136,14 @@ void *na_rules_db_take(const na_rules_t *r);
 /** @brief Give back a scratch space from na_rules_db_take() (NULL is ignored). */
 void na_rules_db_put(const na_rules_t *r, void *scratch);
 
-/** How fields are scanned: AUTO (the default) and ALWAYS use the bitmaps
- *  and the pre3 filter, and the key database when there is one (at most
- *  NA_RULES_DB_MAX_LITS literals; AUTO only when it pays: db_pays); OFF
- *  sends every field through the tokeniser; BITMAP never uses the
- *  database. For tests and benchmarks that compare them; not thread-safe. */
+/** How fields are scanned: AUTO (the default) and BITMAP use the bitmaps
+ *  and the pre3 filter; OFF sends every field through the tokeniser;
+ *  ALWAYS also looks up only the words at whose start the key database
+ *  (at most NA_RULES_DB_MAX_LITS literals) reported a key. ALWAYS is for
+ *  the benchmarks only, never the default: libvectorscan 5.4.9 misses
+ *  literals (sets of 2 to 6, depending on where the text sits in memory;
+ *  docs/rules.md), so its reports cannot decide which words are looked
+ *  up. For tests and benchmarks that compare them; not thread-safe. */
 enum na_rules_db_mode {
     NA_RULES_DB_AUTO = 0,
     NA_RULES_DB_OFF,
@@ -155,10 +155,6 @@ extern enum na_rules_db_mode na_rules_db_mode;
 /** Most literals for which a key database is built: with more, literal
  *  hits inside words cost more than the pre3 filter saves. */
 #define NA_RULES_DB_MAX_LITS 256u
-/** Shortest literal with which the database pays by default: "us", "and",
- *  "law" occur inside so many words that their hits cost more than the
- *  pre3 filter (the shipped rules: 21,700 articles/s without, 20,300 with). */
-#define NA_RULES_DB_MIN_LIT 4u
 
 /** The fast scans (the query topics' and the watchlists') are built twice
  *  where the compiler can pick at run time: for CPUs with AVX2, BMI and

@@ -855,9 +855,8 @@ na_err_t na_rscan_article(struct scan *s, const struct na_article *a) {
             continue; /* no keys, or no words */
         }
         if (s->r->db_ok && na_rules_db_mode != NA_RULES_DB_OFF && len <= UINT32_MAX / 2) {
-            bool use_db =
-                s->r->db && (na_rules_db_mode == NA_RULES_DB_ALWAYS ||
-                             (na_rules_db_mode == NA_RULES_DB_AUTO && s->r->db_pays));
+            /* Never by default: the database may miss keys (rules_match.h). */
+            bool use_db = s->r->db && na_rules_db_mode == NA_RULES_DB_ALWAYS;
             if (scan_field_fast(s, f, text, len, use_db)) {
                 return NA_ERR_NOMEM;
             }

@@ -1541,6 +1541,54 @@ static char *classification_text(const na_rules_t *rules, const struct na_articl
     return na_buf_steal(&b);
 }
 
+/* Regression: with at most 256 keys of 4 bytes or more, the default scan
+ * marked word starts with libvectorscan's literal database and looked up
+ * only the words it reported. Version 5.4.9 misses literals next to bytes
+ * >= 0x80 depending on where the buffer sits (a title in Chinese or
+ * Russian naming Huawei: no topic). The default scan must find every key,
+ * wherever the field sits in memory. */
+static void test_default_scan_finds_keys_beside_non_ascii_text(void **state) {
+    (void)state;
+    static const char *const titles[] = {
+        "\xe5\xaf\xb9\xe5\x8d\x8e \xe5\xaf\xb9\xe5\x8d\x8e \xe9\x87\x87\xe5\x8f\x96 "
+        "\xe5\xaf\xb9\xe5\x8d\x8e \xe5\xbf\x85\xe8\xa6\x81 \xe5\x8f\x8d\xe5\xaf\xb9 "
+        "\xe5\x95\x86\xe5\x8a\xa1\xe9\x83\xa8 \xe5\x90\x88\xe6\xb3\x95 Huawei's "
+        "\xe8\x8a\xaf\xe7\x89\x87",
+        "\xd0\x9f\xd0\xb5\xd0\xba\xd0\xb8\xd0\xbd "
+        "\xd0\xb7\xd0\xb0\xd1\x8f\xd0\xb2\xd0\xb8"
+        "\xd0\xbb, \xd1\x87\xd1\x82\xd0\xbe \xd0\xbd\xd0\xbe\xd0\xb2\xd1\x8b\xd0\xb5 "
+        "\xd0\xbe\xd0\xb3\xd1\x80\xd0\xb0\xd0\xbd\xd0\xb8\xd1\x87\xd0\xb5\xd0\xbd\xd0\xb8"
+        "\xd1\x8f \xd0\xa1\xd0\xa8\xd0\x90 \xd0\xbf\xd1\x80\xd0\xbe\xd1\x82\xd0\xb8\xd0"
+        "\xb2 Nvidia \xd0\xbd\xd0\xb5\xd0\xb7\xd0\xb0\xd0\xba\xd0\xbe\xd0\xbd\xd0\xbd\xd1"
+        "\x8b",
+    };
+    na_rules_t *rules = load_topic("Huawei OR Nvidia", NULL, 0.1);
+    char *buf = aligned_alloc(64, 1024);
+    assert_non_null(buf);
+    assert_int_equal(na_rules_db_mode, NA_RULES_DB_AUTO);
+    for (size_t t = 0; t < sizeof(titles) / sizeof(titles[0]); t++) {
+        for (size_t off = 0; off < 64; off++) {
+            struct na_article a;
+            struct na_classification c;
+            memset(buf, 0xe5, 1024);
+            memcpy(buf + off, titles[t], strlen(titles[t]) + 1);
+            na_article_init(&a);
+            a.title = buf + off;
+            assert_int_equal(na_rules_classify(rules, &a, &c), NA_OK);
+            if (c.matches_cnt != 1) {
+                print_error("title %zu at offset %zu: %zu topics\n", t, off,
+                            c.matches_cnt);
+                fail();
+            }
+            na_classification_cleanup(&c);
+            a.title = NULL;
+            na_article_cleanup(&a);
+        }
+    }
+    free(buf);
+    na_rules_destroy(rules);
+}
+
 /* Classify @p a with every scan mode; all must say the same. @returns how
  * many topics matched. */
 static size_t same_in_every_mode(const na_rules_t *rules, const struct na_article *a) {
@@ -1739,6 +1787,7 @@ int main(void) {
         cmocka_unit_test(test_snippet_cut_at_utf8_boundaries),
         cmocka_unit_test(test_hostile_articles),
         cmocka_unit_test(test_candidates_never_miss),
+        cmocka_unit_test(test_default_scan_finds_keys_beside_non_ascii_text),
         cmocka_unit_test(test_fast_scan_equivalence),
         cmocka_unit_test(test_fast_scan_equivalence_sparse),
         cmocka_unit_test(test_fast_scan_dev_set),
