@@ -973,6 +973,7 @@ na_err_t na_rules_query_compile(struct na_rbuild *b, const char *const *clauses,
     p.errstr = errstr;
     p.errstr_size = errstr_size;
     na_rtoks_init(&p.toks);
+    p.toks.split_decimals = true;
     *err_clause = 0;
     *err_col = 1;
     if (!clauses_cnt) {

@@ -44,6 +44,7 @@ void na_rscan_init(struct scan *s, const na_rules_t *r) {
     memset(s, 0, offsetof(struct scan, bm_local));
     s->r = r;
     na_rtoks_init(&s->toks);
+    s->toks.split_decimals = true;
 }
 
 void na_rscan_cleanup(struct scan *s) {
@@ -571,6 +572,10 @@ static bool chunk_hot(const unsigned char *p, size_t cs, size_t ce, const uint64
     return false;
 }
 
+static inline bool ascii_letter(unsigned char c) {
+    return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+
 /* Bitmaps of 64 bytes at @p p: *hi the bytes >= 0x80, *jn the bytes - . */
 static inline __attribute__((always_inline)) void
 block_join_masks(const unsigned char *p, uint64_t *hi, uint64_t *jn) {
@@ -598,12 +603,12 @@ block_join_masks(const unsigned char *p, uint64_t *hi, uint64_t *jn) {
  * hold one? Only in a word the database does not see whole: a non-ASCII
  * word (accents fold to keys; conservative: any byte >= 0x80 says yes), or
  * a word the tokeniser joins across - or . ("U.S." is "us", "dual-use"
- * "dualuse"; the tokeniser joins across a hyphen, and across a dot after a
- * single letter or digit, never across an apostrophe). A joined word starts
- * at the run of letters and digits before one of its joins, so for each
- * such join the first three letters or digits from that run, joined across
- * - ' . as in chunk_hot(), must pass pre3. The parts themselves are words
- * the database saw.
+ * "dualuse"; the tokeniser joins across a hyphen, and across a dot between
+ * single letters, never next to a digit ("2.5") nor across an apostrophe).
+ * A joined word starts at the run of letters and digits before one of its
+ * joins, so for each such join the first three letters or digits from that
+ * run, joined across - ' . as in chunk_hot(), must pass pre3. The parts
+ * themselves are words the database saw.
  */
 static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_t *pre3) {
     for (size_t base = 0; base < len; base += 64) {
@@ -622,9 +627,10 @@ static bool field_may_join_key(const unsigned char *p, size_t len, const uint64_
             size_t i = base + (size_t)__builtin_ctzll(jm);
             if (i == 0 || i + 1 >= len || chunk_cls[p[i - 1]] != 1 ||
                 !chunk_cls[p[i + 1]] ||
-                (p[i] == '.' && i >= 2 && chunk_cls[p[i - 2]] == 1)) {
+                (p[i] == '.' && ((i >= 2 && chunk_cls[p[i - 2]] == 1) ||
+                                 !ascii_letter(p[i - 1]) || !ascii_letter(p[i + 1])))) {
                 /* a sentence's full stop, a dash between spaces; a dot joins
-                 * only after one letter or digit ("U.S.", not "12.5") */
+                 * only one letter to the next ("U.S.", not "2.5" or "12.5") */
                 continue;
             }
             /* A joined word starts at the run before one of its joins. */

@@ -188,6 +188,23 @@ static bool is_apostrophe(long cp) {
     return cp == '\'' || cp == 0x2019;
 }
 
+/* Is @p cp a decimal digit (Unicode Nd, Basic Multilingual Plane: ASCII,
+ * full-width and the digits of other scripts)? Each range is ten code
+ * points from its zero. */
+static bool is_digit(long cp) {
+    static const uint16_t zeros[] = {
+        0x30,   0x660,  0x6f0,  0x7c0,  0x966,  0x9e6,  0xa66,  0xae6,  0xb66,  0xbe6,
+        0xc66,  0xce6,  0xd66,  0xde6,  0xe50,  0xed0,  0xf20,  0x1040, 0x1090, 0x17e0,
+        0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90, 0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620,
+        0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0xff10};
+    for (size_t i = 0; i < sizeof(zeros) / sizeof(zeros[0]); i++) {
+        if (cp >= zeros[i] && cp < zeros[i] + 10) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static size_t utf8_encode(long cp, char *out) {
     if (cp < 0x80) {
         out[0] = (char)cp;
@@ -438,12 +455,14 @@ na_err_t na_rules_tokenize(const char *s, size_t len, struct na_rtoks *t) {
         size_t fold_off = t->text_len;
         size_t fold_len = 0;
         size_t cps = 0;
+        long last_cp = -1; /* the word's last letter or digit */
         while (i < len) {
             cp = decode(p + i, len - i, &n);
             cls = classify(cp);
             if (cls == CLS_WORD) {
                 char buf[4];
                 size_t k = fold_cp(cp, buf);
+                last_cp = cp;
                 if (fold_len + k <= NA_RULES_MAX_TERM_BYTES) {
                     text_append(t, buf, k);
                     fold_len += k;
@@ -495,8 +514,10 @@ na_err_t na_rules_tokenize(const char *s, size_t len, struct na_rtoks *t) {
         bool joins = false;
         if (is_hyphen(next) && classify(after) == CLS_WORD) {
             joins = true;
-        } else if (next == '.' && cps == 1 && classify(after) == CLS_WORD) {
-            /* "U.S." reads as one word too, when the next part is one letter */
+        } else if (next == '.' && cps == 1 && classify(after) == CLS_WORD &&
+                   (!t->split_decimals || (!is_digit(last_cp) && !is_digit(after)))) {
+            /* "U.S." reads as one word too, when the next part is one
+             * letter; digits do not join ("2.5" is 2 and 5, not also 25) */
             long after2 = -1;
             if (i + n + n2 < len) {
                 after2 = decode(p + i + n + n2, len - i - n - n2, &n3);

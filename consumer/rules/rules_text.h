@@ -50,6 +50,13 @@ struct na_rtoks {
     size_t text_len;
     size_t text_cap;
     bool oom;
+    /** Set after na_rtoks_init() by every reader of the rules (queries,
+     *  article fields, watchlists): a dot joins single letters only, so
+     *  "U.S." is also "us" but "2.5" is only "2" and "5". Left false (by
+     *  na_rtoks_init()), a dot joins single digits too ("2.5" is also
+     *  "25"): the story engine reads its chunks that are not ASCII so, as
+     *  its own ASCII reader does, and its decisions are pinned. */
+    bool split_decimals;
 };
 
 void na_rtoks_init(struct na_rtoks *t);
@@ -58,7 +65,9 @@ void na_rtoks_cleanup(struct na_rtoks *t);
 /**
  * @brief Tokenise @p s[0..len): case and accent folding, split on anything
  *        that is not a letter or digit, "'s" dropped, hyphenated words as
- *        parts plus the joined word, CJK ideographs and kana one token each.
+ *        parts plus the joined word, CJK ideographs and kana one token each,
+ *        single letters joined by dots ("U.S.") as parts plus the joined
+ *        word (single digits too unless @p t split_decimals is set).
  *        Invalid UTF-8 bytes are separators. Appends to @p t (which starts
  *        at position 0 when empty).
  * @returns NA_OK or NA_ERR_NOMEM.

@@ -1396,6 +1396,7 @@ na_err_t na_watch_load(const char *path, enum na_watch_format format,
     ld.topic = topic;
     ld.exact_below = exact_case_below;
     na_rtoks_init(&ld.toks);
+    ld.toks.split_decimals = true;
     snprintf(labels, sizeof(labels), "topic=\"%s\"",
              na_metrics_label_escape(topic, esc, sizeof(esc)));
     ld.m_rejected =

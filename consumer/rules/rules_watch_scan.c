@@ -787,6 +787,7 @@ NA_RULES_CLONES static na_err_t scan_fast(struct wscan *ws, const char *s, size_
     na_err_t err = NA_OK;
 
     na_rtoks_init(&toks);
+    toks.split_decimals = true;
     if (words > WMASK_LOCAL) {
         al = malloc(words * sizeof(*al));
         pu = malloc(words * sizeof(*pu));
