@@ -303,9 +303,33 @@ void na_jobs_ledger_write(struct consumer *c, struct job_ctx *jc) {
     }
 }
 
+/* Has @p jc, read back from retry_topic, waited longer than park_max_age
+ * since it was first parked? */
+static bool parked_too_long(const struct consumer *c, const struct job_ctx *jc) {
+    return na_now_ms() - jc->parked_at_ms > c->conf->park_max_age_ms;
+}
+
+/* A parked alert whose route still fails after deliver_max_attempts goes
+ * on waiting, in the deliverer at its place in the route's queue, until
+ * it is park_max_age old (then take_expired() or this callback
+ * dead-letters it). The attempt limit is for alerts sent directly: applied
+ * to parked ones, it dead-lettered the backlog of a route down for hours
+ * one alert every few minutes. Not kept: one whose partition of
+ * retry_topic went to another member without a hand-over (that member
+ * reads it again). A handed-over one is kept, and so released to the new
+ * owner (na_handover_release()). */
+static bool keep_parked(const struct consumer *c, const struct job_ctx *jc) {
+    return jc->from_retry && (jc->handed_over || !jc->entry->orphaned) &&
+           !parked_too_long(c, jc);
+}
+
 void na_jobs_on_delivered(void *opaque, const struct na_delivery_result *res, void *vc) {
     struct consumer *c = vc;
     struct job_ctx *jc = opaque;
+    if (res->keep && keep_parked(c, jc)) {
+        *res->keep = true; /* still in the deliverer: no outcome yet */
+        return;
+    }
     jc->in_deliverer = false;
     if (res->attempts > 1) {
         na_metric_add(na_metrics_get(NA_METRIC_COUNTER,
@@ -339,6 +363,18 @@ void na_jobs_on_delivered(void *opaque, const struct na_delivery_result *res, vo
         na_jobs_end(c, jc);
         return;
     }
+    const char *stage = "deliver";
+    const char *reason = res->error;
+    char expired[128];
+    if (jc->from_retry && res->outcome == NA_OUTCOME_RETRY && parked_too_long(c, jc)) {
+        stage = "park_expired"; /* as take_expired() says it */
+        snprintf(expired, sizeof(expired), "parked for %llds, longer than park_max_age",
+                 (long long)((na_now_ms() - jc->parked_at_ms) / 1000));
+        reason = expired;
+        na_jobs_route_inc("newsalert_consumer_parked_expired_total",
+                          "Parked alerts older than park_max_age, dead-lettered.",
+                          jc->route->name);
+    }
     c->stats->alerts_failed++;
     na_jobs_route_inc("newsalert_consumer_alerts_dead_lettered_total",
                       "Alerts given up on and sent to the dead-letter topic.",
@@ -362,7 +398,7 @@ void na_jobs_on_delivered(void *opaque, const struct na_delivery_result *res, vo
         memcpy(ctx->value, res->body, res->len);
         ctx->len = res->len;
     } /* else: the copy holds the headers only (the alert id is its key) */
-    na_jobs_dlq_fill(ctx, res->alert_id, strlen(res->alert_id), "deliver", res->error,
+    na_jobs_dlq_fill(ctx, res->alert_id, strlen(res->alert_id), stage, reason,
                      res->route->name, jc->partition, jc->offset);
     na_jobs_dlq_produce(c, ctx);
 }

@@ -806,9 +806,58 @@ static void unfold_digest(struct rstate *rs, struct job *dj) {
     job_free(dj);
 }
 
-/* A job ended: every alert it carries ends, in queue order. */
+/* @p j failed and is tried again: when it may start (its backoff, or
+ * longer if the service said so). The whole route waits: a down or
+ * throttling service gets one probe per backoff period, not one per queued
+ * alert. @returns the delay (ms). */
+static int64_t hold_route(const na_deliver_t *d, struct rstate *rs, struct job *j,
+                          int64_t now) {
+    int64_t delay = backoff_ms(d, j);
+    int64_t ra = na_http_retry_after_ms(j->retry_after, na_now_ms() / 1000);
+    int64_t body_ra = j->status == 429 ? retry_after_body_ms(j->response) : -1;
+    if (ra > delay) {
+        delay = ra;
+    }
+    if (body_ra > delay) {
+        delay = body_ra;
+    }
+    j->not_before_ms = now + delay;
+    if (j->not_before_ms > rs->blocked_until_ms) {
+        rs->blocked_until_ms = j->not_before_ms;
+    }
+    return delay;
+}
+
+static void log_retry(const struct job *j, int64_t delay) {
+    na_log(NA_LOG_WARN, "deliver", "retry",
+           "route=%s alert=%s attempt=%d status=%ld err=%s retry_in_ms=%lld",
+           na_log_q(j->route->name), j->alert_id, j->attempts, j->status,
+           na_log_q(j->error), (long long)delay);
+}
+
+/* The done callback kept @p kj (an alert whose attempts ran out, see
+ * na_delivery_result.keep): back to its place in the queue, tried again
+ * after @p failed's backoff (hold_route()) like any retry; it ends in a
+ * later callback. @p failed is the job that failed: @p kj itself, or the
+ * digest that carried it. */
+static void keep_job(na_deliver_t *d, const struct job *failed, struct job *kj,
+                     int64_t delay) {
+    /* A digest's alert goes on alone, as one being retried (not folded
+     * again while the route fails). */
+    kj->attempts = failed->attempts;
+    kj->not_before_ms = failed->not_before_ms;
+    kj->rs->pending++;
+    d->pending++;
+    log_retry(kj, delay);
+    push_back_in_order(kj->rs, kj);
+}
+
+/* A job ended: every alert it carries ends, in queue order (but one the
+ * callback keeps, after a RETRY failure). */
 static void finish(na_deliver_t *d, struct job *j, na_outcome_t outcome,
                    na_deliver_done_cb *cb, void *ctx) {
+    bool keep = false;
+    int64_t delay = -1; /* of the alerts kept: hold_route() once */
     struct na_delivery_result res = {
         .route = j->route,
         .alert_id = j->alert_id,
@@ -825,9 +874,14 @@ static void finish(na_deliver_t *d, struct job *j, na_outcome_t outcome,
     }
     if (!j->members) {
         res.body_take = &j->body;
+        res.keep = outcome == NA_OUTCOME_RETRY ? &keep : NULL;
         d->pending--;
         j->rs->pending--;
         cb(j->opaque, &res, ctx);
+        if (keep) {
+            keep_job(d, j, j, hold_route(d, j->rs, j, na_mono_ms()));
+            return;
+        }
     }
     for (size_t i = 0; i < j->members_cnt; i++) {
         struct job *mj = j->members[i].job;
@@ -837,9 +891,18 @@ static void finish(na_deliver_t *d, struct job *j, na_outcome_t outcome,
         res.body = mj ? mj->body : j->body;
         res.len = mj ? mj->len : j->len;
         res.body_take = mj ? &mj->body : NULL;
+        keep = false;
+        res.keep = outcome == NA_OUTCOME_RETRY && mj ? &keep : NULL;
         d->pending--;
         j->rs->pending--;
         cb(j->members[i].opaque, &res, ctx);
+        if (keep) {
+            if (delay < 0) {
+                delay = hold_route(d, j->rs, j, na_mono_ms());
+            }
+            j->members[i].job = NULL; /* not freed with the digest */
+            keep_job(d, j, mj, delay);
+        }
     }
     job_free(j);
 }
@@ -903,29 +966,12 @@ void na_deliver_run(na_deliver_t *d, int timeout_ms, na_deliver_done_cb *cb, voi
             }
         }
         if (outcome == NA_OUTCOME_RETRY && j->attempts < d->opts.max_attempts) {
-            int64_t delay = backoff_ms(d, j);
-            int64_t ra = na_http_retry_after_ms(j->retry_after, na_now_ms() / 1000);
-            int64_t body_ra = j->status == 429 ? retry_after_body_ms(j->response) : -1;
-            if (ra > delay) {
-                delay = ra;
-            }
-            if (body_ra > delay) {
-                delay = body_ra;
-            }
-            j->not_before_ms = now + delay;
-            /* The whole route waits: a down or throttling service gets one
-             * probe per backoff period, not one per queued alert. */
-            if (j->not_before_ms > rs->blocked_until_ms) {
-                rs->blocked_until_ms = j->not_before_ms;
-            }
+            int64_t delay = hold_route(d, rs, j, now);
             if (j->status == 429) {
                 route_metric(j->route, "newsalert_consumer_route_throttled_total",
                              "Requests a route answered 429 (rate limited).");
             }
-            na_log(NA_LOG_WARN, "deliver", "retry",
-                   "route=%s alert=%s attempt=%d status=%ld err=%s retry_in_ms=%lld",
-                   na_log_q(j->route->name), j->alert_id, j->attempts, j->status,
-                   na_log_q(j->error), (long long)delay);
+            log_retry(j, delay);
             push_back_in_order(rs, j);
             continue;
         }

@@ -7,7 +7,9 @@
  * Single-threaded: submit, run and the done callback all happen on the
  * caller's thread. An alert ends exactly once, in the done callback, with
  * NA_OUTCOME_OK (2xx) or a final failure (DROP, or RETRY after the last
- * attempt) that the caller dead-letters.
+ * attempt) that the caller dead-letters; or the callback keeps an alert
+ * whose attempts ran out (na_delivery_result.keep), and it ends in a later
+ * callback.
  *
  * Per route: a FIFO queue, a token bucket (route rate_per_s / burst, else
  * the format's defaults), a route-wide pause after a failure, a 429's
@@ -55,6 +57,13 @@ struct na_delivery_result {
      *  *res->body_take; *res->body_take = NULL;` and free() b later. NULL
      *  when the body cannot be taken. */
     char **body_take;
+    /** RETRY after the last attempt: the callback may set `*res->keep =
+     *  true` (and leave the body) to keep trying instead. The alert goes
+     *  back to its place in its route's queue, tried again after a backoff
+     *  that goes on growing up to backoff_max_ms, and the callback
+     *  is called again when that attempt ends (or the alert is taken out
+     *  with na_deliver_take()). NULL for any other outcome. */
+    bool *keep;
     na_outcome_t outcome;
     long status; /**< last HTTP status (0: no response) */
     int attempts;

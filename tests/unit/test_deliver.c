@@ -753,6 +753,126 @@ static void test_failed_alerts_are_retried_in_their_order(void **state) {
     assert_int_equal(order[2], 2);
 }
 
+/* ---- alerts the caller keeps past max_attempts (parked alerts) ---- */
+
+struct kept {
+    int calls;
+    int ok;
+    int failed; /* ended RETRY, not kept */
+    int kept;
+    int last_attempts;
+};
+
+/* Keeps every alert whose id ends in an even digit; the others end. */
+static void on_kept(void *opaque, const struct na_delivery_result *res, void *ctx) {
+    struct kept *k = ctx;
+    (void)opaque;
+    k->calls++;
+    k->last_attempts = res->attempts;
+    if (res->outcome == NA_OUTCOME_OK) {
+        assert_null(res->keep);
+        assert_int_equal(res->digest_cnt, 0);
+        k->ok++;
+        return;
+    }
+    assert_int_equal(res->outcome, NA_OUTCOME_RETRY);
+    assert_non_null(res->keep);
+    if ((res->alert_id[NA_SHA256_HEX_LEN - 1] - '0') % 2 == 0) {
+        *res->keep = true;
+        k->kept++;
+        return;
+    }
+    k->failed++;
+}
+
+/* Submit @p n alerts (ids and bodies numbered from 0) to @p s with
+ * @p max_attempts and run until all ended or 15 s passed. */
+static void deliver_kept(struct server *s, json_t *route_json, int n, int max_attempts,
+                         struct kept *k) {
+    struct na_routes routes = {NULL, 0};
+    char url[64], errstr[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", s->port);
+    json_object_set_new(route_json, "url", json_string(url));
+    json_t *arr = json_pack("[o]", route_json);
+    assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
+    json_decref(arr);
+    struct na_deliver_opts opts = {4, 5000, 5000, max_attempts, 50, 200, "test", false};
+    na_deliver_t *d = na_deliver_new(&opts);
+    for (int i = 0; i < n; i++) {
+        char id[NA_SHA256_HEX_LEN + 1];
+        char body[32];
+        snprintf(id, sizeof(id), "%064d", i);
+        snprintf(body, sizeof(body), "{\"a\":%d}", i);
+        assert_int_equal(na_deliver_submit_steal(d, &routes.v[0], id, strdup(body),
+                                                 strlen(body), item_new(i), NULL),
+                         NA_OK);
+    }
+    int64_t deadline = na_mono_ms() + 15000;
+    while (na_deliver_pending(d) && na_mono_ms() < deadline) {
+        na_deliver_run(d, 50, on_kept, k);
+    }
+    assert_int_equal(na_deliver_pending(d), 0);
+    na_deliver_destroy(d);
+    na_routes_cleanup(&routes);
+}
+
+/* An alert whose attempts ran out and that the caller keeps (a parked
+ * alert younger than park_max_age) is tried again, as the head of its
+ * route's queue: the alerts behind it wait, and go once it got through. */
+static void test_a_kept_alert_is_tried_past_max_attempts_at_its_place(void **state) {
+    (void)state;
+    struct server s;
+    struct kept k = {0};
+    memset(&s, 0, sizeof(s));
+    for (int i = 0; i < 4; i++) {
+        s.script[i] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    }
+    server_start(&s);
+    deliver_kept(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 100.0, "burst", 1.0,
+                           "digest_threshold", 0),
+                 2, 2, &k);
+    server_stop(&s);
+    /* Alert 0 ran out at its 2nd, 3rd and 4th attempts, got through at its
+     * 5th; alert 1 went after it, at once. */
+    assert_int_equal(k.kept, 3);
+    assert_int_equal(k.failed, 0);
+    assert_int_equal(k.ok, 2);
+    assert_int_equal(k.calls, 5);
+    assert_int_equal(s.requests, 6);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(s.bodies[i], "{\"a\":0}");
+    }
+    assert_string_equal(s.bodies[5], "{\"a\":1}");
+}
+
+/* A digest that ran out of attempts: the alerts the caller keeps go on
+ * alone, in their order (not folded again while the route fails); the
+ * others end. */
+static void test_kept_alerts_of_a_failed_digest_go_on_alone(void **state) {
+    (void)state;
+    struct server s;
+    struct kept k = {0};
+    memset(&s, 0, sizeof(s));
+    s.script[0] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    server_start(&s);
+    deliver_kept(&s,
+                 json_pack("{s:f, s:f, s:i}", "rate_per_s", 50.0, "burst", 1.0,
+                           "digest_threshold", 3),
+                 10, 1, &k);
+    server_stop(&s);
+    assert_int_equal(k.failed, 5);
+    assert_int_equal(k.kept, 5);
+    assert_int_equal(k.ok, 5);
+    assert_int_equal(s.requests, 6);
+    assert_non_null(strstr(s.bodies[0], "\"schema\":\"alert-digest/v1\""));
+    for (int i = 1; i < 6; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "{\"a\":%d}", 2 * (i - 1));
+        assert_string_equal(s.bodies[i], want);
+    }
+}
+
 static int setup(void **state) {
     (void)state;
     return na_http_global_init() ? -1 : 0;
@@ -785,6 +905,8 @@ int main(void) {
         cmocka_unit_test(test_route_failure_pauses_the_whole_route),
         cmocka_unit_test(test_failed_alerts_are_retried_in_their_order),
         cmocka_unit_test(test_an_answered_request_holds_its_route_until_recorded),
+        cmocka_unit_test(test_a_kept_alert_is_tried_past_max_attempts_at_its_place),
+        cmocka_unit_test(test_kept_alerts_of_a_failed_digest_go_on_alone),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

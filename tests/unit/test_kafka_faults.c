@@ -642,6 +642,264 @@ static void test_consumer_swaps_routes_only_once_no_job_points_at_them(void **st
     na_routes_cleanup(&swap_conf.routes);
 }
 
+/* ---- parked alerts: a route that stays down ---- */
+
+/* A consumer daemon on its own thread, stopped by the test (or, when an
+ * assertion ended the test first, by park_teardown()). */
+struct park_run {
+    struct na_consumer_conf conf;
+    struct na_consumer_stats stats;
+    volatile sig_atomic_t running;
+    bool started;
+    pthread_t thread;
+    na_err_t err;
+    char errstr[512];
+    char rules[512];
+    char url[128];
+};
+
+static void *park_run_main(void *arg) {
+    struct park_run *r = arg;
+    FILE *out = fopen("/dev/null", "w");
+    r->err = na_consumer_run(&r->conf, &r->running, out, &r->stats, r->errstr,
+                             sizeof(r->errstr));
+    fclose(out);
+    return NULL;
+}
+
+/* Start a consumer of @p topic (group @p group, ledger, dead letters and
+ * retry topic named after it) whose one route, the stub, is parked after
+ * 500 ms of failures; its alerts may be tried twice (deliver_max_attempts
+ * 2, four seconds apart: an alert sent directly cannot run out of attempts
+ * before its route is parked). */
+static void park_start(struct park_run *r, const char *topic, const char *group,
+                       const char *park_max_age) {
+    char errstr[512], name[128];
+    const char *src = getenv("NA_SOURCE_DIR");
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(
+        na_conf_defaults(na_consumer_conf_table, &r->conf, errstr, sizeof(errstr)),
+        NA_OK);
+    snprintf(r->rules, sizeof(r->rules), "%s/examples/rules.json", src ? src : ".");
+#define SET(k, v)                                                                        \
+    assert_int_equal(na_conf_set(na_conf_find(na_consumer_conf_table, k), &r->conf, v,   \
+                                 "t", errstr, sizeof(errstr)),                           \
+                     NA_OK)
+    SET("brokers", bootstraps);
+    SET("topic", topic);
+    SET("group_id", group);
+    SET("rules", r->rules);
+    snprintf(name, sizeof(name), "%s.dlq", topic);
+    SET("dlq_topic", name);
+    snprintf(name, sizeof(name), "%s.alerts", topic);
+    SET("ledger_topic", name);
+    snprintf(name, sizeof(name), "%s.retry", topic);
+    SET("retry_topic", name);
+    SET("create_topics", "false");
+    SET("stories", "false");
+    SET("park_after", "500ms");
+    SET("park_max_age", park_max_age);
+    SET("deliver_max_attempts", "2");
+    SET("deliver_backoff", "4s");
+    SET("deliver_backoff_max", "4s");
+    SET("drain_timeout", "5s");
+#undef SET
+    assert_int_equal(na_kafka_props_add(&r->conf.props, "auto.commit.interval.ms=300"),
+                     NA_OK);
+    snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%d/hook", stub.port);
+    /* One request per alert (no digests), so requests count alerts. */
+    json_t *routes = json_pack("[{s:s, s:s, s:i}]", "url", r->url, "format", "json",
+                               "digest_threshold", 1000000);
+    assert_int_equal(na_routes_parse(routes, &r->conf.routes, errstr, sizeof(errstr)),
+                     NA_OK);
+    json_decref(routes);
+    r->running = 1;
+    assert_int_equal(pthread_create(&r->thread, NULL, park_run_main, r), 0);
+    r->started = true;
+}
+
+/* @returns the consumer's error (NA_OK when it was not running). */
+static na_err_t park_stop(struct park_run *r) {
+    if (!r->started) {
+        return NA_OK;
+    }
+    r->started = false;
+    r->running = 0;
+    pthread_join(r->thread, NULL);
+    na_conf_cleanup(na_consumer_conf_table, &r->conf);
+    na_kafka_props_cleanup(&r->conf.props);
+    na_routes_cleanup(&r->conf.routes);
+    return r->err;
+}
+
+static struct park_run park;
+
+static int park_teardown(void **state) {
+    (void)state;
+    (void)park_stop(&park);
+    pthread_mutex_lock(&stub.lock);
+    stub.post_status = 200;
+    pthread_mutex_unlock(&stub.lock);
+    return 0;
+}
+
+static void stub_answer(int status) {
+    pthread_mutex_lock(&stub.lock);
+    stub.post_status = status;
+    pthread_mutex_unlock(&stub.lock);
+}
+
+static int stub_posts(void) {
+    pthread_mutex_lock(&stub.lock);
+    int n = stub.posts_cnt;
+    pthread_mutex_unlock(&stub.lock);
+    return n;
+}
+
+/* The offset @p group committed on partition 0 of @p topic (-1: none). */
+static int64_t committed_offset(const char *topic, const char *group) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0);
+    int64_t offset = rd_kafka_committed(rk, l, 5000) ? -1 : l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return offset;
+}
+
+/* Records of @p topic (one partition) whose error.stage header is @p stage. */
+static int count_stage(const char *topic, const char *stage) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "counter", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int n = 0;
+    bool eof = false;
+    int64_t deadline = na_mono_ms() + 20000;
+    while (!eof && na_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *v = NULL;
+        size_t len = 0;
+        if (!m) {
+            continue;
+        }
+        eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+        if (!m->err && !rd_kafka_message_headers(m, &hdrs) &&
+            !rd_kafka_header_get_last(hdrs, "error.stage", &v, &len)) {
+            n += len == strlen(stage) && !memcmp(v, stage, len);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    assert_true(eof);
+    return n;
+}
+
+/* Produce the feed into @p topic (and the daemon's other topics), start a
+ * consumer whose route answers 503, and wait until every article finished
+ * (its alerts parked). @returns the alerts parked. */
+static int park_feed(struct park_run *r, const char *topic, const char *group,
+                     const char *park_max_age) {
+    struct na_producer_stats pstats;
+    char name[128];
+    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
+    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
+        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
+    }
+    produce_feed(topic, &pstats);
+    assert_int_equal(pstats.delivered, ITEMS);
+    stub_answer(503);
+    park_start(r, topic, group, park_max_age);
+    int64_t deadline = na_mono_ms() + 60000;
+    while (committed_offset(topic, group) < ITEMS && na_mono_ms() < deadline) {
+        na_sleep_ms(200);
+    }
+    assert_int_equal(committed_offset(topic, group), ITEMS);
+    snprintf(name, sizeof(name), "%s.retry", topic);
+    int parked = count_records(name, 1);
+    assert_true(parked >= ITEMS); /* each item raises at least export_controls */
+    return parked;
+}
+
+/* Regression: a parked alert read back from the retry topic was dead-
+ * lettered after deliver_max_attempts (stage "deliver"), not after
+ * park_max_age: a route down for hours lost its backlog, one alert every
+ * few minutes. Now the parked alerts wait for the route (its backoff
+ * probing it) and all go out once it answers, each once, none
+ * dead-lettered. */
+static void
+test_parked_alerts_outlast_deliver_max_attempts_until_the_route_answers(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    int before = stub_posts();
+    int parked = park_feed(r, "faults.park", "faults-park", "1h");
+
+    /* Down for long enough that each parked alert sent so far used its
+     * two attempts (the first parked alert, at least, three times over). */
+    na_sleep_ms(12000);
+    assert_int_equal(stub_posts(), before);
+    int dead = count_records("faults.park.dlq", 1);
+    assert_int_equal(dead, 0);
+
+    stub_answer(200);
+    int64_t deadline = na_mono_ms() + 60000;
+    while (stub_posts() - before < parked && na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    na_sleep_ms(2000); /* nothing more comes (no alert twice) */
+    assert_int_equal(park_stop(r), NA_OK);
+    int sent = stub_posts() - before;
+    assert_int_equal(sent, parked);
+    for (int i = before; i < before + sent; i++) {
+        for (int k = before; k < i; k++) {
+            assert_string_not_equal(stub.posts[i].webhook_id, stub.posts[k].webhook_id);
+        }
+    }
+    assert_int_equal(r->stats.alerts_sent, (unsigned long long)parked);
+    assert_int_equal(r->stats.alerts_failed, 0);
+    assert_int_equal(count_records("faults.park.dlq", 1), 0);
+}
+
+/* ... and a parked alert whose route never answers goes to the
+ * dead-letter topic once it is park_max_age old (stage park_expired), each
+ * once, also the one being retried when it got that old. */
+static void
+test_parked_alerts_of_a_route_that_stays_down_expire_at_park_max_age(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    int before = stub_posts();
+    int64_t t0 = na_mono_ms();
+    int parked = park_feed(r, "faults.expire", "faults-expire", "8s");
+    /* None before park_max_age: the first were parked after t0. */
+    if (na_mono_ms() - t0 < 7000) {
+        assert_int_equal(count_records("faults.expire.dlq", 1), 0);
+    }
+    int64_t deadline = na_mono_ms() + 60000;
+    while (count_records("faults.expire.dlq", 1) < parked && na_mono_ms() < deadline) {
+        na_sleep_ms(500);
+    }
+    na_sleep_ms(1000);
+    assert_int_equal(park_stop(r), NA_OK);
+    assert_int_equal(stub_posts(), before);
+    assert_int_equal(count_records("faults.expire.dlq", 1), parked);
+    assert_int_equal(count_stage("faults.expire.dlq", "park_expired"), parked);
+}
+
+
 int main(void) {
     /* before libcrypto allocates anything (it refuses later) */
     if (!CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free)) {
@@ -656,6 +914,12 @@ int main(void) {
         cmocka_unit_test(test_consumer_retries_refused_dlq_and_ledger_writes),
         cmocka_unit_test(test_consumer_swaps_routes_only_once_no_job_points_at_them),
         cmocka_unit_test(test_produce_fetch_without_memory_for_ids_is_read_again),
+        cmocka_unit_test_teardown(
+            test_parked_alerts_outlast_deliver_max_attempts_until_the_route_answers,
+            park_teardown),
+        cmocka_unit_test_teardown(
+            test_parked_alerts_of_a_route_that_stays_down_expire_at_park_max_age,
+            park_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
