@@ -851,6 +851,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
         na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_alerts_pending",
                                      "Alerts queued or in flight.", NULL),
                       (double)pending);
+        na_park_for_swap(&c);
         swap_routes_when_quiet(&c);
         update_pause(&c);
         if (conf->exit_eof && caught_up(&c)) {

@@ -336,6 +336,9 @@ void na_park_on_confirm(struct consumer *c, struct job_ctx *jc, rd_kafka_resp_er
 bool na_park_main_job(void *opaque, void *ctx);
 /** @brief Park and unpark routes; dead-letter parked alerts too old. */
 void na_park_check(struct consumer *c);
+/** @brief While routes wait to be swapped (SIGHUP), alerts read back from
+ *         retry_topic that wait in the deliverer go back to it. */
+void na_park_for_swap(struct consumer *c);
 /** @brief One record of retry_topic. */
 void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm);
 /** @brief Hold or release the partitions of retry_topic. */

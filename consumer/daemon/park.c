@@ -152,6 +152,34 @@ static bool take_for_park(struct na_deliver_queued *q, void *vc) {
     return true;
 }
 
+/* na_deliver_take() while new routes wait to replace the old ones (SIGHUP):
+ * an alert read back from retry_topic that waits in the deliverer for its
+ * route (down, and kept past its attempts until park_max_age) goes back
+ * to retry_topic, its parked time kept, and is read again after the swap.
+ * Else the swap, which needs every job of the old routes gone, would wait
+ * for that route to answer, consumption paused all the while. */
+static bool take_for_swap(struct na_deliver_queued *q, void *vc) {
+    struct consumer *c = vc;
+    struct job_ctx *jc = q->opaque;
+    if (!jc || !jc->from_retry || jc->handed_over) {
+        return false;
+    }
+    jc->in_deliverer = false;
+    jc->body = q->body;
+    jc->len = q->len;
+    jc->item = q->item;
+    na_log(NA_LOG_INFO, "consumer", "parked_for_swap", "route=%s alert=%s",
+           na_log_q(jc->route->name), jc->alert_id);
+    na_park_job(c, jc);
+    return true;
+}
+
+void na_park_for_swap(struct consumer *c) {
+    if (c->swap_pending) {
+        (void)na_deliver_take(c->deliver, NULL, take_for_swap, c);
+    }
+}
+
 static void set_route_parked(struct consumer *c, size_t r, bool parked) {
     char esc[256], labels[300];
     const struct na_route *route = &c->routes->v[r];

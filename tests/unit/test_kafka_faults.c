@@ -658,6 +658,21 @@ struct park_run {
     char url[128];
 };
 
+/* The config file park_start() gives its consumer (NULL: none). */
+static const char *park_config;
+
+/* A config file of one route, "hook", to the stub's @p path, one request
+ * per alert. */
+static void write_park_routes(const char *file, const char *path) {
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"routes\": [{\"name\": \"hook\", \"url\": \"http://127.0.0.1:%d%s\", "
+            "\"format\": \"json\", \"digest_threshold\": 1000000}]}\n",
+            stub.port, path);
+    fclose(f);
+}
+
 static void *park_run_main(void *arg) {
     struct park_run *r = arg;
     FILE *out = fopen("/dev/null", "w");
@@ -708,8 +723,9 @@ static void park_start(struct park_run *r, const char *topic, const char *group,
                      NA_OK);
     snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%d/hook", stub.port);
     /* One request per alert (no digests), so requests count alerts. */
-    json_t *routes = json_pack("[{s:s, s:s, s:i}]", "url", r->url, "format", "json",
-                               "digest_threshold", 1000000);
+    json_t *routes = json_pack("[{s:s, s:s, s:s, s:i}]", "name", "hook", "url", r->url,
+                               "format", "json", "digest_threshold", 1000000);
+    r->conf.config_path = park_config; /* SIGHUP reads its routes (NULL: none) */
     assert_int_equal(na_routes_parse(routes, &r->conf.routes, errstr, sizeof(errstr)),
                      NA_OK);
     json_decref(routes);
@@ -874,6 +890,45 @@ test_parked_alerts_outlast_deliver_max_attempts_until_the_route_answers(void **s
     assert_int_equal(count_records("faults.park.dlq", 1), 0);
 }
 
+/* Regression: parked alerts waiting in the deliverer for their route (kept
+ * past their attempts) held a SIGHUP's new routes back until that route
+ * answered (the swap needs every job of the old routes gone), consumption
+ * paused all the while. They go back to the retry topic instead: the swap
+ * happens, and once the route answers they all go out through the new
+ * routes, each once. */
+static void test_parked_alerts_waiting_do_not_hold_a_route_swap(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/park-routes.json", dir);
+    write_park_routes(cfg, "/hook");
+    park_config = cfg;
+    int before = stub_posts();
+    int parked = park_feed(r, "faults.swapp", "faults-swapp", "1h");
+    park_config = NULL;
+    na_sleep_ms(6000); /* the first ones read back: tried twice, kept */
+    write_park_routes(cfg, "/hook2");
+    na_daemon_request_reload();
+    na_sleep_ms(4000); /* swapped (nothing answers yet) */
+    assert_int_equal(stub_posts(), before);
+    stub_answer(200);
+    int64_t deadline = na_mono_ms() + 60000;
+    while (stub_posts() - before < parked && na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    na_sleep_ms(2000); /* nothing more comes (no alert twice) */
+    assert_int_equal(park_stop(r), NA_OK);
+    int sent = stub_posts() - before;
+    assert_int_equal(sent, parked);
+    for (int i = before; i < before + sent; i++) {
+        assert_string_equal(stub.posts[i].path, "/hook2");
+        for (int k = before; k < i; k++) {
+            assert_string_not_equal(stub.posts[i].webhook_id, stub.posts[k].webhook_id);
+        }
+    }
+    assert_int_equal(count_records("faults.swapp.dlq", 1), 0);
+}
+
 /* ... and a parked alert whose route never answers goes to the
  * dead-letter topic once it is park_max_age old (stage park_expired), each
  * once, also the one being retried when it got that old. */
@@ -899,7 +954,6 @@ test_parked_alerts_of_a_route_that_stays_down_expire_at_park_max_age(void **stat
     assert_int_equal(count_stage("faults.expire.dlq", "park_expired"), parked);
 }
 
-
 int main(void) {
     /* before libcrypto allocates anything (it refuses later) */
     if (!CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free)) {
@@ -920,6 +974,8 @@ int main(void) {
         cmocka_unit_test_teardown(
             test_parked_alerts_of_a_route_that_stays_down_expire_at_park_max_age,
             park_teardown),
+        cmocka_unit_test_teardown(test_parked_alerts_waiting_do_not_hold_a_route_swap,
+                                  park_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
