@@ -527,18 +527,48 @@ struct csv {
     struct na_buf field;
     size_t *starts; /* field starts in .field (NUL-separated) */
     size_t fields_cnt, fields_cap;
+    size_t rec_start; /* offset of the last record read */
+    size_t span_line; /* the record's first quoted field over a line end: the
+                       * line of its opening quote (0: none) */
+    size_t span_end;  /* and of its closing quote */
 };
 
 /*
+ * After a malformed record that ran over line ends inside quotes: go on at
+ * the line after its start (@p line). Its opening quote may be a stray one
+ * that the next quote of the file closed, so the lines it took can be rows
+ * of their own.
+ */
+static void csv_resume(struct csv *c, size_t line) {
+    const char *nl = memchr(c->s + c->rec_start, '\n', c->len - c->rec_start);
+    c->i = nl ? (size_t)(nl - c->s) + 1 : c->len;
+    c->line = line + 1;
+}
+
+/* Append to why what happened to a malformed record that ran over line ends
+ * inside quotes, and resume at the line after its start. */
+static void csv_reject_spanning(struct csv *c, size_t line, char *why, size_t why_size) {
+    size_t n = strlen(why);
+    snprintf(why + n, why_size - n,
+             " (the quote opened on line %zu closes on line %zu: an unmatched quote? "
+             "only this row is skipped; reading goes on at line %zu)",
+             c->span_line, c->span_end, line + 1);
+    csv_resume(c, line);
+}
+
+/*
  * Read one record. @returns 1 with the record's fields, 0 at the end, -1
- * for a malformed record (why set; the reader stands at the next line).
- * *line gets the record's first line.
+ * for a malformed record (why set; the reader stands at the next line, or,
+ * when the record ran over line ends inside quotes, at the line after its
+ * start). *line gets the record's first line.
  */
 static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
     size_t too_long = 0;
     why[0] = '\0';
     c->field.len = 0;
     c->fields_cnt = 0;
+    c->span_line = 0;
+    c->span_end = 0;
     /* skip empty lines */
     while (c->i < c->len && (c->s[c->i] == '\n' || c->s[c->i] == '\r')) {
         c->line += c->s[c->i] == '\n';
@@ -548,6 +578,7 @@ static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
         return 0;
     }
     *line = c->line;
+    c->rec_start = c->i;
     for (;;) {
         size_t *st =
             na_watch_grow(c->starts, &c->fields_cap, c->fields_cnt + 1, sizeof(*st));
@@ -567,18 +598,7 @@ static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
                              "quoted field of line %zu is not closed before the end of "
                              "the file (row skipped; reading goes on at the next line)",
                              qline);
-                    /* go on at the line after the record's start */
-                    c->i = 0;
-                    c->line = 1;
-                    for (size_t k = 0; k < c->len && c->line <= *line; k++) {
-                        if (c->s[k] == '\n') {
-                            c->line++;
-                            c->i = k + 1;
-                        }
-                    }
-                    if (c->line <= *line) {
-                        c->i = c->len;
-                    }
+                    csv_resume(c, *line);
                     return -1;
                 }
                 char ch = c->s[c->i];
@@ -591,6 +611,9 @@ static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
                         continue;
                     }
                     c->i++;
+                    if (c->span_line && !c->span_end) {
+                        c->span_end = c->line;
+                    }
                     break;
                 }
                 if (ch == '\n') {
@@ -601,6 +624,9 @@ static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
                 size_t run = q ? (size_t)(q - (c->s + c->i)) : c->len - c->i;
                 for (size_t k = 1; k < run; k++) {
                     c->line += c->s[c->i + k] == '\n';
+                }
+                if (!c->span_line && c->line != qline) {
+                    c->span_line = qline;
                 }
                 if (flen < NA_WATCH_MAX_FIELD_BYTES) {
                     size_t take = run < NA_WATCH_MAX_FIELD_BYTES - flen
@@ -615,6 +641,10 @@ static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
                 c->s[c->i] != '\r') {
                 snprintf(why, why_size, "text after the closing quote of field %zu",
                          c->fields_cnt);
+                if (c->span_line) {
+                    csv_reject_spanning(c, *line, why, why_size);
+                    return -1;
+                }
                 while (c->i < c->len && c->s[c->i] != '\n') {
                     c->i++;
                 }
@@ -630,6 +660,10 @@ static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
             if (memchr(c->s + a, '"', flen)) {
                 snprintf(why, why_size, "a quote inside unquoted field %zu",
                          c->fields_cnt);
+                if (c->span_line) {
+                    csv_reject_spanning(c, *line, why, why_size);
+                    return -1;
+                }
                 while (c->i < c->len && c->s[c->i] != '\n') {
                     c->i++;
                 }
@@ -663,6 +697,9 @@ static int csv_record(struct csv *c, size_t *line, char *why, size_t why_size) {
     if (too_long) {
         snprintf(why, why_size, "field %zu is longer than %u bytes", too_long,
                  NA_WATCH_MAX_FIELD_BYTES);
+        if (c->span_line) {
+            csv_reject_spanning(c, *line, why, why_size);
+        }
         return -1;
     }
     return 1;
@@ -813,8 +850,12 @@ static na_err_t load_csv(struct wload *ld, const char *buf, size_t len, char *er
             continue;
         }
         if (c.fields_cnt != ncols) {
-            note(ld, line, true, "%zu fields where the header has %zu", c.fields_cnt,
-                 ncols);
+            snprintf(why, sizeof(why), "%zu fields where the header has %zu",
+                     c.fields_cnt, ncols);
+            if (c.span_line) {
+                csv_reject_spanning(&c, line, why, sizeof(why));
+            }
+            note(ld, line, true, "%s", why);
             continue;
         }
         const char *bad = NULL;

@@ -980,6 +980,66 @@ static void test_watchlist_unclosed_quote_skips_one_row(void **state) {
     na_rules_destroy(rules);
 }
 
+/* A stray opening quote is closed by the next quote of the file, often the
+ * quoted address of a later row: the rows in between were read as one field
+ * of the bad row and lost with it, under one message about "text after the
+ * closing quote". Only the row with the stray quote is rejected now, named
+ * by its line, and the reading goes on at the line after it. */
+static void test_watchlist_stray_quote_closed_later_skips_one_row(void **state) {
+    (void)state;
+    write_str("sq.csv", "name,source,addresses\n"
+                        "First Party,A,\n"
+                        "\"Unclosed Party,B,\n"
+                        "Third Party,C,\n"
+                        "Fourth Party,D,\"Road 1, Moscow, RU\"\n"
+                        "Fifth Party,E,\n");
+    na_rules_t *rules = watch_ok("sq.csv", "csl-csv", "");
+    dump_messages(rules);
+    size_t entries = 0;
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 1);
+    assert_int_equal(entries, 4);
+    assert_true(has_message(rules, "sq.csv:3: text after the closing quote of field 1",
+                            "quote opened on line 3 closes on line 5",
+                            "reading goes on at line 4", NULL));
+    expect_parties(rules, "First Party, Third Party, Fourth Party and Fifth Party",
+                   "First Party|Third Party|Fourth Party|Fifth Party");
+    struct na_classification c;
+    const struct na_match *m = classify(rules, NULL, "Fourth Party", &c);
+    assert_non_null(m);
+    assert_string_equal(m->parties[0].country, "RU");
+    na_classification_cleanup(&c);
+    na_rules_destroy(rules);
+
+    /* the next quote ends a line: a row of too few fields, rejected alone */
+    write_str("sq2.csv", "name,source,addresses\n"
+                         "First Party,A,\n"
+                         "\"Unclosed Party,B,\n"
+                         "Third Party,C,\n"
+                         "Fourth Party,D,\"\n"
+                         "Fifth Party,E,\n");
+    rules = watch_ok("sq2.csv", "csl-csv", "");
+    dump_messages(rules);
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 2);
+    assert_int_equal(entries, 3);
+    assert_true(has_message(rules, "sq2.csv:3: 1 fields where the header has 3",
+                            "reading goes on at line 4", NULL));
+    assert_true(has_message(rules, "sq2.csv:5: ", "quote", NULL));
+    expect_parties(rules, "First Party, Third Party, Fourth Party and Fifth Party",
+                   "First Party|Third Party|Fifth Party");
+    na_rules_destroy(rules);
+
+    /* a quoted field over several lines that is well formed stays one row */
+    write_str("ml.csv", "name,source,addresses\n"
+                        "First Party,A,\"Road 1,\nMoscow, RU\"\n"
+                        "Second Party,B,\n");
+    rules = watch_ok("ml.csv", "csl-csv", "");
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 0);
+    assert_int_equal(entries, 2);
+    expect_parties(rules, "First Party, Moscow and Second Party",
+                   "First Party|Second Party");
+    na_rules_destroy(rules);
+}
+
 static void test_watchlist_bad_json_entries_named_rest_loaded(void **state) {
     (void)state;
     write_str("bad.json", "{\"results\": [\n"
@@ -1239,6 +1299,7 @@ int main(void) {
         cmocka_unit_test(test_watchlist_load_errors),
         cmocka_unit_test(test_watchlist_bad_rows_named_rest_loaded),
         cmocka_unit_test(test_watchlist_unclosed_quote_skips_one_row),
+        cmocka_unit_test(test_watchlist_stray_quote_closed_later_skips_one_row),
         cmocka_unit_test(test_watchlist_bad_json_entries_named_rest_loaded),
         cmocka_unit_test(test_watchlist_names_bad_lines),
         cmocka_unit_test(test_watchlist_hostile_text),
