@@ -425,26 +425,159 @@ static bool names_individual(struct wload *ld, const char *s, size_t len) {
     return true;
 }
 
-/* Append to *buf (a "; " list) the value v[0..len) unless already there. */
-static na_err_t list_add(struct na_buf *buf, const char *v, size_t len) {
+/*
+ * A "; " list of distinct values (an entry's programs, countries or
+ * aliases) and a hash set of the parts it holds, so that adding a value
+ * costs its length, not the list's: a field of n values is read in O(n).
+ * A value is left out when it equals a part of the list, the text between
+ * two "; " (a value holding "; " is added whole and its parts count).
+ * Once the list is over max_bytes nothing more is added.
+ */
+struct vlist {
+    struct na_buf buf; /* the list, NUL-terminated once a value is in */
+    struct vslot *slots;
+    size_t slots_cap; /* a power of two, or 0 */
+    size_t cnt;       /* parts in the set */
+    uint32_t gen;     /* a slot of another generation is empty */
+    size_t max_bytes; /* NA_WATCH_MAX_FIELD_BYTES, or SIZE_MAX: no cap */
+};
+
+struct vslot {
+    uint64_t hash;
+    size_t off, len; /* the part: buf.data[off..off+len) */
+    uint32_t gen;
+};
+
+static void vlist_init(struct vlist *l, size_t max_bytes) {
+    memset(l, 0, sizeof(*l));
+    na_buf_init(&l->buf);
+    l->gen = 1;
+    l->max_bytes = max_bytes;
+}
+
+static void vlist_cleanup(struct vlist *l) {
+    na_buf_cleanup(&l->buf);
+    free(l->slots);
+}
+
+/* Empty the list, keeping its memory: O(1). */
+static void vlist_reset(struct vlist *l) {
+    l->buf.len = 0;
+    if (l->buf.data) {
+        l->buf.data[0] = '\0';
+    }
+    l->cnt = 0;
+    if (++l->gen == 0) {
+        if (l->slots) {
+            memset(l->slots, 0, l->slots_cap * sizeof(*l->slots));
+        }
+        l->gen = 1;
+    }
+}
+
+static bool vlist_full(const struct vlist *l) {
+    return l->buf.len > l->max_bytes;
+}
+
+static uint64_t vlist_hash(const char *s, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The slot of part s[0..len) of hash h: its own, or the empty one where it
+ * would go. */
+static struct vslot *vlist_slot(const struct vlist *l, const char *s, size_t len,
+                                uint64_t h) {
+    size_t mask = l->slots_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        struct vslot *v = &l->slots[i];
+        if (v->gen != l->gen ||
+            (v->hash == h && v->len == len && !memcmp(l->buf.data + v->off, s, len))) {
+            return v;
+        }
+    }
+}
+
+/* Put the part buf.data[off..off+len) in the set (not already there). */
+static na_err_t vlist_put(struct vlist *l, size_t off, size_t len) {
+    if (2 * (l->cnt + 1) > l->slots_cap) {
+        size_t cap = l->slots_cap ? 2 * l->slots_cap : 16;
+        struct vslot *old = l->slots;
+        size_t old_cap = l->slots_cap;
+        l->slots = calloc(cap, sizeof(*l->slots));
+        if (!l->slots) {
+            l->slots = old;
+            return NA_ERR_NOMEM;
+        }
+        l->slots_cap = cap;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (old[i].gen == l->gen) {
+                struct vslot *v =
+                    vlist_slot(l, l->buf.data + old[i].off, old[i].len, old[i].hash);
+                *v = old[i];
+            }
+        }
+        free(old);
+    }
+    const char *s = l->buf.data + off;
+    uint64_t h = vlist_hash(s, len);
+    struct vslot *v = vlist_slot(l, s, len, h);
+    if (v->gen != l->gen) {
+        v->hash = h;
+        v->off = off;
+        v->len = len;
+        v->gen = l->gen;
+        l->cnt++;
+    }
+    return NA_OK;
+}
+
+/* The first "; " in [p, end), or NULL. */
+static const char *find_sep(const char *p, const char *end) {
+    for (const char *q = p; q + 1 < end; q++) {
+        q = memchr(q, ';', (size_t)(end - 1 - q));
+        if (!q) {
+            return NULL;
+        }
+        if (q[1] == ' ') {
+            return q;
+        }
+    }
+    return NULL;
+}
+
+/* Append the value v[0..len) (trimmed) unless the list holds it or is full. */
+static na_err_t list_add(struct vlist *l, const char *v, size_t len) {
     trim(&v, &len);
-    if (!len) {
+    if (!len || vlist_full(l)) {
         return NA_OK;
     }
-    const char *s = buf->data ? buf->data : "";
-    for (const char *p = s; *p;) {
-        const char *e = strstr(p, "; ");
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == len && !memcmp(p, v, len)) {
-            return NA_OK;
+    if (l->cnt && vlist_slot(l, v, len, vlist_hash(v, len))->gen == l->gen) {
+        return NA_OK;
+    }
+    if (l->buf.len) {
+        na_buf_puts(&l->buf, "; ");
+    }
+    size_t off = l->buf.len;
+    na_buf_append(&l->buf, v, len);
+    if (l->buf.oom) {
+        return NA_ERR_NOMEM;
+    }
+    /* its parts: the list reads "a; b" as two */
+    for (size_t i = off, end = off + len; i < end;) {
+        const char *p = l->buf.data + i;
+        const char *e = find_sep(p, l->buf.data + end);
+        size_t n = e ? (size_t)(e - p) : end - i;
+        na_err_t err;
+        if (n && (err = vlist_put(l, i, n))) {
+            return err;
         }
-        p += n + (e ? 2 : 0);
+        i += n + (e ? 2 : 0);
     }
-    if (buf->len) {
-        na_buf_puts(buf, "; ");
-    }
-    na_buf_append(buf, v, len);
-    return buf->oom ? NA_ERR_NOMEM : NA_OK;
+    return NA_OK;
 }
 
 /* One entry in the published fields, strings as read (valid UTF-8). */
@@ -763,8 +896,8 @@ static const char *const csv_cols[CC_COUNT] = {
     "addresses", "nationalities", "citizenships", "_id",      "entity_number"};
 
 /* The country of each "; "-separated address: its last ", " part. */
-static na_err_t address_countries(struct na_buf *b, const char *addrs) {
-    for (const char *p = addrs; p && *p;) {
+static na_err_t address_countries(struct vlist *b, const char *addrs) {
+    for (const char *p = addrs; p && *p && !vlist_full(b);) {
         const char *e = strchr(p, ';');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         const char *c = p;
@@ -794,12 +927,13 @@ static na_err_t load_csv(struct wload *ld, const char *buf, size_t len, char *er
     const char **aliases = NULL;
     size_t *alias_lens = NULL;
     size_t aliases_cap = 0;
-    struct na_buf country;
+    struct vlist country;
     na_err_t err = NA_OK;
 
     memset(&c, 0, sizeof(c));
     na_buf_init(&c.field);
-    na_buf_init(&country);
+    /* no cap: each of its fields has one (NA_WATCH_MAX_FIELD_BYTES) */
+    vlist_init(&country, SIZE_MAX);
     c.s = buf;
     c.len = len;
     c.line = 1;
@@ -890,10 +1024,7 @@ static na_err_t load_csv(struct wload *ld, const char *buf, size_t len, char *er
         row.col[NA_WATCH_TYPE] = CSVCOL(CC_TYPE);
         row.col[NA_WATCH_ID] =
             CSVCOL(CC_ID) && *CSVCOL(CC_ID) ? CSVCOL(CC_ID) : CSVCOL(CC_ENTITY_NUMBER);
-        country.len = 0;
-        if (country.data) {
-            country.data[0] = '\0';
-        }
+        vlist_reset(&country);
         if ((err = address_countries(&country, CSVCOL(CC_ADDRESSES)))) {
             goto out;
         }
@@ -909,7 +1040,7 @@ static na_err_t load_csv(struct wload *ld, const char *buf, size_t len, char *er
             }
         }
 #undef CSVCOL
-        row.col[NA_WATCH_COUNTRY] = country.data;
+        row.col[NA_WATCH_COUNTRY] = country.buf.data;
         row.individual =
             row.col[NA_WATCH_TYPE] && !strcasecmp(row.col[NA_WATCH_TYPE], "individual");
         if ((err = add_entry(ld, &row))) {
@@ -921,7 +1052,7 @@ out:
     free(alias_lens);
     free(c.starts);
     na_buf_cleanup(&c.field);
-    na_buf_cleanup(&country);
+    vlist_cleanup(&country);
     return err;
 }
 
@@ -968,12 +1099,13 @@ static na_err_t load_names(struct wload *ld, const char *buf, size_t len) {
 /* ---- the JSON export ---- */
 
 /* Strings of a JSON value that is a string or an array of strings (or of
- * objects, whose member @p member is taken), appended as a "; " list. */
-static na_err_t json_list(struct na_buf *b, json_t *v, const char *member) {
+ * objects, whose member @p member is taken), appended as a "; " list; the
+ * rest is not read once the list is over its cap. */
+static na_err_t json_list(struct vlist *b, json_t *v, const char *member) {
     na_err_t err;
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
-        for (const char *p = s; p && *p;) {
+        for (const char *p = s; p && *p && !vlist_full(b);) {
             const char *e = strchr(p, ';');
             size_t n = e ? (size_t)(e - p) : strlen(p);
             if ((err = list_add(b, p, n))) {
@@ -986,6 +1118,9 @@ static na_err_t json_list(struct na_buf *b, json_t *v, const char *member) {
     size_t i;
     json_t *x;
     json_array_foreach(v, i, x) {
+        if (vlist_full(b)) {
+            break;
+        }
         if (member && json_is_object(x)) {
             x = json_object_get(x, member);
         }
@@ -1019,7 +1154,7 @@ static void js_ws(const char *s, size_t len, size_t *i, size_t *line) {
 /* One entry of the export, parsed alone so that a bad one is only itself. */
 static na_err_t json_entry(struct wload *ld, const char *s, size_t len, size_t line) {
     json_error_t jerr;
-    struct na_buf alt, programs, country;
+    struct vlist alt, programs, country; /* cut once over the cap: rejected */
     const char **aliases = NULL;
     size_t *alias_lens = NULL;
     size_t aliases_cap = 0;
@@ -1027,9 +1162,9 @@ static na_err_t json_entry(struct wload *ld, const char *s, size_t len, size_t l
     na_err_t err = NA_OK;
     json_t *e = NULL;
 
-    na_buf_init(&alt);
-    na_buf_init(&programs);
-    na_buf_init(&country);
+    vlist_init(&alt, NA_WATCH_MAX_FIELD_BYTES);
+    vlist_init(&programs, NA_WATCH_MAX_FIELD_BYTES);
+    vlist_init(&country, NA_WATCH_MAX_FIELD_BYTES);
     if (!na_utf8_valid(s, len)) {
         note(ld, line, true, "invalid UTF-8");
         goto out;
@@ -1070,7 +1205,7 @@ static na_err_t json_entry(struct wload *ld, const char *s, size_t len, size_t l
         (err = address_countries(&country, json_string_value(addrs)))) {
         goto out;
     }
-    if ((err = split_semi(alt.data, &aliases, &alias_lens, &acnt, &aliases_cap))) {
+    if ((err = split_semi(alt.buf.data, &aliases, &alias_lens, &acnt, &aliases_cap))) {
         goto out;
     }
     struct wrow row;
@@ -1082,8 +1217,8 @@ static na_err_t json_entry(struct wload *ld, const char *s, size_t len, size_t l
     row.alias_lens = alias_lens;
     row.aliases_cnt = acnt;
     row.col[NA_WATCH_SOURCE] = json_string_value(json_object_get(e, "source"));
-    row.col[NA_WATCH_PROGRAMS] = programs.data;
-    row.col[NA_WATCH_COUNTRY] = country.data;
+    row.col[NA_WATCH_PROGRAMS] = programs.buf.data;
+    row.col[NA_WATCH_COUNTRY] = country.buf.data;
     row.col[NA_WATCH_TYPE] = json_string_value(json_object_get(e, "type"));
     row.col[NA_WATCH_ID] = json_string_value(json_object_get(e, "id"));
     if (!row.col[NA_WATCH_ID]) {
@@ -1101,7 +1236,7 @@ static na_err_t json_entry(struct wload *ld, const char *s, size_t len, size_t l
             goto out;
         }
     }
-    if (alt.len > NA_WATCH_MAX_FIELD_BYTES) {
+    if (vlist_full(&alt)) {
         note(ld, line, true, "\"alt_names\" is longer than %u bytes",
              NA_WATCH_MAX_FIELD_BYTES);
         goto out;
@@ -1113,9 +1248,9 @@ out:
     json_decref(e);
     free(aliases);
     free(alias_lens);
-    na_buf_cleanup(&alt);
-    na_buf_cleanup(&programs);
-    na_buf_cleanup(&country);
+    vlist_cleanup(&alt);
+    vlist_cleanup(&programs);
+    vlist_cleanup(&country);
     return err;
 }
 

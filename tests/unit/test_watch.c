@@ -1040,6 +1040,108 @@ static void test_watchlist_stray_quote_closed_later_skips_one_row(void **state) 
     na_rules_destroy(rules);
 }
 
+/* The country of the party named @p name in @p rules (new; free()). */
+static char *country_of(const na_rules_t *rules, const char *name) {
+    struct na_classification c;
+    const struct na_match *m = classify(rules, NULL, name, &c);
+    assert_non_null(m);
+    assert_int_equal(m->parties_cnt, 1);
+    assert_non_null(m->parties[0].country);
+    char *country = strdup(m->parties[0].country);
+    assert_non_null(country);
+    na_classification_cleanup(&c);
+    return country;
+}
+
+/*
+ * A list field of n values (countries of addresses, nationalities,
+ * programs, aliases) was de-duplicated by a scan of the "; " list for each
+ * value, O(n²): 20 CSV rows of 64 KiB took 14 s and a JSON entry of 16,000
+ * addresses 0.8 s in a Release build, and a JSON array had no cap until it
+ * was joined: a million values did not load in 120 s, on the consumer's main
+ * loop at a SIGHUP reload. Here: the values of each field kept once, in the
+ * order of their first mention (the same lists as before), and a JSON array
+ * far over the 64 KiB cap rejects its entry. Not timed: with the old loader
+ * under the sanitizers (whose strstr() measures the rest of the list at
+ * each call) the first entry alone runs for more than 15 minutes and ctest's
+ * timeout fails the test; the figures are in docs/benchmarks.md,
+ * "Watchlists".
+ */
+static void test_watchlist_long_lists_deduplicated_and_capped(void **state) {
+    (void)state;
+    enum { DISTINCT = 8000, REPEAT = 3, HUGE = 300000, CSV_DISTINCT = 7500 };
+    struct na_buf b, want;
+    na_buf_init(&b);
+    na_buf_init(&want);
+    /* 24,000 addresses, 8,000 countries each three times, in a mixed order */
+    na_buf_puts(&b, "{\"results\": [\n{\"name\": \"Many Addresses Party\", "
+                    "\"addresses\": [");
+    for (unsigned i = 0; i < DISTINCT * REPEAT; i++) {
+        na_buf_printf(&b, "%s{\"address\": \"Road %u\", \"country\": \"K%04u\"}",
+                      i ? ", " : "", i, (i * 7919u) % DISTINCT);
+        if (i < DISTINCT) {
+            na_buf_printf(&want, "%sK%04u", i ? "; " : "", (i * 7919u) % DISTINCT);
+        }
+    }
+    /* a value holding "; " is kept whole, and its parts count as listed */
+    na_buf_puts(&b, "], \"nationalities\": [\"K0001; ZZ\", \"ZZ\", \"K0002\"]},\n");
+    na_buf_puts(&want, "; K0001; ZZ");
+    /* line 3: 300,000 distinct nationalities, far over the cap */
+    na_buf_puts(&b, "{\"name\": \"Huge Array Party\", \"nationalities\": [");
+    for (unsigned i = 0; i < HUGE; i++) {
+        na_buf_printf(&b, "%s\"N%06u\"", i ? "," : "", i);
+    }
+    na_buf_puts(&b, "]},\n{\"name\": \"After Party\", \"nationalities\": [\"RU\", "
+                    "\"RU\", \"BY\", \"RU\"]}\n]}\n");
+    assert_false(b.oom || want.oom);
+    write_file("long.json", b.data, b.len);
+    na_rules_t *rules = watch_ok("long.json", "csl-json", "");
+    dump_messages(rules);
+    size_t entries = 0;
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 1);
+    assert_int_equal(entries, 2);
+    assert_true(
+        has_message(rules, "long.json:3: \"country\" is longer than 65536 bytes", NULL));
+    char *country = country_of(rules, "Many Addresses Party");
+    assert_int_equal(strlen(country), want.len);
+    assert_string_equal(country, want.data);
+    free(country);
+    country = country_of(rules, "After Party");
+    assert_string_equal(country, "RU; BY");
+    free(country);
+    expect_parties(rules, "Huge Array Party", "");
+    na_rules_destroy(rules);
+
+    /* CSV: three rows whose addresses field holds 7,500 countries (60,000
+     * bytes), their nationalities some of them again */
+    b.len = 0;
+    want.len = 0;
+    na_buf_puts(&b, "name,addresses,nationalities\n");
+    for (int row = 0; row < 3; row++) {
+        na_buf_printf(&b, "Long Row Party %c,\"", 'A' + row);
+        for (unsigned i = 0; i < CSV_DISTINCT; i++) {
+            unsigned k = (i * 7919u + (unsigned)row) % CSV_DISTINCT;
+            na_buf_printf(&b, "%s%u,C%04u", i ? ";" : "", i % 10, k);
+            if (row == 2) {
+                na_buf_printf(&want, "%sC%04u", i ? "; " : "", k);
+            }
+        }
+        na_buf_puts(&b, "\",C0001; C0002;C0003\n");
+    }
+    assert_false(b.oom || want.oom);
+    write_file("long.csv", b.data, b.len);
+    rules = watch_ok("long.csv", "csl-csv", "");
+    dump_messages(rules);
+    assert_int_equal(na_rules_watch_rejected(rules, &entries), 0);
+    assert_int_equal(entries, 3);
+    country = country_of(rules, "Long Row Party C");
+    assert_string_equal(country, want.data);
+    free(country);
+    na_rules_destroy(rules);
+    na_buf_cleanup(&b);
+    na_buf_cleanup(&want);
+}
+
 static void test_watchlist_bad_json_entries_named_rest_loaded(void **state) {
     (void)state;
     write_str("bad.json", "{\"results\": [\n"
@@ -1300,6 +1402,7 @@ int main(void) {
         cmocka_unit_test(test_watchlist_bad_rows_named_rest_loaded),
         cmocka_unit_test(test_watchlist_unclosed_quote_skips_one_row),
         cmocka_unit_test(test_watchlist_stray_quote_closed_later_skips_one_row),
+        cmocka_unit_test(test_watchlist_long_lists_deduplicated_and_capped),
         cmocka_unit_test(test_watchlist_bad_json_entries_named_rest_loaded),
         cmocka_unit_test(test_watchlist_names_bad_lines),
         cmocka_unit_test(test_watchlist_hostile_text),
