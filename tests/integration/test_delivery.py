@@ -156,6 +156,7 @@ class ChatServices(harness._Server):
         self.violations = []
         self.rate = {}      # path -> requests per second accepted
         self.fail = {}      # path -> 500s still to answer
+        self.limited = {}   # path -> 429s still to answer before any other check
         self.down = set()   # paths answering 503
         self.hits = {}      # path -> monotonic times of accepted requests
         self.discord_bucket = (5, 2.0)  # 5 per 2 s, like a Discord webhook
@@ -170,6 +171,9 @@ class ChatServices(harness._Server):
             if self.fail.get(path, 0) > 0:
                 self.fail[path] -= 1
                 return 500, {}, b"injected"
+            if self.limited.get(path, 0) > 0:
+                self.limited[path] -= 1
+                return 429, {"Retry-After": "1"}, b"rate limited"
             now = time.monotonic()
             hdrs = {}
             if path == "/discord":
@@ -319,6 +323,10 @@ def test_every_service_exactly_once_through_429s_500s_and_an_outage(ctx):
     ids = produce_articles(ctx, topic, 40)
     want = {alert_id(a, "export_controls") for a in ids}
     svc.rate["/slack"] = 1          # Slack: about one per second
+    # A 429 at the first request, as from a workspace already at its limit:
+    # the pacing alone may keep every request under the rate (the test
+    # failed now and then with "no 429 exercised").
+    svc.limited["/slack"] = 1
     svc.rate["/teams"] = 4          # Teams: > 4/s throttled
     svc.rate["/googlechat"] = 1
     svc.fail["/mattermost"] = 3     # three 500s
