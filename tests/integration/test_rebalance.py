@@ -110,6 +110,18 @@ def committed(ctx, topic, group):
     return {int(p): int(o) for p, o in (l.split() for l in cp.stdout.splitlines())}
 
 
+def produce_article_and_other(ctx, topic, other):
+    """The article into `topic` and nothing into `other` (one partition
+    each): a member of the group on `other` makes the rebalance that gives
+    `topic` back to the first member."""
+    for t in (topic, other):
+        cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", t,
+                          "-p", "1"], stdin="" if t == other else "%d\t0\t%s\t%s\n" % (
+                              int(time.time()) * 1000, article()["id"],
+                              json.dumps(article())), timeout=60)
+        assert cp.returncode == 0, cp.stderr
+
+
 def test_failed_delivery_of_a_reread_record_is_dead_lettered_before_commit(ctx):
     """Regression: the record is read again after a rebalance while its first
     delivery is in flight; that delivery then fails for good (400). The alert
@@ -119,12 +131,7 @@ def test_failed_delivery_of_a_reread_record_is_dead_lettered_before_commit(ctx):
     topic = ctx.topic("na.it.rebalance")
     other = ctx.topic("na.it.rebalance.other")
     dlq = ctx.topic("na.it.rebalance.dlq")
-    for t in (topic, other):
-        cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", t,
-                          "-p", "1"], stdin="" if t == other else "%d\t0\t%s\t%s\n" % (
-                              int(time.time()) * 1000, article()["id"],
-                              json.dumps(article())), timeout=60)
-        assert cp.returncode == 0, cp.stderr
+    produce_article_and_other(ctx, topic, other)
     hook = ctx.webhook(ok_status=400)
     hook.slow(20)
     group = harness.unique_topic("na-it-rebalance")
@@ -166,12 +173,7 @@ def test_retried_delivery_of_a_reread_record_is_sent_by_its_owner(ctx):
     topic = ctx.topic("na.it.rebalance")
     other = ctx.topic("na.it.rebalance.other")
     ledger = ctx.topic("na.it.rebalance.alerts")
-    for t in (topic, other):
-        cp = harness.run([ctx.bin("newsalert-produce-at"), "-b", ctx.brokers, "-t", t,
-                          "-p", "1"], stdin="" if t == other else "%d\t0\t%s\t%s\n" % (
-                              int(time.time()) * 1000, article()["id"],
-                              json.dumps(article())), timeout=60)
-        assert cp.returncode == 0, cp.stderr
+    produce_article_and_other(ctx, topic, other)
     hook = ctx.webhook(ok_status=503)
     hook.slow(20)
     group = harness.unique_topic("na-it-rebalance")

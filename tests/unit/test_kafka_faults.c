@@ -468,13 +468,14 @@ static void *swap_run(void *arg) {
     return NULL;
 }
 
-/* The config file's routes: one route, @p name, to the stub's @p path. */
+/* The config file's routes: one route, @p name, to the stub's @p path, one
+ * request per alert (no digests). */
 static void write_routes(const char *path, const char *name, const char *hook) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f,
             "{\"routes\": [{\"name\": \"%s\", \"url\": \"http://127.0.0.1:%d%s\", "
-            "\"format\": \"json\"}]}\n",
+            "\"format\": \"json\", \"digest_threshold\": 1000000}]}\n",
             name, stub.port, hook);
     fclose(f);
 }
@@ -661,18 +662,6 @@ struct park_run {
 /* The config file park_start() gives its consumer (NULL: none). */
 static const char *park_config;
 
-/* A config file of one route, "hook", to the stub's @p path, one request
- * per alert. */
-static void write_park_routes(const char *file, const char *path) {
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "{\"routes\": [{\"name\": \"hook\", \"url\": \"http://127.0.0.1:%d%s\", "
-            "\"format\": \"json\", \"digest_threshold\": 1000000}]}\n",
-            stub.port, path);
-    fclose(f);
-}
-
 static void *park_run_main(void *arg) {
     struct park_run *r = arg;
     FILE *out = fopen("/dev/null", "w");
@@ -851,6 +840,27 @@ static int park_feed(struct park_run *r, const char *topic, const char *group,
     return parked;
 }
 
+/* The route answers again: wait until the @p parked alerts came (posts
+ * after @p before), then stop the consumer. Each came once. @returns the
+ * posts. */
+static int park_answer(struct park_run *r, int before, int parked) {
+    stub_answer(200);
+    int64_t deadline = na_mono_ms() + 60000;
+    while (stub_posts() - before < parked && na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    na_sleep_ms(2000); /* nothing more comes (no alert twice) */
+    assert_int_equal(park_stop(r), NA_OK);
+    int sent = stub_posts() - before;
+    assert_int_equal(sent, parked);
+    for (int i = before; i < before + sent; i++) {
+        for (int k = before; k < i; k++) {
+            assert_string_not_equal(stub.posts[i].webhook_id, stub.posts[k].webhook_id);
+        }
+    }
+    return sent;
+}
+
 /* Regression: a parked alert read back from the retry topic was dead-
  * lettered after deliver_max_attempts (stage "deliver"), not after
  * park_max_age: a route down for hours lost its backlog, one alert every
@@ -871,20 +881,7 @@ test_parked_alerts_outlast_deliver_max_attempts_until_the_route_answers(void **s
     int dead = count_records("faults.park.dlq", 1);
     assert_int_equal(dead, 0);
 
-    stub_answer(200);
-    int64_t deadline = na_mono_ms() + 60000;
-    while (stub_posts() - before < parked && na_mono_ms() < deadline) {
-        na_sleep_ms(100);
-    }
-    na_sleep_ms(2000); /* nothing more comes (no alert twice) */
-    assert_int_equal(park_stop(r), NA_OK);
-    int sent = stub_posts() - before;
-    assert_int_equal(sent, parked);
-    for (int i = before; i < before + sent; i++) {
-        for (int k = before; k < i; k++) {
-            assert_string_not_equal(stub.posts[i].webhook_id, stub.posts[k].webhook_id);
-        }
-    }
+    assert_int_equal(park_answer(r, before, parked), parked);
     assert_int_equal(r->stats.alerts_sent, (unsigned long long)parked);
     assert_int_equal(r->stats.alerts_failed, 0);
     assert_int_equal(count_records("faults.park.dlq", 1), 0);
@@ -901,30 +898,19 @@ static void test_parked_alerts_waiting_do_not_hold_a_route_swap(void **state) {
     struct park_run *r = &park;
     char cfg[300];
     snprintf(cfg, sizeof(cfg), "%s/park-routes.json", dir);
-    write_park_routes(cfg, "/hook");
+    write_routes(cfg, "hook", "/hook");
     park_config = cfg;
     int before = stub_posts();
     int parked = park_feed(r, "faults.swapp", "faults-swapp", "1h");
     park_config = NULL;
     na_sleep_ms(6000); /* the first ones read back: tried twice, kept */
-    write_park_routes(cfg, "/hook2");
+    write_routes(cfg, "hook", "/hook2");
     na_daemon_request_reload();
     na_sleep_ms(4000); /* swapped (nothing answers yet) */
     assert_int_equal(stub_posts(), before);
-    stub_answer(200);
-    int64_t deadline = na_mono_ms() + 60000;
-    while (stub_posts() - before < parked && na_mono_ms() < deadline) {
-        na_sleep_ms(100);
-    }
-    na_sleep_ms(2000); /* nothing more comes (no alert twice) */
-    assert_int_equal(park_stop(r), NA_OK);
-    int sent = stub_posts() - before;
-    assert_int_equal(sent, parked);
+    int sent = park_answer(r, before, parked);
     for (int i = before; i < before + sent; i++) {
         assert_string_equal(stub.posts[i].path, "/hook2");
-        for (int k = before; k < i; k++) {
-            assert_string_not_equal(stub.posts[i].webhook_id, stub.posts[k].webhook_id);
-        }
     }
     assert_int_equal(count_records("faults.swapp.dlq", 1), 0);
 }
