@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "article_jansson.h"
 #include "newsalert/article.h"
@@ -530,6 +531,98 @@ static void test_decode_error_position(void **state) {
     }
 }
 
+/* CPU seconds this thread has used. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of one decode of @p json (which must decode). */
+static double decode_cpu_s(const char *json) {
+    struct na_article a;
+    char errstr[256];
+    na_article_init(&a);
+    double t0 = cpu_s();
+    assert_int_equal(na_article_from_json(json, strlen(json), &a, errstr, sizeof(errstr)),
+                     NA_OK);
+    double t = cpu_s() - t0;
+    na_article_cleanup(&a);
+    return t;
+}
+
+/* An article whose top-level object has @p n extra members of 7-byte
+ * names. With @p collide, every name has the same low 17 bits under the
+ * member-name hash the reader once had: 32-bit FNV-1a from a fixed basis
+ * (2166136261 ^ object serial * 0x9e3779b1, the article being object 1).
+ * Such names cost nothing to find (the last two bytes steer the low bits)
+ * and put every name in one probe chain: n²/2 steps per record. */
+static char *many_names(size_t n, bool collide) {
+    const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const uint32_t mask = (1u << 17) - 1;
+    const uint32_t want = 0x5a5a5 & mask;
+    size_t cap = 64 + 16 * n;
+    char *json = malloc(cap);
+    size_t len, made = 0;
+    assert_non_null(json);
+    len = (size_t)snprintf(json, cap, "{%s", ID);
+    for (uint32_t k = 0; made < n; k++) {
+        char name[8];
+        uint32_t x = k;
+        for (int i = 0; i < 5; i++) {
+            name[i] = set[x % 62];
+            x /= 62;
+        }
+        if (!collide) {
+            name[5] = name[6] = '_';
+            name[7] = '\0';
+            len += (size_t)snprintf(json + len, cap - len, ",\"%s\":0", name);
+            made++;
+            continue;
+        }
+        uint32_t h = 2166136261u ^ 0x9e3779b1u;
+        for (int i = 0; i < 5; i++) {
+            h = (h ^ (unsigned char)name[i]) * 16777619u;
+        }
+        for (unsigned c1 = 0x21; c1 < 0x7f && made < n; c1++) {
+            uint32_t s1 = (h ^ c1) * 16777619u;
+            unsigned c2 = (s1 ^ want) & 0xff;
+            if (((s1 ^ want) & mask & ~0xffu) || c1 == '"' || c1 == '\\' || c2 < 0x21 ||
+                c2 > 0x7e || c2 == '"' || c2 == '\\') {
+                continue;
+            }
+            name[5] = (char)c1;
+            name[6] = (char)c2;
+            name[7] = '\0';
+            len += (size_t)snprintf(json + len, cap - len, ",\"%s\":0", name);
+            made++;
+        }
+    }
+    snprintf(json + len, cap - len, "}");
+    return json;
+}
+
+/* Member names chosen to collide in the reader's duplicate check cost no
+ * more than as many other names: a record of them once took seconds of
+ * CPU where an ordinary one of its size takes milliseconds. */
+static void test_decode_colliding_member_names(void **state) {
+    (void)state;
+    const size_t n = 30000;
+    char *plain = many_names(n, false);
+    char *crafted = many_names(n, true);
+    assert_true(strlen(crafted) < NA_MAX_ARTICLE_BYTES);
+    double t_plain = decode_cpu_s(plain);
+    double again = decode_cpu_s(plain); /* the better of two runs */
+    t_plain = again < t_plain ? again : t_plain;
+    double t_crafted = decode_cpu_s(crafted);
+    free(plain);
+    free(crafted);
+    if (t_crafted > 10 * t_plain + 0.25) {
+        fail_msg("%zu crafted names took %.3f s of CPU, as many others %.3f s", n,
+                 t_crafted, t_plain);
+    }
+}
+
 static void test_decode_too_large(void **state) {
     (void)state;
     size_t len = NA_MAX_ARTICLE_BYTES + 1;
@@ -563,6 +656,7 @@ int main(void) {
         cmocka_unit_test(test_decode_many_members),
         cmocka_unit_test(test_decode_error_position),
         cmocka_unit_test(test_decode_too_large),
+        cmocka_unit_test(test_decode_colliding_member_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
