@@ -447,7 +447,8 @@ char *na_metrics_render(void) {
 
 char *na_metrics_label_escape(const char *value, char *buf, size_t size) {
     size_t o = 0;
-    for (const char *p = value ? value : ""; *p && o + 3 < size; p++) {
+    const char *p = value ? value : "";
+    for (; *p && o + 3 < size; p++) {
         if (*p == '\\' || *p == '"') {
             buf[o++] = '\\';
             buf[o++] = *p;
@@ -456,6 +457,16 @@ char *na_metrics_label_escape(const char *value, char *buf, size_t size) {
             buf[o++] = 'n';
         } else {
             buf[o++] = *p;
+        }
+    }
+    /* Cut short inside a character: drop its first bytes too. A label value
+     * that is not UTF-8 makes a scraper refuse the whole text. */
+    if (((unsigned char)*p & 0xc0) == 0x80) {
+        while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80) {
+            o--;
+        }
+        if (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0xc0) {
+            o--;
         }
     }
     if (size) {

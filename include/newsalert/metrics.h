@@ -77,7 +77,8 @@ size_t na_metrics_remove_label(const char *pair);
 char *na_metrics_render(void);
 
 /**
- * @brief Escape a label value (\\, ", newline) into @p buf.
+ * @brief Escape a label value (\\, ", newline) into @p buf, cut to fit
+ *        (@p size with its NUL) between two characters, never inside one.
  * @returns @p buf.
  */
 char *na_metrics_label_escape(const char *value, char *buf, size_t size);

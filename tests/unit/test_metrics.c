@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "newsalert/metrics.h"
+#include "newsalert/util.h"
 
 static void test_counters_gauges_and_labels(void **state) {
     (void)state;
@@ -62,6 +63,31 @@ static void test_label_escape(void **state) {
     char buf[64];
     assert_string_equal(na_metrics_label_escape("a\"b\\c\nd", buf, sizeof(buf)),
                         "a\\\"b\\\\c\\nd");
+}
+
+/* A value cut to its buffer is cut between characters: one label value
+ * that is not UTF-8 makes a scraper refuse the whole /metrics text. */
+static void test_label_escape_cut_keeps_utf8(void **state) {
+    (void)state;
+    /* "é" is 2 bytes, "€" 3, "😀" 4: every cut position of each */
+    static const char *values[] = {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+                                   "a\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",
+                                   "ab\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80",
+                                   "\"\xc3\xa9\"\xc3\xa9\"\xc3\xa9\"\xc3\xa9"};
+    for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+        for (size_t size = 1; size <= 24; size++) {
+            char buf[24];
+            const char *out = na_metrics_label_escape(values[v], buf, size);
+            if (!na_utf8_valid(out, strlen(out))) {
+                fail_msg("value %zu cut to %zu bytes: not UTF-8", v, size);
+            }
+            assert_true(strlen(out) < size);
+        }
+    }
+    char buf[8];
+    assert_string_equal(
+        na_metrics_label_escape("\xc3\xa9\xc3\xa9\xc3\xa9", buf, sizeof(buf)),
+        "\xc3\xa9\xc3\xa9");
 }
 
 /* Lines of the rendered text that start with @p prefix. */
@@ -246,6 +272,7 @@ int main(void) {
         cmocka_unit_test(test_counters_gauges_and_labels),
         cmocka_unit_test(test_histogram_buckets_are_cumulative),
         cmocka_unit_test(test_label_escape),
+        cmocka_unit_test(test_label_escape_cut_keeps_utf8),
         cmocka_unit_test(test_index_finds_every_series_and_groups_names),
         cmocka_unit_test(test_remove_series_and_label_pairs),
         cmocka_unit_test(test_concurrent_get_remove_render),
