@@ -141,6 +141,8 @@ struct feat {
     uint8_t kind;
     bool unlisted;   /* post_cnt counts its stories; post holds nothing */
     bool relist_due; /* in st->relist */
+    bool gone;       /* forgotten (dict_compact()): its id is free for a new feature */
+    uint32_t birth;  /* first-seen order among the features (ties of weight) */
     double df;
     double idf;      /* cached */
     double idf_docs; /* st->docs when idf was computed; < 0: never */
@@ -164,10 +166,11 @@ struct sfcnt {
     uint32_t tcnt; /* of which in their title */
 };
 
-/* Both, for sorting (pruning, signatures). */
+/* Both, for sorting (pruning, signatures), with the feature's birth. */
 struct kfeat {
     struct sfeat f;
     struct sfcnt c;
+    uint32_t birth;
 };
 
 /* What the candidate scan, the ranking and the common-feature pass read
@@ -225,9 +228,10 @@ struct afeat {
     uint32_t fid;
     uint8_t kind;
     bool title;
-    bool scanned; /* its postings were scanned for candidates */
-    uint16_t tf;  /* times the article has it */
-    double w;     /* idf x (1 + ln tf) */
+    bool scanned;   /* its postings were scanned for candidates */
+    uint16_t tf;    /* times the article has it */
+    uint32_t birth; /* the feature's (struct feat) */
+    double w;       /* idf x (1 + ln tf) */
 };
 
 /* What one article (or seed) adds to one feature of a story. */
@@ -244,8 +248,12 @@ struct na_stories_s {
     const na_story_model_t *model;
     int64_t now;        /* newest article time seen, Unix s; NA_TIME_UNKNOWN at first */
     struct feat *feats; /* on cache lines (na_smem_big_alloc()) */
-    char **ftext;       /* their texts, "K:..." */
+    char **ftext;       /* their texts, "K:..." (NULL: gone) */
     size_t feats_cnt, feats_cap;
+    size_t feats_live;    /* not gone */
+    uint32_t *feats_free; /* the gone ids (a stack), from dict_compact() */
+    size_t feats_free_cnt;
+    uint32_t births; /* the next feature's birth */
     uint64_t *slots; /* open addressing: key's high 32 bits << 32 | fid + 1; 0 = empty */
     size_t slots_cnt;
     double docs;
@@ -350,7 +358,9 @@ static bool slots_grow(na_stories_t *st) {
         return false;
     }
     for (size_t i = 0; i < st->feats_cnt; i++) {
-        slots_insert(s, n, st->feats[i].key, (uint32_t)i);
+        if (!st->feats[i].gone) {
+            slots_insert(s, n, st->feats[i].key, (uint32_t)i);
+        }
     }
     na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
     st->slots = s;
@@ -380,10 +390,10 @@ static uint32_t feat_id_key(na_stories_t *st, const char *s, size_t len, uint64_
     if (!add) {
         return UINT32_MAX;
     }
-    if ((st->feats_cnt + 1) * 2 > st->slots_cnt && !slots_grow(st)) {
+    if ((st->feats_live + 1) * 2 > st->slots_cnt && !slots_grow(st)) {
         return UINT32_MAX;
     }
-    if (st->feats_cnt == st->feats_cap) {
+    if (!st->feats_free_cnt && st->feats_cnt == st->feats_cap) {
         size_t cap = st->feats_cap ? st->feats_cap * 2 : 1024;
         struct feat *nf = na_smem_big_alloc(cap * sizeof(*nf));
         if (!nf) {
@@ -402,16 +412,28 @@ static uint32_t feat_id_key(na_stories_t *st, const char *s, size_t len, uint64_
         st->feats = nf;
         st->feats_cap = cap;
     }
-    struct feat *f = &st->feats[st->feats_cnt];
-    memset(f, 0, sizeof(*f));
-    if (!(st->ftext[st->feats_cnt] = na_strndup(s, len))) {
+    /* a gone feature's id first: ids stay dense without renumbering */
+    uint32_t fid = st->feats_free_cnt ? st->feats_free[st->feats_free_cnt - 1]
+                                      : (uint32_t)st->feats_cnt;
+    struct feat *f = &st->feats[fid];
+    char *text = na_strndup(s, len);
+    if (!text) {
         return UINT32_MAX;
     }
+    memset(f, 0, sizeof(*f));
+    st->ftext[fid] = text;
     f->key = key;
-    f->kind = kind_of(st->ftext[st->feats_cnt]);
+    f->kind = kind_of(text);
+    f->birth = st->births++;
     f->idf_docs = -1;
-    slots_insert(st->slots, st->slots_cnt, key, (uint32_t)st->feats_cnt);
-    return (uint32_t)st->feats_cnt++;
+    slots_insert(st->slots, st->slots_cnt, key, fid);
+    if (st->feats_free_cnt) {
+        st->feats_free_cnt--;
+    } else {
+        st->feats_cnt++;
+    }
+    st->feats_live++;
+    return fid;
 }
 
 static uint32_t feat_id(na_stories_t *st, const char *s, size_t len, bool add) {
@@ -494,45 +516,85 @@ static void docs_add(na_stories_t *st, double n) {
 
 static void story_rehash(struct story *s);
 
+/* Sort @p v[0..n) by their high 32 bits (a radix sort, two passes of 16
+ * bits, through @p tmp of the same size). */
+static void sort_hi32(uint64_t *v, uint64_t *tmp, size_t n, uint32_t *count) {
+    for (int shift = 32; shift < 64; shift += 16) {
+        memset(count, 0, 65536 * sizeof(*count));
+        for (size_t i = 0; i < n; i++) {
+            count[v[i] >> shift & 0xffff]++;
+        }
+        for (uint32_t c = 0, sum = 0; c < 65536; c++) {
+            uint32_t k = count[c];
+            count[c] = sum;
+            sum += k;
+        }
+        for (size_t i = 0; i < n; i++) {
+            tmp[count[v[i] >> shift & 0xffff]++] = v[i];
+        }
+        memcpy(v, tmp, n * sizeof(*v));
+    }
+}
+
 /*
  * Forget the features that no open story has and whose document frequency
- * decayed below NA_STORY_DF_FORGET. Kept features are renumbered, and the
- * stories' indexes rebuilt. Runs only between articles: no article's
- * feature ids are held.
+ * decayed below NA_STORY_DF_FORGET: their ids become free for new
+ * features (feat_id_key() takes them first), so no other feature's id
+ * changes and no story's list is rewritten. A feature noted for relisting
+ * is kept until it is relisted. The births of the features kept are
+ * renumbered from 0 in their order (so that they never wrap), and the
+ * dictionary's slots rebuilt. Runs only between articles.
  */
 static void dict_compact(na_stories_t *st) {
-    st->compact_due = false;
-    uint32_t *map = malloc((st->feats_cnt + 1) * sizeof(*map));
-    size_t w = 0;
-    if (!map) {
+    size_t n = st->feats_cnt;
+    uint32_t *nfree = realloc(st->feats_free, (n + 1) * sizeof(*nfree));
+    if (nfree) {
+        st->feats_free = nfree;
+    }
+    uint64_t *order = malloc((n + 1) * 2 * sizeof(*order));
+    uint32_t *count = malloc(65536 * sizeof(*count));
+    if (!nfree || !order || !count) {
+        free(order);
+        free(count);
         return; /* tried again at the next halving */
     }
-    for (size_t i = 0; i < st->feats_cnt; i++) {
+    st->compact_due = false;
+    size_t live = 0;
+    st->feats_free_cnt = 0;
+    for (size_t i = 0; i < n; i++) {
         struct feat *f = &st->feats[i];
-        if (f->post_cnt || f->df >= NA_STORY_DF_FORGET) {
-            map[i] = (uint32_t)w;
-            st->ftext[w] = st->ftext[i];
-            st->feats[w++] = *f;
-        } else {
-            map[i] = UINT32_MAX;
+        if (!f->gone && !f->post_cnt && f->df < NA_STORY_DF_FORGET && !f->relist_due) {
             free(st->ftext[i]);
+            st->ftext[i] = NULL;
             na_smem_free(&st->mem, f->post, f->post_cap * sizeof(*f->post));
+            memset(f, 0, sizeof(*f));
+            f->gone = true;
+        }
+        if (f->gone) {
+            st->feats_free[st->feats_free_cnt++] = (uint32_t)i;
+        } else {
+            order[live++] = (uint64_t)f->birth << 32 | (uint32_t)i;
         }
     }
-    st->feats_cnt = w;
-    for (size_t k = 0; k < st->stories_cnt; k++) {
-        struct story *sy = st->stories[k];
-        for (size_t i = 0; i < sy->f_cnt; i++) {
-            sy->f[i].fid = map[sy->f[i].fid];
-        }
-        sy->slot_stale = true; /* most close before they are looked in again */
+    /* the lowest free id is taken first */
+    for (size_t i = 0, j = st->feats_free_cnt; i < j / 2; i++) {
+        uint32_t x = st->feats_free[i];
+        st->feats_free[i] = st->feats_free[j - 1 - i];
+        st->feats_free[j - 1 - i] = x;
     }
-    free(map);
+    sort_hi32(order, order + n + 1, live, count);
+    for (size_t k = 0; k < live; k++) {
+        st->feats[(uint32_t)order[k]].birth = (uint32_t)k;
+    }
+    st->births = (uint32_t)live;
+    st->feats_live = live;
+    free(order);
+    free(count);
     size_t slots = 1024;
-    while (slots < (w + 1) * 2) {
+    while (slots < (live + 1) * 2) {
         slots *= 2;
     }
-    uint64_t *ns = na_smem_big_alloc(slots * sizeof(*ns));
+    uint64_t *ns = slots != st->slots_cnt ? na_smem_big_alloc(slots * sizeof(*ns)) : NULL;
     if (ns) {
         na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
         st->slots = ns;
@@ -540,14 +602,16 @@ static void dict_compact(na_stories_t *st) {
     } else {
         memset(st->slots, 0, st->slots_cnt * sizeof(*st->slots));
     }
-    for (size_t i = 0; i < w; i++) {
-        slots_insert(st->slots, st->slots_cnt, st->feats[i].key, (uint32_t)i);
+    for (size_t i = 0; i < n; i++) {
+        if (!st->feats[i].gone) {
+            slots_insert(st->slots, st->slots_cnt, st->feats[i].key, (uint32_t)i);
+        }
     }
-    na_metric_set(st->m_feats, (double)w);
+    na_metric_set(st->m_feats, (double)live);
 }
 
 size_t na_stories_feature_count(const na_stories_t *st) {
-    return st->feats_cnt;
+    return st->feats_live;
 }
 
 /* ---------------------------------------------------------------- */
@@ -800,16 +864,17 @@ static int keep_cmp(const void *a, const void *b) {
     if (x->f.w != y->f.w) {
         return x->f.w > y->f.w ? -1 : 1;
     }
-    return x->f.fid < y->f.fid ? -1 : x->f.fid > y->f.fid;
+    return x->birth < y->birth ? -1 : x->birth > y->birth;
 }
 
 /* @returns a copy of @p s's features with their counts, for sorting
  *          (room for @p extra more sfeat after it), or NULL. */
-static struct kfeat *kfeat_copy(const struct story *s, size_t extra) {
+static struct kfeat *kfeat_copy(const na_stories_t *st, const struct story *s,
+                                size_t extra) {
     struct kfeat *kv =
         malloc((s->f_cnt + 1) * sizeof(*kv) + extra * sizeof(struct sfeat));
     for (size_t i = 0; kv && i < s->f_cnt; i++) {
-        kv[i] = (struct kfeat){s->f[i], s->c[i]};
+        kv[i] = (struct kfeat){s->f[i], s->c[i], st->feats[s->f[i].fid].birth};
     }
     return kv;
 }
@@ -821,7 +886,7 @@ static void story_prune(na_stories_t *st, struct story *s) {
     /* sort a copy: post_del() finds moved postings' owners through s's
      * index, which must stay whole meanwhile */
     size_t drop_n = s->f_cnt - keep_n;
-    struct kfeat *kv = kfeat_copy(s, drop_n);
+    struct kfeat *kv = kfeat_copy(st, s, drop_n);
     if (!kv) {
         return; /* kept whole until the next article */
     }
@@ -1103,6 +1168,18 @@ static na_err_t relist_all(na_stories_t *st) {
     }
     for (size_t k = 0; k < st->stories_cnt; k++) {
         struct story *sy = st->stories[k];
+        if (k + 2 < st->stories_cnt) {
+            NA_PREFETCH(st->stories[k + 2]);
+        }
+        if (k + 1 < st->stories_cnt) {
+            /* the next story's list, asked for while this one is read */
+            const struct story *nx = st->stories[k + 1];
+            const char *b = (const char *)nx->f;
+            const char *e = (const char *)(nx->f + nx->f_cnt);
+            for (; b < e; b += NA_STORY_LINE) {
+                NA_PREFETCH(b);
+            }
+        }
         for (uint32_t i = 0; i < sy->f_cnt; i++) {
             struct sfeat *x = &sy->f[i];
             if (bits[x->fid / 64] >> (x->fid % 64) & 1) {
@@ -1266,6 +1343,7 @@ void na_stories_destroy(na_stories_t *st) {
     }
     na_smem_big_free(st->feats, st->feats_cap * sizeof(*st->feats));
     free(st->ftext);
+    free(st->feats_free);
     na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
     na_smem_cleanup(&st->mem);
     free(st->af);
@@ -1438,7 +1516,7 @@ static bool intern_feature(na_stories_t *st, const struct pend *p) {
     }
     f->stamp = st->seq;
     f->aidx = (uint32_t)st->af_cnt;
-    st->af[st->af_cnt++] = (struct afeat){fid, f->kind, p->title, false, 1, 0};
+    st->af[st->af_cnt++] = (struct afeat){fid, f->kind, p->title, false, 1, f->birth, 0};
     return true;
 }
 
@@ -1466,7 +1544,7 @@ static int afeat_w_cmp(const void *a, const void *b) {
     if (x->w != y->w) {
         return x->w > y->w ? -1 : 1;
     }
-    return x->fid < y->fid ? -1 : x->fid > y->fid;
+    return x->birth < y->birth ? -1 : x->birth > y->birth;
 }
 
 /* Read the article's features into st->af (weighted, the heaviest
@@ -2069,7 +2147,9 @@ bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_
         }
         for (uint32_t i = 0; i < s->f_cnt && ok; i++) {
             const struct sfeat *x = &s->f[i];
-            const struct feat *f = x->fid < st->feats_cnt ? &st->feats[x->fid] : NULL;
+            const struct feat *f = x->fid < st->feats_cnt && !st->feats[x->fid].gone
+                                       ? &st->feats[x->fid]
+                                       : NULL;
             const struct post *p =
                 f && !f->unlisted && x->pidx < f->post_cnt ? &f->post[x->pidx] : NULL;
             if (!f) {
@@ -2124,7 +2204,7 @@ json_t *na_story_signature(const na_stories_t *st, const char *story_id) {
     }
     /* The features that most articles had, then the heaviest, so a stored
      * signature stays a few KB. */
-    kv = kfeat_copy(s, 0);
+    kv = kfeat_copy(st, s, 0);
     f = json_object();
     tf = json_object();
     root = json_pack("{s:i, s:I, s:I, s:I}", "v", 2, "t0", (json_int_t)s->first, "t",

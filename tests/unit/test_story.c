@@ -865,6 +865,66 @@ static void test_common_features_unlisted_and_relisted(void **state) {
     na_stories_destroy(st);
 }
 
+/* Seed story @p i (an id of its own) with one article's worth of features
+ * @p f ("K:word" 1 ...) and @p n articles, at @p t. */
+static void seed_n(na_stories_t *st, unsigned i, unsigned n, int64_t t, const char *f) {
+    char id[65];
+    snprintf(id, sizeof(id), "%064x", i + 1);
+    json_t *sig = json_pack("{s:i, s:I, s:I, s:i, s:o}", "v", 2, "t0", (json_int_t)t, "t",
+                            (json_int_t)t, "n", (int)n, "f", json_loads(f, 0, NULL));
+    assert_non_null(sig);
+    assert_int_equal(na_stories_seed(st, id, sig, NA_TIME_UNKNOWN), NA_OK);
+    json_decref(sig);
+}
+
+/* A restart seeds many stories: later snapshots of a story replace the
+ * earlier (their features dropped), the document count halves and the
+ * dictionary forgets features no story has, all before the first article.
+ * A common feature noted for relisting while seeding must still be relisted
+ * when the dictionary forgot features before it, and an article that has
+ * it is then scored through its postings (it crashed: the note named the
+ * feature by an id the forgetting had changed). */
+static void test_seeding_relists_across_forgetting(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(0);
+    const int64_t t = 1767225600; /* 2026-01-01 */
+    char f[256], story[65], why[256];
+    bool is_new;
+    assert_non_null(st);
+    /* features that no story will have, with the lowest ids */
+    seed_n(st, 0, 1, t,
+           "{\"t:fernwhistle\": 1, \"t:gloamcrust\": 1, \"t:haskbright\": 1}");
+    seed_n(st, 0, 2, t, "{\"t:ivorytrellis\": 2}");
+    /* 300 stories with a common feature: unlisted; then 200 of them
+     * replaced by snapshots without it: 100 left, noted for relisting */
+    for (unsigned i = 1; i <= 300; i++) {
+        snprintf(f, sizeof(f), "{\"t:kelpmarsh\": 1, \"t:own%c%c%c\": 1}", 'a' + i % 26,
+                 'a' + i / 26 % 26, 'a' + i / 676 % 26);
+        seed_n(st, i, 1, t, f);
+    }
+    for (unsigned i = 1; i <= 200; i++) {
+        snprintf(f, sizeof(f), "{\"t:own%c%c%c\": 2}", 'a' + i % 26, 'a' + i / 26 % 26,
+                 'a' + i / 676 % 26);
+        seed_n(st, i, 2, t, f);
+    }
+    /* two halvings of the document count (stories of many articles), then
+     * a seed that forgets the features no story has */
+    seed_n(st, 1000, 20000, t, "{\"t:bulkone\": 1}");
+    seed_n(st, 1001, 20000, t, "{\"t:bulktwo\": 1}");
+    seed_n(st, 1002, 1, t, "{\"t:lastseed\": 1}");
+    if (!na_stories_check(st, NULL, why, sizeof(why))) {
+        fail_msg("after seeding: %s", why);
+    }
+    /* an article with the common word: scored through its postings */
+    assign(st, "k", "kelpmarsh kelpmarsh", "Kelpmarsh kelpmarsh, said the kelpmarsh.",
+           t + 60, story, &is_new);
+    if (!na_stories_check(st, NULL, why, sizeof(why))) {
+        fail_msg("after the article: %s", why);
+    }
+    assert_int_equal(na_stories_feature_count(st) < 600, true);
+    na_stories_destroy(st);
+}
+
 /* The story tokeniser (its ASCII fast path, sixteen bytes at a time where
  * SSE2 is there) gives the tokens the rules tokeniser gives, on random
  * texts of words of every length (past sixteen and past the longest term),
@@ -1223,6 +1283,7 @@ int main(void) {
         cmocka_unit_test(test_story_tokens_match_the_rules_tokeniser),
         cmocka_unit_test(test_story_text_reader_matches_the_old_one),
         cmocka_unit_test(test_common_features_unlisted_and_relisted),
+        cmocka_unit_test(test_seeding_relists_across_forgetting),
     };
     return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
