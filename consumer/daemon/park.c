@@ -17,7 +17,8 @@
  * route still fails (the deliverer's backoff probes it), many at once when
  * it answers again, in order; one older than park_max_age goes to the
  * dead-letter topic instead (stage "park_expired"). A route is unparked
- * once its partition of retry_topic is read and committed to its end. */
+ * once its partition of retry_topic is read and committed to its end and
+ * its last request was answered. */
 
 /* Most alerts of one retry_topic partition in the deliverer at once. */
 #define NA_CONSUMER_RETRY_WINDOW 50
@@ -276,7 +277,11 @@ void na_park_check(struct consumer *c) {
         for (const struct job_ctx *jc = c->jobs; jc && !parking; jc = jc->jnext) {
             parking = jc->route == route && jc->retry.kind == RETRY_PARK;
         }
-        if (!parking && retry_drained(c, route)) {
+        /* A route still failing stays parked with nothing left to send (its
+         * backlog expired): unparked, it would park again at once, every
+         * check. Its next alert, read back from retry_topic, probes it. */
+        if (!parking && !na_deliver_route_failing_since(c->deliver, route) &&
+            retry_drained(c, route)) {
             set_route_parked(c, r, false);
         }
     }

@@ -151,6 +151,13 @@ def test_parked_alerts_older_than_park_max_age_go_to_the_dead_letter_topic(ctx):
     assert {r["headers"].get("route") for r in recs} == {"down"}, recs
     assert {json.loads(r["value"])["article"]["url"] for r in recs} == \
         {a["url"] for a in arts}
+    # Nothing left in the retry topic, the route still down: it stays parked
+    # (it unparked and parked again every 2 s, in the log and the gauge).
+    time.sleep(6)
+    err = c.stderr_text()
+    assert err.count("event=route_parked route=\"down\"") == 1, \
+        "parked %d times" % err.count("event=route_parked route=\"down\"")
+    assert "event=route_unparked" not in err
     down.up()
     time.sleep(4)
     assert not [r for r in down.requests("/json") if r.status == 200], \
