@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,7 +137,8 @@ na_err_t na_duration_parse_ms(const char *s, int64_t *ms) {
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0) {
+    /* strtod() reads "nan" too: no duration, and no integer to convert to. */
+    if (errno || end == s || isnan(v) || v < 0) {
         return NA_ERR_INVALID;
     }
     double mult;

@@ -21,6 +21,7 @@
 
 #include "newsalert/cli.h"
 #include "newsalert/daemon.h"
+#include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 
 struct conf {
@@ -234,6 +235,37 @@ static void test_unknown_keys_and_flags_are_named(void **state) {
     cli_run(&r, argv6);
     assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
     assert_non_null(strstr(r.err, "bad.json:2:"));
+    run_cleanup(&r);
+}
+
+/* A duration that is not a number is refused, wherever it comes from:
+ * "nan" was read as a number and stored as -9223372036854775808 ms (a key
+ * without a range, such as ledger_horizon, took it as "0: keep all"). */
+static void test_duration_not_a_number_is_refused(void **state) {
+    (void)state;
+    static const char *const bad[] = {"nan", "NaN", "-nan", "nanms", "nan(1)h", "nand"};
+    int64_t ms = 42;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (na_duration_parse_ms(bad[i], &ms) != NA_ERR_INVALID) {
+            fail_msg("duration \"%s\" accepted as %lld ms", bad[i], (long long)ms);
+        }
+    }
+    assert_int_equal(ms, 42);
+    assert_int_equal(na_duration_parse_ms("1.5m", &ms), NA_OK);
+    assert_int_equal(ms, 90000);
+
+    struct run r;
+    const char *argv1[] = {"--timeout", "nan", NULL};
+    cli_run(&r, argv1);
+    assert_int_equal(r.action, NA_CLI_EXIT_USAGE);
+    assert_non_null(strstr(r.err, "flag: timeout: want a duration"));
+    run_cleanup(&r);
+
+    const char *cfg = write_file("nan.json", "{\"timeout\": \"nan\"}");
+    const char *argv2[] = {"--config", cfg, NULL};
+    cli_run(&r, argv2);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "timeout: want a duration"));
     run_cleanup(&r);
 }
 
@@ -540,6 +572,7 @@ int main(void) {
         cmocka_unit_test(test_precedence_matrix),
         cmocka_unit_test(test_config_file_from_env_and_flag_forms),
         cmocka_unit_test(test_unknown_keys_and_flags_are_named),
+        cmocka_unit_test(test_duration_not_a_number_is_refused),
         cmocka_unit_test(test_kafka_passthrough_error_verbatim),
         cmocka_unit_test(test_dump_config_redacts_secrets),
         cmocka_unit_test(test_programs_exit_codes),
