@@ -85,6 +85,12 @@ static size_t kv_to_json(char *buf, size_t size, size_t o, const char *kv) {
             p++;
         }
         size_t keylen = (size_t)(p - key);
+        /* The key whole and room for its value, or the line ends here: a
+         * key cut at the end left o past the buffer, and its value was
+         * written there. */
+        if (o + keylen + 16 >= size) {
+            break;
+        }
         o += (size_t)snprintf(buf + o, size - o, ",\"%.*s\":", (int)keylen, key);
         if (*p != '=') {
             o += (size_t)snprintf(buf + o, size - o, "true");

@@ -1,0 +1,74 @@
+/* log.h: one event is one line; in JSON mode that line is one JSON object,
+ * however long the event's text, and it is built inside its buffer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "newsalert/log.h"
+
+/* The line na_log() writes for @p kv, read back from stderr. */
+static void log_line(const char *kv, char *out, size_t size) {
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    na_log(NA_LOG_ERROR, "test", "long_line", "%s", kv);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(out, 1, size - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+}
+
+/* Many short words (each becomes a member "w":true, four times its text)
+ * fill the line to its end, where a long word comes: it was written past
+ * the line's buffer and left the line an unterminated string. Every fill
+ * puts the end of the buffer at another place of that word. */
+static void test_json_line_near_its_size_stays_in_bounds(void **state) {
+    (void)state;
+    static char kv[4000];
+    static char line[16384];
+    na_log_set_format(NA_LOG_FORMAT_JSON);
+    for (size_t words = 850; words < 920; words++) {
+        size_t o = 0;
+        for (size_t i = 0; i < words; i++) {
+            kv[o++] = 'w';
+            kv[o++] = ' ';
+        }
+        memset(kv + o, 'k', 300);
+        o += 300;
+        memcpy(kv + o, "=\"v\"", 5);
+        log_line(kv, line, sizeof(line));
+        size_t len = strlen(line);
+        assert_true(len > 0 && len <= 8192);
+        assert_int_equal(line[len - 1], '\n');
+        assert_null(memchr(line, '\n', len - 1)); /* one line */
+        json_error_t jerr;
+        json_t *root = json_loadb(line, len, 0, &jerr);
+        if (!root) {
+            fail_msg("%zu words: not JSON (%s): ...%s", words, jerr.text,
+                     line + (len > 80 ? len - 80 : 0));
+        }
+        assert_string_equal(json_string_value(json_object_get(root, "event")),
+                            "long_line");
+        json_decref(root);
+    }
+    na_log_set_format(NA_LOG_FORMAT_LOGFMT);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_line_near_its_size_stays_in_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
