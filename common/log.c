@@ -1,6 +1,10 @@
 #include "newsalert/log.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +72,47 @@ const char *na_log_q(const char *s) {
     return out;
 }
 
+/* Is @p s a number as JSON writes it (no leading zero, no "+", ".5", "1.",
+ * hex, nan or inf, all of which strtod() reads) that a reader can hold as
+ * a double? Other values are written as strings. */
+static bool json_number(const char *s) {
+    const char *p = s;
+    p += *p == '-';
+    if (*p == '0') {
+        p++;
+    } else if (isdigit((unsigned char)*p)) {
+        while (isdigit((unsigned char)*p)) {
+            p++;
+        }
+    } else {
+        return false;
+    }
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p)) {
+            return false;
+        }
+        while (isdigit((unsigned char)*p)) {
+            p++;
+        }
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        p += *p == '+' || *p == '-';
+        if (!isdigit((unsigned char)*p)) {
+            return false;
+        }
+        while (isdigit((unsigned char)*p)) {
+            p++;
+        }
+    }
+    if (*p) {
+        return false;
+    }
+    errno = 0;
+    double v = strtod(s, NULL);
+    return !errno && isfinite(v);
+}
+
 /* Append logfmt pairs from @p kv to @p buf as JSON members. Values that
  * were quoted with na_log_q() are JSON-compatible already except for \x
  * escapes, which are rewritten as \u00XX. */
@@ -120,14 +165,12 @@ static size_t kv_to_json(char *buf, size_t size, size_t o, const char *kv) {
                 p++;
             }
             size_t vlen = (size_t)(p - val);
-            char *end = NULL;
             char tmp[64];
             int numeric = 0;
             if (vlen > 0 && vlen < sizeof(tmp)) {
                 memcpy(tmp, val, vlen);
                 tmp[vlen] = '\0';
-                (void)strtod(tmp, &end);
-                numeric = end && *end == '\0';
+                numeric = json_number(tmp);
             }
             if (numeric) {
                 o += (size_t)snprintf(buf + o, size - o, "%.*s", (int)vlen, val);

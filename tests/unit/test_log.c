@@ -66,9 +66,50 @@ static void test_json_line_near_its_size_stays_in_bounds(void **state) {
     na_log_set_format(NA_LOG_FORMAT_LOGFMT);
 }
 
+/* An unquoted value becomes a JSON number only when it is one, as JSON
+ * writes numbers and as any reader can hold them: hex ids and versions of
+ * digits only ("0123456789ab" cut to "012345") and C's other numbers were
+ * written bare and the line was not JSON. */
+static void test_json_numbers_are_json_numbers(void **state) {
+    (void)state;
+    static const struct {
+        const char *kv;
+        const char *key;
+        int number; /* 1: a JSON number, 0: a string of the same text */
+    } cases[] = {
+        {"a=42", "a", 1},         {"a=-7", "a", 1},    {"a=0", "a", 1},
+        {"a=0.25", "a", 1},       {"a=1.5e3", "a", 1}, {"a=2E-2", "a", 1},
+        {"a=012345", "a", 0},     {"a=00", "a", 0},    {"a=-01", "a", 0},
+        {"a=123e456789", "a", 0}, /* no reader holds it */
+        {"a=nan", "a", 0},        {"a=inf", "a", 0},   {"a=-infinity", "a", 0},
+        {"a=0x1f", "a", 0},       {"a=1.", "a", 0},    {"a=.5", "a", 0},
+        {"a=+1", "a", 0},         {"a=1e", "a", 0},    {"a=1e+", "a", 0},
+        {"a=-", "a", 0},          {"a=ab12", "a", 0},
+    };
+    char line[16384];
+    na_log_set_format(NA_LOG_FORMAT_JSON);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        log_line(cases[i].kv, line, sizeof(line));
+        json_error_t jerr;
+        json_t *root = json_loads(line, 0, &jerr);
+        if (!root) {
+            fail_msg("%s: not JSON (%s): %s", cases[i].kv, jerr.text, line);
+        }
+        json_t *v = json_object_get(root, cases[i].key);
+        const char *text = strchr(cases[i].kv, '=') + 1;
+        if (cases[i].number ? !json_is_number(v)
+                            : !json_is_string(v) || strcmp(json_string_value(v), text)) {
+            fail_msg("%s: wrong member in %s", cases[i].kv, line);
+        }
+        json_decref(root);
+    }
+    na_log_set_format(NA_LOG_FORMAT_LOGFMT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_line_near_its_size_stays_in_bounds),
+        cmocka_unit_test(test_json_numbers_are_json_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
