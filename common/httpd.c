@@ -441,7 +441,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      json_text(json_pack("{ss}", "error", "method not allowed")), head);
     }
     if (!strcmp(url, "/metrics")) {
-        return reply(conn, MHD_HTTP_OK, CT_METRICS, na_metrics_render(), head);
+        /* Not rendered (no memory): an error, so that a scraper marks the
+         * scrape failed instead of reading no series. */
+        char *text = na_metrics_render();
+        if (!text) {
+            na_log(NA_LOG_ERROR, "httpd", "metrics_failed", "err=\"no memory\"");
+            return reply(
+                conn, MHD_HTTP_SERVICE_UNAVAILABLE, CT_JSON,
+                json_text(json_pack("{ss}", "error", "metrics not rendered: no memory")),
+                head);
+        }
+        return reply(conn, MHD_HTTP_OK, CT_METRICS, text, head);
     }
 
     unsigned code = MHD_HTTP_OK;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "newsalert/fault.h"
 #include "newsalert/util.h"
 
 static const double bucket_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -442,6 +443,9 @@ char *na_metrics_render(void) {
         }
     }
     pthread_mutex_unlock(&lock);
+    if (na_fault("metrics_render")) {
+        b.oom = true;
+    }
     return na_buf_steal(&b);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "newsalert/httpd.h"
+#include "newsalert/fault.h"
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
@@ -112,6 +113,15 @@ static void test_endpoints_codes_and_types(void **state) {
     assert_string_equal(a.type, "text/plain; version=0.0.4; charset=utf-8");
     assert_non_null(strstr(a.body.data, "newsalert_test_things_total 3\n"));
     assert_non_null(strstr(a.body.data, "newsalert_build_info{version=\""));
+    na_buf_cleanup(&a.body);
+
+    /* Not rendered (no memory): an error, not an empty page of no series. */
+    na_fault_arm("metrics_render");
+    fetch(port, NULL, "/metrics", &a);
+    na_fault_arm(NULL);
+    assert_int_equal(a.status, 503);
+    assert_string_equal(a.type, "application/json");
+    assert_non_null(strstr(a.body.data, "metrics not rendered"));
     na_buf_cleanup(&a.body);
 
     fetch(port, NULL, "/nope", &a);
