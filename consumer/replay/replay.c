@@ -1910,12 +1910,22 @@ na_err_t na_replay_run(const struct na_replay_opts *opts, struct na_replay_range
      * interrupted), ledger records, produced lines. */
     int64_t deadline = na_mono_ms() + (stats->interrupted ? opts->conf->drain_timeout_ms
                                                           : INT64_MAX / 4);
+    bool stopped = !*opts->running;
     while (work_pending(&r) && na_mono_ms() < deadline) {
+        if (!stopped && !*opts->running) {
+            /* Ctrl-C once every record was read: what is in flight gets
+             * drain_timeout from now, as when reading is stopped. */
+            stopped = true;
+            deadline = na_mono_ms() + opts->conf->drain_timeout_ms;
+        }
         serve(&r, 50);
         update_resume(&r);
         progress(&r, t0, &last, false);
     }
     bool timed_out = work_pending(&r) > 0;
+    if (timed_out && !r.fatal && !r.out_failed) {
+        stats->interrupted = true; /* the resume position is below the end */
+    }
     /* Records still waiting to be written again are given up on (counted
      * failed, their articles unfinished), as are those the broker refuses
      * from now on, while the ledger flushes. */

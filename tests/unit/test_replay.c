@@ -670,13 +670,13 @@ static void test_run_interrupted_resumes_at_start(void **state) {
 
 /* A run of the whole of @p topic with --routes: one route to @p stub,
  * through the ledger @p ledger_topic. */
-static void run_routes(struct mock *m, const char *topic, const char *ledger_topic,
-                       struct na_stub *stub, long long write_stall_ms,
-                       struct run_out *out) {
+static void run_routes_with(struct mock *m, const char *topic, const char *ledger_topic,
+                            struct na_stub *stub, long long write_stall_ms,
+                            const char *const *sets, volatile sig_atomic_t *running,
+                            struct run_out *out) {
     struct na_consumer_conf conf;
     struct na_replay_bound from, to;
     char errstr[512] = "", url[128];
-    volatile sig_atomic_t running = 1;
     na_rules_t *rules = load_rules(new_rules);
     rd_kafka_t *rk = na_replay_consumer_new(m->bootstraps, NULL, errstr, sizeof(errstr));
     assert_non_null(rk);
@@ -696,6 +696,9 @@ static void run_routes(struct mock *m, const char *topic, const char *ledger_top
     SET("ledger_timeout", "2s");
     SET("stories", "false");
     SET("workers", "0");
+    for (size_t i = 0; sets && sets[i]; i += 2) {
+        SET(sets[i], sets[i + 1]);
+    }
 #undef SET
     conf.write_stall_ms = write_stall_ms;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", stub->port);
@@ -714,7 +717,7 @@ static void run_routes(struct mock *m, const char *topic, const char *ledger_top
         .conf = &conf,
         .rules = rules,
         .post_routes = true,
-        .running = &running,
+        .running = running,
     };
     na_err_t err = na_replay_run(&opts, &out->range, &out->stats, errstr, sizeof(errstr));
     if (err) {
@@ -728,6 +731,13 @@ static void run_routes(struct mock *m, const char *topic, const char *ledger_top
     na_conf_cleanup(na_consumer_conf_table, &conf);
     na_kafka_props_cleanup(&conf.props);
     na_routes_cleanup(&conf.routes);
+}
+
+static void run_routes(struct mock *m, const char *topic, const char *ledger_topic,
+                       struct na_stub *stub, long long write_stall_ms,
+                       struct run_out *out) {
+    volatile sig_atomic_t running = 1;
+    run_routes_with(m, topic, ledger_topic, stub, write_stall_ms, NULL, &running, out);
 }
 
 static int stub_posts(struct na_stub *stub) {
@@ -827,6 +837,78 @@ static void test_run_ledger_record_refused_for_good_fails_the_run(void **state) 
     na_http_global_cleanup();
 }
 
+/* The Ctrl-C of stop_on_first_post(): once the route has been tried. */
+struct stopper {
+    struct na_stub *stub;
+    volatile sig_atomic_t *running;
+};
+
+static void *stop_on_first_post(void *arg) {
+    struct stopper *s = arg;
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&s->stub->lock);
+        int seen = s->stub->posts_seen;
+        pthread_mutex_unlock(&s->stub->lock);
+        if (seen) {
+            break;
+        }
+        na_sleep_ms(5);
+    }
+    *s->running = 0;
+    return NULL;
+}
+
+/* Regression: a Ctrl-C that came once every record was read, while the
+ * last deliveries were being retried, was ignored: the run went on until
+ * the route answered or the deliveries gave up (minutes with the default
+ * backoff), then called the alert failed and its article finished, with
+ * no resume command. The deliveries now get drain_timeout from the
+ * signal, and the run says it was interrupted below that article. */
+static void test_run_stop_while_draining_ends_the_drain(void **state) {
+    struct mock *m = *state;
+    struct na_stub stub;
+    struct run_out o;
+    pthread_t t;
+    volatile sig_atomic_t running = 1;
+    /* Retries for ~10 s unless the stop ends them. */
+    static const char *const sets[] = {"deliver_max_attempts",
+                                       "200",
+                                       "deliver_backoff",
+                                       "50ms",
+                                       "deliver_backoff_max",
+                                       "50ms",
+                                       "drain_timeout",
+                                       "300ms",
+                                       NULL};
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
+    assert_int_equal(na_http_global_init(), NA_OK);
+    assert_int_equal(na_stub_start(&stub), 0);
+    stub.post_status = 503;
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".d1", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".d1.alerts", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_article_to(m->prod, TOPIC ".d1", 0, "https://x.test/d1", "Taiwan drills");
+    assert_int_equal(rd_kafka_flush(m->prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    struct stopper stop = {&stub, &running};
+    assert_int_equal(pthread_create(&t, NULL, stop_on_first_post, &stop), 0);
+    int64_t t0 = na_mono_ms();
+    run_routes_with(m, TOPIC ".d1", TOPIC ".d1.alerts", &stub, 60000, sets, &running, &o);
+    int64_t took_ms = na_mono_ms() - t0;
+    pthread_join(t, NULL);
+    assert_int_equal(o.stats.read, 1);
+    assert_true(took_ms < 5000);
+    assert_true(o.stats.interrupted);
+    assert_int_equal(o.stats.sent, 0);
+    char *args = na_replay_resume_args(&o.range);
+    assert_string_equal(args, "--from 0:0 --to 0:1");
+    free(args);
+    run_cleanup(&o);
+    na_stub_stop(&stub);
+    na_http_global_cleanup();
+}
+
 /* The replay consumer bounds its prefetch (most of a backfill's memory)
  * unless -X says otherwise. */
 static void test_consumer_prefetch_bounded_and_overridable(void **state) {
@@ -882,6 +964,7 @@ int main(void) {
         cmocka_unit_test(test_run_interrupted_resumes_at_start),
         cmocka_unit_test(test_run_refused_ledger_record_is_written_again),
         cmocka_unit_test(test_run_ledger_record_refused_for_good_fails_the_run),
+        cmocka_unit_test(test_run_stop_while_draining_ends_the_drain),
     };
     int failed = cmocka_run_group_tests_name("replay", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("replay on the mock cluster", mock_tests,

@@ -74,6 +74,7 @@ static void *serve_conn(void *arg) {
             continue;
         }
         int status = s->post_status ? s->post_status : 200;
+        s->posts_seen++;
         if (status < 300 && s->posts_cnt < NA_STUB_MAX_POSTS) {
             struct na_stub_post *p = &s->posts[s->posts_cnt++];
             snprintf(p->path, sizeof(p->path), "%s", path);

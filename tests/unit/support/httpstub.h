@@ -29,7 +29,8 @@ struct na_stub {
     const char *bodies[NA_STUB_MAX_PATHS];
     int post_status; /* answer to POSTs (default 200) */
     int gets;
-    int posts_cnt; /* POSTs answered 2xx and recorded */
+    int posts_cnt;  /* POSTs answered 2xx and recorded */
+    int posts_seen; /* POSTs answered, whatever the status */
     struct na_stub_post posts[NA_STUB_MAX_POSTS];
 };
 
