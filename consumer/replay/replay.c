@@ -12,6 +12,7 @@
 #include "format.h"
 #include "ledger.h"
 #include "story.h"
+#include "newsalert/fault.h"
 #include "newsalert/http.h"
 #include "newsalert/limits.h"
 #include "newsalert/log.h"
@@ -668,6 +669,9 @@ static uint64_t fnv1a(const char *s) {
 
 /* @returns 1 added, 0 already there, -1 no memory. */
 static int strset_add(struct strset *set, const char *s) {
+    if (na_fault("replay_seen")) {
+        return -1;
+    }
     if ((set->cnt + 1) * 2 > set->size) {
         size_t n = set->size ? set->size * 2 : 1024;
         char **v = calloc(n, sizeof(*v));
@@ -1114,8 +1118,10 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
         char *text = NULL;
         bool any = !routes->cnt;
         bool wanted = !routes->cnt; /* a route wants this topic */
+        bool nomem = !names;
+        int added;
 
-        for (size_t k = 0; names && k < routes->cnt && k < d->routes_cnt; k++) {
+        for (size_t k = 0; !nomem && k < routes->cnt && k < d->routes_cnt; k++) {
             const struct na_route *route = &routes->v[k];
             if (da->need[k] == NA_NEED_NONE) {
                 continue;
@@ -1126,14 +1132,24 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
                 continue;
             }
             snprintf(key, sizeof(key), "%s\t%s", alert->id, route->name);
-            if (strset_add(&r->seen, key) != 1) {
-                continue; /* this run already has it */
+            added = strset_add(&r->seen, key);
+            if (added < 0 ||
+                (added && json_array_append_new(names, json_string(route->name)))) {
+                nomem = true; /* not taken for one this run already has */
+            } else if (added) {
+                any = true;
             }
-            json_array_append_new(names, json_string(route->name));
-            any = true;
         }
-        if (!routes->cnt && strset_add(&r->seen, alert->id) != 1) {
-            any = false;
+        if (!nomem && !routes->cnt) {
+            added = strset_add(&r->seen, alert->id);
+            nomem = added < 0;
+            any = added > 0;
+        }
+        if (nomem) {
+            r->fatal = true;
+            snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+            json_decref(names);
+            return;
         }
         /* The alert's text only for an alert this run raises: a later
          * report of a story (most of a backfill's matches) is one "linked"

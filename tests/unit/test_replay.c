@@ -24,6 +24,7 @@
 #include "httpstub.h"
 #include "newsalert/article.h"
 #include "newsalert/config.h"
+#include "newsalert/fault.h"
 #include "newsalert/http.h"
 #include "newsalert/kafka.h"
 #include "newsalert/log.h"
@@ -557,14 +558,14 @@ static size_t count_lines(const char *s) {
     return n;
 }
 
-static void run(struct mock *m, const char *from_s, const char *to_s,
-                const char *rules_json, int running_flag, struct run_out *out) {
+static na_err_t run_err(struct mock *m, const char *from_s, const char *to_s,
+                        const char *rules_json, int running_flag, struct run_out *out,
+                        char *errstr, size_t errstr_size) {
     struct na_consumer_conf conf;
     struct na_replay_bound from, to;
-    char errstr[512] = "";
     volatile sig_atomic_t running = running_flag;
     na_rules_t *rules = load_rules(rules_json);
-    rd_kafka_t *rk = na_replay_consumer_new(m->bootstraps, NULL, errstr, sizeof(errstr));
+    rd_kafka_t *rk = na_replay_consumer_new(m->bootstraps, NULL, errstr, errstr_size);
     assert_non_null(rk);
     memset(&conf, 0, sizeof(conf));
     memset(out, 0, sizeof(*out));
@@ -575,7 +576,7 @@ static void run(struct mock *m, const char *from_s, const char *to_s,
     bound(from_s, &from);
     bound(to_s, &to);
     assert_int_equal(na_replay_resolve(rk, TOPIC, &from, &to, 0, 10000, &out->range,
-                                       errstr, sizeof(errstr)),
+                                       errstr, errstr_size),
                      NA_OK);
     FILE *dry = open_memstream(&out->dry, &out->dry_len);
     FILE *cls = open_memstream(&out->classified, &out->classified_len);
@@ -587,8 +588,7 @@ static void run(struct mock *m, const char *from_s, const char *to_s,
         .output = cls,
         .running = &running,
     };
-    assert_int_equal(
-        na_replay_run(&opts, &out->range, &out->stats, errstr, sizeof(errstr)), NA_OK);
+    na_err_t err = na_replay_run(&opts, &out->range, &out->stats, errstr, errstr_size);
     fclose(dry);
     fclose(cls);
     rd_kafka_consumer_close(rk);
@@ -596,6 +596,17 @@ static void run(struct mock *m, const char *from_s, const char *to_s,
     na_replay_bound_cleanup(&from);
     na_replay_bound_cleanup(&to);
     na_rules_destroy(rules);
+    return err;
+}
+
+static void run(struct mock *m, const char *from_s, const char *to_s,
+                const char *rules_json, int running_flag, struct run_out *out) {
+    char errstr[512] = "";
+    na_err_t err =
+        run_err(m, from_s, to_s, rules_json, running_flag, out, errstr, sizeof(errstr));
+    if (err) {
+        fail_msg("replay: %s", errstr);
+    }
 }
 
 static void run_cleanup(struct run_out *out) {
@@ -663,6 +674,23 @@ static void test_run_interrupted_resumes_at_start(void **state) {
     char *args = na_replay_resume_args(&o.range);
     assert_string_equal(args, "--from 0:0,1:0,2:0 --to 0:5,1:3,2:0");
     free(args);
+    run_cleanup(&o);
+}
+
+/* Regression: when the set of alerts a run has raised could not take one
+ * for want of memory, the alert was taken for one already raised: skipped
+ * in silence (no line, nothing posted), its article finished and the run
+ * said it succeeded. The run now fails with "out of memory". */
+static void test_run_no_memory_for_a_raised_alert_fails_the_run(void **state) {
+    struct mock *m = *state;
+    struct run_out o;
+    char errstr[512] = "";
+    na_fault_arm("replay_seen:1");
+    na_err_t err =
+        run_err(m, "beginning", "end", new_rules, 1, &o, errstr, sizeof(errstr));
+    na_fault_arm(NULL);
+    assert_int_not_equal(err, NA_OK);
+    assert_string_equal(errstr, "out of memory");
     run_cleanup(&o);
 }
 
@@ -962,6 +990,7 @@ int main(void) {
         cmocka_unit_test(test_run_offsets_range_exclusive_end),
         cmocka_unit_test(test_run_empty_range_reads_nothing),
         cmocka_unit_test(test_run_interrupted_resumes_at_start),
+        cmocka_unit_test(test_run_no_memory_for_a_raised_alert_fails_the_run),
         cmocka_unit_test(test_run_refused_ledger_record_is_written_again),
         cmocka_unit_test(test_run_ledger_record_refused_for_good_fails_the_run),
         cmocka_unit_test(test_run_stop_while_draining_ends_the_drain),
