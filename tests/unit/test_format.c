@@ -427,6 +427,42 @@ static void test_digests_list_alerts_within_limits(void **state) {
     na_article_cleanup(&article);
 }
 
+/* A digest line shows the article's link as text, where Mattermost fires
+ * @channel, @all, @here and @user (it reads mentions from attachment text,
+ * links included): an '@' in a link must not ping anyone. */
+static void test_mattermost_digest_link_cannot_mention(void **state) {
+    (void)state;
+    struct na_digest_item *items[3];
+    struct na_alert alert;
+    struct na_buf buf;
+    json_error_t jerr;
+    setup_alert(&alert, "Ban lands");
+    free(article.url);
+    article.url = strdup("https://blog.example/@channel/ban?by=@all#@here");
+    for (int i = 0; i < 3; i++) {
+        items[i] = na_digest_item_new(&alert);
+        assert_non_null(items[i]);
+    }
+    na_buf_init(&buf);
+    assert_int_equal(na_format_mattermost.render_digest(
+                         (const struct na_digest_item *const *)items, 3, &buf),
+                     NA_OK);
+    json_t *root = json_loads(buf.data, 0, &jerr);
+    assert_non_null(root);
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(root, "attachments"), 0), "text"));
+    assert_no_live_mentions(text);
+    /* The link still leads to the article: '@' written as %40. */
+    assert_non_null(
+        strstr(text, "https://blog.example/%40channel/ban?by=%40all#%40here"));
+    json_decref(root);
+    na_buf_cleanup(&buf);
+    for (int i = 0; i < 3; i++) {
+        na_digest_item_free(items[i]);
+    }
+    na_article_cleanup(&article);
+}
+
 static void test_route_pacing_options(void **state) {
     (void)state;
     struct na_routes routes = {NULL, 0};
@@ -470,6 +506,7 @@ int main(void) {
         cmocka_unit_test(test_mattermost_attachment),
         cmocka_unit_test(test_every_format_respects_limits),
         cmocka_unit_test(test_digests_list_alerts_within_limits),
+        cmocka_unit_test(test_mattermost_digest_link_cannot_mention),
         cmocka_unit_test(test_route_pacing_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

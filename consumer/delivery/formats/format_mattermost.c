@@ -3,7 +3,8 @@
  * characters in total are refused (400), so all attachment text is kept
  * under MM_ATTACH_MAX bytes. Article text is escaped & < > (Slack syntax)
  * and every '@' gets a zero-width space: Mattermost fires @channel, @all,
- * @here and @user from plain text. */
+ * @here and @user from plain text. A link in text (a digest line) has its
+ * '@' written %40 instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,19 @@ static void mm_escape(struct na_buf *out, const char *s, size_t max) {
         }
     }
     na_buf_cleanup(&tmp);
+}
+
+/* A link shown as text: Mattermost reads mentions from attachment text,
+ * links included (https://x.example/@channel pings the channel), so every
+ * '@' is written %40, which leads to the same page. */
+static void mm_link(struct na_buf *out, const char *url) {
+    for (const char *p = url; *p; p++) {
+        if (*p == '@') {
+            na_buf_puts(out, "%40");
+        } else {
+            na_buf_append(out, p, 1);
+        }
+    }
 }
 
 static const char *topic_color(const char *topic) {
@@ -120,7 +134,8 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         na_buf_printf(&line, "- `%s` %.2f ", it->topic, it->score);
         mm_escape(&line, it->title && *it->title ? it->title : "(untitled)", 300);
         if (it->url && strlen(it->url) < 1000) {
-            na_buf_printf(&line, " %s", it->url);
+            na_buf_puts(&line, " ");
+            mm_link(&line, it->url);
         }
         na_buf_puts(&line, "\n");
         if (line.oom || text.len + line.len + 40 > MM_ATTACH_MAX) {
