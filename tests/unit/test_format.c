@@ -463,6 +463,52 @@ static void test_mattermost_digest_link_cannot_mention(void **state) {
     na_article_cleanup(&article);
 }
 
+/* Escaping grows a digest line ('&' is five bytes as &amp;): one alert
+ * whose link is long and full of '&' must not make a section longer than
+ * Slack's 3,000 characters, or Slack refuses the whole digest. */
+static void test_slack_digest_long_link_keeps_sections_under_limit(void **state) {
+    (void)state;
+    struct na_digest_item *items[2];
+    struct na_alert alert;
+    struct na_buf buf, url;
+    json_error_t jerr;
+    setup_alert(&alert, "Ban & more");
+    na_buf_init(&url);
+    na_buf_puts(&url, "https://news.example/r?");
+    while (url.len < 1990) {
+        na_buf_puts(&url, "a&");
+    }
+    free(article.url);
+    article.url = na_buf_steal(&url);
+    for (int i = 0; i < 2; i++) {
+        items[i] = na_digest_item_new(&alert);
+        assert_non_null(items[i]);
+    }
+    na_buf_init(&buf);
+    assert_int_equal(na_format_slack.render_digest(
+                         (const struct na_digest_item *const *)items, 2, &buf),
+                     NA_OK);
+    json_t *root = json_loads(buf.data, 0, &jerr);
+    assert_non_null(root);
+    json_t *b = json_object_get(root, "blocks");
+    size_t listed = 0;
+    for (size_t i = 0; i < json_array_size(b); i++) {
+        const char *t = json_string_value(
+            json_object_get(json_object_get(json_array_get(b, i), "text"), "text"));
+        for (const char *p = t; p && (p = strstr(p, "Ban &amp; more")); p++) {
+            listed++;
+        }
+        assert_true(!t || utf8_chars(t) <= 3000);
+    }
+    assert_int_equal(listed, 2); /* both alerts still listed */
+    json_decref(root);
+    na_buf_cleanup(&buf);
+    for (int i = 0; i < 2; i++) {
+        na_digest_item_free(items[i]);
+    }
+    na_article_cleanup(&article);
+}
+
 static void test_route_pacing_options(void **state) {
     (void)state;
     struct na_routes routes = {NULL, 0};
@@ -507,6 +553,7 @@ int main(void) {
         cmocka_unit_test(test_every_format_respects_limits),
         cmocka_unit_test(test_digests_list_alerts_within_limits),
         cmocka_unit_test(test_mattermost_digest_link_cannot_mention),
+        cmocka_unit_test(test_slack_digest_long_link_keeps_sections_under_limit),
         cmocka_unit_test(test_route_pacing_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

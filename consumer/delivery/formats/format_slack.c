@@ -157,9 +157,16 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
             na_buf_printf(&line, "\xe2\x80\xa2 `%s` %.2f ", it->topic, it->score);
             na_format_slack_escape(
                 &line, it->title && *it->title ? it->title : "(untitled)", 300);
+            size_t bare = line.len;
             if (it->url && strlen(it->url) < 2000) {
                 na_buf_puts(&line, "\n      ");
                 na_format_slack_escape(&line, it->url, 2000);
+            }
+            /* Escaping grows a link ('&' is &amp;): one that would not fit
+             * a section of its own is left out, not cut into a wrong link. */
+            if (!line.oom && line.len + 1 > SLACK_SECTION_MAX) {
+                line.len = bare;
+                line.data[bare] = '\0';
             }
             na_buf_puts(&line, "\n");
             if (line.oom) {
