@@ -509,6 +509,43 @@ static void test_slack_digest_long_link_keeps_sections_under_limit(void **state)
     na_article_cleanup(&article);
 }
 
+/* Attachment text is Markdown in Mattermost: article text there must not
+ * make a link of its own, an image that readers' clients fetch, or
+ * formatting. */
+static void test_mattermost_text_cannot_forge_links(void **state) {
+    (void)state;
+    struct na_digest_item *item;
+    struct na_alert alert;
+    struct na_buf buf;
+    json_error_t jerr;
+    setup_alert(&alert, "Ban [Official statement](https://e.vil/x) ![](https://e.vil/p)");
+    match.snippet = "read **this** [here](https://e.vil/y) now";
+    json_t *root = render("mattermost", &alert);
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(root, "attachments"), 0), "text"));
+    assert_null(strstr(text, "[here](https://e.vil/y)"));
+    assert_null(strstr(text, "**this**"));
+    assert_non_null(strstr(text, "\\[here\\]\\(https://e.vil/y\\)"));
+    json_decref(root);
+
+    item = na_digest_item_new(&alert);
+    assert_non_null(item);
+    na_buf_init(&buf);
+    assert_int_equal(na_format_mattermost.render_digest(
+                         (const struct na_digest_item *const *)&item, 1, &buf),
+                     NA_OK);
+    root = json_loads(buf.data, 0, &jerr);
+    assert_non_null(root);
+    text = json_string_value(
+        json_object_get(json_array_get(json_object_get(root, "attachments"), 0), "text"));
+    assert_null(strstr(text, "[Official statement](https://e.vil/x)"));
+    assert_null(strstr(text, "![](https://e.vil/p)"));
+    json_decref(root);
+    na_buf_cleanup(&buf);
+    na_digest_item_free(item);
+    na_article_cleanup(&article);
+}
+
 static void test_route_pacing_options(void **state) {
     (void)state;
     struct na_routes routes = {NULL, 0};
@@ -554,6 +591,7 @@ int main(void) {
         cmocka_unit_test(test_digests_list_alerts_within_limits),
         cmocka_unit_test(test_mattermost_digest_link_cannot_mention),
         cmocka_unit_test(test_slack_digest_long_link_keeps_sections_under_limit),
+        cmocka_unit_test(test_mattermost_text_cannot_forge_links),
         cmocka_unit_test(test_route_pacing_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -143,9 +143,11 @@ void na_format_md_escape(struct na_buf *out, const char *s, size_t max,
     for (const char *p = t; p && *p; p++) {
         if (*p == '@') {
             na_buf_puts(out, "@\xe2\x80\x8b"); /* @ + U+200B */
-        } else if (mode == NA_MD_HTML && (*p == '&' || *p == '<' || *p == '>')) {
+        } else if ((mode == NA_MD_HTML || mode == NA_MD_MATTERMOST) &&
+                   (*p == '&' || *p == '<' || *p == '>')) {
             na_buf_puts(out, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : "&gt;");
-        } else if (mode == NA_MD_BACKSLASH && strchr("\\*_~`|<>[]()#-", *p)) {
+        } else if ((mode == NA_MD_BACKSLASH && strchr("\\*_~`|<>[]()#-", *p)) ||
+                   (mode == NA_MD_MATTERMOST && strchr("\\*_~`|[]()#-", *p))) {
             char esc[2] = {'\\', *p};
             na_buf_append(out, esc, 2);
         } else if (mode == NA_MD_ZWSP && strchr("*_[]~`#<>", *p)) {

@@ -61,18 +61,21 @@ void na_format_slack_escape(struct na_buf *out, const char *s, size_t max);
 
 /** How na_format_md_escape() makes article text inert. */
 enum na_md_mode {
-    NA_MD_BACKSLASH, /**< Discord: backslash before Markdown punctuation */
-    NA_MD_ZWSP,      /**< Teams Adaptive Cards: U+200B after * _ [ ] ~ ` # (no
-                          backslash escapes there) */
-    NA_MD_HTML,      /**< Google Chat card text: & < > as HTML entities */
+    NA_MD_BACKSLASH,  /**< Discord: backslash before Markdown punctuation */
+    NA_MD_ZWSP,       /**< Teams Adaptive Cards: U+200B after * _ [ ] ~ ` # (no
+                           backslash escapes there) */
+    NA_MD_HTML,       /**< Google Chat card text: & < > as HTML entities */
+    NA_MD_MATTERMOST, /**< Mattermost attachment text: & < > as entities (its
+                           Slack-style <!channel> and <url|text> stay inert)
+                           and a backslash before Markdown punctuation */
 };
 
 /**
  * @brief Copy @p s into @p out for services that render Markdown (Discord,
- *        Teams, Google Chat): Markdown made inert as @p mode says, and every
- *        '@' followed by U+200B ZERO WIDTH SPACE so @everyone, @here,
- *        @channel and user or role pings cannot fire. Cut at @p max bytes of
- *        input on a UTF-8 boundary with an ellipsis.
+ *        Teams, Google Chat, Mattermost): Markdown made inert as @p mode
+ *        says, and every '@' followed by U+200B ZERO WIDTH SPACE so
+ *        @everyone, @here, @channel and user or role pings cannot fire. Cut
+ *        at @p max bytes of input on a UTF-8 boundary with an ellipsis.
  */
 void na_format_md_escape(struct na_buf *out, const char *s, size_t max,
                          enum na_md_mode mode);

@@ -3,8 +3,9 @@
  * characters in total are refused (400), so all attachment text is kept
  * under MM_ATTACH_MAX bytes. Article text is escaped & < > (Slack syntax)
  * and every '@' gets a zero-width space: Mattermost fires @channel, @all,
- * @here and @user from plain text. A link in text (a digest line) has its
- * '@' written %40 instead. */
+ * @here and @user from plain text. Attachment text is Markdown: there
+ * Markdown punctuation gets a backslash too, and a link shown in it (a
+ * digest line) has its '@' written %40. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,12 @@ static void mm_escape(struct na_buf *out, const char *s, size_t max) {
         }
     }
     na_buf_cleanup(&tmp);
+}
+
+/* Attachment text is Markdown: mm_escape() and a backslash before Markdown
+ * punctuation, so article text makes no link, image or formatting. */
+static void mm_text(struct na_buf *out, const char *s, size_t max) {
+    na_format_md_escape(out, s, max, NA_MD_MATTERMOST);
 }
 
 /* A link shown as text: Mattermost reads mentions from attachment text,
@@ -70,15 +77,15 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     na_buf_puts(&text, "Evidence: ");
     for (size_t i = 0; i < m->evidence_cnt && i < 10; i++) {
         na_buf_puts(&text, i ? ", " : "");
-        mm_escape(&text,
-                  m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
-                  80);
+        mm_text(&text,
+                m->evidence[i].matched ? m->evidence[i].matched : m->evidence[i].term,
+                80);
         na_buf_printf(&text, " (%s)", m->evidence[i].field);
     }
     for (size_t i = 0; i < m->parties_cnt && i < NA_FORMAT_PARTIES_MAX; i++) {
         char *t = na_format_party_text(&m->parties[i]);
         na_buf_puts(&text, i ? "\n- " : "\nParties:\n- ");
-        mm_escape(&text, t ? t : "", 300);
+        mm_text(&text, t ? t : "", 300);
         free(t);
     }
     if (m->parties_cnt > NA_FORMAT_PARTIES_MAX) {
@@ -86,7 +93,7 @@ static na_err_t render(const struct na_alert *alert, struct na_buf *out) {
     }
     if (m->snippet && *m->snippet) {
         na_buf_puts(&text, "\n> ");
-        mm_escape(&text, m->snippet, 600);
+        mm_text(&text, m->snippet, 600);
     }
     na_format_buf_cut(&text, MM_TEXT_MAX);
     na_buf_printf(&fb, "[%s] ", m->topic);
@@ -132,7 +139,7 @@ static na_err_t render_digest(const struct na_digest_item *const *items, size_t 
         const struct na_digest_item *it = items[i];
         line.len = 0;
         na_buf_printf(&line, "- `%s` %.2f ", it->topic, it->score);
-        mm_escape(&line, it->title && *it->title ? it->title : "(untitled)", 300);
+        mm_text(&line, it->title && *it->title ? it->title : "(untitled)", 300);
         if (it->url && strlen(it->url) < 1000) {
             na_buf_puts(&line, " ");
             mm_link(&line, it->url);
