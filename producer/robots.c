@@ -225,6 +225,11 @@ static bool collect(na_robots_t *r, size_t *size, const char *buf, size_t len,
         while (pos < len && (buf[pos] == '\n' || buf[pos] == '\r')) {
             pos++;
         }
+        /* RFC 9309's lines may start with whitespace (*WS) */
+        while (n > 0 && (line[0] == ' ' || line[0] == '\t')) {
+            line++;
+            n--;
+        }
         const char *hash = memchr(line, '#', n);
         if (hash) {
             n = (size_t)(hash - line);

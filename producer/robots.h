@@ -8,10 +8,10 @@
  * because their owner published them for that, as every feed reader does.
  *
  * Parsing (RFC 9309 section 2): lines "user-agent:", "allow:",
- * "disallow:" (field names without case, '#' starts a comment, other lines
- * and fields are ignored). A group is a run of user-agent lines and the
- * rules after them. The rules for @p agent are those of every group naming
- * it (its product token, compared without case: "newsalert" matches
+ * "disallow:" (field names without case, whitespace before them allowed,
+ * '#' starts a comment, other lines and fields are ignored). A group is a run of
+ * user-agent lines and the rules after them. The rules for @p agent are those of every
+ * group naming it (its product token, compared without case: "newsalert" matches
  * "Newsalert/1.0"), else those of every group for "*", else none. At most
  * NA_ROBOTS_MAX_BYTES are read; at most NA_ROBOTS_MAX_RULES rules kept.
  *

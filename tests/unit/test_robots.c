@@ -133,6 +133,23 @@ static void test_syntax(void **state) {
     na_robots_destroy(r);
 }
 
+/* RFC 9309's lines may start with whitespace: an indented rule is a rule
+ * (they were ignored, and the pages they forbid were fetched). */
+static void test_indented_lines(void **state) {
+    (void)state;
+    na_robots_t *r = parse("  User-agent: *\n"
+                           "    Disallow: /private/\n"
+                           "\tDisallow: /drafts/\n"
+                           " \t Allow: /private/open/\n",
+                           "newsalert");
+    assert_int_equal(na_robots_count(r), 3);
+    assert_false(ok(r, "/private/x"));
+    assert_false(ok(r, "/drafts/y"));
+    assert_true(ok(r, "/private/open/z"));
+    assert_true(ok(r, "/news/a"));
+    na_robots_destroy(r);
+}
+
 static void test_all_and_token(void **state) {
     (void)state;
     char token[32];
@@ -196,9 +213,10 @@ static void test_caps(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_groups),        cmocka_unit_test(test_longest_match),
-        cmocka_unit_test(test_wildcards),     cmocka_unit_test(test_syntax),
-        cmocka_unit_test(test_all_and_token), cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_groups),         cmocka_unit_test(test_longest_match),
+        cmocka_unit_test(test_wildcards),      cmocka_unit_test(test_syntax),
+        cmocka_unit_test(test_indented_lines), cmocka_unit_test(test_all_and_token),
+        cmocka_unit_test(test_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
