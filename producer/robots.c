@@ -272,6 +272,10 @@ na_robots_t *na_robots_parse(const char *buf, size_t len, const char *agent) {
     if (len > NA_ROBOTS_MAX_BYTES) {
         len = NA_ROBOTS_MAX_BYTES;
     }
+    if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3)) {
+        buf += 3; /* a UTF-8 byte order mark is not part of the first line */
+        len -= 3;
+    }
     if (agent && *agent && !collect(r, &size, buf, len, agent, &matched)) {
         na_robots_destroy(r);
         return NULL;

@@ -9,7 +9,8 @@
  *
  * Parsing (RFC 9309 section 2): lines "user-agent:", "allow:",
  * "disallow:" (field names without case, whitespace before them allowed,
- * '#' starts a comment, other lines and fields are ignored). A group is a run of
+ * '#' starts a comment, other lines and fields are ignored; a UTF-8 byte
+ * order mark at the start is skipped). A group is a run of
  * user-agent lines and the rules after them. The rules for @p agent are those of every
  * group naming it (its product token, compared without case: "newsalert" matches
  * "Newsalert/1.0"), else those of every group for "*", else none. At most

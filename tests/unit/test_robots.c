@@ -150,6 +150,19 @@ static void test_indented_lines(void **state) {
     na_robots_destroy(r);
 }
 
+/* A UTF-8 byte order mark before the first line (files saved by some
+ * editors) is not part of it: the first group keeps its user-agent line. */
+static void test_byte_order_mark(void **state) {
+    (void)state;
+    na_robots_t *r = parse("\xef\xbb\xbfUser-agent: *\n"
+                           "Disallow: /private/\n",
+                           "newsalert");
+    assert_int_equal(na_robots_count(r), 1);
+    assert_false(ok(r, "/private/x"));
+    assert_true(ok(r, "/news/a"));
+    na_robots_destroy(r);
+}
+
 static void test_all_and_token(void **state) {
     (void)state;
     char token[32];
@@ -215,8 +228,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_groups),         cmocka_unit_test(test_longest_match),
         cmocka_unit_test(test_wildcards),      cmocka_unit_test(test_syntax),
-        cmocka_unit_test(test_indented_lines), cmocka_unit_test(test_all_and_token),
-        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_indented_lines), cmocka_unit_test(test_byte_order_mark),
+        cmocka_unit_test(test_all_and_token),  cmocka_unit_test(test_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
