@@ -76,15 +76,26 @@ static bool unreserved(int c) {
 }
 
 /* Percent escapes of unreserved characters decoded, others in upper case,
- * so that "/%7Ejoe" and "/~joe" match. @returns new string; free(). */
+ * so that "/%7Ejoe" and "/~joe" match; bytes that a URL carries only
+ * percent-encoded (non-ASCII, spaces, controls, as url.h encodes them)
+ * encoded, so that "/caf\xc3\xa9" matches "/caf%C3%A9" (RFC 9309 2.2.2).
+ * @returns new string; free(). */
 static char *normalise(const char *s, size_t len) {
-    char *out = malloc(len + 1);
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = len <= (SIZE_MAX - 1) / 3 ? malloc(3 * len + 1) : NULL;
     size_t n = 0;
     if (!out) {
         return NULL;
     }
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
+        unsigned char u = (unsigned char)s[i];
+        if (u <= ' ' || u >= 0x7f || u == '"' || u == '<' || u == '>' || u == '`') {
+            out[n++] = '%';
+            out[n++] = hex[u >> 4];
+            out[n++] = hex[u & 15];
+            continue;
+        }
         if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
             (lo = hexval(s[i + 2])) >= 0) {
             int c = hi << 4 | lo;

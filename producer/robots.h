@@ -21,8 +21,10 @@
  * matches from the start of the path; '*' matches any run of characters
  * and a trailing '$' the end. Percent escapes are compared as written,
  * except that "%7E"-style escapes of unreserved characters match the
- * character. "/robots.txt" is always allowed. An empty "disallow:" allows
- * everything.
+ * character, and that bytes a URL carries only percent-encoded (non-ASCII,
+ * spaces, controls) match their escapes: "Disallow: /café" forbids
+ * "/caf%C3%A9" (RFC 9309 section 2.2.2). "/robots.txt" is always
+ * allowed. An empty "disallow:" allows everything.
  *
  * Not thread-safe per object; distinct objects are independent.
  */

@@ -163,6 +163,23 @@ static void test_byte_order_mark(void **state) {
     na_robots_destroy(r);
 }
 
+/* Paths written with raw UTF-8 (or a space) in robots.txt match the
+ * percent-encoded URL, as RFC 9309 section 2.2.2 says ("/foo/bar/\u30c4"
+ * is "/foo/bar/%E3%83%84"); they matched nothing, so the page was fetched. */
+static void test_raw_bytes_in_patterns(void **state) {
+    (void)state;
+    na_robots_t *r = parse("User-agent: *\n"
+                           "Disallow: /caf\xc3\xa9/\n"
+                           "Disallow: /foo/bar/\xe3\x83\x84\n"
+                           "Disallow: /two words\n",
+                           "newsalert");
+    assert_false(ok(r, "/caf%C3%A9/menu"));
+    assert_false(ok(r, "/foo/bar/%E3%83%84"));
+    assert_false(ok(r, "/two%20words/x"));
+    assert_true(ok(r, "/cafe/menu"));
+    na_robots_destroy(r);
+}
+
 static void test_all_and_token(void **state) {
     (void)state;
     char token[32];
@@ -226,10 +243,15 @@ static void test_caps(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_groups),         cmocka_unit_test(test_longest_match),
-        cmocka_unit_test(test_wildcards),      cmocka_unit_test(test_syntax),
-        cmocka_unit_test(test_indented_lines), cmocka_unit_test(test_byte_order_mark),
-        cmocka_unit_test(test_all_and_token),  cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_longest_match),
+        cmocka_unit_test(test_wildcards),
+        cmocka_unit_test(test_syntax),
+        cmocka_unit_test(test_indented_lines),
+        cmocka_unit_test(test_byte_order_mark),
+        cmocka_unit_test(test_raw_bytes_in_patterns),
+        cmocka_unit_test(test_all_and_token),
+        cmocka_unit_test(test_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
