@@ -1499,8 +1499,12 @@ static bool prescan(const char *buf, size_t len, char *out, size_t size) {
     size_t end = len < 4096 ? len : 4096;
     if (end > 5 && !strncmp(buf, "<?xml", 5)) {
         const char *close = memchr(buf, '>', end);
-        const char *enc = close ? strstr(buf, "encoding") : NULL;
-        if (enc && enc < close) {
+        const char *enc = NULL;
+        /* "encoding" inside the declaration; buf is not a C string */
+        for (const char *p = buf + 5; close && !enc && p + 8 <= close; p++) {
+            enc = !memcmp(p, "encoding", 8) ? p : NULL;
+        }
+        if (enc) {
             size_t k = (size_t)(enc - buf) + 8, n = 0;
             while (k < end &&
                    (buf[k] == ' ' || buf[k] == '=' || buf[k] == '"' || buf[k] == '\'')) {

@@ -125,7 +125,8 @@ void na_extract_cleanup(struct na_extract *x);
 
 /**
  * @brief Extract the story of one HTML page.
- * @param buf the page as fetched (any encoding; see above), @p len bytes.
+ * @param buf the page as fetched (any encoding; see above), @p len bytes
+ *        (need not end with a NUL: nothing past them is read).
  * @param content_type the response's Content-Type, or NULL.
  * @param x initialised; filled on success (x->text NULL when no story was
  *        found: a page of links, an image gallery), left empty on failure.

@@ -511,6 +511,23 @@ static void test_no_story(void **state) {
 
 /* Encodings: bad bytes in a UTF-8 page, a label nobody knows, a BOM that
  * says otherwise than the meta, NUL bytes. */
+/* The page is its len bytes, not a C string: an XML declaration without
+ * an encoding made the charset prescan search past the end of the buffer
+ * for one. */
+static void test_unterminated_buffer(void **state) {
+    (void)state;
+    static const char page[] = "<?xml version=\"1.0\"?>\n<html><body><p>Short.</p>";
+    size_t len = sizeof(page) - 1;
+    char *buf = malloc(len); /* no NUL after the page */
+    struct na_extract x;
+    assert_non_null(buf);
+    memcpy(buf, page, len);
+    na_extract_init(&x);
+    assert_int_equal(na_extract_page(buf, len, "text/html", &x, NULL, 0), NA_OK);
+    na_extract_cleanup(&x);
+    free(buf);
+}
+
 static void test_encodings(void **state) {
     (void)state;
     struct na_extract x;
@@ -596,7 +613,8 @@ int main(void) {
         cmocka_unit_test(test_pages),        cmocka_unit_test(test_reported_pages),
         cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_caps),
         cmocka_unit_test(test_not_html),     cmocka_unit_test(test_no_story),
-        cmocka_unit_test(test_encodings),    cmocka_unit_test(test_jsonld),
+        cmocka_unit_test(test_encodings),    cmocka_unit_test(test_unterminated_buffer),
+        cmocka_unit_test(test_jsonld),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
