@@ -764,6 +764,9 @@ static void on_robots(struct na_fetch_res *res, void *ctx) {
     struct site *s = res->opaque;
     na_outcome_t outcome = na_http_classify(res->code, res->status);
     int64_t now = na_mono_ms();
+    /* a status came, with its whole body or one over the cap: the status
+     * decides (an error page over the cap is that error, not rules) */
+    bool answered = res->code == CURLE_OK || res->too_large;
     const char *result;
 
     s->robots_running = false;
@@ -780,15 +783,14 @@ static void on_robots(struct na_fetch_res *res, void *ctx) {
         s->robots_fail = "redirect_refused";
         s->robots_until_ms = now + REFUSED_TTL_MS;
         result = "refused";
-    } else if ((res->code == CURLE_OK && res->status >= 200 && res->status < 300) ||
-               res->too_large) {
+    } else if (answered && res->status >= 200 && res->status < 300) {
         /* a robots.txt over the cap: its first NA_ROBOTS_MAX_BYTES */
         s->robots = na_robots_parse(res->body, res->body_len, ft->agent);
         s->robots_until_ms = now + NA_FULLTEXT_ROBOTS_TTL_MS;
         s->errors = 0;
         result = "ok";
     } else if (res->code == CURLE_TOO_MANY_REDIRECTS ||
-               (res->code == CURLE_OK && res->status >= 300 && res->status < 500 &&
+               (answered && res->status >= 300 && res->status < 500 &&
                 res->status != 429)) {
         /* unavailable (RFC 9309 2.3.1.2/3): everything is allowed */
         s->robots = na_robots_new_all(true);

@@ -24,7 +24,8 @@
  *   or more redirects than allowed) allows everything; an unreachable one
  *   (5xx, 429, timeout, no connection) allows nothing until it is asked
  *   again after a backoff (FAILED, reason "robots_unreachable"), as RFC
- *   9309 section 2.3.1 says.
+ *   9309 section 2.3.1 says. The status decides also when the body is over
+ *   NA_ROBOTS_MAX_BYTES: only a 2xx body is read as rules (its start).
  * - Addresses: only http(s) links; unless the item's source allows
  *   private addresses, every hop of a page or robots.txt fetch, the first
  *   included, is refused when it would connect to a loopback, private,

@@ -62,14 +62,16 @@ static void *serve_conn(void *arg) {
         pthread_mutex_lock(&s->lock);
         if (!strcmp(method, "GET")) {
             const char *doc = NULL;
+            int status = 404;
             for (int i = 0; i < NA_STUB_MAX_PATHS && s->paths[i]; i++) {
                 if (!strcmp(s->paths[i], path)) {
                     doc = s->bodies[i];
+                    status = s->statuses[i] ? s->statuses[i] : 200;
                 }
             }
             s->gets++;
             pthread_mutex_unlock(&s->lock);
-            answer(c, doc ? 200 : 404, doc ? doc : "");
+            answer(c, status, doc ? doc : "");
             free(body);
             continue;
         }
@@ -135,11 +137,17 @@ int na_stub_start(struct na_stub *s) {
 }
 
 void na_stub_set(struct na_stub *s, const char *path, const char *body) {
+    na_stub_set_status(s, path, 200, body);
+}
+
+void na_stub_set_status(struct na_stub *s, const char *path, int status,
+                        const char *body) {
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < NA_STUB_MAX_PATHS; i++) {
         if (!s->paths[i] || !strcmp(s->paths[i], path)) {
             s->paths[i] = path;
             s->bodies[i] = body;
+            s->statuses[i] = status;
             break;
         }
     }

@@ -27,7 +27,8 @@ struct na_stub {
     volatile int stop;
     const char *paths[NA_STUB_MAX_PATHS];
     const char *bodies[NA_STUB_MAX_PATHS];
-    int post_status; /* answer to POSTs (default 200) */
+    int statuses[NA_STUB_MAX_PATHS]; /* answer to GET of that path (0: 200) */
+    int post_status;                 /* answer to POSTs (default 200) */
     int gets;
     int posts_cnt;  /* POSTs answered 2xx and recorded */
     int posts_seen; /* POSTs answered, whatever the status */
@@ -38,6 +39,9 @@ struct na_stub {
 int na_stub_start(struct na_stub *s);
 /* Serve @p body (borrowed) for GET @p path. */
 void na_stub_set(struct na_stub *s, const char *path, const char *body);
+/* Serve @p body (borrowed) with @p status for GET @p path. */
+void na_stub_set_status(struct na_stub *s, const char *path, int status,
+                        const char *body);
 /* Stop the thread and free recorded bodies. */
 void na_stub_stop(struct na_stub *s);
 /* Distinct webhook-id values among recorded POSTs. */
