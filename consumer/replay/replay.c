@@ -732,6 +732,9 @@ struct held_queue {
  * doubling up to the max, as the daemon does (jobs.c). */
 #define NA_REPLAY_LEDGER_RETRY_MIN_MS 250
 #define NA_REPLAY_LEDGER_RETRY_MAX_MS 30000
+/* How often alerts held for another member's hand-over look at the ledger
+ * (its answers change only as records are followed), as the daemon does. */
+#define NA_REPLAY_HANDOVER_CHECK_MS 10
 
 struct replay {
     const struct na_replay_opts *opts;
@@ -746,6 +749,9 @@ struct replay {
     struct job *jobs;    /* every job not yet ended, freed at the end if abandoned */
     struct job *retries; /* delivered, their ledger record to be written again */
     size_t retries_cnt;
+    size_t awaiting; /* jobs waiting for another member's hand-over */
+    int64_t handover_checked_ms;
+    bool ledger_following;   /* the load is over: records now come from the others */
     struct held_queue *held; /* per range->parts[i]: lines not yet written */
     size_t held_bytes;
     na_metric_t *records;  /* newsalert_replay_records_total */
@@ -782,6 +788,11 @@ struct job {
     int64_t since_ms;              /* first refusal (monotonic ms) */
     int64_t due_ms;                /* next write (monotonic ms) */
     na_err_t err;                  /* why the last write failed */
+    /* Marked "pending" by another member (it is sending it): held, with its
+     * rendered body, until the ledger says how that ended or until_ms. */
+    bool awaiting;
+    char *body;
+    size_t len;
 };
 
 static void job_free(struct job *j) {
@@ -797,8 +808,10 @@ static void job_free(struct job *j) {
         if (j->next) {
             j->next->prev = j->prev;
         }
+        j->r->awaiting -= j->awaiting;
     }
     free(j->alert_json);
+    free(j->body);
     free(j);
 }
 
@@ -946,9 +959,12 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
     job_free(j);
 }
 
+/* Post @p alert to @p route; with @p until_ms in the future (the ledger
+ * marks it "pending": another member is sending it), hold it until
+ * check_handovers() knows how that ended. */
 static void post_alert(struct replay *r, struct na_tracker_entry *entry,
                        const struct na_alert *alert, const struct na_route *route,
-                       const char *alert_json) {
+                       const char *alert_json, int64_t until_ms) {
     struct na_buf body;
     struct job *j = calloc(1, sizeof(*j));
     na_buf_init(&body);
@@ -971,12 +987,72 @@ static void post_alert(struct replay *r, struct na_tracker_entry *entry,
     j->route = route;
     memcpy(j->alert_id, alert->id, sizeof(j->alert_id));
     entry->pending++;
+    if (until_ms > na_now_ms()) {
+        j->awaiting = true;
+        j->len = body.len;
+        j->body = na_buf_steal(&body);
+        r->awaiting++;
+        na_log(NA_LOG_INFO, "replay", "handover_wait", "route=%s alert=%s until_ms=%lld",
+               na_log_q(route->name), alert->id, (long long)until_ms);
+        return;
+    }
     size_t len = body.len;
     if (na_deliver_submit_steal(r->deliver, route, alert->id, na_buf_steal(&body), len,
                                 NULL, j)) {
         entry->pending--;
         r->stats->failed++;
         job_free(j);
+    }
+}
+
+/* Alerts held for another member's hand-over, with the daemon's rule
+ * (handover.c): none is sent once the ledger says it was sent (or parked:
+ * the retry topic's reader sends it); one is sent here once it was
+ * released, or once until_ms passed (that member died: a mark nobody ends
+ * must not lose the alert). A dead-lettered one is sent, as replay sends
+ * every alert the ledger records as dead-lettered. */
+static void check_handovers(struct replay *r) {
+    int64_t now = na_now_ms();
+    if (!r->awaiting || (now >= r->handover_checked_ms &&
+                         now - r->handover_checked_ms < NA_REPLAY_HANDOVER_CHECK_MS)) {
+        return;
+    }
+    r->handover_checked_ms = now;
+    for (struct job *j = r->jobs, *next; r->awaiting && j; j = next) {
+        next = j->next;
+        if (!j->awaiting) {
+            continue;
+        }
+        int64_t until = 0;
+        enum na_ledger_state ls =
+            na_ledger_state(r->ledger, j->alert_id, j->route->name, &until);
+        if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_PARKED) {
+            r->stats->already_sent++;
+            na_log(NA_LOG_INFO, "replay", "handover_done", "route=%s alert=%s outcome=%s",
+                   na_log_q(j->route->name), j->alert_id,
+                   ls == NA_LEDGER_SENT ? "sent" : "parked");
+            na_tracker_done(j->entry);
+            job_free(j);
+            continue;
+        }
+        if (ls == NA_LEDGER_PENDING && until > now) {
+            continue;
+        }
+        char *body = j->body;
+        j->body = NULL;
+        j->awaiting = false;
+        r->awaiting--;
+        na_log(NA_LOG_INFO, "replay", "handover_send", "route=%s alert=%s reason=%s",
+               na_log_q(j->route->name), j->alert_id,
+               ls == NA_LEDGER_PENDING ? "expired"
+               : ls == NA_LEDGER_DEAD  ? "dead_lettered"
+                                       : "released");
+        if (na_deliver_submit_steal(r->deliver, j->route, j->alert_id, body, j->len, NULL,
+                                    j)) {
+            r->stats->failed++;
+            na_tracker_done(j->entry);
+            job_free(j);
+        }
     }
 }
 
@@ -1185,7 +1261,10 @@ static void raise_alerts(struct replay *r, struct na_tracker_entry *entry,
                 json_array_foreach(names, k, n) {
                     for (size_t x = 0; ltext && x < routes->cnt; x++) {
                         if (!strcmp(routes->v[x].name, json_string_value(n))) {
-                            post_alert(r, entry, alert, &routes->v[x], ltext);
+                            post_alert(r, entry, alert, &routes->v[x], ltext,
+                                       da->need[x] == NA_NEED_PENDING
+                                           ? da->pending_until_ms[x]
+                                           : 0);
                         }
                     }
                 }
@@ -1708,7 +1787,7 @@ static size_t work_pending(struct replay *r) {
     return (r->workq ? na_workq_pending(r->workq) : 0) +
            (r->deliver ? na_deliver_pending(r->deliver) : 0) +
            (r->ledger ? na_ledger_outstanding(r->ledger) : 0) + r->retries_cnt +
-           (r->out_rk ? (size_t)rd_kafka_outq_len(r->out_rk) : 0);
+           r->awaiting + (r->out_rk ? (size_t)rd_kafka_outq_len(r->out_rk) : 0);
 }
 
 static void serve(struct replay *r, int timeout_ms) {
@@ -1722,6 +1801,7 @@ static void serve(struct replay *r, int timeout_ms) {
     if (r->ledger) {
         na_ledger_poll(r->ledger, 0);
         run_ledger_retries(r, false);
+        check_handovers(r);
     }
     if (r->out_rk) {
         rd_kafka_poll(r->out_rk, timeout_ms);
@@ -1755,6 +1835,11 @@ static void seed_story(const char *alert_id, const json_t *value, void *ctx) {
     struct replay *r = ctx;
     const char *sid = NULL;
     (void)alert_id;
+    /* Only what the ledger held at start: stories opened by the live
+     * consumers meanwhile would make the run's lines depend on timing. */
+    if (r->ledger_following) {
+        return;
+    }
     if (na_stories_seed_record(r->stories, value, &sid)) {
         na_log(NA_LOG_WARN, "replay", "story_seed_failed", "story=%s", sid ? sid : "?");
     }
@@ -1788,11 +1873,15 @@ static na_err_t open_outputs(struct replay *r, char *errstr, size_t errstr_size)
             .ctx = r,
             .load_cb = r->stories ? seed_story : NULL,
             .load_ctx = r,
+            /* What the live members deliver meanwhile, and how a hand-over
+             * they have in flight ends (check_handovers()). */
+            .follow = o->post_routes,
         };
         na_err_t err = na_ledger_open(&lopts, &r->ledger, errstr, errstr_size);
         if (err) {
             return err;
         }
+        r->ledger_following = true;
         na_log(NA_LOG_INFO, "replay", "ledger_loaded", "alerts=%zu",
                na_ledger_count(r->ledger));
     }

@@ -236,7 +236,8 @@ struct na_replay_stats {
     uint64_t articles;     /**< decoded and classified */
     uint64_t poison;       /**< not article/v1 (skipped, logged) */
     uint64_t alerts;       /**< alerts raised by the rules */
-    uint64_t already_sent; /**< (alert, route) pairs the ledger had */
+    uint64_t already_sent; /**< (alert, route) pairs the ledger had, or that
+                                another member sent while they were held */
     uint64_t linked;       /**< later reports of a story that alerted (not sent) */
     uint64_t sent;         /**< (alert, route) pairs delivered now */
     uint64_t failed;       /**< (alert, route) pairs given up on: not delivered,

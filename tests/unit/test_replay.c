@@ -25,9 +25,11 @@
 #include "newsalert/article.h"
 #include "newsalert/config.h"
 #include "newsalert/fault.h"
+#include "newsalert/hash.h"
 #include "newsalert/http.h"
 #include "newsalert/kafka.h"
 #include "newsalert/log.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "alert.h"
@@ -937,6 +939,174 @@ static void test_run_stop_while_draining_ends_the_drain(void **state) {
     na_http_global_cleanup();
 }
 
+/* ---- --routes and a hand-over in flight ("pending" in the ledger) ---- */
+
+/* The alert id of the article at @p url for @p topic (no story). */
+static void alert_id_of(const char *url, const char *topic,
+                        char id[NA_SHA256_HEX_LEN + 1]) {
+    char article_id[NA_SHA256_HEX_LEN + 1];
+    assert_int_equal(na_sha256_hex(url, strlen(url), article_id), NA_OK);
+    const char *parts[] = {"alert/v1", article_id, topic, NULL};
+    assert_int_equal(na_sha256_hex_parts(parts, id), NA_OK);
+}
+
+/* A ledger record of route r1 for @p alert_id, as a member writes it. */
+static void produce_mark(rd_kafka_t *rk, const char *ledger_topic, const char *alert_id,
+                         const char *outcome, int64_t until_ms) {
+    char value[256];
+    snprintf(value, sizeof(value),
+             "{\"deliveries\":{\"r1\":{\"outcome\":\"%s\",\"status\":0,"
+             "\"attempts\":1,\"at_ms\":%lld,\"until_ms\":%lld}}}",
+             outcome, (long long)na_now_ms(), (long long)until_ms);
+    assert_int_equal(
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(ledger_topic), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_KEY(alert_id, strlen(alert_id)),
+                          RD_KAFKA_V_VALUE(value, strlen(value)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* The member holding the hand-over: once the replay has read the article
+ * (and decided about its alert), it finishes the delivery and records it. */
+struct other_member {
+    rd_kafka_t *rk;
+    const char *ledger_topic;
+    const char *alert_id;
+    struct na_stub *stub;
+    int posts_before; /* what the route had when the member recorded its send */
+};
+
+static void *deliver_then_record(void *arg) {
+    struct other_member *om = arg;
+    na_metric_t *records =
+        na_metrics_get(NA_METRIC_COUNTER, "newsalert_replay_records_total",
+                       "Records read by replays.", NULL);
+    double read0 = na_metric_value(records);
+    for (int i = 0; i < 2000 && na_metric_value(records) <= read0; i++) {
+        na_sleep_ms(5);
+    }
+    na_sleep_ms(300);
+    pthread_mutex_lock(&om->stub->lock);
+    om->posts_before = om->stub->posts_cnt;
+    pthread_mutex_unlock(&om->stub->lock);
+    produce_mark(om->rk, om->ledger_topic, om->alert_id, "delivered", 0);
+    return NULL;
+}
+
+/* Regression: replay --routes sent an alert that the ledger marked
+ * "pending" (another member gave the partition up with it in flight, and
+ * was still sending it): that member then recorded it delivered, and the
+ * route had it twice. The replay now waits for the hand-over, as the new
+ * owner does, and sends nothing once the ledger says it was delivered. */
+static void test_run_alert_pending_at_another_member_is_not_sent_twice(void **state) {
+    struct mock *m = *state;
+    struct na_stub stub;
+    struct run_out o;
+    pthread_t t;
+    char id[NA_SHA256_HEX_LEN + 1];
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
+    assert_int_equal(na_http_global_init(), NA_OK);
+    assert_int_equal(na_stub_start(&stub), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".h1", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".h1.alerts", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_article_to(m->prod, TOPIC ".h1", 0, "https://x.test/h1", "Taiwan drills");
+    alert_id_of("https://x.test/h1", "taiwan", id);
+    produce_mark(m->prod, TOPIC ".h1.alerts", id, "pending", na_now_ms() + 10000);
+
+    struct other_member om = {m->prod, TOPIC ".h1.alerts", id, &stub, -1};
+    assert_int_equal(pthread_create(&t, NULL, deliver_then_record, &om), 0);
+    run_routes(m, TOPIC ".h1", TOPIC ".h1.alerts", &stub, 60000, &o);
+    pthread_join(t, NULL);
+    assert_int_equal(om.posts_before, 0); /* the replay waited */
+    assert_int_equal(stub_posts(&stub), 0);
+    assert_int_equal(o.stats.sent, 0);
+    assert_int_equal(o.stats.already_sent, 1);
+    assert_false(o.stats.interrupted);
+    assert_int_equal(o.range.parts[0].resume, o.range.parts[0].end);
+    run_cleanup(&o);
+    na_stub_stop(&stub);
+    na_http_global_cleanup();
+}
+
+/* Notes when the route first had the alert @p alert_id (wall ms). */
+struct post_watch {
+    struct na_stub *stub;
+    const char *alert_id;
+    volatile sig_atomic_t stop;
+    int64_t seen_ms; /* 0: not seen */
+};
+
+static void *watch_post(void *arg) {
+    struct post_watch *w = arg;
+    for (;;) {
+        bool stop = w->stop; /* one more look after the run ended */
+        pthread_mutex_lock(&w->stub->lock);
+        for (int i = 0; i < w->stub->posts_cnt; i++) {
+            if (!strcmp(w->stub->posts[i].webhook_id, w->alert_id)) {
+                w->seen_ms = na_now_ms();
+            }
+        }
+        pthread_mutex_unlock(&w->stub->lock);
+        if (stop || w->seen_ms) {
+            return NULL;
+        }
+        na_sleep_ms(5);
+    }
+}
+
+/* A hand-over whose member died never ends in the ledger: its "pending"
+ * mark must not lose the alert. As the daemon does, the replay sends it
+ * once the mark's until_ms has passed (at once for a mark already past). */
+static void
+test_run_alert_pending_at_a_dead_member_is_sent_when_the_mark_expires(void **state) {
+    struct mock *m = *state;
+    struct na_stub stub;
+    struct run_out o;
+    pthread_t t;
+    char id1[NA_SHA256_HEX_LEN + 1], id2[NA_SHA256_HEX_LEN + 1];
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
+    assert_int_equal(na_http_global_init(), NA_OK);
+    assert_int_equal(na_stub_start(&stub), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".h2", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".h2.alerts", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_article_to(m->prod, TOPIC ".h2", 0, "https://x.test/h2a", "Taiwan drills");
+    produce_article_to(m->prod, TOPIC ".h2", 0, "https://x.test/h2b", "Taipei talks");
+    alert_id_of("https://x.test/h2a", "taiwan", id1);
+    alert_id_of("https://x.test/h2b", "taiwan", id2);
+    /* Later than the run needs to read the article. */
+    int64_t until_ms = na_now_ms() + 5000;
+    produce_mark(m->prod, TOPIC ".h2.alerts", id1, "pending", until_ms);
+    produce_mark(m->prod, TOPIC ".h2.alerts", id2, "pending", na_now_ms() - 1000);
+
+    struct post_watch w = {&stub, id1, 0, 0};
+    assert_int_equal(pthread_create(&t, NULL, watch_post, &w), 0);
+    run_routes(m, TOPIC ".h2", TOPIC ".h2.alerts", &stub, 60000, &o);
+    w.stop = 1;
+    pthread_join(t, NULL);
+    /* Not before the hand-over expired. */
+    assert_true(w.seen_ms >= until_ms);
+    assert_int_equal(stub_posts(&stub), 2);
+    assert_int_equal(na_stub_unique_posts(&stub), 2);
+    assert_int_equal(o.stats.sent, 2);
+    assert_int_equal(o.stats.already_sent, 0);
+    assert_false(o.stats.interrupted);
+    assert_int_equal(o.range.parts[0].resume, o.range.parts[0].end);
+    run_cleanup(&o);
+
+    /* Recorded: the same range again sends nothing. */
+    run_routes(m, TOPIC ".h2", TOPIC ".h2.alerts", &stub, 60000, &o);
+    assert_int_equal(o.stats.already_sent, 2);
+    assert_int_equal(stub_posts(&stub), 2);
+    run_cleanup(&o);
+    na_stub_stop(&stub);
+    na_http_global_cleanup();
+}
+
 /* The replay consumer bounds its prefetch (most of a backfill's memory)
  * unless -X says otherwise. */
 static void test_consumer_prefetch_bounded_and_overridable(void **state) {
@@ -994,6 +1164,9 @@ int main(void) {
         cmocka_unit_test(test_run_refused_ledger_record_is_written_again),
         cmocka_unit_test(test_run_ledger_record_refused_for_good_fails_the_run),
         cmocka_unit_test(test_run_stop_while_draining_ends_the_drain),
+        cmocka_unit_test(test_run_alert_pending_at_another_member_is_not_sent_twice),
+        cmocka_unit_test(
+            test_run_alert_pending_at_a_dead_member_is_sent_when_the_mark_expires),
     };
     int failed = cmocka_run_group_tests_name("replay", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("replay on the mock cluster", mock_tests,
