@@ -18,6 +18,10 @@
 #define LEDGER_MAX_VALUE_BYTES (1024u * 1024u)
 #define LEDGER_MAX_KEY 128u
 #define LEDGER_MAX_ROUTES_PER_ALERT 64u
+/* Records that are not ledger records logged one by one, per minute at
+ * most; the others are counted only (a topic others write to may hold any
+ * number of them). */
+#define LEDGER_INVALID_LOGS_PER_MIN 10u
 
 /* In the order of what they say: sent (never downgraded), dead-lettered
  * (only sending upgrades it), then the transient ones. */
@@ -89,6 +93,12 @@ struct na_ledger_s {
     na_ledger_load_cb *load_cb;
     void *load_ctx;
     uint64_t followed; /* records read while following */
+    /* invalid_record()'s rate limit: lines in the minute from window_ms
+     * (monotonic; 0: none yet), and the records not logged since the
+     * last line */
+    int64_t invalid_window_ms;
+    unsigned invalid_logged;
+    uint64_t invalid_unlogged;
 };
 
 /* ---- table ---- */
@@ -357,7 +367,7 @@ static na_err_t owner_key(const char *topic, int32_t partition,
 /* An owner record: {"owner": {"topic", "partition", "state", "member",
  * "at_ms"}}; a tombstone forgets nothing (the mark stays until replaced). */
 static na_err_t apply_owner(na_ledger_t *l, const char *key, const char *value,
-                            size_t len) {
+                            size_t len, const char **why) {
     json_error_t jerr;
     const char *topic = NULL, *state = NULL;
     json_int_t partition = -1, at_ms = 0;
@@ -369,6 +379,7 @@ static na_err_t apply_owner(na_ledger_t *l, const char *key, const char *value,
     json_t *root = len <= LEDGER_MAX_VALUE_BYTES
                        ? json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr)
                        : NULL;
+    *why = "not an owner record";
     if (root &&
         !json_unpack_ex(root, &jerr, 0, "{s:{s:s, s:I, s:s, s?I}}", "owner", "topic",
                         &topic, "partition", &partition, "state", &state, "at_ms",
@@ -377,10 +388,16 @@ static na_err_t apply_owner(na_ledger_t *l, const char *key, const char *value,
         (!strcmp(state, "taken") || !strcmp(state, "released"))) {
         if (owner_key(topic, (int32_t)partition, want)) {
             err = NA_ERR_NOMEM;
+            *why = "no memory";
         } else if (!strcmp(want, key)) { /* a record under another key is not trusted */
             err = set_owner(l, topic, (int32_t)partition,
                             strcmp(state, "taken") ? NA_OWNER_RELEASED : NA_OWNER_TAKEN,
                             (int64_t)at_ms);
+            if (err) {
+                *why = err == NA_ERR_NOMEM ? "no memory" : "too many owner records";
+            }
+        } else {
+            *why = "owner record under another key";
         }
     }
     json_decref(root);
@@ -438,9 +455,12 @@ na_err_t na_ledger_mark_owner(na_ledger_t *l, const char *topic, int32_t partiti
 
 /* ---- records ---- */
 
-/* na_ledger_apply(); with @p cb, also hands the parsed record to it. */
+/* na_ledger_apply(); with @p cb, also hands the parsed record to it. On an
+ * error, @p why (why_size bytes) says what was wrong with the record. */
 static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const char *value,
-                      size_t len, na_ledger_load_cb *cb, void *cb_ctx) {
+                      size_t len, na_ledger_load_cb *cb, void *cb_ctx, char *why,
+                      size_t why_size) {
+    const char *owner_why = NULL;
     char id[LEDGER_MAX_KEY + 1];
     json_t *root = NULL, *dels, *v;
     const char *route;
@@ -448,12 +468,17 @@ static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const cha
     na_err_t err = NA_OK;
 
     if (!key || !key_len || key_len > LEDGER_MAX_KEY || memchr(key, '\0', key_len)) {
+        snprintf(why, why_size, "key empty, with a NUL or over %u bytes", LEDGER_MAX_KEY);
         return NA_ERR_INVALID;
     }
     memcpy(id, key, key_len);
     id[key_len] = '\0';
     if (!strncmp(id, LEDGER_OWNER_PREFIX, strlen(LEDGER_OWNER_PREFIX))) {
-        return apply_owner(l, id, value, len);
+        err = apply_owner(l, id, value, len, &owner_why);
+        if (err) {
+            snprintf(why, why_size, "%s", owner_why);
+        }
+        return err;
     }
     if (!value) { /* tombstone */
         if (l->size && find_slot(l, id)->id) {
@@ -465,16 +490,23 @@ static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const cha
         return NA_OK;
     }
     if (len > LEDGER_MAX_VALUE_BYTES) {
+        snprintf(why, why_size, "value over %u bytes", LEDGER_MAX_VALUE_BYTES);
         return NA_ERR_INVALID;
     }
     root = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
     dels = json_object_get(root, "deliveries");
     if (!json_is_object(dels)) {
+        if (root) {
+            snprintf(why, why_size, "no deliveries object");
+        } else {
+            snprintf(why, why_size, "not JSON: %s", jerr.text);
+        }
         err = NA_ERR_INVALID;
         goto out;
     }
     struct slot *s = get_or_add(l, id);
     if (!s) {
+        snprintf(why, why_size, "no memory");
         err = NA_ERR_NOMEM;
         goto out;
     }
@@ -489,6 +521,7 @@ static na_err_t apply(na_ledger_t *l, const char *key, size_t key_len, const cha
                        (int64_t)json_integer_value(json_object_get(v, "at_ms")),
                        (int64_t)json_integer_value(json_object_get(v, "until_ms")));
         if (err) {
+            snprintf(why, why_size, "route %s: %s", route, na_err2str(err));
             goto out;
         }
     }
@@ -509,7 +542,8 @@ out:
 
 na_err_t na_ledger_apply(na_ledger_t *l, const char *key, size_t key_len,
                          const char *value, size_t len) {
-    return apply(l, key, key_len, value, len, NULL, NULL);
+    char why[256];
+    return apply(l, key, key_len, value, len, NULL, NULL, why, sizeof(why));
 }
 
 /* The record's value: alert/v1 (if given) plus every route's outcome.
@@ -653,6 +687,31 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
 }
 
+/* A record of the topic that is not a ledger record (skipped), read at the
+ * load or while following: counted, and named with @p why, at most
+ * LEDGER_INVALID_LOGS_PER_MIN lines a minute (the next line says how many
+ * were not logged). */
+static void invalid_record(na_ledger_t *l, const rd_kafka_message_t *rkm,
+                           const char *why) {
+    int64_t now = na_mono_ms();
+    na_metrics_inc("newsalert_ledger_invalid_total",
+                   "Ledger records that could not be read (skipped).", NULL);
+    if (!l->invalid_window_ms || now - l->invalid_window_ms >= 60000) {
+        l->invalid_window_ms = now;
+        l->invalid_logged = 0;
+    }
+    if (l->invalid_logged >= LEDGER_INVALID_LOGS_PER_MIN) {
+        l->invalid_unlogged++;
+        return;
+    }
+    l->invalid_logged++;
+    na_log(NA_LOG_WARN, "ledger", "invalid_record",
+           "topic=%s partition=%d offset=%lld reason=%s not_logged_before=%llu",
+           na_log_q(l->topic), (int)rkm->partition, (long long)rkm->offset, na_log_q(why),
+           (unsigned long long)l->invalid_unlogged);
+    l->invalid_unlogged = 0;
+}
+
 /* Apply one followed record (and destroy it). */
 static void follow_one(na_ledger_t *l, rd_kafka_message_t *rkm) {
     if (!rkm->err) {
@@ -660,10 +719,10 @@ static void follow_one(na_ledger_t *l, rd_kafka_message_t *rkm) {
         if (rkm->partition >= 0 && rkm->partition < l->follow_parts) {
             l->next[rkm->partition] = rkm->offset + 1;
         }
+        char why[256];
         if (apply(l, rkm->key, rkm->key_len, rkm->payload, rkm->len, l->load_cb,
-                  l->load_ctx)) {
-            na_metrics_inc("newsalert_ledger_invalid_total",
-                           "Ledger records that could not be read (skipped).", NULL);
+                  l->load_ctx, why, sizeof(why))) {
+            invalid_record(l, rkm, why);
         }
     } else if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         na_log(NA_LOG_WARN, "ledger", "follow_error", "err=%s",
@@ -1042,10 +1101,12 @@ static na_err_t load(na_ledger_t *l, const struct na_ledger_opts *opts, char *er
         } else if (!rkm->err && (in_range || opts->follow)) {
             /* Following: what came after the end is applied too (the
              * follower goes on from the position). */
+            char why[256];
             records++;
             if (apply(l, rkm->key, rkm->key_len, rkm->payload, rkm->len, opts->load_cb,
-                      opts->load_ctx)) {
+                      opts->load_ctx, why, sizeof(why))) {
                 skipped++;
+                invalid_record(l, rkm, why);
             }
         }
         if (in_range &&

@@ -127,6 +127,10 @@ enum na_ledger_state {
  * @param out new ledger; destroy with na_ledger_destroy().
  * @returns NA_OK, NA_ERR_KAFKA / NA_ERR_TIMEOUT (errstr says which
  *          partition did not reach its end), NA_ERR_CONFIG, NA_ERR_NOMEM.
+ * @remark A record that is not a ledger record is skipped, here as while
+ *         following: counted (newsalert_ledger_invalid_total) and logged
+ *         with partition, offset and reason (event=invalid_record, a few
+ *         lines a minute at most).
  */
 NA_WUR na_err_t na_ledger_open(const struct na_ledger_opts *opts, na_ledger_t **out,
                                char *errstr, size_t errstr_size);

@@ -13,9 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ledger.h"
+#include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
+#include "newsalert/util.h"
 
 #define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -203,6 +206,103 @@ static void test_round_trip_through_a_cluster(void **state) {
     rd_kafka_destroy(rk);
 }
 
+static void produce_raw(rd_kafka_t *rk, const char *topic, const char *key,
+                        const char *value) {
+    assert_int_equal(
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static double invalid_total(void) {
+    return na_metric_value(
+        na_metrics_get(NA_METRIC_COUNTER, "newsalert_ledger_invalid_total",
+                       "Ledger records that could not be read (skipped).", NULL));
+}
+
+static size_t count_of(const char *s, const char *what) {
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p += strlen(what)) {
+        n++;
+    }
+    return n;
+}
+
+/* Regression: records of the ledger topic that are not ledger records, met
+ * while the ledger is loaded at start, were only counted as skipped= in
+ * the "loaded" line: no metric, and no word of which record or why, while
+ * records met later count in newsalert_ledger_invalid_total. Both now
+ * count there, and each is logged with its partition, offset and reason,
+ * a few lines a minute at most (a topic others write to may hold many). */
+static void test_invalid_records_at_load_are_counted_and_named(void **state) {
+    (void)state;
+    char errstr[512];
+    char path[] = "/tmp/na_test_ledger_errXXXXXX";
+    char *err = NULL;
+    size_t len;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "bad", 1, 1), 0);
+    conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), errstr,
+                                       sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(prod);
+    produce_raw(prod, "bad", ID_A,
+                "{\"deliveries\":{\"desk\":{\"outcome\":\"delivered\",\"at_ms\":1}}}");
+    produce_raw(prod, "bad", ID_B, "not json");                  /* offset 1 */
+    produce_raw(prod, "bad", ID_B, "{\"schema\":\"alert/v1\"}"); /* offset 2 */
+    for (int i = 0; i < 40; i++) {
+        produce_raw(prod, "bad", ID_B, "[");
+    }
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    struct na_ledger_opts opts = {.brokers = rd_kafka_mock_cluster_bootstraps(mc),
+                                  .topic = "bad",
+                                  .load_timeout_ms = 20000};
+    na_ledger_t *l = NULL;
+    double before = invalid_total();
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    na_err_t oerr = na_ledger_open(&opts, &l, errstr, sizeof(errstr));
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    assert_int_equal(oerr, NA_OK);
+    assert_int_equal(na_read_file(path, 1 << 20, &err, &len, errstr, sizeof(errstr)),
+                     NA_OK);
+    unlink(path);
+
+    /* the good record is read; the 42 others are counted and skipped */
+    assert_int_equal(na_ledger_count(l), 1);
+    assert_true(na_ledger_delivered(l, ID_A, "desk"));
+    assert_true(invalid_total() - before == 42.0);
+    assert_non_null(strstr(err, "skipped=42"));
+    /* named, with the reason */
+    assert_non_null(strstr(
+        err,
+        "event=invalid_record topic=\"bad\" partition=0 offset=1 reason=\"not JSON"));
+    assert_non_null(strstr(err, "partition=0 offset=2 reason=\"no deliveries"));
+    /* but not one line each */
+    assert_int_equal(count_of(err, "event=invalid_record"), 10);
+    free(err);
+    na_ledger_destroy(l);
+    rd_kafka_destroy(prod);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
 /* Partition owner records: marked in memory at once, read back from their
  * own key only, never counted as alerts. */
 static void test_owner_records(void **state) {
@@ -329,6 +429,7 @@ int main(void) {
         cmocka_unit_test(test_horizon_forgets_old_alerts),
         cmocka_unit_test(test_round_trip_through_a_cluster),
         cmocka_unit_test(test_owner_records),
+        cmocka_unit_test(test_invalid_records_at_load_are_counted_and_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
