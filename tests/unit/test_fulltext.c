@@ -90,6 +90,16 @@ static void fetch_story(struct na_stub *stub, struct outcome *o) {
     na_fetcher_destroy(fetcher);
 }
 
+/* A body of @p c past NA_ROBOTS_MAX_BYTES (4 KiB more), to free. */
+static char *over_the_cap(char c) {
+    size_t big = NA_ROBOTS_MAX_BYTES + 4096;
+    char *b = malloc(big + 1);
+    assert_non_null(b);
+    memset(b, c, big);
+    b[big] = '\0';
+    return b;
+}
+
 /* A robots.txt that answers 5xx is unreachable (RFC 9309 2.3.1.4): nothing
  * may be fetched, also when its error page is larger than
  * NA_ROBOTS_MAX_BYTES (the cut body was read as rules, and allowed all). */
@@ -97,11 +107,7 @@ static void test_robots_5xx_large_body_allows_nothing(void **state) {
     (void)state;
     struct na_stub stub;
     struct outcome o = {0};
-    size_t big = NA_ROBOTS_MAX_BYTES + 4096;
-    char *error_page = malloc(big + 1);
-    assert_non_null(error_page);
-    memset(error_page, 'x', big);
-    error_page[big] = '\0';
+    char *error_page = over_the_cap('x');
     assert_int_equal(na_stub_start(&stub), 0);
     na_stub_set_status(&stub, "/robots.txt", 503, error_page);
     na_stub_set(&stub, "/story", PAGE);
@@ -119,11 +125,7 @@ static void test_robots_allows(void **state) {
     (void)state;
     struct na_stub stub;
     struct outcome o = {0};
-    size_t big = NA_ROBOTS_MAX_BYTES + 4096;
-    char *robots = malloc(big + 1);
-    assert_non_null(robots);
-    memset(robots, '#', big);
-    robots[big] = '\0';
+    char *robots = over_the_cap('#');
     assert_int_equal(na_stub_start(&stub), 0);
     na_stub_set(&stub, "/robots.txt", "User-agent: *\nDisallow: /admin/\n");
     na_stub_set(&stub, "/story", PAGE);
