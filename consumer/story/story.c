@@ -2339,7 +2339,33 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
         json_int_t tc = json_integer_value(json_object_get(tf, key));
         c = c > (json_int_t)articles ? (json_int_t)articles : c;
         tc = tc > c ? c : tc < 0 ? 0 : tc;
-        add[cnt++] = (struct add){fid, (uint32_t)c, (uint32_t)tc, 0, 0, 0};
+        add[cnt++] = (struct add){fid, (uint32_t)c, (uint32_t)tc, 0, 0, UINT32_MAX};
+    }
+    /* Room first (the story, its list, a posting a feature), so that
+     * nothing counted or changed below can fail: a snapshot that cannot be
+     * seeded leaves the engine as it was, an open story as its earlier
+     * snapshot made it. The list of an open story is emptied below: room
+     * for the larger of what it holds and what replaces it. */
+    bool created = false;
+    if (!s) {
+        close_for_room(st);
+        if (!(s = story_new(st, story_id, first))) {
+            err = NA_ERR_NOMEM;
+            goto out;
+        }
+        created = true;
+    }
+    bool room = story_reserve(st, s, cnt > s->f_cnt ? cnt - s->f_cnt : 0);
+    for (size_t i = 0; room && i < cnt; i++) {
+        struct feat *fe = &st->feats[add[i].fid];
+        room = fe->unlisted || post_reserve(st, fe);
+    }
+    if (!room) {
+        if (created) {
+            story_close(st, s);
+        }
+        err = NA_ERR_NOMEM;
+        goto out;
     }
     for (size_t i = 0; i < cnt; i++) {
         df_add(st, add[i].fid, add[i].cnt);
@@ -2351,22 +2377,13 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
         add[i].w = (float)(idf * add[i].cnt);
         add[i].tw = (float)(idf * add[i].tcnt);
     }
-    bool created = false;
-    if (!s) {
-        close_for_room(st);
-        if (!(s = story_new(st, story_id, first))) {
-            err = NA_ERR_NOMEM;
-            goto out;
-        }
-        created = true;
-    } else {
+    if (!created) {
         story_clear(st, s);
     }
-    if ((err = story_add(st, s, add, cnt, false))) {
-        if (created) {
-            story_close(st, s);
-        }
-        goto out;
+    /* an empty story has none of the features (at UINT32_MAX): no index is
+     * looked in, nothing is allocated */
+    if ((err = story_add(st, s, add, cnt, true))) {
+        goto out; /* not reached: the room is there */
     }
     s->n = articles;
     story_touch(st, s, first);

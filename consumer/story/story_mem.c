@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "newsalert/fault.h"
+
 /* Under AddressSanitizer, what is not given out (the rest of a chunk, free
  * blocks) is poisoned: a use after free or past the chunk's blocks is
  * reported as with malloc (an overflow into the next block given out is
@@ -79,6 +81,9 @@ void na_smem_cleanup(struct na_smem *m) {
 
 void *na_smem_alloc(struct na_smem *m, size_t size) {
     size_t csize;
+    if (na_fault("story_alloc")) {
+        return NULL; /* a fault point: the engine's blocks (docs/reliability.md) */
+    }
     if (size > NA_SMEM_MAX_BLOCK) {
         return na_smem_big_alloc(size);
     }

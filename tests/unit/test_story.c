@@ -19,6 +19,7 @@
 
 #include "cmd_eval.h"
 #include "newsalert/article.h"
+#include "newsalert/fault.h"
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
@@ -925,6 +926,66 @@ static void test_seeding_relists_across_forgetting(void **state) {
     na_stories_destroy(st);
 }
 
+/* A snapshot that cannot be seeded for want of memory leaves the story as
+ * the earlier snapshot made it (it was emptied first: the next report of
+ * the story opened another, and its alert went out again). */
+static void test_seed_without_memory_keeps_the_story(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(0);
+    char s1[65], s2[65], why[256];
+    bool is_new = true;
+    assert_non_null(st);
+    assign(st, "a", ban_a_title, ban_a, 1767690000, s1, &is_new);
+    json_t *sig1 = na_story_signature(st, s1);
+    assign(st, "b", ban_b_title, ban_b, 1767697200, s2, &is_new);
+    assert_string_equal(s1, s2);
+    json_t *sig2 = na_story_signature(st, s1);
+    assert_non_null(sig1);
+    assert_non_null(sig2);
+    assert_true(json_object_size(json_object_get(sig2, "f")) >
+                json_object_size(json_object_get(sig1, "f")));
+    na_stories_destroy(st);
+
+    st = na_stories_new(0);
+    assert_int_equal(na_stories_seed(st, s1, sig1, NA_TIME_UNKNOWN), NA_OK);
+    assert_int_equal(na_story_article_count(st, s1), 1);
+    /* the later snapshot: its first block of the engine's memory fails */
+    na_fault_arm("story_alloc:1");
+    assert_int_equal(na_stories_seed(st, s1, sig2, NA_TIME_UNKNOWN), NA_ERR_NOMEM);
+    na_fault_arm(NULL);
+    assert_int_equal(na_stories_count(st), 1);
+    assert_int_equal(na_story_article_count(st, s1), 1);
+    if (!na_stories_check(st, NULL, why, sizeof(why))) {
+        fail_msg("after the failed seed: %s", why);
+    }
+    /* the second report still joins the story the first one opened */
+    assign(st, "b", ban_b_title, ban_b, 1767697200, s2, &is_new);
+    assert_false(is_new);
+    assert_string_equal(s1, s2);
+    assert_int_equal(na_story_article_count(st, s1), 2);
+    /* and with memory the later snapshot replaces the earlier */
+    na_stories_destroy(st);
+    st = na_stories_new(0);
+    assert_int_equal(na_stories_seed(st, s1, sig1, NA_TIME_UNKNOWN), NA_OK);
+    assert_int_equal(na_stories_seed(st, s1, sig2, NA_TIME_UNKNOWN), NA_OK);
+    assert_int_equal(na_story_article_count(st, s1), 2);
+    /* a new story whose memory fails is not left open */
+    na_fault_arm("story_alloc:1");
+    assert_int_equal(na_stories_seed(st, "b2", sig1, NA_TIME_UNKNOWN), NA_ERR_INVALID);
+    char fresh[65];
+    snprintf(fresh, sizeof(fresh), "%064x", 7u);
+    assert_int_equal(na_stories_seed(st, fresh, sig1, NA_TIME_UNKNOWN), NA_ERR_NOMEM);
+    na_fault_arm(NULL);
+    assert_int_equal(na_stories_count(st), 1);
+    assert_int_equal(na_story_article_count(st, fresh), 0);
+    if (!na_stories_check(st, NULL, why, sizeof(why))) {
+        fail_msg("after the failed new story: %s", why);
+    }
+    json_decref(sig1);
+    json_decref(sig2);
+    na_stories_destroy(st);
+}
+
 /* The story tokeniser (its ASCII fast path, sixteen bytes at a time where
  * SSE2 is there) gives the tokens the rules tokeniser gives, on random
  * texts of words of every length (past sixteen and past the longest term),
@@ -1284,6 +1345,7 @@ int main(void) {
         cmocka_unit_test(test_story_text_reader_matches_the_old_one),
         cmocka_unit_test(test_common_features_unlisted_and_relisted),
         cmocka_unit_test(test_seeding_relists_across_forgetting),
+        cmocka_unit_test(test_seed_without_memory_keeps_the_story),
     };
     return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
