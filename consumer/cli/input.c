@@ -31,6 +31,11 @@ static na_err_t dup_field(const json_t *obj, const char *key, char **out, char *
     return *out ? NA_OK : NA_ERR_NOMEM;
 }
 
+/* Unix seconds of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times
+ * RFC 3339 text (and so article/v1) can give. */
+#define TIME_FIRST_S (-62167219200LL)
+#define TIME_LAST_S 253402300799LL
+
 /* A time member: RFC 3339 text or Unix seconds; absent or null: unknown. */
 static na_err_t time_field(const json_t *obj, const char *key, int64_t *out, char *errstr,
                            size_t errstr_size) {
@@ -41,7 +46,15 @@ static na_err_t time_field(const json_t *obj, const char *key, int64_t *out, cha
             return NA_ERR_INVALID;
         }
     } else if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
+        /* Past the years 0 to 9999 the story engine's sums of times would
+         * overflow: such a number is no time. */
+        json_int_t s = json_integer_value(v);
+        if (s < TIME_FIRST_S || s > TIME_LAST_S) {
+            snprintf(errstr, errstr_size,
+                     "%s: Unix seconds out of range (years 0 to 9999)", key);
+            return NA_ERR_INVALID;
+        }
+        *out = (int64_t)s;
     } else if (v && !json_is_null(v)) {
         snprintf(errstr, errstr_size, "%s: not a time", key);
         return NA_ERR_INVALID;

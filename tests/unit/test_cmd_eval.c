@@ -1,7 +1,8 @@
 /*
  * The scores of `stories --eval` (na_cluster_score()): B-cubed and pairwise
  * precision, recall and F1 of small hand-made clusterings, each figure
- * worked out by hand in the comment above its check.
+ * worked out by hand in the comment above its check. Then the lines these
+ * commands read (na_eval_article(), cli/input.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,11 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+#include <string.h>
+
 #include "cmd_eval.h"
+#include "newsalert/timeutil.h"
 
 #define EPS 1e-9
 
@@ -120,6 +125,53 @@ static void test_no_items_is_invalid(void **state) {
     assert_int_equal(na_cluster_score(gold4, gold4, 0, &sc), NA_ERR_INVALID);
 }
 
+/* A line's article from its JSON text; @returns the reader's answer. */
+static na_err_t read_line(const char *text, struct na_article *a, char *errstr,
+                          size_t size) {
+    json_t *obj = json_loads(text, 0, NULL);
+    na_err_t err;
+    assert_non_null(obj);
+    na_article_init(a);
+    errstr[0] = '\0';
+    err = na_eval_article(obj, a, errstr, size);
+    json_decref(obj);
+    return err;
+}
+
+/* Unix seconds are read as given from year 0 to 9999 (what RFC 3339 text
+ * can say); a number past them is a bad line with its reason, not a time
+ * that the story engine's sums of times overflow on. */
+static void test_unix_seconds_out_of_range(void **state) {
+    (void)state;
+    static const char *const bad[] = {
+        "{\"title\": \"x\", \"published_at\": -9223372036854775807}",
+        "{\"title\": \"x\", \"published_at\": 9223372036854775807}",
+        "{\"title\": \"x\", \"published_at\": 253402300800}",
+        "{\"title\": \"x\", \"fetched_at\": -62167219201}",
+    };
+    struct na_article a;
+    char errstr[256];
+
+    assert_int_equal(read_line("{\"title\": \"x\", \"published_at\": 253402300799, "
+                               "\"fetched_at\": -62167219200}",
+                               &a, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_true(a.published_at == 253402300799LL);
+    assert_true(a.fetched_at == -62167219200LL);
+    na_article_cleanup(&a);
+    assert_int_equal(read_line("{\"title\": \"x\", \"published_at\": "
+                               "\"9999-12-31T23:59:59Z\"}",
+                               &a, errstr, sizeof(errstr)),
+                     NA_OK);
+    assert_true(a.published_at == 253402300799LL);
+    na_article_cleanup(&a);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(read_line(bad[i], &a, errstr, sizeof(errstr)), NA_ERR_INVALID);
+        assert_non_null(strstr(errstr, "out of range"));
+        na_article_cleanup(&a);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_in_one_story),
@@ -127,6 +179,7 @@ int main(void) {
         cmocka_unit_test(test_mixed_clustering),
         cmocka_unit_test(test_same_partition_other_labels),
         cmocka_unit_test(test_no_items_is_invalid),
+        cmocka_unit_test(test_unix_seconds_out_of_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
