@@ -39,7 +39,10 @@ static const char eval_usage[] =
     "  --json         one JSON object:\n"
     "                 {\"topics\":{NAME:{\"precision\",\"recall\",\"f1\",\"tp\","
     "\"fp\",\"fn\"}},..}\n"
-    "  -h, --help     this help\n";
+    "  -h, --help     this help\n"
+    "\n"
+    "Exit: 0 ok; 1 bad rules, an unreadable file or a bad line (named on stderr\n"
+    "and left out: the figures cover the other lines); 2 bad usage.\n";
 
 static const char stories_usage[] =
     "usage: newsalert-consumer stories [--window DUR] [--reorder DUR] [--model FILE]\n"
@@ -83,7 +86,9 @@ static const char stories_usage[] =
     "  --out FILE       where --train writes the model ('-': stdout)\n"
     "  -h, --help       this help\n"
     "\n"
-    "Exit status: 0 ok, 1 a bad line or file, 2 bad usage.\n";
+    "Exit status: 0 ok, 1 a bad line or file, 2 bad usage. A bad line is named\n"
+    "on stderr and left out (--eval scores the other lines; --train writes no\n"
+    "model).\n";
 
 na_err_t na_eval_article(const json_t *obj, struct na_article *a, char *errstr,
                          size_t errstr_size) {
@@ -103,8 +108,9 @@ static int line_adapter(void *vl, const char *where, const json_t *obj,
 }
 
 /* Calls fn for every article line of @p path ("-": stdin), read by the
- * subcommands' one reader (input.h). @returns 0, or 1 when the file could
- * not be read, a line was bad or fn returned 1. */
+ * subcommands' one reader (input.h). @returns 0; 1 when a line was bad or
+ * fn returned 1 (the other lines are read); NA_INPUT_UNREAD when the file
+ * could not be read. */
 static int each_line(const char *cmd, const char *path,
                      int (*fn)(void *ctx, const char *where, json_t *obj), void *ctx) {
     struct line_fn l = {fn, ctx};
@@ -245,8 +251,13 @@ int na_cmd_eval(int argc, char **argv) {
         na_buf_init(&ev.st[t].fn_ids);
         na_buf_init(&ev.st[t].fp_ids);
     }
-    if (each_line("eval", data, eval_one, &ev)) {
+    /* A bad line is named on stderr and left out of the figures, which
+     * cover the other lines (exit 1); an unread file gives none. */
+    int lines = each_line("eval", data, eval_one, &ev);
+    if (lines) {
         rc = EXIT_BAD;
+    }
+    if (lines == NA_INPUT_UNREAD) {
         goto out;
     }
     json_t *root = json_object();
@@ -643,8 +654,13 @@ static int stories_eval(const struct eval_opts *o) {
     int rc = EXIT_OK;
     na_err_t err;
 
-    if (each_line("stories", o->data, eval_collect, &ev)) {
+    /* Bad lines are named and left out (exit 1); --train fits no model on
+     * a file with any, an unread file gives nothing. */
+    int lines = each_line("stories", o->data, eval_collect, &ev);
+    if (lines) {
         rc = EXIT_BAD;
+    }
+    if (lines == NA_INPUT_UNREAD || (lines && o->train_out)) {
         goto out;
     }
     if (!ev.n) {

@@ -192,7 +192,7 @@ int na_input_each(const char *cmd, const char *path, unsigned flags, na_input_cb
 
     if (!fp) {
         fprintf(stderr, "newsalert-consumer %s: %s: %s\n", cmd, path, strerror(errno));
-        return 1;
+        return NA_INPUT_UNREAD;
     }
     na_buf_init(&line);
     while (read_line(fp, &line, NA_MAX_ARTICLE_BYTES, &too_long)) {
@@ -224,7 +224,7 @@ int na_input_each(const char *cmd, const char *path, unsigned flags, na_input_cb
     }
     if (ferror(fp)) {
         fprintf(stderr, "newsalert-consumer %s: %s: read error\n", cmd, path);
-        bad = 1;
+        bad = NA_INPUT_UNREAD;
     }
     if (!is_stdin) {
         fclose(fp);

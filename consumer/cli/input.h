@@ -38,12 +38,15 @@ typedef int(na_input_cb)(void *ctx, const char *where, const json_t *obj,
 /** Plain text lines are articles (else they are bad lines). */
 #define NA_INPUT_PLAIN 1u
 
+/** na_input_each(): the file could not be opened, or reading it failed. */
+#define NA_INPUT_UNREAD 2
+
 /**
  * @brief Call @p cb for each article line of @p path ("-": stdin).
  * @param cmd the subcommand's name, for messages on stderr
  *        ("newsalert-consumer CMD: FILE:LINE: why").
- * @returns 0, or 1 when a line was bad or the file could not be read (the
- *          other lines are still read).
+ * @returns 0; 1 when a line was bad (the other lines are still read); or
+ *          NA_INPUT_UNREAD when the file could not be opened or read.
  */
 int na_input_each(const char *cmd, const char *path, unsigned flags, na_input_cb *cb,
                   void *ctx);

@@ -9,6 +9,7 @@ text form of eval and the `stories` command on the development set.
 import collections
 import itertools
 import json
+import os
 import subprocess
 
 import harness
@@ -61,6 +62,49 @@ def test_eval_counts_and_usage(ctx):
     bad = ctx.write("bad.jsonl", '{"title": "x", "text": "y"}\n')
     assert run(ctx, "eval", "--rules", ctx.src("examples", "rules.json"),
                bad).returncode == 1
+
+
+def test_eval_bad_lines_named_and_others_scored(ctx):
+    """A bad line is named on stderr and the run goes on: eval and stories
+    --eval still print their figures over the other lines (exit 1); a file
+    that cannot be read gives no figures."""
+    good = [
+        {"title": "China bans exports of gallium", "text": "The commerce ministry "
+         "said exports of gallium would require licences.", "labels": ["export_controls"],
+         "event": "gallium", "published_at": "2026-01-05T08:00:00Z"},
+        {"title": "Beijing bans gallium exports", "text": "Exports of gallium now "
+         "need a licence, the commerce ministry said.", "labels": ["export_controls"],
+         "event": "gallium", "published_at": "2026-01-05T09:00:00Z"},
+    ]
+    lines = [json.dumps(good[0]),
+             '{"title": "x", "labels": "export_controls", "event": "e"}',
+             "not json",
+             json.dumps(dict(good[1], published_at=10 ** 15)),
+             json.dumps(good[1])]
+    data = ctx.write("mixed.jsonl", "\n".join(lines) + "\n")
+    p = run(ctx, "eval", "--rules", ctx.src("examples", "rules.json"), "--json", data)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    for n in (2, 3, 4):
+        assert "mixed.jsonl:%d:" % n in p.stderr, p.stderr
+    out = json.loads(p.stdout)
+    assert out["articles"] == 2, out
+    assert out["topics"]["export_controls"]["tp"] == 2, out
+    p = run(ctx, "eval", "--rules", ctx.src("examples", "rules.json"), data)
+    assert p.returncode == 1 and "2 articles" in p.stdout, (p.stdout, p.stderr)
+    p = run(ctx, "stories", "--eval", data, "--json")
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    for n in (3, 4):
+        assert "mixed.jsonl:%d:" % n in p.stderr, p.stderr
+    out = json.loads(p.stdout)
+    # line 2 is a story line (no labels needed): 3 articles, 2 events
+    assert out["articles"] == 3 and out["events"] == 2, out
+    missing = ctx.write("gone.jsonl", "")
+    os.unlink(missing)
+    for args in (["eval", "--rules", ctx.src("examples", "rules.json"), "--json", missing],
+                 ["stories", "--eval", missing, "--json"]):
+        p = run(ctx, *args)
+        assert p.returncode == 1 and p.stdout == "", (args, p.stdout, p.stderr)
+        assert "gone.jsonl" in p.stderr, p.stderr
 
 
 def test_stories_on_dev_set(ctx):
