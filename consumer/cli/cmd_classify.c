@@ -34,7 +34,8 @@ static const char classify_usage[] =
     "Input (files, or stdin when none or '-'): one article per line, as\n"
     "article/v1 JSON; a line that does not start with '{' or '[' is plain text\n"
     "and is classified as the content of an article without a title (its id is\n"
-    "the SHA-256 of the line). Blank lines are skipped.\n"
+    "the SHA-256 of the line). Blank lines are skipped, and a byte order mark\n"
+    "before the first line.\n"
     "\n"
     "  --rules FILE   rules file (precedence: --rules > $NEWSALERT_RULES >\n"
     "                 " DEFAULT_RULES ")\n"
@@ -394,10 +395,11 @@ int na_cmd_rules(int argc, char **argv) {
         rc = EXIT_BAD;
         goto out;
     }
-    size_t start = strspn(buf, " \t\r\n");
+    size_t bom = na_input_bom(buf, len);
+    size_t start = bom + strspn(buf + bom, " \t\r\n");
     if (buf[start] == '[') {
         json_error_t jerr;
-        json_t *arr = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *arr = json_loadb(buf + bom, len - bom, JSON_REJECT_DUPLICATES, &jerr);
         size_t i;
         json_t *tc;
         if (!arr) {
@@ -418,7 +420,7 @@ int na_cmd_rules(int argc, char **argv) {
         json_decref(arr);
     } else {
         size_t line_no = 0;
-        char *p = buf;
+        char *p = buf + bom;
         while (p < buf + len) {
             char *nl = memchr(p, '\n', (size_t)(buf + len - p));
             size_t n = nl ? (size_t)(nl - p) : (size_t)(buf + len - p);

@@ -140,6 +140,10 @@ static bool read_line(FILE *fp, struct na_buf *buf, size_t max, bool *too_long) 
     return any;
 }
 
+size_t na_input_bom(const char *s, size_t len) {
+    return len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3) ? 3 : 0;
+}
+
 /* One non-blank line: its article, then the callback. @returns 0 or 1. */
 static int one_line(const char *cmd, const char *where, const char *line, size_t len,
                     unsigned flags, na_input_cb *cb, void *ctx) {
@@ -212,6 +216,9 @@ int na_input_each(const char *cmd, const char *path, unsigned flags, na_input_cb
             continue;
         }
         const char *s = line.data ? line.data : "";
+        if (line_no == 1) {
+            i = na_input_bom(s, line.len); /* else a JSON line read as text */
+        }
         while (i < line.len && (s[i] == ' ' || s[i] == '\t')) {
             i++;
         }

@@ -7,10 +7,10 @@
  * form: id, title, summary, content or text, url, published_at, fetched_at;
  * other fields ignored, for the caller to read from the object), or, where
  * the command allows it, plain text (the text is the content and the id its
- * SHA-256). Blank lines are skipped. Any id string of at most 64 bytes
- * works; without one, the id is the SHA-256 of the title, summary and
- * content. (article/v1 records from Kafka keep their strict check:
- * na_article_from_json().)
+ * SHA-256). Blank lines are skipped, and a byte order mark before the
+ * first line. Any id string of at most 64 bytes works; without one, the id is the SHA-256
+ * of the title, summary and content. (article/v1 records from Kafka keep their strict
+ * check: na_article_from_json().)
  *
  * Files are read line by line (a line of at most NA_MAX_ARTICLE_BYTES), so
  * any file size works and stdin ("-") streams.
@@ -37,6 +37,13 @@ typedef int(na_input_cb)(void *ctx, const char *where, const json_t *obj,
 
 /** Plain text lines are articles (else they are bad lines). */
 #define NA_INPUT_PLAIN 1u
+
+/**
+ * @brief Bytes of a UTF-8 byte order mark at the start of @p s[0..len) (3),
+ *        or 0: some editors save one before a file's first line, and it is
+ *        no part of the line.
+ */
+size_t na_input_bom(const char *s, size_t len);
 
 /** na_input_each(): the file could not be opened, or reading it failed. */
 #define NA_INPUT_UNREAD 2

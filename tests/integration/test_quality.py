@@ -107,6 +107,27 @@ def test_eval_bad_lines_named_and_others_scored(ctx):
         assert "gone.jsonl" in p.stderr, p.stderr
 
 
+def test_byte_order_mark_before_first_line(ctx):
+    """A file saved with a byte order mark: classify reads its first line
+    as the JSON article it is, and rules test reads its first case (JSON
+    lines and a JSON array)."""
+    bom = b"\xef\xbb\xbf"
+    art = {"id": "a1", "title": "China bans exports of gallium",
+           "text": "The commerce ministry said exports of gallium need licences."}
+    data = ctx.write("bom.jsonl", bom + (json.dumps(art) + "\n").encode())
+    p = run(ctx, "classify", "--rules", ctx.src("examples", "rules.json"), data)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["id"] == "a1" and out["title"] == art["title"], out
+    case = dict(art, name="gallium", labels=["export_controls", "rare_earths"])
+    for name, text in (("cases.jsonl", json.dumps(case) + "\n"),
+                       ("cases.json", json.dumps([case]))):
+        cases = ctx.write(name, bom + text.encode())
+        p = run(ctx, "rules", "test", cases, "--rules", ctx.src("examples", "rules.json"))
+        assert p.returncode == 0 and "1 passed, 0 failed" in p.stdout, (p.stdout,
+                                                                          p.stderr)
+
+
 def test_stories_on_dev_set(ctx):
     recs = [json.loads(line) for line in open(ctx.src("data", "dev.jsonl"),
                                                 encoding="utf-8")]

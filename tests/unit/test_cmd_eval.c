@@ -12,9 +12,13 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd_eval.h"
+#include "input.h"
 #include "newsalert/timeutil.h"
 
 #define EPS 1e-9
@@ -172,6 +176,52 @@ static void test_unix_seconds_out_of_range(void **state) {
     }
 }
 
+/* What the reader handed over: each line's id and whether it was JSON. */
+struct seen_lines {
+    char ids[4][NA_SHA256_HEX_LEN + 1];
+    bool json[4];
+    size_t n;
+};
+
+static int note_line(void *ctx, const char *where, const json_t *obj,
+                     struct na_article *a) {
+    struct seen_lines *seen = ctx;
+    (void)where;
+    if (seen->n < 4) {
+        snprintf(seen->ids[seen->n], sizeof(seen->ids[0]), "%s", a->id);
+        seen->json[seen->n] = obj != NULL;
+    }
+    seen->n++;
+    return 0;
+}
+
+/* A file saved with a byte order mark: its first line is still the JSON
+ * article it holds (classify read it as plain text: another id, no title),
+ * and a mark further on is left alone. */
+static void test_byte_order_mark_before_first_line(void **state) {
+    (void)state;
+    static const char text[] = "\xef\xbb\xbf{\"id\": \"a1\", \"title\": \"China bans "
+                               "gallium exports\"}\n"
+                               "{\"id\": \"a2\", \"title\": \"x\"}\n";
+    char path[] = "/tmp/na-test-input-XXXXXX";
+    int fd = mkstemp(path);
+    struct seen_lines seen = {0};
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    assert_int_equal(na_input_each("test", path, NA_INPUT_PLAIN, note_line, &seen), 0);
+    unlink(path);
+    assert_int_equal(seen.n, 2);
+    assert_true(seen.json[0]);
+    assert_string_equal(seen.ids[0], "a1");
+    assert_true(seen.json[1]);
+    assert_string_equal(seen.ids[1], "a2");
+    assert_int_equal(na_input_bom("\xef\xbb\xbf{", 4), 3);
+    assert_int_equal(na_input_bom("\xef\xbb", 2), 0);
+    assert_int_equal(na_input_bom("{}", 2), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_in_one_story),
@@ -180,6 +230,7 @@ int main(void) {
         cmocka_unit_test(test_same_partition_other_labels),
         cmocka_unit_test(test_no_items_is_invalid),
         cmocka_unit_test(test_unix_seconds_out_of_range),
+        cmocka_unit_test(test_byte_order_mark_before_first_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
