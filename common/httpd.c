@@ -25,6 +25,14 @@
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "                    \
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+/* One open connection, for the request deadline (na_httpd_reap()). */
+struct conn {
+    int fd;
+    bool cut;      /* shut down once already */
+    int64_t since; /* na_mono_ms() when its request's clock started */
+    struct conn *prev, *next;
+};
+
 struct na_httpd_s {
     struct MHD_Daemon *mhd;
     int port;
@@ -32,7 +40,9 @@ struct na_httpd_s {
     int64_t stall_ms;
     pthread_mutex_t lock; /* guards status and published_ms */
     json_t *status;
-    int64_t published_ms; /* na_mono_ms() of the last snapshot, 0 = none yet */
+    int64_t published_ms;       /* na_mono_ms() of the last snapshot, 0 = none yet */
+    pthread_mutex_t conns_lock; /* guards conns and every conn in it */
+    struct conn *conns;
 };
 
 /* ---- HTML ---- */
@@ -507,6 +517,91 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return reply(conn, code, type, body, head);
 }
 
+/* The connections, so that a request that takes too long can be cut:
+ * libmicrohttpd's own timeout counts only silence. Every callback runs on
+ * the listener's thread; the list is also read by na_httpd_reap(). A
+ * connection leaves the list (here, on CLOSED) before its socket is
+ * closed, so a socket in the list is always its own. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code) {
+    struct na_httpd_s *h = cls;
+    struct conn *c = *socket_ctx;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!info || !(c = calloc(1, sizeof(*c)))) {
+            return; /* no memory: this one goes without a deadline */
+        }
+        c->fd = info->connect_fd;
+        c->since = na_mono_ms();
+        pthread_mutex_lock(&h->conns_lock);
+        c->next = h->conns;
+        if (h->conns) {
+            h->conns->prev = c;
+        }
+        h->conns = c;
+        pthread_mutex_unlock(&h->conns_lock);
+        *socket_ctx = c;
+    } else if (c) {
+        pthread_mutex_lock(&h->conns_lock);
+        if (c->prev) {
+            c->prev->next = c->next;
+        } else {
+            h->conns = c->next;
+        }
+        if (c->next) {
+            c->next->prev = c->prev;
+        }
+        pthread_mutex_unlock(&h->conns_lock);
+        free(c);
+        *socket_ctx = NULL;
+    }
+}
+
+/* A request answered: the next one on the connection gets its own time. */
+static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    struct na_httpd_s *h = cls;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = info ? info->socket_context : NULL;
+    (void)req_cls;
+    (void)toe;
+    if (c) {
+        pthread_mutex_lock(&h->conns_lock);
+        c->since = na_mono_ms();
+        pthread_mutex_unlock(&h->conns_lock);
+    }
+}
+
+size_t na_httpd_reap(na_httpd_t *httpd, int64_t now_ms) {
+    size_t cut = 0;
+    if (!httpd) {
+        return 0;
+    }
+    pthread_mutex_lock(&httpd->conns_lock);
+    for (struct conn *c = httpd->conns; c; c = c->next) {
+        if (!c->cut && now_ms - c->since > NA_HTTPD_REQUEST_MS) {
+            /* the listener sees the end of the stream and closes it */
+            shutdown(c->fd, SHUT_RDWR);
+            c->cut = true;
+            cut++;
+        }
+    }
+    pthread_mutex_unlock(&httpd->conns_lock);
+    if (cut) {
+        na_metric_add(na_metrics_get(NA_METRIC_COUNTER,
+                                     "newsalert_http_requests_cut_total",
+                                     "Connections closed because their request was "
+                                     "not whole and answered in time.",
+                                     NULL),
+                      (double)cut);
+        na_log(NA_LOG_WARN, "httpd", "request_too_slow", "connections=%zu limit_ms=%d",
+               cut, NA_HTTPD_REQUEST_MS);
+    }
+    return cut;
+}
+
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
                                                              va_list ap) {
     char msg[512];
@@ -549,6 +644,7 @@ na_err_t na_httpd_start(const struct na_httpd_opts *opts, na_httpd_t **httpdp,
         goto out;
     }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->conns_lock, NULL);
     h->stall_ms = opts->stall_ms > 0 ? opts->stall_ms : 60000;
     h->daemon_name = na_strdup(opts->daemon_name ? opts->daemon_name : "newsalert");
     if (!h->daemon_name) {
@@ -565,7 +661,8 @@ na_err_t na_httpd_start(const struct na_httpd_opts *opts, na_httpd_t **httpdp,
         on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)64, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)65536, MHD_OPTION_END);
+        (size_t)65536, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(errstr, errstr_size,
                  "http_listen %s: cannot listen (address in use or "
@@ -615,6 +712,7 @@ void na_httpd_publish_steal(na_httpd_t *httpd, json_t *status) {
     httpd->published_ms = na_mono_ms();
     pthread_mutex_unlock(&httpd->lock);
     json_decref(old);
+    na_httpd_reap(httpd, na_mono_ms());
 }
 
 void na_httpd_stop(na_httpd_t *httpd) {
@@ -625,6 +723,7 @@ void na_httpd_stop(na_httpd_t *httpd) {
         MHD_stop_daemon(httpd->mhd);
     }
     pthread_mutex_destroy(&httpd->lock);
+    pthread_mutex_destroy(&httpd->conns_lock);
     json_decref(httpd->status);
     free(httpd->daemon_name);
     free(httpd);

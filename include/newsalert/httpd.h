@@ -93,6 +93,24 @@ int na_httpd_port(const na_httpd_t *httpd);
  */
 void na_httpd_publish_steal(na_httpd_t *httpd, json_t *status);
 
+/**
+ * Longest a request may take, from its connection's start (or the answer
+ * before it on that connection) to its answer sent (ms). libmicrohttpd's
+ * 10 s timeout counts only silence: a client sending a byte every few
+ * seconds would otherwise hold its connection for ever, and 16 such
+ * connections take every one its address may open.
+ */
+#define NA_HTTPD_REQUEST_MS 30000
+
+/**
+ * @brief Close the connections whose request has taken longer than
+ *        NA_HTTPD_REQUEST_MS at @p now_ms (na_mono_ms() time); counted in
+ *        newsalert_http_requests_cut_total and logged. Each
+ *        na_httpd_publish_steal() calls it; NULL-safe.
+ * @returns how many were closed.
+ */
+size_t na_httpd_reap(na_httpd_t *httpd, int64_t now_ms);
+
 /** @brief Stop the listener and free it; NULL-safe. Waits for in-flight answers. */
 void na_httpd_stop(na_httpd_t *httpd);
 

@@ -9,6 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "newsalert/httpd.h"
 #include "newsalert/fault.h"
@@ -191,6 +196,87 @@ static void test_stalled_loop_fails_health(void **state) {
     na_httpd_stop(h);
 }
 
+/* GET /healthz; @returns its status, or -1 when refused. */
+static long healthz(int port) {
+    char url[64];
+    long status = -1;
+    CURL *curl = curl_easy_init();
+    assert_non_null(curl);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    if (curl_easy_perform(curl) == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_easy_cleanup(curl);
+    return status;
+}
+
+/* A connection to the listener that sent @p text and no more. */
+static int open_slow(int port, const char *text) {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(send(fd, text, strlen(text), 0), (ssize_t)strlen(text));
+    return fd;
+}
+
+/* Clients that send their request a byte at a time: libmicrohttpd's 10 s
+ * timeout counts only silence, so 16 of them held every connection their
+ * address may open for as long as they liked, and /healthz from there was
+ * refused. A request that has taken NA_HTTPD_REQUEST_MS is cut (the clock
+ * is handed to na_httpd_reap(), no waiting for it), and the address gets
+ * its answers again. */
+static void test_slow_requests_are_cut(void **state) {
+    (void)state;
+    int fds[16];
+    size_t cut = 0;
+    struct answer a;
+    na_httpd_t *h = start(0);
+    int port = na_httpd_port(h);
+
+    na_httpd_publish_steal(h, load_status("{\"ready\": true}"));
+    for (size_t i = 0; i < 16; i++) {
+        fds[i] = open_slow(port, "GET /healthz HTTP/1.1\r\nX-Slow: a");
+    }
+    /* Not yet too slow: nothing cut. */
+    assert_int_equal(na_httpd_reap(h, na_mono_ms()), 0);
+    /* The listener takes the connections on its own thread: ask until it
+     * has all 16 (one try every 10 ms, for at most 5 s). */
+    for (int tries = 0; cut < 16 && tries < 500; tries++) {
+        cut += na_httpd_reap(h, na_mono_ms() + NA_HTTPD_REQUEST_MS + 1000);
+        if (cut < 16) {
+            na_sleep_ms(10);
+        }
+    }
+    assert_int_equal(cut, 16);
+    for (size_t i = 0; i < 16; i++) {
+        char buf[64];
+        /* closed without an answer (0), not left waiting (-1 after 5 s) */
+        assert_int_equal(recv(fds[i], buf, sizeof(buf), 0), 0);
+        close(fds[i]);
+    }
+    assert_int_equal(
+        na_metric_value(na_metrics_get(NA_METRIC_COUNTER,
+                                       "newsalert_http_requests_cut_total", NULL, NULL)),
+        16);
+    /* The listener closes them on its thread: until it has, their
+     * address may still be full (a try every 10 ms, for at most 5 s). */
+    for (int tries = 0; healthz(port) != 200 && tries < 500; tries++) {
+        na_sleep_ms(10);
+    }
+    fetch(port, NULL, "/healthz", &a);
+    assert_int_equal(a.status, 200);
+    na_buf_cleanup(&a.body);
+    na_httpd_stop(h);
+    na_metrics_reset();
+}
+
 static const char hostile[] =
     "{\"daemon\": \"newsalert-consumer\", \"version\": \"0.1.0\", \"ready\": true,"
     " \"kafka\": {\"connected\": true, \"brokers\": \"k:9092\"},"
@@ -276,6 +362,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoints_codes_and_types),
         cmocka_unit_test(test_stalled_loop_fails_health),
+        cmocka_unit_test(test_slow_requests_are_cut),
         cmocka_unit_test(test_page_escapes_hostile_text),
         cmocka_unit_test(test_escape_and_page_without_status),
         cmocka_unit_test(test_bad_listen_addresses),
