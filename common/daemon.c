@@ -163,6 +163,13 @@ static const char *string_field(const struct na_conf_entry *table, const void *o
 
 na_err_t na_daemon_conf_check(const struct na_conf_entry *table, const void *obj,
                               char *errstr, size_t errstr_size) {
+    const char *level = string_field(table, obj, "log_level");
+    enum na_log_level parsed;
+    if (level && na_log_level_parse(level, &parsed)) {
+        snprintf(errstr, errstr_size, "log_level: want error|warn|info|debug, not \"%s\"",
+                 level);
+        return NA_ERR_CONFIG;
+    }
     return check_values(string_field(table, obj, "log_format"),
                         string_field(table, obj, "http_listen"), errstr, errstr_size);
 }

@@ -61,7 +61,7 @@ NA_WUR na_err_t na_daemon_conf_apply(const struct na_daemon_conf *dc, char *errs
 
 /**
  * @brief Check the operations keys of any config table that has them
- *        ("log_format", "http_listen"), so that --check-config and
+ *        ("log_level", "log_format", "http_listen"), so that --check-config and
  *        --dump-config refuse what the daemon would refuse. na_cli_load()
  *        calls it; tables without these keys pass.
  * @returns NA_OK, or NA_ERR_CONFIG with errstr naming the key and value.

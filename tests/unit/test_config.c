@@ -490,6 +490,37 @@ static void test_programs_log_format(void **state) {
     }
 }
 
+/* A log level the daemons would refuse at start is refused by --check-config
+ * too, as bad configuration (exit 1), from a flag or a config file: it was
+ * "configuration ok", and the daemon then left with exit 2 (bad usage). */
+static void test_programs_check_log_level(void **state) {
+    (void)state;
+    struct proc p;
+    char cmd[PATH_MAX + 128];
+    find_programs();
+    const char *cfg = write_file("level.json", "{\"log_level\": \"verbose\"}");
+    for (int i = 0; i < 2; i++) {
+        const char *prog = i ? "newsalert-consumer" : "newsalert-producer";
+        snprintf(cmd, sizeof(cmd), "BIN/%s --log-level debug --check-config", prog);
+        sh(&p, cmd);
+        assert_int_equal(p.status, 0);
+        snprintf(cmd, sizeof(cmd), "BIN/%s --log-level loud --check-config", prog);
+        sh(&p, cmd);
+        assert_int_equal(p.status, 1);
+        assert_non_null(
+            strstr(p.out, "log_level: want error|warn|info|debug, not \"loud\""));
+        snprintf(cmd, sizeof(cmd), "BIN/%s --config %s --check-config", prog, cfg);
+        sh(&p, cmd);
+        assert_int_equal(p.status, 1);
+        assert_non_null(strstr(p.out, "log_level: want error|warn|info|debug"));
+        /* The daemon itself leaves the same way, before any work. */
+        snprintf(cmd, sizeof(cmd), "BIN/%s --config %s --brokers 127.0.0.1:1", prog, cfg);
+        sh(&p, cmd);
+        assert_int_equal(p.status, 1);
+        assert_non_null(strstr(p.out, "log_level: want error|warn|info|debug"));
+    }
+}
+
 static char *write_tmp(const char *dir, const char *name, const char *text) {
     char *path = NULL;
     struct na_buf b;
@@ -578,6 +609,7 @@ int main(void) {
         cmocka_unit_test(test_programs_exit_codes),
         cmocka_unit_test(test_programs_precedence_and_redaction),
         cmocka_unit_test(test_programs_log_format),
+        cmocka_unit_test(test_programs_check_log_level),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
