@@ -31,14 +31,14 @@ static const char synopsis[] =
     "Offsets are stored only below the lowest article whose alerts are not yet\n"
     "delivered or dead-lettered (at least once, in order per partition).\n"
     "Routes come from the config file's \"routes\" array\n"
-    "  [{\"name\", \"url\", \"format\", \"topics\": [..], \"min_score\",\n"
-    "    \"secret\": \"whsec_...\", \"rate_per_s\", \"burst\", \"digest_threshold\",\n"
-    "    \"max_queue\", \"keepalive\"}]\n"
+    "  [{\"name\", \"url\" | \"url_file\", \"format\", \"topics\": [..], \"min_score\",\n"
+    "    \"secret\": \"whsec_...\" | \"secret_file\", \"rate_per_s\", \"burst\",\n"
+    "    \"digest_threshold\", \"max_queue\", \"keepalive\", \"max_in_flight\"}]\n"
+    "or from --webhook URL (docs/delivery.md, \"Configuration\").\n"
     "FORMAT: json (alert/v1, Standard Webhooks signed) | slack | mattermost | discord |\n"
     "teams | googlechat. Delivered alerts are recorded in the compacted ledger topic\n"
     "(ledger_topic); an alert already recorded for a route is never sent to it again.\n"
-    "or from --webhook URL. SIGTERM/SIGINT: finish in-flight alerts (drain_timeout),\n"
-    "commit, exit 0.\n";
+    "SIGTERM/SIGINT: finish in-flight alerts (drain_timeout), commit, exit 0.\n";
 
 static int file_key(void *ctx, const char *key, json_t *value, char *errstr,
                     size_t errstr_size) {
