@@ -49,6 +49,23 @@ static int parse_bool(const char *v, int *out) {
     return -1;
 }
 
+/* @p ms in the largest unit that writes it whole ("7d", "90s", "250ms"), as
+ * na_duration_parse_ms() reads it back. @returns @p buf. */
+static const char *duration_text(long long ms, char *buf, size_t size) {
+    static const struct {
+        long long ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms && ms % units[i].ms == 0) {
+            snprintf(buf, size, "%lld%s", ms / units[i].ms, units[i].unit);
+            return buf;
+        }
+    }
+    snprintf(buf, size, "%lldms", ms);
+    return buf;
+}
+
 na_err_t na_conf_set(const struct na_conf_entry *e, void *obj, const char *value,
                      const char *origin, char *errstr, size_t errstr_size) {
     long long ll;
@@ -97,7 +114,12 @@ na_err_t na_conf_set(const struct na_conf_entry *e, void *obj, const char *value
     }
     static const char *const want[] = {"a string", "an integer", "a boolean",
                                        "a duration (250ms, 30s, 5m, 1h)", "a number"};
-    if ((e->type == NA_CONF_INT || e->type == NA_CONF_DURATION) && (e->min || e->max)) {
+    if (e->type == NA_CONF_DURATION && (e->min || e->max)) {
+        char lo[32], hi[32];
+        snprintf(errstr, errstr_size, "%s: %s: want %s in [%s, %s]", origin, e->key,
+                 want[e->type], duration_text(e->min, lo, sizeof(lo)),
+                 duration_text(e->max, hi, sizeof(hi)));
+    } else if (e->type == NA_CONF_INT && (e->min || e->max)) {
         snprintf(errstr, errstr_size, "%s: %s: want %s in [%lld, %lld]", origin, e->key,
                  want[e->type], e->min, e->max);
     } else {

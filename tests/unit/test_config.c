@@ -28,6 +28,7 @@ struct conf {
     char *brokers;
     long long batch;
     long long timeout_ms;
+    long long grace_ms;
     int once;
     char *token;
     struct na_daemon_conf daemon;
@@ -39,6 +40,7 @@ static const struct na_conf_entry table[] = {
     {"brokers", NA_CONF_STRING, C(brokers), "127.0.0.1:9092", "brokers", 0, 0, 0},
     {"batch", NA_CONF_INT, C(batch), "10", "batch size", 0, 1, 1000},
     {"timeout", NA_CONF_DURATION, C(timeout_ms), "30s", "timeout", 0, 0, 0},
+    {"grace", NA_CONF_DURATION, C(grace_ms), "1m", "grace", 0, 250, 7 * 86400000LL},
     {"once", NA_CONF_BOOL, C(once), "false", "one round", 0, 0, 0},
     {"token", NA_CONF_STRING, C(token), NULL, "API token", NA_CONF_SECRET, 0, 0},
     NA_DAEMON_CONF_ENTRIES(struct conf, daemon),
@@ -216,6 +218,15 @@ static void test_unknown_keys_and_flags_are_named(void **state) {
     assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
     assert_non_null(
         strstr(r.err, "env NEWSALERT_BATCH: batch: want an integer in [1, 1000]"));
+    run_cleanup(&r);
+
+    /* A duration's range in the units it is written in, not bare ms. */
+    setenv("NEWSALERT_GRACE", "8d", 1);
+    cli_run(&r, argv3);
+    unsetenv("NEWSALERT_GRACE");
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "grace: want a duration (250ms, 30s, 5m, 1h) in "
+                                  "[250ms, 7d]"));
     run_cleanup(&r);
 
     const char *argv4[] = {"--log-format", "xml", "--check-config", NULL};
