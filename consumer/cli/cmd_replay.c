@@ -180,15 +180,48 @@ static void shell_arg(struct na_buf *b, const char *s) {
     na_buf_puts(b, "'");
 }
 
-/*
- * The command line that resumes: ours minus the bounds, plus @p bounds, and
- * --append when the classified lines go to a file, so that the resumed run
- * adds to what this one wrote instead of truncating it.
- */
-static char *resume_command(int argc, char **argv, const char *bounds, bool append) {
+/* @returns true when @p s ends with @p suffix. */
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* A secret given on the command line is shown as "***": -X with a
+ * property --dump-config hides, but for the file names (a "@FILE" value,
+ * ssl.key.location, sasl.kerberos.keytab), and the options marked secret
+ * (--webhook). */
+static const char *shown_arg(const char *arg, bool x_value, const char *flag_name,
+                             struct na_buf *tmp, bool *redacted) {
+    if (x_value) {
+        const char *eq = strchr(arg, '=');
+        if (!eq) {
+            return arg;
+        }
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - arg), arg);
+        if (!na_kafka_prop_is_secret(key) || ends_with(key, ".location") ||
+            ends_with(key, ".keytab") || (eq[1] == '@' && eq[2] != '@')) {
+            return arg;
+        }
+        na_buf_printf(tmp, "%s=***", key);
+        *redacted = true;
+        return tmp->oom ? "***" : tmp->data;
+    }
+    const struct na_conf_entry *e =
+        flag_name ? na_conf_find(na_consumer_conf_table, flag_name) : NULL;
+    if (e && (e->flags & NA_CONF_SECRET)) {
+        *redacted = true;
+        return "***";
+    }
+    return arg;
+}
+
+char *na_replay_resume_command(int argc, char **argv, const char *bounds, bool append,
+                               bool *redacted) {
     static const char *const drop[] = {"--from", "--to", "--ts-from", "--ts-to", NULL};
     struct na_buf b;
     na_buf_init(&b);
+    *redacted = false;
     na_buf_puts(&b, "newsalert-consumer replay");
     for (int i = 1; i < argc; i++) {
         bool skip = false;
@@ -204,10 +237,36 @@ static char *resume_command(int argc, char **argv, const char *bounds, bool appe
         if (!skip && !strcmp(argv[i], "--append")) {
             skip = true; /* added once below */
         }
-        if (!skip) {
-            na_buf_puts(&b, " ");
-            shell_arg(&b, argv[i]);
+        if (skip) {
+            continue;
         }
+        /* The option's name, when argv[i] is "--name=value" or "--name"
+         * followed by its value, for shown_arg(). */
+        char name[128] = "";
+        const char *eq = strchr(argv[i], '=');
+        if (!strncmp(argv[i], "--", 2)) {
+            size_t n = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
+            snprintf(name, sizeof(name), "%.*s", (int)n, argv[i] + 2);
+        }
+        struct na_buf tmp;
+        na_buf_init(&tmp);
+        na_buf_puts(&b, " ");
+        if (name[0] && eq) {
+            na_buf_printf(&b, "--%s=", name);
+            shell_arg(&b, shown_arg(eq + 1, false, name, &tmp, redacted));
+        } else {
+            shell_arg(&b, argv[i]);
+            if (i + 1 < argc && (!strcmp(argv[i], "-X") || name[0])) {
+                const char *v = shown_arg(argv[i + 1], !name[0], name[0] ? name : NULL,
+                                          &tmp, redacted);
+                if (v != argv[i + 1]) {
+                    na_buf_puts(&b, " ");
+                    shell_arg(&b, v);
+                    i++;
+                }
+            }
+        }
+        na_buf_cleanup(&tmp);
     }
     if (append) {
         na_buf_puts(&b, " --append");
@@ -225,7 +284,9 @@ static void report_interrupted(const struct na_replay_range *range, int argc, ch
     uint64_t done = na_replay_range_done(range);
     uint64_t total = na_replay_range_total(range);
     char *bounds = na_replay_resume_args(range);
-    char *cmd = bounds ? resume_command(argc, argv, bounds, append) : NULL;
+    bool redacted = false;
+    char *cmd =
+        bounds ? na_replay_resume_command(argc, argv, bounds, append, &redacted) : NULL;
     fprintf(stderr, "%s: interrupted after %llu of %llu records (%.1f%%)\n", PROG,
             (unsigned long long)done, (unsigned long long)total,
             total ? 100.0 * (double)done / (double)total : 100.0);
@@ -236,6 +297,10 @@ static void report_interrupted(const struct na_replay_range *range, int argc, ch
                 (long long)p->end, p->resume >= p->end ? " done" : "");
     }
     fprintf(stderr, "resume with:\n  %s\n", cmd ? cmd : "(out of memory)");
+    if (redacted) {
+        fprintf(stderr, "(secrets given on the command line are shown as ***: give them "
+                        "again, or keep them in a file: -X key=@FILE, the config)\n");
+    }
     free(cmd);
     free(bounds);
 }

@@ -8,6 +8,8 @@
 #ifndef NEWSALERT_CMD_REPLAY_H
 #define NEWSALERT_CMD_REPLAY_H
 
+#include <stdbool.h>
+
 /**
  * @brief `replay --from X --to Y [outputs] [consumer options]`: read a range
  *        of the articles topic without touching the live group's offsets,
@@ -20,5 +22,17 @@
  *          (SIGINT/SIGTERM: the resume command is printed), 2 bad usage.
  */
 int na_cmd_replay(int argc, char **argv);
+
+/**
+ * @brief The command line that resumes an interrupted replay: @p argv minus
+ *        its bounds (--from, --to, --ts-from, --ts-to), plus @p bounds
+ *        (na_replay_resume_args()), and --append once when @p append.
+ *        Secrets given on the command line (-X with a property that
+ *        --dump-config hides, --webhook) are shown as "***", as on every
+ *        other line on stderr; @p redacted says so.
+ * @returns the line (free() it), or NULL on no memory.
+ */
+char *na_replay_resume_command(int argc, char **argv, const char *bounds, bool append,
+                               bool *redacted);
 
 #endif

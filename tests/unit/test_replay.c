@@ -33,6 +33,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "alert.h"
+#include "cmd_replay.h"
 #include "pipeline.h"
 #include "replay.h"
 #include "route.h"
@@ -240,6 +241,55 @@ static void test_resume_args(void **state) {
     assert_string_equal(s,
                         "--from 0:42,1:80 --to 0:90,1:80 --ts-from 2026-01-06T00:00:00Z "
                         "--ts-to 2026-01-07T00:00:00Z");
+    free(s);
+}
+
+/* The resume command goes to stderr, where no secret may appear: a password
+ * given with -X and a --webhook URL (both forms) are shown as "***"; a
+ * "@FILE" value, a key's file name, the bounds and every other argument
+ * stay as given. */
+static void test_resume_command_shows_no_secret(void **state) {
+    (void)state;
+    char *argv[] = {"replay",
+                    "--config",
+                    "replay.json",
+                    "-X",
+                    "sasl.password=PLANTEDPW",
+                    "-X",
+                    "ssl.key.password=@key-file",
+                    "-X",
+                    "sasl.username=desk",
+                    "-X",
+                    "ssl.key.location=/etc/k.pem",
+                    "--webhook",
+                    "https://hooks.test/PLANTEDHOOK",
+                    "--webhook=https://hooks.test/PLANTEDHOOK2",
+                    "--from",
+                    "beginning",
+                    "--to=end",
+                    "--routes",
+                    "--append",
+                    NULL};
+    int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
+    bool redacted = false;
+    char *s =
+        na_replay_resume_command(argc, argv, "--from 0:4 --to 0:9", true, &redacted);
+    assert_non_null(s);
+    assert_null(strstr(s, "PLANTED"));
+    assert_true(redacted);
+    assert_string_equal(s, "newsalert-consumer replay --config replay.json -X "
+                           "'sasl.password=***' -X ssl.key.password=@key-file -X "
+                           "sasl.username=desk -X ssl.key.location=/etc/k.pem --webhook "
+                           "'***' --webhook='***' --routes "
+                           "--append --from 0:4 --to 0:9");
+    free(s);
+    /* Nothing secret: the line as given, and nothing said. */
+    char *plain[] = {"replay", "--config",    "r.json", "--dry-run",
+                     "-X",     "debug=fetch", NULL};
+    s = na_replay_resume_command(6, plain, "--from 0:1 --to 0:2", false, &redacted);
+    assert_string_equal(s, "newsalert-consumer replay --config r.json --dry-run -X "
+                           "debug=fetch --from 0:1 --to 0:2");
+    assert_false(redacted);
     free(s);
 }
 
@@ -1148,6 +1198,7 @@ int main(void) {
         cmocka_unit_test(test_plan_times),
         cmocka_unit_test(test_plan_offsets_select_and_clamp),
         cmocka_unit_test(test_resume_args),
+        cmocka_unit_test(test_resume_command_shows_no_secret),
         cmocka_unit_test(test_progress_text),
         cmocka_unit_test(test_diff_gained_lost_per_topic),
         cmocka_unit_test(test_classified_line_shape),
