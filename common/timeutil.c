@@ -41,6 +41,19 @@ void na_time_format_rfc3339(int64_t t, char buf[NA_RFC3339_LEN]) {
     buf[NA_RFC3339_LEN - 1] = '\0';
 }
 
+void na_time_format_rfc3339_ms(int64_t ms, char buf[NA_RFC3339_MS_LEN]) {
+    int64_t sec = ms / 1000 - (ms % 1000 < 0);
+    int frac = (int)(ms % 1000);
+    frac += frac < 0 ? 1000 : 0;
+    char whole[NA_RFC3339_LEN];
+    na_time_format_rfc3339(sec, whole);
+    if (!frac) {
+        snprintf(buf, NA_RFC3339_MS_LEN, "%s", whole);
+        return;
+    }
+    snprintf(buf, NA_RFC3339_MS_LEN, "%.19s.%03uZ", whole, (unsigned)frac % 1000u);
+}
+
 static int digits(const char **p, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
@@ -61,9 +74,11 @@ static int days_in_month(int year, int mon) {
     return mdays[mon - 1] + (mon == 2 && leap);
 }
 
-na_err_t na_time_parse_rfc3339(const char *s, int64_t *t) {
+/* The time of @p s in seconds in *t, and the milliseconds of its fraction
+ * (0-999, further digits cut) in *frac_ms. */
+static na_err_t parse_rfc3339(const char *s, int64_t *t, int *frac_ms) {
     struct tm tm;
-    int year, mon, day, hh = 0, mm = 0, ss = 0, off = 0;
+    int year, mon, day, hh = 0, mm = 0, ss = 0, off = 0, frac = 0;
     const char *p = s;
 
     memset(&tm, 0, sizeof(tm));
@@ -90,8 +105,8 @@ na_err_t na_time_parse_rfc3339(const char *s, int64_t *t) {
             if (!isdigit((unsigned char)*p)) {
                 return NA_ERR_INVALID;
             }
-            while (isdigit((unsigned char)*p)) {
-                p++;
+            for (int scale = 100; isdigit((unsigned char)*p); p++, scale /= 10) {
+                frac += (*p - '0') * scale;
             }
         }
         if (*p == 'Z' || *p == 'z') {
@@ -130,6 +145,23 @@ na_err_t na_time_parse_rfc3339(const char *s, int64_t *t) {
     tm.tm_min = mm;
     tm.tm_sec = ss;
     *t = (int64_t)timegm(&tm) - off;
+    *frac_ms = frac;
+    return NA_OK;
+}
+
+na_err_t na_time_parse_rfc3339(const char *s, int64_t *t) {
+    int frac_ms;
+    return parse_rfc3339(s, t, &frac_ms);
+}
+
+na_err_t na_time_parse_rfc3339_ms(const char *s, int64_t *ms) {
+    int64_t t;
+    int frac_ms;
+    na_err_t err = parse_rfc3339(s, &t, &frac_ms);
+    if (err) {
+        return err;
+    }
+    *ms = t * 1000 + frac_ms; /* |t| < 2^38: years 0000 to 9999 */
     return NA_OK;
 }
 

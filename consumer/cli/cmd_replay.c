@@ -334,10 +334,10 @@ static void report_empty(const struct na_replay_bound *from,
 
 static na_err_t parse_ts(const char *s, int64_t *ms) {
     int64_t t;
-    if (na_time_parse_rfc3339(s, &t) || t < 0 || t > INT64_MAX / 1000) {
+    if (na_time_parse_rfc3339_ms(s, &t) || t < 0) {
         return NA_ERR_INVALID;
     }
-    *ms = t * 1000;
+    *ms = t;
     return NA_OK;
 }
 

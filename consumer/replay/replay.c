@@ -127,12 +127,13 @@ na_err_t na_replay_bound_parse(const char *s, struct na_replay_bound *b, char *e
     }
     /* A time has '-' at index 4 ("2026-..."); offsets never hold '-'. */
     if (strlen(s) >= 10 && s[4] == '-') {
-        if (na_time_parse_rfc3339(s, &t) || t > INT64_MAX / 1000 || t < 0) {
+        /* To the millisecond: record timestamps are. */
+        if (na_time_parse_rfc3339_ms(s, &t) || t < 0) {
             snprintf(errstr, errstr_size, "\"%s\" is not an RFC 3339 time", s);
             return NA_ERR_INVALID;
         }
         b->kind = NA_REPLAY_TIME;
-        b->time_ms = t * 1000;
+        b->time_ms = t;
         return NA_OK;
     }
     return parse_offsets(s, b, errstr, errstr_size);
@@ -383,7 +384,7 @@ out:
 
 char *na_replay_resume_args(const struct na_replay_range *range) {
     struct na_buf b;
-    char ts[NA_RFC3339_LEN];
+    char ts[NA_RFC3339_MS_LEN];
     na_buf_init(&b);
     na_buf_puts(&b, "--from ");
     for (size_t i = 0; i < range->cnt; i++) {
@@ -396,11 +397,11 @@ char *na_replay_resume_args(const struct na_replay_range *range) {
                       range->parts[i].end);
     }
     if (range->ts_from_ms != NA_REPLAY_TS_NONE) {
-        na_time_format_rfc3339(range->ts_from_ms / 1000, ts);
+        na_time_format_rfc3339_ms(range->ts_from_ms, ts);
         na_buf_printf(&b, " --ts-from %s", ts);
     }
     if (range->ts_to_ms != NA_REPLAY_TS_NONE) {
-        na_time_format_rfc3339(range->ts_to_ms / 1000, ts);
+        na_time_format_rfc3339_ms(range->ts_to_ms, ts);
         na_buf_printf(&b, " --ts-to %s", ts);
     }
     if (b.oom) {

@@ -133,6 +133,30 @@ static void test_time_rfc3339(void **state) {
     assert_int_not_equal(na_time_parse_rfc3339("2026-01-06T08:00:00Zjunk", &t), NA_OK);
 }
 
+/* Milliseconds: the fraction kept to the millisecond (further digits cut,
+ * before 1970 too), and written back only when there is one. */
+static void test_time_rfc3339_ms(void **state) {
+    (void)state;
+    int64_t ms;
+    char buf[NA_RFC3339_MS_LEN];
+    assert_int_equal(na_time_parse_rfc3339_ms("2026-01-06T16:00:00.25+08:00", &ms),
+                     NA_OK);
+    assert_int_equal(ms, 1767686400250LL);
+    na_time_format_rfc3339_ms(ms, buf);
+    assert_string_equal(buf, "2026-01-06T08:00:00.250Z");
+    assert_int_equal(na_time_parse_rfc3339_ms("2026-01-06T08:00:00.9999Z", &ms), NA_OK);
+    assert_int_equal(ms, 1767686400999LL);
+    assert_int_equal(na_time_parse_rfc3339_ms("2026-01-06", &ms), NA_OK);
+    assert_int_equal(ms, 1767657600000LL);
+    na_time_format_rfc3339_ms(ms, buf);
+    assert_string_equal(buf, "2026-01-06T00:00:00Z");
+    assert_int_equal(na_time_parse_rfc3339_ms("1969-12-31T23:59:59.500Z", &ms), NA_OK);
+    assert_int_equal(ms, -500);
+    na_time_format_rfc3339_ms(ms, buf);
+    assert_string_equal(buf, "1969-12-31T23:59:59.500Z");
+    assert_int_not_equal(na_time_parse_rfc3339_ms("2026-01-06T08:00:00.Z", &ms), NA_OK);
+}
+
 /* ---- the reader against the jansson decoder (article_decode.c) ---- */
 
 #define ID "\"id\":\"0000000000000000000000000000000000000000000000000000000000000000\""
@@ -650,6 +674,7 @@ int main(void) {
         cmocka_unit_test(test_id_is_sha256_of_url),
         cmocka_unit_test(test_rejects_bad_input),
         cmocka_unit_test(test_time_rfc3339),
+        cmocka_unit_test(test_time_rfc3339_ms),
         cmocka_unit_test(test_decoders_agree_on_table),
         cmocka_unit_test(test_decode_depth_limit),
         cmocka_unit_test(test_decode_caps),

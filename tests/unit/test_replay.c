@@ -62,6 +62,13 @@ static void test_bound_keywords_and_times(void **state) {
         NA_OK);
     assert_int_equal(b.time_ms, 1767686400000LL);
     na_replay_bound_cleanup(&b);
+    /* Record timestamps are milliseconds: so is a bound's fraction ([from,
+     * to) holds a record at .100 only when from is .100 or before). */
+    assert_int_equal(
+        na_replay_bound_parse("2026-01-06T08:00:00.250Z", &b, errstr, sizeof(errstr)),
+        NA_OK);
+    assert_int_equal(b.time_ms, 1767686400250LL);
+    na_replay_bound_cleanup(&b);
 }
 
 static void test_bound_offsets_sorted(void **state) {
@@ -241,6 +248,12 @@ static void test_resume_args(void **state) {
     assert_string_equal(s,
                         "--from 0:42,1:80 --to 0:90,1:80 --ts-from 2026-01-06T00:00:00Z "
                         "--ts-to 2026-01-07T00:00:00Z");
+    free(s);
+    /* Bounds of a fraction of a second are carried to the millisecond. */
+    r.ts_from_ms = 1767657600250LL;
+    s = na_replay_resume_args(&r);
+    assert_string_equal(s, "--from 0:42,1:80 --to 0:90,1:80 --ts-from "
+                           "2026-01-06T00:00:00.250Z --ts-to 2026-01-07T00:00:00Z");
     free(s);
 }
 
