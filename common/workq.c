@@ -69,7 +69,13 @@ na_workq_t *na_workq_new(int threads, size_t capacity, na_work_fn *fn, void *ctx
     }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work, NULL);
-    pthread_cond_init(&q->done, NULL);
+    /* na_workq_take() waits on the monotonic clock: a wall clock set back
+     * (NTP, by hand) would hold the owner that much longer. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->done, &attr);
+    pthread_condattr_destroy(&attr);
     for (int t = 0; t < threads; t++) {
         if (pthread_create(&q->threads[q->threads_cnt], NULL, worker, q)) {
             na_workq_destroy(q);
@@ -135,7 +141,7 @@ void *na_workq_take(na_workq_t *q, int timeout_ms) {
     pthread_mutex_lock(&q->lock);
     if (q->head != q->tail && !q->slots[q->head % q->cap].done && timeout_ms > 0) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of q->done */
         ts.tv_sec += timeout_ms / 1000;
         ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {

@@ -1,14 +1,19 @@
 /* The worker pool: items come back in submission order whatever order the
  * workers finish in; the capacity bounds what is in the queue; 0 threads
- * runs the work inline. */
+ * runs the work inline; a wait for an item is not lengthened by the wall
+ * clock being set back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "newsalert/workq.h"
 
@@ -110,12 +115,87 @@ static void test_full_queue_refuses_and_take_waits(void **state) {
     assert_null(na_workq_new(1, 0, work, NULL));
 }
 
+/* The wall clock as the code under test reads it: this many seconds ahead
+ * of the kernel's, which is the wall clock being set back by as much while
+ * a wait computed from it runs. */
+static atomic_llong wall_ahead_s;
+
+int clock_gettime(clockid_t clk, struct timespec *ts) {
+    int rc = (int)syscall(SYS_clock_gettime, clk, ts);
+    if (!rc && clk == CLOCK_REALTIME) {
+        ts->tv_sec += (time_t)atomic_load(&wall_ahead_s);
+    }
+    return rc;
+}
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static atomic_bool owner_back;
+
+static void gate_set(bool open) {
+    pthread_mutex_lock(&gate_lock);
+    gate_open = open;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+/* Work that waits until the test opens the gate. */
+static void gated(void *vi, void *ctx) {
+    struct item *it = vi;
+    (void)ctx;
+    pthread_mutex_lock(&gate_lock);
+    while (!gate_open) {
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    }
+    pthread_mutex_unlock(&gate_lock);
+    it->out = it->n * 2;
+}
+
+/* Opens the gate if the owner is not back from its wait within 10 s, so
+ * that a wait lengthened by the clock ends (with the item: a failure). */
+static void *watchdog(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 1000 && !atomic_load(&owner_back); i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    gate_set(true);
+    return NULL;
+}
+
+static void
+test_take_waits_as_long_as_asked_when_the_wall_clock_is_set_back(void **state) {
+    (void)state;
+    struct item it = {7, -1, 0};
+    pthread_t dog;
+    gate_set(false);
+    na_workq_t *q = na_workq_new(1, 2, gated, NULL);
+    assert_non_null(q);
+    assert_true(na_workq_submit(q, &it));
+    atomic_store(&owner_back, false);
+    assert_int_equal(pthread_create(&dog, NULL, watchdog, NULL), 0);
+    atomic_store(&wall_ahead_s, 86400); /* set back by a day during the wait */
+    void *got = na_workq_take(q, 20);
+    atomic_store(&wall_ahead_s, 0);
+    atomic_store(&owner_back, true);
+    pthread_join(dog, NULL);
+    /* Back after its 20 ms without the item, which was still being worked
+     * on: not after the watchdog opened the gate (the day's wait cut short). */
+    assert_null(got);
+    assert_ptr_equal(na_workq_take(q, 5000), &it);
+    assert_int_equal(it.out, 14);
+    na_workq_destroy(q);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_items_come_back_in_order_with_4_threads),
         cmocka_unit_test(test_items_come_back_in_order_with_1_thread),
         cmocka_unit_test(test_no_threads_runs_inline),
         cmocka_unit_test(test_full_queue_refuses_and_take_waits),
+        cmocka_unit_test(
+            test_take_waits_as_long_as_asked_when_the_wall_clock_is_set_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
