@@ -289,11 +289,20 @@ na_err_t na_conf_load_file(const char *path, json_t **root, char *errstr,
     *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     free(buf);
     if (!*root) {
+        char why[JSON_ERROR_TEXT_LENGTH];
         snprintf(errstr, errstr_size, "%s:%d:%d: %s", path, jerr.line, jerr.column,
-                 jerr.text);
+                 na_json_error_shown(&jerr, why, sizeof(why)));
         return NA_ERR_PARSE;
     }
     return NA_OK;
+}
+
+const char *na_json_error_shown(const json_error_t *jerr, char *buf, size_t size) {
+    /* "MESSAGE near 'TEXT'" or "MESSAGE near end of file" */
+    const char *near = strstr(jerr->text, " near '");
+    size_t n = near ? (size_t)(near - jerr->text) : strlen(jerr->text);
+    snprintf(buf, size, "%.*s", (int)n, jerr->text);
+    return buf;
 }
 
 /* scheme://host[:port] of @p url, user info dropped; then, with @p keep_path,

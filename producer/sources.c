@@ -219,10 +219,10 @@ na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
     memset(src, 0, sizeof(*src));
     obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj) {
-        char shown[600];
+        char shown[600], why[JSON_ERROR_TEXT_LENGTH];
         snprintf(errstr, errstr_size, "source %s:%d:%d: %s",
                  na_conf_shown_id_buf(key_id, shown, sizeof(shown)), jerr.line,
-                 jerr.column, jerr.text);
+                 jerr.column, na_json_error_shown(&jerr, why, sizeof(why)));
         return NA_ERR_PARSE;
     }
     if (json_is_object(obj) && !json_object_get(obj, "id") &&
@@ -258,8 +258,9 @@ na_err_t na_sources_load_buf(const char *buf, size_t len, const char *name,
     memset(out, 0, sizeof(*out));
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
+        char why[JSON_ERROR_TEXT_LENGTH];
         snprintf(errstr, errstr_size, "%s:%d:%d: %s", name, jerr.line, jerr.column,
-                 jerr.text);
+                 na_json_error_shown(&jerr, why, sizeof(why)));
         return NA_ERR_PARSE;
     }
     list = root;

@@ -80,8 +80,19 @@ void na_conf_help(const struct na_conf_entry *table, FILE *fp);
 void na_conf_cleanup(const struct na_conf_entry *table, void *obj);
 
 /**
+ * @brief What went wrong in JSON text that could not be parsed, without
+ *        the text where it went wrong: the parser quotes up to 20 bytes of
+ *        it ("near '\"hunter2'"), which in a config or sources file may be
+ *        a secret (an unterminated password), and an error may be logged.
+ *        Line and column locate it.
+ * @returns @p buf.
+ */
+const char *na_json_error_shown(const json_error_t *jerr, char *buf, size_t size);
+
+/**
  * @brief Read and parse a JSON config file (at most NA_MAX_CONFIG_BYTES).
- * @returns new reference in *root, or an error naming file, line and column.
+ * @returns new reference in *root, or an error naming file, line and column
+ *          (not the text there: na_json_error_shown()).
  */
 NA_WUR na_err_t na_conf_load_file(const char *path, json_t **root, char *errstr,
                                   size_t errstr_size);

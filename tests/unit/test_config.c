@@ -247,6 +247,25 @@ static void test_unknown_keys_and_flags_are_named(void **state) {
     assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
     assert_non_null(strstr(r.err, "bad.json:2:"));
     run_cleanup(&r);
+
+    /* A file that is not JSON is named by line and column, never by the
+     * text there: that text may be a secret (an unterminated password;
+     * a reload's failure is logged). */
+    const char *leak =
+        write_file("leak.json", "{\"token\": \"PLANTEDsecret\n, \"batch\": 2}");
+    const char *argv7[] = {"--config", leak, NULL};
+    cli_run(&r, argv7);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "leak.json:1:"));
+    assert_null(strstr(r.err, "PLANTED"));
+    run_cleanup(&r);
+    leak = write_file("leak2.json", "{\"token\": PLANTEDsecret}");
+    const char *argv8[] = {"--config", leak, NULL};
+    cli_run(&r, argv8);
+    assert_int_equal(r.action, NA_CLI_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "leak2.json:1:"));
+    assert_null(strstr(r.err, "PLANTED"));
+    run_cleanup(&r);
 }
 
 /* A duration that is not a number is refused, wherever it comes from:

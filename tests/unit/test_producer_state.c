@@ -112,7 +112,20 @@ static void test_source_ids_with_secrets_are_shown_redacted(void **state) {
     assert_non_null(strstr(errstr, "duplicate id \"http://feeds.example/rss.xml?***~"));
     assert_null(strstr(errstr, "PLANTED"));
 
+    /* a file or record that is not JSON: its text is not shown (a secret
+     * in an unterminated string) */
+    static const char broken[] = "[{\"url\": \"http://feeds.example/x\", \"password\": "
+                                 "\"PLANTEDpw\n}]";
+    assert_int_equal(
+        na_sources_load_buf(broken, strlen(broken), "t", &s, errstr, sizeof(errstr)),
+        NA_ERR_PARSE);
+    assert_non_null(strstr(errstr, "t:1:"));
+    assert_null(strstr(errstr, "PLANTED"));
     struct na_source src;
+    assert_int_not_equal(na_source_parse_json(broken + 1, strlen(broken) - 2, "k", &src,
+                                              errstr, sizeof(errstr)),
+                         NA_OK);
+    assert_null(strstr(errstr, "PLANTED"));
     assert_int_not_equal(
         na_source_parse_json("{oops", 5, u1, &src, errstr, sizeof(errstr)), NA_OK);
     assert_non_null(strstr(errstr, "source http://feeds.example/rss.xml?***~"));
