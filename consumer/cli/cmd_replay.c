@@ -13,6 +13,7 @@
 
 #include "consumer.h"
 #include "newsalert/cli.h"
+#include "newsalert/daemon.h"
 #include "newsalert/http.h"
 #include "newsalert/log.h"
 #include "newsalert/timeutil.h"
@@ -76,7 +77,8 @@ static const char extra_help[] =
     "                             DUR after the first one stamped past it (1h)\n"
     "  --ts-from T / --ts-to T    keep only records stamped in [T, T) (resume uses it)\n"
     "  --progress auto|bar|log|none  progress on stderr (auto: a bar on a terminal,\n"
-    "                             else a log line every --progress-interval, 5s)\n";
+    "                             else a log line every --progress-interval)\n"
+    "  --progress-interval DUR    time between progress log lines (5s)\n";
 
 struct replay_args {
     struct na_consumer_conf conf;
@@ -149,8 +151,13 @@ static int flag(void *ctx, const char *name, const char *value, int *used, char 
         }
         if (!strcmp(name, "lateness")) {
             a->lateness_ms = ms;
+        } else if (ms > 0) {
+            a->progress_interval_ms = ms;
         } else {
-            a->progress_interval_ms = ms > 0 ? ms : 1;
+            snprintf(errstr, errstr_size,
+                     "--progress-interval: want more than 0 (--progress none: no "
+                     "progress)");
+            return -1;
         }
         return 1;
     }
@@ -423,6 +430,13 @@ int na_cmd_replay(int argc, char **argv) {
         goto out;
     }
     na_log_set_level(level);
+    /* log_format as the daemon takes it; http_listen is the daemon's
+     * listener: a replay run opens none (docs/replay.md) */
+    if (na_daemon_conf_apply(&a.conf.daemon, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s: %s\n", PROG, errstr);
+        rc = 2;
+        goto out;
+    }
     if (!a.from || !a.to) {
         fprintf(stderr, "%s: --from and --to are required (see --help)\n", PROG);
         rc = 2;

@@ -237,6 +237,21 @@ def test_future_and_before_retention_return_nothing_and_say_so(ctx):
     assert rc == 1 and "newsalert-consumer replay:" in p.stderr_text(), p.tail()
 
 
+def test_log_format_json_applies_to_replay(ctx):
+    # Regression: replay took log_format (flag or config) and ignored it:
+    # its log lines stayed logfmt, which a JSON log pipeline refuses.
+    topic = Topic(ctx, count=6)
+    cfg = topic.config("replay")
+    rc, p = topic.replay(cfg, "--from", "beginning", "--to", "end", "--dry-run",
+                         "--log-format", "json")
+    assert rc == 0, p.tail()
+    lines = [line for line in p.stderr_text().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [e["event"] for e in events if e.get("event") == "summary"] == ["summary"], \
+        p.tail()
+    assert not [line for line in lines if "event=" in line], p.tail()
+
+
 def test_replay_after_live_run_sends_no_duplicate_and_keeps_group_offsets(ctx):
     topic = Topic(ctx, count=24)
     hook = ctx.webhook()

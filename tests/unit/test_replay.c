@@ -232,6 +232,16 @@ static void test_plan_offsets_select_and_clamp(void **state) {
 
 /* ---- resume and progress ---- */
 
+/* A progress interval of 0 is refused (it was taken as 1 ms: a log line
+ * every millisecond), before anything is read. */
+static void test_progress_interval_zero_is_refused(void **state) {
+    (void)state;
+    char *argv[] = {
+        "replay", "--brokers", "127.0.0.1:1",         "--from", "beginning", "--to",
+        "end",    "--dry-run", "--progress-interval", "0",      NULL};
+    assert_int_equal(na_cmd_replay(10, argv), 2);
+}
+
 static void test_resume_args(void **state) {
     (void)state;
     struct na_replay_part parts[] = {{0, 0, 100, 10, 90, 50, 42, false},
@@ -1210,6 +1220,7 @@ int main(void) {
         cmocka_unit_test(test_plan_beginning_to_end_skips_empty_partitions),
         cmocka_unit_test(test_plan_times),
         cmocka_unit_test(test_plan_offsets_select_and_clamp),
+        cmocka_unit_test(test_progress_interval_zero_is_refused),
         cmocka_unit_test(test_resume_args),
         cmocka_unit_test(test_resume_command_shows_no_secret),
         cmocka_unit_test(test_progress_text),
