@@ -190,7 +190,13 @@ static na_err_t raise_alerts(struct consumer *c, const struct na_pipeline *p,
             if (need == NA_NEED_NONE) {
                 continue;
             }
-            bool in_flight = na_jobs_on_its_way(c, route, alert->id);
+            /* A parked alert is safe in retry_topic (marked only once the
+             * broker had it there): a reading that finds it parked waits
+             * for no delivery of it. The retry topic's reader may be
+             * probing a route that is down with it until park_max_age, and
+             * this record's partition would store no offset all along. */
+            bool in_flight =
+                need != NA_NEED_PARKED && na_jobs_on_its_way(c, route, alert->id);
             bool sent = need == NA_NEED_SENT || need == NA_NEED_PARKED;
             if (!d->story_new && !linked && (sent || in_flight)) {
                 link_article(c, p, d, entry, alert, route, partition, offset);

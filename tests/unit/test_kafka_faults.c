@@ -661,6 +661,8 @@ struct park_run {
 
 /* The config file park_start() gives its consumer (NULL: none). */
 static const char *park_config;
+/* park_start() groups articles into stories (else every article is its own). */
+static bool park_stories;
 
 static void *park_run_main(void *arg) {
     struct park_run *r = arg;
@@ -700,7 +702,7 @@ static void park_start(struct park_run *r, const char *topic, const char *group,
     snprintf(name, sizeof(name), "%s.retry", topic);
     SET("retry_topic", name);
     SET("create_topics", "false");
-    SET("stories", "false");
+    SET("stories", park_stories ? "true" : "false");
     SET("park_after", "500ms");
     SET("park_max_age", park_max_age);
     SET("deliver_max_attempts", "2");
@@ -752,6 +754,14 @@ static void stub_answer(int status) {
     pthread_mutex_lock(&stub.lock);
     stub.post_status = status;
     pthread_mutex_unlock(&stub.lock);
+}
+
+/* POSTs answered, whatever the status. */
+static int stub_seen(void) {
+    pthread_mutex_lock(&stub.lock);
+    int n = stub.posts_seen;
+    pthread_mutex_unlock(&stub.lock);
+    return n;
 }
 
 static int stub_posts(void) {
@@ -940,6 +950,56 @@ test_parked_alerts_of_a_route_that_stays_down_expire_at_park_max_age(void **stat
     assert_int_equal(count_stage("faults.expire.dlq", "park_expired"), parked);
 }
 
+/* Regression: a later report of a story whose alert was parked waited for
+ * that alert's delivery when the retry topic's reader had it on its way
+ * (kept there, probing the route, until park_max_age): its partition's
+ * offsets were not stored for as long as the route stayed down. A parked
+ * alert is safe in the retry topic, so the report is linked and finishes
+ * at once; the alert goes out once, when the route answers. */
+static void
+test_a_follow_up_of_a_parked_alert_finishes_while_its_route_is_down(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char name[128], alert_id[NA_SHA256_HEX_LEN + 1], id[NA_SHA256_HEX_LEN + 1];
+    const char *topic = "faults.follow";
+    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
+    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
+        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
+    }
+    int before = stub_posts(), seen = stub_seen();
+    stub_answer(503);
+    park_stories = true;
+    park_start(r, topic, "faults-follow", "1h");
+    park_stories = false;
+    char *first = matching_article("https://follow.example/a/1", alert_id, id);
+    produce_one(topic, id, first);
+    free(first);
+    int64_t deadline = na_mono_ms() + 30000;
+    while (committed_offset(topic, "faults-follow") < 1 && na_mono_ms() < deadline) {
+        na_sleep_ms(200);
+    }
+    assert_int_equal(committed_offset(topic, "faults-follow"), 1); /* parked */
+    /* Read back from the retry topic and tried: on its way there. */
+    while (stub_seen() < seen + 2 && na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    assert_true(stub_seen() >= seen + 2);
+    char *later = matching_article("https://follow.example/a/2", alert_id, id);
+    produce_one(topic, id, later);
+    free(later);
+    deadline = na_mono_ms() + 10000;
+    while (committed_offset(topic, "faults-follow") < 2 && na_mono_ms() < deadline) {
+        na_sleep_ms(200);
+    }
+    assert_int_equal(committed_offset(topic, "faults-follow"), 2);
+    assert_int_equal(stub_posts(), before);
+    assert_int_equal(park_answer(r, before, 1), 1);
+    assert_int_equal(r->stats.story_linked, 1);
+    assert_int_equal(count_records("faults.follow.dlq", 1), 0);
+}
+
 int main(void) {
     /* before libcrypto allocates anything (it refuses later) */
     if (!CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free)) {
@@ -962,6 +1022,9 @@ int main(void) {
             park_teardown),
         cmocka_unit_test_teardown(test_parked_alerts_waiting_do_not_hold_a_route_swap,
                                   park_teardown),
+        cmocka_unit_test_teardown(
+            test_a_follow_up_of_a_parked_alert_finishes_while_its_route_is_down,
+            park_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
