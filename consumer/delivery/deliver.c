@@ -287,6 +287,32 @@ bool na_deliver_has(const na_deliver_t *d, const struct na_route *route,
     return false;
 }
 
+/* Offer the alerts of the queued digest @p dj to @p cb. @returns how many
+ * it took (their member jobs freed, their slots in @p dj NULL). */
+static size_t take_members(na_deliver_t *d, struct rstate *rs, struct job *dj,
+                           na_deliver_take_cb *cb, void *ctx) {
+    size_t taken = 0;
+    for (size_t i = 0; i < dj->members_cnt; i++) {
+        struct job *mj = dj->members[i].job;
+        if (!mj) {
+            continue;
+        }
+        struct na_deliver_queued q = {mj->route, mj->alert_id, mj->opaque,  mj->body,
+                                      mj->len,   mj->item,     dj->attempts};
+        if (!cb(&q, ctx)) {
+            continue;
+        }
+        mj->body = NULL; /* the callback's now */
+        mj->item = NULL;
+        job_free(mj);
+        dj->members[i].job = NULL;
+        rs->pending--;
+        d->pending--;
+        taken++;
+    }
+    return taken;
+}
+
 size_t na_deliver_take(na_deliver_t *d, const struct na_route *route,
                        na_deliver_take_cb *cb, void *ctx) {
     size_t taken = 0;
@@ -299,6 +325,32 @@ size_t na_deliver_take(na_deliver_t *d, const struct na_route *route,
         rs->tail = NULL;
         while (*pp) {
             struct job *j = *pp;
+            size_t n;
+            if (j->members && (n = take_members(d, rs, j, cb, ctx))) {
+                /* The digest lists alerts that went: the others take its
+                 * place alone, in order, as alerts being retried (its
+                 * attempts and backoff), and are not folded again. */
+                struct job *after = j->next;
+                *pp = after;
+                for (size_t i = 0; i < j->members_cnt; i++) {
+                    struct job *mj = j->members[i].job;
+                    if (!mj) {
+                        continue;
+                    }
+                    j->members[i].job = NULL;
+                    mj->alone = true;
+                    mj->attempts = j->attempts;
+                    mj->not_before_ms = j->not_before_ms;
+                    mj->next = after;
+                    *pp = mj;
+                    rs->tail = mj;
+                    pp = &mj->next;
+                }
+                j->members_cnt = 0;
+                job_free(j);
+                taken += n;
+                continue;
+            }
             struct na_deliver_queued q = {j->route, j->alert_id, j->opaque,  j->body,
                                           j->len,   j->item,     j->attempts};
             if (j->members || !cb(&q, ctx)) {

@@ -119,7 +119,9 @@ typedef bool(na_deliver_take_cb)(struct na_deliver_queued *q, void *ctx);
  * @brief Offer every queued alert of @p route (NULL: of every route) that
  *        is not in flight, in queue order, to @p cb: a route that is given
  *        up on for now (parked) or a partition that went to another
- *        consumer. Digests waiting for a retry are not offered.
+ *        consumer. A digest waiting for a retry offers its alerts one by
+ *        one; once one is taken, the others leave it and go on alone, in
+ *        order (as alerts being retried: never folded again).
  * @returns alerts taken.
  */
 size_t na_deliver_take(na_deliver_t *d, const struct na_route *route,

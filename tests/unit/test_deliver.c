@@ -873,6 +873,117 @@ static void test_kept_alerts_of_a_failed_digest_go_on_alone(void **state) {
     }
 }
 
+/* Takes the alerts whose id ends in an even digit (every alert with @c all). */
+struct taker {
+    bool all;
+    int taken;
+    int attempts;
+};
+
+static bool take_even(struct na_deliver_queued *q, void *ctx) {
+    struct taker *t = ctx;
+    if (!t->all && (q->alert_id[NA_SHA256_HEX_LEN - 1] - '0') % 2) {
+        return false;
+    }
+    t->taken++;
+    t->attempts = q->attempts;
+    free(q->body);
+    na_digest_item_free(q->item);
+    return true;
+}
+
+/* Submit ten alerts with digest lines to @p route and run until their
+ * digest was answered (the server's first answer: 503) and waits for its
+ * retry (two seconds' backoff at least). */
+static na_deliver_t *digest_waiting(struct server *s, const struct na_route *route) {
+    struct na_deliver_opts opts = {4, 5000, 5000, 5, 2000, 2000, "test", false};
+    na_deliver_t *d = na_deliver_new(&opts);
+    int before = s->requests;
+    for (int i = 0; i < 10; i++) {
+        char id[NA_SHA256_HEX_LEN + 1];
+        char body[32];
+        snprintf(id, sizeof(id), "%064d", i);
+        snprintf(body, sizeof(body), "{\"a\":%d}", i);
+        assert_int_equal(na_deliver_submit_steal(d, route, id, strdup(body), strlen(body),
+                                                 item_new(i), NULL),
+                         NA_OK);
+    }
+    int64_t deadline = na_mono_ms() + 5000;
+    struct many m = {0};
+    while ((s->requests == before ||
+            na_deliver_route_count(d, route, true, false, NULL, NULL)) &&
+           na_mono_ms() < deadline) {
+        na_deliver_run(d, 20, on_many, &m);
+    }
+    assert_int_equal(s->requests, before + 1);
+    assert_non_null(strstr(s->bodies[before], "\"schema\":\"alert-digest/v1\""));
+    assert_int_equal(m.calls, 0);
+    assert_int_equal(na_deliver_pending(d), 10);
+    return d;
+}
+
+/* Regression: a digest waiting for a retry was never offered to
+ * na_deliver_take(), so its alerts stayed in memory: a parked route's
+ * digest was dead-lettered after deliver_max_attempts instead of going to
+ * the retry topic (and every new alert of the route queued behind it),
+ * and one of partitions given up went on being retried by the member that
+ * had handed it over, after the new owner had sent its alerts too. Now
+ * its alerts are offered one by one; those left go on alone, in order,
+ * not in a digest that lists the ones taken. */
+static void test_a_digest_waiting_for_a_retry_gives_up_its_alerts(void **state) {
+    (void)state;
+    struct server s;
+    struct na_routes routes = {NULL, 0};
+    char url[64], errstr[256];
+    memset(&s, 0, sizeof(s));
+    s.script[0] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    s.script[6] = s.script[0];
+    server_start(&s);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", s.port);
+    json_t *arr = json_pack("[{s:s, s:f, s:f, s:i}]", "url", url, "rate_per_s", 40.0,
+                            "burst", 1.0, "digest_threshold", 3);
+    assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
+    json_decref(arr);
+
+    /* Half of them taken: the other half are sent one by one. */
+    na_deliver_t *d = digest_waiting(&s, &routes.v[0]);
+    struct taker t = {false, 0, 0};
+    assert_int_equal(na_deliver_take(d, NULL, take_even, &t), 5);
+    assert_int_equal(t.taken, 5);
+    assert_int_equal(t.attempts, 1);
+    assert_int_equal(na_deliver_pending(d), 5);
+    assert_int_equal(na_deliver_route_pending(d, &routes.v[0]), 5);
+    struct many m = {0};
+    int64_t deadline = na_mono_ms() + 15000;
+    while (na_deliver_pending(d) && na_mono_ms() < deadline) {
+        na_deliver_run(d, 50, on_many, &m);
+    }
+    assert_int_equal(m.calls, 5);
+    assert_int_equal(m.ok, 5);
+    assert_int_equal(s.requests, 6);
+    for (int i = 1; i < 6; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "{\"a\":%d}", 2 * i - 1);
+        assert_string_equal(s.bodies[i], want);
+        assert_int_equal(m.digest_cnt[i - 1], 0);
+    }
+    na_deliver_destroy(d);
+
+    /* All of them taken: nothing is left to send. */
+    d = digest_waiting(&s, &routes.v[0]);
+    t.all = true;
+    t.taken = 0;
+    assert_int_equal(na_deliver_take(d, &routes.v[0], take_even, &t), 10);
+    assert_int_equal(na_deliver_pending(d), 0);
+    assert_int_equal(na_deliver_route_count(d, &routes.v[0], true, true, NULL, NULL), 0);
+    run_for(d, &m, 300);
+    assert_int_equal(s.requests, 7);
+    assert_int_equal(m.calls, 5);
+    na_deliver_destroy(d);
+    na_routes_cleanup(&routes);
+    server_stop(&s);
+}
+
 static int setup(void **state) {
     (void)state;
     return na_http_global_init() ? -1 : 0;
@@ -907,6 +1018,7 @@ int main(void) {
         cmocka_unit_test(test_an_answered_request_holds_its_route_until_recorded),
         cmocka_unit_test(test_a_kept_alert_is_tried_past_max_attempts_at_its_place),
         cmocka_unit_test(test_kept_alerts_of_a_failed_digest_go_on_alone),
+        cmocka_unit_test(test_a_digest_waiting_for_a_retry_gives_up_its_alerts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
