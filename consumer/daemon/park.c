@@ -367,8 +367,9 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
         snprintf(reason, sizeof(reason), "route %s is no longer configured", route_name);
         goto dead;
     }
+    int64_t pending_until = 0;
     enum na_ledger_state ls =
-        c->ledger ? na_ledger_state(c->ledger, alert_id, route->name, NULL)
+        c->ledger ? na_ledger_state(c->ledger, alert_id, route->name, &pending_until)
                   : NA_LEDGER_NONE;
     if (ls == NA_LEDGER_SENT || ls == NA_LEDGER_DEAD) {
         na_log(NA_LOG_INFO, "consumer", "already_sent", "route=%s alert=%s",
@@ -416,17 +417,20 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
     jc->route = route;
     snprintf(jc->alert_id, sizeof(jc->alert_id), "%s", alert_id);
     int64_t held_until = 0;
-    if (na_handover_held(c, true, rkm->partition, rkm->offset, &held_until)) {
+    bool held = na_handover_held(c, true, rkm->partition, rkm->offset, &held_until);
+    if (held || (ls == NA_LEDGER_PENDING && pending_until > na_now_ms())) {
         /* The member that had this retry partition did not let it go
-         * cleanly: wait for its ledger record (na_handover_check()). */
-        jc->awaiting = jc->held = true;
-        jc->await_until_ms = held_until;
+         * cleanly (held), or handed this alert over in flight ("pending"):
+         * wait for its ledger record (na_handover_check()). */
+        jc->awaiting = true;
+        jc->held = held;
+        jc->await_until_ms = held ? held_until : pending_until;
         c->awaiting++;
         na_jobs_register(c, jc);
         entry->pending++;
-        na_log(NA_LOG_INFO, "consumer", "handover_hold",
+        na_log(NA_LOG_INFO, "consumer", held ? "handover_hold" : "handover_wait",
                "route=%s alert=%s until_ms=%lld", na_log_q(route->name), jc->alert_id,
-               (long long)held_until);
+               (long long)jc->await_until_ms);
     } else {
         char *b = jc->body;
         struct na_digest_item *it = jc->item;

@@ -1000,6 +1000,83 @@ test_a_follow_up_of_a_parked_alert_finishes_while_its_route_is_down(void **state
     assert_int_equal(count_records("faults.follow.dlq", 1), 0);
 }
 
+/* A parked/v1 record of @p alert_id for the route "hook" of group
+ * @p group, as a member that parked it writes it. */
+static void produce_parked(const char *topic, const char *group, const char *alert_id,
+                           int n) {
+    char value[512];
+    snprintf(value, sizeof(value),
+             "{\"schema\":\"parked/v1\",\"group\":\"%s\",\"route\":\"hook\","
+             "\"alert_id\":\"%s\",\"parked_at_ms\":%lld,\"body\":\"{\\\"a\\\":%d}\","
+             "\"source\":{\"partition\":0,\"offset\":%d}}",
+             group, alert_id, (long long)na_now_ms(), n, n);
+    produce_one(topic, "hook", value);
+}
+
+/* A ledger record of @p alert_id: the route "hook" has @p outcome
+ * ("pending" until @p until_ms). */
+static void produce_outcome(const char *topic, const char *alert_id, const char *outcome,
+                            int64_t until_ms) {
+    char value[256];
+    snprintf(value, sizeof(value),
+             "{\"deliveries\":{\"hook\":{\"outcome\":\"%s\",\"status\":0,"
+             "\"attempts\":1,\"at_ms\":%lld,\"until_ms\":%lld}}}",
+             outcome, (long long)na_now_ms(), (long long)until_ms);
+    produce_one(topic, alert_id, value);
+}
+
+/* Regression: the reader of the retry topic sent a parked alert that the
+ * ledger marked "pending" (the member that had the retry topic's partition
+ * gave it up with that alert in flight, and writes how it ended): sent
+ * twice when that request got through. It now waits like an article's
+ * alert does: not sent once the ledger says the other member delivered
+ * it, sent once the mark's until_ms passed (that member died). */
+static void test_a_parked_alert_handed_over_in_flight_is_not_sent_again(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char name[128], retry[128], ledger[128];
+    const char *topic = "faults.hand";
+    const char *x = "a000000000000000000000000000000000000000000000000000000000000001";
+    const char *y = "a000000000000000000000000000000000000000000000000000000000000002";
+    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
+    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
+        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
+    }
+    snprintf(retry, sizeof(retry), "%s.retry", topic);
+    snprintf(ledger, sizeof(ledger), "%s.alerts", topic);
+    /* Both handed over in flight by a member that had the retry topic. */
+    int64_t t0 = na_mono_ms();
+    produce_outcome(ledger, x, "pending", na_now_ms() + 12000);
+    produce_outcome(ledger, y, "pending", na_now_ms() + 7000);
+    produce_parked(retry, "faults-hand", x, 1);
+    produce_parked(retry, "faults-hand", y, 2);
+    int before = stub_posts();
+    stub_answer(200);
+    park_start(r, topic, "faults-hand", "1h");
+    while (na_mono_ms() < t0 + 6000) { /* read back (a group join) and held */
+        assert_int_equal(stub_posts(), before);
+        na_sleep_ms(100);
+    }
+    /* That member delivered x: x is never sent here. */
+    produce_outcome(ledger, x, "delivered", 0);
+    int64_t deadline = na_mono_ms() + 30000, first_post = 0;
+    while (committed_offset(retry, "faults-hand.retry") < 2 && na_mono_ms() < deadline) {
+        if (!first_post && stub_posts() > before) {
+            first_post = na_mono_ms();
+        }
+        na_sleep_ms(100);
+    }
+    assert_int_equal(committed_offset(retry, "faults-hand.retry"), 2);
+    na_sleep_ms(1000);
+    assert_int_equal(park_stop(r), NA_OK);
+    /* y's mark expired (its member died): sent here, once, after it. */
+    assert_int_equal(stub_posts(), before + 1);
+    assert_string_equal(stub.posts[before].webhook_id, y);
+    assert_true(!first_post || first_post >= t0 + 6500);
+}
+
 int main(void) {
     /* before libcrypto allocates anything (it refuses later) */
     if (!CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free)) {
@@ -1025,6 +1102,8 @@ int main(void) {
         cmocka_unit_test_teardown(
             test_a_follow_up_of_a_parked_alert_finishes_while_its_route_is_down,
             park_teardown),
+        cmocka_unit_test_teardown(
+            test_a_parked_alert_handed_over_in_flight_is_not_sent_again, park_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
