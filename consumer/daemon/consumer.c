@@ -557,6 +557,11 @@ static void swap_routes_when_quiet(struct consumer *c) {
         na_ledger_outstanding(c->ledger) || c->retries) {
         return;
     }
+    /* A route parked under the old routes stays parked under the new. */
+    bool *keep = c->parked ? calloc(c->staged.cnt + 1, sizeof(*keep)) : NULL;
+    if (keep) {
+        na_park_carry(c, &c->staged, keep);
+    }
     na_deliver_forget_routes(c->deliver);
     na_routes_cleanup(&c->owned);
     c->owned = c->staged;
@@ -564,6 +569,11 @@ static void swap_routes_when_quiet(struct consumer *c) {
     c->routes = &c->owned;
     c->swap_pending = false;
     make_route_gauges(c);
+    for (size_t r = 0; keep && c->parked && r < c->routes->cnt; r++) {
+        c->parked[r] = keep[r];
+        c->parked_cnt += keep[r];
+    }
+    free(keep);
     na_log(NA_LOG_INFO, "consumer", "routes_swapped", "routes=%zu", c->routes->cnt);
 }
 

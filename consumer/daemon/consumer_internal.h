@@ -339,6 +339,12 @@ void na_park_check(struct consumer *c);
 /** @brief While routes wait to be swapped (SIGHUP), alerts read back from
  *         retry_topic that wait in the deliverer go back to it. */
 void na_park_for_swap(struct consumer *c);
+/** @brief Routes are swapped (SIGHUP): set @p keep[i] (zeroed, one per
+ *         route of @p fresh) for each route of @p fresh parked now under
+ *         its name. It stays parked: its backlog in retry_topic goes out
+ *         before its new alerts, and it is unparked (its gauge back to 0)
+ *         once that is drained. */
+void na_park_carry(const struct consumer *c, const struct na_routes *fresh, bool *keep);
 /** @brief One record of retry_topic. */
 void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm);
 /** @brief Hold or release the partitions of retry_topic. */

@@ -181,20 +181,38 @@ void na_park_for_swap(struct consumer *c) {
     }
 }
 
-static void set_route_parked(struct consumer *c, size_t r, bool parked) {
+static void parked_gauge(const char *route, bool parked) {
     char esc[256], labels[300];
-    const struct na_route *route = &c->routes->v[r];
-    c->parked[r] = parked;
-    c->parked_cnt += parked ? 1 : (size_t)-1;
     snprintf(labels, sizeof(labels), "route=\"%s\"",
-             na_metrics_label_escape(route->name, esc, sizeof(esc)));
+             na_metrics_label_escape(route, esc, sizeof(esc)));
     na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_consumer_route_parked",
                                  "1 while a route is parked (its alerts wait in the "
                                  "retry topic).",
                                  labels),
                   parked ? 1 : 0);
+}
+
+static void set_route_parked(struct consumer *c, size_t r, bool parked) {
+    const struct na_route *route = &c->routes->v[r];
+    c->parked[r] = parked;
+    c->parked_cnt += parked ? 1 : (size_t)-1;
+    parked_gauge(route->name, parked);
     na_log(parked ? NA_LOG_WARN : NA_LOG_INFO, "consumer",
            parked ? "route_parked" : "route_unparked", "route=%s", na_log_q(route->name));
+}
+
+void na_park_carry(const struct consumer *c, const struct na_routes *fresh, bool *keep) {
+    for (size_t r = 0; c->parked && r < c->routes->cnt; r++) {
+        bool kept = false;
+        for (size_t i = 0; c->parked[r] && i < fresh->cnt; i++) {
+            if (!strcmp(fresh->v[i].name, c->routes->v[r].name)) {
+                keep[i] = kept = true;
+            }
+        }
+        if (c->parked[r] && !kept) {
+            parked_gauge(c->routes->v[r].name, false); /* gone with its route */
+        }
+    }
 }
 
 /* Is retry_topic's partition of @p route read and committed to its end? */

@@ -1077,6 +1077,49 @@ static void test_a_parked_alert_handed_over_in_flight_is_not_sent_again(void **s
     assert_true(!first_post || first_post >= t0 + 6500);
 }
 
+/* newsalert_consumer_route_parked{route="@p route"} (-1: no such series). */
+static double parked_gauge(const char *route) {
+    char want[128];
+    char *text = na_metrics_render();
+    snprintf(want, sizeof(want), "newsalert_consumer_route_parked{route=\"%s\"} ", route);
+    const char *at = text ? strstr(text, want) : NULL;
+    double v = at ? strtod(at + strlen(want), NULL) : -1;
+    free(text);
+    return v;
+}
+
+/* Regression: routes read again on SIGHUP came in unparked, whatever their
+ * state: a parked route's gauge stayed at 1 for good once the route
+ * answered (nothing unparked it), and its new alerts went out before the
+ * backlog waiting in the retry topic. A route parked under its name now
+ * stays parked until that backlog is sent, then is unparked (gauge 0). */
+static void test_a_parked_route_stays_parked_across_a_route_swap(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/carry-routes.json", dir);
+    write_routes(cfg, "hook", "/hook");
+    park_config = cfg;
+    int before = stub_posts();
+    int parked = park_feed(r, "faults.carry", "faults-carry", "1h");
+    park_config = NULL;
+    assert_true(parked_gauge("hook") == 1);
+    write_routes(cfg, "hook", "/hook2");
+    stub_answer(200);
+    na_daemon_request_reload();
+    int64_t deadline = na_mono_ms() + 60000;
+    while (stub_posts() - before < parked && na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    assert_int_equal(stub_posts() - before, parked);
+    deadline = na_mono_ms() + 20000;
+    while (parked_gauge("hook") != 0 && na_mono_ms() < deadline) {
+        na_sleep_ms(200);
+    }
+    assert_true(parked_gauge("hook") == 0);
+    assert_int_equal(park_answer(r, before, parked), parked);
+}
+
 int main(void) {
     /* before libcrypto allocates anything (it refuses later) */
     if (!CRYPTO_set_mem_functions(crypto_malloc, crypto_realloc, crypto_free)) {
@@ -1104,6 +1147,8 @@ int main(void) {
             park_teardown),
         cmocka_unit_test_teardown(
             test_a_parked_alert_handed_over_in_flight_is_not_sent_again, park_teardown),
+        cmocka_unit_test_teardown(test_a_parked_route_stays_parked_across_a_route_swap,
+                                  park_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
