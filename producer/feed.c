@@ -438,12 +438,17 @@ static unsigned xml_depth(const xmlNode *root, unsigned max) {
     return deepest;
 }
 
-/* Nesting of a JSON text, counted on the bytes (jansson's own limit is a
- * compile-time 2048). */
-static unsigned json_depth(const char *s, size_t len, unsigned max) {
-    unsigned depth = 0;
+/* Nesting of a JSON text (jansson's own limit is a compile-time 2048)
+ * and an upper bound of the values and member names jansson would build
+ * (NA_FEED_MAX_JSON_VALUES), counted on the bytes; stops past either cap. */
+static void json_scan(const char *s, size_t len, unsigned *depth_out,
+                      size_t *values_out) {
+    unsigned depth = 0, deepest = 0;
+    size_t values = 1;
     bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0;
+         i < len && deepest <= NA_MAX_FEED_DEPTH && values <= NA_FEED_MAX_JSON_VALUES;
+         i++) {
         char c = s[i];
         if (in_str) {
             if (c == '\\') {
@@ -454,14 +459,18 @@ static unsigned json_depth(const char *s, size_t len, unsigned max) {
         } else if (c == '"') {
             in_str = true;
         } else if (c == '{' || c == '[') {
-            if (++depth > max) {
-                return depth;
+            values++;
+            if (++depth > deepest) {
+                deepest = depth;
             }
         } else if ((c == '}' || c == ']') && depth > 0) {
             depth--;
+        } else if (c == ',' || c == ':') {
+            values++;
         }
     }
-    return depth;
+    *depth_out = deepest;
+    *values_out = values;
 }
 
 /* true when the XML declaration names no encoding or UTF-8. */
@@ -819,10 +828,17 @@ static na_err_t parse_any(const char *buf, size_t len, const char *base_url,
         return NA_ERR_PARSE;
     }
     if (*buf == '{') {
-        if (json_depth(buf, len, NA_MAX_FEED_DEPTH) > NA_MAX_FEED_DEPTH) {
+        unsigned depth;
+        size_t values;
+        json_scan(buf, len, &depth, &values);
+        if (depth > NA_MAX_FEED_DEPTH) {
             snprintf(errstr, errstr_size, "JSON nesting deeper than %u",
                      NA_MAX_FEED_DEPTH);
             err = NA_ERR_PARSE;
+        } else if (values > NA_FEED_MAX_JSON_VALUES) {
+            snprintf(errstr, errstr_size, "JSON document has more than %u values",
+                     NA_FEED_MAX_JSON_VALUES);
+            err = NA_ERR_TOO_LARGE;
         } else {
             feed->format = na_feed_format_jsonfeed.name;
             err = na_feed_format_jsonfeed.parse_json(&ctx, buf, len);

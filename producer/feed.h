@@ -87,7 +87,8 @@ void na_feed_cleanup(struct na_feed *feed);
  * a UTF-8 document become spaces and U+FFFD instead of failing it.
  *
  * @returns NA_OK; NA_ERR_TOO_LARGE over NA_MAX_FEED_BYTES (or over
- *          NA_FEED_MAX_XML_MARKUP tags); NA_ERR_PARSE (malformed, empty,
+ *          NA_FEED_MAX_XML_MARKUP tags, or NA_FEED_MAX_JSON_VALUES JSON
+ *          values); NA_ERR_PARSE (malformed, empty,
  *          nested deeper than NA_MAX_FEED_DEPTH) or NA_ERR_UNSUPPORTED
  *          (unknown root element, JSON that is no JSON Feed), with one line
  *          in @p errstr naming the problem (@p errstr may be NULL).

@@ -27,6 +27,13 @@
  * below this bound (about 150 MB worst case).
  */
 #define NA_FEED_MAX_XML_MARKUP (NA_MAX_FEED_ITEMS * 200u)
+/**
+ * Most values and member names in one JSON document (each counted by the
+ * '{', '[', ',' or ':' before it, outside strings). jansson spends 40-140
+ * bytes on each, so 16 MiB of "[]," or "0," would cost 0.3-0.8 GB; the
+ * same bound as NA_FEED_MAX_XML_MARKUP, far above a real feed's.
+ */
+#define NA_FEED_MAX_JSON_VALUES (NA_MAX_FEED_ITEMS * 200u)
 /** Longest declared entity value substituted for a reference (bytes). */
 #define NA_FEED_MAX_ENTITY_BYTES 64u
 

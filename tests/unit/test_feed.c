@@ -416,6 +416,50 @@ static void test_too_many_nodes(void **state) {
     na_buf_cleanup(&buf);
 }
 
+/* Tiny JSON values cost jansson far more than their bytes (16 MiB of
+ * "[]," took 770 MB to parse): a document with more values and member
+ * names than NA_FEED_MAX_JSON_VALUES is refused before it is parsed. Commas
+ * and colons inside strings are text, not values. */
+static void test_too_many_json_values(void **state) {
+    (void)state;
+    struct na_buf buf;
+    struct na_feed feed;
+    const char *head = "{\"version\":\"https://jsonfeed.org/version/1.1\",\"items\":"
+                       "[{\"id\":\"1\",\"title\":\"One\"}],\"x\":";
+    na_buf_init(&buf);
+    na_buf_puts(&buf, head);
+    na_buf_puts(&buf, "[[]");
+    for (unsigned i = 0; i < NA_FEED_MAX_JSON_VALUES; i++) {
+        na_buf_puts(&buf, ",[]");
+    }
+    na_buf_puts(&buf, "]}");
+    expect_error(buf.data, buf.len, NA_ERR_TOO_LARGE, "more than 1000000 values");
+    na_buf_cleanup(&buf);
+    /* numbers, counted by the commas between them */
+    na_buf_init(&buf);
+    na_buf_puts(&buf, head);
+    na_buf_puts(&buf, "[0");
+    for (unsigned i = 0; i < NA_FEED_MAX_JSON_VALUES; i++) {
+        na_buf_puts(&buf, ",0");
+    }
+    na_buf_puts(&buf, "]}");
+    expect_error(buf.data, buf.len, NA_ERR_TOO_LARGE, "more than 1000000 values");
+    na_buf_cleanup(&buf);
+    /* the same count of commas and colons inside a string: one value */
+    na_buf_init(&buf);
+    na_buf_puts(&buf, head);
+    na_buf_puts(&buf, "\"");
+    for (unsigned i = 0; i < NA_FEED_MAX_JSON_VALUES; i++) {
+        na_buf_puts(&buf, i % 2 ? ",[" : ":{");
+    }
+    na_buf_puts(&buf, "\"}");
+    na_feed_init(&feed);
+    assert_int_equal(parse_ok(buf.data, buf.len, &feed), 1);
+    assert_string_equal(feed.items[0].title, "One");
+    na_feed_cleanup(&feed);
+    na_buf_cleanup(&buf);
+}
+
 static char *nested_xml(unsigned depth) {
     struct na_buf buf;
     na_buf_init(&buf);
@@ -1322,6 +1366,7 @@ int main(void) {
         cmocka_unit_test(test_too_many_nodes),
         cmocka_unit_test(test_deep_xml),
         cmocka_unit_test(test_deep_json),
+        cmocka_unit_test(test_too_many_json_values),
         cmocka_unit_test(test_many_items),
         cmocka_unit_test(test_xxe_local_file),
         cmocka_unit_test(test_reuse_and_failure_leaves_clean),
