@@ -39,6 +39,22 @@ na_err_t na_producer_reload_sources(const char *path, struct na_sources *staged)
 }
 
 long na_producer_source_find(const struct na_sources *s, const char *id) {
+    if (s->by_id) {
+        size_t lo = 0, hi = s->cnt;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(s->v[s->by_id[mid]].id, id);
+            if (c == 0) {
+                return (long)s->by_id[mid];
+            }
+            if (c < 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return -1;
+    }
     for (size_t i = 0; i < s->cnt; i++) {
         if (s->v[i].id && !strcmp(s->v[i].id, id)) {
             return (long)i;

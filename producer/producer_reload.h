@@ -24,7 +24,8 @@
  */
 NA_WUR na_err_t na_producer_reload_sources(const char *path, struct na_sources *staged);
 
-/** @returns the index of the source with id @p id in @p s, or -1. */
+/** @returns the index of the source with id @p id in @p s, or -1 (a binary
+ *           search of s->by_id when there is one). */
 long na_producer_source_find(const struct na_sources *s, const char *id);
 
 #endif

@@ -1,6 +1,7 @@
 #include "sources.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,9 @@ void na_sources_cleanup(struct na_sources *s) {
         na_source_cleanup(&s->v[i]);
     }
     free(s->v);
+    free(s->by_id);
     s->v = NULL;
+    s->by_id = NULL;
     s->cnt = 0;
 }
 
@@ -247,6 +250,44 @@ na_err_t na_source_parse_json(const char *buf, size_t len, const char *key_id,
     return err;
 }
 
+struct id_pos {
+    const char *id;
+    size_t pos;
+};
+
+static int cmp_id_pos(const void *a, const void *b) {
+    const struct id_pos *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Index the first @p n sources of @p s by id (s->by_id) and find the
+ * first entry, in file order, whose id an earlier entry has: its position
+ * into *dup, or SIZE_MAX when the ids are unique. O(n log n): a scan of the
+ * earlier entries for each took minutes for NA_MAX_SOURCES sources, at
+ * start and at every reload. @returns NA_OK or NA_ERR_NOMEM. */
+static na_err_t index_ids(struct na_sources *s, size_t n, size_t *dup) {
+    struct id_pos *o = malloc((n + 1) * sizeof(*o));
+    *dup = SIZE_MAX;
+    if (!o || !(s->by_id = malloc((n + 1) * sizeof(*s->by_id)))) {
+        free(o);
+        return NA_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        o[i].id = s->v[i].id;
+        o[i].pos = i;
+    }
+    qsort(o, n, sizeof(*o), cmp_id_pos);
+    for (size_t i = 0; i < n; i++) {
+        s->by_id[i] = o[i].pos;
+        if (i > 0 && !strcmp(o[i - 1].id, o[i].id) && o[i].pos < *dup) {
+            *dup = o[i].pos;
+        }
+    }
+    free(o);
+    return NA_OK;
+}
+
 na_err_t na_sources_load_buf(const char *buf, size_t len, const char *name,
                              struct na_sources *out, char *errstr, size_t errstr_size) {
     json_error_t jerr;
@@ -291,21 +332,29 @@ na_err_t na_sources_load_buf(const char *buf, size_t len, const char *name,
         err = NA_ERR_NOMEM;
         goto out;
     }
+    size_t parsed = 0;
     for (size_t i = 0; i < json_array_size(list); i++) {
         struct na_source *src = &out->v[out->cnt++];
         if ((err =
                  parse_source(json_array_get(list, i), i, src, detail, sizeof(detail)))) {
             snprintf(errstr, errstr_size, "%s: %s", name, detail);
-            goto out;
+            break;
         }
-        for (size_t j = 0; j + 1 < out->cnt; j++) {
-            if (!strcmp(out->v[j].id, src->id)) {
-                char shown[600];
-                snprintf(errstr, errstr_size, "%s: sources[%zu]: duplicate id \"%s\"",
-                         name, i, na_conf_shown_id_buf(src->id, shown, sizeof(shown)));
-                err = NA_ERR_CONFIG;
-                goto out;
-            }
+        parsed++;
+    }
+    /* A duplicate before the first bad entry is the error to report, as
+     * when entries were checked one by one. */
+    if (err != NA_ERR_NOMEM) {
+        size_t dup;
+        na_err_t ierr = index_ids(out, parsed, &dup);
+        if (ierr) {
+            snprintf(errstr, errstr_size, "%s: no memory", name);
+            err = ierr;
+        } else if (dup != SIZE_MAX) {
+            char shown[600];
+            snprintf(errstr, errstr_size, "%s: sources[%zu]: duplicate id \"%s\"", name,
+                     dup, na_conf_shown_id_buf(out->v[dup].id, shown, sizeof(shown)));
+            err = NA_ERR_CONFIG;
         }
     }
 out:

@@ -73,11 +73,15 @@ struct na_source {
 struct na_sources {
     struct na_source *v;
     size_t cnt;
+    size_t *by_id; /**< positions in v sorted by id (na_sources_load_buf()), or
+                        NULL: na_producer_source_find() then scans */
 };
 
 /**
  * @brief Load and validate a sources file: every source has an http(s)
- *        url, ids are unique, unknown keys are errors naming the key.
+ *        url, ids are unique, unknown keys are errors naming the key. Ids
+ *        are checked and indexed (by_id) in O(n log n): a file of
+ *        NA_MAX_SOURCES loads in a fraction of a second.
  * @param out filled on success (release with na_sources_cleanup()), left
  *        empty on failure.
  */
