@@ -156,6 +156,7 @@ struct page_item {
 struct producer {
     const struct na_producer_conf *conf;
     struct na_producer_stats *stats;
+    volatile sig_atomic_t *running; /* 0: a stop was asked for */
     char instance[256];
     rd_kafka_t *rk;       /* articles (and fetch state) producer; NULL in dry run */
     rd_kafka_t *rk_src;   /* topic mode: sources consumer in the group */
@@ -984,7 +985,9 @@ static na_err_t produce_article(struct producer *p, struct feed *f,
                                  RD_KAFKA_V_TIMESTAMP(na_producer_record_ts_ms(a)),
                                  RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ctx),
                                  RD_KAFKA_V_END);
-        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        /* A full queue waits for deliveries, but not past a stop: what is
+         * not produced is not noted as seen, and is fetched again. */
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL || !*p->running) {
             break;
         }
         rd_kafka_poll(p->rk, 100);
@@ -2131,6 +2134,7 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
     memset(stats, 0, sizeof(*stats));
     p.conf = conf;
     p.stats = stats;
+    p.running = running;
     srandom((unsigned)na_now_ms() ^ (unsigned)getpid());
     default_instance(conf, p.instance, sizeof(p.instance));
 

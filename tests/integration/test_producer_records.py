@@ -188,5 +188,41 @@ def test_live_blog_posts_are_each_produced(ctx):
     assert by_title[POSTS[1][0]]["url"] == base + "/live/taiwan"
 
 
+def test_stop_is_acted_on_while_the_kafka_queue_is_full(ctx):
+    """Issue: with the producer queue full, producing an item waited for room
+    (up to the message timeout) without going back to the main loop, so
+    SIGTERM was not acted on. The items not produced are not noted as seen:
+    the next run produces them."""
+    need_broker(ctx)
+    feeds = ctx.feed_server()
+    base = feeds.url("").rstrip("/")
+    feeds.set("/desk.xml", rss(base, [
+        item("Queue item %d" % i, base + "/q/%d" % i, "q-%d" % i,
+             "Body of queued item number %d." % i) for i in range(3)]))
+    topic = ctx.topic("na.it.queuefull")
+    sources = [{"id": "desk", "url": feeds.url("/desk.xml")}]
+    cfg = ctx.write("full-sources.json", {"sources": sources})
+    # Room for one message, held 60 s before it is sent: the second item
+    # finds the queue full for a minute.
+    p = ctx.proc([ctx.bin("newsalert-producer"), "--brokers", ctx.brokers,
+                  "--sources", cfg, "--state-dir", ctx.path("state"), "--topic", topic,
+                  "-X", "queue.buffering.max.messages=1", "-X", "linger.ms=60000",
+                  "--log-level", "debug"], name="full")
+    feeds.wait_count(1, timeout=30, path="/desk.xml")
+    time.sleep(1)
+    t0 = time.monotonic()
+    p.kill()
+    assert p.wait(20) == 0, p.tail()
+    assert time.monotonic() - t0 < 15, p.tail()
+    assert "produce_failed" in p.stderr_text(), p.tail()
+    again, _ = run_once(ctx, feeds, topic, sources, name="again")
+    summary = re.findall(r"event=summary (.*)", again.stderr_text())[-1]
+    assert " produced=2 " in " %s " % summary, summary
+    recs = harness.kcat_consume(ctx.brokers, topic, count=3, timeout=30)
+    assert sorted(json.loads(r["value"])["url"] for r in recs) == [
+        base + "/q/%d" % i for i in range(3)], recs
+    assert len(set(r["key"] for r in recs)) == 3, recs
+
+
 if __name__ == "__main__":
     harness.main(globals(), needs_broker=False, timeout=120)
