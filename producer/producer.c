@@ -816,9 +816,19 @@ static void publish_state(struct producer *p, struct feed *f) {
     }
 }
 
+/* Topic mode: the seen-state of a feed that left this instance (tombstone,
+ * revoked partition) was dropped or handed over; its late delivery reports
+ * must not make it again, for nothing would ever prune it. File mode keeps
+ * a removed feed's state for state_grace: its reports still count. */
+static bool state_gone(const struct producer *p, const struct feed *f) {
+    return f->removed && p->rk_src;
+}
+
 static void finish_batch(struct producer *p, struct feed *f) {
-    na_err_t err;
-    if (f->failed) {
+    na_err_t err = NA_OK;
+    if (state_gone(p, f)) {
+        /* nothing of its state is kept */
+    } else if (f->failed) {
         /* Something of this batch was not persisted: forget the validators so
          * the next fetch is unconditional and the item is produced again. */
         err = na_seen_set_validators(p->seen, f->src.id, NULL, NULL);
@@ -843,7 +853,8 @@ static void delivered_ok(struct producer *p, struct msg_ctx *ctx) {
     p->stats->delivered++;
     na_metrics_inc("newsalert_producer_articles_delivered_total",
                    "Articles confirmed by Kafka.", NULL);
-    if (na_seen_put(p->seen, f->src.id, ctx->id, ctx->fp, ctx->rev)) {
+    if (!state_gone(p, f) &&
+        na_seen_put(p->seen, f->src.id, ctx->id, ctx->fp, ctx->rev)) {
         f->failed = true;
     }
 }
@@ -2013,6 +2024,9 @@ static void save_state(struct producer *p, bool force) {
 static void write_metrics(struct producer *p) {
     char errstr[512];
     p->last_metrics_ms = na_mono_ms();
+    na_metric_set(na_metrics_get(NA_METRIC_GAUGE, "newsalert_producer_state_feeds",
+                                 "Feeds whose seen-state this instance holds.", NULL),
+                  (double)na_seen_feeds(p->seen));
     if (!p->conf->metrics_file) {
         return;
     }

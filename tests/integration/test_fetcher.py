@@ -570,5 +570,39 @@ def test_new_url_does_not_inherit_the_old_urls_validators_in_topic_mode(ctx):
     assert p.stop() == 0, p.tail()
 
 
+def test_removed_feeds_late_deliveries_do_not_bring_its_state_back_in_topic_mode(ctx):
+    """Issue: in topic mode a feed removed (tombstone) while its articles
+    waited for Kafka got its seen-state made again by their delivery
+    reports, and nothing ever pruned it: memory kept per removal."""
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    feeds.set("/gone.xml", rss("gone"))
+    common = ["--brokers", ctx.brokers, "--sources-topic", ctx.topic("na.it.sources"),
+              "--state-topic", ctx.topic("na.it.fetchstate")]
+
+    def load(sources):
+        cfg = ctx.write("sources.json", {"sources": sources})
+        r = harness.run([ctx.bin("newsalert-producer"), "sources", "load", cfg] + common,
+                        timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    load([{"id": "gone", "url": feeds.url("/gone.xml"), "interval": "1h"}])
+    metrics = ctx.path("producer.prom")
+    # Records wait 8 s before they are sent: the tombstone comes first.
+    p = ctx.proc([ctx.bin("newsalert-producer")] + common +
+                 ["--group-id", ctx.topic("na-it-gone"), "--topic", ctx.topic("na.it.gone"),
+                  "--state-dir", ctx.path("state"), "--metrics-file", metrics,
+                  "--log-level", "debug", "-X", "linger.ms=8000"], name="producer")
+    feeds.wait_count(1, timeout=60, path="/gone.xml")
+    load([])
+    p.wait_for_stderr(r"event=feed_removed feed=\"gone\"", 30)
+    p.wait_for_stderr(r"event=delivered feed=\"gone\"", 30)
+    text = p.stderr_text()
+    assert text.index("event=feed_removed") < text.index("event=delivered"), p.tail()
+    assert p.stop() == 0, p.tail()
+    assert metric(metrics, "newsalert_producer_state_feeds") == 0, p.tail()
+
+
 if __name__ == "__main__":
     harness.main(globals(), needs_broker=False, timeout=120)
