@@ -118,6 +118,8 @@ struct feed {
     bool removed;   /* left the sources; freed once pending is 0 */
     char *new_etag; /* validators to keep once the batch is delivered */
     char *new_lm;
+    struct dup_id *dups; /* ids to remember once the batch is delivered */
+    size_t dups_cnt;
     na_metric_t *last_success; /* its feed_last_success_seconds, or NULL until used */
     struct host *host;         /* the host whose slot it holds (in_flight) or whose
                                   queue it waits in (host_waiting), else NULL */
@@ -135,6 +137,16 @@ struct host {
     char *origin; /* na_url_origin() of the URLs polled */
     size_t running;
     struct feed *wait_head, *wait_tail;
+};
+
+/* An item skipped as a duplicate of an earlier item of the same document
+ * (same fingerprint, other id): its id is remembered with the batch, once
+ * the earlier item is confirmed (never before: a fingerprint noted first
+ * would make that item a duplicate too if it failed). */
+struct dup_id {
+    char id[NA_SHA256_HEX_LEN + 1];
+    char fp[NA_SEEN_FP_LEN + 1];
+    int rev;
 };
 
 struct msg_ctx {
@@ -596,6 +608,7 @@ static void feed_free(struct feed *f) {
     free(f->label);
     free(f->new_etag);
     free(f->new_lm);
+    free(f->dups);
     free(f);
 }
 
@@ -835,10 +848,17 @@ static void finish_batch(struct producer *p, struct feed *f) {
     } else {
         err = na_seen_set_validators(p->seen, f->src.id, f->new_etag, f->new_lm);
     }
+    for (size_t i = 0; !err && !f->failed && !state_gone(p, f) && i < f->dups_cnt; i++) {
+        err =
+            na_seen_put(p->seen, f->src.id, f->dups[i].id, f->dups[i].fp, f->dups[i].rev);
+    }
     if (err) {
         na_log(NA_LOG_ERROR, "producer", "state_error", "feed=%s err=%s",
                na_log_q(f->label), na_err2str(err));
     }
+    free(f->dups);
+    f->dups = NULL;
+    f->dups_cnt = 0;
     free(f->new_etag);
     free(f->new_lm);
     f->new_etag = f->new_lm = NULL;
@@ -1183,17 +1203,39 @@ static void handle_items(struct producer *p, struct feed *f, struct na_feed *doc
             return;
         }
     }
+    free(f->dups); /* of a batch that never finished: none */
+    f->dups = NULL;
+    f->dups_cnt = 0;
     for (size_t i = 0; i < doc->items_cnt; i++) {
         struct na_article *a = &doc->items[i];
-        bool dup = false;
+        bool same_id = false, same_fp = false;
         int rev = 1;
         p->stats->items++;
-        for (size_t j = 0; j < i && !dup; j++) {
-            dup = !strcmp(doc->items[j].id, a->id) ||
-                  (fps[i][0] && !strcmp(fps[j], fps[i]));
+        for (size_t j = 0; j < i && !same_id; j++) {
+            same_id = !strcmp(doc->items[j].id, a->id);
+            same_fp |= fps[i][0] && !strcmp(fps[j], fps[i]);
         }
         enum na_seen_verdict v =
-            dup ? NA_SEEN_SAME : na_seen_check(p->seen, f->src.id, a->id, fps[i], &rev);
+            same_id ? NA_SEEN_SAME
+                    : na_seen_check(p->seen, f->src.id, a->id, fps[i], &rev);
+        if (same_fp && (v == NA_SEEN_NEW || v == NA_SEEN_EDITED)) {
+            /* The text of an earlier item of this document under another
+             * id: a duplicate, remembered with the batch (struct dup_id). */
+            p->stats->skipped_dup++;
+            feed_inc(f, "newsalert_producer_duplicates_total",
+                     "Items skipped: new id, known content fingerprint.", NULL);
+            na_log(NA_LOG_DEBUG, "producer", "duplicate", "feed=%s article=%s fp=%s",
+                   na_log_q(f->label), a->id, fps[i]);
+            if (!f->dups && !(f->dups = calloc(doc->items_cnt, sizeof(*f->dups)))) {
+                f->failed = true; /* read again, unconditionally */
+                continue;
+            }
+            struct dup_id *d = &f->dups[f->dups_cnt++];
+            memcpy(d->id, a->id, sizeof(d->id));
+            memcpy(d->fp, fps[i], sizeof(d->fp));
+            d->rev = v == NA_SEEN_EDITED ? rev - 1 : 1; /* not produced again */
+            continue;
+        }
         switch (v) {
         case NA_SEEN_FAILED:
             /* no memory: neither produced nor noted; the document is read

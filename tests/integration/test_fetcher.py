@@ -433,6 +433,38 @@ def test_feed_with_more_items_than_the_history_is_not_new_again(ctx):
     assert len(harness.kcat_consume(ctx.brokers, topic, timeout=30)) == n
 
 
+def test_same_text_twice_in_one_document_is_a_duplicate_and_its_id_is_kept(ctx):
+    """Issue: an item with the text of an earlier item of the same document
+    (another link and GUID) was counted as seen, not as a duplicate, and its
+    id was never remembered."""
+    if not ctx.brokers:
+        raise harness.Skip("no broker (NA_TEST_BROKERS unset)")
+    feeds = ctx.feed_server()
+    text = "Licences are now needed for exports of seven rare earth elements."
+    two = "".join(
+        "<item><title>Export rules</title><link>http://example.org/%s</link>"
+        "<guid>%s</guid><description>%s</description></item>\n" % (g, g, text)
+        for g in ("wire-1", "wire-1-copy"))
+
+    def serve(items):
+        feeds.set("/twice.xml", '<?xml version="1.0"?>\n<rss version="2.0"><channel>'
+                  "<title>Twice</title><link>http://example.org/</link>\n%s"
+                  "</channel></rss>\n" % items, etag=False, last_modified=False)
+
+    serve(two)
+    topic = ctx.topic("na.it.twice")
+    sources = [{"id": "twice", "url": feeds.url("/twice.xml")}]
+    s = producer_once(ctx, sources, topic, "first")
+    assert s["produced"] == 1 and s["skipped_dup"] == 1 and s["skipped_seen"] == 0, s
+    s = producer_once(ctx, sources, topic, "second")
+    assert s["produced"] == 0 and s["skipped_seen"] == 2 and s["skipped_dup"] == 0, s
+    # The first item leaves the feed: the copy is known by its own id.
+    serve(two[two.index("</item>") + 8:])
+    s = producer_once(ctx, sources, topic, "third")
+    assert s["items"] == 1 and s["skipped_seen"] == 1 and s["skipped_dup"] == 0, s
+    assert len(harness.kcat_consume(ctx.brokers, topic, timeout=20)) == 1
+
+
 HEADLINE = """<?xml version="1.0"?>
 <rss version="2.0"><channel><title>Wire</title><link>http://example.org/</link>
 <item><title>China bans dual-use exports to Japanese military users</title>
