@@ -323,7 +323,8 @@ enum na_cli_action na_cli_load(const struct na_cli *cli, int argc, char **argv) 
         return NA_CLI_EXIT_FAIL;
     }
     rd_kafka_conf_destroy(kconf);
-    if (na_daemon_conf_check(cli->table, cli->obj, errstr, sizeof(errstr))) {
+    if (na_daemon_conf_check(cli->table, cli->obj, errstr, sizeof(errstr)) ||
+        (cli->check && cli->check(cli->ctx, errstr, sizeof(errstr)))) {
         fprintf(stderr, "%s: %s\n", cli->prog, errstr);
         return NA_CLI_EXIT_FAIL;
     }

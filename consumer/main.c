@@ -49,6 +49,11 @@ static int file_key(void *ctx, const char *key, json_t *value, char *errstr,
     return na_routes_parse(value, &conf->routes, errstr, errstr_size) ? -1 : 1;
 }
 
+/* --check-config refuses what the start would refuse. */
+static na_err_t check(void *ctx, char *errstr, size_t errstr_size) {
+    return na_consumer_conf_check(ctx, errstr, errstr_size);
+}
+
 /* --dump-config runs inside na_cli_load(), before --webhook becomes a
  * route: show it as the route it will be. */
 static void dump(void *ctx, json_t *root) {
@@ -96,6 +101,7 @@ int main(int argc, char **argv) {
         .obj = &conf,
         .props = &conf.props,
         .file_key = file_key,
+        .check = check,
         .dump = dump,
         .ctx = &conf,
     };
@@ -123,7 +129,7 @@ int main(int argc, char **argv) {
     if (conf.webhook && na_routes_add_url(&conf.routes, conf.webhook, conf.webhook_format,
                                           errstr, sizeof(errstr))) {
         fprintf(stderr, "newsalert-consumer: %s\n", errstr);
-        rc = 2;
+        rc = 1;
         goto out;
     }
     if ((rc = na_daemon_setup("newsalert-consumer", conf.log_level, &conf.daemon))) {

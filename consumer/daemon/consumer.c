@@ -661,6 +661,30 @@ static json_t *status_doc(struct consumer *c) {
                      c->recent ? json_deep_copy(c->recent) : json_array());
 }
 
+na_err_t na_consumer_conf_check(const struct na_consumer_conf *conf, char *errstr,
+                                size_t errstr_size) {
+    if (conf->ledger && conf->stories && conf->ledger_horizon_ms > 0 &&
+        conf->ledger_horizon_ms < conf->story_window_ms) {
+        snprintf(errstr, errstr_size,
+                 "ledger_horizon (%lld ms) is shorter than story_window (%lld ms): "
+                 "stories would outlive the alerts that opened them",
+                 conf->ledger_horizon_ms, conf->story_window_ms);
+        return NA_ERR_CONFIG;
+    }
+    if (conf->webhook) {
+        /* The route main() makes of it, made and thrown away. */
+        struct na_routes one = {NULL, 0};
+        na_err_t err = na_routes_add_url(&one, conf->webhook, conf->webhook_format,
+                                         errstr, errstr_size);
+        na_routes_cleanup(&one);
+        if (err == NA_ERR_NOMEM) {
+            snprintf(errstr, errstr_size, "%s", na_err2str(err));
+        }
+        return err;
+    }
+    return NA_OK;
+}
+
 na_err_t na_consumer_run(const struct na_consumer_conf *conf,
                          volatile sig_atomic_t *running, FILE *out,
                          struct na_consumer_stats *stats, char *errstr,
@@ -679,13 +703,7 @@ na_err_t na_consumer_run(const struct na_consumer_conf *conf,
     c.out = out;
     srandom((unsigned)na_now_ms());
 
-    if (conf->ledger && conf->stories && conf->ledger_horizon_ms > 0 &&
-        conf->ledger_horizon_ms < conf->story_window_ms) {
-        snprintf(errstr, errstr_size,
-                 "ledger_horizon (%lld ms) is shorter than story_window (%lld ms): "
-                 "stories would outlive the alerts that opened them",
-                 conf->ledger_horizon_ms, conf->story_window_ms);
-        err = NA_ERR_CONFIG;
+    if ((err = na_consumer_conf_check(conf, errstr, errstr_size))) {
         goto out;
     }
     if ((err = na_rules_load_file(conf->rules, &c.rules, errstr, errstr_size))) {

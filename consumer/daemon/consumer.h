@@ -69,6 +69,15 @@ struct na_deliver_opts;
 void na_consumer_deliver_opts(const struct na_consumer_conf *conf,
                               struct na_deliver_opts *opts);
 
+/**
+ * @brief Checks across keys that the table cannot make, which the daemon
+ *        would refuse at start: a ledger_horizon shorter than story_window,
+ *        a webhook_format no format has. --check-config runs it too, so
+ *        both refuse the same way (exit 1, this message).
+ */
+NA_WUR na_err_t na_consumer_conf_check(const struct na_consumer_conf *conf, char *errstr,
+                                       size_t errstr_size);
+
 struct na_stories_opts;
 /** @brief The story grouping's options from the consumer config ("story_window",
  *         "story_reorder"; the shipped model), for the daemon and replay. */

@@ -43,6 +43,12 @@ struct na_cli {
                 size_t errstr_size);
     /** Optional: extra text for --help (options of the callbacks). */
     const char *extra_help;
+    /**
+     * Optional: checks across keys that the table cannot make (run for a
+     * start, --check-config and --dump-config alike, after the table's
+     * own). @returns nonzero to refuse the configuration (errstr; exit 1).
+     */
+    na_err_t (*check)(void *ctx, char *errstr, size_t errstr_size);
     /** Optional: add members to the --dump-config output. */
     void (*dump)(void *ctx, json_t *root);
     void *ctx;

@@ -551,6 +551,50 @@ static void test_programs_check_log_level(void **state) {
     }
 }
 
+/* What the consumer refuses at start, --check-config refuses too, with the
+ * same message and exit code: a ledger_horizon shorter than story_window,
+ * a --webhook-format no format has. Both were "configuration ok" (exit 0),
+ * and the daemon then refused to start (exit 1, or 2 for the format). */
+static void test_programs_check_config_refuses_what_the_start_refuses(void **state) {
+    (void)state;
+    struct proc p;
+    find_programs();
+    const char *horizon = "ledger_horizon (86400000 ms) is shorter than story_window "
+                          "(259200000 ms)";
+    const char *format = "\"nope\" is not one of json|slack";
+    const char *cmds[][2] = {
+        {"BIN/newsalert-consumer --ledger-horizon 1d --check-config", horizon},
+        {"BIN/newsalert-consumer --ledger-horizon 1d --brokers 127.0.0.1:1", horizon},
+        {"BIN/newsalert-consumer --webhook http://127.0.0.1:9/x --webhook-format nope "
+         "--check-config",
+         format},
+        {"BIN/newsalert-consumer --webhook http://127.0.0.1:9/x --webhook-format nope "
+         "--brokers 127.0.0.1:1",
+         format},
+        {"BIN/newsalert-consumer --webhook http://127.0.0.1:9/x --webhook-format nope "
+         "--dump-config",
+         format},
+    };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        sh(&p, cmds[i][0]);
+        if (p.status != 1 || !strstr(p.out, cmds[i][1])) {
+            fail_msg("%s: exit %d, output: %s", cmds[i][0], p.status, p.out);
+        }
+    }
+    /* Without stories, or without the ledger, or keeping every alert
+     * (0), a short horizon is fine; so is a known format. */
+    sh(&p, "BIN/newsalert-consumer --ledger-horizon 1d --stories=false --check-config");
+    assert_int_equal(p.status, 0);
+    sh(&p, "BIN/newsalert-consumer --ledger-horizon 1d --ledger=false --check-config");
+    assert_int_equal(p.status, 0);
+    sh(&p, "BIN/newsalert-consumer --ledger-horizon 0 --check-config");
+    assert_int_equal(p.status, 0);
+    sh(&p, "BIN/newsalert-consumer --webhook http://127.0.0.1:9/x --webhook-format slack "
+           "--check-config");
+    assert_int_equal(p.status, 0);
+    assert_non_null(strstr(p.out, "configuration ok"));
+}
+
 static char *write_tmp(const char *dir, const char *name, const char *text) {
     char *path = NULL;
     struct na_buf b;
@@ -640,6 +684,7 @@ int main(void) {
         cmocka_unit_test(test_programs_precedence_and_redaction),
         cmocka_unit_test(test_programs_log_format),
         cmocka_unit_test(test_programs_check_log_level),
+        cmocka_unit_test(test_programs_check_config_refuses_what_the_start_refuses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
