@@ -190,6 +190,9 @@ struct job_ctx {
     /* Awaiting because its partition was not handed over cleanly (no
      * "pending" mark): it waits for a ledger record until await_until_ms. */
     bool held;
+    /* Awaiting still: submitting it failed for want of memory (logged
+     * once); tried again at each look. */
+    bool submit_failed;
     char *body;
     size_t len;
     struct na_digest_item *item;

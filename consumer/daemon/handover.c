@@ -77,8 +77,19 @@ void na_handover_check(struct consumer *c) {
             jc->await_until_ms > now) {
             continue; /* the previous owner may still write its record */
         }
-        char *body = jc->body;
-        struct na_digest_item *item = jc->item;
+        if (na_deliver_submit(c->deliver, jc->route, jc->alert_id, jc->body, jc->len,
+                              jc->item, jc)) {
+            /* No memory for the deliverer's job: it keeps waiting here,
+             * body and all, and is submitted again at the next look (the
+             * records that wait for it stay unfinished only until then). */
+            if (!jc->submit_failed) {
+                jc->submit_failed = true;
+                na_log(NA_LOG_ERROR, "consumer", "handover_send_failed",
+                       "route=%s alert=%s err=%s", na_log_q(jc->route->name),
+                       jc->alert_id, na_err2str(NA_ERR_NOMEM));
+            }
+            continue;
+        }
         jc->body = NULL;
         jc->item = NULL;
         jc->awaiting = false;
@@ -88,13 +99,6 @@ void na_handover_check(struct consumer *c) {
                ls == NA_LEDGER_PENDING ? "expired"
                : jc->held              ? "hold_expired"
                                        : "released");
-        if (na_deliver_submit_steal(c->deliver, jc->route, jc->alert_id, body, jc->len,
-                                    item, jc)) {
-            /* Its unit stays undone: read again after a restart. */
-            c->stuck++;
-            na_jobs_free(c, jc);
-            continue;
-        }
         jc->in_deliverer = true;
     }
 }

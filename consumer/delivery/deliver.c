@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "newsalert/fault.h"
 #include "newsalert/hash.h"
 #include "newsalert/http.h"
 #include "newsalert/limits.h"
@@ -230,15 +231,13 @@ static struct job *pop_head(struct rstate *rs) {
     return j;
 }
 
-na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
-                                 const char *alert_id, char *body, size_t len,
-                                 struct na_digest_item *item, void *opaque) {
-    struct job *j = calloc(1, sizeof(*j));
+na_err_t na_deliver_submit(na_deliver_t *d, const struct na_route *route,
+                           const char *alert_id, char *body, size_t len,
+                           struct na_digest_item *item, void *opaque) {
+    struct job *j = na_fault("deliver_job") ? NULL : calloc(1, sizeof(*j));
     struct rstate *rs = j ? route_state(d, route) : NULL;
     if (!j || !rs) {
         free(j);
-        free(body);
-        na_digest_item_free(item);
         return NA_ERR_NOMEM;
     }
     j->route = route;
@@ -253,6 +252,17 @@ na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
     rs->pending++;
     d->pending++;
     return NA_OK;
+}
+
+na_err_t na_deliver_submit_steal(na_deliver_t *d, const struct na_route *route,
+                                 const char *alert_id, char *body, size_t len,
+                                 struct na_digest_item *item, void *opaque) {
+    na_err_t err = na_deliver_submit(d, route, alert_id, body, len, item, opaque);
+    if (err) {
+        free(body);
+        na_digest_item_free(item);
+    }
+    return err;
 }
 
 static bool job_has(const struct job *j, const char *alert_id) {

@@ -82,6 +82,15 @@ na_deliver_t *na_deliver_new(const struct na_deliver_opts *opts);
 void na_deliver_destroy(na_deliver_t *d);
 
 /**
+ * @brief Queue one POST of @p body to @p route, as na_deliver_submit_steal()
+ *        does, but @p body and @p item are taken only on success: on
+ *        failure (NA_ERR_NOMEM) they are still the caller's, to try again.
+ */
+NA_WUR na_err_t na_deliver_submit(na_deliver_t *d, const struct na_route *route,
+                                  const char *alert_id, char *body, size_t len,
+                                  struct na_digest_item *item, void *opaque);
+
+/**
  * @brief Queue one POST of @p body to @p route.
  * @param body taken (also on failure); free()d by the deliverer.
  * @param item taken (also on failure), or NULL: what a digest line shows;

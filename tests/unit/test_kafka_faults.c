@@ -24,6 +24,7 @@
 #include "httpstub.h"
 #include "newsalert/article.h"
 #include "newsalert/daemon.h"
+#include "newsalert/fault.h"
 #include "newsalert/hash.h"
 #include "newsalert/http.h"
 #include "newsalert/log.h"
@@ -1077,6 +1078,58 @@ static void test_a_parked_alert_handed_over_in_flight_is_not_sent_again(void **s
     assert_true(!first_post || first_post >= t0 + 6500);
 }
 
+/* Regression: a job that waited for another member's hand-over was
+ * submitted to the deliverer when the ledger released it; when that failed
+ * for want of memory (fault point deliver_job), the job was freed with its
+ * record's unit undone: the alert was never sent and the partition stored
+ * no offset again until a restart. Now the job keeps waiting, body and
+ * all, and is submitted again at the next look. */
+static void
+test_a_handed_over_alert_without_memory_to_submit_is_tried_again(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char name[128], ledger[128], alert_id[NA_SHA256_HEX_LEN + 1];
+    char art_id[NA_SHA256_HEX_LEN + 1];
+    const char *topic = "faults.hsub";
+    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
+    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
+        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
+    }
+    snprintf(ledger, sizeof(ledger), "%s.alerts", topic);
+    /* Another member gave the partition up with the alert in flight. */
+    char *json = matching_article("https://hsub.example/1", alert_id, art_id);
+    produce_outcome(ledger, alert_id, "pending", na_now_ms() + 300000);
+    int before = stub_posts();
+    stub_answer(200);
+    park_start(r, topic, "faults-hsub", "1h");
+    double consumed = metric_sum("newsalert_consumer_articles_consumed_total");
+    produce_one(topic, art_id, json);
+    free(json);
+    for (int i = 0;
+         i < 600 && metric_sum("newsalert_consumer_articles_consumed_total") == consumed;
+         i++) {
+        na_sleep_ms(50);
+    }
+    assert_true(metric_sum("newsalert_consumer_articles_consumed_total") > consumed);
+    na_sleep_ms(1000); /* classified: its job waits for the other member */
+    assert_int_equal(stub_posts(), before);
+    /* That member would retry it: released to this one, whose submit
+     * finds no memory once. */
+    na_fault_arm("deliver_job:1");
+    produce_outcome(ledger, alert_id, "released", 0);
+    int64_t deadline = na_mono_ms() + 30000;
+    while (committed_offset(topic, "faults-hsub") < 1 && na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    na_fault_arm(NULL);
+    assert_int_equal(committed_offset(topic, "faults-hsub"), 1);
+    assert_int_equal(park_stop(r), NA_OK);
+    assert_int_equal(stub_posts(), before + 1);
+    assert_string_equal(stub.posts[before].webhook_id, alert_id);
+}
+
 /* newsalert_consumer_route_parked{route="@p route"} (-1: no such series). */
 static double parked_gauge(const char *route) {
     char want[128];
@@ -1147,6 +1200,9 @@ int main(void) {
             park_teardown),
         cmocka_unit_test_teardown(
             test_a_parked_alert_handed_over_in_flight_is_not_sent_again, park_teardown),
+        cmocka_unit_test_teardown(
+            test_a_handed_over_alert_without_memory_to_submit_is_tried_again,
+            park_teardown),
         cmocka_unit_test_teardown(test_a_parked_route_stays_parked_across_a_route_swap,
                                   park_teardown),
     };
