@@ -961,7 +961,7 @@ out:
     na_stories_destroy(c.stories);
     free(c.route_gauges);
     if (c.dlq) {
-        rd_kafka_flush(c.dlq, 5000);
+        rd_kafka_flush(c.dlq, na_daemon_should_abort() ? 0 : 5000);
         rd_kafka_destroy(c.dlq);
     }
     while (c.jobs) { /* abandoned by the drain's deadline: read again after a restart */

@@ -195,7 +195,8 @@ bool na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
                  bool from_retry) {
     int64_t deadline = na_mono_ms() + (c->closing ? 0 : c->conf->revoke_timeout_ms);
     size_t waited = jobs_of(c, parts, from_retry);
-    while (jobs_of(c, parts, from_retry) && na_mono_ms() < deadline) {
+    while (jobs_of(c, parts, from_retry) && na_mono_ms() < deadline &&
+           !na_daemon_should_abort()) {
         na_deliver_run(c->deliver, 20, na_jobs_on_delivered, c);
         rd_kafka_poll(c->dlq, 0);
         if (c->ledger) {
@@ -246,13 +247,15 @@ bool na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
      * broker was down, or is slow): the new owner must find those records
      * when it catches up, or it sends the alerts again. So the revoke
      * waits for them, up to write_stall (the broker is needed by the new
-     * owner too), and for the marks above. */
+     * owner too), and for the marks above; a second SIGTERM/SIGINT ends
+     * the wait (an alert whose record is not confirmed then may be sent
+     * again after the restart). */
     size_t recording = c->ledger ? recording_of(c, parts, from_retry) : 0;
     size_t unrecorded = recording;
     int64_t written = na_mono_ms() + (recording ? c->conf->write_stall_ms
                                                 : NA_CONSUMER_HANDOVER_WRITE_MS);
     while (((marked && na_ledger_outstanding(c->ledger)) || unrecorded) &&
-           na_mono_ms() < written) {
+           na_mono_ms() < written && !na_daemon_should_abort()) {
         na_ledger_poll(c->ledger, 20);
         na_jobs_run_retries(c);
         unrecorded = recording ? recording_of(c, parts, from_retry) : 0;
@@ -368,7 +371,8 @@ void na_handover_released(struct consumer *c, rd_kafka_t *rk, const char *topic,
     rd_kafka_mem_free(rk, member);
     /* Confirmed before the partitions go, so the next owner finds them. */
     int64_t deadline = na_mono_ms() + NA_CONSUMER_HANDOVER_WRITE_MS;
-    while (na_ledger_outstanding(c->ledger) && na_mono_ms() < deadline) {
+    while (na_ledger_outstanding(c->ledger) && na_mono_ms() < deadline &&
+           !na_daemon_should_abort()) {
         na_ledger_poll(c->ledger, 20);
         na_jobs_run_retries(c);
     }

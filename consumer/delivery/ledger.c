@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "newsalert/daemon.h"
 #include "newsalert/hash.h"
 #include "newsalert/log.h"
 #include "newsalert/metrics.h"
@@ -893,7 +894,9 @@ void na_ledger_destroy(na_ledger_t *l) {
         return;
     }
     if (l->rk) {
-        rd_kafka_flush(l->rk, 10000);
+        /* A second SIGTERM/SIGINT: no wait; an alert whose record is not
+         * confirmed may be sent again after the restart. */
+        rd_kafka_flush(l->rk, na_daemon_should_abort() ? 0 : 10000);
         if (rd_kafka_outq_len(l->rk)) {
             na_log(NA_LOG_WARN, "ledger", "unflushed", "records=%d",
                    rd_kafka_outq_len(l->rk));

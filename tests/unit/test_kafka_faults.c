@@ -1130,6 +1130,67 @@ test_a_handed_over_alert_without_memory_to_submit_is_tried_again(void **state) {
     assert_string_equal(stub.posts[before].webhook_id, alert_id);
 }
 
+/* Regression: at shutdown the final revoke waits, up to write_stall (60 s),
+ * for the ledger records of alerts a route took; a second SIGTERM/SIGINT
+ * did not cut that wait short (nor the ledger's and dead-letter client's
+ * last flushes). Here the broker holds the ledger record of the second
+ * alert for 90 s: after two stops the consumer is gone within seconds
+ * (the alert's record was not confirmed: the restart sends it again). */
+static void test_a_second_stop_ends_the_wait_for_ledger_records(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char name[128], ledger[128], errstr[256], alert_id[NA_SHA256_HEX_LEN + 1];
+    char art_id[NA_SHA256_HEX_LEN + 1];
+    const char *topic = "faults.stop";
+    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
+    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
+        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
+    }
+    snprintf(ledger, sizeof(ledger), "%s.alerts", topic);
+    assert_int_equal(rd_kafka_mock_partition_set_leader(mcluster, ledger, 0, 3),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    int before = stub_posts();
+    stub_answer(200);
+    park_start(r, topic, "faults-stop", "1h");
+    /* A first alert, recorded and committed: the ledger works. */
+    char *json = matching_article("https://stop.example/1", alert_id, art_id);
+    produce_one(topic, art_id, json);
+    free(json);
+    int64_t deadline = na_mono_ms() + 30000;
+    while (committed_offset(topic, "faults-stop") < 1 && na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    assert_int_equal(committed_offset(topic, "faults-stop"), 1);
+    /* The next ledger write is answered after 90 s. */
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
+                         mcluster, 3, API_PRODUCE, 1, RD_KAFKA_RESP_ERR_NO_ERROR, 90000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    json = matching_article("https://stop.example/2", alert_id, art_id);
+    produce_one(topic, art_id, json);
+    free(json);
+    for (int i = 0; i < 600 && stub_posts() < before + 2; i++) {
+        na_sleep_ms(50);
+    }
+    assert_int_equal(stub_posts(), before + 2);
+    na_sleep_ms(500); /* its ledger record is with the client */
+    int64_t t0 = na_mono_ms();
+    r->running = 0;
+    na_daemon_request_stop();
+    na_daemon_request_stop();
+    na_err_t err = park_stop(r);
+    int64_t took = na_mono_ms() - t0;
+    /* Signals as a fresh daemon has them, for the tests after this one. */
+    assert_int_equal(na_daemon_signals_install(errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(err, NA_OK);
+    if (took > 20000) {
+        fail_msg("the consumer took %lld ms to stop after a second signal",
+                 (long long)took);
+    }
+    assert_int_equal(stub_posts(), before + 2);
+}
+
 /* newsalert_consumer_route_parked{route="@p route"} (-1: no such series). */
 static double parked_gauge(const char *route) {
     char want[128];
@@ -1204,6 +1265,8 @@ int main(void) {
             test_a_handed_over_alert_without_memory_to_submit_is_tried_again,
             park_teardown),
         cmocka_unit_test_teardown(test_a_parked_route_stays_parked_across_a_route_swap,
+                                  park_teardown),
+        cmocka_unit_test_teardown(test_a_second_stop_ends_the_wait_for_ledger_records,
                                   park_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
