@@ -121,9 +121,16 @@ def to_ms(text):
     return int(m.group(1)) * DURATION[m.group(2)] if m.group(2) else int(m.group(1))
 
 
+# Keys whose range is checked with another key set, so that a rule between
+# keys does not refuse a bound: story_window up to 365d needs a ledger
+# horizon at least as long (0: keep every alert).
+COMPANIONS = {"story_window": ["--ledger-horizon", "0"]}
+
+
 def check_config(ctx, prog, key, value):
     flag = "--" + key.replace("_", "-")
-    r = subprocess.run([ctx.bin(prog), flag, value, "--check-config"],
+    r = subprocess.run([ctx.bin(prog), flag, value] + COMPANIONS.get(key, [])
+                       + ["--check-config"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30,
                        env=clean_env())
     return r.returncode, r.stdout.decode("utf-8", "replace")
