@@ -823,12 +823,9 @@ static int count_stage(const char *topic, const char *stage) {
     return n;
 }
 
-/* Produce the feed into @p topic (and the daemon's other topics), start a
- * consumer whose route answers 503, and wait until every article finished
- * (its alerts parked). @returns the alerts parked. */
-static int park_feed(struct park_run *r, const char *topic, const char *group,
-                     const char *park_max_age) {
-    struct na_producer_stats pstats;
+/* The articles topic @p topic and the consumer's topics beside it (dead
+ * letters, ledger, retry) on the mock cluster. */
+static void mock_topics(const char *topic) {
     char name[128];
     rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
     const char *suffixes[] = {".dlq", ".alerts", ".retry"};
@@ -836,6 +833,16 @@ static int park_feed(struct park_run *r, const char *topic, const char *group,
         snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
         rd_kafka_mock_topic_create(mcluster, name, 1, 3);
     }
+}
+
+/* Produce the feed into @p topic (and the daemon's other topics), start a
+ * consumer whose route answers 503, and wait until every article finished
+ * (its alerts parked). @returns the alerts parked. */
+static int park_feed(struct park_run *r, const char *topic, const char *group,
+                     const char *park_max_age) {
+    struct na_producer_stats pstats;
+    char name[128];
+    mock_topics(topic);
     produce_feed(topic, &pstats);
     assert_int_equal(pstats.delivered, ITEMS);
     stub_answer(503);
@@ -961,14 +968,9 @@ static void
 test_a_follow_up_of_a_parked_alert_finishes_while_its_route_is_down(void **state) {
     (void)state;
     struct park_run *r = &park;
-    char name[128], alert_id[NA_SHA256_HEX_LEN + 1], id[NA_SHA256_HEX_LEN + 1];
+    char alert_id[NA_SHA256_HEX_LEN + 1], id[NA_SHA256_HEX_LEN + 1];
     const char *topic = "faults.follow";
-    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
-    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
-        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
-    }
+    mock_topics(topic);
     int before = stub_posts(), seen = stub_seen();
     stub_answer(503);
     park_stories = true;
@@ -1035,16 +1037,11 @@ static void produce_outcome(const char *topic, const char *alert_id, const char 
 static void test_a_parked_alert_handed_over_in_flight_is_not_sent_again(void **state) {
     (void)state;
     struct park_run *r = &park;
-    char name[128], retry[128], ledger[128];
+    char retry[128], ledger[128];
     const char *topic = "faults.hand";
     const char *x = "a000000000000000000000000000000000000000000000000000000000000001";
     const char *y = "a000000000000000000000000000000000000000000000000000000000000002";
-    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
-    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
-        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
-    }
+    mock_topics(topic);
     snprintf(retry, sizeof(retry), "%s.retry", topic);
     snprintf(ledger, sizeof(ledger), "%s.alerts", topic);
     /* Both handed over in flight by a member that had the retry topic. */
@@ -1088,15 +1085,10 @@ static void
 test_a_handed_over_alert_without_memory_to_submit_is_tried_again(void **state) {
     (void)state;
     struct park_run *r = &park;
-    char name[128], ledger[128], alert_id[NA_SHA256_HEX_LEN + 1];
+    char ledger[128], alert_id[NA_SHA256_HEX_LEN + 1];
     char art_id[NA_SHA256_HEX_LEN + 1];
     const char *topic = "faults.hsub";
-    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
-    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
-        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
-    }
+    mock_topics(topic);
     snprintf(ledger, sizeof(ledger), "%s.alerts", topic);
     /* Another member gave the partition up with the alert in flight. */
     char *json = matching_article("https://hsub.example/1", alert_id, art_id);
@@ -1142,15 +1134,11 @@ static void test_a_second_stop_ends_the_wait_for_ledger_records(void **state) {
     char name[128], ledger[128], errstr[256], alert_id[NA_SHA256_HEX_LEN + 1];
     char art_id[NA_SHA256_HEX_LEN + 1];
     const char *topic = "faults.stop";
-    rd_kafka_mock_topic_create(mcluster, topic, 1, 3);
-    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
-        rd_kafka_mock_topic_create(mcluster, name, 1, 3);
-    }
+    mock_topics(topic);
     snprintf(ledger, sizeof(ledger), "%s.alerts", topic);
     /* The ledger on broker 3, whose answers are delayed below; the others
      * (the articles this test writes too) on broker 1. */
+    const char *suffixes[] = {".dlq", ".alerts", ".retry"};
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
         snprintf(name, sizeof(name), "%s%s", topic, suffixes[i]);
         assert_int_equal(rd_kafka_mock_partition_set_leader(mcluster, name, 0,
