@@ -9,7 +9,10 @@
 #              offset order interleave within the reorder allowance);
 #   all-alike  every report the same event's words (one story of all).
 # JSON lines per case: articles_per_s (per CPU second of the thread doing
-# the assignment), articles_per_wall_s, open_stories, stories_per_event
+# the assignment, reading each article included), assign_per_s (the
+# same without the reading, which the pipeline does on its worker
+# threads: what bounds the consumer's thread), read_per_s (the reading
+# alone, na_story_read()), articles_per_wall_s, open_stories, stories_per_event
 # (not for all-alike), bcubed_precision and bcubed_recall (the stories
 # against the generated events; not for all-alike), features, peak_rss_kb,
 # decisions_digest. NA_BENCH_STORIES_ARTICLES

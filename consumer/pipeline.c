@@ -22,6 +22,7 @@ void na_decision_cleanup(struct na_decision *d) {
     free(d->alerts);
     json_decref(d->story);
     json_decref(d->story_signature);
+    na_story_read_destroy(d->story_read);
     na_classification_cleanup(&d->cls);
     na_article_cleanup(&d->article);
     na_decision_init(d);
@@ -54,7 +55,20 @@ na_err_t na_pipeline_classify(const struct na_pipeline *p, struct na_decision *d
         return NA_ERR_NOMEM;
     }
     /* Classifying fails only for want of memory. */
-    return na_rules_classify(p->rules, &d->article, &d->cls) ? NA_ERR_NOMEM : NA_OK;
+    if (na_rules_classify(p->rules, &d->article, &d->cls)) {
+        return NA_ERR_NOMEM;
+    }
+    /* Only articles that match are grouped (na_pipeline_alerts()); their
+     * features are read here, where the driver's worker threads call. */
+    if (p->read_stories && d->cls.matches_cnt) {
+        if (!d->story_read && !(d->story_read = na_story_read_new())) {
+            return NA_ERR_NOMEM;
+        }
+        if (na_story_read(d->story_read, &d->article)) {
+            return NA_ERR_NOMEM;
+        }
+    }
+    return NA_OK;
 }
 
 /* What @p route still needs of @p alert_id, by the ledger. */
@@ -84,7 +98,8 @@ na_err_t na_pipeline_alerts(const struct na_pipeline *p, struct na_decision *d) 
     /* Only articles that match are grouped: a story matters here only if
      * it can alert. */
     if (p->stories && cls->matches_cnt) {
-        if (na_stories_assign(p->stories, &d->article, d->story_id, &d->story_new)) {
+        if (na_stories_assign_read(p->stories, &d->article, d->story_read, d->story_id,
+                                   &d->story_new)) {
             return NA_ERR_NOMEM;
         }
         d->has_story = true;

@@ -18,7 +18,7 @@
  *
  * Stages, each called by the driver in turn:
  *   na_pipeline_decode()   -> d->decoded, d->article (or d->error)
- *   na_pipeline_classify() -> d->cls
+ *   na_pipeline_classify() -> d->cls (and d->story_read: p->read_stories)
  *   na_pipeline_alerts()   -> d->story_*, d->alerts[] with need[] per route
  *   na_pipeline_signature() -> d->story_signature, for a ledger record
  * A driver may stop after any stage (a record too old for the ledger, a
@@ -60,6 +60,10 @@ struct na_pipeline {
     na_stories_t *stories;          /**< NULL: every article is its own story */
     const na_ledger_t *ledger;      /**< NULL: no route is known to have anything */
     const struct na_routes *routes; /**< the routes alerts may go to */
+    bool read_stories;              /**< na_pipeline_classify() also reads a matching
+                                         article's story features (na_story_read()), so
+                                         that a worker thread does it: set where stories
+                                         are on, stories itself being NULL there */
 };
 
 /** What a route still needs of an alert. */
@@ -85,8 +89,10 @@ struct na_decision {
     bool decoded;    /**< false: not article/v1 (error says why) */
     char error[512]; /**< why decoding failed */
     struct na_classification cls;
-    bool has_story; /**< grouped (stories on and the article matched) */
-    bool story_new; /**< it opened its story (or has none) */
+    na_story_read_t *story_read; /**< its features read for its story, or NULL
+                                      (then na_pipeline_alerts() reads them) */
+    bool has_story;              /**< grouped (stories on and the article matched) */
+    bool story_new;              /**< it opened its story (or has none) */
     char story_id[NA_SHA256_HEX_LEN + 1];
     json_t *story;           /**< alert/v1 "story" member ({id, articles, first_seen}) */
     json_t *story_signature; /**< what restarts need of the story, for ledger

@@ -403,11 +403,12 @@ struct rec {
 
 /* na_work_fn: decode and classify one record. Runs on a worker thread: it
  * reads c->rules only, which is not swapped while records are out (the
- * loop drains them first, na_records_drain()). */
+ * loop drains them first, na_records_drain()), and reads a matching
+ * article's story features (not c->stories: only whether it is set). */
 void na_records_work(void *vr, void *vc) {
     struct rec *r = vr;
     struct consumer *c = vc;
-    struct na_pipeline p = {c->rules, NULL, NULL, NULL};
+    struct na_pipeline p = {.rules = c->rules, .read_stories = c->stories != NULL};
     na_decision_init(&r->d);
     r->classify_us = -1;
     r->err = na_pipeline_decode(&p, r->rkm->payload, r->rkm->len, &r->d);
@@ -453,7 +454,7 @@ static na_err_t finish_record(struct consumer *c, struct rec *r) {
                                      "newsalert_consumer_classify_seconds",
                                      "Time to classify one article.", NULL),
                       (double)r->classify_us / 1e6);
-    struct na_pipeline p = {c->rules, c->stories, c->ledger, c->routes};
+    struct na_pipeline p = {c->rules, c->stories, c->ledger, c->routes, false};
     if (!(err = na_pipeline_alerts(&p, &r->d))) {
         err = raise_alerts(c, &p, r->entry, &r->d, rkm->partition, rkm->offset);
     }

@@ -1448,11 +1448,16 @@ static void rrec_free(struct rrec *x) {
 }
 
 /* na_work_fn: decode and classify one record (the baseline too). Reads
- * only the rules, which any number of threads may use at once. */
+ * only the rules, which any number of threads may use at once, and reads
+ * a matching article's story features (na_story_read()). */
 static void work(void *vx, void *vr) {
     struct rrec *x = vx;
-    const struct na_replay_opts *o = ((struct replay *)vr)->opts;
-    struct na_pipeline pl = {o->rules, NULL, NULL, NULL};
+    const struct replay *r = vr;
+    const struct na_replay_opts *o = r->opts;
+    /* a matching article's story features are read here too (not
+     * r->stories, which finish() alone uses: only whether it is set) */
+    struct na_pipeline pl = {
+        .rules = o->rules, .read_stories = r->stories && (o->dry_run || o->post_routes)};
 
     na_decision_init(&x->d);
     memset(&x->base, 0, sizeof(x->base));
@@ -1473,7 +1478,7 @@ static void work(void *vx, void *vr) {
  * output line, the story and the alerts. Frees @p x. */
 static void finish(struct replay *r, struct rrec *x) {
     const struct na_replay_opts *o = r->opts;
-    struct na_pipeline pl = {o->rules, r->stories, r->ledger, &o->conf->routes};
+    struct na_pipeline pl = {o->rules, r->stories, r->ledger, &o->conf->routes, false};
     struct na_replay_part *p = x->p;
 
     if (x->filtered) {

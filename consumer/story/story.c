@@ -30,7 +30,10 @@
  * open stories) up while a budget of NA_STORY_SCAN_BUDGET postings lasts,
  * accumulating each story's dot products: every story met within the
  * window is a candidate, ranked by the sum of its partial cosines. The
- * NA_STORY_CANDIDATES best get the contributions of the article's common
+ * NA_STORY_CANDIDATES best, less those ranked under NA_STORY_RANK_CUT of
+ * the best (the common features never lift those past it: measured on
+ * the benchmark's events, no decision changed), get the contributions of
+ * the article's common
  * features too (each candidate's features filtered by a small table of
  * the article's, without a branch, those that pass looked up in it, the
  * hits added in the article's order), then their exact cosines
@@ -96,6 +99,8 @@
 #define NA_STORY_NO_POST UINT32_MAX
 /** Candidates scored by the model (the best ranked). */
 #define NA_STORY_CANDIDATES 8u
+/** Of those, the ones ranked at least this share of the best. */
+#define NA_STORY_RANK_CUT 0.25
 /** Slots of the table of an article's features that score() looks the
  *  candidates' features up in (a power of two, over twice
  *  NA_STORY_ART_FEATURES). */
@@ -181,9 +186,10 @@ struct kfeat {
  * stamp and the place of a story it meets first. */
 struct story {
     int64_t first, last;
-    uint32_t stamp;  /* scratch: the article that met it */
-    uint32_t cidx;   /* scratch: with stamp, its place in st->cand_acc */
-    struct sfeat *f; /* in no order; slot indexes it */
+    uint32_t stamp;          /* scratch: the article that met it */
+    uint32_t cidx;           /* scratch: with stamp, its place in st->cand_acc */
+    float rinv[NA_SV_COUNT]; /* inv, rounded: what the ranking reads */
+    struct sfeat *f;         /* in no order; slot indexes it */
     uint32_t f_cnt, f_cap;
     double inv[NA_SV_COUNT]; /* 1 / norm per view (0: empty view) */
     uint32_t n;
@@ -204,7 +210,7 @@ struct story {
 #define NA_STORY_LINE 64u
 /* Cache lines from the start of a story that hold first..inv. */
 #define NA_STORY_HOT_LINES                                                               \
-    ((offsetof(struct story, inv) + sizeof(double) * NA_SV_COUNT + NA_STORY_LINE - 1) /  \
+    ((offsetof(struct story, rinv) + sizeof(float) * NA_SV_COUNT + NA_STORY_LINE - 1) /  \
      NA_STORY_LINE)
 
 /* The dot products of the article being scored with a story it met, and
@@ -212,16 +218,6 @@ struct story {
 struct cand_acc {
     double acc[NA_SV_COUNT];
     double rank;
-};
-
-/* A feature as the text gave it, before it is looked up (read_article()
- * looks an article's features up in a batch, so that the dictionary's
- * cache misses overlap). */
-struct pend {
-    uint64_t key; /* feat_key() */
-    uint32_t off; /* its text in st->ptext */
-    uint16_t len;
-    bool title;
 };
 
 struct afeat {
@@ -272,18 +268,13 @@ struct na_stories_s {
     size_t relist_cnt, relist_cap;
     bool relist_lost; /* a note was lost (no memory): walk the dictionary */
     /* scratch of one article */
-    struct na_story_text tx;
     struct afeat *af;
     size_t af_cnt, af_cap;
-    struct pend *pend;
-    size_t pend_cnt, pend_cap;
-    char *ptext;
-    size_t ptext_len, ptext_cap;
-    bool in_title;
-    bool emit_oom;
+    struct na_story_read_s rd; /* na_stories_assign() reads here */
     struct story **cands;
     struct cand_acc *cand_acc; /* by the order stories were met (s->cidx) */
     size_t cands_cnt, cands_cap;
+    size_t ranked_cnt; /* the best ranked, before the rank cut (cands_cnt after) */
     uint32_t
         atab_key[NA_STORY_ATAB]; /* the article's common features: fid + 1; 0: empty */
     uint16_t atab_at[NA_STORY_ATAB];           /* their index in af */
@@ -738,6 +729,9 @@ static void story_inv(struct story *s) {
     s->inv[NA_SV_TITLE] = s->sq[NA_SK_COUNT] > 0 ? 1.0 / sqrt(s->sq[NA_SK_COUNT]) : 0;
     s->inv[NA_SV_TITLE_TEXT] = text > 0 ? 1.0 / sqrt(text) : 0;
     s->inv[NA_SV_TEXT_TITLE] = s->inv[NA_SV_TITLE];
+    for (int v = 0; v < NA_SV_COUNT; v++) {
+        s->rinv[v] = (float)s->inv[v];
+    }
 }
 
 /* Recompute s->sq exactly (after removing features; rounding drift). */
@@ -1302,7 +1296,7 @@ na_stories_t *na_stories_new_opts(const struct na_stories_opts *o) {
     st->reorder_s = reorder_ms < 0 ? -1 : reorder_ms / 1000;
     st->model = model;
     st->now = NA_TIME_UNKNOWN;
-    na_story_text_init(&st->tx);
+    na_story_read_init(&st->rd, true);
     na_smem_init(&st->mem);
     st->m_opened = na_metrics_get(NA_METRIC_COUNTER, "newsalert_story_articles_total",
                                   "Articles grouped into stories, by outcome",
@@ -1347,12 +1341,10 @@ void na_stories_destroy(na_stories_t *st) {
     na_smem_big_free(st->slots, st->slots_cnt * sizeof(*st->slots));
     na_smem_cleanup(&st->mem);
     free(st->af);
-    free(st->pend);
-    free(st->ptext);
     free(st->cands);
     free(st->cand_acc);
     free(st->relist);
-    na_story_text_cleanup(&st->tx);
+    na_story_read_cleanup(&st->rd);
     free(st);
 }
 
@@ -1444,71 +1436,26 @@ static int64_t article_time(const na_stories_t *st, const struct na_article *a) 
     return t > latest ? latest : t;
 }
 
-/* Room for one more noted feature of @p len bytes (emit_feature()'s
- * slow path, apart so that its fast path saves no registers). */
-static __attribute__((noinline)) bool emit_room(na_stories_t *st, size_t len) {
-    if (st->pend_cnt == st->pend_cap) {
-        size_t cap = st->pend_cap ? st->pend_cap * 2 : 512;
-        struct pend *n = realloc(st->pend, cap * sizeof(*n));
-        if (!n) {
-            st->emit_oom = true;
-            return false;
-        }
-        st->pend = n;
-        st->pend_cap = cap;
-    }
-    if (st->ptext_len + len > st->ptext_cap) {
-        size_t cap = st->ptext_cap ? st->ptext_cap : 8192;
-        while (cap < st->ptext_len + len) {
-            cap *= 2;
-        }
-        char *n = realloc(st->ptext, cap);
-        if (!n) {
-            st->emit_oom = true;
-            return false;
-        }
-        st->ptext = n;
-        st->ptext_cap = cap;
-    }
-    return true;
-}
-
-/* na_story_emit_cb: note one feature of the article being read (its
- * text copied to st->ptext), for intern_features(). */
-static bool emit_feature(void *ctx, const char *text, size_t len) {
-    na_stories_t *st = ctx;
-    if ((st->pend_cnt == st->pend_cap || st->ptext_len + len > st->ptext_cap) &&
-        !emit_room(st, len)) {
-        return false;
-    }
-    /* copied as it is hashed: feat_key() of the copy */
-    uint64_t key = na_story_hash_copy(st->ptext + st->ptext_len, text, len);
-    st->pend[st->pend_cnt++] =
-        (struct pend){key, (uint32_t)st->ptext_len, (uint16_t)len, st->in_title};
-    st->ptext_len += len;
-    return true;
-}
-
-/* Intern one feature of the article being read (in the order the text
- * gave them: that order numbers new features and orders st->af). */
-static bool intern_feature(na_stories_t *st, const struct pend *p) {
-    uint32_t fid = feat_id_key(st, st->ptext + p->off, p->len, p->key, true);
+/* Intern one distinct feature of the article read into @p rd (in the
+ * order the text first gave them: that order numbers new features and
+ * orders st->af). */
+static bool intern_feature(na_stories_t *st, const struct na_story_read_s *rd,
+                           const struct na_story_pend *p) {
+    uint32_t fid = feat_id_key(st, rd->ptext + p->off, p->len, p->key, true);
     if (fid == UINT32_MAX) {
-        st->emit_oom = true;
         return false;
     }
     struct feat *f = &st->feats[fid];
     if (f->stamp == st->seq) {
-        /* seen in this article already (a title one first) */
+        /* distinct keys are distinct features: not reached */
         struct afeat *a = &st->af[f->aidx];
-        a->tf += a->tf < UINT16_MAX;
+        a->tf = (uint16_t)(a->tf + p->tf < UINT16_MAX ? a->tf + p->tf : UINT16_MAX);
         return true;
     }
     if (st->af_cnt == st->af_cap) {
         size_t cap = st->af_cap ? st->af_cap * 2 : 256;
         struct afeat *n = realloc(st->af, cap * sizeof(*n));
         if (!n) {
-            st->emit_oom = true;
             return false;
         }
         st->af = n;
@@ -1516,22 +1463,22 @@ static bool intern_feature(na_stories_t *st, const struct pend *p) {
     }
     f->stamp = st->seq;
     f->aidx = (uint32_t)st->af_cnt;
-    st->af[st->af_cnt++] = (struct afeat){fid, f->kind, p->title, false, 1, f->birth, 0};
+    st->af[st->af_cnt++] =
+        (struct afeat){fid, f->kind, p->title, false, p->tf, f->birth, 0};
     return true;
 }
 
-/* Intern the features noted by emit_feature(), as if each had been
- * interned when the text gave it; the look-ups' memory is prefetched
- * first, a batch at a time. */
-static bool intern_features(na_stories_t *st) {
-    for (size_t i = 0; i < st->pend_cnt; i++) {
-        feat_prefetch_slot(st, st->pend[i].key);
+/* Intern the features read into @p rd; the look-ups' memory is
+ * prefetched first, a batch at a time. */
+static bool intern_features(na_stories_t *st, const struct na_story_read_s *rd) {
+    for (size_t i = 0; i < rd->pend_cnt; i++) {
+        feat_prefetch_slot(st, rd->pend[i].key);
     }
-    for (size_t i = 0; i < st->pend_cnt; i++) {
-        feat_prefetch_feat(st, st->pend[i].key);
+    for (size_t i = 0; i < rd->pend_cnt; i++) {
+        feat_prefetch_feat(st, rd->pend[i].key);
     }
-    for (size_t i = 0; i < st->pend_cnt; i++) {
-        if (!intern_feature(st, &st->pend[i])) {
+    for (size_t i = 0; i < rd->pend_cnt; i++) {
+        if (!intern_feature(st, rd, &rd->pend[i])) {
             return false;
         }
     }
@@ -1547,17 +1494,10 @@ static int afeat_w_cmp(const void *a, const void *b) {
     return x->birth < y->birth ? -1 : x->birth > y->birth;
 }
 
-/* Read the article's features into st->af (weighted, the heaviest
- * NA_STORY_ART_FEATURES), counting it as a document. */
-static na_err_t read_article(na_stories_t *st, const struct na_article *a) {
-    const char *body[] = {a->summary, a->content};
-    size_t left = NA_STORY_BODY_BYTES;
-    na_err_t err = NA_OK;
-
+/* Look the features read into @p rd up into st->af (weighted, the
+ * heaviest NA_STORY_ART_FEATURES), counting the article as a document. */
+static na_err_t read_article(na_stories_t *st, const struct na_story_read_s *rd) {
     st->af_cnt = 0;
-    st->pend_cnt = 0;
-    st->ptext_len = 0;
-    st->emit_oom = false;
     if (++st->seq == 0) {
         /* stamps wrapped: forget them all */
         for (size_t i = 0; i < st->feats_cnt; i++) {
@@ -1568,20 +1508,7 @@ static na_err_t read_article(na_stories_t *st, const struct na_article *a) {
         }
         st->seq = 1;
     }
-    if (a->title) {
-        size_t len = na_utf8_cut(a->title, strlen(a->title), NA_STORY_TITLE_BYTES);
-        st->in_title = true;
-        err = na_story_text_features(&st->tx, a->title, len, emit_feature, st);
-    }
-    st->in_title = false;
-    for (size_t i = 0; i < 2 && !err && left > 0; i++) {
-        if (body[i] && *body[i]) {
-            size_t len = na_utf8_cut(body[i], strnlen(body[i], left), left);
-            err = na_story_text_features(&st->tx, body[i], len, emit_feature, st);
-            left -= len;
-        }
-    }
-    if (err || st->emit_oom || !intern_features(st)) {
+    if (!intern_features(st, rd)) {
         return NA_ERR_NOMEM;
     }
     /* The document counts before it is compared, so its own words weigh. */
@@ -1814,7 +1741,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
         struct story *s = st->cands[k];
         double rank = 0;
         for (int v = 0; v < NA_SV_COUNT; v++) {
-            rank += acc_of(st, s)[v] * s->inv[v] * ainv[v];
+            rank += acc_of(st, s)[v] * s->rinv[v] * ainv[v];
         }
         st->cand_acc[s->cidx].rank = rank;
         size_t at = kept;
@@ -1827,6 +1754,15 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
             st->cands[at] = s;
             kept = last + 1;
         }
+    }
+    /* A candidate whose partial cosines sum to under NA_STORY_RANK_CUT of
+     * the best's is dropped: the rare features decide, and the common
+     * ones cannot lift it past the best (docs/benchmarks.md, "a cut by
+     * rank"). */
+    st->ranked_cnt = kept;
+    while (kept > 1 && st->cand_acc[st->cands[kept - 1]->cidx].rank <
+                           NA_STORY_RANK_CUT * st->cand_acc[st->cands[0]->cidx].rank) {
+        kept--;
     }
     st->cands_cnt = kept;
     /* The common features' share (those not scanned that some story has):
@@ -1947,6 +1883,19 @@ static void verify_scores(na_stories_t *st) {
             return;
         }
     }
+    /* the rank cut: those kept rank at least NA_STORY_RANK_CUT of the
+     * best, those dropped less, in rank order */
+    for (size_t k = 0; k < st->ranked_cnt; k++) {
+        double r = st->cand_acc[st->cands[k]->cidx].rank;
+        double best = st->cand_acc[st->cands[0]->cidx].rank;
+        double prev = k ? st->cand_acc[st->cands[k - 1]->cidx].rank : r;
+        if (r > prev ||
+            (k < st->cands_cnt) != (k == 0 || r >= NA_STORY_RANK_CUT * best)) {
+            verify_fail(v, "the rank cut kept the wrong candidates", st->cands[k]->id);
+            return;
+        }
+    }
+    v->cut += st->ranked_cnt - st->cands_cnt;
     for (size_t k = 0; k < st->cands_cnt; k++) {
         struct story *s = st->cands[k];
         double acc[NA_SV_COUNT] = {0};
@@ -2016,7 +1965,8 @@ static na_err_t join(na_stories_t *st, struct story *s, int64_t t, size_t cand) 
     return NA_OK;
 }
 
-static na_err_t assign(na_stories_t *st, const struct na_article *a, const char *event,
+static na_err_t assign(na_stories_t *st, const struct na_article *a,
+                       const struct na_story_read_s *rd, const char *event,
                        char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new,
                        size_t *positives_missed) {
     double x[NA_STORY_CANDIDATES][NA_SX_COUNT];
@@ -2031,6 +1981,12 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
     if (is_new) {
         *is_new = false;
     }
+    if (!rd || rd->of != a) {
+        if ((err = na_story_read(&st->rd, a))) {
+            return err;
+        }
+        rd = &st->rd;
+    }
     if (st->now == NA_TIME_UNKNOWN || t > st->now) {
         st->now = t;
     }
@@ -2041,7 +1997,7 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
     if (st->compact_due) {
         dict_compact(st);
     }
-    if ((err = read_article(st, a)) || (err = score(st, t, anorm, x, p, &n))) {
+    if ((err = read_article(st, rd)) || (err = score(st, t, anorm, x, p, &n))) {
         return err;
     }
     if (st->verify) {
@@ -2079,15 +2035,11 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
         }
     }
     if (!best) {
-        const char *parts[] = {"story/v1", a->id, NULL};
-        char id[NA_SHA256_HEX_LEN + 1];
-        if ((err = na_sha256_hex_parts(parts, id))) {
-            return err;
-        }
-        best = story_find(st, id);
+        /* its id was made with its features (na_story_read()) */
+        best = story_find(st, rd->new_id);
         if (!best) {
             close_for_room(st);
-            if (!(best = story_new(st, id, t))) {
+            if (!(best = story_new(st, rd->new_id, t))) {
                 return NA_ERR_NOMEM;
             }
             if (event && !(best->event = na_strdup(event))) {
@@ -2122,14 +2074,20 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a, const char 
 
 na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
                            char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new) {
-    return assign(st, a, NULL, story_id, is_new, NULL);
+    return assign(st, a, NULL, NULL, story_id, is_new, NULL);
+}
+
+na_err_t na_stories_assign_read(na_stories_t *st, const struct na_article *a,
+                                const na_story_read_t *r,
+                                char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new) {
+    return assign(st, a, r, NULL, story_id, is_new, NULL);
 }
 
 na_err_t na_stories_assign_labelled(na_stories_t *st, const struct na_article *a,
                                     const char *event,
                                     char story_id[NA_SHA256_HEX_LEN + 1],
                                     size_t *positives_missed) {
-    return assign(st, a, event, story_id, NULL, positives_missed);
+    return assign(st, a, NULL, event, story_id, NULL, positives_missed);
 }
 
 bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_size) {

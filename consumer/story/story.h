@@ -149,6 +149,41 @@ NA_WUR na_err_t na_stories_assign(na_stories_t *st, const struct na_article *a,
                                   char story_id[NA_SHA256_HEX_LEN + 1], bool *is_new);
 
 /**
+ * An article's features read from its text apart from any set of stories
+ * (na_story_read()), and the id of the story it would open. Reading is
+ * most of an article's cost that needs nothing of the engine: the
+ * pipeline reads on its worker threads (na_pipeline_classify()) and the
+ * engine's thread only looks the features up and decides
+ * (na_stories_assign_read()). A read belongs to one thread at a time.
+ */
+typedef struct na_story_read_s na_story_read_t;
+
+/** @returns a new, empty read; na_story_read_destroy(); NULL on no memory. */
+na_story_read_t *na_story_read_new(void);
+
+/** @brief Free @p r. NULL-safe. */
+void na_story_read_destroy(na_story_read_t *r);
+
+/**
+ * @brief Read the features of @p a (its title and the first bytes of its
+ *        summary and content) into @p r, replacing what it held. Uses no
+ *        set of stories: any thread may call it.
+ * @returns NA_OK or NA_ERR_NOMEM (@p r then holds nothing).
+ */
+NA_WUR na_err_t na_story_read(na_story_read_t *r, const struct na_article *a);
+
+/**
+ * @brief na_stories_assign() with @p a's features already read into @p r
+ *        (na_story_read() of @p a as it is now: the same decisions as
+ *        na_stories_assign()). @p r NULL, or read from another article
+ *        (another address), and @p a is read here.
+ */
+NA_WUR na_err_t na_stories_assign_read(na_stories_t *st, const struct na_article *a,
+                                       const na_story_read_t *r,
+                                       char story_id[NA_SHA256_HEX_LEN + 1],
+                                       bool *is_new);
+
+/**
  * @brief The signature of an open story, what restarts need (stored in the
  *        ledger record, not in the alert users get).
  * @returns new JSON object ({"v":2,"t0":FIRST_UNIX_S,"t":LAST_UNIX_S,

@@ -226,6 +226,40 @@ void na_story_text_cleanup(struct na_story_text *tx);
 NA_WUR na_err_t na_story_text_features(struct na_story_text *tx, const char *s,
                                        size_t len, na_story_emit_cb *emit, void *ctx);
 
+/* ---- an article read apart from the engine (story_read.c) ---- */
+
+/** A distinct feature of a read article, in the order its text first gave
+ *  it (that order numbers new features and breaks ties of weight). */
+struct na_story_pend {
+    uint64_t key; /**< na_story_hash() of its text: the engine's key */
+    uint32_t off; /**< its text in na_story_read_s.ptext */
+    uint8_t len;  /**< bytes (< NA_STORY_FEATURE_BYTES) */
+    bool title;   /**< first given by the title */
+    uint16_t tf;  /**< times the text gave it (at most UINT16_MAX) */
+};
+_Static_assert(NA_STORY_FEATURE_BYTES <= UINT8_MAX, "a feature's length fits a byte");
+
+struct na_story_read_s {
+    const struct na_article *of; /**< the article read (what it was read from) */
+    struct na_story_pend *pend;  /**< its distinct features */
+    size_t pend_cnt, pend_cap;
+    char *ptext; /**< their texts, one after another (not NUL-terminated) */
+    size_t ptext_len, ptext_cap;
+    uint32_t *seen; /**< open addressing over pend by key: index + 1; 0 = empty */
+    size_t seen_cap;
+    char new_id[NA_SHA256_HEX_LEN + 1]; /**< the id of the story it would open */
+    bool keep; /**< keep the text reader's buffers between articles */
+    bool in_title;
+    bool oom;
+    struct na_story_text tx; /**< the text reader's buffers */
+};
+
+/** @brief Make @p r empty (na_story_read_new() does it for the heap). */
+void na_story_read_init(struct na_story_read_s *r, bool keep);
+
+/** @brief Free what @p r holds (not @p r). */
+void na_story_read_cleanup(struct na_story_read_s *r);
+
 /* ---- test support (story.c) ---- */
 
 /**
@@ -247,6 +281,7 @@ struct na_story_verify {
     size_t candidates; /**< candidates whose dot products were recomputed */
     size_t late_hits;  /**< common features found at the article's index 64 or
                             later (past the first word of score()'s hit mask) */
+    size_t cut;        /**< candidates the rank cut dropped */
     size_t bad;        /**< checks that failed */
     char why[256];     /**< the first failure */
 };
@@ -260,7 +295,9 @@ struct na_story_verify {
  *        own index looked up for every feature of the article (the scanned
  *        ones first, then the others, each in the article's order: the
  *        order the engine adds them in, so the sums must be equal, not
- *        close). Builds the candidates' indexes; decides nothing.
+ *        close), and the rank cut (the best ranked kept, those under
+ *        NA_STORY_RANK_CUT of the best dropped). Builds the candidates'
+ *        indexes; decides nothing.
  */
 void na_stories_set_verify(na_stories_t *st, struct na_story_verify *v);
 

@@ -749,7 +749,7 @@ static void test_scoring_matches_plain_computation(void **state) {
     size_t dev_n = load_dev(&dev);
     const size_t long_n = 360;
     struct item *lng = calloc(long_n, sizeof(*lng));
-    size_t late_hits = 0;
+    size_t late_hits = 0, cut = 0;
     assert_true(dev_n >= 150);
     assert_non_null(lng);
     qsort(dev, dev_n, sizeof(*dev), item_cmp);
@@ -773,19 +773,21 @@ static void test_scoring_matches_plain_computation(void **state) {
                 assert_int_equal(na_stories_assign(st, &v[i].a, v[i].got, NULL), NA_OK);
             }
             print_message(
-                "%s, order %u: %zu articles, %zu candidates checked, %zu common "
-                "features past the 64th; %zu failed%s%s\n",
+                "%s, order %u: %zu articles, %zu candidates checked (%zu cut), %zu "
+                "common features past the 64th; %zu failed%s%s\n",
                 corpus ? "long reports" : "dev set", order, check.articles,
-                check.candidates, check.late_hits, check.bad, check.bad ? ": " : "",
-                check.why);
+                check.candidates, check.cut, check.late_hits, check.bad,
+                check.bad ? ": " : "", check.why);
             assert_int_equal(check.articles, n);
             assert_true(check.candidates >= n / 4);
             assert_int_equal(check.bad, 0);
             late_hits += check.late_hits;
+            cut += check.cut;
             na_stories_destroy(st);
         }
     }
     assert_true(late_hits > 0);
+    assert_true(cut > 0); /* the rank cut was checked where it dropped some */
     for (size_t i = 0; i < dev_n; i++) {
         na_article_cleanup(&dev[i].a);
         free(dev[i].story);
@@ -795,6 +797,143 @@ static void test_scoring_matches_plain_computation(void **state) {
     }
     free(dev);
     free(lng);
+}
+
+/* Features as the text reader emits them, each distinct one counted
+ * (what na_story_read() must keep of them). */
+struct emitted {
+    char text[NA_STORY_FEATURE_BYTES];
+    size_t len;
+    unsigned cnt;
+    bool title;
+};
+
+struct emits {
+    struct emitted v[1024];
+    size_t n;
+    bool in_title;
+};
+
+static bool collect_emit(void *ctx, const char *text, size_t len) {
+    struct emits *e = ctx;
+    assert_true(len < NA_STORY_FEATURE_BYTES);
+    for (size_t i = 0; i < e->n; i++) {
+        if (e->v[i].len == len && !memcmp(e->v[i].text, text, len)) {
+            e->v[i].cnt++;
+            return true;
+        }
+    }
+    assert_true(e->n < sizeof(e->v) / sizeof(e->v[0]));
+    memcpy(e->v[e->n].text, text, len);
+    e->v[e->n] = (struct emitted){.len = len, .cnt = 1, .title = e->in_title};
+    memcpy(e->v[e->n].text, text, len);
+    e->n++;
+    return true;
+}
+
+/* An article read apart from the engine (na_story_read(), as the
+ * pipeline's worker threads read): each distinct feature the text reader
+ * gives, once, in the order it first gave it, with its text, its key, how
+ * often it was given and whether first by the title, and the id of the
+ * story it would open; assigning reads made ahead of time gives the
+ * stories na_stories_assign() gives, in order and shuffled; a read of
+ * another article is not used. */
+static void test_read_apart_from_the_engine(void **state) {
+    (void)state;
+    struct item *v = NULL;
+    size_t n = load_dev(&v);
+    na_story_read_t **rd = calloc(n, sizeof(*rd));
+    struct emits *e = calloc(1, sizeof(*e));
+    struct na_story_text tx;
+    assert_true(n >= 150);
+    assert_non_null(rd);
+    assert_non_null(e);
+    na_story_text_init(&tx);
+    size_t repeated = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct na_article *a = &v[i].a;
+        assert_non_null(rd[i] = na_story_read_new());
+        assert_int_equal(na_story_read(rd[i], a), NA_OK);
+        e->n = 0;
+        e->in_title = true;
+        assert_int_equal(
+            na_story_text_features(&tx, a->title, strlen(a->title), collect_emit, e),
+            NA_OK);
+        e->in_title = false;
+        /* the development set's texts are shorter than what is read */
+        assert_true(strlen(a->content) < NA_STORY_BODY_BYTES);
+        assert_int_equal(
+            na_story_text_features(&tx, a->content, strlen(a->content), collect_emit, e),
+            NA_OK);
+        const struct na_story_read_s *r = rd[i];
+        assert_int_equal(r->pend_cnt, e->n);
+        for (size_t k = 0; k < e->n; k++) {
+            const struct na_story_pend *p = &r->pend[k];
+            assert_int_equal(p->len, e->v[k].len);
+            assert_memory_equal(r->ptext + p->off, e->v[k].text, p->len);
+            assert_true(p->key == na_story_hash(e->v[k].text, e->v[k].len));
+            assert_int_equal(p->tf, e->v[k].cnt);
+            assert_int_equal(p->title, e->v[k].title);
+            repeated += p->tf > 1;
+        }
+        const char *parts[] = {"story/v1", a->id, NULL};
+        char id[NA_SHA256_HEX_LEN + 1];
+        assert_int_equal(na_sha256_hex_parts(parts, id), NA_OK);
+        assert_string_equal(r->new_id, id);
+    }
+    assert_true(repeated > n); /* the set repeats words, names and figures */
+    for (unsigned order = 0; order < 2; order++) {
+        if (order) {
+            /* the reads move with their articles: swap both together */
+            uint64_t x = 7;
+            for (size_t i = n - 1; i > 0; i--) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                size_t j = (size_t)((x >> 33) % (i + 1));
+                struct item t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                na_story_read_t *tr = rd[i];
+                rd[i] = rd[j];
+                rd[j] = tr;
+            }
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(na_story_read(rd[i], &v[i].a), NA_OK);
+            }
+        }
+        na_stories_t *plain = na_stories_new(NA_STORY_WINDOW_MS_DEFAULT);
+        na_stories_t *apart = na_stories_new(NA_STORY_WINDOW_MS_DEFAULT);
+        assert_non_null(plain);
+        assert_non_null(apart);
+        for (size_t i = 0; i < n; i++) {
+            char got[65];
+            bool new_plain, new_apart;
+            assert_int_equal(na_stories_assign(plain, &v[i].a, v[i].got, &new_plain),
+                             NA_OK);
+            assert_int_equal(
+                na_stories_assign_read(apart, &v[i].a, rd[i], got, &new_apart), NA_OK);
+            assert_string_equal(got, v[i].got);
+            assert_int_equal(new_apart, new_plain);
+        }
+        /* a read of another article: this one is read instead */
+        char got[65], want[65];
+        struct na_article a;
+        mk(&a, "read-apart-1", ban_b_title, ban_b, v[n - 1].a.published_at);
+        assert_int_equal(na_stories_assign_read(apart, &a, rd[0], got, NULL), NA_OK);
+        assert_int_equal(na_stories_assign(plain, &a, want, NULL), NA_OK);
+        assert_string_equal(got, want);
+        na_article_cleanup(&a);
+        na_stories_destroy(plain);
+        na_stories_destroy(apart);
+    }
+    for (size_t i = 0; i < n; i++) {
+        na_story_read_destroy(rd[i]);
+        na_article_cleanup(&v[i].a);
+        free(v[i].story);
+    }
+    na_story_text_cleanup(&tx);
+    free(rd);
+    free(e);
+    free(v);
 }
 
 /* Words of their own for article @p i (lower case: terms, no names). */
@@ -1340,6 +1479,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_dev_set_and_seeds),
         cmocka_unit_test(test_scoring_matches_plain_computation),
+        cmocka_unit_test(test_read_apart_from_the_engine),
         cmocka_unit_test(test_engine_memory_blocks),
         cmocka_unit_test(test_story_tokens_match_the_rules_tokeniser),
         cmocka_unit_test(test_story_text_reader_matches_the_old_one),
