@@ -24,7 +24,8 @@
  * character, and that bytes a URL carries only percent-encoded (non-ASCII,
  * spaces, controls) match their escapes: "Disallow: /café" forbids
  * "/caf%C3%A9" (RFC 9309 section 2.2.2). "/robots.txt" is always
- * allowed. An empty "disallow:" allows everything.
+ * allowed. An empty "disallow:" allows everything. A rule costs time
+ * linear in its pattern and the path, however its '*' are placed.
  *
  * Not thread-safe per object; distinct objects are independent.
  */
