@@ -1568,8 +1568,9 @@ static const char *iconv_name(const char *label, char *buf, size_t size) {
 }
 
 /* @p buf from @p from to UTF-8; undecodable bytes become U+FFFD.
- * @returns new string; NULL when iconv does not know @p from or no memory. */
-static char *to_utf8(const char *buf, size_t len, const char *from) {
+ * @returns new string of *outlen bytes (a NUL of the page is one of them);
+ *          NULL when iconv does not know @p from or no memory. */
+static char *to_utf8(const char *buf, size_t len, const char *from, size_t *outlen) {
     iconv_t cd = iconv_open("UTF-8", from);
     struct na_buf out;
     char chunk[4096];
@@ -1600,6 +1601,7 @@ static char *to_utf8(const char *buf, size_t len, const char *from) {
         na_buf_cleanup(&out);
         return NULL;
     }
+    *outlen = out.len;
     return na_buf_steal(&out);
 }
 
@@ -1609,6 +1611,7 @@ static char *page_utf8(const char *buf, size_t len, const char *content_type) {
     char name[48];
     const char *from = NULL;
     char *conv = NULL, *clean;
+    size_t conv_len = 0;
     const unsigned char *u = (const unsigned char *)buf;
     if (len >= 3 && u[0] == 0xef && u[1] == 0xbb && u[2] == 0xbf) {
         buf += 3;
@@ -1625,11 +1628,13 @@ static char *page_utf8(const char *buf, size_t len, const char *content_type) {
     } else if (!na_utf8_valid(buf, len)) {
         from = "WINDOWS-1252";
     }
-    if (from && !(conv = to_utf8(buf, len, from))) {
+    if (from && !(conv = to_utf8(buf, len, from, &conv_len))) {
         /* a label iconv does not know: the bytes decide */
-        conv = na_utf8_valid(buf, len) ? NULL : to_utf8(buf, len, "WINDOWS-1252");
+        conv =
+            na_utf8_valid(buf, len) ? NULL : to_utf8(buf, len, "WINDOWS-1252", &conv_len);
     }
-    clean = conv ? na_utf8_sanitize(conv, strlen(conv)) : na_utf8_sanitize(buf, len);
+    /* by length: a NUL of the page becomes a space, as in a UTF-8 page */
+    clean = conv ? na_utf8_sanitize(conv, conv_len) : na_utf8_sanitize(buf, len);
     free(conv);
     return clean;
 }

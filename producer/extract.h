@@ -77,8 +77,9 @@
  * first 4 KiB (or the XML declaration), else UTF-8 when the bytes are valid
  * UTF-8 and windows-1252 otherwise. ISO-8859-1 and US-ASCII labels mean
  * windows-1252, as browsers read them. The page is converted to UTF-8
- * (iconv; bytes that do not convert become U+FFFD) before parsing, so an
- * unknown label falls back to that guess instead of failing.
+ * (iconv; bytes that do not convert become U+FFFD, NUL and other control
+ * characters but newline and tab a space, whatever the encoding) before
+ * parsing, so an unknown label falls back to that guess instead of failing.
  *
  * Limits: a page of more than NA_MAX_PAGE_BYTES, or with more than
  * NA_EXTRACT_MAX_MARKUP tags, is refused before parsing; every walk of the

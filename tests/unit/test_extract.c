@@ -563,6 +563,49 @@ static void test_encodings(void **state) {
     na_extract_cleanup(&x);
 }
 
+/* A NUL byte in a page that is converted to UTF-8 (a charset named by
+ * the HTTP header or a meta, a UTF-16 byte order mark) is a space, as in
+ * a UTF-8 page: the conversion's result was read as a C string, so the
+ * page ended at the NUL and its story was lost. */
+static void test_nul_in_a_converted_page(void **state) {
+    (void)state;
+    struct na_extract x;
+    na_extract_init(&x);
+    static const char latin[] = "<html><head><title>Caf\xe9\0s</title></head><body><p>"
+                                "Caf\xe9 owners in the old town said the new rules, "
+                                "which take effect in May, would cost them dearly.</p>"
+                                "</body></html>";
+    assert_int_equal(
+        extract(latin, sizeof(latin) - 1, "text/html; charset=iso-8859-1", &x), NA_OK);
+    assert_non_null(x.text);
+    assert_non_null(strstr(x.text, "Caf\xc3\xa9 owners in the old town"));
+    na_extract_cleanup(&x);
+
+    static const char meta[] = "<meta charset='windows-1252'>\0<p>Caf\xe9 owners in the "
+                               "old town said the new rules, which take effect in May, "
+                               "would cost them dearly.</p>";
+    assert_int_equal(extract(meta, sizeof(meta) - 1, NULL, &x), NA_OK);
+    assert_non_null(x.text);
+    assert_non_null(strstr(x.text, "Caf\xc3\xa9 owners in the old town"));
+    na_extract_cleanup(&x);
+
+    /* UTF-16LE with a byte order mark, a U+0000 before the story */
+    static const char ascii[] = "<p>\0Harbour staff in the old town said the new rules, "
+                                "which take effect in May, would cost them dearly.</p>";
+    char utf16[2 + 2 * sizeof(ascii)];
+    size_t n = 0;
+    utf16[n++] = '\xff';
+    utf16[n++] = '\xfe';
+    for (size_t i = 0; i < sizeof(ascii) - 1; i++) {
+        utf16[n++] = ascii[i];
+        utf16[n++] = '\0';
+    }
+    assert_int_equal(extract(utf16, n, NULL, &x), NA_OK);
+    assert_non_null(x.text);
+    assert_non_null(strstr(x.text, "Harbour staff in the old town"));
+    na_extract_cleanup(&x);
+}
+
 /* Broken or hostile JSON-LD is ignored; a body in it is taken only when the
  * page has less than half its words. */
 static void test_jsonld(void **state) {
@@ -610,10 +653,15 @@ static void test_jsonld(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pages),        cmocka_unit_test(test_reported_pages),
-        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_not_html),     cmocka_unit_test(test_no_story),
-        cmocka_unit_test(test_encodings),    cmocka_unit_test(test_unterminated_buffer),
+        cmocka_unit_test(test_pages),
+        cmocka_unit_test(test_reported_pages),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_not_html),
+        cmocka_unit_test(test_no_story),
+        cmocka_unit_test(test_encodings),
+        cmocka_unit_test(test_nul_in_a_converted_page),
+        cmocka_unit_test(test_unterminated_buffer),
         cmocka_unit_test(test_jsonld),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
