@@ -40,7 +40,6 @@ na_outcome_t na_http_classify(CURLcode code, long status) {
 
 int64_t na_http_retry_after_ms(const char *value, int64_t now_s) {
     const int64_t cap_ms = 24LL * 3600 * 1000;
-    long long secs;
     if (!value) {
         return -1;
     }
@@ -48,14 +47,17 @@ int64_t na_http_retry_after_ms(const char *value, int64_t now_s) {
         value++;
     }
     if (isdigit((unsigned char)*value)) {
-        char tmp[32];
-        size_t n = 0;
-        while (value[n] && !isspace((unsigned char)value[n]) && n < sizeof(tmp) - 1) {
-            tmp[n] = value[n];
-            n++;
+        /* Any number of digits: a delay past the cap is the cap, however
+         * it is written (a server that says 4294967295 asks for the
+         * longest wait, not for none). */
+        int64_t secs = 0;
+        const char *p = value;
+        for (; isdigit((unsigned char)*p); p++) {
+            if (secs <= cap_ms / 1000) {
+                secs = secs * 10 + (*p - '0');
+            }
         }
-        tmp[n] = '\0';
-        if (na_parse_int64(tmp, 0, 100000000, &secs)) {
+        if (*p && !isspace((unsigned char)*p)) {
             return -1;
         }
         return secs * 1000 > cap_ms ? cap_ms : secs * 1000;

@@ -27,7 +27,8 @@ na_outcome_t na_http_classify(CURLcode code, long status);
 /**
  * @brief Parse a Retry-After value: delta seconds or an HTTP date.
  * @param now_s current Unix time (seconds), for the date form.
- * @returns delay in ms (capped at one day), or -1 if absent or invalid.
+ * @returns delay in ms (capped at one day, also when its seconds are too
+ *          many to count), or -1 if absent or invalid.
  */
 int64_t na_http_retry_after_ms(const char *value, int64_t now_s);
 
