@@ -1,5 +1,7 @@
 #include "fulltext.h"
 
+#include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +36,33 @@ struct htab {
     size_t size, cnt;
 };
 
+/* The keys are URLs a feed chooses (its links, their origins). With a
+ * hash known in advance, links that all share one chain cost nothing to
+ * make (in FNV-1a the last bytes steer the low bits, which pick the
+ * bucket), and each look-up then walks all of them: seconds of the main
+ * thread per fetch. So the basis is random per process, and the high bits
+ * are mixed into the low ones. */
+static uint64_t hash_seed;
+static pthread_once_t hash_seed_once = PTHREAD_ONCE_INIT;
+
+static void hash_seed_init(void) {
+    uint64_t seed;
+    if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1) {
+        seed = (uint64_t)na_mono_us() ^ (uint64_t)(uintptr_t)&seed;
+    }
+    hash_seed = seed;
+}
+
 static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    uint64_t h = 1469598103934665603ULL ^ hash_seed; /* FNV-1a */
     for (; *s; s++) {
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     }
+    h ^= h >> 33; /* murmur3's finaliser */
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return h;
 }
 
@@ -507,6 +531,7 @@ na_fulltext_t *na_fulltext_new(const struct na_fulltext_opts *opts, na_fetcher_t
     if (!ft) {
         return NULL;
     }
+    pthread_once(&hash_seed_once, hash_seed_init);
     ft->opts = *opts;
     ft->user_agent = na_strdup(opts->user_agent ? opts->user_agent : "newsalert");
     if (!ft->user_agent) {

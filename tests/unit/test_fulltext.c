@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fetch.h"
 #include "fulltext.h"
@@ -18,6 +19,7 @@
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
 #include "robots.h"
+#include "url.h"
 
 #define PAGE                                                                             \
     "<html><body><article><p>Beijing banned exports of dual-use items to Japanese "      \
@@ -146,10 +148,134 @@ static void test_robots_allows(void **state) {
     free(robots);
 }
 
+/* CPU seconds this thread has used. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define FNV_PRIME 1099511628211ULL
+#define LOW_BITS 15 /* the index bits of a table of 32,768 buckets */
+#define LOW_MASK ((1ULL << LOW_BITS) - 1)
+
+/* FNV-1a (64 bits, the standard basis) of @p s from state @p h. */
+static uint64_t fnv(uint64_t h, const char *s) {
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * FNV_PRIME;
+    }
+    return h;
+}
+
+/* @p n page URLs of one site. With @p collide, every URL's key has the
+ * same low LOW_BITS under the stage's page-table hash as it once was,
+ * FNV-1a from its standard basis: the last three characters are chosen
+ * for it (in FNV-1a the last bytes steer the low bits, so that costs a
+ * few thousand tries per URL), and every page then sits in one chain. */
+static char **page_urls(size_t n, bool collide) {
+    static const char set[] = "abcdefghijklmnopqrstuvwxyz0123456789-_";
+    const size_t set_len = sizeof(set) - 1;
+    uint64_t inv = FNV_PRIME; /* FNV_PRIME^-1 mod 2^64 (Newton) */
+    for (int i = 0; i < 6; i++) {
+        inv *= 2 - FNV_PRIME * inv;
+    }
+    const uint64_t want = 0x5a5aULL & LOW_MASK;
+    const uint64_t before = want * inv; /* the state before the last multiply */
+    char **urls = calloc(n, sizeof(*urls));
+    assert_non_null(urls);
+    size_t made = 0;
+    for (unsigned k = 0; made < n; k++) {
+        char url[128];
+        int len = snprintf(url, sizeof(url), "http://news.example/world/story-%u-", k);
+        if (!collide) {
+            snprintf(url + len, sizeof(url) - (size_t)len, "abc");
+            urls[made++] = strdup(url);
+            continue;
+        }
+        uint64_t h0 = fnv(1469598103934665603ULL, url);
+        bool found = false;
+        for (size_t a = 0; a < set_len && !found; a++) {
+            for (size_t b = 0; b < set_len && !found; b++) {
+                uint64_t h =
+                    ((h0 ^ (unsigned char)set[a]) * FNV_PRIME ^ (unsigned char)set[b]) *
+                    FNV_PRIME;
+                /* the last byte only changes the low 8 bits */
+                uint64_t c = (h ^ before) & LOW_MASK;
+                if (c > 0x7f || !memchr(set, (int)c, set_len) || !c) {
+                    continue;
+                }
+                url[len] = set[a];
+                url[len + 1] = set[b];
+                url[len + 2] = (char)c;
+                url[len + 3] = '\0';
+                found = true;
+            }
+        }
+        if (found) {
+            assert_int_equal(fnv(1469598103934665603ULL, url) & LOW_MASK, want);
+            urls[made++] = strdup(url);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* the canonical form is the key: these URLs are canonical already */
+        char *canon = na_url_canonical(urls[i]);
+        assert_non_null(urls[i]);
+        assert_string_equal(canon, urls[i]);
+        free(canon);
+    }
+    return urls;
+}
+
+/* CPU seconds of submitting @p n pages (one item each) to a new stage. */
+static double submit_cpu_s(char **urls, size_t n) {
+    struct na_fetch_opts fopts = {.timeout_ms = 5000, .max_bytes = 1024};
+    struct na_fulltext_opts opts = {
+        .wait_ms = 60000, .timeout_ms = 5000, .max_bytes = 1024, .user_agent = "t"};
+    struct na_fulltext_slots slots = {slot_acquire, slot_release, NULL};
+    static struct outcome o;
+    na_fetcher_t *fetcher = na_fetcher_new(&fopts);
+    assert_non_null(fetcher);
+    na_fulltext_t *ft = na_fulltext_new(&opts, fetcher, &slots, on_done, NULL);
+    assert_non_null(ft);
+    double t0 = cpu_s();
+    for (size_t i = 0; i < n; i++) {
+        struct na_fulltext_req req = {.url = urls[i], .item = &o};
+        assert_int_equal(na_fulltext_submit(ft, &req), NA_OK);
+    }
+    double t = cpu_s() - t0;
+    assert_int_equal(na_fulltext_pending(ft), n);
+    na_fulltext_destroy(ft);
+    na_fetcher_destroy(fetcher);
+    return t;
+}
+
+/* The stage's tables (pages waiting, sites, the page cache) are keyed by
+ * URLs that a feed chooses. With a hash known in advance, a feed of links
+ * made to share one chain cost n^2/2 string comparisons: 10,000 such
+ * pages took seconds to submit, and a cache of them every later look-up. */
+static void test_pages_made_to_collide_cost_little(void **state) {
+    (void)state;
+    const size_t n = 10000;
+    char **bad = page_urls(n, true);
+    char **good = page_urls(n, false);
+    double t_bad = submit_cpu_s(bad, n);
+    double t_good = submit_cpu_s(good, n);
+    print_message("%zu pages: %.3f s made to collide, %.3f s ordinary\n", n, t_bad,
+                  t_good);
+    assert_true(t_bad < 10 * t_good + 0.25);
+    for (size_t i = 0; i < n; i++) {
+        free(bad[i]);
+        free(good[i]);
+    }
+    free(bad);
+    free(good);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_robots_5xx_large_body_allows_nothing),
         cmocka_unit_test(test_robots_allows),
+        cmocka_unit_test(test_pages_made_to_collide_cost_little),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
