@@ -41,6 +41,22 @@ int na_log_enabled(enum na_log_level level) {
 #define LOGQ_SLOTS 8
 #define LOGQ_MAX 400
 
+/* @p o, or where the UTF-8 character that buf[from..o) ends inside of
+ * starts: text cut at a byte budget must not end inside a character (a
+ * JSON line is then not UTF-8, and readers drop it). */
+static size_t utf8_whole(const char *buf, size_t from, size_t o) {
+    size_t i = o;
+    while (i > from && o - i < 4 && ((unsigned char)buf[i - 1] & 0xc0) == 0x80) {
+        i--;
+    }
+    if (i == from || o - i >= 4) {
+        return o; /* no lead byte before the continuation bytes: as it is */
+    }
+    unsigned char lead = (unsigned char)buf[i - 1];
+    size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    return o - (i - 1) < want ? i - 1 : o;
+}
+
 const char *na_log_q(const char *s) {
     static _Thread_local char ring[LOGQ_SLOTS][LOGQ_MAX + 16];
     static _Thread_local unsigned next;
@@ -51,6 +67,7 @@ const char *na_log_q(const char *s) {
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (o >= LOGQ_MAX) {
+            o = utf8_whole(out, 1, o);
             memcpy(out + o, "...", 3);
             o += 3;
             break;
@@ -143,6 +160,7 @@ static size_t kv_to_json(char *buf, size_t size, size_t o, const char *kv) {
         }
         p++;
         if (*p == '"') {
+            size_t from = o + 1;
             buf[o++] = *p++;
             while (*p && *p != '"' && o + 8 < size) {
                 if (*p == '\\' && p[1] == 'x' && p[2] && p[3]) {
@@ -157,6 +175,8 @@ static size_t kv_to_json(char *buf, size_t size, size_t o, const char *kv) {
             }
             if (*p == '"') {
                 p++;
+            } else {
+                o = utf8_whole(buf, from, o); /* cut at the line's end */
             }
             buf[o++] = '"';
         } else {
@@ -176,12 +196,16 @@ static size_t kv_to_json(char *buf, size_t size, size_t o, const char *kv) {
                 o += (size_t)snprintf(buf + o, size - o, "%.*s", (int)vlen, val);
             } else {
                 o += (size_t)snprintf(buf + o, size - o, "\"");
-                for (size_t i = 0; i < vlen && o + 8 < size; i++) {
+                size_t from = o, i = 0;
+                for (; i < vlen && o + 8 < size; i++) {
                     char c = val[i];
                     if (c == '"' || c == '\\') {
                         buf[o++] = '\\';
                     }
                     buf[o++] = c;
+                }
+                if (i < vlen) {
+                    o = utf8_whole(buf, from, o); /* cut at the line's end */
                 }
                 buf[o++] = '"';
             }
@@ -209,8 +233,11 @@ void na_log(enum na_log_level level, const char *comp, const char *event, const 
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(kv, sizeof(kv), fmt, ap);
+        int n = vsnprintf(kv, sizeof(kv), fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof(kv)) {
+            kv[utf8_whole(kv, 0, sizeof(kv) - 1)] = '\0';
+        }
     }
     /* One event, one line, whatever the values held. */
     for (char *c = kv; *c; c++) {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,10 +107,86 @@ static void test_json_numbers_are_json_numbers(void **state) {
     na_log_set_format(NA_LOG_FORMAT_LOGFMT);
 }
 
+/* Whether s[0..len) is valid UTF-8 (no character cut short). */
+static bool utf8_ok(const char *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+        if (!n || i + n > len) {
+            return false;
+        }
+        for (size_t k = 1; k < n; k++) {
+            if (((unsigned char)s[i + k] & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+        i += n;
+    }
+    return true;
+}
+
+/* Values cut to their budget (a quoted value at 400 bytes, the event's
+ * text at 4 KiB, a JSON line at 8 KiB) end between characters: a source name
+ * of 200 accented letters was cut inside one, and the JSON line was not
+ * UTF-8 (readers of JSON logs refuse such a line). Every offset of the cut
+ * in a character of 2, 3 and 4 bytes, in both formats. */
+static void test_cut_values_end_between_characters(void **state) {
+    (void)state;
+    static const char *const chars[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x93\xb0"};
+    static char value[12000];
+    static char kv[13000];
+    static char line[16384];
+    for (int json = 0; json < 2; json++) {
+        na_log_set_format(json ? NA_LOG_FORMAT_JSON : NA_LOG_FORMAT_LOGFMT);
+        for (size_t c = 0; c < 3; c++) {
+            for (size_t pad = 0; pad < 4; pad++) {
+                for (int form = 0; form < 4; form++) {
+                    /* 0: a quoted value (cut at 400 bytes), 1: a bare value
+                     * (cut with the event's text at 4 KiB); after 870 words,
+                     * which JSON writes as 9-byte members, 2: a quoted
+                     * value and 3: a bare one, cut at the line's end */
+                    size_t target = form == 1 || form == 3 ? 11000 : 1000, o = pad;
+                    memset(value, 'x', pad);
+                    while (o + 4 < target) {
+                        memcpy(value + o, chars[c], strlen(chars[c]));
+                        o += strlen(chars[c]);
+                    }
+                    value[o] = '\0';
+                    size_t k = 0;
+                    for (size_t w = 0; form >= 2 && w < 870; w++) {
+                        kv[k++] = 'w';
+                        kv[k++] = ' ';
+                    }
+                    snprintf(kv + k, sizeof(kv) - k, "a=%s",
+                             form == 1 || form == 3 ? value : na_log_q(value));
+                    log_line(kv, line, sizeof(line));
+                    size_t len = strlen(line);
+                    if (!utf8_ok(line, len)) {
+                        fail_msg("json=%d char=%zu pad=%zu form=%d: not UTF-8: ...%s",
+                                 json, c, pad, form, line + (len > 40 ? len - 40 : 0));
+                    }
+                    if (json) {
+                        json_error_t jerr;
+                        json_t *root = json_loadb(line, len, 0, &jerr);
+                        if (!root) {
+                            fail_msg("char=%zu pad=%zu form=%d: not JSON (%s)", c, pad,
+                                     form, jerr.text);
+                        }
+                        json_decref(root);
+                    }
+                }
+            }
+        }
+    }
+    na_log_set_format(NA_LOG_FORMAT_LOGFMT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_line_near_its_size_stays_in_bounds),
         cmocka_unit_test(test_json_numbers_are_json_numbers),
+        cmocka_unit_test(test_cut_values_end_between_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
