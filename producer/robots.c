@@ -115,10 +115,11 @@ static char *normalise(const char *s, size_t len) {
 }
 
 /* Offset of the first @p w in s[from..slen), or SIZE_MAX; @p fail has room
- * for wlen entries. Knuth-Morris-Pratt: linear in slen + wlen, where a
- * naive search of "aaa..ab" in "aaa..a" costs their product. */
+ * for wlen entries; adds the characters compared to *steps.
+ * Knuth-Morris-Pratt: linear in slen + wlen, where a naive search of
+ * "aaa..ab" in "aaa..a" costs their product. */
 static size_t find(const char *s, size_t slen, size_t from, const char *w, size_t wlen,
-                   uint16_t *fail) {
+                   uint16_t *fail, size_t *steps) {
     size_t k = 0;
     if (wlen == 0) {
         return from;
@@ -130,16 +131,20 @@ static size_t find(const char *s, size_t slen, size_t from, const char *w, size_
     for (size_t i = 1; i < wlen; i++) {
         while (k && w[i] != w[k]) {
             k = fail[k - 1];
+            (*steps)++;
         }
         k += w[i] == w[k];
         fail[i] = (uint16_t)k;
+        (*steps)++;
     }
     k = 0;
     for (size_t i = from; i < slen; i++) {
         while (k && s[i] != w[k]) {
             k = fail[k - 1];
+            (*steps)++;
         }
         k += s[i] == w[k];
+        (*steps)++;
         if (k == wlen) {
             return i + 1 - wlen;
         }
@@ -154,12 +159,15 @@ static size_t find(const char *s, size_t slen, size_t from, const char *w, size_
  * try), the last part anywhere after them, or at the very end when
  * anchored: linear in plen + slen, however the pattern is made (trying
  * each place of a '*' in turn cost plen * slen per rule, seconds per URL
- * for a robots.txt of long patterns). */
-static bool match(const char *p, size_t plen, const char *s, size_t slen, bool anchored) {
+ * for a robots.txt of long patterns). Adds the characters compared to
+ * *steps. */
+static bool match(const char *p, size_t plen, const char *s, size_t slen, bool anchored,
+                  size_t *steps) {
     uint16_t fail[3 * MAX_PATTERN]; /* a normalised pattern is at most that */
     const char *star = memchr(p, '*', plen);
     size_t head = star ? (size_t)(star - p) : plen;
     size_t i, j;
+    *steps += head;
     if (head > slen || memcmp(p, s, head)) {
         return false;
     }
@@ -172,9 +180,10 @@ static bool match(const char *p, size_t plen, const char *s, size_t slen, bool a
         const char *next = memchr(p + i, '*', plen - i);
         size_t part = (next ? (size_t)(next - p) : plen) - i;
         if (!next && anchored) {
+            *steps += part;
             return slen - j >= part && !memcmp(s + slen - part, p + i, part);
         }
-        size_t at = find(s, slen, j, p + i, part, fail);
+        size_t at = find(s, slen, j, p + i, part, fail, steps);
         if (at == SIZE_MAX) {
             return false;
         }
@@ -341,9 +350,10 @@ na_robots_t *na_robots_parse(const char *buf, size_t len, const char *agent) {
     return r;
 }
 
-bool na_robots_allowed(const na_robots_t *r, const char *url) {
+bool na_robots_allowed_steps(const na_robots_t *r, const char *url, size_t *steps) {
     const char *path;
     const char *scheme_end = strstr(url, "://");
+    *steps = 0;
     if (r->all >= 0) {
         return r->all == 1;
     }
@@ -381,7 +391,7 @@ bool na_robots_allowed(const na_robots_t *r, const char *url) {
     bool allowed = true, found = false;
     for (size_t i = 0; i < r->cnt; i++) {
         const struct rule *ru = &r->v[i];
-        if (!match(ru->pattern, ru->len, norm, nlen, ru->anchored)) {
+        if (!match(ru->pattern, ru->len, norm, nlen, ru->anchored, steps)) {
             continue;
         }
         size_t weight = ru->len + ru->anchored;
@@ -393,4 +403,9 @@ bool na_robots_allowed(const na_robots_t *r, const char *url) {
     }
     free(norm);
     return allowed;
+}
+
+bool na_robots_allowed(const na_robots_t *r, const char *url) {
+    size_t steps = 0;
+    return na_robots_allowed_steps(r, url, &steps);
 }

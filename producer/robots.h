@@ -65,6 +65,15 @@ void na_robots_destroy(na_robots_t *r);
  */
 bool na_robots_allowed(const na_robots_t *r, const char *url);
 
+/**
+ * @brief Test support: na_robots_allowed(), and in *@p steps the work its
+ *        matching took: characters compared, those of its searches
+ *        between stars included. Linear matching keeps it at most twice
+ *        the pattern's length and the path's per rule; a test bounds it
+ *        where timing would be a guess.
+ */
+bool na_robots_allowed_steps(const na_robots_t *r, const char *url, size_t *steps);
+
 /** @returns the number of rules kept (tests, logs). */
 size_t na_robots_count(const na_robots_t *r);
 
