@@ -119,6 +119,19 @@ static void ht_del(struct htab *t, struct hnode *node) {
     }
 }
 
+/* The most nodes in one bucket of @p t. */
+static size_t ht_longest(const struct htab *t) {
+    size_t most = 0;
+    for (size_t i = 0; i < t->size; i++) {
+        size_t n = 0;
+        for (const struct hnode *h = t->b[i]; h; h = h->next) {
+            n++;
+        }
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
 /* ---------------------------------------------------------------------------
  * state */
 
@@ -586,6 +599,13 @@ void na_fulltext_destroy(na_fulltext_t *ft) {
 
 size_t na_fulltext_pending(const na_fulltext_t *ft) {
     return ft->items;
+}
+
+size_t na_fulltext_longest_chain(const na_fulltext_t *ft) {
+    size_t pages = ht_longest(&ft->pages), sites = ht_longest(&ft->sites);
+    size_t cache = ht_longest(&ft->cache);
+    size_t most = pages > sites ? pages : sites;
+    return cache > most ? cache : most;
 }
 
 /* ---------------------------------------------------------------------------

@@ -174,6 +174,14 @@ size_t na_fulltext_cancel(na_fulltext_t *ft, const void *owner, const char *reas
 size_t na_fulltext_pending(const na_fulltext_t *ft);
 
 /**
+ * @brief Test support: the most entries in one bucket of the stage's
+ *        tables (pages waiting, sites, page cache), which every look-up of
+ *        a key there may walk. A test bounds it where timing would be a
+ *        guess.
+ */
+size_t na_fulltext_longest_chain(const na_fulltext_t *ft);
+
+/**
  * @brief Does an item of a source with @p mode want its page? ON: yes;
  *        AUTO: when its text (content, else summary) has fewer than
  *        @p min_chars characters; OFF: no.
