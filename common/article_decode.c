@@ -84,7 +84,8 @@ struct reader {
     struct key *keys; /* open addressing, keys_cap a power of two */
     size_t keys_cap;
     size_t keys_cnt;
-    char **names; /* decoded names that had escapes, owned */
+    size_t probes; /* slots of keys looked at by the duplicate check */
+    char **names;  /* decoded names that had escapes, owned */
     size_t names_cnt;
     size_t names_cap;
     const char *err_at; /* where a syntax error is */
@@ -530,6 +531,7 @@ static na_err_t key_add(struct reader *r, const char *s, size_t len, uint32_t ob
                         const char *at) {
     struct key k = {s, (uint32_t)len, obj, key_hash(s, len, obj)};
     size_t i = k.hash & (r->keys_cap - 1);
+    r->probes++;
     while (r->keys[i].s) {
         const struct key *o = &r->keys[i];
         if (o->hash == k.hash && o->obj == obj && o->len == k.len &&
@@ -537,6 +539,7 @@ static na_err_t key_add(struct reader *r, const char *s, size_t len, uint32_t ob
             return fail(r, at, "duplicate object key");
         }
         i = (i + 1) & (r->keys_cap - 1);
+        r->probes++;
     }
     if ((r->keys_cnt + 1) * 2 > r->keys_cap) {
         size_t cap = r->keys_cap * 2;
@@ -1133,13 +1136,14 @@ static void where(const char *start, const char *at, int *line, int *column) {
     }
 }
 
-na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
-                              char *errstr, size_t errstr_size) {
+na_err_t na_article_from_json_probes(const char *buf, size_t len, struct na_article *a,
+                                     char *errstr, size_t errstr_size, size_t *probes) {
     struct reader r;
     struct found f;
     bool is_object = false;
     na_err_t err;
 
+    *probes = 0;
     if (len > NA_MAX_ARTICLE_BYTES) {
         snprintf(errstr, errstr_size, "article of %zu bytes exceeds %u", len,
                  NA_MAX_ARTICLE_BYTES);
@@ -1158,6 +1162,7 @@ na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
     r.keys_cap = KEYS_INLINE;
 
     err = read_document(&r, a, &f, &is_object);
+    *probes = r.probes;
     if (err == NA_ERR_PARSE) {
         int line, column;
         where(r.start, r.err_at, &line, &column);
@@ -1180,4 +1185,10 @@ na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
     }
     free(r.names);
     return err;
+}
+
+na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
+                              char *errstr, size_t errstr_size) {
+    size_t probes;
+    return na_article_from_json_probes(buf, len, a, errstr, errstr_size, &probes);
 }

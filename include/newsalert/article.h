@@ -93,4 +93,14 @@ char *na_article_to_json(const struct na_article *a);
 NA_WUR na_err_t na_article_from_json(const char *buf, size_t len, struct na_article *a,
                                      char *errstr, size_t errstr_size);
 
+/**
+ * @brief Test support: na_article_from_json(), and in *@p probes the slots
+ *        of its member-name table that the duplicate check looked at (a few
+ *        per name on average, however the names are chosen). A test
+ *        bounds it where timing would be a guess.
+ */
+NA_WUR na_err_t na_article_from_json_probes(const char *buf, size_t len,
+                                            struct na_article *a, char *errstr,
+                                            size_t errstr_size, size_t *probes);
+
 #endif
