@@ -40,13 +40,17 @@
  * and the model's probability. The article joins the most probable story at
  * the model's threshold or above, else opens a story.
  *
- * A feature in more open stories than NA_STORY_UNLIST_AT (twice what a
- * scan reads) is never scanned: it keeps only the count of its stories,
+ * A feature in more open stories than NA_STORY_UNLIST_AT (what a scan
+ * reads: its list would not fit the budget) is never scanned: it keeps
+ * only the count of its stories,
  * not its postings (half of an article's features are such words), until
- * closing stories brings the count down to NA_STORY_SCAN_BUDGET, when its
- * postings are rebuilt from the stories' indexes before the next article
- * is scored (relist_all()). Joining and closing then skip those features'
- * postings: no write, no search for the posting that moves.
+ * closing stories brings the count down to NA_STORY_RELIST_AT: it is then
+ * noted, and its postings are rebuilt from the stories' lists (one pass
+ * over every open story for all the noted features, relist_all()) when an
+ * article that has one of them is scored, or before the dictionary
+ * forgets. Joining and closing skip the postings of an unlisted feature
+ * (no write, no search for the posting that moves), and a scan never
+ * reads it.
  *
  * Closing. A min-heap orders open stories by their newest article time, so
  * closing what the story clock left behind costs O(log n) a story. Each
@@ -92,15 +96,19 @@
 /** Postings scanned per article for candidates (see above). */
 #define NA_STORY_SCAN_BUDGET 128u
 /** A feature in more open stories than this keeps only their count, not
- *  its postings (never scanned: over NA_STORY_SCAN_BUDGET), until the
- *  count falls to NA_STORY_SCAN_BUDGET again (relist()). */
-#define NA_STORY_UNLIST_AT (2 * NA_STORY_SCAN_BUDGET)
+ *  its postings (a scan could not read them), until the count falls to
+ *  NA_STORY_RELIST_AT (relist_all()). */
+#define NA_STORY_UNLIST_AT NA_STORY_SCAN_BUDGET
+/** An unlisted feature's postings are rebuilt when it is in this many open
+ *  stories or fewer (not NA_STORY_SCAN_BUDGET: a count wandering near it
+ *  would make a rebuild, a pass over every story, each time). */
+#define NA_STORY_RELIST_AT (NA_STORY_SCAN_BUDGET / 2)
 /** A story feature's pidx when its feature keeps no postings. */
 #define NA_STORY_NO_POST UINT32_MAX
 /** Candidates scored by the model (the best ranked). */
 #define NA_STORY_CANDIDATES 8u
 /** Of those, the ones ranked at least this share of the best. */
-#define NA_STORY_RANK_CUT 0.25
+#define NA_STORY_RANK_CUT 0.3
 /** Slots of the table of an article's features that score() looks the
  *  candidates' features up in (a power of two, over twice
  *  NA_STORY_ART_FEATURES). */
@@ -238,6 +246,13 @@ struct add {
     uint32_t at; /* scratch of story_add() */
 };
 
+/* An entry of the heap of open stories: the story's newest time kept
+ * beside it, so that sifting reads no story. */
+struct hent {
+    int64_t last;
+    struct story *s;
+};
+
 struct na_stories_s {
     int64_t window_s;
     int64_t reorder_s; /* < 0: never close by time */
@@ -257,7 +272,7 @@ struct na_stories_s {
     uint32_t seq;
     struct story **stories;
     size_t stories_cnt, stories_cap;
-    struct story **heap; /* min-heap by last */
+    struct hent *heap; /* min-heap by last */
     struct story **buckets;
     size_t buckets_cnt;
     struct story **sref; /* open stories by s->ref (NULL: free) */
@@ -265,6 +280,7 @@ struct na_stories_s {
     size_t sref_cnt, sref_cap, sref_free_cnt;
     struct na_smem mem; /* postings, stories and their lists (story_mem.h) */
     uint32_t *relist;   /* unlisted features whose count fell (relist()) */
+    bool relist_met;    /* the article being read has one of them */
     size_t relist_cnt, relist_cap;
     bool relist_lost; /* a note was lost (no memory): walk the dictionary */
     /* scratch of one article */
@@ -791,7 +807,7 @@ static void post_del(na_stories_t *st, uint32_t fid, uint32_t pidx) {
     if (f->unlisted) {
         /* its postings are rebuilt before the next article is scored
          * once it is rare enough to be scanned (relist_all()) */
-        if (--f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->relist_due) {
+        if (--f->post_cnt <= NA_STORY_RELIST_AT && !f->relist_due) {
             relist_note(st, fid);
         }
         return;
@@ -945,15 +961,15 @@ static bool buckets_grow(na_stories_t *st) {
 }
 
 static void heap_swap(na_stories_t *st, size_t i, size_t j) {
-    struct story *t = st->heap[i];
+    struct hent t = st->heap[i];
     st->heap[i] = st->heap[j];
     st->heap[j] = t;
-    st->heap[i]->heap = i;
-    st->heap[j]->heap = j;
+    st->heap[i].s->heap = i;
+    st->heap[j].s->heap = j;
 }
 
 static void heap_up(na_stories_t *st, size_t i) {
-    while (i > 0 && st->heap[(i - 1) / 2]->last > st->heap[i]->last) {
+    while (i > 0 && st->heap[(i - 1) / 2].last > st->heap[i].last) {
         heap_swap(st, i, (i - 1) / 2);
         i = (i - 1) / 2;
     }
@@ -962,10 +978,10 @@ static void heap_up(na_stories_t *st, size_t i) {
 static void heap_down(na_stories_t *st, size_t i) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < st->stories_cnt && st->heap[l]->last < st->heap[m]->last) {
+        if (l < st->stories_cnt && st->heap[l].last < st->heap[m].last) {
             m = l;
         }
-        if (r < st->stories_cnt && st->heap[r]->last < st->heap[m]->last) {
+        if (r < st->stories_cnt && st->heap[r].last < st->heap[m].last) {
             m = r;
         }
         if (m == i) {
@@ -1024,7 +1040,7 @@ static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
             return NULL;
         }
         st->stories = ns;
-        struct story **nh = realloc(st->heap, cap * sizeof(*nh));
+        struct hent *nh = realloc(st->heap, cap * sizeof(*nh));
         if (!nh) {
             return NULL;
         }
@@ -1060,7 +1076,7 @@ static struct story *story_new(na_stories_t *st, const char *id, int64_t t) {
     s->first = s->last = t;
     s->idx = s->heap = st->stories_cnt;
     st->stories[st->stories_cnt] = s;
-    st->heap[st->stories_cnt] = s;
+    st->heap[st->stories_cnt] = (struct hent){s->last, s};
     st->stories_cnt++;
     heap_up(st, s->heap);
     size_t b = bucket_of(st, id);
@@ -1076,6 +1092,7 @@ static void story_touch(na_stories_t *st, struct story *s, int64_t t) {
     }
     if (t > s->last) {
         s->last = t;
+        st->heap[s->heap].last = t;
         heap_down(st, s->heap);
     }
 }
@@ -1107,7 +1124,7 @@ static na_err_t relist_all(na_stories_t *st) {
         st->relist_lost = false;
         for (size_t i = 0; i < st->feats_cnt; i++) {
             struct feat *f = &st->feats[i];
-            if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->relist_due) {
+            if (f->unlisted && f->post_cnt <= NA_STORY_RELIST_AT && !f->relist_due) {
                 relist_note(st, (uint32_t)i);
             }
         }
@@ -1355,8 +1372,8 @@ size_t na_stories_count(const na_stories_t *st) {
 /* Close the stories whose newest article is older than @p before. */
 static size_t close_before(na_stories_t *st, int64_t before) {
     size_t closed = 0;
-    while (st->stories_cnt && st->heap[0]->last < before) {
-        story_close(st, st->heap[0]);
+    while (st->stories_cnt && st->heap[0].last < before) {
+        story_close(st, st->heap[0].s);
         closed++;
     }
     if (closed) {
@@ -1381,7 +1398,7 @@ static void close_due(na_stories_t *st) {
  * newest article is oldest closes. */
 static void close_for_room(na_stories_t *st) {
     if (st->stories_cnt >= NA_STORY_MAX_OPEN) {
-        story_close(st, st->heap[0]);
+        story_close(st, st->heap[0].s);
         na_metric_add(st->m_closed, 1);
     }
 }
@@ -1461,6 +1478,7 @@ static bool intern_feature(na_stories_t *st, const struct na_story_read_s *rd,
         st->af = n;
         st->af_cap = cap;
     }
+    st->relist_met |= f->relist_due;
     f->stamp = st->seq;
     f->aidx = (uint32_t)st->af_cnt;
     st->af[st->af_cnt++] =
@@ -1508,17 +1526,32 @@ static na_err_t read_article(na_stories_t *st, const struct na_story_read_s *rd)
         }
         st->seq = 1;
     }
+    st->relist_met = false;
     if (!intern_features(st, rd)) {
         return NA_ERR_NOMEM;
     }
+    /* The postings of features noted for relisting are rebuilt (a pass
+     * over every open story's list) only once an article has one: until
+     * then no scan would read them. */
+    if (st->relist_met || st->relist_lost) {
+        na_err_t err = relist_all(st);
+        if (err) {
+            return err;
+        }
+    }
     /* The document counts before it is compared, so its own words weigh. */
     docs_add(st, 1);
-    for (size_t i = 0; i < st->af_cnt; i++) {
-        df_add(st, st->af[i].fid, 1);
-    }
+    /* df_add() and feat_idf() in one pass (the same arithmetic): every
+     * feature's frequency moved, so each IDF is computed again */
+    const double docs = st->docs + NA_STORY_IDF_PRIOR;
     for (size_t i = 0; i < st->af_cnt; i++) {
         struct afeat *x = &st->af[i];
-        x->w = feat_idf(st, x->fid) * (x->tf > 1 ? 1.0 + fast_ln(x->tf) : 1.0);
+        struct feat *f = &st->feats[x->fid];
+        f->df += 1;
+        double idf = fast_ln(docs / (f->df + 1.0));
+        f->idf = idf < NA_STORY_IDF_MIN ? NA_STORY_IDF_MIN : idf;
+        f->idf_docs = st->docs;
+        x->w = f->idf * (x->tf > 1 ? 1.0 + fast_ln(x->tf) : 1.0);
     }
     if (st->af_cnt > NA_STORY_ART_FEATURES) {
         qsort(st->af, st->af_cnt, sizeof(*st->af), afeat_w_cmp);
@@ -1622,9 +1655,10 @@ static void choose_scanned(na_stories_t *st) {
     uint8_t cls[NA_STORY_ART_FEATURES];
     uint16_t order[NA_STORY_ART_FEATURES];
     for (size_t i = 0; i < st->af_cnt; i++) {
-        uint32_t len = st->feats[st->af[i].fid].post_cnt;
+        const struct feat *f = &st->feats[st->af[i].fid];
+        uint32_t len = f->post_cnt;
         uint8_t c = CLASSES; /* none: no postings, or more than the budget */
-        if (len > 0 && len <= NA_STORY_SCAN_BUDGET) {
+        if (len > 0 && len <= NA_STORY_SCAN_BUDGET && !f->unlisted) {
             c = len <= 4 ? 0 : (uint8_t)(30 - __builtin_clz(len - 1)); /* 5..8 -> 1 */
         }
         cls[i] = c;
@@ -1871,7 +1905,8 @@ static void verify_scores(na_stories_t *st) {
     for (uint32_t lo = 0, hi = 4; lo < budget; lo = hi, hi *= 2) {
         for (size_t i = 0; i < st->af_cnt; i++) {
             uint32_t len = st->feats[st->af[i].fid].post_cnt;
-            if (len > lo && len <= hi && len <= budget) {
+            if (len > lo && len <= hi && len <= budget &&
+                !st->feats[st->af[i].fid].unlisted) {
                 budget -= len;
                 want[i] = true;
             }
@@ -1991,10 +2026,11 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a,
         st->now = t;
     }
     close_due(st);
-    if ((err = relist_all(st))) {
-        return err;
-    }
     if (st->compact_due) {
+        /* no feature noted for relisting may be forgotten: relisted first */
+        if ((err = relist_all(st))) {
+            return err;
+        }
         dict_compact(st);
     }
     if ((err = read_article(st, rd)) || (err = score(st, t, anorm, x, p, &n))) {
@@ -2135,7 +2171,7 @@ bool na_stories_check(na_stories_t *st, size_t *unlisted, char *why, size_t why_
             snprintf(why, why_size, "%s: in %u stories, counts %u", st->ftext[i], cnt[i],
                      f->post_cnt);
             ok = false;
-        } else if (f->unlisted && f->post_cnt <= NA_STORY_SCAN_BUDGET && !f->relist_due) {
+        } else if (f->unlisted && f->post_cnt <= NA_STORY_RELIST_AT && !f->relist_due) {
             snprintf(why, why_size, "%s: unlisted in only %u stories, not noted",
                      st->ftext[i], f->post_cnt);
             ok = false;
