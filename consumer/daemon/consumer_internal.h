@@ -152,6 +152,7 @@ struct dlq_ctx {
     size_t key_len;
     char *value;
     size_t len;
+    size_t full_len;          /* the value's length before na_jobs_dlq_cut(); 0: whole */
     const char *stage;        /* static */
     const char *source_topic; /* the topic the record came from (borrowed) */
     char reason[256];

@@ -120,40 +120,73 @@ void na_jobs_end(struct consumer *c, struct job_ctx *jc) {
 
 /* ---- dead letters ---- */
 
+/* A copy the client refused as too large (its message.max.bytes, which a
+ * poison record of the articles topic may exceed): keep the first half of
+ * its value, and say so (error.truncated), rather than try the same copy
+ * again forever with its record unfinished. (A broker that refuses a copy
+ * is tried again, as any refusal: its topic's limit can be raised.)
+ * @returns false when there is nothing left to cut. */
+static bool dlq_cut(struct dlq_ctx *ctx) {
+    if (!ctx->len) {
+        return false;
+    }
+    if (!ctx->full_len) {
+        ctx->full_len = ctx->len;
+        na_metrics_inc("newsalert_consumer_dlq_truncated_total",
+                       "Dead-letter copies cut to fit the largest record the client "
+                       "takes.",
+                       NULL);
+    }
+    ctx->len /= 2;
+    na_log(NA_LOG_WARN, "consumer", "dlq_truncated",
+           "partition=%d offset=%lld bytes=%zu kept=%zu", (int)ctx->partition,
+           (long long)ctx->offset, ctx->full_len, ctx->len);
+    return true;
+}
+
 void na_jobs_dlq_produce(struct consumer *c, struct dlq_ctx *ctx) {
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
+    rd_kafka_headers_t *hdrs;
     char num[32];
     rd_kafka_resp_err_t kerr;
 
-    rd_kafka_header_add(hdrs, "error.stage", -1, ctx->stage, -1);
-    rd_kafka_header_add(hdrs, "error.reason", -1, ctx->reason, -1);
-    rd_kafka_header_add(hdrs, "source.topic", -1,
-                        ctx->source_topic ? ctx->source_topic : c->conf->topic, -1);
-    snprintf(num, sizeof(num), "%d", (int)ctx->partition);
-    rd_kafka_header_add(hdrs, "source.partition", -1, num, -1);
-    snprintf(num, sizeof(num), "%lld", (long long)ctx->offset);
-    rd_kafka_header_add(hdrs, "source.offset", -1, num, -1);
-    if (*ctx->route) {
-        rd_kafka_header_add(hdrs, "route", -1, ctx->route, -1);
-    }
     do {
-        /* F_COPY: the context keeps its value for a retry. */
-        kerr = na_fault("dlq_produce")
-                   ? RD_KAFKA_RESP_ERR__FAIL
-                   : rd_kafka_producev(c->dlq, RD_KAFKA_V_TOPIC(c->conf->dlq_topic),
-                                       RD_KAFKA_V_KEY(ctx->key, ctx->key_len),
-                                       RD_KAFKA_V_VALUE(ctx->value, ctx->len),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ctx),
-                                       RD_KAFKA_V_END);
-        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(c->dlq, 100);
+        hdrs = rd_kafka_headers_new(7);
+        rd_kafka_header_add(hdrs, "error.stage", -1, ctx->stage, -1);
+        rd_kafka_header_add(hdrs, "error.reason", -1, ctx->reason, -1);
+        rd_kafka_header_add(hdrs, "source.topic", -1,
+                            ctx->source_topic ? ctx->source_topic : c->conf->topic, -1);
+        snprintf(num, sizeof(num), "%d", (int)ctx->partition);
+        rd_kafka_header_add(hdrs, "source.partition", -1, num, -1);
+        snprintf(num, sizeof(num), "%lld", (long long)ctx->offset);
+        rd_kafka_header_add(hdrs, "source.offset", -1, num, -1);
+        if (*ctx->route) {
+            rd_kafka_header_add(hdrs, "route", -1, ctx->route, -1);
         }
-    } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        if (ctx->full_len) {
+            snprintf(num, sizeof(num), "%zu", ctx->full_len);
+            rd_kafka_header_add(hdrs, "error.truncated", -1, num, -1);
+        }
+        do {
+            /* F_COPY: the context keeps its value for a retry. */
+            kerr = na_fault("dlq_produce")
+                       ? RD_KAFKA_RESP_ERR__FAIL
+                       : rd_kafka_producev(c->dlq, RD_KAFKA_V_TOPIC(c->conf->dlq_topic),
+                                           RD_KAFKA_V_KEY(ctx->key, ctx->key_len),
+                                           RD_KAFKA_V_VALUE(ctx->value, ctx->len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_HEADERS(hdrs),
+                                           RD_KAFKA_V_OPAQUE(ctx), RD_KAFKA_V_END);
+            if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(c->dlq, 100);
+            }
+        } while (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        if (kerr) {
+            rd_kafka_headers_destroy(hdrs);
+        }
+    } while (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && dlq_cut(ctx));
     if (kerr) {
         na_log(NA_LOG_ERROR, "consumer", "dlq_failed", "err=%s",
                na_log_q(rd_kafka_err2str(kerr)));
-        rd_kafka_headers_destroy(hdrs);
         na_jobs_retry_later(c, &ctx->retry, rd_kafka_err2str(kerr));
     }
 }

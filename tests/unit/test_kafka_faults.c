@@ -787,8 +787,8 @@ static int64_t committed_offset(const char *topic, const char *group) {
     return offset;
 }
 
-/* Records of @p topic (one partition) whose error.stage header is @p stage. */
-static int count_stage(const char *topic, const char *stage) {
+/* Records of @p topic (one partition) whose header @p name is @p value. */
+static int count_header(const char *topic, const char *name, const char *value) {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
@@ -812,8 +812,8 @@ static int count_stage(const char *topic, const char *stage) {
         }
         eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
         if (!m->err && !rd_kafka_message_headers(m, &hdrs) &&
-            !rd_kafka_header_get_last(hdrs, "error.stage", &v, &len)) {
-            n += len == strlen(stage) && !memcmp(v, stage, len);
+            !rd_kafka_header_get_last(hdrs, name, &v, &len)) {
+            n += len == strlen(value) && !memcmp(v, value, len);
         }
         rd_kafka_message_destroy(m);
     }
@@ -821,6 +821,50 @@ static int count_stage(const char *topic, const char *stage) {
     rd_kafka_destroy(rk);
     assert_true(eof);
     return n;
+}
+
+/* Records of @p topic (one partition) whose error.stage header is @p stage. */
+static int count_stage(const char *topic, const char *stage) {
+    return count_header(topic, "error.stage", stage);
+}
+
+/* Regression: a poison record larger than a producer may write
+ * (message.max.bytes, 1,000,000 by default; the broker takes records of up
+ * to 1 MiB) was dead-lettered whole: the client refused the copy at once,
+ * for good, and it was tried again forever, so nothing after the record
+ * was ever committed. Its copy is now cut to fit and says so. */
+static void test_a_poison_record_too_large_for_a_copy_is_dead_lettered_cut(void **state) {
+    (void)state;
+    char errstr[256];
+    struct na_consumer_stats cstats;
+    const size_t big = 1000200;
+    rd_kafka_mock_topic_create(mcluster, "faults.big", 1, 3);
+    rd_kafka_mock_topic_create(mcluster, "faults.dlq", 1, 3);
+    int before = count_stage("faults.dlq", "decode");
+    char *value = malloc(big);
+    assert_non_null(value);
+    memset(value, 'x', big);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "message.max.bytes", "2000000", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    assert_int_equal(
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("faults.big"), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_KEY("k", 1), RD_KAFKA_V_VALUE(value, big),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+    produce_one("faults.big", "k2", "{\"not\": \"an article\"}");
+
+    consume("faults.big", "faults-group-big", &cstats);
+    assert_int_equal(cstats.consumed, 2);
+    assert_int_equal(cstats.poison, 2);
+    assert_int_equal(cstats.dlq_produced, 2);
+    assert_int_equal(count_stage("faults.dlq", "decode"), before + 2);
+    assert_int_equal(count_header("faults.dlq", "error.truncated", "1000200"), 1);
+    assert_int_equal(committed_offset("faults.big", "faults-group-big"), 2);
 }
 
 /* The articles topic @p topic and the consumer's topics beside it (dead
@@ -1242,6 +1286,7 @@ int main(void) {
         cmocka_unit_test(
             test_consumer_commit_and_ledger_errors_lose_nothing_send_nothing_twice),
         cmocka_unit_test(test_consumer_retries_refused_dlq_and_ledger_writes),
+        cmocka_unit_test(test_a_poison_record_too_large_for_a_copy_is_dead_lettered_cut),
         cmocka_unit_test(test_consumer_swaps_routes_only_once_no_job_points_at_them),
         cmocka_unit_test(test_produce_fetch_without_memory_for_ids_is_read_again),
         cmocka_unit_test_teardown(
