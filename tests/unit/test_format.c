@@ -463,6 +463,49 @@ static void test_mattermost_digest_link_cannot_mention(void **state) {
     na_article_cleanup(&article);
 }
 
+/* Article text may carry control characters (article/v1 takes "\u0001"),
+ * which JSON writes as six bytes each: digests sized by the escaped text
+ * went over the service's cap (Teams refused the digest, Google Chat's
+ * was never made). Chat text carries no control characters. */
+static void test_digests_of_control_character_titles_stay_within_limits(void **state) {
+    (void)state;
+    static const char *const names[] = {"slack", "mattermost", "discord", "teams",
+                                        "googlechat"};
+    struct na_digest_item *items[200];
+    struct na_alert alert;
+    char title[301];
+    memset(title, '\x01', 300);
+    title[300] = '\0';
+    setup_alert(&alert, title);
+    for (int i = 0; i < 200; i++) {
+        items[i] = na_digest_item_new(&alert);
+        assert_non_null(items[i]);
+    }
+    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+        struct na_buf buf;
+        na_buf_init(&buf);
+        assert_int_equal(na_format_find(names[f])->render_digest(
+                             (const struct na_digest_item *const *)items, 200, &buf),
+                         NA_OK);
+        assert_null(strstr(buf.data, "\\u0001"));
+        if (!strcmp(names[f], "teams")) {
+            assert_true(buf.len <= 20000);
+        } else if (!strcmp(names[f], "googlechat")) {
+            assert_true(buf.len <= 30000);
+        }
+        na_buf_cleanup(&buf);
+        /* The single alert too. */
+        na_buf_init(&buf);
+        assert_int_equal(na_format_find(names[f])->render(&alert, &buf), NA_OK);
+        assert_null(strstr(buf.data, "\\u0001"));
+        na_buf_cleanup(&buf);
+    }
+    for (int i = 0; i < 200; i++) {
+        na_digest_item_free(items[i]);
+    }
+    na_article_cleanup(&article);
+}
+
 /* Escaping grows a digest line ('&' is five bytes as &amp;): one alert
  * whose link is long and full of '&' must not make a section longer than
  * Slack's 3,000 characters, or Slack refuses the whole digest. */
@@ -591,6 +634,7 @@ int main(void) {
         cmocka_unit_test(test_digests_list_alerts_within_limits),
         cmocka_unit_test(test_mattermost_digest_link_cannot_mention),
         cmocka_unit_test(test_slack_digest_long_link_keeps_sections_under_limit),
+        cmocka_unit_test(test_digests_of_control_character_titles_stay_within_limits),
         cmocka_unit_test(test_mattermost_text_cannot_forge_links),
         cmocka_unit_test(test_route_pacing_options),
     };

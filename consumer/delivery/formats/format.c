@@ -117,9 +117,20 @@ void na_format_buf_cut(struct na_buf *buf, size_t max) {
     }
 }
 
+/* A control byte (article/v1 takes "\u0001") means nothing in a chat message,
+ * and is six bytes once the payload is JSON, which the formats' size
+ * budgets (at most twice the text) do not allow for. */
+static bool control_byte(char c) {
+    return (unsigned char)c < 0x20 || c == 0x7f;
+}
+
 void na_format_slack_escape(struct na_buf *out, const char *s, size_t max) {
     char *t = na_format_truncate(s, max);
     for (const char *p = t; p && *p; p++) {
+        if (control_byte(*p)) {
+            na_buf_puts(out, " ");
+            continue;
+        }
         switch (*p) {
         case '&':
             na_buf_puts(out, "&amp;");
@@ -141,7 +152,9 @@ void na_format_md_escape(struct na_buf *out, const char *s, size_t max,
                          enum na_md_mode mode) {
     char *t = na_format_truncate(s, max);
     for (const char *p = t; p && *p; p++) {
-        if (*p == '@') {
+        if (control_byte(*p)) {
+            na_buf_puts(out, " ");
+        } else if (*p == '@') {
             na_buf_puts(out, "@\xe2\x80\x8b"); /* @ + U+200B */
         } else if ((mode == NA_MD_HTML || mode == NA_MD_MATTERMOST) &&
                    (*p == '&' || *p == '<' || *p == '>')) {

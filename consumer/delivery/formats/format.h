@@ -54,8 +54,8 @@ const char *na_format_names(void);
 /**
  * @brief Copy @p s into @p out escaped for Slack mrkdwn/plain text:
  *        & < > become &amp; &lt; &gt; (which also neutralises <!channel>,
- *        <@U..> and <url|text> injected by article text), cut at @p max
- *        bytes on a UTF-8 boundary with an ellipsis.
+ *        <@U..> and <url|text> injected by article text), control bytes a
+ *        space, cut at @p max bytes on a UTF-8 boundary with an ellipsis.
  */
 void na_format_slack_escape(struct na_buf *out, const char *s, size_t max);
 
@@ -74,8 +74,9 @@ enum na_md_mode {
  * @brief Copy @p s into @p out for services that render Markdown (Discord,
  *        Teams, Google Chat, Mattermost): Markdown made inert as @p mode
  *        says, and every '@' followed by U+200B ZERO WIDTH SPACE so
- *        @everyone, @here, @channel and user or role pings cannot fire. Cut
- *        at @p max bytes of input on a UTF-8 boundary with an ellipsis.
+ *        @everyone, @here, @channel and user or role pings cannot fire;
+ *        control bytes become a space. Cut at @p max bytes of input on a
+ *        UTF-8 boundary with an ellipsis.
  */
 void na_format_md_escape(struct na_buf *out, const char *s, size_t max,
                          enum na_md_mode mode);
