@@ -379,6 +379,14 @@ void na_park_handle(struct consumer *c, const rd_kafka_message_t *rkm) {
     if (strcmp(group, c->conf->group_id)) {
         goto out; /* another deployment shares the topic: its record */
     }
+    /* The alert becomes the ledger record's text: an object, or none. */
+    if ((alert && !json_is_object(alert)) || (item && !json_is_object(item)) ||
+        (src && !json_is_object(src))) {
+        stage = "park_decode";
+        snprintf(reason, sizeof(reason),
+                 "not a parked/v1 record: alert, item and source must be objects");
+        goto dead;
+    }
     const struct na_route *route = route_by_name(c, route_name);
     if (!route) {
         stage = "park_route";
@@ -473,6 +481,12 @@ nomem:
     json_decref(root);
     return;
 dead:
+    if (!strcmp(stage, "park_decode")) {
+        na_metrics_inc("newsalert_consumer_parked_invalid_total",
+                       "Records of the retry topic that are not parked/v1 "
+                       "(dead-lettered).",
+                       NULL);
+    }
     na_log(NA_LOG_ERROR, "consumer", "parked_dead_lettered",
            "partition=%d offset=%lld stage=%s err=%s", (int)rkm->partition,
            (long long)rkm->offset, stage, na_log_q(reason));

@@ -1048,16 +1048,23 @@ test_a_follow_up_of_a_parked_alert_finishes_while_its_route_is_down(void **state
 }
 
 /* A parked/v1 record of @p alert_id for the route "hook" of group
- * @p group, as a member that parked it writes it. */
-static void produce_parked(const char *topic, const char *group, const char *alert_id,
-                           int n) {
+ * @p group, as a member that parked it writes it, with @p extra (members
+ * of its own, NULL: none). */
+static void produce_parked_with(const char *topic, const char *group,
+                                const char *alert_id, int n, const char *extra) {
     char value[512];
     snprintf(value, sizeof(value),
              "{\"schema\":\"parked/v1\",\"group\":\"%s\",\"route\":\"hook\","
              "\"alert_id\":\"%s\",\"parked_at_ms\":%lld,\"body\":\"{\\\"a\\\":%d}\","
-             "\"source\":{\"partition\":0,\"offset\":%d}}",
-             group, alert_id, (long long)na_now_ms(), n, n);
+             "\"source\":{\"partition\":0,\"offset\":%d}%s%s}",
+             group, alert_id, (long long)na_now_ms(), n, n, extra ? "," : "",
+             extra ? extra : "");
     produce_one(topic, "hook", value);
+}
+
+static void produce_parked(const char *topic, const char *group, const char *alert_id,
+                           int n) {
+    produce_parked_with(topic, group, alert_id, n, NULL);
 }
 
 /* A ledger record of @p alert_id: the route "hook" has @p outcome
@@ -1117,6 +1124,42 @@ static void test_a_parked_alert_handed_over_in_flight_is_not_sent_again(void **s
     assert_int_equal(stub_posts(), before + 1);
     assert_string_equal(stub.posts[before].webhook_id, y);
     assert_true(!first_post || first_post >= t0 + 6500);
+}
+
+/* Regression: a parked/v1 record whose "alert" was not an object passed
+ * the record's checks. A string made no ledger text (json_dumps() takes
+ * none): taken for want of memory, the record stayed unfinished (/readyz
+ * failing) and was read again, the same, after every restart. An array
+ * was sent, then its ledger record could never be made: tried again
+ * forever, consumption paused. Both are dead-lettered now (park_decode)
+ * and the records after them go on. */
+static void test_a_parked_record_whose_alert_is_no_object_is_dead_lettered(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char retry[128], dlq[128];
+    const char *topic = "faults.palert";
+    const char *x = "b000000000000000000000000000000000000000000000000000000000000001";
+    const char *z = "b000000000000000000000000000000000000000000000000000000000000002";
+    const char *y = "b000000000000000000000000000000000000000000000000000000000000003";
+    mock_topics(topic);
+    snprintf(retry, sizeof(retry), "%s.retry", topic);
+    snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
+    produce_parked_with(retry, "faults-palert", x, 1, "\"alert\":[1]");
+    produce_parked_with(retry, "faults-palert", z, 2, "\"alert\":\"text\"");
+    produce_parked(retry, "faults-palert", y, 3);
+    int before = stub_posts();
+    stub_answer(200);
+    park_start(r, topic, "faults-palert", "1h");
+    int64_t deadline = na_mono_ms() + 30000;
+    while (committed_offset(retry, "faults-palert.retry") < 3 &&
+           na_mono_ms() < deadline) {
+        na_sleep_ms(100);
+    }
+    assert_int_equal(committed_offset(retry, "faults-palert.retry"), 3);
+    assert_int_equal(park_stop(r), NA_OK);
+    assert_int_equal(stub_posts(), before + 1);
+    assert_string_equal(stub.posts[before].webhook_id, y);
+    assert_int_equal(count_stage(dlq, "park_decode"), 2);
 }
 
 /* Regression: a job that waited for another member's hand-over was
@@ -1304,6 +1347,9 @@ int main(void) {
             test_a_parked_alert_handed_over_in_flight_is_not_sent_again, park_teardown),
         cmocka_unit_test_teardown(
             test_a_handed_over_alert_without_memory_to_submit_is_tried_again,
+            park_teardown),
+        cmocka_unit_test_teardown(
+            test_a_parked_record_whose_alert_is_no_object_is_dead_lettered,
             park_teardown),
         cmocka_unit_test_teardown(test_a_parked_route_stays_parked_across_a_route_swap,
                                   park_teardown),
