@@ -491,19 +491,8 @@ static char *decode_new(const struct span *s, size_t max) {
  * known in advance, names that all share one probe chain cost nothing to
  * make (in FNV-1a the last bytes steer the low bits), and a record of them
  * takes n²/2 probes, seconds of CPU for one record. */
-static uint32_t key_seed;
-static pthread_once_t key_seed_once = PTHREAD_ONCE_INIT;
-
-static void key_seed_init(void) {
-    uint32_t seed;
-    if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1) {
-        seed = (uint32_t)na_mono_ms() ^ (uint32_t)(uintptr_t)&seed;
-    }
-    key_seed = seed;
-}
-
 static uint32_t key_hash(const char *s, size_t len, uint32_t obj) {
-    uint32_t h = 2166136261u ^ key_seed ^ (obj * 0x9e3779b1u);
+    uint32_t h = 2166136261u ^ (uint32_t)na_hash_seed() ^ (obj * 0x9e3779b1u);
     for (size_t i = 0; i < len; i++) {
         h = (h ^ (unsigned char)s[i]) * 16777619u;
     }
@@ -1153,7 +1142,6 @@ na_err_t na_article_from_json_probes(const char *buf, size_t len, struct na_arti
         snprintf(errstr, errstr_size, "JSON error at line 1 column 1: no input");
         return NA_ERR_PARSE;
     }
-    pthread_once(&key_seed_once, key_seed_init);
     memset(&r, 0, sizeof(r));
     memset(&f, 0, sizeof(f));
     r.start = r.p = buf;

@@ -1,7 +1,10 @@
 #include "newsalert/hash.h"
+#include "newsalert/timeutil.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,4 +111,20 @@ unsigned char *na_base64_decode(const char *text, size_t *out_len) {
     }
     *out_len = (size_t)n;
     return out;
+}
+
+static uint64_t hash_seed;
+static pthread_once_t hash_seed_once = PTHREAD_ONCE_INIT;
+
+static void hash_seed_init(void) {
+    uint64_t seed;
+    if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1) {
+        seed = (uint64_t)na_mono_us() ^ (uint64_t)(uintptr_t)&seed;
+    }
+    hash_seed = seed;
+}
+
+uint64_t na_hash_seed(void) {
+    pthread_once(&hash_seed_once, hash_seed_init);
+    return hash_seed;
 }

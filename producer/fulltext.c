@@ -42,19 +42,8 @@ struct htab {
  * bucket), and each look-up then walks all of them: seconds of the main
  * thread per fetch. So the basis is random per process, and the high bits
  * are mixed into the low ones. */
-static uint64_t hash_seed;
-static pthread_once_t hash_seed_once = PTHREAD_ONCE_INIT;
-
-static void hash_seed_init(void) {
-    uint64_t seed;
-    if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1) {
-        seed = (uint64_t)na_mono_us() ^ (uint64_t)(uintptr_t)&seed;
-    }
-    hash_seed = seed;
-}
-
 static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ULL ^ hash_seed; /* FNV-1a */
+    uint64_t h = 1469598103934665603ULL ^ na_hash_seed(); /* FNV-1a */
     for (; *s; s++) {
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     }
@@ -544,7 +533,6 @@ na_fulltext_t *na_fulltext_new(const struct na_fulltext_opts *opts, na_fetcher_t
     if (!ft) {
         return NULL;
     }
-    pthread_once(&hash_seed_once, hash_seed_init);
     ft->opts = *opts;
     ft->user_agent = na_strdup(opts->user_agent ? opts->user_agent : "newsalert");
     if (!ft->user_agent) {

@@ -1,11 +1,13 @@
 /**
  * @file hash.h
- * @brief SHA-256, HMAC-SHA256 and base64 from libcrypto; nothing hand-rolled.
+ * @brief SHA-256, HMAC-SHA256, base64 and random seeds from libcrypto;
+ *        nothing hand-rolled.
  */
 #ifndef NEWSALERT_HASH_H
 #define NEWSALERT_HASH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "newsalert/err.h"
 
@@ -35,6 +37,14 @@ NA_WUR na_err_t na_sha256_hex(const void *data, size_t len,
  */
 NA_WUR na_err_t na_sha256_hex_parts(const char *const *parts,
                                     char hex[NA_SHA256_HEX_LEN + 1]);
+
+/**
+ * @brief A random 64-bit value drawn once per process (the first call; any
+ *        thread), for the basis of hash tables keyed by what others choose
+ *        (feed links, member names): with a basis known in advance, keys
+ *        that all share one chain cost nothing to make.
+ */
+uint64_t na_hash_seed(void);
 
 /** @brief HMAC-SHA256 of @p data with @p key into @p mac. */
 NA_WUR na_err_t na_hmac_sha256(const void *key, size_t key_len, const void *data,

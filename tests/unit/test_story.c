@@ -724,8 +724,10 @@ static void long_report(unsigned i, struct na_article *a) {
     mk(a, id, "", text, 1767225600 + (int64_t)i * 600);
 }
 
-/* Fisher-Yates over @p v[0..n), from @p seed. */
-static void shuffle_items(struct item *v, size_t n, uint64_t seed) {
+/* Fisher-Yates over @p v[0..n), from @p seed; @p with (may be NULL), an
+ * array of as many pointers, moved with them. */
+static void shuffle_with(struct item *v, na_story_read_t **with, size_t n,
+                         uint64_t seed) {
     uint64_t r = seed;
     for (size_t i = n - 1; i > 0; i--) {
         r = r * 6364136223846793005ull + 1442695040888963407ull;
@@ -733,7 +735,17 @@ static void shuffle_items(struct item *v, size_t n, uint64_t seed) {
         struct item tmp = v[i];
         v[i] = v[j];
         v[j] = tmp;
+        if (with) {
+            na_story_read_t *w = with[i];
+            with[i] = with[j];
+            with[j] = w;
+        }
     }
+}
+
+/* Fisher-Yates over @p v[0..n), from @p seed. */
+static void shuffle_items(struct item *v, size_t n, uint64_t seed) {
+    shuffle_with(v, NULL, n, seed);
 }
 
 /* The scoring's shortcuts (the features scanned chosen by classes in one
@@ -884,18 +896,9 @@ static void test_read_apart_from_the_engine(void **state) {
     assert_true(repeated > n); /* the set repeats words, names and figures */
     for (unsigned order = 0; order < 2; order++) {
         if (order) {
-            /* the reads move with their articles: swap both together */
-            uint64_t x = 7;
-            for (size_t i = n - 1; i > 0; i--) {
-                x = x * 6364136223846793005ull + 1442695040888963407ull;
-                size_t j = (size_t)((x >> 33) % (i + 1));
-                struct item t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                na_story_read_t *tr = rd[i];
-                rd[i] = rd[j];
-                rd[j] = tr;
-            }
+            /* the reads move with their articles (each is read again: an
+             * article's address changed) */
+            shuffle_with(v, rd, n, 7);
             for (size_t i = 0; i < n; i++) {
                 assert_int_equal(na_story_read(rd[i], &v[i].a), NA_OK);
             }
