@@ -2247,6 +2247,13 @@ static bool hex_id(const char *id) {
     return true;
 }
 
+/* Is the signature member @p v, when there, a time an RFC 3339 date can
+ * say (years 0000 to 9999)? Further out, the story clock's sums overflow. */
+static bool sig_time_ok(const json_t *v) {
+    json_int_t t = json_integer_value(v);
+    return !v || (json_is_integer(v) && t >= -62167219200LL && t <= 253402300799LL);
+}
+
 static bool feature_key_ok(const char *key) {
     size_t len = strlen(key);
     return len >= 3 && len < NA_STORY_FEATURE_BYTES && key[1] == ':' &&
@@ -2279,7 +2286,7 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
 
     if (!hex_id(story_id) || !json_is_object(f) || !json_is_integer(n) ||
         json_integer_value(n) < 1 || json_integer_value(n) > UINT32_MAX / 2 ||
-        (tf && !json_is_object(tf)) || (t0 && !json_is_integer(t0)) ||
+        (tf && !json_is_object(tf)) || !sig_time_ok(t0) || !sig_time_ok(t) ||
         (published_at == NA_TIME_UNKNOWN && !json_is_integer(t))) {
         return NA_ERR_INVALID;
     }

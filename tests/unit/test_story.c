@@ -1022,6 +1022,30 @@ static void seed_n(na_stories_t *st, unsigned i, unsigned n, int64_t t, const ch
     json_decref(sig);
 }
 
+/* A signature's times are a stored record's word: one far outside what an
+ * RFC 3339 time can say ("t" or "t0" near the ends of 64 bits) is refused,
+ * and the story clock, the span and a later seed stay sound. */
+static void test_seed_absurd_times(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(0);
+    const char *id = "00000000000000000000000000000000000000000000000000000000000000a1";
+    const json_int_t far[] = {INT64_MIN + 1, INT64_MIN / 2, -400000000000LL, INT64_MAX};
+    for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++) {
+        json_t *sig = json_pack("{s:i, s:I, s:i, s:{s:i}}", "v", 2, "t", far[i], "n", 1,
+                                "f", "t:abc", 1);
+        assert_int_equal(na_stories_seed(st, id, sig, NA_TIME_UNKNOWN), NA_ERR_INVALID);
+        json_decref(sig);
+        sig = json_pack("{s:i, s:I, s:I, s:i, s:{s:i}}", "v", 2, "t0", far[i], "t",
+                        (json_int_t)1767690000, "n", 1, "f", "t:abc", 1);
+        assert_int_equal(na_stories_seed(st, id, sig, NA_TIME_UNKNOWN), NA_ERR_INVALID);
+        json_decref(sig);
+    }
+    assert_int_equal(na_stories_count(st), 0);
+    seed_n(st, 7, 1, 1767690000, "{\"t:abc\": 1}");
+    assert_int_equal(na_stories_count(st), 1);
+    na_stories_destroy(st);
+}
+
 /* A restart seeds many stories: later snapshots of a story replace the
  * earlier (their features dropped), the document count halves and the
  * dictionary forgets features no story has, all before the first article.
@@ -1474,6 +1498,7 @@ int main(void) {
         cmocka_unit_test(test_window_closes_stories),
         cmocka_unit_test(test_dictionary_forgets_old_features),
         cmocka_unit_test(test_signature_seed_restart),
+        cmocka_unit_test(test_seed_absurd_times),
         cmocka_unit_test(test_time_bound_in_any_order),
         cmocka_unit_test(test_reorder_allowance),
         cmocka_unit_test(test_model_weights_decide),
