@@ -2368,6 +2368,15 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
         err = NA_ERR_NOMEM;
         goto out;
     }
+    if (!created) {
+        /* The snapshot replaces what the story counted (its earlier one and
+         * the articles it took since): its articles are documents once. */
+        for (uint32_t i = 0; i < s->f_cnt; i++) {
+            struct feat *fe = &st->feats[s->f[i].fid];
+            df_add(st, s->f[i].fid, -fmin((double)s->c[i].cnt, fe->df));
+        }
+        st->docs -= fmin((double)s->n, st->docs);
+    }
     for (size_t i = 0; i < cnt; i++) {
         df_add(st, add[i].fid, add[i].cnt);
     }

@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1046,6 +1047,66 @@ static void test_seed_absurd_times(void **state) {
     na_stories_destroy(st);
 }
 
+/* Inputs the teacher saw: the candidates of one article. */
+struct seen_x {
+    double x[8][NA_SX_COUNT];
+    size_t n;
+};
+
+static void note_x(void *ctx, const double x[NA_SX_COUNT], bool same) {
+    struct seen_x *s = ctx;
+    (void)same;
+    if (s->n < 8) {
+        memcpy(s->x[s->n++], x, sizeof(s->x[0]));
+    }
+}
+
+/* A restart reads every ledger record of a story: snapshots of 1, then 2
+ * articles. The later one replaces the earlier, and the engine counts the
+ * story's articles once, as if it had read the later one only: the next
+ * article is scored alike (the earlier snapshot's articles were counted as
+ * documents again, lowering the story's features' weights). */
+static void test_seed_later_snapshot_counts_once(void **state) {
+    (void)state;
+    na_stories_t *src = na_stories_new(0);
+    char s1[65], s2[65], story[65];
+    bool is_new;
+    assign(src, "a", ban_a_title, ban_a, 1767690000, s1, &is_new);
+    json_t *sig1 = na_story_signature(src, s1);
+    assign(src, "b", ban_b_title, ban_b, 1767697200, s2, &is_new);
+    json_t *sig2 = na_story_signature(src, s1);
+    assert_string_equal(s1, s2);
+    assert_non_null(sig1);
+    assert_non_null(sig2);
+    na_stories_destroy(src);
+
+    struct seen_x both = {.n = 0}, later = {.n = 0};
+    na_stories_t *a = na_stories_new(0), *b = na_stories_new(0);
+    assert_int_equal(na_stories_seed(a, s1, sig1, NA_TIME_UNKNOWN), NA_OK);
+    assert_int_equal(na_stories_seed(a, s1, sig2, NA_TIME_UNKNOWN), NA_OK);
+    assert_int_equal(na_stories_seed(b, s1, sig2, NA_TIME_UNKNOWN), NA_OK);
+    assert_int_equal(na_story_article_count(a, s1), 2);
+    na_stories_set_teacher(a, note_x, &both);
+    na_stories_set_teacher(b, note_x, &later);
+    struct na_article art;
+    mk(&art, "c", "Beijing widens its export ban", ban_a, 1767700000);
+    assert_int_equal(na_stories_assign_labelled(a, &art, "ban", story, NULL), NA_OK);
+    assert_int_equal(na_stories_assign_labelled(b, &art, "ban", story, NULL), NA_OK);
+    na_article_cleanup(&art);
+    assert_int_equal(both.n, 1);
+    assert_int_equal(later.n, 1);
+    for (size_t i = 0; i < NA_SX_COUNT; i++) {
+        if (fabs(both.x[0][i] - later.x[0][i]) > 1e-9) {
+            fail_msg("input %s: %g after both snapshots, %g after the later one",
+                     na_story_input_names[i], both.x[0][i], later.x[0][i]);
+        }
+    }
+    json_decref(sig1);
+    json_decref(sig2);
+    na_stories_destroy(a);
+    na_stories_destroy(b);
+}
+
 /* A restart seeds many stories: later snapshots of a story replace the
  * earlier (their features dropped), the document count halves and the
  * dictionary forgets features no story has, all before the first article.
@@ -1499,6 +1560,7 @@ int main(void) {
         cmocka_unit_test(test_dictionary_forgets_old_features),
         cmocka_unit_test(test_signature_seed_restart),
         cmocka_unit_test(test_seed_absurd_times),
+        cmocka_unit_test(test_seed_later_snapshot_counts_once),
         cmocka_unit_test(test_time_bound_in_any_order),
         cmocka_unit_test(test_reorder_allowance),
         cmocka_unit_test(test_model_weights_decide),
