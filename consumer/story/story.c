@@ -2400,6 +2400,9 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
     story_touch(st, s, published_at);
     if (st->now == NA_TIME_UNKNOWN || published_at > st->now) {
         st->now = published_at;
+        /* a restart reads the whole ledger, oldest first: what the clock
+         * left behind closes now, not at the first article */
+        close_due(st);
     }
     na_metric_set(st->m_open, (double)st->stories_cnt);
 out:

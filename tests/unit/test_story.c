@@ -1107,6 +1107,26 @@ static void test_seed_later_snapshot_counts_once(void **state) {
     na_stories_destroy(b);
 }
 
+/* At start the consumer reads the whole ledger (30 days by default) in
+ * order: the stories its records re-open that the newest left more than
+ * the window and the reorder allowance behind are closed as the seeding
+ * goes, so memory follows the open stories, not the ledger's history. */
+static void test_seeding_closes_what_the_window_left(void **state) {
+    (void)state;
+    const struct na_stories_opts o = {
+        .window_ms = 2 * DAY * 1000LL, .reorder_ms = DAY * 1000LL, .reorder_set = true};
+    na_stories_t *st = na_stories_new_opts(&o);
+    char f[64];
+    assert_non_null(st);
+    for (unsigned d = 0; d < 30; d++) {
+        snprintf(f, sizeof(f), "{\"t:day%c%c\": 1}", 'a' + d % 26, 'a' + d / 26);
+        seed_n(st, d, 1, 1767225600 + (int64_t)d * DAY, f);
+    }
+    /* days 26..29: within 3 days of the newest */
+    assert_int_equal(na_stories_count(st), 4);
+    na_stories_destroy(st);
+}
+
 /* A restart seeds many stories: later snapshots of a story replace the
  * earlier (their features dropped), the document count halves and the
  * dictionary forgets features no story has, all before the first article.
@@ -1561,6 +1581,7 @@ int main(void) {
         cmocka_unit_test(test_signature_seed_restart),
         cmocka_unit_test(test_seed_absurd_times),
         cmocka_unit_test(test_seed_later_snapshot_counts_once),
+        cmocka_unit_test(test_seeding_closes_what_the_window_left),
         cmocka_unit_test(test_time_bound_in_any_order),
         cmocka_unit_test(test_reorder_allowance),
         cmocka_unit_test(test_model_weights_decide),
