@@ -2284,7 +2284,10 @@ na_err_t na_stories_seed(na_stories_t *st, const char *story_id, const json_t *s
     int64_t first;
     na_err_t err = NA_OK;
 
-    if (!hex_id(story_id) || !json_is_object(f) || !json_is_integer(n) ||
+    /* a signature holds NA_STORY_SIG_FEATURES features; more than a story
+     * can hold is a record no engine wrote */
+    if (!hex_id(story_id) || !json_is_object(f) ||
+        json_object_size(f) > NA_STORY_MAX_FEATURES || !json_is_integer(n) ||
         json_integer_value(n) < 1 || json_integer_value(n) > UINT32_MAX / 2 ||
         (tf && !json_is_object(tf)) || !sig_time_ok(t0) || !sig_time_ok(t) ||
         (published_at == NA_TIME_UNKNOWN && !json_is_integer(t))) {

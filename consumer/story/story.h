@@ -205,7 +205,8 @@ json_t *na_story_signature(const na_stories_t *st, const char *story_id);
  * @param published_at Unix s of the story's newest article (the signature's
  *        "t" is used when this is NA_TIME_UNKNOWN).
  * @returns NA_OK, NA_ERR_INVALID (bad id or signature, such as a time
- *          outside the years 0000 to 9999) or NA_ERR_NOMEM.
+ *          outside the years 0000 to 9999 or more than 400 features) or
+ *          NA_ERR_NOMEM.
  */
 NA_WUR na_err_t na_stories_seed(na_stories_t *st, const char *story_id,
                                 const json_t *signature, int64_t published_at);

@@ -1127,6 +1127,29 @@ static void test_seeding_closes_what_the_window_left(void **state) {
     na_stories_destroy(st);
 }
 
+/* A signature holds at most 200 features (na_story_signature()): one with
+ * thousands (a record no engine wrote) is refused, its features not taken
+ * into the dictionary, where each stayed for some 40,000 articles. */
+static void test_seed_too_many_features(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(0);
+    const char *id = "00000000000000000000000000000000000000000000000000000000000000b2";
+    json_t *f = json_object();
+    char key[32];
+    for (unsigned i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "t:w%u", i);
+        assert_int_equal(json_object_set_new(f, key, json_integer(1)), 0);
+    }
+    json_t *sig = json_pack("{s:i, s:I, s:i, s:o}", "v", 2, "t", (json_int_t)1767690000,
+                            "n", 1, "f", f);
+    assert_non_null(sig);
+    assert_int_equal(na_stories_seed(st, id, sig, NA_TIME_UNKNOWN), NA_ERR_INVALID);
+    assert_int_equal(na_stories_count(st), 0);
+    assert_int_equal(na_stories_feature_count(st), 0);
+    json_decref(sig);
+    na_stories_destroy(st);
+}
+
 /* A restart seeds many stories: later snapshots of a story replace the
  * earlier (their features dropped), the document count halves and the
  * dictionary forgets features no story has, all before the first article.
@@ -1582,6 +1605,7 @@ int main(void) {
         cmocka_unit_test(test_seed_absurd_times),
         cmocka_unit_test(test_seed_later_snapshot_counts_once),
         cmocka_unit_test(test_seeding_closes_what_the_window_left),
+        cmocka_unit_test(test_seed_too_many_features),
         cmocka_unit_test(test_time_bound_in_any_order),
         cmocka_unit_test(test_reorder_allowance),
         cmocka_unit_test(test_model_weights_decide),
