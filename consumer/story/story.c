@@ -1794,8 +1794,12 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
      * ones cannot lift it past the best (docs/benchmarks.md, "a cut by
      * rank"). */
     st->ranked_cnt = kept;
-    while (kept > 1 && st->cand_acc[st->cands[kept - 1]->cidx].rank <
-                           NA_STORY_RANK_CUT * st->cand_acc[st->cands[0]->cidx].rank) {
+    /* (teacher mode: the model is trained on every ranked candidate, as
+     * it was before the cut, so that `stories --train` makes the shipped
+     * model) */
+    while (!st->teach_cb && kept > 1 &&
+           st->cand_acc[st->cands[kept - 1]->cidx].rank <
+               NA_STORY_RANK_CUT * st->cand_acc[st->cands[0]->cidx].rank) {
         kept--;
     }
     st->cands_cnt = kept;
@@ -1924,8 +1928,8 @@ static void verify_scores(na_stories_t *st) {
         double r = st->cand_acc[st->cands[k]->cidx].rank;
         double best = st->cand_acc[st->cands[0]->cidx].rank;
         double prev = k ? st->cand_acc[st->cands[k - 1]->cidx].rank : r;
-        if (r > prev ||
-            (k < st->cands_cnt) != (k == 0 || r >= NA_STORY_RANK_CUT * best)) {
+        bool keep = k == 0 || r >= NA_STORY_RANK_CUT * best || st->teach_cb;
+        if (r > prev || (k < st->cands_cnt) != keep) {
             verify_fail(v, "the rank cut kept the wrong candidates", st->cands[k]->id);
             return;
         }
