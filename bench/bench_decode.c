@@ -70,6 +70,7 @@ static int decode_jansson(const struct record *r, struct na_article *a) {
                                                                                    : 0;
 }
 
+#if defined(NA_HAVE_JSONC) || defined(NA_HAVE_CJSON)
 /* What the tree readers do with each string and time member. */
 static int copy_str(const char *s, size_t len, size_t max, char **out) {
     if (!s) {
@@ -82,6 +83,7 @@ static int copy_str(const char *s, size_t len, size_t max, char **out) {
 static int copy_time(const char *s, int64_t *out) {
     return s && na_time_parse_rfc3339(s, out) ? -1 : 0;
 }
+#endif
 
 #ifdef NA_HAVE_JSONC
 static const char *jc_str(struct json_object *obj, const char *key, size_t *len) {
