@@ -47,10 +47,10 @@
  * closing stories brings the count down to NA_STORY_RELIST_AT: it is then
  * noted, and its postings are rebuilt from the stories' lists (one pass
  * over every open story for all the noted features, relist_all()) when an
- * article that has one of them is scored, or before the dictionary
- * forgets. Joining and closing skip the postings of an unlisted feature
- * (no write, no search for the posting that moves), and a scan never
- * reads it.
+ * article that has one of them is scored; one that no open story has any
+ * more is listed again when the dictionary forgets (it has no postings to
+ * rebuild, and may be forgotten). Joining and closing skip the postings of an unlisted
+ * feature (no write, no search for the posting that moves), and a scan never reads it.
  *
  * Closing. A min-heap orders open stories by their newest article time, so
  * closing what the story clock left behind costs O(log n) a story. Each
@@ -566,6 +566,21 @@ static void dict_compact(na_stories_t *st) {
         return; /* tried again at the next halving */
     }
     st->compact_due = false;
+    /* A feature noted for relisting that no open story has any more has
+     * no postings to rebuild: listed again here, so that its note does not
+     * keep it from being forgotten. The others stay noted (relist_all()
+     * when an article has one): no pass over the stories' lists. */
+    size_t noted = 0;
+    for (size_t r = 0; r < st->relist_cnt; r++) {
+        struct feat *f = &st->feats[st->relist[r]];
+        if (f->unlisted && !f->post_cnt) {
+            f->unlisted = false;
+            f->relist_due = false;
+        } else {
+            st->relist[noted++] = st->relist[r];
+        }
+    }
+    st->relist_cnt = noted;
     size_t live = 0;
     st->feats_free_cnt = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1228,30 +1243,26 @@ static na_err_t story_add(na_stories_t *st, struct story *s, struct add *add, si
     }
     /* Room first (list, postings), so that nothing below fails;
      * each feature's place in s->f remembered (UINT32_MAX: new), unless
-     * the caller knows them already (@p at_known). */
+     * the caller knows them already (@p at_known); the posting each
+     * feature writes below asked for on the way (a hint). */
     for (size_t j = 0; j < n; j++) {
         const struct sfeat *x = at_known
                                     ? (add[j].at != UINT32_MAX ? &s->f[add[j].at] : NULL)
                                     : sf_find(s, add[j].fid);
+        struct feat *f = &st->feats[add[j].fid];
         add[j].at = x ? (uint32_t)(x - s->f) : UINT32_MAX;
         if (!x) {
-            struct feat *f = &st->feats[add[j].fid];
             if (!f->unlisted && !post_reserve(st, f)) {
                 return NA_ERR_NOMEM;
             }
             fresh++;
         }
+        if (!f->unlisted) {
+            NA_PREFETCH(x ? &f->post[x->pidx] : &f->post[f->post_cnt]);
+        }
     }
     if (!story_reserve(st, s, fresh)) {
         return NA_ERR_NOMEM;
-    }
-    /* the postings written below: ask for them first (hints) */
-    for (size_t j = 0; j < n; j++) {
-        const struct feat *f = &st->feats[add[j].fid];
-        if (!f->unlisted) {
-            NA_PREFETCH(add[j].at != UINT32_MAX ? &f->post[s->f[add[j].at].pidx]
-                                                : &f->post[f->post_cnt]);
-        }
     }
     for (size_t j = 0; j < n; j++) {
         const struct add *a = &add[j];
@@ -2031,10 +2042,6 @@ static na_err_t assign(na_stories_t *st, const struct na_article *a,
     }
     close_due(st);
     if (st->compact_due) {
-        /* no feature noted for relisting may be forgotten: relisted first */
-        if ((err = relist_all(st))) {
-            return err;
-        }
         dict_compact(st);
     }
     if ((err = read_article(st, rd)) || (err = score(st, t, anorm, x, p, &n))) {

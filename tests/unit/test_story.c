@@ -1150,6 +1150,38 @@ static void test_seed_too_many_features(void **state) {
     na_stories_destroy(st);
 }
 
+/* A common feature noted for relisting whose stories all went (replaced
+ * here by snapshots without it) is forgotten when the dictionary next
+ * forgets, like any feature no story has: its note must not keep it. */
+static void test_forgetting_drops_noted_features_no_story_has(void **state) {
+    (void)state;
+    na_stories_t *st = na_stories_new(0);
+    const int64_t t = 1767225600; /* 2026-01-01 */
+    char f[256], why[256];
+    assert_non_null(st);
+    /* 130 stories with a common feature: unlisted at 129 */
+    for (unsigned i = 1; i <= 130; i++) {
+        snprintf(f, sizeof(f), "{\"t:kelpmarsh\": 1, \"t:own%c%c\": 1}", 'a' + i % 26,
+                 'a' + i / 26 % 26);
+        seed_n(st, i, 1, t, f);
+    }
+    /* each replaced by a later snapshot without it: in no story, noted */
+    for (unsigned i = 1; i <= 130; i++) {
+        snprintf(f, sizeof(f), "{\"t:own%c%c\": 2}", 'a' + i % 26, 'a' + i / 26 % 26);
+        seed_n(st, i, 2, t, f);
+    }
+    assert_int_equal(na_stories_feature_count(st), 131);
+    /* a halving of the document count, then a seed that forgets first */
+    seed_n(st, 1000, 20000, t, "{\"t:bulkone\": 1}");
+    seed_n(st, 1001, 1, t, "{\"t:lastseed\": 1}");
+    if (!na_stories_check(st, NULL, why, sizeof(why))) {
+        fail_msg("after forgetting: %s", why);
+    }
+    /* the stories' 130 features and the two seeds': the common one gone */
+    assert_int_equal(na_stories_feature_count(st), 132);
+    na_stories_destroy(st);
+}
+
 /* A restart seeds many stories: later snapshots of a story replace the
  * earlier (their features dropped), the document count halves and the
  * dictionary forgets features no story has, all before the first article.
@@ -1622,6 +1654,7 @@ int main(void) {
         cmocka_unit_test(test_story_text_reader_matches_the_old_one),
         cmocka_unit_test(test_common_features_unlisted_and_relisted),
         cmocka_unit_test(test_seeding_relists_across_forgetting),
+        cmocka_unit_test(test_forgetting_drops_noted_features_no_story_has),
         cmocka_unit_test(test_seed_without_memory_keeps_the_story),
     };
     return na_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
