@@ -232,10 +232,13 @@ struct afeat {
     uint32_t fid;
     uint8_t kind;
     bool title;
-    bool scanned;   /* its postings were scanned for candidates */
-    uint16_t tf;    /* times the article has it */
-    uint32_t birth; /* the feature's (struct feat) */
-    double w;       /* idf x (1 + ln tf) */
+    bool scanned;     /* its postings were scanned for candidates */
+    bool unlisted;    /* the feature's (struct feat), once weighed */
+    uint16_t tf;      /* times the article has it */
+    uint32_t stories; /* the feature's post_cnt, once weighed: what
+                         choosing the scanned ones reads, not the dictionary */
+    uint32_t birth;   /* the feature's (struct feat) */
+    double w;         /* idf x (1 + ln tf) */
 };
 
 /* What one article (or seed) adds to one feature of a story. */
@@ -1493,7 +1496,7 @@ static bool intern_feature(na_stories_t *st, const struct na_story_read_s *rd,
     f->stamp = st->seq;
     f->aidx = (uint32_t)st->af_cnt;
     st->af[st->af_cnt++] =
-        (struct afeat){fid, f->kind, p->title, false, p->tf, f->birth, 0};
+        (struct afeat){fid, f->kind, p->title, false, false, p->tf, 0, f->birth, 0};
     return true;
 }
 
@@ -1563,6 +1566,8 @@ static na_err_t read_article(na_stories_t *st, const struct na_story_read_s *rd)
         f->idf = idf < NA_STORY_IDF_MIN ? NA_STORY_IDF_MIN : idf;
         f->idf_docs = st->docs;
         x->w = f->idf * (x->tf > 1 ? 1.0 + fast_ln(x->tf) : 1.0);
+        x->unlisted = f->unlisted;
+        x->stories = f->post_cnt;
     }
     if (st->af_cnt > NA_STORY_ART_FEATURES) {
         qsort(st->af, st->af_cnt, sizeof(*st->af), afeat_w_cmp);
@@ -1666,10 +1671,9 @@ static void choose_scanned(na_stories_t *st) {
     uint8_t cls[NA_STORY_ART_FEATURES];
     uint16_t order[NA_STORY_ART_FEATURES];
     for (size_t i = 0; i < st->af_cnt; i++) {
-        const struct feat *f = &st->feats[st->af[i].fid];
-        uint32_t len = f->post_cnt;
+        uint32_t len = st->af[i].stories;
         uint8_t c = CLASSES; /* none: no postings, or more than the budget */
-        if (len > 0 && len <= NA_STORY_SCAN_BUDGET && !f->unlisted) {
+        if (len > 0 && len <= NA_STORY_SCAN_BUDGET && !st->af[i].unlisted) {
             c = len <= 4 ? 0 : (uint8_t)(30 - __builtin_clz(len - 1)); /* 5..8 -> 1 */
         }
         cls[i] = c;
@@ -1694,7 +1698,7 @@ static void choose_scanned(na_stories_t *st) {
         }
         for (unsigned k = start[c]; k < at[c]; k++) {
             struct afeat *a = &st->af[order[k]];
-            uint32_t len = st->feats[a->fid].post_cnt;
+            uint32_t len = a->stories;
             if (len <= budget) {
                 budget -= len;
                 a->scanned = true;
@@ -1821,7 +1825,7 @@ static na_err_t score(na_stories_t *st, int64_t t, double anorm[NA_SV_COUNT],
     size_t common = 0;
     for (size_t i = 0; i < st->af_cnt && kept; i++) {
         const struct afeat *a = &st->af[i];
-        if (a->scanned || !st->feats[a->fid].post_cnt) {
+        if (a->scanned || !a->stories) {
             continue;
         }
         uint32_t j = atab_slot(a->fid);
