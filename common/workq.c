@@ -1,9 +1,11 @@
 /* Worker threads with in-order hand-back (see workq.h). A ring of slots:
  * [head, next) are being worked on or done, [next, tail) wait for a
  * worker; the owner takes from head. */
+#define _GNU_SOURCE /* sched_getaffinity(), CPU_COUNT() */
 #include "newsalert/workq.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -178,10 +180,21 @@ bool na_workq_has_room(const na_workq_t *q) {
     return na_workq_pending(q) < q->cap;
 }
 
+/* The CPUs the calling thread may run on (its affinity: taskset, a
+ * container's cpuset), else those online. */
+static long usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+        return CPU_COUNT(&set);
+    }
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int na_workq_threads(long long want) {
     if (want >= 0) {
         return want > NA_WORKQ_MAX_THREADS ? NA_WORKQ_MAX_THREADS : (int)want;
     }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus > 2 ? (int)(cpus - 1 < 8 ? cpus - 1 : 8) : 1;
+    /* On one CPU a worker only adds thread switches to the same work. */
+    long cpus = usable_cpus();
+    return cpus > 1 ? (int)(cpus - 1 < 8 ? cpus - 1 : 8) : 0;
 }

@@ -115,7 +115,7 @@ const struct na_conf_entry na_consumer_conf_table[] = {
      "create the articles and dead-letter topics when missing", 0, 0, 0},
     {"workers", NA_CONF_INT, C(workers), "-1",
      "threads that decode and classify articles beside the main one (-1: one fewer "
-     "than the CPUs, at least 1; 0: all on the main thread)",
+     "than the CPUs it may run on, none on one; 0: all on the main thread)",
      0, -1, NA_WORKQ_MAX_THREADS},
     {"exit_eof", NA_CONF_BOOL, C(exit_eof), "false",
      "exit when all partitions are consumed and all alerts finished", 0, 0, 0},

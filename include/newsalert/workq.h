@@ -62,8 +62,10 @@ bool na_workq_has_room(const na_workq_t *q);
 
 /**
  * @brief The thread count for a configured @p want: itself when 0 or more
- *        (at most NA_WORKQ_MAX_THREADS); for -1, one fewer than the online
- *        CPUs, at least 1 and at most 8 (the owner's thread is busy too).
+ *        (at most NA_WORKQ_MAX_THREADS); for -1, one fewer than the CPUs
+ *        the calling thread may run on (its affinity, else those online),
+ *        at most 8 (the owner's thread is busy too): 0 on one CPU, where a
+ *        worker would only add thread switches.
  */
 int na_workq_threads(long long want);
 

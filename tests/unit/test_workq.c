@@ -1,13 +1,16 @@
 /* The worker pool: items come back in submission order whatever order the
  * workers finish in; the capacity bounds what is in the queue; 0 threads
  * runs the work inline; a wait for an item is not lengthened by the wall
- * clock being set back. */
+ * clock being set back; the default thread count follows the CPUs the
+ * process may run on. */
+#define _GNU_SOURCE /* sched_setaffinity(), CPU_COUNT() */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -188,6 +191,44 @@ test_take_waits_as_long_as_asked_when_the_wall_clock_is_set_back(void **state) {
     na_workq_destroy(q);
 }
 
+/* The default count (-1) follows the CPUs the thread may run on, not those
+ * online: none on one CPU (taskset -c 0, a container's cpuset: a worker
+ * would only add thread switches), one fewer on more, at most 8; a
+ * configured count is taken as it is, up to NA_WORKQ_MAX_THREADS. */
+static void test_default_threads_follow_the_cpus_it_may_run_on(void **state) {
+    (void)state;
+    cpu_set_t saved, some;
+    int cpus[2] = {-1, -1};
+    assert_int_equal(sched_getaffinity(0, sizeof(saved), &saved), 0);
+    for (int i = 0, n = 0; i < CPU_SETSIZE && n < 2; i++) {
+        if (CPU_ISSET(i, &saved)) {
+            cpus[n++] = i;
+        }
+    }
+    CPU_ZERO(&some);
+    CPU_SET(cpus[0], &some);
+    assert_int_equal(sched_setaffinity(0, sizeof(some), &some), 0);
+    int on_one = na_workq_threads(-1);
+    int asked = na_workq_threads(3), none = na_workq_threads(0);
+    int most = na_workq_threads(NA_WORKQ_MAX_THREADS + 5);
+    int on_two = -1;
+    if (cpus[1] >= 0) {
+        CPU_SET(cpus[1], &some);
+        assert_int_equal(sched_setaffinity(0, sizeof(some), &some), 0);
+        on_two = na_workq_threads(-1);
+    }
+    assert_int_equal(sched_setaffinity(0, sizeof(saved), &saved), 0);
+    assert_int_equal(on_one, 0);
+    assert_int_equal(asked, 3);
+    assert_int_equal(none, 0);
+    assert_int_equal(most, NA_WORKQ_MAX_THREADS);
+    if (cpus[1] >= 0) {
+        assert_int_equal(on_two, 1);
+    }
+    int all = CPU_COUNT(&saved);
+    assert_int_equal(na_workq_threads(-1), all - 1 < 8 ? all - 1 : 8);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_items_come_back_in_order_with_4_threads),
@@ -196,6 +237,7 @@ int main(void) {
         cmocka_unit_test(test_full_queue_refuses_and_take_waits),
         cmocka_unit_test(
             test_take_waits_as_long_as_asked_when_the_wall_clock_is_set_back),
+        cmocka_unit_test(test_default_threads_follow_the_cpus_it_may_run_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
