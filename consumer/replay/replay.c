@@ -736,6 +736,10 @@ struct held_queue {
 /* How often alerts held for another member's hand-over look at the ledger
  * (its answers change only as records are followed), as the daemon does. */
 #define NA_REPLAY_HANDOVER_CHECK_MS 10
+/* A member holds a hand-over deliver_timeout plus this from when it writes
+ * the mark (handover.c): a mark is held no longer than that from when it is
+ * read, whatever its until_ms says (a clock far ahead, a bad record). */
+#define NA_REPLAY_HANDOVER_SLACK_MS 10000
 
 struct replay {
     const struct na_replay_opts *opts;
@@ -794,6 +798,8 @@ struct job {
     bool awaiting;
     char *body;
     size_t len;
+    int64_t mark_until_ms; /* the mark's until_ms when last read */
+    int64_t hold_until_ms; /* held no longer than this (wall ms) */
 };
 
 static void job_free(struct job *j) {
@@ -960,6 +966,16 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
     job_free(j);
 }
 
+/* How long @p j holds for a mark until @p until_ms: until then, but no
+ * longer than a member holds a hand-over from now (a new mark, e.g. of a
+ * member that took the hand-over and gave it up in turn, starts anew). */
+static void hold_until(struct job *j, int64_t until_ms, int64_t now_ms) {
+    int64_t most =
+        now_ms + j->r->opts->conf->deliver_timeout_ms + NA_REPLAY_HANDOVER_SLACK_MS;
+    j->mark_until_ms = until_ms;
+    j->hold_until_ms = until_ms < most ? until_ms : most;
+}
+
 /* Post @p alert to @p route; with @p until_ms in the future (the ledger
  * marks it "pending": another member is sending it), hold it until
  * check_handovers() knows how that ended. */
@@ -989,6 +1005,7 @@ static void post_alert(struct replay *r, struct na_tracker_entry *entry,
     memcpy(j->alert_id, alert->id, sizeof(j->alert_id));
     entry->pending++;
     if (until_ms > na_now_ms()) {
+        hold_until(j, until_ms, na_now_ms());
         j->awaiting = true;
         j->len = body.len;
         j->body = na_buf_steal(&body);
@@ -1036,7 +1053,10 @@ static void check_handovers(struct replay *r) {
             job_free(j);
             continue;
         }
-        if (ls == NA_LEDGER_PENDING && until > now) {
+        if (ls == NA_LEDGER_PENDING && until != j->mark_until_ms) {
+            hold_until(j, until, now);
+        }
+        if (ls == NA_LEDGER_PENDING && until > now && j->hold_until_ms > now) {
             continue;
         }
         char *body = j->body;

@@ -1180,6 +1180,68 @@ test_run_alert_pending_at_a_dead_member_is_sent_when_the_mark_expires(void **sta
     na_http_global_cleanup();
 }
 
+/* The Ctrl-C of stop_after(): a watchdog, so that a run that would hold
+ * for an hour ends within the test. */
+struct watchdog {
+    volatile sig_atomic_t *running;
+    int after_ms;
+    volatile sig_atomic_t done;
+};
+
+static void *stop_after(void *arg) {
+    struct watchdog *w = arg;
+    for (int waited = 0; waited < w->after_ms && !w->done; waited += 10) {
+        na_sleep_ms(10);
+    }
+    *w->running = 0;
+    return NULL;
+}
+
+/* Regression: a "pending" mark whose until_ms lay far ahead (a member
+ * whose clock runs ahead, or a bad record) held its alert, and with it
+ * the whole run, until then: an hour here, forever for a mark of the year
+ * 3000; the replay never ended by itself. No member holds a hand-over
+ * longer than deliver_timeout plus a slack from when it wrote the mark,
+ * so the replay holds it at most that long from when it read it. */
+static void
+test_run_alert_pending_until_far_ahead_is_held_no_longer_than_a_member_can(void **state) {
+    struct mock *m = *state;
+    struct na_stub stub;
+    struct run_out o;
+    pthread_t t;
+    char id[NA_SHA256_HEX_LEN + 1];
+    volatile sig_atomic_t running = 1;
+    static const char *const sets[] = {"deliver_timeout", "1s", "drain_timeout", "1s",
+                                       NULL};
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(m->prod);
+    assert_int_equal(na_http_global_init(), NA_OK);
+    assert_int_equal(na_stub_start(&stub), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".h3", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC ".h3.alerts", 1, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    produce_article_to(m->prod, TOPIC ".h3", 0, "https://x.test/h3", "Taiwan drills");
+    alert_id_of("https://x.test/h3", "taiwan", id);
+    produce_mark(m->prod, TOPIC ".h3.alerts", id, "pending", na_now_ms() + 3600000);
+
+    struct watchdog w = {&running, 30000, 0};
+    assert_int_equal(pthread_create(&t, NULL, stop_after, &w), 0);
+    int64_t t0 = na_mono_ms();
+    run_routes_with(m, TOPIC ".h3", TOPIC ".h3.alerts", &stub, 60000, sets, &running, &o);
+    int64_t took_ms = na_mono_ms() - t0;
+    w.done = 1;
+    pthread_join(t, NULL);
+    assert_false(o.stats.interrupted);
+    assert_int_equal(o.stats.sent, 1);
+    assert_int_equal(stub_posts(&stub), 1);
+    assert_int_equal(o.range.parts[0].resume, o.range.parts[0].end);
+    /* deliver_timeout (1 s) plus the slack (10 s), not the mark's hour */
+    assert_true(took_ms >= 1000 && took_ms < 25000);
+    run_cleanup(&o);
+    na_stub_stop(&stub);
+    na_http_global_cleanup();
+}
+
 /* The replay consumer bounds its prefetch (most of a backfill's memory)
  * unless -X says otherwise. */
 static void test_consumer_prefetch_bounded_and_overridable(void **state) {
@@ -1242,6 +1304,8 @@ int main(void) {
         cmocka_unit_test(test_run_alert_pending_at_another_member_is_not_sent_twice),
         cmocka_unit_test(
             test_run_alert_pending_at_a_dead_member_is_sent_when_the_mark_expires),
+        cmocka_unit_test(
+            test_run_alert_pending_until_far_ahead_is_held_no_longer_than_a_member_can),
     };
     int failed = cmocka_run_group_tests_name("replay", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("replay on the mock cluster", mock_tests,
