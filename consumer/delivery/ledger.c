@@ -10,6 +10,7 @@
 
 #include "newsalert/daemon.h"
 #include "newsalert/hash.h"
+#include "newsalert/limits.h"
 #include "newsalert/log.h"
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
@@ -18,7 +19,8 @@
 /* Largest ledger record read back (bytes) and longest key/route name. */
 #define LEDGER_MAX_VALUE_BYTES (1024u * 1024u)
 #define LEDGER_MAX_KEY 128u
-#define LEDGER_MAX_ROUTES_PER_ALERT 64u
+/* Every route of a config fits (a record carries each route's outcome). */
+#define LEDGER_MAX_ROUTES_PER_ALERT NA_MAX_ROUTES
 /* Records that are not ledger records logged one by one, per minute at
  * most; the others are counted only (a topic others write to may hold any
  * number of them). */

@@ -9,6 +9,7 @@
 #include "format.h"
 #include "newsalert/config.h"
 #include "newsalert/hash.h"
+#include "newsalert/limits.h"
 #include "newsalert/util.h"
 
 static void route_cleanup(struct na_route *r) {
@@ -224,6 +225,11 @@ na_err_t na_routes_parse(json_t *arr, struct na_routes *out, char *errstr,
         return NA_ERR_CONFIG;
     }
     json_array_foreach(arr, i, obj) {
+        /* The ledger keeps each route's outcome of an alert (limits.h). */
+        if (out->cnt >= NA_MAX_ROUTES) {
+            snprintf(errstr, errstr_size, "routes: more than %u routes", NA_MAX_ROUTES);
+            return NA_ERR_CONFIG;
+        }
         struct na_route *r = grow(out);
         if (!r) {
             return NA_ERR_NOMEM;

@@ -56,6 +56,12 @@
  *  history, and the tenth of it evicted at once. */
 #define NA_SEEN_MAX_IDS_PER_FEED                                                         \
     (NA_MAX_FEED_ITEMS + NA_SEEN_IDS_PER_FEED + NA_SEEN_IDS_PER_FEED / 10u)
+/**
+ * Most routes in a config (the "routes" array and --webhook). Also the most
+ * route outcomes the ledger keeps and reads back for one alert: a record
+ * carries every route's, so each route a config may have must fit.
+ */
+#define NA_MAX_ROUTES 1024u
 /** Largest webhook response body kept for diagnostics (bytes). */
 #define NA_MAX_WEBHOOK_RESPONSE_BYTES (64u * 1024u)
 /** Most bytes of replay output lines held back behind an article whose

@@ -10,12 +10,15 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ledger.h"
+#include "newsalert/limits.h"
+#include "route.h"
 #include "newsalert/metrics.h"
 #include "newsalert/timeutil.h"
 #include "newsalert/util.h"
@@ -91,6 +94,68 @@ static void test_apply_reads_records_and_tombstones(void **state) {
     assert_false(na_ledger_delivered(l, ID_A, "desk"));
     assert_int_equal(na_ledger_count(l), 0);
     na_ledger_destroy(l);
+}
+
+/* Regression: an alert could carry the outcomes of 64 routes at most.
+ * With more routes wanting it, the ledger refused the delivery of the 65th
+ * (na_ledger_record() said "too large" every time: the daemon retried it
+ * for good, a replay gave up and sent it again at every run), and a record
+ * of more routes was skipped when read back, so every route of it was sent
+ * the alert again after a restart. Every route a config may have fits. */
+static void test_an_alert_of_many_routes_is_recorded_and_read_back(void **state) {
+    (void)state;
+    enum { ROUTES = 200 };
+    na_ledger_t *l = na_ledger_new_memory(NULL, NULL);
+    struct na_ledger_delivery d = {"delivered", 200, 1, 1767686400000, 0};
+    char route[32];
+    for (int i = 0; i < ROUTES; i++) {
+        snprintf(route, sizeof(route), "team-%d", i);
+        assert_int_equal(na_ledger_record(l, ID_A, route, &d, NULL, NULL), NA_OK);
+    }
+    na_ledger_poll(l, 0);
+    /* The record a member writes for it, read back after a restart. */
+    json_t *dels = json_object();
+    for (int i = 0; i < ROUTES; i++) {
+        snprintf(route, sizeof(route), "team-%d", i);
+        assert_true(na_ledger_delivered(l, ID_A, route));
+        json_object_set_new(dels, route,
+                            json_pack("{s:s, s:i, s:i, s:I}", "outcome", "delivered",
+                                      "status", 200, "attempts", 1, "at_ms",
+                                      (json_int_t)1767686400000));
+    }
+    json_t *root = json_pack("{s:s, s:o}", "schema", "alert/v1", "deliveries", dels);
+    char *v = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    na_ledger_t *reread = na_ledger_new_memory(NULL, NULL);
+    assert_int_equal(na_ledger_apply(reread, ID_A, 64, v, strlen(v)), NA_OK);
+    for (int i = 0; i < ROUTES; i++) {
+        snprintf(route, sizeof(route), "team-%d", i);
+        assert_true(na_ledger_delivered(reread, ID_A, route));
+    }
+    free(v);
+    na_ledger_destroy(reread);
+    na_ledger_destroy(l);
+}
+
+/* A config has no more routes than the ledger keeps for one alert. */
+static void test_a_config_of_more_routes_than_the_ledger_keeps_is_refused(void **state) {
+    (void)state;
+    char errstr[256] = "";
+    struct na_routes routes = {0};
+    json_t *arr = json_array();
+    for (unsigned i = 0; i <= NA_MAX_ROUTES; i++) {
+        json_array_append_new(arr, json_pack("{s:s}", "url", "https://x.test/hook"));
+    }
+    assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)),
+                     NA_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "more than"));
+    na_routes_cleanup(&routes);
+    memset(&routes, 0, sizeof(routes));
+    json_array_remove(arr, 0);
+    assert_int_equal(na_routes_parse(arr, &routes, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(routes.cnt, NA_MAX_ROUTES);
+    na_routes_cleanup(&routes);
+    json_decref(arr);
 }
 
 /* Enough alerts to grow the table several times, then erase half. */
@@ -425,6 +490,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_ledger_marks_and_confirms),
         cmocka_unit_test(test_apply_reads_records_and_tombstones),
+        cmocka_unit_test(test_an_alert_of_many_routes_is_recorded_and_read_back),
+        cmocka_unit_test(test_a_config_of_more_routes_than_the_ledger_keeps_is_refused),
         cmocka_unit_test(test_table_grows_and_erases),
         cmocka_unit_test(test_horizon_forgets_old_alerts),
         cmocka_unit_test(test_round_trip_through_a_cluster),
