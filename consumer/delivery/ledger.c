@@ -44,7 +44,8 @@ static const char *const outcome_names[] = {"delivered", "digest", "dead_lettere
                                             "released",  "other"};
 
 struct mark {
-    const char *route; /* interned */
+    const char *route; /* interned: l->routes[ridx].name */
+    unsigned ridx;
     long status;
     int attempts;
     int64_t at_ms;
@@ -56,6 +57,11 @@ struct slot {
     char *id; /* NULL: empty */
     struct mark *marks;
     unsigned marks_cnt;
+};
+
+struct rname {
+    char *name;
+    size_t refs; /* marks that have it */
 };
 
 struct mem_pending {
@@ -81,9 +87,12 @@ struct na_ledger_s {
     struct slot *slots;
     size_t size; /* power of two */
     size_t cnt;
-    char **routes; /* interned route names */
-    size_t routes_cnt;
-    rd_kafka_t *rk; /* NULL: memory ledger */
+    /* Interned route names, each kept while a mark has it (refs): names of
+     * alerts deleted or forgotten do not pile up. NULL name: a free entry. */
+    struct rname *routes;
+    size_t routes_len; /* entries, free ones included */
+    size_t routes_cnt; /* names */
+    rd_kafka_t *rk;    /* NULL: memory ledger */
     char *topic;
     na_ledger_confirm_cb *cb;
     void *ctx;
@@ -144,27 +153,54 @@ static na_err_t grow(na_ledger_t *l) {
     return NA_OK;
 }
 
-static const char *intern(na_ledger_t *l, const char *route) {
-    for (size_t i = 0; i < l->routes_cnt; i++) {
-        if (!strcmp(l->routes[i], route)) {
-            return l->routes[i];
+/* Take a reference to the interned @p route (interned now if new).
+ * @returns NA_OK with its entry in *ridx, or NA_ERR_NOMEM. */
+static na_err_t route_ref(na_ledger_t *l, const char *route, unsigned *ridx) {
+    size_t free_at = l->routes_len;
+    for (size_t i = 0; i < l->routes_len; i++) {
+        if (!l->routes[i].name) {
+            free_at = i < free_at ? i : free_at;
+        } else if (!strcmp(l->routes[i].name, route)) {
+            l->routes[i].refs++;
+            *ridx = (unsigned)i;
+            return NA_OK;
         }
     }
-    char **n = realloc(l->routes, (l->routes_cnt + 1) * sizeof(*n));
-    if (!n) {
-        return NULL;
+    if (free_at == l->routes_len) {
+        struct rname *n = realloc(l->routes, (l->routes_len + 1) * sizeof(*n));
+        if (!n) {
+            return NA_ERR_NOMEM;
+        }
+        l->routes = n;
+        l->routes[l->routes_len].name = NULL;
+        l->routes_len++;
     }
-    l->routes = n;
-    if (!(n[l->routes_cnt] = na_strdup(route))) {
-        return NULL;
+    if (!(l->routes[free_at].name = na_strdup(route))) {
+        return NA_ERR_NOMEM;
     }
-    return n[l->routes_cnt++];
+    l->routes[free_at].refs = 1;
+    l->routes_cnt++;
+    *ridx = (unsigned)free_at;
+    return NA_OK;
+}
+
+/* Drop the references of @p s's marks: a name no mark has is freed. */
+static void marks_unref(na_ledger_t *l, const struct slot *s) {
+    for (unsigned i = 0; i < s->marks_cnt; i++) {
+        struct rname *r = &l->routes[s->marks[i].ridx];
+        if (!--r->refs) {
+            free(r->name);
+            r->name = NULL;
+            l->routes_cnt--;
+        }
+    }
 }
 
 /* Remove and re-insert the run after @p s so probing stays correct. */
 static void erase(na_ledger_t *l, struct slot *s) {
     size_t mask = l->size - 1;
     size_t i = (size_t)(s - l->slots);
+    marks_unref(l, s);
     free(s->id);
     free(s->marks);
     memset(s, 0, sizeof(*s));
@@ -209,17 +245,14 @@ static struct slot *get_or_add(na_ledger_t *l, const char *id) {
 static na_err_t set_mark(na_ledger_t *l, struct slot *s, const char *route,
                          enum outcome outcome, long status, int attempts, int64_t at_ms,
                          int64_t until_ms) {
-    const char *name = intern(l, route);
     struct mark *m = NULL;
-    if (!name) {
-        return NA_ERR_NOMEM;
-    }
-    for (unsigned i = 0; i < s->marks_cnt; i++) {
-        if (s->marks[i].route == name) {
+    for (unsigned i = 0; i < s->marks_cnt && !m; i++) {
+        if (!strcmp(s->marks[i].route, route)) {
             m = &s->marks[i];
         }
     }
     if (!m) {
+        unsigned ridx;
         if (s->marks_cnt >= LEDGER_MAX_ROUTES_PER_ALERT) {
             return NA_ERR_TOO_LARGE;
         }
@@ -228,9 +261,13 @@ static na_err_t set_mark(na_ledger_t *l, struct slot *s, const char *route,
             return NA_ERR_NOMEM;
         }
         s->marks = n;
+        if (route_ref(l, route, &ridx)) {
+            return NA_ERR_NOMEM;
+        }
         m = &n[s->marks_cnt++];
         memset(m, 0, sizeof(*m));
-        m->route = name;
+        m->route = l->routes[ridx].name;
+        m->ridx = ridx;
     } else if ((m->outcome <= OUT_DIGEST && outcome > OUT_DIGEST) ||
                (m->outcome == OUT_DEAD && outcome > OUT_DEAD)) {
         return NA_OK; /* "sent" is never downgraded; "dead" only by sending */
@@ -306,6 +343,10 @@ enum na_ledger_state na_ledger_state(const na_ledger_t *l, const char *alert_id,
 
 size_t na_ledger_count(const na_ledger_t *l) {
     return l ? l->cnt : 0;
+}
+
+size_t na_ledger_route_names(const na_ledger_t *l) {
+    return l ? l->routes_cnt : 0;
 }
 
 size_t na_ledger_outstanding(const na_ledger_t *l) {
@@ -861,6 +902,7 @@ size_t na_ledger_prune(na_ledger_t *l, int64_t now_ms) {
             continue;
         }
         if (slot_expired(l, s, now_ms)) {
+            marks_unref(l, s);
             free(s->id);
             free(s->marks);
             continue;
@@ -924,8 +966,8 @@ void na_ledger_destroy(na_ledger_t *l) {
         free(l->slots[i].marks);
     }
     free(l->slots);
-    for (size_t i = 0; i < l->routes_cnt; i++) {
-        free(l->routes[i]);
+    for (size_t i = 0; i < l->routes_len; i++) {
+        free(l->routes[i].name);
     }
     free(l->routes);
     free(l->topic);

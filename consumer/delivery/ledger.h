@@ -161,6 +161,9 @@ bool na_ledger_known(const na_ledger_t *l, const char *alert_id);
 
 /** @returns alerts in memory. */
 size_t na_ledger_count(const na_ledger_t *l);
+/** @returns route names in memory: those the alerts in memory have an
+ *           outcome of (a name no alert has any more is forgotten). */
+size_t na_ledger_route_names(const na_ledger_t *l);
 
 /** @returns borrowed: the ledger's Kafka client (NULL for a memory ledger),
  *           valid until na_ledger_destroy(); for SIGHUP's new credentials. */

@@ -158,6 +158,47 @@ static void test_a_config_of_more_routes_than_the_ledger_keeps_is_refused(void *
     json_decref(arr);
 }
 
+/* Regression: every route name a record ever named stayed in memory, also
+ * once no alert had it any more (its alerts deleted by tombstones, or
+ * forgotten past the horizon). Anyone who could write to the ledger topic
+ * grew every consumer's memory without bound with records of new route
+ * names and their tombstones, while the compacted topic stayed small. A
+ * name is now kept as long as an alert in memory has an outcome of it. */
+static void test_route_names_of_deleted_alerts_are_forgotten(void **state) {
+    (void)state;
+    na_ledger_t *l = na_ledger_new_memory(NULL, NULL);
+    char id[32], v[256];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(id, sizeof(id), "alert-%d", i);
+        snprintf(v, sizeof(v),
+                 "{\"deliveries\":{\"desk\":{\"outcome\":\"delivered\"},"
+                 "\"junk-%d\":{\"outcome\":\"delivered\"}}}",
+                 i);
+        assert_int_equal(na_ledger_apply(l, id, strlen(id), v, strlen(v)), NA_OK);
+        if (i) { /* alert-0 stays */
+            assert_int_equal(na_ledger_apply(l, id, strlen(id), NULL, 0), NA_OK);
+        }
+    }
+    assert_int_equal(na_ledger_count(l), 1);
+    assert_int_equal(na_ledger_route_names(l), 2); /* desk, junk-0 */
+    assert_true(na_ledger_delivered(l, "alert-0", "desk"));
+    assert_true(na_ledger_delivered(l, "alert-0", "junk-0"));
+    /* Forgotten past the horizon: their names too. */
+    na_ledger_set_horizon(l, 1000);
+    struct na_ledger_delivery d = {"delivered", 200, 1, 5000, 0};
+    assert_int_equal(na_ledger_record(l, "alert-x", "ops", &d, NULL, NULL), NA_OK);
+    na_ledger_poll(l, 0);
+    assert_int_equal(na_ledger_route_names(l), 3);
+    assert_int_equal(na_ledger_prune(l, 1000000), 1); /* alert-x; alert-0 has no time */
+    assert_int_equal(na_ledger_route_names(l), 2);
+    /* A name used again is known again. */
+    assert_int_equal(na_ledger_record(l, "alert-y", "ops", &d, NULL, NULL), NA_OK);
+    na_ledger_poll(l, 0);
+    assert_true(na_ledger_delivered(l, "alert-y", "ops"));
+    assert_int_equal(na_ledger_route_names(l), 3);
+    na_ledger_destroy(l);
+}
+
 /* Enough alerts to grow the table several times, then erase half. */
 static void test_table_grows_and_erases(void **state) {
     (void)state;
@@ -492,6 +533,7 @@ int main(void) {
         cmocka_unit_test(test_apply_reads_records_and_tombstones),
         cmocka_unit_test(test_an_alert_of_many_routes_is_recorded_and_read_back),
         cmocka_unit_test(test_a_config_of_more_routes_than_the_ledger_keeps_is_refused),
+        cmocka_unit_test(test_route_names_of_deleted_alerts_are_forgotten),
         cmocka_unit_test(test_table_grows_and_erases),
         cmocka_unit_test(test_horizon_forgets_old_alerts),
         cmocka_unit_test(test_round_trip_through_a_cluster),
