@@ -501,14 +501,6 @@ int na_cmd_replay(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    if (a.output) {
-        out = strcmp(a.output, "-") ? fopen(a.output, a.append ? "a" : "w") : stdout;
-        if (!out) {
-            fprintf(stderr, "%s: %s: %s\n", PROG, a.output, strerror(errno));
-            rc = 1;
-            goto out;
-        }
-    }
     if (!(rk = na_replay_consumer_new(a.conf.brokers, &a.conf.props, errstr,
                                       sizeof(errstr))) ||
         na_kafka_start_check(rk, errstr, sizeof(errstr))) {
@@ -528,6 +520,15 @@ int na_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "%s: --ts-from/--ts-to: want an RFC 3339 time\n", PROG);
         rc = 2;
         goto out;
+    }
+    /* Only now: a command refused above leaves the file as it was. */
+    if (a.output) {
+        out = strcmp(a.output, "-") ? fopen(a.output, a.append ? "a" : "w") : stdout;
+        if (!out) {
+            fprintf(stderr, "%s: %s: %s\n", PROG, a.output, strerror(errno));
+            rc = 1;
+            goto out;
+        }
     }
     for (size_t i = 0; i < range.cnt; i++) {
         const struct na_replay_part *p = &range.parts[i];

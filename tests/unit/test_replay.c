@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "consumer.h"
 #include "httpstub.h"
@@ -769,6 +770,48 @@ static void test_run_no_memory_for_a_raised_alert_fails_the_run(void **state) {
     run_cleanup(&o);
 }
 
+/* A temporary file holding @p text; its name in @p path (XXXXXX). */
+static void temp_file(char *path, const char *text) {
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* Regression: --output FILE was truncated before the bounds were checked
+ * against the topic, so a command refused as bad usage (a partition the
+ * topic does not have, a bad --ts-from) or that could not resolve its
+ * range emptied the file of an earlier run and read nothing. The file is
+ * now opened once the range is resolved. */
+static void test_refused_run_leaves_the_output_file_alone(void **state) {
+    struct mock *m = *state;
+    char rules_path[] = "/tmp/na_replay_rules_XXXXXX";
+    char out_path[] = "/tmp/na_replay_out_XXXXXX";
+    char brokers[256];
+    char buf[64] = "";
+    temp_file(rules_path, new_rules);
+    temp_file(out_path, "an earlier run's line\n");
+    snprintf(brokers, sizeof(brokers), "%s", m->bootstraps);
+    char *bad_partition[] = {"replay",      "--brokers",  brokers,    "--topic",
+                             (char *)TOPIC, "--rules",    rules_path, "--from",
+                             "7:1",         "--to",       "end",      "--output",
+                             out_path,      "--progress", "none",     NULL};
+    assert_int_equal(na_cmd_replay(15, bad_partition), 2);
+    char *bad_ts[] = {"replay",    "--brokers", brokers,  "--topic",    (char *)TOPIC,
+                      "--rules",   rules_path,  "--from", "beginning",  "--to",
+                      "end",       "--output",  out_path, "--progress", "none",
+                      "--ts-from", "yesterday", NULL};
+    assert_int_equal(na_cmd_replay(17, bad_ts), 2);
+    FILE *fp = fopen(out_path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    assert_string_equal(buf, "an earlier run's line\n");
+    unlink(rules_path);
+    unlink(out_path);
+}
+
 /* ---- --routes on the mock cluster: the ledger record of a delivery ---- */
 
 /* A run of the whole of @p topic with --routes: one route to @p stub,
@@ -1298,6 +1341,7 @@ int main(void) {
         cmocka_unit_test(test_run_empty_range_reads_nothing),
         cmocka_unit_test(test_run_interrupted_resumes_at_start),
         cmocka_unit_test(test_run_no_memory_for_a_raised_alert_fails_the_run),
+        cmocka_unit_test(test_refused_run_leaves_the_output_file_alone),
         cmocka_unit_test(test_run_refused_ledger_record_is_written_again),
         cmocka_unit_test(test_run_ledger_record_refused_for_good_fails_the_run),
         cmocka_unit_test(test_run_stop_while_draining_ends_the_drain),
