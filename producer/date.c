@@ -336,6 +336,11 @@ static bool iso_offset(const char *s, int64_t t, int *offset_min) {
     return false;
 }
 
+/* @returns true when the @p n bytes at @p w are @p word, case aside. */
+static bool word_is(const char *w, size_t n, const char *word) {
+    return strlen(word) == n && !strncasecmp(w, word, n);
+}
+
 /*
  * What follows a valid ISO date-time @p s (parsed as *t) after a space:
  * @p rest. ISO 8601 and RFC 3339 have no zone names, but feeds append them:
@@ -349,12 +354,36 @@ static na_err_t iso_trailer(const char *s, const char *rest, int64_t *t) {
     size_t n = 0;
     int zone_min, stated_min;
     bool upper = true;
-    while (is_alpha(w[n])) {
-        upper = upper && w[n] >= 'A' && w[n] <= 'Z';
+    if (strlen(s) == 10) {
+        /* A date alone, then a time it could not read ("2026-01-06
+         * 8:00:00", "... at 08:00"): midnight would be the wrong instant. */
+        for (const char *c = rest; *c; c++) {
+            if (is_digit(c[0]) && (c[1] == ':' || c[1] == '.') && is_digit(c[2])) {
+                return NA_ERR_INVALID;
+            }
+        }
+    }
+    while (is_alpha(w[n]) || (w[n] == '.' && n > 0)) {
+        upper = upper && (w[n] == '.' || (w[n] >= 'A' && w[n] <= 'Z'));
         n++;
     }
     if (n == 0) {
         return NA_OK; /* "(comment)", digits, punctuation: trailing junk */
+    }
+    while (n > 1 && w[n - 1] == '.') {
+        n--;
+    }
+    if (word_is(w, n, "am") || word_is(w, n, "a.m") || word_is(w, n, "pm") ||
+        word_is(w, n, "p.m")) {
+        /* "2026-01-06 08:00 PM": the 12-hour clock, as the RFC 822 reader
+         * takes it; an hour of 0 or above 12 with it is no time at all. */
+        int hh = strlen(s) >= 16 ? (s[11] - '0') * 10 + (s[12] - '0') : 0;
+        int to = (w[0] == 'p' || w[0] == 'P') ? hh % 12 + 12 : hh % 12;
+        if (hh < 1 || hh > 12) {
+            return NA_ERR_INVALID;
+        }
+        *t += (int64_t)(to - hh) * 3600;
+        return NA_OK;
     }
     if (zone_named(w, n, &zone_min)) {
         if (w[n] == '+' || w[n] == '-' || w[n] == ':' || is_digit(w[n])) {

@@ -22,6 +22,10 @@
  *   offset written too; one to five capitals that name no zone we know
  *   ("... XYZ"), a military letter other than Z, or a zone with an offset
  *   glued to it ("GMT+0800") refuse the date instead of reading it as UTC.
+ *   AM or PM (also "a.m.", "p.m.", any case) after the time counts, with an
+ *   hour of 1 to 12. A date followed by a time the reader cannot take
+ *   ("2026-01-06 8:00:00", "2026-01-06 at 08:00") is refused, not read as
+ *   midnight.
  * - RFC 822 / 1123 / 2822 dates, with or without the day name, with 2- or
  *   4-digit years (00-49 = 20xx, 50-99 = 19xx), with or without seconds:
  *   "Tue, 06 Jan 2026 08:00:00 +0800", "6 Jan 26 08:00 GMT".

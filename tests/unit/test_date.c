@@ -109,6 +109,19 @@ static const struct date_case cases[] = {
     {"2026-01-06T08:00:00 XYZ", 0, 0},
     {"2026-01-06T08:00:00 A", 0, 0}, /* military letters: not ISO */
     {"2026-01-06T16:00:00 GMT+0800", 0, 0},
+    /* a time after an ISO date that the strict reader cannot take: never
+     * midnight, never the morning for the evening */
+    {"2026-01-06 8:00:00", 0, 0},
+    {"2026-01-06 8:00 PM", 0, 0},
+    {"2026-01-06 at 08:00", 0, 0},
+    {"2026-01-06 08:00 pm", 1, T0 + 12 * H},
+    {"2026-01-06 08:00 PM", 1, T0 + 12 * H},
+    {"2026-01-06T03:00:00-05:00 p.m.", 1, T0 + 12 * H},
+    {"2026-01-06 12:30 a.m.", 1, T0 - 8 * H + 30 * M},
+    {"2026-01-06 08:00 p.m", 1, T0 + 12 * H},
+    {"2026-01-06 08:00:00 am", 1, T0},
+    {"2026-01-06 13:00 pm", 0, 0},
+    {"2026-01-06 00:30 am", 0, 0},
     /* the day must exist, in every form */
     {"2026-02-30", 0, 0},
     {"2026-02-30T08:00:00Z", 0, 0},
