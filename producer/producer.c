@@ -99,6 +99,8 @@ const struct na_conf_entry na_producer_conf_table[] = {
 #define STATE_SAVE_BUDGET_MS 50
 #define STATE_SAVE_SHARE_MS 200
 #define SOURCES_CHECK_MS 2000
+/* File mode: how often the polled feeds are stamped active (state_grace) */
+#define STATE_STAMP_MS 60000
 #define METRICS_WRITE_MS 5000
 #define STATE_LOAD_TIMEOUT_MS 30000
 
@@ -187,6 +189,7 @@ struct producer {
     size_t hosts_cnt, hosts_size;
     struct stat sources_st;
     int64_t last_sources_check_ms, last_metrics_ms;
+    int64_t last_stamp_ms; /* file mode: feeds last stamped active (prune_state()) */
     int64_t save_window_ms, save_spent_ms; /* time spent writing state, per second */
     bool fatal;
 };
@@ -594,10 +597,6 @@ static struct feed *feed_find(const struct producer *p, const char *id) {
     bool found;
     size_t i = feed_pos(p, id, &found);
     return found ? p->feeds[i] : NULL;
-}
-
-static int feed_active(const char *id, void *ctx) {
-    return feed_find(ctx, id) != NULL;
 }
 
 static void feed_free(struct feed *f) {
@@ -1514,12 +1513,41 @@ static bool round_done(const struct producer *p) {
 /* ---------------------------------------------------------------------------
  * file mode: the sources file, re-read when it changes */
 
+struct active_ctx {
+    const struct producer *p;
+    const struct na_sources *s; /* or NULL */
+};
+
+/* Polled now, or in the sources about to be applied. */
+static int feed_or_source_active(const char *id, void *ctx) {
+    const struct active_ctx *ac = ctx;
+    return feed_find(ac->p, id) || (ac->s && na_producer_source_find(ac->s, id) >= 0);
+}
+
+/* File mode: stamp the feeds polled now (and those of @p s, NULL: none) as
+ * active, and forget the state of feeds out of the sources for longer than
+ * state_grace. The grace counts from the last stamp, so it runs before a
+ * feed is removed and every STATE_STAMP_MS (a restart after a long run
+ * must not find a removed feed's stamp as old as its last sources
+ * change). */
+static void prune_state(struct producer *p, const struct na_sources *s) {
+    struct active_ctx ac = {p, s};
+    p->last_stamp_ms = na_mono_ms();
+    size_t dropped = na_seen_prune(p->seen, feed_or_source_active, &ac,
+                                   na_now_ms() / 1000, p->conf->state_grace_ms / 1000);
+    if (dropped) {
+        na_log(NA_LOG_INFO, "producer", "state_pruned", "feeds=%zu", dropped);
+    }
+}
+
 /* Make the feeds those of @p s (borrowed): new ones start, changed ones
  * change, removed ones stop. */
 static na_err_t apply_sources(struct producer *p, const struct na_sources *s,
                               char *errstr, size_t errstr_size) {
     na_err_t err = NA_OK;
-    /* Feeds gone from the file stop now; their state waits state_grace. */
+    /* Feeds gone from the file stop now; their state waits state_grace,
+     * from now. */
+    prune_state(p, s);
     for (size_t i = p->feeds_cnt; i-- > 0;) {
         bool keep = na_producer_source_find(s, p->feeds[i]->src.id) >= 0;
         if (!keep) {
@@ -1533,11 +1561,6 @@ static na_err_t apply_sources(struct producer *p, const struct na_sources *s,
             snprintf(errstr, errstr_size, "no memory for the sources");
             break;
         }
-    }
-    size_t dropped = na_seen_prune(p->seen, feed_active, p, na_now_ms() / 1000,
-                                   p->conf->state_grace_ms / 1000);
-    if (dropped) {
-        na_log(NA_LOG_INFO, "producer", "state_pruned", "feeds=%zu", dropped);
     }
     return err;
 }
@@ -2291,6 +2314,9 @@ na_err_t na_producer_run(const struct na_producer_conf *conf,
         } else if (!conf->once &&
                    na_mono_ms() - p.last_sources_check_ms > SOURCES_CHECK_MS) {
             check_sources_file(&p);
+        }
+        if (!p.rk_src && na_mono_ms() - p.last_stamp_ms > STATE_STAMP_MS) {
+            prune_state(&p, NULL);
         }
         int64_t page_wait = na_fulltext_run(p.ft); /* pages hold items back: first */
         start_due_fetches(&p);

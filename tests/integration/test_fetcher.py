@@ -286,6 +286,43 @@ def test_sources_file_changes_apply_while_running(ctx):
     assert feed_state(ctx.path("producer-state"), "c") is not None
 
 
+def test_removed_feed_keeps_its_state_for_the_grace_period(ctx):
+    """state_grace counts from the feed's removal, not from the last sources
+    change: a feed removed after a long run keeps its state (ids,
+    validators) for the grace period, so an entry taken out by mistake and
+    put back does not publish its items again. Once removed for longer, a
+    restart forgets it."""
+    feeds = ctx.feed_server()
+    for n in ("a", "b"):
+        feeds.set("/%s.xml" % n, rss(n))
+    state = ctx.path("producer-state")
+    both = [src(feeds, "a", "/a.xml"), src(feeds, "b", "/b.xml")]
+    # A restart: the feeds have their state when the producer starts.
+    p0, _, _ = start(ctx, feeds, both, ["--state-grace", "4s", "--once"])
+    assert p0.wait(30) == 0, p0.tail()
+    assert feed_state(state, "b") is not None
+    p, _, _ = start(ctx, feeds, both, ["--state-grace", "4s"])
+    feeds.wait_count(2, timeout=10, path="/b.xml")
+    # Longer than the grace period with b in the sources all along.
+    time.sleep(5.5)
+    assert feed_state(state, "b") is not None
+    ctx.write("producer-sources.json", {"sources": [src(feeds, "a", "/a.xml")]})
+    p.wait_for_stderr(r"event=sources_reloaded", 10)
+    removed_at = time.monotonic()
+    time.sleep(1.5)  # a removal would be written by now
+    assert not events(p, "state_pruned"), events(p, "state_pruned")
+    assert feed_state(state, "b") is not None
+    p.stop()
+    # Removed for longer than the grace period: the next start forgets b.
+    time.sleep(max(0.0, removed_at + 5 - time.monotonic()))
+    p2, _, _ = start(ctx, feeds, [src(feeds, "a", "/a.xml")],
+                     ["--state-grace", "4s", "--once"], name="producer")
+    assert p2.wait(30) == 0, p2.tail()
+    assert [e["feeds"] for e in events(p2, "state_pruned")] == ["1"]
+    assert feed_state(state, "b") is None
+    assert feed_state(state, "a") is not None
+
+
 def test_instance_header_and_user_agent(ctx):
     feeds = ctx.feed_server()
     feeds.set("/a.xml", rss("a"))
