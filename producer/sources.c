@@ -42,17 +42,20 @@ void na_sources_cleanup(struct na_sources *s) {
     s->cnt = 0;
 }
 
+/* Seconds or a duration string, from NA_SOURCE_MIN_INTERVAL_MS to
+ * NA_SOURCE_MAX_INTERVAL_MS in either form: the schedule adds it to the
+ * clock, and stale_after is three times it. */
 static na_err_t parse_interval(json_t *v, int64_t *ms) {
     if (json_is_integer(v)) {
         json_int_t sec = json_integer_value(v);
-        if (sec < 1 || sec > 86400 * 30) {
+        if (sec < 1 || sec > NA_SOURCE_MAX_INTERVAL_MS / 1000) {
             return NA_ERR_INVALID;
         }
         *ms = (int64_t)sec * 1000;
         return NA_OK;
     }
     if (json_is_string(v) && !na_duration_parse_ms(json_string_value(v), ms) &&
-        *ms >= NA_SOURCE_MIN_INTERVAL_MS) {
+        *ms >= NA_SOURCE_MIN_INTERVAL_MS && *ms <= NA_SOURCE_MAX_INTERVAL_MS) {
         return NA_OK;
     }
     return NA_ERR_INVALID;
@@ -95,7 +98,7 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
             if (parse_interval(v, &src->interval_ms)) {
                 snprintf(errstr, errstr_size,
                          "sources[%zu].interval: want seconds or a duration like "
-                         "\"90s\", \"5m\" (at least 1s)",
+                         "\"90s\", \"5m\" (1s to 30d)",
                          idx);
                 return NA_ERR_CONFIG;
             }
@@ -135,7 +138,7 @@ static na_err_t parse_source(json_t *obj, size_t idx, struct na_source *src, cha
             if (parse_interval(v, &src->stale_after_ms)) {
                 snprintf(errstr, errstr_size,
                          "sources[%zu].stale_after: want seconds or a duration like "
-                         "\"30m\", \"2h\"",
+                         "\"30m\", \"2h\" (1s to 30d)",
                          idx);
                 return NA_ERR_CONFIG;
             }

@@ -45,6 +45,8 @@ enum na_fulltext_mode {
     NA_FULLTEXT_AUTO,    /**< "auto": when the feed's text is short */
 };
 #define NA_SOURCE_MIN_INTERVAL_MS 1000
+/** Longest "interval" and "stale_after", as seconds or as a duration. */
+#define NA_SOURCE_MAX_INTERVAL_MS (30LL * 86400 * 1000)
 
 struct na_source {
     char *id;            /**< "id": stable key for seen-state; defaults to url */

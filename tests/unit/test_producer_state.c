@@ -189,6 +189,15 @@ static void test_sources_valid_and_invalid(void **state) {
     assert_int_equal(s.v[2].full_text, NA_FULLTEXT_OFF);
     na_sources_cleanup(&s);
 
+    /* 30 days is the longest interval, in either form */
+    const char *slow = "[{\"url\":\"http://x/a\",\"interval\":\"30d\"},"
+                       "{\"url\":\"http://x/b\",\"interval\":2592000}]";
+    assert_int_equal(
+        na_sources_load_buf(slow, strlen(slow), "t", &s, errstr, sizeof(errstr)), NA_OK);
+    assert_int_equal(s.v[0].interval_ms, 30LL * 86400 * 1000);
+    assert_int_equal(s.v[1].interval_ms, 30LL * 86400 * 1000);
+    na_sources_cleanup(&s);
+
     static const char *const bad[][2] = {
         {"{\"sources\":[{\"url\":\"file:///etc/passwd\"}]}", "only http and https"},
         {"{\"sources\":[{\"url\":\"http://x/\",\"intervall\":5}]}",
@@ -207,6 +216,11 @@ static void test_sources_valid_and_invalid(void **state) {
         {"[{\"url\":\"http://x/\",\"allow_private_addresses\":\"yes\"}]",
          "allow_private_addresses: want true or false"},
         {"[{\"url\": ", "t:1:"},
+        /* a duration past 30 days, as a number is: as a string it overflowed
+         * the schedule (three times it, plus the clock, plus jitter) */
+        {"[{\"url\":\"http://x/\",\"interval\":\"3.1e18ms\"}]", "interval"},
+        {"[{\"url\":\"http://x/\",\"interval\":\"31d\"}]", "interval"},
+        {"[{\"url\":\"http://x/\",\"stale_after\":\"1e11d\"}]", "stale_after"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         errstr[0] = '\0';
