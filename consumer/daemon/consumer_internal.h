@@ -188,6 +188,10 @@ struct job_ctx {
      * ended or until await_until_ms (Unix ms), and only then is submitted. */
     bool awaiting;
     int64_t await_until_ms;
+    /* A "pending" mark's until_ms when last read (another member's clock),
+     * and how long it is held for that mark (Unix ms): no longer than a
+     * member holds a hand-over from when it was read (na_handover_check()). */
+    int64_t mark_until_ms, mark_hold_ms;
     /* Awaiting because its partition was not handed over cleanly (no
      * "pending" mark): it waits for a ledger record until await_until_ms. */
     bool held;

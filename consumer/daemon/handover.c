@@ -70,8 +70,21 @@ void na_handover_check(struct consumer *c) {
             na_jobs_end(c, jc);
             continue;
         }
-        if (ls == NA_LEDGER_PENDING && until > now) {
-            continue;
+        if (ls == NA_LEDGER_PENDING) {
+            /* A member holds a hand-over deliver_timeout plus the slack from
+             * when it writes the mark: held here no longer than that from
+             * when the mark is read, whatever its until_ms (a member's clock
+             * far ahead, or a bad record, would hold the alert and its
+             * partition's offsets until then). A new mark counts anew. */
+            if (until != jc->mark_until_ms) {
+                int64_t most =
+                    now + c->conf->deliver_timeout_ms + NA_CONSUMER_HANDOVER_SLACK_MS;
+                jc->mark_until_ms = until;
+                jc->mark_hold_ms = until < most ? until : most;
+            }
+            if (jc->mark_hold_ms > now) {
+                continue;
+            }
         }
         if (jc->held && (ls == NA_LEDGER_NONE || ls == NA_LEDGER_PARKED) &&
             jc->await_until_ms > now) {

@@ -664,6 +664,8 @@ struct park_run {
 static const char *park_config;
 /* park_start() groups articles into stories (else every article is its own). */
 static bool park_stories;
+/* park_start()'s deliver_timeout (NULL: the default). */
+static const char *park_deliver_timeout;
 
 static void *park_run_main(void *arg) {
     struct park_run *r = arg;
@@ -710,6 +712,9 @@ static void park_start(struct park_run *r, const char *topic, const char *group,
     SET("deliver_backoff", "4s");
     SET("deliver_backoff_max", "4s");
     SET("drain_timeout", "5s");
+    if (park_deliver_timeout) {
+        SET("deliver_timeout", park_deliver_timeout);
+    }
 #undef SET
     assert_int_equal(na_kafka_props_add(&r->conf.props, "auto.commit.interval.ms=300"),
                      NA_OK);
@@ -1126,6 +1131,46 @@ static void test_a_parked_alert_handed_over_in_flight_is_not_sent_again(void **s
     assert_true(!first_post || first_post >= t0 + 6500);
 }
 
+/* Regression: a "pending" mark whose until_ms lay far ahead (a member whose
+ * clock runs ahead, or a bad ledger record) held its alert until then (a
+ * year here), and with it its partition's offsets. A member holds a
+ * hand-over deliver_timeout plus 10 s from when it writes the mark: the
+ * new owner now holds one no longer than that from when it reads it, and
+ * then sends it (once). */
+static void
+test_a_pending_mark_far_ahead_is_held_no_longer_than_a_member_can(void **state) {
+    (void)state;
+    struct park_run *r = &park;
+    char retry[128], ledger[128];
+    const char *topic = "faults.far";
+    const char *x = "c000000000000000000000000000000000000000000000000000000000000001";
+    mock_topics(topic);
+    snprintf(retry, sizeof(retry), "%s.retry", topic);
+    snprintf(ledger, sizeof(ledger), "%s.alerts", topic);
+    produce_outcome(ledger, x, "pending", na_now_ms() + 365LL * 86400 * 1000);
+    produce_parked(retry, "faults-far", x, 1);
+    int before = stub_posts();
+    stub_answer(200);
+    int64_t t0 = na_mono_ms();
+    park_deliver_timeout = "1s";
+    park_start(r, topic, "faults-far", "1h");
+    park_deliver_timeout = NULL;
+    int64_t deadline = t0 + 45000, first_post = 0;
+    while (committed_offset(retry, "faults-far.retry") < 1 && na_mono_ms() < deadline) {
+        if (!first_post && stub_posts() > before) {
+            first_post = na_mono_ms();
+        }
+        na_sleep_ms(100);
+    }
+    assert_int_equal(committed_offset(retry, "faults-far.retry"), 1);
+    na_sleep_ms(500);
+    assert_int_equal(park_stop(r), NA_OK);
+    assert_int_equal(stub_posts(), before + 1);
+    assert_string_equal(stub.posts[before].webhook_id, x);
+    /* held the 1 s + 10 s a member would have held it, not less */
+    assert_true(!first_post || first_post >= t0 + 11000);
+}
+
 /* Regression: a parked/v1 record whose "alert" was not an object passed
  * the record's checks. A string made no ledger text (json_dumps() takes
  * none): taken for want of memory, the record stayed unfinished (/readyz
@@ -1345,6 +1390,9 @@ int main(void) {
             park_teardown),
         cmocka_unit_test_teardown(
             test_a_parked_alert_handed_over_in_flight_is_not_sent_again, park_teardown),
+        cmocka_unit_test_teardown(
+            test_a_pending_mark_far_ahead_is_held_no_longer_than_a_member_can,
+            park_teardown),
         cmocka_unit_test_teardown(
             test_a_handed_over_alert_without_memory_to_submit_is_tried_again,
             park_teardown),
