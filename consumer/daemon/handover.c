@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NA_CONSUMER_HANDOVER_SLACK_MS 10000
 /* How long a revoke waits for its hand-over marks to be confirmed (ms). */
 #define NA_CONSUMER_HANDOVER_WRITE_MS 5000
 /* How often jobs waiting for another member's outcome look at the ledger. */
@@ -78,7 +77,7 @@ void na_handover_check(struct consumer *c) {
              * partition's offsets until then). A new mark counts anew. */
             if (until != jc->mark_until_ms) {
                 int64_t most =
-                    now + c->conf->deliver_timeout_ms + NA_CONSUMER_HANDOVER_SLACK_MS;
+                    now + c->conf->deliver_timeout_ms + NA_LEDGER_HANDOVER_SLACK_MS;
                 jc->mark_until_ms = until;
                 jc->mark_hold_ms = until < most ? until : most;
             }
@@ -239,7 +238,7 @@ bool na_handover(struct consumer *c, const rd_kafka_topic_partition_list_t *part
     /* What is in flight is handed over. */
     size_t marked = 0, unmarked = 0;
     int64_t until =
-        na_now_ms() + c->conf->deliver_timeout_ms + NA_CONSUMER_HANDOVER_SLACK_MS;
+        na_now_ms() + c->conf->deliver_timeout_ms + NA_LEDGER_HANDOVER_SLACK_MS;
     for (struct job_ctx *jc = c->jobs; c->ledger && jc; jc = jc->jnext) {
         if (!jc->in_deliverer || jc->handed_over || !job_of(jc, parts, from_retry)) {
             continue;

@@ -59,6 +59,10 @@
 #include "newsalert/kafka.h"
 
 #define NA_LEDGER_SCHEMA "alert/v1"
+/** A "pending" mark holds its alert deliver_timeout plus this (ms) from
+ *  when it is written (until_ms); a reader holds it no longer than that
+ *  from when it reads it, whatever the mark's until_ms says. */
+#define NA_LEDGER_HANDOVER_SLACK_MS 10000
 
 typedef struct na_ledger_s na_ledger_t;
 

@@ -736,10 +736,6 @@ struct held_queue {
 /* How often alerts held for another member's hand-over look at the ledger
  * (its answers change only as records are followed), as the daemon does. */
 #define NA_REPLAY_HANDOVER_CHECK_MS 10
-/* A member holds a hand-over deliver_timeout plus this from when it writes
- * the mark (handover.c): a mark is held no longer than that from when it is
- * read, whatever its until_ms says (a clock far ahead, a bad record). */
-#define NA_REPLAY_HANDOVER_SLACK_MS 10000
 
 struct replay {
     const struct na_replay_opts *opts;
@@ -971,7 +967,7 @@ static void on_delivered(void *opaque, const struct na_delivery_result *res, voi
  * member that took the hand-over and gave it up in turn, starts anew). */
 static void hold_until(struct job *j, int64_t until_ms, int64_t now_ms) {
     int64_t most =
-        now_ms + j->r->opts->conf->deliver_timeout_ms + NA_REPLAY_HANDOVER_SLACK_MS;
+        now_ms + j->r->opts->conf->deliver_timeout_ms + NA_LEDGER_HANDOVER_SLACK_MS;
     j->mark_until_ms = until_ms;
     j->hold_until_ms = until_ms < most ? until_ms : most;
 }
